@@ -1,0 +1,27 @@
+//! # vaultdb-core
+//!
+//! The heart of VaultDB: records split across N independent storage backends with K-of-N
+//! threshold sharing ("XorIDA"), so that any K backends rebuild a record and fewer than K
+//! learn nothing about its contents, its id, or its exact size.
+//!
+//! This crate has no network or file I/O of its own. It holds:
+//! - [`gf256`] and [`xorida`]: the field arithmetic, the SIMD region kernels and the
+//!   sharing engine (split, rebuild, derive);
+//! - [`rng`]: the CSPRNG that feeds the sharing, injectable for tests;
+//! - [`error`]: [`VaultError`] and the product's error codes;
+//! - [`backend`]: the [`StorageBackend`] trait every backend implements.
+//!
+//! The byte formats are specified in `docs/FORMAT.md`, the threat model in
+//! `docs/SECURITY.md`.
+
+#![deny(rustdoc::broken_intra_doc_links)]
+
+pub mod backend;
+pub mod error;
+pub mod gf256;
+pub mod rng;
+pub mod xorida;
+
+pub use backend::{BackendError, BackendErrorKind, ListPage, PutMode, StorageBackend};
+pub use error::{BackendOutcome, ErrorCode, OutcomeStatus, Result, VaultError};
+pub use xorida::{SharePoint, Threshold, Xorida};

@@ -1,0 +1,293 @@
+//! XorIDA: K-of-N threshold sharing over GF(2^8).
+//!
+//! For a secret S of L bytes and random strings R_1..R_{K-1} of L bytes, share i (at
+//! x_i = i, for i = 1..=N) is, byte by byte,
+//!
+//! ```text
+//! Y_i = S + x_i*R_1 + x_i^2*R_2 + ... + x_i^(K-1)*R_(K-1)
+//! ```
+//!
+//! that is, each byte position holds a random polynomial of degree K-1 whose constant term is
+//! the secret byte. Any K shares determine the polynomial (Lagrange interpolation, the K
+//! weights computed once per subset and then applied to whole buffers); any K-1 shares are
+//! uniformly distributed whatever the secret, so they carry no information about it.
+//!
+//! Every random byte is drawn uniformly from 0..=255: rejecting zero would bias the shares.
+
+use zeroize::Zeroizing;
+
+use crate::error::{Result, VaultError};
+use crate::gf256::{self, Kernel};
+use crate::rng::RandomSource;
+
+/// A validated threshold: `2 <= k <= n <= 255`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Threshold {
+    k: u8,
+    n: u8,
+}
+
+impl Threshold {
+    /// `k` of `n`.
+    ///
+    /// # Errors
+    /// `INVALID_CONFIG` unless `2 <= k <= n <= 255`.
+    pub fn new(k: usize, n: usize) -> Result<Self> {
+        if k < 2 {
+            return Err(VaultError::invalid_config(format!("threshold {k} is below 2")));
+        }
+        if n < k {
+            return Err(VaultError::invalid_config(format!(
+                "threshold {k} exceeds the number of backends {n}"
+            )));
+        }
+        if n > 255 {
+            return Err(VaultError::invalid_config(format!("{n} backends exceed the limit 255")));
+        }
+        Ok(Self { k: k as u8, n: n as u8 })
+    }
+
+    /// The threshold K: shares needed to rebuild.
+    pub fn k(self) -> usize {
+        usize::from(self.k)
+    }
+
+    /// The number of shares N.
+    pub fn n(self) -> usize {
+        usize::from(self.n)
+    }
+}
+
+impl std::fmt::Display for Threshold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-of-{}", self.k, self.n)
+    }
+}
+
+/// One share handed to [`Xorida::rebuild`] or [`Xorida::derive`]: its x coordinate (1..=255)
+/// and its bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct SharePoint<'a> {
+    /// The x coordinate.
+    pub x: u8,
+    /// The share bytes.
+    pub y: &'a [u8],
+}
+
+/// The sharing engine: split, rebuild and derive, on one region [`Kernel`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Xorida {
+    kernel: Kernel,
+}
+
+impl Xorida {
+    /// An engine on the fastest kernel this CPU supports.
+    pub fn new() -> Self {
+        Self { kernel: Kernel::best() }
+    }
+
+    /// An engine on a given kernel.
+    pub fn with_kernel(kernel: Kernel) -> Self {
+        Self { kernel }
+    }
+
+    /// The kernel in use.
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
+    }
+
+    /// Splits `secret` into `t.n()` shares; share `i` (0-based) is at x = i + 1.
+    pub fn split(&self, t: Threshold, secret: &[u8], rng: &mut dyn RandomSource) -> Vec<Vec<u8>> {
+        let mut shares = vec![vec![0u8; secret.len()]; t.n()];
+        let mut outs: Vec<&mut [u8]> = shares.iter_mut().map(Vec::as_mut_slice).collect();
+        self.split_into(t, secret, rng, &mut outs);
+        shares
+    }
+
+    /// Splits `secret` into caller-provided buffers: `outs[i]` receives the share at
+    /// x = i + 1. This lets callers place shares straight into their envelopes.
+    ///
+    /// # Panics
+    /// If `outs.len() != t.n()` or any buffer's length differs from the secret's.
+    pub fn split_into(
+        &self,
+        t: Threshold,
+        secret: &[u8],
+        rng: &mut dyn RandomSource,
+        outs: &mut [&mut [u8]],
+    ) {
+        assert_eq!(outs.len(), t.n(), "split_into: need one buffer per share");
+        let len = secret.len();
+        assert!(outs.iter().all(|o| o.len() == len), "split_into: buffer length mismatch");
+        // Coefficients R_1..R_{K-1}, back to back, wiped when dropped.
+        let mut coeffs = Zeroizing::new(vec![0u8; len * (t.k() - 1)]);
+        rng.fill_bytes(&mut coeffs);
+        for (i, out) in outs.iter_mut().enumerate() {
+            let x = (i + 1) as u8;
+            let mut xp = x;
+            for (j, r) in coeffs.chunks_exact(len.max(1)).enumerate().take(t.k() - 1) {
+                if j == 0 {
+                    self.kernel.mul_add_into(xp, r, secret, out);
+                } else {
+                    self.kernel.mul_acc(xp, r, out);
+                }
+                xp = gf256::mul(xp, x);
+            }
+        }
+    }
+
+    /// Rebuilds the secret from the first `t.k()` of `shares`.
+    ///
+    /// # Errors
+    /// `INSUFFICIENT_SHARES` with fewer than K shares; `RECONSTRUCT_FAILED` if the shares have
+    /// different lengths, repeated x coordinates or x = 0.
+    pub fn rebuild(&self, t: Threshold, shares: &[SharePoint<'_>]) -> Result<Zeroizing<Vec<u8>>> {
+        let pts = Self::pick(t, shares)?;
+        let mut out = Zeroizing::new(vec![0u8; pts[0].y.len()]);
+        self.interpolate(pts, 0, &mut out)?;
+        Ok(out)
+    }
+
+    /// Computes the share at `x` from the first `t.k()` of `shares` without rebuilding the
+    /// secret (for repairing a lost or bad share).
+    ///
+    /// # Errors
+    /// As [`Xorida::rebuild`]; also `RECONSTRUCT_FAILED` if `x` is 0.
+    pub fn derive(&self, t: Threshold, shares: &[SharePoint<'_>], x: u8) -> Result<Vec<u8>> {
+        if x == 0 {
+            return Err(VaultError::ReconstructFailed("share x coordinate 0 is the secret".into()));
+        }
+        let pts = Self::pick(t, shares)?;
+        let mut out = vec![0u8; pts[0].y.len()];
+        self.interpolate(pts, x, &mut out)?;
+        Ok(out)
+    }
+
+    fn pick<'s, 'a>(t: Threshold, shares: &'s [SharePoint<'a>]) -> Result<&'s [SharePoint<'a>]> {
+        if shares.len() < t.k() {
+            return Err(VaultError::InsufficientShares {
+                need: t.k(),
+                got: shares.len(),
+                outcomes: Vec::new(),
+            });
+        }
+        Ok(&shares[..t.k()])
+    }
+
+    /// Evaluates at `at` the polynomial through `pts` (Lagrange), writing into `out`.
+    ///
+    /// # Errors
+    /// `RECONSTRUCT_FAILED` for mismatched lengths, repeated x or x = 0.
+    pub fn interpolate(&self, pts: &[SharePoint<'_>], at: u8, out: &mut [u8]) -> Result<()> {
+        let weights = lagrange_weights(pts, at)?;
+        if pts.iter().any(|p| p.y.len() != out.len()) {
+            return Err(VaultError::ReconstructFailed("shares differ in length".into()));
+        }
+        for (i, (p, w)) in pts.iter().zip(weights).enumerate() {
+            if i == 0 {
+                self.kernel.mul_into(w, p.y, out);
+            } else {
+                self.kernel.mul_acc(w, p.y, out);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The Lagrange weights for evaluating at `at` the polynomial through the points' x
+/// coordinates: `w_i = prod_{m != i} (at - x_m) / (x_i - x_m)` (subtraction is XOR).
+///
+/// # Errors
+/// `RECONSTRUCT_FAILED` for an empty set, x = 0 or a repeated x.
+pub fn lagrange_weights(pts: &[SharePoint<'_>], at: u8) -> Result<Vec<u8>> {
+    if pts.is_empty() {
+        return Err(VaultError::ReconstructFailed("no shares".into()));
+    }
+    for (i, p) in pts.iter().enumerate() {
+        if p.x == 0 {
+            return Err(VaultError::ReconstructFailed("share with x coordinate 0".into()));
+        }
+        if pts[..i].iter().any(|q| q.x == p.x) {
+            return Err(VaultError::ReconstructFailed("two shares with the same x".into()));
+        }
+    }
+    Ok(pts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let (mut num, mut den) = (1u8, 1u8);
+            for (m, q) in pts.iter().enumerate() {
+                if m != i {
+                    num = gf256::mul(num, at ^ q.x);
+                    den = gf256::mul(den, p.x ^ q.x);
+                }
+            }
+            gf256::div(num, den)
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::CsRng;
+
+    #[test]
+    fn thresholds() {
+        assert!(Threshold::new(2, 3).is_ok());
+        assert!(Threshold::new(255, 255).is_ok());
+        for (k, n) in [(1, 3), (0, 0), (4, 3), (2, 256), (300, 300)] {
+            let e = Threshold::new(k, n).unwrap_err();
+            assert_eq!(e.code(), crate::ErrorCode::InvalidConfig, "{k}-of-{n}");
+        }
+    }
+
+    #[test]
+    fn two_of_three_round_trip_every_pair() {
+        let t = Threshold::new(2, 3).unwrap();
+        let secret: Vec<u8> = (0..100u8).collect();
+        let x = Xorida::with_kernel(Kernel::portable());
+        let shares = x.split(t, &secret, &mut CsRng::from_seed([1; 32]));
+        for a in 0..3 {
+            for b in 0..3 {
+                if a == b {
+                    continue;
+                }
+                let pts = [
+                    SharePoint { x: a as u8 + 1, y: &shares[a] },
+                    SharePoint { x: b as u8 + 1, y: &shares[b] },
+                ];
+                assert_eq!(*x.rebuild(t, &pts).unwrap(), secret);
+                let other = 3 - a - b;
+                assert_eq!(x.derive(t, &pts, other as u8 + 1).unwrap(), shares[other]);
+            }
+        }
+        let one = [SharePoint { x: 1, y: &shares[0] }];
+        assert_eq!(x.rebuild(t, &one).unwrap_err().code(), crate::ErrorCode::InsufficientShares);
+    }
+
+    #[test]
+    fn empty_secret() {
+        let t = Threshold::new(3, 5).unwrap();
+        let x = Xorida::new();
+        let shares = x.split(t, &[], &mut CsRng::from_seed([1; 32]));
+        assert!(shares.iter().all(Vec::is_empty));
+        let pts: Vec<_> =
+            shares.iter().enumerate().map(|(i, s)| SharePoint { x: i as u8 + 1, y: s }).collect();
+        assert!(x.rebuild(t, &pts).unwrap().is_empty());
+    }
+
+    #[test]
+    fn bad_points_are_errors() {
+        let t = Threshold::new(2, 3).unwrap();
+        let x = Xorida::new();
+        let a = [1u8, 2];
+        let b = [3u8];
+        let dup = [SharePoint { x: 1, y: &a }, SharePoint { x: 1, y: &a }];
+        let zero = [SharePoint { x: 0, y: &a }, SharePoint { x: 1, y: &a }];
+        let len = [SharePoint { x: 1, y: &a }, SharePoint { x: 2, y: &b }];
+        for pts in [&dup[..], &zero[..], &len[..]] {
+            assert_eq!(x.rebuild(t, pts).unwrap_err().code(), crate::ErrorCode::ReconstructFailed);
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! VaultDB storage backend on a local directory (implemented with the VaultDb client).

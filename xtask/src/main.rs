@@ -1,0 +1,4 @@
+//! `cargo xtask`: VaultDB developer tasks.
+fn main() {
+    eprintln!("usage: cargo xtask <task>");
+}
