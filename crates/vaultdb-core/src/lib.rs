@@ -19,7 +19,10 @@
 pub mod backend;
 pub mod error;
 pub mod gf256;
+pub mod memory;
 pub mod rng;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod xorida;
 
 pub use backend::{BackendError, BackendErrorKind, ListPage, PutMode, StorageBackend};

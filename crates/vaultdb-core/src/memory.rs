@@ -1,0 +1,1 @@
+//! In-memory storage backend (placeholder: filled in by the backend work).

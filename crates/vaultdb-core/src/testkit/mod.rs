@@ -1,0 +1,1 @@
+//! Backend conformance suite and fault-injection wrappers (placeholder).
