@@ -17,14 +17,24 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 
 pub mod backend;
+pub mod envelope;
 pub mod error;
 pub mod gf256;
 pub mod memory;
+pub mod naming;
+pub mod padding;
+pub mod record;
 pub mod rng;
+pub mod secret;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod version;
 pub mod xorida;
 
 pub use backend::{BackendError, BackendErrorKind, ListPage, PutMode, StorageBackend};
 pub use error::{BackendOutcome, ErrorCode, OutcomeStatus, Result, VaultError};
+pub use memory::MemoryBackend;
+pub use padding::Padding;
+pub use record::Record;
+pub use version::Version;
 pub use xorida::{SharePoint, Threshold, Xorida};

@@ -1,0 +1,284 @@
+//! The share envelope: one share as it is stored in one backend.
+//!
+//! ```text
+//! offset size  field
+//!      0    4  magic "VDBS"
+//!      4    1  format version (1)
+//!      5    1  kind: 1 = record, 2 = keyring
+//!      6    1  K
+//!      7    1  N
+//!      8    1  x, this share's coordinate (1..=N)
+//!      9   16  version (HLC micros BE, random BE)
+//!     25   16  name tag (zero for a keyring)
+//!     41    4  L, the secret length (u32 BE)
+//!     45    L  share bytes
+//!   45+L    4  CRC32C (Castagnoli) of bytes 0..45+L, u32 BE
+//! ```
+//!
+//! The CRC is cheap bitrot detection that names a bad backend before any reconstruction;
+//! it is not a security check (the HMAC inside the secret is). The decoder never panics and
+//! rejects truncated and trailing data.
+
+use crate::naming::{NAME_TAG_LEN, NameTag};
+use crate::version::Version;
+use crate::xorida::Threshold;
+
+/// The four magic bytes.
+pub const MAGIC: [u8; 4] = *b"VDBS";
+/// The format version this code writes and reads.
+pub const FORMAT_VERSION: u8 = 1;
+/// Bytes before the share.
+pub const HEADER_LEN: usize = 45;
+/// Bytes after the share.
+pub const TRAILER_LEN: usize = 4;
+
+/// What a secret holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Kind {
+    /// A record.
+    Record = 1,
+    /// The keyring.
+    Keyring = 2,
+}
+
+/// Why bytes are not a valid envelope.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// Shorter than a header and trailer.
+    #[error("envelope truncated")]
+    Truncated,
+    /// Wrong magic bytes.
+    #[error("not a VaultDB envelope (bad magic)")]
+    BadMagic,
+    /// A format version this code does not read.
+    #[error("unsupported envelope format version {0}")]
+    UnsupportedFormat(u8),
+    /// An unknown kind byte.
+    #[error("unknown envelope kind {0}")]
+    UnknownKind(u8),
+    /// K and N out of range.
+    #[error("invalid threshold in envelope")]
+    BadThreshold,
+    /// x out of 1..=N.
+    #[error("invalid share index in envelope")]
+    BadIndex,
+    /// The declared secret length does not match the bytes present.
+    #[error("envelope length mismatch")]
+    Length,
+    /// The CRC does not match.
+    #[error("envelope checksum mismatch")]
+    Checksum,
+}
+
+/// The fields of an envelope other than the share bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// What the secret holds.
+    pub kind: Kind,
+    /// The threshold the secret was split with.
+    pub threshold: Threshold,
+    /// This share's x coordinate.
+    pub x: u8,
+    /// The version of the record (or keyring).
+    pub version: Version,
+    /// The record's name tag (zero for the keyring).
+    pub tag: NameTag,
+    /// The secret's (and so the share's) length.
+    pub secret_len: u32,
+}
+
+impl Header {
+    /// The total envelope length.
+    pub fn envelope_len(&self) -> usize {
+        HEADER_LEN + self.secret_len as usize + TRAILER_LEN
+    }
+
+    /// A zeroed buffer of the envelope's length with this header written; fill the share
+    /// part ([`share_mut`]) and then call [`seal`].
+    pub fn new_buffer(&self) -> Vec<u8> {
+        let mut buf = vec![0u8; self.envelope_len()];
+        buf[..4].copy_from_slice(&MAGIC);
+        buf[4] = FORMAT_VERSION;
+        buf[5] = self.kind as u8;
+        buf[6] = self.threshold.k() as u8;
+        buf[7] = self.threshold.n() as u8;
+        buf[8] = self.x;
+        buf[9..25].copy_from_slice(&self.version.to_bytes());
+        buf[25..41].copy_from_slice(&self.tag.0);
+        buf[41..45].copy_from_slice(&self.secret_len.to_be_bytes());
+        buf
+    }
+}
+
+/// The share part of a buffer from [`Header::new_buffer`].
+pub fn share_mut(buf: &mut [u8]) -> &mut [u8] {
+    let end = buf.len().saturating_sub(TRAILER_LEN);
+    &mut buf[HEADER_LEN.min(end)..end]
+}
+
+/// Writes the CRC into a buffer from [`Header::new_buffer`].
+pub fn seal(buf: &mut [u8]) {
+    let end = buf.len().saturating_sub(TRAILER_LEN);
+    let crc = crc32c::crc32c(&buf[..end]);
+    buf[end..].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// Encodes a whole envelope.
+pub fn encode(header: &Header, share: &[u8]) -> Vec<u8> {
+    debug_assert_eq!(share.len(), header.secret_len as usize);
+    let mut buf = header.new_buffer();
+    share_mut(&mut buf).copy_from_slice(share);
+    seal(&mut buf);
+    buf
+}
+
+/// A decoded envelope borrowing its share bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Envelope<'a> {
+    /// The header fields.
+    pub header: Header,
+    /// The share bytes.
+    pub share: &'a [u8],
+}
+
+/// Decodes and checks an envelope.
+///
+/// # Errors
+/// A [`DecodeError`] for anything but a well-formed envelope with a matching CRC.
+pub fn decode(bytes: &[u8]) -> Result<Envelope<'_>, DecodeError> {
+    let Some(body_len) = bytes.len().checked_sub(TRAILER_LEN) else {
+        return Err(DecodeError::Truncated);
+    };
+    let (body, crc) = bytes.split_at(body_len);
+    let Some((head, share)) = body.split_at_checked(HEADER_LEN) else {
+        return Err(DecodeError::Truncated);
+    };
+    if head[..4] != MAGIC {
+        return Err(DecodeError::BadMagic);
+    }
+    if head[4] != FORMAT_VERSION {
+        return Err(DecodeError::UnsupportedFormat(head[4]));
+    }
+    let kind = match head[5] {
+        1 => Kind::Record,
+        2 => Kind::Keyring,
+        other => return Err(DecodeError::UnknownKind(other)),
+    };
+    let threshold = Threshold::new(usize::from(head[6]), usize::from(head[7]))
+        .map_err(|_| DecodeError::BadThreshold)?;
+    let x = head[8];
+    if x == 0 || usize::from(x) > threshold.n() {
+        return Err(DecodeError::BadIndex);
+    }
+    let mut version = [0u8; 16];
+    version.copy_from_slice(&head[9..25]);
+    let mut tag = [0u8; NAME_TAG_LEN];
+    tag.copy_from_slice(&head[25..41]);
+    let mut len = [0u8; 4];
+    len.copy_from_slice(&head[41..45]);
+    let secret_len = u32::from_be_bytes(len);
+    if secret_len as usize != share.len() {
+        return Err(DecodeError::Length);
+    }
+    let mut want = [0u8; 4];
+    want.copy_from_slice(crc);
+    if crc32c::crc32c(body) != u32::from_be_bytes(want) {
+        return Err(DecodeError::Checksum);
+    }
+    Ok(Envelope {
+        header: Header {
+            kind,
+            threshold,
+            x,
+            version: Version::from_bytes(version),
+            tag: NameTag(tag),
+            secret_len,
+        },
+        share,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> (Header, Vec<u8>) {
+        let h = Header {
+            kind: Kind::Record,
+            threshold: Threshold::new(2, 3).unwrap(),
+            x: 2,
+            version: Version::from_parts(0x0102_0304_0506_0708, 0x1112_1314_1516_1718),
+            tag: NameTag([0xaa; 16]),
+            secret_len: 5,
+        };
+        (h, vec![1, 2, 3, 4, 5])
+    }
+
+    #[test]
+    fn round_trip_and_layout() {
+        let (h, share) = sample();
+        let bytes = encode(&h, &share);
+        assert_eq!(bytes.len(), HEADER_LEN + 5 + TRAILER_LEN);
+        assert_eq!(&bytes[..9], b"VDBS\x01\x01\x02\x03\x02");
+        assert_eq!(bytes[41..45], [0, 0, 0, 5]);
+        let e = decode(&bytes).unwrap();
+        assert_eq!(e.header, h);
+        assert_eq!(e.share, &share[..]);
+    }
+
+    #[test]
+    fn every_single_bit_flip_is_rejected() {
+        let (h, share) = sample();
+        let bytes = encode(&h, &share);
+        for i in 0..bytes.len() * 8 {
+            let mut b = bytes.clone();
+            b[i / 8] ^= 1 << (i % 8);
+            assert!(decode(&b).is_err(), "bit {i}");
+        }
+    }
+
+    #[test]
+    fn truncated_and_extended_are_rejected() {
+        let (h, share) = sample();
+        let bytes = encode(&h, &share);
+        for n in 0..bytes.len() {
+            assert!(decode(&bytes[..n]).is_err(), "prefix {n}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode(&longer).is_err());
+    }
+
+    #[test]
+    fn specific_errors() {
+        let (h, share) = sample();
+        let good = encode(&h, &share);
+        let fix = |mut b: Vec<u8>| {
+            seal(&mut b);
+            b
+        };
+        let mut b = good.clone();
+        b[0] = b'X';
+        assert_eq!(decode(&fix(b)), Err(DecodeError::BadMagic));
+        let mut b = good.clone();
+        b[4] = 2;
+        assert_eq!(decode(&fix(b)), Err(DecodeError::UnsupportedFormat(2)));
+        let mut b = good.clone();
+        b[5] = 9;
+        assert_eq!(decode(&fix(b)), Err(DecodeError::UnknownKind(9)));
+        let mut b = good.clone();
+        b[6] = 1;
+        assert_eq!(decode(&fix(b)), Err(DecodeError::BadThreshold));
+        let mut b = good.clone();
+        b[8] = 4;
+        assert_eq!(decode(&fix(b)), Err(DecodeError::BadIndex));
+        let mut b = good.clone();
+        b[44] = 6;
+        assert_eq!(decode(&fix(b)), Err(DecodeError::Length));
+        let mut b = good;
+        b[46] ^= 1;
+        assert_eq!(decode(&b), Err(DecodeError::Checksum));
+    }
+}

@@ -1,0 +1,196 @@
+//! Records and their serialization.
+//!
+//! A record is an id, opaque data bytes, an optional content type and string metadata. It
+//! is serialized with postcard (docs/FORMAT.md gives the bytes), with `data` written as one
+//! length-prefixed byte string.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, VaultError};
+
+/// Content type set by [`Record::json`].
+pub const JSON_CONTENT_TYPE: &str = "application/json";
+
+/// A record: what `put` stores and `get` returns.
+///
+/// `Debug` shows sizes only: ids, data and metadata values are sensitive and must not reach
+/// logs.
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Record {
+    /// The record's id (1 to 255 bytes of UTF-8, no control characters).
+    pub id: String,
+    /// The record's contents.
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+    /// An optional media type, e.g. `application/json`.
+    pub content_type: Option<String>,
+    /// Free-form string metadata, stored (and protected) like the data.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// The wire form, borrowing from a record so encoding does not copy the data first.
+#[derive(Serialize)]
+struct RecordRef<'a> {
+    id: &'a str,
+    #[serde(with = "serde_bytes")]
+    data: &'a [u8],
+    content_type: Option<&'a str>,
+    metadata: &'a BTreeMap<String, String>,
+}
+
+/// The wire form, borrowing from the payload on decode.
+#[derive(Deserialize)]
+struct RecordWire<'a> {
+    #[serde(borrow)]
+    id: &'a str,
+    #[serde(with = "serde_bytes")]
+    data: &'a [u8],
+    content_type: Option<String>,
+    metadata: BTreeMap<String, String>,
+}
+
+impl Record {
+    /// A record with `id` and `data`, no content type, no metadata.
+    pub fn new(id: impl Into<String>, data: impl Into<Vec<u8>>) -> Self {
+        Self { id: id.into(), data: data.into(), ..Self::default() }
+    }
+
+    /// A record whose data is `value` as JSON, with content type `application/json`.
+    ///
+    /// # Errors
+    /// `SPLIT_FAILED` if `value` cannot be serialized.
+    pub fn json<T: Serialize + ?Sized>(id: impl Into<String>, value: &T) -> Result<Self> {
+        let data = serde_json::to_vec(value)
+            .map_err(|e| VaultError::SplitFailed(format!("record data is not JSON: {e}")))?;
+        Ok(Self::new(id, data).with_content_type(JSON_CONTENT_TYPE))
+    }
+
+    /// Parses the data as JSON.
+    ///
+    /// # Errors
+    /// `RECONSTRUCT_FAILED` if the data is not JSON of that shape.
+    pub fn data_json<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_slice(&self.data)
+            .map_err(|e| VaultError::ReconstructFailed(format!("record data is not JSON: {e}")))
+    }
+
+    /// Sets the content type.
+    pub fn with_content_type(mut self, ct: impl Into<String>) -> Self {
+        self.content_type = Some(ct.into());
+        self
+    }
+
+    /// Adds a metadata entry.
+    pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// The serialized size, for sizing buffers.
+    pub fn encoded_len_hint(&self) -> usize {
+        let meta: usize = self.metadata.iter().map(|(k, v)| k.len() + v.len() + 10).sum();
+        self.id.len()
+            + self.data.len()
+            + self.content_type.as_ref().map_or(0, String::len)
+            + meta
+            + 32
+    }
+
+    /// Appends the serialized record to `out`.
+    ///
+    /// # Errors
+    /// `SPLIT_FAILED` if serialization fails.
+    pub fn encode_into(&self, out: &mut Vec<u8>) -> Result<()> {
+        let wire = RecordRef {
+            id: &self.id,
+            data: &self.data,
+            content_type: self.content_type.as_deref(),
+            metadata: &self.metadata,
+        };
+        let taken = std::mem::take(out);
+        *out = postcard::to_extend(&wire, taken)
+            .map_err(|e| VaultError::SplitFailed(format!("record serialization: {e}")))?;
+        Ok(())
+    }
+
+    /// Decodes a serialized record; all bytes must be consumed.
+    ///
+    /// # Errors
+    /// `RECONSTRUCT_FAILED` for malformed or trailing bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        let (wire, rest): (RecordWire<'_>, _) = postcard::take_from_bytes(bytes)
+            .map_err(|e| VaultError::ReconstructFailed(format!("record deserialization: {e}")))?;
+        if !rest.is_empty() {
+            return Err(VaultError::ReconstructFailed("trailing bytes after record".into()));
+        }
+        Ok(Self {
+            id: wire.id.to_owned(),
+            data: wire.data.to_vec(),
+            content_type: wire.content_type,
+            metadata: wire.metadata,
+        })
+    }
+}
+
+impl fmt::Debug for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Record")
+            .field("id", &format_args!("<{} bytes>", self.id.len()))
+            .field("data", &format_args!("<{} bytes>", self.data.len()))
+            .field("content_type", &self.content_type)
+            .field("metadata", &format_args!("<{} entries>", self.metadata.len()))
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let r = Record::json("user-42", &serde_json::json!({"name": "Alice", "ssn": "123"}))
+            .unwrap()
+            .with_metadata("team", "hr");
+        let mut buf = vec![9u8; 3];
+        r.encode_into(&mut buf).unwrap();
+        assert_eq!(&buf[..3], &[9, 9, 9]);
+        let back = Record::decode(&buf[3..]).unwrap();
+        assert_eq!(back, r);
+        let v: serde_json::Value = back.data_json().unwrap();
+        assert_eq!(v["name"], "Alice");
+        assert!(buf.len() - 3 <= r.encoded_len_hint());
+    }
+
+    #[test]
+    fn exact_bytes() {
+        // postcard: varint lengths, raw bytes, Option as 0/1, map as count then pairs.
+        let r = Record::new("ab", vec![1, 2, 3]).with_content_type("t").with_metadata("k", "v");
+        let mut buf = Vec::new();
+        r.encode_into(&mut buf).unwrap();
+        assert_eq!(buf, [2, b'a', b'b', 3, 1, 2, 3, 1, 1, b't', 1, 1, b'k', 1, b'v']);
+    }
+
+    #[test]
+    fn malformed_is_an_error_not_a_panic() {
+        let r = Record::new("id", vec![0u8; 300]);
+        let mut buf = Vec::new();
+        r.encode_into(&mut buf).unwrap();
+        for n in 0..buf.len() {
+            assert!(Record::decode(&buf[..n]).is_err(), "prefix {n}");
+        }
+        buf.push(0);
+        assert!(Record::decode(&buf).is_err(), "trailing byte");
+        assert!(Record::decode(&[0xff; 16]).is_err());
+    }
+
+    #[test]
+    fn debug_hides_contents() {
+        let r = Record::new("alice@example.com", b"secret-ssn".to_vec()).with_metadata("k", "v1");
+        let d = format!("{r:?}");
+        assert!(!d.contains("alice") && !d.contains("secret") && !d.contains("v1"), "{d}");
+    }
+}

@@ -1,0 +1,184 @@
+//! The secret: what is split. It carries its own integrity check.
+//!
+//! ```text
+//! secret = mac_key[32] | tag[32] | payload_len (u64 BE) | payload | zero padding
+//! tag    = HMAC-SHA256(mac_key, label | name_tag[16] | version[16] | K | N
+//!                               | payload_len (u64 BE) | payload)
+//! label  = "vaultdb/v1/record\0" or "vaultdb/v1/keyring\0"
+//! ```
+//!
+//! `mac_key` is fresh random per write and travels inside the secret, so only someone who
+//! holds K shares can know it. A backend that alters its share shifts the rebuilt mac_key,
+//! tag and payload by amounts it chooses but cannot predict the effect of on HMAC, so the
+//! check fails. Binding name tag, version, K and N stops a backend from serving another
+//! record's or another version's share in place of the right one.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use crate::envelope::Kind;
+use crate::error::{Result, VaultError};
+use crate::naming::NameTag;
+use crate::padding::Padding;
+use crate::rng::RandomSource;
+use crate::version::Version;
+use crate::xorida::Threshold;
+
+/// Bytes before the payload: mac_key, tag, payload_len.
+pub const SECRET_HEADER_LEN: usize = 72;
+
+/// What the MAC binds besides the payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Binding {
+    /// Record or keyring.
+    pub kind: Kind,
+    /// The record's name tag (zero for the keyring).
+    pub tag: NameTag,
+    /// The version being written or read.
+    pub version: Version,
+    /// The threshold.
+    pub threshold: Threshold,
+}
+
+impl Binding {
+    fn label(&self) -> &'static [u8] {
+        match self.kind {
+            Kind::Record => b"vaultdb/v1/record\0",
+            Kind::Keyring => b"vaultdb/v1/keyring\0",
+        }
+    }
+
+    fn mac(&self, mac_key: &[u8], payload: &[u8]) -> Hmac<Sha256> {
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(mac_key).expect("HMAC accepts any key length");
+        mac.update(self.label());
+        mac.update(&self.tag.0);
+        mac.update(&self.version.to_bytes());
+        mac.update(&[self.threshold.k() as u8, self.threshold.n() as u8]);
+        mac.update(&(payload.len() as u64).to_be_bytes());
+        mac.update(payload);
+        mac
+    }
+}
+
+/// Builds a secret around a payload that `write_payload` appends to the buffer it is given
+/// (so the payload is written once, in place). `size_hint` is the expected payload size.
+///
+/// # Errors
+/// Whatever `write_payload` returns.
+pub fn seal(
+    binding: &Binding,
+    padding: Padding,
+    size_hint: usize,
+    rng: &mut dyn RandomSource,
+    write_payload: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let mut buf = Zeroizing::new(Vec::with_capacity(
+        padding.padded_len(SECRET_HEADER_LEN.saturating_add(size_hint)),
+    ));
+    buf.resize(SECRET_HEADER_LEN, 0);
+    write_payload(&mut buf)?;
+    let payload_len = buf.len() - SECRET_HEADER_LEN;
+    let (head, payload) = buf.split_at_mut(SECRET_HEADER_LEN);
+    rng.fill_bytes(&mut head[..32]);
+    let tag = binding.mac(&head[..32], payload).finalize().into_bytes();
+    head[32..64].copy_from_slice(&tag);
+    head[64..72].copy_from_slice(&(payload_len as u64).to_be_bytes());
+    let padded = padding.padded_len(buf.len());
+    buf.resize(padded, 0);
+    Ok(buf)
+}
+
+/// Checks a rebuilt secret and returns its payload.
+///
+/// # Errors
+/// `HMAC_FAILED` if the length field is impossible, the tag does not verify (checked in
+/// constant time) or the padding is not all zero.
+pub fn open<'a>(binding: &Binding, secret: &'a [u8]) -> Result<&'a [u8]> {
+    let fail = |reason: &str| VaultError::HmacFailed { reason: reason.into(), bad_backends: vec![] };
+    let Some((head, rest)) = secret.split_at_checked(SECRET_HEADER_LEN) else {
+        return Err(fail("secret shorter than its header"));
+    };
+    let mut len = [0u8; 8];
+    len.copy_from_slice(&head[64..72]);
+    let payload_len = u64::from_be_bytes(len);
+    let Some((payload, padding)) = usize::try_from(payload_len)
+        .ok()
+        .and_then(|n| rest.split_at_checked(n))
+    else {
+        return Err(fail("payload length field out of range"));
+    };
+    binding
+        .mac(&head[..32], payload)
+        .verify_slice(&head[32..64])
+        .map_err(|_| fail("HMAC-SHA256 tag mismatch"))?;
+    if padding.iter().fold(0u8, |acc, &b| acc | b) != 0 {
+        return Err(fail("non-zero padding"));
+    }
+    Ok(payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::CsRng;
+
+    fn binding() -> Binding {
+        Binding {
+            kind: Kind::Record,
+            tag: NameTag([5; 16]),
+            version: Version::from_parts(1, 2),
+            threshold: Threshold::new(2, 3).unwrap(),
+        }
+    }
+
+    fn sealed(payload: &[u8]) -> Zeroizing<Vec<u8>> {
+        let mut rng = CsRng::from_seed([1; 32]);
+        seal(&binding(), Padding::Padme, payload.len(), &mut rng, |b| {
+            b.extend_from_slice(payload);
+            Ok(())
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn round_trip_and_padding() {
+        for n in [0usize, 1, 100, 1000, 70_000] {
+            let payload: Vec<u8> = (0..n).map(|i| i as u8).collect();
+            let s = sealed(&payload);
+            assert_eq!(s.len(), Padding::Padme.padded_len(SECRET_HEADER_LEN + n));
+            assert_eq!(open(&binding(), &s).unwrap(), &payload[..]);
+        }
+    }
+
+    #[test]
+    fn any_bit_flip_fails_the_check() {
+        let s = sealed(b"hello, world: a payload of some length");
+        for i in 0..s.len() * 8 {
+            let mut t = s.to_vec();
+            t[i / 8] ^= 1 << (i % 8);
+            let e = open(&binding(), &t).unwrap_err();
+            assert_eq!(e.code(), crate::ErrorCode::HmacFailed, "bit {i}");
+        }
+    }
+
+    #[test]
+    fn binding_is_checked() {
+        let s = sealed(b"data");
+        let mut other = binding();
+        other.version = Version::from_parts(1, 3);
+        assert!(open(&other, &s).is_err());
+        let mut other = binding();
+        other.tag = NameTag([6; 16]);
+        assert!(open(&other, &s).is_err());
+        let mut other = binding();
+        other.threshold = Threshold::new(2, 4).unwrap();
+        assert!(open(&other, &s).is_err());
+        let mut other = binding();
+        other.kind = Kind::Keyring;
+        assert!(open(&other, &s).is_err());
+        assert!(open(&binding(), &s[..10]).is_err());
+        assert!(open(&binding(), &[]).is_err());
+    }
+}
