@@ -146,6 +146,11 @@ impl fmt::Display for Outcomes<'_> {
     }
 }
 
+/// `a: ok; b: timed out`, for logs.
+pub(crate) fn outcomes_text(outcomes: &[BackendOutcome]) -> String {
+    Outcomes(outcomes).to_string()
+}
+
 /// Every error VaultDB returns. See [`VaultError::code`] for the brief's code of each.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

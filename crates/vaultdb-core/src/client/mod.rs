@@ -1,0 +1,406 @@
+//! The VaultDb client: versioned split storage over N backends.
+//!
+//! ```no_run
+//! # async fn demo() -> vaultdb_core::Result<()> {
+//! use vaultdb_core::{MemoryBackend, Record, VaultDb};
+//!
+//! let db = VaultDb::builder()
+//!     .backend(MemoryBackend::new("aws", "AWS S3"))
+//!     .backend(MemoryBackend::new("gcp", "Google Cloud"))
+//!     .backend(MemoryBackend::new("azure", "Azure Blob"))
+//!     .threshold(2)
+//!     .open()
+//!     .await?;
+//! db.put(Record::json("user-42", &serde_json::json!({"name": "Alice"}))?).await?;
+//! let got = db.get("user-42").await?;
+//! assert_eq!(got.record.data_json::<serde_json::Value>()?["name"], "Alice");
+//! # Ok(()) }
+//! ```
+//!
+//! See DESIGN.md section 5 and docs/SECURITY.md for the invariants each operation keeps.
+
+mod call;
+mod maintain;
+mod open;
+mod read;
+mod write;
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use call::CallPolicy;
+pub use maintain::{BackendHealth, Health, ListResult, RepairReport, ScrubReport};
+pub use read::GetResult;
+pub use write::{DeleteResult, PutResult};
+
+use crate::backend::StorageBackend;
+use crate::error::{BackendOutcome, Result, VaultError};
+use crate::naming::{KeySpace, NamingKey};
+use crate::padding::Padding;
+use crate::rng::{RandomSource, ThreadRng};
+use crate::version::Clock;
+use crate::xorida::{Threshold, Xorida};
+
+/// The default key prefix under which VaultDB keeps its objects in every backend.
+pub const DEFAULT_PREFIX: &str = "vaultdb";
+
+/// The largest record `put` accepts by default (bytes of data).
+pub const DEFAULT_MAX_RECORD_SIZE: usize = 256 << 20;
+
+/// Settings of a [`VaultDb`], with their defaults.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Write quorum W: a put succeeds once W backends hold the new version (K <= W <= N).
+    /// `None` means N.
+    pub write_quorum: Option<usize>,
+    /// Versions of each record kept after a successful put (at least 1).
+    pub retain_versions: usize,
+    /// How secrets are padded before splitting.
+    pub padding: Padding,
+    /// Key prefix in every backend.
+    pub prefix: String,
+    /// Timeouts and retries for every backend call.
+    pub call_policy: CallPolicy,
+    /// After this long without K good shares, a read asks one more backend. `None`
+    /// disables hedging.
+    pub hedge_after: Option<Duration>,
+    /// After a degraded read, repair the record in the background.
+    pub read_repair: bool,
+    /// Scrub removes abandoned partial writes and superseded versions only when they are
+    /// older than this (so it never races a put in progress).
+    pub grace_period: Duration,
+    /// The largest record data `put` accepts, in bytes.
+    pub max_record_size: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            write_quorum: None,
+            retain_versions: 1,
+            padding: Padding::Padme,
+            prefix: DEFAULT_PREFIX.to_owned(),
+            call_policy: CallPolicy::default(),
+            hedge_after: Some(Duration::from_millis(50)),
+            read_repair: true,
+            grace_period: Duration::from_secs(15 * 60),
+            max_record_size: DEFAULT_MAX_RECORD_SIZE,
+        }
+    }
+}
+
+/// Builds a [`VaultDb`].
+pub struct VaultDbBuilder {
+    backends: Vec<Arc<dyn StorageBackend>>,
+    threshold: Option<usize>,
+    settings: Settings,
+    naming_key: Option<NamingKey>,
+    rng: Option<Box<dyn RandomSource>>,
+}
+
+impl fmt::Debug for VaultDbBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VaultDbBuilder")
+            .field("backends", &self.backends.iter().map(|b| b.id()).collect::<Vec<_>>())
+            .field("threshold", &self.threshold)
+            .field("settings", &self.settings)
+            .field("naming_key", &self.naming_key.as_ref().map(|_| "<configured>"))
+            .finish_non_exhaustive()
+    }
+}
+
+impl VaultDbBuilder {
+    /// Adds a backend. Order matters: backend i holds the shares at x = i + 1, and the
+    /// keyring records the order.
+    pub fn backend(mut self, backend: impl StorageBackend) -> Self {
+        self.backends.push(Arc::new(backend));
+        self
+    }
+
+    /// Adds a shared backend.
+    pub fn backend_arc(mut self, backend: Arc<dyn StorageBackend>) -> Self {
+        self.backends.push(backend);
+        self
+    }
+
+    /// The threshold K (required).
+    pub fn threshold(mut self, k: usize) -> Self {
+        self.threshold = Some(k);
+        self
+    }
+
+    /// The write quorum W (default N).
+    pub fn write_quorum(mut self, w: usize) -> Self {
+        self.settings.write_quorum = Some(w);
+        self
+    }
+
+    /// Versions kept per record (default 1).
+    pub fn retain_versions(mut self, n: usize) -> Self {
+        self.settings.retain_versions = n;
+        self
+    }
+
+    /// The padding policy (default Padmé).
+    pub fn padding(mut self, p: Padding) -> Self {
+        self.settings.padding = p;
+        self
+    }
+
+    /// The key prefix in every backend (default `vaultdb`).
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.settings.prefix = prefix.into();
+        self
+    }
+
+    /// Timeouts and retries for backend calls.
+    pub fn call_policy(mut self, p: CallPolicy) -> Self {
+        self.settings.call_policy = p;
+        self
+    }
+
+    /// Hedging delay for reads (`None` disables hedging).
+    pub fn hedge_after(mut self, d: Option<Duration>) -> Self {
+        self.settings.hedge_after = d;
+        self
+    }
+
+    /// Whether degraded reads trigger a background repair (default true).
+    pub fn read_repair(mut self, on: bool) -> Self {
+        self.settings.read_repair = on;
+        self
+    }
+
+    /// Grace period before scrub removes partial writes and superseded versions.
+    pub fn grace_period(mut self, d: Duration) -> Self {
+        self.settings.grace_period = d;
+        self
+    }
+
+    /// The largest record data accepted by `put`.
+    pub fn max_record_size(mut self, bytes: usize) -> Self {
+        self.settings.max_record_size = bytes;
+        self
+    }
+
+    /// Replaces all settings at once.
+    pub fn settings(mut self, s: Settings) -> Self {
+        self.settings = s;
+        self
+    }
+
+    /// Supplies the naming key from configuration (e.g. a KMS) instead of generating one and
+    /// keeping it in the keyring.
+    pub fn naming_key(mut self, key: NamingKey) -> Self {
+        self.naming_key = Some(key);
+        self
+    }
+
+    /// Replaces the random source (tests and known-answer runs only: real deployments keep
+    /// the default OS-seeded CSPRNG).
+    pub fn rng(mut self, rng: Box<dyn RandomSource>) -> Self {
+        self.rng = Some(rng);
+        self
+    }
+
+    /// Checks the configuration, reads (or on an empty store, creates) the keyring, and
+    /// returns the client.
+    ///
+    /// # Errors
+    /// `INVALID_CONFIG` for a bad threshold, quorum or backend list, or a configuration that
+    /// differs from the store's keyring; `INSUFFICIENT_SHARES` or `BACKEND_ERROR` if the
+    /// keyring cannot be read or created.
+    pub async fn open(self) -> Result<VaultDb> {
+        let n = self.backends.len();
+        if n < 2 {
+            return Err(VaultError::invalid_config(format!(
+                "at least 2 backends are needed, {n} configured"
+            )));
+        }
+        let k = self
+            .threshold
+            .ok_or_else(|| VaultError::invalid_config("no threshold configured"))?;
+        let threshold = Threshold::new(k, n)?;
+        let w = self.settings.write_quorum.unwrap_or(n);
+        if w < k || w > n {
+            return Err(VaultError::invalid_config(format!(
+                "write quorum {w} must be between the threshold {k} and the backend count {n}"
+            )));
+        }
+        if self.settings.retain_versions == 0 {
+            return Err(VaultError::invalid_config("retain_versions must be at least 1"));
+        }
+        let ids: Vec<String> = self.backends.iter().map(|b| b.id().to_owned()).collect();
+        for (i, id) in ids.iter().enumerate() {
+            if id.is_empty() || ids[..i].contains(id) {
+                return Err(VaultError::invalid_config(format!(
+                    "backend ids must be unique and non-empty; {id:?} is not"
+                )));
+            }
+        }
+        let keyspace = KeySpace::new(&self.settings.prefix)?;
+        let mut inner = Inner {
+            latency: (0..n).map(|_| call::Latency::default()).collect(),
+            backends: self.backends,
+            ids,
+            threshold,
+            write_quorum: w,
+            keyspace,
+            naming: NamingKey::from_bytes([0; 32]),
+            settings: self.settings,
+            xorida: Xorida::new(),
+            clock: Clock::global(),
+            rng: self.rng.map(Mutex::new),
+            stats: Stats::default(),
+        };
+        let keyring = open::load_or_create_keyring(&inner, self.naming_key.as_ref()).await?;
+        inner.naming = keyring.naming_key;
+        Ok(VaultDb { inner: Arc::new(inner) })
+    }
+}
+
+/// Counters of degraded and repaired operations (never silent: also logged).
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Reads that succeeded with a backend missing, failing or serving bad data.
+    pub degraded_reads: AtomicU64,
+    /// Shares found bad (CRC, format, binding or polynomial check).
+    pub bad_shares: AtomicU64,
+    /// Shares rewritten by repair.
+    pub shares_repaired: AtomicU64,
+    /// Objects removed by cleanup (superseded versions, abandoned partial writes).
+    pub objects_removed: AtomicU64,
+}
+
+/// A snapshot of [`Stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    /// See [`Stats::degraded_reads`].
+    pub degraded_reads: u64,
+    /// See [`Stats::bad_shares`].
+    pub bad_shares: u64,
+    /// See [`Stats::shares_repaired`].
+    pub shares_repaired: u64,
+    /// See [`Stats::objects_removed`].
+    pub objects_removed: u64,
+}
+
+pub(crate) struct Inner {
+    pub(crate) backends: Vec<Arc<dyn StorageBackend>>,
+    pub(crate) ids: Vec<String>,
+    pub(crate) threshold: Threshold,
+    pub(crate) write_quorum: usize,
+    pub(crate) keyspace: KeySpace,
+    pub(crate) naming: NamingKey,
+    pub(crate) settings: Settings,
+    pub(crate) xorida: Xorida,
+    pub(crate) clock: &'static Clock,
+    pub(crate) rng: Option<Mutex<Box<dyn RandomSource>>>,
+    pub(crate) latency: Vec<call::Latency>,
+    pub(crate) stats: Stats,
+}
+
+impl Inner {
+    /// Runs `f` with the configured random source (the per-thread CSPRNG by default).
+    pub(crate) fn with_rng<R>(&self, f: impl FnOnce(&mut dyn RandomSource) -> R) -> R {
+        match &self.rng {
+            Some(m) => {
+                let mut guard = m.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                f(guard.as_mut())
+            }
+            None => f(&mut ThreadRng),
+        }
+    }
+
+    pub(crate) fn n(&self) -> usize {
+        self.backends.len()
+    }
+
+    pub(crate) fn k(&self) -> usize {
+        self.threshold.k()
+    }
+
+    pub(crate) fn outcome(&self, idx: usize, status: crate::error::OutcomeStatus) -> BackendOutcome {
+        BackendOutcome::new(self.ids[idx].clone(), status)
+    }
+
+    /// Backend indices, fastest readers first.
+    pub(crate) fn by_latency(&self, mut idxs: Vec<usize>) -> Vec<usize> {
+        idxs.sort_by_key(|&i| self.latency[i].get());
+        idxs
+    }
+}
+
+/// A client for one VaultDB store. Cheap to clone (an `Arc` inside); safe to share across
+/// tasks.
+#[derive(Clone)]
+pub struct VaultDb {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl fmt::Debug for VaultDb {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VaultDb")
+            .field("backends", &self.inner.ids)
+            .field("threshold", &self.inner.threshold)
+            .field("write_quorum", &self.inner.write_quorum)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VaultDb {
+    /// A builder with default settings and no backends.
+    pub fn builder() -> VaultDbBuilder {
+        VaultDbBuilder {
+            backends: Vec::new(),
+            threshold: None,
+            settings: Settings::default(),
+            naming_key: None,
+            rng: None,
+        }
+    }
+
+    /// The threshold K-of-N.
+    pub fn threshold(&self) -> Threshold {
+        self.inner.threshold
+    }
+
+    /// The write quorum W.
+    pub fn write_quorum(&self) -> usize {
+        self.inner.write_quorum
+    }
+
+    /// The backends' ids, in share order.
+    pub fn backend_ids(&self) -> &[String] {
+        &self.inner.ids
+    }
+
+    /// The backends, in share order.
+    pub fn backends(&self) -> &[Arc<dyn StorageBackend>] {
+        &self.inner.backends
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// The name tag of a record id: what backends and logs see instead of the id.
+    pub fn name_tag(&self, id: &str) -> crate::naming::NameTag {
+        self.inner.naming.tag(id)
+    }
+
+    /// Counters of degraded reads, bad shares, repairs and cleanups since this client was
+    /// opened.
+    pub fn stats(&self) -> StatsSnapshot {
+        let s = &self.inner.stats;
+        StatsSnapshot {
+            degraded_reads: s.degraded_reads.load(Ordering::Relaxed),
+            bad_shares: s.bad_shares.load(Ordering::Relaxed),
+            shares_repaired: s.shares_repaired.load(Ordering::Relaxed),
+            objects_removed: s.objects_removed.load(Ordering::Relaxed),
+        }
+    }
+}

@@ -1,0 +1,548 @@
+//! Reading: listing a record's versions, fetching shares (fastest first, hedged), rebuilding,
+//! verifying, and naming every backend that served bad data.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::Range;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::stream::{FuturesUnordered, StreamExt};
+use zeroize::Zeroizing;
+
+use super::call::CallError;
+use super::{Inner, VaultDb};
+use crate::backend::StorageBackendExt;
+use crate::envelope::{self, Kind};
+use crate::error::{BackendOutcome, OutcomeStatus, Result, VaultError};
+use crate::naming::{NameTag, ParsedKey, validate_id};
+use crate::record::Record;
+use crate::secret::{self, Binding, SECRET_HEADER_LEN};
+use crate::version::Version;
+use crate::xorida::SharePoint;
+
+/// The most K-subsets tried when looking for shares that verify.
+const MAX_SUBSETS: usize = 4096;
+
+/// A successful `get`.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct GetResult {
+    /// The record.
+    pub record: Record,
+    /// The version read.
+    pub version: Version,
+    /// What each backend did.
+    pub outcomes: Vec<BackendOutcome>,
+    /// Backends that served bad shares (also in `outcomes`, as `Corrupt`).
+    pub bad_backends: Vec<String>,
+    /// True if any backend failed, lacked its share or served bad data.
+    pub degraded: bool,
+}
+
+/// One share object seen in a listing.
+#[derive(Clone, Debug)]
+pub(crate) struct Listed {
+    pub(crate) version: Version,
+    pub(crate) key: String,
+    pub(crate) id_share: Vec<u8>,
+}
+
+/// Per backend: the shares it listed for a tag, or why it could not list.
+pub(crate) type TagListing = Vec<Result<Vec<Listed>, CallError>>;
+
+/// Where a share comes from.
+pub(crate) enum Source {
+    /// Fetch this key.
+    Fetch(String),
+    /// Already fetched.
+    Have(Bytes),
+}
+
+/// What the read must match.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Expect {
+    pub(crate) kind: Kind,
+    pub(crate) tag: NameTag,
+    pub(crate) version: Version,
+}
+
+/// A version rebuilt and verified.
+pub(crate) struct Verified {
+    pub(crate) secret: Zeroizing<Vec<u8>>,
+    pub(crate) payload: Range<usize>,
+    /// Good shares by backend index (envelope bytes), subset first.
+    pub(crate) good: Vec<(usize, Bytes)>,
+    /// The backend indices whose shares rebuilt the secret.
+    pub(crate) subset: Vec<usize>,
+    /// Per backend status (None: not asked).
+    pub(crate) status: Vec<Option<OutcomeStatus>>,
+}
+
+impl Verified {
+    pub(crate) fn payload(&self) -> &[u8] {
+        &self.secret[self.payload.clone()]
+    }
+
+    pub(crate) fn bad(&self) -> Vec<usize> {
+        bad_of(&self.status)
+    }
+}
+
+fn bad_of(status: &[Option<OutcomeStatus>]) -> Vec<usize> {
+    status
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| matches!(s, Some(OutcomeStatus::Corrupt { .. })))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+impl Inner {
+    /// Lists one record's shares on every backend.
+    pub(crate) async fn list_tag(&self, tag: NameTag) -> TagListing {
+        let prefix = self.keyspace.record_prefix(tag);
+        let calls = self.backends.iter().map(|b| {
+            let prefix = prefix.as_str();
+            async move {
+                let keys = self.settings.call_policy.run(|| b.list_all(prefix)).await?.value;
+                Ok(keys
+                    .into_iter()
+                    .filter_map(|key| match self.keyspace.parse(&key) {
+                        Some(ParsedKey::Share { tag: t, version, id_share }) if t == tag => {
+                            Some(Listed { version, key, id_share })
+                        }
+                        _ => None,
+                    })
+                    .collect())
+            }
+        });
+        futures::future::join_all(calls).await
+    }
+
+    /// Checks a fetched envelope against what the read expects.
+    fn check_share(&self, idx: usize, bytes: &[u8], expect: &Expect) -> Result<(), String> {
+        let env = envelope::decode(bytes).map_err(|e| e.to_string())?;
+        let h = env.header;
+        if h.kind != expect.kind {
+            return Err("wrong kind of share".into());
+        }
+        if h.threshold != self.threshold {
+            return Err(format!("share is for {}, store is {}", h.threshold, self.threshold));
+        }
+        if usize::from(h.x) != idx + 1 {
+            return Err(format!("share has x = {}, backend holds x = {}", h.x, idx + 1));
+        }
+        if h.version != expect.version {
+            return Err("share belongs to another version".into());
+        }
+        if !h.tag.ct_eq(&expect.tag) {
+            return Err("share belongs to another record".into());
+        }
+        Ok(())
+    }
+
+    /// Fetches shares from `sources` until K verify (or, with `want_all`, all of them), and
+    /// rebuilds the secret. Every share beyond the rebuilding K is checked against the
+    /// rebuilt polynomial, so a bad backend is named, not just detected.
+    pub(crate) async fn fetch_and_verify(
+        &self,
+        expect: Expect,
+        sources: Vec<(usize, Source)>,
+        want_all: bool,
+    ) -> Result<Verified> {
+        let k = self.k();
+        let mut status: Vec<Option<OutcomeStatus>> = vec![None; self.n()];
+        let order = self.by_latency(sources.iter().map(|(i, _)| *i).collect());
+        let mut by_idx: BTreeMap<usize, Source> = sources.into_iter().collect();
+        let mut queue: VecDeque<(usize, Source)> =
+            order.into_iter().filter_map(|i| by_idx.remove(&i).map(|s| (i, s))).collect();
+        let mut good: Vec<(usize, Bytes)> = Vec::new();
+        let mut inflight = FuturesUnordered::new();
+
+        let fetch = |idx: usize, src: Source| async move {
+            let start = Instant::now();
+            let res = match src {
+                Source::Have(b) => Ok(Some(b)),
+                Source::Fetch(key) => {
+                    let b = &self.backends[idx];
+                    self.settings.call_policy.run(|| b.get(&key)).await.map(|c| c.value)
+                }
+            };
+            (idx, res, start.elapsed())
+        };
+
+        let first = if want_all { queue.len() } else { k.min(queue.len()) };
+        for _ in 0..first {
+            if let Some((i, s)) = queue.pop_front() {
+                inflight.push(fetch(i, s));
+            }
+        }
+        // Phase 1: K good shares (or all), asking one more backend on each failure and
+        // whenever the hedging delay passes without enough answers.
+        while want_all || good.len() < k {
+            let next = match (self.settings.hedge_after, want_all) {
+                (Some(d), false) if !queue.is_empty() => {
+                    match tokio::time::timeout(d, inflight.next()).await {
+                        Ok(n) => n,
+                        Err(_) => {
+                            if let Some((i, s)) = queue.pop_front() {
+                                tracing::debug!(backend = %self.ids[i], "hedging read");
+                                inflight.push(fetch(i, s));
+                            }
+                            continue;
+                        }
+                    }
+                }
+                _ => inflight.next().await,
+            };
+            let Some((idx, res, elapsed)) = next else { break };
+            let ok = self.absorb(idx, res, elapsed, &expect, &mut status, &mut good);
+            if !ok && !want_all {
+                if let Some((i, s)) = queue.pop_front() {
+                    inflight.push(fetch(i, s));
+                }
+            }
+        }
+        drop(inflight);
+
+        if good.len() >= k {
+            if let Some(v) = self.try_subsets(&expect, &good, 1)? {
+                return self.finish(v, good, status);
+            }
+        }
+        // Phase 2: the first K did not verify (or too few were good): ask everyone left.
+        let rest: Vec<_> = queue.drain(..).map(|(i, s)| fetch(i, s)).collect();
+        for (idx, res, elapsed) in futures::future::join_all(rest).await {
+            self.absorb(idx, res, elapsed, &expect, &mut status, &mut good);
+        }
+        let outcomes = |status: &[Option<OutcomeStatus>]| -> Vec<BackendOutcome> {
+            status
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| s.clone().map(|s| self.outcome(i, s)))
+                .collect()
+        };
+        if good.len() < k {
+            return Err(VaultError::InsufficientShares {
+                need: k,
+                got: good.len(),
+                outcomes: outcomes(&status),
+            });
+        }
+        match self.try_subsets(&expect, &good, MAX_SUBSETS)? {
+            Some(v) => self.finish(v, good, status),
+            None => {
+                let bad = bad_of(&status).into_iter().map(|i| self.ids[i].clone()).collect();
+                tracing::warn!(tag = %expect.tag, "no {k} shares verify: possible tampering");
+                Err(VaultError::HmacFailed {
+                    reason: format!(
+                        "no {k} of the {} shares fetched rebuild a record that verifies",
+                        good.len()
+                    ),
+                    bad_backends: bad,
+                })
+            }
+        }
+    }
+
+    /// Files one fetch result; true if it yielded a good share.
+    fn absorb(
+        &self,
+        idx: usize,
+        res: Result<Option<Bytes>, CallError>,
+        elapsed: Duration,
+        expect: &Expect,
+        status: &mut [Option<OutcomeStatus>],
+        good: &mut Vec<(usize, Bytes)>,
+    ) -> bool {
+        match res {
+            Ok(Some(bytes)) => {
+                self.latency[idx].record(elapsed);
+                match self.check_share(idx, &bytes, expect) {
+                    Ok(()) => {
+                        status[idx] = Some(OutcomeStatus::Ok);
+                        good.push((idx, bytes));
+                        true
+                    }
+                    Err(reason) => {
+                        self.note_bad(idx, &reason);
+                        status[idx] = Some(OutcomeStatus::Corrupt { reason });
+                        false
+                    }
+                }
+            }
+            Ok(None) => {
+                self.latency[idx].record(elapsed);
+                status[idx] = Some(OutcomeStatus::Missing);
+                false
+            }
+            Err(e) => {
+                self.latency[idx].penalize();
+                tracing::warn!(backend = %self.ids[idx], error = ?e, "share fetch failed");
+                status[idx] = Some(e.status());
+                false
+            }
+        }
+    }
+
+    pub(crate) fn note_bad(&self, idx: usize, reason: &str) {
+        self.stats.bad_shares.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(backend = %self.ids[idx], reason, "backend served a bad share");
+    }
+
+    /// Tries K-subsets of `good` (at most `limit`), returning the first that verifies, as
+    /// (secret, payload range, positions in `good`).
+    fn try_subsets(
+        &self,
+        expect: &Expect,
+        good: &[(usize, Bytes)],
+        limit: usize,
+    ) -> Result<Option<(Zeroizing<Vec<u8>>, Range<usize>, Vec<usize>)>> {
+        let k = self.k();
+        let binding =
+            Binding { kind: expect.kind, tag: expect.tag, version: expect.version, threshold: self.threshold };
+        let mut tried = 0;
+        let mut found = None;
+        for_each_subset(good.len(), k, &mut |pos: &[usize]| {
+            if tried >= limit {
+                return false;
+            }
+            tried += 1;
+            let pts: Vec<SharePoint<'_>> = pos
+                .iter()
+                .map(|&p| {
+                    let (idx, bytes) = &good[p];
+                    let share = &bytes[envelope::HEADER_LEN..bytes.len() - envelope::TRAILER_LEN];
+                    SharePoint { x: (*idx + 1) as u8, y: share }
+                })
+                .collect();
+            if pts.iter().any(|p| p.y.len() != pts[0].y.len()) {
+                return true;
+            }
+            let Ok(secret) = self.xorida.rebuild(self.threshold, &pts) else { return true };
+            if let Ok(payload) = secret::open(&binding, &secret) {
+                let range = SECRET_HEADER_LEN..SECRET_HEADER_LEN + payload.len();
+                found = Some((secret, range, pos.to_vec()));
+                return false;
+            }
+            true
+        });
+        Ok(found)
+    }
+
+    /// Checks the shares beyond the verified subset against the rebuilt polynomial.
+    fn finish(
+        &self,
+        (secret, payload, pos): (Zeroizing<Vec<u8>>, Range<usize>, Vec<usize>),
+        good: Vec<(usize, Bytes)>,
+        mut status: Vec<Option<OutcomeStatus>>,
+    ) -> Result<Verified> {
+        let share_of = |b: &Bytes| b.slice(envelope::HEADER_LEN..b.len() - envelope::TRAILER_LEN);
+        let subset: Vec<(usize, Bytes)> = pos.iter().map(|&p| good[p].clone()).collect();
+        let subset_shares: Vec<Bytes> = subset.iter().map(|(_, b)| share_of(b)).collect();
+        let pts: Vec<SharePoint<'_>> = subset
+            .iter()
+            .zip(&subset_shares)
+            .map(|((i, _), s)| SharePoint { x: (*i + 1) as u8, y: s })
+            .collect();
+        let mut verified_good = subset.clone();
+        for (p, (idx, bytes)) in good.iter().enumerate() {
+            if pos.contains(&p) {
+                continue;
+            }
+            let expected = self.xorida.derive(self.threshold, &pts, (*idx + 1) as u8)?;
+            if expected[..] == share_of(bytes)[..] {
+                verified_good.push((*idx, bytes.clone()));
+            } else {
+                let reason = "share does not match the verified polynomial".to_owned();
+                self.note_bad(*idx, &reason);
+                status[*idx] = Some(OutcomeStatus::Corrupt { reason });
+            }
+        }
+        Ok(Verified {
+            secret,
+            payload,
+            good: verified_good,
+            subset: subset.iter().map(|(i, _)| *i).collect(),
+            status,
+        })
+    }
+}
+
+/// Calls `f` with every k-subset of 0..n (as sorted positions) until it returns false.
+pub(crate) fn for_each_subset(n: usize, k: usize, f: &mut dyn FnMut(&[usize]) -> bool) {
+    if k > n || k == 0 {
+        return;
+    }
+    let mut idx: Vec<usize> = (0..k).collect();
+    loop {
+        if !f(&idx) {
+            return;
+        }
+        // Advance to the next combination in lexicographic order.
+        let mut i = k;
+        loop {
+            if i == 0 {
+                return;
+            }
+            i -= 1;
+            if idx[i] != i + n - k {
+                break;
+            }
+            if i == 0 {
+                return;
+            }
+        }
+        idx[i] += 1;
+        for j in i + 1..k {
+            idx[j] = idx[j - 1] + 1;
+        }
+    }
+}
+
+/// Versions seen in a listing, newest first, each with the backends holding a share.
+pub(crate) fn group_versions(listing: &TagListing) -> BTreeMap<Version, Vec<(usize, Listed)>> {
+    let mut by_version: BTreeMap<Version, Vec<(usize, Listed)>> = BTreeMap::new();
+    for (idx, l) in listing.iter().enumerate() {
+        if let Ok(entries) = l {
+            for e in entries {
+                let holders = by_version.entry(e.version).or_default();
+                // A backend holds one share per version; ignore duplicates.
+                if !holders.iter().any(|(i, _)| *i == idx) {
+                    holders.push((idx, e.clone()));
+                }
+            }
+        }
+    }
+    by_version
+}
+
+impl VaultDb {
+    /// Reads a record: lists its versions, rebuilds the newest one that has K shares from
+    /// the fastest backends, and verifies it.
+    ///
+    /// # Errors
+    /// `RECORD_NOT_FOUND` if no backend holds it; `INSUFFICIENT_SHARES` if too few backends
+    /// answer; `HMAC_FAILED` if no K shares verify (never wrong data); `INVALID_CONFIG` for
+    /// an invalid id.
+    #[tracing::instrument(name = "vaultdb.get", skip_all, fields(tag = tracing::field::Empty))]
+    pub async fn get(&self, id: &str) -> Result<GetResult> {
+        validate_id(id)?;
+        let inner = &self.inner;
+        let tag = inner.naming.tag(id);
+        tracing::Span::current().record("tag", tracing::field::display(tag));
+        let k = inner.k();
+        let mut last_err = None;
+        for _attempt in 0..3 {
+            let listing = inner.list_tag(tag).await;
+            let unanswered = listing.iter().filter(|l| l.is_err()).count();
+            let versions = group_versions(&listing);
+            let base_outcomes = |v: Option<&Version>| -> Vec<BackendOutcome> {
+                listing
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| match l {
+                        Err(e) => inner.outcome(i, e.status()),
+                        Ok(entries) if v.is_some_and(|v| entries.iter().any(|e| e.version == *v)) => {
+                            inner.outcome(i, OutcomeStatus::Skipped)
+                        }
+                        Ok(_) => inner.outcome(i, OutcomeStatus::Missing),
+                    })
+                    .collect()
+            };
+            let Some((version, holders)) =
+                versions.iter().rev().find(|(_, holders)| holders.len() >= k)
+            else {
+                let best = versions.values().map(Vec::len).max().unwrap_or(0);
+                if best + unanswered >= k {
+                    return Err(VaultError::InsufficientShares {
+                        need: k,
+                        got: best,
+                        outcomes: base_outcomes(None),
+                    });
+                }
+                return Err(VaultError::RecordNotFound);
+            };
+            inner.clock.observe(version.micros());
+            let expect = Expect { kind: Kind::Record, tag, version: *version };
+            let sources =
+                holders.iter().map(|(i, l)| (*i, Source::Fetch(l.key.clone()))).collect();
+            let verified = match inner.fetch_and_verify(expect, sources, false).await {
+                Ok(v) => v,
+                Err(e @ VaultError::InsufficientShares { .. })
+                    if e.outcomes().iter().any(|o| o.status == OutcomeStatus::Missing) =>
+                {
+                    // Listed but gone: a concurrent put's cleanup or a delete. Look again.
+                    last_err = Some(e);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let record = Record::decode(verified.payload())?;
+            if record.id != id {
+                return Err(VaultError::HmacFailed {
+                    reason: "rebuilt record carries another id".into(),
+                    bad_backends: vec![],
+                });
+            }
+            let mut outcomes = base_outcomes(Some(version));
+            for (i, s) in verified.status.iter().enumerate() {
+                if let Some(s) = s {
+                    outcomes[i].status = s.clone();
+                }
+            }
+            let bad_backends: Vec<String> =
+                verified.bad().into_iter().map(|i| inner.ids[i].clone()).collect();
+            let degraded = outcomes
+                .iter()
+                .any(|o| !matches!(o.status, OutcomeStatus::Ok | OutcomeStatus::Skipped));
+            if degraded {
+                inner.stats.degraded_reads.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%tag, "degraded read: {}", crate::error::outcomes_text(&outcomes));
+                if inner.settings.read_repair {
+                    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                        let db = self.clone();
+                        handle.spawn(async move {
+                            if let Err(e) = db.repair_tag(tag, None).await {
+                                tracing::warn!(%tag, error = %e, "read-repair failed");
+                            }
+                        });
+                    }
+                }
+            }
+            return Ok(GetResult { record, version: *version, outcomes, bad_backends, degraded });
+        }
+        Err(last_err.unwrap_or(VaultError::RecordNotFound))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subsets_are_all_combinations() {
+        let mut seen = Vec::new();
+        for_each_subset(5, 3, &mut |s| {
+            seen.push(s.to_vec());
+            true
+        });
+        assert_eq!(seen.len(), 10);
+        assert_eq!(seen.first().unwrap(), &vec![0, 1, 2]);
+        assert_eq!(seen.last().unwrap(), &vec![2, 3, 4]);
+        let mut n = 0;
+        for_each_subset(4, 4, &mut |_| {
+            n += 1;
+            true
+        });
+        assert_eq!(n, 1);
+        for_each_subset(2, 3, &mut |_| panic!("no subsets"));
+        let mut stop = 0;
+        for_each_subset(10, 2, &mut |_| {
+            stop += 1;
+            stop < 3
+        });
+        assert_eq!(stop, 3);
+    }
+}

@@ -1,0 +1,238 @@
+//! Writing: put (serialize, pad, MAC, split, write create-only to all N, succeed at W) and
+//! delete (remove every version everywhere, succeed when at most K-1 shares can remain).
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::call::CallError;
+use super::read::Listed;
+use super::{Inner, VaultDb};
+use crate::backend::{BackendErrorKind, PutMode};
+use crate::envelope::{self, Header, Kind};
+use crate::error::{BackendOutcome, OutcomeStatus, Result, VaultError};
+use crate::naming::{NameTag, pad_id, validate_id};
+use crate::record::Record;
+use crate::secret::{self, Binding};
+use crate::version::Version;
+
+/// A successful `put`.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct PutResult {
+    /// The version written.
+    pub version: Version,
+    /// Backends that acknowledged the write.
+    pub acks: usize,
+    /// What each backend did.
+    pub outcomes: Vec<BackendOutcome>,
+}
+
+impl PutResult {
+    /// True if some backend did not acknowledge.
+    pub fn degraded(&self) -> bool {
+        self.outcomes.iter().any(|o| o.status != OutcomeStatus::Ok)
+    }
+}
+
+/// A successful `delete`.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct DeleteResult {
+    /// Share objects removed.
+    pub removed: usize,
+    /// What each backend did.
+    pub outcomes: Vec<BackendOutcome>,
+}
+
+impl Inner {
+    /// Writes one envelope create-only. An `AlreadyExists` on a retried call means an
+    /// earlier attempt landed: that counts as success when the stored bytes are ours.
+    pub(crate) async fn put_create(&self, idx: usize, key: &str, bytes: Bytes) -> Result<(), CallError> {
+        let b = &self.backends[idx];
+        let policy = &self.settings.call_policy;
+        match policy.run(|| b.put(key, bytes.clone(), PutMode::Create)).await {
+            Ok(_) => Ok(()),
+            Err(CallError::Backend(e)) if e.kind() == BackendErrorKind::AlreadyExists => {
+                match policy.run(|| b.get(key)).await {
+                    Ok(c) if c.value.as_deref() == Some(&bytes[..]) => Ok(()),
+                    _ => Err(CallError::Backend(e)),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(crate) async fn delete_key(&self, idx: usize, key: &str) -> Result<(), CallError> {
+        let b = &self.backends[idx];
+        self.settings.call_policy.run(|| b.delete(key)).await.map(|_| ())
+    }
+
+    /// Builds the N envelopes and N object keys of one version of a record.
+    fn encode_record(&self, record: &Record, tag: NameTag) -> Result<(Version, Vec<(String, Bytes)>)> {
+        let t = self.threshold;
+        self.with_rng(|rng| {
+            let version = self.clock.next_version(rng);
+            let binding = Binding { kind: Kind::Record, tag, version, threshold: t };
+            let secret = secret::seal(
+                &binding,
+                self.settings.padding,
+                record.encoded_len_hint(),
+                rng,
+                |buf| record.encode_into(buf),
+            )?;
+            let secret_len = u32::try_from(secret.len()).map_err(|_| {
+                VaultError::SplitFailed("record too large for one envelope".into())
+            })?;
+            let mut bufs: Vec<Vec<u8>> = (0..t.n())
+                .map(|i| {
+                    Header { kind: Kind::Record, threshold: t, x: (i + 1) as u8, version, tag, secret_len }
+                        .new_buffer()
+                })
+                .collect();
+            {
+                let mut outs: Vec<&mut [u8]> =
+                    bufs.iter_mut().map(|b| envelope::share_mut(b)).collect();
+                self.xorida.split_into(t, &secret, rng, &mut outs);
+            }
+            let padded_id = pad_id(&record.id)?;
+            let id_shares = self.xorida.split(t, &padded_id, rng);
+            Ok((
+                version,
+                bufs.into_iter()
+                    .zip(id_shares)
+                    .map(|(mut buf, id_share)| {
+                        envelope::seal(&mut buf);
+                        (self.keyspace.share_key(tag, version, &id_share), Bytes::from(buf))
+                    })
+                    .collect(),
+            ))
+        })
+    }
+
+    /// After a successful put of `version`: on every backend, delete versions older than it,
+    /// keeping the `retain_versions - 1` newest of them.
+    async fn remove_superseded(&self, tag: NameTag, version: Version) {
+        let keep_older = self.settings.retain_versions.saturating_sub(1);
+        let listing = self.list_tag(tag).await;
+        let work = listing.into_iter().enumerate().filter_map(|(idx, l)| {
+            let mut older: Vec<Listed> = l.ok()?.into_iter().filter(|e| e.version < version).collect();
+            older.sort_by(|a, b| b.version.cmp(&a.version));
+            let doomed: Vec<Listed> = older.into_iter().skip(keep_older).collect();
+            Some(async move {
+                for e in doomed {
+                    match self.delete_key(idx, &e.key).await {
+                        Ok(()) => {
+                            self.stats.objects_removed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(err) => tracing::warn!(
+                            backend = %self.ids[idx], error = ?err,
+                            "could not remove a superseded share; scrub will"
+                        ),
+                    }
+                }
+            })
+        });
+        futures::future::join_all(work).await;
+    }
+}
+
+impl VaultDb {
+    /// Stores a record: a new version, written create-only to all N backends concurrently.
+    /// Succeeds once W backends acknowledged; only then are older versions removed.
+    ///
+    /// # Errors
+    /// `INVALID_CONFIG` for an invalid id or an oversized record; `SPLIT_FAILED` if
+    /// serialization fails; `BACKEND_ERROR` with per-backend outcomes if fewer than W
+    /// backends acknowledged (the previous version, or this one, stays readable).
+    #[tracing::instrument(name = "vaultdb.put", skip_all, fields(tag = tracing::field::Empty))]
+    pub async fn put(&self, record: Record) -> Result<PutResult> {
+        validate_id(&record.id)?;
+        let inner = &self.inner;
+        if record.data.len() > inner.settings.max_record_size {
+            return Err(VaultError::invalid_config(format!(
+                "record data is {} bytes; the limit is {}",
+                record.data.len(),
+                inner.settings.max_record_size
+            )));
+        }
+        let tag = inner.naming.tag(&record.id);
+        tracing::Span::current().record("tag", tracing::field::display(tag));
+        let (version, objects) = inner.encode_record(&record, tag)?;
+        drop(record);
+        let writes = objects
+            .into_iter()
+            .enumerate()
+            .map(|(idx, (key, bytes))| async move { inner.put_create(idx, &key, bytes).await });
+        let results = futures::future::join_all(writes).await;
+        let outcomes: Vec<BackendOutcome> = results
+            .iter()
+            .enumerate()
+            .map(|(i, r)| inner.outcome(i, r.as_ref().map_or_else(CallError::status, |()| OutcomeStatus::Ok)))
+            .collect();
+        let acks = results.iter().filter(|r| r.is_ok()).count();
+        if acks < inner.write_quorum {
+            tracing::warn!(%tag, acks, quorum = inner.write_quorum, "put failed: {}",
+                crate::error::outcomes_text(&outcomes));
+            return Err(VaultError::Backend { operation: "put", outcomes });
+        }
+        if acks < inner.n() {
+            tracing::warn!(%tag, acks, "degraded put: {}", crate::error::outcomes_text(&outcomes));
+        }
+        inner.remove_superseded(tag, version).await;
+        Ok(PutResult { version, acks, outcomes })
+    }
+
+    /// Deletes every version of a record on every backend. Succeeds only when at least
+    /// N-K+1 backends confirmed, so at most K-1 shares can remain anywhere and the record
+    /// is unrecoverable.
+    ///
+    /// # Errors
+    /// `RECORD_NOT_FOUND` if no reachable backend holds it (and enough answered to be sure);
+    /// `BACKEND_ERROR` naming the backends that failed otherwise.
+    #[tracing::instrument(name = "vaultdb.delete", skip_all, fields(tag = tracing::field::Empty))]
+    pub async fn delete(&self, id: &str) -> Result<DeleteResult> {
+        validate_id(id)?;
+        let inner = &self.inner;
+        let tag = inner.naming.tag(id);
+        tracing::Span::current().record("tag", tracing::field::display(tag));
+        let listing = inner.list_tag(tag).await;
+        let found: usize = listing.iter().filter_map(|l| l.as_ref().ok()).map(Vec::len).sum();
+        let work = listing.into_iter().enumerate().map(|(idx, l)| async move {
+            let entries = l?;
+            let mut removed = 0;
+            let mut last_err = None;
+            for e in entries {
+                match inner.delete_key(idx, &e.key).await {
+                    Ok(()) => removed += 1,
+                    Err(err) => last_err = Some(err),
+                }
+            }
+            match last_err {
+                None => Ok(removed),
+                Some(e) => Err(e),
+            }
+        });
+        let results: Vec<Result<usize, CallError>> = futures::future::join_all(work).await;
+        let confirmed = results.iter().filter(|r| r.is_ok()).count();
+        let removed = results.iter().filter_map(|r| r.as_ref().ok()).sum();
+        let outcomes: Vec<BackendOutcome> = results
+            .iter()
+            .enumerate()
+            .map(|(i, r)| inner.outcome(i, r.as_ref().map_or_else(CallError::status, |_| OutcomeStatus::Ok)))
+            .collect();
+        let needed = inner.n() - inner.k() + 1;
+        if confirmed < needed {
+            tracing::warn!(%tag, confirmed, needed, "delete failed: {}",
+                crate::error::outcomes_text(&outcomes));
+            return Err(VaultError::Backend { operation: "delete", outcomes });
+        }
+        if found == 0 {
+            return Err(VaultError::RecordNotFound);
+        }
+        if confirmed < inner.n() {
+            tracing::warn!(%tag, "degraded delete: {}", crate::error::outcomes_text(&outcomes));
+        }
+        Ok(DeleteResult { removed, outcomes })
+    }
+}

@@ -1,0 +1,121 @@
+//! The keyring: the naming key and the deployment's shape, stored split across the
+//! backends themselves.
+//!
+//! It is a small postcard structure sealed and split exactly like a record (kind
+//! [`Kind::Keyring`], name tag zero), one share per backend at `<prefix>/keyring`. Because
+//! it records K, N and the ordered backend ids, a client opened with a different
+//! configuration gets `INVALID_CONFIG` instead of reading garbage.
+
+use serde::{Deserialize, Serialize};
+
+use crate::envelope::Kind;
+use crate::error::{Result, VaultError};
+use crate::naming::{NameTag, NamingKey};
+use crate::xorida::Threshold;
+
+/// The keyring's name tag (it has no id).
+pub const KEYRING_TAG: NameTag = NameTag([0; 16]);
+
+/// The keyring as stored (postcard).
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct KeyringWire {
+    /// Format of this structure (1).
+    pub(crate) format: u8,
+    /// The naming key, or `None` when it comes from configuration (a KMS).
+    pub(crate) naming_key: Option<[u8; 32]>,
+    /// `HMAC(naming_key, "vaultdb/v1/key-check")`, truncated: lets a client with an
+    /// externally supplied key check it is the right one.
+    pub(crate) key_check: [u8; 16],
+    pub(crate) k: u8,
+    pub(crate) n: u8,
+    pub(crate) backends: Vec<String>,
+}
+
+/// The decoded keyring.
+#[derive(Clone, Debug)]
+pub struct Keyring {
+    /// The naming key.
+    pub naming_key: NamingKey,
+    /// The threshold it was created with.
+    pub threshold: Threshold,
+    /// The ordered backend ids: backend i holds shares at x = i + 1.
+    pub backends: Vec<String>,
+    /// True if the naming key is stored in the keyring (false: supplied by configuration).
+    pub stores_key: bool,
+}
+
+fn key_check(key: &NamingKey) -> [u8; 16] {
+    // The tag of a string that can never be a record id (it holds a control character).
+    key.tag("\u{0}vaultdb/v1/key-check").0
+}
+
+impl Keyring {
+    /// The binding kind.
+    pub const KIND: Kind = Kind::Keyring;
+
+    pub(crate) fn encode_into(&self, out: &mut Vec<u8>) -> Result<()> {
+        let wire = KeyringWire {
+            format: 1,
+            naming_key: self.stores_key.then(|| *self.naming_key.as_bytes()),
+            key_check: key_check(&self.naming_key),
+            k: self.threshold.k() as u8,
+            n: self.threshold.n() as u8,
+            backends: self.backends.clone(),
+        };
+        let taken = std::mem::take(out);
+        *out = postcard::to_extend(&wire, taken)
+            .map_err(|e| VaultError::SplitFailed(format!("keyring serialization: {e}")))?;
+        Ok(())
+    }
+
+    /// Decodes a keyring payload; `external` is the configured naming key, if any.
+    pub(crate) fn decode(payload: &[u8], external: Option<&NamingKey>) -> Result<Self> {
+        let bad = |m: &str| VaultError::ReconstructFailed(format!("keyring: {m}"));
+        let (wire, rest): (KeyringWire, _) =
+            postcard::take_from_bytes(payload).map_err(|e| bad(&e.to_string()))?;
+        if !rest.is_empty() || wire.format != 1 {
+            return Err(bad("unsupported format"));
+        }
+        let threshold = Threshold::new(usize::from(wire.k), usize::from(wire.n))
+            .map_err(|_| bad("invalid threshold"))?;
+        let (naming_key, stores_key) = match (wire.naming_key, external) {
+            (Some(k), None) => (NamingKey::from_bytes(k), true),
+            (Some(_), Some(_)) => {
+                return Err(VaultError::invalid_config(
+                    "a naming key is configured, but this store keeps its own in the keyring",
+                ));
+            }
+            (None, Some(k)) => (k.clone(), false),
+            (None, None) => {
+                return Err(VaultError::invalid_config(
+                    "this store's naming key is supplied by configuration, and none is configured",
+                ));
+            }
+        };
+        if key_check(&naming_key) != wire.key_check {
+            return Err(VaultError::invalid_config(
+                "the configured naming key is not the one this store was created with",
+            ));
+        }
+        Ok(Self { naming_key, threshold, backends: wire.backends, stores_key })
+    }
+
+    /// Checks that a client configuration matches this keyring.
+    pub(crate) fn check_config(&self, threshold: Threshold, backends: &[String]) -> Result<()> {
+        if self.threshold != threshold {
+            return Err(VaultError::invalid_config(format!(
+                "the store was created as {} but the client is configured as {threshold}",
+                self.threshold
+            )));
+        }
+        if self.backends != backends {
+            return Err(VaultError::invalid_config(format!(
+                "the store was created with backends [{}] (in that order) but the client is \
+                 configured with [{}]",
+                self.backends.join(", "),
+                backends.join(", ")
+            )));
+        }
+        Ok(())
+    }
+}
