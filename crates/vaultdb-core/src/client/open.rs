@@ -34,6 +34,8 @@ const CREATION_WAIT: Duration = Duration::from_secs(10);
 enum Slot {
     Empty,
     Share(Version, Bytes),
+    /// A well-formed keyring share for another backend position.
+    Misplaced(Bytes),
     Bad(String),
     Unreachable(CallError),
 }
@@ -53,7 +55,7 @@ async fn read_slots(inner: &Inner) -> Vec<Slot> {
                         Ok(env) => {
                             let h = env.header;
                             if usize::from(h.x) != idx + 1 {
-                                Slot::Bad(format!("keyring share x = {} at backend position {}", h.x, idx + 1))
+                                Slot::Misplaced(bytes)
                             } else {
                                 Slot::Share(h.version, bytes)
                             }
@@ -64,6 +66,34 @@ async fn read_slots(inner: &Inner) -> Vec<Slot> {
         }
     });
     futures::future::join_all(reads).await
+}
+
+/// A keyring share written for another threshold, or at another backend position, means
+/// the client's configuration is not the store's: say so rather than fail to read.
+fn check_shape(inner: &Inner, slots: &[Slot]) -> Result<()> {
+    for (idx, s) in slots.iter().enumerate() {
+        let bytes = match s {
+            Slot::Share(_, b) | Slot::Misplaced(b) => b,
+            _ => continue,
+        };
+        let Ok(env) = envelope::decode(bytes) else { continue };
+        if env.header.threshold != inner.threshold {
+            return Err(VaultError::invalid_config(format!(
+                "the store was created as {} but the client is configured as {}",
+                env.header.threshold, inner.threshold
+            )));
+        }
+        if usize::from(env.header.x) != idx + 1 {
+            return Err(VaultError::invalid_config(format!(
+                "backend {} holds the keyring share of position {}, not {}: the backend list \
+                 is in another order than when the store was created",
+                inner.ids[idx],
+                env.header.x,
+                idx + 1
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Finds a keyring version whose shares verify; returns it with the verification.
@@ -164,19 +194,7 @@ pub(crate) async fn load_or_create_keyring(inner: &Inner, external: Option<&Nami
     let mut delay = Duration::from_millis(20);
     loop {
         let slots = read_slots(inner).await;
-        // A share written for another threshold means another configuration.
-        for s in &slots {
-            if let Slot::Share(_, bytes) = s {
-                if let Ok(env) = envelope::decode(bytes) {
-                    if env.header.threshold != inner.threshold {
-                        return Err(VaultError::invalid_config(format!(
-                            "the store was created as {} but the client is configured as {}",
-                            env.header.threshold, inner.threshold
-                        )));
-                    }
-                }
-            }
-        }
+        check_shape(inner, &slots)?;
         if let Some((version, verified)) = find_keyring(inner, &slots).await {
             let keyring = decode_keyring(&verified, external)?;
             keyring.check_config(inner.threshold, &inner.ids)?;
@@ -216,6 +234,7 @@ pub(crate) async fn load_or_create_keyring(inner: &Inner, external: Option<&Nami
                             Slot::Empty => OutcomeStatus::Missing,
                             Slot::Share(..) => OutcomeStatus::Ok,
                             Slot::Bad(reason) => OutcomeStatus::Corrupt { reason: reason.clone() },
+                            Slot::Misplaced(_) => OutcomeStatus::Corrupt { reason: "misplaced keyring share".into() },
                             Slot::Unreachable(e) => e.status(),
                         },
                     )

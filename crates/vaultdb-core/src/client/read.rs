@@ -223,6 +223,15 @@ impl Inner {
                 .filter_map(|(i, s)| s.clone().map(|s| self.outcome(i, s)))
                 .collect()
         };
+        let bad_named = || bad_of(&status).into_iter().map(|i| self.ids[i].clone()).collect();
+        if good.len() < k && !bad_of(&status).is_empty() {
+            // Enough shares exist but some are bad: an integrity failure, not an outage.
+            tracing::warn!(tag = %expect.tag, "bad shares leave fewer than {k} good ones");
+            return Err(VaultError::HmacFailed {
+                reason: format!("only {} good shares of {k} needed; the others are bad", good.len()),
+                bad_backends: bad_named(),
+            });
+        }
         if good.len() < k {
             return Err(VaultError::InsufficientShares {
                 need: k,
@@ -233,7 +242,7 @@ impl Inner {
         match self.try_subsets(&expect, &good, MAX_SUBSETS)? {
             Some(v) => self.finish(v, good, status),
             None => {
-                let bad = bad_of(&status).into_iter().map(|i| self.ids[i].clone()).collect();
+                let bad = bad_named();
                 tracing::warn!(tag = %expect.tag, "no {k} shares verify: possible tampering");
                 Err(VaultError::HmacFailed {
                     reason: format!(

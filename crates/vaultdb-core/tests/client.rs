@@ -1,0 +1,699 @@
+//! The VaultDb client against memory backends wrapped in fault injectors: the invariants of
+//! DESIGN.md section 5, one test (at least) each.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use vaultdb_core::envelope;
+use vaultdb_core::padding::Padding;
+use vaultdb_core::testkit::{
+    CorruptMode, Corrupting, CorruptingHandle, Counting, CountingHandle, Failing, FailingHandle,
+    Randomized, Stale, StaleHandle, StaleMode,
+};
+use vaultdb_core::{
+    CallPolicy, ErrorCode, MemoryBackend, OutcomeStatus, Record, StorageBackend, VaultDb,
+    VaultDbBuilder, VaultError,
+};
+
+/// One backend and the handles that steer its faults. Stack (outside in):
+/// Failing -> Stale -> Corrupting -> Counting -> MemoryBackend.
+struct Node {
+    mem: Arc<MemoryBackend>,
+    fail: FailingHandle,
+    stale: StaleHandle,
+    corrupt: CorruptingHandle,
+    count: CountingHandle,
+    backend: Arc<dyn StorageBackend>,
+}
+
+fn node(i: usize) -> Node {
+    let mem = Arc::new(MemoryBackend::new(format!("b{i}"), format!("backend {i}")));
+    let counting = Counting::new(mem.clone());
+    let count = counting.handle();
+    let corrupting = Corrupting::new(counting);
+    let corrupt = corrupting.handle();
+    corrupt.set_enabled(false);
+    let stale = Stale::new(corrupting);
+    let stale_h = stale.handle();
+    let failing = Failing::new(stale);
+    let fail = failing.handle();
+    Node { mem, fail, stale: stale_h, corrupt, count, backend: Arc::new(failing) }
+}
+
+fn fast_policy() -> CallPolicy {
+    CallPolicy {
+        timeout: Duration::from_secs(5),
+        max_attempts: 2,
+        base_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(5),
+    }
+}
+
+fn builder(nodes: &[Node], k: usize) -> VaultDbBuilder {
+    let mut b = VaultDb::builder()
+        .threshold(k)
+        .call_policy(fast_policy())
+        .read_repair(false)
+        .hedge_after(None)
+        .grace_period(Duration::ZERO);
+    for n in nodes {
+        b = b.backend_arc(n.backend.clone());
+    }
+    b
+}
+
+async fn cluster(n: usize, k: usize, w: usize) -> (Vec<Node>, VaultDb) {
+    let nodes: Vec<Node> = (0..n).map(node).collect();
+    let db = builder(&nodes, k).write_quorum(w).open().await.expect("open");
+    (nodes, db)
+}
+
+fn rec(id: &str, data: &str) -> Record {
+    Record::new(id, data.as_bytes().to_vec())
+}
+
+async fn data_of(db: &VaultDb, id: &str) -> Result<String, VaultError> {
+    db.get(id).await.map(|g| String::from_utf8(g.record.data).unwrap())
+}
+
+// ---------------------------------------------------------------------------------------
+// Configuration and the keyring.
+
+#[tokio::test]
+async fn bad_configuration_is_invalid_config() {
+    let nodes: Vec<Node> = (0..3).map(node).collect();
+    for (k, w) in [(1, 3), (4, 3), (0, 3), (2, 1), (2, 4)] {
+        let e = builder(&nodes, k).write_quorum(w).open().await.unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidConfig, "k={k} w={w}: {e}");
+    }
+    let one = VaultDb::builder().threshold(2).backend(MemoryBackend::new("a", "a"));
+    assert_eq!(one.open().await.unwrap_err().code(), ErrorCode::InvalidConfig);
+    let dup = VaultDb::builder()
+        .threshold(2)
+        .backend(MemoryBackend::new("a", "a"))
+        .backend(MemoryBackend::new("a", "b"));
+    assert_eq!(dup.open().await.unwrap_err().code(), ErrorCode::InvalidConfig);
+    assert_eq!(
+        VaultDb::builder().backend(MemoryBackend::new("a", "a")).backend(MemoryBackend::new("b", "b"))
+            .open().await.unwrap_err().code(),
+        ErrorCode::InvalidConfig,
+        "no threshold"
+    );
+    // Nothing was written by the failed opens.
+    assert!(nodes.iter().all(|n| n.mem.object_count() == 0));
+}
+
+#[tokio::test]
+async fn reopening_with_another_configuration_is_invalid_config() {
+    let (nodes, db) = cluster(3, 2, 3).await;
+    db.put(rec("a", "1")).await.unwrap();
+    // Same configuration: fine, same naming key.
+    let again = builder(&nodes, 2).open().await.unwrap();
+    assert_eq!(again.name_tag("a"), db.name_tag("a"));
+    assert_eq!(data_of(&again, "a").await.unwrap(), "1");
+    // Another threshold.
+    let e = builder(&nodes, 3).open().await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidConfig, "{e}");
+    // Another order.
+    let mut b = VaultDb::builder().threshold(2).call_policy(fast_policy());
+    for i in [1, 0, 2] {
+        b = b.backend_arc(nodes[i].backend.clone());
+    }
+    let e = b.open().await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidConfig, "{e}");
+    // Another backend set (a fourth backend).
+    let extra = node(3);
+    let mut b = builder(&nodes, 2);
+    b = b.backend_arc(extra.backend.clone());
+    let e = b.open().await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidConfig, "{e}");
+}
+
+#[tokio::test]
+async fn concurrent_opens_of_an_empty_store_agree_on_one_keyring() {
+    for round in 0..10 {
+        let nodes: Vec<Node> = (0..3).map(node).collect();
+        let opens: Vec<_> = (0..4).map(|_| builder(&nodes, 2).open()).collect();
+        let dbs: Vec<VaultDb> =
+            futures::future::join_all(opens).await.into_iter().map(|r| r.unwrap()).collect();
+        let tag = dbs[0].name_tag("x");
+        assert!(dbs.iter().all(|d| d.name_tag("x") == tag), "round {round}: two keyrings");
+        // Exactly one keyring object per backend.
+        for n in &nodes {
+            assert_eq!(n.mem.keys(), vec!["vaultdb/keyring".to_string()]);
+        }
+        dbs[1].put(rec("x", "v")).await.unwrap();
+        assert_eq!(data_of(&dbs[3], "x").await.unwrap(), "v");
+    }
+}
+
+#[tokio::test]
+async fn open_creates_nothing_while_a_backend_is_unreachable() {
+    let nodes: Vec<Node> = (0..3).map(node).collect();
+    nodes[2].fail.set_down(true);
+    let e = builder(&nodes, 2).open().await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InsufficientShares, "{e}");
+    assert!(nodes.iter().all(|n| n.mem.object_count() == 0));
+    // Once it exists, the keyring opens with one backend down.
+    nodes[2].fail.set_down(false);
+    builder(&nodes, 2).open().await.unwrap();
+    nodes[2].fail.set_down(true);
+    builder(&nodes, 2).open().await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. Availability.
+
+#[tokio::test]
+async fn any_one_backend_down_put_and_get_succeed_two_down_get_fails() {
+    for down in 0..3 {
+        let (nodes, db) = cluster(3, 2, 2).await;
+        db.put(rec("before", "old")).await.unwrap();
+        nodes[down].fail.set_down(true);
+        let put = db.put(rec("during", "new")).await.unwrap();
+        assert_eq!(put.acks, 2);
+        assert!(put.degraded());
+        assert_eq!(data_of(&db, "before").await.unwrap(), "old");
+        assert_eq!(data_of(&db, "during").await.unwrap(), "new");
+        let g = db.get("during").await.unwrap();
+        assert!(g.degraded);
+        let other = (down + 1) % 3;
+        nodes[other].fail.set_down(true);
+        for id in ["before", "during"] {
+            let e = db.get(id).await.unwrap_err();
+            assert_eq!(e.code(), ErrorCode::InsufficientShares, "down {down}: {e}");
+            assert!(e.to_string().contains(&format!("b{down}")), "names the backend: {e}");
+        }
+        // With W = 3 a put with one backend down fails, and names it.
+        nodes[other].fail.set_down(false);
+        let strict = builder(&nodes, 2).write_quorum(3).open().await.unwrap();
+        let e = strict.put(rec("strict", "x")).await.unwrap_err();
+        assert_eq!(e.code(), ErrorCode::BackendError);
+        assert!(e.outcomes().iter().any(|o| o.backend == format!("b{down}") && o.status != OutcomeStatus::Ok));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. Corruption.
+
+/// Rewrites the share bytes of every record object in `mem` and fixes up the CRC, so only
+/// the HMAC can catch it (an attacker who knows the format).
+fn tamper_with_valid_crc(mem: &MemoryBackend) {
+    for (key, bytes) in mem.snapshot() {
+        if !key.contains("/r/") {
+            continue;
+        }
+        let mut b = bytes.to_vec();
+        b[envelope::HEADER_LEN + 5] ^= 0x40;
+        envelope::seal(&mut b);
+        mem.raw_put(key, b);
+    }
+}
+
+#[tokio::test]
+async fn a_corrupting_backend_is_named_and_the_right_data_returned() {
+    for mode in [CorruptMode::FlipBit, CorruptMode::Rewrite, CorruptMode::Truncate] {
+        for bad in 0..3 {
+            let (nodes, db) = cluster(3, 2, 3).await;
+            db.put(rec("r", "the right data")).await.unwrap();
+            nodes[bad].corrupt.set_mode(mode);
+            nodes[bad].corrupt.set_enabled(true);
+            // Ask every backend, so the bad one is always among those asked.
+            let repaired = db.repair("r").await.unwrap();
+            assert!(repaired.problems.is_empty(), "{:?}", repaired.problems);
+            let g = db.get("r").await.unwrap();
+            assert_eq!(g.record.data, b"the right data");
+            if g.outcomes[bad].status != OutcomeStatus::Skipped {
+                assert_eq!(g.bad_backends, vec![format!("b{bad}")], "{mode:?}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_tampered_share_with_a_valid_crc_is_caught_by_the_mac_and_named() {
+    for bad in 0..3 {
+        let (nodes, db) = cluster(3, 2, 3).await;
+        db.put(rec("r", "the right data")).await.unwrap();
+        tamper_with_valid_crc(&nodes[bad].mem);
+        // The bad backend answers first (all latencies equal: index order), or its share is
+        // checked against the polynomial rebuilt from the other two.
+        let g = db.get("r").await.unwrap();
+        assert_eq!(g.record.data, b"the right data");
+        if bad < 2 {
+            assert_eq!(g.bad_backends, vec![format!("b{bad}")]);
+        }
+        let report = db.repair("r").await.unwrap();
+        assert_eq!(report.restored, vec![format!("b{bad}")], "repair names and fixes it");
+        // After repair the bad backend plus any one other rebuild the record.
+        for other in 0..3 {
+            if other == bad {
+                continue;
+            }
+            let third = 3 - bad - other;
+            nodes[third].fail.set_down(true);
+            assert_eq!(data_of(&db, "r").await.unwrap(), "the right data");
+            nodes[third].fail.set_down(false);
+        }
+    }
+}
+
+#[tokio::test]
+async fn exactly_k_reachable_with_one_corrupt_is_hmac_failed_never_wrong_data() {
+    for (bad, down) in [(0, 2), (1, 0), (2, 1)] {
+        let (nodes, db) = cluster(3, 2, 3).await;
+        db.put(rec("r", "the right data")).await.unwrap();
+        nodes[down].fail.set_down(true);
+        tamper_with_valid_crc(&nodes[bad].mem);
+        let e = db.get("r").await.unwrap_err();
+        assert_eq!(e.code(), ErrorCode::HmacFailed, "{e}");
+    }
+    // Same with corruption the CRC catches: still an integrity failure naming the backend.
+    let (nodes, db) = cluster(3, 2, 3).await;
+    db.put(rec("r", "the right data")).await.unwrap();
+    nodes[2].fail.set_down(true);
+    nodes[0].corrupt.set_enabled(true);
+    let e = db.get("r").await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::HmacFailed, "{e}");
+    assert!(matches!(&e, VaultError::HmacFailed { bad_backends, .. } if bad_backends == &["b0"]));
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. Stale and misplaced shares.
+
+#[tokio::test]
+async fn another_versions_or_another_records_share_is_detected() {
+    for mode in [StaleMode::Older, StaleMode::Swap] {
+        for bad in 0..3 {
+            let (nodes, db) = cluster(3, 2, 3).await;
+            db.put(rec("other", "other record")).await.unwrap();
+            db.put(rec("r", "version one")).await.unwrap();
+            db.put(rec("r", "version two")).await.unwrap();
+            nodes[bad].stale.set_mode(mode);
+            let g = db.get("r").await.unwrap();
+            assert_eq!(g.record.data, b"version two", "{mode:?} bad={bad}");
+            if g.outcomes[bad].status != OutcomeStatus::Skipped {
+                assert_eq!(g.bad_backends, vec![format!("b{bad}")]);
+            }
+            // Repair asks every backend: it finds the bad share and rewrites it.
+            let report = db.repair("r").await.unwrap();
+            assert!(report.problems.is_empty(), "{:?}", report.problems);
+            assert_eq!(report.restored, vec![format!("b{bad}")], "{mode:?}");
+            // With only the stale backend and one good one, never the old value.
+            nodes[(bad + 1) % 3].fail.set_down(true);
+            match db.get("r").await {
+                Ok(g) => assert_eq!(g.record.data, b"version two", "{mode:?}: never the old value"),
+                Err(e) => assert_eq!(e.code(), ErrorCode::HmacFailed, "{e}"),
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. Crash mid-put.
+
+#[tokio::test]
+async fn a_put_interrupted_after_m_writes_leaves_old_or_new_readable_and_scrub_settles_it() {
+    let (n, k) = (3, 2);
+    for m in 0..=n {
+        let (nodes, db) = cluster(n, k, n).await;
+        db.put(rec("r", "old")).await.unwrap();
+        // Backends m.. fail every write: the writer "crashed" after m of N writes.
+        for node in &nodes[m..] {
+            node.fail.fail(vaultdb_core::testkit::Ops::PUT, vaultdb_core::BackendErrorKind::Permanent);
+        }
+        let put = db.put(rec("r", "new")).await;
+        assert_eq!(put.is_ok(), m == n);
+        let value = data_of(&db, "r").await.unwrap();
+        assert_eq!(value, if m >= k { "new" } else { "old" }, "m = {m}");
+        for node in &nodes {
+            node.fail.heal();
+        }
+        let report = db.scrub().await.unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        assert_eq!(data_of(&db, "r").await.unwrap(), value);
+        // Settled: exactly one version, one share on every backend.
+        for node in &nodes {
+            let shares: Vec<_> = node.mem.keys().into_iter().filter(|k| k.contains("/r/")).collect();
+            assert_eq!(shares.len(), 1, "m = {m}: {shares:?}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. Concurrent writers.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_never_lose_the_newest_acknowledged_value() {
+    let mems: Vec<Arc<MemoryBackend>> =
+        (0..3).map(|i| Arc::new(MemoryBackend::new(format!("b{i}"), "mem"))).collect();
+    let handles: Vec<_> = mems
+        .iter()
+        .enumerate()
+        .map(|(i, m)| Randomized::new(m.clone(), 1000 + i as u64, Duration::from_millis(3), 0.1))
+        .collect();
+    let ctl: Vec<_> = handles.iter().map(|h| h.handle()).collect();
+    for c in &ctl {
+        c.set_enabled(false);
+    }
+    let mut b = VaultDb::builder()
+        .threshold(2)
+        .write_quorum(2)
+        .call_policy(CallPolicy { max_attempts: 1, ..fast_policy() })
+        .read_repair(false);
+    for h in handles {
+        b = b.backend(h);
+    }
+    let db = b.open().await.unwrap();
+    for c in &ctl {
+        c.set_enabled(true);
+    }
+    let ids = ["a", "b", "c"];
+    let tasks: Vec<_> = (0..8)
+        .map(|t| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                let mut acked = Vec::new();
+                let mut failed = Vec::new();
+                for i in 0..50 {
+                    let id = ids[(t + i) % ids.len()];
+                    let value = format!("task {t} put {i}");
+                    match db.put(rec(id, &value)).await {
+                        Ok(p) => acked.push((id, p.version, value)),
+                        Err(_) => failed.push((id, value)),
+                    }
+                }
+                (acked, failed)
+            })
+        })
+        .collect();
+    let mut acked = Vec::new();
+    let mut failed = Vec::new();
+    for t in tasks {
+        let (a, f) = t.await.unwrap();
+        acked.extend(a);
+        failed.extend(f);
+    }
+    for c in &ctl {
+        c.set_enabled(false);
+    }
+    assert!(acked.len() > 100, "most puts succeed: {}", acked.len());
+    assert!(!failed.is_empty(), "the faults bit: some puts failed");
+    for id in ids {
+        let newest = acked.iter().filter(|(i, ..)| *i == id).max_by_key(|(_, v, _)| *v).unwrap();
+        let g = db.get(id).await.unwrap_or_else(|e| panic!("{id} unreadable: {e}"));
+        let value = String::from_utf8(g.record.data).unwrap();
+        assert!(g.version >= newest.1, "{id}: an older value came back");
+        if g.version == newest.1 {
+            assert_eq!(value, newest.2);
+        } else {
+            assert!(
+                failed.iter().any(|(i, v)| *i == id && *v == value),
+                "{id}: {value} is neither the newest acknowledged nor a later failed put"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 6. Delete.
+
+#[tokio::test]
+async fn delete_with_one_down_succeeds_and_the_share_left_rebuilds_nothing() {
+    for down in 0..3 {
+        let (nodes, db) = cluster(3, 2, 3).await;
+        db.put(rec("r", "secret")).await.unwrap();
+        nodes[down].fail.set_down(true);
+        let d = db.delete("r").await.unwrap();
+        assert_eq!(d.removed, 2);
+        nodes[down].fail.set_down(false);
+        // One share is left on the backend that was down; it is below the threshold.
+        let left: Vec<_> = nodes[down].mem.keys().into_iter().filter(|k| k.contains("/r/")).collect();
+        assert_eq!(left.len(), 1);
+        assert_eq!(db.get("r").await.unwrap_err().code(), ErrorCode::RecordNotFound);
+        assert!(db.list().await.unwrap().ids.is_empty());
+        // One share alone is uniformly random: the same share under another secret is
+        // just as likely. Check the stored share differs from the secret's bytes.
+        let share = nodes[down].mem.raw_get(&left[0]).unwrap();
+        assert!(!share.windows(6).any(|w| w == b"secret"));
+        // Scrub removes the orphan (grace period 0 in these tests).
+        db.scrub().await.unwrap();
+        assert!(nodes.iter().all(|n| n.mem.keys().iter().all(|k| !k.contains("/r/"))));
+    }
+}
+
+#[tokio::test]
+async fn delete_with_two_down_fails_and_names_them() {
+    let (nodes, db) = cluster(3, 2, 3).await;
+    db.put(rec("r", "secret")).await.unwrap();
+    nodes[0].fail.set_down(true);
+    nodes[2].fail.set_down(true);
+    let e = db.delete("r").await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::BackendError);
+    let failed: Vec<_> =
+        e.outcomes().iter().filter(|o| o.status != OutcomeStatus::Ok).map(|o| o.backend.as_str()).collect();
+    assert_eq!(failed, ["b0", "b2"]);
+    nodes[0].fail.set_down(false);
+    nodes[2].fail.set_down(false);
+    assert_eq!(data_of(&db, "r").await.unwrap(), "secret", "a failed delete is reported, not half-done silently");
+    assert_eq!(db.delete("nothing-here").await.unwrap_err().code(), ErrorCode::RecordNotFound);
+}
+
+// ---------------------------------------------------------------------------------------
+// 8. Metadata privacy.
+
+#[tokio::test]
+async fn backends_see_neither_ids_nor_contents_and_sizes_only_by_class() {
+    let (nodes, db) = cluster(3, 2, 3).await;
+    let ids = ["user-42", "alice@example.com", "patient/0007"];
+    let secrets = ["Alice Liddell", "078-05-1120", "diagnosis: flu"];
+    for (id, s) in ids.iter().zip(secrets) {
+        let r = Record::json(*id, &serde_json::json!({"name": s, "note": "known string"})).unwrap();
+        db.put(r).await.unwrap();
+    }
+    for n in &nodes {
+        for (key, bytes) in n.mem.snapshot() {
+            for needle in ids.iter().chain(&secrets).chain(&["known string", "user", "alice"]) {
+                assert!(!key.contains(needle), "key {key} reveals {needle}");
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                    "object {key} reveals {needle}"
+                );
+            }
+        }
+    }
+    // Sizes reveal only the Padme class: records of 100..=104 payload bytes (one class)
+    // are stored in objects of one size.
+    let (nodes, db) = cluster(3, 2, 3).await;
+    let mut sizes = std::collections::BTreeSet::new();
+    let overhead = {
+        let mut b = Vec::new();
+        Record::new("i", vec![0u8; 200]).encode_into(&mut b).unwrap();
+        b.len() - 200
+    };
+    let class = Padding::Padme.padded_len(72 + 1000 + overhead);
+    let mut len = 1000;
+    while Padding::Padme.padded_len(72 + len + overhead) == class {
+        db.put(Record::new("i", vec![7u8; len])).await.unwrap();
+        for (key, b) in nodes[0].mem.snapshot() {
+            if key.contains("/r/") {
+                sizes.insert(b.len());
+            }
+        }
+        len += 1;
+    }
+    assert!(len - 1000 >= 8, "the class spans several sizes");
+    assert_eq!(sizes.len(), 1, "one stored size for the whole class: {sizes:?}");
+    assert_eq!(*sizes.first().unwrap(), envelope::HEADER_LEN + class + envelope::TRAILER_LEN);
+}
+
+// ---------------------------------------------------------------------------------------
+// 9. list.
+
+#[tokio::test]
+async fn list_returns_exactly_the_live_ids_with_list_calls_only() {
+    let (nodes, db) = cluster(3, 2, 3).await;
+    let mut live: Vec<String> = (0..30).map(|i| format!("rec-{i:02}")).collect();
+    for id in &live {
+        db.put(rec(id, "x")).await.unwrap();
+        db.put(rec(id, "y")).await.unwrap();
+    }
+    db.delete("rec-07").await.unwrap();
+    live.retain(|i| i != "rec-07");
+    // A partial write (one share) is not live.
+    for node in &nodes[1..] {
+        node.fail.set_down(true);
+    }
+    assert!(db.put(rec("partial", "p")).await.is_err());
+    for node in &nodes {
+        node.fail.set_down(false);
+        node.count.reset();
+    }
+    let listed = db.list().await.unwrap();
+    assert_eq!(listed.ids, live);
+    assert_eq!(listed.unverified, 0);
+    for node in &nodes {
+        let c = node.count.counts();
+        assert!(c.list_pages > 0);
+        assert_eq!((c.gets, c.puts, c.deletes), (0, 0, 0), "list used only LIST calls");
+    }
+    // One backend down: still complete from the other two.
+    nodes[1].fail.set_down(true);
+    assert_eq!(db.list().await.unwrap().ids, live);
+    nodes[2].fail.set_down(true);
+    assert_eq!(db.list().await.unwrap_err().code(), ErrorCode::InsufficientShares);
+}
+
+#[tokio::test]
+async fn list_ignores_forged_names() {
+    let (nodes, db) = cluster(3, 2, 3).await;
+    db.put(rec("real", "x")).await.unwrap();
+    // A backend invents an object name with a well-formed but fake tag and id share.
+    let fake_tag = "0".repeat(26);
+    let fake = format!("vaultdb/r/{fake_tag}/{}.{}", "0".repeat(26), "0".repeat(52));
+    for n in &nodes {
+        n.mem.raw_put(fake.clone(), Bytes::from_static(b"junk"));
+    }
+    let listed = db.list().await.unwrap();
+    assert_eq!(listed.ids, ["real"]);
+    assert_eq!(listed.unverified, 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// Round trips, versions, repair.
+
+#[tokio::test]
+async fn round_trips_of_many_shapes() {
+    for (n, k) in [(2, 2), (3, 2), (5, 3), (7, 7)] {
+        let (_nodes, db) = cluster(n, k, n).await;
+        for size in [0usize, 1, 100, 4096, 200_000] {
+            let data: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+            let r = Record::new(format!("id-{size}"), data.clone())
+                .with_content_type("application/octet-stream")
+                .with_metadata("m", "v");
+            db.put(r.clone()).await.unwrap();
+            let g = db.get(&r.id).await.unwrap();
+            assert_eq!(g.record, r, "{k}-of-{n} size {size}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn retain_versions_keeps_that_many() {
+    let nodes: Vec<Node> = (0..3).map(node).collect();
+    let db = builder(&nodes, 2).retain_versions(3).open().await.unwrap();
+    for i in 0..6 {
+        db.put(rec("r", &format!("v{i}"))).await.unwrap();
+    }
+    assert_eq!(data_of(&db, "r").await.unwrap(), "v5");
+    for n in &nodes {
+        assert_eq!(n.mem.keys().iter().filter(|k| k.contains("/r/")).count(), 3);
+    }
+}
+
+#[tokio::test]
+async fn bad_ids_are_rejected_and_nothing_is_written() {
+    let (nodes, db) = cluster(3, 2, 3).await;
+    let before: usize = nodes.iter().map(|n| n.mem.object_count()).sum();
+    for id in ["", "a\nb", &"x".repeat(256)] {
+        assert_eq!(db.put(rec(id, "x")).await.unwrap_err().code(), ErrorCode::InvalidConfig);
+        assert_eq!(db.get(id).await.unwrap_err().code(), ErrorCode::InvalidConfig);
+        assert_eq!(db.delete(id).await.unwrap_err().code(), ErrorCode::InvalidConfig);
+    }
+    let small = builder(&nodes, 2).max_record_size(10).open().await.unwrap();
+    assert_eq!(small.put(rec("big", "01234567890")).await.unwrap_err().code(), ErrorCode::InvalidConfig);
+    let after: usize = nodes.iter().map(|n| n.mem.object_count()).sum();
+    assert_eq!(before, after);
+    assert_eq!(db.get("absent").await.unwrap_err().code(), ErrorCode::RecordNotFound);
+}
+
+#[tokio::test]
+async fn scrub_restores_a_wiped_backend_including_its_keyring_share() {
+    let (nodes, db) = cluster(3, 2, 3).await;
+    let ids: Vec<String> = (0..20).map(|i| format!("r{i}")).collect();
+    for id in &ids {
+        db.put(rec(id, id)).await.unwrap();
+    }
+    nodes[1].mem.clear();
+    let report = db.scrub().await.unwrap();
+    assert_eq!(report.restored, 21, "20 records and the keyring: {report:?}");
+    assert!(report.problems.is_empty());
+    for down in [0, 2] {
+        nodes[down].fail.set_down(true);
+        for id in &ids {
+            assert_eq!(&data_of(&db, id).await.unwrap(), id);
+        }
+        // The keyring opens from the restored backend plus one other.
+        builder(&nodes, 2).open().await.unwrap();
+        nodes[down].fail.set_down(false);
+    }
+}
+
+#[tokio::test]
+async fn degraded_reads_repair_in_the_background() {
+    let nodes: Vec<Node> = (0..3).map(node).collect();
+    let db = builder(&nodes, 2).write_quorum(2).read_repair(true).open().await.unwrap();
+    nodes[2].fail.set_down(true);
+    db.put(rec("r", "v")).await.unwrap();
+    nodes[2].fail.set_down(false);
+    let g = db.get("r").await.unwrap();
+    assert!(g.degraded);
+    for _ in 0..100 {
+        if nodes[2].mem.keys().iter().any(|k| k.contains("/r/")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(nodes[2].mem.keys().iter().any(|k| k.contains("/r/")), "read-repair restored the share");
+    assert!(db.stats().degraded_reads >= 1);
+}
+
+#[tokio::test]
+async fn health_reports_the_threshold_margin() {
+    let (nodes, db) = cluster(5, 3, 5).await;
+    assert_eq!(db.health().await.margin, 2);
+    nodes[4].fail.set_down(true);
+    nodes[0].fail.set_down(true);
+    let h = db.health().await;
+    assert_eq!((h.up, h.margin), (3, 0));
+    assert!(!h.backends[0].up && h.backends[1].up);
+    nodes[2].fail.set_down(true);
+    assert_eq!(db.health().await.margin, -1);
+}
+
+#[tokio::test]
+async fn hedged_reads_skip_a_slow_backend() {
+    use vaultdb_core::testkit::Slow;
+    let mems: Vec<Arc<MemoryBackend>> =
+        (0..3).map(|i| Arc::new(MemoryBackend::new(format!("b{i}"), "mem"))).collect();
+    let slow = Slow::new(mems[0].clone(), Duration::ZERO);
+    let slow_h = slow.handle();
+    slow_h.set_ops(vaultdb_core::testkit::Ops::GET);
+    let db = VaultDb::builder()
+        .threshold(2)
+        .backend(slow)
+        .backend(mems[1].clone())
+        .backend(mems[2].clone())
+        .hedge_after(Some(Duration::from_millis(20)))
+        .open()
+        .await
+        .unwrap();
+    db.put(rec("r", "v")).await.unwrap();
+    slow_h.set_delay(Duration::from_millis(1500));
+    let start = std::time::Instant::now();
+    let g = db.get("r").await.unwrap();
+    assert_eq!(g.record.data, b"v");
+    // The slow backend is asked first (no latency history favours the others), but after
+    // 20 ms the read asks another backend and completes without it.
+    assert!(start.elapsed() < Duration::from_millis(1000), "{:?}", start.elapsed());
+}
+
+#[test]
+fn record_debug_and_error_display_carry_no_secrets() {
+    let r = Record::new("alice@example.com", b"078-05-1120".to_vec());
+    let d = format!("{r:?}");
+    assert!(!d.contains("alice") && !d.contains("078"), "{d}");
+    let e = VaultError::RecordNotFound;
+    assert_eq!(e.to_string(), "record not found");
+}
