@@ -1,4 +1,142 @@
-//! `cargo xtask`: VaultDB developer tasks.
-fn main() {
-    eprintln!("usage: cargo xtask <task>");
+//! `cargo xtask <task>`: VaultDB's developer tasks.
+//!
+//! - `cargo xtask test`: everything CI checks, in order: rustfmt, clippy with
+//!   `-D warnings`, every test of every crate, rustdoc with warnings denied, and
+//!   `cargo deny` (bans, licenses, sources). This is the README's test command, and
+//!   `.ci/run` runs exactly it.
+//! - `cargo xtask deny`: only `cargo deny`.
+//! - `cargo xtask bench`: the criterion benchmarks (results go to docs/PERFORMANCE.md).
+//!
+//! Tools the tasks need that are not part of the toolchain (cargo-deny) are installed on
+//! first use into a cache folder outside the repository:
+//! `${XDG_CACHE_HOME:-$HOME/.cache}/vaultdb-tools`. Deleting it costs only time.
+//!
+//! This crate has no dependencies on purpose: it is built before every task.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+/// The cargo-deny release installed when it is missing (newer ones may need a newer rustc).
+const CARGO_DENY_VERSION: &str = "0.20.2";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let task = args.first().map(String::as_str).unwrap_or("help");
+    let result = match task {
+        "test" => test(),
+        "deny" => deny(),
+        "bench" => bench(&args[1..]),
+        "help" | "--help" | "-h" => {
+            print_help();
+            Ok(())
+        }
+        other => Err(format!("unknown task {other:?}; try `cargo xtask help`")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_help() {
+    println!(
+        "cargo xtask <task>\n\n\
+         tasks:\n  \
+         test   rustfmt, clippy -D warnings, all tests, rustdoc, cargo deny (what CI runs)\n  \
+         deny   cargo deny check bans licenses sources\n  \
+         bench  criterion benchmarks (extra arguments go to cargo bench)"
+    );
+}
+
+/// The workspace root (this crate lives in `<root>/xtask`).
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// The cache folder for tools, outside the repository.
+fn tools_dir() -> PathBuf {
+    let cache = env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| env::temp_dir().join("cache"));
+    cache.join("vaultdb-tools")
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+/// Runs a step, timing it; fails the task if the command fails.
+fn step(name: &str, mut cmd: Command) -> Result<(), String> {
+    println!("xtask: == {name}");
+    let start = Instant::now();
+    let status = cmd.status().map_err(|e| format!("{name}: could not start: {e}"))?;
+    println!("xtask: == {name}: {} in {:.1}s", if status.success() { "ok" } else { "FAILED" }, start.elapsed().as_secs_f64());
+    if status.success() { Ok(()) } else { Err(format!("{name} failed ({status})")) }
+}
+
+fn test() -> Result<(), String> {
+    let start = Instant::now();
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--", "--check"]);
+    step("rustfmt", fmt)?;
+
+    let mut clippy = cargo();
+    clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+    step("clippy", clippy)?;
+
+    let mut tests = cargo();
+    tests.args(["test", "--workspace", "--all-targets"]);
+    step("tests", tests)?;
+
+    // Doc tests are not part of --all-targets.
+    let mut doctests = cargo();
+    doctests.args(["test", "--workspace", "--doc"]);
+    step("doc tests", doctests)?;
+
+    let mut doc = cargo();
+    doc.args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings");
+    step("rustdoc", doc)?;
+
+    deny()?;
+    println!("xtask: all checks passed in {:.0}s", start.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// `cargo deny check bans licenses sources`. Advisories are not checked here: the advisory
+/// database is fetched from GitHub, which this project's machines cannot reach.
+fn deny() -> Result<(), String> {
+    let bin = ensure_cargo_deny()?;
+    let mut cmd = Command::new(bin);
+    cmd.current_dir(root()).args(["deny", "--workspace", "check", "bans", "licenses", "sources"]);
+    step("cargo deny", cmd)
+}
+
+fn ensure_cargo_deny() -> Result<PathBuf, String> {
+    let dir = tools_dir();
+    let bin = dir.join("bin").join("cargo-deny");
+    if bin.exists() {
+        return Ok(bin);
+    }
+    println!("xtask: installing cargo-deny {CARGO_DENY_VERSION} into {} (first run only)", dir.display());
+    let mut install = cargo();
+    install.args(["install", "--locked", "--quiet", "--root"]).arg(&dir).arg(format!("cargo-deny@{CARGO_DENY_VERSION}"));
+    step("install cargo-deny", install)?;
+    Ok(bin)
+}
+
+fn bench(extra: &[String]) -> Result<(), String> {
+    let mut cmd = cargo();
+    cmd.args(["bench", "--workspace"]).args(extra);
+    step("benchmarks", cmd)
 }

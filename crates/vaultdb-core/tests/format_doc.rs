@@ -1,0 +1,94 @@
+//! docs/FORMAT.md's worked example, recomputed from the code: if the format changes, this
+//! test fails until the document is updated (`VAULTDB_PRINT_EXAMPLE=1 cargo test -p
+//! vaultdb-core --test format_doc -- --nocapture` prints the new values).
+
+use vaultdb_core::envelope::{self, Header, Kind};
+use vaultdb_core::naming::{KeySpace, NamingKey, pad_id};
+use vaultdb_core::padding::Padding;
+use vaultdb_core::rng::{CsRng, RandomSource};
+use vaultdb_core::secret::{self, Binding};
+use vaultdb_core::{Record, Threshold, Version, Xorida};
+
+/// (label, value) pairs of the worked example, in document order.
+fn example() -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let t = Threshold::new(2, 3).unwrap();
+    let naming = NamingKey::from_bytes([0x11; 32]);
+    let version = Version::from_parts(0x0006_2d1a_2b3c_4d5e, 0x0123_4567_89ab_cdef);
+    let record = Record::new("user-42", br#"{"name":"Alice"}"#.to_vec());
+    let tag = naming.tag(&record.id);
+    // Every random byte of the example comes from this stream, in this order: mac_key
+    // (32 bytes), the coefficient R_1 for the secret, then R_1 for the padded id.
+    let mut rng = CsRng::from_seed([0x42; 32]);
+
+    let mut payload = Vec::new();
+    record.encode_into(&mut payload).unwrap();
+    out.push(("record", hex::encode(&payload)));
+    out.push(("name_tag", hex::encode(tag.0)));
+    out.push(("name_tag_text", tag.to_text()));
+    out.push(("version_text", version.to_text()));
+
+    let binding = Binding { kind: Kind::Record, tag, version, threshold: t };
+    let secret = secret::seal(&binding, Padding::Padme, payload.len(), &mut rng, |b| {
+        b.extend_from_slice(&payload);
+        Ok(())
+    })
+    .unwrap();
+    out.push(("secret", hex::encode(&secret[..])));
+
+    // R_1 is the next secret.len() bytes of the stream: read them from a second generator
+    // with the same seed, past the 32 mac_key bytes.
+    let mut coeff = vec![0u8; 32 + secret.len()];
+    CsRng::from_seed([0x42; 32]).fill_bytes(&mut coeff);
+    let coeff = coeff.split_off(32);
+    out.push(("r1", hex::encode(&coeff)));
+    let shares = Xorida::new().split(t, &secret, &mut rng);
+    for (i, s) in shares.iter().enumerate() {
+        out.push((["share1", "share2", "share3"][i], hex::encode(s)));
+    }
+    let padded = pad_id(&record.id).unwrap();
+    out.push(("padded_id", hex::encode(&padded[..])));
+    let id_shares = Xorida::new().split(t, &padded, &mut rng);
+    let ks = KeySpace::new("vaultdb").unwrap();
+    for (i, s) in id_shares.iter().enumerate() {
+        out.push((["key1", "key2", "key3"][i], ks.share_key(tag, version, s)));
+    }
+    let header = Header {
+        kind: Kind::Record,
+        threshold: t,
+        x: 1,
+        version,
+        tag,
+        secret_len: secret.len() as u32,
+    };
+    out.push(("envelope1", hex::encode(envelope::encode(&header, &shares[0]))));
+    out
+}
+
+#[test]
+fn worked_example_in_format_md_matches_the_code() {
+    let values = example();
+    if std::env::var_os("VAULTDB_PRINT_EXAMPLE").is_some() {
+        for (k, v) in &values {
+            println!("{k}: {v}");
+        }
+    }
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/FORMAT.md"))
+        .expect("docs/FORMAT.md exists");
+    for (label, value) in &values {
+        // Long values are wrapped in the document: join the continuation lines.
+        let start = doc
+            .lines()
+            .position(|l| l.trim_start().starts_with(&format!("{label}:")))
+            .unwrap_or_else(|| panic!("docs/FORMAT.md lacks the example line {label:?}"));
+        let mut text = doc.lines().nth(start).unwrap().trim_start()[label.len() + 1..].trim().to_owned();
+        for l in doc.lines().skip(start + 1) {
+            let l = l.trim();
+            if l.is_empty() || l.contains(':') || l.starts_with("```") {
+                break;
+            }
+            text.push_str(l);
+        }
+        assert_eq!(&text, value, "docs/FORMAT.md example value {label:?} is stale");
+    }
+}
