@@ -1,0 +1,173 @@
+//! [`Crashing`]: the writer dies after `m` puts.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::backend::{BackendError, ListPage, PutMode, StorageBackend};
+
+/// No limit: the wrapper is transparent.
+const UNLIMITED: u64 = u64::MAX;
+
+/// A wrapper that lets `m` puts through and then behaves as if the writing process had died:
+/// every later `put` and `delete` fails with a transient error without reaching the inner
+/// backend, so whatever the writer had done so far stays as it was. Reads (`get`,
+/// `list_page`) keep working, so a test can look at what the "crash" left behind.
+///
+/// Every put call that reaches the inner backend counts against the budget, whether it
+/// succeeds or not. [`CrashingHandle::reset`] brings the writer back (no limit any more);
+/// [`CrashingHandle::arm`] sets a new budget.
+pub struct Crashing<B> {
+    inner: B,
+    ctl: CrashingHandle,
+}
+
+/// Controls a [`Crashing`] wrapper; clones control the same wrapper.
+#[derive(Clone)]
+pub struct CrashingHandle {
+    state: Arc<CrashState>,
+}
+
+struct CrashState {
+    remaining: AtomicU64,
+    accepted: AtomicU64,
+    refused: AtomicU64,
+}
+
+impl<B: StorageBackend> Crashing<B> {
+    /// Wraps `inner`, accepting `puts` puts before the crash.
+    pub fn new(inner: B, puts: u64) -> Self {
+        let state = CrashState {
+            remaining: AtomicU64::new(puts),
+            accepted: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+        };
+        Self {
+            inner,
+            ctl: CrashingHandle {
+                state: Arc::new(state),
+            },
+        }
+    }
+
+    /// The handle that re-arms or resets the crash.
+    pub fn handle(&self) -> CrashingHandle {
+        self.ctl.clone()
+    }
+
+    /// The wrapped backend.
+    pub fn inner(&self) -> &B {
+        &self.inner
+    }
+
+    fn crashed_error(&self, what: &str) -> BackendError {
+        self.ctl.state.refused.fetch_add(1, Ordering::SeqCst);
+        BackendError::transient(format!(
+            "injected crash: {what} on {} refused",
+            self.inner.id()
+        ))
+    }
+}
+
+impl CrashingHandle {
+    /// Accept `puts` more puts from now on, then crash again.
+    pub fn arm(&self, puts: u64) {
+        // `UNLIMITED` is reserved for "no crash"; a budget that large is the same thing.
+        self.state.remaining.store(puts, Ordering::SeqCst);
+    }
+
+    /// Bring the writer back: from now on nothing fails.
+    pub fn reset(&self) {
+        self.state.remaining.store(UNLIMITED, Ordering::SeqCst);
+    }
+
+    /// True once the budget is used up (puts and deletes fail).
+    pub fn crashed(&self) -> bool {
+        self.state.remaining.load(Ordering::SeqCst) == 0
+    }
+
+    /// Puts still accepted before the crash (`None` when there is no limit).
+    pub fn remaining(&self) -> Option<u64> {
+        let r = self.state.remaining.load(Ordering::SeqCst);
+        (r != UNLIMITED).then_some(r)
+    }
+
+    /// Puts passed to the inner backend so far.
+    pub fn accepted(&self) -> u64 {
+        self.state.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Puts and deletes refused because of the crash so far.
+    pub fn refused(&self) -> u64 {
+        self.state.refused.load(Ordering::SeqCst)
+    }
+}
+
+impl fmt::Debug for CrashingHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CrashingHandle")
+            .field("remaining", &self.remaining())
+            .field("accepted", &self.accepted())
+            .field("refused", &self.refused())
+            .finish()
+    }
+}
+
+impl<B: fmt::Debug> fmt::Debug for Crashing<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Crashing")
+            .field("inner", &self.inner)
+            .field("ctl", &self.ctl)
+            .finish()
+    }
+}
+
+#[async_trait]
+impl<B: StorageBackend> StorageBackend for Crashing<B> {
+    fn id(&self) -> &str {
+        self.inner.id()
+    }
+
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+        let took = self
+            .ctl
+            .state
+            .remaining
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |r| match r {
+                UNLIMITED => Some(UNLIMITED),
+                0 => None,
+                r => Some(r - 1),
+            });
+        if took.is_err() {
+            return Err(self.crashed_error("put"));
+        }
+        self.ctl.state.accepted.fetch_add(1, Ordering::SeqCst);
+        self.inner.put(key, data, mode).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
+        self.inner.get(key).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BackendError> {
+        if self.ctl.crashed() {
+            return Err(self.crashed_error("delete"));
+        }
+        self.inner.delete(key).await
+    }
+
+    async fn list_page(
+        &self,
+        prefix: &str,
+        cursor: Option<String>,
+    ) -> Result<ListPage, BackendError> {
+        self.inner.list_page(prefix, cursor).await
+    }
+}

@@ -1,0 +1,179 @@
+//! [`Failing`]: operations fail on demand.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::{Ops, kind_from_u8, kind_to_u8};
+use crate::backend::{BackendError, BackendErrorKind, ListPage, PutMode, StorageBackend};
+
+/// A wrapper whose operations fail on demand, without reaching the inner backend.
+///
+/// While switched on (through its [`FailingHandle`]) every call to one of the chosen
+/// operations returns an error of the chosen kind; the others go through. Switched off (the
+/// initial state), it is transparent. [`FailingHandle::set_down`] is the "backend down /
+/// partitioned" switch: every operation fails with a transient error.
+///
+/// ```
+/// # futures::executor::block_on(async {
+/// use vaultdb_core::testkit::{Failing, Ops};
+/// use vaultdb_core::{BackendErrorKind, MemoryBackend, PutMode, StorageBackend};
+///
+/// let backend = Failing::new(MemoryBackend::new("m", "memory"));
+/// let ctl = backend.handle();
+/// ctl.fail(Ops::PUT, BackendErrorKind::Permanent);
+/// let err = backend.put("k", "v".into(), PutMode::Create).await.unwrap_err();
+/// assert_eq!(err.kind(), BackendErrorKind::Permanent);
+/// ctl.heal();
+/// assert!(backend.put("k", "v".into(), PutMode::Create).await.is_ok());
+/// # });
+/// ```
+pub struct Failing<B> {
+    inner: B,
+    ctl: FailingHandle,
+}
+
+/// Controls a [`Failing`] wrapper; clones control the same wrapper.
+#[derive(Clone, Default)]
+pub struct FailingHandle {
+    state: Arc<FailState>,
+}
+
+#[derive(Default)]
+struct FailState {
+    ops: AtomicU8,
+    kind: AtomicU8,
+    injected: AtomicU64,
+}
+
+impl<B: StorageBackend> Failing<B> {
+    /// Wraps `inner`; nothing fails until the handle says so.
+    pub fn new(inner: B) -> Self {
+        Self {
+            inner,
+            ctl: FailingHandle::default(),
+        }
+    }
+
+    /// The handle that switches failures on and off.
+    pub fn handle(&self) -> FailingHandle {
+        self.ctl.clone()
+    }
+
+    /// The wrapped backend.
+    pub fn inner(&self) -> &B {
+        &self.inner
+    }
+
+    fn check(&self, op: Ops, what: &str) -> Result<(), BackendError> {
+        let s = &self.ctl.state;
+        if Ops::from_bits(s.ops.load(Ordering::SeqCst)).contains(op) {
+            s.injected.fetch_add(1, Ordering::Relaxed);
+            let kind = kind_from_u8(s.kind.load(Ordering::SeqCst));
+            return Err(BackendError::new(
+                kind,
+                format!("injected failure: {what} on {} ({kind})", self.inner.id()),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl FailingHandle {
+    /// From now on, the operations in `ops` fail with errors of `kind` (replacing any earlier
+    /// setting).
+    pub fn fail(&self, ops: Ops, kind: BackendErrorKind) {
+        self.state.kind.store(kind_to_u8(kind), Ordering::SeqCst);
+        self.state.ops.store(ops.bits(), Ordering::SeqCst);
+    }
+
+    /// Takes the backend down (every operation fails with a transient error, as when it is
+    /// unreachable) or brings it back up (`false`, the same as [`heal`](Self::heal)).
+    pub fn set_down(&self, down: bool) {
+        if down {
+            self.fail(Ops::ALL, BackendErrorKind::Transient)
+        } else {
+            self.heal()
+        }
+    }
+
+    /// Stops injecting failures.
+    pub fn heal(&self) {
+        self.state.ops.store(0, Ordering::SeqCst);
+    }
+
+    /// The operations that currently fail.
+    pub fn failing_ops(&self) -> Ops {
+        Ops::from_bits(self.state.ops.load(Ordering::SeqCst))
+    }
+
+    /// True while every operation fails.
+    pub fn is_down(&self) -> bool {
+        self.failing_ops() == Ops::ALL
+    }
+
+    /// How many calls have been failed so far.
+    pub fn injected(&self) -> u64 {
+        self.state.injected.load(Ordering::Relaxed)
+    }
+}
+
+impl fmt::Debug for FailingHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FailingHandle")
+            .field("failing", &self.failing_ops())
+            .field(
+                "kind",
+                &kind_from_u8(self.state.kind.load(Ordering::SeqCst)),
+            )
+            .field("injected", &self.injected())
+            .finish()
+    }
+}
+
+impl<B: fmt::Debug> fmt::Debug for Failing<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Failing")
+            .field("inner", &self.inner)
+            .field("ctl", &self.ctl)
+            .finish()
+    }
+}
+
+#[async_trait]
+impl<B: StorageBackend> StorageBackend for Failing<B> {
+    fn id(&self) -> &str {
+        self.inner.id()
+    }
+
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+        self.check(Ops::PUT, "put")?;
+        self.inner.put(key, data, mode).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
+        self.check(Ops::GET, "get")?;
+        self.inner.get(key).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BackendError> {
+        self.check(Ops::DELETE, "delete")?;
+        self.inner.delete(key).await
+    }
+
+    async fn list_page(
+        &self,
+        prefix: &str,
+        cursor: Option<String>,
+    ) -> Result<ListPage, BackendError> {
+        self.check(Ops::LIST, "list")?;
+        self.inner.list_page(prefix, cursor).await
+    }
+}

@@ -1,0 +1,142 @@
+//! [`Slow`]: every call takes longer.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::Ops;
+use crate::backend::{BackendError, ListPage, PutMode, StorageBackend};
+
+/// A wrapper that sleeps (`tokio::time::sleep`) before each call to the chosen operations
+/// (all of them by default), then forwards it. The delay can be changed at any time through
+/// the [`SlowHandle`]; a zero delay makes the wrapper transparent. Sleeping needs a Tokio
+/// runtime with the time driver, as `#[tokio::test]` provides.
+pub struct Slow<B> {
+    inner: B,
+    ctl: SlowHandle,
+}
+
+/// Controls a [`Slow`] wrapper; clones control the same wrapper.
+#[derive(Clone)]
+pub struct SlowHandle {
+    state: Arc<SlowState>,
+}
+
+struct SlowState {
+    delay_nanos: AtomicU64,
+    ops: AtomicU8,
+}
+
+impl<B: StorageBackend> Slow<B> {
+    /// Wraps `inner`, delaying every operation by `delay`.
+    pub fn new(inner: B, delay: Duration) -> Self {
+        let state = SlowState {
+            delay_nanos: AtomicU64::new(0),
+            ops: AtomicU8::new(Ops::ALL.bits()),
+        };
+        let ctl = SlowHandle {
+            state: Arc::new(state),
+        };
+        ctl.set_delay(delay);
+        Self { inner, ctl }
+    }
+
+    /// The handle that changes the delay.
+    pub fn handle(&self) -> SlowHandle {
+        self.ctl.clone()
+    }
+
+    /// The wrapped backend.
+    pub fn inner(&self) -> &B {
+        &self.inner
+    }
+
+    async fn pause(&self, op: Ops) {
+        if self.ctl.ops().contains(op) {
+            let d = self.ctl.delay();
+            if !d.is_zero() {
+                tokio::time::sleep(d).await;
+            }
+        }
+    }
+}
+
+impl SlowHandle {
+    /// Sets the delay (saturating at about 584 years).
+    pub fn set_delay(&self, delay: Duration) {
+        let nanos = u64::try_from(delay.as_nanos()).unwrap_or(u64::MAX);
+        self.state.delay_nanos.store(nanos, Ordering::SeqCst);
+    }
+
+    /// The current delay.
+    pub fn delay(&self) -> Duration {
+        Duration::from_nanos(self.state.delay_nanos.load(Ordering::SeqCst))
+    }
+
+    /// Delays only the operations in `ops` from now on.
+    pub fn set_ops(&self, ops: Ops) {
+        self.state.ops.store(ops.bits(), Ordering::SeqCst);
+    }
+
+    /// The operations that are delayed.
+    pub fn ops(&self) -> Ops {
+        Ops::from_bits(self.state.ops.load(Ordering::SeqCst))
+    }
+}
+
+impl fmt::Debug for SlowHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SlowHandle")
+            .field("delay", &self.delay())
+            .field("ops", &self.ops())
+            .finish()
+    }
+}
+
+impl<B: fmt::Debug> fmt::Debug for Slow<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Slow")
+            .field("inner", &self.inner)
+            .field("ctl", &self.ctl)
+            .finish()
+    }
+}
+
+#[async_trait]
+impl<B: StorageBackend> StorageBackend for Slow<B> {
+    fn id(&self) -> &str {
+        self.inner.id()
+    }
+
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+        self.pause(Ops::PUT).await;
+        self.inner.put(key, data, mode).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
+        self.pause(Ops::GET).await;
+        self.inner.get(key).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), BackendError> {
+        self.pause(Ops::DELETE).await;
+        self.inner.delete(key).await
+    }
+
+    async fn list_page(
+        &self,
+        prefix: &str,
+        cursor: Option<String>,
+    ) -> Result<ListPage, BackendError> {
+        self.pause(Ops::LIST).await;
+        self.inner.list_page(prefix, cursor).await
+    }
+}
