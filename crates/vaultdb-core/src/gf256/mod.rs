@@ -202,20 +202,120 @@ impl Kernel {
     }
 }
 
-/// SIMD dispatch. Until SIMD kernels are added for an ISA, it reports the ISA as unavailable.
+// The SIMD kernels. Each ISA's file holds `#[target_feature] unsafe fn`s; `simd` below is the
+// only caller, and it checks the CPU before every call.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod x86;
+
+// Compiled on aarch64 with NEON, and in x86_64 test builds against a scalar model of the NEON
+// intrinsics (see the module docs).
+#[cfg(any(
+    all(target_arch = "aarch64", target_feature = "neon"),
+    all(test, not(target_arch = "aarch64"))
+))]
+#[allow(unsafe_code)]
+mod neon;
+
+/// SIMD dispatch: run-time CPU detection and the only calls into the `unsafe` kernels.
+///
+/// Soundness does not rest on [`Kernel`]'s invariant alone: every dispatch re-checks the cached
+/// CPUID result (one relaxed atomic load) and falls back to the portable kernel, which gives
+/// identical bytes, if the ISA is unavailable. So no safe function can execute an instruction
+/// the CPU lacks, whatever `Isa` it is handed.
+#[allow(unsafe_code)]
 mod simd {
-    use super::{Isa, soft};
+    #[cfg(target_arch = "x86_64")]
+    use super::x86;
+    use super::{Isa, POLY, soft};
 
-    pub(super) fn is_available(_isa: Isa) -> bool {
-        false
+    // CPUID-based detection, cached in an atomic (a compile-time constant when the feature is
+    // enabled for the whole build; always false under Miri). "avx2" also checks that the OS
+    // saves the YMM registers (XCR0).
+    #[cfg(target_arch = "x86_64")]
+    cpufeatures::new!(cpuid_avx2, "avx2");
+    #[cfg(target_arch = "x86_64")]
+    cpufeatures::new!(cpuid_ssse3, "ssse3");
+
+    /// NEON is part of every standard aarch64 target, so it is a compile-time property here;
+    /// Miri, like cpufeatures under Miri, gets the portable kernel.
+    const HAS_NEON: bool = cfg!(all(target_arch = "aarch64", target_feature = "neon", not(miri)));
+
+    /// True only if `isa` is a SIMD ISA this CPU supports.
+    pub(super) fn is_available(isa: Isa) -> bool {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => cpuid_avx2::get(),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Ssse3 => cpuid_ssse3::get(),
+            Isa::Neon => HAS_NEON,
+            _ => false,
+        }
     }
 
-    pub(super) fn mul_acc(_isa: Isa, c: u8, src: &[u8], dst: &mut [u8]) {
-        soft::mul_acc(c, src, dst)
+    /// `dst[i] ^= c * src[i]` on `isa` if the CPU has it, else on the portable kernel.
+    pub(super) fn mul_acc(isa: Isa, c: u8, src: &[u8], dst: &mut [u8]) {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 if cpuid_avx2::get() => {
+                // SAFETY: AVX2 support (and OS support for YMM state) was detected just above.
+                unsafe { x86::mul_acc_avx2(c, src, dst) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Ssse3 if cpuid_ssse3::get() => {
+                // SAFETY: SSSE3 support was detected just above.
+                unsafe { x86::mul_acc_ssse3(c, src, dst) }
+            }
+            #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+            Isa::Neon if HAS_NEON => {
+                // SAFETY: NEON is enabled for the whole build (checked by the cfg above).
+                unsafe { super::neon::mul_acc_neon(c, src, dst) }
+            }
+            _ => soft::mul_acc(c, src, dst),
+        }
     }
 
-    pub(super) fn mul_add_into(_isa: Isa, c: u8, src: &[u8], base: &[u8], dst: &mut [u8]) {
-        soft::mul_add_into(c, src, base, dst)
+    /// `dst[i] = base[i] ^ c * src[i]` on `isa` if the CPU has it, else on the portable kernel.
+    pub(super) fn mul_add_into(isa: Isa, c: u8, src: &[u8], base: &[u8], dst: &mut [u8]) {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 if cpuid_avx2::get() => {
+                // SAFETY: AVX2 support (and OS support for YMM state) was detected just above.
+                unsafe { x86::mul_add_into_avx2(c, src, base, dst) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Ssse3 if cpuid_ssse3::get() => {
+                // SAFETY: SSSE3 support was detected just above.
+                unsafe { x86::mul_add_into_ssse3(c, src, base, dst) }
+            }
+            #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+            Isa::Neon if HAS_NEON => {
+                // SAFETY: NEON is enabled for the whole build (checked by the cfg above).
+                unsafe { super::neon::mul_add_into_neon(c, src, base, dst) }
+            }
+            _ => soft::mul_add_into(c, src, base, dst),
+        }
+    }
+
+    /// The split-nibble tables for multiplying by `c`: `(c * n, c * (n << 4))` for every
+    /// nibble `n`. Built from `c * x^j` (j = 0..8) by XOR, since multiplication by `c` is
+    /// linear over GF(2); `c` is public, and no branch or index depends on anything else.
+    #[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64", test)), allow(dead_code))]
+    pub(super) fn nibble_tables(c: u8) -> ([u8; 16], [u8; 16]) {
+        let mut pw = [0u8; 8];
+        let mut v = c;
+        for p in &mut pw {
+            *p = v;
+            v = (v << 1) ^ (0u8.wrapping_sub(v >> 7) & POLY);
+        }
+        let (mut lo, mut hi) = ([0u8; 16], [0u8; 16]);
+        for i in 1..16usize {
+            let bit = i.trailing_zeros() as usize;
+            let rest = i & (i - 1);
+            lo[i] = lo[rest] ^ pw[bit];
+            hi[i] = hi[rest] ^ pw[bit + 4];
+        }
+        (lo, hi)
     }
 }
 
@@ -290,6 +390,83 @@ mod tests {
                 assert_eq!(dst2[i], dst[i]);
                 assert_eq!(dst3[i], mul(c, src[i]));
             }
+        }
+    }
+
+    #[test]
+    fn nibble_tables_match_scalar_mul() {
+        for c in 0..=255u8 {
+            let (lo, hi) = simd::nibble_tables(c);
+            for n in 0..16u8 {
+                assert_eq!(lo[usize::from(n)], mul(c, n), "c={c} lo[{n}]");
+                assert_eq!(hi[usize::from(n)], mul(c, n << 4), "c={c} hi[{n}]");
+            }
+        }
+    }
+
+    /// Detection agrees with the standard library's independent CPUID check, so a kernel
+    /// exists exactly for the ISAs this CPU has (and the SIMD kernels are really tested here).
+    #[test]
+    fn detection_agrees_with_std() {
+        #[cfg(target_arch = "x86_64")]
+        {
+            assert_eq!(Isa::Avx2.is_available(), std::arch::is_x86_feature_detected!("avx2"));
+            assert_eq!(Isa::Ssse3.is_available(), std::arch::is_x86_feature_detected!("ssse3"));
+            assert!(!Isa::Neon.is_available());
+            assert_eq!(Kernel::new(Isa::Neon), None);
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            assert_eq!(Isa::Neon.is_available(), std::arch::is_aarch64_feature_detected!("neon"));
+            assert!(!Isa::Avx2.is_available() && !Isa::Ssse3.is_available());
+        }
+        assert!(Isa::Portable.is_available());
+        let avail = Kernel::available();
+        assert_eq!(avail.last(), Some(&Kernel::portable()));
+        for isa in Isa::ALL {
+            assert_eq!(avail.iter().any(|k| k.isa() == isa), isa.is_available(), "{isa}");
+            assert_eq!(Kernel::new(isa).is_some(), isa.is_available(), "{isa}");
+        }
+    }
+
+    /// Every available SIMD kernel gives the portable kernel's bytes for every constant, at
+    /// lengths that exercise the unrolled loop, the single-vector loop and the scalar tail.
+    #[test]
+    fn simd_kernels_match_portable_for_every_constant() {
+        let src: Vec<u8> = (0..1100u32).map(|i| (i * 167 + 11) as u8).collect();
+        let base: Vec<u8> = (0..1100u32).map(|i| (i * 37 + 90) as u8).collect();
+        let lens = [0usize, 1, 15, 16, 17, 31, 32, 33, 47, 48, 63, 64, 65, 95, 96, 97, 129, 1000];
+        for k in Kernel::available() {
+            for c in 0..=255u8 {
+                for len in lens {
+                    let (s, b) = (&src[1..1 + len], &base[7..7 + len]);
+                    let mut want = b.to_vec();
+                    soft::mul_acc(c, s, &mut want);
+                    let mut got = b.to_vec();
+                    k.mul_acc(c, s, &mut got);
+                    assert_eq!(got, want, "{} mul_acc c={c} len={len}", k.isa());
+                    let mut got = vec![0x5a; len];
+                    k.mul_add_into(c, s, b, &mut got);
+                    assert_eq!(got, want, "{} mul_add_into c={c} len={len}", k.isa());
+                }
+            }
+        }
+    }
+
+    /// Handed an ISA the CPU lacks, the dispatcher falls back to the portable kernel instead
+    /// of executing foreign instructions.
+    #[test]
+    fn dispatch_of_unavailable_isa_falls_back() {
+        let src: Vec<u8> = (0..100u8).collect();
+        let base = vec![3u8; 100];
+        for isa in Isa::ALL.into_iter().filter(|i| !i.is_available()) {
+            let mut got = vec![0u8; 100];
+            simd::mul_add_into(isa, 0x57, &src, &base, &mut got);
+            let mut want = vec![0u8; 100];
+            soft::mul_add_into(0x57, &src, &base, &mut want);
+            assert_eq!(got, want, "{isa}");
+            simd::mul_acc(isa, 0x57, &src, &mut got);
+            assert_eq!(got, base, "{isa}");
         }
     }
 }
