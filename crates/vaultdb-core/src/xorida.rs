@@ -13,12 +13,19 @@
 //! uniformly distributed whatever the secret, so they carry no information about it.
 //!
 //! Every random byte is drawn uniformly from 0..=255: rejecting zero would bias the shares.
+//!
+//! The random bytes come from the generator in the order docs/FORMAT.md section 2 fixes:
+//! R_1 (L bytes), then R_2, ..., then R_{K-1}. Known-answer vectors depend on that order.
 
 use zeroize::Zeroizing;
 
 use crate::error::{Result, VaultError};
 use crate::gf256::{self, Kernel};
 use crate::rng::RandomSource;
+
+/// Bytes per step of [`Xorida::split_into`] and [`Xorida::interpolate`]: small enough for the
+/// working set of a step to stay in the L1/L2 cache (measured in docs/PERFORMANCE.md).
+const STEP: usize = 16 * 1024;
 
 /// A validated threshold: `2 <= k <= n <= 255`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -119,19 +126,43 @@ impl Xorida {
         assert_eq!(outs.len(), t.n(), "split_into: need one buffer per share");
         let len = secret.len();
         assert!(outs.iter().all(|o| o.len() == len), "split_into: buffer length mismatch");
-        // Coefficients R_1..R_{K-1}, back to back, wiped when dropped.
-        let mut coeffs = Zeroizing::new(vec![0u8; len * (t.k() - 1)]);
-        rng.fill_bytes(&mut coeffs);
-        for (i, out) in outs.iter_mut().enumerate() {
-            let x = (i + 1) as u8;
-            let mut xp = x;
-            for (j, r) in coeffs.chunks_exact(len.max(1)).enumerate().take(t.k() - 1) {
-                if j == 0 {
-                    self.kernel.mul_add_into(xp, r, secret, out);
+        // The buffers are processed in steps of `STEP` bytes, so that a step of the secret
+        // and of the coefficients stays in the L1/L2 cache while every share is computed from
+        // it. With one coefficient (K = 2), or a secret of at most one step, drawing the
+        // random bytes step by step reads the generator in the documented order (R_1, then
+        // R_2, ...), so the random buffer is a single step, drawn just before it is used and
+        // wiped at the end. Otherwise all (K-1)·L bytes are drawn first, in that order.
+        let k1 = t.k() - 1;
+        let per_step = k1 == 1 || len <= STEP;
+        let mut coeffs =
+            Zeroizing::new(vec![0u8; if per_step { len.min(STEP) * k1 } else { len * k1 }]);
+        if !per_step {
+            rng.fill_bytes(&mut coeffs);
+        }
+        for start in (0..len).step_by(STEP) {
+            let end = len.min(start + STEP);
+            let width = end - start;
+            if per_step {
+                rng.fill_bytes(&mut coeffs[..width * k1]);
+            }
+            // R_{j+1} for this step.
+            let r = |j: usize| {
+                if per_step {
+                    &coeffs[j * width..(j + 1) * width]
                 } else {
-                    self.kernel.mul_acc(xp, r, out);
+                    &coeffs[j * len + start..j * len + end]
                 }
-                xp = gf256::mul(xp, x);
+            };
+            let s = &secret[start..end];
+            for (i, out) in outs.iter_mut().enumerate() {
+                let x = (i + 1) as u8;
+                let out = &mut out[start..end];
+                self.kernel.mul_add_into(x, r(0), s, out);
+                let mut xp = x;
+                for j in 1..k1 {
+                    xp = gf256::mul(xp, x);
+                    self.kernel.mul_acc(xp, r(j), out);
+                }
             }
         }
     }
@@ -183,11 +214,15 @@ impl Xorida {
         if pts.iter().any(|p| p.y.len() != out.len()) {
             return Err(VaultError::ReconstructFailed("shares differ in length".into()));
         }
-        for (i, (p, w)) in pts.iter().zip(weights).enumerate() {
-            if i == 0 {
-                self.kernel.mul_into(w, p.y, out);
-            } else {
-                self.kernel.mul_acc(w, p.y, out);
+        // Step by step, so that the output's step stays in cache across the K passes.
+        for (n, out) in out.chunks_mut(STEP).enumerate() {
+            let range = n * STEP..n * STEP + out.len();
+            for (i, (p, &w)) in pts.iter().zip(&weights).enumerate() {
+                if i == 0 {
+                    self.kernel.mul_into(w, &p.y[range.clone()], out);
+                } else {
+                    self.kernel.mul_acc(w, &p.y[range.clone()], out);
+                }
             }
         }
         Ok(())
