@@ -80,9 +80,19 @@ fn cargo() -> Command {
 fn step(name: &str, mut cmd: Command) -> Result<(), String> {
     println!("xtask: == {name}");
     let start = Instant::now();
-    let status = cmd.status().map_err(|e| format!("{name}: could not start: {e}"))?;
-    println!("xtask: == {name}: {} in {:.1}s", if status.success() { "ok" } else { "FAILED" }, start.elapsed().as_secs_f64());
-    if status.success() { Ok(()) } else { Err(format!("{name} failed ({status})")) }
+    let status = cmd
+        .status()
+        .map_err(|e| format!("{name}: could not start: {e}"))?;
+    println!(
+        "xtask: == {name}: {} in {:.1}s",
+        if status.success() { "ok" } else { "FAILED" },
+        start.elapsed().as_secs_f64()
+    );
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{name} failed ({status})"))
+    }
 }
 
 fn test() -> Result<(), String> {
@@ -92,7 +102,14 @@ fn test() -> Result<(), String> {
     step("rustfmt", fmt)?;
 
     let mut clippy = cargo();
-    clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
     step("clippy", clippy)?;
 
     let mut tests = cargo();
@@ -105,11 +122,15 @@ fn test() -> Result<(), String> {
     step("doc tests", doctests)?;
 
     let mut doc = cargo();
-    doc.args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings");
+    doc.args(["doc", "--workspace", "--no-deps"])
+        .env("RUSTDOCFLAGS", "-D warnings");
     step("rustdoc", doc)?;
 
     deny()?;
-    println!("xtask: all checks passed in {:.0}s", start.elapsed().as_secs_f64());
+    println!(
+        "xtask: all checks passed in {:.0}s",
+        start.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -118,7 +139,14 @@ fn test() -> Result<(), String> {
 fn deny() -> Result<(), String> {
     let bin = ensure_cargo_deny()?;
     let mut cmd = Command::new(bin);
-    cmd.current_dir(root()).args(["deny", "--workspace", "check", "bans", "licenses", "sources"]);
+    cmd.current_dir(root()).args([
+        "deny",
+        "--workspace",
+        "check",
+        "bans",
+        "licenses",
+        "sources",
+    ]);
     step("cargo deny", cmd)
 }
 
@@ -128,9 +156,15 @@ fn ensure_cargo_deny() -> Result<PathBuf, String> {
     if bin.exists() {
         return Ok(bin);
     }
-    println!("xtask: installing cargo-deny {CARGO_DENY_VERSION} into {} (first run only)", dir.display());
+    println!(
+        "xtask: installing cargo-deny {CARGO_DENY_VERSION} into {} (first run only)",
+        dir.display()
+    );
     let mut install = cargo();
-    install.args(["install", "--locked", "--quiet", "--root"]).arg(&dir).arg(format!("cargo-deny@{CARGO_DENY_VERSION}"));
+    install
+        .args(["install", "--locked", "--quiet", "--root"])
+        .arg(&dir)
+        .arg(format!("cargo-deny@{CARGO_DENY_VERSION}"));
     step("install cargo-deny", install)?;
     Ok(bin)
 }

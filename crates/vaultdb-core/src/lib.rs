@@ -17,9 +17,11 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 
 pub mod backend;
+pub mod client;
 pub mod envelope;
 pub mod error;
 pub mod gf256;
+pub mod keyring;
 pub mod memory;
 pub mod naming;
 pub mod padding;
@@ -32,6 +34,10 @@ pub mod version;
 pub mod xorida;
 
 pub use backend::{BackendError, BackendErrorKind, ListPage, PutMode, StorageBackend};
+pub use client::{
+    CallPolicy, DeleteResult, GetResult, Health, ListResult, PutResult, RepairReport, ScrubReport,
+    Settings, VaultDb, VaultDbBuilder,
+};
 pub use error::{BackendOutcome, ErrorCode, OutcomeStatus, Result, VaultError};
 pub use memory::MemoryBackend;
 pub use padding::Padding;

@@ -96,7 +96,10 @@ pub fn seal(
 /// `HMAC_FAILED` if the length field is impossible, the tag does not verify (checked in
 /// constant time) or the padding is not all zero.
 pub fn open<'a>(binding: &Binding, secret: &'a [u8]) -> Result<&'a [u8]> {
-    let fail = |reason: &str| VaultError::HmacFailed { reason: reason.into(), bad_backends: vec![] };
+    let fail = |reason: &str| VaultError::HmacFailed {
+        reason: reason.into(),
+        bad_backends: vec![],
+    };
     let Some((head, rest)) = secret.split_at_checked(SECRET_HEADER_LEN) else {
         return Err(fail("secret shorter than its header"));
     };

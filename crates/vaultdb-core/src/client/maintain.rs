@@ -93,7 +93,9 @@ pub struct Health {
 }
 
 fn now_micros() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }
 
 impl CallError {
@@ -102,10 +104,9 @@ impl CallError {
     fn duplicate(&self) -> CallError {
         match self {
             CallError::TimedOut => CallError::TimedOut,
-            CallError::Backend(e) => CallError::Backend(crate::backend::BackendError::new(
-                e.kind(),
-                e.to_string(),
-            )),
+            CallError::Backend(e) => {
+                CallError::Backend(crate::backend::BackendError::new(e.kind(), e.to_string()))
+            }
         }
     }
 }
@@ -117,13 +118,27 @@ impl Inner {
         let calls = self.backends.iter().map(|b| {
             let prefix = prefix.as_str();
             async move {
-                let keys = self.settings.call_policy.run(|| b.list_all(prefix)).await?.value;
+                let keys = self
+                    .settings
+                    .call_policy
+                    .run(|| b.list_all(prefix))
+                    .await?
+                    .value;
                 Ok(keys
                     .into_iter()
                     .filter_map(|key| match self.keyspace.parse(&key) {
-                        Some(ParsedKey::Share { tag, version, id_share }) => {
-                            Some((tag, Listed { version, key, id_share }))
-                        }
+                        Some(ParsedKey::Share {
+                            tag,
+                            version,
+                            id_share,
+                        }) => Some((
+                            tag,
+                            Listed {
+                                version,
+                                key,
+                                id_share,
+                            },
+                        )),
                         _ => None,
                     })
                     .collect())
@@ -138,18 +153,20 @@ impl Inner {
         for_each_subset(holders.len(), self.k(), &mut |pos| {
             let pts: Vec<SharePoint<'_>> = pos
                 .iter()
-                .map(|&p| SharePoint { x: (holders[p].0 + 1) as u8, y: holders[p].1 })
+                .map(|&p| SharePoint {
+                    x: (holders[p].0 + 1) as u8,
+                    y: holders[p].1,
+                })
                 .collect();
             if pts.iter().any(|p| p.y.len() != pts[0].y.len()) {
                 return true;
             }
-            if let Ok(padded) = self.xorida.rebuild(self.threshold, &pts) {
-                if let Some(id) = unpad_id(&padded) {
-                    if self.naming.tag(&id).ct_eq(&tag) {
-                        found = Some((id, pos.to_vec()));
-                        return false;
-                    }
-                }
+            if let Ok(padded) = self.xorida.rebuild(self.threshold, &pts)
+                && let Some(id) = unpad_id(&padded)
+                && self.naming.tag(&id).ct_eq(&tag)
+            {
+                found = Some((id, pos.to_vec()));
+                return false;
             }
             true
         });
@@ -157,7 +174,11 @@ impl Inner {
     }
 
     /// Repairs one record given its listing (see [`VaultDb::repair`]).
-    pub(crate) async fn repair_tag(&self, tag: NameTag, listing: Option<TagListing>) -> RepairReport {
+    pub(crate) async fn repair_tag(
+        &self,
+        tag: NameTag,
+        listing: Option<TagListing>,
+    ) -> RepairReport {
         let listing = match listing {
             Some(l) => l,
             None => self.list_tag(tag).await,
@@ -165,12 +186,20 @@ impl Inner {
         let mut report = RepairReport::default();
         for (i, l) in listing.iter().enumerate() {
             if let Err(e) = l {
-                report.problems.push(format!("{tag}: {} could not list: {}", self.ids[i], e.status()));
+                report.problems.push(format!(
+                    "{tag}: {} could not list: {}",
+                    self.ids[i],
+                    e.status()
+                ));
             }
         }
         let versions = group_versions(&listing);
         let k = self.k();
-        let grace = self.settings.grace_period.as_micros().min(u128::from(u64::MAX)) as u64;
+        let grace = self
+            .settings
+            .grace_period
+            .as_micros()
+            .min(u128::from(u64::MAX)) as u64;
         let now = now_micros();
         let old_enough = |v: &Version| now.saturating_sub(v.micros()) >= grace;
 
@@ -179,14 +208,23 @@ impl Inner {
             if holders.len() < k {
                 continue;
             }
-            let expect = Expect { kind: Kind::Record, tag, version: *v };
-            let sources = holders.iter().map(|(i, l)| (*i, Source::Fetch(l.key.clone()))).collect();
+            let expect = Expect {
+                kind: Kind::Record,
+                tag,
+                version: *v,
+            };
+            let sources = holders
+                .iter()
+                .map(|(i, l)| (*i, Source::Fetch(l.key.clone())))
+                .collect();
             match self.fetch_and_verify(expect, sources, true).await {
                 Ok(verified) => {
                     target = Some((*v, verified));
                     break;
                 }
-                Err(e) => report.problems.push(format!("{tag}: version {v} cannot be repaired: {e}")),
+                Err(e) => report
+                    .problems
+                    .push(format!("{tag}: version {v} cannot be repaired: {e}")),
             }
         }
 
@@ -202,7 +240,8 @@ impl Inner {
             }
             Some((tv, verified)) => {
                 report.version = Some(*tv);
-                self.restore_shares(tag, *tv, verified, &versions[tv], &listing, &mut report).await;
+                self.restore_shares(tag, *tv, verified, &versions[tv], &listing, &mut report)
+                    .await;
                 let mut older: Vec<&Version> = versions.keys().filter(|v| *v < tv).collect();
                 older.sort_by(|a, b| b.cmp(a));
                 for v in older.into_iter().skip(self.settings.retain_versions - 1) {
@@ -221,9 +260,11 @@ impl Inner {
                     report.removed += 1;
                     self.stats.objects_removed.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(e) => report
-                    .problems
-                    .push(format!("{tag}: could not remove an object on {}: {}", self.ids[idx], e.status())),
+                Err(e) => report.problems.push(format!(
+                    "{tag}: could not remove an object on {}: {}",
+                    self.ids[idx],
+                    e.status()
+                )),
             }
         }
         if !report.restored.is_empty() || report.removed > 0 {
@@ -243,8 +284,9 @@ impl Inner {
         report: &mut RepairReport,
     ) {
         let good: Vec<usize> = verified.good.iter().map(|(i, _)| *i).collect();
-        let missing: Vec<usize> =
-            (0..self.n()).filter(|i| listing[*i].is_ok() && !good.contains(i)).collect();
+        let missing: Vec<usize> = (0..self.n())
+            .filter(|i| listing[*i].is_ok() && !good.contains(i))
+            .collect();
         if missing.is_empty() {
             return;
         }
@@ -255,21 +297,36 @@ impl Inner {
             .map(|(i, l)| (*i, l.id_share.as_slice()))
             .collect();
         let Some((_, id_pos)) = self.recover_id(tag, &id_holders) else {
-            report.problems.push(format!("{tag}: the id shares in object names do not verify"));
+            report.problems.push(format!(
+                "{tag}: the id shares in object names do not verify"
+            ));
             return;
         };
         let id_pts: Vec<SharePoint<'_>> = id_pos
             .iter()
-            .map(|&p| SharePoint { x: (id_holders[p].0 + 1) as u8, y: id_holders[p].1 })
+            .map(|&p| SharePoint {
+                x: (id_holders[p].0 + 1) as u8,
+                y: id_holders[p].1,
+            })
             .collect();
         let shares: Vec<(usize, &[u8])> = verified
             .good
             .iter()
             .filter(|(i, _)| verified.subset.contains(i))
-            .map(|(i, b)| (*i, &b[envelope::HEADER_LEN..b.len() - envelope::TRAILER_LEN]))
+            .map(|(i, b)| {
+                (
+                    *i,
+                    &b[envelope::HEADER_LEN..b.len() - envelope::TRAILER_LEN],
+                )
+            })
             .collect();
-        let pts: Vec<SharePoint<'_>> =
-            shares.iter().map(|(i, s)| SharePoint { x: (*i + 1) as u8, y: s }).collect();
+        let pts: Vec<SharePoint<'_>> = shares
+            .iter()
+            .map(|(i, s)| SharePoint {
+                x: (*i + 1) as u8,
+                y: s,
+            })
+            .collect();
         let secret_len = pts[0].y.len() as u32;
         for idx in missing {
             let x = (idx + 1) as u8;
@@ -277,28 +334,38 @@ impl Inner {
                 self.xorida.derive(self.threshold, &pts, x),
                 self.xorida.derive(self.threshold, &id_pts, x),
             ) else {
-                report.problems.push(format!("{tag}: could not derive share {x}"));
+                report
+                    .problems
+                    .push(format!("{tag}: could not derive share {x}"));
                 continue;
             };
-            let header =
-                Header { kind: Kind::Record, threshold: self.threshold, x, version, tag, secret_len };
+            let header = Header {
+                kind: Kind::Record,
+                threshold: self.threshold,
+                x,
+                version,
+                tag,
+                secret_len,
+            };
             let bytes = envelope::encode(&header, &share);
             let key = self.keyspace.share_key(tag, version, &id_share);
             // A bad object at this backend for this version goes first (shares are
             // immutable, so it is replaced by delete + create, never overwritten).
-            if let Some((_, bad)) = holders.iter().find(|(i, _)| *i == idx) {
-                if self.delete_key(idx, &bad.key).await.is_ok() {
-                    report.removed += 1;
-                }
+            if let Some((_, bad)) = holders.iter().find(|(i, _)| *i == idx)
+                && self.delete_key(idx, &bad.key).await.is_ok()
+            {
+                report.removed += 1;
             }
             match self.put_create(idx, &key, bytes.into()).await {
                 Ok(()) => {
                     self.stats.shares_repaired.fetch_add(1, Ordering::Relaxed);
                     report.restored.push(self.ids[idx].clone());
                 }
-                Err(e) => report
-                    .problems
-                    .push(format!("{tag}: could not restore the share on {}: {}", self.ids[idx], e.status())),
+                Err(e) => report.problems.push(format!(
+                    "{tag}: could not restore the share on {}: {}",
+                    self.ids[idx],
+                    e.status()
+                )),
             }
         }
     }
@@ -317,16 +384,32 @@ impl VaultDb {
         let outcomes: Vec<BackendOutcome> = listing
             .iter()
             .enumerate()
-            .map(|(i, l)| inner.outcome(i, l.as_ref().map_or_else(CallError::status, |_| OutcomeStatus::Ok)))
+            .map(|(i, l)| {
+                inner.outcome(
+                    i,
+                    l.as_ref()
+                        .map_or_else(CallError::status, |_| OutcomeStatus::Ok),
+                )
+            })
             .collect();
         let answered = listing.iter().filter(|l| l.is_ok()).count();
         if answered < inner.k() {
-            return Err(VaultError::InsufficientShares { need: inner.k(), got: answered, outcomes });
+            return Err(VaultError::InsufficientShares {
+                need: inner.k(),
+                got: answered,
+                outcomes,
+            });
         }
-        let mut by_tag: BTreeMap<NameTag, BTreeMap<Version, Vec<(usize, &[u8])>>> = BTreeMap::new();
+        // tag -> version -> (backend, id share)
+        type IdShares<'a> = BTreeMap<Version, Vec<(usize, &'a [u8])>>;
+        let mut by_tag: BTreeMap<NameTag, IdShares<'_>> = BTreeMap::new();
         for (idx, l) in listing.iter().enumerate() {
             for (tag, e) in l.as_ref().map(Vec::as_slice).unwrap_or_default() {
-                let holders = by_tag.entry(*tag).or_default().entry(e.version).or_default();
+                let holders = by_tag
+                    .entry(*tag)
+                    .or_default()
+                    .entry(e.version)
+                    .or_default();
                 if !holders.iter().any(|(i, _)| *i == idx) {
                     holders.push((idx, e.id_share.as_slice()));
                 }
@@ -354,7 +437,11 @@ impl VaultDb {
             }
         }
         ids.sort();
-        Ok(ListResult { ids, outcomes, unverified })
+        Ok(ListResult {
+            ids,
+            outcomes,
+            unverified,
+        })
     }
 
     /// Repairs one record: regenerates every missing or bad share of its newest verifiable
@@ -368,7 +455,11 @@ impl VaultDb {
         self.repair_tag(self.inner.naming.tag(id), None).await
     }
 
-    pub(crate) async fn repair_tag(&self, tag: NameTag, listing: Option<TagListing>) -> Result<RepairReport> {
+    pub(crate) async fn repair_tag(
+        &self,
+        tag: NameTag,
+        listing: Option<TagListing>,
+    ) -> Result<RepairReport> {
         Ok(self.inner.repair_tag(tag, listing).await)
     }
 
@@ -386,17 +477,30 @@ impl VaultDb {
     /// # Errors
     /// `INSUFFICIENT_SHARES` if fewer than K backends can list.
     #[tracing::instrument(name = "vaultdb.scrub", skip_all)]
-    pub async fn scrub_with_progress(&self, progress: impl Fn(usize, usize)) -> Result<ScrubReport> {
+    pub async fn scrub_with_progress(
+        &self,
+        progress: impl Fn(usize, usize),
+    ) -> Result<ScrubReport> {
         let inner = &self.inner;
         let listing = inner.list_everything().await;
         let outcomes: Vec<BackendOutcome> = listing
             .iter()
             .enumerate()
-            .map(|(i, l)| inner.outcome(i, l.as_ref().map_or_else(CallError::status, |_| OutcomeStatus::Ok)))
+            .map(|(i, l)| {
+                inner.outcome(
+                    i,
+                    l.as_ref()
+                        .map_or_else(CallError::status, |_| OutcomeStatus::Ok),
+                )
+            })
             .collect();
         let answered = listing.iter().filter(|l| l.is_ok()).count();
         if answered < inner.k() {
-            return Err(VaultError::InsufficientShares { need: inner.k(), got: answered, outcomes });
+            return Err(VaultError::InsufficientShares {
+                need: inner.k(),
+                got: answered,
+                outcomes,
+            });
         }
         let mut per_tag: BTreeMap<NameTag, TagListing> = BTreeMap::new();
         for (idx, l) in listing.iter().enumerate() {
@@ -411,7 +515,11 @@ impl VaultDb {
                 }
             }
         }
-        let mut report = ScrubReport { records: per_tag.len(), outcomes, ..ScrubReport::default() };
+        let mut report = ScrubReport {
+            records: per_tag.len(),
+            outcomes,
+            ..ScrubReport::default()
+        };
         let total = per_tag.len();
         let mut done = 0;
         let mut stream = futures::stream::iter(per_tag)
@@ -439,19 +547,35 @@ impl VaultDb {
             let key = key.as_str();
             async move {
                 let start = Instant::now();
-                let r = tokio::time::timeout(inner.settings.call_policy.timeout, b.list_page(key, None)).await;
+                let r = tokio::time::timeout(
+                    inner.settings.call_policy.timeout,
+                    b.list_page(key, None),
+                )
+                .await;
                 let latency = start.elapsed();
                 let error = match r {
                     Ok(Ok(_)) => None,
                     Ok(Err(e)) => Some(e.to_string()),
                     Err(_) => Some("timed out".to_owned()),
                 };
-                BackendHealth { id: b.id().to_owned(), name: b.name().to_owned(), up: error.is_none(), latency, error }
+                BackendHealth {
+                    id: b.id().to_owned(),
+                    name: b.name().to_owned(),
+                    up: error.is_none(),
+                    latency,
+                    error,
+                }
             }
         });
         let backends = futures::future::join_all(checks).await;
         let up = backends.iter().filter(|b| b.up).count();
-        Health { k: inner.k(), n: inner.n(), up, margin: up as isize - inner.k() as isize, backends }
+        Health {
+            k: inner.k(),
+            n: inner.n(),
+            up,
+            margin: up as isize - inner.k() as isize,
+            backends,
+        }
     }
 }
 

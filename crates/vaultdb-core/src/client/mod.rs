@@ -103,10 +103,16 @@ pub struct VaultDbBuilder {
 impl fmt::Debug for VaultDbBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VaultDbBuilder")
-            .field("backends", &self.backends.iter().map(|b| b.id()).collect::<Vec<_>>())
+            .field(
+                "backends",
+                &self.backends.iter().map(|b| b.id()).collect::<Vec<_>>(),
+            )
             .field("threshold", &self.threshold)
             .field("settings", &self.settings)
-            .field("naming_key", &self.naming_key.as_ref().map(|_| "<configured>"))
+            .field(
+                "naming_key",
+                &self.naming_key.as_ref().map(|_| "<configured>"),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -230,7 +236,9 @@ impl VaultDbBuilder {
             )));
         }
         if self.settings.retain_versions == 0 {
-            return Err(VaultError::invalid_config("retain_versions must be at least 1"));
+            return Err(VaultError::invalid_config(
+                "retain_versions must be at least 1",
+            ));
         }
         let ids: Vec<String> = self.backends.iter().map(|b| b.id().to_owned()).collect();
         for (i, id) in ids.iter().enumerate() {
@@ -257,7 +265,9 @@ impl VaultDbBuilder {
         };
         let keyring = open::load_or_create_keyring(&inner, self.naming_key.as_ref()).await?;
         inner.naming = keyring.naming_key;
-        Ok(VaultDb { inner: Arc::new(inner) })
+        Ok(VaultDb {
+            inner: Arc::new(inner),
+        })
     }
 }
 
@@ -322,7 +332,11 @@ impl Inner {
         self.threshold.k()
     }
 
-    pub(crate) fn outcome(&self, idx: usize, status: crate::error::OutcomeStatus) -> BackendOutcome {
+    pub(crate) fn outcome(
+        &self,
+        idx: usize,
+        status: crate::error::OutcomeStatus,
+    ) -> BackendOutcome {
         BackendOutcome::new(self.ids[idx].clone(), status)
     }
 

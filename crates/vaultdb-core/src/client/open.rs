@@ -51,7 +51,9 @@ async fn read_slots(inner: &Inner) -> Vec<Slot> {
                     None => Slot::Empty,
                     Some(bytes) => match envelope::decode(&bytes) {
                         Err(e) => Slot::Bad(e.to_string()),
-                        Ok(env) if env.header.kind != Kind::Keyring => Slot::Bad("not a keyring share".into()),
+                        Ok(env) if env.header.kind != Kind::Keyring => {
+                            Slot::Bad("not a keyring share".into())
+                        }
                         Ok(env) => {
                             let h = env.header;
                             if usize::from(h.x) != idx + 1 {
@@ -76,7 +78,9 @@ fn check_shape(inner: &Inner, slots: &[Slot]) -> Result<()> {
             Slot::Share(_, b) | Slot::Misplaced(b) => b,
             _ => continue,
         };
-        let Ok(env) = envelope::decode(bytes) else { continue };
+        let Ok(env) = envelope::decode(bytes) else {
+            continue;
+        };
         if env.header.threshold != inner.threshold {
             return Err(VaultError::invalid_config(format!(
                 "the store was created as {} but the client is configured as {}",
@@ -108,8 +112,15 @@ async fn find_keyring(inner: &Inner, slots: &[Slot]) -> Option<(Version, Verifie
         if shares.len() < inner.k() {
             continue;
         }
-        let expect = Expect { kind: Kind::Keyring, tag: KEYRING_TAG, version: v };
-        let sources = shares.into_iter().map(|(i, b)| (i, Source::Have(b))).collect();
+        let expect = Expect {
+            kind: Kind::Keyring,
+            tag: KEYRING_TAG,
+            version: v,
+        };
+        let sources = shares
+            .into_iter()
+            .map(|(i, b)| (i, Source::Have(b)))
+            .collect();
         if let Ok(verified) = inner.fetch_and_verify(expect, sources, true).await {
             return Some((v, verified));
         }
@@ -121,8 +132,15 @@ async fn find_keyring(inner: &Inner, slots: &[Slot]) -> Option<(Version, Verifie
 fn encode_keyring(inner: &Inner, keyring: &Keyring, version: Version) -> Result<Vec<Bytes>> {
     let t = inner.threshold;
     inner.with_rng(|rng| {
-        let binding = Binding { kind: Kind::Keyring, tag: KEYRING_TAG, version, threshold: t };
-        let secret = secret::seal(&binding, inner.settings.padding, 256, rng, |buf| keyring.encode_into(buf))?;
+        let binding = Binding {
+            kind: Kind::Keyring,
+            tag: KEYRING_TAG,
+            version,
+            threshold: t,
+        };
+        let secret = secret::seal(&binding, inner.settings.padding, 256, rng, |buf| {
+            keyring.encode_into(buf)
+        })?;
         let shares = inner.xorida.split(t, &secret, rng);
         Ok(shares
             .iter()
@@ -162,7 +180,9 @@ async fn fix_slots(inner: &Inner, slots: &[Slot], version: Version, verified: &V
             continue;
         }
         let x = (idx + 1) as u8;
-        let Ok(share) = inner.xorida.derive(inner.threshold, &pts, x) else { continue };
+        let Ok(share) = inner.xorida.derive(inner.threshold, &pts, x) else {
+            continue;
+        };
         let header = Header {
             kind: Kind::Keyring,
             threshold: inner.threshold,
@@ -173,12 +193,19 @@ async fn fix_slots(inner: &Inner, slots: &[Slot], version: Version, verified: &V
         };
         let bytes = Bytes::from(envelope::encode(&header, &share));
         let b = &inner.backends[idx];
-        match inner.settings.call_policy.run(|| b.put(&key, bytes.clone(), PutMode::Overwrite)).await {
+        match inner
+            .settings
+            .call_policy
+            .run(|| b.put(&key, bytes.clone(), PutMode::Overwrite))
+            .await
+        {
             Ok(_) => {
                 tracing::info!(backend = %inner.ids[idx], "restored keyring share");
                 fixed += 1;
             }
-            Err(e) => tracing::warn!(backend = %inner.ids[idx], error = ?e, "could not restore keyring share"),
+            Err(e) => {
+                tracing::warn!(backend = %inner.ids[idx], error = ?e, "could not restore keyring share")
+            }
         }
     }
     fixed
@@ -189,7 +216,10 @@ fn decode_keyring(verified: &Verified, external: Option<&NamingKey>) -> Result<K
 }
 
 /// Reads the keyring (creating it on an empty store) and checks the configuration.
-pub(crate) async fn load_or_create_keyring(inner: &Inner, external: Option<&NamingKey>) -> Result<Keyring> {
+pub(crate) async fn load_or_create_keyring(
+    inner: &Inner,
+    external: Option<&NamingKey>,
+) -> Result<Keyring> {
     let deadline = tokio::time::Instant::now() + CREATION_WAIT;
     let mut delay = Duration::from_millis(20);
     loop {
@@ -210,17 +240,20 @@ pub(crate) async fn load_or_create_keyring(inner: &Inner, external: Option<&Nami
             })
             .collect();
         if !unreachable.is_empty() {
-            let present = slots.iter().filter(|s| matches!(s, Slot::Share(..))).count();
+            let present = slots
+                .iter()
+                .filter(|s| matches!(s, Slot::Share(..)))
+                .count();
             return Err(VaultError::InsufficientShares {
                 need: inner.k(),
                 got: present,
                 outcomes: unreachable,
             });
         }
-        if slots.iter().all(|s| matches!(s, Slot::Empty)) {
-            if let Some(keyring) = try_create(inner, external).await? {
-                return Ok(keyring);
-            }
+        if slots.iter().all(|s| matches!(s, Slot::Empty))
+            && let Some(keyring) = try_create(inner, external).await?
+        {
+            return Ok(keyring);
         }
         // Another client is creating the keyring (or a creation was interrupted): wait.
         if tokio::time::Instant::now() >= deadline {
@@ -233,8 +266,12 @@ pub(crate) async fn load_or_create_keyring(inner: &Inner, external: Option<&Nami
                         match s {
                             Slot::Empty => OutcomeStatus::Missing,
                             Slot::Share(..) => OutcomeStatus::Ok,
-                            Slot::Bad(reason) => OutcomeStatus::Corrupt { reason: reason.clone() },
-                            Slot::Misplaced(_) => OutcomeStatus::Corrupt { reason: "misplaced keyring share".into() },
+                            Slot::Bad(reason) => OutcomeStatus::Corrupt {
+                                reason: reason.clone(),
+                            },
+                            Slot::Misplaced(_) => OutcomeStatus::Corrupt {
+                                reason: "misplaced keyring share".into(),
+                            },
                             Slot::Unreachable(e) => e.status(),
                         },
                     )
@@ -242,7 +279,10 @@ pub(crate) async fn load_or_create_keyring(inner: &Inner, external: Option<&Nami
                 .collect();
             return Err(VaultError::InsufficientShares {
                 need: inner.k(),
-                got: slots.iter().filter(|s| matches!(s, Slot::Share(..))).count(),
+                got: slots
+                    .iter()
+                    .filter(|s| matches!(s, Slot::Share(..)))
+                    .count(),
                 outcomes,
             });
         }
@@ -268,9 +308,14 @@ async fn try_create(inner: &Inner, external: Option<&NamingKey>) -> Result<Optio
     let key = inner.keyspace.keyring_key();
     match inner.put_create(0, &key, envelopes[0].clone()).await {
         Ok(()) => {}
-        Err(CallError::Backend(e)) if e.kind() == crate::BackendErrorKind::AlreadyExists => return Ok(None),
+        Err(CallError::Backend(e)) if e.kind() == crate::BackendErrorKind::AlreadyExists => {
+            return Ok(None);
+        }
         Err(e) => {
-            return Err(VaultError::Backend { operation: "keyring creation", outcomes: vec![inner.outcome(0, e.status())] });
+            return Err(VaultError::Backend {
+                operation: "keyring creation",
+                outcomes: vec![inner.outcome(0, e.status())],
+            });
         }
     }
     // Backend 0's slot is ours: we are the creator. Write the other slots.
@@ -278,7 +323,11 @@ async fn try_create(inner: &Inner, external: Option<&NamingKey>) -> Result<Optio
         let key = key.as_str();
         async move {
             let b = &inner.backends[idx];
-            inner.settings.call_policy.run(|| b.put(key, bytes.clone(), PutMode::Overwrite)).await
+            inner
+                .settings
+                .call_policy
+                .run(|| b.put(key, bytes.clone(), PutMode::Overwrite))
+                .await
         }
     });
     let results = futures::future::join_all(writes).await;
@@ -286,9 +335,16 @@ async fn try_create(inner: &Inner, external: Option<&NamingKey>) -> Result<Optio
     if written < inner.k() {
         let mut outcomes = vec![inner.outcome(0, OutcomeStatus::Ok)];
         outcomes.extend(results.iter().enumerate().map(|(i, r)| {
-            inner.outcome(i + 1, r.as_ref().map_or_else(CallError::status, |_| OutcomeStatus::Ok))
+            inner.outcome(
+                i + 1,
+                r.as_ref()
+                    .map_or_else(CallError::status, |_| OutcomeStatus::Ok),
+            )
         }));
-        return Err(VaultError::Backend { operation: "keyring creation", outcomes });
+        return Err(VaultError::Backend {
+            operation: "keyring creation",
+            outcomes,
+        });
     }
     tracing::info!(k = inner.k(), n = inner.n(), "created the store's keyring");
     Ok(Some(keyring))
@@ -298,7 +354,11 @@ async fn try_create(inner: &Inner, external: Option<&NamingKey>) -> Result<Optio
 pub(crate) async fn repair_keyring(inner: &Inner) -> Result<usize> {
     let slots = read_slots(inner).await;
     let Some((version, verified)) = find_keyring(inner, &slots).await else {
-        return Err(VaultError::InsufficientShares { need: inner.k(), got: 0, outcomes: vec![] });
+        return Err(VaultError::InsufficientShares {
+            need: inner.k(),
+            got: 0,
+            outcomes: vec![],
+        });
     };
     Ok(fix_slots(inner, &slots, version, &verified).await)
 }

@@ -67,6 +67,10 @@ pub(crate) struct Expect {
     pub(crate) version: Version,
 }
 
+/// A secret that verified: its bytes, where its payload is, and the positions (in the list
+/// of good shares) of the shares that rebuilt it.
+type Rebuilt = (Zeroizing<Vec<u8>>, Range<usize>, Vec<usize>);
+
 /// A version rebuilt and verified.
 pub(crate) struct Verified {
     pub(crate) secret: Zeroizing<Vec<u8>>,
@@ -105,13 +109,24 @@ impl Inner {
         let calls = self.backends.iter().map(|b| {
             let prefix = prefix.as_str();
             async move {
-                let keys = self.settings.call_policy.run(|| b.list_all(prefix)).await?.value;
+                let keys = self
+                    .settings
+                    .call_policy
+                    .run(|| b.list_all(prefix))
+                    .await?
+                    .value;
                 Ok(keys
                     .into_iter()
                     .filter_map(|key| match self.keyspace.parse(&key) {
-                        Some(ParsedKey::Share { tag: t, version, id_share }) if t == tag => {
-                            Some(Listed { version, key, id_share })
-                        }
+                        Some(ParsedKey::Share {
+                            tag: t,
+                            version,
+                            id_share,
+                        }) if t == tag => Some(Listed {
+                            version,
+                            key,
+                            id_share,
+                        }),
                         _ => None,
                     })
                     .collect())
@@ -128,10 +143,17 @@ impl Inner {
             return Err("wrong kind of share".into());
         }
         if h.threshold != self.threshold {
-            return Err(format!("share is for {}, store is {}", h.threshold, self.threshold));
+            return Err(format!(
+                "share is for {}, store is {}",
+                h.threshold, self.threshold
+            ));
         }
         if usize::from(h.x) != idx + 1 {
-            return Err(format!("share has x = {}, backend holds x = {}", h.x, idx + 1));
+            return Err(format!(
+                "share has x = {}, backend holds x = {}",
+                h.x,
+                idx + 1
+            ));
         }
         if h.version != expect.version {
             return Err("share belongs to another version".into());
@@ -155,8 +177,10 @@ impl Inner {
         let mut status: Vec<Option<OutcomeStatus>> = vec![None; self.n()];
         let order = self.by_latency(sources.iter().map(|(i, _)| *i).collect());
         let mut by_idx: BTreeMap<usize, Source> = sources.into_iter().collect();
-        let mut queue: VecDeque<(usize, Source)> =
-            order.into_iter().filter_map(|i| by_idx.remove(&i).map(|s| (i, s))).collect();
+        let mut queue: VecDeque<(usize, Source)> = order
+            .into_iter()
+            .filter_map(|i| by_idx.remove(&i).map(|s| (i, s)))
+            .collect();
         let mut good: Vec<(usize, Bytes)> = Vec::new();
         let mut inflight = FuturesUnordered::new();
 
@@ -166,13 +190,21 @@ impl Inner {
                 Source::Have(b) => Ok(Some(b)),
                 Source::Fetch(key) => {
                     let b = &self.backends[idx];
-                    self.settings.call_policy.run(|| b.get(&key)).await.map(|c| c.value)
+                    self.settings
+                        .call_policy
+                        .run(|| b.get(&key))
+                        .await
+                        .map(|c| c.value)
                 }
             };
             (idx, res, start.elapsed())
         };
 
-        let first = if want_all { queue.len() } else { k.min(queue.len()) };
+        let first = if want_all {
+            queue.len()
+        } else {
+            k.min(queue.len())
+        };
         for _ in 0..first {
             if let Some((i, s)) = queue.pop_front() {
                 inflight.push(fetch(i, s));
@@ -196,20 +228,23 @@ impl Inner {
                 }
                 _ => inflight.next().await,
             };
-            let Some((idx, res, elapsed)) = next else { break };
+            let Some((idx, res, elapsed)) = next else {
+                break;
+            };
             let ok = self.absorb(idx, res, elapsed, &expect, &mut status, &mut good);
-            if !ok && !want_all {
-                if let Some((i, s)) = queue.pop_front() {
-                    inflight.push(fetch(i, s));
-                }
+            if !ok
+                && !want_all
+                && let Some((i, s)) = queue.pop_front()
+            {
+                inflight.push(fetch(i, s));
             }
         }
         drop(inflight);
 
-        if good.len() >= k {
-            if let Some(v) = self.try_subsets(&expect, &good, 1)? {
-                return self.finish(v, good, status);
-            }
+        if good.len() >= k
+            && let Some(v) = self.try_subsets(&expect, &good, 1)?
+        {
+            return self.finish(v, good, status);
         }
         // Phase 2: the first K did not verify (or too few were good): ask everyone left.
         let rest: Vec<_> = queue.drain(..).map(|(i, s)| fetch(i, s)).collect();
@@ -223,12 +258,20 @@ impl Inner {
                 .filter_map(|(i, s)| s.clone().map(|s| self.outcome(i, s)))
                 .collect()
         };
-        let bad_named = || bad_of(&status).into_iter().map(|i| self.ids[i].clone()).collect();
+        let bad_named = || {
+            bad_of(&status)
+                .into_iter()
+                .map(|i| self.ids[i].clone())
+                .collect()
+        };
         if good.len() < k && !bad_of(&status).is_empty() {
             // Enough shares exist but some are bad: an integrity failure, not an outage.
             tracing::warn!(tag = %expect.tag, "bad shares leave fewer than {k} good ones");
             return Err(VaultError::HmacFailed {
-                reason: format!("only {} good shares of {k} needed; the others are bad", good.len()),
+                reason: format!(
+                    "only {} good shares of {k} needed; the others are bad",
+                    good.len()
+                ),
                 bad_backends: bad_named(),
             });
         }
@@ -307,10 +350,14 @@ impl Inner {
         expect: &Expect,
         good: &[(usize, Bytes)],
         limit: usize,
-    ) -> Result<Option<(Zeroizing<Vec<u8>>, Range<usize>, Vec<usize>)>> {
+    ) -> Result<Option<Rebuilt>> {
         let k = self.k();
-        let binding =
-            Binding { kind: expect.kind, tag: expect.tag, version: expect.version, threshold: self.threshold };
+        let binding = Binding {
+            kind: expect.kind,
+            tag: expect.tag,
+            version: expect.version,
+            threshold: self.threshold,
+        };
         let mut tried = 0;
         let mut found = None;
         for_each_subset(good.len(), k, &mut |pos: &[usize]| {
@@ -323,13 +370,18 @@ impl Inner {
                 .map(|&p| {
                     let (idx, bytes) = &good[p];
                     let share = &bytes[envelope::HEADER_LEN..bytes.len() - envelope::TRAILER_LEN];
-                    SharePoint { x: (*idx + 1) as u8, y: share }
+                    SharePoint {
+                        x: (*idx + 1) as u8,
+                        y: share,
+                    }
                 })
                 .collect();
             if pts.iter().any(|p| p.y.len() != pts[0].y.len()) {
                 return true;
             }
-            let Ok(secret) = self.xorida.rebuild(self.threshold, &pts) else { return true };
+            let Ok(secret) = self.xorida.rebuild(self.threshold, &pts) else {
+                return true;
+            };
             if let Ok(payload) = secret::open(&binding, &secret) {
                 let range = SECRET_HEADER_LEN..SECRET_HEADER_LEN + payload.len();
                 found = Some((secret, range, pos.to_vec()));
@@ -343,7 +395,7 @@ impl Inner {
     /// Checks the shares beyond the verified subset against the rebuilt polynomial.
     fn finish(
         &self,
-        (secret, payload, pos): (Zeroizing<Vec<u8>>, Range<usize>, Vec<usize>),
+        (secret, payload, pos): Rebuilt,
         good: Vec<(usize, Bytes)>,
         mut status: Vec<Option<OutcomeStatus>>,
     ) -> Result<Verified> {
@@ -353,7 +405,10 @@ impl Inner {
         let pts: Vec<SharePoint<'_>> = subset
             .iter()
             .zip(&subset_shares)
-            .map(|((i, _), s)| SharePoint { x: (*i + 1) as u8, y: s })
+            .map(|((i, _), s)| SharePoint {
+                x: (*i + 1) as u8,
+                y: s,
+            })
             .collect();
         let mut verified_good = subset.clone();
         for (p, (idx, bytes)) in good.iter().enumerate() {
@@ -453,15 +508,19 @@ impl VaultDb {
                     .enumerate()
                     .map(|(i, l)| match l {
                         Err(e) => inner.outcome(i, e.status()),
-                        Ok(entries) if v.is_some_and(|v| entries.iter().any(|e| e.version == *v)) => {
+                        Ok(entries)
+                            if v.is_some_and(|v| entries.iter().any(|e| e.version == *v)) =>
+                        {
                             inner.outcome(i, OutcomeStatus::Skipped)
                         }
                         Ok(_) => inner.outcome(i, OutcomeStatus::Missing),
                     })
                     .collect()
             };
-            let Some((version, holders)) =
-                versions.iter().rev().find(|(_, holders)| holders.len() >= k)
+            let Some((version, holders)) = versions
+                .iter()
+                .rev()
+                .find(|(_, holders)| holders.len() >= k)
             else {
                 let best = versions.values().map(Vec::len).max().unwrap_or(0);
                 if best + unanswered >= k {
@@ -474,13 +533,21 @@ impl VaultDb {
                 return Err(VaultError::RecordNotFound);
             };
             inner.clock.observe(version.micros());
-            let expect = Expect { kind: Kind::Record, tag, version: *version };
-            let sources =
-                holders.iter().map(|(i, l)| (*i, Source::Fetch(l.key.clone()))).collect();
+            let expect = Expect {
+                kind: Kind::Record,
+                tag,
+                version: *version,
+            };
+            let sources = holders
+                .iter()
+                .map(|(i, l)| (*i, Source::Fetch(l.key.clone())))
+                .collect();
             let verified = match inner.fetch_and_verify(expect, sources, false).await {
                 Ok(v) => v,
                 Err(e @ VaultError::InsufficientShares { .. })
-                    if e.outcomes().iter().any(|o| o.status == OutcomeStatus::Missing) =>
+                    if e.outcomes()
+                        .iter()
+                        .any(|o| o.status == OutcomeStatus::Missing) =>
                 {
                     // Listed but gone: a concurrent put's cleanup or a delete. Look again.
                     last_err = Some(e);
@@ -501,26 +568,35 @@ impl VaultDb {
                     outcomes[i].status = s.clone();
                 }
             }
-            let bad_backends: Vec<String> =
-                verified.bad().into_iter().map(|i| inner.ids[i].clone()).collect();
+            let bad_backends: Vec<String> = verified
+                .bad()
+                .into_iter()
+                .map(|i| inner.ids[i].clone())
+                .collect();
             let degraded = outcomes
                 .iter()
                 .any(|o| !matches!(o.status, OutcomeStatus::Ok | OutcomeStatus::Skipped));
             if degraded {
                 inner.stats.degraded_reads.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(%tag, "degraded read: {}", crate::error::outcomes_text(&outcomes));
-                if inner.settings.read_repair {
-                    if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                        let db = self.clone();
-                        handle.spawn(async move {
-                            if let Err(e) = db.repair_tag(tag, None).await {
-                                tracing::warn!(%tag, error = %e, "read-repair failed");
-                            }
-                        });
-                    }
+                if inner.settings.read_repair
+                    && let Ok(handle) = tokio::runtime::Handle::try_current()
+                {
+                    let db = self.clone();
+                    handle.spawn(async move {
+                        if let Err(e) = db.repair_tag(tag, None).await {
+                            tracing::warn!(%tag, error = %e, "read-repair failed");
+                        }
+                    });
                 }
             }
-            return Ok(GetResult { record, version: *version, outcomes, bad_backends, degraded });
+            return Ok(GetResult {
+                record,
+                version: *version,
+                outcomes,
+                bad_backends,
+                degraded,
+            });
         }
         Err(last_err.unwrap_or(VaultError::RecordNotFound))
     }

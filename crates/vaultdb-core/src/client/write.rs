@@ -48,10 +48,18 @@ pub struct DeleteResult {
 impl Inner {
     /// Writes one envelope create-only. An `AlreadyExists` on a retried call means an
     /// earlier attempt landed: that counts as success when the stored bytes are ours.
-    pub(crate) async fn put_create(&self, idx: usize, key: &str, bytes: Bytes) -> Result<(), CallError> {
+    pub(crate) async fn put_create(
+        &self,
+        idx: usize,
+        key: &str,
+        bytes: Bytes,
+    ) -> Result<(), CallError> {
         let b = &self.backends[idx];
         let policy = &self.settings.call_policy;
-        match policy.run(|| b.put(key, bytes.clone(), PutMode::Create)).await {
+        match policy
+            .run(|| b.put(key, bytes.clone(), PutMode::Create))
+            .await
+        {
             Ok(_) => Ok(()),
             Err(CallError::Backend(e)) if e.kind() == BackendErrorKind::AlreadyExists => {
                 match policy.run(|| b.get(key)).await {
@@ -65,15 +73,28 @@ impl Inner {
 
     pub(crate) async fn delete_key(&self, idx: usize, key: &str) -> Result<(), CallError> {
         let b = &self.backends[idx];
-        self.settings.call_policy.run(|| b.delete(key)).await.map(|_| ())
+        self.settings
+            .call_policy
+            .run(|| b.delete(key))
+            .await
+            .map(|_| ())
     }
 
     /// Builds the N envelopes and N object keys of one version of a record.
-    fn encode_record(&self, record: &Record, tag: NameTag) -> Result<(Version, Vec<(String, Bytes)>)> {
+    fn encode_record(
+        &self,
+        record: &Record,
+        tag: NameTag,
+    ) -> Result<(Version, Vec<(String, Bytes)>)> {
         let t = self.threshold;
         self.with_rng(|rng| {
             let version = self.clock.next_version(rng);
-            let binding = Binding { kind: Kind::Record, tag, version, threshold: t };
+            let binding = Binding {
+                kind: Kind::Record,
+                tag,
+                version,
+                threshold: t,
+            };
             let secret = secret::seal(
                 &binding,
                 self.settings.padding,
@@ -81,13 +102,19 @@ impl Inner {
                 rng,
                 |buf| record.encode_into(buf),
             )?;
-            let secret_len = u32::try_from(secret.len()).map_err(|_| {
-                VaultError::SplitFailed("record too large for one envelope".into())
-            })?;
+            let secret_len = u32::try_from(secret.len())
+                .map_err(|_| VaultError::SplitFailed("record too large for one envelope".into()))?;
             let mut bufs: Vec<Vec<u8>> = (0..t.n())
                 .map(|i| {
-                    Header { kind: Kind::Record, threshold: t, x: (i + 1) as u8, version, tag, secret_len }
-                        .new_buffer()
+                    Header {
+                        kind: Kind::Record,
+                        threshold: t,
+                        x: (i + 1) as u8,
+                        version,
+                        tag,
+                        secret_len,
+                    }
+                    .new_buffer()
                 })
                 .collect();
             {
@@ -103,7 +130,10 @@ impl Inner {
                     .zip(id_shares)
                     .map(|(mut buf, id_share)| {
                         envelope::seal(&mut buf);
-                        (self.keyspace.share_key(tag, version, &id_share), Bytes::from(buf))
+                        (
+                            self.keyspace.share_key(tag, version, &id_share),
+                            Bytes::from(buf),
+                        )
                     })
                     .collect(),
             ))
@@ -116,8 +146,12 @@ impl Inner {
         let keep_older = self.settings.retain_versions.saturating_sub(1);
         let listing = self.list_tag(tag).await;
         let work = listing.into_iter().enumerate().filter_map(|(idx, l)| {
-            let mut older: Vec<Listed> = l.ok()?.into_iter().filter(|e| e.version < version).collect();
-            older.sort_by(|a, b| b.version.cmp(&a.version));
+            let mut older: Vec<Listed> = l
+                .ok()?
+                .into_iter()
+                .filter(|e| e.version < version)
+                .collect();
+            older.sort_by_key(|e| std::cmp::Reverse(e.version));
             let doomed: Vec<Listed> = older.into_iter().skip(keep_older).collect();
             Some(async move {
                 for e in doomed {
@@ -168,19 +202,32 @@ impl VaultDb {
         let outcomes: Vec<BackendOutcome> = results
             .iter()
             .enumerate()
-            .map(|(i, r)| inner.outcome(i, r.as_ref().map_or_else(CallError::status, |()| OutcomeStatus::Ok)))
+            .map(|(i, r)| {
+                inner.outcome(
+                    i,
+                    r.as_ref()
+                        .map_or_else(CallError::status, |()| OutcomeStatus::Ok),
+                )
+            })
             .collect();
         let acks = results.iter().filter(|r| r.is_ok()).count();
         if acks < inner.write_quorum {
             tracing::warn!(%tag, acks, quorum = inner.write_quorum, "put failed: {}",
                 crate::error::outcomes_text(&outcomes));
-            return Err(VaultError::Backend { operation: "put", outcomes });
+            return Err(VaultError::Backend {
+                operation: "put",
+                outcomes,
+            });
         }
         if acks < inner.n() {
             tracing::warn!(%tag, acks, "degraded put: {}", crate::error::outcomes_text(&outcomes));
         }
         inner.remove_superseded(tag, version).await;
-        Ok(PutResult { version, acks, outcomes })
+        Ok(PutResult {
+            version,
+            acks,
+            outcomes,
+        })
     }
 
     /// Deletes every version of a record on every backend. Succeeds only when at least
@@ -197,7 +244,11 @@ impl VaultDb {
         let tag = inner.naming.tag(id);
         tracing::Span::current().record("tag", tracing::field::display(tag));
         let listing = inner.list_tag(tag).await;
-        let found: usize = listing.iter().filter_map(|l| l.as_ref().ok()).map(Vec::len).sum();
+        let found: usize = listing
+            .iter()
+            .filter_map(|l| l.as_ref().ok())
+            .map(Vec::len)
+            .sum();
         let work = listing.into_iter().enumerate().map(|(idx, l)| async move {
             let entries = l?;
             let mut removed = 0;
@@ -219,13 +270,22 @@ impl VaultDb {
         let outcomes: Vec<BackendOutcome> = results
             .iter()
             .enumerate()
-            .map(|(i, r)| inner.outcome(i, r.as_ref().map_or_else(CallError::status, |_| OutcomeStatus::Ok)))
+            .map(|(i, r)| {
+                inner.outcome(
+                    i,
+                    r.as_ref()
+                        .map_or_else(CallError::status, |_| OutcomeStatus::Ok),
+                )
+            })
             .collect();
         let needed = inner.n() - inner.k() + 1;
         if confirmed < needed {
             tracing::warn!(%tag, confirmed, needed, "delete failed: {}",
                 crate::error::outcomes_text(&outcomes));
-            return Err(VaultError::Backend { operation: "delete", outcomes });
+            return Err(VaultError::Backend {
+                operation: "delete",
+                outcomes,
+            });
         }
         if found == 0 {
             return Err(VaultError::RecordNotFound);
