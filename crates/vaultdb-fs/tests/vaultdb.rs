@@ -1,0 +1,71 @@
+//! VaultDb over FsBackends: a wiped disk is restored by scrub.
+
+use std::time::Duration;
+
+use vaultdb_core::testkit::{Failing, FailingHandle};
+use vaultdb_core::{CallPolicy, Record, VaultDb};
+use vaultdb_fs::FsBackend;
+
+/// Opens a 2-of-3 store over `root/disk-{1,2,3}`, with backend `down` (if any) unreachable.
+async fn open(root: &std::path::Path, down: Option<usize>) -> (VaultDb, Vec<FailingHandle>) {
+    let mut b = VaultDb::builder()
+        .threshold(2)
+        .read_repair(false)
+        .grace_period(Duration::ZERO)
+        .call_policy(CallPolicy {
+            max_attempts: 1,
+            ..CallPolicy::default()
+        });
+    let mut handles = Vec::new();
+    for i in 1..=3 {
+        let fs = FsBackend::open(
+            format!("disk-{i}"),
+            format!("disk {i}"),
+            root.join(format!("disk-{i}")),
+        )
+        .await
+        .unwrap();
+        let f = Failing::new(fs);
+        f.handle().set_down(down == Some(i - 1));
+        handles.push(f.handle());
+        b = b.backend(f);
+    }
+    (b.open().await.unwrap(), handles)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_directory_is_restored_by_scrub() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, down) = open(dir.path(), None).await;
+    let ids: Vec<String> = (0..25).map(|i| format!("patient-{i}")).collect();
+    for id in &ids {
+        db.put(Record::new(
+            id.clone(),
+            format!("chart of {id}").into_bytes(),
+        ))
+        .await
+        .unwrap();
+    }
+    // Wipe disk-2 completely, as if the disk were replaced.
+    std::fs::remove_dir_all(dir.path().join("disk-2")).unwrap();
+    std::fs::create_dir(dir.path().join("disk-2")).unwrap();
+    let report = db.scrub().await.unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert_eq!(
+        report.restored,
+        ids.len() + 1,
+        "every record share and the keyring share"
+    );
+    // disk-2 plus any one other serves every record, and the keyring.
+    for other_down in [0, 2] {
+        down[other_down].set_down(true);
+        for id in &ids {
+            let g = db.get(id).await.unwrap();
+            assert_eq!(g.record.data, format!("chart of {id}").into_bytes());
+        }
+        let (reopened, _) = open(dir.path(), Some(other_down)).await;
+        assert_eq!(reopened.name_tag("x"), db.name_tag("x"));
+        down[other_down].set_down(false);
+    }
+    assert_eq!(db.list().await.unwrap().ids.len(), ids.len());
+}
