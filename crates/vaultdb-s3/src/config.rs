@@ -1,0 +1,312 @@
+//! [`S3Config`] and [`S3Credentials`].
+
+use std::fmt;
+
+use aws_sdk_s3::config::{Credentials, SharedCredentialsProvider};
+use vaultdb_core::BackendError;
+use vaultdb_core::backend::validate_key;
+
+/// The default number of keys per listing page (S3's maximum).
+pub const DEFAULT_PAGE_SIZE: usize = 1000;
+
+/// Where an [`S3Backend`](crate::S3Backend) keeps its objects and how it reaches them.
+///
+/// Start from [`S3Config::new`] and set what differs from the defaults:
+///
+/// ```
+/// use vaultdb_s3::{S3Config, S3Credentials};
+///
+/// let aws = S3Config::new("my-vault-bucket").with_region("eu-central-1").with_prefix("vaultdb");
+/// let other = S3Config::new("shares")
+///     .with_endpoint("https://s3.example.net")
+///     .with_path_style(true)
+///     .with_credentials(S3Credentials::Static {
+///         access_key_id: "AKID...".into(),
+///         secret_access_key: "...".into(),
+///         session_token: None,
+///     });
+/// # let _ = (aws, other);
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct S3Config {
+    /// The bucket. It must exist: the backend never creates buckets.
+    pub bucket: String,
+    /// A key prefix inside the bucket ("folder"), so one bucket can hold other data or
+    /// several stores. Empty (the default) for the bucket root; otherwise `/`-separated
+    /// segments, and a trailing `/` is added if missing.
+    pub prefix: String,
+    /// The region (`us-east-1` by default). S3-compatible stores mostly ignore it, but
+    /// requests are signed for it.
+    pub region: String,
+    /// A custom endpoint URL (S3-compatible stores, emulators, VPC endpoints); `None` for
+    /// AWS's own endpoint of the region.
+    pub endpoint: Option<String>,
+    /// Address buckets by path (`https://host/bucket/key`) instead of by virtual host
+    /// (`https://bucket.host/key`). Most S3-compatible stores and emulators need it.
+    pub force_path_style: bool,
+    /// Accept an `http://` endpoint. Off by default, so that requests and shares never
+    /// cross a network unencrypted by accident.
+    pub allow_http: bool,
+    /// How requests are signed.
+    pub credentials: S3Credentials,
+    /// Ask for and check the SDK's extra CRC checksums on every put and get
+    /// (`WhenSupported`). Off by default (`WhenRequired`): many S3-compatible stores reject
+    /// or mishandle the newer checksum headers, and every VaultDB share already carries a
+    /// CRC32C and is authenticated by an HMAC.
+    pub strict_checksums: bool,
+    /// Keys per listing page, 1 to 1000 ([`DEFAULT_PAGE_SIZE`]).
+    pub page_size: usize,
+}
+
+impl S3Config {
+    /// A configuration for `bucket` with the defaults: no prefix, region `us-east-1`, AWS's
+    /// endpoint, virtual-host addressing, https only, the standard credential chain.
+    pub fn new(bucket: impl Into<String>) -> Self {
+        Self {
+            bucket: bucket.into(),
+            prefix: String::new(),
+            region: "us-east-1".into(),
+            endpoint: None,
+            force_path_style: false,
+            allow_http: false,
+            credentials: S3Credentials::Chain,
+            strict_checksums: false,
+            page_size: DEFAULT_PAGE_SIZE,
+        }
+    }
+
+    /// Sets [`prefix`](Self::prefix).
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Sets [`region`](Self::region).
+    pub fn with_region(mut self, region: impl Into<String>) -> Self {
+        self.region = region.into();
+        self
+    }
+
+    /// Sets [`endpoint`](Self::endpoint).
+    pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// Sets [`force_path_style`](Self::force_path_style).
+    pub fn with_path_style(mut self, on: bool) -> Self {
+        self.force_path_style = on;
+        self
+    }
+
+    /// Sets [`allow_http`](Self::allow_http).
+    pub fn with_allow_http(mut self, on: bool) -> Self {
+        self.allow_http = on;
+        self
+    }
+
+    /// Sets [`credentials`](Self::credentials).
+    pub fn with_credentials(mut self, credentials: S3Credentials) -> Self {
+        self.credentials = credentials;
+        self
+    }
+
+    /// Sets [`page_size`](Self::page_size).
+    pub fn with_page_size(mut self, keys: usize) -> Self {
+        self.page_size = keys;
+        self
+    }
+
+    /// The prefix as used: empty or ending in `/`, its segments valid key segments.
+    pub(crate) fn normalized_prefix(&self) -> Result<String, BackendError> {
+        if self.bucket.is_empty() {
+            return Err(BackendError::permanent(
+                "S3 configuration: the bucket is empty",
+            ));
+        }
+        let p = self.prefix.trim_end_matches('/');
+        if p.is_empty() {
+            return Ok(String::new());
+        }
+        validate_key(p).map_err(|e| {
+            BackendError::permanent(format!("S3 configuration: invalid prefix {p:?}: {e}"))
+        })?;
+        Ok(format!("{p}/"))
+    }
+
+    /// Refuses `http://` endpoints unless allowed.
+    pub(crate) fn check_endpoint(&self) -> Result<(), BackendError> {
+        let Some(endpoint) = &self.endpoint else {
+            return Ok(());
+        };
+        let lower = endpoint.to_ascii_lowercase();
+        if lower.starts_with("https://") {
+            return Ok(());
+        }
+        if lower.starts_with("http://") {
+            if self.allow_http {
+                return Ok(());
+            }
+            return Err(BackendError::permanent(format!(
+                "S3 configuration: endpoint {} is plain http; set allow_http to use it",
+                redact_url(endpoint)
+            )));
+        }
+        Err(BackendError::permanent(format!(
+            "S3 configuration: endpoint {} must start with https:// or http://",
+            redact_url(endpoint)
+        )))
+    }
+}
+
+impl fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Config")
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint.as_deref().map(redact_url))
+            .field("force_path_style", &self.force_path_style)
+            .field("allow_http", &self.allow_http)
+            .field("credentials", &self.credentials)
+            .field("strict_checksums", &self.strict_checksums)
+            .field("page_size", &self.page_size)
+            .finish()
+    }
+}
+
+/// How an [`S3Backend`](crate::S3Backend) signs its requests.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub enum S3Credentials {
+    /// The standard AWS credential chain: environment variables (`AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), shared profile files (`AWS_PROFILE`),
+    /// web identity tokens, ECS task roles and EC2 instance metadata, in that order.
+    /// Without the `credential-chain` feature, only the environment variables are read.
+    #[default]
+    Chain,
+    /// A fixed key pair, with an optional session token.
+    Static {
+        /// The access key id (not secret; shown in `Debug`).
+        access_key_id: String,
+        /// The secret access key (never shown).
+        secret_access_key: String,
+        /// A session token for temporary credentials (never shown).
+        session_token: Option<String>,
+    },
+}
+
+impl fmt::Debug for S3Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Chain => f.write_str("Chain"),
+            Self::Static {
+                access_key_id,
+                session_token,
+                ..
+            } => f
+                .debug_struct("Static")
+                .field("access_key_id", access_key_id)
+                .field("secret_access_key", &"<redacted>")
+                .field(
+                    "session_token",
+                    &session_token.as_ref().map(|_| "<redacted>"),
+                )
+                .finish(),
+        }
+    }
+}
+
+impl S3Credentials {
+    /// The credentials provider for the SDK.
+    pub(crate) async fn provider(
+        &self,
+        region: &str,
+    ) -> Result<Option<SharedCredentialsProvider>, BackendError> {
+        match self {
+            Self::Static {
+                access_key_id,
+                secret_access_key,
+                session_token,
+            } => Ok(Some(SharedCredentialsProvider::new(Credentials::new(
+                access_key_id,
+                secret_access_key,
+                session_token.clone(),
+                None,
+                "vaultdb-static",
+            )))),
+            Self::Chain => chain(region).await,
+        }
+    }
+}
+
+#[cfg(feature = "credential-chain")]
+async fn chain(region: &str) -> Result<Option<SharedCredentialsProvider>, BackendError> {
+    use aws_config::default_provider::credentials::DefaultCredentialsChain;
+    use aws_sdk_s3::config::Region;
+
+    let chain = DefaultCredentialsChain::builder()
+        .region(Region::new(region.to_owned()))
+        .build()
+        .await;
+    Ok(Some(SharedCredentialsProvider::new(chain)))
+}
+
+#[cfg(not(feature = "credential-chain"))]
+async fn chain(_region: &str) -> Result<Option<SharedCredentialsProvider>, BackendError> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+        (Some(id), Some(secret)) => Ok(Some(SharedCredentialsProvider::new(Credentials::new(
+            id,
+            secret,
+            var("AWS_SESSION_TOKEN"),
+            None,
+            "vaultdb-environment",
+        )))),
+        _ => Err(BackendError::permanent(
+            "S3 configuration: no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
+             configure static credentials, or build vaultdb-s3 with the `credential-chain` \
+             feature",
+        )),
+    }
+}
+
+/// `url` without a `user:password@` part.
+pub(crate) fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.find("://") {
+        Some(i) => (&url[..i + 3], &url[i + 3..]),
+        None => ("", url),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}<redacted>@{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_their_userinfo() {
+        assert_eq!(
+            redact_url("https://a:b@host/x"),
+            "https://<redacted>@host/x"
+        );
+        assert_eq!(redact_url("http://host:9000"), "http://host:9000");
+        assert_eq!(redact_url("http://host/a@b"), "http://host/a@b");
+    }
+
+    #[test]
+    fn prefixes_are_normalized() {
+        let p = |s: &str| S3Config::new("b").with_prefix(s).normalized_prefix();
+        assert_eq!(p("").unwrap(), "");
+        assert_eq!(p("/").unwrap(), "");
+        assert_eq!(p("a").unwrap(), "a/");
+        assert_eq!(p("a/b/").unwrap(), "a/b/");
+        assert!(p("/a").is_err());
+        assert!(p("a/./b").is_err());
+    }
+}

@@ -1,0 +1,134 @@
+//! The backend conformance suite against an S3 endpoint (moto's server under
+//! `cargo xtask itest`). Skipped unless `VAULTDB_TEST_S3_ENDPOINT` is set.
+
+use std::env;
+
+use vaultdb_core::testkit;
+use vaultdb_core::{BackendErrorKind, PutMode, StorageBackend};
+use vaultdb_s3::{S3Backend, S3Config, S3Credentials};
+
+/// The backend under test, from the environment, or `None` (skip).
+async fn backend(prefix: &str) -> Option<S3Backend> {
+    let endpoint = env::var("VAULTDB_TEST_S3_ENDPOINT").ok()?;
+    let var = |name: &str, default: &str| env::var(name).unwrap_or_else(|_| default.into());
+    let config = S3Config::new(var("VAULTDB_TEST_S3_BUCKET", "vaultdb-test"))
+        .with_endpoint(endpoint)
+        .with_allow_http(true)
+        .with_path_style(true)
+        .with_prefix(prefix)
+        .with_credentials(S3Credentials::Static {
+            access_key_id: var("VAULTDB_TEST_S3_ACCESS_KEY", "testing"),
+            secret_access_key: var("VAULTDB_TEST_S3_SECRET_KEY", "testing"),
+            session_token: None,
+        });
+    Some(
+        S3Backend::new("s3", "S3 (test endpoint)", config)
+            .await
+            .expect("config"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_s3() {
+    let Some(b) = backend("").await else {
+        return eprintln!("skip: VAULTDB_TEST_S3_ENDPOINT unset (run `cargo xtask itest`)");
+    };
+    testkit::run_all(&b, "conformance/").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_s3_with_key_prefix_and_small_pages() {
+    let Some(b) = backend("tenant-a/vault").await else {
+        return eprintln!("skip: VAULTDB_TEST_S3_ENDPOINT unset (run `cargo xtask itest`)");
+    };
+    assert_eq!(b.prefix(), "tenant-a/vault/");
+    let mut config_small = testkit::Capabilities::default();
+    config_small.pagination_keys = 120;
+    config_small.large_object_bytes = 1 << 20;
+    let small = S3Backend::new(
+        "s3-small",
+        "S3 (small pages)",
+        S3Config::new(b.bucket())
+            .with_endpoint(env::var("VAULTDB_TEST_S3_ENDPOINT").unwrap())
+            .with_allow_http(true)
+            .with_path_style(true)
+            .with_prefix("tenant-b")
+            .with_page_size(7)
+            .with_credentials(S3Credentials::Static {
+                access_key_id: env::var("VAULTDB_TEST_S3_ACCESS_KEY").unwrap_or("testing".into()),
+                secret_access_key: env::var("VAULTDB_TEST_S3_SECRET_KEY")
+                    .unwrap_or("testing".into()),
+                session_token: None,
+            }),
+    )
+    .await
+    .unwrap();
+    testkit::run_all_with(&small, "", &config_small).await;
+    // The prefixed backend sees only its own keys.
+    b.put("only-in-a", "x".into(), PutMode::Create)
+        .await
+        .unwrap();
+    assert_eq!(small.get("only-in-a").await.unwrap(), None);
+    assert!(
+        small
+            .list_page("", None)
+            .await
+            .unwrap()
+            .keys
+            .iter()
+            .all(|k| k != "only-in-a"),
+        "prefixes leak"
+    );
+    b.delete("only-in-a").await.unwrap();
+}
+
+#[tokio::test]
+async fn missing_bucket_is_permanent() {
+    let Some(b) = backend("").await else {
+        return eprintln!("skip: VAULTDB_TEST_S3_ENDPOINT unset (run `cargo xtask itest`)");
+    };
+    let config = S3Config::new("vaultdb-no-such-bucket")
+        .with_endpoint(env::var("VAULTDB_TEST_S3_ENDPOINT").unwrap())
+        .with_allow_http(true)
+        .with_path_style(true)
+        .with_credentials(S3Credentials::Static {
+            access_key_id: "testing".into(),
+            secret_access_key: "testing".into(),
+            session_token: None,
+        });
+    let missing = S3Backend::new("s3-missing", "no bucket", config)
+        .await
+        .unwrap();
+    let e = missing
+        .put("k", "v".into(), PutMode::Create)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), BackendErrorKind::Permanent, "{e}");
+    let e = missing.get("k").await.unwrap_err();
+    assert_eq!(e.kind(), BackendErrorKind::Permanent, "{e}");
+    let e = missing.list_page("", None).await.unwrap_err();
+    assert_eq!(e.kind(), BackendErrorKind::Permanent, "{e}");
+    drop(b);
+}
+
+#[tokio::test]
+async fn unreachable_endpoint_is_transient() {
+    // A port nothing listens on: connection refused, which the client may retry.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let config = S3Config::new("b")
+        .with_endpoint(format!("http://127.0.0.1:{port}"))
+        .with_allow_http(true)
+        .with_path_style(true)
+        .with_credentials(S3Credentials::Static {
+            access_key_id: "k".into(),
+            secret_access_key: "s".into(),
+            session_token: None,
+        });
+    let b = S3Backend::new("down", "down", config).await.unwrap();
+    let e = b.get("k").await.unwrap_err();
+    assert_eq!(e.kind(), BackendErrorKind::Transient, "{e}");
+    let e = b.put("k", "v".into(), PutMode::Create).await.unwrap_err();
+    assert_eq!(e.kind(), BackendErrorKind::Transient, "{e}");
+}
