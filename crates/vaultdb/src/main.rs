@@ -1,4 +1,5 @@
-//! The `vaultdb` command line.
-fn main() {
-    println!("vaultdb {}", env!("CARGO_PKG_VERSION"));
+//! The `vaultdb` command line: see `vaultdb --help` and the crate's README.
+
+fn main() -> std::process::ExitCode {
+    vaultdb::cli::main()
 }

@@ -1,0 +1,1037 @@
+//! `vaultdb.toml`: parsing, validation, environment overrides, the embedded default, and
+//! turning a configuration into an open [`VaultDb`].
+//!
+//! Where the configuration comes from, first match wins:
+//!
+//! 1. `--config PATH` or `VAULTDB_CONFIG=PATH` (the file must exist);
+//! 2. `./vaultdb.toml` if it exists;
+//! 3. the embedded default ([`DEFAULT_CONFIG`]): three filesystem backends under
+//!    `./vaultdb-data/{disk-1,disk-2,disk-3}`, threshold 2. So a newcomer's first command
+//!    just works.
+//!
+//! Then the environment overrides single settings ([`ENV_OVERRIDES`]). Relative paths in a
+//! file are resolved against the file's directory; in the embedded default, against the
+//! current directory.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use vaultdb_core::{CallPolicy, MemoryBackend, Padding, Settings, StorageBackend, VaultDb};
+use vaultdb_fs::FsBackend;
+
+use crate::auth::{Role, TokenEntry, Tokens};
+use crate::error::CliError;
+
+/// The file name looked for in the current directory.
+pub const DEFAULT_CONFIG_FILE: &str = "vaultdb.toml";
+
+/// The default server address (loopback only).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// The default request body limit (16 MiB).
+pub const DEFAULT_BODY_LIMIT: u64 = 16 << 20;
+
+/// The default request timeout.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The environment variables that override configuration, with what each does.
+pub const ENV_OVERRIDES: &[(&str, &str)] = &[
+    (
+        "VAULTDB_CONFIG",
+        "path of the configuration file (same as --config)",
+    ),
+    (
+        "VAULTDB_DATA_DIR",
+        "data_dir: where relative fs backend paths and the audit log live",
+    ),
+    ("VAULTDB_THRESHOLD", "threshold K"),
+    ("VAULTDB_WRITE_QUORUM", "write_quorum W"),
+    (
+        "VAULTDB_LISTEN",
+        "server.listen, e.g. 127.0.0.1:9000 (port 0 picks a free port)",
+    ),
+    ("VAULTDB_AUDIT_LOG", "server.audit_log path"),
+    (
+        "VAULTDB_TOKEN",
+        "serve only, when no [[tokens]] are configured: accept this admin token instead of \
+         generating one",
+    ),
+    ("RUST_LOG", "log filter for stderr logs (default: warn)"),
+];
+
+/// The embedded default configuration, and the body of the file `vaultdb init` writes
+/// (which appends a `[[tokens]]` entry).
+pub const DEFAULT_CONFIG: &str = r#"# VaultDB configuration.
+#
+# Every record is split into N shares, one per backend below; any `threshold` (K) of them
+# rebuild it, and fewer than K reveal nothing about it. With K = 2 of N = 3, any one backend
+# may fail, or be compromised, without losing or leaking a record.
+#
+# Environment variables override single settings: VAULTDB_DATA_DIR, VAULTDB_THRESHOLD,
+# VAULTDB_WRITE_QUORUM, VAULTDB_LISTEN, VAULTDB_AUDIT_LOG (see `vaultdb --help`).
+
+# K: shares needed to rebuild a record (2 <= K <= number of backends).
+threshold = 2
+
+# W: backends that must acknowledge a put (K <= W <= N; default N).
+# write_quorum = 3
+
+# Versions kept per record after a put (default 1).
+retain_versions = 1
+
+# Size padding before splitting, so stored sizes do not reveal exact sizes:
+# "padme" (default, at most 12% overhead), "none", "power-of-two", or "block:4096".
+padding = "padme"
+
+# Key prefix inside every backend.
+prefix = "vaultdb"
+
+# Relative fs backend paths, and the default audit log, are resolved against this directory
+# (itself relative to this file).
+data_dir = "vaultdb-data"
+
+[timeouts]
+# Upper bound on one backend call ("500ms", "30s", "2m").
+call = "30s"
+# Attempts per backend call, with exponential backoff on transient errors.
+attempts = 3
+# A read asks one more backend when K shares have not arrived after this long ("off" to
+# disable).
+hedge_after = "50ms"
+
+[server]
+# Loopback only by default. Put a TLS-terminating proxy in front before exposing it.
+listen = "127.0.0.1:8080"
+# Largest request body accepted ("16MiB", or bytes).
+body_limit = "16MiB"
+# Requests taking longer than this fail with 503 REQUEST_TIMEOUT.
+request_timeout = "30s"
+# Hash-chained JSON-lines audit log (name tags only, never ids or data); default
+# audit.jsonl in data_dir. Check it with `vaultdb audit verify`.
+# audit_log = "vaultdb-data/audit.jsonl"
+
+# Three local directories stand in for three independent stores. For real protection give
+# each share to a different provider (kind = "s3" | "minio" | "gcs" | "azure" arrive with the
+# cloud-backend crates; "memory" keeps shares in RAM for tests).
+[[backends]]
+kind = "fs"
+id = "disk-1"
+name = "Local disk 1"
+path = "disk-1"
+
+[[backends]]
+kind = "fs"
+id = "disk-2"
+name = "Local disk 2"
+path = "disk-2"
+
+[[backends]]
+kind = "fs"
+id = "disk-3"
+name = "Local disk 3"
+path = "disk-3"
+"#;
+
+/// A duration written as `"500ms"`, `"30s"`, `"2m"`, `"1h"` or a number of seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Secs(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Secs(s) => Ok(Dur(Duration::from_secs(s))),
+            Raw::Text(t) => parse_duration(&t)
+                .map(Dur)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Parses `"500ms"`, `"30s"`, `"2m"`, `"1h"` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?}"))?;
+    let d = match unit.trim() {
+        "" | "s" => Duration::from_secs(n),
+        "ms" => Duration::from_millis(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        _ => return Err(format!("invalid duration {text:?} (use ms, s, m or h)")),
+    };
+    Ok(d)
+}
+
+/// A duration or `"off"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OptDur(pub Option<Duration>);
+
+impl<'de> Deserialize<'de> for OptDur {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Secs(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Secs(s) => Ok(OptDur(Some(Duration::from_secs(s)))),
+            Raw::Text(t) if t == "off" => Ok(OptDur(None)),
+            Raw::Text(t) => parse_duration(&t)
+                .map(|d| OptDur(Some(d)))
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// A byte size written as a number of bytes or `"512KiB"`, `"16MiB"`, `"1GiB"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bytes(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Bytes(b) => Ok(ByteSize(b)),
+            Raw::Text(t) => parse_size(&t)
+                .map(ByteSize)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Parses `"123"`, `"512KiB"`, `"16MiB"`, `"1GiB"` (also `KB`/`MB`/`GB` as powers of 1000).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("invalid size {text:?}"))?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" => 1000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => return Err(format!("invalid size {text:?} (use B, KiB, MiB or GiB)")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size {text:?} is too large"))
+}
+
+/// The padding policy as written in the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PaddingSetting(pub Padding);
+
+impl Default for PaddingSetting {
+    fn default() -> Self {
+        Self(Padding::Padme)
+    }
+}
+
+impl<'de> Deserialize<'de> for PaddingSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let t = String::deserialize(d)?;
+        let p = match t.as_str() {
+            "padme" => Padding::Padme,
+            "none" => Padding::None,
+            "power-of-two" => Padding::PowerOfTwo,
+            other => match other.strip_prefix("block:").map(str::parse::<u32>) {
+                Some(Ok(b)) if b > 0 => Padding::Block(b),
+                _ => {
+                    return Err(serde::de::Error::custom(format!(
+                        "invalid padding {t:?}: use \"padme\", \"none\", \"power-of-two\" or \
+                         \"block:<bytes>\""
+                    )));
+                }
+            },
+        };
+        Ok(Self(p))
+    }
+}
+
+/// `[timeouts]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    /// Upper bound on one attempt of one backend call.
+    #[serde(default = "default_call")]
+    pub call: Dur,
+    /// Attempts per backend call (at least 1).
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+    /// Hedging delay for reads, or `"off"`.
+    #[serde(default = "default_hedge")]
+    pub hedge_after: OptDur,
+    /// Grace period before scrub removes abandoned partial writes.
+    #[serde(default)]
+    pub grace_period: Option<Dur>,
+}
+
+fn default_call() -> Dur {
+    Dur(CallPolicy::default().timeout)
+}
+fn default_attempts() -> u32 {
+    CallPolicy::default().max_attempts
+}
+fn default_hedge() -> OptDur {
+    OptDur(Settings::default().hedge_after)
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            call: default_call(),
+            attempts: default_attempts(),
+            hedge_after: default_hedge(),
+            grace_period: None,
+        }
+    }
+}
+
+/// `[server]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Largest request body, in bytes.
+    #[serde(default = "default_body_limit")]
+    pub body_limit: ByteSize,
+    /// Per-request timeout.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: Dur,
+    /// The audit log; default `<data_dir>/audit.jsonl`.
+    #[serde(default)]
+    pub audit_log: Option<PathBuf>,
+}
+
+fn default_listen() -> String {
+    DEFAULT_LISTEN.to_owned()
+}
+fn default_body_limit() -> ByteSize {
+    ByteSize(DEFAULT_BODY_LIMIT)
+}
+fn default_request_timeout() -> Dur {
+    Dur(DEFAULT_REQUEST_TIMEOUT)
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            body_limit: default_body_limit(),
+            request_timeout: default_request_timeout(),
+            audit_log: None,
+        }
+    }
+}
+
+/// One `[[tokens]]` entry: a bearer token, stored only as its SHA-256.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// The actor name recorded in the audit log.
+    pub name: String,
+    /// What the token may do.
+    pub role: Role,
+    /// Lowercase hex SHA-256 of the token.
+    pub sha256: String,
+}
+
+/// One `[[backends]]` entry, by `kind`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum BackendConfig {
+    /// A local directory.
+    Fs {
+        /// Backend id (unique; recorded in the keyring, so do not change it later).
+        id: String,
+        /// Human-readable name.
+        name: Option<String>,
+        /// The directory (relative paths: against `data_dir`).
+        path: PathBuf,
+    },
+    /// In-process memory: every process starts empty. For tests and demos of `serve`.
+    Memory {
+        /// Backend id.
+        id: String,
+        /// Human-readable name.
+        name: Option<String>,
+    },
+    /// AWS S3 (not in this build yet).
+    S3 {
+        /// Backend id.
+        id: String,
+        /// Human-readable name.
+        name: Option<String>,
+        /// Bucket.
+        bucket: String,
+        /// Region, e.g. `us-west-2`.
+        region: Option<String>,
+        /// Custom endpoint URL.
+        endpoint: Option<String>,
+        /// Path-style addressing.
+        force_path_style: Option<bool>,
+    },
+    /// MinIO or another S3-compatible store (not in this build yet).
+    Minio {
+        /// Backend id.
+        id: String,
+        /// Human-readable name.
+        name: Option<String>,
+        /// Bucket.
+        bucket: String,
+        /// Endpoint URL (required).
+        endpoint: String,
+        /// Region.
+        region: Option<String>,
+        /// Allow plain http.
+        allow_http: Option<bool>,
+    },
+    /// Google Cloud Storage (not in this build yet).
+    Gcs {
+        /// Backend id.
+        id: String,
+        /// Human-readable name.
+        name: Option<String>,
+        /// Bucket.
+        bucket: String,
+        /// Custom endpoint URL (emulators).
+        endpoint: Option<String>,
+        /// Service account key file.
+        credentials_file: Option<PathBuf>,
+    },
+    /// Azure Blob Storage (not in this build yet).
+    Azure {
+        /// Backend id.
+        id: String,
+        /// Human-readable name.
+        name: Option<String>,
+        /// Storage account.
+        account: String,
+        /// Container.
+        container: String,
+        /// Custom endpoint URL (Azurite).
+        endpoint: Option<String>,
+    },
+}
+
+impl BackendConfig {
+    /// The backend id.
+    pub fn id(&self) -> &str {
+        match self {
+            Self::Fs { id, .. }
+            | Self::Memory { id, .. }
+            | Self::S3 { id, .. }
+            | Self::Minio { id, .. }
+            | Self::Gcs { id, .. }
+            | Self::Azure { id, .. } => id,
+        }
+    }
+
+    /// The `kind` as written.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Fs { .. } => "fs",
+            Self::Memory { .. } => "memory",
+            Self::S3 { .. } => "s3",
+            Self::Minio { .. } => "minio",
+            Self::Gcs { .. } => "gcs",
+            Self::Azure { .. } => "azure",
+        }
+    }
+
+    fn display_name(&self) -> String {
+        let name = match self {
+            Self::Fs { name, .. }
+            | Self::Memory { name, .. }
+            | Self::S3 { name, .. }
+            | Self::Minio { name, .. }
+            | Self::Gcs { name, .. }
+            | Self::Azure { name, .. } => name,
+        };
+        name.clone().unwrap_or_else(|| self.id().to_owned())
+    }
+
+    /// Checks the kind-specific fields.
+    fn validate(&self) -> Result<(), String> {
+        let id = self.id();
+        let nonempty = |what: &str, v: &str| {
+            if v.trim().is_empty() {
+                Err(format!(
+                    "backend {id:?} ({}): {what} must not be empty",
+                    self.kind()
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        match self {
+            Self::Fs { path, .. } => nonempty("path", &path.to_string_lossy()),
+            Self::Memory { .. } => Ok(()),
+            Self::S3 {
+                bucket, endpoint, ..
+            } => {
+                nonempty("bucket", bucket)?;
+                endpoint.as_deref().map_or(Ok(()), |e| url_like(id, e))
+            }
+            Self::Minio {
+                bucket, endpoint, ..
+            } => {
+                nonempty("bucket", bucket)?;
+                url_like(id, endpoint)
+            }
+            Self::Gcs {
+                bucket, endpoint, ..
+            } => {
+                nonempty("bucket", bucket)?;
+                endpoint.as_deref().map_or(Ok(()), |e| url_like(id, e))
+            }
+            Self::Azure {
+                account,
+                container,
+                endpoint,
+                ..
+            } => {
+                nonempty("account", account)?;
+                nonempty("container", container)?;
+                endpoint.as_deref().map_or(Ok(()), |e| url_like(id, e))
+            }
+        }
+    }
+}
+
+fn url_like(id: &str, endpoint: &str) -> Result<(), String> {
+    if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(format!(
+            "backend {id:?}: endpoint must start with http:// or https://"
+        ))
+    }
+}
+
+/// The whole file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// K.
+    pub threshold: usize,
+    /// W (default N).
+    #[serde(default)]
+    pub write_quorum: Option<usize>,
+    /// Versions kept per record.
+    #[serde(default = "default_retain")]
+    pub retain_versions: usize,
+    /// Padding policy.
+    #[serde(default)]
+    pub padding: PaddingSetting,
+    /// Key prefix in every backend.
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// Base directory for relative fs paths and the default audit log.
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    /// Backend call timeouts and retries.
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// The REST server.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// API tokens.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+    /// The N backends, in share order.
+    #[serde(default)]
+    pub backends: Vec<BackendConfig>,
+}
+
+fn default_retain() -> usize {
+    1
+}
+fn default_prefix() -> String {
+    vaultdb_core::client::DEFAULT_PREFIX.to_owned()
+}
+
+/// Where a configuration came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A file.
+    File(PathBuf),
+    /// The embedded default.
+    Embedded,
+}
+
+/// A parsed, validated configuration with its paths resolved.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    /// The configuration (paths in it are already absolute or resolved).
+    pub config: Config,
+    /// Where it came from.
+    pub source: Source,
+    /// The resolved data directory.
+    pub data_dir: PathBuf,
+    /// The resolved audit log path.
+    pub audit_log: PathBuf,
+    /// The resolved listen address.
+    pub listen: SocketAddr,
+}
+
+/// Reads `name` from the environment; `None` if unset or empty.
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl Loaded {
+    /// Finds, parses, overrides and validates the configuration. Touches nothing on disk
+    /// but the configuration file it reads.
+    ///
+    /// # Errors
+    /// `INVALID_CONFIG` with one line saying what is wrong.
+    pub fn load(explicit: Option<&Path>) -> Result<Self, CliError> {
+        let (text, source) = match explicit {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| {
+                    CliError::config(format!("cannot read config {}: {e}", p.display()))
+                })?;
+                (text, Source::File(p.to_path_buf()))
+            }
+            None => {
+                let p = Path::new(DEFAULT_CONFIG_FILE);
+                match std::fs::read_to_string(p) {
+                    Ok(text) => (text, Source::File(p.to_path_buf())),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        (DEFAULT_CONFIG.to_owned(), Source::Embedded)
+                    }
+                    Err(e) => {
+                        return Err(CliError::config(format!(
+                            "cannot read config {}: {e}",
+                            p.display()
+                        )));
+                    }
+                }
+            }
+        };
+        Self::from_text(&text, source)
+    }
+
+    /// Parses `text` as if read from `source`, then applies the environment.
+    ///
+    /// # Errors
+    /// `INVALID_CONFIG` with one line saying what is wrong.
+    pub fn from_text(text: &str, source: Source) -> Result<Self, CliError> {
+        let label = match &source {
+            Source::File(p) => p.display().to_string(),
+            Source::Embedded => "embedded default config".to_owned(),
+        };
+        let mut config: Config = toml::from_str(text).map_err(|e| {
+            let at = e.span().map(|s| {
+                let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+                format!(" (line {line})")
+            });
+            CliError::config(format!(
+                "{label}{}: {}",
+                at.unwrap_or_default(),
+                one_line(e.message())
+            ))
+        })?;
+        let base = match &source {
+            Source::File(p) => match p.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+                _ => PathBuf::from("."),
+            },
+            Source::Embedded => PathBuf::from("."),
+        };
+        // Environment overrides.
+        if let Some(v) = env("VAULTDB_THRESHOLD") {
+            config.threshold = v.trim().parse().map_err(|_| {
+                CliError::config(format!("VAULTDB_THRESHOLD={v:?} is not a number"))
+            })?;
+        }
+        if let Some(v) = env("VAULTDB_WRITE_QUORUM") {
+            config.write_quorum = Some(v.trim().parse().map_err(|_| {
+                CliError::config(format!("VAULTDB_WRITE_QUORUM={v:?} is not a number"))
+            })?);
+        }
+        if let Some(v) = env("VAULTDB_LISTEN") {
+            config.server.listen = v;
+        }
+        let data_dir = match env("VAULTDB_DATA_DIR") {
+            Some(d) => PathBuf::from(d),
+            None => base.join(
+                config
+                    .data_dir
+                    .clone()
+                    .unwrap_or_else(|| "vaultdb-data".into()),
+            ),
+        };
+        let audit_log = match env("VAULTDB_AUDIT_LOG") {
+            Some(p) => PathBuf::from(p),
+            None => match &config.server.audit_log {
+                Some(p) => base.join(p),
+                None => data_dir.join("audit.jsonl"),
+            },
+        };
+        for b in &mut config.backends {
+            if let BackendConfig::Fs { path, .. } = b
+                && path.is_relative()
+            {
+                *path = data_dir.join(&*path);
+            }
+        }
+        let listen: SocketAddr = config.server.listen.parse().map_err(|_| {
+            CliError::config(format!(
+                "server.listen {:?} is not an address like 127.0.0.1:8080",
+                config.server.listen
+            ))
+        })?;
+        let loaded = Self {
+            config,
+            source,
+            data_dir,
+            audit_log,
+            listen,
+        };
+        loaded.validate().map_err(CliError::config)?;
+        Ok(loaded)
+    }
+
+    /// Checks everything that can be checked without touching a backend.
+    fn validate(&self) -> Result<(), String> {
+        let c = &self.config;
+        let n = c.backends.len();
+        if n < 2 {
+            return Err(format!("at least 2 backends are needed, {n} configured"));
+        }
+        if n > 255 {
+            return Err(format!(
+                "at most 255 backends are supported, {n} configured"
+            ));
+        }
+        if c.threshold < 2 {
+            return Err(format!(
+                "threshold must be at least 2 (a threshold of {} would let a single backend \
+                 rebuild every record)",
+                c.threshold
+            ));
+        }
+        if c.threshold > n {
+            return Err(format!(
+                "threshold {} is larger than the number of backends ({n})",
+                c.threshold
+            ));
+        }
+        if let Some(w) = c.write_quorum
+            && (w < c.threshold || w > n)
+        {
+            return Err(format!(
+                "write_quorum {w} must be between the threshold {} and the number of backends {n}",
+                c.threshold
+            ));
+        }
+        if c.retain_versions == 0 {
+            return Err("retain_versions must be at least 1".into());
+        }
+        if c.timeouts.attempts == 0 {
+            return Err("timeouts.attempts must be at least 1".into());
+        }
+        if c.timeouts.call.0.is_zero() {
+            return Err("timeouts.call must be more than 0".into());
+        }
+        if c.server.body_limit.0 == 0 {
+            return Err("server.body_limit must be more than 0".into());
+        }
+        if c.server.request_timeout.0.is_zero() {
+            return Err("server.request_timeout must be more than 0".into());
+        }
+        vaultdb_core::naming::KeySpace::new(&c.prefix).map_err(|e| e.to_string())?;
+        for (i, b) in c.backends.iter().enumerate() {
+            let id = b.id();
+            if id.trim().is_empty() {
+                return Err(format!("backend #{} has an empty id", i + 1));
+            }
+            if c.backends[..i].iter().any(|o| o.id() == id) {
+                return Err(format!("backend id {id:?} is used twice"));
+            }
+            b.validate()?;
+        }
+        for (i, t) in c.tokens.iter().enumerate() {
+            if t.name.trim().is_empty() {
+                return Err(format!("token #{} has an empty name", i + 1));
+            }
+            if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "token {:?}: sha256 must be 64 hex digits (the SHA-256 of the token)",
+                    t.name
+                ));
+            }
+        }
+        // Kinds without an implementation in this build: the section parsed and its
+        // fields are valid, but it cannot be used yet.
+        if let Some(b) = c
+            .backends
+            .iter()
+            .find(|b| !matches!(b, BackendConfig::Fs { .. } | BackendConfig::Memory { .. }))
+        {
+            return Err(format!(
+                "backend {:?}: kind \"{}\" is not available in this build yet (the cloud \
+                 backends arrive with the vaultdb-{} crate); use kind \"fs\" or \"memory\"",
+                b.id(),
+                b.kind(),
+                b.kind()
+            ));
+        }
+        Ok(())
+    }
+
+    /// The VaultDb settings this configuration asks for.
+    pub fn settings(&self) -> Settings {
+        let c = &self.config;
+        let mut s = Settings {
+            write_quorum: c.write_quorum,
+            retain_versions: c.retain_versions,
+            padding: c.padding.0,
+            prefix: c.prefix.clone(),
+            hedge_after: c.timeouts.hedge_after.0,
+            ..Settings::default()
+        };
+        s.call_policy.timeout = c.timeouts.call.0;
+        s.call_policy.max_attempts = c.timeouts.attempts;
+        if let Some(g) = c.timeouts.grace_period {
+            s.grace_period = g.0;
+        }
+        s
+    }
+
+    /// The backends, in share order, without touching them.
+    pub fn backends(&self) -> Vec<Arc<dyn StorageBackend>> {
+        self.config
+            .backends
+            .iter()
+            .filter_map(|b| -> Option<Arc<dyn StorageBackend>> {
+                match b {
+                    BackendConfig::Fs { id, path, .. } => Some(Arc::new(FsBackend::new(
+                        id.clone(),
+                        b.display_name(),
+                        path.clone(),
+                    ))),
+                    BackendConfig::Memory { id, .. } => {
+                        Some(Arc::new(MemoryBackend::new(id.clone(), b.display_name())))
+                    }
+                    // Rejected by `validate`.
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
+    /// Opens the store (reading, or on an empty store creating, the keyring).
+    ///
+    /// # Errors
+    /// The store's errors (`INVALID_CONFIG` for a keyring mismatch, `INSUFFICIENT_SHARES`
+    /// when too few backends answer).
+    pub async fn open(&self) -> Result<VaultDb, CliError> {
+        let mut b = VaultDb::builder()
+            .threshold(self.config.threshold)
+            .settings(self.settings());
+        for backend in self.backends() {
+            b = b.backend_arc(backend);
+        }
+        b.open().await.map_err(CliError::from)
+    }
+
+    /// The API tokens from the file.
+    ///
+    /// # Errors
+    /// Never after `validate`; kept fallible for callers building tokens by hand.
+    pub fn tokens(&self) -> Result<Tokens, CliError> {
+        let mut entries = Vec::new();
+        for t in &self.config.tokens {
+            let mut hash = [0u8; 32];
+            hex::decode_to_slice(&t.sha256, &mut hash)
+                .map_err(|_| CliError::config(format!("token {:?}: sha256 is not hex", t.name)))?;
+            entries.push(TokenEntry {
+                name: t.name.clone(),
+                role: t.role,
+                sha256: hash,
+            });
+        }
+        Ok(Tokens::new(entries))
+    }
+
+    /// A one-line description, e.g. `2-of-3 over disk-1, disk-2, disk-3`.
+    pub fn describe(&self) -> String {
+        let ids: Vec<&str> = self.config.backends.iter().map(BackendConfig::id).collect();
+        format!(
+            "{}-of-{} over {}",
+            self.config.threshold,
+            ids.len(),
+            ids.join(", ")
+        )
+    }
+}
+
+/// The file `vaultdb init` writes: the default plus one admin token's hash.
+pub fn init_file(token_name: &str, token_sha256_hex: &str) -> String {
+    format!(
+        "{DEFAULT_CONFIG}\n# API tokens for `vaultdb serve`, stored as SHA-256 hashes only. Roles: read \
+         (GET), write (also PUT/POST/DELETE), admin (also status and repair). Add one with the \
+         token's hash: printf %s \"$TOKEN\" | sha256sum\n[[tokens]]\nname = \"{token_name}\"\nrole = \
+         \"admin\"\nsha256 = \"{token_sha256_hex}\"\n"
+    )
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Loaded, CliError> {
+        Loaded::from_text(text, Source::File("/etc/vaultdb/vaultdb.toml".into()))
+    }
+
+    const TWO_FS: &str = "threshold = 2\n[[backends]]\nkind = \"fs\"\nid = \"a\"\npath = \"a\"\n\
+                          [[backends]]\nkind = \"fs\"\nid = \"b\"\npath = \"/abs/b\"\n";
+
+    #[test]
+    fn embedded_default_parses() {
+        let l = Loaded::from_text(DEFAULT_CONFIG, Source::Embedded).unwrap();
+        assert_eq!(l.config.threshold, 2);
+        assert_eq!(l.config.backends.len(), 3);
+        assert_eq!(l.describe(), "2-of-3 over disk-1, disk-2, disk-3");
+        assert_eq!(l.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(l.config.server.body_limit, ByteSize(16 << 20));
+    }
+
+    #[test]
+    fn init_file_parses_with_token() {
+        let text = init_file("admin", &"ab".repeat(32));
+        let l = parse(&text).unwrap();
+        assert_eq!(l.config.tokens.len(), 1);
+        assert_eq!(l.config.tokens[0].role, Role::Admin);
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_file() {
+        let l = parse(TWO_FS).unwrap();
+        let paths: Vec<_> = l
+            .config
+            .backends
+            .iter()
+            .map(|b| match b {
+                BackendConfig::Fs { path, .. } => path.clone(),
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(paths[0], Path::new("/etc/vaultdb/vaultdb-data/a"));
+        assert_eq!(paths[1], Path::new("/abs/b"));
+        assert_eq!(
+            l.audit_log,
+            Path::new("/etc/vaultdb/vaultdb-data/audit.jsonl")
+        );
+    }
+
+    #[test]
+    fn rejects_bad_configs() {
+        let cases = [
+            ("threshold = 2\nbogus = 1\n", "unknown field"),
+            ("threshold = \n", "line 1"),
+            (
+                &TWO_FS.replace("threshold = 2", "threshold = 3"),
+                "larger than",
+            ),
+            (
+                &TWO_FS.replace("threshold = 2", "threshold = 1"),
+                "at least 2",
+            ),
+            (&TWO_FS.replacen("\"fs\"", "\"ftp\"", 1), "unknown variant"),
+            (
+                &TWO_FS.replacen("path = \"a\"", "path = \"a\"\ncolour = 1", 1),
+                "unknown field",
+            ),
+            (
+                &TWO_FS.replacen("id = \"b\"", "id = \"a\"", 1),
+                "used twice",
+            ),
+            (
+                "threshold = 2\n[[backends]]\nkind = \"memory\"\nid = \"m\"\n",
+                "at least 2 backends",
+            ),
+            (
+                &format!("{TWO_FS}[server]\nlisten = \"nowhere\"\n"),
+                "not an address",
+            ),
+            (&format!("padding = \"fancy\"\n{TWO_FS}"), "invalid padding"),
+        ];
+        for (text, want) in cases {
+            let e = parse(text).unwrap_err();
+            assert_eq!(e.code, "INVALID_CONFIG", "{text}");
+            assert!(
+                e.message.contains(want),
+                "{text}: {} lacks {want}",
+                e.message
+            );
+            assert!(!e.message.contains('\n'), "one line: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn cloud_kinds_parse_then_fail_clearly() {
+        let text = "threshold = 2\n\
+            [[backends]]\nkind = \"s3\"\nid = \"aws\"\nbucket = \"b\"\nregion = \"us-west-2\"\n\
+            [[backends]]\nkind = \"gcs\"\nid = \"gcp\"\nbucket = \"b\"\n\
+            [[backends]]\nkind = \"azure\"\nid = \"az\"\naccount = \"a\"\ncontainer = \"c\"\n";
+        let e = parse(text).unwrap_err();
+        assert!(
+            e.message
+                .contains("kind \"s3\" is not available in this build yet"),
+            "{}",
+            e.message
+        );
+        // A field error in a cloud section is reported as such, before availability.
+        let bad = text.replace("bucket = \"b\"\nregion", "bucket = \"\"\nregion");
+        let e = parse(&bad).unwrap_err();
+        assert!(
+            e.message.contains("bucket must not be empty"),
+            "{}",
+            e.message
+        );
+        let bad = text.replace("region = \"us-west-2\"", "regoin = \"us-west-2\"");
+        let e = parse(&bad).unwrap_err();
+        assert!(e.message.contains("unknown field"), "{}", e.message);
+    }
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
+        assert!(parse_duration("7 parsecs").is_err());
+        assert_eq!(parse_size("16MiB").unwrap(), 16 << 20);
+        assert_eq!(parse_size("10").unwrap(), 10);
+        assert!(parse_size("lots").is_err());
+    }
+}

@@ -1,0 +1,236 @@
+//! Request metrics and a small Prometheus text-format encoder (format 0.0.4).
+//!
+//! Labels are route templates (`/v1/records/{id}`), never concrete paths, so no record id
+//! reaches the metrics.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use vaultdb_core::client::StatsSnapshot;
+
+/// Upper bounds of the latency histogram's buckets, in seconds.
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// The route label of requests that matched no route.
+pub const UNMATCHED: &str = "unmatched";
+
+#[derive(Default)]
+struct Histogram {
+    buckets: [u64; LATENCY_BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+#[derive(Default)]
+struct Tables {
+    /// (method, route, status) -> count.
+    requests: BTreeMap<(String, String, u16), u64>,
+    /// (method, route) -> latency histogram.
+    latency: BTreeMap<(String, String), Histogram>,
+}
+
+/// The server's metrics.
+#[derive(Default)]
+pub struct Metrics {
+    tables: Mutex<Tables>,
+    audit_failures: AtomicU64,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// Counts one finished request.
+    pub fn observe(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let mut t = self
+            .tables
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *t.requests
+            .entry((method.to_owned(), route.to_owned(), status))
+            .or_default() += 1;
+        let h = t
+            .latency
+            .entry((method.to_owned(), route.to_owned()))
+            .or_default();
+        let secs = elapsed.as_secs_f64();
+        for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
+            if secs <= *le {
+                h.buckets[i] += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += secs;
+    }
+
+    /// Counts an audit line that could not be written.
+    pub fn audit_failed(&self) {
+        self.audit_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The number of requests counted for (method, route, status).
+    pub fn requests(&self, method: &str, route: &str, status: u16) -> u64 {
+        let t = self
+            .tables
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        t.requests
+            .get(&(method.to_owned(), route.to_owned(), status))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Everything in Prometheus text format, with the store's counters.
+    pub fn render(&self, stats: StatsSnapshot) -> String {
+        let mut out = String::with_capacity(4096);
+        let t = self
+            .tables
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        header(
+            &mut out,
+            "vaultdb_http_requests_total",
+            "counter",
+            "HTTP requests by method, route and status.",
+        );
+        for ((method, route, status), n) in &t.requests {
+            let _ = writeln!(
+                out,
+                "vaultdb_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
+                escape(method),
+                escape(route)
+            );
+        }
+        header(
+            &mut out,
+            "vaultdb_http_request_duration_seconds",
+            "histogram",
+            "HTTP request latency by method and route.",
+        );
+        for ((method, route), h) in &t.latency {
+            let labels = format!("method=\"{}\",route=\"{}\"", escape(method), escape(route));
+            for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "vaultdb_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {}",
+                    h.buckets[i]
+                );
+            }
+            let _ = writeln!(
+                out,
+                "vaultdb_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "vaultdb_http_request_duration_seconds_sum{{{labels}}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "vaultdb_http_request_duration_seconds_count{{{labels}}} {}",
+                h.count
+            );
+        }
+        drop(t);
+        let counters = [
+            (
+                "vaultdb_degraded_reads_total",
+                "Reads that succeeded with a backend missing, failing or serving bad data.",
+                stats.degraded_reads,
+            ),
+            (
+                "vaultdb_bad_shares_total",
+                "Shares found bad (CRC, format, binding or polynomial check).",
+                stats.bad_shares,
+            ),
+            (
+                "vaultdb_shares_repaired_total",
+                "Shares rewritten by repair.",
+                stats.shares_repaired,
+            ),
+            (
+                "vaultdb_objects_removed_total",
+                "Objects removed by cleanup (superseded versions, abandoned writes).",
+                stats.objects_removed,
+            ),
+            (
+                "vaultdb_audit_write_failures_total",
+                "Audit log lines that could not be written.",
+                self.audit_failures.load(Ordering::Relaxed),
+            ),
+        ];
+        for (name, help, v) in counters {
+            header(&mut out, name, "counter", help);
+            let _ = writeln!(out, "{name} {v}");
+        }
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// Escapes a label value: backslash, double quote and newline.
+fn escape(v: &str) -> Cow<'_> {
+    if v.contains(['\\', '"', '\n']) {
+        Cow::Owned(
+            v.replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n"),
+        )
+    } else {
+        Cow::Borrowed(v)
+    }
+}
+
+type Cow<'a> = std::borrow::Cow<'a, str>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Metrics::default();
+        m.observe("GET", "/v1/records/{id}", 200, Duration::from_millis(3));
+        m.observe("GET", "/v1/records/{id}", 200, Duration::from_millis(30));
+        m.observe("GET", "/v1/records/{id}", 404, Duration::from_millis(3));
+        m.observe("GET", "we\"ird", 404, Duration::from_millis(3));
+        let text = m.render(StatsSnapshot {
+            degraded_reads: 7,
+            ..Default::default()
+        });
+        assert!(text.contains(
+            "vaultdb_http_requests_total{method=\"GET\",route=\"/v1/records/{id}\",status=\"200\"} 2\n"
+        ));
+        assert!(text.contains("route=\"we\\\"ird\""));
+        assert!(text.contains(
+            "vaultdb_http_request_duration_seconds_bucket{method=\"GET\",route=\"/v1/records/{id}\",le=\"0.005\"} 2\n"
+        ));
+        assert!(text.contains(
+            "vaultdb_http_request_duration_seconds_count{method=\"GET\",route=\"/v1/records/{id}\"} 3\n"
+        ));
+        assert!(text.contains("vaultdb_degraded_reads_total 7\n"));
+        assert_eq!(m.requests("GET", "/v1/records/{id}", 404), 1);
+        for line in text.lines() {
+            assert!(
+                line.starts_with('#')
+                    || line
+                        .rsplit_once(' ')
+                        .is_some_and(|(_, v)| v.parse::<f64>().is_ok()),
+                "{line}"
+            );
+        }
+    }
+}
