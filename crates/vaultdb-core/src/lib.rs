@@ -31,6 +31,7 @@ pub mod secret;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod version;
+pub mod wipe;
 pub mod xorida;
 
 pub use backend::{BackendError, BackendErrorKind, ListPage, PutMode, StorageBackend};

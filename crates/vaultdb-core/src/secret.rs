@@ -15,7 +15,6 @@
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use zeroize::Zeroizing;
 
 use crate::envelope::Kind;
 use crate::error::{Result, VaultError};
@@ -23,6 +22,7 @@ use crate::naming::NameTag;
 use crate::padding::Padding;
 use crate::rng::RandomSource;
 use crate::version::Version;
+use crate::wipe::SecretVec;
 use crate::xorida::Threshold;
 
 /// Bytes before the payload: mac_key, tag, payload_len.
@@ -73,10 +73,9 @@ pub fn seal(
     size_hint: usize,
     rng: &mut dyn RandomSource,
     write_payload: impl FnOnce(&mut Vec<u8>) -> Result<()>,
-) -> Result<Zeroizing<Vec<u8>>> {
-    let mut buf = Zeroizing::new(Vec::with_capacity(
-        padding.padded_len(SECRET_HEADER_LEN.saturating_add(size_hint)),
-    ));
+) -> Result<SecretVec> {
+    let mut buf =
+        SecretVec::with_capacity(padding.padded_len(SECRET_HEADER_LEN.saturating_add(size_hint)));
     buf.resize(SECRET_HEADER_LEN, 0);
     write_payload(&mut buf)?;
     let payload_len = buf.len() - SECRET_HEADER_LEN;
@@ -136,7 +135,7 @@ mod tests {
         }
     }
 
-    fn sealed(payload: &[u8]) -> Zeroizing<Vec<u8>> {
+    fn sealed(payload: &[u8]) -> SecretVec {
         let mut rng = CsRng::from_seed([1; 32]);
         seal(&binding(), Padding::Padme, payload.len(), &mut rng, |b| {
             b.extend_from_slice(payload);
