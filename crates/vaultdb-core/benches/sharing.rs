@@ -44,7 +44,7 @@ fn configure(g: &mut BenchmarkGroup<'_, WallTime>, size: usize) {
         s if quick && s >= MIB => (200, 600, 10),
         _ if quick => (200, 600, 20),
         s if s >= 16 * MIB => (1000, 3000, 10),
-        s if s >= MIB => (1000, 2500, 20),
+        s if s >= MIB => (1000, 2500, 10),
         _ => (500, 1500, 50),
     };
     g.warm_up_time(Duration::from_millis(warm));

@@ -126,42 +126,31 @@ impl Xorida {
         assert_eq!(outs.len(), t.n(), "split_into: need one buffer per share");
         let len = secret.len();
         assert!(outs.iter().all(|o| o.len() == len), "split_into: buffer length mismatch");
-        // The buffers are processed in steps of `STEP` bytes, so that a step of the secret
-        // and of the coefficients stays in the L1/L2 cache while every share is computed from
-        // it. With one coefficient (K = 2), or a secret of at most one step, drawing the
-        // random bytes step by step reads the generator in the documented order (R_1, then
-        // R_2, ...), so the random buffer is a single step, drawn just before it is used and
-        // wiped at the end. Otherwise all (K-1)·L bytes are drawn first, in that order.
-        let k1 = t.k() - 1;
-        let per_step = k1 == 1 || len <= STEP;
-        let mut coeffs =
-            Zeroizing::new(vec![0u8; if per_step { len.min(STEP) * k1 } else { len * k1 }]);
-        if !per_step {
-            rng.fill_bytes(&mut coeffs);
-        }
-        for start in (0..len).step_by(STEP) {
-            let end = len.min(start + STEP);
-            let width = end - start;
-            if per_step {
-                rng.fill_bytes(&mut coeffs[..width * k1]);
-            }
-            // R_{j+1} for this step.
-            let r = |j: usize| {
-                if per_step {
-                    &coeffs[j * width..(j + 1) * width]
-                } else {
-                    &coeffs[j * len + start..j * len + end]
+        // One sweep over the buffers per coefficient R_j, in the generator order docs/FORMAT.md
+        // fixes (all of R_1, then all of R_2, ...), each sweep in steps of `STEP` bytes: a
+        // step of R_j is drawn just before it is used for every share, so it is still in the
+        // L1/L2 cache, and the random buffer (wiped when dropped) is one step whatever the
+        // secret's size and K. For K = 2 this is a single pass over the secret and the shares.
+        let mut coeffs = Zeroizing::new(vec![0u8; len.min(STEP)]);
+        // x_i^j for share i during sweep j.
+        let mut xpow: Vec<u8> = (1..=t.n()).map(|x| x as u8).collect();
+        for j in 1..t.k() {
+            if j > 1 {
+                for (i, xp) in xpow.iter_mut().enumerate() {
+                    *xp = gf256::mul(*xp, (i + 1) as u8);
                 }
-            };
-            let s = &secret[start..end];
-            for (i, out) in outs.iter_mut().enumerate() {
-                let x = (i + 1) as u8;
-                let out = &mut out[start..end];
-                self.kernel.mul_add_into(x, r(0), s, out);
-                let mut xp = x;
-                for j in 1..k1 {
-                    xp = gf256::mul(xp, x);
-                    self.kernel.mul_acc(xp, r(j), out);
+            }
+            for start in (0..len).step_by(STEP) {
+                let end = len.min(start + STEP);
+                let r = &mut coeffs[..end - start];
+                rng.fill_bytes(r);
+                for (out, &xp) in outs.iter_mut().zip(&xpow) {
+                    let out = &mut out[start..end];
+                    if j == 1 {
+                        self.kernel.mul_add_into(xp, r, &secret[start..end], out);
+                    } else {
+                        self.kernel.mul_acc(xp, r, out);
+                    }
                 }
             }
         }

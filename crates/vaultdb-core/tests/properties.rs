@@ -125,3 +125,16 @@ fn extra_shares_are_ignored() {
     let pts = points(&shares, &[5, 0, 3, 2, 1]);
     assert_eq!(*x.rebuild(t, &pts).unwrap(), secret);
 }
+
+/// Secrets longer than the 16 KiB step in which split and rebuild work, for K = 2 (one sweep)
+/// and K > 2 (one sweep per coefficient), with a step boundary inside, at and after the end.
+#[test]
+fn secrets_longer_than_a_step() {
+    for (k, n) in [(2, 3), (3, 5), (5, 8)] {
+        for len in [16_383usize, 16_384, 16_385, 50_000] {
+            let secret: Vec<u8> = (0..len).map(|i| (i * 131 + len) as u8).collect();
+            let subset: Vec<usize> = (n - k..n).rev().collect();
+            check(k, n, &secret, [len as u8; 32], &subset, 0, k - 1).unwrap();
+        }
+    }
+}
