@@ -1,0 +1,484 @@
+//! The `vaultdb` command line end to end, in a temporary working directory: the embedded
+//! default, `init`, every record command, and bad input that must fail with one line and
+//! write nothing.
+
+mod common;
+
+use std::path::Path;
+
+use common::{snapshot, vaultdb};
+use predicates::prelude::*;
+
+/// Checks a failed run: non-zero exit, empty stdout, exactly one stderr line
+/// `error: <code>: ...`.
+fn assert_one_line_error(out: &std::process::Output, code: &str, what: &str) {
+    assert!(!out.status.success(), "{what}: must fail");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{what}: one stderr line, got {stderr:?}");
+    assert!(
+        lines[0].starts_with(&format!("error: {code}: ")),
+        "{what}: expected code {code}, got {stderr:?}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "{what}: nothing on stdout, got {:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn embedded_default_put_get_list_delete_status_scrub() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("report.bin"), [0u8, 1, 2, 255, 10, 13]).unwrap();
+
+    // put from a file, and from standard input (explicit `-` and implicit).
+    vaultdb(d)
+        .args(["put", "report", "report.bin"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("on 3 of 3 backends"));
+    vaultdb(d)
+        .args(["put", "greeting", "-", "--json"])
+        .write_stdin("{\"hello\": \"world\"}")
+        .assert()
+        .success();
+    vaultdb(d)
+        .args(["put", "plain"])
+        .write_stdin("from stdin")
+        .assert()
+        .success();
+    for disk in ["disk-1", "disk-2", "disk-3"] {
+        assert!(
+            d.join("vaultdb-data").join(disk).is_dir(),
+            "{disk} created under ./vaultdb-data"
+        );
+    }
+
+    vaultdb(d)
+        .args(["get", "report"])
+        .assert()
+        .success()
+        .stdout(predicate::eq(&[0u8, 1, 2, 255, 10, 13][..]));
+    vaultdb(d)
+        .args(["get", "greeting"])
+        .assert()
+        .success()
+        .stdout("{\"hello\": \"world\"}");
+    vaultdb(d)
+        .args(["get", "plain", "-o", "out.txt"])
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read_to_string(d.join("out.txt")).unwrap(),
+        "from stdin"
+    );
+
+    vaultdb(d)
+        .arg("list")
+        .assert()
+        .success()
+        .stdout("greeting\nplain\nreport\n");
+
+    vaultdb(d)
+        .arg("status")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("3 of 3 backends up, margin 1"))
+        .stdout(predicate::str::contains("disk-2"));
+    vaultdb(d)
+        .arg("scrub")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("scrubbed 3 record(s)"));
+
+    vaultdb(d)
+        .args(["delete", "plain"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("deleted"));
+    let out = vaultdb(d).args(["get", "plain"]).output().unwrap();
+    assert_one_line_error(&out, "RECORD_NOT_FOUND", "get after delete");
+    let out = vaultdb(d).args(["delete", "plain"]).output().unwrap();
+    assert_one_line_error(&out, "RECORD_NOT_FOUND", "delete twice");
+    vaultdb(d)
+        .arg("list")
+        .assert()
+        .success()
+        .stdout("greeting\nreport\n");
+
+    // Every command above left an audit line, and the chain verifies.
+    vaultdb(d)
+        .args(["audit", "verify"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("chain intact"));
+    let log = std::fs::read_to_string(d.join("vaultdb-data/audit.jsonl")).unwrap();
+    assert!(
+        !log.contains("greeting") && !log.contains("report") && !log.contains("hello"),
+        "no ids or data in the audit log"
+    );
+}
+
+#[test]
+fn init_writes_a_config_with_only_the_token_hash() {
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = vaultdb(d).arg("init").output().unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let token = stdout
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("VAULTDB_TOKEN="))
+        .expect("init prints the token")
+        .to_owned();
+    let text = std::fs::read_to_string(d.join("vaultdb.toml")).unwrap();
+    assert!(!text.contains(&token), "the token itself is not stored");
+    let hash = hex::encode(sha2::Sha256::digest(token.as_bytes()));
+    assert!(
+        text.contains(&format!("sha256 = \"{hash}\"")),
+        "its hash is"
+    );
+    assert!(text.contains("threshold = 2") && text.matches("[[backends]]").count() == 3);
+    assert!(
+        text.lines().filter(|l| l.starts_with('#')).count() > 10,
+        "the file is commented"
+    );
+
+    // A second init refuses to overwrite, and changes nothing.
+    let out = vaultdb(d).arg("init").output().unwrap();
+    assert_one_line_error(&out, "INVALID_CONFIG", "second init");
+    assert_eq!(
+        std::fs::read_to_string(d.join("vaultdb.toml")).unwrap(),
+        text
+    );
+
+    // The file is picked up from the working directory.
+    vaultdb(d)
+        .args(["put", "k", "-"])
+        .write_stdin("v")
+        .assert()
+        .success();
+    vaultdb(d).args(["get", "k"]).assert().success().stdout("v");
+    assert!(d.join("vaultdb-data/disk-1").is_dir());
+
+    vaultdb(d).args(["init", "--force"]).assert().success();
+    assert_ne!(
+        std::fs::read_to_string(d.join("vaultdb.toml")).unwrap(),
+        text,
+        "a new token"
+    );
+}
+
+#[test]
+fn config_flag_env_and_relative_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("etc")).unwrap();
+    std::fs::write(
+        d.join("etc/vdb.toml"),
+        "threshold = 2\ndata_dir = \"../store\"\n\
+         [[backends]]\nkind = \"fs\"\nid = \"a\"\npath = \"a\"\n\
+         [[backends]]\nkind = \"fs\"\nid = \"b\"\npath = \"b\"\n",
+    )
+    .unwrap();
+    vaultdb(d)
+        .args(["--config", "etc/vdb.toml", "put", "x", "-"])
+        .write_stdin("1")
+        .assert()
+        .success();
+    assert!(
+        d.join("store/a").is_dir() && d.join("store/b").is_dir(),
+        "paths are relative to data_dir, itself relative to the file"
+    );
+    vaultdb(d)
+        .env("VAULTDB_CONFIG", "etc/vdb.toml")
+        .args(["get", "x"])
+        .assert()
+        .success()
+        .stdout("1");
+
+    // VAULTDB_DATA_DIR moves the embedded default's data.
+    vaultdb(d)
+        .env("VAULTDB_DATA_DIR", "elsewhere")
+        .args(["put", "y", "-"])
+        .write_stdin("2")
+        .assert()
+        .success();
+    assert!(d.join("elsewhere/disk-3").is_dir());
+    assert!(!d.join("vaultdb-data").exists());
+
+    // The help documents the environment.
+    vaultdb(d).arg("--help").assert().success().stdout(
+        predicate::str::contains("VAULTDB_DATA_DIR")
+            .and(predicate::str::contains("VAULTDB_LISTEN")),
+    );
+}
+
+#[test]
+fn bad_input_fails_with_one_line_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+
+    // In a fresh directory, a failed first command creates no data directory at all.
+    let out = vaultdb(d)
+        .args(["put", "x", "missing.bin"])
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, "INVALID_CONFIG", "missing file in a fresh dir");
+    assert!(!d.join("vaultdb-data").exists(), "nothing created");
+
+    vaultdb(d)
+        .args(["put", "existing", "-"])
+        .write_stdin("data")
+        .assert()
+        .success();
+    std::fs::create_dir(d.join("a-directory")).unwrap();
+    std::fs::write(d.join("not.json"), "{not json").unwrap();
+    let two = |extra: &str| {
+        format!(
+            "{extra}\n[[backends]]\nkind = \"fs\"\nid = \"disk-1\"\npath = \"disk-1\"\n\
+             [[backends]]\nkind = \"fs\"\nid = \"disk-2\"\npath = \"disk-2\"\n"
+        )
+    };
+    let configs = [
+        ("malformed.toml", "threshold = = 2\n".to_owned()),
+        (
+            "unknown-kind.toml",
+            two("threshold = 2").replacen("\"fs\"", "\"ftp\"", 1),
+        ),
+        ("unknown-field.toml", two("threshold = 2\nthreshhold = 2")),
+        ("k-too-big.toml", two("threshold = 3")),
+        ("k-one.toml", two("threshold = 1")),
+        (
+            "s3.toml",
+            two("threshold = 2").replacen(
+                "kind = \"fs\"\nid = \"disk-1\"\npath = \"disk-1\"",
+                "kind = \"s3\"\nid = \"aws\"\nbucket = \"my-bucket\"\nregion = \"us-west-2\"",
+                1,
+            ),
+        ),
+    ];
+    for (name, text) in &configs {
+        std::fs::write(d.join(name), text).unwrap();
+    }
+    let data = d.join("vaultdb-data");
+    let before = snapshot(&data);
+    assert!(before.len() > 3, "the store holds something");
+
+    struct Case {
+        args: Vec<&'static str>,
+        env: Option<(&'static str, &'static str)>,
+        code: &'static str,
+        says: &'static str,
+    }
+    let case = |args: &[&'static str], code, says| Case {
+        args: args.to_vec(),
+        env: None,
+        code,
+        says,
+    };
+    let mut cases = vec![
+        case(&["put"], "INVALID_CONFIG", "<ID>"),
+        case(&["get"], "INVALID_CONFIG", "<ID>"),
+        case(&["frobnicate"], "INVALID_CONFIG", "unrecognized subcommand"),
+        case(
+            &["put", "x", "missing.bin"],
+            "INVALID_CONFIG",
+            "cannot read missing.bin",
+        ),
+        case(
+            &["put", "x", "a-directory"],
+            "INVALID_CONFIG",
+            "cannot read a-directory",
+        ),
+        case(
+            &["put", "x", "not.json", "--json"],
+            "INVALID_CONFIG",
+            "not valid JSON",
+        ),
+        case(&["put", "", "-"], "INVALID_CONFIG", "record id is empty"),
+        case(
+            &["get", "bad\u{1}id"],
+            "INVALID_CONFIG",
+            "control character",
+        ),
+        case(&["delete", ""], "INVALID_CONFIG", "record id is empty"),
+        case(
+            &["--config", "nope.toml", "list"],
+            "INVALID_CONFIG",
+            "cannot read config nope.toml",
+        ),
+        case(
+            &["--config", "malformed.toml", "list"],
+            "INVALID_CONFIG",
+            "line 1",
+        ),
+        case(
+            &["--config", "unknown-kind.toml", "put", "x", "-"],
+            "INVALID_CONFIG",
+            "unknown variant `ftp`",
+        ),
+        case(
+            &["--config", "unknown-field.toml", "list"],
+            "INVALID_CONFIG",
+            "unknown field `threshhold`",
+        ),
+        case(
+            &["--config", "k-too-big.toml", "get", "existing"],
+            "INVALID_CONFIG",
+            "larger than the number of backends",
+        ),
+        case(
+            &["--config", "k-one.toml", "list"],
+            "INVALID_CONFIG",
+            "at least 2",
+        ),
+        case(
+            &["--config", "s3.toml", "status"],
+            "INVALID_CONFIG",
+            "kind \"s3\" is not available in this build yet",
+        ),
+    ];
+    cases.push(Case {
+        args: vec!["list"],
+        env: Some(("VAULTDB_THRESHOLD", "4")),
+        code: "INVALID_CONFIG",
+        says: "threshold 4",
+    });
+    cases.push(Case {
+        args: vec!["list"],
+        env: Some(("VAULTDB_THRESHOLD", "two")),
+        code: "INVALID_CONFIG",
+        says: "VAULTDB_THRESHOLD",
+    });
+    cases.push(Case {
+        args: vec!["serve"],
+        env: Some(("VAULTDB_LISTEN", "localhost")),
+        code: "INVALID_CONFIG",
+        says: "server.listen",
+    });
+
+    for c in cases {
+        let mut cmd = vaultdb(d);
+        cmd.args(&c.args).write_stdin("some data");
+        if let Some((k, v)) = c.env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let what = format!("{:?} {:?}", c.args, c.env);
+        assert_one_line_error(&out, c.code, &what);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(c.says),
+            "{what}: {stderr:?} should say {:?}",
+            c.says
+        );
+        assert_eq!(
+            snapshot(&data),
+            before,
+            "{what}: the data directory is unchanged"
+        );
+    }
+    vaultdb(d)
+        .args(["get", "existing"])
+        .assert()
+        .success()
+        .stdout("data");
+}
+
+/// Replaces a backend's directory with a symlink to itself: every call to it fails with
+/// "too many levels of symbolic links" (file permissions would not stop root).
+fn break_backend(d: &Path, disk: &str) {
+    let p = d.join("vaultdb-data").join(disk);
+    std::fs::rename(&p, d.join(format!("{disk}-away"))).unwrap();
+    std::os::unix::fs::symlink(disk, &p).unwrap();
+}
+
+#[test]
+fn status_and_reads_with_backends_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    vaultdb(d)
+        .args(["put", "r1", "-"])
+        .write_stdin("one")
+        .assert()
+        .success();
+    vaultdb(d)
+        .args(["put", "r2", "-"])
+        .write_stdin("two")
+        .assert()
+        .success();
+
+    break_backend(d, "disk-3");
+    vaultdb(d)
+        .arg("status")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("2 of 3 backends up, margin 0"))
+        .stdout(predicate::str::contains("DOWN"));
+    vaultdb(d)
+        .args(["get", "r1"])
+        .assert()
+        .success()
+        .stdout("one")
+        .stderr(predicate::str::contains("warning: degraded read"));
+
+    break_backend(d, "disk-2");
+    let out = vaultdb(d).arg("status").output().unwrap();
+    assert!(!out.status.success(), "status fails below the threshold");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("DOWN"),
+        "and still shows the backends"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.lines().count() == 1 && stderr.starts_with("error: INSUFFICIENT_SHARES: "),
+        "{stderr}"
+    );
+    let out = vaultdb(d).args(["get", "r1"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: INSUFFICIENT_SHARES: "));
+}
+
+#[test]
+fn repair_and_scrub_restore_a_wiped_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for i in 0..5 {
+        vaultdb(d)
+            .args(["put", &format!("rec-{i}"), "-"])
+            .write_stdin(format!("data {i}"))
+            .assert()
+            .success();
+    }
+    let disk2 = d.join("vaultdb-data/disk-2");
+    std::fs::remove_dir_all(&disk2).unwrap();
+    std::fs::create_dir(&disk2).unwrap();
+
+    vaultdb(d)
+        .args(["repair", "rec-0"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("1 share(s) restored").and(predicate::str::contains("disk-2")),
+        );
+    vaultdb(d)
+        .arg("scrub")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("scrubbed 5 record(s)"))
+        .stdout(predicate::str::contains("0 share(s) restored").not());
+    // With disk-3 gone too, every record reads from disk-1 and the restored disk-2.
+    let disk3 = d.join("vaultdb-data/disk-3");
+    std::fs::rename(&disk3, d.join("disk-3-away")).unwrap();
+    for i in 0..5 {
+        vaultdb(d)
+            .args(["get", &format!("rec-{i}")])
+            .assert()
+            .success()
+            .stdout(format!("data {i}"));
+    }
+}

@@ -1,0 +1,186 @@
+//! Helpers shared by the integration tests: an in-process server on a loopback port, and
+//! the `vaultdb` binary with a clean environment.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use vaultdb::auth::{Role, Tokens};
+use vaultdb::server::{AppState, Limits};
+use vaultdb_core::{CallPolicy, MemoryBackend, StorageBackend, VaultDb};
+
+/// Tokens of each role, as the tests present them.
+pub const READ_TOKEN: &str = "read-token-0123456789";
+pub const WRITE_TOKEN: &str = "write-token-0123456789";
+pub const ADMIN_TOKEN: &str = "admin-token-0123456789";
+
+/// Environment variables the binary reads; removed so the host cannot leak into tests.
+pub const VAULTDB_ENV: [&str; 8] = [
+    "VAULTDB_CONFIG",
+    "VAULTDB_DATA_DIR",
+    "VAULTDB_THRESHOLD",
+    "VAULTDB_WRITE_QUORUM",
+    "VAULTDB_LISTEN",
+    "VAULTDB_AUDIT_LOG",
+    "VAULTDB_TOKEN",
+    "RUST_LOG",
+];
+
+/// The three test tokens.
+pub fn tokens() -> Tokens {
+    let mut t = Tokens::default();
+    t.add_plain("reader", Role::Read, READ_TOKEN);
+    t.add_plain("writer", Role::Write, WRITE_TOKEN);
+    t.add_plain("root", Role::Admin, ADMIN_TOKEN);
+    t
+}
+
+/// Fast backend calls: short timeout, one retry.
+pub fn quick_policy() -> CallPolicy {
+    CallPolicy {
+        timeout: Duration::from_millis(500),
+        max_attempts: 2,
+        base_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(20),
+    }
+}
+
+/// A 2-of-3 store over the given backends.
+pub async fn open_store(backends: Vec<Arc<dyn StorageBackend>>) -> VaultDb {
+    let mut b = VaultDb::builder().threshold(2).call_policy(quick_policy());
+    for backend in backends {
+        b = b.backend_arc(backend);
+    }
+    b.open().await.expect("open store")
+}
+
+/// A 2-of-3 store over three memory backends.
+pub async fn memory_store() -> VaultDb {
+    open_store(
+        (1..=3)
+            .map(|i| {
+                Arc::new(MemoryBackend::new(
+                    format!("mem-{i}"),
+                    format!("Memory {i}"),
+                )) as Arc<dyn StorageBackend>
+            })
+            .collect(),
+    )
+    .await
+}
+
+/// A server on 127.0.0.1:<free port>, stopped (gracefully) when dropped.
+pub struct TestServer {
+    pub base: String,
+    pub client: reqwest::Client,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestServer {
+    pub async fn start(state: AppState) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, vaultdb::app(state))
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+                .expect("serve");
+        });
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        Self {
+            base: format!("http://{addr}"),
+            client,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.await.unwrap();
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+/// Default limits with a short request timeout.
+pub fn limits() -> Limits {
+    Limits {
+        body_limit: 64 << 10,
+        request_timeout: Duration::from_secs(10),
+    }
+}
+
+/// Parses an error body and returns its code, checking the shape `{"error": {code, message}}`.
+pub async fn error_code(resp: reqwest::Response) -> String {
+    let v: serde_json::Value = resp.json().await.expect("error body is JSON");
+    let e = &v["error"];
+    assert!(e["message"].is_string(), "error has a message: {v}");
+    e["code"].as_str().expect("error has a code").to_owned()
+}
+
+/// The `vaultdb` binary run in `dir` with none of the host's VAULTDB_* variables.
+pub fn vaultdb(dir: &Path) -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::new(env!("CARGO_BIN_EXE_vaultdb"));
+    c.current_dir(dir);
+    for v in VAULTDB_ENV {
+        c.env_remove(v);
+    }
+    c.timeout(Duration::from_secs(120));
+    c
+}
+
+/// Every file under `dir` with its contents (empty map if `dir` does not exist).
+pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.insert(p.strip_prefix(base).unwrap().join(""), Vec::new());
+                walk(base, &p, out);
+            } else {
+                out.insert(
+                    p.strip_prefix(base).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                );
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
