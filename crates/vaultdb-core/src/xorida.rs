@@ -17,7 +17,7 @@
 //! The random bytes come from the generator in the order docs/FORMAT.md section 2 fixes:
 //! R_1 (L bytes), then R_2, ..., then R_{K-1}. Known-answer vectors depend on that order.
 
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Result, VaultError};
 use crate::gf256::{self, Kernel};
@@ -26,6 +26,17 @@ use crate::rng::RandomSource;
 /// Bytes per step of [`Xorida::split_into`] and [`Xorida::interpolate`]: small enough for the
 /// working set of a step to stay in the L1/L2 cache (measured in docs/PERFORMANCE.md).
 const STEP: usize = 16 * 1024;
+
+/// A byte buffer wiped when dropped with one bulk write (zeroize's `[u8]` impl). The
+/// `Zeroizing<Vec<u8>>` wrapper wipes a `Vec` one volatile byte store at a time (zeroize 1.9's
+/// `impl Zeroize for Vec<Z>`), which costs about as much as splitting a 16 KiB step.
+struct WipeOnDrop(Vec<u8>);
+
+impl Drop for WipeOnDrop {
+    fn drop(&mut self) {
+        self.0.as_mut_slice().zeroize();
+    }
+}
 
 /// A validated threshold: `2 <= k <= n <= 255`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -131,7 +142,8 @@ impl Xorida {
         // step of R_j is drawn just before it is used for every share, so it is still in the
         // L1/L2 cache, and the random buffer (wiped when dropped) is one step whatever the
         // secret's size and K. For K = 2 this is a single pass over the secret and the shares.
-        let mut coeffs = Zeroizing::new(vec![0u8; len.min(STEP)]);
+        let mut coeffs = WipeOnDrop(vec![0u8; len.min(STEP)]);
+        let coeffs = &mut coeffs.0;
         // x_i^j for share i during sweep j.
         let mut xpow: Vec<u8> = (1..=t.n()).map(|x| x as u8).collect();
         for j in 1..t.k() {
@@ -203,15 +215,21 @@ impl Xorida {
         if pts.iter().any(|p| p.y.len() != out.len()) {
             return Err(VaultError::ReconstructFailed("shares differ in length".into()));
         }
-        // Step by step, so that the output's step stays in cache across the K passes.
+        // Step by step, so that the output's step stays in cache across the passes, and two
+        // shares per pass (fused kernels), so that the output is written K/2 times, not K.
         for (n, out) in out.chunks_mut(STEP).enumerate() {
             let range = n * STEP..n * STEP + out.len();
-            for (i, (p, &w)) in pts.iter().zip(&weights).enumerate() {
-                if i == 0 {
-                    self.kernel.mul_into(w, &p.y[range.clone()], out);
-                } else {
-                    self.kernel.mul_acc(w, &p.y[range.clone()], out);
+            let mut terms = pts.iter().zip(&weights).map(|(p, &w)| (w, &p.y[range.clone()]));
+            let mut first = true;
+            loop {
+                match (terms.next(), terms.next(), first) {
+                    (Some((a, x)), Some((b, y)), true) => self.kernel.mul2_into(a, x, b, y, out),
+                    (Some((a, x)), Some((b, y)), false) => self.kernel.mul2_acc(a, x, b, y, out),
+                    (Some((a, x)), None, true) => self.kernel.mul_into(a, x, out),
+                    (Some((a, x)), None, false) => self.kernel.mul_acc(a, x, out),
+                    _ => break,
                 }
+                first = false;
             }
         }
         Ok(())

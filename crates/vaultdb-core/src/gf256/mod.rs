@@ -227,7 +227,7 @@ mod neon;
 mod simd {
     #[cfg(target_arch = "x86_64")]
     use super::x86;
-    use super::{Isa, POLY, soft};
+    use super::{Isa, Kernel, POLY, soft};
 
     // CPUID-based detection, cached in an atomic (a compile-time constant when the feature is
     // enabled for the whole build; always false under Miri). "avx2" also checks that the OS
@@ -294,6 +294,62 @@ mod simd {
                 unsafe { super::neon::mul_add_into_neon(c, src, base, dst) }
             }
             _ => soft::mul_add_into(c, src, base, dst),
+        }
+    }
+
+    /// `dst = a*x ^ b*y` (or `dst ^= a*x ^ b*y` if `acc`) on `isa` if the CPU has it. The
+    /// x86 kernels do it in one pass; elsewhere it is two region passes.
+    fn mul2(isa: Isa, acc: bool, a: u8, x: &[u8], b: u8, y: &[u8], dst: &mut [u8]) {
+        match (isa, acc) {
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx2, false) if cpuid_avx2::get() => {
+                // SAFETY: AVX2 support (and OS support for YMM state) was detected just above.
+                unsafe { x86::mul2_avx2::<false>(a, x, b, y, dst) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Avx2, true) if cpuid_avx2::get() => {
+                // SAFETY: AVX2 support (and OS support for YMM state) was detected just above.
+                unsafe { x86::mul2_avx2::<true>(a, x, b, y, dst) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Ssse3, false) if cpuid_ssse3::get() => {
+                // SAFETY: SSSE3 support was detected just above.
+                unsafe { x86::mul2_ssse3::<false>(a, x, b, y, dst) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            (Isa::Ssse3, true) if cpuid_ssse3::get() => {
+                // SAFETY: SSSE3 support was detected just above.
+                unsafe { x86::mul2_ssse3::<true>(a, x, b, y, dst) }
+            }
+            _ => {
+                if !acc {
+                    dst.fill(0);
+                }
+                mul_acc(isa, a, x, dst);
+                mul_acc(isa, b, y, dst);
+            }
+        }
+    }
+
+    /// Two-source region operations for rebuild and repair (`Xorida::interpolate`), which
+    /// sums K weighted shares: fusing them in pairs saves a pass over the output.
+    impl Kernel {
+        /// `dst[i] = a * x[i] ^ b * y[i]` for every i.
+        ///
+        /// # Panics
+        /// If the three buffers differ in length.
+        pub(crate) fn mul2_into(self, a: u8, x: &[u8], b: u8, y: &[u8], dst: &mut [u8]) {
+            assert!(x.len() == dst.len() && y.len() == dst.len(), "mul2_into: length mismatch");
+            mul2(self.isa, false, a, x, b, y, dst);
+        }
+
+        /// `dst[i] ^= a * x[i] ^ b * y[i]` for every i.
+        ///
+        /// # Panics
+        /// If the three buffers differ in length.
+        pub(crate) fn mul2_acc(self, a: u8, x: &[u8], b: u8, y: &[u8], dst: &mut [u8]) {
+            assert!(x.len() == dst.len() && y.len() == dst.len(), "mul2_acc: length mismatch");
+            mul2(self.isa, true, a, x, b, y, dst);
         }
     }
 
@@ -448,6 +504,34 @@ mod tests {
                     let mut got = vec![0x5a; len];
                     k.mul_add_into(c, s, b, &mut got);
                     assert_eq!(got, want, "{} mul_add_into c={c} len={len}", k.isa());
+                }
+            }
+        }
+    }
+
+    /// The fused two-source operations equal two single-source passes, on every kernel.
+    #[test]
+    fn two_source_ops_match_two_passes() {
+        let x: Vec<u8> = (0..700u32).map(|i| (i * 199 + 3) as u8).collect();
+        let y: Vec<u8> = (0..700u32).map(|i| (i * 59 + 120) as u8).collect();
+        let d0: Vec<u8> = (0..700u32).map(|i| (i * 11 + 77) as u8).collect();
+        let lens = [0usize, 1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 640];
+        for k in Kernel::available() {
+            for (a, b) in [(0u8, 0u8), (1, 1), (0, 7), (2, 1), (0x53, 0xca), (255, 254)] {
+                for len in lens {
+                    let (xs, ys) = (&x[3..3 + len], &y[9..9 + len]);
+                    let mut want = d0[..len].to_vec();
+                    soft::mul_acc(a, xs, &mut want);
+                    soft::mul_acc(b, ys, &mut want);
+                    let mut got = d0[..len].to_vec();
+                    k.mul2_acc(a, xs, b, ys, &mut got);
+                    assert_eq!(got, want, "{} mul2_acc a={a} b={b} len={len}", k.isa());
+                    let mut want = vec![0u8; len];
+                    soft::mul_acc(a, xs, &mut want);
+                    soft::mul_acc(b, ys, &mut want);
+                    let mut got = d0[..len].to_vec();
+                    k.mul2_into(a, xs, b, ys, &mut got);
+                    assert_eq!(got, want, "{} mul2_into a={a} b={b} len={len}", k.isa());
                 }
             }
         }

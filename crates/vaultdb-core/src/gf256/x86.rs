@@ -242,3 +242,95 @@ pub(super) unsafe fn mul_add_into_ssse3(c: u8, src: &[u8], base: &[u8], dst: &mu
     }
     soft::mul_add_into(c, s.remainder(), b.remainder(), d.into_remainder());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Two sources at once (rebuild): `dst = a*x ^ b*y`, or `dst ^= a*x ^ b*y` when `ACC`. One pass
+// instead of two halves the loads and stores of `dst`.
+
+/// `dst[i] = a * x[i] ^ b * y[i]`, or `dst[i] ^= a * x[i] ^ b * y[i]` if `ACC`.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn mul2_avx2<const ACC: bool>(a: u8, x: &[u8], b: u8, y: &[u8], dst: &mut [u8]) {
+    debug_assert_eq!(x.len(), dst.len());
+    debug_assert_eq!(y.len(), dst.len());
+    let (alo, ahi, mask) = avx2_tables(a);
+    let (blo, bhi, _) = avx2_tables(b);
+    let mut xs = x.chunks_exact(AVX2_STEP);
+    let mut ys = y.chunks_exact(AVX2_STEP);
+    let mut d = dst.chunks_exact_mut(AVX2_STEP);
+    for ((xc, yc), d) in (&mut xs).zip(&mut ys).zip(&mut d) {
+        let (xp, yp, dp) = (xc.as_ptr(), yc.as_ptr(), d.as_mut_ptr());
+        // SAFETY: `xc`, `yc` and `d` are 64 bytes long, so the 32-byte accesses at offsets 0
+        // and 32 stay inside them; the unaligned forms need no alignment. AVX2 is enabled on
+        // this function and its caller guarantees the CPU has it.
+        unsafe {
+            let x0 = _mm256_loadu_si256(xp.cast());
+            let x1 = _mm256_loadu_si256(xp.add(32).cast());
+            let y0 = _mm256_loadu_si256(yp.cast());
+            let y1 = _mm256_loadu_si256(yp.add(32).cast());
+            let mut r0 =
+                _mm256_xor_si256(avx2_mul(x0, alo, ahi, mask), avx2_mul(y0, blo, bhi, mask));
+            let mut r1 =
+                _mm256_xor_si256(avx2_mul(x1, alo, ahi, mask), avx2_mul(y1, blo, bhi, mask));
+            if ACC {
+                r0 = _mm256_xor_si256(r0, _mm256_loadu_si256(dp.cast()));
+                r1 = _mm256_xor_si256(r1, _mm256_loadu_si256(dp.add(32).cast()));
+            }
+            _mm256_storeu_si256(dp.cast(), r0);
+            _mm256_storeu_si256(dp.add(32).cast(), r1);
+        }
+    }
+    let (xt, yt, dt) = (xs.remainder(), ys.remainder(), d.into_remainder());
+    if !ACC {
+        dt.fill(0);
+    }
+    // SAFETY: the caller guarantees AVX2.
+    unsafe {
+        mul_acc_avx2(a, xt, dt);
+        mul_acc_avx2(b, yt, dt);
+    }
+}
+
+/// `dst[i] = a * x[i] ^ b * y[i]`, or `dst[i] ^= a * x[i] ^ b * y[i]` if `ACC`.
+///
+/// # Safety
+/// The CPU must support SSSE3.
+#[target_feature(enable = "ssse3")]
+pub(super) unsafe fn mul2_ssse3<const ACC: bool>(a: u8, x: &[u8], b: u8, y: &[u8], dst: &mut [u8]) {
+    debug_assert_eq!(x.len(), dst.len());
+    debug_assert_eq!(y.len(), dst.len());
+    let (alo, ahi, mask) = ssse3_tables(a);
+    let (blo, bhi, _) = ssse3_tables(b);
+    let mut xs = x.chunks_exact(SSSE3_STEP);
+    let mut ys = y.chunks_exact(SSSE3_STEP);
+    let mut d = dst.chunks_exact_mut(SSSE3_STEP);
+    for ((xc, yc), d) in (&mut xs).zip(&mut ys).zip(&mut d) {
+        let (xp, yp, dp) = (xc.as_ptr(), yc.as_ptr(), d.as_mut_ptr());
+        for off in [0, 16, 32, 48] {
+            // SAFETY: `xc`, `yc` and `d` are 64 bytes long and `off <= 48`, so each 16-byte
+            // access stays inside them; the unaligned forms need no alignment. SSSE3 is
+            // enabled on this function and its caller guarantees the CPU has it.
+            unsafe {
+                let xv = _mm_loadu_si128(xp.add(off).cast());
+                let yv = _mm_loadu_si128(yp.add(off).cast());
+                let mut r =
+                    _mm_xor_si128(ssse3_mul(xv, alo, ahi, mask), ssse3_mul(yv, blo, bhi, mask));
+                if ACC {
+                    r = _mm_xor_si128(r, _mm_loadu_si128(dp.add(off).cast()));
+                }
+                _mm_storeu_si128(dp.add(off).cast(), r);
+            }
+        }
+    }
+    let (xt, yt, dt) = (xs.remainder(), ys.remainder(), d.into_remainder());
+    if !ACC {
+        dt.fill(0);
+    }
+    // SAFETY: the caller guarantees SSSE3.
+    unsafe {
+        mul_acc_ssse3(a, xt, dt);
+        mul_acc_ssse3(b, yt, dt);
+    }
+}
