@@ -1,0 +1,65 @@
+//! The backend conformance suite against a GCS JSON API endpoint (fake-gcs-server under
+//! `cargo xtask itest`). Skipped unless `VAULTDB_TEST_GCS_ENDPOINT` is set.
+
+use std::env;
+
+use vaultdb_core::testkit::{self, Capabilities};
+use vaultdb_core::{BackendErrorKind, PutMode, StorageBackend};
+use vaultdb_gcs::{GcsBackend, GcsConfig};
+
+fn endpoint() -> Option<String> {
+    env::var("VAULTDB_TEST_GCS_ENDPOINT").ok()
+}
+
+fn bucket() -> String {
+    env::var("VAULTDB_TEST_GCS_BUCKET").unwrap_or_else(|_| "vaultdb-test".into())
+}
+
+async fn backend(id: &str, config: GcsConfig) -> GcsBackend {
+    GcsBackend::new(id, "GCS (test endpoint)", config)
+        .await
+        .expect("config")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_gcs() {
+    let Some(ep) = endpoint() else {
+        return eprintln!("skip: VAULTDB_TEST_GCS_ENDPOINT unset (run `cargo xtask itest`)");
+    };
+    let b = backend("gcs", GcsConfig::emulator(ep, bucket())).await;
+    testkit::run_all(&b, "conformance/").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_gcs_prefixed_small_pages() {
+    let Some(ep) = endpoint() else {
+        return eprintln!("skip: VAULTDB_TEST_GCS_ENDPOINT unset (run `cargo xtask itest`)");
+    };
+    let config = GcsConfig::emulator(ep, bucket())
+        .with_prefix("tenant/vault")
+        .with_page_size(7);
+    let b = backend("gcs-small", config).await;
+    assert_eq!(b.prefix(), "tenant/vault/");
+    let caps = Capabilities {
+        pagination_keys: 60,
+        large_object_bytes: 1 << 20,
+        ..Capabilities::default()
+    };
+    testkit::run_all_with(&b, "", &caps).await;
+}
+
+#[tokio::test]
+async fn missing_bucket_is_permanent() {
+    let Some(ep) = endpoint() else {
+        return eprintln!("skip: VAULTDB_TEST_GCS_ENDPOINT unset (run `cargo xtask itest`)");
+    };
+    let b = backend(
+        "gcs-missing",
+        GcsConfig::emulator(ep, "vaultdb-no-such-bucket"),
+    )
+    .await;
+    let e = b.put("k", "v".into(), PutMode::Create).await.unwrap_err();
+    assert_eq!(e.kind(), BackendErrorKind::Permanent, "{e}");
+    let e = b.list_page("", None).await.unwrap_err();
+    assert_eq!(e.kind(), BackendErrorKind::Permanent, "{e}");
+}
