@@ -74,19 +74,55 @@ pub fn seal(
     rng: &mut dyn RandomSource,
     write_payload: impl FnOnce(&mut Vec<u8>) -> Result<()>,
 ) -> Result<SecretVec> {
+    let mut buf = seal_untagged(padding, size_hint, rng, write_payload)?;
+    let tag = tag_of(binding, &buf);
+    buf[TAG_RANGE].copy_from_slice(&tag);
+    Ok(buf)
+}
+
+/// Where the tag sits in a secret.
+pub const TAG_RANGE: std::ops::Range<usize> = 32..64;
+
+/// Like [`seal`], but leaves the tag bytes ([`TAG_RANGE`]) zero. Splitting is linear, so a
+/// caller may split this secret while it computes [`tag_of`] on another thread, and then add
+/// (XOR) the tag into every share at [`TAG_RANGE`]: the result equals splitting the tagged
+/// secret with the same random bytes.
+///
+/// # Errors
+/// Whatever `write_payload` returns.
+pub fn seal_untagged(
+    padding: Padding,
+    size_hint: usize,
+    rng: &mut dyn RandomSource,
+    write_payload: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+) -> Result<SecretVec> {
     let mut buf =
         SecretVec::with_capacity(padding.padded_len(SECRET_HEADER_LEN.saturating_add(size_hint)));
     buf.resize(SECRET_HEADER_LEN, 0);
     write_payload(&mut buf)?;
     let payload_len = buf.len() - SECRET_HEADER_LEN;
-    let (head, payload) = buf.split_at_mut(SECRET_HEADER_LEN);
-    rng.fill_bytes(&mut head[..32]);
-    let tag = binding.mac(&head[..32], payload).finalize().into_bytes();
-    head[32..64].copy_from_slice(&tag);
-    head[64..72].copy_from_slice(&(payload_len as u64).to_be_bytes());
+    rng.fill_bytes(&mut buf[..32]);
+    buf[64..72].copy_from_slice(&(payload_len as u64).to_be_bytes());
     let padded = padding.padded_len(buf.len());
     buf.resize(padded, 0);
     Ok(buf)
+}
+
+/// The tag of a secret built by [`seal_untagged`] (its tag bytes are ignored).
+///
+/// # Panics
+/// If `secret` was not built by [`seal_untagged`] (shorter than its header or its length
+/// field out of range).
+pub fn tag_of(binding: &Binding, secret: &[u8]) -> [u8; 32] {
+    let mut len = [0u8; 8];
+    len.copy_from_slice(&secret[64..72]);
+    let payload_len = u64::from_be_bytes(len) as usize;
+    let payload = &secret[SECRET_HEADER_LEN..SECRET_HEADER_LEN + payload_len];
+    binding
+        .mac(&secret[..32], payload)
+        .finalize()
+        .into_bytes()
+        .into()
 }
 
 /// Checks a rebuilt secret and returns its payload.

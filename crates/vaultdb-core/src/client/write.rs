@@ -13,7 +13,11 @@ use crate::envelope::{self, Header, Kind};
 use crate::error::{BackendOutcome, OutcomeStatus, Result, VaultError};
 use crate::naming::{NameTag, pad_id, validate_id};
 use crate::record::Record;
+use crate::rng::RandomSource;
 use crate::secret::{self, Binding};
+
+/// Secrets at least this large compute their HMAC on a second thread while they are split.
+const PARALLEL_MAC_MIN: usize = 128 << 10;
 use crate::version::Version;
 
 /// A successful `put`.
@@ -95,8 +99,7 @@ impl Inner {
                 version,
                 threshold: t,
             };
-            let secret = secret::seal(
-                &binding,
+            let secret = secret::seal_untagged(
                 self.settings.padding,
                 record.encoded_len_hint(),
                 rng,
@@ -117,10 +120,38 @@ impl Inner {
                     .new_buffer()
                 })
                 .collect();
-            {
+            // Split the untagged secret while another thread computes the HMAC (for large
+            // records, where the thread pays for itself), then add the tag to every share:
+            // splitting is linear, so this equals splitting the tagged secret.
+            let mac = {
                 let mut outs: Vec<&mut [u8]> =
                     bufs.iter_mut().map(|b| envelope::share_mut(b)).collect();
-                self.xorida.split_into(t, &secret, rng, &mut outs);
+                let xorida = &self.xorida;
+                let secret = &secret;
+                let mut split =
+                    |rng: &mut dyn RandomSource| xorida.split_into(t, secret, rng, &mut outs);
+                if secret.len() >= PARALLEL_MAC_MIN {
+                    std::thread::scope(|scope| {
+                        let worker = std::thread::Builder::new()
+                            .spawn_scoped(scope, || secret::tag_of(&binding, secret));
+                        split(rng);
+                        match worker {
+                            Ok(h) => h.join().map_err(|_| {
+                                VaultError::SplitFailed("HMAC thread panicked".into())
+                            }),
+                            Err(_) => Ok(secret::tag_of(&binding, secret)),
+                        }
+                    })?
+                } else {
+                    split(rng);
+                    secret::tag_of(&binding, secret)
+                }
+            };
+            for buf in &mut bufs {
+                let share = envelope::share_mut(buf);
+                for (s, m) in share[secret::TAG_RANGE].iter_mut().zip(mac) {
+                    *s ^= m;
+                }
             }
             let padded_id = pad_id(&record.id)?;
             let id_shares = self.xorida.split(t, &padded_id, rng);
