@@ -397,12 +397,17 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IdPath {
 // ---------------------------------------------------------------------------------------
 // Request and response bodies
 
-/// `PUT`/`POST /v1/records`.
+/// A JSON record to store (`PUT`/`POST /v1/records`).
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutRecordRequest {
     /// The record's id: 1 to 255 bytes of UTF-8 without control characters.
-    #[schema(min_length = 1, max_length = 255, example = "user-42")]
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        example = "user-42",
+        pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$"
+    )]
     pub id: String,
     /// The record's data: any JSON value. Stored with content type `application/json`.
     #[schema(value_type = Value, example = json!({"name": "Alice"}))]
@@ -441,12 +446,18 @@ pub struct RecordResponse {
     pub data_base64: Option<String>,
 }
 
+/// Raw bytes (in the OpenAPI document only: bodies of the raw routes).
+#[derive(Debug, ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct RawData(pub Vec<u8>);
+
 /// A page of ids.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ListResponse {
     /// Record ids, sorted.
     pub ids: Vec<String>,
-    /// Pass as `cursor` for the next page; `null` on the last page.
+    /// Pass as `cursor` to get the next page (it is the last id of this page); `null` on the
+    /// last page.
     pub next: Option<String>,
 }
 
@@ -457,7 +468,7 @@ pub struct ListParams {
     /// Ids per page (1 to 1000, default 100).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
-    /// The `next` value of the previous page.
+    /// The `next` value of the previous page: ids after it (in byte order) are returned.
     pub cursor: Option<String>,
 }
 
@@ -602,16 +613,7 @@ async fn list_records(
             "limit must be between 1 and {MAX_PAGE}"
         )));
     }
-    let after = match params.cursor.as_deref() {
-        None | Some("") => None,
-        Some(c) => Some(
-            BASE64URL_NOPAD
-                .decode(c.as_bytes())
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| ApiError::invalid_request("invalid cursor"))?,
-        ),
-    };
+    let after = params.cursor.filter(|c| !c.is_empty());
     let r = st
         .audited(&actor, "record.list", None, st.db().list())
         .await?;
@@ -619,8 +621,11 @@ async fn list_records(
     let start = after.map_or(0, |a| r.ids.partition_point(|id| *id <= a));
     let end = start.saturating_add(limit as usize).min(r.ids.len());
     let page = r.ids[start.min(end)..end].to_vec();
-    let next = (end < r.ids.len())
-        .then(|| BASE64URL_NOPAD.encode(page.last().map_or(&[][..], |s| s.as_bytes())));
+    let next = if end < r.ids.len() {
+        page.last().cloned()
+    } else {
+        None
+    };
     Ok(with_headers(
         Json(ListResponse { ids: page, next }).into_response(),
         None,
@@ -641,7 +646,8 @@ fn is_json(content_type: Option<&str>) -> bool {
 
 /// Reads a record as JSON: `data` for JSON records, `data_base64` for others.
 #[utoipa::path(get, path = "/v1/records/{id}", tag = "records", operation_id = "getRecord",
-    params(("id" = String, Path, description = "Record id", min_length = 1, max_length = 255)),
+    params(("id" = String, Path, min_length = 1, max_length = 255, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$",
+        description = "Record id: 1 to 255 bytes of UTF-8 without control characters, percent-encoded")),
     responses((status = 200, description = "The record", body = RecordResponse),
               (status = 404, description = "No such record", body = ErrorResponse)),
     security(("bearer" = [])))]
@@ -680,7 +686,8 @@ async fn get_record(
 
 /// Deletes every version of a record on every backend.
 #[utoipa::path(delete, path = "/v1/records/{id}", tag = "records", operation_id = "deleteRecord",
-    params(("id" = String, Path, description = "Record id", min_length = 1, max_length = 255)),
+    params(("id" = String, Path, min_length = 1, max_length = 255, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$",
+        description = "Record id: 1 to 255 bytes of UTF-8 without control characters, percent-encoded")),
     responses((status = 204, description = "Deleted"),
               (status = 404, description = "No such record", body = ErrorResponse)),
     security(("bearer" = [])))]
@@ -702,9 +709,10 @@ async fn delete_record(
 
 /// Stores the request body as-is, keeping its `Content-Type`.
 #[utoipa::path(put, path = "/v1/records/{id}/raw", tag = "records", operation_id = "putRawRecord",
-    params(("id" = String, Path, description = "Record id", min_length = 1, max_length = 255)),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream",
-                 description = "The data; its Content-Type is stored with it"),
+    params(("id" = String, Path, min_length = 1, max_length = 255, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$",
+        description = "Record id: 1 to 255 bytes of UTF-8 without control characters, percent-encoded")),
+    request_body(content = inline(RawData), content_type = "application/octet-stream",
+                 description = "The data (may be empty); its Content-Type is stored with it"),
     responses((status = 201, description = "Stored", body = PutRecordResponse)),
     security(("bearer" = [])))]
 async fn put_raw(
@@ -753,9 +761,10 @@ async fn put_raw(
 /// Reads a record's bytes, with the `Content-Type` it was stored with
 /// (`application/octet-stream` if none).
 #[utoipa::path(get, path = "/v1/records/{id}/raw", tag = "records", operation_id = "getRawRecord",
-    params(("id" = String, Path, description = "Record id", min_length = 1, max_length = 255)),
+    params(("id" = String, Path, min_length = 1, max_length = 255, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$",
+        description = "Record id: 1 to 255 bytes of UTF-8 without control characters, percent-encoded")),
     responses((status = 200, description = "The stored bytes",
-               content((Vec<u8> = "application/octet-stream"), (Value = "application/json"))),
+               content((Value = "*/*"))),
               (status = 404, description = "No such record", body = ErrorResponse)),
     security(("bearer" = [])))]
 async fn get_raw(
@@ -784,7 +793,8 @@ async fn get_raw(
 
 /// Regenerates a record's missing or bad shares from K good ones.
 #[utoipa::path(post, path = "/v1/records/{id}/repair", tag = "admin", operation_id = "repairRecord",
-    params(("id" = String, Path, description = "Record id", min_length = 1, max_length = 255)),
+    params(("id" = String, Path, min_length = 1, max_length = 255, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$",
+        description = "Record id: 1 to 255 bytes of UTF-8 without control characters, percent-encoded")),
     responses((status = 200, description = "What was repaired", body = RepairResponse)),
     security(("bearer" = [])))]
 async fn repair_record(
@@ -1058,6 +1068,16 @@ fn add_common_responses(doc: &mut OpenApi) {
             )
             .build()
     };
+    // A raw record may be empty, so its body is optional.
+    if let Some(body) = doc
+        .paths
+        .paths
+        .get_mut("/v1/records/{id}/raw")
+        .and_then(|i| i.put.as_mut())
+        .and_then(|op| op.request_body.as_mut())
+    {
+        body.required = Some(utoipa::openapi::Required::False);
+    }
     for (path, item) in doc.paths.paths.iter_mut() {
         let ops = [
             &mut item.get,

@@ -27,6 +27,18 @@ async fn server() -> TestServer {
     .await
 }
 
+/// Percent-encodes a query value (every byte but unreserved ones).
+fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 fn auth(token: &str) -> String {
     format!("Bearer {token}")
 }
@@ -675,7 +687,8 @@ async fn list_paginates_sorted_ids() {
     loop {
         let mut url = s.url("/v1/records?limit=3");
         if let Some(c) = &cursor {
-            url.push_str(&format!("&cursor={c}"));
+            url.push_str("&cursor=");
+            url.push_str(&percent(c));
         }
         let page: Value = s
             .client
@@ -720,14 +733,20 @@ async fn list_paginates_sorted_ids() {
         .unwrap();
     assert_eq!(all["ids"].as_array().unwrap().len(), 7);
     assert!(all["next"].is_null());
-    for q in [
-        "limit=0",
-        "limit=1001",
-        "limit=abc",
-        "limit=-1",
-        "cursor=%%%",
-        "cursor=!!",
-    ] {
+    // The cursor is the last id seen: any string works, even one that is no id.
+    let page: Value = s
+        .client
+        .get(s.url("/v1/records?cursor=d&limit=2"))
+        .header("authorization", auth(READ_TOKEN))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["ids"], json!(["delta", "echo"]));
+    assert_eq!(page["next"], "echo");
+    for q in ["limit=0", "limit=1001", "limit=abc", "limit=-1"] {
         let resp = s
             .client
             .get(s.url(&format!("/v1/records?{q}")))
