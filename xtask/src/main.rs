@@ -6,12 +6,16 @@
 //!   `.ci/run` runs exactly it.
 //! - `cargo xtask deny`: only `cargo deny`.
 //! - `cargo xtask bench`: the criterion benchmarks (results go to docs/PERFORMANCE.md).
+//! - `cargo xtask itest`: the cloud backends against local emulators (moto, s3s-fs,
+//!   fake-gcs-server, Azurite), installed on first use; see `itest.rs`.
 //!
 //! Tools the tasks need that are not part of the toolchain (cargo-deny) are installed on
 //! first use into a cache folder outside the repository:
 //! `${XDG_CACHE_HOME:-$HOME/.cache}/vaultdb-tools`. Deleting it costs only time.
 //!
 //! This crate has no dependencies on purpose: it is built before every task.
+
+mod itest;
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -28,6 +32,7 @@ fn main() -> ExitCode {
         "test" => test(),
         "deny" => deny(),
         "bench" => bench(&args[1..]),
+        "itest" => itest::run(&args[1..]),
         "help" | "--help" | "-h" => {
             print_help();
             Ok(())
@@ -49,7 +54,8 @@ fn print_help() {
          tasks:\n  \
          test   rustfmt, clippy -D warnings, all tests, rustdoc, cargo deny (what CI runs)\n  \
          deny   cargo deny check bans licenses sources\n  \
-         bench  criterion benchmarks (extra arguments go to cargo bench)"
+         bench  criterion benchmarks (extra arguments go to cargo bench)\n  \
+         itest  cloud backends against local emulators (installed into a cache on first use)"
     );
 }
 

@@ -1,0 +1,231 @@
+//! One VaultDb across real (emulated) clouds: S3 (moto), GCS (fake-gcs-server) and Azure
+//! (Azurite) at 2-of-3, and those plus MinIO (s3s-fs) and a local directory at 3-of-5.
+//!
+//! Each test: put / get / list / delete; stop one emulator mid-run (through itest's control
+//! port) and check that reads and W-quorum writes go on; start it again, empty; scrub
+//! restores its shares (records and keyring); then every record reads from the restarted
+//! backend plus K-1 others, with the remaining backends switched down by `Failing`
+//! wrappers, and a client opened on those K backends alone reads the keyring.
+//!
+//! The tests share the emulators and take them down, so they run one at a time (a lock).
+//! Skipped (with `skip: ...`) unless `cargo xtask itest` set the variables.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+use vaultdb_core::testkit::{Failing, FailingHandle};
+use vaultdb_core::{CallPolicy, ErrorCode, Record, StorageBackend, VaultDb};
+use vaultdb_fs::FsBackend;
+use vaultdb_itest::{Control, Emulators, random_tag};
+
+/// One test at a time: they stop and start shared emulators.
+static SERIAL: Mutex<()> = Mutex::const_new(());
+
+/// A backend and the switch that takes it down.
+struct Wrapped {
+    backend: Arc<dyn StorageBackend>,
+    down: FailingHandle,
+}
+
+fn wrap(b: impl StorageBackend) -> Wrapped {
+    let f = Failing::new(b);
+    let down = f.handle();
+    Wrapped {
+        backend: Arc::new(f),
+        down,
+    }
+}
+
+fn env() -> Option<(Emulators, Control)> {
+    Some((Emulators::from_env()?, Control::from_env()?))
+}
+
+async fn open(backends: &[&Wrapped], k: usize, w: usize, prefix: &str) -> VaultDb {
+    let mut b = VaultDb::builder()
+        .threshold(k)
+        .write_quorum(w)
+        .prefix(prefix)
+        .read_repair(false)
+        .grace_period(Duration::ZERO)
+        .call_policy(CallPolicy {
+            timeout: Duration::from_secs(20),
+            max_attempts: 2,
+            ..CallPolicy::default()
+        });
+    for w in backends {
+        b = b.backend_arc(Arc::clone(&w.backend));
+    }
+    b.open().await.expect("open")
+}
+
+/// Records of a few shapes: empty, small, JSON, 300 KiB.
+fn records(tag: &str) -> Vec<Record> {
+    vec![
+        Record::new(format!("{tag}-empty"), Vec::new()),
+        Record::new(format!("{tag}-small"), b"hello, clouds".to_vec()),
+        Record::json(
+            format!("{tag}-json"),
+            &serde_like_json(&[("name", "Alice"), ("plan", "gold")]),
+        )
+        .expect("json"),
+        Record::new(
+            format!("{tag}-large"),
+            (0..300 * 1024)
+                .map(|i| (i * 7 % 251) as u8)
+                .collect::<Vec<u8>>(),
+        ),
+    ]
+}
+
+/// A tiny JSON object without pulling serde_json into this crate's dependencies.
+fn serde_like_json(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+async fn expect_all(db: &VaultDb, want: &[Record]) {
+    for r in want {
+        let got = db
+            .get(&r.id)
+            .await
+            .unwrap_or_else(|e| panic!("get {}: {e}", r.id));
+        assert_eq!(got.record.data, r.data, "data of {}", r.id);
+    }
+}
+
+async fn expect_list(db: &VaultDb, want: &[Record]) {
+    let got: BTreeSet<String> = db.list().await.expect("list").ids.into_iter().collect();
+    let want: BTreeSet<String> = want.iter().map(|r| r.id.clone()).collect();
+    assert_eq!(got, want);
+}
+
+/// The scenario, over `backends` (index `victim` is the emulator `victim_name`).
+async fn scenario(
+    control: &Control,
+    backends: Vec<Wrapped>,
+    k: usize,
+    w: usize,
+    victim: usize,
+    victim_name: &str,
+    prefix: &str,
+) {
+    let n = backends.len();
+    let refs: Vec<&Wrapped> = backends.iter().collect();
+    let db = open(&refs, k, w, prefix).await;
+    let tag = random_tag();
+
+    // Put, get, list, delete with every cloud up.
+    let mut live = records(&tag);
+    for r in &live {
+        let put = db.put(r.clone()).await.expect("put");
+        assert_eq!(put.acks, n, "every backend acknowledges");
+    }
+    expect_all(&db, &live).await;
+    expect_list(&db, &live).await;
+    let gone = live.remove(0);
+    db.delete(&gone.id).await.expect("delete");
+    let e = db.get(&gone.id).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::RecordNotFound, "{e}");
+    expect_list(&db, &live).await;
+
+    // One cloud goes away mid-run: reads and W-quorum writes go on, degraded.
+    control.stop(victim_name).expect("stop emulator");
+    for r in &live {
+        let got = db.get(&r.id).await.expect("degraded get");
+        assert_eq!(got.record.data, r.data);
+    }
+    let during = Record::new(format!("{tag}-written-while-down"), b"quorum".to_vec());
+    let put = db.put(during.clone()).await.expect("W-quorum put");
+    assert!(
+        put.degraded(),
+        "the stopped backend cannot have acknowledged"
+    );
+    assert_eq!(put.acks, n - 1);
+    live.push(during);
+    let overwritten = Record::new(live[0].id.clone(), b"new version while down".to_vec());
+    db.put(overwritten.clone())
+        .await
+        .expect("overwrite while down");
+    live[0] = overwritten;
+    expect_all(&db, &live).await;
+    expect_list(&db, &live).await;
+
+    // It comes back empty (a replaced disk, a wiped bucket): scrub restores its shares.
+    control.start(victim_name).expect("start emulator");
+    assert!(vaultdb_itest::answers(backends[victim].backend.as_ref()).await);
+    let report = db.scrub().await.expect("scrub");
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert!(
+        report.restored >= live.len() + 1,
+        "every record's share and the keyring's on {victim_name}: restored {}",
+        report.restored
+    );
+
+    // Reads succeed from the restarted backend plus K-1 others, the rest switched down.
+    let others: Vec<usize> = (0..n).filter(|&i| i != victim).collect();
+    for window in 0..others.len() {
+        let up: BTreeSet<usize> = std::iter::once(victim)
+            .chain((0..k - 1).map(|j| others[(window + j) % others.len()]))
+            .collect();
+        for (i, b) in backends.iter().enumerate() {
+            b.down.set_down(!up.contains(&i));
+        }
+        expect_all(&db, &live).await;
+        expect_list(&db, &live).await;
+        // A new client reads the keyring from these K alone.
+        let reopened = open(&refs, k, k, prefix).await;
+        assert_eq!(reopened.name_tag("x"), db.name_tag("x"));
+        expect_all(&reopened, &live).await;
+    }
+    for b in &backends {
+        b.down.set_down(false);
+    }
+
+    // Clean up.
+    for r in &live {
+        db.delete(&r.id).await.expect("cleanup delete");
+    }
+    expect_list(&db, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_clouds_two_of_three() {
+    let Some((emus, control)) = env() else {
+        return eprintln!("skip: emulator variables unset (run `cargo xtask itest`)");
+    };
+    let _one_at_a_time = SERIAL.lock().await;
+    let prefix = format!("x3-{}", random_tag());
+    let backends = vec![
+        wrap(emus.s3("").await.expect("s3")),
+        wrap(emus.gcs("").await.expect("gcs")),
+        wrap(emus.azure("").expect("azure")),
+    ];
+    // 2-of-3, W = 2; GCS goes down and comes back.
+    scenario(&control, backends, 2, 2, 1, "gcs", &prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_backends_three_of_five() {
+    let Some((emus, control)) = env() else {
+        return eprintln!("skip: emulator variables unset (run `cargo xtask itest`)");
+    };
+    let _one_at_a_time = SERIAL.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let prefix = format!("x5-{}", random_tag());
+    let fs = FsBackend::open("disk", "Local disk", dir.path().join("disk"))
+        .await
+        .expect("fs");
+    let backends = vec![
+        wrap(emus.s3("").await.expect("s3")),
+        wrap(emus.gcs("").await.expect("gcs")),
+        wrap(emus.azure("").expect("azure")),
+        wrap(emus.minio("").await.expect("minio")),
+        wrap(fs),
+    ];
+    // 3-of-5, W = 4; Azure goes down and comes back.
+    scenario(&control, backends, 3, 4, 2, "azure", &prefix).await;
+}
