@@ -28,7 +28,7 @@ use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Path, Query, Req
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Router};
 use data_encoding::BASE64URL_NOPAD;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -314,7 +314,8 @@ impl From<VaultError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut resp = (self.status, Json(ErrorResponse { error: self.detail })).into_response();
+        let mut resp =
+            (self.status, JsonLine(ErrorResponse { error: self.detail })).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -325,6 +326,32 @@ impl IntoResponse for ApiError {
 
 // ---------------------------------------------------------------------------------------
 // Extractors with JSON rejections
+
+/// A JSON response body, ending with a newline (so that `curl` output reads well).
+#[derive(Debug)]
+pub struct JsonLine<T>(pub T);
+
+impl<T: Serialize> IntoResponse for JsonLine<T> {
+    fn into_response(self) -> Response {
+        match serde_json::to_vec(&self.0) {
+            Ok(mut body) => {
+                body.push(b'\n');
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    )],
+                    body,
+                )
+                    .into_response()
+            }
+            Err(e) => {
+                tracing::error!("cannot serialize a response: {e}");
+                StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            }
+        }
+    }
+}
 
 /// A JSON request body: malformed JSON is 400 `INVALID_REQUEST`, too large 413. The
 /// `Content-Type` is not checked.
@@ -558,7 +585,7 @@ async fn store_json(
     let degraded = r.degraded();
     let resp = (
         StatusCode::CREATED,
-        Json(PutRecordResponse {
+        JsonLine(PutRecordResponse {
             id,
             version: version.clone(),
             acks: r.acks,
@@ -627,7 +654,7 @@ async fn list_records(
         None
     };
     Ok(with_headers(
-        Json(ListResponse { ids: page, next }).into_response(),
+        JsonLine(ListResponse { ids: page, next }).into_response(),
         None,
         degraded,
     ))
@@ -678,7 +705,7 @@ async fn get_record(
         data_base64,
     };
     Ok(with_headers(
-        Json(body).into_response(),
+        JsonLine(body).into_response(),
         Some(version),
         r.degraded,
     ))
@@ -747,7 +774,7 @@ async fn put_raw(
     let degraded = r.degraded();
     let resp = (
         StatusCode::CREATED,
-        Json(PutRecordResponse {
+        JsonLine(PutRecordResponse {
             id,
             version: version.clone(),
             acks: r.acks,
@@ -805,7 +832,7 @@ async fn repair_record(
     let r = st
         .audited(&actor, "record.repair", Some(&id), st.db().repair(&id))
         .await?;
-    Ok(Json(RepairResponse {
+    Ok(JsonLine(RepairResponse {
         version: r.version.map(|v| v.to_text()),
         restored: r.restored,
         removed: r.removed,
@@ -821,7 +848,7 @@ async fn repair_record(
 async fn status(State(st): State<AppState>, Extension(actor): Extension<Actor>) -> Response {
     let h = st.db().health().await;
     st.audit(&actor.name, "store.status", None, "OK").await;
-    Json(StatusResponse {
+    JsonLine(StatusResponse {
         k: h.k,
         n: h.n,
         write_quorum: st.db().write_quorum(),
@@ -857,7 +884,7 @@ async fn health(State(st): State<AppState>) -> Response {
     };
     (
         code,
-        Json(HealthResponse {
+        JsonLine(HealthResponse {
             status: status.to_owned(),
             k: h.k,
             n: h.n,
