@@ -694,3 +694,21 @@ fn audit_verify(explicit: Option<&Path>, path: Option<PathBuf>) -> Result<(), Cl
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn help_documents_every_environment_variable() {
+        for (name, _) in config::ENV_OVERRIDES {
+            assert!(ENV_HELP.contains(name), "{name} is missing from --help");
+        }
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

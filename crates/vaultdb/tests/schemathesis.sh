@@ -44,9 +44,17 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import schemathesis" 
     # half-built venv. (Its python finds its packages relative to itself, so the move is
     # safe; the console scripts are not used.)
     TMPVENV=$(mktemp -d "$CACHE/.schemathesis-XXXXXX")
-    python3 -m venv "$TMPVENV"
-    "$TMPVENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-        -r "$HERE/schemathesis-requirements.txt"
+    if python3 -m venv "$TMPVENV" 2>/dev/null; then
+        "$TMPVENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+            -r "$HERE/schemathesis-requirements.txt"
+    else
+        # Debian's python3 without python3-venv: a venv without pip, filled by the
+        # system's pip.
+        rm -rf "$TMPVENV"
+        python3 -m venv --without-pip "$TMPVENV"
+        python3 -m pip --python "$TMPVENV/bin/python" install --quiet \
+            --disable-pip-version-check -r "$HERE/schemathesis-requirements.txt"
+    fi
     mv -T "$TMPVENV" "$VENV" 2>/dev/null || rm -rf "$TMPVENV"
 fi
 
