@@ -531,6 +531,10 @@ async fn repair(explicit: Option<&Path>, id: &str) -> Result<(), CliError> {
 async fn scrub(explicit: Option<&Path>) -> Result<(), CliError> {
     let cfg = prepare(explicit, None)?;
     let db = cfg.open().await?;
+    let stray = cfg.clean_fs_temp().await;
+    if stray > 0 {
+        println!("removed {stray} temporary file(s) left by interrupted writes");
+    }
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template("scrub [{bar:40}] {pos}/{len} records ({eta})")
@@ -597,6 +601,7 @@ async fn serve(explicit: Option<&Path>, listen: Option<String>) -> Result<(), Cl
         generated = Some((token, from_env));
     }
     let db = cfg.open().await?;
+    cfg.clean_fs_temp().await;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| CliError::config(format!("cannot listen on {addr}: {e}")))?;

@@ -845,6 +845,22 @@ impl Loaded {
             .collect()
     }
 
+    /// Removes temporary files that crashed writes left in the fs backends (older than
+    /// [`vaultdb_fs::TEMP_MAX_AGE`]); returns how many. Failures are logged, not fatal.
+    pub async fn clean_fs_temp(&self) -> usize {
+        let mut removed = 0;
+        for b in &self.config.backends {
+            if let BackendConfig::Fs { id, path, .. } = b {
+                let fs = FsBackend::new(id.clone(), id.clone(), path.clone());
+                match fs.clean_temp(vaultdb_fs::TEMP_MAX_AGE).await {
+                    Ok(n) => removed += n,
+                    Err(e) => tracing::warn!(backend = %id, "cannot clean temporary files: {e}"),
+                }
+            }
+        }
+        removed
+    }
+
     /// Opens the store (reading, or on an empty store creating, the keyring).
     ///
     /// # Errors

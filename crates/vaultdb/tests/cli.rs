@@ -457,6 +457,15 @@ fn repair_and_scrub_restore_a_wiped_backend() {
     let disk2 = d.join("vaultdb-data/disk-2");
     std::fs::remove_dir_all(&disk2).unwrap();
     std::fs::create_dir(&disk2).unwrap();
+    // A crashed write's temporary file, two hours old, and a fresh one (a write in flight).
+    let tmp = d.join("vaultdb-data/disk-1/.tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let stale = std::fs::File::create(tmp.join("crashed")).unwrap();
+    stale
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(7200))
+        .unwrap();
+    drop(stale);
+    std::fs::write(tmp.join("in-flight"), "x").unwrap();
 
     vaultdb(d)
         .args(["repair", "rec-0"])
@@ -471,6 +480,11 @@ fn repair_and_scrub_restore_a_wiped_backend() {
         .success()
         .stdout(predicate::str::contains("scrubbed 5 record(s)"))
         .stdout(predicate::str::contains("0 share(s) restored").not());
+    assert!(
+        !tmp.join("crashed").exists(),
+        "scrub removes stale temporary files"
+    );
+    assert!(tmp.join("in-flight").exists(), "and keeps fresh ones");
     // With disk-3 gone too, every record reads from disk-1 and the restored disk-2.
     let disk3 = d.join("vaultdb-data/disk-3");
     std::fs::rename(&disk3, d.join("disk-3-away")).unwrap();
