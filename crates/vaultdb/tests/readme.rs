@@ -1,4 +1,4 @@
-//! The quick start of README.md, run as written: every `curl` line against a server started
+//! The quick start of the repository's README.md, run as written: every `curl` line against a server started
 //! like the README says (on a free port instead of 8080), its answers compared with the
 //! README's (versions aside), then every `cargo run` line with the built binary.
 
@@ -32,7 +32,7 @@ impl Drop for Child {
 
 fn quick_start() -> String {
     let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap();
     let start = readme
         .find("## Quick start")
         .expect("a quick start section");
