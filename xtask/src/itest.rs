@@ -543,6 +543,10 @@ impl Emulators {
                 running: None,
             },
         );
+        // Fresh logs per run; restarts within the run append.
+        for name in all.keys() {
+            let _ = fs::write(dirs.logs.join(format!("{name}.log")), b"");
+        }
         Ok(Self {
             dirs,
             all: Mutex::new(all),

@@ -159,10 +159,10 @@ async fn scenario(
     assert!(vaultdb_itest::answers(backends[victim].backend.as_ref()).await);
     let report = db.scrub().await.expect("scrub");
     assert!(report.problems.is_empty(), "{:?}", report.problems);
-    assert!(
-        report.restored >= live.len() + 1,
-        "every record's share and the keyring's on {victim_name}: restored {}",
-        report.restored
+    assert_eq!(
+        report.restored,
+        live.len() + 1,
+        "every live record's share and the keyring's, on {victim_name}"
     );
 
     // Reads succeed from the restarted backend plus K-1 others, the rest switched down.

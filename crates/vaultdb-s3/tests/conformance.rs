@@ -7,20 +7,27 @@ use vaultdb_core::testkit;
 use vaultdb_core::{BackendErrorKind, PutMode, StorageBackend};
 use vaultdb_s3::{S3Backend, S3Config, S3Credentials};
 
-/// The backend under test, from the environment, or `None` (skip).
-async fn backend(prefix: &str) -> Option<S3Backend> {
+/// A configuration for the test endpoint (bucket, keys from the environment), or `None`.
+fn config(prefix: &str) -> Option<S3Config> {
     let endpoint = env::var("VAULTDB_TEST_S3_ENDPOINT").ok()?;
     let var = |name: &str, default: &str| env::var(name).unwrap_or_else(|_| default.into());
-    let config = S3Config::new(var("VAULTDB_TEST_S3_BUCKET", "vaultdb-test"))
-        .with_endpoint(endpoint)
-        .with_allow_http(true)
-        .with_path_style(true)
-        .with_prefix(prefix)
-        .with_credentials(S3Credentials::Static {
-            access_key_id: var("VAULTDB_TEST_S3_ACCESS_KEY", "testing"),
-            secret_access_key: var("VAULTDB_TEST_S3_SECRET_KEY", "testing"),
-            session_token: None,
-        });
+    Some(
+        S3Config::new(var("VAULTDB_TEST_S3_BUCKET", "vaultdb-test"))
+            .with_endpoint(endpoint)
+            .with_allow_http(true)
+            .with_path_style(true)
+            .with_prefix(prefix)
+            .with_credentials(S3Credentials::Static {
+                access_key_id: var("VAULTDB_TEST_S3_ACCESS_KEY", "testing"),
+                secret_access_key: var("VAULTDB_TEST_S3_SECRET_KEY", "testing"),
+                session_token: None,
+            }),
+    )
+}
+
+/// The backend under test, from the environment, or `None` (skip).
+async fn backend(prefix: &str) -> Option<S3Backend> {
+    let config = config(prefix)?;
     Some(
         S3Backend::new("s3", "S3 (test endpoint)", config)
             .await
@@ -42,60 +49,39 @@ async fn conformance_s3_with_key_prefix_and_small_pages() {
         return eprintln!("skip: VAULTDB_TEST_S3_ENDPOINT unset (run `cargo xtask itest`)");
     };
     assert_eq!(b.prefix(), "tenant-a/vault/");
-    let mut config_small = testkit::Capabilities::default();
-    config_small.pagination_keys = 120;
-    config_small.large_object_bytes = 1 << 20;
-    let small = S3Backend::new(
-        "s3-small",
-        "S3 (small pages)",
-        S3Config::new(b.bucket())
-            .with_endpoint(env::var("VAULTDB_TEST_S3_ENDPOINT").unwrap())
-            .with_allow_http(true)
-            .with_path_style(true)
-            .with_prefix("tenant-b")
-            .with_page_size(7)
-            .with_credentials(S3Credentials::Static {
-                access_key_id: env::var("VAULTDB_TEST_S3_ACCESS_KEY").unwrap_or("testing".into()),
-                secret_access_key: env::var("VAULTDB_TEST_S3_SECRET_KEY")
-                    .unwrap_or("testing".into()),
-                session_token: None,
-            }),
-    )
-    .await
-    .unwrap();
-    testkit::run_all_with(&small, "", &config_small).await;
-    // The prefixed backend sees only its own keys.
+    let small_config = config("tenant-b").expect("set").with_page_size(7);
+    let small = S3Backend::new("s3-small", "S3 (small pages)", small_config)
+        .await
+        .unwrap();
+    let caps = testkit::Capabilities {
+        pagination_keys: 120,
+        large_object_bytes: 1 << 20,
+        ..testkit::Capabilities::default()
+    };
+    testkit::run_all_with(&small, "", &caps).await;
+    // A backend sees only the keys under its own prefix.
     b.put("only-in-a", "x".into(), PutMode::Create)
         .await
         .unwrap();
     assert_eq!(small.get("only-in-a").await.unwrap(), None);
+    let listed = small.list_page("", None).await.unwrap().keys;
+    assert!(listed.iter().all(|k| k != "only-in-a"), "prefixes leak");
     assert!(
-        small
-            .list_page("", None)
+        b.list_page("", None)
             .await
             .unwrap()
             .keys
-            .iter()
-            .all(|k| k != "only-in-a"),
-        "prefixes leak"
+            .contains(&"only-in-a".to_owned())
     );
     b.delete("only-in-a").await.unwrap();
 }
 
 #[tokio::test]
 async fn missing_bucket_is_permanent() {
-    let Some(b) = backend("").await else {
+    let Some(mut config) = config("") else {
         return eprintln!("skip: VAULTDB_TEST_S3_ENDPOINT unset (run `cargo xtask itest`)");
     };
-    let config = S3Config::new("vaultdb-no-such-bucket")
-        .with_endpoint(env::var("VAULTDB_TEST_S3_ENDPOINT").unwrap())
-        .with_allow_http(true)
-        .with_path_style(true)
-        .with_credentials(S3Credentials::Static {
-            access_key_id: "testing".into(),
-            secret_access_key: "testing".into(),
-            session_token: None,
-        });
+    config.bucket = "vaultdb-no-such-bucket".into();
     let missing = S3Backend::new("s3-missing", "no bucket", config)
         .await
         .unwrap();
@@ -108,7 +94,6 @@ async fn missing_bucket_is_permanent() {
     assert_eq!(e.kind(), BackendErrorKind::Permanent, "{e}");
     let e = missing.list_page("", None).await.unwrap_err();
     assert_eq!(e.kind(), BackendErrorKind::Permanent, "{e}");
-    drop(b);
 }
 
 #[tokio::test]
