@@ -1,9 +1,9 @@
 //! `cargo xtask <task>`: VaultDB's developer tasks.
 //!
 //! - `cargo xtask test`: everything CI checks, in order: rustfmt, clippy with
-//!   `-D warnings`, every test of every crate, rustdoc with warnings denied, and
-//!   `cargo deny` (bans, licenses, sources). This is the README's test command, and
-//!   `.ci/run` runs exactly it.
+//!   `-D warnings`, every test of every crate, rustdoc with warnings denied,
+//!   `cargo deny` (bans, licenses, sources), and `itest` (the cloud backends against
+//!   emulators). This is the README's test command, and `.ci/run` runs exactly it.
 //! - `cargo xtask deny`: only `cargo deny`.
 //! - `cargo xtask bench`: the criterion benchmarks (results go to docs/PERFORMANCE.md).
 //! - `cargo xtask itest`: the cloud backends against local emulators (moto, s3s-fs,
@@ -52,7 +52,7 @@ fn print_help() {
     println!(
         "cargo xtask <task>\n\n\
          tasks:\n  \
-         test   rustfmt, clippy -D warnings, all tests, rustdoc, cargo deny (what CI runs)\n  \
+         test   rustfmt, clippy -D warnings, all tests, rustdoc, cargo deny, itest (what CI runs)\n  \
          deny   cargo deny check bans licenses sources\n  \
          bench  criterion benchmarks (extra arguments go to cargo bench)\n  \
          itest  cloud backends against local emulators (installed into a cache on first use)"
@@ -133,6 +133,10 @@ fn test() -> Result<(), String> {
     step("rustdoc", doc)?;
 
     deny()?;
+
+    // The cloud backends against real emulators (installed into a cache on first use).
+    println!("xtask: == itest");
+    itest::run(&[])?;
     println!(
         "xtask: all checks passed in {:.0}s",
         start.elapsed().as_secs_f64()
