@@ -9,10 +9,9 @@ use futures::stream::StreamExt;
 use super::call::CallError;
 use super::read::{Expect, Listed, Source, TagListing, Verified, for_each_subset, group_versions};
 use super::{Inner, VaultDb};
-use crate::backend::StorageBackendExt;
 use crate::envelope::{self, Header, Kind};
-use crate::error::{BackendOutcome, OutcomeStatus, Result, VaultError};
-use crate::naming::{NameTag, ParsedKey, unpad_id, validate_id};
+use crate::error::{BackendOutcome, Result, VaultError};
+use crate::naming::{NameTag, unpad_id, validate_id};
 use crate::version::Version;
 use crate::xorida::SharePoint;
 
@@ -112,39 +111,27 @@ impl CallError {
 }
 
 impl Inner {
-    /// Lists every record share on every backend: per backend, (tag, entry) pairs.
-    async fn list_everything(&self) -> Vec<Result<Vec<(NameTag, Listed)>, CallError>> {
-        let prefix = self.keyspace.records_prefix();
-        let calls = self.backends.iter().map(|b| {
-            let prefix = prefix.as_str();
-            async move {
-                let keys = self
-                    .settings
-                    .call_policy
-                    .run(|| b.list_all(prefix))
-                    .await?
-                    .value;
-                Ok(keys
-                    .into_iter()
-                    .filter_map(|key| match self.keyspace.parse(&key) {
-                        Some(ParsedKey::Share {
-                            tag,
-                            version,
-                            id_share,
-                        }) => Some((
-                            tag,
-                            Listed {
-                                version,
-                                key,
-                                id_share,
-                            },
-                        )),
-                        _ => None,
-                    })
-                    .collect())
-            }
-        });
-        futures::future::join_all(calls).await
+    /// Lists every record share on every backend, with per-backend outcomes; fails unless
+    /// at least K backends answered (nothing can be rebuilt from fewer).
+    async fn list_everything(
+        &self,
+    ) -> Result<(
+        Vec<Result<Vec<(NameTag, Listed)>, CallError>>,
+        Vec<BackendOutcome>,
+    )> {
+        let listing = self
+            .list_shares(&self.keyspace.records_prefix(), |_| true)
+            .await;
+        let outcomes = self.outcomes_of(&listing);
+        let answered = listing.iter().filter(|l| l.is_ok()).count();
+        if answered < self.k() {
+            return Err(VaultError::InsufficientShares {
+                need: self.k(),
+                got: answered,
+                outcomes,
+            });
+        }
+        Ok((listing, outcomes))
     }
 
     /// Rebuilds an id from K id shares and checks it against its tag, trying subsets.
@@ -380,26 +367,7 @@ impl VaultDb {
     #[tracing::instrument(name = "vaultdb.list", skip_all)]
     pub async fn list(&self) -> Result<ListResult> {
         let inner = &self.inner;
-        let listing = inner.list_everything().await;
-        let outcomes: Vec<BackendOutcome> = listing
-            .iter()
-            .enumerate()
-            .map(|(i, l)| {
-                inner.outcome(
-                    i,
-                    l.as_ref()
-                        .map_or_else(CallError::status, |_| OutcomeStatus::Ok),
-                )
-            })
-            .collect();
-        let answered = listing.iter().filter(|l| l.is_ok()).count();
-        if answered < inner.k() {
-            return Err(VaultError::InsufficientShares {
-                need: inner.k(),
-                got: answered,
-                outcomes,
-            });
-        }
+        let (listing, outcomes) = inner.list_everything().await?;
         // tag -> version -> (backend, id share)
         type IdShares<'a> = BTreeMap<Version, Vec<(usize, &'a [u8])>>;
         let mut by_tag: BTreeMap<NameTag, IdShares<'_>> = BTreeMap::new();
@@ -482,26 +450,7 @@ impl VaultDb {
         progress: impl Fn(usize, usize),
     ) -> Result<ScrubReport> {
         let inner = &self.inner;
-        let listing = inner.list_everything().await;
-        let outcomes: Vec<BackendOutcome> = listing
-            .iter()
-            .enumerate()
-            .map(|(i, l)| {
-                inner.outcome(
-                    i,
-                    l.as_ref()
-                        .map_or_else(CallError::status, |_| OutcomeStatus::Ok),
-                )
-            })
-            .collect();
-        let answered = listing.iter().filter(|l| l.is_ok()).count();
-        if answered < inner.k() {
-            return Err(VaultError::InsufficientShares {
-                need: inner.k(),
-                got: answered,
-                outcomes,
-            });
-        }
+        let (listing, outcomes) = inner.list_everything().await?;
         let mut per_tag: BTreeMap<NameTag, TagListing> = BTreeMap::new();
         for (idx, l) in listing.iter().enumerate() {
             if let Ok(entries) = l {

@@ -103,36 +103,65 @@ fn bad_of(status: &[Option<OutcomeStatus>]) -> Vec<usize> {
 }
 
 impl Inner {
-    /// Lists one record's shares on every backend.
-    pub(crate) async fn list_tag(&self, tag: NameTag) -> TagListing {
-        let prefix = self.keyspace.record_prefix(tag);
-        let calls = self.backends.iter().map(|b| {
-            let prefix = prefix.as_str();
-            async move {
-                let keys = self
-                    .settings
-                    .call_policy
-                    .run(|| b.list_all(prefix))
-                    .await?
-                    .value;
-                Ok(keys
-                    .into_iter()
-                    .filter_map(|key| match self.keyspace.parse(&key) {
-                        Some(ParsedKey::Share {
-                            tag: t,
-                            version,
-                            id_share,
-                        }) if t == tag => Some(Listed {
+    /// Lists the share objects under `prefix` on every backend, parsed: per backend, the
+    /// (tag, entry) pairs whose tag `keep` accepts, or why the backend could not list.
+    pub(crate) async fn list_shares(
+        &self,
+        prefix: &str,
+        keep: impl Fn(NameTag) -> bool + Copy,
+    ) -> Vec<Result<Vec<(NameTag, Listed)>, CallError>> {
+        let calls = self.backends.iter().map(|b| async move {
+            let keys = self
+                .settings
+                .call_policy
+                .run(|| b.list_all(prefix))
+                .await?
+                .value;
+            Ok(keys
+                .into_iter()
+                .filter_map(|key| match self.keyspace.parse(&key) {
+                    Some(ParsedKey::Share {
+                        tag,
+                        version,
+                        id_share,
+                    }) if keep(tag) => Some((
+                        tag,
+                        Listed {
                             version,
                             key,
                             id_share,
-                        }),
-                        _ => None,
-                    })
-                    .collect())
-            }
+                        },
+                    )),
+                    _ => None,
+                })
+                .collect())
         });
         futures::future::join_all(calls).await
+    }
+
+    /// Lists one record's shares on every backend.
+    pub(crate) async fn list_tag(&self, tag: NameTag) -> TagListing {
+        let prefix = self.keyspace.record_prefix(tag);
+        self.list_shares(&prefix, |t| t == tag)
+            .await
+            .into_iter()
+            .map(|l| l.map(|entries| entries.into_iter().map(|(_, e)| e).collect()))
+            .collect()
+    }
+
+    /// Per-backend outcomes of a fan-out: `Ok` where the call succeeded.
+    pub(crate) fn outcomes_of<T>(&self, results: &[Result<T, CallError>]) -> Vec<BackendOutcome> {
+        results
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                self.outcome(
+                    i,
+                    r.as_ref()
+                        .map_or_else(CallError::status, |_| OutcomeStatus::Ok),
+                )
+            })
+            .collect()
     }
 
     /// Checks a fetched envelope against what the read expects.

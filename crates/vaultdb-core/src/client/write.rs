@@ -230,17 +230,7 @@ impl VaultDb {
             .enumerate()
             .map(|(idx, (key, bytes))| async move { inner.put_create(idx, &key, bytes).await });
         let results = futures::future::join_all(writes).await;
-        let outcomes: Vec<BackendOutcome> = results
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                inner.outcome(
-                    i,
-                    r.as_ref()
-                        .map_or_else(CallError::status, |()| OutcomeStatus::Ok),
-                )
-            })
-            .collect();
+        let outcomes = inner.outcomes_of(&results);
         let acks = results.iter().filter(|r| r.is_ok()).count();
         if acks < inner.write_quorum {
             tracing::warn!(%tag, acks, quorum = inner.write_quorum, "put failed: {}",
@@ -298,17 +288,7 @@ impl VaultDb {
         let results: Vec<Result<usize, CallError>> = futures::future::join_all(work).await;
         let confirmed = results.iter().filter(|r| r.is_ok()).count();
         let removed = results.iter().filter_map(|r| r.as_ref().ok()).sum();
-        let outcomes: Vec<BackendOutcome> = results
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                inner.outcome(
-                    i,
-                    r.as_ref()
-                        .map_or_else(CallError::status, |_| OutcomeStatus::Ok),
-                )
-            })
-            .collect();
+        let outcomes = inner.outcomes_of(&results);
         let needed = inner.n() - inner.k() + 1;
         if confirmed < needed {
             tracing::warn!(%tag, confirmed, needed, "delete failed: {}",
