@@ -17,26 +17,15 @@
 //! The random bytes come from the generator in the order docs/FORMAT.md section 2 fixes:
 //! R_1 (L bytes), then R_2, ..., then R_{K-1}. Known-answer vectors depend on that order.
 
-use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Result, VaultError};
 use crate::gf256::{self, Kernel};
 use crate::rng::RandomSource;
+use crate::wipe::SecretVec;
 
 /// Bytes per step of [`Xorida::split_into`] and [`Xorida::interpolate`]: small enough for the
 /// working set of a step to stay in the L1/L2 cache (measured in docs/PERFORMANCE.md).
 const STEP: usize = 16 * 1024;
-
-/// A byte buffer wiped when dropped with one bulk write (zeroize's `[u8]` impl). The
-/// `Zeroizing<Vec<u8>>` wrapper wipes a `Vec` one volatile byte store at a time (zeroize 1.9's
-/// `impl Zeroize for Vec<Z>`), which costs about as much as splitting a 16 KiB step.
-struct WipeOnDrop(Vec<u8>);
-
-impl Drop for WipeOnDrop {
-    fn drop(&mut self) {
-        self.0.as_mut_slice().zeroize();
-    }
-}
 
 /// A validated threshold: `2 <= k <= n <= 255`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -142,8 +131,8 @@ impl Xorida {
         // step of R_j is drawn just before it is used for every share, so it is still in the
         // L1/L2 cache, and the random buffer (wiped when dropped) is one step whatever the
         // secret's size and K. For K = 2 this is a single pass over the secret and the shares.
-        let mut coeffs = WipeOnDrop(vec![0u8; len.min(STEP)]);
-        let coeffs = &mut coeffs.0;
+        let mut coeffs = SecretVec::zeroed(len.min(STEP));
+        let coeffs: &mut Vec<u8> = &mut coeffs;
         // x_i^j for share i during sweep j.
         let mut xpow: Vec<u8> = (1..=t.n()).map(|x| x as u8).collect();
         for j in 1..t.k() {
@@ -173,9 +162,9 @@ impl Xorida {
     /// # Errors
     /// `INSUFFICIENT_SHARES` with fewer than K shares; `RECONSTRUCT_FAILED` if the shares have
     /// different lengths, repeated x coordinates or x = 0.
-    pub fn rebuild(&self, t: Threshold, shares: &[SharePoint<'_>]) -> Result<Zeroizing<Vec<u8>>> {
+    pub fn rebuild(&self, t: Threshold, shares: &[SharePoint<'_>]) -> Result<SecretVec> {
         let pts = Self::pick(t, shares)?;
-        let mut out = Zeroizing::new(vec![0u8; pts[0].y.len()]);
+        let mut out = SecretVec::zeroed(pts[0].y.len());
         self.interpolate(pts, 0, &mut out)?;
         Ok(out)
     }

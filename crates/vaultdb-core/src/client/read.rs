@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
-use zeroize::Zeroizing;
 
 use super::call::CallError;
 use super::{Inner, VaultDb};
@@ -19,6 +18,7 @@ use crate::naming::{NameTag, ParsedKey, validate_id};
 use crate::record::Record;
 use crate::secret::{self, Binding, SECRET_HEADER_LEN};
 use crate::version::Version;
+use crate::wipe::SecretVec;
 use crate::xorida::SharePoint;
 
 /// The most K-subsets tried when looking for shares that verify.
@@ -69,11 +69,11 @@ pub(crate) struct Expect {
 
 /// A secret that verified: its bytes, where its payload is, and the positions (in the list
 /// of good shares) of the shares that rebuilt it.
-type Rebuilt = (Zeroizing<Vec<u8>>, Range<usize>, Vec<usize>);
+type Rebuilt = (SecretVec, Range<usize>, Vec<usize>);
 
 /// A version rebuilt and verified.
 pub(crate) struct Verified {
-    pub(crate) secret: Zeroizing<Vec<u8>>,
+    pub(crate) secret: SecretVec,
     pub(crate) payload: Range<usize>,
     /// Good shares by backend index (envelope bytes), subset first.
     pub(crate) good: Vec<(usize, Bytes)>,
