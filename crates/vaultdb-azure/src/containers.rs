@@ -41,8 +41,5 @@ pub async fn start_azurite() -> Result<AzuriteContainer, BoxError> {
         .await?;
     let host = container.get_host().await?;
     let port = container.get_host_port_ipv4(BLOB_PORT).await?;
-    Ok(AzuriteContainer {
-        container,
-        blob_url: format!("http://{host}:{port}"),
-    })
+    Ok(AzuriteContainer { container, blob_url: format!("http://{host}:{port}") })
 }

@@ -59,9 +59,8 @@ pub(crate) fn redact(err: &dyn StdError) -> String {
         cur = s.source();
     }
     while let Some(i) = text.find("sig=") {
-        let end = text[i..]
-            .find(|c: char| c == '&' || c.is_whitespace())
-            .map_or(text.len(), |j| i + j);
+        let end =
+            text[i..].find(|c: char| c == '&' || c.is_whitespace()).map_or(text.len(), |j| i + j);
         text.replace_range(i..end, "sig=<redacted>");
         if text[i..].starts_with("sig=<redacted>") && !text[i + 14..].contains("sig=") {
             break;
@@ -183,50 +182,25 @@ mod tests {
         let m = |op, e| map_error("az", op, "k", e);
         let create = Op::Put(PutMode::Create);
         assert!(matches!(
-            m(
-                Op::Get,
-                E::NotFound {
-                    path: "k".into(),
-                    source: src()
-                }
-            ),
+            m(Op::Get, E::NotFound { path: "k".into(), source: src() }),
             Mapped::NotFound
         ));
-        let container = E::NotFound {
-            path: "k".into(),
-            source: "404 <Code>ContainerNotFound</Code>".into(),
-        };
-        let Mapped::Error(e) = m(Op::Get, container) else {
-            panic!()
-        };
+        let container =
+            E::NotFound { path: "k".into(), source: "404 <Code>ContainerNotFound</Code>".into() };
+        let Mapped::Error(e) = m(Op::Get, container) else { panic!() };
         assert_eq!(e.kind(), BackendErrorKind::Permanent);
-        let Mapped::Error(e) = m(
-            create,
-            E::AlreadyExists {
-                path: "k".into(),
-                source: src(),
-            },
-        ) else {
+        let Mapped::Error(e) = m(create, E::AlreadyExists { path: "k".into(), source: src() })
+        else {
             panic!()
         };
         assert_eq!(e.kind(), BackendErrorKind::AlreadyExists);
-        let Mapped::Error(e) = m(
-            create,
-            E::Precondition {
-                path: "k".into(),
-                source: src(),
-            },
-        ) else {
+        let Mapped::Error(e) = m(create, E::Precondition { path: "k".into(), source: src() })
+        else {
             panic!()
         };
         assert_eq!(e.kind(), BackendErrorKind::AlreadyExists);
-        let Mapped::Error(e) = m(
-            Op::List,
-            E::PermissionDenied {
-                path: "k".into(),
-                source: src(),
-            },
-        ) else {
+        let Mapped::Error(e) = m(Op::List, E::PermissionDenied { path: "k".into(), source: src() })
+        else {
             panic!()
         };
         assert_eq!(e.kind(), BackendErrorKind::Permanent);
@@ -234,9 +208,7 @@ mod tests {
             store: "MicrosoftAzure",
             source: "Server returned non-2xx status code: 503 Service Unavailable: busy".into(),
         };
-        let Mapped::Error(e) = m(Op::Get, generic) else {
-            panic!()
-        };
+        let Mapped::Error(e) = m(Op::Get, generic) else { panic!() };
         assert_eq!(e.kind(), BackendErrorKind::Transient);
     }
 }

@@ -153,10 +153,7 @@ impl AzureConfig {
             .with_use_emulator(self.emulator)
             .with_allow_http(self.allow_http || self.emulator)
             // The VaultDB client retries transient errors itself.
-            .with_retry(RetryConfig {
-                max_retries: 0,
-                ..RetryConfig::default()
-            });
+            .with_retry(RetryConfig { max_retries: 0, ..RetryConfig::default() });
         if let Some(t) = self.timeout {
             b = b.with_client_options(
                 object_store::ClientOptions::new()
@@ -190,16 +187,10 @@ impl AzureConfig {
                     None => b,
                 }
             }
-            AzureCredentials::ClientSecret {
-                tenant_id,
-                client_id,
-                client_secret,
-            } => b.with_client_secret_authorization(client_id, client_secret, tenant_id),
-            AzureCredentials::WorkloadIdentity {
-                tenant_id,
-                client_id,
-                token_file,
-            } => b
+            AzureCredentials::ClientSecret { tenant_id, client_id, client_secret } => {
+                b.with_client_secret_authorization(client_id, client_secret, tenant_id)
+            }
+            AzureCredentials::WorkloadIdentity { tenant_id, client_id, token_file } => b
                 .with_tenant_id(tenant_id)
                 .with_client_id(client_id)
                 .with_federated_token_file(token_file),
@@ -272,25 +263,16 @@ impl fmt::Debug for AzureCredentials {
             Self::Environment => f.write_str("Environment"),
             Self::AccessKey(_) => f.write_str("AccessKey(<redacted>)"),
             Self::Sas(_) => f.write_str("Sas(<redacted>)"),
-            Self::ManagedIdentity { client_id } => f
-                .debug_struct("ManagedIdentity")
-                .field("client_id", client_id)
-                .finish(),
-            Self::ClientSecret {
-                tenant_id,
-                client_id,
-                ..
-            } => f
+            Self::ManagedIdentity { client_id } => {
+                f.debug_struct("ManagedIdentity").field("client_id", client_id).finish()
+            }
+            Self::ClientSecret { tenant_id, client_id, .. } => f
                 .debug_struct("ClientSecret")
                 .field("tenant_id", tenant_id)
                 .field("client_id", client_id)
                 .field("client_secret", &"<redacted>")
                 .finish(),
-            Self::WorkloadIdentity {
-                tenant_id,
-                client_id,
-                token_file,
-            } => f
+            Self::WorkloadIdentity { tenant_id, client_id, token_file } => f
                 .debug_struct("WorkloadIdentity")
                 .field("tenant_id", tenant_id)
                 .field("client_id", client_id)
@@ -307,16 +289,12 @@ fn split_sas(token: &str) -> Result<Vec<(String, String)>, BackendError> {
     let mut pairs = Vec::new();
     for part in token.split('&').filter(|p| !p.is_empty()) {
         let Some((k, v)) = part.split_once('=') else {
-            return Err(BackendError::permanent(
-                "Azure configuration: the SAS token is malformed",
-            ));
+            return Err(BackendError::permanent("Azure configuration: the SAS token is malformed"));
         };
         pairs.push((k.to_owned(), v.to_owned()));
     }
     if pairs.is_empty() {
-        return Err(BackendError::permanent(
-            "Azure configuration: the SAS token is empty",
-        ));
+        return Err(BackendError::permanent("Azure configuration: the SAS token is empty"));
     }
     Ok(pairs)
 }
@@ -447,11 +425,7 @@ impl StorageBackend for AzureBackend {
             },
             ..PutOptions::default()
         };
-        match self
-            .store
-            .put_opts(&path, PutPayload::from_bytes(data), opts)
-            .await
-        {
+        match self.store.put_opts(&path, PutPayload::from_bytes(data), opts).await {
             Ok(_) => Ok(()),
             Err(e) => Err(map_error(&self.id, Op::Put(mode), key, e).into_error()),
         }
@@ -508,10 +482,7 @@ impl StorageBackend for AzureBackend {
             page_token: cursor,
             ..PaginatedListOptions::default()
         };
-        let page = match self
-            .store
-            .list_paginated((!asked.is_empty()).then_some(asked), opts)
-            .await
+        let page = match self.store.list_paginated((!asked.is_empty()).then_some(asked), opts).await
         {
             Ok(p) => p,
             Err(e) => return Err(map_error(&self.id, Op::List, prefix, e).into_error()),
@@ -531,10 +502,7 @@ impl StorageBackend for AzureBackend {
             }
             keys.push(rel);
         }
-        Ok(ListPage {
-            keys,
-            next: page.page_token.filter(|t| !t.is_empty()),
-        })
+        Ok(ListPage { keys, next: page.page_token.filter(|t| !t.is_empty()) })
     }
 }
 
@@ -560,10 +528,7 @@ mod tests {
         }
         assert_eq!(
             split_sas("?sv=2022&sig=abc%3D").unwrap(),
-            [
-                ("sv".into(), "2022".into()),
-                ("sig".into(), "abc%3D".into())
-            ]
+            [("sv".into(), "2022".into()), ("sig".into(), "abc%3D".into())]
         );
         assert!(split_sas("").is_err() && split_sas("novalue").is_err());
     }
@@ -583,11 +548,7 @@ mod tests {
         let keys = ["a%", "a%b", "a\\", "a", "a%25", "a5C", "ab"];
         for k in keys {
             for p in keys {
-                assert_eq!(
-                    escape(k).starts_with(&escape(p)),
-                    k.starts_with(p),
-                    "{k} {p}"
-                );
+                assert_eq!(escape(k).starts_with(&escape(p)), k.starts_with(p), "{k} {p}");
             }
         }
     }

@@ -27,9 +27,7 @@ async fn conformance_azure_prefixed_small_pages() {
     let Some(c) = container() else {
         return eprintln!("skip: AZURITE_BLOB_STORAGE_URL unset (run `cargo xtask itest`)");
     };
-    let config = AzureConfig::azurite(c)
-        .with_prefix("tenant/vault")
-        .with_page_size(7);
+    let config = AzureConfig::azurite(c).with_prefix("tenant/vault").with_page_size(7);
     let b = AzureBackend::new("azure-small", "Azurite (small pages)", config).unwrap();
     let caps = Capabilities {
         pagination_keys: 60,
@@ -50,10 +48,7 @@ async fn missing_container_and_bad_key_are_permanent() {
         AzureConfig::azurite("vaultdb-no-such-container"),
     )
     .unwrap();
-    let e = missing
-        .put("k", "v".into(), PutMode::Create)
-        .await
-        .unwrap_err();
+    let e = missing.put("k", "v".into(), PutMode::Create).await.unwrap_err();
     assert_eq!(e.kind(), BackendErrorKind::Permanent, "{e}");
     let e = missing.get("k").await.unwrap_err();
     assert_eq!(e.kind(), BackendErrorKind::Permanent, "{e}");

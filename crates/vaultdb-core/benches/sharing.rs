@@ -228,10 +228,9 @@ fn bench_record(c: &mut Criterion) {
                 .unwrap()
             })
         });
-        let sealed = secret::seal(&binding, Padding::Padme, size, &mut rng, |buf| {
-            record.encode_into(buf)
-        })
-        .unwrap();
+        let sealed =
+            secret::seal(&binding, Padding::Padme, size, &mut rng, |buf| record.encode_into(buf))
+                .unwrap();
         g.bench_function(BenchmarkId::new("decode", label(size)), |b| {
             b.iter(|| Record::decode(secret::open(&binding, black_box(&sealed)).unwrap()).unwrap())
         });

@@ -79,11 +79,7 @@ pub struct BackendError {
 impl BackendError {
     /// A new error of `kind` with a message (no secrets, no object contents).
     pub fn new(kind: BackendErrorKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-            source: None,
-        }
+        Self { kind, message: message.into(), source: None }
     }
 
     /// Attaches the underlying error.
@@ -94,10 +90,7 @@ impl BackendError {
 
     /// A create-only conflict on `key`.
     pub fn already_exists(key: &str) -> Self {
-        Self::new(
-            BackendErrorKind::AlreadyExists,
-            format!("object {key} already exists"),
-        )
+        Self::new(BackendErrorKind::AlreadyExists, format!("object {key} already exists"))
     }
 
     /// A transient failure.
@@ -138,9 +131,7 @@ impl fmt::Display for BackendError {
 
 impl std::error::Error for BackendError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -250,10 +241,7 @@ pub fn validate_key(key: &str) -> Result<(), KeyError> {
     if !key.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
         return Err(KeyError::Byte);
     }
-    if key
-        .split('/')
-        .any(|s| s.is_empty() || s == "." || s == "..")
-    {
+    if key.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
         return Err(KeyError::Segment);
     }
     Ok(())
@@ -268,10 +256,7 @@ mod tests {
         assert_eq!(validate_key("vdb/r/abc/def.ghi"), Ok(()));
         assert_eq!(validate_key("A~b%c+d=e!f"), Ok(()));
         assert_eq!(validate_key(""), Err(KeyError::Length));
-        assert_eq!(
-            validate_key(&"a".repeat(MAX_KEY_LEN + 1)),
-            Err(KeyError::Length)
-        );
+        assert_eq!(validate_key(&"a".repeat(MAX_KEY_LEN + 1)), Err(KeyError::Length));
         assert_eq!(validate_key(&"a".repeat(MAX_KEY_LEN)), Ok(()));
         assert_eq!(validate_key("a b"), Err(KeyError::Byte));
         assert_eq!(validate_key("a\u{e9}"), Err(KeyError::Byte));

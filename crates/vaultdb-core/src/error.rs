@@ -73,10 +73,7 @@ pub struct BackendOutcome {
 impl BackendOutcome {
     /// A new outcome for `backend`.
     pub fn new(backend: impl Into<String>, status: OutcomeStatus) -> Self {
-        Self {
-            backend: backend.into(),
-            status,
-        }
+        Self { backend: backend.into(), status }
     }
 }
 
@@ -206,11 +203,7 @@ pub enum VaultError {
 }
 
 fn bad_list(bad: &[String]) -> String {
-    if bad.is_empty() {
-        String::new()
-    } else {
-        format!(" (bad shares from: {})", bad.join(", "))
-    }
+    if bad.is_empty() { String::new() } else { format!(" (bad shares from: {})", bad.join(", ")) }
 }
 
 impl VaultError {
@@ -275,14 +268,8 @@ mod tests {
             ],
         };
         assert_eq!(e.code(), ErrorCode::InsufficientShares);
-        assert_eq!(
-            e.to_string(),
-            "insufficient shares: need 2, got 1 (aws: ok; gcp: timed out)"
-        );
-        let e = VaultError::HmacFailed {
-            reason: "tag mismatch".into(),
-            bad_backends: vec![],
-        };
+        assert_eq!(e.to_string(), "insufficient shares: need 2, got 1 (aws: ok; gcp: timed out)");
+        let e = VaultError::HmacFailed { reason: "tag mismatch".into(), bad_backends: vec![] };
         assert_eq!(e.to_string(), "integrity check failed: tag mismatch");
     }
 }

@@ -97,12 +97,7 @@ impl Keyring {
                 "the configured naming key is not the one this store was created with",
             ));
         }
-        Ok(Self {
-            naming_key,
-            threshold,
-            backends: wire.backends,
-            stores_key,
-        })
+        Ok(Self { naming_key, threshold, backends: wire.backends, stores_key })
     }
 
     /// Checks that a client configuration matches this keyring.

@@ -71,10 +71,7 @@ impl MemoryBackend {
 
     /// Every stored object as `(key, bytes)`, sorted by key.
     pub fn snapshot(&self) -> Vec<(String, Bytes)> {
-        self.lock()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+        self.lock().iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
     /// The stored bytes of `key`, without going through the trait.
@@ -198,21 +195,11 @@ mod tests {
     fn create_only_and_overwrite() {
         let m = MemoryBackend::new("m", "memory");
         block_on(async {
-            m.put("a/b", Bytes::from_static(b"1"), PutMode::Create)
-                .await
-                .unwrap();
-            let e = m
-                .put("a/b", Bytes::from_static(b"2"), PutMode::Create)
-                .await
-                .unwrap_err();
+            m.put("a/b", Bytes::from_static(b"1"), PutMode::Create).await.unwrap();
+            let e = m.put("a/b", Bytes::from_static(b"2"), PutMode::Create).await.unwrap_err();
             assert_eq!(e.kind(), BackendErrorKind::AlreadyExists);
-            assert_eq!(
-                m.get("a/b").await.unwrap().unwrap(),
-                Bytes::from_static(b"1")
-            );
-            m.put("a/b", Bytes::from_static(b"3"), PutMode::Overwrite)
-                .await
-                .unwrap();
+            assert_eq!(m.get("a/b").await.unwrap().unwrap(), Bytes::from_static(b"1"));
+            m.put("a/b", Bytes::from_static(b"3"), PutMode::Overwrite).await.unwrap();
             assert_eq!(m.raw_get("a/b").unwrap(), Bytes::from_static(b"3"));
             m.delete("a/b").await.unwrap();
             m.delete("a/b").await.unwrap();
@@ -225,19 +212,10 @@ mod tests {
         let m = MemoryBackend::new("m", "memory");
         block_on(async {
             for bad in ["", "a//b", "../x", "a b"] {
-                let e = m
-                    .put(bad, Bytes::new(), PutMode::Overwrite)
-                    .await
-                    .unwrap_err();
+                let e = m.put(bad, Bytes::new(), PutMode::Overwrite).await.unwrap_err();
                 assert_eq!(e.kind(), BackendErrorKind::Permanent, "{bad:?}");
-                assert_eq!(
-                    m.get(bad).await.unwrap_err().kind(),
-                    BackendErrorKind::Permanent
-                );
-                assert_eq!(
-                    m.delete(bad).await.unwrap_err().kind(),
-                    BackendErrorKind::Permanent
-                );
+                assert_eq!(m.get(bad).await.unwrap_err().kind(), BackendErrorKind::Permanent);
+                assert_eq!(m.delete(bad).await.unwrap_err().kind(), BackendErrorKind::Permanent);
             }
         });
         assert_eq!(m.object_count(), 0);

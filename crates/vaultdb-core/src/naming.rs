@@ -66,9 +66,7 @@ pub fn validate_id(id: &str) -> Result<()> {
         )));
     }
     if id.chars().any(char::is_control) {
-        return Err(VaultError::invalid_config(
-            "record id contains a control character",
-        ));
+        return Err(VaultError::invalid_config("record id contains a control character"));
     }
     Ok(())
 }
@@ -221,18 +219,12 @@ impl KeySpace {
     pub fn new(prefix: &str) -> Result<Self> {
         let prefix = prefix.trim_end_matches('/');
         if prefix.is_empty() {
-            return Ok(Self {
-                root: String::new(),
-            });
+            return Ok(Self { root: String::new() });
         }
         if prefix.len() > 128 || crate::backend::validate_key(prefix).is_err() {
-            return Err(VaultError::invalid_config(format!(
-                "invalid key prefix {prefix:?}"
-            )));
+            return Err(VaultError::invalid_config(format!("invalid key prefix {prefix:?}")));
         }
-        Ok(Self {
-            root: format!("{prefix}/"),
-        })
+        Ok(Self { root: format!("{prefix}/") })
     }
 
     /// The prefix all record shares share.
@@ -331,13 +323,7 @@ mod tests {
         assert_eq!(padded_id_len(31), 32);
         assert_eq!(padded_id_len(32), 64);
         assert_eq!(padded_id_len(255), 256);
-        for id in [
-            "a",
-            "user-42",
-            "alice@example.com",
-            &"x".repeat(255),
-            "\u{1F600}é",
-        ] {
+        for id in ["a", "user-42", "alice@example.com", &"x".repeat(255), "\u{1F600}é"] {
             let p = pad_id(id).unwrap();
             assert_eq!(unpad_id(&p).as_deref(), Some(id));
         }
@@ -366,14 +352,7 @@ mod tests {
         assert!(crate::backend::validate_key(&key).is_ok());
         assert!(key.starts_with(&ks.record_prefix(tag)));
         assert!(key.starts_with(&ks.records_prefix()));
-        assert_eq!(
-            ks.parse(&key),
-            Some(ParsedKey::Share {
-                tag,
-                version,
-                id_share: share
-            })
-        );
+        assert_eq!(ks.parse(&key), Some(ParsedKey::Share { tag, version, id_share: share }));
         assert_eq!(ks.parse("vdb/keyring"), Some(ParsedKey::Keyring));
         for bad in [
             "vdb/keyring2",
@@ -381,12 +360,7 @@ mod tests {
             "vdb/r/",
             &format!("vdb/r/{}/{}", tag.to_text(), version.to_text()),
             &format!("vdb/r/{}/{}.{}", tag.to_text(), version.to_text(), "00"),
-            &format!(
-                "vdb/r/{}x/{}.{}",
-                tag.to_text(),
-                version.to_text(),
-                BASE32.encode(&[0; 32])
-            ),
+            &format!("vdb/r/{}x/{}.{}", tag.to_text(), version.to_text(), BASE32.encode(&[0; 32])),
         ] {
             assert_eq!(ks.parse(bad), None, "{bad}");
         }

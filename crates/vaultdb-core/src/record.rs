@@ -55,11 +55,7 @@ struct RecordWire<'a> {
 impl Record {
     /// A record with `id` and `data`, no content type, no metadata.
     pub fn new(id: impl Into<String>, data: impl Into<Vec<u8>>) -> Self {
-        Self {
-            id: id.into(),
-            data: data.into(),
-            ..Self::default()
-        }
+        Self { id: id.into(), data: data.into(), ..Self::default() }
     }
 
     /// A record whose data is `value` as JSON, with content type `application/json`.
@@ -95,11 +91,7 @@ impl Record {
 
     /// The serialized size, for sizing buffers.
     pub fn encoded_len_hint(&self) -> usize {
-        let meta: usize = self
-            .metadata
-            .iter()
-            .map(|(k, v)| k.len() + v.len() + 10)
-            .sum();
+        let meta: usize = self.metadata.iter().map(|(k, v)| k.len() + v.len() + 10).sum();
         self.id.len()
             + self.data.len()
             + self.content_type.as_ref().map_or(0, String::len)
@@ -132,9 +124,7 @@ impl Record {
         let (wire, rest): (RecordWire<'_>, _) = postcard::take_from_bytes(bytes)
             .map_err(|e| VaultError::ReconstructFailed(format!("record deserialization: {e}")))?;
         if !rest.is_empty() {
-            return Err(VaultError::ReconstructFailed(
-                "trailing bytes after record".into(),
-            ));
+            return Err(VaultError::ReconstructFailed("trailing bytes after record".into()));
         }
         Ok(Self {
             id: wire.id.to_owned(),
@@ -151,10 +141,7 @@ impl fmt::Debug for Record {
             .field("id", &format_args!("<{} bytes>", self.id.len()))
             .field("data", &format_args!("<{} bytes>", self.data.len()))
             .field("content_type", &self.content_type)
-            .field(
-                "metadata",
-                &format_args!("<{} entries>", self.metadata.len()),
-            )
+            .field("metadata", &format_args!("<{} entries>", self.metadata.len()))
             .finish()
     }
 }
@@ -165,12 +152,9 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let r = Record::json(
-            "user-42",
-            &serde_json::json!({"name": "Alice", "ssn": "123"}),
-        )
-        .unwrap()
-        .with_metadata("team", "hr");
+        let r = Record::json("user-42", &serde_json::json!({"name": "Alice", "ssn": "123"}))
+            .unwrap()
+            .with_metadata("team", "hr");
         let mut buf = vec![9u8; 3];
         r.encode_into(&mut buf).unwrap();
         assert_eq!(&buf[..3], &[9, 9, 9]);
@@ -184,15 +168,10 @@ mod tests {
     #[test]
     fn exact_bytes() {
         // postcard: varint lengths, raw bytes, Option as 0/1, map as count then pairs.
-        let r = Record::new("ab", vec![1, 2, 3])
-            .with_content_type("t")
-            .with_metadata("k", "v");
+        let r = Record::new("ab", vec![1, 2, 3]).with_content_type("t").with_metadata("k", "v");
         let mut buf = Vec::new();
         r.encode_into(&mut buf).unwrap();
-        assert_eq!(
-            buf,
-            [2, b'a', b'b', 3, 1, 2, 3, 1, 1, b't', 1, 1, b'k', 1, b'v']
-        );
+        assert_eq!(buf, [2, b'a', b'b', 3, 1, 2, 3, 1, 1, b't', 1, 1, b'k', 1, b'v']);
     }
 
     #[test]
@@ -212,9 +191,6 @@ mod tests {
     fn debug_hides_contents() {
         let r = Record::new("alice@example.com", b"secret-ssn".to_vec()).with_metadata("k", "v1");
         let d = format!("{r:?}");
-        assert!(
-            !d.contains("alice") && !d.contains("secret") && !d.contains("v1"),
-            "{d}"
-        );
+        assert!(!d.contains("alice") && !d.contains("secret") && !d.contains("v1"), "{d}");
     }
 }

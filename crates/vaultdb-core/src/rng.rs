@@ -38,9 +38,7 @@ pub struct CsRng {
 
 impl std::fmt::Debug for CsRng {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CsRng")
-            .field("reseeding", &self.reseed)
-            .finish_non_exhaustive()
+        f.debug_struct("CsRng").field("reseeding", &self.reseed).finish_non_exhaustive()
     }
 }
 
@@ -51,11 +49,7 @@ impl CsRng {
         let mut seed = seed;
         let cipher = Aes256Ctr::new(&seed.into(), &[0u8; 16].into());
         seed.zeroize();
-        Self {
-            cipher,
-            produced: 0,
-            reseed: false,
-        }
+        Self { cipher, produced: 0, reseed: false }
     }
 
     /// A generator seeded from the operating system, reseeded every [`RESEED_BYTES`].
@@ -87,8 +81,7 @@ impl RandomSource for CsRng {
     /// If reseeding from the OS fails, which `getrandom` documents as not happening on
     /// supported platforms once it has succeeded.
     fn fill_bytes(&mut self, dest: &mut [u8]) {
-        self.try_fill(dest)
-            .expect("OS random generator failed while reseeding")
+        self.try_fill(dest).expect("OS random generator failed while reseeding")
     }
 }
 

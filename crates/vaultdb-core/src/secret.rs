@@ -118,11 +118,7 @@ pub fn tag_of(binding: &Binding, secret: &[u8]) -> [u8; 32] {
     len.copy_from_slice(&secret[64..72]);
     let payload_len = u64::from_be_bytes(len) as usize;
     let payload = &secret[SECRET_HEADER_LEN..SECRET_HEADER_LEN + payload_len];
-    binding
-        .mac(&secret[..32], payload)
-        .finalize()
-        .into_bytes()
-        .into()
+    binding.mac(&secret[..32], payload).finalize().into_bytes().into()
 }
 
 /// Checks a rebuilt secret and returns its payload.
@@ -131,19 +127,16 @@ pub fn tag_of(binding: &Binding, secret: &[u8]) -> [u8; 32] {
 /// `HMAC_FAILED` if the length field is impossible, the tag does not verify (checked in
 /// constant time) or the padding is not all zero.
 pub fn open<'a>(binding: &Binding, secret: &'a [u8]) -> Result<&'a [u8]> {
-    let fail = |reason: &str| VaultError::HmacFailed {
-        reason: reason.into(),
-        bad_backends: vec![],
-    };
+    let fail =
+        |reason: &str| VaultError::HmacFailed { reason: reason.into(), bad_backends: vec![] };
     let Some((head, rest)) = secret.split_at_checked(SECRET_HEADER_LEN) else {
         return Err(fail("secret shorter than its header"));
     };
     let mut len = [0u8; 8];
     len.copy_from_slice(&head[64..72]);
     let payload_len = u64::from_be_bytes(len);
-    let Some((payload, padding)) = usize::try_from(payload_len)
-        .ok()
-        .and_then(|n| rest.split_at_checked(n))
+    let Some((payload, padding)) =
+        usize::try_from(payload_len).ok().and_then(|n| rest.split_at_checked(n))
     else {
         return Err(fail("payload length field out of range"));
     };

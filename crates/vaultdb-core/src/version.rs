@@ -91,9 +91,7 @@ pub struct Clock {
 impl Clock {
     /// A clock that has seen nothing yet.
     pub const fn new() -> Self {
-        Self {
-            last: AtomicU64::new(0),
-        }
+        Self { last: AtomicU64::new(0) }
     }
 
     /// The process-wide clock.
@@ -103,9 +101,7 @@ impl Clock {
     }
 
     fn wall_micros() -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as u64)
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
     }
 
     /// The next timestamp: `max(wall clock, last + 1)`.
@@ -114,10 +110,7 @@ impl Clock {
         let mut last = self.last.load(Ordering::Relaxed);
         loop {
             let next = now.max(last.saturating_add(1));
-            match self
-                .last
-                .compare_exchange_weak(last, next, Ordering::AcqRel, Ordering::Relaxed)
-            {
+            match self.last.compare_exchange_weak(last, next, Ordering::AcqRel, Ordering::Relaxed) {
                 Ok(_) => return next,
                 Err(seen) => last = seen,
             }
@@ -134,10 +127,7 @@ impl Clock {
     pub fn next_version(&self, rng: &mut dyn RandomSource) -> Version {
         let mut r = [0u8; 8];
         rng.fill_bytes(&mut r);
-        Version {
-            micros: self.tick(),
-            random: u64::from_be_bytes(r),
-        }
+        Version { micros: self.tick(), random: u64::from_be_bytes(r) }
     }
 }
 

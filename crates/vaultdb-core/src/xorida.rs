@@ -17,7 +17,6 @@
 //! The random bytes come from the generator in the order docs/FORMAT.md section 2 fixes:
 //! R_1 (L bytes), then R_2, ..., then R_{K-1}. Known-answer vectors depend on that order.
 
-
 use crate::error::{Result, VaultError};
 use crate::gf256::{self, Kernel};
 use crate::rng::RandomSource;

@@ -38,14 +38,7 @@ fn node(i: usize) -> Node {
     let stale_h = stale.handle();
     let failing = Failing::new(stale);
     let fail = failing.handle();
-    Node {
-        mem,
-        fail,
-        stale: stale_h,
-        corrupt,
-        count,
-        backend: Arc::new(failing),
-    }
+    Node { mem, fail, stale: stale_h, corrupt, count, backend: Arc::new(failing) }
 }
 
 fn fast_policy() -> CallPolicy {
@@ -72,11 +65,7 @@ fn builder(nodes: &[Node], k: usize) -> VaultDbBuilder {
 
 async fn cluster(n: usize, k: usize, w: usize) -> (Vec<Node>, VaultDb) {
     let nodes: Vec<Node> = (0..n).map(node).collect();
-    let db = builder(&nodes, k)
-        .write_quorum(w)
-        .open()
-        .await
-        .expect("open");
+    let db = builder(&nodes, k).write_quorum(w).open().await.expect("open");
     (nodes, db)
 }
 
@@ -85,9 +74,7 @@ fn rec(id: &str, data: &str) -> Record {
 }
 
 async fn data_of(db: &VaultDb, id: &str) -> Result<String, VaultError> {
-    db.get(id)
-        .await
-        .map(|g| String::from_utf8(g.record.data).unwrap())
+    db.get(id).await.map(|g| String::from_utf8(g.record.data).unwrap())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -100,21 +87,13 @@ async fn bad_configuration_is_invalid_config() {
         let e = builder(&nodes, k).write_quorum(w).open().await.unwrap_err();
         assert_eq!(e.code(), ErrorCode::InvalidConfig, "k={k} w={w}: {e}");
     }
-    let one = VaultDb::builder()
-        .threshold(2)
-        .backend(MemoryBackend::new("a", "a"));
-    assert_eq!(
-        one.open().await.unwrap_err().code(),
-        ErrorCode::InvalidConfig
-    );
+    let one = VaultDb::builder().threshold(2).backend(MemoryBackend::new("a", "a"));
+    assert_eq!(one.open().await.unwrap_err().code(), ErrorCode::InvalidConfig);
     let dup = VaultDb::builder()
         .threshold(2)
         .backend(MemoryBackend::new("a", "a"))
         .backend(MemoryBackend::new("a", "b"));
-    assert_eq!(
-        dup.open().await.unwrap_err().code(),
-        ErrorCode::InvalidConfig
-    );
+    assert_eq!(dup.open().await.unwrap_err().code(), ErrorCode::InvalidConfig);
     assert_eq!(
         VaultDb::builder()
             .backend(MemoryBackend::new("a", "a"))
@@ -161,16 +140,10 @@ async fn concurrent_opens_of_an_empty_store_agree_on_one_keyring() {
     for round in 0..10 {
         let nodes: Vec<Node> = (0..3).map(node).collect();
         let opens: Vec<_> = (0..4).map(|_| builder(&nodes, 2).open()).collect();
-        let dbs: Vec<VaultDb> = futures::future::join_all(opens)
-            .await
-            .into_iter()
-            .map(|r| r.unwrap())
-            .collect();
+        let dbs: Vec<VaultDb> =
+            futures::future::join_all(opens).await.into_iter().map(|r| r.unwrap()).collect();
         let tag = dbs[0].name_tag("x");
-        assert!(
-            dbs.iter().all(|d| d.name_tag("x") == tag),
-            "round {round}: two keyrings"
-        );
+        assert!(dbs.iter().all(|d| d.name_tag("x") == tag), "round {round}: two keyrings");
         // Exactly one keyring object per backend.
         for n in &nodes {
             assert_eq!(n.mem.keys(), vec!["vaultdb/keyring".to_string()]);
@@ -215,10 +188,7 @@ async fn any_one_backend_down_put_and_get_succeed_two_down_get_fails() {
         for id in ["before", "during"] {
             let e = db.get(id).await.unwrap_err();
             assert_eq!(e.code(), ErrorCode::InsufficientShares, "down {down}: {e}");
-            assert!(
-                e.to_string().contains(&format!("b{down}")),
-                "names the backend: {e}"
-            );
+            assert!(e.to_string().contains(&format!("b{down}")), "names the backend: {e}");
         }
         // With W = 3 a put with one backend down fails, and names it.
         nodes[other].fail.set_down(false);
@@ -252,11 +222,7 @@ fn tamper_with_valid_crc(mem: &MemoryBackend) {
 
 #[tokio::test]
 async fn a_corrupting_backend_is_named_and_the_right_data_returned() {
-    for mode in [
-        CorruptMode::FlipBit,
-        CorruptMode::Rewrite,
-        CorruptMode::Truncate,
-    ] {
+    for mode in [CorruptMode::FlipBit, CorruptMode::Rewrite, CorruptMode::Truncate] {
         for bad in 0..3 {
             let (nodes, db) = cluster(3, 2, 3).await;
             db.put(rec("r", "the right data")).await.unwrap();
@@ -288,11 +254,7 @@ async fn a_tampered_share_with_a_valid_crc_is_caught_by_the_mac_and_named() {
             assert_eq!(g.bad_backends, vec![format!("b{bad}")]);
         }
         let report = db.repair("r").await.unwrap();
-        assert_eq!(
-            report.restored,
-            vec![format!("b{bad}")],
-            "repair names and fixes it"
-        );
+        assert_eq!(report.restored, vec![format!("b{bad}")], "repair names and fixes it");
         // After repair the bad backend plus any one other rebuild the record.
         for other in 0..3 {
             if other == bad {
@@ -350,10 +312,7 @@ async fn another_versions_or_another_records_share_is_detected() {
             // With only the stale backend and one good one, never the old value.
             nodes[(bad + 1) % 3].fail.set_down(true);
             match db.get("r").await {
-                Ok(g) => assert_eq!(
-                    g.record.data, b"version two",
-                    "{mode:?}: never the old value"
-                ),
+                Ok(g) => assert_eq!(g.record.data, b"version two", "{mode:?}: never the old value"),
                 Err(e) => assert_eq!(e.code(), ErrorCode::HmacFailed, "{e}"),
             }
         }
@@ -371,10 +330,8 @@ async fn a_put_interrupted_after_m_writes_leaves_old_or_new_readable_and_scrub_s
         db.put(rec("r", "old")).await.unwrap();
         // Backends m.. fail every write: the writer "crashed" after m of N writes.
         for node in &nodes[m..] {
-            node.fail.fail(
-                vaultdb_core::testkit::Ops::PUT,
-                vaultdb_core::BackendErrorKind::Permanent,
-            );
+            node.fail
+                .fail(vaultdb_core::testkit::Ops::PUT, vaultdb_core::BackendErrorKind::Permanent);
         }
         let put = db.put(rec("r", "new")).await;
         assert_eq!(put.is_ok(), m == n);
@@ -388,12 +345,8 @@ async fn a_put_interrupted_after_m_writes_leaves_old_or_new_readable_and_scrub_s
         assert_eq!(data_of(&db, "r").await.unwrap(), value);
         // Settled: exactly one version, one share on every backend.
         for node in &nodes {
-            let shares: Vec<_> = node
-                .mem
-                .keys()
-                .into_iter()
-                .filter(|k| k.contains("/r/"))
-                .collect();
+            let shares: Vec<_> =
+                node.mem.keys().into_iter().filter(|k| k.contains("/r/")).collect();
             assert_eq!(shares.len(), 1, "m = {m}: {shares:?}");
         }
     }
@@ -404,9 +357,8 @@ async fn a_put_interrupted_after_m_writes_leaves_old_or_new_readable_and_scrub_s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_writers_never_lose_the_newest_acknowledged_value() {
-    let mems: Vec<Arc<MemoryBackend>> = (0..3)
-        .map(|i| Arc::new(MemoryBackend::new(format!("b{i}"), "mem")))
-        .collect();
+    let mems: Vec<Arc<MemoryBackend>> =
+        (0..3).map(|i| Arc::new(MemoryBackend::new(format!("b{i}"), "mem"))).collect();
     let handles: Vec<_> = mems
         .iter()
         .enumerate()
@@ -419,10 +371,7 @@ async fn concurrent_writers_never_lose_the_newest_acknowledged_value() {
     let mut b = VaultDb::builder()
         .threshold(2)
         .write_quorum(2)
-        .call_policy(CallPolicy {
-            max_attempts: 1,
-            ..fast_policy()
-        })
+        .call_policy(CallPolicy { max_attempts: 1, ..fast_policy() })
         .read_repair(false);
     for h in handles {
         b = b.backend(h);
@@ -463,15 +412,8 @@ async fn concurrent_writers_never_lose_the_newest_acknowledged_value() {
     assert!(acked.len() > 100, "most puts succeed: {}", acked.len());
     assert!(!failed.is_empty(), "the faults bit: some puts failed");
     for id in ids {
-        let newest = acked
-            .iter()
-            .filter(|(i, ..)| *i == id)
-            .max_by_key(|(_, v, _)| *v)
-            .unwrap();
-        let g = db
-            .get(id)
-            .await
-            .unwrap_or_else(|e| panic!("{id} unreadable: {e}"));
+        let newest = acked.iter().filter(|(i, ..)| *i == id).max_by_key(|(_, v, _)| *v).unwrap();
+        let g = db.get(id).await.unwrap_or_else(|e| panic!("{id} unreadable: {e}"));
         let value = String::from_utf8(g.record.data).unwrap();
         assert!(g.version >= newest.1, "{id}: an older value came back");
         if g.version == newest.1 {
@@ -498,17 +440,10 @@ async fn delete_with_one_down_succeeds_and_the_share_left_rebuilds_nothing() {
         assert_eq!(d.removed, 2);
         nodes[down].fail.set_down(false);
         // One share is left on the backend that was down; it is below the threshold.
-        let left: Vec<_> = nodes[down]
-            .mem
-            .keys()
-            .into_iter()
-            .filter(|k| k.contains("/r/"))
-            .collect();
+        let left: Vec<_> =
+            nodes[down].mem.keys().into_iter().filter(|k| k.contains("/r/")).collect();
         assert_eq!(left.len(), 1);
-        assert_eq!(
-            db.get("r").await.unwrap_err().code(),
-            ErrorCode::RecordNotFound
-        );
+        assert_eq!(db.get("r").await.unwrap_err().code(), ErrorCode::RecordNotFound);
         assert!(db.list().await.unwrap().ids.is_empty());
         // One share alone is uniformly random: the same share under another secret is
         // just as likely. Check the stored share differs from the secret's bytes.
@@ -516,11 +451,7 @@ async fn delete_with_one_down_succeeds_and_the_share_left_rebuilds_nothing() {
         assert!(!share.windows(6).any(|w| w == b"secret"));
         // Scrub removes the orphan (grace period 0 in these tests).
         db.scrub().await.unwrap();
-        assert!(
-            nodes
-                .iter()
-                .all(|n| n.mem.keys().iter().all(|k| !k.contains("/r/")))
-        );
+        assert!(nodes.iter().all(|n| n.mem.keys().iter().all(|k| !k.contains("/r/"))));
     }
 }
 
@@ -546,10 +477,7 @@ async fn delete_with_two_down_fails_and_names_them() {
         "secret",
         "a failed delete is reported, not half-done silently"
     );
-    assert_eq!(
-        db.delete("nothing-here").await.unwrap_err().code(),
-        ErrorCode::RecordNotFound
-    );
+    assert_eq!(db.delete("nothing-here").await.unwrap_err().code(), ErrorCode::RecordNotFound);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -566,11 +494,7 @@ async fn backends_see_neither_ids_nor_contents_and_sizes_only_by_class() {
     }
     for n in &nodes {
         for (key, bytes) in n.mem.snapshot() {
-            for needle in ids
-                .iter()
-                .chain(&secrets)
-                .chain(&["known string", "user", "alice"])
-            {
+            for needle in ids.iter().chain(&secrets).chain(&["known string", "user", "alice"]) {
                 assert!(!key.contains(needle), "key {key} reveals {needle}");
                 assert!(
                     !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
@@ -585,9 +509,7 @@ async fn backends_see_neither_ids_nor_contents_and_sizes_only_by_class() {
     let mut sizes = std::collections::BTreeSet::new();
     let overhead = {
         let mut b = Vec::new();
-        Record::new("i", vec![0u8; 200])
-            .encode_into(&mut b)
-            .unwrap();
+        Record::new("i", vec![0u8; 200]).encode_into(&mut b).unwrap();
         b.len() - 200
     };
     let class = Padding::Padme.padded_len(72 + 1000 + overhead);
@@ -602,15 +524,8 @@ async fn backends_see_neither_ids_nor_contents_and_sizes_only_by_class() {
         len += 1;
     }
     assert!(len - 1000 >= 8, "the class spans several sizes");
-    assert_eq!(
-        sizes.len(),
-        1,
-        "one stored size for the whole class: {sizes:?}"
-    );
-    assert_eq!(
-        *sizes.first().unwrap(),
-        envelope::HEADER_LEN + class + envelope::TRAILER_LEN
-    );
+    assert_eq!(sizes.len(), 1, "one stored size for the whole class: {sizes:?}");
+    assert_eq!(*sizes.first().unwrap(), envelope::HEADER_LEN + class + envelope::TRAILER_LEN);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -641,20 +556,13 @@ async fn list_returns_exactly_the_live_ids_with_list_calls_only() {
     for node in &nodes {
         let c = node.count.counts();
         assert!(c.list_pages > 0);
-        assert_eq!(
-            (c.gets, c.puts, c.deletes),
-            (0, 0, 0),
-            "list used only LIST calls"
-        );
+        assert_eq!((c.gets, c.puts, c.deletes), (0, 0, 0), "list used only LIST calls");
     }
     // One backend down: still complete from the other two.
     nodes[1].fail.set_down(true);
     assert_eq!(db.list().await.unwrap().ids, live);
     nodes[2].fail.set_down(true);
-    assert_eq!(
-        db.list().await.unwrap_err().code(),
-        ErrorCode::InsufficientShares
-    );
+    assert_eq!(db.list().await.unwrap_err().code(), ErrorCode::InsufficientShares);
 }
 
 #[tokio::test]
@@ -709,34 +617,18 @@ async fn bad_ids_are_rejected_and_nothing_is_written() {
     let (nodes, db) = cluster(3, 2, 3).await;
     let before: usize = nodes.iter().map(|n| n.mem.object_count()).sum();
     for id in ["", "a\nb", &"x".repeat(256)] {
-        assert_eq!(
-            db.put(rec(id, "x")).await.unwrap_err().code(),
-            ErrorCode::InvalidConfig
-        );
-        assert_eq!(
-            db.get(id).await.unwrap_err().code(),
-            ErrorCode::InvalidConfig
-        );
-        assert_eq!(
-            db.delete(id).await.unwrap_err().code(),
-            ErrorCode::InvalidConfig
-        );
+        assert_eq!(db.put(rec(id, "x")).await.unwrap_err().code(), ErrorCode::InvalidConfig);
+        assert_eq!(db.get(id).await.unwrap_err().code(), ErrorCode::InvalidConfig);
+        assert_eq!(db.delete(id).await.unwrap_err().code(), ErrorCode::InvalidConfig);
     }
     let small = builder(&nodes, 2).max_record_size(10).open().await.unwrap();
     assert_eq!(
-        small
-            .put(rec("big", "01234567890"))
-            .await
-            .unwrap_err()
-            .code(),
+        small.put(rec("big", "01234567890")).await.unwrap_err().code(),
         ErrorCode::InvalidConfig
     );
     let after: usize = nodes.iter().map(|n| n.mem.object_count()).sum();
     assert_eq!(before, after);
-    assert_eq!(
-        db.get("absent").await.unwrap_err().code(),
-        ErrorCode::RecordNotFound
-    );
+    assert_eq!(db.get("absent").await.unwrap_err().code(), ErrorCode::RecordNotFound);
 }
 
 #[tokio::test]
@@ -748,10 +640,7 @@ async fn scrub_restores_a_wiped_backend_including_its_keyring_share() {
     }
     nodes[1].mem.clear();
     let report = db.scrub().await.unwrap();
-    assert_eq!(
-        report.restored, 21,
-        "20 records and the keyring: {report:?}"
-    );
+    assert_eq!(report.restored, 21, "20 records and the keyring: {report:?}");
     assert!(report.problems.is_empty());
     for down in [0, 2] {
         nodes[down].fail.set_down(true);
@@ -767,12 +656,7 @@ async fn scrub_restores_a_wiped_backend_including_its_keyring_share() {
 #[tokio::test]
 async fn degraded_reads_repair_in_the_background() {
     let nodes: Vec<Node> = (0..3).map(node).collect();
-    let db = builder(&nodes, 2)
-        .write_quorum(2)
-        .read_repair(true)
-        .open()
-        .await
-        .unwrap();
+    let db = builder(&nodes, 2).write_quorum(2).read_repair(true).open().await.unwrap();
     nodes[2].fail.set_down(true);
     db.put(rec("r", "v")).await.unwrap();
     nodes[2].fail.set_down(false);
@@ -807,9 +691,8 @@ async fn health_reports_the_threshold_margin() {
 #[tokio::test]
 async fn hedged_reads_skip_a_slow_backend() {
     use vaultdb_core::testkit::Slow;
-    let mems: Vec<Arc<MemoryBackend>> = (0..3)
-        .map(|i| Arc::new(MemoryBackend::new(format!("b{i}"), "mem")))
-        .collect();
+    let mems: Vec<Arc<MemoryBackend>> =
+        (0..3).map(|i| Arc::new(MemoryBackend::new(format!("b{i}"), "mem"))).collect();
     let slow = Slow::new(mems[0].clone(), Duration::ZERO);
     let slow_h = slow.handle();
     slow_h.set_ops(vaultdb_core::testkit::Ops::GET);
@@ -829,11 +712,7 @@ async fn hedged_reads_skip_a_slow_backend() {
     assert_eq!(g.record.data, b"v");
     // The slow backend is asked first (no latency history favours the others), but after
     // 20 ms the read asks another backend and completes without it.
-    assert!(
-        start.elapsed() < Duration::from_millis(1000),
-        "{:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < Duration::from_millis(1000), "{:?}", start.elapsed());
 }
 
 #[test]

@@ -28,12 +28,7 @@ fn example() -> Vec<(&'static str, String)> {
     out.push(("name_tag_text", tag.to_text()));
     out.push(("version_text", version.to_text()));
 
-    let binding = Binding {
-        kind: Kind::Record,
-        tag,
-        version,
-        threshold: t,
-    };
+    let binding = Binding { kind: Kind::Record, tag, version, threshold: t };
     let secret = secret::seal(&binding, Padding::Padme, payload.len(), &mut rng, |b| {
         b.extend_from_slice(&payload);
         Ok(())
@@ -66,10 +61,7 @@ fn example() -> Vec<(&'static str, String)> {
         tag,
         secret_len: secret.len() as u32,
     };
-    out.push((
-        "envelope1",
-        hex::encode(envelope::encode(&header, &shares[0])),
-    ));
+    out.push(("envelope1", hex::encode(envelope::encode(&header, &shares[0]))));
     out
 }
 
@@ -89,9 +81,8 @@ fn worked_example_in_format_md_matches_the_code() {
             .lines()
             .position(|l| l.trim_start().starts_with(&format!("{label}:")))
             .unwrap_or_else(|| panic!("docs/FORMAT.md lacks the example line {label:?}"));
-        let mut text = doc.lines().nth(start).unwrap().trim_start()[label.len() + 1..]
-            .trim()
-            .to_owned();
+        let mut text =
+            doc.lines().nth(start).unwrap().trim_start()[label.len() + 1..].trim().to_owned();
         for l in doc.lines().skip(start + 1) {
             let l = l.trim();
             if l.is_empty() || l.contains(':') || l.starts_with("```") {
@@ -99,9 +90,6 @@ fn worked_example_in_format_md_matches_the_code() {
             }
             text.push_str(l);
         }
-        assert_eq!(
-            &text, value,
-            "docs/FORMAT.md example value {label:?} is stale"
-        );
+        assert_eq!(&text, value, "docs/FORMAT.md example value {label:?} is stale");
     }
 }

@@ -160,10 +160,7 @@ async fn memory_helpers_inspect_and_tamper() {
     put(&m, "r/2", "two").await;
     assert_eq!(m.object_count(), 2);
     assert_eq!(m.keys(), ["r/1", "r/2"]);
-    assert_eq!(
-        m.snapshot(),
-        vec![("r/1".to_owned(), b("one")), ("r/2".to_owned(), b("two"))]
-    );
+    assert_eq!(m.snapshot(), vec![("r/1".to_owned(), b("one")), ("r/2".to_owned(), b("two"))]);
     // Tamper with stored bytes behind the trait's back.
     assert_eq!(m.raw_put("r/1", b("evil")), Some(b("one")));
     assert_eq!(m.get("r/1").await.unwrap(), Some(b("evil")));
@@ -171,16 +168,10 @@ async fn memory_helpers_inspect_and_tamper() {
     assert_eq!(m.get("r/2").await.unwrap(), None);
     assert_eq!(m.raw_get("r/1"), Some(b("evil")));
     let debug = format!("{m:?}");
-    assert_eq!(
-        debug,
-        r#"MemoryBackend { id: "m1", name: "Memory one", objects: 1 }"#
-    );
+    assert_eq!(debug, r#"MemoryBackend { id: "m1", name: "Memory one", objects: 1 }"#);
     m.clear();
     assert_eq!(m.object_count(), 0);
-    assert_eq!(
-        kind(m.put("bad//key", b("x"), PutMode::Create).await),
-        BackendErrorKind::Permanent
-    );
+    assert_eq!(kind(m.put("bad//key", b("x"), PutMode::Create).await), BackendErrorKind::Permanent);
     assert_eq!(m.page_size(), 1000);
 }
 
@@ -198,20 +189,11 @@ async fn memory_cursor_is_exclusive_and_deterministic() {
     let p2 = m.list_page("a/", p1.next.clone()).await.unwrap();
     assert_eq!(p2.keys, ["a/3", "a/4"]);
     let p3 = m.list_page("a/", p2.next).await.unwrap();
-    assert_eq!(
-        (p3.keys.as_slice(), p3.next),
-        (&["a/5".to_owned()][..], None)
-    );
+    assert_eq!((p3.keys.as_slice(), p3.next), (&["a/5".to_owned()][..], None));
     // The same cursor gives the same page again.
-    assert_eq!(
-        m.list_page("a/", p1.next).await.unwrap().keys,
-        ["a/3", "a/4"]
-    );
+    assert_eq!(m.list_page("a/", p1.next).await.unwrap().keys, ["a/3", "a/4"]);
     // A cursor before the prefix starts at the prefix.
-    assert_eq!(
-        m.list_page("b/", Some("a/9".into())).await.unwrap().keys,
-        ["b/1"]
-    );
+    assert_eq!(m.list_page("b/", Some("a/9".into())).await.unwrap().keys, ["b/1"]);
 }
 
 // ------------------------------------------------------------------ wrappers
@@ -225,35 +207,18 @@ async fn failing_fails_and_recovers() {
 
     ctl.fail(Ops::PUT | Ops::DELETE, BackendErrorKind::Permanent);
     assert_eq!(ctl.failing_ops(), Ops::PUT | Ops::DELETE);
-    assert_eq!(
-        kind(f.put("k2", b("v"), PutMode::Create).await),
-        BackendErrorKind::Permanent
-    );
+    assert_eq!(kind(f.put("k2", b("v"), PutMode::Create).await), BackendErrorKind::Permanent);
     assert_eq!(kind(f.delete("k").await), BackendErrorKind::Permanent);
-    assert_eq!(
-        f.get("k").await.unwrap(),
-        Some(b("v")),
-        "gets still go through"
-    );
+    assert_eq!(f.get("k").await.unwrap(), Some(b("v")), "gets still go through");
     assert!(f.list_all("").await.is_ok());
-    assert_eq!(
-        m.keys(),
-        ["k"],
-        "failed calls never reach the inner backend"
-    );
+    assert_eq!(m.keys(), ["k"], "failed calls never reach the inner backend");
 
     ctl.set_down(true);
     assert!(ctl.is_down());
     let e = f.get("k").await.unwrap_err();
     assert!(e.is_transient(), "{e}");
-    assert_eq!(
-        kind(f.list_page("", None).await),
-        BackendErrorKind::Transient
-    );
-    assert_eq!(
-        kind(f.put("k3", b("v"), PutMode::Overwrite).await),
-        BackendErrorKind::Transient
-    );
+    assert_eq!(kind(f.list_page("", None).await), BackendErrorKind::Transient);
+    assert_eq!(kind(f.put("k3", b("v"), PutMode::Overwrite).await), BackendErrorKind::Transient);
     assert_eq!(ctl.injected(), 5);
 
     ctl.set_down(false);
@@ -290,21 +255,13 @@ async fn slow_delays_calls() {
     // A very long delay really blocks the call...
     ctl.set_delay(Duration::from_secs(3600));
     assert_eq!(ctl.delay(), Duration::from_secs(3600));
-    assert!(
-        tokio::time::timeout(Duration::from_millis(50), s.get("k"))
-            .await
-            .is_err()
-    );
+    assert!(tokio::time::timeout(Duration::from_millis(50), s.get("k")).await.is_err());
     // ...but only for the chosen operations.
     ctl.set_ops(Ops::PUT);
     assert_eq!(ctl.ops(), Ops::PUT);
     let got = tokio::time::timeout(Duration::from_secs(10), s.get("k")).await;
     assert_eq!(got.unwrap().unwrap(), Some(b("v")));
-    assert!(
-        tokio::time::timeout(Duration::from_millis(50), s.delete("k"))
-            .await
-            .is_ok()
-    );
+    assert!(tokio::time::timeout(Duration::from_millis(50), s.delete("k")).await.is_ok());
     ctl.set_ops(Ops::ALL);
     ctl.set_delay(Duration::ZERO);
     let got = tokio::time::timeout(Duration::from_secs(10), s.list_all("")).await;
@@ -317,12 +274,8 @@ async fn corrupting_changes_bytes() {
     let c = Corrupting::new(m.clone());
     let ctl = c.handle();
     let original = Bytes::from((0u8..=255).collect::<Vec<_>>());
-    c.put("rec/a", original.clone(), PutMode::Create)
-        .await
-        .unwrap();
-    c.put("rec/empty", Bytes::new(), PutMode::Create)
-        .await
-        .unwrap();
+    c.put("rec/a", original.clone(), PutMode::Create).await.unwrap();
+    c.put("rec/empty", Bytes::new(), PutMode::Create).await.unwrap();
 
     assert!(ctl.is_enabled());
     let flipped = c.get("rec/a").await.unwrap().unwrap();
@@ -335,14 +288,8 @@ async fn corrupting_changes_bytes() {
     let rewritten = c.get("rec/a").await.unwrap().unwrap();
     assert!(rewritten.iter().zip(original.iter()).all(|(x, y)| x != y));
     ctl.set_mode(CorruptMode::Truncate);
-    assert_eq!(
-        c.get("rec/a").await.unwrap().unwrap(),
-        original.slice(..255)
-    );
-    assert_eq!(
-        c.get("rec/empty").await.unwrap().unwrap(),
-        Bytes::from_static(&[1])
-    );
+    assert_eq!(c.get("rec/a").await.unwrap().unwrap(), original.slice(..255));
+    assert_eq!(c.get("rec/empty").await.unwrap().unwrap(), Bytes::from_static(&[1]));
     assert_eq!(c.get("rec/missing").await.unwrap(), None);
     assert_eq!(ctl.corrupted(), 4);
     // The stored bytes are untouched.
@@ -367,9 +314,7 @@ async fn stale_serves_older_and_swapped_objects() {
     put(&s, "rec1/v1", "rec1 version 1").await;
     put(&s, "rec1/v2", "rec1 version 2").await;
     put(&s, "rec2/v1", "rec2 version 1").await;
-    s.put("rec2/v1", b("rec2 version 1b"), PutMode::Overwrite)
-        .await
-        .unwrap();
+    s.put("rec2/v1", b("rec2 version 1b"), PutMode::Overwrite).await.unwrap();
 
     assert_eq!(ctl.mode(), StaleMode::Off);
     assert_eq!(s.get("rec1/v2").await.unwrap(), Some(b("rec1 version 2")));
@@ -412,10 +357,7 @@ async fn crashing_stops_after_exactly_m_puts() {
     }
     assert!(ctl.crashed());
     assert_eq!(ctl.remaining(), Some(0));
-    assert_eq!(
-        kind(c.put("d", b("x"), PutMode::Create).await),
-        BackendErrorKind::Transient
-    );
+    assert_eq!(kind(c.put("d", b("x"), PutMode::Create).await), BackendErrorKind::Transient);
     assert_eq!(kind(c.delete("a").await), BackendErrorKind::Transient);
     assert_eq!(m.keys(), ["a", "b", "c"]);
     // Reads still work.
@@ -436,10 +378,7 @@ async fn crashing_stops_after_exactly_m_puts() {
 
     // A failing inner put still uses up the budget.
     ctl.arm(1);
-    assert_eq!(
-        kind(c.put("e", b("y"), PutMode::Create).await),
-        BackendErrorKind::AlreadyExists
-    );
+    assert_eq!(kind(c.put("e", b("y"), PutMode::Create).await), BackendErrorKind::AlreadyExists);
     assert!(ctl.crashed());
 }
 
@@ -466,15 +405,9 @@ async fn counting_counts() {
     c.delete("b").await.unwrap();
     c.list_page("", None).await.unwrap();
     let counts = ctl.counts();
-    assert_eq!(
-        (counts.puts, counts.gets, counts.deletes, counts.list_pages),
-        (3, 2, 1, 1)
-    );
+    assert_eq!((counts.puts, counts.gets, counts.deletes, counts.list_pages), (3, 2, 1, 1));
     assert_eq!(ctl.total(), 7);
-    assert_eq!(
-        (ctl.puts(), ctl.gets(), ctl.deletes(), ctl.list_pages()),
-        (3, 2, 1, 1)
-    );
+    assert_eq!((ctl.puts(), ctl.gets(), ctl.deletes(), ctl.list_pages()), (3, 2, 1, 1));
     ctl.reset();
     assert_eq!(ctl.total(), 0);
 }
@@ -483,10 +416,7 @@ async fn counting_counts() {
 async fn randomized_injects_failures_by_probability() {
     let m = mem();
     let always = Randomized::new(m.clone(), 1, Duration::ZERO, 1.0);
-    assert_eq!(
-        kind(always.put("k", b("x"), PutMode::Create).await),
-        BackendErrorKind::Transient
-    );
+    assert_eq!(kind(always.put("k", b("x"), PutMode::Create).await), BackendErrorKind::Transient);
     assert_eq!(kind(always.get("k").await), BackendErrorKind::Transient);
     assert_eq!(m.object_count(), 0, "failures happen before the call");
     always.handle().set_failing_ops(Ops::GET);
@@ -525,16 +455,10 @@ async fn randomized_delays_and_ambiguous_failures() {
     ctl.set_failing_ops(Ops::PUT);
     let t = Instant::now();
     for i in 0..40 {
-        let e = r
-            .put(&format!("k{i}"), b("x"), PutMode::Create)
-            .await
-            .unwrap_err();
+        let e = r.put(&format!("k{i}"), b("x"), PutMode::Create).await.unwrap_err();
         assert!(e.is_transient());
     }
-    assert!(
-        t.elapsed() >= Duration::from_millis(20),
-        "random delays of up to 5 ms"
-    );
+    assert!(t.elapsed() >= Duration::from_millis(20), "random delays of up to 5 ms");
     // Some puts took effect although they reported failure, others did not.
     let landed = m.object_count();
     assert!((5..=35).contains(&landed), "{landed} of 40 landed");
@@ -554,10 +478,7 @@ async fn randomized_concurrent_clients_see_consistent_results() {
             let mut ok = Vec::new();
             for i in 0..20 {
                 let key = format!("t{t}/k{i}");
-                if r.put(&key, Bytes::from(key.clone()), PutMode::Create)
-                    .await
-                    .is_ok()
-                {
+                if r.put(&key, Bytes::from(key.clone()), PutMode::Create).await.is_ok() {
                     ok.push(key);
                 }
             }

@@ -14,18 +14,11 @@ use sha2::Sha256;
 use vaultdb_core::{MemoryBackend, Record, VaultDb};
 use vaultdb_fs::FsBackend;
 
-const SIZES: [(usize, &str); 4] = [
-    (1 << 10, "1KiB"),
-    (10 << 10, "10KiB"),
-    (100 << 10, "100KiB"),
-    (1 << 20, "1MiB"),
-];
+const SIZES: [(usize, &str); 4] =
+    [(1 << 10, "1KiB"), (10 << 10, "10KiB"), (100 << 10, "100KiB"), (1 << 20, "1MiB")];
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
 }
 
 async fn memory_db() -> VaultDb {
@@ -53,16 +46,10 @@ async fn fs_db(root: &std::path::Path) -> VaultDb {
 fn bench(c: &mut Criterion) {
     let rt = runtime();
     let shm = std::path::Path::new("/dev/shm");
-    let base = if shm.is_dir() {
-        shm.to_path_buf()
-    } else {
-        std::env::temp_dir()
-    };
+    let base = if shm.is_dir() { shm.to_path_buf() } else { std::env::temp_dir() };
     let dir = tempfile::tempdir_in(base).expect("tempdir");
-    let stores = [
-        ("memory", rt.block_on(memory_db())),
-        ("fs-tmpfs", rt.block_on(fs_db(dir.path()))),
-    ];
+    let stores =
+        [("memory", rt.block_on(memory_db())), ("fs-tmpfs", rt.block_on(fs_db(dir.path())))];
 
     let mut hmac = c.benchmark_group("hmac_sha256");
     for (size, label) in SIZES {
@@ -81,18 +68,15 @@ fn bench(c: &mut Criterion) {
     for (store, db) in &stores {
         for op in ["put", "get"] {
             let mut g = c.benchmark_group(format!("e2e_{op}/{store}"));
-            g.measurement_time(Duration::from_secs(3))
-                .warm_up_time(Duration::from_secs(1));
+            g.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
             for (size, label) in SIZES {
                 let data: Vec<u8> = (0..size).map(|i| (i * 7) as u8).collect();
                 let id = format!("bench-{label}");
-                rt.block_on(db.put(Record::new(id.clone(), data.clone())))
-                    .expect("put");
+                rt.block_on(db.put(Record::new(id.clone(), data.clone()))).expect("put");
                 g.throughput(Throughput::Bytes(size as u64));
                 g.bench_function(BenchmarkId::from_parameter(label), |b| match op {
                     "put" => b.iter(|| {
-                        rt.block_on(db.put(Record::new(id.clone(), data.clone())))
-                            .expect("put")
+                        rt.block_on(db.put(Record::new(id.clone(), data.clone()))).expect("put")
                     }),
                     _ => b.iter(|| rt.block_on(db.get(&id)).expect("get")),
                 });

@@ -36,10 +36,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 async fn roundtrip(db: &VaultDb) -> Result<(), Box<dyn std::error::Error>> {
     // Store a record: splits across all 3.
-    let record = Record::json(
-        "user-42",
-        &serde_json::json!({"name": "Alice", "ssn": "***-**-****"}),
-    )?;
+    let record =
+        Record::json("user-42", &serde_json::json!({"name": "Alice", "ssn": "***-**-****"}))?;
     db.put(record).await?;
     // Retrieve: reconstructs from threshold shares and verifies.
     let result = db.get("user-42").await?;

@@ -160,16 +160,10 @@ mod tests {
         assert_eq!(key_components("A/b_c/d.e"), ["_41", "b_5fc", "d_2ee.o"]);
         assert_eq!(key_components("..a/x"), ["_2e_2ea", "x.o"]);
         assert_eq!(key_components("%~+="), ["_25_7e_2b_3d.o"]);
-        let printable: String = (0x21u8..=0x7e)
-            .filter(|&b| b != b'/')
-            .map(char::from)
-            .collect();
+        let printable: String = (0x21u8..=0x7e).filter(|&b| b != b'/').map(char::from).collect();
         let comps = key_components(&printable);
         for c in &comps {
-            assert!(
-                c.bytes().all(|b| is_plain(b) || b == b'_' || b == b'.'),
-                "{c}"
-            );
+            assert!(c.bytes().all(|b| is_plain(b) || b == b'_' || b == b'.'), "{c}");
             assert!(!c.bytes().any(|b| b.is_ascii_uppercase()));
         }
     }

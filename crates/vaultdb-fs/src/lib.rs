@@ -118,13 +118,7 @@ impl FsBackend {
     pub fn new(id: impl Into<String>, name: impl Into<String>, root: impl Into<PathBuf>) -> Self {
         let root = root.into();
         let temp = root.join(TEMP_DIR);
-        Self {
-            id: id.into(),
-            name: name.into(),
-            root,
-            temp,
-            page_size: DEFAULT_PAGE_SIZE,
-        }
+        Self { id: id.into(), name: name.into(), root, temp, page_size: DEFAULT_PAGE_SIZE }
     }
 
     /// A backend on `root`, creating the root and its temporary directory if missing and
@@ -255,10 +249,7 @@ impl FsBackend {
             None => (root.to_path_buf(), String::new(), Vec::new()),
             Some(i) => {
                 let complete = &prefix[..i];
-                if complete
-                    .split('/')
-                    .any(|s| s.is_empty() || s == "." || s == "..")
-                {
+                if complete.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
                     return Ok(keys);
                 }
                 let comps = dir_components(complete.split('/'));
@@ -368,16 +359,12 @@ impl StorageBackend for FsBackend {
         // Make the new name durable: the parent directory, and its ancestors up to the root
         // when this put created directories.
         let parent = path.parent().unwrap_or(&self.root);
-        sync_dir(parent)
-            .await
-            .map_err(|e| io_error("sync directory", key, e))?;
+        sync_dir(parent).await.map_err(|e| io_error("sync directory", key, e))?;
         if created {
             let mut dir = parent;
             while dir != self.root {
                 let Some(up) = dir.parent() else { break };
-                sync_dir(up)
-                    .await
-                    .map_err(|e| io_error("sync directory", key, e))?;
+                sync_dir(up).await.map_err(|e| io_error("sync directory", key, e))?;
                 dir = up;
             }
         }
@@ -440,22 +427,14 @@ impl StorageBackend for FsBackend {
         };
         let rest = &all[start..];
         let keys: Vec<String> = rest.iter().take(self.page_size).cloned().collect();
-        let next = if rest.len() > self.page_size {
-            keys.last().cloned()
-        } else {
-            None
-        };
+        let next = if rest.len() > self.page_size { keys.last().cloned() } else { None };
         Ok(ListPage { keys, next })
     }
 }
 
 /// Opens `path` for writing, failing if it exists.
 async fn create_new(path: &Path) -> io::Result<tokio::fs::File> {
-    tokio::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .await
+    tokio::fs::OpenOptions::new().write(true).create_new(true).open(path).await
 }
 
 /// `fsync`s a directory, so that entries added to or removed from it are durable.
@@ -476,9 +455,7 @@ async fn sync_dir(dir: &Path) -> io::Result<()> {
 fn temp_name() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
     format!("{:x}-{n:x}-{nanos:x}.tmp", std::process::id())
 }
 
@@ -510,16 +487,11 @@ fn clean_temp_sync(temp: &Path, older_than: Duration) -> io::Result<usize> {
 
 /// Missing file, or a path component that is a file: the key is not there.
 fn is_not_found(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-    )
+    matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory)
 }
 
 fn invalid_key(key: &str) -> BackendError {
-    let why = validate_key(key)
-        .err()
-        .map_or_else(|| "path too long".to_owned(), |e| e.to_string());
+    let why = validate_key(key).err().map_or_else(|| "path too long".to_owned(), |e| e.to_string());
     // The key is printed escaped: an invalid key may hold control characters.
     BackendError::permanent(format!("invalid key {key:?}: {why}"))
 }
@@ -545,14 +517,8 @@ mod tests {
     #[test]
     fn io_errors_map_to_kinds() {
         let k = |kind: io::ErrorKind| io_error("op", "k", io::Error::from(kind)).kind();
-        assert_eq!(
-            k(io::ErrorKind::AlreadyExists),
-            BackendErrorKind::AlreadyExists
-        );
-        assert_eq!(
-            k(io::ErrorKind::PermissionDenied),
-            BackendErrorKind::Permanent
-        );
+        assert_eq!(k(io::ErrorKind::AlreadyExists), BackendErrorKind::AlreadyExists);
+        assert_eq!(k(io::ErrorKind::PermissionDenied), BackendErrorKind::Permanent);
         assert_eq!(k(io::ErrorKind::StorageFull), BackendErrorKind::Transient);
         assert_eq!(k(io::ErrorKind::Interrupted), BackendErrorKind::Transient);
         assert_eq!(k(io::ErrorKind::TimedOut), BackendErrorKind::Transient);

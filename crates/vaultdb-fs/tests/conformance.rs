@@ -14,9 +14,7 @@ use vaultdb_fs::{FsBackend, TEMP_DIR};
 /// A temporary directory with the store in `<dir>/store`, so escapes can be seen in `<dir>`.
 async fn store() -> (tempfile::TempDir, FsBackend) {
     let dir = tempfile::tempdir().unwrap();
-    let backend = FsBackend::open("disk", "Local disk", dir.path().join("store"))
-        .await
-        .unwrap();
+    let backend = FsBackend::open("disk", "Local disk", dir.path().join("store")).await.unwrap();
     (dir, backend)
 }
 
@@ -85,48 +83,21 @@ async fn keys_cannot_leave_the_root() {
         "_2e_2e",
     ];
     for (i, k) in valid.iter().enumerate() {
-        b.put(k, Bytes::from(format!("v{i}")), PutMode::Create)
-            .await
-            .unwrap();
+        b.put(k, Bytes::from(format!("v{i}")), PutMode::Create).await.unwrap();
         let path = b.object_path(k).unwrap();
         assert!(path.starts_with(b.root()), "{k} -> {}", path.display());
     }
-    let invalid = [
-        "../x",
-        "a/../../x",
-        "/etc/passwd",
-        "a/./b",
-        "..",
-        ".",
-        "a//b",
-        "x/",
-        "a b",
-        "a\u{0}b",
-    ];
+    let invalid =
+        ["../x", "a/../../x", "/etc/passwd", "a/./b", "..", ".", "a//b", "x/", "a b", "a\u{0}b"];
     for k in invalid {
-        let e = b
-            .put(k, Bytes::from_static(b"x"), PutMode::Create)
-            .await
-            .unwrap_err();
+        let e = b.put(k, Bytes::from_static(b"x"), PutMode::Create).await.unwrap_err();
         assert_eq!(e.kind(), BackendErrorKind::Permanent, "{k:?}");
-        assert_eq!(
-            b.get(k).await.unwrap_err().kind(),
-            BackendErrorKind::Permanent
-        );
-        assert_eq!(
-            b.delete(k).await.unwrap_err().kind(),
-            BackendErrorKind::Permanent
-        );
+        assert_eq!(b.get(k).await.unwrap_err().kind(), BackendErrorKind::Permanent);
+        assert_eq!(b.delete(k).await.unwrap_err().kind(), BackendErrorKind::Permanent);
         assert!(b.object_path(k).is_err());
     }
     // Nothing appeared next to the root, and everything under it is a safe name.
-    assert_eq!(
-        walk(dir.path())
-            .iter()
-            .filter(|p| p.components().count() == 1)
-            .count(),
-        1
-    );
+    assert_eq!(walk(dir.path()).iter().filter(|p| p.components().count() == 1).count(), 1);
     for p in walk(b.root()) {
         for c in p.components() {
             let name = c.as_os_str().to_str().unwrap();
@@ -146,10 +117,7 @@ async fn keys_cannot_leave_the_root() {
     want.sort();
     assert_eq!(listed, want);
     for (i, k) in valid.iter().enumerate() {
-        assert_eq!(
-            b.get(k).await.unwrap().unwrap(),
-            Bytes::from(format!("v{i}"))
-        );
+        assert_eq!(b.get(k).await.unwrap().unwrap(), Bytes::from(format!("v{i}")));
     }
 }
 
@@ -158,9 +126,7 @@ async fn case_variants_stay_distinct() {
     let (_dir, b) = store().await;
     let keys = ["Key", "key", "KEY", "kEY", "dir/A", "dir/a", "DIR/a"];
     for k in keys {
-        b.put(k, Bytes::from(k.to_owned()), PutMode::Create)
-            .await
-            .unwrap();
+        b.put(k, Bytes::from(k.to_owned()), PutMode::Create).await.unwrap();
     }
     for k in keys {
         assert_eq!(b.get(k).await.unwrap().unwrap(), Bytes::from(k.to_owned()));
@@ -177,20 +143,14 @@ async fn case_variants_stay_distinct() {
 #[tokio::test]
 async fn stray_and_foreign_files_are_not_listed() {
     let (_dir, b) = store().await;
-    b.put("real/key", Bytes::from_static(b"x"), PutMode::Create)
-        .await
-        .unwrap();
+    b.put("real/key", Bytes::from_static(b"x"), PutMode::Create).await.unwrap();
     fs::write(b.temp_dir().join("123-0-0.tmp"), b"half a write").unwrap();
     fs::write(b.root().join("README"), b"not an object").unwrap();
     fs::write(b.root().join("Upper.o"), b"not canonical").unwrap();
     fs::write(b.root().join("_61.o"), b"non-canonical escape").unwrap();
     fs::write(b.root().join("x.q"), b"unknown suffix").unwrap();
     fs::create_dir(b.root().join("file-as-dir.o")).unwrap();
-    fs::write(
-        b.root().join("real").join("notdir"),
-        b"a file where a directory is",
-    )
-    .unwrap();
+    fs::write(b.root().join("real").join("notdir"), b"a file where a directory is").unwrap();
     assert_eq!(b.list_all("").await.unwrap(), ["real/key"]);
     assert_eq!(b.get("notdir").await.unwrap(), None);
     assert_eq!(b.get("real/notdir/x").await.unwrap(), None);
@@ -208,19 +168,12 @@ async fn crash_between_temp_write_and_link_leaves_key_absent() {
     fs::write(&young, b"complete bytes of rec/share").unwrap();
     fs::write(&old, b"an abandoned write").unwrap();
     let two_hours_ago = SystemTime::now() - Duration::from_secs(7200);
-    fs::File::options()
-        .write(true)
-        .open(&old)
-        .unwrap()
-        .set_modified(two_hours_ago)
-        .unwrap();
+    fs::File::options().write(true).open(&old).unwrap().set_modified(two_hours_ago).unwrap();
 
     assert_eq!(b.get("rec/share").await.unwrap(), None);
     assert!(b.list_all("").await.unwrap().is_empty());
     // The key can still be created normally.
-    b.put("rec/share", Bytes::from_static(b"v"), PutMode::Create)
-        .await
-        .unwrap();
+    b.put("rec/share", Bytes::from_static(b"v"), PutMode::Create).await.unwrap();
     drop(b);
 
     // Reopening removes temp files older than an hour and keeps younger ones.
@@ -248,9 +201,7 @@ async fn reopening_lists_the_same_keys() {
     {
         let b = FsBackend::open("disk", "Local disk", &root).await.unwrap();
         for k in &keys {
-            b.put(k, Bytes::from(k.clone()), PutMode::Create)
-                .await
-                .unwrap();
+            b.put(k, Bytes::from(k.clone()), PutMode::Create).await.unwrap();
         }
     }
     // Every name on disk fits common file-name limits.
@@ -286,40 +237,25 @@ async fn new_creates_the_root_lazily() {
     assert!(b.list_all("").await.unwrap().is_empty());
     b.delete("k").await.unwrap();
     assert!(!root.exists());
-    b.put("k", Bytes::from_static(b"v"), PutMode::Create)
-        .await
-        .unwrap();
+    b.put("k", Bytes::from_static(b"v"), PutMode::Create).await.unwrap();
     assert_eq!(b.get("k").await.unwrap().unwrap(), Bytes::from_static(b"v"));
 }
 
 #[tokio::test]
 async fn delete_removes_empty_directories() {
     let (_dir, b) = store().await;
-    b.put("a/b/c/d", Bytes::from_static(b"1"), PutMode::Create)
-        .await
-        .unwrap();
-    b.put("a/x", Bytes::from_static(b"2"), PutMode::Create)
-        .await
-        .unwrap();
+    b.put("a/b/c/d", Bytes::from_static(b"1"), PutMode::Create).await.unwrap();
+    b.put("a/x", Bytes::from_static(b"2"), PutMode::Create).await.unwrap();
     b.delete("a/b/c/d").await.unwrap();
     assert_eq!(
         walk(b.root()),
-        [
-            PathBuf::from(TEMP_DIR),
-            PathBuf::from("a"),
-            PathBuf::from("a/x.o")
-        ]
+        [PathBuf::from(TEMP_DIR), PathBuf::from("a"), PathBuf::from("a/x.o")]
     );
     b.delete("a/x").await.unwrap();
     assert_eq!(walk(b.root()), [PathBuf::from(TEMP_DIR)]);
     // Create again after the directories are gone.
-    b.put("a/b/c/d", Bytes::from_static(b"3"), PutMode::Create)
-        .await
-        .unwrap();
-    assert_eq!(
-        b.get("a/b/c/d").await.unwrap().unwrap(),
-        Bytes::from_static(b"3")
-    );
+    b.put("a/b/c/d", Bytes::from_static(b"3"), PutMode::Create).await.unwrap();
+    assert_eq!(b.get("a/b/c/d").await.unwrap().unwrap(), Bytes::from_static(b"3"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -334,13 +270,8 @@ async fn concurrent_puts_and_deletes_in_one_directory() {
         tasks.push(tokio::spawn(async move {
             for i in 0..50 {
                 let mine = format!("shared/dir/t{t}-{i}");
-                b.put(&mine, Bytes::from(mine.clone()), PutMode::Create)
-                    .await
-                    .unwrap();
-                assert_eq!(
-                    b.get(&mine).await.unwrap().unwrap(),
-                    Bytes::from(mine.clone())
-                );
+                b.put(&mine, Bytes::from(mine.clone()), PutMode::Create).await.unwrap();
+                assert_eq!(b.get(&mine).await.unwrap().unwrap(), Bytes::from(mine.clone()));
                 b.delete(&mine).await.unwrap();
             }
         }));
@@ -354,17 +285,9 @@ async fn concurrent_puts_and_deletes_in_one_directory() {
 #[tokio::test]
 async fn no_temp_files_left_after_writes() {
     let (_dir, b) = store().await;
-    b.put("k", Bytes::from_static(b"1"), PutMode::Create)
-        .await
-        .unwrap();
-    b.put("k", Bytes::from_static(b"2"), PutMode::Overwrite)
-        .await
-        .unwrap();
-    assert!(
-        b.put("k", Bytes::from_static(b"3"), PutMode::Create)
-            .await
-            .is_err()
-    );
+    b.put("k", Bytes::from_static(b"1"), PutMode::Create).await.unwrap();
+    b.put("k", Bytes::from_static(b"2"), PutMode::Overwrite).await.unwrap();
+    assert!(b.put("k", Bytes::from_static(b"3"), PutMode::Create).await.is_err());
     assert_eq!(fs::read_dir(b.temp_dir()).unwrap().count(), 0);
     assert_eq!(b.get("k").await.unwrap().unwrap(), Bytes::from_static(b"2"));
 }
@@ -373,9 +296,6 @@ async fn no_temp_files_left_after_writes() {
 async fn debug_shows_id_name_and_root() {
     let (_dir, b) = store().await;
     let d = format!("{b:?}");
-    assert!(
-        d.starts_with("FsBackend { id: \"disk\", name: \"Local disk\", root: "),
-        "{d}"
-    );
+    assert!(d.starts_with("FsBackend { id: \"disk\", name: \"Local disk\", root: "), "{d}");
     assert!(d.contains("store"));
 }

@@ -12,10 +12,7 @@ async fn open(root: &std::path::Path, down: Option<usize>) -> (VaultDb, Vec<Fail
         .threshold(2)
         .read_repair(false)
         .grace_period(Duration::ZERO)
-        .call_policy(CallPolicy {
-            max_attempts: 1,
-            ..CallPolicy::default()
-        });
+        .call_policy(CallPolicy { max_attempts: 1, ..CallPolicy::default() });
     let mut handles = Vec::new();
     for i in 1..=3 {
         let fs = FsBackend::open(
@@ -39,23 +36,14 @@ async fn a_wiped_directory_is_restored_by_scrub() {
     let (db, down) = open(dir.path(), None).await;
     let ids: Vec<String> = (0..25).map(|i| format!("patient-{i}")).collect();
     for id in &ids {
-        db.put(Record::new(
-            id.clone(),
-            format!("chart of {id}").into_bytes(),
-        ))
-        .await
-        .unwrap();
+        db.put(Record::new(id.clone(), format!("chart of {id}").into_bytes())).await.unwrap();
     }
     // Wipe disk-2 completely, as if the disk were replaced.
     std::fs::remove_dir_all(dir.path().join("disk-2")).unwrap();
     std::fs::create_dir(dir.path().join("disk-2")).unwrap();
     let report = db.scrub().await.unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
-    assert_eq!(
-        report.restored,
-        ids.len() + 1,
-        "every record share and the keyring share"
-    );
+    assert_eq!(report.restored, ids.len() + 1, "every record share and the keyring share");
     // disk-2 plus any one other serves every record, and the keyring.
     for other_down in [0, 2] {
         down[other_down].set_down(true);

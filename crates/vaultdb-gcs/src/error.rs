@@ -113,16 +113,10 @@ mod tests {
         let over = Op::Put(PutMode::Overwrite);
         assert_eq!(classify(Op::Get, 404, "No such object: b/k"), None);
         assert_eq!(classify(Op::Delete, 404, ""), None);
-        assert_eq!(
-            classify(Op::Get, 404, "The specified bucket does not exist."),
-            Some(Permanent)
-        );
+        assert_eq!(classify(Op::Get, 404, "The specified bucket does not exist."), Some(Permanent));
         assert_eq!(classify(Op::List, 404, "Not Found"), Some(Permanent));
         assert_eq!(classify(create, 404, ""), Some(Permanent));
-        assert_eq!(
-            classify(create, 412, "conditionNotMet"),
-            Some(AlreadyExists)
-        );
+        assert_eq!(classify(create, 412, "conditionNotMet"), Some(AlreadyExists));
         assert_eq!(classify(over, 412, ""), Some(Other));
         assert_eq!(classify(over, 409, ""), Some(Transient));
         assert_eq!(classify(Op::Get, 401, ""), Some(Permanent));

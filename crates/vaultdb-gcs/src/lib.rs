@@ -112,9 +112,7 @@ impl GcsConfig {
 
     fn normalized_prefix(&self) -> Result<String, BackendError> {
         if self.bucket.is_empty() {
-            return Err(BackendError::permanent(
-                "GCS configuration: the bucket is empty",
-            ));
+            return Err(BackendError::permanent("GCS configuration: the bucket is empty"));
         }
         let p = self.prefix.trim_end_matches('/');
         if p.is_empty() {
@@ -216,33 +214,22 @@ impl GcsBackend {
     ) -> Result<Self, BackendError> {
         let prefix = config.normalized_prefix()?;
         let endpoint = config.checked_endpoint()?;
-        let base = ClientConfig {
-            storage_endpoint: endpoint.clone(),
-            ..ClientConfig::default()
-        };
+        let base = ClientConfig { storage_endpoint: endpoint.clone(), ..ClientConfig::default() };
         let auth_error = |e: &dyn fmt::Display| {
-            BackendError::permanent(format!(
-                "GCS configuration: loading credentials failed: {e}"
-            ))
+            BackendError::permanent(format!("GCS configuration: loading credentials failed: {e}"))
         };
         let client_config = match &config.credentials {
             GcsCredentials::Anonymous => base.anonymous(),
             GcsCredentials::Default => base.with_auth().await.map_err(|e| auth_error(&e))?,
             GcsCredentials::ServiceAccountJson(json) => {
-                let file = CredentialsFile::new_from_str(json)
-                    .await
-                    .map_err(|e| auth_error(&e))?;
-                base.with_credentials(file)
-                    .await
-                    .map_err(|e| auth_error(&e))?
+                let file = CredentialsFile::new_from_str(json).await.map_err(|e| auth_error(&e))?;
+                base.with_credentials(file).await.map_err(|e| auth_error(&e))?
             }
             GcsCredentials::ServiceAccountFile(path) => {
                 let file = CredentialsFile::new_from_file(path.to_string_lossy().into_owned())
                     .await
                     .map_err(|e| auth_error(&e))?;
-                base.with_credentials(file)
-                    .await
-                    .map_err(|e| auth_error(&e))?
+                base.with_credentials(file).await.map_err(|e| auth_error(&e))?
             }
         };
         Ok(Self {
@@ -304,11 +291,7 @@ impl StorageBackend for GcsBackend {
             content_type: Some("application/octet-stream".to_owned()),
             ..Default::default()
         };
-        match self
-            .client
-            .upload_object(&req, data, &UploadType::Multipart(Box::new(meta)))
-            .await
-        {
+        match self.client.upload_object(&req, data, &UploadType::Multipart(Box::new(meta))).await {
             Ok(_) => Ok(()),
             Err(e) => Err(map_error(&self.id, Op::Put(mode), key, e).into_error()),
         }
@@ -316,11 +299,7 @@ impl StorageBackend for GcsBackend {
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
         let object = self.object_name(key)?;
-        let req = GetObjectRequest {
-            bucket: self.bucket.clone(),
-            object,
-            ..Default::default()
-        };
+        let req = GetObjectRequest { bucket: self.bucket.clone(), object, ..Default::default() };
         match self.client.download_object(&req, &Range::default()).await {
             Ok(data) => Ok(Some(Bytes::from(data))),
             Err(e) => match map_error(&self.id, Op::Get, key, e) {
@@ -332,11 +311,7 @@ impl StorageBackend for GcsBackend {
 
     async fn delete(&self, key: &str) -> Result<(), BackendError> {
         let object = self.object_name(key)?;
-        let req = DeleteObjectRequest {
-            bucket: self.bucket.clone(),
-            object,
-            ..Default::default()
-        };
+        let req = DeleteObjectRequest { bucket: self.bucket.clone(), object, ..Default::default() };
         match self.client.delete_object(&req).await {
             Ok(()) => Ok(()),
             Err(e) => match map_error(&self.id, Op::Delete, key, e) {
@@ -395,9 +370,7 @@ mod tests {
         let e = GcsBackend::new("gcs", "GCS", c).await.unwrap_err();
         assert_eq!(e.kind(), BackendErrorKind::Permanent);
         assert!(!e.to_string().contains("SECRET-PEM"), "{e}");
-        let e = GcsBackend::new("gcs", "GCS", GcsConfig::new(""))
-            .await
-            .unwrap_err();
+        let e = GcsBackend::new("gcs", "GCS", GcsConfig::new("")).await.unwrap_err();
         assert_eq!(e.kind(), BackendErrorKind::Permanent);
         let http = GcsConfig::new("b")
             .with_endpoint("http://10.1.1.1")
@@ -407,10 +380,7 @@ mod tests {
         let emu = GcsConfig::emulator("http://127.0.0.1:1/", "b").with_prefix("x/y");
         let b = GcsBackend::new("gcs", "GCS", emu).await.unwrap();
         assert_eq!(b.prefix(), "x/y/");
-        let e = b
-            .put("a//b", Bytes::new(), PutMode::Create)
-            .await
-            .unwrap_err();
+        let e = b.put("a//b", Bytes::new(), PutMode::Create).await.unwrap_err();
         assert_eq!(e.kind(), BackendErrorKind::Permanent);
         // Nothing listens on port 1: connection refused is transient.
         let e = b.get("k").await.unwrap_err();

@@ -16,9 +16,7 @@ fn bucket() -> String {
 }
 
 async fn backend(id: &str, config: GcsConfig) -> GcsBackend {
-    GcsBackend::new(id, "GCS (test endpoint)", config)
-        .await
-        .expect("config")
+    GcsBackend::new(id, "GCS (test endpoint)", config).await.expect("config")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -35,9 +33,7 @@ async fn conformance_gcs_prefixed_small_pages() {
     let Some(ep) = endpoint() else {
         return eprintln!("skip: VAULTDB_TEST_GCS_ENDPOINT unset (run `cargo xtask itest`)");
     };
-    let config = GcsConfig::emulator(ep, bucket())
-        .with_prefix("tenant/vault")
-        .with_page_size(7);
+    let config = GcsConfig::emulator(ep, bucket()).with_prefix("tenant/vault").with_page_size(7);
     let b = backend("gcs-small", config).await;
     assert_eq!(b.prefix(), "tenant/vault/");
     let caps = Capabilities {
@@ -53,11 +49,7 @@ async fn missing_bucket_is_permanent() {
     let Some(ep) = endpoint() else {
         return eprintln!("skip: VAULTDB_TEST_GCS_ENDPOINT unset (run `cargo xtask itest`)");
     };
-    let b = backend(
-        "gcs-missing",
-        GcsConfig::emulator(ep, "vaultdb-no-such-bucket"),
-    )
-    .await;
+    let b = backend("gcs-missing", GcsConfig::emulator(ep, "vaultdb-no-such-bucket")).await;
     let e = b.put("k", "v".into(), PutMode::Create).await.unwrap_err();
     assert_eq!(e.kind(), BackendErrorKind::Permanent, "{e}");
     let e = b.list_page("", None).await.unwrap_err();

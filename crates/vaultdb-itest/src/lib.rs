@@ -105,9 +105,7 @@ pub struct Control {
 impl Control {
     /// The control port from `VAULTDB_ITEST_CONTROL`, or `None`.
     pub fn from_env() -> Option<Self> {
-        Some(Self {
-            addr: env::var("VAULTDB_ITEST_CONTROL").ok()?,
-        })
+        Some(Self { addr: env::var("VAULTDB_ITEST_CONTROL").ok()? })
     }
 
     /// Stops emulator `name` (`s3`, `minio`, `gcs`, `azure`); returns once it is gone.
@@ -122,14 +120,10 @@ impl Control {
 
     fn call(&self, line: &str) -> Result<(), String> {
         let mut conn = TcpStream::connect(&self.addr).map_err(|e| format!("control: {e}"))?;
-        conn.set_read_timeout(Some(Duration::from_secs(120)))
-            .map_err(|e| e.to_string())?;
-        conn.write_all(format!("{line}\n").as_bytes())
-            .map_err(|e| format!("control: {e}"))?;
+        conn.set_read_timeout(Some(Duration::from_secs(120))).map_err(|e| e.to_string())?;
+        conn.write_all(format!("{line}\n").as_bytes()).map_err(|e| format!("control: {e}"))?;
         let mut answer = String::new();
-        BufReader::new(conn)
-            .read_line(&mut answer)
-            .map_err(|e| format!("control: {e}"))?;
+        BufReader::new(conn).read_line(&mut answer).map_err(|e| format!("control: {e}"))?;
         match answer.trim() {
             "ok" => Ok(()),
             other => Err(format!("control {line:?}: {other}")),
@@ -140,13 +134,8 @@ impl Control {
 /// A short random tag for prefixes and record ids, so runs never collide.
 pub fn random_tag() -> String {
     use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!(
-        "{:08x}",
-        (nanos as u64 ^ u64::from(std::process::id()).rotate_left(17)) as u32
-    )
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("{:08x}", (nanos as u64 ^ u64::from(std::process::id()).rotate_left(17)) as u32)
 }
 
 /// Checks that `backend` answers a listing (used after an emulator restart).

@@ -32,10 +32,7 @@ struct Wrapped {
 fn wrap(b: impl StorageBackend) -> Wrapped {
     let f = Failing::new(b);
     let down = f.handle();
-    Wrapped {
-        backend: Arc::new(f),
-        down,
-    }
+    Wrapped { backend: Arc::new(f), down }
 }
 
 fn env() -> Option<(Emulators, Control)> {
@@ -72,27 +69,19 @@ fn records(tag: &str) -> Vec<Record> {
         .expect("json"),
         Record::new(
             format!("{tag}-large"),
-            (0..300 * 1024)
-                .map(|i| (i * 7 % 251) as u8)
-                .collect::<Vec<u8>>(),
+            (0..300 * 1024).map(|i| (i * 7 % 251) as u8).collect::<Vec<u8>>(),
         ),
     ]
 }
 
 /// A tiny JSON object without pulling serde_json into this crate's dependencies.
 fn serde_like_json(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect()
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
 }
 
 async fn expect_all(db: &VaultDb, want: &[Record]) {
     for r in want {
-        let got = db
-            .get(&r.id)
-            .await
-            .unwrap_or_else(|e| panic!("get {}: {e}", r.id));
+        let got = db.get(&r.id).await.unwrap_or_else(|e| panic!("get {}: {e}", r.id));
         assert_eq!(got.record.data, r.data, "data of {}", r.id);
     }
 }
@@ -140,16 +129,11 @@ async fn scenario(
     }
     let during = Record::new(format!("{tag}-written-while-down"), b"quorum".to_vec());
     let put = db.put(during.clone()).await.expect("W-quorum put");
-    assert!(
-        put.degraded(),
-        "the stopped backend cannot have acknowledged"
-    );
+    assert!(put.degraded(), "the stopped backend cannot have acknowledged");
     assert_eq!(put.acks, n - 1);
     live.push(during);
     let overwritten = Record::new(live[0].id.clone(), b"new version while down".to_vec());
-    db.put(overwritten.clone())
-        .await
-        .expect("overwrite while down");
+    db.put(overwritten.clone()).await.expect("overwrite while down");
     live[0] = overwritten;
     expect_all(&db, &live).await;
     expect_list(&db, &live).await;
@@ -216,9 +200,7 @@ async fn five_backends_three_of_five() {
     let _one_at_a_time = SERIAL.lock().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let prefix = format!("x5-{}", random_tag());
-    let fs = FsBackend::open("disk", "Local disk", dir.path().join("disk"))
-        .await
-        .expect("fs");
+    let fs = FsBackend::open("disk", "Local disk", dir.path().join("disk")).await.expect("fs");
     let backends = vec![
         wrap(emus.s3("").await.expect("s3")),
         wrap(emus.gcs("").await.expect("gcs")),

@@ -46,19 +46,10 @@ pub async fn start_minio(bucket: &str) -> Result<MinioContainer, BoxError> {
     let container = MinIO::default().start().await?;
     let host = container.get_host().await?;
     let port = container.get_host_port_ipv4(9000).await?;
-    let config = MinioConfig::new(
-        format!("http://{host}:{port}"),
-        bucket,
-        MINIO_ROOT.0,
-        MINIO_ROOT.1,
-    )
-    .with_allow_http(true);
+    let config =
+        MinioConfig::new(format!("http://{host}:{port}"), bucket, MINIO_ROOT.0, MINIO_ROOT.1)
+            .with_allow_http(true);
     let backend = crate::connect("setup", "setup", config.clone()).await?;
-    backend
-        .client()
-        .create_bucket()
-        .bucket(bucket)
-        .send()
-        .await?;
+    backend.client().create_bucket().bucket(bucket).send().await?;
     Ok(MinioContainer { container, config })
 }

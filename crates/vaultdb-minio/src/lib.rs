@@ -85,9 +85,7 @@ impl MinioConfig {
     /// The [`S3Config`] this preset stands for.
     pub fn to_s3_config(&self) -> Result<S3Config, BackendError> {
         if self.endpoint.is_empty() {
-            return Err(BackendError::permanent(
-                "MinIO configuration: the endpoint is required",
-            ));
+            return Err(BackendError::permanent("MinIO configuration: the endpoint is required"));
         }
         Ok(S3Config::new(self.bucket.clone())
             .with_endpoint(self.endpoint.clone())
@@ -105,10 +103,9 @@ impl fmt::Debug for MinioConfig {
         // Shown through S3Config's Debug, which redacts credentials and URL userinfo.
         match self.to_s3_config() {
             Ok(c) => f.debug_tuple("MinioConfig").field(&c).finish(),
-            Err(_) => f
-                .debug_struct("MinioConfig")
-                .field("bucket", &self.bucket)
-                .finish_non_exhaustive(),
+            Err(_) => {
+                f.debug_struct("MinioConfig").field("bucket", &self.bucket).finish_non_exhaustive()
+            }
         }
     }
 }
@@ -172,19 +169,11 @@ mod tests {
         // Plain http to another host needs allow_http.
         let remote = MinioConfig::new("http://minio.internal:9000", "b", "k", "s");
         assert!(connect("m", "MinIO", remote.clone()).await.is_err());
-        connect("m", "MinIO", remote.with_allow_http(true))
+        connect("m", "MinIO", remote.with_allow_http(true)).await.unwrap();
+        connect("m", "MinIO", MinioConfig::new("https://minio.internal", "b", "k", "s"))
             .await
             .unwrap();
-        connect(
-            "m",
-            "MinIO",
-            MinioConfig::new("https://minio.internal", "b", "k", "s"),
-        )
-        .await
-        .unwrap();
-        let e = MinioConfig::new("", "b", "k", "s")
-            .to_s3_config()
-            .unwrap_err();
+        let e = MinioConfig::new("", "b", "k", "s").to_s3_config().unwrap_err();
         assert_eq!(e.kind(), vaultdb_core::BackendErrorKind::Permanent);
     }
 }

@@ -36,11 +36,7 @@ async fn backend(prefix: &str, page_size: usize) -> Option<MinioBackend> {
     )
     .with_prefix(prefix)
     .with_page_size(page_size);
-    Some(
-        vaultdb_minio::connect("minio", "MinIO (test endpoint)", config)
-            .await
-            .expect("config"),
-    )
+    Some(vaultdb_minio::connect("minio", "MinIO (test endpoint)", config).await.expect("config"))
 }
 
 fn keys_as_paths() -> bool {
@@ -80,10 +76,7 @@ const KEYS_AS_PATHS_MAX_KEY: usize = 150;
 /// longer than [`KEYS_AS_PATHS_MAX_KEY`].
 async fn odd_keys_as_paths(b: &MinioBackend, prefix: &str) {
     let scope = format!("{prefix}odd-paths-{}/", std::process::id());
-    let printable: String = (0x21u8..=0x7e)
-        .filter(|&c| c != b'/')
-        .map(char::from)
-        .collect();
+    let printable: String = (0x21u8..=0x7e).filter(|&c| c != b'/').map(char::from).collect();
     let mut rels: Vec<String> = [
         printable.as_str(),
         "case/Key",
@@ -113,15 +106,9 @@ async fn odd_keys_as_paths(b: &MinioBackend, prefix: &str) {
     rels.push(format!("seg/{printable}/tail"));
     // The longest key s3s-fs can hold (see the module docs), with odd characters.
     let fill = KEYS_AS_PATHS_MAX_KEY - b.prefix().len() - scope.len() - "max/".len();
-    rels.push(format!(
-        "max/{}",
-        "Az0~.%-_".chars().cycle().take(fill).collect::<String>()
-    ));
+    rels.push(format!("max/{}", "Az0~.%-_".chars().cycle().take(fill).collect::<String>()));
     let keys: Vec<String> = rels.iter().map(|r| format!("{scope}{r}")).collect();
-    assert_eq!(
-        b.prefix().len() + keys.last().unwrap().len(),
-        KEYS_AS_PATHS_MAX_KEY
-    );
+    assert_eq!(b.prefix().len() + keys.last().unwrap().len(), KEYS_AS_PATHS_MAX_KEY);
     for k in &keys {
         b.put(k, Bytes::from(k.clone()), PutMode::Create)
             .await
@@ -138,10 +125,7 @@ async fn odd_keys_as_paths(b: &MinioBackend, prefix: &str) {
     assert_eq!(listed, want);
     let mut case = b.list_all(&format!("{scope}case/K")).await.unwrap();
     case.sort();
-    assert_eq!(
-        case,
-        [format!("{scope}case/KEY"), format!("{scope}case/Key")]
-    );
+    assert_eq!(case, [format!("{scope}case/KEY"), format!("{scope}case/Key")]);
     for k in &keys {
         b.delete(k).await.unwrap();
     }
@@ -169,10 +153,6 @@ async fn conformance_minio_prefixed_small_pages() {
     let Some(b) = backend("vault/prefix", 7).await else {
         return eprintln!("skip: VAULTDB_TEST_MINIO_ENDPOINT unset (run `cargo xtask itest`)");
     };
-    let caps = Capabilities {
-        pagination_keys: 50,
-        large_object_bytes: 1 << 20,
-        ..capabilities()
-    };
+    let caps = Capabilities { pagination_keys: 50, large_object_bytes: 1 << 20, ..capabilities() };
     suite(&b, "", &caps).await;
 }

@@ -7,12 +7,8 @@ async fn conformance_minio_in_docker() {
     if std::env::var("VAULTDB_TEST_DOCKER").as_deref() != Ok("1") {
         return eprintln!("skip: VAULTDB_TEST_DOCKER=1 not set (needs a Docker engine)");
     }
-    let minio = vaultdb_minio::containers::start_minio("vaultdb-test")
-        .await
-        .unwrap();
-    let b = vaultdb_minio::connect("minio", "MinIO (Docker)", minio.config.clone())
-        .await
-        .unwrap();
+    let minio = vaultdb_minio::containers::start_minio("vaultdb-test").await.unwrap();
+    let b = vaultdb_minio::connect("minio", "MinIO (Docker)", minio.config.clone()).await.unwrap();
     // Real MinIO's conditional puts are atomic: the full contract applies.
     vaultdb_core::testkit::run_all(&b, "").await;
 }

@@ -121,9 +121,7 @@ impl S3Config {
     /// The prefix as used: empty or ending in `/`, its segments valid key segments.
     pub(crate) fn normalized_prefix(&self) -> Result<String, BackendError> {
         if self.bucket.is_empty() {
-            return Err(BackendError::permanent(
-                "S3 configuration: the bucket is empty",
-            ));
+            return Err(BackendError::permanent("S3 configuration: the bucket is empty"));
         }
         let p = self.prefix.trim_end_matches('/');
         if p.is_empty() {
@@ -201,18 +199,11 @@ impl fmt::Debug for S3Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Chain => f.write_str("Chain"),
-            Self::Static {
-                access_key_id,
-                session_token,
-                ..
-            } => f
+            Self::Static { access_key_id, session_token, .. } => f
                 .debug_struct("Static")
                 .field("access_key_id", access_key_id)
                 .field("secret_access_key", &"<redacted>")
-                .field(
-                    "session_token",
-                    &session_token.as_ref().map(|_| "<redacted>"),
-                )
+                .field("session_token", &session_token.as_ref().map(|_| "<redacted>"))
                 .finish(),
         }
     }
@@ -225,17 +216,15 @@ impl S3Credentials {
         region: &str,
     ) -> Result<Option<SharedCredentialsProvider>, BackendError> {
         match self {
-            Self::Static {
-                access_key_id,
-                secret_access_key,
-                session_token,
-            } => Ok(Some(SharedCredentialsProvider::new(Credentials::new(
-                access_key_id,
-                secret_access_key,
-                session_token.clone(),
-                None,
-                "vaultdb-static",
-            )))),
+            Self::Static { access_key_id, secret_access_key, session_token } => {
+                Ok(Some(SharedCredentialsProvider::new(Credentials::new(
+                    access_key_id,
+                    secret_access_key,
+                    session_token.clone(),
+                    None,
+                    "vaultdb-static",
+                ))))
+            }
             Self::Chain => chain(region).await,
         }
     }
@@ -246,10 +235,8 @@ async fn chain(region: &str) -> Result<Option<SharedCredentialsProvider>, Backen
     use aws_config::default_provider::credentials::DefaultCredentialsChain;
     use aws_sdk_s3::config::Region;
 
-    let chain = DefaultCredentialsChain::builder()
-        .region(Region::new(region.to_owned()))
-        .build()
-        .await;
+    let chain =
+        DefaultCredentialsChain::builder().region(Region::new(region.to_owned())).build().await;
     Ok(Some(SharedCredentialsProvider::new(chain)))
 }
 
@@ -291,10 +278,7 @@ mod tests {
 
     #[test]
     fn urls_lose_their_userinfo() {
-        assert_eq!(
-            redact_url("https://a:b@host/x"),
-            "https://<redacted>@host/x"
-        );
+        assert_eq!(redact_url("https://a:b@host/x"), "https://<redacted>@host/x");
         assert_eq!(redact_url("http://host:9000"), "http://host:9000");
         assert_eq!(redact_url("http://host/a@b"), "http://host/a@b");
     }

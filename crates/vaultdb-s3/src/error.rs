@@ -94,23 +94,18 @@ where
 {
     let what = format!("{backend}: {} {key:?}", op.name());
     let (kind, detail) = match &err {
-        SdkError::ConstructionFailure(_) => (
-            BackendErrorKind::Permanent,
-            "the request could not be built".to_owned(),
-        ),
+        SdkError::ConstructionFailure(_) => {
+            (BackendErrorKind::Permanent, "the request could not be built".to_owned())
+        }
         SdkError::TimeoutError(_) => (BackendErrorKind::Transient, "timed out".to_owned()),
         SdkError::DispatchFailure(d) => {
-            let kind = if d.is_user() {
-                BackendErrorKind::Permanent
-            } else {
-                BackendErrorKind::Transient
-            };
+            let kind =
+                if d.is_user() { BackendErrorKind::Permanent } else { BackendErrorKind::Transient };
             (kind, "the request could not be sent".to_owned())
         }
-        SdkError::ResponseError(_) => (
-            BackendErrorKind::Transient,
-            "the response could not be read".to_owned(),
-        ),
+        SdkError::ResponseError(_) => {
+            (BackendErrorKind::Transient, "the response could not be read".to_owned())
+        }
         SdkError::ServiceError(ctx) => {
             let status = ctx.raw().status_code();
             let code = ctx.err().code();
@@ -118,10 +113,7 @@ where
                 return Mapped::NotFound;
             };
             let message = ctx.err().message().unwrap_or("");
-            (
-                kind,
-                format!("HTTP {status} {}: {message}", code.unwrap_or("(no code)")),
-            )
+            (kind, format!("HTTP {status} {}: {message}", code.unwrap_or("(no code)")))
         }
         _ => (BackendErrorKind::Other, "unexpected SDK error".to_owned()),
     };
@@ -157,55 +149,22 @@ mod tests {
         assert_eq!(classify(Op::Get, 404, Some("NoSuchKey")), None);
         assert_eq!(classify(Op::Get, 404, None), None);
         assert_eq!(classify(Op::Delete, 404, Some("NoSuchKey")), None);
-        assert_eq!(
-            classify(Op::Get, 404, Some("NoSuchBucket")),
-            Some(Permanent)
-        );
-        assert_eq!(
-            classify(Op::List, 404, Some("NoSuchBucket")),
-            Some(Permanent)
-        );
-        assert_eq!(
-            classify(create, 412, Some("PreconditionFailed")),
-            Some(AlreadyExists)
-        );
-        assert_eq!(
-            classify(create, 409, Some("ConditionalRequestConflict")),
-            Some(AlreadyExists)
-        );
-        assert_eq!(
-            classify(over, 409, Some("OperationAborted")),
-            Some(Transient)
-        );
+        assert_eq!(classify(Op::Get, 404, Some("NoSuchBucket")), Some(Permanent));
+        assert_eq!(classify(Op::List, 404, Some("NoSuchBucket")), Some(Permanent));
+        assert_eq!(classify(create, 412, Some("PreconditionFailed")), Some(AlreadyExists));
+        assert_eq!(classify(create, 409, Some("ConditionalRequestConflict")), Some(AlreadyExists));
+        assert_eq!(classify(over, 409, Some("OperationAborted")), Some(Transient));
         assert_eq!(classify(over, 412, None), Some(Other));
-        assert_eq!(
-            classify(Op::Get, 403, Some("AccessDenied")),
-            Some(Permanent)
-        );
+        assert_eq!(classify(Op::Get, 403, Some("AccessDenied")), Some(Permanent));
         assert_eq!(classify(Op::Get, 401, None), Some(Permanent));
-        assert_eq!(
-            classify(Op::Get, 400, Some("AuthorizationHeaderMalformed")),
-            Some(Permanent)
-        );
-        assert_eq!(
-            classify(Op::Get, 301, Some("PermanentRedirect")),
-            Some(Permanent)
-        );
-        assert_eq!(
-            classify(create, 501, Some("NotImplemented")),
-            Some(Permanent)
-        );
+        assert_eq!(classify(Op::Get, 400, Some("AuthorizationHeaderMalformed")), Some(Permanent));
+        assert_eq!(classify(Op::Get, 301, Some("PermanentRedirect")), Some(Permanent));
+        assert_eq!(classify(create, 501, Some("NotImplemented")), Some(Permanent));
         assert_eq!(classify(Op::Get, 503, Some("SlowDown")), Some(Transient));
         assert_eq!(classify(Op::Get, 429, None), Some(Transient));
-        assert_eq!(
-            classify(Op::Get, 500, Some("InternalError")),
-            Some(Transient)
-        );
+        assert_eq!(classify(Op::Get, 500, Some("InternalError")), Some(Transient));
         assert_eq!(classify(Op::Get, 502, None), Some(Transient));
-        assert_eq!(
-            classify(Op::Get, 400, Some("RequestTimeout")),
-            Some(Transient)
-        );
+        assert_eq!(classify(Op::Get, 400, Some("RequestTimeout")), Some(Transient));
         assert_eq!(classify(Op::Get, 400, Some("InvalidArgument")), Some(Other));
     }
 }

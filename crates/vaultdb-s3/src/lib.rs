@@ -41,10 +41,7 @@ impl fmt::Debug for S3Backend {
             .field("name", &self.name)
             .field("bucket", &self.bucket)
             .field("prefix", &self.prefix)
-            .field(
-                "endpoint",
-                &self.endpoint.as_deref().map(config::redact_url),
-            )
+            .field("endpoint", &self.endpoint.as_deref().map(config::redact_url))
             .finish_non_exhaustive()
     }
 }
@@ -64,15 +61,9 @@ impl S3Backend {
         config.check_endpoint()?;
         let credentials = config.credentials.provider(&config.region).await?;
         let checksums = if config.strict_checksums {
-            (
-                RequestChecksumCalculation::WhenSupported,
-                ResponseChecksumValidation::WhenSupported,
-            )
+            (RequestChecksumCalculation::WhenSupported, ResponseChecksumValidation::WhenSupported)
         } else {
-            (
-                RequestChecksumCalculation::WhenRequired,
-                ResponseChecksumValidation::WhenRequired,
-            )
+            (RequestChecksumCalculation::WhenRequired, ResponseChecksumValidation::WhenRequired)
         };
         let mut builder = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
@@ -154,14 +145,7 @@ impl StorageBackend for S3Backend {
 
     async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
         let object = self.object_key(key)?;
-        let out = match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&object)
-            .send()
-            .await
-        {
+        let out = match self.client.get_object().bucket(&self.bucket).key(&object).send().await {
             Ok(out) => out,
             Err(e) => {
                 return match map_error(&self.id, Op::Get, key, e) {
@@ -182,14 +166,7 @@ impl StorageBackend for S3Backend {
 
     async fn delete(&self, key: &str) -> Result<(), BackendError> {
         let object = self.object_key(key)?;
-        match self
-            .client
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(&object)
-            .send()
-            .await
-        {
+        match self.client.delete_object().bucket(&self.bucket).key(&object).send().await {
             Ok(_) => Ok(()),
             Err(e) => match map_error(&self.id, Op::Delete, key, e) {
                 error::Mapped::NotFound => Ok(()),
@@ -276,17 +253,10 @@ mod tests {
         let b = S3Backend::new("aws", "AWS", config).await.unwrap();
         assert_eq!(b.prefix(), "team/vault/");
         let shown = format!("{b:?}");
-        assert!(
-            !shown.contains("SECRET") && !shown.contains("pw@"),
-            "{shown}"
-        );
+        assert!(!shown.contains("SECRET") && !shown.contains("pw@"), "{shown}");
         for bad in ["", "/a", "a//b", "a/../b", "a b"] {
             let e = b.put(bad, Bytes::new(), PutMode::Create).await.unwrap_err();
-            assert_eq!(
-                e.kind(),
-                vaultdb_core::BackendErrorKind::Permanent,
-                "{bad:?}"
-            );
+            assert_eq!(e.kind(), vaultdb_core::BackendErrorKind::Permanent, "{bad:?}");
             assert!(b.get(bad).await.is_err());
             assert!(b.delete(bad).await.is_err());
         }
@@ -300,13 +270,10 @@ mod tests {
         let mut ok = http;
         ok.allow_http = true;
         S3Backend::new("s3", "S3", ok).await.unwrap();
-        let e = S3Backend::new("s3", "S3", S3Config::new(""))
-            .await
-            .unwrap_err();
+        let e = S3Backend::new("s3", "S3", S3Config::new("")).await.unwrap_err();
         assert_eq!(e.kind(), vaultdb_core::BackendErrorKind::Permanent);
-        let e = S3Backend::new("s3", "S3", S3Config::new("b").with_prefix("a//b"))
-            .await
-            .unwrap_err();
+        let e =
+            S3Backend::new("s3", "S3", S3Config::new("b").with_prefix("a//b")).await.unwrap_err();
         assert_eq!(e.kind(), vaultdb_core::BackendErrorKind::Permanent);
     }
 }

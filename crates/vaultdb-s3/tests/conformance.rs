@@ -28,11 +28,7 @@ fn config(prefix: &str) -> Option<S3Config> {
 /// The backend under test, from the environment, or `None` (skip).
 async fn backend(prefix: &str) -> Option<S3Backend> {
     let config = config(prefix)?;
-    Some(
-        S3Backend::new("s3", "S3 (test endpoint)", config)
-            .await
-            .expect("config"),
-    )
+    Some(S3Backend::new("s3", "S3 (test endpoint)", config).await.expect("config"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -50,9 +46,7 @@ async fn conformance_s3_with_key_prefix_and_small_pages() {
     };
     assert_eq!(b.prefix(), "tenant-a/vault/");
     let small_config = config("tenant-b").expect("set").with_page_size(7);
-    let small = S3Backend::new("s3-small", "S3 (small pages)", small_config)
-        .await
-        .unwrap();
+    let small = S3Backend::new("s3-small", "S3 (small pages)", small_config).await.unwrap();
     let caps = testkit::Capabilities {
         pagination_keys: 120,
         large_object_bytes: 1 << 20,
@@ -60,19 +54,11 @@ async fn conformance_s3_with_key_prefix_and_small_pages() {
     };
     testkit::run_all_with(&small, "", &caps).await;
     // A backend sees only the keys under its own prefix.
-    b.put("only-in-a", "x".into(), PutMode::Create)
-        .await
-        .unwrap();
+    b.put("only-in-a", "x".into(), PutMode::Create).await.unwrap();
     assert_eq!(small.get("only-in-a").await.unwrap(), None);
     let listed = small.list_page("", None).await.unwrap().keys;
     assert!(listed.iter().all(|k| k != "only-in-a"), "prefixes leak");
-    assert!(
-        b.list_page("", None)
-            .await
-            .unwrap()
-            .keys
-            .contains(&"only-in-a".to_owned())
-    );
+    assert!(b.list_page("", None).await.unwrap().keys.contains(&"only-in-a".to_owned()));
     b.delete("only-in-a").await.unwrap();
 }
 
@@ -82,13 +68,8 @@ async fn missing_bucket_is_permanent() {
         return eprintln!("skip: VAULTDB_TEST_S3_ENDPOINT unset (run `cargo xtask itest`)");
     };
     config.bucket = "vaultdb-no-such-bucket".into();
-    let missing = S3Backend::new("s3-missing", "no bucket", config)
-        .await
-        .unwrap();
-    let e = missing
-        .put("k", "v".into(), PutMode::Create)
-        .await
-        .unwrap_err();
+    let missing = S3Backend::new("s3-missing", "no bucket", config).await.unwrap();
+    let e = missing.put("k", "v".into(), PutMode::Create).await.unwrap_err();
     assert_eq!(e.kind(), BackendErrorKind::Permanent, "{e}");
     let e = missing.get("k").await.unwrap_err();
     assert_eq!(e.kind(), BackendErrorKind::Permanent, "{e}");

@@ -47,10 +47,9 @@ pub(crate) enum CallError {
 impl CallError {
     pub(crate) fn status(&self) -> OutcomeStatus {
         match self {
-            CallError::Backend(e) => OutcomeStatus::Failed {
-                kind: e.kind(),
-                message: e.to_string(),
-            },
+            CallError::Backend(e) => {
+                OutcomeStatus::Failed { kind: e.kind(), message: e.to_string() }
+            }
             CallError::TimedOut => OutcomeStatus::TimedOut,
         }
     }
@@ -77,10 +76,7 @@ impl CallPolicy {
             attempt += 1;
             let err = match tokio::time::timeout(self.timeout, f()).await {
                 Ok(Ok(value)) => {
-                    return Ok(Called {
-                        value,
-                        attempts: attempt,
-                    });
+                    return Ok(Called { value, attempts: attempt });
                 }
                 Ok(Err(e)) if !e.is_transient() => return Err(CallError::Backend(e)),
                 Ok(Err(e)) => CallError::Backend(e),
@@ -95,9 +91,7 @@ impl CallPolicy {
 
     /// Backoff after failed attempt `attempt` (1-based): exponential with "equal jitter".
     fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .base_backoff
-            .saturating_mul(1u32 << (attempt - 1).min(16));
+        let exp = self.base_backoff.saturating_mul(1u32 << (attempt - 1).min(16));
         let cap = exp.min(self.max_backoff);
         let half = cap / 2;
         half + half.mul_f64(jitter())
@@ -126,11 +120,7 @@ impl Latency {
     pub(crate) fn record(&self, d: Duration) {
         let sample = d.as_micros().min(u128::from(u64::MAX)) as u64;
         let old = self.micros.load(Ordering::Relaxed);
-        let new = if old == 0 {
-            sample.max(1)
-        } else {
-            (old * 7 + sample) / 8
-        };
+        let new = if old == 0 { sample.max(1) } else { (old * 7 + sample) / 8 };
         self.micros.store(new.max(1), Ordering::Relaxed);
     }
 

@@ -92,9 +92,7 @@ pub struct Health {
 }
 
 fn now_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
 }
 
 impl CallError {
@@ -115,21 +113,12 @@ impl Inner {
     /// at least K backends answered (nothing can be rebuilt from fewer).
     async fn list_everything(
         &self,
-    ) -> Result<(
-        Vec<Result<Vec<(NameTag, Listed)>, CallError>>,
-        Vec<BackendOutcome>,
-    )> {
-        let listing = self
-            .list_shares(&self.keyspace.records_prefix(), |_| true)
-            .await;
+    ) -> Result<(Vec<Result<Vec<(NameTag, Listed)>, CallError>>, Vec<BackendOutcome>)> {
+        let listing = self.list_shares(&self.keyspace.records_prefix(), |_| true).await;
         let outcomes = self.outcomes_of(&listing);
         let answered = listing.iter().filter(|l| l.is_ok()).count();
         if answered < self.k() {
-            return Err(VaultError::InsufficientShares {
-                need: self.k(),
-                got: answered,
-                outcomes,
-            });
+            return Err(VaultError::InsufficientShares { need: self.k(), got: answered, outcomes });
         }
         Ok((listing, outcomes))
     }
@@ -140,10 +129,7 @@ impl Inner {
         for_each_subset(holders.len(), self.k(), &mut |pos| {
             let pts: Vec<SharePoint<'_>> = pos
                 .iter()
-                .map(|&p| SharePoint {
-                    x: (holders[p].0 + 1) as u8,
-                    y: holders[p].1,
-                })
+                .map(|&p| SharePoint { x: (holders[p].0 + 1) as u8, y: holders[p].1 })
                 .collect();
             if pts.iter().any(|p| p.y.len() != pts[0].y.len()) {
                 return true;
@@ -182,11 +168,7 @@ impl Inner {
         }
         let versions = group_versions(&listing);
         let k = self.k();
-        let grace = self
-            .settings
-            .grace_period
-            .as_micros()
-            .min(u128::from(u64::MAX)) as u64;
+        let grace = self.settings.grace_period.as_micros().min(u128::from(u64::MAX)) as u64;
         let now = now_micros();
         let old_enough = |v: &Version| now.saturating_sub(v.micros()) >= grace;
 
@@ -195,23 +177,16 @@ impl Inner {
             if holders.len() < k {
                 continue;
             }
-            let expect = Expect {
-                kind: Kind::Record,
-                tag,
-                version: *v,
-            };
-            let sources = holders
-                .iter()
-                .map(|(i, l)| (*i, Source::Fetch(l.key.clone())))
-                .collect();
+            let expect = Expect { kind: Kind::Record, tag, version: *v };
+            let sources = holders.iter().map(|(i, l)| (*i, Source::Fetch(l.key.clone()))).collect();
             match self.fetch_and_verify(expect, sources, true).await {
                 Ok(verified) => {
                     target = Some((*v, verified));
                     break;
                 }
-                Err(e) => report
-                    .problems
-                    .push(format!("{tag}: version {v} cannot be repaired: {e}")),
+                Err(e) => {
+                    report.problems.push(format!("{tag}: version {v} cannot be repaired: {e}"))
+                }
             }
         }
 
@@ -227,8 +202,7 @@ impl Inner {
             }
             Some((tv, verified)) => {
                 report.version = Some(*tv);
-                self.restore_shares(tag, *tv, verified, &versions[tv], &listing, &mut report)
-                    .await;
+                self.restore_shares(tag, *tv, verified, &versions[tv], &listing, &mut report).await;
                 let mut older: Vec<&Version> = versions.keys().filter(|v| *v < tv).collect();
                 older.sort_by(|a, b| b.cmp(a));
                 for v in older.into_iter().skip(self.settings.retain_versions - 1) {
@@ -271,9 +245,8 @@ impl Inner {
         report: &mut RepairReport,
     ) {
         let good: Vec<usize> = verified.good.iter().map(|(i, _)| *i).collect();
-        let missing: Vec<usize> = (0..self.n())
-            .filter(|i| listing[*i].is_ok() && !good.contains(i))
-            .collect();
+        let missing: Vec<usize> =
+            (0..self.n()).filter(|i| listing[*i].is_ok() && !good.contains(i)).collect();
         if missing.is_empty() {
             return;
         }
@@ -284,36 +257,21 @@ impl Inner {
             .map(|(i, l)| (*i, l.id_share.as_slice()))
             .collect();
         let Some((_, id_pos)) = self.recover_id(tag, &id_holders) else {
-            report.problems.push(format!(
-                "{tag}: the id shares in object names do not verify"
-            ));
+            report.problems.push(format!("{tag}: the id shares in object names do not verify"));
             return;
         };
         let id_pts: Vec<SharePoint<'_>> = id_pos
             .iter()
-            .map(|&p| SharePoint {
-                x: (id_holders[p].0 + 1) as u8,
-                y: id_holders[p].1,
-            })
+            .map(|&p| SharePoint { x: (id_holders[p].0 + 1) as u8, y: id_holders[p].1 })
             .collect();
         let shares: Vec<(usize, &[u8])> = verified
             .good
             .iter()
             .filter(|(i, _)| verified.subset.contains(i))
-            .map(|(i, b)| {
-                (
-                    *i,
-                    &b[envelope::HEADER_LEN..b.len() - envelope::TRAILER_LEN],
-                )
-            })
+            .map(|(i, b)| (*i, &b[envelope::HEADER_LEN..b.len() - envelope::TRAILER_LEN]))
             .collect();
-        let pts: Vec<SharePoint<'_>> = shares
-            .iter()
-            .map(|(i, s)| SharePoint {
-                x: (*i + 1) as u8,
-                y: s,
-            })
-            .collect();
+        let pts: Vec<SharePoint<'_>> =
+            shares.iter().map(|(i, s)| SharePoint { x: (*i + 1) as u8, y: s }).collect();
         let secret_len = pts[0].y.len() as u32;
         for idx in missing {
             let x = (idx + 1) as u8;
@@ -321,9 +279,7 @@ impl Inner {
                 self.xorida.derive(self.threshold, &pts, x),
                 self.xorida.derive(self.threshold, &id_pts, x),
             ) else {
-                report
-                    .problems
-                    .push(format!("{tag}: could not derive share {x}"));
+                report.problems.push(format!("{tag}: could not derive share {x}"));
                 continue;
             };
             let header = Header {
@@ -373,11 +329,7 @@ impl VaultDb {
         let mut by_tag: BTreeMap<NameTag, IdShares<'_>> = BTreeMap::new();
         for (idx, l) in listing.iter().enumerate() {
             for (tag, e) in l.as_ref().map(Vec::as_slice).unwrap_or_default() {
-                let holders = by_tag
-                    .entry(*tag)
-                    .or_default()
-                    .entry(e.version)
-                    .or_default();
+                let holders = by_tag.entry(*tag).or_default().entry(e.version).or_default();
                 if !holders.iter().any(|(i, _)| *i == idx) {
                     holders.push((idx, e.id_share.as_slice()));
                 }
@@ -405,11 +357,7 @@ impl VaultDb {
             }
         }
         ids.sort();
-        Ok(ListResult {
-            ids,
-            outcomes,
-            unverified,
-        })
+        Ok(ListResult { ids, outcomes, unverified })
     }
 
     /// Repairs one record: regenerates every missing or bad share of its newest verifiable
@@ -455,20 +403,14 @@ impl VaultDb {
         for (idx, l) in listing.iter().enumerate() {
             if let Ok(entries) = l {
                 for (tag, e) in entries {
-                    per_tag
-                        .entry(*tag)
-                        .or_insert_with(|| empty_listing(&listing))[idx]
+                    per_tag.entry(*tag).or_insert_with(|| empty_listing(&listing))[idx]
                         .as_mut()
                         .map(|v| v.push(e.clone()))
                         .ok();
                 }
             }
         }
-        let mut report = ScrubReport {
-            records: per_tag.len(),
-            outcomes,
-            ..ScrubReport::default()
-        };
+        let mut report = ScrubReport { records: per_tag.len(), outcomes, ..ScrubReport::default() };
         let total = per_tag.len();
         let mut done = 0;
         let mut stream = futures::stream::iter(per_tag)

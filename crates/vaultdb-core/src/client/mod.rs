@@ -103,16 +103,10 @@ pub struct VaultDbBuilder {
 impl fmt::Debug for VaultDbBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VaultDbBuilder")
-            .field(
-                "backends",
-                &self.backends.iter().map(|b| b.id()).collect::<Vec<_>>(),
-            )
+            .field("backends", &self.backends.iter().map(|b| b.id()).collect::<Vec<_>>())
             .field("threshold", &self.threshold)
             .field("settings", &self.settings)
-            .field(
-                "naming_key",
-                &self.naming_key.as_ref().map(|_| "<configured>"),
-            )
+            .field("naming_key", &self.naming_key.as_ref().map(|_| "<configured>"))
             .finish_non_exhaustive()
     }
 }
@@ -225,9 +219,8 @@ impl VaultDbBuilder {
                 "at least 2 backends are needed, {n} configured"
             )));
         }
-        let k = self
-            .threshold
-            .ok_or_else(|| VaultError::invalid_config("no threshold configured"))?;
+        let k =
+            self.threshold.ok_or_else(|| VaultError::invalid_config("no threshold configured"))?;
         let threshold = Threshold::new(k, n)?;
         let w = self.settings.write_quorum.unwrap_or(n);
         if w < k || w > n {
@@ -236,9 +229,7 @@ impl VaultDbBuilder {
             )));
         }
         if self.settings.retain_versions == 0 {
-            return Err(VaultError::invalid_config(
-                "retain_versions must be at least 1",
-            ));
+            return Err(VaultError::invalid_config("retain_versions must be at least 1"));
         }
         let ids: Vec<String> = self.backends.iter().map(|b| b.id().to_owned()).collect();
         for (i, id) in ids.iter().enumerate() {
@@ -265,9 +256,7 @@ impl VaultDbBuilder {
         };
         let keyring = open::load_or_create_keyring(&inner, self.naming_key.as_ref()).await?;
         inner.naming = keyring.naming_key;
-        Ok(VaultDb {
-            inner: Arc::new(inner),
-        })
+        Ok(VaultDb { inner: Arc::new(inner) })
     }
 }
 

@@ -112,15 +112,8 @@ async fn find_keyring(inner: &Inner, slots: &[Slot]) -> Option<(Version, Verifie
         if shares.len() < inner.k() {
             continue;
         }
-        let expect = Expect {
-            kind: Kind::Keyring,
-            tag: KEYRING_TAG,
-            version: v,
-        };
-        let sources = shares
-            .into_iter()
-            .map(|(i, b)| (i, Source::Have(b)))
-            .collect();
+        let expect = Expect { kind: Kind::Keyring, tag: KEYRING_TAG, version: v };
+        let sources = shares.into_iter().map(|(i, b)| (i, Source::Have(b))).collect();
         if let Ok(verified) = inner.fetch_and_verify(expect, sources, true).await {
             return Some((v, verified));
         }
@@ -132,12 +125,7 @@ async fn find_keyring(inner: &Inner, slots: &[Slot]) -> Option<(Version, Verifie
 fn encode_keyring(inner: &Inner, keyring: &Keyring, version: Version) -> Result<Vec<Bytes>> {
     let t = inner.threshold;
     inner.with_rng(|rng| {
-        let binding = Binding {
-            kind: Kind::Keyring,
-            tag: KEYRING_TAG,
-            version,
-            threshold: t,
-        };
+        let binding = Binding { kind: Kind::Keyring, tag: KEYRING_TAG, version, threshold: t };
         let secret = secret::seal(&binding, inner.settings.padding, 256, rng, |buf| {
             keyring.encode_into(buf)
         })?;
@@ -240,10 +228,7 @@ pub(crate) async fn load_or_create_keyring(
             })
             .collect();
         if !unreachable.is_empty() {
-            let present = slots
-                .iter()
-                .filter(|s| matches!(s, Slot::Share(..)))
-                .count();
+            let present = slots.iter().filter(|s| matches!(s, Slot::Share(..))).count();
             return Err(VaultError::InsufficientShares {
                 need: inner.k(),
                 got: present,
@@ -266,12 +251,10 @@ pub(crate) async fn load_or_create_keyring(
                         match s {
                             Slot::Empty => OutcomeStatus::Missing,
                             Slot::Share(..) => OutcomeStatus::Ok,
-                            Slot::Bad(reason) => OutcomeStatus::Corrupt {
-                                reason: reason.clone(),
-                            },
-                            Slot::Misplaced(_) => OutcomeStatus::Corrupt {
-                                reason: "misplaced keyring share".into(),
-                            },
+                            Slot::Bad(reason) => OutcomeStatus::Corrupt { reason: reason.clone() },
+                            Slot::Misplaced(_) => {
+                                OutcomeStatus::Corrupt { reason: "misplaced keyring share".into() }
+                            }
                             Slot::Unreachable(e) => e.status(),
                         },
                     )
@@ -279,10 +262,7 @@ pub(crate) async fn load_or_create_keyring(
                 .collect();
             return Err(VaultError::InsufficientShares {
                 need: inner.k(),
-                got: slots
-                    .iter()
-                    .filter(|s| matches!(s, Slot::Share(..)))
-                    .count(),
+                got: slots.iter().filter(|s| matches!(s, Slot::Share(..))).count(),
                 outcomes,
             });
         }
@@ -323,11 +303,7 @@ async fn try_create(inner: &Inner, external: Option<&NamingKey>) -> Result<Optio
         let key = key.as_str();
         async move {
             let b = &inner.backends[idx];
-            inner
-                .settings
-                .call_policy
-                .run(|| b.put(key, bytes.clone(), PutMode::Overwrite))
-                .await
+            inner.settings.call_policy.run(|| b.put(key, bytes.clone(), PutMode::Overwrite)).await
         }
     });
     let results = futures::future::join_all(writes).await;
@@ -335,16 +311,9 @@ async fn try_create(inner: &Inner, external: Option<&NamingKey>) -> Result<Optio
     if written < inner.k() {
         let mut outcomes = vec![inner.outcome(0, OutcomeStatus::Ok)];
         outcomes.extend(results.iter().enumerate().map(|(i, r)| {
-            inner.outcome(
-                i + 1,
-                r.as_ref()
-                    .map_or_else(CallError::status, |_| OutcomeStatus::Ok),
-            )
+            inner.outcome(i + 1, r.as_ref().map_or_else(CallError::status, |_| OutcomeStatus::Ok))
         }));
-        return Err(VaultError::Backend {
-            operation: "keyring creation",
-            outcomes,
-        });
+        return Err(VaultError::Backend { operation: "keyring creation", outcomes });
     }
     tracing::info!(k = inner.k(), n = inner.n(), "created the store's keyring");
     Ok(Some(keyring))
@@ -354,11 +323,7 @@ async fn try_create(inner: &Inner, external: Option<&NamingKey>) -> Result<Optio
 pub(crate) async fn repair_keyring(inner: &Inner) -> Result<usize> {
     let slots = read_slots(inner).await;
     let Some((version, verified)) = find_keyring(inner, &slots).await else {
-        return Err(VaultError::InsufficientShares {
-            need: inner.k(),
-            got: 0,
-            outcomes: vec![],
-        });
+        return Err(VaultError::InsufficientShares { need: inner.k(), got: 0, outcomes: vec![] });
     };
     Ok(fix_slots(inner, &slots, version, &verified).await)
 }

@@ -111,27 +111,13 @@ impl Inner {
         keep: impl Fn(NameTag) -> bool + Copy,
     ) -> Vec<Result<Vec<(NameTag, Listed)>, CallError>> {
         let calls = self.backends.iter().map(|b| async move {
-            let keys = self
-                .settings
-                .call_policy
-                .run(|| b.list_all(prefix))
-                .await?
-                .value;
+            let keys = self.settings.call_policy.run(|| b.list_all(prefix)).await?.value;
             Ok(keys
                 .into_iter()
                 .filter_map(|key| match self.keyspace.parse(&key) {
-                    Some(ParsedKey::Share {
-                        tag,
-                        version,
-                        id_share,
-                    }) if keep(tag) => Some((
-                        tag,
-                        Listed {
-                            version,
-                            key,
-                            id_share,
-                        },
-                    )),
+                    Some(ParsedKey::Share { tag, version, id_share }) if keep(tag) => {
+                        Some((tag, Listed { version, key, id_share }))
+                    }
                     _ => None,
                 })
                 .collect())
@@ -155,11 +141,7 @@ impl Inner {
             .iter()
             .enumerate()
             .map(|(i, r)| {
-                self.outcome(
-                    i,
-                    r.as_ref()
-                        .map_or_else(CallError::status, |_| OutcomeStatus::Ok),
-                )
+                self.outcome(i, r.as_ref().map_or_else(CallError::status, |_| OutcomeStatus::Ok))
             })
             .collect()
     }
@@ -172,17 +154,10 @@ impl Inner {
             return Err("wrong kind of share".into());
         }
         if h.threshold != self.threshold {
-            return Err(format!(
-                "share is for {}, store is {}",
-                h.threshold, self.threshold
-            ));
+            return Err(format!("share is for {}, store is {}", h.threshold, self.threshold));
         }
         if usize::from(h.x) != idx + 1 {
-            return Err(format!(
-                "share has x = {}, backend holds x = {}",
-                h.x,
-                idx + 1
-            ));
+            return Err(format!("share has x = {}, backend holds x = {}", h.x, idx + 1));
         }
         if h.version != expect.version {
             return Err("share belongs to another version".into());
@@ -206,10 +181,8 @@ impl Inner {
         let mut status: Vec<Option<OutcomeStatus>> = vec![None; self.n()];
         let order = self.by_latency(sources.iter().map(|(i, _)| *i).collect());
         let mut by_idx: BTreeMap<usize, Source> = sources.into_iter().collect();
-        let mut queue: VecDeque<(usize, Source)> = order
-            .into_iter()
-            .filter_map(|i| by_idx.remove(&i).map(|s| (i, s)))
-            .collect();
+        let mut queue: VecDeque<(usize, Source)> =
+            order.into_iter().filter_map(|i| by_idx.remove(&i).map(|s| (i, s))).collect();
         let mut good: Vec<(usize, Bytes)> = Vec::new();
         let mut inflight = FuturesUnordered::new();
 
@@ -219,21 +192,13 @@ impl Inner {
                 Source::Have(b) => Ok(Some(b)),
                 Source::Fetch(key) => {
                     let b = &self.backends[idx];
-                    self.settings
-                        .call_policy
-                        .run(|| b.get(&key))
-                        .await
-                        .map(|c| c.value)
+                    self.settings.call_policy.run(|| b.get(&key)).await.map(|c| c.value)
                 }
             };
             (idx, res, start.elapsed())
         };
 
-        let first = if want_all {
-            queue.len()
-        } else {
-            k.min(queue.len())
-        };
+        let first = if want_all { queue.len() } else { k.min(queue.len()) };
         for _ in 0..first {
             if let Some((i, s)) = queue.pop_front() {
                 inflight.push(fetch(i, s));
@@ -287,12 +252,7 @@ impl Inner {
                 .filter_map(|(i, s)| s.clone().map(|s| self.outcome(i, s)))
                 .collect()
         };
-        let bad_named = || {
-            bad_of(&status)
-                .into_iter()
-                .map(|i| self.ids[i].clone())
-                .collect()
-        };
+        let bad_named = || bad_of(&status).into_iter().map(|i| self.ids[i].clone()).collect();
         if good.len() < k && !bad_of(&status).is_empty() {
             // Enough shares exist but some are bad: an integrity failure, not an outage.
             tracing::warn!(tag = %expect.tag, "bad shares leave fewer than {k} good ones");
@@ -399,10 +359,7 @@ impl Inner {
                 .map(|&p| {
                     let (idx, bytes) = &good[p];
                     let share = &bytes[envelope::HEADER_LEN..bytes.len() - envelope::TRAILER_LEN];
-                    SharePoint {
-                        x: (*idx + 1) as u8,
-                        y: share,
-                    }
+                    SharePoint { x: (*idx + 1) as u8, y: share }
                 })
                 .collect();
             if pts.iter().any(|p| p.y.len() != pts[0].y.len()) {
@@ -434,10 +391,7 @@ impl Inner {
         let pts: Vec<SharePoint<'_>> = subset
             .iter()
             .zip(&subset_shares)
-            .map(|((i, _), s)| SharePoint {
-                x: (*i + 1) as u8,
-                y: s,
-            })
+            .map(|((i, _), s)| SharePoint { x: (*i + 1) as u8, y: s })
             .collect();
         let mut verified_good = subset.clone();
         for (p, (idx, bytes)) in good.iter().enumerate() {
@@ -546,10 +500,8 @@ impl VaultDb {
                     })
                     .collect()
             };
-            let Some((version, holders)) = versions
-                .iter()
-                .rev()
-                .find(|(_, holders)| holders.len() >= k)
+            let Some((version, holders)) =
+                versions.iter().rev().find(|(_, holders)| holders.len() >= k)
             else {
                 let best = versions.values().map(Vec::len).max().unwrap_or(0);
                 if best + unanswered >= k {
@@ -562,21 +514,12 @@ impl VaultDb {
                 return Err(VaultError::RecordNotFound);
             };
             inner.clock.observe(version.micros());
-            let expect = Expect {
-                kind: Kind::Record,
-                tag,
-                version: *version,
-            };
-            let sources = holders
-                .iter()
-                .map(|(i, l)| (*i, Source::Fetch(l.key.clone())))
-                .collect();
+            let expect = Expect { kind: Kind::Record, tag, version: *version };
+            let sources = holders.iter().map(|(i, l)| (*i, Source::Fetch(l.key.clone()))).collect();
             let verified = match inner.fetch_and_verify(expect, sources, false).await {
                 Ok(v) => v,
                 Err(e @ VaultError::InsufficientShares { .. })
-                    if e.outcomes()
-                        .iter()
-                        .any(|o| o.status == OutcomeStatus::Missing) =>
+                    if e.outcomes().iter().any(|o| o.status == OutcomeStatus::Missing) =>
                 {
                     // Listed but gone: a concurrent put's cleanup or a delete. Look again.
                     last_err = Some(e);
@@ -597,11 +540,8 @@ impl VaultDb {
                     outcomes[i].status = s.clone();
                 }
             }
-            let bad_backends: Vec<String> = verified
-                .bad()
-                .into_iter()
-                .map(|i| inner.ids[i].clone())
-                .collect();
+            let bad_backends: Vec<String> =
+                verified.bad().into_iter().map(|i| inner.ids[i].clone()).collect();
             let degraded = outcomes
                 .iter()
                 .any(|o| !matches!(o.status, OutcomeStatus::Ok | OutcomeStatus::Skipped));
@@ -619,13 +559,7 @@ impl VaultDb {
                     });
                 }
             }
-            return Ok(GetResult {
-                record,
-                version: *version,
-                outcomes,
-                bad_backends,
-                degraded,
-            });
+            return Ok(GetResult { record, version: *version, outcomes, bad_backends, degraded });
         }
         Err(last_err.unwrap_or(VaultError::RecordNotFound))
     }

@@ -60,10 +60,7 @@ impl Inner {
     ) -> Result<(), CallError> {
         let b = &self.backends[idx];
         let policy = &self.settings.call_policy;
-        match policy
-            .run(|| b.put(key, bytes.clone(), PutMode::Create))
-            .await
-        {
+        match policy.run(|| b.put(key, bytes.clone(), PutMode::Create)).await {
             Ok(_) => Ok(()),
             Err(CallError::Backend(e)) if e.kind() == BackendErrorKind::AlreadyExists => {
                 match policy.run(|| b.get(key)).await {
@@ -77,11 +74,7 @@ impl Inner {
 
     pub(crate) async fn delete_key(&self, idx: usize, key: &str) -> Result<(), CallError> {
         let b = &self.backends[idx];
-        self.settings
-            .call_policy
-            .run(|| b.delete(key))
-            .await
-            .map(|_| ())
+        self.settings.call_policy.run(|| b.delete(key)).await.map(|_| ())
     }
 
     /// Builds the N envelopes and N object keys of one version of a record.
@@ -93,12 +86,7 @@ impl Inner {
         let t = self.threshold;
         self.with_rng(|rng| {
             let version = self.clock.next_version(rng);
-            let binding = Binding {
-                kind: Kind::Record,
-                tag,
-                version,
-                threshold: t,
-            };
+            let binding = Binding { kind: Kind::Record, tag, version, threshold: t };
             let secret = secret::seal_untagged(
                 self.settings.padding,
                 record.encoded_len_hint(),
@@ -161,10 +149,7 @@ impl Inner {
                     .zip(id_shares)
                     .map(|(mut buf, id_share)| {
                         envelope::seal(&mut buf);
-                        (
-                            self.keyspace.share_key(tag, version, &id_share),
-                            Bytes::from(buf),
-                        )
+                        (self.keyspace.share_key(tag, version, &id_share), Bytes::from(buf))
                     })
                     .collect(),
             ))
@@ -177,11 +162,8 @@ impl Inner {
         let keep_older = self.settings.retain_versions.saturating_sub(1);
         let listing = self.list_tag(tag).await;
         let work = listing.into_iter().enumerate().filter_map(|(idx, l)| {
-            let mut older: Vec<Listed> = l
-                .ok()?
-                .into_iter()
-                .filter(|e| e.version < version)
-                .collect();
+            let mut older: Vec<Listed> =
+                l.ok()?.into_iter().filter(|e| e.version < version).collect();
             older.sort_by_key(|e| std::cmp::Reverse(e.version));
             let doomed: Vec<Listed> = older.into_iter().skip(keep_older).collect();
             Some(async move {
@@ -235,20 +217,13 @@ impl VaultDb {
         if acks < inner.write_quorum {
             tracing::warn!(%tag, acks, quorum = inner.write_quorum, "put failed: {}",
                 crate::error::outcomes_text(&outcomes));
-            return Err(VaultError::Backend {
-                operation: "put",
-                outcomes,
-            });
+            return Err(VaultError::Backend { operation: "put", outcomes });
         }
         if acks < inner.n() {
             tracing::warn!(%tag, acks, "degraded put: {}", crate::error::outcomes_text(&outcomes));
         }
         inner.remove_superseded(tag, version).await;
-        Ok(PutResult {
-            version,
-            acks,
-            outcomes,
-        })
+        Ok(PutResult { version, acks, outcomes })
     }
 
     /// Deletes every version of a record on every backend. Succeeds only when at least
@@ -265,11 +240,7 @@ impl VaultDb {
         let tag = inner.naming.tag(id);
         tracing::Span::current().record("tag", tracing::field::display(tag));
         let listing = inner.list_tag(tag).await;
-        let found: usize = listing
-            .iter()
-            .filter_map(|l| l.as_ref().ok())
-            .map(Vec::len)
-            .sum();
+        let found: usize = listing.iter().filter_map(|l| l.as_ref().ok()).map(Vec::len).sum();
         let work = listing.into_iter().enumerate().map(|(idx, l)| async move {
             let entries = l?;
             let mut removed = 0;
@@ -293,10 +264,7 @@ impl VaultDb {
         if confirmed < needed {
             tracing::warn!(%tag, confirmed, needed, "delete failed: {}",
                 crate::error::outcomes_text(&outcomes));
-            return Err(VaultError::Backend {
-                operation: "delete",
-                outcomes,
-            });
+            return Err(VaultError::Backend { operation: "delete", outcomes });
         }
         if found == 0 {
             return Err(VaultError::RecordNotFound);

@@ -68,16 +68,10 @@ pub async fn run_all_with(backend: &dyn StorageBackend, prefix: &str, caps: &Cap
     run!("create_conflict", create_conflict(backend, prefix));
     run!("overwrite", overwrite(backend, prefix));
     run!("empty_object", empty_object(backend, prefix));
-    run!(
-        "large_object",
-        large_object_of(backend, prefix, caps.large_object_bytes)
-    );
+    run!("large_object", large_object_of(backend, prefix, caps.large_object_bytes));
     run!("odd_keys", odd_keys(backend, prefix));
     run!("list_prefix", list_prefix(backend, prefix));
-    run!(
-        "list_pagination",
-        list_pagination_of(backend, prefix, caps.pagination_keys)
-    );
+    run!("list_pagination", list_pagination_of(backend, prefix, caps.pagination_keys));
     run!("list_after_delete", list_after_delete(backend, prefix));
     run!("concurrent_puts", concurrent_puts(backend, prefix));
     if caps.atomic_concurrent_create {
@@ -218,10 +212,7 @@ pub async fn large_object_of(backend: &dyn StorageBackend, prefix: &str, len: us
 /// that are prefixes of other keys are all stored distinctly and listed unchanged.
 pub async fn odd_keys(backend: &dyn StorageBackend, prefix: &str) {
     let cx = Cx::new("odd_keys", backend, prefix);
-    let all_printable: String = (0x21u8..=0x7e)
-        .filter(|&b| b != b'/')
-        .map(char::from)
-        .collect();
+    let all_printable: String = (0x21u8..=0x7e).filter(|&b| b != b'/').map(char::from).collect();
     let mut rels: Vec<String> = vec![
         all_printable.clone(),
         format!("seg/{all_printable}/tail"),
@@ -264,10 +255,8 @@ pub async fn odd_keys(backend: &dyn StorageBackend, prefix: &str) {
     let head = cx.key("max/");
     let filler = "Az0~.%-_";
     let fill_len = MAX_KEY_LEN.saturating_sub(head.len());
-    let max_rel: String = format!(
-        "max/{}",
-        filler.chars().cycle().take(fill_len).collect::<String>()
-    );
+    let max_rel: String =
+        format!("max/{}", filler.chars().cycle().take(fill_len).collect::<String>());
     rels.push(max_rel);
     let keys: Vec<String> = rels.iter().map(|r| cx.key(r)).collect();
     for k in &keys {
@@ -288,11 +277,9 @@ pub async fn odd_keys(backend: &dyn StorageBackend, prefix: &str) {
     cx.expect_list(&cx.scope, &want).await;
     // Listing by a prefix made of odd characters finds exactly its keys.
     let case = cx.key("case/K");
-    cx.expect_list(&case, &[&cx.key("case/KEY"), &cx.key("case/Key")])
-        .await;
+    cx.expect_list(&case, &[&cx.key("case/KEY"), &cx.key("case/Key")]).await;
     let pct = cx.key("pct/%2");
-    cx.expect_list(&pct, &[&cx.key("pct/%2F"), &cx.key("pct/%2f")])
-        .await;
+    cx.expect_list(&pct, &[&cx.key("pct/%2F"), &cx.key("pct/%2f")]).await;
     let pre = cx.key("pre");
     let pre_keys = [
         cx.key("pre"),
@@ -301,16 +288,11 @@ pub async fn odd_keys(backend: &dyn StorageBackend, prefix: &str) {
         cx.key("prefix"),
         cx.key("prefix2"),
     ];
-    cx.expect_list(
-        &pre,
-        &pre_keys.iter().map(String::as_str).collect::<Vec<_>>(),
-    )
-    .await;
+    cx.expect_list(&pre, &pre_keys.iter().map(String::as_str).collect::<Vec<_>>()).await;
     // Deleting one key leaves the keys it is a prefix of, and the other way round.
     cx.delete_ok(&cx.key("pre")).await;
     cx.expect_none(&cx.key("pre")).await;
-    cx.expect_bytes(&cx.key("pre/fix"), &key_payload(&cx.key("pre/fix")))
-        .await;
+    cx.expect_bytes(&cx.key("pre/fix"), &key_payload(&cx.key("pre/fix"))).await;
     cx.delete_ok(&cx.key("pre/fix/more")).await;
     cx.expect_list(&cx.key("pre/"), &[&cx.key("pre/fix")]).await;
     for k in &keys {
@@ -343,44 +325,13 @@ pub async fn list_prefix(backend: &dyn StorageBackend, prefix: &str) {
     let k = |r: &str| cx.key(r);
     let cases: Vec<(&str, Vec<&str>)> = vec![
         ("list/a/", vec!["list/a/1", "list/a/2"]),
-        (
-            "list/a",
-            vec!["list/a/1", "list/a/2", "list/ab/1", "list/abc"],
-        ),
+        ("list/a", vec!["list/a/1", "list/a/2", "list/ab/1", "list/abc"]),
         ("list/ab", vec!["list/ab/1", "list/abc"]),
-        (
-            "list/",
-            vec![
-                "list/a/1",
-                "list/a/2",
-                "list/ab/1",
-                "list/abc",
-                "list/b/1",
-                "list/b/2/x",
-            ],
-        ),
-        (
-            "list",
-            vec![
-                "list/a/1",
-                "list/a/2",
-                "list/ab/1",
-                "list/abc",
-                "list/b/1",
-                "list/b/2/x",
-            ],
-        ),
+        ("list/", vec!["list/a/1", "list/a/2", "list/ab/1", "list/abc", "list/b/1", "list/b/2/x"]),
+        ("list", vec!["list/a/1", "list/a/2", "list/ab/1", "list/abc", "list/b/1", "list/b/2/x"]),
         (
             "lis",
-            vec![
-                "lis",
-                "list/a/1",
-                "list/a/2",
-                "list/ab/1",
-                "list/abc",
-                "list/b/1",
-                "list/b/2/x",
-            ],
+            vec!["lis", "list/a/1", "list/a/2", "list/ab/1", "list/abc", "list/b/1", "list/b/2/x"],
         ),
         ("list/a/1", vec!["list/a/1"]),
         ("list/b/2", vec!["list/b/2/x"]),
@@ -413,12 +364,9 @@ pub async fn list_pagination(backend: &dyn StorageBackend, prefix: &str) {
 /// [`list_pagination`] with `count` keys.
 pub async fn list_pagination_of(backend: &dyn StorageBackend, prefix: &str, count: usize) {
     let cx = Cx::new("list_pagination", backend, prefix);
-    let keys: Vec<String> = (0..count)
-        .map(|i| cx.key(&format!("page/{i:06}")))
-        .collect();
+    let keys: Vec<String> = (0..count).map(|i| cx.key(&format!("page/{i:06}"))).collect();
     let outside = cx.key("pagf");
-    cx.put_ok(&outside, Bytes::from_static(b"x"), PutMode::Create)
-        .await;
+    cx.put_ok(&outside, Bytes::from_static(b"x"), PutMode::Create).await;
     let cxr = &cx;
     for_each_concurrent(&keys, |k| async move {
         cxr.put_ok(k, key_payload(k), PutMode::Create).await;
@@ -435,18 +383,14 @@ pub async fn list_pagination_of(backend: &dyn StorageBackend, prefix: &str, coun
         });
         let page = match backend.list_page(&page_prefix, cursor.take()).await {
             Ok(p) => p,
-            Err(e) => cx.fail(format_args!(
-                "list_page {page_prefix:?} (page {pages}): {e}"
-            )),
+            Err(e) => cx.fail(format_args!("list_page {page_prefix:?} (page {pages}): {e}")),
         };
         for key in page.keys {
             cx.ensure(key.starts_with(&page_prefix), || {
                 format!("listing {page_prefix:?} returned {key:?}, outside the prefix")
             });
             let dup = key.clone();
-            cx.ensure(seen.insert(key), || {
-                format!("listing returned {dup:?} twice")
-            });
+            cx.ensure(seen.insert(key), || format!("listing returned {dup:?} twice"));
         }
         match page.next {
             Some(next) => cursor = Some(next),
@@ -493,16 +437,11 @@ pub async fn list_after_delete(backend: &dyn StorageBackend, prefix: &str) {
 /// Concurrent puts of different keys (some sharing parents, some not) all land intact.
 pub async fn concurrent_puts(backend: &dyn StorageBackend, prefix: &str) {
     let cx = Cx::new("concurrent_puts", backend, prefix);
-    let keys: Vec<String> = (0..CONCURRENT_KEYS)
-        .map(|i| cx.key(&format!("p{}/k{i}", i % 4)))
-        .collect();
+    let keys: Vec<String> =
+        (0..CONCURRENT_KEYS).map(|i| cx.key(&format!("p{}/k{i}", i % 4))).collect();
     let cxr = &cx;
     join_all(keys.iter().enumerate().map(|(i, k)| async move {
-        let mode = if i % 2 == 0 {
-            PutMode::Create
-        } else {
-            PutMode::Overwrite
-        };
+        let mode = if i % 2 == 0 { PutMode::Create } else { PutMode::Overwrite };
         cxr.put_ok(k, key_payload(k), mode).await;
     }))
     .await;
@@ -521,15 +460,10 @@ pub async fn concurrent_create(backend: &dyn StorageBackend, prefix: &str) {
     let cx = Cx::new("concurrent_create", backend, prefix);
     for round in 0..3u64 {
         let key = cx.key(&format!("race/{round}/share"));
-        let payloads: Vec<Bytes> = (0..RACERS as u64)
-            .map(|i| pattern(100 + round * 100 + i, 64 * 1024))
-            .collect();
-        let results: Vec<Result<(), BackendError>> = join_all(
-            payloads
-                .iter()
-                .map(|p| backend.put(&key, p.clone(), PutMode::Create)),
-        )
-        .await;
+        let payloads: Vec<Bytes> =
+            (0..RACERS as u64).map(|i| pattern(100 + round * 100 + i, 64 * 1024)).collect();
+        let results: Vec<Result<(), BackendError>> =
+            join_all(payloads.iter().map(|p| backend.put(&key, p.clone(), PutMode::Create))).await;
         let mut winners = Vec::new();
         for (i, r) in results.iter().enumerate() {
             match r {
@@ -561,17 +495,9 @@ struct Cx<'a> {
 
 impl<'a> Cx<'a> {
     fn new(check: &'static str, backend: &'a dyn StorageBackend, prefix: &str) -> Self {
-        let sep = if prefix.is_empty() || prefix.ends_with('/') {
-            ""
-        } else {
-            "/"
-        };
+        let sep = if prefix.is_empty() || prefix.ends_with('/') { "" } else { "/" };
         let scope = format!("{prefix}{sep}vdbtk-{}/{check}/", random_tag());
-        Self {
-            check,
-            backend,
-            scope,
-        }
+        Self { check, backend, scope }
     }
 
     fn key(&self, rel: &str) -> String {
@@ -603,9 +529,7 @@ impl<'a> Cx<'a> {
 
     async fn expect_already_exists(&self, key: &str, data: Bytes) {
         match self.backend.put(key, data, PutMode::Create).await {
-            Ok(()) => self.fail(format_args!(
-                "create-only put of existing {key:?} succeeded"
-            )),
+            Ok(()) => self.fail(format_args!("create-only put of existing {key:?} succeeded")),
             Err(e) if e.kind() == BackendErrorKind::AlreadyExists => {}
             Err(e) => self.fail(format_args!(
                 "create-only put of existing {key:?}: got {e} ({}), want already-exists",
@@ -623,10 +547,7 @@ impl<'a> Cx<'a> {
 
     async fn expect_bytes(&self, key: &str, want: &Bytes) {
         match self.get_ok(key).await {
-            None => self.fail(format_args!(
-                "get {key:?}: no object, want {} bytes",
-                want.len()
-            )),
+            None => self.fail(format_args!("get {key:?}: no object, want {} bytes", want.len())),
             Some(got) => {
                 if got != *want {
                     let at = got.iter().zip(want.iter()).position(|(a, b)| a != b);
@@ -642,10 +563,7 @@ impl<'a> Cx<'a> {
 
     async fn expect_none(&self, key: &str) {
         if let Some(got) = self.get_ok(key).await {
-            self.fail(format_args!(
-                "get {key:?}: got {} bytes, want no object",
-                got.len()
-            ));
+            self.fail(format_args!("get {key:?}: got {} bytes, want no object", got.len()));
         }
     }
 
@@ -687,10 +605,8 @@ impl<'a> Cx<'a> {
         let mut want: Vec<&str> = want.to_vec();
         want.sort_unstable();
         if got != want {
-            let missing: Vec<&&str> = want
-                .iter()
-                .filter(|w| !got.iter().any(|g| g == **w))
-                .collect();
+            let missing: Vec<&&str> =
+                want.iter().filter(|w| !got.iter().any(|g| g == **w)).collect();
             let extra: Vec<&String> = got.iter().filter(|g| !want.contains(&g.as_str())).collect();
             self.fail(format_args!(
                 "list {prefix:?}: got {} keys, want {}; missing {missing:?}, unexpected {extra:?}",
@@ -704,11 +620,7 @@ impl<'a> Cx<'a> {
     async fn finish(self) {
         let left = self.list(&self.scope).await;
         self.ensure(left.is_empty(), || {
-            format!(
-                "{} objects left under {:?} after cleanup: {left:?}",
-                left.len(),
-                self.scope
-            )
+            format!("{} objects left under {:?} after cleanup: {left:?}", left.len(), self.scope)
         });
     }
 }
@@ -749,14 +661,10 @@ fn random_tag() -> String {
     let os = getrandom::getrandom(&mut buf).is_ok();
     let mut v = u64::from_le_bytes(buf);
     if !os {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
         v ^= (nanos as u64) ^ u64::from(std::process::id()).rotate_left(32);
     }
-    v ^= COUNTER
-        .fetch_add(1, Ordering::Relaxed)
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    v ^= COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     format!("{v:016x}")
 }
 

@@ -89,13 +89,7 @@ impl<B: StorageBackend> Corrupting<B> {
             mode: AtomicU8::new(CorruptMode::FlipBit.to_u8()),
             corrupted: AtomicU64::new(0),
         };
-        Self {
-            inner,
-            filter: None,
-            ctl: CorruptingHandle {
-                state: Arc::new(state),
-            },
-        }
+        Self { inner, filter: None, ctl: CorruptingHandle { state: Arc::new(state) } }
     }
 
     /// Corrupts only the objects whose key satisfies `filter`.

@@ -53,10 +53,7 @@ impl CallCounts {
 impl<B: StorageBackend> Counting<B> {
     /// Wraps `inner` with all counters at zero.
     pub fn new(inner: B) -> Self {
-        Self {
-            inner,
-            ctl: CountingHandle::default(),
-        }
+        Self { inner, ctl: CountingHandle::default() }
     }
 
     /// The handle that reads the counters.
@@ -108,12 +105,7 @@ impl CountingHandle {
 
     /// Sets every counter back to zero.
     pub fn reset(&self) {
-        for c in [
-            &self.state.puts,
-            &self.state.gets,
-            &self.state.deletes,
-            &self.state.list_pages,
-        ] {
+        for c in [&self.state.puts, &self.state.gets, &self.state.deletes, &self.state.list_pages] {
             c.store(0, Ordering::SeqCst);
         }
     }
@@ -121,18 +113,13 @@ impl CountingHandle {
 
 impl fmt::Debug for CountingHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("CountingHandle")
-            .field(&self.counts())
-            .finish()
+        f.debug_tuple("CountingHandle").field(&self.counts()).finish()
     }
 }
 
 impl<B: fmt::Debug> fmt::Debug for Counting<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Counting")
-            .field("inner", &self.inner)
-            .field("ctl", &self.ctl)
-            .finish()
+        f.debug_struct("Counting").field("inner", &self.inner).field("ctl", &self.ctl).finish()
     }
 }
 

@@ -45,12 +45,7 @@ impl<B: StorageBackend> Crashing<B> {
             accepted: AtomicU64::new(0),
             refused: AtomicU64::new(0),
         };
-        Self {
-            inner,
-            ctl: CrashingHandle {
-                state: Arc::new(state),
-            },
-        }
+        Self { inner, ctl: CrashingHandle { state: Arc::new(state) } }
     }
 
     /// The handle that re-arms or resets the crash.
@@ -65,10 +60,7 @@ impl<B: StorageBackend> Crashing<B> {
 
     fn crashed_error(&self, what: &str) -> BackendError {
         self.ctl.state.refused.fetch_add(1, Ordering::SeqCst);
-        BackendError::transient(format!(
-            "injected crash: {what} on {} refused",
-            self.inner.id()
-        ))
+        BackendError::transient(format!("injected crash: {what} on {} refused", self.inner.id()))
     }
 }
 
@@ -118,10 +110,7 @@ impl fmt::Debug for CrashingHandle {
 
 impl<B: fmt::Debug> fmt::Debug for Crashing<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Crashing")
-            .field("inner", &self.inner)
-            .field("ctl", &self.ctl)
-            .finish()
+        f.debug_struct("Crashing").field("inner", &self.inner).field("ctl", &self.ctl).finish()
     }
 }
 
@@ -136,15 +125,16 @@ impl<B: StorageBackend> StorageBackend for Crashing<B> {
     }
 
     async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
-        let took = self
-            .ctl
-            .state
-            .remaining
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |r| match r {
-                UNLIMITED => Some(UNLIMITED),
-                0 => None,
-                r => Some(r - 1),
-            });
+        let took =
+            self.ctl.state.remaining.fetch_update(
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+                |r| match r {
+                    UNLIMITED => Some(UNLIMITED),
+                    0 => None,
+                    r => Some(r - 1),
+                },
+            );
         if took.is_err() {
             return Err(self.crashed_error("put"));
         }

@@ -52,10 +52,7 @@ struct FailState {
 impl<B: StorageBackend> Failing<B> {
     /// Wraps `inner`; nothing fails until the handle says so.
     pub fn new(inner: B) -> Self {
-        Self {
-            inner,
-            ctl: FailingHandle::default(),
-        }
+        Self { inner, ctl: FailingHandle::default() }
     }
 
     /// The handle that switches failures on and off.
@@ -93,11 +90,7 @@ impl FailingHandle {
     /// Takes the backend down (every operation fails with a transient error, as when it is
     /// unreachable) or brings it back up (`false`, the same as [`heal`](Self::heal)).
     pub fn set_down(&self, down: bool) {
-        if down {
-            self.fail(Ops::ALL, BackendErrorKind::Transient)
-        } else {
-            self.heal()
-        }
+        if down { self.fail(Ops::ALL, BackendErrorKind::Transient) } else { self.heal() }
     }
 
     /// Stops injecting failures.
@@ -125,10 +118,7 @@ impl fmt::Debug for FailingHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FailingHandle")
             .field("failing", &self.failing_ops())
-            .field(
-                "kind",
-                &kind_from_u8(self.state.kind.load(Ordering::SeqCst)),
-            )
+            .field("kind", &kind_from_u8(self.state.kind.load(Ordering::SeqCst)))
             .field("injected", &self.injected())
             .finish()
     }
@@ -136,10 +126,7 @@ impl fmt::Debug for FailingHandle {
 
 impl<B: fmt::Debug> fmt::Debug for Failing<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Failing")
-            .field("inner", &self.inner)
-            .field("ctl", &self.ctl)
-            .finish()
+        f.debug_struct("Failing").field("inner", &self.inner).field("ctl", &self.ctl).finish()
     }
 }
 

@@ -125,17 +125,10 @@ impl BitOr for Ops {
 
 impl fmt::Debug for Ops {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names = [
-            (Ops::PUT, "PUT"),
-            (Ops::GET, "GET"),
-            (Ops::DELETE, "DELETE"),
-            (Ops::LIST, "LIST"),
-        ];
-        let set: Vec<&str> = names
-            .iter()
-            .filter(|(op, _)| self.contains(*op))
-            .map(|(_, n)| *n)
-            .collect();
+        let names =
+            [(Ops::PUT, "PUT"), (Ops::GET, "GET"), (Ops::DELETE, "DELETE"), (Ops::LIST, "LIST")];
+        let set: Vec<&str> =
+            names.iter().filter(|(op, _)| self.contains(*op)).map(|(_, n)| *n).collect();
         if set.is_empty() {
             f.write_str("Ops(NONE)")
         } else {

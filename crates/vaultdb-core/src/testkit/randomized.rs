@@ -60,9 +60,7 @@ impl<B: StorageBackend> Randomized<B> {
             fail_ops: AtomicU8::new(Ops::ALL.bits()),
             injected: AtomicU64::new(0),
         };
-        let ctl = RandomizedHandle {
-            state: Arc::new(state),
-        };
+        let ctl = RandomizedHandle { state: Arc::new(state) };
         ctl.set_max_delay(max_delay);
         ctl.set_failure_probability(failure_probability);
         Self { inner, ctl }
@@ -103,11 +101,7 @@ impl<B: StorageBackend> Randomized<B> {
     }
 
     fn error(&self, what: &str, after: bool) -> BackendError {
-        let when = if after {
-            "after the call"
-        } else {
-            "before the call"
-        };
+        let when = if after { "after the call" } else { "before the call" };
         BackendError::transient(format!(
             "injected random failure: {what} on {} ({when})",
             self.inner.id()
@@ -182,10 +176,7 @@ impl fmt::Debug for RandomizedHandle {
         let s = &self.state;
         f.debug_struct("RandomizedHandle")
             .field("enabled", &s.enabled.load(Ordering::SeqCst))
-            .field(
-                "max_delay",
-                &Duration::from_micros(s.max_delay_micros.load(Ordering::SeqCst)),
-            )
+            .field("max_delay", &Duration::from_micros(s.max_delay_micros.load(Ordering::SeqCst)))
             .field("failure_ppm", &s.fail_ppm.load(Ordering::SeqCst))
             .field("injected", &self.injected())
             .finish()
@@ -194,10 +185,7 @@ impl fmt::Debug for RandomizedHandle {
 
 impl<B: fmt::Debug> fmt::Debug for Randomized<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Randomized")
-            .field("inner", &self.inner)
-            .field("ctl", &self.ctl)
-            .finish()
+        f.debug_struct("Randomized").field("inner", &self.inner).field("ctl", &self.ctl).finish()
     }
 }
 

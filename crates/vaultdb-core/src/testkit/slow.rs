@@ -34,13 +34,9 @@ struct SlowState {
 impl<B: StorageBackend> Slow<B> {
     /// Wraps `inner`, delaying every operation by `delay`.
     pub fn new(inner: B, delay: Duration) -> Self {
-        let state = SlowState {
-            delay_nanos: AtomicU64::new(0),
-            ops: AtomicU8::new(Ops::ALL.bits()),
-        };
-        let ctl = SlowHandle {
-            state: Arc::new(state),
-        };
+        let state =
+            SlowState { delay_nanos: AtomicU64::new(0), ops: AtomicU8::new(Ops::ALL.bits()) };
+        let ctl = SlowHandle { state: Arc::new(state) };
         ctl.set_delay(delay);
         Self { inner, ctl }
     }
@@ -99,10 +95,7 @@ impl fmt::Debug for SlowHandle {
 
 impl<B: fmt::Debug> fmt::Debug for Slow<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Slow")
-            .field("inner", &self.inner)
-            .field("ctl", &self.ctl)
-            .finish()
+        f.debug_struct("Slow").field("inner", &self.inner).field("ctl", &self.ctl).finish()
     }
 }
 

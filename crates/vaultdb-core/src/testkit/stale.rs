@@ -48,8 +48,7 @@ type GroupFn = Arc<dyn Fn(&str) -> String + Send + Sync>;
 /// The default group of a key: its parent "directory", everything up to and including the
 /// last `/` (empty for a key without `/`).
 pub(crate) fn parent_group(key: &str) -> String {
-    key.rfind('/')
-        .map_or_else(String::new, |i| key[..=i].to_owned())
+    key.rfind('/').map_or_else(String::new, |i| key[..=i].to_owned())
 }
 
 /// A wrapper that serves stale or misplaced objects, like a lagging replica or a store that
@@ -100,9 +99,7 @@ impl<B: StorageBackend> Stale<B> {
             inner,
             group: Arc::new(parent_group),
             history: Mutex::new(Vec::new()),
-            ctl: StaleHandle {
-                state: Arc::new(state),
-            },
+            ctl: StaleHandle { state: Arc::new(state) },
         }
     }
 
@@ -145,15 +142,8 @@ impl<B: StorageBackend> Stale<B> {
         let found = match mode {
             StaleMode::Off => None,
             StaleMode::Older => {
-                let own = history
-                    .iter()
-                    .rev()
-                    .find(|r| r.key == key)
-                    .map_or(u64::MAX, |r| r.seq);
-                history
-                    .iter()
-                    .rev()
-                    .find(|r| r.seq < own && r.group == group)
+                let own = history.iter().rev().find(|r| r.key == key).map_or(u64::MAX, |r| r.seq);
+                history.iter().rev().find(|r| r.seq < own && r.group == group)
             }
             StaleMode::Swap => history.iter().rev().find(|r| r.group != group),
         };
@@ -218,12 +208,7 @@ impl<B: StorageBackend> StorageBackend for Stale<B> {
         let group = (self.group)(key);
         let mut history = self.history();
         let seq = history.last().map_or(0, |r| r.seq + 1);
-        history.push(Remembered {
-            seq,
-            key: key.to_owned(),
-            group,
-            data,
-        });
+        history.push(Remembered { seq, key: key.to_owned(), group, data });
         Ok(())
     }
 
