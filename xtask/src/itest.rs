@@ -16,9 +16,10 @@
 //!    SharedKey-signed request).
 //! 3. **Test**: the unit and integration tests (`--tests`) of vaultdb-s3 (moto),
 //!    vaultdb-minio (s3s-fs), vaultdb-gcs (fake-gcs-server) and vaultdb-azure (Azurite), then
-//!    the cross-cloud tests of vaultdb-itest, with the `VAULTDB_TEST_*` variables (and
-//!    `AZURITE_BLOB_STORAGE_URL`) pointing at the emulators. One `cargo test --no-run` builds
-//!    all five crates before any emulator starts; each test binary then runs directly, in
+//!    the cross-cloud tests of vaultdb-itest, then the `vaultdb` binary end to end over the
+//!    emulators (`crates/vaultdb/tests/cloud.rs` only, the "vaultdb cli" row), with the
+//!    `VAULTDB_TEST_*` variables (and `AZURITE_BLOB_STORAGE_URL`) pointing at the emulators.
+//!    One `cargo test --no-run` builds all six crates before any emulator starts; each test binary then runs directly, in
 //!    its crate's directory (a `cargo test -p` per crate would resolve features per crate and
 //!    rebuild, and would pick up whatever the shared work tree holds by then). Prints the
 //!    tests passed per backend.
@@ -74,7 +75,12 @@ const BACKENDS: &[(&str, &str, &str)] = &[
     ("vaultdb-gcs", "gcs", "fake-gcs-server 1.54"),
     ("vaultdb-azure", "azure", "Azurite 3.35.0"),
     ("vaultdb-itest", "all", "cross-cloud: all four + fs"),
+    ("vaultdb", "all", "vaultdb cli over all four"),
 ];
+
+/// Crates of [`BACKENDS`] whose other tests have nothing to do with the emulators: only the
+/// named test target runs (the `vaultdb` binary end to end, `crates/vaultdb/tests/cloud.rs`).
+const ONLY_TARGETS: &[(&str, &str)] = &[("vaultdb", "cloud")];
 
 /// Creates buckets and containers on the emulators (stdlib only).
 const MKBUCKET_PY: &str = r#"
@@ -392,6 +398,14 @@ fn build_tests() -> Result<TestBinaries, String> {
             continue;
         };
         let name = package_name(id);
+        // The first "name" of the line is the target's (the package id has none).
+        let target = json_str(&line, "name").unwrap_or_default();
+        if ONLY_TARGETS
+            .iter()
+            .any(|(krate, only)| *krate == name && *only != target)
+        {
+            continue;
+        }
         let dir = Path::new(manifest)
             .parent()
             .unwrap_or(Path::new("."))
@@ -913,6 +927,8 @@ mod tests {
         );
         assert_eq!(package_name("path+file:///w/dir#other@0.1.0"), "other");
         assert_eq!(json_str(r#"{"executable":null}"#, "executable"), None);
+        let test = r#"{"reason":"compiler-artifact","package_id":"path+file:///w/crates/vaultdb#0.1.0","manifest_path":"/w/crates/vaultdb/Cargo.toml","target":{"kind":["test"],"crate_types":["bin"],"name":"cloud","src_path":"/w/crates/vaultdb/tests/cloud.rs"},"executable":"/w/target/debug/deps/cloud-1"}"#;
+        assert_eq!(json_str(test, "name"), Some("cloud"));
     }
 
     #[test]

@@ -456,10 +456,11 @@ fn print_backends(rows: &[(String, String, Option<String>, Duration)]) {
 async fn status(explicit: Option<&Path>) -> Result<(), CliError> {
     let cfg = prepare(explicit, None)?;
     let k = cfg.config.threshold;
-    let db = match cfg.open().await {
+    let backends = cfg.backends().await?;
+    let db = match cfg.open_with(backends.clone()).await {
         Ok(db) => db,
         Err(e) => {
-            let rows = probe(&cfg.backends(), cfg.config.timeouts.call.0).await;
+            let rows = probe(&backends, cfg.config.timeouts.call.0).await;
             let up = rows.iter().filter(|r| r.2.is_none()).count();
             println!("store: {} (cannot open: {})", cfg.describe(), e.message);
             println!("{up} of {} backends up; threshold {k}", rows.len());

@@ -19,10 +19,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
-use vaultdb_core::{CallPolicy, MemoryBackend, Padding, Settings, StorageBackend, VaultDb};
+use vaultdb_azure::{AzureBackend, AzureConfig};
+use vaultdb_core::{
+    BackendError, CallPolicy, MemoryBackend, Padding, Settings, StorageBackend, VaultDb,
+};
 use vaultdb_fs::FsBackend;
+use vaultdb_gcs::{GcsBackend, GcsConfig};
+use vaultdb_minio::MinioConfig;
+use vaultdb_s3::{S3Backend, S3Config};
 
 use crate::auth::{Role, TokenEntry, Tokens};
+pub use crate::cloud::{AzureSection, Env, GcsSection, MinioSection, S3Section, process_env};
 use crate::error::CliError;
 
 /// The file name looked for in the current directory.
@@ -114,8 +121,8 @@ request_timeout = "30s"
 # audit_log = "vaultdb-data/audit.jsonl"
 
 # Three local directories stand in for three independent stores. For real protection give
-# each share to a different provider (kind = "s3" | "minio" | "gcs" | "azure" arrive with the
-# cloud-backend crates; "memory" keeps shares in RAM for tests).
+# each share to a different provider: kind = "s3" | "minio" | "gcs" | "azure" (keys in the
+# vaultdb README); "memory" keeps shares in RAM for tests.
 [[backends]]
 kind = "fs"
 id = "disk-1"
@@ -378,65 +385,167 @@ pub enum BackendConfig {
         /// Human-readable name.
         name: Option<String>,
     },
-    /// AWS S3 (not in this build yet).
-    S3 {
-        /// Backend id.
-        id: String,
-        /// Human-readable name.
-        name: Option<String>,
-        /// Bucket.
-        bucket: String,
-        /// Region, e.g. `us-west-2`.
-        region: Option<String>,
-        /// Custom endpoint URL.
-        endpoint: Option<String>,
-        /// Path-style addressing.
-        force_path_style: Option<bool>,
-    },
-    /// MinIO or another S3-compatible store (not in this build yet).
-    Minio {
-        /// Backend id.
-        id: String,
-        /// Human-readable name.
-        name: Option<String>,
-        /// Bucket.
-        bucket: String,
-        /// Endpoint URL (required).
-        endpoint: String,
-        /// Region.
-        region: Option<String>,
-        /// Allow plain http.
-        allow_http: Option<bool>,
-    },
-    /// Google Cloud Storage (not in this build yet).
-    Gcs {
-        /// Backend id.
-        id: String,
-        /// Human-readable name.
-        name: Option<String>,
-        /// Bucket.
-        bucket: String,
-        /// Custom endpoint URL (emulators).
-        endpoint: Option<String>,
-        /// Service account key file.
-        credentials_file: Option<PathBuf>,
-    },
-    /// Azure Blob Storage (not in this build yet).
-    Azure {
-        /// Backend id.
-        id: String,
-        /// Human-readable name.
-        name: Option<String>,
-        /// Storage account.
-        account: String,
-        /// Container.
-        container: String,
-        /// Custom endpoint URL (Azurite).
-        endpoint: Option<String>,
-    },
+    /// Amazon S3 or an S3-compatible store (crate vaultdb-s3).
+    S3(S3Section),
+    /// MinIO or another self-hosted S3-compatible store (crate vaultdb-minio).
+    Minio(MinioSection),
+    /// Google Cloud Storage (crate vaultdb-gcs).
+    Gcs(GcsSection),
+    /// Azure Blob Storage (crate vaultdb-azure).
+    Azure(AzureSection),
 }
 
 impl BackendConfig {
+    /// The backend id.
+    pub fn id(&self) -> &str {
+        match self {
+            Self::Fs { id, .. } | Self::Memory { id, .. } => id,
+            Self::S3(s) => &s.id,
+            Self::Minio(s) => &s.id,
+            Self::Gcs(s) => &s.id,
+            Self::Azure(s) => &s.id,
+        }
+    }
+
+    /// The `kind` as written.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Fs { .. } => "fs",
+            Self::Memory { .. } => "memory",
+            Self::S3(_) => "s3",
+            Self::Minio(_) => "minio",
+            Self::Gcs(_) => "gcs",
+            Self::Azure(_) => "azure",
+        }
+    }
+
+    fn display_name(&self) -> String {
+        let name = match self {
+            Self::Fs { name, .. } | Self::Memory { name, .. } => name,
+            Self::S3(s) => &s.name,
+            Self::Minio(s) => &s.name,
+            Self::Gcs(s) => &s.name,
+            Self::Azure(s) => &s.name,
+        };
+        name.clone().unwrap_or_else(|| self.id().to_owned())
+    }
+
+    /// Checks the kind-specific fields (no environment, no network).
+    fn validate(&self) -> Result<(), String> {
+        match self {
+            Self::Fs { id, path, .. } => {
+                if path.to_string_lossy().trim().is_empty() {
+                    Err(format!("backend {id:?} (fs): path must not be empty"))
+                } else {
+                    Ok(())
+                }
+            }
+            Self::Memory { .. } => Ok(()),
+            Self::S3(s) => s.validate(),
+            Self::Minio(s) => s.validate(),
+            Self::Gcs(s) => s.validate(),
+            Self::Azure(s) => s.validate(),
+        }
+    }
+
+    /// What to build for this section: the backend crate's configuration, with secrets read
+    /// from `env`. Touches no network.
+    ///
+    /// # Errors
+    /// A variable the section names is not set (the message names the variable).
+    pub fn spec(&self, env: Env<'_>) -> Result<BackendSpec, String> {
+        let id = self.id().to_owned();
+        let name = self.display_name();
+        Ok(match self {
+            Self::Fs { path, .. } => BackendSpec::Fs {
+                id,
+                name,
+                path: path.clone(),
+            },
+            Self::Memory { .. } => BackendSpec::Memory { id, name },
+            Self::S3(s) => BackendSpec::S3 {
+                id,
+                name,
+                config: s.to_config(env)?,
+            },
+            Self::Minio(s) => BackendSpec::Minio {
+                id,
+                name,
+                config: s.to_config(env)?,
+            },
+            Self::Gcs(s) => BackendSpec::Gcs {
+                id,
+                name,
+                config: s.to_config(env)?,
+            },
+            Self::Azure(s) => BackendSpec::Azure {
+                id,
+                name,
+                config: s.to_config(env)?,
+            },
+        })
+    }
+}
+
+/// A backend ready to be built: its id, name and the backend crate's configuration. `Debug`
+/// shows no secrets (the crates' configurations redact them).
+#[derive(Clone, Debug)]
+pub enum BackendSpec {
+    /// A local directory.
+    Fs {
+        /// Backend id.
+        id: String,
+        /// Display name.
+        name: String,
+        /// The directory (resolved).
+        path: PathBuf,
+    },
+    /// In-process memory.
+    Memory {
+        /// Backend id.
+        id: String,
+        /// Display name.
+        name: String,
+    },
+    /// S3.
+    S3 {
+        /// Backend id.
+        id: String,
+        /// Display name.
+        name: String,
+        /// The vaultdb-s3 configuration.
+        config: S3Config,
+    },
+    /// MinIO.
+    Minio {
+        /// Backend id.
+        id: String,
+        /// Display name.
+        name: String,
+        /// The vaultdb-minio configuration.
+        config: MinioConfig,
+    },
+    /// Google Cloud Storage.
+    Gcs {
+        /// Backend id.
+        id: String,
+        /// Display name.
+        name: String,
+        /// The vaultdb-gcs configuration.
+        config: GcsConfig,
+    },
+    /// Azure Blob Storage.
+    Azure {
+        /// Backend id.
+        id: String,
+        /// Display name.
+        name: String,
+        /// The vaultdb-azure configuration.
+        config: AzureConfig,
+    },
+}
+
+impl BackendSpec {
     /// The backend id.
     pub fn id(&self) -> &str {
         match self {
@@ -449,85 +558,39 @@ impl BackendConfig {
         }
     }
 
-    /// The `kind` as written.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Fs { .. } => "fs",
-            Self::Memory { .. } => "memory",
-            Self::S3 { .. } => "s3",
-            Self::Minio { .. } => "minio",
-            Self::Gcs { .. } => "gcs",
-            Self::Azure { .. } => "azure",
-        }
-    }
-
-    fn display_name(&self) -> String {
-        let name = match self {
-            Self::Fs { name, .. }
-            | Self::Memory { name, .. }
-            | Self::S3 { name, .. }
-            | Self::Minio { name, .. }
-            | Self::Gcs { name, .. }
-            | Self::Azure { name, .. } => name,
+    /// Builds the backend. No request reaches a bucket; resolving GCS Application Default
+    /// Credentials or the AWS credential chain may read files (and, for GCS on Google
+    /// Cloud, ask the metadata server).
+    ///
+    /// # Errors
+    /// `INVALID_CONFIG` naming the backend, with the crate's message (which never holds a
+    /// secret).
+    pub async fn build(self) -> Result<Arc<dyn StorageBackend>, CliError> {
+        let fail = |id: &str, kind: &str, e: BackendError| {
+            CliError::config(format!("backend {id:?} ({kind}): {}", e.message()))
         };
-        name.clone().unwrap_or_else(|| self.id().to_owned())
-    }
-
-    /// Checks the kind-specific fields.
-    fn validate(&self) -> Result<(), String> {
-        let id = self.id();
-        let nonempty = |what: &str, v: &str| {
-            if v.trim().is_empty() {
-                Err(format!(
-                    "backend {id:?} ({}): {what} must not be empty",
-                    self.kind()
-                ))
-            } else {
-                Ok(())
-            }
-        };
-        match self {
-            Self::Fs { path, .. } => nonempty("path", &path.to_string_lossy()),
-            Self::Memory { .. } => Ok(()),
-            Self::S3 {
-                bucket, endpoint, ..
-            } => {
-                nonempty("bucket", bucket)?;
-                endpoint.as_deref().map_or(Ok(()), |e| url_like(id, e))
-            }
-            Self::Minio {
-                bucket, endpoint, ..
-            } => {
-                nonempty("bucket", bucket)?;
-                url_like(id, endpoint)
-            }
-            Self::Gcs {
-                bucket, endpoint, ..
-            } => {
-                nonempty("bucket", bucket)?;
-                endpoint.as_deref().map_or(Ok(()), |e| url_like(id, e))
-            }
-            Self::Azure {
-                account,
-                container,
-                endpoint,
-                ..
-            } => {
-                nonempty("account", account)?;
-                nonempty("container", container)?;
-                endpoint.as_deref().map_or(Ok(()), |e| url_like(id, e))
-            }
-        }
-    }
-}
-
-fn url_like(id: &str, endpoint: &str) -> Result<(), String> {
-    if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
-        Ok(())
-    } else {
-        Err(format!(
-            "backend {id:?}: endpoint must start with http:// or https://"
-        ))
+        Ok(match self {
+            Self::Fs { id, name, path } => Arc::new(FsBackend::new(id, name, path)),
+            Self::Memory { id, name } => Arc::new(MemoryBackend::new(id, name)),
+            Self::S3 { id, name, config } => Arc::new(
+                S3Backend::new(id.clone(), name, config)
+                    .await
+                    .map_err(|e| fail(&id, "s3", e))?,
+            ),
+            Self::Minio { id, name, config } => Arc::new(
+                vaultdb_minio::connect(id.clone(), name, config)
+                    .await
+                    .map_err(|e| fail(&id, "minio", e))?,
+            ),
+            Self::Gcs { id, name, config } => Arc::new(
+                GcsBackend::new(id.clone(), name, config)
+                    .await
+                    .map_err(|e| fail(&id, "gcs", e))?,
+            ),
+            Self::Azure { id, name, config } => Arc::new(
+                AzureBackend::new(id.clone(), name, config).map_err(|e| fail(&id, "azure", e))?,
+            ),
+        })
     }
 }
 
@@ -693,10 +756,18 @@ impl Loaded {
             },
         };
         for b in &mut config.backends {
-            if let BackendConfig::Fs { path, .. } = b
+            // fs paths against data_dir; credential files against the file's directory.
+            let (path, against) = match b {
+                BackendConfig::Fs { path, .. } => (Some(path), &data_dir),
+                BackendConfig::Gcs(g) => (g.service_account_file.as_mut(), &base),
+                BackendConfig::Azure(a) => (a.token_file.as_mut(), &base),
+                _ => (None, &base),
+            };
+            if let Some(path) = path
                 && path.is_relative()
+                && !path.as_os_str().is_empty()
             {
-                *path = data_dir.join(&*path);
+                *path = against.join(&*path);
             }
         }
         let listen: SocketAddr = config.server.listen.parse().map_err(|_| {
@@ -786,21 +857,6 @@ impl Loaded {
                 ));
             }
         }
-        // Kinds without an implementation in this build: the section parsed and its
-        // fields are valid, but it cannot be used yet.
-        if let Some(b) = c
-            .backends
-            .iter()
-            .find(|b| !matches!(b, BackendConfig::Fs { .. } | BackendConfig::Memory { .. }))
-        {
-            return Err(format!(
-                "backend {:?}: kind \"{}\" is not available in this build yet (the cloud \
-                 backends arrive with the vaultdb-{} crate); use kind \"fs\" or \"memory\"",
-                b.id(),
-                b.kind(),
-                b.kind()
-            ));
-        }
         Ok(())
     }
 
@@ -823,26 +879,41 @@ impl Loaded {
         s
     }
 
-    /// The backends, in share order, without touching them.
-    pub fn backends(&self) -> Vec<Arc<dyn StorageBackend>> {
+    /// What [`backends`](Self::backends) builds, with secrets read from `env`; touches
+    /// nothing.
+    ///
+    /// # Errors
+    /// `INVALID_CONFIG`: a variable a section names is not set.
+    pub fn specs(&self, env: Env<'_>) -> Result<Vec<BackendSpec>, CliError> {
         self.config
             .backends
             .iter()
-            .filter_map(|b| -> Option<Arc<dyn StorageBackend>> {
-                match b {
-                    BackendConfig::Fs { id, path, .. } => Some(Arc::new(FsBackend::new(
-                        id.clone(),
-                        b.display_name(),
-                        path.clone(),
-                    ))),
-                    BackendConfig::Memory { id, .. } => {
-                        Some(Arc::new(MemoryBackend::new(id.clone(), b.display_name())))
-                    }
-                    // Rejected by `validate`.
-                    _ => None,
-                }
-            })
+            .map(|b| b.spec(env).map_err(CliError::config))
             .collect()
+    }
+
+    /// Builds the backends, in share order, with secrets from the process environment. No
+    /// request reaches a bucket (see [`BackendSpec::build`]).
+    ///
+    /// # Errors
+    /// `INVALID_CONFIG` naming the backend whose configuration or credentials are unusable.
+    pub async fn backends(&self) -> Result<Vec<Arc<dyn StorageBackend>>, CliError> {
+        self.backends_with(&process_env).await
+    }
+
+    /// [`backends`](Self::backends) with secrets read from `env`.
+    ///
+    /// # Errors
+    /// As [`backends`](Self::backends).
+    pub async fn backends_with(
+        &self,
+        env: Env<'_>,
+    ) -> Result<Vec<Arc<dyn StorageBackend>>, CliError> {
+        let mut out = Vec::with_capacity(self.config.backends.len());
+        for spec in self.specs(env)? {
+            out.push(spec.build().await?);
+        }
+        Ok(out)
     }
 
     /// Removes temporary files that crashed writes left in the fs backends (older than
@@ -867,10 +938,21 @@ impl Loaded {
     /// The store's errors (`INVALID_CONFIG` for a keyring mismatch, `INSUFFICIENT_SHARES`
     /// when too few backends answer).
     pub async fn open(&self) -> Result<VaultDb, CliError> {
+        self.open_with(self.backends().await?).await
+    }
+
+    /// Opens the store over backends already built (by [`backends`](Self::backends)).
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub async fn open_with(
+        &self,
+        backends: Vec<Arc<dyn StorageBackend>>,
+    ) -> Result<VaultDb, CliError> {
         let mut b = VaultDb::builder()
             .threshold(self.config.threshold)
             .settings(self.settings());
-        for backend in self.backends() {
+        for backend in backends {
             b = b.backend_arc(backend);
         }
         b.open().await.map_err(CliError::from)
@@ -1014,30 +1096,500 @@ mod tests {
         }
     }
 
+    /// A fake environment for the secrets the sections name.
+    fn fake_env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: std::collections::BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k: &str| map.get(k).cloned()
+    }
+
+    use vaultdb_azure::AzureCredentials;
+    use vaultdb_gcs::GcsCredentials;
+    use vaultdb_s3::S3Credentials;
+
+    /// A multi-cloud file whose every constructor runs offline: S3 with static keys from
+    /// the environment, GCS anonymous on an emulator URL, Azure with a managed identity.
+    const MULTI_CLOUD: &str = r#"
+threshold = 2
+
+[[backends]]
+kind = "s3"
+id = "aws"
+name = "AWS S3 us-west-2"
+bucket = "acme-vaultdb"
+prefix = "team/vault"
+region = "us-west-2"
+access_key_id_env = "TEST_AWS_KEY_ID"
+secret_access_key_env = "TEST_AWS_SECRET"
+
+[[backends]]
+kind = "gcs"
+id = "gcp"
+bucket = "acme-vaultdb-eu"
+endpoint = "http://127.0.0.1:4443"
+allow_http = true
+credentials = "anonymous"
+
+[[backends]]
+kind = "azure"
+id = "azure"
+name = "Azure Blob East Asia"
+account = "acmevaultdb"
+container = "vaultdb-asia"
+credentials = "managed_identity"
+client_id = "11111111-2222-3333-4444-555555555555"
+"#;
+
+    #[tokio::test]
+    async fn multi_cloud_config_builds_three_backends() {
+        let l = parse(MULTI_CLOUD).unwrap();
+        assert_eq!(l.describe(), "2-of-3 over aws, gcp, azure");
+        let env = fake_env(&[
+            ("TEST_AWS_KEY_ID", "AKIDEXAMPLE"),
+            ("TEST_AWS_SECRET", "SECRET-S3-DO-NOT-PRINT"),
+        ]);
+        let specs = l.specs(&env).unwrap();
+        match &specs[0] {
+            BackendSpec::S3 { id, name, config } => {
+                assert_eq!((id.as_str(), name.as_str()), ("aws", "AWS S3 us-west-2"));
+                assert_eq!(config.bucket, "acme-vaultdb");
+                assert_eq!(config.prefix, "team/vault");
+                assert_eq!(config.region, "us-west-2");
+                assert_eq!(config.endpoint, None);
+                assert!(!config.force_path_style && !config.allow_http);
+                match &config.credentials {
+                    S3Credentials::Static {
+                        access_key_id,
+                        secret_access_key,
+                        session_token,
+                    } => {
+                        assert_eq!(access_key_id, "AKIDEXAMPLE");
+                        assert_eq!(secret_access_key, "SECRET-S3-DO-NOT-PRINT");
+                        assert_eq!(*session_token, None);
+                    }
+                    other => panic!("static credentials expected, got {other:?}"),
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+        match &specs[1] {
+            BackendSpec::Gcs { id, name, config } => {
+                // No name: the id stands in.
+                assert_eq!((id.as_str(), name.as_str()), ("gcp", "gcp"));
+                assert_eq!(config.bucket, "acme-vaultdb-eu");
+                assert_eq!(config.endpoint, "http://127.0.0.1:4443");
+                assert!(config.allow_http);
+                assert!(matches!(config.credentials, GcsCredentials::Anonymous));
+            }
+            other => panic!("{other:?}"),
+        }
+        match &specs[2] {
+            BackendSpec::Azure { id, config, .. } => {
+                assert_eq!(id, "azure");
+                assert_eq!(config.account, "acmevaultdb");
+                assert_eq!(config.container, "vaultdb-asia");
+                assert!(!config.emulator && !config.allow_http);
+                match &config.credentials {
+                    AzureCredentials::ManagedIdentity { client_id } => assert_eq!(
+                        client_id.as_deref(),
+                        Some("11111111-2222-3333-4444-555555555555")
+                    ),
+                    other => panic!("{other:?}"),
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+        // Nothing shows the secret.
+        let shown = format!("{specs:?} {l:?}");
+        assert!(!shown.contains("SECRET-S3-DO-NOT-PRINT"), "{shown}");
+
+        // The backends build without any network access, in share order.
+        let backends = l.backends_with(&env).await.unwrap();
+        let ids: Vec<&str> = backends.iter().map(|b| b.id()).collect();
+        assert_eq!(ids, ["aws", "gcp", "azure"]);
+        assert_eq!(backends[2].name(), "Azure Blob East Asia");
+    }
+
     #[test]
-    fn cloud_kinds_parse_then_fail_clearly() {
-        let text = "threshold = 2\n\
-            [[backends]]\nkind = \"s3\"\nid = \"aws\"\nbucket = \"b\"\nregion = \"us-west-2\"\n\
-            [[backends]]\nkind = \"gcs\"\nid = \"gcp\"\nbucket = \"b\"\n\
-            [[backends]]\nkind = \"azure\"\nid = \"az\"\naccount = \"a\"\ncontainer = \"c\"\n";
-        let e = parse(text).unwrap_err();
+    fn readme_multi_cloud_example_maps() {
+        let readme = include_str!("../README.md");
+        let at = readme
+            .find("### Multi-cloud")
+            .expect("README has a multi-cloud section");
+        let block = &readme[at..];
+        let block = &block[block.find("```toml\n").expect("a toml block") + 8..];
+        let block = &block[..block.find("```").unwrap()];
+        // The token hash is a placeholder in the README.
+        let text: String = block
+            .lines()
+            .map(|l| {
+                if l.starts_with("sha256 = ") {
+                    format!("sha256 = \"{}\"\n", "ab".repeat(32))
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect();
+        let l = parse(&text).unwrap();
+        assert_eq!(l.describe(), "2-of-3 over aws, gcp, azure");
+        // Credentials from each provider's usual sources: no variable is needed to map.
+        let specs = l.specs(&fake_env(&[])).unwrap();
+        assert!(matches!(
+            &specs[0],
+            BackendSpec::S3 { config, .. }
+                if matches!(config.credentials, S3Credentials::Chain)
+                    && config.region == "us-west-2"
+        ));
+        assert!(matches!(
+            &specs[1],
+            BackendSpec::Gcs { config, .. }
+                if matches!(config.credentials, GcsCredentials::Default)
+                    && config.endpoint == vaultdb_gcs::DEFAULT_ENDPOINT
+        ));
+        assert!(matches!(
+            &specs[2],
+            BackendSpec::Azure { config, .. }
+                if matches!(config.credentials, AzureCredentials::ManagedIdentity { client_id: None })
+        ));
+    }
+
+    #[test]
+    fn every_cloud_key_maps() {
+        let text = r#"
+threshold = 2
+[[backends]]
+kind = "s3"
+id = "s3"
+bucket = "b"
+endpoint = "http://127.0.0.1:9000"
+force_path_style = true
+allow_http = true
+strict_checksums = true
+page_size = 10
+access_key_id = "AKID"
+secret_access_key_env = "S3_SECRET"
+session_token_env = "S3_TOKEN"
+[[backends]]
+kind = "minio"
+id = "minio"
+endpoint = "https://minio.internal:9000"
+bucket = "vault"
+prefix = "shares"
+region = "eu-1"
+allow_http = true
+page_size = 20
+access_key_id_env = "MINIO_KEY"
+[[backends]]
+kind = "minio"
+id = "minio-chain"
+endpoint = "http://127.0.0.1:9000"
+bucket = "vault"
+[[backends]]
+kind = "gcs"
+id = "gcs-json"
+bucket = "g"
+page_size = 30
+service_account_json_env = "GCS_JSON"
+[[backends]]
+kind = "gcs"
+id = "gcs-file"
+bucket = "g"
+credentials_file = "keys/sa.json"
+[[backends]]
+kind = "azure"
+id = "az-key"
+account = "acct"
+container = "c"
+prefix = "p"
+endpoint = "http://127.0.0.1:10000/acct"
+allow_http = true
+page_size = 5000
+timeout = "7s"
+credentials = "access_key"
+[[backends]]
+kind = "azure"
+id = "az-sas"
+account = "acct"
+container = "c"
+credentials = "sas"
+sas_token_env = "AZ_SAS"
+[[backends]]
+kind = "azure"
+id = "az-sp"
+account = "acct"
+container = "c"
+credentials = "client_secret"
+tenant_id = "t"
+client_id = "c"
+[[backends]]
+kind = "azure"
+id = "az-wi"
+account = "acct"
+container = "c"
+credentials = "workload_identity"
+tenant_id = "t"
+client_id = "c"
+token_file = "/var/run/token"
+[[backends]]
+kind = "azure"
+id = "azurite"
+container = "vaultdb-test"
+emulator = true
+[[backends]]
+kind = "azure"
+id = "az-env"
+account = "acct"
+container = "c"
+"#;
+        let l = parse(text).unwrap();
+        let env = fake_env(&[
+            ("S3_SECRET", "s3-secret"),
+            ("S3_TOKEN", "s3-token"),
+            ("MINIO_KEY", "minio-key"),
+            ("AWS_SECRET_ACCESS_KEY", "aws-secret"),
+            ("GCS_JSON", "{\"type\": \"service_account\"}"),
+            ("AZURE_STORAGE_ACCOUNT_KEY", "az-account-key"),
+            ("AZ_SAS", "sv=1&sig=x"),
+            ("AZURE_CLIENT_SECRET", "az-secret"),
+        ]);
+        let specs = l.specs(&env).unwrap();
+        let BackendSpec::S3 { config: s3, .. } = &specs[0] else {
+            panic!()
+        };
+        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(s3.region, "us-east-1");
+        assert!(s3.force_path_style && s3.allow_http && s3.strict_checksums);
+        assert_eq!(s3.page_size, 10);
+        assert!(matches!(&s3.credentials, S3Credentials::Static {
+            access_key_id, secret_access_key, session_token: Some(t)
+        } if access_key_id == "AKID" && secret_access_key == "s3-secret" && t == "s3-token"));
+
+        let BackendSpec::Minio { config: m, .. } = &specs[1] else {
+            panic!()
+        };
+        let m3 = m.to_s3_config().unwrap();
+        assert_eq!(m3.endpoint.as_deref(), Some("https://minio.internal:9000"));
+        assert_eq!(
+            (m3.bucket.as_str(), m3.prefix.as_str()),
+            ("vault", "shares")
+        );
+        assert_eq!(m3.region, "eu-1");
+        assert!(m3.force_path_style && m3.allow_http);
+        assert_eq!(m3.page_size, 20);
+        // The secret key defaults to AWS_SECRET_ACCESS_KEY.
+        assert!(matches!(&m3.credentials, S3Credentials::Static {
+            access_key_id, secret_access_key, session_token: None
+        } if access_key_id == "minio-key" && secret_access_key == "aws-secret"));
+        let BackendSpec::Minio { config: m, .. } = &specs[2] else {
+            panic!()
+        };
+        // No keys: the credential chain; plain http on loopback is allowed by the preset.
+        let m3 = m.to_s3_config().unwrap();
+        assert!(matches!(m3.credentials, S3Credentials::Chain) && m3.allow_http);
+
+        let BackendSpec::Gcs { config: g, .. } = &specs[3] else {
+            panic!()
+        };
+        assert_eq!(g.page_size, 30);
         assert!(
-            e.message
-                .contains("kind \"s3\" is not available in this build yet"),
+            matches!(&g.credentials, GcsCredentials::ServiceAccountJson(j) if j.contains("service_account"))
+        );
+        let BackendSpec::Gcs { config: g, .. } = &specs[4] else {
+            panic!()
+        };
+        // Relative key files resolve against the configuration file's directory.
+        assert!(
+            matches!(&g.credentials, GcsCredentials::ServiceAccountFile(p)
+            if p == Path::new("/etc/vaultdb/keys/sa.json"))
+        );
+
+        let az = |i: usize| match &specs[i] {
+            BackendSpec::Azure { config, .. } => config.clone(),
+            other => panic!("{other:?}"),
+        };
+        let a = az(5);
+        assert_eq!((a.account.as_str(), a.prefix.as_str()), ("acct", "p"));
+        assert_eq!(a.endpoint.as_deref(), Some("http://127.0.0.1:10000/acct"));
+        assert!(a.allow_http && !a.emulator);
+        assert_eq!(a.page_size, 5000);
+        assert_eq!(a.timeout, Some(Duration::from_secs(7)));
+        assert!(matches!(&a.credentials, AzureCredentials::AccessKey(k) if k == "az-account-key"));
+        assert!(matches!(&az(6).credentials, AzureCredentials::Sas(s) if s == "sv=1&sig=x"));
+        assert!(
+            matches!(&az(7).credentials, AzureCredentials::ClientSecret {
+            tenant_id, client_id, client_secret
+        } if tenant_id == "t" && client_id == "c" && client_secret == "az-secret")
+        );
+        assert!(
+            matches!(&az(8).credentials, AzureCredentials::WorkloadIdentity {
+            token_file, ..
+        } if token_file == "/var/run/token")
+        );
+        let a = az(9);
+        assert!(a.emulator && a.allow_http);
+        assert_eq!(a.account, vaultdb_azure::AZURITE_ACCOUNT);
+        assert!(matches!(a.credentials, AzureCredentials::AccessKey(_)));
+        assert!(matches!(az(10).credentials, AzureCredentials::Environment));
+
+        let shown = format!("{specs:?}");
+        for secret in [
+            "s3-secret",
+            "s3-token",
+            "aws-secret",
+            "az-account-key",
+            "sig=x",
+            "az-secret",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+    }
+
+    #[test]
+    fn missing_secret_variables_are_named_not_needed_to_load() {
+        let l = parse(MULTI_CLOUD).unwrap();
+        let e = l.specs(&fake_env(&[])).unwrap_err();
+        assert_eq!(e.code, "INVALID_CONFIG");
+        assert!(
+            e.message.contains("backend \"aws\" (s3)")
+                && e.message.contains("TEST_AWS_KEY_ID")
+                && e.message.contains("not set"),
             "{}",
             e.message
         );
-        // A field error in a cloud section is reported as such, before availability.
-        let bad = text.replace("bucket = \"b\"\nregion", "bucket = \"\"\nregion");
-        let e = parse(&bad).unwrap_err();
+        let e = l
+            .specs(&fake_env(&[("TEST_AWS_KEY_ID", "AKID")]))
+            .unwrap_err();
+        assert!(e.message.contains("TEST_AWS_SECRET"), "{}", e.message);
+        let e = parse(
+            "threshold = 2\n[[backends]]\nkind = \"memory\"\nid = \"m\"\n\
+             [[backends]]\nkind = \"azure\"\nid = \"az\"\naccount = \"a\"\ncontainer = \"c\"\n\
+             credentials = \"access_key\"\n",
+        )
+        .unwrap()
+        .specs(&fake_env(&[]))
+        .unwrap_err();
         assert!(
-            e.message.contains("bucket must not be empty"),
+            e.message.contains("AZURE_STORAGE_ACCOUNT_KEY"),
             "{}",
             e.message
         );
-        let bad = text.replace("region = \"us-west-2\"", "regoin = \"us-west-2\"");
-        let e = parse(&bad).unwrap_err();
-        assert!(e.message.contains("unknown field"), "{}", e.message);
+    }
+
+    #[tokio::test]
+    async fn unusable_cloud_configs_fail_at_build_naming_the_backend() {
+        // Plain http needs allow_http: refused by the crate when the backend is built.
+        let text = "threshold = 2\n[[backends]]\nkind = \"memory\"\nid = \"m\"\n\
+                    [[backends]]\nkind = \"s3\"\nid = \"aws\"\nbucket = \"b\"\n\
+                    endpoint = \"http://10.0.0.1:9000\"\naccess_key_id = \"k\"\n";
+        let env = fake_env(&[("AWS_SECRET_ACCESS_KEY", "SECRET-XYZ")]);
+        let Err(e) = parse(text).unwrap().backends_with(&env).await else {
+            panic!("plain http was accepted");
+        };
+        assert_eq!(e.code, "INVALID_CONFIG");
+        assert!(
+            e.message.starts_with("backend \"aws\" (s3): ") && e.message.contains("allow_http"),
+            "{}",
+            e.message
+        );
+        assert!(!e.message.contains("SECRET-XYZ"));
+    }
+
+    #[test]
+    fn cloud_field_errors() {
+        let s3 = "threshold = 2\n[[backends]]\nkind = \"memory\"\nid = \"m\"\n\
+                  [[backends]]\nkind = \"s3\"\nid = \"aws\"\nbucket = \"b\"\nregion = \"us-west-2\"\n";
+        let az = "threshold = 2\n[[backends]]\nkind = \"memory\"\nid = \"m\"\n\
+                  [[backends]]\nkind = \"azure\"\nid = \"az\"\ncontainer = \"c\"\n";
+        let gcs = "threshold = 2\n[[backends]]\nkind = \"memory\"\nid = \"m\"\n\
+                   [[backends]]\nkind = \"gcs\"\nid = \"g\"\nbucket = \"b\"\n";
+        let cases = [
+            (
+                s3.replace("bucket = \"b\"", "bucket = \"\""),
+                "bucket must not be empty",
+            ),
+            (s3.replace("region =", "regoin ="), "unknown field `regoin`"),
+            (
+                format!("{s3}endpoint = \"s3.example.com\"\n"),
+                "endpoint must start with",
+            ),
+            (
+                format!("{s3}page_size = 0\n"),
+                "page_size must be between 1 and 1000",
+            ),
+            (
+                format!("{s3}access_key_id = \"a\"\naccess_key_id_env = \"B\"\n"),
+                "not both",
+            ),
+            (
+                format!("{s3}secret_access_key_env = \"S\"\n"),
+                "secret_access_key_env needs access_key_id",
+            ),
+            (
+                format!("{s3}access_key_id = \"a\"\nsecret_access_key = \"INLINE-SECRET\"\n"),
+                "unknown field `secret_access_key`",
+            ),
+            (
+                "threshold = 2\n[[backends]]\nkind = \"memory\"\nid = \"m\"\n\
+                 [[backends]]\nkind = \"minio\"\nid = \"mi\"\nbucket = \"b\"\n"
+                    .to_owned(),
+                "missing field `endpoint`",
+            ),
+            (
+                format!(
+                    "{gcs}service_account_file = \"a.json\"\nservice_account_json_env = \"J\"\n"
+                ),
+                "not both",
+            ),
+            (
+                format!("{gcs}credentials = \"anonymous\"\nservice_account_file = \"a.json\"\n"),
+                "go with credentials = \"service_account\"",
+            ),
+            (
+                format!("{gcs}credentials = \"service_account\"\n"),
+                "needs service_account_file",
+            ),
+            (
+                format!("{gcs}credentials = \"magic\"\n"),
+                "unknown variant `magic`",
+            ),
+            (az.to_owned(), "account is required"),
+            (
+                format!("{az}emulator = true\nendpoint = \"http://127.0.0.1:1\"\n"),
+                "AZURITE_BLOB_STORAGE_URL",
+            ),
+            (
+                format!("{az}account = \"a\"\naccess_key_env = \"K\"\n"),
+                "access_key_env goes with credentials = \"access_key\"",
+            ),
+            (
+                format!(
+                    "{az}account = \"a\"\ncredentials = \"client_secret\"\nclient_id = \"c\"\n"
+                ),
+                "needs tenant_id",
+            ),
+            (
+                format!(
+                    "{az}account = \"a\"\ncredentials = \"workload_identity\"\ntenant_id = \"t\"\nclient_id = \"c\"\n"
+                ),
+                "needs token_file",
+            ),
+            (
+                format!("{az}account = \"a\"\npage_size = 5001\n"),
+                "between 1 and 5000",
+            ),
+        ];
+        for (text, want) in &cases {
+            let e = parse(text).unwrap_err();
+            assert_eq!(e.code, "INVALID_CONFIG", "{text}");
+            assert!(
+                e.message.contains(want),
+                "{text}: {} lacks {want}",
+                e.message
+            );
+            assert!(!e.message.contains("INLINE-SECRET"), "{}", e.message);
+        }
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! # vaultdb
 //!
 //! The `vaultdb` binary's library: the command line ([`cli`]), the configuration file
-//! ([`config`]), the REST server ([`server`], built by [`app`]), bearer tokens ([`auth`]),
-//! the hash-chained audit log ([`audit`]) and request metrics ([`metrics`]).
+//! ([`config`], its cloud backend sections in [`cloud`]), the REST server ([`server`],
+//! built by [`app`]), bearer tokens ([`auth`]), the hash-chained audit log ([`audit`]) and
+//! request metrics ([`metrics`]).
 //!
 //! The server is a router over an [`AppState`], so tests (and embedders) can serve it on
 //! any listener:
@@ -36,6 +37,7 @@
 pub mod audit;
 pub mod auth;
 pub mod cli;
+pub mod cloud;
 pub mod config;
 pub mod error;
 pub mod metrics;

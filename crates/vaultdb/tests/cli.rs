@@ -256,7 +256,17 @@ fn bad_input_fails_with_one_line_and_writes_nothing() {
             "s3.toml",
             two("threshold = 2").replacen(
                 "kind = \"fs\"\nid = \"disk-1\"\npath = \"disk-1\"",
-                "kind = \"s3\"\nid = \"aws\"\nbucket = \"my-bucket\"\nregion = \"us-west-2\"",
+                "kind = \"s3\"\nid = \"aws\"\nbucket = \"my-bucket\"\nregion = \"us-west-2\"\n\
+                 access_key_id_env = \"VAULTDB_CLI_TEST_UNSET_KEY_ID\"",
+                1,
+            ),
+        ),
+        (
+            "s3-http.toml",
+            two("threshold = 2").replacen(
+                "kind = \"fs\"\nid = \"disk-1\"\npath = \"disk-1\"",
+                "kind = \"s3\"\nid = \"aws\"\nbucket = \"my-bucket\"\n\
+                 endpoint = \"http://s3.example.invalid\"",
                 1,
             ),
         ),
@@ -336,10 +346,18 @@ fn bad_input_fails_with_one_line_and_writes_nothing() {
             "INVALID_CONFIG",
             "at least 2",
         ),
+        // Cloud backends: a secret variable that is not set is named; plain http needs
+        // allow_http. Both before any request.
         case(
             &["--config", "s3.toml", "status"],
             "INVALID_CONFIG",
-            "kind \"s3\" is not available in this build yet",
+            "backend \"aws\" (s3): access_key_id_env names the environment variable \
+             VAULTDB_CLI_TEST_UNSET_KEY_ID, which is not set",
+        ),
+        case(
+            &["--config", "s3-http.toml", "put", "x", "-"],
+            "INVALID_CONFIG",
+            "set allow_http",
         ),
     ];
     cases.push(Case {

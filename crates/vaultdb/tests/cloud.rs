@@ -1,0 +1,470 @@
+//! The `vaultdb` binary against cloud emulators, as a user runs it: a `vaultdb.toml` with one
+//! share per cloud (S3 on moto, GCS on fake-gcs-server, Azure on Azurite; 2-of-3), then
+//! `status`, `put`, `get`, `list`, `delete` and `audit verify` as processes. A second test
+//! covers `kind = "minio"` (s3s-fs) and Azure's `emulator = true`.
+//!
+//! `cargo xtask itest` starts the emulators and sets the variables read here (the same as
+//! the backend crates' tests: `VAULTDB_TEST_S3_*`, `VAULTDB_TEST_GCS_*`,
+//! `AZURITE_BLOB_STORAGE_URL`, `VAULTDB_TEST_AZURE_CONTAINER`, `VAULTDB_TEST_MINIO_*`).
+//! Without them each test prints `skip: ...` and passes.
+
+mod common;
+
+use std::env;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use common::VAULTDB_ENV;
+use vaultdb_azure::{AZURITE_ACCOUNT, AZURITE_ACCOUNT_KEY, AzureBackend, AzureConfig};
+use vaultdb_core::StorageBackend;
+use vaultdb_gcs::{GcsBackend, GcsConfig};
+use vaultdb_s3::{S3Backend, S3Config, S3Credentials};
+
+/// The variable the test's vaultdb.toml names for the Azure account key.
+const AZURE_KEY_VAR: &str = "VAULTDB_CLOUD_TEST_AZURE_KEY";
+
+fn var(k: &str) -> Option<String> {
+    env::var(k).ok().filter(|v| !v.is_empty())
+}
+
+fn or(k: &str, d: &str) -> String {
+    var(k).unwrap_or_else(|| d.to_owned())
+}
+
+/// The emulators itest started.
+struct Clouds {
+    s3: String,
+    s3_bucket: String,
+    s3_keys: (String, String),
+    gcs: String,
+    gcs_bucket: String,
+    azurite: String,
+    azure_container: String,
+}
+
+impl Clouds {
+    fn from_env() -> Option<Self> {
+        Some(Self {
+            s3: var("VAULTDB_TEST_S3_ENDPOINT")?,
+            s3_bucket: or("VAULTDB_TEST_S3_BUCKET", "vaultdb-test"),
+            s3_keys: (
+                or("VAULTDB_TEST_S3_ACCESS_KEY", "testing"),
+                or("VAULTDB_TEST_S3_SECRET_KEY", "testing"),
+            ),
+            gcs: var("VAULTDB_TEST_GCS_ENDPOINT")?,
+            gcs_bucket: or("VAULTDB_TEST_GCS_BUCKET", "vaultdb-test"),
+            azurite: var("AZURITE_BLOB_STORAGE_URL")?
+                .trim_end_matches('/')
+                .to_owned(),
+            azure_container: or("VAULTDB_TEST_AZURE_CONTAINER", "vaultdb-test"),
+        })
+    }
+
+    /// The secrets the configuration names, as the binary's environment.
+    fn secrets(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("VAULTDB_TEST_S3_ACCESS_KEY", self.s3_keys.0.clone()),
+            ("VAULTDB_TEST_S3_SECRET_KEY", self.s3_keys.1.clone()),
+            (AZURE_KEY_VAR, AZURITE_ACCOUNT_KEY.to_owned()),
+        ]
+    }
+
+    /// The 2-of-3 configuration; `azure_url` replaces Azurite's URL (to take it away).
+    fn toml(&self, prefix: &str, azure_url: &str) -> String {
+        format!(
+            r#"threshold = 2
+data_dir = "data"
+
+[timeouts]
+call = "10s"
+attempts = 2
+
+[[backends]]
+kind = "s3"
+id = "aws"
+name = "S3 (moto)"
+bucket = "{s3_bucket}"
+prefix = "{prefix}"
+region = "us-east-1"
+endpoint = "{s3}"
+force_path_style = true
+allow_http = true
+access_key_id_env = "VAULTDB_TEST_S3_ACCESS_KEY"
+secret_access_key_env = "VAULTDB_TEST_S3_SECRET_KEY"
+
+[[backends]]
+kind = "gcs"
+id = "gcp"
+name = "GCS (fake-gcs-server)"
+bucket = "{gcs_bucket}"
+prefix = "{prefix}"
+endpoint = "{gcs}"
+allow_http = true
+credentials = "anonymous"
+
+[[backends]]
+kind = "azure"
+id = "azure"
+name = "Azure (Azurite)"
+account = "{account}"
+container = "{container}"
+prefix = "{prefix}"
+endpoint = "{azure_url}/{account}"
+allow_http = true
+credentials = "access_key"
+access_key_env = "{AZURE_KEY_VAR}"
+"#,
+            s3_bucket = self.s3_bucket,
+            s3 = self.s3,
+            gcs_bucket = self.gcs_bucket,
+            gcs = self.gcs,
+            account = AZURITE_ACCOUNT,
+            container = self.azure_container,
+        )
+    }
+
+    /// The three clouds under `prefix`, straight through the backend crates.
+    async fn direct(&self, prefix: &str) -> Vec<Box<dyn StorageBackend>> {
+        let s3 = S3Config::new(self.s3_bucket.clone())
+            .with_endpoint(self.s3.clone())
+            .with_allow_http(true)
+            .with_path_style(true)
+            .with_prefix(prefix)
+            .with_credentials(S3Credentials::Static {
+                access_key_id: self.s3_keys.0.clone(),
+                secret_access_key: self.s3_keys.1.clone(),
+                session_token: None,
+            });
+        let gcs =
+            GcsConfig::emulator(self.gcs.clone(), self.gcs_bucket.clone()).with_prefix(prefix);
+        let azure = AzureConfig::new(AZURITE_ACCOUNT, self.azure_container.clone())
+            .with_endpoint(format!("{}/{AZURITE_ACCOUNT}", self.azurite))
+            .with_credentials(vaultdb_azure::AzureCredentials::AccessKey(
+                AZURITE_ACCOUNT_KEY.to_owned(),
+            ))
+            .with_prefix(prefix);
+        let mut azure = azure;
+        azure.allow_http = true;
+        vec![
+            Box::new(S3Backend::new("aws", "S3", s3).await.unwrap()),
+            Box::new(GcsBackend::new("gcp", "GCS", gcs).await.unwrap()),
+            Box::new(AzureBackend::new("azure", "Azure", azure).unwrap()),
+        ]
+    }
+}
+
+/// A short random tag, so runs never share a prefix.
+fn random_tag() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "{:08x}",
+        (nanos as u64 ^ u64::from(std::process::id()).rotate_left(17)) as u32
+    )
+}
+
+fn block_on<F: Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// Runs `vaultdb ARGS` in `dir` with a clean VAULTDB_* environment plus `envs`.
+fn vaultdb(dir: &Path, envs: &[(&str, String)], args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vaultdb"));
+    cmd.args(args).current_dir(dir);
+    for v in VAULTDB_ENV {
+        cmd.env_remove(v);
+    }
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("run vaultdb");
+    if let Some(data) = stdin {
+        child.stdin.take().unwrap().write_all(data).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Asserts success; returns stdout.
+#[track_caller]
+fn ok(out: &Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what}: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// Asserts exit 1 with one `error: CODE: ...` line; returns it.
+#[track_caller]
+fn fails(out: &Output, code: &str, what: &str) -> String {
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("{what}: no error line in {err}"));
+    assert!(
+        line.starts_with(&format!("error: {code}: ")),
+        "{what}: {line}"
+    );
+    line.to_owned()
+}
+
+/// Every object under the prefix of each cloud: (backend id, key, bytes).
+async fn objects(backends: &[Box<dyn StorageBackend>]) -> Vec<(String, String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for b in backends {
+        let mut cursor = None;
+        loop {
+            let page = b.list_page("", cursor).await.unwrap();
+            for k in page.keys {
+                if let Some(data) = b.get(&k).await.unwrap() {
+                    out.push((b.id().to_owned(), k, data.to_vec()));
+                }
+            }
+            match page.next {
+                Some(n) => cursor = Some(n),
+                None => break,
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn cli_over_s3_gcs_and_azure() {
+    let Some(clouds) = Clouds::from_env() else {
+        println!(
+            "skip: VAULTDB_TEST_S3_ENDPOINT, VAULTDB_TEST_GCS_ENDPOINT and \
+             AZURITE_BLOB_STORAGE_URL are not all set (cargo xtask itest sets them)"
+        );
+        return;
+    };
+    let prefix = format!("vaultdb-cli-{}", random_tag());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("vaultdb.toml"),
+        clouds.toml(&prefix, &clouds.azurite),
+    )
+    .unwrap();
+    let secrets = clouds.secrets();
+    let run = |args: &[&str]| vaultdb(d, &secrets, args, None);
+
+    // A fresh store on three clouds: every backend up, one may fail.
+    let status = ok(&run(&["status"]), "status");
+    assert!(
+        status.contains("store: 2-of-3 (write quorum 3), 3 of 3 backends up, margin 1"),
+        "{status}"
+    );
+    for (id, name) in [
+        ("aws", "S3 (moto)"),
+        ("gcp", "GCS (fake-gcs-server)"),
+        ("azure", "Azure (Azurite)"),
+    ] {
+        let row = status
+            .lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_else(|| panic!("no {id} row in {status}"));
+        assert!(row.contains(name) && row.contains(" up "), "{row}");
+    }
+
+    // put: JSON from standard input, and a binary file.
+    let json = br#"{"hello":"clouds","n":[1,2,3]}"#;
+    let out = vaultdb(d, &secrets, &["put", "greeting", "--json"], Some(json));
+    let said = ok(&out, "put greeting");
+    assert!(said.contains("on 3 of 3 backends"), "{said}");
+    let blob: Vec<u8> = (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(d.join("blob.bin"), &blob).unwrap();
+    let said = ok(&run(&["put", "blob", "blob.bin"]), "put blob");
+    assert!(said.contains("on 3 of 3 backends"), "{said}");
+
+    // Each cloud holds shares, and none holds the record in the clear.
+    let direct = block_on(clouds.direct(&prefix));
+    let stored = block_on(objects(&direct));
+    for id in ["aws", "gcp", "azure"] {
+        let n = stored.iter().filter(|(b, _, _)| b == id).count();
+        assert!(n >= 3, "{id} holds {n} objects under {prefix}");
+    }
+    for (b, k, data) in &stored {
+        assert!(
+            !data.windows(14).any(|w| w == b"\"hello\":\"cloud"),
+            "{b}/{k} holds the record in the clear"
+        );
+    }
+
+    // get and list.
+    let out = run(&["get", "greeting"]);
+    ok(&out, "get greeting");
+    assert_eq!(out.stdout, json);
+    ok(&run(&["get", "blob", "-o", "blob.out"]), "get blob");
+    assert_eq!(std::fs::read(d.join("blob.out")).unwrap(), blob);
+    assert_eq!(ok(&run(&["list"]), "list"), "blob\ngreeting\n");
+
+    // Azure goes away (its endpoint now refuses connections): reads still work from the
+    // other two, and status says how close to the edge the store is.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let down = d.join("azure-down.toml");
+    std::fs::write(&down, clouds.toml(&prefix, &dead_url)).unwrap();
+    let down = down.to_str().unwrap();
+    let out = run(&["--config", down, "get", "greeting"]);
+    ok(&out, "get with azure down");
+    assert_eq!(out.stdout, json);
+    let status = ok(
+        &run(&["--config", down, "status"]),
+        "status with azure down",
+    );
+    assert!(status.contains("2 of 3 backends up, margin 0"), "{status}");
+    let row = status.lines().find(|l| l.starts_with("azure")).unwrap();
+    assert!(row.contains("DOWN"), "{row}");
+
+    // delete: gone from every cloud; the other record stays.
+    let said = ok(&run(&["delete", "greeting"]), "delete greeting");
+    assert!(said.starts_with("deleted ("), "{said}");
+    fails(
+        &run(&["get", "greeting"]),
+        "RECORD_NOT_FOUND",
+        "get deleted",
+    );
+    assert_eq!(ok(&run(&["list"]), "list after delete"), "blob\n");
+    ok(&run(&["delete", "blob"]), "delete blob");
+    assert_eq!(ok(&run(&["list"]), "list when empty"), "");
+    let left = block_on(objects(&direct));
+    assert!(
+        left.len() < stored.len(),
+        "{} objects before the deletes, {} after",
+        stored.len(),
+        left.len()
+    );
+
+    // The audit log of these runs is intact.
+    let said = ok(&run(&["audit", "verify"]), "audit verify");
+    assert!(said.starts_with("ok: "), "{said}");
+
+    // Secrets: a missing variable is named, never a value; debug logs show no key.
+    let no_key: Vec<(&str, String)> = secrets
+        .iter()
+        .filter(|(k, _)| *k != AZURE_KEY_VAR)
+        .cloned()
+        .collect();
+    let line = fails(
+        &vaultdb(d, &no_key, &["list"], None),
+        "INVALID_CONFIG",
+        "azure key unset",
+    );
+    assert!(
+        line.contains("backend \"azure\" (azure)") && line.contains(AZURE_KEY_VAR),
+        "{line}"
+    );
+    let mut debug = secrets.clone();
+    debug.push(("RUST_LOG", "debug".to_owned()));
+    let out = vaultdb(d, &debug, &["list"], None);
+    ok(&out, "list with debug logs");
+    let logs = text(&out.stderr);
+    assert!(
+        !logs.contains(AZURITE_ACCOUNT_KEY),
+        "the Azure key is logged"
+    );
+    let (key_id, secret) = &clouds.s3_keys;
+    if secret != key_id {
+        assert!(!logs.contains(secret.as_str()), "the S3 secret is logged");
+    }
+    println!(
+        "vaultdb cli over s3, gcs, azure: {} share objects checked under {prefix}",
+        stored.len()
+    );
+}
+
+#[test]
+fn cli_over_minio_azurite_emulator_mode_and_fs() {
+    let (Some(minio), Some(azurite)) = (
+        var("VAULTDB_TEST_MINIO_ENDPOINT"),
+        var("AZURITE_BLOB_STORAGE_URL"),
+    ) else {
+        println!(
+            "skip: VAULTDB_TEST_MINIO_ENDPOINT and AZURITE_BLOB_STORAGE_URL are not both set \
+             (cargo xtask itest sets them)"
+        );
+        return;
+    };
+    let prefix = format!("vaultdb-cli-{}", random_tag());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let toml = format!(
+        r#"threshold = 2
+
+[[backends]]
+kind = "minio"
+id = "minio"
+endpoint = "{minio}"
+bucket = "{bucket}"
+prefix = "{prefix}"
+access_key_id = "{key}"
+secret_access_key_env = "VAULTDB_TEST_MINIO_SECRET_KEY"
+
+[[backends]]
+kind = "azure"
+id = "azurite"
+container = "{container}"
+prefix = "{prefix}"
+emulator = true
+
+[[backends]]
+kind = "fs"
+id = "disk"
+path = "disk"
+"#,
+        bucket = or("VAULTDB_TEST_MINIO_BUCKET", "vaultdb-test"),
+        key = or("VAULTDB_TEST_MINIO_ACCESS_KEY", "minioadmin"),
+        container = or("VAULTDB_TEST_AZURE_CONTAINER", "vaultdb-test"),
+    );
+    std::fs::write(d.join("vaultdb.toml"), toml).unwrap();
+    let envs = vec![
+        (
+            "VAULTDB_TEST_MINIO_SECRET_KEY",
+            or("VAULTDB_TEST_MINIO_SECRET_KEY", "minioadmin"),
+        ),
+        ("AZURITE_BLOB_STORAGE_URL", azurite),
+    ];
+    let run = |args: &[&str], stdin: Option<&[u8]>| vaultdb(d, &envs, args, stdin);
+
+    let status = ok(&run(&["status"], None), "status");
+    assert!(status.contains("3 of 3 backends up, margin 1"), "{status}");
+    let said = ok(&run(&["put", "note", "-"], Some(b"on premises")), "put");
+    assert!(said.contains("on 3 of 3 backends"), "{said}");
+    assert_eq!(run(&["get", "note"], None).stdout, b"on premises");
+    assert_eq!(ok(&run(&["list"], None), "list"), "note\n");
+    ok(&run(&["delete", "note"], None), "delete");
+    assert_eq!(ok(&run(&["list"], None), "list when empty"), "");
+    fails(
+        &run(&["get", "note"], None),
+        "RECORD_NOT_FOUND",
+        "get deleted",
+    );
+    println!("vaultdb cli over minio, azure (emulator mode), fs: ok under {prefix}");
+}
