@@ -243,10 +243,7 @@ fn logged(name: &str, mut cmd: Command, log: &Path) -> Result<Duration, String> 
         .map_err(|e| format!("{name}: could not start: {e}"))?;
     if !status.success() {
         let tail = tail_file(log, 40);
-        return Err(format!(
-            "{name} failed ({status}); last lines of {}:\n{tail}",
-            log.display()
-        ));
+        return Err(format!("{name} failed ({status}); last lines of {}:\n{tail}", log.display()));
     }
     Ok(start.elapsed())
 }
@@ -286,14 +283,8 @@ fn install_and_build(dirs: &Dirs) -> Result<(Vec<String>, TestBinaries), String>
         venv.args(["-m", "venv"]).arg(dirs.cache.join("venv"));
         let t1 = logged("python3 -m venv", venv, &dirs.logs.join("install-venv.log"))?;
         let mut pip = Command::new(dirs.cache.join("venv/bin/pip"));
-        pip.args([
-            "install",
-            "--disable-pip-version-check",
-            MOTO,
-            "flask",
-            "flask-cors",
-        ])
-        .arg(FAKE_GCS_WRAPPER);
+        pip.args(["install", "--disable-pip-version-check", MOTO, "flask", "flask-cors"])
+            .arg(FAKE_GCS_WRAPPER);
         let t2 = logged("pip install", pip, &dirs.logs.join("install-pip.log"))?;
         fs::write(&stamp, &wanted).map_err(|e| e.to_string())?;
         timings.push(format!(
@@ -305,23 +296,14 @@ fn install_and_build(dirs: &Dirs) -> Result<(Vec<String>, TestBinaries), String>
 
     let azurite_version = fs::read_to_string(dirs.cache.join("node_modules/azurite/package.json"))
         .unwrap_or_default();
-    let want_version = format!(
-        "\"version\": \"{}\"",
-        AZURITE.trim_start_matches("azurite@")
-    );
+    let want_version = format!("\"version\": \"{}\"", AZURITE.trim_start_matches("azurite@"));
     if dirs.azurite().exists() && azurite_version.contains(&want_version) {
         timings.push("azurite: cached".to_owned());
     } else {
         println!("xtask: itest: installing {AZURITE} from npm");
         let mut npm = Command::new("npm");
-        npm.args(["install", "--no-audit", "--no-fund", "--prefix"])
-            .arg(&dirs.cache)
-            .arg(AZURITE);
-        let t = logged(
-            "npm install azurite",
-            npm,
-            &dirs.logs.join("install-npm.log"),
-        )?;
+        npm.args(["install", "--no-audit", "--no-fund", "--prefix"]).arg(&dirs.cache).arg(AZURITE);
+        let t = logged("npm install azurite", npm, &dirs.logs.join("install-npm.log"))?;
         timings.push(format!("npm azurite {:.1}s", t.as_secs_f64()));
     }
 
@@ -340,10 +322,7 @@ fn install_and_build(dirs: &Dirs) -> Result<(Vec<String>, TestBinaries), String>
         let _ = child.wait();
     }
     let binaries = built?;
-    timings.push(format!(
-        "test build {:.1}s",
-        build_start.elapsed().as_secs_f64()
-    ));
+    timings.push(format!("test build {:.1}s", build_start.elapsed().as_secs_f64()));
 
     if let Some((mut child, started, log)) = s3s {
         let status = child.wait().map_err(|e| e.to_string())?;
@@ -354,10 +333,7 @@ fn install_and_build(dirs: &Dirs) -> Result<(Vec<String>, TestBinaries), String>
                 tail_file(&log, 40)
             ));
         }
-        timings.push(format!(
-            "cargo install s3s-fs {:.1}s",
-            started.elapsed().as_secs_f64()
-        ));
+        timings.push(format!("cargo install s3s-fs {:.1}s", started.elapsed().as_secs_f64()));
     }
     Ok((timings, binaries))
 }
@@ -370,19 +346,12 @@ type TestBinaries = BTreeMap<String, Vec<(PathBuf, PathBuf)>>;
 fn build_tests() -> Result<TestBinaries, String> {
     let mut build = crate::cargo();
     build
-        .args([
-            "test",
-            "--no-run",
-            "--tests",
-            "--message-format=json-render-diagnostics",
-        ])
+        .args(["test", "--no-run", "--tests", "--message-format=json-render-diagnostics"])
         .stdout(Stdio::piped());
     for (krate, _, _) in BACKENDS {
         build.args(["-p", krate]);
     }
-    let mut child = build
-        .spawn()
-        .map_err(|e| format!("cargo test --no-run: {e}"))?;
+    let mut child = build.spawn().map_err(|e| format!("cargo test --no-run: {e}"))?;
     let stdout = child.stdout.take().expect("piped");
     let mut binaries = TestBinaries::new();
     for line in BufReader::new(stdout).lines() {
@@ -400,20 +369,11 @@ fn build_tests() -> Result<TestBinaries, String> {
         let name = package_name(id);
         // The first "name" of the line is the target's (the package id has none).
         let target = json_str(&line, "name").unwrap_or_default();
-        if ONLY_TARGETS
-            .iter()
-            .any(|(krate, only)| *krate == name && *only != target)
-        {
+        if ONLY_TARGETS.iter().any(|(krate, only)| *krate == name && *only != target) {
             continue;
         }
-        let dir = Path::new(manifest)
-            .parent()
-            .unwrap_or(Path::new("."))
-            .to_path_buf();
-        binaries
-            .entry(name)
-            .or_default()
-            .push((PathBuf::from(exe), dir));
+        let dir = Path::new(manifest).parent().unwrap_or(Path::new(".")).to_path_buf();
+        binaries.entry(name).or_default().push((PathBuf::from(exe), dir));
     }
     let status = child.wait().map_err(|e| e.to_string())?;
     if !status.success() {
@@ -472,12 +432,7 @@ impl Emulators {
                 name: "s3",
                 port: s3_port,
                 program: dirs.moto(),
-                args: vec![
-                    "-H".into(),
-                    "127.0.0.1".into(),
-                    "-p".into(),
-                    s3_port.to_string(),
-                ],
+                args: vec!["-H".into(), "127.0.0.1".into(), "-p".into(), s3_port.to_string()],
                 probe: "/moto-api/",
                 running: None,
             },
@@ -561,10 +516,7 @@ impl Emulators {
         for name in all.keys() {
             let _ = fs::write(dirs.logs.join(format!("{name}.log")), b"");
         }
-        Ok(Self {
-            dirs,
-            all: Mutex::new(all),
-        })
+        Ok(Self { dirs, all: Mutex::new(all) })
     }
 
     fn url(&self, name: &str) -> String {
@@ -583,9 +535,7 @@ impl Emulators {
     /// answers, and creates the bucket.
     fn start(&self, name: &str) -> Result<(), String> {
         let mut all = self.all.lock().unwrap_or_else(|e| e.into_inner());
-        let emu = all
-            .get_mut(name)
-            .ok_or_else(|| format!("no emulator named {name:?}"))?;
+        let emu = all.get_mut(name).ok_or_else(|| format!("no emulator named {name:?}"))?;
         if emu.running.is_some() {
             return Err(format!("{name} is already running"));
         }
@@ -667,9 +617,7 @@ impl Emulators {
     /// and, after 10 s, SIGKILL to the whole process group.
     fn stop(&self, name: &str) -> Result<(), String> {
         let mut all = self.all.lock().unwrap_or_else(|e| e.into_inner());
-        let emu = all
-            .get_mut(name)
-            .ok_or_else(|| format!("no emulator named {name:?}"))?;
+        let emu = all.get_mut(name).ok_or_else(|| format!("no emulator named {name:?}"))?;
         let Some(mut running) = emu.running.take() else {
             return Err(format!("{name} is not running"));
         };
@@ -684,15 +632,11 @@ impl Emulators {
                 Ok(None) => {}
             }
             if !signalled && started.elapsed() > Duration::from_secs(2) {
-                let _ = Command::new("kill")
-                    .args(["-TERM", "--", &format!("-{pgid}")])
-                    .status();
+                let _ = Command::new("kill").args(["-TERM", "--", &format!("-{pgid}")]).status();
                 signalled = true;
             }
             if started.elapsed() > Duration::from_secs(10) {
-                let _ = Command::new("kill")
-                    .args(["-KILL", "--", &format!("-{pgid}")])
-                    .status();
+                let _ = Command::new("kill").args(["-KILL", "--", &format!("-{pgid}")]).status();
                 let _ = running.child.wait();
                 break;
             }
@@ -709,10 +653,7 @@ impl Emulators {
     fn stop_all(&self) {
         let names: Vec<&'static str> = {
             let all = self.all.lock().unwrap_or_else(|e| e.into_inner());
-            all.values()
-                .filter(|e| e.running.is_some())
-                .map(|e| e.name)
-                .collect()
+            all.values().filter(|e| e.running.is_some()).map(|e| e.name).collect()
         };
         for name in names {
             if let Err(e) = self.stop(name) {
@@ -724,11 +665,7 @@ impl Emulators {
     fn print_logs(&self) {
         for name in ["s3", "minio", "gcs", "azure"] {
             let path = self.dirs.logs.join(format!("{name}.log"));
-            println!(
-                "xtask: ---- last lines of {} ----\n{}",
-                path.display(),
-                tail_file(&path, 60)
-            );
+            println!("xtask: ---- last lines of {} ----\n{}", path.display(), tail_file(&path, 60));
         }
     }
 }
@@ -745,10 +682,7 @@ impl Drop for StopGuard {
 /// The control server for the cross-cloud tests; returns its address.
 fn spawn_control_server(emus: Arc<Emulators>) -> Result<String, String> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("control port: {e}"))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| e.to_string())?
-        .to_string();
+    let addr = listener.local_addr().map_err(|e| e.to_string())?.to_string();
     thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(conn) = conn else { continue };
@@ -917,14 +851,8 @@ mod tests {
     #[test]
     fn parses_cargo_json() {
         let line = r#"{"reason":"compiler-artifact","package_id":"path+file:///w/crates/vaultdb-s3#0.1.0","manifest_path":"/w/crates/vaultdb-s3/Cargo.toml","executable":"/w/target/debug/deps/conformance-1"}"#;
-        assert_eq!(
-            json_str(line, "executable"),
-            Some("/w/target/debug/deps/conformance-1")
-        );
-        assert_eq!(
-            package_name(json_str(line, "package_id").unwrap()),
-            "vaultdb-s3"
-        );
+        assert_eq!(json_str(line, "executable"), Some("/w/target/debug/deps/conformance-1"));
+        assert_eq!(package_name(json_str(line, "package_id").unwrap()), "vaultdb-s3");
         assert_eq!(package_name("path+file:///w/dir#other@0.1.0"), "other");
         assert_eq!(json_str(r#"{"executable":null}"#, "executable"), None);
         let test = r#"{"reason":"compiler-artifact","package_id":"path+file:///w/crates/vaultdb#0.1.0","manifest_path":"/w/crates/vaultdb/Cargo.toml","target":{"kind":["test"],"crate_types":["bin"],"name":"cloud","src_path":"/w/crates/vaultdb/tests/cloud.rs"},"executable":"/w/target/debug/deps/cloud-1"}"#;

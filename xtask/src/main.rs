@@ -86,19 +86,13 @@ fn cargo() -> Command {
 fn step(name: &str, mut cmd: Command) -> Result<(), String> {
     println!("xtask: == {name}");
     let start = Instant::now();
-    let status = cmd
-        .status()
-        .map_err(|e| format!("{name}: could not start: {e}"))?;
+    let status = cmd.status().map_err(|e| format!("{name}: could not start: {e}"))?;
     println!(
         "xtask: == {name}: {} in {:.1}s",
         if status.success() { "ok" } else { "FAILED" },
         start.elapsed().as_secs_f64()
     );
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{name} failed ({status})"))
-    }
+    if status.success() { Ok(()) } else { Err(format!("{name} failed ({status})")) }
 }
 
 fn test() -> Result<(), String> {
@@ -108,14 +102,7 @@ fn test() -> Result<(), String> {
     step("rustfmt", fmt)?;
 
     let mut clippy = cargo();
-    clippy.args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--",
-        "-D",
-        "warnings",
-    ]);
+    clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
     step("clippy", clippy)?;
 
     let mut tests = cargo();
@@ -128,8 +115,7 @@ fn test() -> Result<(), String> {
     step("doc tests", doctests)?;
 
     let mut doc = cargo();
-    doc.args(["doc", "--workspace", "--no-deps"])
-        .env("RUSTDOCFLAGS", "-D warnings");
+    doc.args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings");
     step("rustdoc", doc)?;
 
     deny()?;
@@ -137,10 +123,7 @@ fn test() -> Result<(), String> {
     // The cloud backends against real emulators (installed into a cache on first use).
     println!("xtask: == itest");
     itest::run(&[])?;
-    println!(
-        "xtask: all checks passed in {:.0}s",
-        start.elapsed().as_secs_f64()
-    );
+    println!("xtask: all checks passed in {:.0}s", start.elapsed().as_secs_f64());
     Ok(())
 }
 
@@ -149,14 +132,7 @@ fn test() -> Result<(), String> {
 fn deny() -> Result<(), String> {
     let bin = ensure_cargo_deny()?;
     let mut cmd = Command::new(bin);
-    cmd.current_dir(root()).args([
-        "deny",
-        "--workspace",
-        "check",
-        "bans",
-        "licenses",
-        "sources",
-    ]);
+    cmd.current_dir(root()).args(["deny", "--workspace", "check", "bans", "licenses", "sources"]);
     step("cargo deny", cmd)
 }
 

@@ -95,11 +95,7 @@ impl AuditLog {
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let mut f = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&self.path)?;
+        let mut f = OpenOptions::new().read(true).append(true).create(true).open(&self.path)?;
         f.lock()?;
         let (last, ends_with_newline) = last_line(&mut f)?;
         let (seq, prev) = match &last {
@@ -144,12 +140,7 @@ impl AuditLog {
         let tag = event.tag.map(str::to_owned);
         let outcome = event.outcome.to_owned();
         let r = tokio::task::spawn_blocking(move || {
-            this.append(Event {
-                actor: &actor,
-                op: &op,
-                tag: tag.as_deref(),
-                outcome: &outcome,
-            })
+            this.append(Event { actor: &actor, op: &op, tag: tag.as_deref(), outcome: &outcome })
         })
         .await
         .unwrap_or_else(|e| Err(io::Error::other(e)));
@@ -218,11 +209,7 @@ fn last_line(f: &mut File) -> io::Result<(Option<Vec<u8>>, bool)> {
         let mut buf = Vec::with_capacity((len - start) as usize);
         Read::by_ref(f).take(len - start).read_to_end(&mut buf)?;
         let ends_nl = buf.last() == Some(&b'\n');
-        let content = if ends_nl {
-            &buf[..buf.len() - 1]
-        } else {
-            &buf[..]
-        };
+        let content = if ends_nl { &buf[..buf.len() - 1] } else { &buf[..] };
         match content.iter().rposition(|&b| b == b'\n') {
             Some(i) => return Ok((Some(content[i + 1..].to_vec()), ends_nl)),
             None if start == 0 => return Ok((Some(content.to_vec()), ends_nl)),
@@ -315,17 +302,12 @@ pub fn verify_bytes(all: &[u8]) -> Result<Verified, Broken> {
         }
         prev = hex::encode(Sha256::digest(line));
     }
-    Ok(Verified {
-        lines: n,
-        last_hash: prev,
-    })
+    Ok(Verified { lines: n, last_hash: prev })
 }
 
 /// The current UTC time as RFC 3339 with milliseconds, e.g. `2026-05-01T12:00:00.123Z`.
 pub fn rfc3339_now() -> String {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     rfc3339(d.as_secs(), d.subsec_millis())
 }
 
@@ -362,12 +344,7 @@ mod tests {
     use super::*;
 
     fn ev(op: &str) -> Event<'_> {
-        Event {
-            actor: "admin",
-            op,
-            tag: Some("tagtagtag"),
-            outcome: "OK",
-        }
+        Event { actor: "admin", op, tag: Some("tagtagtag"), outcome: "OK" }
     }
 
     #[test]
@@ -407,10 +384,7 @@ mod tests {
         assert_eq!(verify_bytes(join(&swapped).as_bytes()).unwrap_err().line, 2);
 
         let first_gone = &lines[1..];
-        assert_eq!(
-            verify_bytes(join(first_gone).as_bytes()).unwrap_err().line,
-            1
-        );
+        assert_eq!(verify_bytes(join(first_gone).as_bytes()).unwrap_err().line, 1);
     }
 
     #[test]

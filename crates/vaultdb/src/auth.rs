@@ -78,11 +78,7 @@ impl Tokens {
 
     /// Adds a token by its plaintext (hashed at once; the plaintext is not kept).
     pub fn add_plain(&mut self, name: impl Into<String>, role: Role, token: &str) {
-        self.entries.push(TokenEntry {
-            name: name.into(),
-            role,
-            sha256: hash_token(token),
-        });
+        self.entries.push(TokenEntry { name: name.into(), role, sha256: hash_token(token) });
     }
 
     /// The actor whose token this is, if any. Every stored hash is compared, in constant
@@ -99,10 +95,7 @@ impl Tokens {
             return None;
         }
         let e = &self.entries[found as usize];
-        Some(Actor {
-            name: e.name.clone(),
-            role: e.role,
-        })
+        Some(Actor { name: e.name.clone(), role: e.role })
     }
 }
 
@@ -147,10 +140,7 @@ mod tests {
         t.add_plain("admin", Role::Admin, "a-token");
         assert_eq!(
             t.authenticate("a-token").unwrap(),
-            Actor {
-                name: "admin".into(),
-                role: Role::Admin
-            }
+            Actor { name: "admin".into(), role: Role::Admin }
         );
         assert_eq!(t.authenticate("r-token").unwrap().role, Role::Read);
         assert!(t.authenticate("x-token").is_none());

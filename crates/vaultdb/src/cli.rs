@@ -125,10 +125,7 @@ pub fn main() -> ExitCode {
         Err(e) => return usage_error(&e),
     };
     init_tracing();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             return fail(&CliError::new(
@@ -196,12 +193,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     let explicit = cli.config.as_deref();
     match cli.command {
         Command::Init { force } => init(explicit, force),
-        Command::Put {
-            id,
-            file,
-            json,
-            content_type,
-        } => put(explicit, &id, file.as_deref(), json, content_type).await,
+        Command::Put { id, file, json, content_type } => {
+            put(explicit, &id, file.as_deref(), json, content_type).await
+        }
         Command::Get { id, output } => get(explicit, &id, output.as_deref()).await,
         Command::Delete { id } => delete(explicit, &id).await,
         Command::List => list(explicit).await,
@@ -209,9 +203,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Repair { id } => repair(explicit, &id).await,
         Command::Scrub => scrub(explicit).await,
         Command::Serve { listen } => serve(explicit, listen).await,
-        Command::Audit {
-            command: AuditCommand::Verify { path },
-        } => audit_verify(explicit, path),
+        Command::Audit { command: AuditCommand::Verify { path } } => audit_verify(explicit, path),
     }
 }
 
@@ -267,17 +259,9 @@ fn prepare(explicit: Option<&Path>, id: Option<&str>) -> Result<Loaded, CliError
 
 fn cli_audit(cfg: &Loaded, db: &VaultDb, op: &str, id: Option<&str>, outcome: &str) {
     let tag = id.map(|i| db.name_tag(i).to_text());
-    let ev = Event {
-        actor: "cli",
-        op,
-        tag: tag.as_deref(),
-        outcome,
-    };
+    let ev = Event { actor: "cli", op, tag: tag.as_deref(), outcome };
     if let Err(e) = AuditLog::new(&cfg.audit_log).append(ev) {
-        eprintln!(
-            "warning: cannot write the audit log {}: {e}",
-            cfg.audit_log.display()
-        );
+        eprintln!("warning: cannot write the audit log {}: {e}", cfg.audit_log.display());
     }
 }
 
@@ -340,9 +324,7 @@ async fn put(
     if let Some(ct) = &content_type
         && (ct.is_empty() || ct.len() > 255 || !ct.bytes().all(|b| (0x20..0x7f).contains(&b)))
     {
-        return Err(CliError::config(
-            "--content-type must be 1 to 255 printable ASCII characters",
-        ));
+        return Err(CliError::config("--content-type must be 1 to 255 printable ASCII characters"));
     }
     let data = read_input(file)?;
     if json {
@@ -350,20 +332,12 @@ async fn put(
             .map_err(|e| CliError::config(format!("the data is not valid JSON: {e}")))?;
     }
     let mut record = Record::new(id, data);
-    record.content_type = if json {
-        Some(vaultdb_core::record::JSON_CONTENT_TYPE.to_owned())
-    } else {
-        content_type
-    };
+    record.content_type =
+        if json { Some(vaultdb_core::record::JSON_CONTENT_TYPE.to_owned()) } else { content_type };
     let db = cfg.open().await?;
     let r = audited(&cfg, &db, "record.put", Some(id), db.put(record)).await?;
     warn_degraded("write", &r.outcomes);
-    println!(
-        "stored version {} on {} of {} backends",
-        r.version,
-        r.acks,
-        db.backend_ids().len()
-    );
+    println!("stored version {} on {} of {} backends", r.version, r.acks, db.backend_ids().len());
     Ok(())
 }
 
@@ -379,14 +353,9 @@ async fn get(explicit: Option<&Path>, id: &str, output: Option<&Path>) -> Result
             .map_err(|e| CliError::config(format!("cannot write {}: {e}", p.display()))),
         None => {
             let mut out = std::io::stdout().lock();
-            out.write_all(&r.record.data)
-                .and_then(|()| out.flush())
-                .map_err(|e| {
-                    CliError::new(
-                        "INTERNAL_ERROR",
-                        format!("cannot write standard output: {e}"),
-                    )
-                })
+            out.write_all(&r.record.data).and_then(|()| out.flush()).map_err(|e| {
+                CliError::new("INTERNAL_ERROR", format!("cannot write standard output: {e}"))
+            })
         }
     }
 }
@@ -406,10 +375,7 @@ async fn list(explicit: Option<&Path>) -> Result<(), CliError> {
     let r = audited(&cfg, &db, "record.list", None, db.list()).await?;
     warn_degraded("list", &r.outcomes);
     if r.unverified > 0 {
-        eprintln!(
-            "warning: {} listed record(s) whose id could not be verified",
-            r.unverified
-        );
+        eprintln!("warning: {} listed record(s) whose id could not be verified", r.unverified);
     }
     let mut out = std::io::stdout().lock();
     for id in &r.ids {
@@ -439,10 +405,7 @@ async fn probe(
 fn print_backends(rows: &[(String, String, Option<String>, Duration)]) {
     let w_id = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(7);
     let w_name = rows.iter().map(|r| r.1.len()).max().unwrap_or(0).max(4);
-    println!(
-        "{:<w_id$}  {:<w_name$}  {:<5}  {:>10}  ERROR",
-        "BACKEND", "NAME", "STATE", "LATENCY"
-    );
+    println!("{:<w_id$}  {:<w_name$}  {:<5}  {:>10}  ERROR", "BACKEND", "NAME", "STATE", "LATENCY");
     for (id, name, err, lat) in rows {
         let state = if err.is_none() { "up" } else { "DOWN" };
         let ms = format!("{:.1} ms", lat.as_secs_f64() * 1000.0);
@@ -492,10 +455,7 @@ async fn status(explicit: Option<&Path>) -> Result<(), CliError> {
     if margin < 0 {
         return Err(CliError::new(
             "INSUFFICIENT_SHARES",
-            format!(
-                "only {} of {} backends are up; {} are needed",
-                h.up, h.n, h.k
-            ),
+            format!("only {} of {} backends are up; {} are needed", h.up, h.n, h.k),
         ));
     }
     Ok(())
@@ -582,22 +542,18 @@ async fn serve(explicit: Option<&Path>, listen: Option<String>) -> Result<(), Cl
     let cfg = prepare(explicit, None)?;
     let addr: std::net::SocketAddr = match listen {
         Some(l) => l.parse().map_err(|_| {
-            CliError::config(format!(
-                "--listen {l:?} is not an address like 127.0.0.1:8080"
-            ))
+            CliError::config(format!("--listen {l:?} is not an address like 127.0.0.1:8080"))
         })?,
         None => cfg.listen,
     };
     let mut tokens: Tokens = cfg.tokens()?;
     let mut generated = None;
     if tokens.is_empty() {
-        let (token, from_env) = match std::env::var("VAULTDB_TOKEN")
-            .ok()
-            .filter(|t| !t.trim().is_empty())
-        {
-            Some(t) => (t.trim().to_owned(), true),
-            None => (generate_token(), false),
-        };
+        let (token, from_env) =
+            match std::env::var("VAULTDB_TOKEN").ok().filter(|t| !t.trim().is_empty()) {
+                Some(t) => (t.trim().to_owned(), true),
+                None => (generate_token(), false),
+            };
         tokens.add_plain("admin", Role::Admin, &token);
         generated = Some((token, from_env));
     }
@@ -618,11 +574,7 @@ async fn serve(explicit: Option<&Path>, listen: Option<String>) -> Result<(), Cl
     };
     let state = AppState::new(db, tokens, Some(AuditLog::new(&cfg.audit_log)), limits);
     let base = format!("http://{local}");
-    println!(
-        "vaultdb {} serving {}",
-        env!("CARGO_PKG_VERSION"),
-        cfg.describe()
-    );
+    println!("vaultdb {} serving {}", env!("CARGO_PKG_VERSION"), cfg.describe());
     println!("listening on {base}");
     println!("audit log: {}", cfg.audit_log.display());
     match &generated {
@@ -690,14 +642,12 @@ fn audit_verify(explicit: Option<&Path>, path: Option<PathBuf>) -> Result<(), Cl
             println!("(keep the last hash elsewhere to detect lines cut off the end later)");
             Ok(())
         }
-        Err(Ok(broken)) => Err(CliError::new(
-            AUDIT_CHAIN_BROKEN,
-            format!("{}: {broken}", path.display()),
-        )),
-        Err(Err(e)) => Err(CliError::config(format!(
-            "cannot read audit log {}: {e}",
-            path.display()
-        ))),
+        Err(Ok(broken)) => {
+            Err(CliError::new(AUDIT_CHAIN_BROKEN, format!("{}: {broken}", path.display())))
+        }
+        Err(Err(e)) => {
+            Err(CliError::config(format!("cannot read audit log {}: {e}", path.display())))
+        }
     }
 }
 

@@ -251,21 +251,15 @@ pub(crate) fn url_like(id: &str, kind: &str, endpoint: &str) -> Result<(), Strin
     if lower.starts_with("http://") || lower.starts_with("https://") {
         Ok(())
     } else {
-        Err(err(
-            id,
-            kind,
-            "endpoint must start with http:// or https://",
-        ))
+        Err(err(id, kind, "endpoint must start with http:// or https://"))
     }
 }
 
 fn page_size(id: &str, kind: &str, v: Option<usize>, max: usize) -> Result<(), String> {
     match v {
-        Some(n) if n == 0 || n > max => Err(err(
-            id,
-            kind,
-            format_args!("page_size must be between 1 and {max}"),
-        )),
+        Some(n) if n == 0 || n > max => {
+            Err(err(id, kind, format_args!("page_size must be between 1 and {max}")))
+        }
         _ => Ok(()),
     }
 }
@@ -273,11 +267,7 @@ fn page_size(id: &str, kind: &str, v: Option<usize>, max: usize) -> Result<(), S
 /// Reads the variable `var` that `key` names, for backend `id`.
 fn from_env(env: Env<'_>, id: &str, kind: &str, key: &str, var: &str) -> Result<String, String> {
     env(var).ok_or_else(|| {
-        err(
-            id,
-            kind,
-            format_args!("{key} names the environment variable {var}, which is not set"),
-        )
+        err(id, kind, format_args!("{key} names the environment variable {var}, which is not set"))
     })
 }
 
@@ -296,19 +286,10 @@ impl StaticKeys<'_> {
         let (id, kind) = (self.id, self.kind);
         opt_nonempty(id, kind, "access_key_id", self.access_key_id)?;
         opt_nonempty(id, kind, "access_key_id_env", self.access_key_id_env)?;
-        opt_nonempty(
-            id,
-            kind,
-            "secret_access_key_env",
-            self.secret_access_key_env,
-        )?;
+        opt_nonempty(id, kind, "secret_access_key_env", self.secret_access_key_env)?;
         opt_nonempty(id, kind, "session_token_env", self.session_token_env)?;
         if self.access_key_id.is_some() && self.access_key_id_env.is_some() {
-            return Err(err(
-                id,
-                kind,
-                "set access_key_id or access_key_id_env, not both",
-            ));
+            return Err(err(id, kind, "set access_key_id or access_key_id_env, not both"));
         }
         if self.access_key_id.is_none() && self.access_key_id_env.is_none() {
             for (key, v) in [
@@ -353,11 +334,7 @@ impl StaticKeys<'_> {
             Some(var) => Some(from_env(env, id, kind, "session_token_env", var)?),
             None => None,
         };
-        Ok(S3Credentials::Static {
-            access_key_id,
-            secret_access_key,
-            session_token,
-        })
+        Ok(S3Credentials::Static { access_key_id, secret_access_key, session_token })
     }
 }
 
@@ -499,22 +476,19 @@ impl GcsSection {
     /// A variable the section names is not set.
     pub fn to_config(&self, env: Env<'_>) -> Result<GcsConfig, String> {
         let (id, kind) = (self.id.as_str(), "gcs");
-        let credentials = match (
-            &self.service_account_file,
-            &self.service_account_json_env,
-            self.credentials,
-        ) {
-            (Some(path), _, _) => GcsCredentials::ServiceAccountFile(path.clone()),
-            (None, Some(var), _) => GcsCredentials::ServiceAccountJson(from_env(
-                env,
-                id,
-                kind,
-                "service_account_json_env",
-                var,
-            )?),
-            (None, None, Some(GcsAuth::Anonymous)) => GcsCredentials::Anonymous,
-            (None, None, _) => GcsCredentials::Default,
-        };
+        let credentials =
+            match (&self.service_account_file, &self.service_account_json_env, self.credentials) {
+                (Some(path), _, _) => GcsCredentials::ServiceAccountFile(path.clone()),
+                (None, Some(var), _) => GcsCredentials::ServiceAccountJson(from_env(
+                    env,
+                    id,
+                    kind,
+                    "service_account_json_env",
+                    var,
+                )?),
+                (None, None, Some(GcsAuth::Anonymous)) => GcsCredentials::Anonymous,
+                (None, None, _) => GcsCredentials::Default,
+            };
         let mut c = GcsConfig::new(self.bucket.clone())
             .with_prefix(self.prefix.clone())
             .with_credentials(credentials);
@@ -547,11 +521,7 @@ impl AzureSection {
             Some(a) => nonempty(id, kind, "account", a)?,
             None if self.emulator => {}
             None => {
-                return Err(err(
-                    id,
-                    kind,
-                    "account is required (unless emulator = true)",
-                ));
+                return Err(err(id, kind, "account is required (unless emulator = true)"));
             }
         }
         nonempty(id, kind, "container", &self.container)?;
@@ -573,16 +543,8 @@ impl AzureSection {
         let fields: [(&str, Option<String>, &[AzureAuth]); 6] = [
             ("access_key_env", self.access_key_env.clone(), &[AccessKey]),
             ("sas_token_env", self.sas_token_env.clone(), &[Sas]),
-            (
-                "client_secret_env",
-                self.client_secret_env.clone(),
-                &[ClientSecret],
-            ),
-            (
-                "tenant_id",
-                self.tenant_id.clone(),
-                &[ClientSecret, WorkloadIdentity],
-            ),
+            ("client_secret_env", self.client_secret_env.clone(), &[ClientSecret]),
+            ("tenant_id", self.tenant_id.clone(), &[ClientSecret, WorkloadIdentity]),
             (
                 "client_id",
                 self.client_id.clone(),
@@ -590,9 +552,7 @@ impl AzureSection {
             ),
             (
                 "token_file",
-                self.token_file
-                    .as_ref()
-                    .map(|p| p.to_string_lossy().into_owned()),
+                self.token_file.as_ref().map(|p| p.to_string_lossy().into_owned()),
                 &[WorkloadIdentity],
             ),
         ];
@@ -601,10 +561,8 @@ impl AzureSection {
             let Some(v) = value else { continue };
             nonempty(id, kind, key, v)?;
             if !auth.is_some_and(|a| allowed.contains(&a)) {
-                let names: Vec<String> = allowed
-                    .iter()
-                    .map(|a| format!("\"{}\"", a.as_str()))
-                    .collect();
+                let names: Vec<String> =
+                    allowed.iter().map(|a| format!("\"{}\"", a.as_str())).collect();
                 return Err(err(
                     id,
                     kind,
@@ -651,10 +609,7 @@ impl AzureSection {
         let mut c = if self.emulator {
             AzureConfig::azurite(self.container.clone())
         } else {
-            AzureConfig::new(
-                self.account.clone().unwrap_or_default(),
-                self.container.clone(),
-            )
+            AzureConfig::new(self.account.clone().unwrap_or_default(), self.container.clone())
         };
         if let Some(a) = &self.account {
             c.account = a.clone();
@@ -673,9 +628,9 @@ impl AzureSection {
                 &self.sas_token_env,
                 DEFAULT_AZURE_SAS_ENV,
             )?)),
-            Some(AzureAuth::ManagedIdentity) => Some(AzureCredentials::ManagedIdentity {
-                client_id: self.client_id.clone(),
-            }),
+            Some(AzureAuth::ManagedIdentity) => {
+                Some(AzureCredentials::ManagedIdentity { client_id: self.client_id.clone() })
+            }
             Some(AzureAuth::ClientSecret) => Some(AzureCredentials::ClientSecret {
                 tenant_id: self.tenant_id.clone().unwrap_or_default(),
                 client_id: self.client_id.clone().unwrap_or_default(),

@@ -46,20 +46,11 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The environment variables that override configuration, with what each does.
 pub const ENV_OVERRIDES: &[(&str, &str)] = &[
-    (
-        "VAULTDB_CONFIG",
-        "path of the configuration file (same as --config)",
-    ),
-    (
-        "VAULTDB_DATA_DIR",
-        "data_dir: where relative fs backend paths and the audit log live",
-    ),
+    ("VAULTDB_CONFIG", "path of the configuration file (same as --config)"),
+    ("VAULTDB_DATA_DIR", "data_dir: where relative fs backend paths and the audit log live"),
     ("VAULTDB_THRESHOLD", "threshold K"),
     ("VAULTDB_WRITE_QUORUM", "write_quorum W"),
-    (
-        "VAULTDB_LISTEN",
-        "server.listen, e.g. 127.0.0.1:9000 (port 0 picks a free port)",
-    ),
+    ("VAULTDB_LISTEN", "server.listen, e.g. 127.0.0.1:9000 (port 0 picks a free port)"),
     ("VAULTDB_AUDIT_LOG", "server.audit_log path"),
     (
         "VAULTDB_TOKEN",
@@ -156,9 +147,7 @@ impl<'de> Deserialize<'de> for Dur {
         }
         match Raw::deserialize(d)? {
             Raw::Secs(s) => Ok(Dur(Duration::from_secs(s))),
-            Raw::Text(t) => parse_duration(&t)
-                .map(Dur)
-                .map_err(serde::de::Error::custom),
+            Raw::Text(t) => parse_duration(&t).map(Dur).map_err(serde::de::Error::custom),
         }
     }
 }
@@ -168,9 +157,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}"))?;
+    let n: u64 = num.parse().map_err(|_| format!("invalid duration {text:?}"))?;
     let d = match unit.trim() {
         "" | "s" => Duration::from_secs(n),
         "ms" => Duration::from_millis(n),
@@ -196,9 +183,9 @@ impl<'de> Deserialize<'de> for OptDur {
         match Raw::deserialize(d)? {
             Raw::Secs(s) => Ok(OptDur(Some(Duration::from_secs(s)))),
             Raw::Text(t) if t == "off" => Ok(OptDur(None)),
-            Raw::Text(t) => parse_duration(&t)
-                .map(|d| OptDur(Some(d)))
-                .map_err(serde::de::Error::custom),
+            Raw::Text(t) => {
+                parse_duration(&t).map(|d| OptDur(Some(d))).map_err(serde::de::Error::custom)
+            }
         }
     }
 }
@@ -217,9 +204,7 @@ impl<'de> Deserialize<'de> for ByteSize {
         }
         match Raw::deserialize(d)? {
             Raw::Bytes(b) => Ok(ByteSize(b)),
-            Raw::Text(t) => parse_size(&t)
-                .map(ByteSize)
-                .map_err(serde::de::Error::custom),
+            Raw::Text(t) => parse_size(&t).map(ByteSize).map_err(serde::de::Error::custom),
         }
     }
 }
@@ -240,8 +225,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "GB" => 1_000_000_000,
         _ => return Err(format!("invalid size {text:?} (use B, KiB, MiB or GiB)")),
     };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("size {text:?} is too large"))
+    n.checked_mul(mult).ok_or_else(|| format!("size {text:?} is too large"))
 }
 
 /// The padding policy as written in the file.
@@ -457,32 +441,12 @@ impl BackendConfig {
         let id = self.id().to_owned();
         let name = self.display_name();
         Ok(match self {
-            Self::Fs { path, .. } => BackendSpec::Fs {
-                id,
-                name,
-                path: path.clone(),
-            },
+            Self::Fs { path, .. } => BackendSpec::Fs { id, name, path: path.clone() },
             Self::Memory { .. } => BackendSpec::Memory { id, name },
-            Self::S3(s) => BackendSpec::S3 {
-                id,
-                name,
-                config: s.to_config(env)?,
-            },
-            Self::Minio(s) => BackendSpec::Minio {
-                id,
-                name,
-                config: s.to_config(env)?,
-            },
-            Self::Gcs(s) => BackendSpec::Gcs {
-                id,
-                name,
-                config: s.to_config(env)?,
-            },
-            Self::Azure(s) => BackendSpec::Azure {
-                id,
-                name,
-                config: s.to_config(env)?,
-            },
+            Self::S3(s) => BackendSpec::S3 { id, name, config: s.to_config(env)? },
+            Self::Minio(s) => BackendSpec::Minio { id, name, config: s.to_config(env)? },
+            Self::Gcs(s) => BackendSpec::Gcs { id, name, config: s.to_config(env)? },
+            Self::Azure(s) => BackendSpec::Azure { id, name, config: s.to_config(env)? },
         })
     }
 }
@@ -573,9 +537,7 @@ impl BackendSpec {
             Self::Fs { id, name, path } => Arc::new(FsBackend::new(id, name, path)),
             Self::Memory { id, name } => Arc::new(MemoryBackend::new(id, name)),
             Self::S3 { id, name, config } => Arc::new(
-                S3Backend::new(id.clone(), name, config)
-                    .await
-                    .map_err(|e| fail(&id, "s3", e))?,
+                S3Backend::new(id.clone(), name, config).await.map_err(|e| fail(&id, "s3", e))?,
             ),
             Self::Minio { id, name, config } => Arc::new(
                 vaultdb_minio::connect(id.clone(), name, config)
@@ -583,9 +545,7 @@ impl BackendSpec {
                     .map_err(|e| fail(&id, "minio", e))?,
             ),
             Self::Gcs { id, name, config } => Arc::new(
-                GcsBackend::new(id.clone(), name, config)
-                    .await
-                    .map_err(|e| fail(&id, "gcs", e))?,
+                GcsBackend::new(id.clone(), name, config).await.map_err(|e| fail(&id, "gcs", e))?,
             ),
             Self::Azure { id, name, config } => Arc::new(
                 AzureBackend::new(id.clone(), name, config).map_err(|e| fail(&id, "azure", e))?,
@@ -741,12 +701,7 @@ impl Loaded {
         }
         let data_dir = match env("VAULTDB_DATA_DIR") {
             Some(d) => PathBuf::from(d),
-            None => base.join(
-                config
-                    .data_dir
-                    .clone()
-                    .unwrap_or_else(|| "vaultdb-data".into()),
-            ),
+            None => base.join(config.data_dir.clone().unwrap_or_else(|| "vaultdb-data".into())),
         };
         let audit_log = match env("VAULTDB_AUDIT_LOG") {
             Some(p) => PathBuf::from(p),
@@ -776,13 +731,7 @@ impl Loaded {
                 config.server.listen
             ))
         })?;
-        let loaded = Self {
-            config,
-            source,
-            data_dir,
-            audit_log,
-            listen,
-        };
+        let loaded = Self { config, source, data_dir, audit_log, listen };
         loaded.validate().map_err(CliError::config)?;
         Ok(loaded)
     }
@@ -795,9 +744,7 @@ impl Loaded {
             return Err(format!("at least 2 backends are needed, {n} configured"));
         }
         if n > 255 {
-            return Err(format!(
-                "at most 255 backends are supported, {n} configured"
-            ));
+            return Err(format!("at most 255 backends are supported, {n} configured"));
         }
         if c.threshold < 2 {
             return Err(format!(
@@ -885,11 +832,7 @@ impl Loaded {
     /// # Errors
     /// `INVALID_CONFIG`: a variable a section names is not set.
     pub fn specs(&self, env: Env<'_>) -> Result<Vec<BackendSpec>, CliError> {
-        self.config
-            .backends
-            .iter()
-            .map(|b| b.spec(env).map_err(CliError::config))
-            .collect()
+        self.config.backends.iter().map(|b| b.spec(env).map_err(CliError::config)).collect()
     }
 
     /// Builds the backends, in share order, with secrets from the process environment. No
@@ -949,9 +892,7 @@ impl Loaded {
         &self,
         backends: Vec<Arc<dyn StorageBackend>>,
     ) -> Result<VaultDb, CliError> {
-        let mut b = VaultDb::builder()
-            .threshold(self.config.threshold)
-            .settings(self.settings());
+        let mut b = VaultDb::builder().threshold(self.config.threshold).settings(self.settings());
         for backend in backends {
             b = b.backend_arc(backend);
         }
@@ -968,11 +909,7 @@ impl Loaded {
             let mut hash = [0u8; 32];
             hex::decode_to_slice(&t.sha256, &mut hash)
                 .map_err(|_| CliError::config(format!("token {:?}: sha256 is not hex", t.name)))?;
-            entries.push(TokenEntry {
-                name: t.name.clone(),
-                role: t.role,
-                sha256: hash,
-            });
+            entries.push(TokenEntry { name: t.name.clone(), role: t.role, sha256: hash });
         }
         Ok(Tokens::new(entries))
     }
@@ -980,12 +917,7 @@ impl Loaded {
     /// A one-line description, e.g. `2-of-3 over disk-1, disk-2, disk-3`.
     pub fn describe(&self) -> String {
         let ids: Vec<&str> = self.config.backends.iter().map(BackendConfig::id).collect();
-        format!(
-            "{}-of-{} over {}",
-            self.config.threshold,
-            ids.len(),
-            ids.join(", ")
-        )
+        format!("{}-of-{} over {}", self.config.threshold, ids.len(), ids.join(", "))
     }
 }
 
@@ -1046,10 +978,7 @@ mod tests {
             .collect();
         assert_eq!(paths[0], Path::new("/etc/vaultdb/vaultdb-data/a"));
         assert_eq!(paths[1], Path::new("/abs/b"));
-        assert_eq!(
-            l.audit_log,
-            Path::new("/etc/vaultdb/vaultdb-data/audit.jsonl")
-        );
+        assert_eq!(l.audit_log, Path::new("/etc/vaultdb/vaultdb-data/audit.jsonl"));
     }
 
     #[test]
@@ -1057,51 +986,27 @@ mod tests {
         let cases = [
             ("threshold = 2\nbogus = 1\n", "unknown field"),
             ("threshold = \n", "line 1"),
-            (
-                &TWO_FS.replace("threshold = 2", "threshold = 3"),
-                "larger than",
-            ),
-            (
-                &TWO_FS.replace("threshold = 2", "threshold = 1"),
-                "at least 2",
-            ),
+            (&TWO_FS.replace("threshold = 2", "threshold = 3"), "larger than"),
+            (&TWO_FS.replace("threshold = 2", "threshold = 1"), "at least 2"),
             (&TWO_FS.replacen("\"fs\"", "\"ftp\"", 1), "unknown variant"),
-            (
-                &TWO_FS.replacen("path = \"a\"", "path = \"a\"\ncolour = 1", 1),
-                "unknown field",
-            ),
-            (
-                &TWO_FS.replacen("id = \"b\"", "id = \"a\"", 1),
-                "used twice",
-            ),
-            (
-                "threshold = 2\n[[backends]]\nkind = \"memory\"\nid = \"m\"\n",
-                "at least 2 backends",
-            ),
-            (
-                &format!("{TWO_FS}[server]\nlisten = \"nowhere\"\n"),
-                "not an address",
-            ),
+            (&TWO_FS.replacen("path = \"a\"", "path = \"a\"\ncolour = 1", 1), "unknown field"),
+            (&TWO_FS.replacen("id = \"b\"", "id = \"a\"", 1), "used twice"),
+            ("threshold = 2\n[[backends]]\nkind = \"memory\"\nid = \"m\"\n", "at least 2 backends"),
+            (&format!("{TWO_FS}[server]\nlisten = \"nowhere\"\n"), "not an address"),
             (&format!("padding = \"fancy\"\n{TWO_FS}"), "invalid padding"),
         ];
         for (text, want) in cases {
             let e = parse(text).unwrap_err();
             assert_eq!(e.code, "INVALID_CONFIG", "{text}");
-            assert!(
-                e.message.contains(want),
-                "{text}: {} lacks {want}",
-                e.message
-            );
+            assert!(e.message.contains(want), "{text}: {} lacks {want}", e.message);
             assert!(!e.message.contains('\n'), "one line: {}", e.message);
         }
     }
 
     /// A fake environment for the secrets the sections name.
     fn fake_env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: std::collections::BTreeMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
+        let map: std::collections::BTreeMap<String, String> =
+            pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         move |k: &str| map.get(k).cloned()
     }
 
@@ -1160,11 +1065,7 @@ client_id = "11111111-2222-3333-4444-555555555555"
                 assert_eq!(config.endpoint, None);
                 assert!(!config.force_path_style && !config.allow_http);
                 match &config.credentials {
-                    S3Credentials::Static {
-                        access_key_id,
-                        secret_access_key,
-                        session_token,
-                    } => {
+                    S3Credentials::Static { access_key_id, secret_access_key, session_token } => {
                         assert_eq!(access_key_id, "AKIDEXAMPLE");
                         assert_eq!(secret_access_key, "SECRET-S3-DO-NOT-PRINT");
                         assert_eq!(*session_token, None);
@@ -1215,9 +1116,7 @@ client_id = "11111111-2222-3333-4444-555555555555"
     #[test]
     fn readme_multi_cloud_example_maps() {
         let readme = include_str!("../README.md");
-        let at = readme
-            .find("### Multi-cloud")
-            .expect("README has a multi-cloud section");
+        let at = readme.find("### Multi-cloud").expect("README has a multi-cloud section");
         let block = &readme[at..];
         let block = &block[block.find("```toml\n").expect("a toml block") + 8..];
         let block = &block[..block.find("```").unwrap()];
@@ -1355,9 +1254,7 @@ container = "c"
             ("AZURE_CLIENT_SECRET", "az-secret"),
         ]);
         let specs = l.specs(&env).unwrap();
-        let BackendSpec::S3 { config: s3, .. } = &specs[0] else {
-            panic!()
-        };
+        let BackendSpec::S3 { config: s3, .. } = &specs[0] else { panic!() };
         assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
         assert_eq!(s3.region, "us-east-1");
         assert!(s3.force_path_style && s3.allow_http && s3.strict_checksums);
@@ -1366,15 +1263,10 @@ container = "c"
             access_key_id, secret_access_key, session_token: Some(t)
         } if access_key_id == "AKID" && secret_access_key == "s3-secret" && t == "s3-token"));
 
-        let BackendSpec::Minio { config: m, .. } = &specs[1] else {
-            panic!()
-        };
+        let BackendSpec::Minio { config: m, .. } = &specs[1] else { panic!() };
         let m3 = m.to_s3_config().unwrap();
         assert_eq!(m3.endpoint.as_deref(), Some("https://minio.internal:9000"));
-        assert_eq!(
-            (m3.bucket.as_str(), m3.prefix.as_str()),
-            ("vault", "shares")
-        );
+        assert_eq!((m3.bucket.as_str(), m3.prefix.as_str()), ("vault", "shares"));
         assert_eq!(m3.region, "eu-1");
         assert!(m3.force_path_style && m3.allow_http);
         assert_eq!(m3.page_size, 20);
@@ -1382,28 +1274,20 @@ container = "c"
         assert!(matches!(&m3.credentials, S3Credentials::Static {
             access_key_id, secret_access_key, session_token: None
         } if access_key_id == "minio-key" && secret_access_key == "aws-secret"));
-        let BackendSpec::Minio { config: m, .. } = &specs[2] else {
-            panic!()
-        };
+        let BackendSpec::Minio { config: m, .. } = &specs[2] else { panic!() };
         // No keys: the credential chain; plain http on loopback is allowed by the preset.
         let m3 = m.to_s3_config().unwrap();
         assert!(matches!(m3.credentials, S3Credentials::Chain) && m3.allow_http);
 
-        let BackendSpec::Gcs { config: g, .. } = &specs[3] else {
-            panic!()
-        };
+        let BackendSpec::Gcs { config: g, .. } = &specs[3] else { panic!() };
         assert_eq!(g.page_size, 30);
         assert!(
             matches!(&g.credentials, GcsCredentials::ServiceAccountJson(j) if j.contains("service_account"))
         );
-        let BackendSpec::Gcs { config: g, .. } = &specs[4] else {
-            panic!()
-        };
+        let BackendSpec::Gcs { config: g, .. } = &specs[4] else { panic!() };
         // Relative key files resolve against the configuration file's directory.
-        assert!(
-            matches!(&g.credentials, GcsCredentials::ServiceAccountFile(p)
-            if p == Path::new("/etc/vaultdb/keys/sa.json"))
-        );
+        assert!(matches!(&g.credentials, GcsCredentials::ServiceAccountFile(p)
+            if p == Path::new("/etc/vaultdb/keys/sa.json")));
 
         let az = |i: usize| match &specs[i] {
             BackendSpec::Azure { config, .. } => config.clone(),
@@ -1417,16 +1301,12 @@ container = "c"
         assert_eq!(a.timeout, Some(Duration::from_secs(7)));
         assert!(matches!(&a.credentials, AzureCredentials::AccessKey(k) if k == "az-account-key"));
         assert!(matches!(&az(6).credentials, AzureCredentials::Sas(s) if s == "sv=1&sig=x"));
-        assert!(
-            matches!(&az(7).credentials, AzureCredentials::ClientSecret {
+        assert!(matches!(&az(7).credentials, AzureCredentials::ClientSecret {
             tenant_id, client_id, client_secret
-        } if tenant_id == "t" && client_id == "c" && client_secret == "az-secret")
-        );
-        assert!(
-            matches!(&az(8).credentials, AzureCredentials::WorkloadIdentity {
+        } if tenant_id == "t" && client_id == "c" && client_secret == "az-secret"));
+        assert!(matches!(&az(8).credentials, AzureCredentials::WorkloadIdentity {
             token_file, ..
-        } if token_file == "/var/run/token")
-        );
+        } if token_file == "/var/run/token"));
         let a = az(9);
         assert!(a.emulator && a.allow_http);
         assert_eq!(a.account, vaultdb_azure::AZURITE_ACCOUNT);
@@ -1434,14 +1314,9 @@ container = "c"
         assert!(matches!(az(10).credentials, AzureCredentials::Environment));
 
         let shown = format!("{specs:?}");
-        for secret in [
-            "s3-secret",
-            "s3-token",
-            "aws-secret",
-            "az-account-key",
-            "sig=x",
-            "az-secret",
-        ] {
+        for secret in
+            ["s3-secret", "s3-token", "aws-secret", "az-account-key", "sig=x", "az-secret"]
+        {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
     }
@@ -1458,9 +1333,7 @@ container = "c"
             "{}",
             e.message
         );
-        let e = l
-            .specs(&fake_env(&[("TEST_AWS_KEY_ID", "AKID")]))
-            .unwrap_err();
+        let e = l.specs(&fake_env(&[("TEST_AWS_KEY_ID", "AKID")])).unwrap_err();
         assert!(e.message.contains("TEST_AWS_SECRET"), "{}", e.message);
         let e = parse(
             "threshold = 2\n[[backends]]\nkind = \"memory\"\nid = \"m\"\n\
@@ -1470,11 +1343,7 @@ container = "c"
         .unwrap()
         .specs(&fake_env(&[]))
         .unwrap_err();
-        assert!(
-            e.message.contains("AZURE_STORAGE_ACCOUNT_KEY"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.contains("AZURE_STORAGE_ACCOUNT_KEY"), "{}", e.message);
     }
 
     #[tokio::test]
@@ -1505,23 +1374,11 @@ container = "c"
         let gcs = "threshold = 2\n[[backends]]\nkind = \"memory\"\nid = \"m\"\n\
                    [[backends]]\nkind = \"gcs\"\nid = \"g\"\nbucket = \"b\"\n";
         let cases = [
-            (
-                s3.replace("bucket = \"b\"", "bucket = \"\""),
-                "bucket must not be empty",
-            ),
+            (s3.replace("bucket = \"b\"", "bucket = \"\""), "bucket must not be empty"),
             (s3.replace("region =", "regoin ="), "unknown field `regoin`"),
-            (
-                format!("{s3}endpoint = \"s3.example.com\"\n"),
-                "endpoint must start with",
-            ),
-            (
-                format!("{s3}page_size = 0\n"),
-                "page_size must be between 1 and 1000",
-            ),
-            (
-                format!("{s3}access_key_id = \"a\"\naccess_key_id_env = \"B\"\n"),
-                "not both",
-            ),
+            (format!("{s3}endpoint = \"s3.example.com\"\n"), "endpoint must start with"),
+            (format!("{s3}page_size = 0\n"), "page_size must be between 1 and 1000"),
+            (format!("{s3}access_key_id = \"a\"\naccess_key_id_env = \"B\"\n"), "not both"),
             (
                 format!("{s3}secret_access_key_env = \"S\"\n"),
                 "secret_access_key_env needs access_key_id",
@@ -1546,14 +1403,8 @@ container = "c"
                 format!("{gcs}credentials = \"anonymous\"\nservice_account_file = \"a.json\"\n"),
                 "go with credentials = \"service_account\"",
             ),
-            (
-                format!("{gcs}credentials = \"service_account\"\n"),
-                "needs service_account_file",
-            ),
-            (
-                format!("{gcs}credentials = \"magic\"\n"),
-                "unknown variant `magic`",
-            ),
+            (format!("{gcs}credentials = \"service_account\"\n"), "needs service_account_file"),
+            (format!("{gcs}credentials = \"magic\"\n"), "unknown variant `magic`"),
             (az.to_owned(), "account is required"),
             (
                 format!("{az}emulator = true\nendpoint = \"http://127.0.0.1:1\"\n"),
@@ -1575,19 +1426,12 @@ container = "c"
                 ),
                 "needs token_file",
             ),
-            (
-                format!("{az}account = \"a\"\npage_size = 5001\n"),
-                "between 1 and 5000",
-            ),
+            (format!("{az}account = \"a\"\npage_size = 5001\n"), "between 1 and 5000"),
         ];
         for (text, want) in &cases {
             let e = parse(text).unwrap_err();
             assert_eq!(e.code, "INVALID_CONFIG", "{text}");
-            assert!(
-                e.message.contains(want),
-                "{text}: {} lacks {want}",
-                e.message
-            );
+            assert!(e.message.contains(want), "{text}: {} lacks {want}", e.message);
             assert!(!e.message.contains("INLINE-SECRET"), "{}", e.message);
         }
     }

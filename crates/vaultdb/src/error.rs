@@ -21,10 +21,7 @@ pub struct CliError {
 impl CliError {
     /// An error with `code`.
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: one_line(&message.into()),
-        }
+        Self { code, message: one_line(&message.into()) }
     }
 
     /// An `INVALID_CONFIG` error (bad configuration, bad input).

@@ -12,9 +12,8 @@ use std::time::Duration;
 use vaultdb_core::client::StatsSnapshot;
 
 /// Upper bounds of the latency histogram's buckets, in seconds.
-pub const LATENCY_BUCKETS: [f64; 12] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
-];
+pub const LATENCY_BUCKETS: [f64; 12] =
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0];
 
 /// The route label of requests that matched no route.
 pub const UNMATCHED: &str = "unmatched";
@@ -50,17 +49,9 @@ impl std::fmt::Debug for Metrics {
 impl Metrics {
     /// Counts one finished request.
     pub fn observe(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
-        let mut t = self
-            .tables
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *t.requests
-            .entry((method.to_owned(), route.to_owned(), status))
-            .or_default() += 1;
-        let h = t
-            .latency
-            .entry((method.to_owned(), route.to_owned()))
-            .or_default();
+        let mut t = self.tables.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *t.requests.entry((method.to_owned(), route.to_owned(), status)).or_default() += 1;
+        let h = t.latency.entry((method.to_owned(), route.to_owned())).or_default();
         let secs = elapsed.as_secs_f64();
         for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
             if secs <= *le {
@@ -78,23 +69,14 @@ impl Metrics {
 
     /// The number of requests counted for (method, route, status).
     pub fn requests(&self, method: &str, route: &str, status: u16) -> u64 {
-        let t = self
-            .tables
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        t.requests
-            .get(&(method.to_owned(), route.to_owned(), status))
-            .copied()
-            .unwrap_or(0)
+        let t = self.tables.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        t.requests.get(&(method.to_owned(), route.to_owned(), status)).copied().unwrap_or(0)
     }
 
     /// Everything in Prometheus text format, with the store's counters.
     pub fn render(&self, stats: StatsSnapshot) -> String {
         let mut out = String::with_capacity(4096);
-        let t = self
-            .tables
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let t = self.tables.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         header(
             &mut out,
             "vaultdb_http_requests_total",
@@ -129,11 +111,8 @@ impl Metrics {
                 "vaultdb_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
                 h.count
             );
-            let _ = writeln!(
-                out,
-                "vaultdb_http_request_duration_seconds_sum{{{labels}}} {}",
-                h.sum
-            );
+            let _ =
+                writeln!(out, "vaultdb_http_request_duration_seconds_sum{{{labels}}} {}", h.sum);
             let _ = writeln!(
                 out,
                 "vaultdb_http_request_duration_seconds_count{{{labels}}} {}",
@@ -152,11 +131,7 @@ impl Metrics {
                 "Shares found bad (CRC, format, binding or polynomial check).",
                 stats.bad_shares,
             ),
-            (
-                "vaultdb_shares_repaired_total",
-                "Shares rewritten by repair.",
-                stats.shares_repaired,
-            ),
+            ("vaultdb_shares_repaired_total", "Shares rewritten by repair.", stats.shares_repaired),
             (
                 "vaultdb_objects_removed_total",
                 "Objects removed by cleanup (superseded versions, abandoned writes).",
@@ -184,11 +159,7 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 /// Escapes a label value: backslash, double quote and newline.
 fn escape(v: &str) -> Cow<'_> {
     if v.contains(['\\', '"', '\n']) {
-        Cow::Owned(
-            v.replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n"),
-        )
+        Cow::Owned(v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n"))
     } else {
         Cow::Borrowed(v)
     }
@@ -207,10 +178,7 @@ mod tests {
         m.observe("GET", "/v1/records/{id}", 200, Duration::from_millis(30));
         m.observe("GET", "/v1/records/{id}", 404, Duration::from_millis(3));
         m.observe("GET", "we\"ird", 404, Duration::from_millis(3));
-        let text = m.render(StatsSnapshot {
-            degraded_reads: 7,
-            ..Default::default()
-        });
+        let text = m.render(StatsSnapshot { degraded_reads: 7, ..Default::default() });
         assert!(text.contains(
             "vaultdb_http_requests_total{method=\"GET\",route=\"/v1/records/{id}\",status=\"200\"} 2\n"
         ));
@@ -226,9 +194,7 @@ mod tests {
         for line in text.lines() {
             assert!(
                 line.starts_with('#')
-                    || line
-                        .rsplit_once(' ')
-                        .is_some_and(|(_, v)| v.parse::<f64>().is_ok()),
+                    || line.rsplit_once(' ').is_some_and(|(_, v)| v.parse::<f64>().is_ok()),
                 "{line}"
             );
         }

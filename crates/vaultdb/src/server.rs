@@ -130,12 +130,7 @@ impl AppState {
     async fn audit(&self, actor: &str, op: &str, id: Option<&str>, outcome: &str) {
         if let Some(log) = &self.inner.audit {
             let tag = id.map(|i| self.inner.db.name_tag(i).to_text());
-            let ev = Event {
-                actor,
-                op,
-                tag: tag.as_deref(),
-                outcome,
-            };
+            let ev = Event { actor, op, tag: tag.as_deref(), outcome };
             if log.record(ev).await.is_err() {
                 self.inner.metrics.audit_failed();
             }
@@ -302,10 +297,7 @@ impl From<VaultError> for ApiError {
         if let VaultError::HmacFailed { bad_backends, .. } = &e {
             err.detail.backends = bad_backends
                 .iter()
-                .map(|b| BackendStatus {
-                    backend: b.clone(),
-                    status: "corrupt".to_owned(),
-                })
+                .map(|b| BackendStatus { backend: b.clone(), status: "corrupt".to_owned() })
                 .collect();
         }
         err
@@ -317,8 +309,7 @@ impl IntoResponse for ApiError {
         let mut resp =
             (self.status, JsonLine(ErrorResponse { error: self.detail })).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         resp
     }
@@ -336,13 +327,7 @@ impl<T: Serialize> IntoResponse for JsonLine<T> {
         match serde_json::to_vec(&self.0) {
             Ok(mut body) => {
                 body.push(b'\n');
-                (
-                    [(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("application/json"),
-                    )],
-                    body,
-                )
+                ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], body)
                     .into_response()
             }
             Err(e) => {
@@ -378,19 +363,16 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let limit = req.extensions().get::<BodyLimit>().map_or(0, |l| l.0);
-        Bytes::from_request(req, state)
-            .await
-            .map(RawBody)
-            .map_err(|e: BytesRejection| {
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::too_large(limit)
-                } else {
-                    ApiError::invalid_request(format!(
-                        "cannot read the request body: {}",
-                        e.body_text()
-                    ))
-                }
-            })
+        Bytes::from_request(req, state).await.map(RawBody).map_err(|e: BytesRejection| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::too_large(limit)
+            } else {
+                ApiError::invalid_request(format!(
+                    "cannot read the request body: {}",
+                    e.body_text()
+                ))
+            }
+        })
     }
 }
 
@@ -409,15 +391,14 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IdPath {
         parts: &mut axum::http::request::Parts,
         state: &S,
     ) -> Result<Self, Self::Rejection> {
-        Path::<String>::from_request_parts(parts, state)
-            .await
-            .map(|Path(id)| IdPath(id))
-            .map_err(|e: PathRejection| {
+        Path::<String>::from_request_parts(parts, state).await.map(|Path(id)| IdPath(id)).map_err(
+            |e: PathRejection| {
                 ApiError::invalid_request(format!(
                     "invalid record id in the path: {}",
                     e.body_text()
                 ))
-            })
+            },
+        )
     }
 }
 
@@ -565,8 +546,7 @@ fn with_headers(mut resp: Response, version: Option<String>, degraded: bool) -> 
         resp.headers_mut().insert(VERSION_HEADER, v);
     }
     if degraded {
-        resp.headers_mut()
-            .insert(DEGRADED_HEADER, HeaderValue::from_static("true"));
+        resp.headers_mut().insert(DEGRADED_HEADER, HeaderValue::from_static("true"));
     }
     resp
 }
@@ -578,19 +558,12 @@ async fn store_json(
 ) -> Result<Response, ApiError> {
     let id = body.id;
     let record = Record::json(id.clone(), &body.data).map_err(ApiError::from)?;
-    let r = st
-        .audited(actor, "record.put", Some(&id), st.db().put(record))
-        .await?;
+    let r = st.audited(actor, "record.put", Some(&id), st.db().put(record)).await?;
     let version = r.version.to_text();
     let degraded = r.degraded();
     let resp = (
         StatusCode::CREATED,
-        JsonLine(PutRecordResponse {
-            id,
-            version: version.clone(),
-            acks: r.acks,
-            degraded,
-        }),
+        JsonLine(PutRecordResponse { id, version: version.clone(), acks: r.acks, degraded }),
     )
         .into_response();
     Ok(with_headers(resp, Some(version), degraded))
@@ -636,38 +609,21 @@ async fn list_records(
         .map_err(|e| ApiError::invalid_request(format!("invalid query: {}", e.body_text())))?;
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::invalid_request(format!(
-            "limit must be between 1 and {MAX_PAGE}"
-        )));
+        return Err(ApiError::invalid_request(format!("limit must be between 1 and {MAX_PAGE}")));
     }
     let after = params.cursor.filter(|c| !c.is_empty());
-    let r = st
-        .audited(&actor, "record.list", None, st.db().list())
-        .await?;
+    let r = st.audited(&actor, "record.list", None, st.db().list()).await?;
     let degraded = r.outcomes.iter().any(|o| o.status != OutcomeStatus::Ok);
     let start = after.map_or(0, |a| r.ids.partition_point(|id| *id <= a));
     let end = start.saturating_add(limit as usize).min(r.ids.len());
     let page = r.ids[start.min(end)..end].to_vec();
-    let next = if end < r.ids.len() {
-        page.last().cloned()
-    } else {
-        None
-    };
-    Ok(with_headers(
-        JsonLine(ListResponse { ids: page, next }).into_response(),
-        None,
-        degraded,
-    ))
+    let next = if end < r.ids.len() { page.last().cloned() } else { None };
+    Ok(with_headers(JsonLine(ListResponse { ids: page, next }).into_response(), None, degraded))
 }
 
 fn is_json(content_type: Option<&str>) -> bool {
     let Some(ct) = content_type else { return false };
-    let essence = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     essence == "application/json" || essence.ends_with("+json")
 }
 
@@ -683,9 +639,7 @@ async fn get_record(
     Extension(actor): Extension<Actor>,
     IdPath(id): IdPath,
 ) -> Result<Response, ApiError> {
-    let r = st
-        .audited(&actor, "record.get", Some(&id), st.db().get(&id))
-        .await?;
+    let r = st.audited(&actor, "record.get", Some(&id), st.db().get(&id)).await?;
     let version = r.version.to_text();
     let ct = r.record.content_type.clone();
     let parsed = if is_json(ct.as_deref()) {
@@ -704,11 +658,7 @@ async fn get_record(
         data,
         data_base64,
     };
-    Ok(with_headers(
-        JsonLine(body).into_response(),
-        Some(version),
-        r.degraded,
-    ))
+    Ok(with_headers(JsonLine(body).into_response(), Some(version), r.degraded))
 }
 
 /// Deletes every version of a record on every backend.
@@ -723,15 +673,9 @@ async fn delete_record(
     Extension(actor): Extension<Actor>,
     IdPath(id): IdPath,
 ) -> Result<Response, ApiError> {
-    let r = st
-        .audited(&actor, "record.delete", Some(&id), st.db().delete(&id))
-        .await?;
+    let r = st.audited(&actor, "record.delete", Some(&id), st.db().delete(&id)).await?;
     let degraded = r.outcomes.iter().any(|o| o.status != OutcomeStatus::Ok);
-    Ok(with_headers(
-        StatusCode::NO_CONTENT.into_response(),
-        None,
-        degraded,
-    ))
+    Ok(with_headers(StatusCode::NO_CONTENT.into_response(), None, degraded))
 }
 
 /// Stores the request body as-is, keeping its `Content-Type`.
@@ -767,19 +711,12 @@ async fn put_raw(
     let mut record = Record::new(id.clone(), body.to_vec());
     record.content_type = ct;
     drop(body);
-    let r = st
-        .audited(&actor, "record.put_raw", Some(&id), st.db().put(record))
-        .await?;
+    let r = st.audited(&actor, "record.put_raw", Some(&id), st.db().put(record)).await?;
     let version = r.version.to_text();
     let degraded = r.degraded();
     let resp = (
         StatusCode::CREATED,
-        JsonLine(PutRecordResponse {
-            id,
-            version: version.clone(),
-            acks: r.acks,
-            degraded,
-        }),
+        JsonLine(PutRecordResponse { id, version: version.clone(), acks: r.acks, degraded }),
     )
         .into_response();
     Ok(with_headers(resp, Some(version), degraded))
@@ -799,9 +736,7 @@ async fn get_raw(
     Extension(actor): Extension<Actor>,
     IdPath(id): IdPath,
 ) -> Result<Response, ApiError> {
-    let r = st
-        .audited(&actor, "record.get_raw", Some(&id), st.db().get(&id))
-        .await?;
+    let r = st.audited(&actor, "record.get_raw", Some(&id), st.db().get(&id)).await?;
     let version = r.version.to_text();
     let ct = r
         .record
@@ -811,10 +746,7 @@ async fn get_raw(
         .unwrap_or_else(|| HeaderValue::from_static("application/octet-stream"));
     let mut resp = r.record.data.into_response();
     resp.headers_mut().insert(header::CONTENT_TYPE, ct);
-    resp.headers_mut().insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    resp.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     Ok(with_headers(resp, Some(version), r.degraded))
 }
 
@@ -829,9 +761,7 @@ async fn repair_record(
     Extension(actor): Extension<Actor>,
     IdPath(id): IdPath,
 ) -> Result<Response, ApiError> {
-    let r = st
-        .audited(&actor, "record.repair", Some(&id), st.db().repair(&id))
-        .await?;
+    let r = st.audited(&actor, "record.repair", Some(&id), st.db().repair(&id)).await?;
     Ok(JsonLine(RepairResponse {
         version: r.version.map(|v| v.to_text()),
         restored: r.restored,
@@ -882,15 +812,7 @@ async fn health(State(st): State<AppState>) -> Response {
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
     };
-    (
-        code,
-        JsonLine(HealthResponse {
-            status: status.to_owned(),
-            k: h.k,
-            n: h.n,
-            up: h.up,
-        }),
-    )
+    (code, JsonLine(HealthResponse { status: status.to_owned(), k: h.k, n: h.n, up: h.up }))
         .into_response()
 }
 
@@ -902,25 +824,14 @@ async fn health(State(st): State<AppState>) -> Response {
     security(("bearer" = [])))]
 async fn metrics(State(st): State<AppState>) -> Response {
     let text = st.metrics().render(st.db().stats());
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 
 /// This API as an OpenAPI 3.1 document.
 #[utoipa::path(get, path = "/openapi.json", tag = "service", operation_id = "openapi",
     responses((status = 200, description = "The OpenAPI document", body = Object)))]
 async fn openapi_json(State(st): State<AppState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        st.inner.openapi_json.clone(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "application/json")], st.inner.openapi_json.clone()).into_response()
 }
 
 async fn not_found() -> ApiError {
@@ -956,18 +867,12 @@ pub fn policy(method: &Method, route: &str) -> Option<(Role, &'static str)> {
 }
 
 async fn authorize(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned());
+    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
     let Some((need, op)) = route.as_deref().and_then(|r| policy(req.method(), r)) else {
         return next.run(req).await;
     };
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(bearer);
+    let token =
+        req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer);
     match token.and_then(|t| st.inner.tokens.authenticate(t)) {
         None => {
             st.audit("anonymous", op, None, "UNAUTHORIZED").await;
@@ -983,10 +888,7 @@ async fn authorize(State(st): State<AppState>, mut req: Request, next: Next) -> 
             ApiError::new(
                 StatusCode::FORBIDDEN,
                 "FORBIDDEN",
-                format!(
-                    "this needs the {need} role; the token has the {} role",
-                    actor.role
-                ),
+                format!("this needs the {need} role; the token has the {} role", actor.role),
             )
             .into_response()
         }
@@ -1019,8 +921,7 @@ async fn count(State(st): State<AppState>, req: Request, next: Next) -> Response
         .get::<MatchedPath>()
         .map_or(UNMATCHED.to_owned(), |m| m.as_str().to_owned());
     let resp = next.run(req).await;
-    st.metrics()
-        .observe(&method, &route, resp.status().as_u16(), start.elapsed());
+    st.metrics().observe(&method, &route, resp.status().as_u16(), start.elapsed());
     resp
 }
 
@@ -1043,10 +944,7 @@ fn base_doc() -> OpenApi {
     use utoipa::openapi::{ComponentsBuilder, InfoBuilder, OpenApiBuilder, Tag};
     let mut tags = Vec::new();
     for (name, desc) in [
-        (
-            "records",
-            "Records: stored split across the backends, K of N needed to read",
-        ),
+        ("records", "Records: stored split across the backends, K of N needed to read"),
         ("admin", "Store administration (admin role)"),
         ("service", "Health, metrics and this document"),
     ] {
@@ -1089,9 +987,7 @@ fn add_common_responses(doc: &mut OpenApi) {
             .description(desc)
             .content(
                 "application/json",
-                ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("ErrorResponse")))
-                    .build(),
+                ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorResponse"))).build(),
             )
             .build()
     };
@@ -1106,12 +1002,7 @@ fn add_common_responses(doc: &mut OpenApi) {
         body.required = Some(utoipa::openapi::Required::False);
     }
     for (path, item) in doc.paths.paths.iter_mut() {
-        let ops = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-        ];
+        let ops = [&mut item.get, &mut item.put, &mut item.post, &mut item.delete];
         for op in ops.into_iter().flatten() {
             let protected = op.security.as_ref().is_some_and(|s| !s.is_empty());
             let has_input = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
@@ -1119,44 +1010,28 @@ fn add_common_responses(doc: &mut OpenApi) {
             let store_op = path.starts_with("/v1/");
             let r = &mut op.responses.responses;
             let mut add = |code: &str, desc: &str| {
-                r.entry(code.to_owned())
-                    .or_insert_with(|| RefOr::T(err(desc)));
+                r.entry(code.to_owned()).or_insert_with(|| RefOr::T(err(desc)));
             };
             if protected {
                 add("401", "No valid bearer token (UNAUTHORIZED)");
                 add("403", "The token's role is too low (FORBIDDEN)");
             }
             if has_input || has_body {
-                add(
-                    "400",
-                    "Invalid id, parameters or body (INVALID_CONFIG, INVALID_REQUEST)",
-                );
+                add("400", "Invalid id, parameters or body (INVALID_CONFIG, INVALID_REQUEST)");
             }
             if has_body {
-                add(
-                    "413",
-                    "The body is larger than the limit (PAYLOAD_TOO_LARGE)",
-                );
+                add("413", "The body is larger than the limit (PAYLOAD_TOO_LARGE)");
             }
             if store_op {
-                add(
-                    "500",
-                    "The record could not be processed (SPLIT_FAILED, RECONSTRUCT_FAILED)",
-                );
-                add(
-                    "502",
-                    "No K shares verify: backends served bad data (HMAC_FAILED)",
-                );
+                add("500", "The record could not be processed (SPLIT_FAILED, RECONSTRUCT_FAILED)");
+                add("502", "No K shares verify: backends served bad data (HMAC_FAILED)");
                 add(
                     "503",
                     "Too few backends answered, or the request timed out (INSUFFICIENT_SHARES, \
                      BACKEND_ERROR, REQUEST_TIMEOUT)",
                 );
             }
-            add(
-                "405",
-                "Method not allowed on this path (METHOD_NOT_ALLOWED)",
-            );
+            add("405", "Method not allowed on this path (METHOD_NOT_ALLOWED)");
         }
     }
 }
@@ -1177,16 +1052,11 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            limit_and_time,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), limit_and_time))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             // Route templates only: concrete paths carry record ids.
-            let route = req
-                .extensions()
-                .get::<MatchedPath>()
-                .map_or(UNMATCHED, MatchedPath::as_str);
+            let route =
+                req.extensions().get::<MatchedPath>().map_or(UNMATCHED, MatchedPath::as_str);
             tracing::info_span!("http", method = %req.method(), route)
         }))
         .layer(middleware::from_fn_with_state(state.clone(), count))
@@ -1203,10 +1073,7 @@ mod tests {
             let s = ApiError::status_of(code);
             assert!(s.is_client_error() || s.is_server_error(), "{code}");
         }
-        assert_eq!(
-            ApiError::status_of(ErrorCode::RecordNotFound),
-            StatusCode::NOT_FOUND
-        );
+        assert_eq!(ApiError::status_of(ErrorCode::RecordNotFound), StatusCode::NOT_FOUND);
         assert_eq!(
             ApiError::status_of(ErrorCode::InsufficientShares),
             StatusCode::SERVICE_UNAVAILABLE
@@ -1234,11 +1101,7 @@ mod tests {
             ] {
                 let Some(op) = op else { continue };
                 let protected = op.security.as_ref().is_some_and(|s| !s.is_empty());
-                assert_eq!(
-                    policy(&method, path).is_some(),
-                    protected,
-                    "{method} {path}"
-                );
+                assert_eq!(policy(&method, path).is_some(), protected, "{method} {path}");
             }
         }
     }

@@ -44,16 +44,9 @@ fn embedded_default_put_get_list_delete_status_scrub() {
         .write_stdin("{\"hello\": \"world\"}")
         .assert()
         .success();
-    vaultdb(d)
-        .args(["put", "plain"])
-        .write_stdin("from stdin")
-        .assert()
-        .success();
+    vaultdb(d).args(["put", "plain"]).write_stdin("from stdin").assert().success();
     for disk in ["disk-1", "disk-2", "disk-3"] {
-        assert!(
-            d.join("vaultdb-data").join(disk).is_dir(),
-            "{disk} created under ./vaultdb-data"
-        );
+        assert!(d.join("vaultdb-data").join(disk).is_dir(), "{disk} created under ./vaultdb-data");
     }
 
     vaultdb(d)
@@ -61,25 +54,11 @@ fn embedded_default_put_get_list_delete_status_scrub() {
         .assert()
         .success()
         .stdout(predicate::eq(&[0u8, 1, 2, 255, 10, 13][..]));
-    vaultdb(d)
-        .args(["get", "greeting"])
-        .assert()
-        .success()
-        .stdout("{\"hello\": \"world\"}");
-    vaultdb(d)
-        .args(["get", "plain", "-o", "out.txt"])
-        .assert()
-        .success();
-    assert_eq!(
-        std::fs::read_to_string(d.join("out.txt")).unwrap(),
-        "from stdin"
-    );
+    vaultdb(d).args(["get", "greeting"]).assert().success().stdout("{\"hello\": \"world\"}");
+    vaultdb(d).args(["get", "plain", "-o", "out.txt"]).assert().success();
+    assert_eq!(std::fs::read_to_string(d.join("out.txt")).unwrap(), "from stdin");
 
-    vaultdb(d)
-        .arg("list")
-        .assert()
-        .success()
-        .stdout("greeting\nplain\nreport\n");
+    vaultdb(d).arg("list").assert().success().stdout("greeting\nplain\nreport\n");
 
     vaultdb(d)
         .arg("status")
@@ -102,11 +81,7 @@ fn embedded_default_put_get_list_delete_status_scrub() {
     assert_one_line_error(&out, "RECORD_NOT_FOUND", "get after delete");
     let out = vaultdb(d).args(["delete", "plain"]).output().unwrap();
     assert_one_line_error(&out, "RECORD_NOT_FOUND", "delete twice");
-    vaultdb(d)
-        .arg("list")
-        .assert()
-        .success()
-        .stdout("greeting\nreport\n");
+    vaultdb(d).arg("list").assert().success().stdout("greeting\nreport\n");
 
     // Every command above left an audit line, and the chain verifies.
     vaultdb(d)
@@ -137,39 +112,22 @@ fn init_writes_a_config_with_only_the_token_hash() {
     let text = std::fs::read_to_string(d.join("vaultdb.toml")).unwrap();
     assert!(!text.contains(&token), "the token itself is not stored");
     let hash = hex::encode(sha2::Sha256::digest(token.as_bytes()));
-    assert!(
-        text.contains(&format!("sha256 = \"{hash}\"")),
-        "its hash is"
-    );
+    assert!(text.contains(&format!("sha256 = \"{hash}\"")), "its hash is");
     assert!(text.contains("threshold = 2") && text.matches("[[backends]]").count() == 3);
-    assert!(
-        text.lines().filter(|l| l.starts_with('#')).count() > 10,
-        "the file is commented"
-    );
+    assert!(text.lines().filter(|l| l.starts_with('#')).count() > 10, "the file is commented");
 
     // A second init refuses to overwrite, and changes nothing.
     let out = vaultdb(d).arg("init").output().unwrap();
     assert_one_line_error(&out, "INVALID_CONFIG", "second init");
-    assert_eq!(
-        std::fs::read_to_string(d.join("vaultdb.toml")).unwrap(),
-        text
-    );
+    assert_eq!(std::fs::read_to_string(d.join("vaultdb.toml")).unwrap(), text);
 
     // The file is picked up from the working directory.
-    vaultdb(d)
-        .args(["put", "k", "-"])
-        .write_stdin("v")
-        .assert()
-        .success();
+    vaultdb(d).args(["put", "k", "-"]).write_stdin("v").assert().success();
     vaultdb(d).args(["get", "k"]).assert().success().stdout("v");
     assert!(d.join("vaultdb-data/disk-1").is_dir());
 
     vaultdb(d).args(["init", "--force"]).assert().success();
-    assert_ne!(
-        std::fs::read_to_string(d.join("vaultdb.toml")).unwrap(),
-        text,
-        "a new token"
-    );
+    assert_ne!(std::fs::read_to_string(d.join("vaultdb.toml")).unwrap(), text, "a new token");
 }
 
 #[test]
@@ -223,18 +181,11 @@ fn bad_input_fails_with_one_line_and_writes_nothing() {
     let d = dir.path();
 
     // In a fresh directory, a failed first command creates no data directory at all.
-    let out = vaultdb(d)
-        .args(["put", "x", "missing.bin"])
-        .output()
-        .unwrap();
+    let out = vaultdb(d).args(["put", "x", "missing.bin"]).output().unwrap();
     assert_one_line_error(&out, "INVALID_CONFIG", "missing file in a fresh dir");
     assert!(!d.join("vaultdb-data").exists(), "nothing created");
 
-    vaultdb(d)
-        .args(["put", "existing", "-"])
-        .write_stdin("data")
-        .assert()
-        .success();
+    vaultdb(d).args(["put", "existing", "-"]).write_stdin("data").assert().success();
     std::fs::create_dir(d.join("a-directory")).unwrap();
     std::fs::write(d.join("not.json"), "{not json").unwrap();
     let two = |extra: &str| {
@@ -245,10 +196,7 @@ fn bad_input_fails_with_one_line_and_writes_nothing() {
     };
     let configs = [
         ("malformed.toml", "threshold = = 2\n".to_owned()),
-        (
-            "unknown-kind.toml",
-            two("threshold = 2").replacen("\"fs\"", "\"ftp\"", 1),
-        ),
+        ("unknown-kind.toml", two("threshold = 2").replacen("\"fs\"", "\"ftp\"", 1)),
         ("unknown-field.toml", two("threshold = 2\nthreshhold = 2")),
         ("k-too-big.toml", two("threshold = 3")),
         ("k-one.toml", two("threshold = 1")),
@@ -284,48 +232,20 @@ fn bad_input_fails_with_one_line_and_writes_nothing() {
         code: &'static str,
         says: &'static str,
     }
-    let case = |args: &[&'static str], code, says| Case {
-        args: args.to_vec(),
-        env: None,
-        code,
-        says,
-    };
+    let case =
+        |args: &[&'static str], code, says| Case { args: args.to_vec(), env: None, code, says };
     let mut cases = vec![
         case(&["put"], "INVALID_CONFIG", "<ID>"),
         case(&["get"], "INVALID_CONFIG", "<ID>"),
         case(&["frobnicate"], "INVALID_CONFIG", "unrecognized subcommand"),
-        case(
-            &["put", "x", "missing.bin"],
-            "INVALID_CONFIG",
-            "cannot read missing.bin",
-        ),
-        case(
-            &["put", "x", "a-directory"],
-            "INVALID_CONFIG",
-            "cannot read a-directory",
-        ),
-        case(
-            &["put", "x", "not.json", "--json"],
-            "INVALID_CONFIG",
-            "not valid JSON",
-        ),
+        case(&["put", "x", "missing.bin"], "INVALID_CONFIG", "cannot read missing.bin"),
+        case(&["put", "x", "a-directory"], "INVALID_CONFIG", "cannot read a-directory"),
+        case(&["put", "x", "not.json", "--json"], "INVALID_CONFIG", "not valid JSON"),
         case(&["put", "", "-"], "INVALID_CONFIG", "record id is empty"),
-        case(
-            &["get", "bad\u{1}id"],
-            "INVALID_CONFIG",
-            "control character",
-        ),
+        case(&["get", "bad\u{1}id"], "INVALID_CONFIG", "control character"),
         case(&["delete", ""], "INVALID_CONFIG", "record id is empty"),
-        case(
-            &["--config", "nope.toml", "list"],
-            "INVALID_CONFIG",
-            "cannot read config nope.toml",
-        ),
-        case(
-            &["--config", "malformed.toml", "list"],
-            "INVALID_CONFIG",
-            "line 1",
-        ),
+        case(&["--config", "nope.toml", "list"], "INVALID_CONFIG", "cannot read config nope.toml"),
+        case(&["--config", "malformed.toml", "list"], "INVALID_CONFIG", "line 1"),
         case(
             &["--config", "unknown-kind.toml", "put", "x", "-"],
             "INVALID_CONFIG",
@@ -341,11 +261,7 @@ fn bad_input_fails_with_one_line_and_writes_nothing() {
             "INVALID_CONFIG",
             "larger than the number of backends",
         ),
-        case(
-            &["--config", "k-one.toml", "list"],
-            "INVALID_CONFIG",
-            "at least 2",
-        ),
+        case(&["--config", "k-one.toml", "list"], "INVALID_CONFIG", "at least 2"),
         // Cloud backends: a secret variable that is not set is named; plain http needs
         // allow_http. Both before any request.
         case(
@@ -354,11 +270,7 @@ fn bad_input_fails_with_one_line_and_writes_nothing() {
             "backend \"aws\" (s3): access_key_id_env names the environment variable \
              VAULTDB_CLI_TEST_UNSET_KEY_ID, which is not set",
         ),
-        case(
-            &["--config", "s3-http.toml", "put", "x", "-"],
-            "INVALID_CONFIG",
-            "set allow_http",
-        ),
+        case(&["--config", "s3-http.toml", "put", "x", "-"], "INVALID_CONFIG", "set allow_http"),
     ];
     cases.push(Case {
         args: vec!["list"],
@@ -389,22 +301,10 @@ fn bad_input_fails_with_one_line_and_writes_nothing() {
         let what = format!("{:?} {:?}", c.args, c.env);
         assert_one_line_error(&out, c.code, &what);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            stderr.contains(c.says),
-            "{what}: {stderr:?} should say {:?}",
-            c.says
-        );
-        assert_eq!(
-            snapshot(&data),
-            before,
-            "{what}: the data directory is unchanged"
-        );
+        assert!(stderr.contains(c.says), "{what}: {stderr:?} should say {:?}", c.says);
+        assert_eq!(snapshot(&data), before, "{what}: the data directory is unchanged");
     }
-    vaultdb(d)
-        .args(["get", "existing"])
-        .assert()
-        .success()
-        .stdout("data");
+    vaultdb(d).args(["get", "existing"]).assert().success().stdout("data");
 }
 
 /// Replaces a backend's directory with a symlink to itself: every call to it fails with
@@ -419,16 +319,8 @@ fn break_backend(d: &Path, disk: &str) {
 fn status_and_reads_with_backends_down() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    vaultdb(d)
-        .args(["put", "r1", "-"])
-        .write_stdin("one")
-        .assert()
-        .success();
-    vaultdb(d)
-        .args(["put", "r2", "-"])
-        .write_stdin("two")
-        .assert()
-        .success();
+    vaultdb(d).args(["put", "r1", "-"]).write_stdin("one").assert().success();
+    vaultdb(d).args(["put", "r2", "-"]).write_stdin("two").assert().success();
 
     break_backend(d, "disk-3");
     vaultdb(d)
@@ -447,10 +339,7 @@ fn status_and_reads_with_backends_down() {
     break_backend(d, "disk-2");
     let out = vaultdb(d).arg("status").output().unwrap();
     assert!(!out.status.success(), "status fails below the threshold");
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("DOWN"),
-        "and still shows the backends"
-    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("DOWN"), "and still shows the backends");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.lines().count() == 1 && stderr.starts_with("error: INSUFFICIENT_SHARES: "),
@@ -485,23 +374,16 @@ fn repair_and_scrub_restore_a_wiped_backend() {
     drop(stale);
     std::fs::write(tmp.join("in-flight"), "x").unwrap();
 
-    vaultdb(d)
-        .args(["repair", "rec-0"])
-        .assert()
-        .success()
-        .stdout(
-            predicate::str::contains("1 share(s) restored").and(predicate::str::contains("disk-2")),
-        );
+    vaultdb(d).args(["repair", "rec-0"]).assert().success().stdout(
+        predicate::str::contains("1 share(s) restored").and(predicate::str::contains("disk-2")),
+    );
     vaultdb(d)
         .arg("scrub")
         .assert()
         .success()
         .stdout(predicate::str::contains("scrubbed 5 record(s)"))
         .stdout(predicate::str::contains("0 share(s) restored").not());
-    assert!(
-        !tmp.join("crashed").exists(),
-        "scrub removes stale temporary files"
-    );
+    assert!(!tmp.join("crashed").exists(), "scrub removes stale temporary files");
     assert!(tmp.join("in-flight").exists(), "and keeps fresh ones");
     // With disk-3 gone too, every record reads from disk-1 and the restored disk-2.
     let disk3 = d.join("vaultdb-data/disk-3");

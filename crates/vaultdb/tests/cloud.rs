@@ -54,9 +54,7 @@ impl Clouds {
             ),
             gcs: var("VAULTDB_TEST_GCS_ENDPOINT")?,
             gcs_bucket: or("VAULTDB_TEST_GCS_BUCKET", "vaultdb-test"),
-            azurite: var("AZURITE_BLOB_STORAGE_URL")?
-                .trim_end_matches('/')
-                .to_owned(),
+            azurite: var("AZURITE_BLOB_STORAGE_URL")?.trim_end_matches('/').to_owned(),
             azure_container: or("VAULTDB_TEST_AZURE_CONTAINER", "vaultdb-test"),
         })
     }
@@ -157,21 +155,12 @@ access_key_env = "{AZURE_KEY_VAR}"
 /// A short random tag, so runs never share a prefix.
 fn random_tag() -> String {
     use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    format!(
-        "{:08x}",
-        (nanos as u64 ^ u64::from(std::process::id()).rotate_left(17)) as u32
-    )
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    format!("{:08x}", (nanos as u64 ^ u64::from(std::process::id()).rotate_left(17)) as u32)
 }
 
 fn block_on<F: Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
 }
 
 /// Runs `vaultdb ARGS` in `dir` with a clean VAULTDB_* environment plus `envs`.
@@ -184,13 +173,9 @@ fn vaultdb(dir: &Path, envs: &[(&str, String)], args: &[&str], stdin: Option<&[u
     for (k, v) in envs {
         cmd.env(k, v);
     }
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("run vaultdb");
     if let Some(data) = stdin {
         child.stdin.take().unwrap().write_all(data).unwrap();
@@ -224,10 +209,7 @@ fn fails(out: &Output, code: &str, what: &str) -> String {
         .lines()
         .find(|l| l.starts_with("error: "))
         .unwrap_or_else(|| panic!("{what}: no error line in {err}"));
-    assert!(
-        line.starts_with(&format!("error: {code}: ")),
-        "{what}: {line}"
-    );
+    assert!(line.starts_with(&format!("error: {code}: ")), "{what}: {line}");
     line.to_owned()
 }
 
@@ -264,11 +246,7 @@ fn cli_over_s3_gcs_and_azure() {
     let prefix = format!("vaultdb-cli-{}", random_tag());
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(
-        d.join("vaultdb.toml"),
-        clouds.toml(&prefix, &clouds.azurite),
-    )
-    .unwrap();
+    std::fs::write(d.join("vaultdb.toml"), clouds.toml(&prefix, &clouds.azurite)).unwrap();
     let secrets = clouds.secrets();
     let run = |args: &[&str]| vaultdb(d, &secrets, args, None);
 
@@ -278,11 +256,9 @@ fn cli_over_s3_gcs_and_azure() {
         status.contains("store: 2-of-3 (write quorum 3), 3 of 3 backends up, margin 1"),
         "{status}"
     );
-    for (id, name) in [
-        ("aws", "S3 (moto)"),
-        ("gcp", "GCS (fake-gcs-server)"),
-        ("azure", "Azure (Azurite)"),
-    ] {
+    for (id, name) in
+        [("aws", "S3 (moto)"), ("gcp", "GCS (fake-gcs-server)"), ("azure", "Azure (Azurite)")]
+    {
         let row = status
             .lines()
             .find(|l| l.starts_with(id))
@@ -295,9 +271,8 @@ fn cli_over_s3_gcs_and_azure() {
     let out = vaultdb(d, &secrets, &["put", "greeting", "--json"], Some(json));
     let said = ok(&out, "put greeting");
     assert!(said.contains("on 3 of 3 backends"), "{said}");
-    let blob: Vec<u8> = (0..200_000u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
+    let blob: Vec<u8> =
+        (0..200_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     std::fs::write(d.join("blob.bin"), &blob).unwrap();
     let said = ok(&run(&["put", "blob", "blob.bin"]), "put blob");
     assert!(said.contains("on 3 of 3 backends"), "{said}");
@@ -335,10 +310,7 @@ fn cli_over_s3_gcs_and_azure() {
     let out = run(&["--config", down, "get", "greeting"]);
     ok(&out, "get with azure down");
     assert_eq!(out.stdout, json);
-    let status = ok(
-        &run(&["--config", down, "status"]),
-        "status with azure down",
-    );
+    let status = ok(&run(&["--config", down, "status"]), "status with azure down");
     assert!(status.contains("2 of 3 backends up, margin 0"), "{status}");
     let row = status.lines().find(|l| l.starts_with("azure")).unwrap();
     assert!(row.contains("DOWN"), "{row}");
@@ -346,11 +318,7 @@ fn cli_over_s3_gcs_and_azure() {
     // delete: gone from every cloud; the other record stays.
     let said = ok(&run(&["delete", "greeting"]), "delete greeting");
     assert!(said.starts_with("deleted ("), "{said}");
-    fails(
-        &run(&["get", "greeting"]),
-        "RECORD_NOT_FOUND",
-        "get deleted",
-    );
+    fails(&run(&["get", "greeting"]), "RECORD_NOT_FOUND", "get deleted");
     assert_eq!(ok(&run(&["list"]), "list after delete"), "blob\n");
     ok(&run(&["delete", "blob"]), "delete blob");
     assert_eq!(ok(&run(&["list"]), "list when empty"), "");
@@ -367,29 +335,16 @@ fn cli_over_s3_gcs_and_azure() {
     assert!(said.starts_with("ok: "), "{said}");
 
     // Secrets: a missing variable is named, never a value; debug logs show no key.
-    let no_key: Vec<(&str, String)> = secrets
-        .iter()
-        .filter(|(k, _)| *k != AZURE_KEY_VAR)
-        .cloned()
-        .collect();
-    let line = fails(
-        &vaultdb(d, &no_key, &["list"], None),
-        "INVALID_CONFIG",
-        "azure key unset",
-    );
-    assert!(
-        line.contains("backend \"azure\" (azure)") && line.contains(AZURE_KEY_VAR),
-        "{line}"
-    );
+    let no_key: Vec<(&str, String)> =
+        secrets.iter().filter(|(k, _)| *k != AZURE_KEY_VAR).cloned().collect();
+    let line = fails(&vaultdb(d, &no_key, &["list"], None), "INVALID_CONFIG", "azure key unset");
+    assert!(line.contains("backend \"azure\" (azure)") && line.contains(AZURE_KEY_VAR), "{line}");
     let mut debug = secrets.clone();
     debug.push(("RUST_LOG", "debug".to_owned()));
     let out = vaultdb(d, &debug, &["list"], None);
     ok(&out, "list with debug logs");
     let logs = text(&out.stderr);
-    assert!(
-        !logs.contains(AZURITE_ACCOUNT_KEY),
-        "the Azure key is logged"
-    );
+    assert!(!logs.contains(AZURITE_ACCOUNT_KEY), "the Azure key is logged");
     let (key_id, secret) = &clouds.s3_keys;
     if secret != key_id {
         assert!(!logs.contains(secret.as_str()), "the S3 secret is logged");
@@ -402,10 +357,9 @@ fn cli_over_s3_gcs_and_azure() {
 
 #[test]
 fn cli_over_minio_azurite_emulator_mode_and_fs() {
-    let (Some(minio), Some(azurite)) = (
-        var("VAULTDB_TEST_MINIO_ENDPOINT"),
-        var("AZURITE_BLOB_STORAGE_URL"),
-    ) else {
+    let (Some(minio), Some(azurite)) =
+        (var("VAULTDB_TEST_MINIO_ENDPOINT"), var("AZURITE_BLOB_STORAGE_URL"))
+    else {
         println!(
             "skip: VAULTDB_TEST_MINIO_ENDPOINT and AZURITE_BLOB_STORAGE_URL are not both set \
              (cargo xtask itest sets them)"
@@ -445,10 +399,7 @@ path = "disk"
     );
     std::fs::write(d.join("vaultdb.toml"), toml).unwrap();
     let envs = vec![
-        (
-            "VAULTDB_TEST_MINIO_SECRET_KEY",
-            or("VAULTDB_TEST_MINIO_SECRET_KEY", "minioadmin"),
-        ),
+        ("VAULTDB_TEST_MINIO_SECRET_KEY", or("VAULTDB_TEST_MINIO_SECRET_KEY", "minioadmin")),
         ("AZURITE_BLOB_STORAGE_URL", azurite),
     ];
     let run = |args: &[&str], stdin: Option<&[u8]>| vaultdb(d, &envs, args, stdin);
@@ -461,10 +412,6 @@ path = "disk"
     assert_eq!(ok(&run(&["list"], None), "list"), "note\n");
     ok(&run(&["delete", "note"], None), "delete");
     assert_eq!(ok(&run(&["list"], None), "list when empty"), "");
-    fails(
-        &run(&["get", "note"], None),
-        "RECORD_NOT_FOUND",
-        "get deleted",
-    );
+    fails(&run(&["get", "note"], None), "RECORD_NOT_FOUND", "get deleted");
     println!("vaultdb cli over minio, azure (emulator mode), fs: ok under {prefix}");
 }

@@ -30,11 +30,7 @@ fn doc() -> Value {
 #[test]
 fn document_is_openapi_3_with_every_route() {
     let d = doc();
-    assert!(
-        d["openapi"].as_str().unwrap().starts_with("3."),
-        "{}",
-        d["openapi"]
-    );
+    assert!(d["openapi"].as_str().unwrap().starts_with("3."), "{}", d["openapi"]);
     assert_eq!(d["info"]["title"], "VaultDB");
     let paths = d["paths"].as_object().unwrap();
     let mut documented = 0;
@@ -45,10 +41,7 @@ fn document_is_openapi_3_with_every_route() {
                 ROUTES.contains(&(method.as_str(), path.as_str())),
                 "undocumented extra {method} {path}"
             );
-            assert!(
-                op["operationId"].is_string(),
-                "{method} {path} has an operationId"
-            );
+            assert!(op["operationId"].is_string(), "{method} {path} has an operationId");
             let responses = op["responses"].as_object().unwrap();
             assert!(
                 responses.keys().any(|c| c.starts_with('2')),
@@ -66,10 +59,7 @@ fn document_is_openapi_3_with_every_route() {
         if protected {
             for code in ["401", "403"] {
                 let r = &op["responses"][code]["content"]["application/json"]["schema"]["$ref"];
-                assert_eq!(
-                    r, "#/components/schemas/ErrorResponse",
-                    "{method} {path} {code}"
-                );
+                assert_eq!(r, "#/components/schemas/ErrorResponse", "{method} {path} {code}");
             }
         }
         if path.contains("{id}") {
@@ -82,10 +72,7 @@ fn document_is_openapi_3_with_every_route() {
             assert!(op["responses"]["400"].is_object());
         }
     }
-    assert_eq!(
-        d["components"]["securitySchemes"]["bearer"]["scheme"],
-        "bearer"
-    );
+    assert_eq!(d["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
     let ids: Vec<&str> = paths
         .values()
         .flat_map(|i| i.as_object().unwrap().values())
@@ -99,10 +86,7 @@ fn document_is_openapi_3_with_every_route() {
     let text = d.to_string();
     for part in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
         let name = part.split('"').next().unwrap();
-        assert!(
-            d["components"]["schemas"][name].is_object(),
-            "schema {name} exists"
-        );
+        assert!(d["components"]["schemas"][name].is_object(), "schema {name} exists");
     }
     let put = &d["components"]["schemas"]["PutRecordRequest"];
     assert_eq!(put["required"], serde_json::json!(["id", "data"]));
@@ -110,22 +94,9 @@ fn document_is_openapi_3_with_every_route() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn served_document_matches_and_every_route_exists() {
-    let s = TestServer::start(AppState::new(
-        memory_store().await,
-        tokens(),
-        None,
-        limits(),
-    ))
-    .await;
-    let served: Value = s
-        .client
-        .get(s.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let s = TestServer::start(AppState::new(memory_store().await, tokens(), None, limits())).await;
+    let served: Value =
+        s.client.get(s.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert_eq!(served, doc());
     for (method, path) in ROUTES {
         let url = s.url(&path.replace("{id}", "some-id"));
@@ -143,11 +114,7 @@ async fn served_document_matches_and_every_route_exists() {
             let v: Value = resp.json().await.unwrap();
             assert_ne!(v["error"]["code"], "NOT_FOUND", "{method} {path} is routed");
         }
-        assert_ne!(
-            status,
-            reqwest::StatusCode::METHOD_NOT_ALLOWED,
-            "{method} {path}"
-        );
+        assert_ne!(status, reqwest::StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
     }
     s.stop().await;
 }

@@ -15,9 +15,7 @@ struct Child(std::process::Child);
 
 impl Drop for Child {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
+        let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(10) {
             if let Ok(Some(_)) = self.0.try_wait() {
@@ -32,27 +30,21 @@ impl Drop for Child {
 
 fn quick_start() -> String {
     let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap();
-    let start = readme
-        .find("## Quick start")
-        .expect("a quick start section");
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"))
+            .unwrap();
+    let start = readme.find("## Quick start").expect("a quick start section");
     let rest = &readme[start + 3..];
     rest[..rest.find("\n## ").unwrap_or(rest.len())].to_owned()
 }
 
 /// The lines of the first fenced block after `marker`.
 fn block_after(text: &str, marker: &str) -> Vec<String> {
-    let at = text
-        .find(marker)
-        .unwrap_or_else(|| panic!("README has {marker:?}"));
+    let at = text.find(marker).unwrap_or_else(|| panic!("README has {marker:?}"));
     let after = &text[at..];
     let open = after.find("```").unwrap();
     let body = &after[open..];
     let body = &body[body.find('\n').unwrap() + 1..];
-    body[..body.find("```").unwrap()]
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    body[..body.find("```").unwrap()].lines().map(str::to_owned).collect()
 }
 
 /// Replaces every 26-character version with `V`.
@@ -95,10 +87,7 @@ fn quick_start_works_as_written() {
     let start_line = block_after(&qs, "Start the server").join("\n");
     assert_eq!(start_line.trim(), "cargo run -p vaultdb -- serve");
     let mut cmd = Command::new(bin);
-    cmd.arg("serve")
-        .current_dir(d)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+    cmd.arg("serve").current_dir(d).stdout(Stdio::piped()).stderr(Stdio::null());
     for v in VAULTDB_ENV {
         cmd.env_remove(v);
     }
@@ -117,28 +106,19 @@ fn quick_start_works_as_written() {
     }
     let base = base.unwrap();
     // What the user pastes: the export line it printed.
-    let token = export
-        .unwrap()
-        .trim_start_matches("export VAULTDB_TOKEN=")
-        .to_owned();
+    let token = export.unwrap().trim_start_matches("export VAULTDB_TOKEN=").to_owned();
     // Keep reading the server's output so it never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
 
-    let curls: Vec<String> = block_after(&qs, "In terminal 2")
-        .into_iter()
-        .filter(|l| l.starts_with("curl "))
-        .collect();
+    let curls: Vec<String> =
+        block_after(&qs, "In terminal 2").into_iter().filter(|l| l.starts_with("curl ")).collect();
     let answers = block_after(&qs, "Answers, in order:");
     assert!(curls.len() >= 6, "{curls:?}");
     assert_eq!(curls.len(), answers.len(), "one answer per curl line");
     for (line, want) in curls.iter().zip(&answers) {
         let run = line.replace("http://127.0.0.1:8080", &base);
         let out = bash(&run, d, &token);
-        assert!(
-            out.status.success(),
-            "{line}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{line}: {}", String::from_utf8_lossy(&out.stderr));
         let got = String::from_utf8_lossy(&out.stdout);
         assert_eq!(normalize(&got), normalize(want), "{line}");
     }
@@ -153,16 +133,9 @@ fn quick_start_works_as_written() {
     for line in &cli {
         let run = line.replace("cargo run -q -p vaultdb --", &format!("'{bin}'"));
         let out = bash(&run, d, &token);
-        assert!(
-            out.status.success(),
-            "{line}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{line}: {}", String::from_utf8_lossy(&out.stderr));
         if line.ends_with("get user-43") {
-            assert_eq!(
-                String::from_utf8_lossy(&out.stdout),
-                "{\"name\": \"Bob\"}\n"
-            );
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "{\"name\": \"Bob\"}\n");
         }
         if line.ends_with("-- list") {
             assert_eq!(String::from_utf8_lossy(&out.stdout), "notes.txt\nuser-43\n");

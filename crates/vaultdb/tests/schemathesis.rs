@@ -10,10 +10,8 @@ use std::process::Command;
 
 #[test]
 fn schemathesis_finds_no_problems() {
-    let has_python = Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
+    let has_python =
+        Command::new("python3").arg("--version").output().is_ok_and(|o| o.status.success());
     if !has_python {
         eprintln!(
             "\n!!!!!!!! SKIPPED schemathesis_finds_no_problems: python3 is not installed, so the \
@@ -42,18 +40,8 @@ fn schemathesis_finds_no_problems() {
         out.status
     );
     // A run that tested nothing is no pass.
-    assert!(
-        stdout.contains("Tested: 11"),
-        "schemathesis tested every operation:\n{stdout}"
-    );
+    assert!(stdout.contains("Tested: 11"), "schemathesis tested every operation:\n{stdout}");
     assert!(stdout.contains("No issues found"), "{stdout}");
-    let summary = stdout
-        .lines()
-        .rev()
-        .find(|l| l.contains("No issues found"))
-        .unwrap_or_default();
-    eprintln!(
-        "schemathesis: {}",
-        summary.trim_matches(|c: char| c == '=' || c.is_whitespace())
-    );
+    let summary = stdout.lines().rev().find(|l| l.contains("No issues found")).unwrap_or_default();
+    eprintln!("schemathesis: {}", summary.trim_matches(|c: char| c == '=' || c.is_whitespace()));
 }

@@ -22,10 +22,7 @@ impl Drop for Child {
 async fn serve_prints_a_usable_token_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vaultdb"));
-    cmd.current_dir(dir.path())
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.current_dir(dir.path()).arg("serve").stdout(Stdio::piped()).stderr(Stdio::piped());
     for v in VAULTDB_ENV {
         cmd.env_remove(v);
     }
@@ -52,10 +49,7 @@ async fn serve_prints_a_usable_token_and_stops_on_sigterm() {
         if let Some(t) = line.trim().strip_prefix("export VAULTDB_TOKEN=") {
             token = Some(t.to_owned());
         }
-        if line
-            .trim()
-            .starts_with("curl -H \"Authorization: Bearer $VAULTDB_TOKEN\" ")
-        {
+        if line.trim().starts_with("curl -H \"Authorization: Bearer $VAULTDB_TOKEN\" ") {
             curl = Some(line);
         }
     }
@@ -72,12 +66,8 @@ async fn serve_prints_a_usable_token_and_stops_on_sigterm() {
         .await
         .unwrap();
     assert_eq!(resp.status(), reqwest::StatusCode::CREATED);
-    let resp = client
-        .get(format!("{base}/v1/records/user-42"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let resp =
+        client.get(format!("{base}/v1/records/user-42")).bearer_auth(&token).send().await.unwrap();
     let v: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(v["data"]["name"], "Alice");
     let resp = client
@@ -90,22 +80,13 @@ async fn serve_prints_a_usable_token_and_stops_on_sigterm() {
 
     // SIGTERM: the server finishes and exits 0.
     let pid = child.0.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let start = Instant::now();
     let status = loop {
         if let Some(s) = child.0.try_wait().unwrap() {
             break s;
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "stops after SIGTERM"
-        );
+        assert!(start.elapsed() < Duration::from_secs(30), "stops after SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status:?}");

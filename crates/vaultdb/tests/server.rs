@@ -18,13 +18,7 @@ use vaultdb_core::testkit::{Failing, FailingHandle, Slow};
 use vaultdb_core::{MemoryBackend, StorageBackend};
 
 async fn server() -> TestServer {
-    TestServer::start(AppState::new(
-        memory_store().await,
-        tokens(),
-        None,
-        limits(),
-    ))
-    .await
+    TestServer::start(AppState::new(memory_store().await, tokens(), None, limits())).await
 }
 
 /// Percent-encodes a query value (every byte but unreserved ones).
@@ -46,12 +40,9 @@ fn auth(token: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_without_a_valid_token_are_401() {
     let s = server().await;
-    for header in [
-        None,
-        Some("Bearer wrong-token"),
-        Some("Basic YWRtaW46YWRtaW4="),
-        Some("Bearer "),
-    ] {
+    for header in
+        [None, Some("Bearer wrong-token"), Some("Basic YWRtaW46YWRtaW4="), Some("Bearer ")]
+    {
         let mut req = s.client.get(s.url("/v1/records"));
         if let Some(h) = header {
             req = req.header("authorization", h);
@@ -62,13 +53,7 @@ async fn requests_without_a_valid_token_are_401() {
         assert_eq!(error_code(resp).await, "UNAUTHORIZED");
     }
     // Unauthenticated writes are refused before the body is even read.
-    let resp = s
-        .client
-        .put(s.url("/v1/records"))
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
+    let resp = s.client.put(s.url("/v1/records")).body("{not json").send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     // Public routes need no token.
     for path in ["/health", "/openapi.json"] {
@@ -94,29 +79,14 @@ async fn roles_read_write_admin() {
     let resp = put(READ_TOKEN).await.unwrap();
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     assert_eq!(error_code(resp).await, "FORBIDDEN");
-    assert_eq!(
-        put(WRITE_TOKEN).await.unwrap().status(),
-        StatusCode::CREATED
-    );
-    assert_eq!(
-        put(ADMIN_TOKEN).await.unwrap().status(),
-        StatusCode::CREATED
-    );
+    assert_eq!(put(WRITE_TOKEN).await.unwrap().status(), StatusCode::CREATED);
+    assert_eq!(put(ADMIN_TOKEN).await.unwrap().status(), StatusCode::CREATED);
 
     let get = |token: &'static str, path: &'static str| {
-        s.client
-            .get(s.url(path))
-            .header("authorization", auth(token))
-            .send()
+        s.client.get(s.url(path)).header("authorization", auth(token)).send()
     };
-    assert_eq!(
-        get(READ_TOKEN, "/v1/records/r").await.unwrap().status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        get(READ_TOKEN, "/metrics").await.unwrap().status(),
-        StatusCode::OK
-    );
+    assert_eq!(get(READ_TOKEN, "/v1/records/r").await.unwrap().status(), StatusCode::OK);
+    assert_eq!(get(READ_TOKEN, "/metrics").await.unwrap().status(), StatusCode::OK);
     let del = s
         .client
         .delete(s.url("/v1/records/r"))
@@ -209,10 +179,7 @@ async fn json_records_round_trip() {
         .await
         .unwrap();
     assert_eq!(got["data"], "just a string");
-    assert!(
-        got["version"].as_str().unwrap() > v1.as_str(),
-        "newer version"
-    );
+    assert!(got["version"].as_str().unwrap() > v1.as_str(), "newer version");
 
     // Ids with slashes, spaces and non-ASCII travel percent-encoded.
     let id = "dir/sub file ü";
@@ -279,12 +246,7 @@ async fn raw_records_round_trip_with_their_content_type() {
         .unwrap();
     assert!(got.get("data").is_none());
     let b64 = got["data_base64"].as_str().unwrap();
-    assert_eq!(
-        data_encoding::BASE64URL_NOPAD
-            .decode(b64.as_bytes())
-            .unwrap(),
-        bytes
-    );
+    assert_eq!(data_encoding::BASE64URL_NOPAD.decode(b64.as_bytes()).unwrap(), bytes);
 
     // No content type: stored without one, served as octet-stream; empty bodies are fine.
     let resp = s
@@ -394,10 +356,7 @@ async fn bad_ids_and_bodies_are_400_with_a_code() {
         ("{\"id\": \"x\"}", "INVALID_REQUEST"),
         ("{\"data\": 1}", "INVALID_REQUEST"),
         ("{\"id\": 7, \"data\": 1}", "INVALID_REQUEST"),
-        (
-            "{\"id\": \"x\", \"data\": 1, \"extra\": true}",
-            "INVALID_REQUEST",
-        ),
+        ("{\"id\": \"x\", \"data\": 1, \"extra\": true}", "INVALID_REQUEST"),
         ("[]", "INVALID_REQUEST"),
         ("", "INVALID_REQUEST"),
         ("{\"id\": \"\", \"data\": 1}", "INVALID_CONFIG"),
@@ -421,10 +380,7 @@ async fn bad_ids_and_bodies_are_400_with_a_code() {
     for (path, code) in [
         ("/v1/records/a%01b", "INVALID_CONFIG"),
         ("/v1/records/%FF%FE", "INVALID_REQUEST"),
-        (
-            &format!("/v1/records/{}", "y".repeat(300)),
-            "INVALID_CONFIG",
-        ),
+        (&format!("/v1/records/{}", "y".repeat(300)), "INVALID_CONFIG"),
     ] {
         let resp = s
             .client
@@ -441,10 +397,7 @@ async fn bad_ids_and_bodies_are_400_with_a_code() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_bodies_are_413() {
-    let small = Limits {
-        body_limit: 1024,
-        request_timeout: Duration::from_secs(10),
-    };
+    let small = Limits { body_limit: 1024, request_timeout: Duration::from_secs(10) };
     let s = TestServer::start(AppState::new(memory_store().await, tokens(), None, small)).await;
     let resp = s
         .client
@@ -488,18 +441,12 @@ async fn flaky_server() -> Flaky {
     let mut handles = Vec::new();
     let mut backends: Vec<Arc<dyn StorageBackend>> = Vec::new();
     for i in 1..=3 {
-        let f = Failing::new(MemoryBackend::new(
-            format!("mem-{i}"),
-            format!("Memory {i}"),
-        ));
+        let f = Failing::new(MemoryBackend::new(format!("mem-{i}"), format!("Memory {i}")));
         handles.push(f.handle());
         backends.push(Arc::new(f));
     }
     let db = open_store(backends).await;
-    Flaky {
-        server: TestServer::start(AppState::new(db, tokens(), None, limits())).await,
-        handles,
-    }
+    Flaky { server: TestServer::start(AppState::new(db, tokens(), None, limits())).await, handles }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -526,15 +473,7 @@ async fn unavailable_backends_are_503_and_degraded_reads_are_flagged() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["x-vaultdb-degraded"], "true");
-    let h: Value = s
-        .client
-        .get(s.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let h: Value = s.client.get(s.url("/health")).send().await.unwrap().json().await.unwrap();
     assert_eq!(h["status"], "degraded");
 
     // Two down: below the threshold.
@@ -549,20 +488,10 @@ async fn unavailable_backends_are_503_and_degraded_reads_are_flagged() {
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["error"]["code"], "INSUFFICIENT_SHARES");
-    let backends = v["error"]["backends"]
-        .as_array()
-        .expect("per-backend outcomes");
+    let backends = v["error"]["backends"].as_array().expect("per-backend outcomes");
     assert_eq!(backends.len(), 3);
-    assert!(
-        backends
-            .iter()
-            .any(|b| b["backend"] == "mem-1" && b["status"] == "failed"),
-        "{v}"
-    );
-    assert!(
-        !v.to_string().contains("injected"),
-        "backend messages stay in the logs: {v}"
-    );
+    assert!(backends.iter().any(|b| b["backend"] == "mem-1" && b["status"] == "failed"), "{v}");
+    assert!(!v.to_string().contains("injected"), "backend messages stay in the logs: {v}");
 
     let resp = s
         .client
@@ -626,16 +555,9 @@ async fn slow_backends_hit_the_request_timeout() {
         .map(|i| Slow::new(MemoryBackend::new(format!("m{i}"), "slow"), Duration::ZERO))
         .collect();
     let ctl: Vec<_> = slow.iter().map(Slow::handle).collect();
-    let db = open_store(
-        slow.into_iter()
-            .map(|b| Arc::new(b) as Arc<dyn StorageBackend>)
-            .collect(),
-    )
-    .await;
-    let l = Limits {
-        body_limit: 1 << 20,
-        request_timeout: Duration::from_millis(300),
-    };
+    let db = open_store(slow.into_iter().map(|b| Arc::new(b) as Arc<dyn StorageBackend>).collect())
+        .await;
+    let l = Limits { body_limit: 1 << 20, request_timeout: Duration::from_millis(300) };
     let s = TestServer::start(AppState::new(db, tokens(), None, l)).await;
     for c in &ctl {
         c.set_delay(Duration::from_secs(2));
@@ -650,10 +572,7 @@ async fn slow_backends_hit_the_request_timeout() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(error_code(resp).await, "REQUEST_TIMEOUT");
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "cut at the timeout"
-    );
+    assert!(started.elapsed() < Duration::from_secs(2), "cut at the timeout");
     for c in &ctl {
         c.set_delay(Duration::ZERO);
     }
@@ -663,12 +582,10 @@ async fn slow_backends_hit_the_request_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_paginates_sorted_ids() {
     let s = server().await;
-    let mut ids: Vec<String> = [
-        "delta", "alpha", "echo", "charlie", "bravo", "golf", "foxtrot",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut ids: Vec<String> = ["delta", "alpha", "echo", "charlie", "bravo", "golf", "foxtrot"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     for id in &ids {
         let resp = s
             .client
@@ -777,11 +694,7 @@ async fn metrics_count_requests_by_route_and_status() {
         .send()
         .await
         .unwrap();
-    s.client
-        .get(s.url("/v1/records/missing"))
-        .send()
-        .await
-        .unwrap();
+    s.client.get(s.url("/v1/records/missing")).send().await.unwrap();
     s.client.get(s.url("/nowhere")).send().await.unwrap();
     let resp = s
         .client
@@ -791,12 +704,7 @@ async fn metrics_count_requests_by_route_and_status() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
-    assert!(
-        resp.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain")
-    );
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
     let text = resp.text().await.unwrap();
     for want in [
         "vaultdb_http_requests_total{method=\"GET\",route=\"/v1/records\",status=\"200\"} 2",
@@ -807,10 +715,7 @@ async fn metrics_count_requests_by_route_and_status() {
         "# TYPE vaultdb_http_request_duration_seconds histogram",
         "vaultdb_bad_shares_total 0",
     ] {
-        assert!(
-            text.lines().any(|l| l == want),
-            "missing {want:?} in\n{text}"
-        );
+        assert!(text.lines().any(|l| l == want), "missing {want:?} in\n{text}");
     }
     assert!(!text.contains("missing\""), "no concrete ids in labels");
     s.stop().await;
@@ -822,13 +727,8 @@ async fn audit_log_names_actors_and_tags_never_ids_or_data() {
     let path = dir.path().join("audit.jsonl");
     let db = memory_store().await;
     let tag = db.name_tag("patient-7").to_text();
-    let s = TestServer::start(AppState::new(
-        db,
-        tokens(),
-        Some(AuditLog::new(&path)),
-        limits(),
-    ))
-    .await;
+    let s =
+        TestServer::start(AppState::new(db, tokens(), Some(AuditLog::new(&path)), limits())).await;
     s.client
         .put(s.url("/v1/records"))
         .header("authorization", auth(WRITE_TOKEN))
@@ -848,11 +748,7 @@ async fn audit_log_names_actors_and_tags_never_ids_or_data() {
         .send()
         .await
         .unwrap();
-    s.client
-        .get(s.url("/v1/records/patient-7"))
-        .send()
-        .await
-        .unwrap();
+    s.client.get(s.url("/v1/records/patient-7")).send().await.unwrap();
     s.client
         .delete(s.url("/v1/records/patient-7"))
         .header("authorization", auth(ADMIN_TOKEN))
@@ -868,14 +764,8 @@ async fn audit_log_names_actors_and_tags_never_ids_or_data() {
     s.stop().await;
 
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(
-        !text.contains("patient-7") && !text.contains("confidential"),
-        "{text}"
-    );
-    let lines: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    assert!(!text.contains("patient-7") && !text.contains("confidential"), "{text}");
+    let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let summary: Vec<(String, String, Option<String>, String)> = lines
         .iter()
         .map(|l| {

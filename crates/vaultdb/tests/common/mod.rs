@@ -62,10 +62,8 @@ pub async fn memory_store() -> VaultDb {
     open_store(
         (1..=3)
             .map(|i| {
-                Arc::new(MemoryBackend::new(
-                    format!("mem-{i}"),
-                    format!("Memory {i}"),
-                )) as Arc<dyn StorageBackend>
+                Arc::new(MemoryBackend::new(format!("mem-{i}"), format!("Memory {i}")))
+                    as Arc<dyn StorageBackend>
             })
             .collect(),
     )
@@ -82,9 +80,7 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(state: AppState) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -95,17 +91,9 @@ impl TestServer {
                 .await
                 .expect("serve");
         });
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
-        Self {
-            base: format!("http://{addr}"),
-            client,
-            stop: Some(tx),
-            task: Some(task),
-        }
+        let client =
+            reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().unwrap();
+        Self { base: format!("http://{addr}"), client, stop: Some(tx), task: Some(task) }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -136,10 +124,7 @@ impl Drop for TestServer {
 
 /// Default limits with a short request timeout.
 pub fn limits() -> Limits {
-    Limits {
-        body_limit: 64 << 10,
-        request_timeout: Duration::from_secs(10),
-    }
+    Limits { body_limit: 64 << 10, request_timeout: Duration::from_secs(10) }
 }
 
 /// Parses an error body and returns its code, checking the shape `{"error": {code, message}}`.
@@ -173,10 +158,7 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
                 out.insert(p.strip_prefix(base).unwrap().join(""), Vec::new());
                 walk(base, &p, out);
             } else {
-                out.insert(
-                    p.strip_prefix(base).unwrap().to_path_buf(),
-                    std::fs::read(&p).unwrap(),
-                );
+                out.insert(p.strip_prefix(base).unwrap().to_path_buf(), std::fs::read(&p).unwrap());
             }
         }
     }
