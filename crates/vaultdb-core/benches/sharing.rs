@@ -1,21 +1,25 @@
 //! Throughput of the XorIDA engine: split and rebuild at 1 KiB .. 16 MiB for 2-of-3 and
 //! 3-of-5 on the best kernel (and the portable kernel at 1 MiB), with the costs around it
-//! for scale (the AES-CTR generator alone, HMAC-SHA256 alone, a 1 -> 3 memcpy floor) and two
-//! peer crates (vsss-rs and blahaj, byte-wise Shamir over GF(2^8)).
+//! for scale (the AES-CTR generator alone, HMAC-SHA256 alone, a 1 -> 3 memcpy floor) and four
+//! peer crates (vsss-rs, blahaj, sharks and shamir-vault: byte-wise Shamir over GF(2^8)) at
+//! 2-of-3 and 3-of-5, at 64 KiB.
 //!
 //! Throughput is always the *secret* size per second. Outputs are preallocated and reused, so
 //! allocation and page faults are not measured, except in `rebuild_alloc`, which calls the
 //! public `Xorida::rebuild` (allocates the result, zeroizes it on drop).
 //!
-//! Run: `cargo bench -p vaultdb-core --bench sharing` (about 5 minutes on 2 cores). Results
-//! are in docs/PERFORMANCE.md. Set `VAULTDB_BENCH_QUICK=1` for a much shorter, noisier run.
+//! Run: `cargo bench -p vaultdb-core --bench sharing` (about 4 minutes on 2 cores), or
+//! `cargo xtask bench`, which runs it with the other suites and writes the tables of
+//! docs/PERFORMANCE.md. Set `VAULTDB_BENCH_QUICK=1` for a much shorter, noisier run.
 
 #![allow(missing_docs)]
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput, measurement::WallTime};
+use criterion::{
+    BenchmarkGroup, BenchmarkId, Criterion, SamplingMode, Throughput, measurement::WallTime,
+};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use vaultdb_core::gf256::Kernel;
@@ -25,7 +29,9 @@ use vaultdb_core::{SharePoint, Threshold, Xorida};
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
 const SIZES: [usize; 4] = [KIB, 64 * KIB, MIB, 16 * MIB];
-const PEER_SIZES: [usize; 3] = [KIB, 64 * KIB, MIB];
+/// The peers run at 64 KiB only: they are 50-500x slower than the engine, and their
+/// throughput is nearly flat from 1 KiB to 1 MiB (docs/PERFORMANCE.md).
+const PEER_SIZES: [usize; 1] = [64 * KIB];
 
 fn label(size: usize) -> String {
     if size >= MIB { format!("{}MiB", size / MIB) } else { format!("{}KiB", size / KIB) }
@@ -163,39 +169,108 @@ fn bench_baselines(c: &mut Criterion) {
     g.finish();
 }
 
+/// Short, flat-sampled runs for the peers: one call takes milliseconds, so criterion's default
+/// linear sampling (1 + 2 + ... + n iterations) would take minutes per case.
+fn configure_peer(g: &mut BenchmarkGroup<'_, WallTime>, size: usize) {
+    let quick = std::env::var_os("VAULTDB_BENCH_QUICK").is_some();
+    let meas = if quick { 500 } else { 1500 };
+    g.warm_up_time(Duration::from_millis(if quick { 100 } else { 300 }));
+    g.measurement_time(Duration::from_millis(meas));
+    g.sample_size(10);
+    g.sampling_mode(SamplingMode::Flat);
+    g.throughput(Throughput::Bytes(size as u64));
+}
+
+/// The rebuilding subset every peer (and `bench_rebuild`) uses: the last K shares, highest
+/// first (3, 2 for 2-of-3; 5, 4, 3 for 3-of-5).
+fn last_k<T: Clone>(shares: &[T], k: usize) -> Vec<T> {
+    shares.iter().rev().take(k).cloned().collect()
+}
+
+/// The peer crates, each at 2-of-3 and 3-of-5, at [`PEER_SIZES`]. Every peer draws its
+/// randomness from its rand version's thread-local ChaCha12 generator (`rand::rng()` for rand
+/// 0.10, `rand08::thread_rng()` for rand 0.8): the same generator family for all four.
 fn bench_peers(c: &mut Criterion) {
     let mut g = c.benchmark_group("peer_vsss_rs");
     for size in PEER_SIZES {
-        configure(&mut g, size);
+        configure_peer(&mut g, size);
         let s = secret(size);
         let mut rng = rand::rng();
-        g.bench_function(BenchmarkId::new("split/2of3", label(size)), |b| {
-            b.iter(|| vsss_rs::Gf256::split_array(2, 3, black_box(&s), &mut rng).unwrap())
-        });
-        let shares = vsss_rs::Gf256::split_array(2, 3, &s, &mut rng).unwrap();
-        let two = vec![shares[2].clone(), shares[1].clone()];
-        assert_eq!(vsss_rs::Gf256::combine_array(&two).unwrap(), s);
-        g.bench_function(BenchmarkId::new("rebuild/2of3", label(size)), |b| {
-            b.iter(|| vsss_rs::Gf256::combine_array(black_box(&two)).unwrap())
-        });
+        for (t, name) in thresholds() {
+            let (k, n) = (t.k(), t.n());
+            g.bench_function(BenchmarkId::new(format!("split/{name}"), label(size)), |b| {
+                b.iter(|| vsss_rs::Gf256::split_array(k, n, black_box(&s), &mut rng).unwrap())
+            });
+            let shares = vsss_rs::Gf256::split_array(k, n, &s, &mut rng).unwrap();
+            let some = last_k(&shares, k);
+            assert_eq!(vsss_rs::Gf256::combine_array(&some).unwrap(), s);
+            g.bench_function(BenchmarkId::new(format!("rebuild/{name}"), label(size)), |b| {
+                b.iter(|| vsss_rs::Gf256::combine_array(black_box(&some)).unwrap())
+            });
+        }
     }
     g.finish();
 
     let mut g = c.benchmark_group("peer_blahaj");
     for size in PEER_SIZES {
-        configure(&mut g, size);
+        configure_peer(&mut g, size);
         let s = secret(size);
-        let sharks = blahaj::Sharks(2);
         let mut rng = rand::rng();
-        g.bench_function(BenchmarkId::new("split/2of3", label(size)), |b| {
-            b.iter(|| sharks.dealer_rng(black_box(&s), &mut rng).take(3).collect::<Vec<_>>())
-        });
-        let shares: Vec<blahaj::Share> = sharks.dealer_rng(&s, &mut rng).take(3).collect();
-        let two = [shares[2].clone(), shares[1].clone()];
-        assert_eq!(sharks.recover(&two).unwrap(), s);
-        g.bench_function(BenchmarkId::new("rebuild/2of3", label(size)), |b| {
-            b.iter(|| sharks.recover(black_box(&two)).unwrap())
-        });
+        for (t, name) in thresholds() {
+            let (k, n) = (t.k(), t.n());
+            let sharks = blahaj::Sharks(k as u8);
+            g.bench_function(BenchmarkId::new(format!("split/{name}"), label(size)), |b| {
+                b.iter(|| sharks.dealer_rng(black_box(&s), &mut rng).take(n).collect::<Vec<_>>())
+            });
+            let shares: Vec<blahaj::Share> = sharks.dealer_rng(&s, &mut rng).take(n).collect();
+            let some = last_k(&shares, k);
+            assert_eq!(sharks.recover(&some).unwrap(), s);
+            g.bench_function(BenchmarkId::new(format!("rebuild/{name}"), label(size)), |b| {
+                b.iter(|| sharks.recover(black_box(&some)).unwrap())
+            });
+        }
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("peer_sharks");
+    for size in PEER_SIZES {
+        configure_peer(&mut g, size);
+        let s = secret(size);
+        let mut rng = rand08::thread_rng();
+        for (t, name) in thresholds() {
+            let (k, n) = (t.k(), t.n());
+            let sharks = sharks::Sharks(k as u8);
+            g.bench_function(BenchmarkId::new(format!("split/{name}"), label(size)), |b| {
+                b.iter(|| sharks.dealer_rng(black_box(&s), &mut rng).take(n).collect::<Vec<_>>())
+            });
+            let shares: Vec<sharks::Share> = sharks.dealer_rng(&s, &mut rng).take(n).collect();
+            let some = last_k(&shares, k);
+            assert_eq!(sharks.recover(&some).unwrap(), s);
+            g.bench_function(BenchmarkId::new(format!("rebuild/{name}"), label(size)), |b| {
+                b.iter(|| sharks.recover(black_box(&some)).unwrap())
+            });
+        }
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("peer_shamir_vault");
+    for size in PEER_SIZES {
+        configure_peer(&mut g, size);
+        let s = secret(size);
+        let mut rng = rand08::thread_rng();
+        for (t, name) in thresholds() {
+            let (k, n) = (t.k(), t.n());
+            // Argument order is (secret, shares N, threshold K).
+            g.bench_function(BenchmarkId::new(format!("split/{name}"), label(size)), |b| {
+                b.iter(|| shamir_vault::split(black_box(&s), n, k, &mut rng).unwrap())
+            });
+            let shares = shamir_vault::split(&s, n, k, &mut rng).unwrap();
+            let some = last_k(&shares, k);
+            assert_eq!(shamir_vault::combine(&some).unwrap(), s);
+            g.bench_function(BenchmarkId::new(format!("rebuild/{name}"), label(size)), |b| {
+                b.iter(|| shamir_vault::combine(black_box(&some)).unwrap())
+            });
+        }
     }
     g.finish();
 }
