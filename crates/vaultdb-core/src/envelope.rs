@@ -4,7 +4,7 @@
 //! offset size  field
 //!      0    4  magic "VDBS"
 //!      4    1  format version (1)
-//!      5    1  kind: 1 = record, 2 = keyring
+//!      5    1  kind: 1 = record, 2 = keyring, 3 = manifest, 4 = segment
 //!      6    1  K
 //!      7    1  N
 //!      8    1  x, this share's coordinate (1..=N)
@@ -40,6 +40,10 @@ pub enum Kind {
     Record = 1,
     /// The keyring.
     Keyring = 2,
+    /// The head of a segmented (large) record: its id, metadata and segment layout.
+    Manifest = 3,
+    /// One segment of a segmented record's data.
+    Segment = 4,
 }
 
 /// Why bytes are not a valid envelope.
@@ -134,6 +138,18 @@ pub fn encode(header: &Header, share: &[u8]) -> Vec<u8> {
     buf
 }
 
+/// The kind byte of an envelope that [`decode`] already accepted (no checks beyond the
+/// byte's value).
+pub fn kind_of(bytes: &[u8]) -> Option<Kind> {
+    match bytes.get(5)? {
+        1 => Some(Kind::Record),
+        2 => Some(Kind::Keyring),
+        3 => Some(Kind::Manifest),
+        4 => Some(Kind::Segment),
+        _ => None,
+    }
+}
+
 /// A decoded envelope borrowing its share bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Envelope<'a> {
@@ -161,10 +177,8 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope<'_>, DecodeError> {
     if head[4] != FORMAT_VERSION {
         return Err(DecodeError::UnsupportedFormat(head[4]));
     }
-    let kind = match head[5] {
-        1 => Kind::Record,
-        2 => Kind::Keyring,
-        other => return Err(DecodeError::UnknownKind(other)),
+    let Some(kind) = kind_of(head) else {
+        return Err(DecodeError::UnknownKind(head[5]));
     };
     let threshold = Threshold::new(usize::from(head[6]), usize::from(head[7]))
         .map_err(|_| DecodeError::BadThreshold)?;

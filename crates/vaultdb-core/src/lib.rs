@@ -22,6 +22,7 @@ pub mod envelope;
 pub mod error;
 pub mod gf256;
 pub mod keyring;
+pub mod manifest;
 pub mod memory;
 pub mod naming;
 pub mod padding;
@@ -36,8 +37,8 @@ pub mod xorida;
 
 pub use backend::{BackendError, BackendErrorKind, ListPage, PutMode, StorageBackend};
 pub use client::{
-    CallPolicy, DeleteResult, GetResult, Health, ListResult, PutResult, RepairReport, ScrubReport,
-    Settings, VaultDb, VaultDbBuilder,
+    CallPolicy, DeleteResult, GetResult, Health, ListResult, PutResult, ReadStream, RecordMeta,
+    RepairReport, ScrubReport, Settings, VaultDb, VaultDbBuilder,
 };
 pub use error::{BackendOutcome, ErrorCode, OutcomeStatus, Result, VaultError};
 pub use memory::MemoryBackend;

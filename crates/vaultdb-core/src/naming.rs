@@ -8,7 +8,10 @@
 //! can rebuild ids from K listings alone, with no GETs, and check each against its tag:
 //!
 //! ```text
-//! <prefix>/r/<name tag>/<version>.<id share>      a record share
+//! <prefix>/r/<name tag>/<version>.<id share>      a record share (or a segmented record's
+//!                                                  manifest share)
+//! <prefix>/r/<name tag>/<version>-<index>         a share of segment <index> (8 lowercase
+//!                                                  hex digits) of a segmented record
 //! <prefix>/keyring                                 this backend's keyring share
 //! ```
 //!
@@ -199,6 +202,15 @@ pub enum ParsedKey {
         /// This backend's share of the padded id.
         id_share: Vec<u8>,
     },
+    /// One backend's share of one segment of a segmented record.
+    Segment {
+        /// The record's name tag.
+        tag: NameTag,
+        /// The version.
+        version: Version,
+        /// The segment's index (0-based).
+        index: u32,
+    },
     /// The backend's keyring share.
     Keyring,
 }
@@ -248,6 +260,12 @@ impl KeySpace {
         )
     }
 
+    /// The key of one segment's share. Segment keys carry no id share: the manifest share
+    /// beside them does.
+    pub fn segment_key(&self, tag: NameTag, version: Version, index: u32) -> String {
+        format!("{}r/{}/{}-{index:08x}", self.root, tag.to_text(), version.to_text())
+    }
+
     /// The key of a backend's keyring share.
     pub fn keyring_key(&self) -> String {
         format!("{}keyring", self.root)
@@ -262,6 +280,19 @@ impl KeySpace {
         }
         let rest = rest.strip_prefix("r/")?;
         let (tag, rest) = rest.split_once('/')?;
+        if let Some((version, index)) = rest.split_once('-') {
+            if version.len() != VERSION_TEXT_LEN
+                || index.len() != 8
+                || !index.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+            {
+                return None;
+            }
+            return Some(ParsedKey::Segment {
+                tag: NameTag::from_text(tag)?,
+                version: Version::from_text(version)?,
+                index: u32::from_str_radix(index, 16).ok()?,
+            });
+        }
         let (version, id_share) = rest.split_once('.')?;
         if version.len() != VERSION_TEXT_LEN {
             return None;
@@ -354,12 +385,20 @@ mod tests {
         assert!(key.starts_with(&ks.records_prefix()));
         assert_eq!(ks.parse(&key), Some(ParsedKey::Share { tag, version, id_share: share }));
         assert_eq!(ks.parse("vdb/keyring"), Some(ParsedKey::Keyring));
+        let seg = ks.segment_key(tag, version, 0x1234_abcd);
+        assert!(crate::backend::validate_key(&seg).is_ok());
+        assert!(seg.starts_with(&ks.record_prefix(tag)));
+        assert_eq!(ks.parse(&seg), Some(ParsedKey::Segment { tag, version, index: 0x1234_abcd }));
         for bad in [
             "vdb/keyring2",
             "other/r/x",
             "vdb/r/",
             &format!("vdb/r/{}/{}", tag.to_text(), version.to_text()),
             &format!("vdb/r/{}/{}.{}", tag.to_text(), version.to_text(), "00"),
+            &format!("vdb/r/{}/{}-{}", tag.to_text(), version.to_text(), "0000001"),
+            &format!("vdb/r/{}/{}-{}", tag.to_text(), version.to_text(), "0000000A"),
+            &format!("vdb/r/{}/{}-{}", tag.to_text(), version.to_text(), "+0000001"),
+            &format!("vdb/r/{}/{}-{}", tag.to_text(), "0", "00000001"),
             &format!("vdb/r/{}x/{}.{}", tag.to_text(), version.to_text(), BASE32.encode(&[0; 32])),
         ] {
             assert_eq!(ks.parse(bad), None, "{bad}");

@@ -4,7 +4,8 @@
 //! secret = mac_key[32] | tag[32] | payload_len (u64 BE) | payload | zero padding
 //! tag    = HMAC-SHA256(mac_key, label | name_tag[16] | version[16] | K | N
 //!                               | payload_len (u64 BE) | payload)
-//! label  = "vaultdb/v1/record\0" or "vaultdb/v1/keyring\0"
+//! label  = "vaultdb/v1/record\0", "vaultdb/v1/keyring\0", "vaultdb/v1/manifest\0"
+//!          or "vaultdb/v1/segment\0" (by envelope kind)
 //! ```
 //!
 //! `mac_key` is fresh random per write and travels inside the secret, so only someone who
@@ -46,6 +47,8 @@ impl Binding {
         match self.kind {
             Kind::Record => b"vaultdb/v1/record\0",
             Kind::Keyring => b"vaultdb/v1/keyring\0",
+            Kind::Manifest => b"vaultdb/v1/manifest\0",
+            Kind::Segment => b"vaultdb/v1/segment\0",
         }
     }
 

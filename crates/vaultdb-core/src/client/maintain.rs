@@ -203,6 +203,9 @@ impl Inner {
             Some((tv, verified)) => {
                 report.version = Some(*tv);
                 self.restore_shares(tag, *tv, verified, &versions[tv], &listing, &mut report).await;
+                if verified.kind == Kind::Manifest {
+                    self.restore_segments(tag, *tv, verified, &listing, &mut report).await;
+                }
                 let mut older: Vec<&Version> = versions.keys().filter(|v| *v < tv).collect();
                 older.sort_by(|a, b| b.cmp(a));
                 for v in older.into_iter().skip(self.settings.retain_versions - 1) {
@@ -212,6 +215,27 @@ impl Inner {
                     if holders.len() < k && old_enough(v) {
                         doomed.extend(holders.iter().map(|(i, l)| (*i, l.key.clone())));
                     }
+                }
+            }
+        }
+        // Segments follow their version: removed with it, or (with no manifest anywhere)
+        // once older than the grace period or older than the repaired version.
+        let doomed_versions: std::collections::BTreeSet<Version> = versions
+            .iter()
+            .filter(|(_, holders)| {
+                holders.iter().any(|(i, l)| doomed.contains(&(*i, l.key.clone())))
+            })
+            .map(|(v, _)| *v)
+            .collect();
+        let target_version = target.as_ref().map(|(v, _)| *v);
+        for (idx, l) in listing.iter().enumerate() {
+            for e in l.as_deref().unwrap_or_default().iter().filter(|e| e.segment.is_some()) {
+                let headless = !versions.contains_key(&e.version);
+                let superseded = target_version.is_some_and(|tv| e.version < tv);
+                if doomed_versions.contains(&e.version)
+                    || (headless && (old_enough(&e.version) || superseded))
+                {
+                    doomed.push((idx, e.key.clone()));
                 }
             }
         }
@@ -264,6 +288,74 @@ impl Inner {
             .iter()
             .map(|&p| SharePoint { x: (id_holders[p].0 + 1) as u8, y: id_holders[p].1 })
             .collect();
+        let derive_key = |x: u8| -> Option<String> {
+            let id_share = self.xorida.derive(self.threshold, &id_pts, x).ok()?;
+            Some(self.keyspace.share_key(tag, version, &id_share))
+        };
+        let existing: Vec<(usize, String)> =
+            holders.iter().map(|(i, l)| (*i, l.key.clone())).collect();
+        self.restore_object(tag, version, verified, &missing, &existing, &derive_key, report).await;
+    }
+
+    /// Rewrites every missing or bad segment share of a segmented record's version.
+    async fn restore_segments(
+        &self,
+        tag: NameTag,
+        version: Version,
+        manifest_verified: &Verified,
+        listing: &TagListing,
+        report: &mut RepairReport,
+    ) {
+        let manifest = match crate::manifest::Manifest::decode(manifest_verified.payload()) {
+            Ok(m) => m,
+            Err(e) => {
+                report.problems.push(format!("{tag}: version {version}: {e}"));
+                return;
+            }
+        };
+        let reachable: Vec<usize> = (0..self.n()).filter(|i| listing[*i].is_ok()).collect();
+        for index in 0..manifest.segment_count {
+            let key = self.keyspace.segment_key(tag, version, index);
+            let existing: Vec<(usize, String)> = reachable
+                .iter()
+                .filter(|i| {
+                    listing[**i].as_deref().unwrap_or_default().iter().any(|e| e.key == key)
+                })
+                .map(|i| (*i, key.clone()))
+                .collect();
+            let expect = Expect { kind: Kind::Segment, tag, version };
+            let sources = existing.iter().map(|(i, k)| (*i, Source::Fetch(k.clone()))).collect();
+            let verified = match self.fetch_and_verify(expect, sources, true).await {
+                Ok(v) => v,
+                Err(e) => {
+                    report.problems.push(format!(
+                        "{tag}: version {version}: segment {index} cannot be repaired: {e}"
+                    ));
+                    continue;
+                }
+            };
+            let good: Vec<usize> = verified.good.iter().map(|(i, _)| *i).collect();
+            let missing: Vec<usize> =
+                reachable.iter().copied().filter(|i| !good.contains(i)).collect();
+            let key_of = |_x: u8| Some(key.clone());
+            self.restore_object(tag, version, &verified, &missing, &existing, &key_of, report)
+                .await;
+        }
+    }
+
+    /// Derives the shares of `missing` backends from the verified subset and writes them
+    /// create-only under `key_of(x)`, first removing a bad object a backend holds there.
+    #[allow(clippy::too_many_arguments)]
+    async fn restore_object(
+        &self,
+        tag: NameTag,
+        version: Version,
+        verified: &Verified,
+        missing: &[usize],
+        existing: &[(usize, String)],
+        key_of: &(dyn Fn(u8) -> Option<String> + Sync),
+        report: &mut RepairReport,
+    ) {
         let shares: Vec<(usize, &[u8])> = verified
             .good
             .iter()
@@ -273,17 +365,15 @@ impl Inner {
         let pts: Vec<SharePoint<'_>> =
             shares.iter().map(|(i, s)| SharePoint { x: (*i + 1) as u8, y: s }).collect();
         let secret_len = pts[0].y.len() as u32;
-        for idx in missing {
+        for &idx in missing {
             let x = (idx + 1) as u8;
-            let (Ok(share), Ok(id_share)) = (
-                self.xorida.derive(self.threshold, &pts, x),
-                self.xorida.derive(self.threshold, &id_pts, x),
-            ) else {
+            let (Ok(share), Some(key)) = (self.xorida.derive(self.threshold, &pts, x), key_of(x))
+            else {
                 report.problems.push(format!("{tag}: could not derive share {x}"));
                 continue;
             };
             let header = Header {
-                kind: Kind::Record,
+                kind: verified.kind,
                 threshold: self.threshold,
                 x,
                 version,
@@ -291,11 +381,10 @@ impl Inner {
                 secret_len,
             };
             let bytes = envelope::encode(&header, &share);
-            let key = self.keyspace.share_key(tag, version, &id_share);
             // A bad object at this backend for this version goes first (shares are
             // immutable, so it is replaced by delete + create, never overwritten).
-            if let Some((_, bad)) = holders.iter().find(|(i, _)| *i == idx)
-                && self.delete_key(idx, &bad.key).await.is_ok()
+            if let Some((_, bad)) = existing.iter().find(|(i, _)| *i == idx)
+                && self.delete_key(idx, bad).await.is_ok()
             {
                 report.removed += 1;
             }
@@ -328,7 +417,13 @@ impl VaultDb {
         type IdShares<'a> = BTreeMap<Version, Vec<(usize, &'a [u8])>>;
         let mut by_tag: BTreeMap<NameTag, IdShares<'_>> = BTreeMap::new();
         for (idx, l) in listing.iter().enumerate() {
-            for (tag, e) in l.as_ref().map(Vec::as_slice).unwrap_or_default() {
+            for (tag, e) in l
+                .as_ref()
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+                .iter()
+                .filter(|(_, e)| e.segment.is_none())
+            {
                 let holders = by_tag.entry(*tag).or_default().entry(e.version).or_default();
                 if !holders.iter().any(|(i, _)| *i == idx) {
                     holders.push((idx, e.id_share.as_slice()));

@@ -23,6 +23,7 @@ mod call;
 mod maintain;
 mod open;
 mod read;
+mod stream;
 mod write;
 
 use std::fmt;
@@ -33,6 +34,7 @@ use std::time::Duration;
 pub use call::CallPolicy;
 pub use maintain::{BackendHealth, Health, ListResult, RepairReport, ScrubReport};
 pub use read::GetResult;
+pub use stream::{ReadStream, RecordMeta};
 pub use write::{DeleteResult, PutResult};
 
 use crate::backend::StorageBackend;
@@ -48,6 +50,9 @@ pub const DEFAULT_PREFIX: &str = "vaultdb";
 
 /// The largest record `put` accepts by default (bytes of data).
 pub const DEFAULT_MAX_RECORD_SIZE: usize = 256 << 20;
+
+/// The default in-flight byte budget (see [`Settings::max_inflight_bytes`]).
+pub const DEFAULT_MAX_INFLIGHT_BYTES: usize = 64 << 20;
 
 /// Settings of a [`VaultDb`], with their defaults.
 #[derive(Clone, Debug)]
@@ -71,8 +76,16 @@ pub struct Settings {
     /// Scrub removes abandoned partial writes and superseded versions only when they are
     /// older than this (so it never races a put in progress).
     pub grace_period: Duration,
-    /// The largest record data `put` accepts, in bytes.
+    /// The largest record data `put` accepts (and `get` returns whole), in bytes.
+    /// [`VaultDb::put_stream`] and [`VaultDb::get_stream`] have no such limit.
     pub max_record_size: usize,
+    /// Records with more data than this are stored as segments of this size, each with
+    /// its own MAC (1 KiB to 1 GiB).
+    pub segment_size: usize,
+    /// The client's in-flight byte budget: puts and segment reads wait (backpressure)
+    /// rather than hold more than this in buffers at once. A single operation larger than
+    /// the budget waits for all of it.
+    pub max_inflight_bytes: usize,
 }
 
 impl Default for Settings {
@@ -87,6 +100,8 @@ impl Default for Settings {
             read_repair: true,
             grace_period: Duration::from_secs(15 * 60),
             max_record_size: DEFAULT_MAX_RECORD_SIZE,
+            segment_size: crate::manifest::DEFAULT_SEGMENT_SIZE,
+            max_inflight_bytes: DEFAULT_MAX_INFLIGHT_BYTES,
         }
     }
 }
@@ -185,6 +200,18 @@ impl VaultDbBuilder {
         self
     }
 
+    /// Sets the segment size (see [`Settings::segment_size`]).
+    pub fn segment_size(mut self, bytes: usize) -> Self {
+        self.settings.segment_size = bytes;
+        self
+    }
+
+    /// Sets the in-flight byte budget (see [`Settings::max_inflight_bytes`]).
+    pub fn max_inflight_bytes(mut self, bytes: usize) -> Self {
+        self.settings.max_inflight_bytes = bytes;
+        self
+    }
+
     /// Replaces all settings at once.
     pub fn settings(mut self, s: Settings) -> Self {
         self.settings = s;
@@ -239,6 +266,19 @@ impl VaultDbBuilder {
                 )));
             }
         }
+        let seg = self.settings.segment_size;
+        if !(crate::manifest::MIN_SEGMENT_SIZE..=crate::manifest::MAX_SEGMENT_SIZE).contains(&seg) {
+            return Err(VaultError::invalid_config(format!(
+                "segment_size {seg} is outside {}..={}",
+                crate::manifest::MIN_SEGMENT_SIZE,
+                crate::manifest::MAX_SEGMENT_SIZE
+            )));
+        }
+        if self.settings.max_inflight_bytes < 1024 {
+            return Err(VaultError::invalid_config("max_inflight_bytes must be at least 1 KiB"));
+        }
+        // Budget units are KiB; the semaphore holds at most u32::MAX >> 3 permits.
+        let budget_units = (self.settings.max_inflight_bytes / 1024).min(u32::MAX as usize >> 3);
         let keyspace = KeySpace::new(&self.settings.prefix)?;
         let mut inner = Inner {
             latency: (0..n).map(|_| call::Latency::default()).collect(),
@@ -253,6 +293,8 @@ impl VaultDbBuilder {
             clock: Clock::global(),
             rng: self.rng.map(Mutex::new),
             stats: Stats::default(),
+            inflight: tokio::sync::Semaphore::new(budget_units),
+            budget_units,
         };
         let keyring = open::load_or_create_keyring(&inner, self.naming_key.as_ref()).await?;
         inner.naming = keyring.naming_key;
@@ -299,6 +341,9 @@ pub(crate) struct Inner {
     pub(crate) rng: Option<Mutex<Box<dyn RandomSource>>>,
     pub(crate) latency: Vec<call::Latency>,
     pub(crate) stats: Stats,
+    /// The in-flight byte budget, in KiB permits.
+    pub(crate) inflight: tokio::sync::Semaphore,
+    pub(crate) budget_units: usize,
 }
 
 impl Inner {

@@ -45,7 +45,10 @@ pub struct GetResult {
 pub(crate) struct Listed {
     pub(crate) version: Version,
     pub(crate) key: String,
+    /// This backend's id share (empty for a segment).
     pub(crate) id_share: Vec<u8>,
+    /// `Some(index)` for a segment share, `None` for a record or manifest share.
+    pub(crate) segment: Option<u32>,
 }
 
 /// Per backend: the shares it listed for a tag, or why it could not list.
@@ -67,12 +70,14 @@ pub(crate) struct Expect {
     pub(crate) version: Version,
 }
 
-/// A secret that verified: its bytes, where its payload is, and the positions (in the list
-/// of good shares) of the shares that rebuilt it.
-type Rebuilt = (SecretVec, Range<usize>, Vec<usize>);
+/// A secret that verified: its bytes, where its payload is, the positions (in the list of
+/// good shares) of the shares that rebuilt it, and its kind.
+type Rebuilt = (SecretVec, Range<usize>, Vec<usize>, Kind);
 
 /// A version rebuilt and verified.
 pub(crate) struct Verified {
+    /// What the secret holds (a record read may find a manifest).
+    pub(crate) kind: Kind,
     pub(crate) secret: SecretVec,
     pub(crate) payload: Range<usize>,
     /// Good shares by backend index (envelope bytes), subset first.
@@ -116,8 +121,12 @@ impl Inner {
                 .into_iter()
                 .filter_map(|key| match self.keyspace.parse(&key) {
                     Some(ParsedKey::Share { tag, version, id_share }) if keep(tag) => {
-                        Some((tag, Listed { version, key, id_share }))
+                        Some((tag, Listed { version, key, id_share, segment: None }))
                     }
+                    Some(ParsedKey::Segment { tag, version, index }) if keep(tag) => Some((
+                        tag,
+                        Listed { version, key, id_share: Vec::new(), segment: Some(index) },
+                    )),
                     _ => None,
                 })
                 .collect())
@@ -150,7 +159,9 @@ impl Inner {
     fn check_share(&self, idx: usize, bytes: &[u8], expect: &Expect) -> Result<(), String> {
         let env = envelope::decode(bytes).map_err(|e| e.to_string())?;
         let h = env.header;
-        if h.kind != expect.kind {
+        // A record read accepts either an inline record or a segmented record's manifest;
+        // the MAC binds the kind, so a backend cannot turn one into the other.
+        if h.kind != expect.kind && !(expect.kind == Kind::Record && h.kind == Kind::Manifest) {
             return Err("wrong kind of share".into());
         }
         if h.threshold != self.threshold {
@@ -341,12 +352,6 @@ impl Inner {
         limit: usize,
     ) -> Result<Option<Rebuilt>> {
         let k = self.k();
-        let binding = Binding {
-            kind: expect.kind,
-            tag: expect.tag,
-            version: expect.version,
-            threshold: self.threshold,
-        };
         let mut tried = 0;
         let mut found = None;
         for_each_subset(good.len(), k, &mut |pos: &[usize]| {
@@ -365,12 +370,28 @@ impl Inner {
             if pts.iter().any(|p| p.y.len() != pts[0].y.len()) {
                 return true;
             }
+            // check_share accepted every good share, so its kind byte is valid; the subset
+            // must agree on it, and the MAC label binds it.
+            let kinds: Vec<Option<Kind>> =
+                pos.iter().map(|&p| envelope::kind_of(&good[p].1)).collect();
+            let Some(kind) = kinds[0] else {
+                return true;
+            };
+            if kinds.iter().any(|k| *k != Some(kind)) {
+                return true;
+            }
             let Ok(secret) = self.xorida.rebuild(self.threshold, &pts) else {
                 return true;
             };
+            let binding = Binding {
+                kind,
+                tag: expect.tag,
+                version: expect.version,
+                threshold: self.threshold,
+            };
             if let Ok(payload) = secret::open(&binding, &secret) {
                 let range = SECRET_HEADER_LEN..SECRET_HEADER_LEN + payload.len();
-                found = Some((secret, range, pos.to_vec()));
+                found = Some((secret, range, pos.to_vec(), kind));
                 return false;
             }
             true
@@ -381,7 +402,7 @@ impl Inner {
     /// Checks the shares beyond the verified subset against the rebuilt polynomial.
     fn finish(
         &self,
-        (secret, payload, pos): Rebuilt,
+        (secret, payload, pos, kind): Rebuilt,
         good: Vec<(usize, Bytes)>,
         mut status: Vec<Option<OutcomeStatus>>,
     ) -> Result<Verified> {
@@ -408,6 +429,7 @@ impl Inner {
             }
         }
         Ok(Verified {
+            kind,
             secret,
             payload,
             good: verified_good,
@@ -453,7 +475,7 @@ pub(crate) fn group_versions(listing: &TagListing) -> BTreeMap<Version, Vec<(usi
     let mut by_version: BTreeMap<Version, Vec<(usize, Listed)>> = BTreeMap::new();
     for (idx, l) in listing.iter().enumerate() {
         if let Ok(entries) = l {
-            for e in entries {
+            for e in entries.iter().filter(|e| e.segment.is_none()) {
                 let holders = by_version.entry(e.version).or_default();
                 // A backend holds one share per version; ignore duplicates.
                 if !holders.iter().any(|(i, _)| *i == idx) {
@@ -465,16 +487,26 @@ pub(crate) fn group_versions(listing: &TagListing) -> BTreeMap<Version, Vec<(usi
     by_version
 }
 
+/// The newest readable version of a record, with its head (record or manifest) verified.
+pub(crate) struct Head {
+    pub(crate) tag: NameTag,
+    pub(crate) version: Version,
+    pub(crate) verified: Verified,
+    /// Per backend outcomes of the listing and the head fetch.
+    pub(crate) outcomes: Vec<BackendOutcome>,
+    /// Backends holding a share of the head of this version.
+    pub(crate) holders: Vec<usize>,
+}
+
+impl Head {
+    pub(crate) fn bad_backends(&self, inner: &Inner) -> Vec<String> {
+        self.verified.bad().into_iter().map(|i| inner.ids[i].clone()).collect()
+    }
+}
+
 impl VaultDb {
-    /// Reads a record: lists its versions, rebuilds the newest one that has K shares from
-    /// the fastest backends, and verifies it.
-    ///
-    /// # Errors
-    /// `RECORD_NOT_FOUND` if no backend holds it; `INSUFFICIENT_SHARES` if too few backends
-    /// answer; `HMAC_FAILED` if no K shares verify (never wrong data); `INVALID_CONFIG` for
-    /// an invalid id.
-    #[tracing::instrument(name = "vaultdb.get", skip_all, fields(tag = tracing::field::Empty))]
-    pub async fn get(&self, id: &str) -> Result<GetResult> {
+    /// Lists a record's versions and verifies the head of the newest one that has K shares.
+    pub(crate) async fn resolve_head(&self, id: &str) -> Result<Head> {
         validate_id(id)?;
         let inner = &self.inner;
         let tag = inner.naming.tag(id);
@@ -492,7 +524,9 @@ impl VaultDb {
                     .map(|(i, l)| match l {
                         Err(e) => inner.outcome(i, e.status()),
                         Ok(entries)
-                            if v.is_some_and(|v| entries.iter().any(|e| e.version == *v)) =>
+                            if v.is_some_and(|v| {
+                                entries.iter().any(|e| e.version == *v && e.segment.is_none())
+                            }) =>
                         {
                             inner.outcome(i, OutcomeStatus::Skipped)
                         }
@@ -527,41 +561,74 @@ impl VaultDb {
                 }
                 Err(e) => return Err(e),
             };
-            let record = Record::decode(verified.payload())?;
-            if record.id != id {
-                return Err(VaultError::HmacFailed {
-                    reason: "rebuilt record carries another id".into(),
-                    bad_backends: vec![],
-                });
-            }
             let mut outcomes = base_outcomes(Some(version));
             for (i, s) in verified.status.iter().enumerate() {
                 if let Some(s) = s {
                     outcomes[i].status = s.clone();
                 }
             }
-            let bad_backends: Vec<String> =
-                verified.bad().into_iter().map(|i| inner.ids[i].clone()).collect();
-            let degraded = outcomes
-                .iter()
-                .any(|o| !matches!(o.status, OutcomeStatus::Ok | OutcomeStatus::Skipped));
-            if degraded {
-                inner.stats.degraded_reads.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%tag, "degraded read: {}", crate::error::outcomes_text(&outcomes));
-                if inner.settings.read_repair
-                    && let Ok(handle) = tokio::runtime::Handle::try_current()
-                {
-                    let db = self.clone();
-                    handle.spawn(async move {
-                        if let Err(e) = db.repair_tag(tag, None).await {
-                            tracing::warn!(%tag, error = %e, "read-repair failed");
-                        }
-                    });
-                }
-            }
-            return Ok(GetResult { record, version: *version, outcomes, bad_backends, degraded });
+            return Ok(Head {
+                tag,
+                version: *version,
+                verified,
+                outcomes,
+                holders: holders.iter().map(|(i, _)| *i).collect(),
+            });
         }
         Err(last_err.unwrap_or(VaultError::RecordNotFound))
+    }
+
+    /// Reports a degraded read (log, metrics) and starts read-repair if configured.
+    pub(crate) fn note_degraded(&self, tag: NameTag, outcomes: &[BackendOutcome]) -> bool {
+        let inner = &self.inner;
+        let degraded = outcomes
+            .iter()
+            .any(|o| !matches!(o.status, OutcomeStatus::Ok | OutcomeStatus::Skipped));
+        if degraded {
+            inner.stats.degraded_reads.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%tag, "degraded read: {}", crate::error::outcomes_text(outcomes));
+            if inner.settings.read_repair
+                && let Ok(handle) = tokio::runtime::Handle::try_current()
+            {
+                let db = self.clone();
+                handle.spawn(async move {
+                    if let Err(e) = db.repair_tag(tag, None).await {
+                        tracing::warn!(%tag, error = %e, "read-repair failed");
+                    }
+                });
+            }
+        }
+        degraded
+    }
+
+    /// Reads a record: lists its versions, rebuilds the newest one that has K shares from
+    /// the fastest backends, and verifies it. A segmented record is read whole (see
+    /// [`VaultDb::get_stream`] for bounded memory).
+    ///
+    /// # Errors
+    /// `RECORD_NOT_FOUND` if no backend holds it; `INSUFFICIENT_SHARES` if too few backends
+    /// answer; `HMAC_FAILED` if no K shares verify (never wrong data); `INVALID_CONFIG` for
+    /// an invalid id, or a segmented record larger than `max_record_size`.
+    #[tracing::instrument(name = "vaultdb.get", skip_all, fields(tag = tracing::field::Empty))]
+    pub async fn get(&self, id: &str) -> Result<GetResult> {
+        let inner = &self.inner;
+        let head = self.resolve_head(id).await?;
+        let (record, outcomes, bad_backends) = match head.verified.kind {
+            Kind::Manifest => self.read_whole(id, &head).await?,
+            _ => {
+                let record = Record::decode(head.verified.payload())?;
+                if record.id != id {
+                    return Err(VaultError::HmacFailed {
+                        reason: "rebuilt record carries another id".into(),
+                        bad_backends: vec![],
+                    });
+                }
+                let bad = head.bad_backends(inner);
+                (record, head.outcomes, bad)
+            }
+        };
+        let degraded = self.note_degraded(head.tag, &outcomes);
+        Ok(GetResult { record, version: head.version, outcomes, bad_backends, degraded })
     }
 }
 

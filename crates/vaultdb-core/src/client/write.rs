@@ -15,10 +15,12 @@ use crate::naming::{NameTag, pad_id, validate_id};
 use crate::record::Record;
 use crate::rng::RandomSource;
 use crate::secret::{self, Binding};
+use crate::version::Version;
+
+use super::stream::RecordMeta;
 
 /// Secrets at least this large compute their HMAC on a second thread while they are split.
 const PARALLEL_MAC_MIN: usize = 128 << 10;
-use crate::version::Version;
 
 /// A successful `put`.
 #[derive(Clone, Debug)]
@@ -77,88 +79,135 @@ impl Inner {
         self.settings.call_policy.run(|| b.delete(key)).await.map(|_| ())
     }
 
-    /// Builds the N envelopes and N object keys of one version of a record.
+    /// Seals a secret around the payload `write_payload` appends, splits it and returns the
+    /// N sealed envelopes (share x = i + 1 at position i).
+    pub(crate) fn split_secret(
+        &self,
+        binding: &Binding,
+        size_hint: usize,
+        rng: &mut dyn RandomSource,
+        write_payload: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+    ) -> Result<Vec<Vec<u8>>> {
+        let t = self.threshold;
+        let secret = secret::seal_untagged(self.settings.padding, size_hint, rng, write_payload)?;
+        let secret_len = u32::try_from(secret.len())
+            .map_err(|_| VaultError::SplitFailed("secret too large for one envelope".into()))?;
+        let mut bufs: Vec<Vec<u8>> = (0..t.n())
+            .map(|i| {
+                Header {
+                    kind: binding.kind,
+                    threshold: t,
+                    x: (i + 1) as u8,
+                    version: binding.version,
+                    tag: binding.tag,
+                    secret_len,
+                }
+                .new_buffer()
+            })
+            .collect();
+        // Split the untagged secret while another thread computes the HMAC (for large
+        // secrets, where the thread pays for itself), then add the tag to every share:
+        // splitting is linear, so this equals splitting the tagged secret.
+        let mac = {
+            let mut outs: Vec<&mut [u8]> =
+                bufs.iter_mut().map(|b| envelope::share_mut(b)).collect();
+            let xorida = &self.xorida;
+            let secret = &secret;
+            let mut split =
+                |rng: &mut dyn RandomSource| xorida.split_into(t, secret, rng, &mut outs);
+            if secret.len() >= PARALLEL_MAC_MIN {
+                std::thread::scope(|scope| {
+                    let worker = std::thread::Builder::new()
+                        .spawn_scoped(scope, || secret::tag_of(binding, secret));
+                    split(rng);
+                    match worker {
+                        Ok(h) => h
+                            .join()
+                            .map_err(|_| VaultError::SplitFailed("HMAC thread panicked".into())),
+                        Err(_) => Ok(secret::tag_of(binding, secret)),
+                    }
+                })?
+            } else {
+                split(rng);
+                secret::tag_of(binding, secret)
+            }
+        };
+        for buf in &mut bufs {
+            let share = envelope::share_mut(buf);
+            for (s, m) in share[secret::TAG_RANGE].iter_mut().zip(mac) {
+                *s ^= m;
+            }
+            envelope::seal(buf);
+        }
+        Ok(bufs)
+    }
+
+    /// Splits a head secret (a record or a manifest) of a new version and names its N
+    /// objects, each key carrying that backend's share of the padded id.
+    pub(crate) fn encode_head(
+        &self,
+        kind: Kind,
+        id: &str,
+        tag: NameTag,
+        version: Version,
+        size_hint: usize,
+        write_payload: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+    ) -> Result<Vec<(String, Bytes)>> {
+        let t = self.threshold;
+        let binding = Binding { kind, tag, version, threshold: t };
+        self.with_rng(|rng| {
+            let bufs = self.split_secret(&binding, size_hint, rng, write_payload)?;
+            let padded_id = pad_id(id)?;
+            let id_shares = self.xorida.split(t, &padded_id, rng);
+            Ok(bufs
+                .into_iter()
+                .zip(id_shares)
+                .map(|(buf, id_share)| {
+                    (self.keyspace.share_key(tag, version, &id_share), Bytes::from(buf))
+                })
+                .collect())
+        })
+    }
+
+    /// Builds the N envelopes and N object keys of one version of an inline record.
     fn encode_record(
         &self,
         record: &Record,
         tag: NameTag,
     ) -> Result<(Version, Vec<(String, Bytes)>)> {
-        let t = self.threshold;
-        self.with_rng(|rng| {
-            let version = self.clock.next_version(rng);
-            let binding = Binding { kind: Kind::Record, tag, version, threshold: t };
-            let secret = secret::seal_untagged(
-                self.settings.padding,
-                record.encoded_len_hint(),
-                rng,
-                |buf| record.encode_into(buf),
-            )?;
-            let secret_len = u32::try_from(secret.len())
-                .map_err(|_| VaultError::SplitFailed("record too large for one envelope".into()))?;
-            let mut bufs: Vec<Vec<u8>> = (0..t.n())
-                .map(|i| {
-                    Header {
-                        kind: Kind::Record,
-                        threshold: t,
-                        x: (i + 1) as u8,
-                        version,
-                        tag,
-                        secret_len,
-                    }
-                    .new_buffer()
-                })
-                .collect();
-            // Split the untagged secret while another thread computes the HMAC (for large
-            // records, where the thread pays for itself), then add the tag to every share:
-            // splitting is linear, so this equals splitting the tagged secret.
-            let mac = {
-                let mut outs: Vec<&mut [u8]> =
-                    bufs.iter_mut().map(|b| envelope::share_mut(b)).collect();
-                let xorida = &self.xorida;
-                let secret = &secret;
-                let mut split =
-                    |rng: &mut dyn RandomSource| xorida.split_into(t, secret, rng, &mut outs);
-                if secret.len() >= PARALLEL_MAC_MIN {
-                    std::thread::scope(|scope| {
-                        let worker = std::thread::Builder::new()
-                            .spawn_scoped(scope, || secret::tag_of(&binding, secret));
-                        split(rng);
-                        match worker {
-                            Ok(h) => h.join().map_err(|_| {
-                                VaultError::SplitFailed("HMAC thread panicked".into())
-                            }),
-                            Err(_) => Ok(secret::tag_of(&binding, secret)),
-                        }
-                    })?
-                } else {
-                    split(rng);
-                    secret::tag_of(&binding, secret)
-                }
-            };
-            for buf in &mut bufs {
-                let share = envelope::share_mut(buf);
-                for (s, m) in share[secret::TAG_RANGE].iter_mut().zip(mac) {
-                    *s ^= m;
-                }
+        let version = self.with_rng(|rng| self.clock.next_version(rng));
+        let objects = self.encode_head(
+            Kind::Record,
+            &record.id,
+            tag,
+            version,
+            record.encoded_len_hint(),
+            |buf| record.encode_into(buf),
+        )?;
+        Ok((version, objects))
+    }
+
+    /// Writes one version's objects (one per backend) create-only, concurrently.
+    pub(crate) async fn write_all(
+        &self,
+        objects: Vec<(String, Bytes)>,
+        skip: &[bool],
+    ) -> Vec<Result<(), CallError>> {
+        let writes = objects.into_iter().enumerate().map(|(idx, (key, bytes))| async move {
+            if skip.get(idx).copied().unwrap_or(false) {
+                return Err(CallError::Backend(crate::backend::BackendError::new(
+                    BackendErrorKind::Other,
+                    "skipped: an earlier segment of this write failed here",
+                )));
             }
-            let padded_id = pad_id(&record.id)?;
-            let id_shares = self.xorida.split(t, &padded_id, rng);
-            Ok((
-                version,
-                bufs.into_iter()
-                    .zip(id_shares)
-                    .map(|(mut buf, id_share)| {
-                        envelope::seal(&mut buf);
-                        (self.keyspace.share_key(tag, version, &id_share), Bytes::from(buf))
-                    })
-                    .collect(),
-            ))
-        })
+            self.put_create(idx, &key, bytes).await
+        });
+        futures::future::join_all(writes).await
     }
 
     /// After a successful put of `version`: on every backend, delete versions older than it,
     /// keeping the `retain_versions - 1` newest of them.
-    async fn remove_superseded(&self, tag: NameTag, version: Version) {
+    pub(crate) async fn remove_superseded(&self, tag: NameTag, version: Version) {
         let keep_older = self.settings.retain_versions.saturating_sub(1);
         let listing = self.list_tag(tag).await;
         let work = listing.into_iter().enumerate().filter_map(|(idx, l)| {
@@ -205,13 +254,20 @@ impl VaultDb {
         }
         let tag = inner.naming.tag(&record.id);
         tracing::Span::current().record("tag", tracing::field::display(tag));
+        if record.data.len() > inner.settings.segment_size {
+            let len = record.data.len() as u64;
+            let meta = RecordMeta {
+                id: record.id,
+                content_type: record.content_type,
+                metadata: record.metadata,
+            };
+            let data = crate::wipe::SecretVec::from(record.data);
+            return self.put_segmented(meta, tag, len, &mut &data[..]).await;
+        }
+        let _permit = inner.admit(inner.inline_cost(record.encoded_len_hint())).await;
         let (version, objects) = inner.encode_record(&record, tag)?;
         drop(record);
-        let writes = objects
-            .into_iter()
-            .enumerate()
-            .map(|(idx, (key, bytes))| async move { inner.put_create(idx, &key, bytes).await });
-        let results = futures::future::join_all(writes).await;
+        let results = inner.write_all(objects, &[]).await;
         let outcomes = inner.outcomes_of(&results);
         let acks = results.iter().filter(|r| r.is_ok()).count();
         if acks < inner.write_quorum {
