@@ -5,64 +5,16 @@
 //! Segments are tiny here (4 KiB) so that tests cover dozens of segments in milliseconds;
 //! the code path is the same as for the 4 MiB default.
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::StreamExt;
-use tokio::io::{AsyncRead, ReadBuf};
-use vaultdb_core::testkit::{Corrupting, CorruptingHandle, Counting, CountingHandle};
+use vaultdb_core::testkit::{Corrupting, CorruptingHandle, Counting, CountingHandle, Generator};
 use vaultdb_core::{
     CallPolicy, ErrorCode, MemoryBackend, Record, RecordMeta, StorageBackend, VaultDb,
 };
 
 const SEG: usize = 4096;
-
-/// Deterministic bytes (a xorshift stream), generated as they are read: never a buffer of
-/// the whole record.
-struct Generator {
-    state: u64,
-    left: u64,
-}
-
-impl Generator {
-    fn new(seed: u64, len: u64) -> Self {
-        Self { state: seed | 1, left: len }
-    }
-
-    fn bytes(seed: u64, len: usize) -> Vec<u8> {
-        let mut g = Self::new(seed, len as u64);
-        let mut out = vec![0u8; len];
-        g.fill(&mut out);
-        out
-    }
-
-    fn fill(&mut self, buf: &mut [u8]) {
-        for b in buf {
-            self.state ^= self.state << 13;
-            self.state ^= self.state >> 7;
-            self.state ^= self.state << 17;
-            *b = self.state as u8;
-        }
-    }
-}
-
-impl AsyncRead for Generator {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        // Odd-sized reads, so segment boundaries never line up with read boundaries.
-        let n = (buf.remaining() as u64).min(self.left).min(1531) as usize;
-        let mut chunk = vec![0u8; n];
-        self.fill(&mut chunk);
-        self.left -= n as u64;
-        buf.put_slice(&chunk);
-        Poll::Ready(Ok(()))
-    }
-}
 
 struct Node {
     mem: Arc<MemoryBackend>,

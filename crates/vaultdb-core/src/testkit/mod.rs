@@ -43,12 +43,16 @@
 //! | [`Randomized`] | [`RandomizedHandle`] | seeded random delays and transient failures |
 //!
 //! A network partition is a [`Failing`] backend switched down.
+//!
+//! [`Generator`] is a deterministic `AsyncRead` for streaming tests: it produces a large
+//! record's bytes as they are read.
 
 mod conformance;
 mod corrupting;
 mod counting;
 mod crashing;
 mod failing;
+mod generator;
 mod randomized;
 mod slow;
 mod stale;
@@ -66,6 +70,7 @@ pub use corrupting::{CorruptMode, Corrupting, CorruptingHandle};
 pub use counting::{CallCounts, Counting, CountingHandle};
 pub use crashing::{Crashing, CrashingHandle};
 pub use failing::{Failing, FailingHandle};
+pub use generator::Generator;
 pub use randomized::{Randomized, RandomizedHandle};
 pub use slow::{Slow, SlowHandle};
 pub use stale::{Stale, StaleHandle, StaleMode};
