@@ -5,7 +5,8 @@
 //!   `cargo deny` (bans, licenses, sources), and `itest` (the cloud backends against
 //!   emulators). This is the README's test command, and `.ci/run` runs exactly it.
 //! - `cargo xtask deny`: only `cargo deny`.
-//! - `cargo xtask bench`: the criterion benchmarks (results go to docs/PERFORMANCE.md).
+//! - `cargo xtask bench [--quick] [--render-only]`: runs the benchmark suites and regenerates
+//!   the tables of docs/PERFORMANCE.md; see `bench.rs`.
 //! - `cargo xtask itest`: the cloud backends against local emulators (moto, s3s-fs,
 //!   fake-gcs-server, Azurite), installed on first use; see `itest.rs`.
 //!
@@ -13,8 +14,10 @@
 //! first use into a cache folder outside the repository:
 //! `${XDG_CACHE_HOME:-$HOME/.cache}/vaultdb-tools`. Deleting it costs only time.
 //!
-//! This crate has no dependencies on purpose: it is built before every task.
+//! This crate has one dependency, serde_json (for the benchmark results), and no more on
+//! purpose: it is built before every task.
 
+mod bench;
 mod itest;
 
 use std::env;
@@ -31,7 +34,7 @@ fn main() -> ExitCode {
     let result = match task {
         "test" => test(),
         "deny" => deny(),
-        "bench" => bench(&args[1..]),
+        "bench" => bench::run(&args[1..]),
         "itest" => itest::run(&args[1..]),
         "help" | "--help" | "-h" => {
             print_help();
@@ -54,7 +57,8 @@ fn print_help() {
          tasks:\n  \
          test   rustfmt, clippy -D warnings, all tests, rustdoc, cargo deny, itest (what CI runs)\n  \
          deny   cargo deny check bans licenses sources\n  \
-         bench  criterion benchmarks (extra arguments go to cargo bench)\n  \
+         bench  run the benchmarks, regenerate docs/PERFORMANCE.md (--quick: smoke run;\n         \
+                --render-only: re-render the last saved results)\n  \
          itest  cloud backends against local emulators (installed into a cache on first use)"
     );
 }
@@ -153,10 +157,4 @@ fn ensure_cargo_deny() -> Result<PathBuf, String> {
         .arg(format!("cargo-deny@{CARGO_DENY_VERSION}"));
     step("install cargo-deny", install)?;
     Ok(bin)
-}
-
-fn bench(extra: &[String]) -> Result<(), String> {
-    let mut cmd = cargo();
-    cmd.args(["bench", "--workspace"]).args(extra);
-    step("benchmarks", cmd)
 }

@@ -4,7 +4,8 @@
 //! HMAC-SHA256 alone in the same run (the target: 1 MiB put and get with memory
 //! backends at >= 60% of HMAC-SHA256 throughput).
 //!
-//! Run: `cargo bench -p vaultdb-fs --bench e2e`
+//! Run: `cargo bench -p vaultdb-fs --bench e2e`. `cargo xtask bench` runs the HMAC and
+//! memory-backend cases of it for table 2 of docs/PERFORMANCE.md.
 
 use std::time::Duration;
 
@@ -16,6 +17,16 @@ use vaultdb_fs::FsBackend;
 
 const SIZES: [(usize, &str); 4] =
     [(1 << 10, "1KiB"), (10 << 10, "10KiB"), (100 << 10, "100KiB"), (1 << 20, "1MiB")];
+
+/// (warm-up, measurement) per case; `VAULTDB_BENCH_QUICK=1` (set by `cargo xtask bench
+/// --quick`) makes them short for a smoke run.
+fn times() -> (Duration, Duration) {
+    if std::env::var_os("VAULTDB_BENCH_QUICK").is_some() {
+        (Duration::from_millis(200), Duration::from_millis(600))
+    } else {
+        (Duration::from_secs(1), Duration::from_secs(3))
+    }
+}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
@@ -51,7 +62,9 @@ fn bench(c: &mut Criterion) {
     let stores =
         [("memory", rt.block_on(memory_db())), ("fs-tmpfs", rt.block_on(fs_db(dir.path())))];
 
+    let (warm, measure) = times();
     let mut hmac = c.benchmark_group("hmac_sha256");
+    hmac.measurement_time(measure).warm_up_time(warm);
     for (size, label) in SIZES {
         let data = vec![0x5au8; size];
         hmac.throughput(Throughput::Bytes(size as u64));
@@ -68,7 +81,7 @@ fn bench(c: &mut Criterion) {
     for (store, db) in &stores {
         for op in ["put", "get"] {
             let mut g = c.benchmark_group(format!("e2e_{op}/{store}"));
-            g.measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
+            g.measurement_time(measure).warm_up_time(warm);
             for (size, label) in SIZES {
                 let data: Vec<u8> = (0..size).map(|i| (i * 7) as u8).collect();
                 let id = format!("bench-{label}");
