@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use futures::StreamExt;
 use vaultdb_core::naming::validate_id;
-use vaultdb_core::{BackendOutcome, OutcomeStatus, Record, StorageBackend, VaultDb};
+use vaultdb_core::{BackendOutcome, OutcomeStatus, Record, RecordMeta, StorageBackend, VaultDb};
 
 use crate::audit::{self, AuditLog, Event};
 use crate::auth::{Role, Tokens, generate_token, hash_token};
@@ -326,6 +327,38 @@ async fn put(
     {
         return Err(CliError::config("--content-type must be 1 to 255 printable ASCII characters"));
     }
+    let db_and_file = match file {
+        // A regular file is streamed: segments are read, split and written as they go, so
+        // a file of any size is stored in bounded memory.
+        Some(p) if p != Path::new("-") && !json => {
+            let f = tokio::fs::File::open(p)
+                .await
+                .map_err(|e| CliError::config(format!("cannot read {}: {e}", p.display())))?;
+            let meta = f
+                .metadata()
+                .await
+                .map_err(|e| CliError::config(format!("cannot read {}: {e}", p.display())))?;
+            // Only a regular file has a length to stream against; anything else (a pipe, a
+            // device, a directory) is read whole, or refused, below.
+            meta.is_file().then_some((f, meta.len()))
+        }
+        _ => None,
+    };
+    if let Some((f, len)) = db_and_file {
+        let mut meta = RecordMeta::new(id);
+        meta.content_type = content_type;
+        let db = cfg.open().await?;
+        let fut = db.put_stream(meta, len, tokio::io::BufReader::with_capacity(1 << 20, f));
+        let r = audited(&cfg, &db, "record.put", Some(id), fut).await?;
+        warn_degraded("write", &r.outcomes);
+        println!(
+            "stored version {} on {} of {} backends",
+            r.version,
+            r.acks,
+            db.backend_ids().len()
+        );
+        return Ok(());
+    }
     let data = read_input(file)?;
     if json {
         serde_json::from_slice::<serde::de::IgnoredAny>(&data)
@@ -344,20 +377,45 @@ async fn put(
 async fn get(explicit: Option<&Path>, id: &str, output: Option<&Path>) -> Result<(), CliError> {
     let cfg = prepare(explicit, Some(id))?;
     let db = cfg.open().await?;
-    let r = audited(&cfg, &db, "record.get", Some(id), db.get(id)).await?;
-    if r.degraded {
-        warn_degraded("read", &r.outcomes);
-    }
+    // Streamed: each segment is verified before it is written out, and memory stays
+    // bounded whatever the record's size.
+    let mut stream = audited(&cfg, &db, "record.get", Some(id), db.get_stream(id)).await?;
+    let out_err = |e: std::io::Error| {
+        CliError::new("INTERNAL_ERROR", format!("cannot write the output: {e}"))
+    };
     match output {
-        Some(p) => std::fs::write(p, &r.record.data)
-            .map_err(|e| CliError::config(format!("cannot write {}: {e}", p.display()))),
+        Some(p) => {
+            // Into a temporary file beside the target, renamed only once every byte has
+            // been verified: a failed read never leaves a partial file under the name.
+            let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let tmp = tempfile::NamedTempFile::new_in(dir)
+                .map_err(|e| CliError::config(format!("cannot write {}: {e}", p.display())))?;
+            let mut f = std::io::BufWriter::new(tmp);
+            while let Some(chunk) = stream.next().await {
+                f.write_all(&chunk.map_err(CliError::from)?).map_err(out_err)?;
+            }
+            let tmp = f.into_inner().map_err(|e| out_err(e.into_error()))?;
+            tmp.persist(p)
+                .map_err(|e| CliError::config(format!("cannot write {}: {e}", p.display())))?;
+        }
         None => {
+            // Standard output gets each verified chunk as it comes; a failure part way
+            // is reported on standard error with a non-zero exit code.
             let mut out = std::io::stdout().lock();
-            out.write_all(&r.record.data).and_then(|()| out.flush()).map_err(|e| {
-                CliError::new("INTERNAL_ERROR", format!("cannot write standard output: {e}"))
-            })
+            while let Some(chunk) = stream.next().await {
+                out.write_all(&chunk.map_err(CliError::from)?).map_err(out_err)?;
+            }
+            out.flush().map_err(out_err)?;
         }
     }
+    if stream.degraded() {
+        warn_degraded("read", stream.outcomes());
+        let bad = stream.bad_backends();
+        if !bad.is_empty() {
+            eprintln!("warning: bad segment shares from: {}", bad.join(", "));
+        }
+    }
+    Ok(())
 }
 
 async fn delete(explicit: Option<&Path>, id: &str) -> Result<(), CliError> {

@@ -87,6 +87,14 @@ padding = "padme"
 # Key prefix inside every backend.
 prefix = "vaultdb"
 
+# Records larger than this are stored as segments of this size, each with its own MAC, and
+# stream in bounded memory (1KiB to 1GiB; default 4MiB).
+# segment_size = "4MiB"
+
+# The client's in-flight byte budget: puts and segment reads wait instead of buffering
+# more than this (default 64MiB).
+# max_inflight = "64MiB"
+
 # Relative fs backend paths, and the default audit log, are resolved against this directory
 # (itself relative to this file).
 data_dir = "vaultdb-data"
@@ -572,6 +580,12 @@ pub struct Config {
     /// Key prefix in every backend.
     #[serde(default = "default_prefix")]
     pub prefix: String,
+    /// Segment size for large records (default 4 MiB).
+    #[serde(default)]
+    pub segment_size: Option<ByteSize>,
+    /// The client's in-flight byte budget (default 64 MiB).
+    #[serde(default)]
+    pub max_inflight: Option<ByteSize>,
     /// Base directory for relative fs paths and the default audit log.
     #[serde(default)]
     pub data_dir: Option<PathBuf>,
@@ -770,6 +784,20 @@ impl Loaded {
         if c.retain_versions == 0 {
             return Err("retain_versions must be at least 1".into());
         }
+        if let Some(ByteSize(s)) = c.segment_size {
+            let (lo, hi) = (
+                vaultdb_core::manifest::MIN_SEGMENT_SIZE,
+                vaultdb_core::manifest::MAX_SEGMENT_SIZE,
+            );
+            if s < lo as u64 || s > hi as u64 {
+                return Err(format!("segment_size must be between {lo} and {hi} bytes"));
+            }
+        }
+        if let Some(ByteSize(m)) = c.max_inflight
+            && m < 1024
+        {
+            return Err("max_inflight must be at least 1KiB".into());
+        }
         if c.timeouts.attempts == 0 {
             return Err("timeouts.attempts must be at least 1".into());
         }
@@ -818,6 +846,12 @@ impl Loaded {
             hedge_after: c.timeouts.hedge_after.0,
             ..Settings::default()
         };
+        if let Some(ByteSize(seg)) = c.segment_size {
+            s.segment_size = usize::try_from(seg).unwrap_or(usize::MAX);
+        }
+        if let Some(ByteSize(m)) = c.max_inflight {
+            s.max_inflight_bytes = usize::try_from(m).unwrap_or(usize::MAX);
+        }
         s.call_policy.timeout = c.timeouts.call.0;
         s.call_policy.max_attempts = c.timeouts.attempts;
         if let Some(g) = c.timeouts.grace_period {

@@ -101,6 +101,7 @@ pub struct ReadStream {
     total_len: u64,
     range: Range<u64>,
     segmented: bool,
+    outcomes: Vec<BackendOutcome>,
     bad: Arc<Mutex<Vec<String>>>,
     inner: BoxStream<'static, Result<Bytes>>,
     done: bool,
@@ -130,6 +131,20 @@ impl ReadStream {
     /// True if the record is stored as segments.
     pub fn segmented(&self) -> bool {
         self.segmented
+    }
+
+    /// What each backend did while the record's head (record or manifest) was found and
+    /// verified. Segment reads add to [`ReadStream::bad_backends`].
+    pub fn outcomes(&self) -> &[BackendOutcome] {
+        &self.outcomes
+    }
+
+    /// True if a backend failed, lacked its share or served bad data (so far).
+    pub fn degraded(&self) -> bool {
+        self.outcomes
+            .iter()
+            .any(|o| !matches!(o.status, OutcomeStatus::Ok | OutcomeStatus::Skipped))
+            || !self.bad_backends().is_empty()
     }
 
     /// Backends that served bad segment shares so far (the read went on without them).
@@ -519,7 +534,17 @@ impl VaultDb {
             })
             .buffered(window)
             .boxed();
-        ReadStream { meta, version, total_len, range, segmented: true, bad, inner, done: false }
+        ReadStream {
+            meta,
+            version,
+            total_len,
+            range,
+            segmented: true,
+            outcomes: head.outcomes.clone(),
+            bad,
+            inner,
+            done: false,
+        }
     }
 
     /// Opens a stream over bytes `range` of a record's data (clamped to its length),
@@ -566,6 +591,7 @@ impl VaultDb {
                     total_len,
                     range,
                     segmented: false,
+                    outcomes: head.outcomes.clone(),
                     bad,
                     inner: futures::stream::iter([Ok(data)]).boxed(),
                     done: false,
