@@ -129,6 +129,21 @@ pub fn seal(buf: &mut [u8]) {
     buf[end..].copy_from_slice(&crc.to_be_bytes());
 }
 
+/// Like [`seal`], given the CRC-32C of the share bytes from offset `from` to the end
+/// (computed earlier, e.g. while the share was written): only the header and the first
+/// `from` share bytes are read again.
+///
+/// # Panics
+/// If `from` is beyond the share.
+pub fn seal_with_tail(buf: &mut [u8], from: usize, tail_crc: u32) {
+    let end = buf.len().saturating_sub(TRAILER_LEN);
+    let split = HEADER_LEN + from;
+    assert!(split <= end, "seal_with_tail: offset beyond the share");
+    let head = crc32c::crc32c(&buf[..split]);
+    let crc = crc32c::crc32c_combine(head, tail_crc, end - split);
+    buf[end..].copy_from_slice(&crc.to_be_bytes());
+}
+
 /// Encodes a whole envelope.
 pub fn encode(header: &Header, share: &[u8]) -> Vec<u8> {
     debug_assert_eq!(share.len(), header.secret_len as usize);
@@ -240,6 +255,24 @@ mod tests {
         let e = decode(&bytes).unwrap();
         assert_eq!(e.header, h);
         assert_eq!(e.share, &share[..]);
+    }
+
+    #[test]
+    fn seal_with_tail_equals_seal() {
+        for len in [64usize, 65, 100, 40_000] {
+            let h = Header { secret_len: len as u32, ..sample().0 };
+            let mut a = h.new_buffer();
+            for (i, b) in share_mut(&mut a).iter_mut().enumerate() {
+                *b = (i * 7 + 3) as u8;
+            }
+            let mut b = a.clone();
+            seal(&mut a);
+            for from in [0, 1, 64, len] {
+                let tail = crc32c::crc32c(&share_mut(&mut b)[from..]);
+                seal_with_tail(&mut b, from, tail);
+                assert_eq!(a, b, "len {len} from {from}");
+            }
+        }
     }
 
     #[test]

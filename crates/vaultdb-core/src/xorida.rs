@@ -122,6 +122,23 @@ impl Xorida {
         rng: &mut dyn RandomSource,
         outs: &mut [&mut [u8]],
     ) {
+        self.split_into_observed(t, secret, rng, outs, &mut |_, _| {});
+    }
+
+    /// Like [`Xorida::split_into`], and calls `observe(range, outs)` as soon as bytes
+    /// `range` of every share are final, in increasing order and while they are still in
+    /// the cache (for checksumming the shares in the same pass).
+    ///
+    /// # Panics
+    /// As [`Xorida::split_into`].
+    pub fn split_into_observed(
+        &self,
+        t: Threshold,
+        secret: &[u8],
+        rng: &mut dyn RandomSource,
+        outs: &mut [&mut [u8]],
+        observe: &mut dyn FnMut(std::ops::Range<usize>, &[&mut [u8]]),
+    ) {
         assert_eq!(outs.len(), t.n(), "split_into: need one buffer per share");
         let len = secret.len();
         assert!(outs.iter().all(|o| o.len() == len), "split_into: buffer length mismatch");
@@ -151,6 +168,9 @@ impl Xorida {
                     } else {
                         self.kernel.mul_acc(xp, r, out);
                     }
+                }
+                if j + 1 == t.k() {
+                    observe(start..end, outs);
                 }
             }
         }

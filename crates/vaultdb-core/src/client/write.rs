@@ -108,13 +108,27 @@ impl Inner {
         // Split the untagged secret while another thread computes the HMAC (for large
         // secrets, where the thread pays for itself), then add the tag to every share:
         // splitting is linear, so this equals splitting the tagged secret.
+        // The CRC of each share past the tag is computed block by block as the split writes
+        // it (still in the cache), so only the header and tag are checksummed afterwards.
+        let tail_from = secret::TAG_RANGE.end;
+        let mut tails = vec![0u32; t.n()];
         let mac = {
             let mut outs: Vec<&mut [u8]> =
                 bufs.iter_mut().map(|b| envelope::share_mut(b)).collect();
             let xorida = &self.xorida;
             let secret = &secret;
-            let mut split =
-                |rng: &mut dyn RandomSource| xorida.split_into(t, secret, rng, &mut outs);
+            let tails = &mut tails;
+            let mut observe = |range: std::ops::Range<usize>, outs: &[&mut [u8]]| {
+                let from = range.start.max(tail_from);
+                if range.end > from {
+                    for (crc, out) in tails.iter_mut().zip(outs) {
+                        *crc = crc32c::crc32c_append(*crc, &out[from..range.end]);
+                    }
+                }
+            };
+            let mut split = |rng: &mut dyn RandomSource| {
+                xorida.split_into_observed(t, secret, rng, &mut outs, &mut observe)
+            };
             if secret.len() >= PARALLEL_MAC_MIN {
                 std::thread::scope(|scope| {
                     let worker = std::thread::Builder::new()
@@ -132,12 +146,12 @@ impl Inner {
                 secret::tag_of(binding, secret)
             }
         };
-        for buf in &mut bufs {
+        for (buf, tail) in bufs.iter_mut().zip(tails) {
             let share = envelope::share_mut(buf);
             for (s, m) in share[secret::TAG_RANGE].iter_mut().zip(mac) {
                 *s ^= m;
             }
-            envelope::seal(buf);
+            envelope::seal_with_tail(buf, tail_from, tail);
         }
         Ok(bufs)
     }
