@@ -26,6 +26,9 @@ use crate::wipe::SecretVec;
 /// working set of a step to stay in the L1/L2 cache (measured in docs/PERFORMANCE.md).
 const STEP: usize = 16 * 1024;
 
+/// What [`Xorida::split_into_observed`] calls as each range of the shares becomes final.
+pub type StepObserver<'a> = dyn FnMut(std::ops::Range<usize>, &[&mut [u8]]) + 'a;
+
 /// A validated threshold: `2 <= k <= n <= 255`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Threshold {
@@ -137,7 +140,7 @@ impl Xorida {
         secret: &[u8],
         rng: &mut dyn RandomSource,
         outs: &mut [&mut [u8]],
-        observe: &mut dyn FnMut(std::ops::Range<usize>, &[&mut [u8]]),
+        observe: &mut StepObserver<'_>,
     ) {
         assert_eq!(outs.len(), t.n(), "split_into: need one buffer per share");
         let len = secret.len();
