@@ -32,6 +32,9 @@ use bytes::Bytes;
 /// The longest key VaultDB writes or a backend must accept, in bytes.
 pub const MAX_KEY_LEN: usize = 900;
 
+/// The most keys [`StorageBackendExt::list_all`] accepts from one listing.
+pub const MAX_LISTED_KEYS: usize = 10_000_000;
+
 /// How `put` treats an existing object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PutMode {
@@ -177,13 +180,30 @@ pub trait StorageBackend: fmt::Debug + Send + Sync + 'static {
 #[async_trait]
 pub trait StorageBackendExt: StorageBackend {
     /// Lists every key starting with `prefix`, following cursors to the end.
+    ///
+    /// A backend is not trusted to end its listing: a cursor it has given before, or more
+    /// than [`MAX_LISTED_KEYS`] keys, is an error rather than an endless loop or unbounded
+    /// memory.
     async fn list_all(&self, prefix: &str) -> Result<Vec<String>, BackendError> {
         let mut keys = Vec::new();
-        let mut cursor = None;
+        let mut cursor: Option<String> = None;
+        let mut seen = std::collections::HashSet::new();
         loop {
-            let page = self.list_page(prefix, cursor).await?;
+            let page = self.list_page(prefix, cursor.clone()).await?;
             keys.extend(page.keys);
+            if keys.len() > MAX_LISTED_KEYS {
+                return Err(BackendError::new(
+                    BackendErrorKind::Other,
+                    format!("listing returned more than {MAX_LISTED_KEYS} keys"),
+                ));
+            }
             match page.next {
+                Some(next) if !seen.insert(next.clone()) => {
+                    return Err(BackendError::new(
+                        BackendErrorKind::Other,
+                        "listing cursor repeated: the backend's listing does not end",
+                    ));
+                }
                 Some(next) => cursor = Some(next),
                 None => return Ok(keys),
             }
