@@ -9,6 +9,9 @@
 //!   the tables of docs/PERFORMANCE.md; see `bench.rs`.
 //! - `cargo xtask itest`: the cloud backends against local emulators (moto, s3s-fs,
 //!   fake-gcs-server, Azurite), installed on first use; see `itest.rs`.
+//! - `cargo xtask fuzz [--time N] [--target T]`: the cargo-fuzz targets of `fuzz/` on
+//!   nightly (cargo-fuzz installed on first use), `--seed` regenerates their seed corpora;
+//!   see `fuzz.rs` and docs/FUZZING.md.
 //!
 //! Tools the tasks need that are not part of the toolchain (cargo-deny) are installed on
 //! first use into a cache folder outside the repository:
@@ -18,6 +21,7 @@
 //! purpose: it is built before every task.
 
 mod bench;
+mod fuzz;
 mod itest;
 
 use std::env;
@@ -36,6 +40,7 @@ fn main() -> ExitCode {
         "deny" => deny(),
         "bench" => bench::run(&args[1..]),
         "itest" => itest::run(&args[1..]),
+        "fuzz" => fuzz::run(&args[1..]),
         "help" | "--help" | "-h" => {
             print_help();
             Ok(())
@@ -59,7 +64,9 @@ fn print_help() {
          deny   cargo deny check bans licenses sources\n  \
          bench  run the benchmarks, regenerate docs/PERFORMANCE.md (--quick: smoke run;\n         \
                 --render-only: re-render the last saved results)\n  \
-         itest  cloud backends against local emulators (installed into a cache on first use)"
+         itest  cloud backends against local emulators (installed into a cache on first use)\n  \
+         fuzz   cargo-fuzz targets on nightly, one after another (--time SECONDS, default 60;\n         \
+                --target NAME; --seed: regenerate the seed corpora; --list)"
     );
 }
 

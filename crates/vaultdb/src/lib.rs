@@ -40,6 +40,8 @@ pub mod cli;
 pub mod cloud;
 pub mod config;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod metrics;
 pub mod server;
 

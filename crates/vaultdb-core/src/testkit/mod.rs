@@ -52,6 +52,7 @@ mod corrupting;
 mod counting;
 mod crashing;
 mod failing;
+pub mod fuzzing;
 mod generator;
 mod randomized;
 mod slow;
