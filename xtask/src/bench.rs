@@ -141,6 +141,13 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
 fn measure(opts: &Opts, target: &Path) -> Result<Value, String> {
     let started = SystemTime::now();
     let load_start = load_average();
+    let busy = load_start.split_whitespace().next().and_then(|l| l.parse::<f64>().ok());
+    if busy.is_some_and(|l| l >= 0.5) {
+        println!(
+            "xtask: warning: load average {load_start} before the run; other work on the \
+             machine will show up in the numbers"
+        );
+    }
     let rss_present = root().join(RSS_EXAMPLE).exists();
 
     // 1. Build everything first.
