@@ -55,6 +55,7 @@ mod failing;
 pub mod fuzzing;
 mod generator;
 mod randomized;
+pub mod schedule;
 mod slow;
 mod stale;
 

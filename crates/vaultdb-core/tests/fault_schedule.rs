@@ -1,0 +1,495 @@
+//! Randomized, seeded fault schedules against the client (docs/FAULTS.md).
+//!
+//! Every run is a pure function of one seed: the store's configuration, every client's
+//! operations and every fault switch (`vaultdb_core::testkit::schedule`). The history of
+//! each run is checked against the consistency model of DESIGN.md section 5.
+//!
+//! - `short_run` (the default test set): a few seeds, at least 1,000 operations.
+//! - `long_run` (ignored; `cargo xtask faults`): at least 50 seeds, at least 10,000
+//!   operations, and a `FAULTS-SUMMARY <json>` line for xtask.
+//!
+//! Environment: `VAULTDB_FAULT_SEED=<seed>` runs that seed only (decimal or 0x hex);
+//! `VAULTDB_FAULT_SEEDS=<count>` and `VAULTDB_FAULT_FIRST_SEED=<seed>` choose how many seeds
+//! and from where; `VAULTDB_FAULT_OPS=<ops>` sets the operations per seed;
+//! `VAULTDB_FAULT_JOBS=<threads>` runs seeds in parallel; `VAULTDB_FAULT_VERBOSE=1` prints
+//! each plan and history.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use vaultdb_core::testkit::schedule::{
+    Invariant, OpResult, Plan, Report, RunOptions, RunResult, Summary, check, run,
+};
+use vaultdb_core::{BackendError, ListPage, PutMode, StorageBackend};
+
+/// Seeds and operations per seed of the default (short) run: at least 1,000 operations.
+const SHORT_SEEDS: u64 = 4;
+const SHORT_OPS: usize = 300;
+/// The long run (`cargo xtask faults`): at least 50 seeds and 10,000 operations.
+const LONG_SEEDS: u64 = 64;
+const LONG_OPS: usize = 250;
+
+/// Seeds that found a violation in the client, kept out of the default seed sequence until
+/// it is fixed (each is described in docs/FAULTS.md; run one with VAULTDB_FAULT_SEED).
+const KNOWN_VIOLATIONS: &[u64] = &[];
+
+fn env_u64(name: &str) -> Option<u64> {
+    let v = std::env::var(name).ok()?;
+    let v = v.trim();
+    if v.is_empty() {
+        return None;
+    }
+    let parsed = match v.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => v.parse(),
+    };
+    Some(parsed.unwrap_or_else(|e| panic!("{name}={v:?}: {e}")))
+}
+
+fn seeds(default_count: u64, default_first: u64) -> Vec<u64> {
+    if let Some(seed) = env_u64("VAULTDB_FAULT_SEED") {
+        return vec![seed];
+    }
+    let count = env_u64("VAULTDB_FAULT_SEEDS").unwrap_or(default_count);
+    let first = env_u64("VAULTDB_FAULT_FIRST_SEED").unwrap_or(default_first);
+    (first..).filter(|s| !KNOWN_VIOLATIONS.contains(s)).take(count as usize).collect()
+}
+
+fn verbose() -> bool {
+    std::env::var_os("VAULTDB_FAULT_VERBOSE").is_some_and(|v| v != "0")
+}
+
+/// Runs one seed's plan on a current-thread runtime with paused (virtual) time.
+fn run_plan(plan: &Plan, opts: &RunOptions) -> (RunResult, Report) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("runtime");
+    let result = rt
+        .block_on(run(plan, opts))
+        .unwrap_or_else(|e| panic!("seed {}: the store did not open: {e}", plan.seed));
+    let report = check(&result);
+    (result, report)
+}
+
+fn reproduce(seed: u64, ops: usize) -> String {
+    format!(
+        "VAULTDB_FAULT_SEED={seed} VAULTDB_FAULT_OPS={ops} VAULTDB_FAULT_VERBOSE=1 \
+         cargo test -p vaultdb-core --test fault_schedule -- short_run --nocapture"
+    )
+}
+
+/// The plan of `seed`, with the overrides of VAULTDB_FAULT_READ_REPAIR (0 or 1) and
+/// VAULTDB_FAULT_HEDGE_MS (0: no hedging), for narrowing down a failure.
+fn plan_of(seed: u64, ops: usize) -> Plan {
+    let mut plan = Plan::generate(seed, ops);
+    if let Some(on) = env_u64("VAULTDB_FAULT_READ_REPAIR") {
+        plan.read_repair = on != 0;
+    }
+    if let Some(ms) = env_u64("VAULTDB_FAULT_HEDGE_MS") {
+        plan.hedge_after = (ms > 0).then(|| std::time::Duration::from_millis(ms));
+    }
+    plan
+}
+
+/// Runs one seed, prints what it did; returns its summary.
+fn run_seed(seed: u64, ops: usize) -> Summary {
+    let plan = plan_of(seed, ops);
+    eprintln!("fault schedule seed {seed}: {}", plan.headline());
+    let (result, report) = run_plan(&plan, &RunOptions::default());
+    eprintln!("fault schedule seed {seed}: history fingerprint {:016x}", result.fingerprint());
+    if verbose() {
+        eprintln!("{plan}");
+        for o in &result.history {
+            eprintln!("  {o:?}");
+        }
+    }
+    let mut summary = Summary::default();
+    summary.add(&result, &report);
+    if !report.violations.is_empty() {
+        eprintln!("{}", report.explain(&result));
+        eprintln!("reproduce: {}", reproduce(seed, ops));
+        let cause = triage(&plan, &report);
+        eprintln!("seed {seed}: {cause}");
+        summary.triage.entry(cause).or_default().push(seed);
+    }
+    summary
+}
+
+/// The client issues this checker found (docs/FAULTS.md, "Findings"); a failing seed is
+/// attributed to one by [`triage`].
+const KI_REPAIR: &str = "KI-1 read-repair resurrects a concurrently deleted record";
+const KI_HEDGE: &str = "KI-2 a hedged share fetch is dropped, the read fails";
+const KI_SEGMENTS: &str = "KI-3 a delete during a segmented put leaves a manifest without segments";
+const UNKNOWN: &str = "unclassified";
+
+/// Says which known issue a failing plan shows: runs it again with hedging, read-repair, or
+/// both switched off (KI-2, KI-1), or recognizes KI-3 by its symptoms (a healed store whose
+/// manifest has no segments left). VAULTDB_FAULT_TRIAGE=0 skips this.
+fn triage(plan: &Plan, report: &Report) -> String {
+    if env_u64("VAULTDB_FAULT_TRIAGE") == Some(0) {
+        return "not triaged".to_owned();
+    }
+    let ki3 = report.violations.iter().all(|v| {
+        v.invariant == Invariant::FinalState
+            && (v.detail.contains("cannot be repaired")
+                || v.detail.contains("cannot read the record: insufficient shares")
+                || v.detail.starts_with("list returned"))
+    });
+    if ki3 {
+        return KI_SEGMENTS.to_owned();
+    }
+    let clean = |hedge: bool, repair: bool| {
+        let mut p = plan.clone();
+        if !hedge {
+            p.hedge_after = None;
+        }
+        if !repair {
+            p.read_repair = false;
+        }
+        run_plan(&p, &RunOptions::default()).1.violations.is_empty()
+    };
+    let hedging = plan.hedge_after.is_some();
+    let repairing = plan.read_repair;
+    if hedging && clean(false, true) {
+        KI_HEDGE.to_owned()
+    } else if repairing && clean(true, false) {
+        KI_REPAIR.to_owned()
+    } else if hedging && repairing && clean(false, false) {
+        format!("{KI_HEDGE} + {KI_REPAIR}")
+    } else {
+        UNKNOWN.to_owned()
+    }
+}
+
+fn run_seeds(seeds: &[u64], ops: usize) -> Summary {
+    let jobs = env_u64("VAULTDB_FAULT_JOBS").unwrap_or(1).max(1) as usize;
+    let next = AtomicUsize::new(0);
+    let mut total = Summary::default();
+    let parts: Vec<Summary> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..jobs.min(seeds.len()))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Summary::default();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(&seed) = seeds.get(i) else { break };
+                        mine.merge(&run_seed(seed, ops));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().expect("worker")).collect()
+    });
+    for p in &parts {
+        total.merge(p);
+    }
+    total.failing_seeds.sort_unstable();
+    total
+}
+
+/// Fails on any violation, or with VAULTDB_FAULT_ALLOW_KNOWN=1 only on violations that are
+/// not attributed to a known issue.
+fn assert_clean(summary: &Summary, ops: usize) {
+    let allow_known = env_u64("VAULTDB_FAULT_ALLOW_KNOWN") == Some(1);
+    let failing: Vec<u64> = if allow_known {
+        summary
+            .triage
+            .iter()
+            .filter(|(cause, _)| !cause.starts_with("KI-"))
+            .flat_map(|(_, seeds)| seeds.iter().copied())
+            .collect()
+    } else {
+        summary.failing_seeds.clone()
+    };
+    let repro: Vec<String> = failing.iter().map(|s| reproduce(*s, ops)).collect();
+    assert!(
+        failing.is_empty(),
+        "the fault-schedule checker found violations in seeds {failing:?}; reproduce with:\n{}",
+        repro.join("\n")
+    );
+}
+
+#[test]
+fn short_run() {
+    let ops = env_u64("VAULTDB_FAULT_OPS").map_or(SHORT_OPS, |o| o as usize);
+    let seeds = seeds(SHORT_SEEDS, 1);
+    let summary = run_seeds(&seeds, ops);
+    eprintln!("{summary}");
+    if std::env::var_os("VAULTDB_FAULT_SEED").is_none()
+        && std::env::var_os("VAULTDB_FAULT_OPS").is_none()
+    {
+        assert!(summary.ops >= 1000, "the short run does at least 1,000 operations");
+    }
+    assert_clean(&summary, ops);
+}
+
+#[test]
+#[ignore = "long: run with `cargo xtask faults`"]
+fn long_run() {
+    let ops = env_u64("VAULTDB_FAULT_OPS").map_or(LONG_OPS, |o| o as usize);
+    let seeds = seeds(LONG_SEEDS, 1);
+    let summary = run_seeds(&seeds, ops);
+    println!("{summary}");
+    println!("FAULTS-SUMMARY {}", summary.to_json());
+    assert_clean(&summary, ops);
+}
+
+/// Minimises a failing seed (VAULTDB_FAULT_SEED): drops rounds, client steps and faults,
+/// and zeroes delays, as long as a violation of the same invariant remains; prints the
+/// smallest plan and its history.
+#[test]
+#[ignore = "tool: VAULTDB_FAULT_SEED=<seed> cargo test ... -- shrink --ignored --nocapture"]
+fn shrink() {
+    let seed = env_u64("VAULTDB_FAULT_SEED").expect("set VAULTDB_FAULT_SEED to a failing seed");
+    let ops = env_u64("VAULTDB_FAULT_OPS").map_or(SHORT_OPS, |o| o as usize);
+    let plan = plan_of(seed, ops);
+    let (_, report) = run_plan(&plan, &RunOptions::default());
+    let target = report.violations.first().expect("the seed shows no violation").invariant;
+    let fails = |p: &Plan| {
+        // Twice: keep only reductions that fail reliably.
+        (0..2).all(|_| {
+            run_plan(p, &RunOptions::default()).1.violations.iter().any(|v| v.invariant == target)
+        })
+    };
+    let mut best = plan;
+    let mut tries = 0;
+    let mut attempt = |best: &mut Plan, candidate: Plan| {
+        tries += 1;
+        if fails(&candidate) {
+            *best = candidate;
+            true
+        } else {
+            false
+        }
+    };
+    loop {
+        let mut changed = false;
+        for r in (0..best.rounds.len()).rev() {
+            if best.rounds.len() > 1 && r < best.rounds.len() {
+                let mut p = best.clone();
+                p.rounds.remove(r);
+                changed |= attempt(&mut best, p);
+            }
+        }
+        for r in 0..best.rounds.len() {
+            for c in 0..best.rounds[r].clients.len() {
+                for i in (0..best.rounds[r].clients[c].len()).rev() {
+                    let mut p = best.clone();
+                    p.rounds[r].clients[c].remove(i);
+                    changed |= attempt(&mut best, p);
+                }
+            }
+            for f in (0..best.rounds[r].faults.len()).rev() {
+                let mut p = best.clone();
+                p.rounds[r].faults.remove(f);
+                changed |= attempt(&mut best, p);
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    // Cosmetic: no delays where none are needed.
+    for r in 0..best.rounds.len() {
+        for b in 0..best.n {
+            for zero_latency in [true, false] {
+                let mut p = best.clone();
+                if zero_latency {
+                    p.rounds[r].latency[b] = std::time::Duration::ZERO;
+                } else {
+                    p.rounds[r].jitter[b] = std::time::Duration::ZERO;
+                }
+                if p.rounds[r].latency[b] != best.rounds[r].latency[b]
+                    || p.rounds[r].jitter[b] != best.rounds[r].jitter[b]
+                {
+                    attempt(&mut best, p);
+                }
+            }
+        }
+    }
+    let (result, report) = run_plan(&best, &RunOptions::default());
+    println!("shrunk seed {seed} in {tries} runs to {} operations:\n{best}", best.ops());
+    for (r, round) in best.rounds.iter().enumerate() {
+        let lat: Vec<String> =
+            round.latency.iter().map(|d| format!("{}ms", d.as_millis())).collect();
+        let jit: Vec<String> =
+            round.jitter.iter().map(|d| format!("{}ms", d.as_millis())).collect();
+        println!("round {r}: latency [{}] jitter up to [{}]", lat.join(", "), jit.join(", "));
+    }
+    println!("{}", report.explain(&result));
+}
+
+// ---------------------------------------------------------------------------------------
+// The checker can fail: deliberately broken stores and histories are caught.
+
+/// A backend that loses deletes: they answer Ok and change nothing.
+#[derive(Debug)]
+struct UndeadDeletes(Arc<dyn StorageBackend>);
+
+#[async_trait]
+impl StorageBackend for UndeadDeletes {
+    fn id(&self) -> &str {
+        self.0.id()
+    }
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+        self.0.put(key, data, mode).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
+        self.0.get(key).await
+    }
+    async fn delete(&self, _key: &str) -> Result<(), BackendError> {
+        Ok(())
+    }
+    async fn list_page(
+        &self,
+        prefix: &str,
+        cursor: Option<String>,
+    ) -> Result<ListPage, BackendError> {
+        self.0.list_page(prefix, cursor).await
+    }
+}
+
+/// A backend that travels back in time: it keeps every version (deletes do nothing) and
+/// leaves the newest version of each record out of its listings.
+#[derive(Debug)]
+struct HidesNewest(Arc<dyn StorageBackend>);
+
+#[async_trait]
+impl StorageBackend for HidesNewest {
+    fn id(&self) -> &str {
+        self.0.id()
+    }
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+        self.0.put(key, data, mode).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
+        self.0.get(key).await
+    }
+    async fn delete(&self, _key: &str) -> Result<(), BackendError> {
+        Ok(())
+    }
+    async fn list_page(
+        &self,
+        prefix: &str,
+        cursor: Option<String>,
+    ) -> Result<ListPage, BackendError> {
+        let mut page = self.0.list_page(prefix, cursor).await?;
+        // Record keys are `.../r/<tag>/<version><.id share | -segment>`; the version is
+        // 26 sortable characters.
+        let version_of = |k: &str| {
+            let (dir, last) = k.rsplit_once('/')?;
+            let version = last.get(..26)?;
+            dir.contains("/r/").then(|| (dir.to_owned(), version.to_owned()))
+        };
+        let mut newest: std::collections::BTreeMap<String, (String, usize)> = Default::default();
+        for k in &page.keys {
+            if let Some((dir, v)) = version_of(k) {
+                let e = newest.entry(dir).or_insert((v.clone(), 0));
+                if v > e.0 {
+                    *e = (v, e.1 + 1);
+                } else if v < e.0 {
+                    e.1 += 1;
+                }
+            }
+        }
+        page.keys.retain(|k| match version_of(k) {
+            Some((dir, v)) => newest.get(&dir).is_none_or(|(n, older)| *older == 0 || v != *n),
+            None => true,
+        });
+        Ok(page)
+    }
+}
+
+fn broken_run(seed: u64, wrap: vaultdb_core::testkit::schedule::Wrap) -> Report {
+    let plan = Plan::generate(seed, 150);
+    let (result, report) = run_plan(&plan, &RunOptions { wrap: Some(wrap) });
+    eprintln!("{}", report.explain(&result).lines().take(12).collect::<Vec<_>>().join("\n"));
+    report
+}
+
+fn kinds(report: &Report) -> Vec<Invariant> {
+    let mut k: Vec<Invariant> = report.violations.iter().map(|v| v.invariant).collect();
+    k.sort();
+    k.dedup();
+    k
+}
+
+#[test]
+fn the_checker_catches_a_store_that_loses_deletes() {
+    let report = broken_run(11, Arc::new(|_, b| Arc::new(UndeadDeletes(b))));
+    assert!(kinds(&report).contains(&Invariant::Resurrected), "{:?}", kinds(&report));
+}
+
+#[test]
+fn the_checker_catches_a_store_that_hides_the_newest_version() {
+    let report = broken_run(12, Arc::new(|_, b| Arc::new(HidesNewest(b))));
+    let k = kinds(&report);
+    assert!(k.contains(&Invariant::StaleRead) || k.contains(&Invariant::LostWrite), "{k:?}");
+}
+
+#[test]
+fn the_checker_catches_tampered_and_stale_history() {
+    for seed in 13..40 {
+        let plan = Plan::generate(seed, 150);
+        let (result, report) = run_plan(&plan, &RunOptions::default());
+        assert!(report.violations.is_empty(), "{}", report.explain(&result));
+
+        // A read that returned one flipped byte: wrong data.
+        let mut tampered = result.clone();
+        let read = tampered
+            .history
+            .iter_mut()
+            .find(|o| matches!(&o.result, OpResult::Read { data, .. } if !data.is_empty()))
+            .expect("some read returned data");
+        if let OpResult::Read { data, .. } = &mut read.result {
+            data[0] ^= 1;
+        }
+        assert!(kinds(&check(&tampered)).contains(&Invariant::WrongData));
+
+        // The healed store answering with an older acknowledged value than the last write
+        // (an isolated, acknowledged put): a lost write.
+        for (id, (first, _)) in result.final_state.reads.iter().enumerate() {
+            let writes: Vec<_> =
+                result.history.iter().filter(|o| o.spec.id() == id && o.spec.is_write()).collect();
+            let Some(last) = writes.iter().max_by_key(|o| o.inv) else { continue };
+            let isolated = writes.iter().all(|o| o.op == last.op || o.res < last.inv);
+            let OpResult::Put { .. } = last.result else { continue };
+            let older = writes
+                .iter()
+                .find(|o| o.res < last.inv && matches!(o.result, OpResult::Put { .. }));
+            let (Some(older), true, OpResult::Read { .. }) = (older, isolated, first) else {
+                continue;
+            };
+            let OpResult::Put { version, .. } = older.result.clone() else { unreachable!() };
+            let len = older.value.len() as u64;
+            let stale = OpResult::Read {
+                version,
+                data: older.value.clone(),
+                content_type: Some(vaultdb_core::testkit::schedule::content_type_of(older.op)),
+                range: 0..len,
+                total: len,
+                id_ok: true,
+            };
+            let mut lost = result.clone();
+            lost.final_state.reads[id] = (stale.clone(), stale);
+            let k = kinds(&check(&lost));
+            assert!(
+                k.contains(&Invariant::LostWrite) && k.contains(&Invariant::StaleRead),
+                "{k:?}"
+            );
+            return;
+        }
+    }
+    panic!("no seed had an isolated last put to tamper with");
+}
