@@ -12,6 +12,8 @@
 //! - `cargo xtask fuzz [--time N] [--target T]`: the cargo-fuzz targets of `fuzz/` on
 //!   nightly (cargo-fuzz installed on first use), `--seed` regenerates their seed corpora;
 //!   see `fuzz.rs` and docs/FUZZING.md.
+//! - `cargo xtask load [--duration SECS] [--connections N] [--quick]`: the REST server under
+//!   wrk load (installed with apt-get if missing), regenerating docs/LOAD.md; see `load.rs`.
 //!
 //! Tools the tasks need that are not part of the toolchain (cargo-deny) are installed on
 //! first use into a cache folder outside the repository:
@@ -23,6 +25,7 @@
 mod bench;
 mod fuzz;
 mod itest;
+mod load;
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -41,6 +44,7 @@ fn main() -> ExitCode {
         "bench" => bench::run(&args[1..]),
         "itest" => itest::run(&args[1..]),
         "fuzz" => fuzz::run(&args[1..]),
+        "load" => load::run(&args[1..]),
         "help" | "--help" | "-h" => {
             print_help();
             Ok(())
@@ -65,6 +69,8 @@ fn print_help() {
          bench  run the benchmarks, regenerate docs/PERFORMANCE.md (--quick: smoke run;\n         \
                 --render-only: re-render the last saved results)\n  \
          itest  cloud backends against local emulators (installed into a cache on first use)\n  \
+         load   the REST server under wrk load for --duration SECS (default 300; --quick: 20),\n         \
+                regenerates docs/LOAD.md\n  \
          fuzz   cargo-fuzz targets on nightly, one after another (--time SECONDS, default 60;\n         \
                 --target NAME; --seed: regenerate the seed corpora; --list)"
     );
