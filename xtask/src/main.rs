@@ -12,6 +12,8 @@
 //! - `cargo xtask fuzz [--time N] [--target T]`: the cargo-fuzz targets of `fuzz/` on
 //!   nightly (cargo-fuzz installed on first use), `--seed` regenerates their seed corpora;
 //!   see `fuzz.rs` and docs/FUZZING.md.
+//! - `cargo xtask faults [--seeds N] [--ops M]`: the long run of the randomized, seeded
+//!   fault-schedule checker; see `faults.rs` and docs/FAULTS.md.
 //! - `cargo xtask load [--duration SECS] [--connections N] [--quick]`: the REST server under
 //!   wrk load (installed with apt-get if missing), regenerating docs/LOAD.md; see `load.rs`.
 //!
@@ -23,6 +25,7 @@
 //! purpose: it is built before every task.
 
 mod bench;
+mod faults;
 mod fuzz;
 mod itest;
 mod load;
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         "bench" => bench::run(&args[1..]),
         "itest" => itest::run(&args[1..]),
         "fuzz" => fuzz::run(&args[1..]),
+        "faults" => faults::run(&args[1..]),
         "load" => load::run(&args[1..]),
         "help" | "--help" | "-h" => {
             print_help();
@@ -72,7 +76,9 @@ fn print_help() {
          load   the REST server under wrk load for --duration SECS (default 300; --quick: 20),\n         \
                 regenerates docs/LOAD.md\n  \
          fuzz   cargo-fuzz targets on nightly, one after another (--time SECONDS, default 60;\n         \
-                --target NAME; --seed: regenerate the seed corpora; --list)"
+                --target NAME; --seed: regenerate the seed corpora; --list)\n  \
+         faults the fault-schedule checker's long run (--seeds N, default 100; --ops M, default\n         \
+                500; --allow-known: tolerate the known issues of docs/FAULTS.md)"
     );
 }
 

@@ -488,6 +488,20 @@ impl Plan {
         }
     }
 
+    /// The same plan with only the operations numbered in `ops` (their rounds keep their
+    /// faults and latencies; rounds left without operations are dropped): how a shrunk
+    /// failure is written down (docs/FAULTS.md).
+    pub fn restrict(&self, ops: &[u32]) -> Plan {
+        let mut plan = self.clone();
+        for round in &mut plan.rounds {
+            for steps in &mut round.clients {
+                steps.retain(|s| ops.contains(&s.op));
+            }
+        }
+        plan.rounds.retain(|r| r.ops() > 0);
+        plan
+    }
+
     /// Operations in the plan.
     pub fn ops(&self) -> usize {
         self.rounds.iter().map(Round::ops).sum()
