@@ -84,6 +84,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         .env("VAULTDB_FAULT_QUIET", "1")
         .env("VAULTDB_FAULT_ALLOW_KNOWN", if a.allow_known { "1" } else { "0" })
         .env_remove("VAULTDB_FAULT_SEED")
+        .env("RUST_BACKTRACE", "0")
         .stdout(Stdio::piped());
     if a.no_hedge {
         cmd.env("VAULTDB_FAULT_HEDGE_MS", "0");

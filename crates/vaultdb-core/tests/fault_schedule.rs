@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use bytes::Bytes;
 use vaultdb_core::testkit::schedule::{
-    Invariant, OpResult, Plan, Report, RunOptions, RunResult, Summary, check, run,
+    Invariant, OpResult, Plan, Report, RoundKind, RunOptions, RunResult, Summary, check, run,
 };
 use vaultdb_core::{BackendError, ListPage, PutMode, StorageBackend};
 
@@ -220,6 +220,9 @@ fn run_seeds(seeds: &[u64], ops: usize) -> Summary {
         total.merge(p);
     }
     total.failing_seeds.sort_unstable();
+    for seeds in total.triage.values_mut() {
+        seeds.sort_unstable();
+    }
     total
 }
 
@@ -328,6 +331,12 @@ fn shrink() {
                 }
                 let mut p = best.clone();
                 p.rounds[r].faults.remove(f);
+                let faulty = p.rounds[r].faults.len();
+                p.rounds[r].kind = match faulty {
+                    0 => RoundKind::Healthy,
+                    f if f <= p.budget() => RoundKind::Budget,
+                    _ => RoundKind::Chaos,
+                };
                 changed |= attempt(&mut best, p);
             }
         }
