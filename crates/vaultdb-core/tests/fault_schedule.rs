@@ -248,6 +248,13 @@ fn assert_clean(summary: &Summary, ops: usize) {
     );
 }
 
+/// Prints how to reproduce each failing seed (on stdout, before the summary).
+fn print_reproduce(summary: &Summary, ops: usize) {
+    for seed in &summary.failing_seeds {
+        println!("reproduce: {}", reproduce(*seed, ops));
+    }
+}
+
 #[test]
 fn short_run() {
     let ops = env_u64("VAULTDB_FAULT_OPS").map_or(SHORT_OPS, |o| o as usize);
@@ -271,9 +278,17 @@ fn long_run() {
     let ops = env_u64("VAULTDB_FAULT_OPS").map_or(LONG_OPS, |o| o as usize);
     let seeds = seeds(LONG_SEEDS, 1);
     let summary = run_seeds(&seeds, ops);
+    print_reproduce(&summary, ops);
     println!("{summary}");
     println!("FAULTS-SUMMARY {}", summary.to_json());
-    assert_clean(&summary, ops);
+    let allow_known = env_u64("VAULTDB_FAULT_ALLOW_KNOWN") == Some(1);
+    let unknown = summary.triage.iter().any(|(cause, _)| !cause.starts_with("KI-"));
+    assert!(
+        summary.violation_count() == 0 || (allow_known && !unknown),
+        "{} violations in seeds {:?} (see above)",
+        summary.violation_count(),
+        summary.failing_seeds
+    );
 }
 
 /// Minimises a failing seed (VAULTDB_FAULT_SEED): drops rounds and client steps (and with
@@ -564,6 +579,7 @@ fn the_checker_catches_tampered_and_stale_history() {
                 range: 0..len,
                 total: len,
                 id_ok: true,
+                degraded: Vec::new(),
             };
             let mut lost = result.clone();
             lost.final_state.reads[id] = (stale.clone(), stale);

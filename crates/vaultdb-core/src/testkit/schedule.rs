@@ -620,11 +620,16 @@ pub enum OpResult {
         total: u64,
         /// False if the record carried another id than the one asked for.
         id_ok: bool,
+        /// Backends (index) that failed, lacked their share or served bad data while the
+        /// record's head was read (a degraded read starts a read-repair, if enabled).
+        degraded: Vec<usize>,
     },
     /// A delete succeeded (`found`: false when it answered `RECORD_NOT_FOUND`).
     Deleted {
         /// Whether anything was there.
         found: bool,
+        /// Backends (index) that confirmed (empty when it answered `RECORD_NOT_FOUND`).
+        confirmed: Vec<usize>,
     },
     /// The client abandoned the put (its writer "crashed").
     Cancelled,
@@ -643,10 +648,10 @@ impl OpResult {
     /// `ok`, `not-found`, `cancelled`, or the error code, for summaries.
     pub fn outcome(&self) -> &'static str {
         match self {
-            OpResult::Put { .. } | OpResult::Read { .. } | OpResult::Deleted { found: true } => {
-                "ok"
-            }
-            OpResult::Deleted { found: false } => "RECORD_NOT_FOUND",
+            OpResult::Put { .. }
+            | OpResult::Read { .. }
+            | OpResult::Deleted { found: true, .. } => "ok",
+            OpResult::Deleted { found: false, .. } => "RECORD_NOT_FOUND",
             OpResult::Cancelled => "cancelled",
             OpResult::Failed { code, .. } => code.as_str(),
         }
@@ -693,17 +698,24 @@ impl OpRecord {
     fn text(&self, ids: &[String]) -> String {
         let result = match &self.result {
             OpResult::Put { version, acks } => format!("ok version {version} acks {acks:?}"),
-            OpResult::Read { version, data, range, total, .. } => {
+            OpResult::Read { version, data, range, total, degraded, .. } => {
                 let head: String =
                     String::from_utf8_lossy(&data[..data.len().min(40)]).chars().collect();
                 format!(
-                    "version {version} bytes {}..{} of {total}: {head:?}{}",
+                    "version {version} bytes {}..{} of {total}: {head:?}{}{}",
                     range.start,
                     range.end,
-                    if data.len() > 40 { "..." } else { "" }
+                    if data.len() > 40 { "..." } else { "" },
+                    if degraded.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (degraded: {degraded:?})")
+                    }
                 )
             }
-            OpResult::Deleted { found } => format!("deleted (found: {found})"),
+            OpResult::Deleted { found, confirmed } => {
+                format!("deleted (found: {found}, confirmed by {confirmed:?})")
+            }
             OpResult::Cancelled => "abandoned by its writer".to_owned(),
             OpResult::Failed { code, message, acks } => {
                 let mut s = format!("{}: {message}", code.as_str());
@@ -913,6 +925,14 @@ fn acks_of(db: &VaultDb, outcomes: &[BackendOutcome]) -> Vec<usize> {
         .collect()
 }
 
+fn degraded_of(db: &VaultDb, outcomes: &[BackendOutcome]) -> Vec<usize> {
+    outcomes
+        .iter()
+        .filter(|o| !matches!(o.status, OutcomeStatus::Ok | OutcomeStatus::Skipped))
+        .filter_map(|o| db.backend_ids().iter().position(|b| *b == o.backend))
+        .collect()
+}
+
 fn failed(db: &VaultDb, e: &VaultError) -> OpResult {
     OpResult::Failed { code: e.code(), message: e.to_string(), acks: acks_of(db, e.outcomes()) }
 }
@@ -929,6 +949,7 @@ async fn read_whole(db: &VaultDb, id: &str) -> OpResult {
         Ok(g) => {
             let total = g.record.data.len() as u64;
             OpResult::Read {
+                degraded: degraded_of(db, &g.outcomes),
                 version: g.version,
                 id_ok: g.record.id == id,
                 content_type: g.record.content_type,
@@ -975,16 +996,27 @@ async fn execute(db: &VaultDb, ctx: &Ctx, client: usize, round: usize, step: Ste
                 let total = stream.total_len();
                 let id_ok = stream.meta().id == id;
                 let content_type = stream.meta().content_type.clone();
+                let degraded = degraded_of(db, stream.outcomes());
                 match stream.collect_bytes().await {
-                    Ok(data) => OpResult::Read { version, data, content_type, range, total, id_ok },
+                    Ok(data) => OpResult::Read {
+                        version,
+                        data,
+                        content_type,
+                        range,
+                        total,
+                        id_ok,
+                        degraded,
+                    },
                     Err(e) => failed(db, &e),
                 }
             }
             Err(e) => failed(db, &e),
         },
         OpSpec::Delete { .. } => match db.delete(id).await {
-            Ok(_) => OpResult::Deleted { found: true },
-            Err(e) if e.code() == ErrorCode::RecordNotFound => OpResult::Deleted { found: false },
+            Ok(d) => OpResult::Deleted { found: true, confirmed: acks_of(db, &d.outcomes) },
+            Err(e) if e.code() == ErrorCode::RecordNotFound => {
+                OpResult::Deleted { found: false, confirmed: Vec::new() }
+            }
             Err(e) => failed(db, &e),
         },
     };
@@ -1716,15 +1748,17 @@ impl Report {
                 v.detail
             );
         }
-        let mut shown = BTreeSet::new();
+        // One history per record: up to its last violating operation (or the end).
+        let mut until: BTreeMap<usize, u64> = BTreeMap::new();
         for v in &self.violations {
             let Some(id) = v.id else { continue };
-            if !shown.insert((id, v.op)) {
-                continue;
-            }
-            let until =
+            let t =
                 v.op.and_then(|op| run.history.iter().find(|o| o.op == op))
                     .map_or(u64::MAX, |o| o.res);
+            let e = until.entry(id).or_insert(0);
+            *e = (*e).max(t);
+        }
+        for (&id, &until) in &until {
             let ops: Vec<&OpRecord> =
                 run.history.iter().filter(|o| o.spec.id() == id && o.inv <= until).collect();
             let from = ops.len().saturating_sub(24);
@@ -1732,7 +1766,7 @@ impl Report {
                 s,
                 "history of {:?} up to {} (last {} of {} operations):",
                 plan.ids[id],
-                v.op.map_or("the end".to_owned(), |o| format!("op #{o}")),
+                if until == u64::MAX { "the end".to_owned() } else { format!("time {until}") },
                 ops.len() - from,
                 ops.len()
             );
@@ -1746,7 +1780,7 @@ impl Report {
                 }
                 let _ = writeln!(s, "  {}", o.text(&plan.ids));
             }
-            if v.op.is_none() {
+            if until == u64::MAX {
                 let fin = &run.final_state;
                 let _ = writeln!(s, "  final read: {}", fin.reads[id].0.outcome());
                 let _ = writeln!(
