@@ -47,6 +47,7 @@ const DEFAULT_SECONDS: u64 = 60;
 struct Outcome {
     target: String,
     seconds: f64,
+    fuzz_seconds: Option<u64>,
     executions: Option<u64>,
     exec_per_sec: Option<u64>,
     corpus: Option<u64>,
@@ -259,11 +260,16 @@ fn run_target(
         ..Outcome::default()
     };
     if let Some(stderr) = child.stderr.take() {
+        let mut in_dictionary = false;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             let _ = writeln!(log, "{line}");
             parse_line(&line, &mut out);
             // Progress and problems on the terminal; the full output is in the log.
-            let quiet = line.contains(" NEW ") || line.contains(" REDUCE ");
+            if line.starts_with("###### ") {
+                in_dictionary = line.contains("Recommended dictionary");
+                continue;
+            }
+            let quiet = in_dictionary || line.contains(" NEW ") || line.contains(" REDUCE ");
             if !quiet {
                 eprintln!("{line}");
             }
@@ -294,13 +300,16 @@ fn parse_line(line: &str, out: &mut Outcome) {
         out.executions = v.trim().parse().ok();
     } else if let Some(v) = line.strip_prefix("stat::average_exec_per_sec:") {
         out.exec_per_sec = v.trim().parse().ok();
+    } else if let Some(v) = line.strip_prefix("Done ") {
+        // "Done 1234567 runs in 31 second(s)"
+        out.fuzz_seconds = number_after(v, "runs in ");
     } else if let Some(v) = line.strip_prefix("stat::new_units_added:") {
         out.new_units = v.trim().parse().ok();
-    } else if line.starts_with('#') && (line.contains(" DONE ") || line.contains(" pulse ")) {
-        // "#123456 DONE   cov: 1234 ft: 5678 corp: 90/12Kb lim: 4096 exec/s: 4115 rss: 80Mb"
+    } else if line.starts_with('#') && (line.contains("DONE ") || line.contains("pulse ")) {
+        // "#123456\tDONE   cov: 1234 ft: 5678 corp: 90/12Kb lim: 4096 exec/s: 4115 rss: 80Mb"
         out.coverage = number_after(line, "cov:").or(out.coverage);
         out.corpus = number_after(line, "corp:").or(out.corpus);
-        if line.contains(" DONE ") {
+        if line.contains("DONE ") {
             out.executions = number_after(line, "#").or(out.executions);
         }
     }
@@ -310,7 +319,7 @@ fn print_table(outcomes: &[Outcome]) {
     let show = |v: Option<u64>| v.map_or_else(|| "?".to_owned(), |v| v.to_string());
     println!();
     println!(
-        "| target | seconds | executions | exec/s | corpus (committed) | new inputs | coverage | crashes |"
+        "| target | seconds fuzzing (wall) | executions | exec/s | corpus (committed) | new inputs | coverage | crashes |"
     );
     println!("|---|---|---|---|---|---|---|---|");
     for o in outcomes {
@@ -322,8 +331,9 @@ fn print_table(outcomes: &[Outcome]) {
             o.crashes.len().to_string()
         };
         println!(
-            "| {} | {:.0} | {} | {} | {} ({}) | {} | {} | {} |",
+            "| {} | {} ({:.0}) | {} | {} | {} ({}) | {} | {} | {} |",
             o.target,
+            show(o.fuzz_seconds),
             o.seconds,
             show(o.executions),
             show(o.exec_per_sec),
@@ -344,8 +354,8 @@ mod tests {
     fn parses_libfuzzer_final_stats() {
         let mut o = Outcome::default();
         for line in [
-            "#524288 pulse  cov: 311 ft: 1200 corp: 80/9Kb lim: 4096 exec/s: 26214 rss: 60Mb",
-            "#1234567 DONE   cov: 320 ft: 1300 corp: 91/12Kb lim: 4096 exec/s: 41152 rss: 80Mb",
+            "#524288\tpulse  cov: 311 ft: 1200 corp: 80/9Kb lim: 4096 exec/s: 26214 rss: 60Mb",
+            "#1234567\tDONE   cov: 320 ft: 1300 corp: 91/12Kb lim: 4096 exec/s: 41152 rss: 80Mb",
             "Done 1234567 runs in 31 second(s)",
             "stat::number_of_executed_units: 1234567",
             "stat::average_exec_per_sec:     41152",
@@ -358,5 +368,6 @@ mod tests {
         assert_eq!(o.corpus, Some(91));
         assert_eq!(o.coverage, Some(320));
         assert_eq!(o.new_units, Some(57));
+        assert_eq!(o.fuzz_seconds, Some(31));
     }
 }

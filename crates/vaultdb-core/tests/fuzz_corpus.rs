@@ -57,6 +57,32 @@ fn committed_seeds_are_current() {
     }
 }
 
+/// The replay itself can fail: on an empty corpus, on a crashing input, and on an `open-`
+/// regression that no longer crashes.
+#[test]
+fn replay_fails_when_it_should() {
+    let dir = std::env::temp_dir().join(format!("vaultdb-fuzz-replay-{}", std::process::id()));
+    let (corpus, regressions) = (dir.join("corpus/t"), dir.join("regressions/t"));
+    std::fs::create_dir_all(&corpus).unwrap();
+    std::fs::create_dir_all(&regressions).unwrap();
+    let check = |d: &[u8]| assert!(d != b"boom", "boom");
+    let fails = |dir: &std::path::Path| {
+        std::panic::catch_unwind(|| fuzzing::replay(dir, "t", check)).is_err()
+    };
+    assert!(fails(&dir), "an empty corpus must fail");
+    std::fs::write(corpus.join("a"), b"fine").unwrap();
+    std::fs::write(regressions.join("open-x"), b"boom").unwrap();
+    assert_eq!(fuzzing::replay(&dir, "t", check), 2, "an open crash that still crashes passes");
+    std::fs::write(corpus.join("b"), b"boom").unwrap();
+    assert!(fails(&dir), "a crashing corpus input must fail");
+    std::fs::remove_file(corpus.join("b")).unwrap();
+    std::fs::write(regressions.join("open-x"), b"fixed").unwrap();
+    assert!(fails(&dir), "a fixed open crash must fail until renamed");
+    std::fs::rename(regressions.join("open-x"), regressions.join("x")).unwrap();
+    assert_eq!(fuzzing::replay(&dir, "t", check), 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 #[ignore = "writes fuzz/corpus/*/seed-*; run by `cargo xtask fuzz --seed`"]
 fn write_seeds() {

@@ -626,7 +626,9 @@ fn check_answer(input: &RestInput, method: &Method, what: &str, a: &Answer) {
     if *method == Method::HEAD {
         return;
     }
-    if is_json {
+    // The JSON answers of the API (raw reads, which carry Accept-Ranges, serve stored bytes
+    // with their stored content type, which need not be JSON, and 206 serves a part).
+    if is_json && a.headers.get(header::ACCEPT_RANGES).is_none() {
         let parsed = serde_json::from_slice::<Value>(&a.body);
         assert!(parsed.is_ok(), "{what}: {status} JSON body does not parse");
     }
