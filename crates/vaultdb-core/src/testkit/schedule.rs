@@ -1259,6 +1259,9 @@ pub struct Violation {
     pub id: Option<usize>,
     /// What happened.
     pub detail: String,
+    /// The write the broken invariant is about (plan number), if one: the put that should
+    /// have been read (2), the delete that was undone (3), the newer write (4).
+    pub related: Option<u32>,
 }
 
 /// What [`check`] found.
@@ -1329,6 +1332,7 @@ pub fn check(run: &RunResult) -> Report {
             op: None,
             id: None,
             detail,
+            related: None,
         })
     };
     match &fin.scrub {
@@ -1361,6 +1365,7 @@ pub fn check(run: &RunResult) -> Report {
                 op: None,
                 id: None,
                 detail: format!("list returned {listed:?}, the readable ids are {live:?}"),
+                related: None,
             });
         }
     } else if let Err(e) = &run.final_state.listed {
@@ -1369,6 +1374,7 @@ pub fn check(run: &RunResult) -> Report {
             op: None,
             id: None,
             detail: format!("list failed after healing: {e}"),
+            related: None,
         });
     }
     report
@@ -1381,6 +1387,7 @@ fn check_write_result(plan: &Plan, o: &OpRecord, report: &mut Report) {
             op: Some(o.op),
             id: Some(o.spec.id()),
             detail,
+            related: None,
         })
     };
     match (&o.spec, &o.result) {
@@ -1474,20 +1481,27 @@ fn check_read(
     if !protected_puts.is_empty() {
         bump(&mut report.checks, Invariant::StaleRead.name());
     }
-    let mut violate = |invariant: Invariant, detail: String| {
-        report.violations.push(Violation { invariant, op: Some(g.op), id: Some(id), detail });
+    let mut violate = |invariant: Invariant, related: Option<u32>, detail: String| {
+        report.violations.push(Violation {
+            invariant,
+            op: Some(g.op),
+            id: Some(id),
+            detail,
+            related,
+        });
     };
 
     match &g.result {
         OpResult::Read { version, id_ok, .. } => {
             if !id_ok {
-                violate(Invariant::WrongData, "the record carries another id".to_owned());
+                violate(Invariant::WrongData, None, "the record carries another id".to_owned());
                 return;
             }
             let mut m = matching_puts(g, puts);
             if m.is_empty() {
                 violate(
                     Invariant::WrongData,
+                    None,
                     "the bytes (or content type) match no put of this id invoked before the \
                      read returned"
                         .to_owned(),
@@ -1500,6 +1514,7 @@ fn check_read(
                 if !m.iter().any(|p| std::ptr::eq(*p, *a)) {
                     violate(
                         Invariant::WrongData,
+                        Some(a.op),
                         format!("version {version} is put #{}'s, the bytes are not", a.op),
                     );
                     return;
@@ -1514,6 +1529,7 @@ fn check_read(
             {
                 violate(
                     Invariant::LostWrite,
+                    Some(l.op),
                     format!(
                         "returned put {} instead of put #{}, the last write (acknowledged by \
                          {} healthy backends)",
@@ -1526,6 +1542,7 @@ fn check_read(
             if let Some(d) = deleted_by {
                 violate(
                     Invariant::Resurrected,
+                    Some(d.op),
                     format!("returned put {} after delete #{} (no put since)", names(&m), d.op),
                 );
                 return;
@@ -1545,6 +1562,7 @@ fn check_read(
                     if x.deleted() { Invariant::Resurrected } else { Invariant::StaleRead };
                 violate(
                     invariant,
+                    Some(x.op),
                     format!(
                         "returned put {}, but {} #{} finished after it and before the read began",
                         names(&m),
@@ -1560,6 +1578,7 @@ fn check_read(
             {
                 violate(
                     Invariant::StaleRead,
+                    Some(q.op),
                     format!(
                         "returned version {version}, older than put #{}'s {} (acknowledged by \
                          {} healthy backends before the read began)",
@@ -1577,12 +1596,14 @@ fn check_read(
             if *code == ErrorCode::HmacFailed && !cond.bad_data {
                 violate(
                     Invariant::BadError,
+                    None,
                     "HMAC_FAILED although no backend serves bad data in this round".to_owned(),
                 );
             }
             if let Some(l) = last {
                 violate(
                     Invariant::LostWrite,
+                    Some(l.op),
                     format!(
                         "{} after put #{}, the last write (acknowledged by {} healthy backends)",
                         code.as_str(),
@@ -1595,6 +1616,7 @@ fn check_read(
             {
                 violate(
                     Invariant::LostWrite,
+                    Some(p.op),
                     format!(
                         "RECORD_NOT_FOUND after put #{} (acknowledged by {} healthy backends, \
                          no delete since)",
@@ -1608,6 +1630,7 @@ fn check_read(
             {
                 violate(
                     Invariant::Resurrected,
+                    Some(d.op),
                     format!(
                         "{} after delete #{}: a complete version is listed again",
                         code.as_str(),
@@ -1652,6 +1675,7 @@ fn check_final(
             op: None,
             id: Some(id),
             detail,
+            related: None,
         })
     };
     let (first, second) = &fin.reads[id];
@@ -1683,6 +1707,7 @@ fn check_final(
             op: None,
             id: Some(id),
             detail,
+            related: None,
         })
     };
     // Stricter than the model, counted only: the value should come from a write that no
