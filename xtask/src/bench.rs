@@ -959,14 +959,16 @@ fn table4(run: &Run<'_>, verdicts: &mut Vec<Verdict>) -> String {
          sharing one client (`VaultDb` clone), each alternating put and get of its own {} \
          record (a 50/50 mix), for {secs:.1} s after a warm-up. ops/s counts operations \
          finished inside the window; MB/s = ops/s x record size (10^6 bytes); p50 / p99 over \
-         both operations. memory: three `MemoryBackend`s; fs: three `FsBackend`s as in table \
-         3.\n\n",
+         both operations. \"cores busy\" is the process's CPU time (user + system) over the \
+         window divided by its length: with 2 cores, a value well below 2 while clients wait \
+         for CPU means other work on the machine took the rest. memory: three \
+         `MemoryBackend`s; fs: three `FsBackend`s as in table 3.\n\n",
         run.env().and_then(|e| e["workers"].as_u64()).unwrap_or(0),
         size_label(size)
     );
     s.push_str(
-        "| clients | memory ops/s | memory MB/s | memory p50 / p99 | fs ops/s | fs MB/s | fs p50 \
-         / p99 |\n|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| clients | memory ops/s | memory MB/s | memory p50 / p99 | memory cores busy | fs ops/s \
+         | fs MB/s | fs p50 / p99 | fs cores busy |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let mut clients: Vec<u64> = lines.iter().filter_map(|l| l["clients"].as_u64()).collect();
     clients.sort_unstable();
@@ -976,15 +978,20 @@ fn table4(run: &Run<'_>, verdicts: &mut Vec<Verdict>) -> String {
     };
     for c in &clients {
         let (m, f) = (get("memory", *c), get("fs", *c));
+        let cores = |l: Option<&&Value>| {
+            l.and_then(|l| l["cpu_cores"].as_f64()).map_or("n/a".into(), |x| format!("{x:.2}"))
+        };
         let _ = writeln!(
             s,
-            "| {c} | {} | {} | {} | {} | {} | {} |",
+            "| {c} | {} | {} | {} | {} | {} | {} | {} | {} |",
             num(m.as_ref(), "ops_per_s"),
             num(m.as_ref(), "mb_per_s"),
             pair(m),
+            cores(m.as_ref()),
             num(f.as_ref(), "ops_per_s"),
             num(f.as_ref(), "mb_per_s"),
-            pair(f)
+            pair(f),
+            cores(f.as_ref())
         );
     }
     let scale = |backend: &str| {
@@ -995,7 +1002,7 @@ fn table4(run: &Run<'_>, verdicts: &mut Vec<Verdict>) -> String {
     let (ms, fs) = (scale("memory"), scale("fs"));
     let _ = writeln!(
         s,
-        "| **2 / 1 clients** | **{}** | | | **{}** | | |",
+        "| **2 / 1 clients** | **{}** | | | | **{}** | | | |",
         ms.map_or("n/a".into(), ratio),
         fs.map_or("n/a".into(), ratio)
     );

@@ -19,7 +19,8 @@
 //!   worker per core), each alternating put and get of its own 10 KiB record, for a fixed
 //!   time after a warm-up; ops/s counts the operations that finish inside the window. Each
 //!   client yields to the scheduler after every operation (memory backends never wait, so
-//!   otherwise one client would keep its worker thread for the whole window).
+//!   otherwise one client would keep its worker thread for the whole window). `cpu_cores` is
+//!   the process's CPU time over the window divided by its length.
 //! - `slow`: gets of 10 KiB records when backend 1 of 3 (the first in configuration order)
 //!   sleeps 100 ms before every call (`testkit::Slow`), either only `get` or every operation
 //!   (list, get, put, delete), with hedging at the default delay and with hedging off, beside
@@ -149,6 +150,18 @@ fn fs_type(path: &Path) -> Option<String> {
         })
         .max_by_key(|(len, _)| *len)
         .map(|(_, ty)| ty)
+}
+
+/// User + system CPU time of this process so far, in seconds (/proc/self/stat, Linux; clock
+/// ticks of 1/100 s, the USER_HZ of every Linux architecture this runs on).
+fn cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may contain spaces).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }
 
 fn data(size: usize) -> Vec<u8> {
@@ -316,6 +329,14 @@ fn concurrency(rt: &tokio::runtime::Runtime, dir: &Path, budget: Budget) {
                     })
                 })
                 .collect();
+            // The process's CPU time across the window: how many cores the clients kept busy
+            // (other work on the machine shows up as fewer than expected).
+            std::thread::sleep(from.saturating_duration_since(Instant::now()));
+            let cpu_from = cpu_secs();
+            std::thread::sleep(until.saturating_duration_since(Instant::now()));
+            let cpu = cpu_secs()
+                .zip(cpu_from)
+                .map(|(b, a)| round((b - a) / budget.window.as_secs_f64() * 10.0) / 10.0);
             let mut lat = Vec::new();
             for t in tasks {
                 lat.extend(rt.block_on(t).expect("client task"));
@@ -331,6 +352,7 @@ fn concurrency(rt: &tokio::runtime::Runtime, dir: &Path, budget: Budget) {
                 "mb_per_s": round(ops as f64 * MIX_SIZE as f64 / secs / 1e6),
                 "p50_us": s.as_ref().map(|s| round(s.p50)),
                 "p99_us": s.as_ref().map(|s| round(s.p99)),
+                "cpu_cores": cpu,
             }));
         }
     }
