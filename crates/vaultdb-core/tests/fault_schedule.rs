@@ -124,6 +124,9 @@ fn run_seed(seed: u64, ops: usize) -> Summary {
     let mut summary = Summary::default();
     summary.add(&result, &report);
     if !report.violations.is_empty() {
+        if !quiet && !verbose() {
+            eprintln!("the schedule of seed {seed}:\n{plan}");
+        }
         eprintln!("{}", report.explain(&result));
         eprintln!("reproduce: {}", reproduce(seed, ops));
         for cause in triage(&result, &report) {
