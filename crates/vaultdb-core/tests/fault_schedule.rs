@@ -34,14 +34,16 @@ const SHORT_OPS: usize = 400;
 const LONG_SEEDS: u64 = 64;
 const LONG_OPS: usize = 250;
 
-/// Seeds that found a violation in the client, kept out of the default seed sequence until
-/// it is fixed (docs/FAULTS.md, "Findings"): (seed, operations per seed, the operations of
-/// the shrunk history, the issue). `known_issues` replays the shrunk histories.
+/// Seeds that found a violation in the client, now fixed (docs/FAULTS.md, "Findings"):
+/// (seed, operations per seed, the operations of the shrunk history, or none for the whole
+/// plan, the issue). `fixed_issues_stay_fixed` replays them in every test run.
 const KNOWN_VIOLATIONS: &[(u64, usize, &[u32], &str)] = &[
     (237, 300, &[114, 123, 124, 125], KI_REPAIR),
     (689, 300, &[177, 232, 235, 236], KI_REPAIR),
     (50, 300, &[60, 90], KI_HEDGE),
     (8, 400, &[396, 400, 401], KI_SEGMENTS),
+    (359, 500, &[], KI_FLAKY_REPAIR),
+    (469, 500, &[], KI_FLAKY_REPAIR),
 ];
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -142,6 +144,8 @@ fn run_seed(seed: u64, ops: usize) -> Summary {
 const KI_REPAIR: &str = "KI-1 read-repair resurrects a concurrently deleted record";
 const KI_HEDGE: &str = "KI-2 a hedged share fetch is dropped, the read fails";
 const KI_SEGMENTS: &str = "KI-3 a delete during a segmented put leaves a manifest without segments";
+const KI_FLAKY_REPAIR: &str =
+    "KI-4 repair replaces a share whose fetch failed, and loses it when the rewrite fails too";
 const UNKNOWN: &str = "unclassified";
 const NOT_REPRODUCED: &str = "unclassified: not shown again when re-run";
 
@@ -313,10 +317,7 @@ fn print_reproduce(summary: &Summary, ops: usize) {
 #[test]
 fn short_run() {
     let ops = env_u64("VAULTDB_FAULT_OPS").map_or(SHORT_OPS, |o| o as usize);
-    let mut seeds = seeds(SHORT_SEEDS, 1);
-    if std::env::var_os("VAULTDB_FAULT_SEED").is_none() {
-        seeds.retain(|s| !KNOWN_VIOLATIONS.iter().any(|k| k.0 == *s));
-    }
+    let seeds = seeds(SHORT_SEEDS, 1);
     let summary = run_seeds(&seeds, ops);
     eprintln!("{summary}");
     if std::env::var_os("VAULTDB_FAULT_SEED").is_none()
@@ -454,6 +455,23 @@ fn shrink() {
     println!("{}", report.explain(&result));
 }
 
+/// Every violation the checker ever found, replayed (its shrunk history, or its whole seed):
+/// none may come back.
+#[test]
+fn fixed_issues_stay_fixed() {
+    for &(seed, ops, kept, issue) in KNOWN_VIOLATIONS {
+        let plan =
+            if kept.is_empty() { plan_of(seed, ops) } else { plan_of(seed, ops).restrict(kept) };
+        let (result, report) = run_plan(&plan, &RunOptions::default());
+        assert!(
+            report.violations.is_empty(),
+            "{issue} is back (seed {seed}):\n{}\nreproduce: {}",
+            report.explain(&result),
+            reproduce(seed, ops)
+        );
+    }
+}
+
 /// Replays the shrunk history of every known violation three times and says whether it
 /// still shows: once a fix lands, its entry should report 0/3 and can be removed from
 /// KNOWN_VIOLATIONS and docs/FAULTS.md.
@@ -461,7 +479,8 @@ fn shrink() {
 #[ignore = "tool: cargo test -p vaultdb-core --test fault_schedule -- known_issues --ignored --nocapture"]
 fn known_issues() {
     for &(seed, ops, kept, issue) in KNOWN_VIOLATIONS {
-        let plan = plan_of(seed, ops).restrict(kept);
+        let plan =
+            if kept.is_empty() { plan_of(seed, ops) } else { plan_of(seed, ops).restrict(kept) };
         let mut shown = 0;
         let mut last = None;
         for _ in 0..3 {

@@ -10,7 +10,7 @@ use super::call::CallError;
 use super::read::{Expect, Listed, Source, TagListing, Verified, for_each_subset, group_versions};
 use super::{Inner, VaultDb};
 use crate::envelope::{self, Header, Kind};
-use crate::error::{BackendOutcome, Result, VaultError};
+use crate::error::{BackendOutcome, OutcomeStatus, Result, VaultError};
 use crate::naming::{NameTag, unpad_id, validate_id};
 use crate::version::Version;
 use crate::xorida::SharePoint;
@@ -40,6 +40,9 @@ pub struct RepairReport {
     pub removed: usize,
     /// What could not be repaired, and why.
     pub problems: Vec<String>,
+    /// Objects this repair wrote (backend index, key), for undoing them if the version
+    /// was deleted or superseded meanwhile.
+    pub(crate) written: Vec<(usize, String)>,
 }
 
 /// What `scrub` did for the whole store.
@@ -203,8 +206,21 @@ impl Inner {
             Some((tv, verified)) => {
                 report.version = Some(*tv);
                 self.restore_shares(tag, *tv, verified, &versions[tv], &listing, &mut report).await;
-                if verified.kind == Kind::Manifest {
-                    self.restore_segments(tag, *tv, verified, &listing, &mut report).await;
+                let lost = if verified.kind == Kind::Manifest {
+                    self.restore_segments(tag, *tv, verified, &listing, &mut report).await
+                } else {
+                    Vec::new()
+                };
+                if !lost.is_empty() && old_enough(tv) {
+                    // A manifest whose segments are gone for good (a delete that ran while
+                    // the put wrote them, or an abandoned write): unreadable, so it goes,
+                    // like any abandoned write once past the grace period.
+                    tracing::warn!(%tag, version = %tv, "removing a version that lost segments: {}",
+                        lost.join("; "));
+                    doomed.extend(versions[tv].iter().map(|(i, l)| (*i, l.key.clone())));
+                    doomed.append(&mut report.written);
+                } else {
+                    report.problems.extend(lost);
                 }
                 let mut older: Vec<&Version> = versions.keys().filter(|v| *v < tv).collect();
                 older.sort_by(|a, b| b.cmp(a));
@@ -239,6 +255,33 @@ impl Inner {
                 }
             }
         }
+        // A delete, or a newer put's cleanup, may have removed the version while this repair
+        // restored shares of it from what it had read before. Check, and undo: a repair must
+        // never bring back what was deleted.
+        if let Some(tv) = target_version
+            && !report.written.is_empty()
+        {
+            let after = self.list_tag(tag).await;
+            let ours: Vec<usize> = report.written.iter().map(|(i, _)| *i).collect();
+            let still = after
+                .iter()
+                .enumerate()
+                .filter(|(i, l)| {
+                    !ours.contains(i)
+                        && l.as_ref()
+                            .is_ok_and(|e| e.iter().any(|e| e.version == tv && e.segment.is_none()))
+                })
+                .count();
+            let unknown = after.iter().filter(|l| l.is_err()).count();
+            if still + unknown < k {
+                tracing::info!(%tag, "record deleted or superseded during repair; undoing it");
+                report.problems.push(format!(
+                    "{tag}: version {tv} was removed during the repair; restored shares withdrawn"
+                ));
+                report.restored.clear();
+                doomed.append(&mut report.written);
+            }
+        }
         for (idx, key) in doomed {
             match self.delete_key(idx, &key).await {
                 Ok(()) => {
@@ -269,8 +312,9 @@ impl Inner {
         report: &mut RepairReport,
     ) {
         let good: Vec<usize> = verified.good.iter().map(|(i, _)| *i).collect();
-        let missing: Vec<usize> =
-            (0..self.n()).filter(|i| listing[*i].is_ok() && !good.contains(i)).collect();
+        let missing: Vec<usize> = (0..self.n())
+            .filter(|i| listing[*i].is_ok() && !good.contains(i) && needs_share(verified, *i))
+            .collect();
         if missing.is_empty() {
             return;
         }
@@ -297,7 +341,9 @@ impl Inner {
         self.restore_object(tag, version, verified, &missing, &existing, &derive_key, report).await;
     }
 
-    /// Rewrites every missing or bad segment share of a segmented record's version.
+    /// Rewrites every missing or bad segment share of a segmented record's version. Returns
+    /// what makes the version broken for good, if anything: segments with fewer than K
+    /// shares even counting every backend that could not list.
     async fn restore_segments(
         &self,
         tag: NameTag,
@@ -305,15 +351,17 @@ impl Inner {
         manifest_verified: &Verified,
         listing: &TagListing,
         report: &mut RepairReport,
-    ) {
+    ) -> Vec<String> {
         let manifest = match crate::manifest::Manifest::decode(manifest_verified.payload()) {
             Ok(m) => m,
             Err(e) => {
                 report.problems.push(format!("{tag}: version {version}: {e}"));
-                return;
+                return Vec::new();
             }
         };
         let reachable: Vec<usize> = (0..self.n()).filter(|i| listing[*i].is_ok()).collect();
+        let unreachable = self.n() - reachable.len();
+        let mut lost = Vec::new();
         for index in 0..manifest.segment_count {
             let key = self.keyspace.segment_key(tag, version, index);
             let existing: Vec<(usize, String)> = reachable
@@ -323,6 +371,14 @@ impl Inner {
                 })
                 .map(|i| (*i, key.clone()))
                 .collect();
+            if existing.len() + unreachable < self.k() {
+                lost.push(format!(
+                    "{tag}: version {version}: segment {index} has {} shares of {} needed",
+                    existing.len(),
+                    self.k()
+                ));
+                continue;
+            }
             let expect = Expect { kind: Kind::Segment, tag, version };
             let sources = existing.iter().map(|(i, k)| (*i, Source::Fetch(k.clone()))).collect();
             let verified = match self.fetch_and_verify(expect, sources, true).await {
@@ -335,12 +391,16 @@ impl Inner {
                 }
             };
             let good: Vec<usize> = verified.good.iter().map(|(i, _)| *i).collect();
-            let missing: Vec<usize> =
-                reachable.iter().copied().filter(|i| !good.contains(i)).collect();
+            let missing: Vec<usize> = reachable
+                .iter()
+                .copied()
+                .filter(|i| !good.contains(i) && needs_share(&verified, *i))
+                .collect();
             let key_of = |_x: u8| Some(key.clone());
             self.restore_object(tag, version, &verified, &missing, &existing, &key_of, report)
                 .await;
         }
+        lost
     }
 
     /// Derives the shares of `missing` backends from the verified subset and writes them
@@ -392,6 +452,7 @@ impl Inner {
                 Ok(()) => {
                     self.stats.shares_repaired.fetch_add(1, Ordering::Relaxed);
                     report.restored.push(self.ids[idx].clone());
+                    report.written.push((idx, key.clone()));
                 }
                 Err(e) => report.problems.push(format!(
                     "{tag}: could not restore the share on {}: {}",
@@ -563,6 +624,16 @@ impl VaultDb {
             backends,
         }
     }
+}
+
+/// True if backend `idx` lacks a good share of a verified object: it has none, or a bad
+/// one. A backend whose fetch failed or timed out is left alone: its share may be fine, and
+/// replacing it (delete, then create) on a flaky backend could lose it.
+fn needs_share(verified: &Verified, idx: usize) -> bool {
+    matches!(
+        verified.status.get(idx),
+        None | Some(None | Some(OutcomeStatus::Missing | OutcomeStatus::Corrupt { .. }))
+    )
 }
 
 fn empty_listing<T>(like: &[Result<T, CallError>]) -> TagListing {

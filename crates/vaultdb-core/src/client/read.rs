@@ -4,7 +4,11 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::ops::Range;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// Tokio's clock: the same as std's at run time, and virtual under a paused test clock, so
+// latency ranking is deterministic in seeded fault-schedule runs.
+use tokio::time::Instant;
 
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -244,16 +248,19 @@ impl Inner {
                 inflight.push(fetch(i, s));
             }
         }
-        drop(inflight);
-
         if good.len() >= k
             && let Some(v) = self.try_subsets(&expect, &good, 1)?
         {
+            // Hedged fetches still in flight are not needed: dropping cancels them.
+            drop(inflight);
             return self.finish(v, good, status);
         }
-        // Phase 2: the first K did not verify (or too few were good): ask everyone left.
-        let rest: Vec<_> = queue.drain(..).map(|(i, s)| fetch(i, s)).collect();
-        for (idx, res, elapsed) in futures::future::join_all(rest).await {
+        // Phase 2: the first K did not verify (or too few were good): hear out the fetches
+        // still in flight (a hedged one may hold the good share) and ask everyone left.
+        for (i, s) in queue.drain(..) {
+            inflight.push(fetch(i, s));
+        }
+        while let Some((idx, res, elapsed)) = inflight.next().await {
             self.absorb(idx, res, elapsed, &expect, &mut status, &mut good);
         }
         let outcomes = |status: &[Option<OutcomeStatus>]| -> Vec<BackendOutcome> {

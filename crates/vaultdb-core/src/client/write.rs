@@ -342,6 +342,28 @@ impl VaultDb {
         if confirmed < inner.n() {
             tracing::warn!(%tag, "degraded delete: {}", crate::error::outcomes_text(&outcomes));
         }
+        // Objects written while the delete ran (a repair restoring a share it read before,
+        // the manifest of a segmented put whose segments were just removed) would outlive it:
+        // list again until nothing is left, a few rounds at most.
+        let mut removed: usize = removed;
+        for _round in 0..3 {
+            let again = inner.list_tag(tag).await;
+            let late: Vec<(usize, String)> = again
+                .iter()
+                .enumerate()
+                .filter_map(|(i, l)| l.as_ref().ok().map(|e| (i, e)))
+                .flat_map(|(i, e)| e.iter().map(move |e| (i, e.key.clone())))
+                .collect();
+            if late.is_empty() {
+                break;
+            }
+            tracing::info!(%tag, objects = late.len(), "removing objects written during the delete");
+            for (idx, key) in late {
+                if inner.delete_key(idx, &key).await.is_ok() {
+                    removed += 1;
+                }
+            }
+        }
         Ok(DeleteResult { removed, outcomes })
     }
 }
