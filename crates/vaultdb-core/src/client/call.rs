@@ -42,6 +42,9 @@ pub(crate) enum CallError {
     Backend(BackendError),
     /// Every attempt timed out.
     TimedOut,
+    /// Not waited for: a read had what it needed from the other backends (reported as
+    /// `Skipped`, not as a failure).
+    NotAwaited,
 }
 
 impl CallError {
@@ -51,6 +54,7 @@ impl CallError {
                 OutcomeStatus::Failed { kind: e.kind(), message: e.to_string() }
             }
             CallError::TimedOut => OutcomeStatus::TimedOut,
+            CallError::NotAwaited => OutcomeStatus::Skipped,
         }
     }
 }
@@ -122,6 +126,19 @@ impl Latency {
         let old = self.micros.load(Ordering::Relaxed);
         let new = if old == 0 { sample.max(1) } else { (old * 7 + sample) / 8 };
         self.micros.store(new.max(1), Ordering::Relaxed);
+    }
+
+    /// Records a call abandoned after `waited` (a hedged fetch that was overtaken): its
+    /// latency is at least that, so the sample is a lower bound, and the backend moves back
+    /// in the order instead of keeping the head of it on an empty or stale average.
+    pub(crate) fn record_at_least(&self, waited: Duration) {
+        let floor = waited.as_micros().min(u128::from(u64::MAX)) as u64;
+        if self.get() < floor {
+            self.record(waited);
+            if self.get() < floor {
+                self.micros.store(floor.max(1), Ordering::Relaxed);
+            }
+        }
     }
 
     /// Penalizes a failed backend so it is asked last next time.

@@ -104,6 +104,7 @@ impl CallError {
     fn duplicate(&self) -> CallError {
         match self {
             CallError::TimedOut => CallError::TimedOut,
+            CallError::NotAwaited => CallError::NotAwaited,
             CallError::Backend(e) => {
                 CallError::Backend(crate::backend::BackendError::new(e.kind(), e.to_string()))
             }

@@ -68,8 +68,11 @@ pub struct Settings {
     pub prefix: String,
     /// Timeouts and retries for every backend call.
     pub call_policy: CallPolicy,
-    /// After this long without K good shares, a read asks one more backend. `None`
-    /// disables hedging.
+    /// After this long without K good shares, a read asks one more backend. With hedging
+    /// on, a read also does not wait for the listings of backends that cannot change the
+    /// version it reads (so a slow backend does not slow reads; a backend that is down may
+    /// then go unnoticed by that read, not by writes, scrub or `health`). `None` disables
+    /// both.
     pub hedge_after: Option<Duration>,
     /// After a degraded read, repair the record in the background.
     pub read_repair: bool,

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use bytes::Bytes;
+use futures::FutureExt;
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use super::call::CallError;
@@ -148,6 +149,69 @@ impl Inner {
             .collect()
     }
 
+    /// Lists one record's shares for a read, without waiting for backends whose answers can
+    /// no longer change the version the read picks: once the newest version listed by K
+    /// backends is known, fewer than K backends are still to answer (so no version they alone
+    /// hold could reach K), and no newer version could reach K with their help, the rest are
+    /// `NotAwaited`. A slow or hung backend then delays no read that the others can serve.
+    pub(crate) async fn list_tag_for_read(&self, tag: NameTag) -> TagListing {
+        let prefix = self.keyspace.record_prefix(tag);
+        let prefix = prefix.as_str();
+        let k = self.k();
+        let mut calls: FuturesUnordered<_> = self
+            .backends
+            .iter()
+            .enumerate()
+            .map(|(i, b)| async move {
+                let r = self.settings.call_policy.run(|| b.list_all(prefix)).await.map(|c| {
+                    c.value
+                        .into_iter()
+                        .filter_map(|key| match self.keyspace.parse(&key) {
+                            Some(ParsedKey::Share { tag: t, version, id_share }) if t == tag => {
+                                Some(Listed { version, key, id_share, segment: None })
+                            }
+                            Some(ParsedKey::Segment { tag: t, version, index }) if t == tag => {
+                                Some(Listed {
+                                    version,
+                                    key,
+                                    id_share: Vec::new(),
+                                    segment: Some(index),
+                                })
+                            }
+                            _ => None,
+                        })
+                        .collect::<Vec<_>>()
+                });
+                (i, r)
+            })
+            .collect();
+        let mut listing: TagListing = (0..self.n()).map(|_| Err(CallError::NotAwaited)).collect();
+        let mut waiting = self.n();
+        while let Some((i, r)) = calls.next().await {
+            listing[i] = r;
+            waiting -= 1;
+            if waiting == 0 || waiting >= k {
+                continue;
+            }
+            let versions = group_versions(&listing);
+            let Some(best) = versions.iter().rev().find(|(_, h)| h.len() >= k).map(|(v, _)| *v)
+            else {
+                continue;
+            };
+            let newer_could_win =
+                versions.range(best..).skip(1).any(|(_, h)| h.len() + waiting >= k);
+            if !newer_could_win {
+                break;
+            }
+        }
+        // Answers that are already there are taken (a backend that failed fast is reported
+        // as failed, not as skipped); only the ones still running are left behind.
+        while let Some(Some((i, r))) = calls.next().now_or_never() {
+            listing[i] = r;
+        }
+        listing
+    }
+
     /// Per-backend outcomes of a fan-out: `Ok` where the call succeeded.
     pub(crate) fn outcomes_of<T>(&self, results: &[Result<T, CallError>]) -> Vec<BackendOutcome> {
         results
@@ -200,6 +264,8 @@ impl Inner {
             order.into_iter().filter_map(|i| by_idx.remove(&i).map(|s| (i, s))).collect();
         let mut good: Vec<(usize, Bytes)> = Vec::new();
         let mut inflight = FuturesUnordered::new();
+        // When each backend's fetch started, until it answers (for abandoned fetches).
+        let mut pending: Vec<Option<Instant>> = vec![None; self.n()];
 
         let fetch = |idx: usize, src: Source| async move {
             let start = Instant::now();
@@ -216,6 +282,7 @@ impl Inner {
         let first = if want_all { queue.len() } else { k.min(queue.len()) };
         for _ in 0..first {
             if let Some((i, s)) = queue.pop_front() {
+                pending[i] = Some(Instant::now());
                 inflight.push(fetch(i, s));
             }
         }
@@ -229,6 +296,7 @@ impl Inner {
                         Err(_) => {
                             if let Some((i, s)) = queue.pop_front() {
                                 tracing::debug!(backend = %self.ids[i], "hedging read");
+                                pending[i] = Some(Instant::now());
                                 inflight.push(fetch(i, s));
                             }
                             continue;
@@ -240,19 +308,27 @@ impl Inner {
             let Some((idx, res, elapsed)) = next else {
                 break;
             };
+            pending[idx] = None;
             let ok = self.absorb(idx, res, elapsed, &expect, &mut status, &mut good);
             if !ok
                 && !want_all
                 && let Some((i, s)) = queue.pop_front()
             {
+                pending[i] = Some(Instant::now());
                 inflight.push(fetch(i, s));
             }
         }
         if good.len() >= k
             && let Some(v) = self.try_subsets(&expect, &good, 1)?
         {
-            // Hedged fetches still in flight are not needed: dropping cancels them.
+            // Hedged fetches still in flight are not needed: dropping cancels them. Their
+            // backends were slower than the time waited, which is what their latency learns.
             drop(inflight);
+            for (idx, started) in pending.iter().enumerate() {
+                if let Some(t) = started {
+                    self.latency[idx].record_at_least(t.elapsed());
+                }
+            }
             return self.finish(v, good, status);
         }
         // Phase 2: the first K did not verify (or too few were good): hear out the fetches
@@ -501,7 +577,8 @@ pub(crate) struct Head {
     pub(crate) verified: Verified,
     /// Per backend outcomes of the listing and the head fetch.
     pub(crate) outcomes: Vec<BackendOutcome>,
-    /// Backends holding a share of the head of this version.
+    /// Backends holding a share of the head of this version, then the backends whose
+    /// listing the read did not wait for (they may hold it too): where segments are read.
     pub(crate) holders: Vec<usize>,
 }
 
@@ -520,8 +597,16 @@ impl VaultDb {
         tracing::Span::current().record("tag", tracing::field::display(tag));
         let k = inner.k();
         let mut last_err = None;
-        for _attempt in 0..3 {
-            let listing = inner.list_tag(tag).await;
+        for attempt in 0..3 {
+            // With hedging on, the first attempt does not wait for backends that cannot
+            // change the outcome; a retry (shares listed but gone, or too few good), and any
+            // read with hedging off, hears everyone.
+            let listing = if attempt == 0 && inner.settings.hedge_after.is_some() {
+                inner.list_tag_for_read(tag).await
+            } else {
+                inner.list_tag(tag).await
+            };
+            let skipped = listing.iter().any(|l| matches!(l, Err(CallError::NotAwaited)));
             let unanswered = listing.iter().filter(|l| l.is_err()).count();
             let versions = group_versions(&listing);
             let base_outcomes = |v: Option<&Version>| -> Vec<BackendOutcome> {
@@ -566,6 +651,13 @@ impl VaultDb {
                     last_err = Some(e);
                     continue;
                 }
+                Err(
+                    e @ (VaultError::InsufficientShares { .. } | VaultError::HmacFailed { .. }),
+                ) if skipped => {
+                    // A backend not waited for may hold the good share: ask everyone.
+                    last_err = Some(e);
+                    continue;
+                }
                 Err(e) => return Err(e),
             };
             let mut outcomes = base_outcomes(Some(version));
@@ -579,7 +671,17 @@ impl VaultDb {
                 version: *version,
                 verified,
                 outcomes,
-                holders: holders.iter().map(|(i, _)| *i).collect(),
+                holders: holders
+                    .iter()
+                    .map(|(i, _)| *i)
+                    .chain(
+                        listing
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, l)| matches!(l, Err(CallError::NotAwaited)))
+                            .map(|(i, _)| i),
+                    )
+                    .collect(),
             });
         }
         Err(last_err.unwrap_or(VaultError::RecordNotFound))
