@@ -445,7 +445,16 @@ async fn flaky_server() -> Flaky {
         handles.push(f.handle());
         backends.push(Arc::new(f));
     }
-    let db = open_store(backends).await;
+    // Hedging off: a read then waits for every backend's listing, so a backend that is down
+    // is always noticed (with hedging on, a read that does not need it may skip it).
+    let mut b = vaultdb_core::VaultDb::builder()
+        .threshold(2)
+        .call_policy(common::quick_policy())
+        .hedge_after(None);
+    for backend in backends {
+        b = b.backend_arc(backend);
+    }
+    let db = b.open().await.expect("open store");
     Flaky { server: TestServer::start(AppState::new(db, tokens(), None, limits())).await, handles }
 }
 
