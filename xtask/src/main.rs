@@ -4,7 +4,10 @@
 //!   `-D warnings`, every test of every crate, rustdoc with warnings denied,
 //!   `cargo deny` (bans, licenses, sources), and `itest` (the cloud backends against
 //!   emulators). This is the README's test command, and `.ci/run` runs exactly it.
-//! - `cargo xtask deny`: only `cargo deny`.
+//! - `cargo xtask deny [--advisories | --advisory-db DIR]`: only `cargo deny` (bans,
+//!   licenses, sources); with `--advisories` also the RustSec advisories of both workspaces
+//!   (the main one and `fuzz/`), fetched from GitHub, or, with `--advisory-db DIR`, read
+//!   offline from DIR, a git clone of <https://github.com/rustsec/advisory-db>.
 //! - `cargo xtask bench [--quick] [--render-only]`: runs the benchmark suites and regenerates
 //!   the tables of docs/PERFORMANCE.md; see `bench.rs`.
 //! - `cargo xtask itest`: the cloud backends against local emulators (moto, s3s-fs,
@@ -31,6 +34,7 @@ mod itest;
 mod load;
 
 use std::env;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -43,7 +47,7 @@ fn main() -> ExitCode {
     let task = args.first().map(String::as_str).unwrap_or("help");
     let result = match task {
         "test" => test(),
-        "deny" => deny(),
+        "deny" => deny(&args[1..]),
         "bench" => bench::run(&args[1..]),
         "itest" => itest::run(&args[1..]),
         "fuzz" => fuzz::run(&args[1..]),
@@ -69,7 +73,8 @@ fn print_help() {
         "cargo xtask <task>\n\n\
          tasks:\n  \
          test   rustfmt, clippy -D warnings, all tests, rustdoc, cargo deny, itest (what CI runs)\n  \
-         deny   cargo deny check bans licenses sources\n  \
+         deny   cargo deny check bans licenses sources (--advisories: also the RustSec\n         \
+                advisories, fetched from GitHub; --advisory-db DIR: from a local clone)\n  \
          bench  run the benchmarks, regenerate docs/PERFORMANCE.md (--quick: smoke run;\n         \
                 --render-only: re-render the last saved results)\n  \
          itest  cloud backends against local emulators (installed into a cache on first use)\n  \
@@ -141,7 +146,7 @@ fn test() -> Result<(), String> {
     doc.args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings");
     step("rustdoc", doc)?;
 
-    deny()?;
+    deny(&[])?;
 
     // The cloud backends against real emulators (installed into a cache on first use).
     println!("xtask: == itest");
@@ -150,13 +155,100 @@ fn test() -> Result<(), String> {
     Ok(())
 }
 
-/// `cargo deny check bans licenses sources`. Advisories are not checked here: the advisory
-/// database is fetched from GitHub, which this project's machines cannot reach.
-fn deny() -> Result<(), String> {
+/// `cargo deny check bans licenses sources`, then, if asked, `check advisories`.
+/// `cargo xtask test` does not check advisories: the advisory database is fetched from
+/// GitHub, which this project's machines cannot reach.
+fn deny(args: &[String]) -> Result<(), String> {
+    let mut advisories = false;
+    let mut db = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--advisories" => advisories = true,
+            "--advisory-db" => {
+                let dir = it.next().ok_or("deny: --advisory-db needs a directory")?;
+                db = Some(PathBuf::from(dir));
+            }
+            other => {
+                return Err(format!(
+                    "deny: unknown argument {other:?}; usage: cargo xtask deny \
+                     [--advisories | --advisory-db DIR]"
+                ));
+            }
+        }
+    }
     let bin = ensure_cargo_deny()?;
-    let mut cmd = Command::new(bin);
+    let mut cmd = Command::new(&bin);
     cmd.current_dir(root()).args(["deny", "--workspace", "check", "bans", "licenses", "sources"]);
-    step("cargo deny", cmd)
+    step("cargo deny", cmd)?;
+    if advisories || db.is_some() {
+        check_advisories(&bin, db.as_deref())?;
+    }
+    Ok(())
+}
+
+/// The folder cargo-deny 0.20 clones the default advisory database
+/// (<https://github.com/RustSec/advisory-db>) into, inside its `db-path`.
+const ADVISORY_DB_FOLDER: &str = "advisory-db-3157b0e258782691";
+
+/// `cargo deny check advisories` for the main workspace and for `fuzz/`. With `db`, the
+/// database is read offline: cargo-deny accepts neither a local path nor a `file://` URL as
+/// a database, so a clone of `db` goes where it would have fetched to, and each policy is
+/// copied with `db-path` pointing there.
+fn check_advisories(bin: &Path, db: Option<&Path>) -> Result<(), String> {
+    let root = root();
+    let offline = match db {
+        None => None,
+        Some(src) => {
+            let base = tools_dir().join("advisory-dbs");
+            let dest = base.join(ADVISORY_DB_FOLDER);
+            if dest.exists() {
+                fs::remove_dir_all(&dest)
+                    .map_err(|e| format!("deny: remove {}: {e}", dest.display()))?;
+            }
+            fs::create_dir_all(&base)
+                .map_err(|e| format!("deny: create {}: {e}", base.display()))?;
+            let mut clone = Command::new("git");
+            clone.args(["clone", "--quiet", "--local"]).arg(src).arg(&dest);
+            step("clone the advisory database", clone)?;
+            Some(base)
+        }
+    };
+    for (name, dir) in [("main", root.clone()), ("fuzz", root.join("fuzz"))] {
+        let policy = dir.join("deny.toml");
+        let mut cmd = Command::new(bin);
+        cmd.current_dir(&root).arg("deny");
+        match &offline {
+            None => {
+                cmd.arg("--config").arg(&policy);
+            }
+            Some(base) => {
+                let text = fs::read_to_string(&policy)
+                    .map_err(|e| format!("deny: read {}: {e}", policy.display()))?;
+                let copy = base.join(format!("{name}-deny.toml"));
+                fs::write(&copy, with_db_path(&text, base))
+                    .map_err(|e| format!("deny: write {}: {e}", copy.display()))?;
+                cmd.arg("--offline").arg("--config").arg(copy);
+            }
+        }
+        cmd.arg("--manifest-path").arg(dir.join("Cargo.toml"));
+        cmd.args(["--workspace", "check", "advisories"]);
+        step(&format!("cargo deny advisories ({name} workspace)"), cmd)?;
+    }
+    Ok(())
+}
+
+/// The policy `text` with `db-path = "<base>"` in its `[advisories]` table (added if absent).
+fn with_db_path(text: &str, base: &Path) -> String {
+    let quoted = base.display().to_string().replace('\\', "\\\\").replace('"', "\\\"");
+    let line = format!("db-path = \"{quoted}\"\n");
+    match text.find("\n[advisories]\n") {
+        Some(at) => {
+            let after = at + "\n[advisories]\n".len();
+            format!("{}{line}{}", &text[..after], &text[after..])
+        }
+        None => format!("{text}\n[advisories]\n{line}"),
+    }
 }
 
 fn ensure_cargo_deny() -> Result<PathBuf, String> {
@@ -176,4 +268,21 @@ fn ensure_cargo_deny() -> Result<PathBuf, String> {
         .arg(format!("cargo-deny@{CARGO_DENY_VERSION}"));
     step("install cargo-deny", install)?;
     Ok(bin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn db_path_goes_into_the_advisories_table() {
+        let policy = "[graph]\nall-features = true\n\n[advisories]\nversion = 2\n\n[bans]\n";
+        let out = with_db_path(policy, Path::new("/c/a\"b"));
+        assert_eq!(
+            out,
+            "[graph]\nall-features = true\n\n[advisories]\ndb-path = \"/c/a\\\"b\"\nversion = 2\n\n[bans]\n"
+        );
+        let out = with_db_path("[bans]\n", Path::new("/c"));
+        assert_eq!(out, "[bans]\n\n[advisories]\ndb-path = \"/c\"\n");
+    }
 }

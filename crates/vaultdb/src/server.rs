@@ -1124,6 +1124,10 @@ fn add_common_responses(doc: &mut OpenApi) {
         .get_mut("/v1/records/{id}/raw")
         .and_then(|i| i.put.as_mut())
         .and_then(|op| op.request_body.as_mut())
+        .and_then(|b| match b {
+            RefOr::T(body) => Some(body),
+            RefOr::Ref(_) => None,
+        })
     {
         body.required = Some(utoipa::openapi::Required::False);
     }
