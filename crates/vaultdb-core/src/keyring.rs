@@ -76,6 +76,7 @@ impl Keyring {
         if !rest.is_empty() || wire.format != 1 {
             return Err(bad("unsupported format"));
         }
+        crate::canonical::check_len(&wire, payload.len()).map_err(|e| bad(&e))?;
         let threshold = Threshold::new(usize::from(wire.k), usize::from(wire.n))
             .map_err(|_| bad("invalid threshold"))?;
         let (naming_key, stores_key) = match (wire.naming_key, external) {

@@ -17,6 +17,7 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 
 pub mod backend;
+mod canonical;
 pub mod client;
 pub mod envelope;
 pub mod error;

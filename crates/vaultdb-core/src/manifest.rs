@@ -41,6 +41,7 @@ pub struct Manifest {
     /// The record's content type.
     pub content_type: Option<String>,
     /// The record's metadata.
+    #[serde(deserialize_with = "crate::canonical::ascending_map")]
     pub metadata: BTreeMap<String, String>,
     /// Bytes of data in all segments together.
     pub total_len: u64,
@@ -87,17 +88,20 @@ impl Manifest {
         Ok(())
     }
 
-    /// Decodes and checks a manifest; all bytes must be consumed and the layout must be
-    /// consistent.
+    /// Decodes and checks a manifest; all bytes must be consumed, the encoding must be the
+    /// canonical one (minimal varints, metadata keys strictly ascending) and the layout
+    /// must be consistent.
     ///
     /// # Errors
-    /// `RECONSTRUCT_FAILED` for malformed, trailing or inconsistent bytes.
+    /// `RECONSTRUCT_FAILED` for malformed, non-canonical, trailing or inconsistent bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let (m, rest): (Manifest, _) = postcard::take_from_bytes(bytes)
             .map_err(|e| VaultError::ReconstructFailed(format!("manifest deserialization: {e}")))?;
         if !rest.is_empty() {
             return Err(VaultError::ReconstructFailed("trailing bytes after manifest".into()));
         }
+        crate::canonical::check_len(&m, bytes.len())
+            .map_err(|e| VaultError::ReconstructFailed(format!("manifest: {e}")))?;
         let consistent = check_segment_size(m.segment_size as usize).is_ok()
             && m.total_len.div_ceil(u64::from(m.segment_size)) == u64::from(m.segment_count);
         if !consistent {

@@ -49,6 +49,7 @@ struct RecordWire<'a> {
     #[serde(with = "serde_bytes")]
     data: &'a [u8],
     content_type: Option<String>,
+    #[serde(deserialize_with = "crate::canonical::ascending_map")]
     metadata: BTreeMap<String, String>,
 }
 
@@ -116,16 +117,25 @@ impl Record {
         Ok(())
     }
 
-    /// Decodes a serialized record; all bytes must be consumed.
+    /// Decodes a serialized record; all bytes must be consumed, and the encoding must be
+    /// the canonical one (minimal varints, metadata keys strictly ascending).
     ///
     /// # Errors
-    /// `RECONSTRUCT_FAILED` for malformed or trailing bytes.
+    /// `RECONSTRUCT_FAILED` for malformed, non-canonical or trailing bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let (wire, rest): (RecordWire<'_>, _) = postcard::take_from_bytes(bytes)
             .map_err(|e| VaultError::ReconstructFailed(format!("record deserialization: {e}")))?;
         if !rest.is_empty() {
             return Err(VaultError::ReconstructFailed("trailing bytes after record".into()));
         }
+        let as_written = RecordRef {
+            id: wire.id,
+            data: wire.data,
+            content_type: wire.content_type.as_deref(),
+            metadata: &wire.metadata,
+        };
+        crate::canonical::check_len(&as_written, bytes.len())
+            .map_err(|e| VaultError::ReconstructFailed(format!("record: {e}")))?;
         Ok(Self {
             id: wire.id.to_owned(),
             data: wire.data.to_vec(),

@@ -8,13 +8,11 @@
 //! found a bug: a decoder of bytes a backend controls panicked, or a value it accepted does
 //! not survive a round trip through the matching encoder. See docs/FUZZING.md.
 //!
-//! The decoders of postcard payloads (records, manifests, keyrings) accept encodings that
-//! their encoders never write (non-minimal varints, metadata keys out of order or repeated:
-//! the last one wins). That is harmless, since a payload is decoded only after its HMAC
-//! verified, so only the writer could have produced it; the checks therefore require the
-//! decoded *value* to round-trip (`decode(encode(decode(x))) == decode(x)`, and `encode` to
-//! be a fixed point), not the input bytes. Envelopes and object keys have exactly one
-//! encoding, and for them the bytes must round-trip.
+//! Every decoder accepts exactly one encoding per value: envelopes and object keys by
+//! construction, the postcard payloads (records, manifests, keyrings) because their
+//! decoders reject non-minimal varints and metadata keys out of order or repeated
+//! (`canonical.rs`). So for all of them, bytes a decoder accepts must re-encode to exactly
+//! the same bytes.
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -115,6 +113,7 @@ pub fn check_record(data: &[u8]) {
     if let Ok(r) = Record::decode(data) {
         let mut buf = Vec::new();
         r.encode_into(&mut buf).expect("a decoded record encodes");
+        assert!(buf == data, "decode then encode changed the record's bytes");
         let again = Record::decode(&buf).expect("an encoded record decodes");
         assert!(again == r, "record changed in a round trip");
         let mut buf2 = Vec::new();
@@ -138,6 +137,7 @@ pub fn check_record(data: &[u8]) {
 fn check_manifest(m: &Manifest, data: &[u8]) {
     let mut buf = Vec::new();
     m.encode_into(&mut buf).expect("a decoded manifest encodes");
+    assert!(buf == data, "decode then encode changed the manifest's bytes");
     let again = Manifest::decode(&buf).expect("an encoded manifest decodes");
     assert!(again == *m, "manifest changed in a round trip");
     let size = u64::from(m.segment_size);
@@ -260,6 +260,7 @@ pub fn check_keyring(data: &[u8]) {
         }
         let mut buf = Vec::new();
         k.encode_into(&mut buf).expect("a decoded keyring encodes");
+        assert!(buf == data, "decode then encode changed the keyring's bytes");
         let again = Keyring::decode(&buf, ext).expect("an encoded keyring decodes");
         assert!(again.naming_key == k.naming_key, "naming key changed in a round trip");
         assert_eq!(again.threshold, k.threshold, "threshold changed in a round trip");
