@@ -269,7 +269,6 @@ fn run_in(o: &Options, bin: &Path, dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
 /// Why a healthy store logs degraded reads under this load (written under the warnings).
 const DEGRADED_UNDER_LOAD: &str = "No backend failed during the run. A `degraded read` here is \
 a GET racing a PUT of the same id: the GET listed the record's current version, the PUT then \
@@ -280,6 +279,7 @@ read-repair it starts in the background checks the record's newest version, whic
 whole, and restores nothing. The client cannot tell this race from a lost share without \
 listing again, so it reports it.";
 
+#[allow(clippy::too_many_arguments)]
 fn render(
     o: &Options,
     r: &serde_json::Value,
