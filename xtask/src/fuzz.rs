@@ -7,9 +7,9 @@
 //! cargo xtask fuzz --list      the targets
 //! ```
 //!
-//! - Needs a nightly toolchain (`rustup toolchain install nightly`); cargo-fuzz
-//!   [`CARGO_FUZZ_VERSION`] is installed on first use into the tools cache
-//!   (`${XDG_CACHE_HOME:-~/.cache}/vaultdb-tools`), with the stable toolchain.
+//! - Needs a nightly toolchain (`rustup toolchain install nightly`); cargo-fuzz is installed
+//!   on first use into the tools cache (`${XDG_CACHE_HOME:-~/.cache}/vaultdb-tools`), with
+//!   the stable toolchain (both in [`crate::tools`]).
 //! - Nightly builds go to their own target directory, `${XDG_CACHE_HOME:-~/.cache}/
 //!   vaultdb-fuzz-target` (which also holds the scratch corpora and the logs), so they never
 //!   invalidate the stable build cache in `target/`.
@@ -30,11 +30,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use crate::{cargo, root, step, tools_dir};
-
-/// The cargo-fuzz release installed when it is missing (builds with the project's stable
-/// toolchain; it drives the nightly one).
-const CARGO_FUZZ_VERSION: &str = "0.13.2";
+use crate::{cargo, root, step, tools};
 
 /// The fuzz targets, in the order they run (`fuzz/fuzz_targets/<name>.rs`).
 const TARGETS: [&str; 6] = ["envelope", "record", "object_key", "keyring", "config", "rest"];
@@ -98,14 +94,14 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         return Err("fuzz: --time must be at least 1 second".into());
     }
 
-    check_nightly()?;
-    let tools = ensure_cargo_fuzz()?;
+    tools::check_nightly()?;
+    let tools_bin = tools::cargo_fuzz()?;
     let cache = fuzz_cache();
     let logs = cache.join("logs");
     fs::create_dir_all(&logs).map_err(|e| format!("fuzz: create {}: {e}", logs.display()))?;
 
     // One build of every target first, so that run times are fuzzing time.
-    let mut build = nightly_fuzz(&tools, &cache);
+    let mut build = nightly_fuzz(&tools_bin, &cache);
     build.arg("build");
     if let Some(s) = &sanitizer {
         build.args(["--sanitizer", s]);
@@ -117,7 +113,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
 
     let mut outcomes = Vec::new();
     for t in &targets {
-        outcomes.push(run_target(&tools, &cache, t, seconds, sanitizer.as_deref())?);
+        outcomes.push(run_target(&tools_bin, &cache, t, seconds, sanitizer.as_deref())?);
     }
     print_table(&outcomes);
     let crashed: Vec<&Outcome> =
@@ -157,40 +153,7 @@ fn seed() -> Result<(), String> {
 
 /// The cache for nightly fuzz builds, scratch corpora and logs, outside the repository.
 fn fuzz_cache() -> PathBuf {
-    let tools = tools_dir();
-    tools.parent().map_or_else(|| tools.join("fuzz"), |c| c.join("vaultdb-fuzz-target"))
-}
-
-fn check_nightly() -> Result<(), String> {
-    let out = Command::new("rustup")
-        .args(["run", "nightly", "rustc", "--version"])
-        .output()
-        .map_err(|e| format!("fuzz: cannot run rustup: {e}"))?;
-    if out.status.success() {
-        println!("xtask: {}", String::from_utf8_lossy(&out.stdout).trim());
-        Ok(())
-    } else {
-        Err("fuzz: cargo-fuzz needs a nightly toolchain: rustup toolchain install nightly".into())
-    }
-}
-
-fn ensure_cargo_fuzz() -> Result<PathBuf, String> {
-    let dir = tools_dir();
-    let bin = dir.join("bin").join("cargo-fuzz");
-    if bin.exists() {
-        return Ok(dir.join("bin"));
-    }
-    println!(
-        "xtask: installing cargo-fuzz {CARGO_FUZZ_VERSION} into {} (first run only)",
-        dir.display()
-    );
-    let mut install = cargo();
-    install
-        .args(["install", "--locked", "--quiet", "--root"])
-        .arg(&dir)
-        .arg(format!("cargo-fuzz@{CARGO_FUZZ_VERSION}"));
-    step("install cargo-fuzz", install)?;
-    Ok(dir.join("bin"))
+    tools::cache_home().join("vaultdb-fuzz-target")
 }
 
 /// `cargo +nightly fuzz` through rustup's `cargo` proxy, with the tools cache on `PATH`, the
@@ -221,7 +184,7 @@ fn files_in(dir: &Path) -> BTreeSet<PathBuf> {
 }
 
 fn run_target(
-    tools: &Path,
+    tools_bin: &Path,
     cache: &Path,
     target: &str,
     seconds: u64,
@@ -239,7 +202,7 @@ fn run_target(
     let mut log = fs::File::create(&log_path)
         .map_err(|e| format!("fuzz: create {}: {e}", log_path.display()))?;
 
-    let mut cmd = nightly_fuzz(tools, cache);
+    let mut cmd = nightly_fuzz(tools_bin, cache);
     cmd.args(["run", target]);
     if let Some(s) = sanitizer {
         cmd.args(["--sanitizer", s]);

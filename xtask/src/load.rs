@@ -13,14 +13,14 @@
 use std::fmt::Write as _;
 use std::fs;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::{cargo, root, step};
+use crate::{cargo, root, step, tools};
 
 /// Record ids per size class.
 const IDS: usize = 100;
@@ -85,28 +85,6 @@ fn parse(args: &[String]) -> Result<Options, String> {
     Ok(o)
 }
 
-/// Makes sure `wrk` is on PATH, installing the Debian package if it is not.
-fn ensure_wrk() -> Result<(), String> {
-    let have = || Command::new("wrk").arg("--version").output().is_ok();
-    if have() {
-        return Ok(());
-    }
-    println!("xtask: load: installing wrk (apt-get install -y wrk)");
-    let root_user = Command::new("id").arg("-u").output().ok().is_some_and(|o| o.stdout == b"0\n");
-    let mut cmd = if root_user {
-        Command::new("apt-get")
-    } else {
-        let mut c = Command::new("sudo");
-        c.args(["-n", "apt-get"]);
-        c
-    };
-    let ok = cmd.args(["install", "-y", "-q", "wrk"]).status().is_ok_and(|s| s.success());
-    if !ok || !have() {
-        return Err("wrk is missing and `apt-get install -y wrk` failed; install wrk".into());
-    }
-    Ok(())
-}
-
 fn vm_rss_kib(pid: u32) -> Option<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
@@ -122,21 +100,17 @@ impl Drop for Server {
     }
 }
 
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
-}
-
 fn json_u64(v: &serde_json::Value, k: &str) -> u64 {
     v[k].as_u64().unwrap_or(0)
 }
 
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let o = parse(args)?;
-    ensure_wrk()?;
+    tools::wrk()?;
     let mut build = cargo();
     build.args(["build", "--release", "-p", "vaultdb"]);
     step("build vaultdb (release)", build)?;
-    let bin = target_dir().join("release/vaultdb");
+    let bin = crate::target_dir()?.join("release/vaultdb");
     let dir = std::env::temp_dir().join(format!("vaultdb-load-{}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;

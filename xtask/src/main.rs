@@ -7,11 +7,11 @@
 //! - `cargo xtask deny [--advisories | --advisory-db DIR]`: only `cargo deny` (bans,
 //!   licenses, sources); with `--advisories` also the RustSec advisories of both workspaces
 //!   (the main one and `fuzz/`), fetched from GitHub, or, with `--advisory-db DIR`, read
-//!   offline from DIR, a git clone of <https://github.com/rustsec/advisory-db>.
+//!   offline from DIR, a git clone of <https://github.com/rustsec/advisory-db>; see `deny.rs`.
 //! - `cargo xtask bench [--quick] [--render-only]`: runs the benchmark suites and regenerates
-//!   the tables of docs/PERFORMANCE.md; see `bench.rs`.
+//!   the tables of docs/PERFORMANCE.md; see `bench/`.
 //! - `cargo xtask itest`: the cloud backends against local emulators (moto, s3s-fs,
-//!   fake-gcs-server, Azurite), installed on first use; see `itest.rs`.
+//!   fake-gcs-server, Azurite), installed on first use; see `itest/`.
 //! - `cargo xtask fuzz [--time N] [--target T]`: the cargo-fuzz targets of `fuzz/` on
 //!   nightly (cargo-fuzz installed on first use), `--seed` regenerates their seed corpora;
 //!   see `fuzz.rs` and docs/FUZZING.md.
@@ -20,34 +20,34 @@
 //! - `cargo xtask load [--duration SECS] [--connections N] [--quick]`: the REST server under
 //!   wrk load (installed with apt-get if missing), regenerating docs/LOAD.md; see `load.rs`.
 //!
-//! Tools the tasks need that are not part of the toolchain (cargo-deny) are installed on
-//! first use into a cache folder outside the repository:
-//! `${XDG_CACHE_HOME:-$HOME/.cache}/vaultdb-tools`. Deleting it costs only time.
+//! Tools the tasks need that are not part of the toolchain (cargo-deny, cargo-fuzz, wrk, the
+//! emulators) are installed on first use or located by one module, `tools/`, into cache
+//! folders outside the repository (`${XDG_CACHE_HOME:-$HOME/.cache}/vaultdb-*`). Deleting
+//! them costs only time.
 //!
-//! This crate has one dependency, serde_json (for the benchmark results), and no more on
-//! purpose: it is built before every task.
+//! This crate has one dependency, serde_json (for the benchmark results and cargo's JSON),
+//! and no more on purpose: it is built before every task.
 
 mod bench;
+mod deny;
 mod faults;
 mod fuzz;
 mod itest;
 mod load;
+mod tools;
 
 use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
-
-/// The cargo-deny release installed when it is missing (newer ones may need a newer rustc).
-const CARGO_DENY_VERSION: &str = "0.20.2";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let task = args.first().map(String::as_str).unwrap_or("help");
     let result = match task {
         "test" => test(),
-        "deny" => deny(&args[1..]),
+        "deny" => deny::run(&args[1..]),
         "bench" => bench::run(&args[1..]),
         "itest" => itest::run(&args[1..]),
         "fuzz" => fuzz::run(&args[1..]),
@@ -95,19 +95,31 @@ fn root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// The cache folder for tools, outside the repository.
-fn tools_dir() -> PathBuf {
-    let cache = env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| env::temp_dir().join("cache"));
-    cache.join("vaultdb-tools")
-}
-
+/// The cargo that runs xtask (`$CARGO`), in the workspace root.
 fn cargo() -> Command {
     let mut c = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(root());
     c
+}
+
+/// The workspace's target directory as cargo resolves it (`CARGO_TARGET_DIR`,
+/// `build.target-dir` in `.cargo/config.toml`, else `<root>/target`): the
+/// `target_directory` of `cargo metadata`. Every task that reads build outputs uses this.
+fn target_dir() -> Result<PathBuf, String> {
+    let out = cargo()
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cargo metadata: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("cargo metadata failed ({})", out.status));
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("cargo metadata: {e}"))?;
+    v["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .ok_or_else(|| "cargo metadata: no target_directory".into())
 }
 
 /// Runs a step, timing it; fails the task if the command fails.
@@ -123,6 +135,14 @@ fn step(name: &str, mut cmd: Command) -> Result<(), String> {
     if status.success() { Ok(()) } else { Err(format!("{name} failed ({status})")) }
 }
 
+/// The last `n` lines of a file (for errors that quote a log).
+fn tail_file(path: &Path, n: usize) -> String {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| format!("(cannot read: {e})"));
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// `cargo xtask test`: the CI gate.
 fn test() -> Result<(), String> {
     let start = Instant::now();
     let mut fmt = cargo();
@@ -146,143 +166,11 @@ fn test() -> Result<(), String> {
     doc.args(["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings");
     step("rustdoc", doc)?;
 
-    deny(&[])?;
+    deny::run(&[])?;
 
     // The cloud backends against real emulators (installed into a cache on first use).
     println!("xtask: == itest");
     itest::run(&[])?;
     println!("xtask: all checks passed in {:.0}s", start.elapsed().as_secs_f64());
     Ok(())
-}
-
-/// `cargo deny check bans licenses sources`, then, if asked, `check advisories`.
-/// `cargo xtask test` does not check advisories: the advisory database is fetched from
-/// GitHub, which this project's machines cannot reach.
-fn deny(args: &[String]) -> Result<(), String> {
-    let mut advisories = false;
-    let mut db = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--advisories" => advisories = true,
-            "--advisory-db" => {
-                let dir = it.next().ok_or("deny: --advisory-db needs a directory")?;
-                db = Some(PathBuf::from(dir));
-            }
-            other => {
-                return Err(format!(
-                    "deny: unknown argument {other:?}; usage: cargo xtask deny \
-                     [--advisories | --advisory-db DIR]"
-                ));
-            }
-        }
-    }
-    let bin = ensure_cargo_deny()?;
-    let mut cmd = Command::new(&bin);
-    cmd.current_dir(root()).args(["deny", "--workspace", "check", "bans", "licenses", "sources"]);
-    step("cargo deny", cmd)?;
-    if advisories || db.is_some() {
-        check_advisories(&bin, db.as_deref())?;
-    }
-    Ok(())
-}
-
-/// The folder cargo-deny 0.20 clones the default advisory database
-/// (<https://github.com/RustSec/advisory-db>) into, inside its `db-path`.
-const ADVISORY_DB_FOLDER: &str = "advisory-db-3157b0e258782691";
-
-/// `cargo deny check advisories` for the main workspace and for `fuzz/`. With `db`, the
-/// database is read offline: cargo-deny accepts neither a local path nor a `file://` URL as
-/// a database, so a clone of `db` goes where it would have fetched to, and each policy is
-/// copied with `db-path` pointing there.
-fn check_advisories(bin: &Path, db: Option<&Path>) -> Result<(), String> {
-    let root = root();
-    let offline = match db {
-        None => None,
-        Some(src) => {
-            let base = tools_dir().join("advisory-dbs");
-            let dest = base.join(ADVISORY_DB_FOLDER);
-            if dest.exists() {
-                fs::remove_dir_all(&dest)
-                    .map_err(|e| format!("deny: remove {}: {e}", dest.display()))?;
-            }
-            fs::create_dir_all(&base)
-                .map_err(|e| format!("deny: create {}: {e}", base.display()))?;
-            let mut clone = Command::new("git");
-            clone.args(["clone", "--quiet", "--local"]).arg(src).arg(&dest);
-            step("clone the advisory database", clone)?;
-            Some(base)
-        }
-    };
-    for (name, dir) in [("main", root.clone()), ("fuzz", root.join("fuzz"))] {
-        let policy = dir.join("deny.toml");
-        let mut cmd = Command::new(bin);
-        cmd.current_dir(&root).arg("deny");
-        match &offline {
-            None => {
-                cmd.arg("--config").arg(&policy);
-            }
-            Some(base) => {
-                let text = fs::read_to_string(&policy)
-                    .map_err(|e| format!("deny: read {}: {e}", policy.display()))?;
-                let copy = base.join(format!("{name}-deny.toml"));
-                fs::write(&copy, with_db_path(&text, base))
-                    .map_err(|e| format!("deny: write {}: {e}", copy.display()))?;
-                cmd.arg("--offline").arg("--config").arg(copy);
-            }
-        }
-        cmd.arg("--manifest-path").arg(dir.join("Cargo.toml"));
-        cmd.args(["--workspace", "check", "advisories"]);
-        step(&format!("cargo deny advisories ({name} workspace)"), cmd)?;
-    }
-    Ok(())
-}
-
-/// The policy `text` with `db-path = "<base>"` in its `[advisories]` table (added if absent).
-fn with_db_path(text: &str, base: &Path) -> String {
-    let quoted = base.display().to_string().replace('\\', "\\\\").replace('"', "\\\"");
-    let line = format!("db-path = \"{quoted}\"\n");
-    match text.find("\n[advisories]\n") {
-        Some(at) => {
-            let after = at + "\n[advisories]\n".len();
-            format!("{}{line}{}", &text[..after], &text[after..])
-        }
-        None => format!("{text}\n[advisories]\n{line}"),
-    }
-}
-
-fn ensure_cargo_deny() -> Result<PathBuf, String> {
-    let dir = tools_dir();
-    let bin = dir.join("bin").join("cargo-deny");
-    if bin.exists() {
-        return Ok(bin);
-    }
-    println!(
-        "xtask: installing cargo-deny {CARGO_DENY_VERSION} into {} (first run only)",
-        dir.display()
-    );
-    let mut install = cargo();
-    install
-        .args(["install", "--locked", "--quiet", "--root"])
-        .arg(&dir)
-        .arg(format!("cargo-deny@{CARGO_DENY_VERSION}"));
-    step("install cargo-deny", install)?;
-    Ok(bin)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn db_path_goes_into_the_advisories_table() {
-        let policy = "[graph]\nall-features = true\n\n[advisories]\nversion = 2\n\n[bans]\n";
-        let out = with_db_path(policy, Path::new("/c/a\"b"));
-        assert_eq!(
-            out,
-            "[graph]\nall-features = true\n\n[advisories]\ndb-path = \"/c/a\\\"b\"\nversion = 2\n\n[bans]\n"
-        );
-        let out = with_db_path("[bans]\n", Path::new("/c"));
-        assert_eq!(out, "[bans]\n\n[advisories]\ndb-path = \"/c\"\n");
-    }
 }

@@ -1,0 +1,90 @@
+//! `cargo xtask bench [--quick] [--render-only]`: runs the benchmark suites and regenerates
+//! the tables of docs/PERFORMANCE.md.
+//!
+//! 1. **Build** every benchmark binary first (and the `stream_rss` example of vaultdb-fs, if
+//!    its source exists), so that compiling is not part of the measured time.
+//! 2. **Run**, in this order, on the machine as it is:
+//!    - `cargo bench -p vaultdb-core --bench sharing` (criterion: split, rebuild, the
+//!      generator, HMAC-SHA256, memcpy, record encode/decode, the four peer crates);
+//!    - `cargo bench -p vaultdb-fs --bench e2e` restricted to HMAC-SHA256 and put/get with
+//!      memory backends (criterion);
+//!    - `cargo bench -p vaultdb-fs --bench latency` (per-operation p50/p99, concurrent
+//!      clients, a slow backend; JSON lines on stdout);
+//!    - `cargo run --release -p vaultdb-fs --example stream_rss` when
+//!      `crates/vaultdb-fs/examples/stream_rss.rs` exists (peak RSS of a 1 GiB streamed put
+//!      and get; JSON lines such as `{"op":"put","bytes":..,"segment_size":..,
+//!      "peak_rss_kib":..,"secs":..}`).
+//!
+//!    Criterion results are read from `<target>/criterion/**/new/{benchmark,estimates}.json`
+//!    right after each criterion suite (both suites have an `hmac_sha256` group, so each
+//!    table compares against the HMAC of its own suite), and only files written by this run
+//!    count. `--quick` sets `VAULTDB_BENCH_QUICK=1` (short measurement times) for all of
+//!    them: a smoke test, not numbers to publish.
+//! 3. **Save** everything (machine, crate versions from Cargo.lock, every result) to
+//!    `<target>/vaultdb-bench/results.json`.
+//! 4. **Render** the tables, with each target's verdict, between the marker comments
+//!    `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` of docs/PERFORMANCE.md; everything
+//!    outside the markers is left as written. A missing pair is appended at the end.
+//!    `--render-only` skips steps 1-3 and renders the saved results again.
+//!
+//! The code, by concern: `measure.rs` builds and runs the suites and collects their results (steps 1 and 2);
+//! `machine.rs` describes the machine and the crate versions; `results.rs` reads a saved
+//! run; `verdicts.rs` holds the targets and judges a measurement against one; `format.rs`
+//! formats numbers, sizes and dates; `tables.rs` renders tables 1-6, and `render.rs` the
+//! other blocks and splices them all into the document (step 4).
+
+mod format;
+mod machine;
+mod measure;
+mod render;
+mod results;
+mod tables;
+mod verdicts;
+
+use serde_json::Value;
+
+use crate::root;
+
+struct Opts {
+    quick: bool,
+    render_only: bool,
+}
+
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
+    let mut opts = Opts { quick: false, render_only: false };
+    for a in args {
+        match a.as_str() {
+            "--quick" => opts.quick = true,
+            "--render-only" => opts.render_only = true,
+            other => {
+                return Err(format!(
+                    "bench: unknown argument {other:?} (use --quick, --render-only; to run one \
+                     suite by hand see docs/PERFORMANCE.md, Reproducing)"
+                ));
+            }
+        }
+    }
+    let target = crate::target_dir()?;
+    let out_dir = target.join("vaultdb-bench");
+    let saved = out_dir.join("results.json");
+    let results = if opts.render_only {
+        let text = std::fs::read_to_string(&saved)
+            .map_err(|e| format!("{}: {e} (run `cargo xtask bench` first)", saved.display()))?;
+        serde_json::from_str::<Value>(&text).map_err(|e| format!("{}: {e}", saved.display()))?
+    } else {
+        let r = measure::measure(&opts, &target)?;
+        std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+        let text = serde_json::to_string_pretty(&r).map_err(|e| e.to_string())?;
+        std::fs::write(&saved, text).map_err(|e| format!("{}: {e}", saved.display()))?;
+        println!("xtask: results saved to {}", saved.display());
+        r
+    };
+    let tables = render::render(&results);
+    let doc = root().join("docs/PERFORMANCE.md");
+    let old = std::fs::read_to_string(&doc).map_err(|e| format!("{}: {e}", doc.display()))?;
+    let new = render::splice(&old, &tables);
+    std::fs::write(&doc, new).map_err(|e| format!("{}: {e}", doc.display()))?;
+    println!("xtask: wrote {}", doc.display());
+    println!("{}", tables.get("summary").map_or("", String::as_str));
+    Ok(())
+}
