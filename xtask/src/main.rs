@@ -1,9 +1,12 @@
 //! `cargo xtask <task>`: VaultDB's developer tasks.
 //!
-//! - `cargo xtask test`: everything CI checks, in order: rustfmt, clippy with
-//!   `-D warnings`, every test of every crate, rustdoc with warnings denied,
-//!   `cargo deny` (bans, licenses, sources), and `itest` (the cloud backends against
+//! - `cargo xtask test`: everything CI checks, in order: rustfmt, the architecture check
+//!   (`arch`), clippy with `-D warnings`, every test of every crate, rustdoc with warnings
+//!   denied, `cargo deny` (bans, licenses, sources), and `itest` (the cloud backends against
 //!   emulators). This is the README's test command, and `.ci/run` runs exactly it.
+//! - `cargo xtask arch`: checks ARCHITECTURE.md against the tree: its codemap names every
+//!   source file and nothing that does not exist, `unsafe` appears only in the files its
+//!   invariants list, and long files say why they are long; see `arch/`.
 //! - `cargo xtask deny [--advisories | --advisory-db DIR]`: only `cargo deny` (bans,
 //!   licenses, sources); with `--advisories` also the RustSec advisories of both workspaces
 //!   (the main one and `fuzz/`), fetched from GitHub, or, with `--advisory-db DIR`, read
@@ -28,6 +31,7 @@
 //! This crate has one dependency, serde_json (for the benchmark results and cargo's JSON),
 //! and no more on purpose: it is built before every task.
 
+mod arch;
 mod bench;
 mod deny;
 mod faults;
@@ -47,6 +51,7 @@ fn main() -> ExitCode {
     let task = args.first().map(String::as_str).unwrap_or("help");
     let result = match task {
         "test" => test(),
+        "arch" => arch::run(&args[1..]),
         "deny" => deny::run(&args[1..]),
         "bench" => bench::run(&args[1..]),
         "itest" => itest::run(&args[1..]),
@@ -72,7 +77,10 @@ fn print_help() {
     println!(
         "cargo xtask <task>\n\n\
          tasks:\n  \
-         test   rustfmt, clippy -D warnings, all tests, rustdoc, cargo deny, itest (what CI runs)\n  \
+         test   rustfmt, arch, clippy -D warnings, all tests, rustdoc, cargo deny, itest (what\n         \
+                CI runs)\n  \
+         arch   ARCHITECTURE.md against the tree: codemap complete and true, `unsafe` only\n         \
+                where its invariants say, long files say why\n  \
          deny   cargo deny check bans licenses sources (--advisories: also the RustSec\n         \
                 advisories, fetched from GitHub; --advisory-db DIR: from a local clone)\n  \
          bench  run the benchmarks, regenerate docs/PERFORMANCE.md (--quick: smoke run;\n         \
@@ -148,6 +156,12 @@ fn test() -> Result<(), String> {
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--", "--check"]);
     step("rustfmt", fmt)?;
+
+    // Cheap and independent of any build: ARCHITECTURE.md against the tree.
+    println!("xtask: == arch");
+    let t = Instant::now();
+    arch::run(&[])?;
+    println!("xtask: == arch: ok in {:.1}s", t.elapsed().as_secs_f64());
 
     let mut clippy = cargo();
     clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);

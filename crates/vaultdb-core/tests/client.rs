@@ -1,3 +1,5 @@
+// This file is long because it holds one test (at least) per client invariant, each with its own
+// fault-injecting setup around shared helpers.
 //! The VaultDb client against memory backends wrapped in fault injectors: the invariants of
 //! DESIGN.md section 5, one test (at least) each.
 

@@ -1,3 +1,6 @@
+// This file is long because it holds every subcommand, its clap definition and the code that runs
+// it (each short), around shared helpers for opening the store, auditing and reporting degraded
+// operations.
 //! The `vaultdb` command line.
 
 use std::io::{IsTerminal, Read, Write};

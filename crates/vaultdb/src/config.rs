@@ -1,3 +1,6 @@
+// This file is long because it holds all of `vaultdb.toml` (every section and key, their
+// validation, environment overrides, the embedded default, opening the store) and its unit tests
+// (about a third of it).
 //! `vaultdb.toml`: parsing, validation, environment overrides, the embedded default, and
 //! turning a configuration into an open [`VaultDb`].
 //!

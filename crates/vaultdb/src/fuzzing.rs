@@ -1,3 +1,6 @@
+// This file is long because the `rest` target's check is a small model of the REST API: a
+// structured request type for every route, the harness that runs it against the server, the checks
+// of each answer and the seed inputs, sharing private types.
 //! The checks behind the `config` and `rest` fuzz targets of `fuzz/` (cargo-fuzz, libFuzzer)
 //! and their seed inputs (feature `fuzzing`; not part of the binary).
 //!

@@ -1,3 +1,5 @@
+// This file is long because it holds every REST route with its handler, OpenAPI annotations and
+// error mapping (each short), and its unit tests (about a third of it).
 //! The REST server: routes, bearer-token roles, JSON errors, audit, metrics, OpenAPI.
 //!
 //! | route | role | what |

@@ -1,3 +1,6 @@
+// This file is long because it covers the whole REST API over a real socket (authentication and
+// roles, JSON and raw bodies, errors, pagination, metrics, audit), a test per area around one
+// fixture.
 //! The REST server over a real loopback socket: authentication and roles, JSON and raw
 //! round trips, error mapping (400, 404, 413, 503), pagination, metrics and the audit log.
 

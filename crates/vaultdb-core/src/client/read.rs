@@ -1,3 +1,6 @@
+// This file is long because the read path is one algorithm over shared state: listing a record's
+// versions, fetching shares fastest first with hedging, verifying them and naming bad backends, and
+// choosing the version; stream.rs and maintain.rs reuse its fetch-and-verify engine.
 //! Reading: listing a record's versions, fetching shares (fastest first, hedged), rebuilding,
 //! verifying, and naming every backend that served bad data.
 

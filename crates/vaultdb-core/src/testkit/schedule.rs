@@ -1,3 +1,6 @@
+// This file is long because it is the whole fault-schedule checker, read top to bottom in three
+// parts that share private types: the seeded plan, the run against fault-injecting backends, and
+// the check of the recorded history against the model.
 //! A randomized, seeded fault-schedule checker for [`VaultDb`].
 //!
 //! One `u64` seed determines a [`Plan`]: the store's configuration (K-of-N, write quorum W,
