@@ -23,8 +23,11 @@ pub(crate) struct KeyringWire {
     pub(crate) format: u8,
     /// The naming key, or `None` when it comes from configuration (a KMS).
     pub(crate) naming_key: Option<[u8; 32]>,
-    /// `HMAC(naming_key, "vaultdb/v1/key-check")`, truncated: lets a client with an
-    /// externally supplied key check it is the right one.
+    /// The name tag, under the naming key, of the id `"\0vaultdb/v1/key-check"` (which no
+    /// record can have: it starts with a control character), that is
+    /// `HMAC-SHA256(naming_key, "vaultdb/v1/name\0" | "\0vaultdb/v1/key-check")[..16]`
+    /// (computed by `fn key_check`): lets a client with an externally supplied key check
+    /// it is the right one.
     pub(crate) key_check: [u8; 16],
     pub(crate) k: u8,
     pub(crate) n: u8,
