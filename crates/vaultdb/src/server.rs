@@ -172,9 +172,9 @@ pub struct BackendStatus {
 pub struct ErrorDetail {
     /// A stable code: one of the store's (`RECORD_NOT_FOUND`, `INSUFFICIENT_SHARES`,
     /// `INVALID_CONFIG`, `INVALID_INPUT`, `HMAC_FAILED`, `RECONSTRUCT_FAILED`,
-    /// `SPLIT_FAILED`, `BACKEND_ERROR`) or the server's (`INVALID_REQUEST`, `UNAUTHORIZED`, `FORBIDDEN`,
-    /// `PAYLOAD_TOO_LARGE`, `NOT_FOUND`, `METHOD_NOT_ALLOWED`, `REQUEST_TIMEOUT`,
-    /// `INTERNAL_ERROR`).
+    /// `SPLIT_FAILED`, `BACKEND_ERROR`) or the server's (`INVALID_REQUEST`, `UNAUTHORIZED`,
+    /// `FORBIDDEN`, `PAYLOAD_TOO_LARGE`, `NOT_FOUND`, `METHOD_NOT_ALLOWED`,
+    /// `REQUEST_TIMEOUT`, `INTERNAL_ERROR`).
     pub code: String,
     /// What went wrong, for people.
     pub message: String,
