@@ -1,7 +1,10 @@
 //! The client-level error type and the product's error codes.
 //!
 //! Every fallible public operation returns [`VaultError`]. Its [`VaultError::code`] is one of
-//! the seven codes of the product brief, which the CLI and the REST server pass on verbatim.
+//! the product's seven codes, plus `INVALID_INPUT` for a caller's mistake in one request (an
+//! invalid id, an oversized record, a backwards range, a stream of the wrong length), kept
+//! apart from `INVALID_CONFIG` (the store's or the client's configuration is wrong). The CLI
+//! and the REST server pass the codes on verbatim.
 //! Messages never contain record ids, record bytes or key material: an id is sensitive
 //! metadata (think `alice@example.com`), so errors speak of "the record" instead.
 
@@ -9,11 +12,13 @@ use std::fmt;
 
 use crate::backend::BackendErrorKind;
 
-/// The brief's error codes. [`ErrorCode::as_str`] gives the wire spelling.
+/// The error codes: the product's seven, then [`ErrorCode::InvalidInput`].
+/// [`ErrorCode::as_str`] gives the wire spelling.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorCode {
-    /// Bad threshold, backend list or other configuration.
+    /// Bad threshold, backend list, prefix, segment size or other configuration, or a
+    /// configuration that differs from the store's keyring.
     InvalidConfig,
     /// Splitting or serialization failed during `put`.
     SplitFailed,
@@ -27,10 +32,15 @@ pub enum ErrorCode {
     RecordNotFound,
     /// A storage backend operation failed.
     BackendError,
+    /// The caller's request is invalid: a bad record id, a record over `max_record_size`,
+    /// a range that starts after its end, a stream longer or shorter than its stated length.
+    /// Nothing was read or written. Not one of the product's seven codes: it separates the
+    /// caller's mistakes from `INVALID_CONFIG`.
+    InvalidInput,
 }
 
 impl ErrorCode {
-    /// The code as the brief spells it, e.g. `"HMAC_FAILED"`.
+    /// The code's wire spelling, e.g. `"HMAC_FAILED"`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::InvalidConfig => "INVALID_CONFIG",
@@ -40,11 +50,12 @@ impl ErrorCode {
             Self::InsufficientShares => "INSUFFICIENT_SHARES",
             Self::RecordNotFound => "RECORD_NOT_FOUND",
             Self::BackendError => "BACKEND_ERROR",
+            Self::InvalidInput => "INVALID_INPUT",
         }
     }
 
-    /// Every code, in the brief's order.
-    pub const ALL: [ErrorCode; 7] = [
+    /// Every code: the product's seven in their documented order, then `INVALID_INPUT`.
+    pub const ALL: [ErrorCode; 8] = [
         Self::InvalidConfig,
         Self::SplitFailed,
         Self::HmacFailed,
@@ -52,6 +63,7 @@ impl ErrorCode {
         Self::InsufficientShares,
         Self::RecordNotFound,
         Self::BackendError,
+        Self::InvalidInput,
     ];
 }
 
@@ -151,26 +163,34 @@ pub(crate) fn outcomes_text(outcomes: &[BackendOutcome]) -> String {
     Outcomes(outcomes).to_string()
 }
 
-/// Every error VaultDB returns. See [`VaultError::code`] for the brief's code of each.
+/// Every error VaultDB returns. See [`VaultError::code`] for the code of each.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum VaultError {
-    /// Configuration is invalid (threshold, backends, keyring mismatch, bad id).
+    /// Configuration is invalid (threshold, backends, prefix, keyring mismatch).
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+
+    /// The request is invalid (id, size, range, stream length); nothing was done.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
 
     /// Serialization or splitting failed during `put`.
     #[error("split failed: {0}")]
     SplitFailed(String),
 
     /// The rebuilt record failed its integrity check. `bad_backends` names the backends
-    /// whose shares were found to be bad, where that could be determined.
+    /// whose shares were found to be bad, where that could be determined; `outcomes` says
+    /// what each backend asked did (empty when the check failed after the shares were
+    /// fetched, e.g. while decoding).
     #[error("integrity check failed: {reason}{}", bad_list(.bad_backends))]
     HmacFailed {
         /// Which check failed.
         reason: String,
         /// Backends known to have served bad shares.
         bad_backends: Vec<String>,
+        /// What each backend did.
+        outcomes: Vec<BackendOutcome>,
     },
 
     /// Reconstruction or deserialization failed.
@@ -207,10 +227,11 @@ fn bad_list(bad: &[String]) -> String {
 }
 
 impl VaultError {
-    /// The brief's error code for this error.
+    /// The error code of this error.
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::InvalidConfig(_) => ErrorCode::InvalidConfig,
+            Self::InvalidInput(_) => ErrorCode::InvalidInput,
             Self::SplitFailed(_) => ErrorCode::SplitFailed,
             Self::HmacFailed { .. } => ErrorCode::HmacFailed,
             Self::ReconstructFailed(_) => ErrorCode::ReconstructFailed,
@@ -223,13 +244,25 @@ impl VaultError {
     /// Per-backend outcomes carried by the error, if any.
     pub fn outcomes(&self) -> &[BackendOutcome] {
         match self {
-            Self::InsufficientShares { outcomes, .. } | Self::Backend { outcomes, .. } => outcomes,
+            Self::InsufficientShares { outcomes, .. }
+            | Self::Backend { outcomes, .. }
+            | Self::HmacFailed { outcomes, .. } => outcomes,
             _ => &[],
         }
     }
 
     pub(crate) fn invalid_config(msg: impl Into<String>) -> Self {
         Self::InvalidConfig(msg.into())
+    }
+
+    pub(crate) fn invalid_input(msg: impl Into<String>) -> Self {
+        Self::InvalidInput(msg.into())
+    }
+
+    /// An integrity failure found without per-backend detail (while decoding a payload
+    /// that verified, or a check on the rebuilt secret itself).
+    pub(crate) fn hmac_failed(reason: impl Into<String>) -> Self {
+        Self::HmacFailed { reason: reason.into(), bad_backends: Vec::new(), outcomes: Vec::new() }
     }
 }
 
@@ -241,7 +274,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn codes_are_the_briefs() {
+    fn codes_are_the_seven_and_invalid_input() {
         let names: Vec<_> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
         assert_eq!(
             names,
@@ -252,9 +285,13 @@ mod tests {
                 "RECONSTRUCT_FAILED",
                 "INSUFFICIENT_SHARES",
                 "RECORD_NOT_FOUND",
-                "BACKEND_ERROR"
+                "BACKEND_ERROR",
+                "INVALID_INPUT"
             ]
         );
+        let e = VaultError::invalid_input("range start is after its end");
+        assert_eq!(e.code(), ErrorCode::InvalidInput);
+        assert_eq!(e.to_string(), "invalid input: range start is after its end");
     }
 
     #[test]
@@ -269,7 +306,21 @@ mod tests {
         };
         assert_eq!(e.code(), ErrorCode::InsufficientShares);
         assert_eq!(e.to_string(), "insufficient shares: need 2, got 1 (aws: ok; gcp: timed out)");
-        let e = VaultError::HmacFailed { reason: "tag mismatch".into(), bad_backends: vec![] };
+        let e = VaultError::hmac_failed("tag mismatch");
         assert_eq!(e.to_string(), "integrity check failed: tag mismatch");
+        let e = VaultError::HmacFailed {
+            reason: "no 2 shares verify".into(),
+            bad_backends: vec!["aws".into()],
+            outcomes: vec![
+                BackendOutcome::new("aws", OutcomeStatus::Corrupt { reason: "crc".into() }),
+                BackendOutcome::new("gcp", OutcomeStatus::Ok),
+            ],
+        };
+        assert_eq!(e.outcomes().len(), 2);
+        assert_eq!(e.outcomes()[1].backend, "gcp");
+        assert_eq!(
+            e.to_string(),
+            "integrity check failed: no 2 shares verify (bad shares from: aws)"
+        );
     }
 }

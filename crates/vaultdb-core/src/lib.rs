@@ -17,6 +17,7 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 
 pub mod backend;
+pub mod base32;
 mod canonical;
 pub mod client;
 pub mod envelope;

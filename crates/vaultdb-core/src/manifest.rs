@@ -55,8 +55,8 @@ impl Manifest {
     /// A manifest for `total_len` bytes cut into `segment_size` pieces.
     ///
     /// # Errors
-    /// `INVALID_CONFIG` if the segment size is out of range or the record needs more than
-    /// `u32::MAX` segments.
+    /// `INVALID_CONFIG` if the segment size is out of range; `INVALID_INPUT` if the record
+    /// needs more than `u32::MAX` segments.
     pub fn new(
         id: String,
         content_type: Option<String>,
@@ -66,7 +66,7 @@ impl Manifest {
     ) -> Result<Self> {
         check_segment_size(segment_size)?;
         let segment_count = u32::try_from(total_len.div_ceil(segment_size as u64))
-            .map_err(|_| VaultError::invalid_config("record needs too many segments"))?;
+            .map_err(|_| VaultError::invalid_input("record needs too many segments"))?;
         Ok(Self {
             id,
             content_type,
@@ -166,7 +166,7 @@ pub fn segment_header(index: u32, count: u32) -> [u8; SEGMENT_HEADER_LEN] {
 /// verified, so only a writer bug or a replayed segment can cause this; it is treated as an
 /// integrity failure).
 pub fn segment_data<'a>(manifest: &Manifest, index: u32, payload: &'a [u8]) -> Result<&'a [u8]> {
-    let fail = |reason: String| VaultError::HmacFailed { reason, bad_backends: vec![] };
+    let fail = |reason: String| VaultError::hmac_failed(reason);
     let Some((head, data)) = payload.split_at_checked(SEGMENT_HEADER_LEN) else {
         return Err(fail(format!("segment {index}: payload shorter than its header")));
     };

@@ -19,9 +19,7 @@
 //! (RFC 4648 section 7), whose text order is byte order.
 
 use std::fmt;
-use std::sync::LazyLock;
 
-use data_encoding::{Encoding, Specification};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -31,20 +29,9 @@ use crate::error::{Result, VaultError};
 use crate::rng::RandomSource;
 use crate::version::{VERSION_TEXT_LEN, Version};
 
-/// Lowercase base32hex (RFC 4648 section 7) without padding; decoding is strict (no
-/// uppercase, unused trailing bits must be zero).
-pub static BASE32: LazyLock<Encoding> = LazyLock::new(|| {
-    let mut spec = Specification::new();
-    spec.symbols.push_str("0123456789abcdefghijklmnopqrstuv");
-    spec.check_trailing_bits = true;
-    // The specification is a constant and valid; the test `base32_is_base32hex` runs it.
-    spec.encoding().expect("valid base32hex specification")
-});
-
-/// Decodes strict lowercase base32hex; `None` on any deviation.
-pub fn decode_base32(s: &str) -> Option<Vec<u8>> {
-    BASE32.decode(s.as_bytes()).ok()
-}
+// Re-exported: object names are written in base32hex, and callers that parse them (the
+// fuzz targets, other implementations) find the encoding beside the key layout.
+pub use crate::base32::{BASE32, decode_base32};
 
 /// Longest record id, in bytes of UTF-8.
 pub const MAX_ID_LEN: usize = 255;
@@ -57,19 +44,19 @@ const NAME_LABEL: &[u8] = b"vaultdb/v1/name\0";
 /// Checks a record id: 1 to [`MAX_ID_LEN`] bytes of UTF-8 without control characters.
 ///
 /// # Errors
-/// `INVALID_CONFIG` naming the rule broken (not the id).
+/// `INVALID_INPUT` naming the rule broken (not the id).
 pub fn validate_id(id: &str) -> Result<()> {
     if id.is_empty() {
-        return Err(VaultError::invalid_config("record id is empty"));
+        return Err(VaultError::invalid_input("record id is empty"));
     }
     if id.len() > MAX_ID_LEN {
-        return Err(VaultError::invalid_config(format!(
+        return Err(VaultError::invalid_input(format!(
             "record id is {} bytes; the limit is {MAX_ID_LEN}",
             id.len()
         )));
     }
     if id.chars().any(char::is_control) {
-        return Err(VaultError::invalid_config("record id contains a control character"));
+        return Err(VaultError::invalid_input("record id contains a control character"));
     }
     Ok(())
 }
@@ -313,26 +300,6 @@ impl KeySpace {
 mod tests {
     use super::*;
     use crate::rng::CsRng;
-
-    #[test]
-    fn base32_is_base32hex() {
-        // RFC 4648 section 10 test vectors for base32hex, lowercased and unpadded.
-        for (plain, enc) in [
-            ("", ""),
-            ("f", "co"),
-            ("fo", "cpng"),
-            ("foo", "cpnmu"),
-            ("foob", "cpnmuog"),
-            ("fooba", "cpnmuoj1"),
-            ("foobar", "cpnmuoj1e8"),
-        ] {
-            assert_eq!(BASE32.encode(plain.as_bytes()), enc);
-            assert_eq!(decode_base32(enc).as_deref(), Some(plain.as_bytes()));
-        }
-        assert_eq!(decode_base32("CPNG"), None);
-        assert_eq!(decode_base32("cpnh"), None); // non-zero trailing bits
-        assert_eq!(decode_base32("cpng===="), None);
-    }
 
     #[test]
     fn name_tags_are_keyed_hmac() {

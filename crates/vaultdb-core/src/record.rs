@@ -1,7 +1,7 @@
 //! Records and their serialization.
 //!
-//! A record is an id, opaque data bytes, an optional content type and string metadata. It
-//! is serialized with postcard (docs/FORMAT.md gives the bytes), with `data` written as one
+//! A record is an id, opaque data bytes, an optional content type and string metadata
+//! ([`RecordMeta`] is the same without the data). It is serialized with postcard (docs/FORMAT.md gives the bytes), with `data` written as one
 //! length-prefixed byte string.
 
 use std::collections::BTreeMap;
@@ -150,6 +150,52 @@ impl fmt::Debug for Record {
         f.debug_struct("Record")
             .field("id", &format_args!("<{} bytes>", self.id.len()))
             .field("data", &format_args!("<{} bytes>", self.data.len()))
+            .field("content_type", &self.content_type)
+            .field("metadata", &format_args!("<{} entries>", self.metadata.len()))
+            .finish()
+    }
+}
+
+/// Who a record is, without its data: what [`VaultDb::put_stream`] takes and a
+/// [`ReadStream`] reports.
+///
+/// `Debug` shows sizes only (ids and metadata values are sensitive).
+///
+/// [`VaultDb::put_stream`]: crate::VaultDb::put_stream
+/// [`ReadStream`]: crate::ReadStream
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct RecordMeta {
+    /// The record's id.
+    pub id: String,
+    /// Its content type.
+    pub content_type: Option<String>,
+    /// Its metadata.
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl RecordMeta {
+    /// Metadata for `id`, with no content type and no metadata entries.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self { id: id.into(), ..Self::default() }
+    }
+
+    /// Sets the content type.
+    pub fn with_content_type(mut self, ct: impl Into<String>) -> Self {
+        self.content_type = Some(ct.into());
+        self
+    }
+
+    /// Adds a metadata entry.
+    pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.insert(key.into(), value.into());
+        self
+    }
+}
+
+impl fmt::Debug for RecordMeta {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecordMeta")
+            .field("id", &format_args!("<{} bytes>", self.id.len()))
             .field("content_type", &self.content_type)
             .field("metadata", &format_args!("<{} entries>", self.metadata.len()))
             .finish()

@@ -130,8 +130,7 @@ pub fn tag_of(binding: &Binding, secret: &[u8]) -> [u8; 32] {
 /// `HMAC_FAILED` if the length field is impossible, the tag does not verify (checked in
 /// constant time) or the padding is not all zero.
 pub fn open<'a>(binding: &Binding, secret: &'a [u8]) -> Result<&'a [u8]> {
-    let fail =
-        |reason: &str| VaultError::HmacFailed { reason: reason.into(), bad_backends: vec![] };
+    let fail = VaultError::hmac_failed;
     let Some((head, rest)) = secret.split_at_checked(SECRET_HEADER_LEN) else {
         return Err(fail("secret shorter than its header"));
     };

@@ -57,7 +57,7 @@ impl Version {
     /// The text form used in object keys: 26 characters of lowercase base32hex, which
     /// sorts in the same order as the version.
     pub fn to_text(self) -> String {
-        crate::naming::BASE32.encode(&self.to_bytes())
+        crate::base32::BASE32.encode(&self.to_bytes())
     }
 
     /// Parses [`Version::to_text`]; `None` if it is not exactly that form.
@@ -65,7 +65,7 @@ impl Version {
         if s.len() != VERSION_TEXT_LEN {
             return None;
         }
-        let bytes = crate::naming::decode_base32(s)?;
+        let bytes = crate::base32::decode_base32(s)?;
         Some(Self::from_bytes(bytes.try_into().ok()?))
     }
 }

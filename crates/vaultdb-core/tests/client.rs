@@ -14,8 +14,8 @@ use vaultdb_core::testkit::{
     Randomized, Stale, StaleHandle, StaleMode,
 };
 use vaultdb_core::{
-    CallPolicy, ErrorCode, MemoryBackend, OutcomeStatus, Record, StorageBackend, VaultDb,
-    VaultDbBuilder, VaultError,
+    CallPolicy, ErrorCode, Health, MemoryBackend, OutcomeStatus, Record, Settings, StorageBackend,
+    VaultDb, VaultDbBuilder, VaultError,
 };
 
 /// One backend and the handles that steer its faults. Stack (outside in):
@@ -112,6 +112,38 @@ async fn bad_configuration_is_invalid_config() {
 }
 
 #[tokio::test]
+async fn given_settings_are_the_base_that_setters_change() {
+    let nodes: Vec<Node> = (0..3).map(node).collect();
+    let mut settings = Settings::default();
+    settings.prefix = "tenant-7".into();
+    settings.retain_versions = 3;
+    settings.hedge_after = None;
+    settings.write_quorum = Some(3);
+    // Setters after the base change single settings and keep the others.
+    let mut b = VaultDb::builder_with(settings)
+        .threshold(2)
+        .write_quorum(2)
+        .segment_size(4096)
+        .call_policy(fast_policy());
+    for n in &nodes {
+        b = b.backend_arc(n.backend.clone());
+    }
+    let db = b.open().await.unwrap();
+    let s = db.settings();
+    assert_eq!(s.prefix, "tenant-7");
+    assert_eq!(s.retain_versions, 3);
+    assert_eq!(s.hedge_after, None);
+    assert_eq!(s.write_quorum, Some(2));
+    assert_eq!(s.segment_size, 4096);
+    assert_eq!(s.call_policy, fast_policy());
+    assert_eq!(db.write_quorum(), 2);
+    db.put(rec("a", "1")).await.unwrap();
+    for n in &nodes {
+        assert!(n.mem.keys().iter().all(|k| k.starts_with("tenant-7/")), "{:?}", n.mem.keys());
+    }
+}
+
+#[tokio::test]
 async fn reopening_with_another_configuration_is_invalid_config() {
     let (nodes, db) = cluster(3, 2, 3).await;
     db.put(rec("a", "1")).await.unwrap();
@@ -184,7 +216,7 @@ async fn any_one_backend_down_put_and_get_succeed_two_down_get_fails() {
         assert_eq!(data_of(&db, "before").await.unwrap(), "old");
         assert_eq!(data_of(&db, "during").await.unwrap(), "new");
         let g = db.get("during").await.unwrap();
-        assert!(g.degraded);
+        assert!(g.degraded());
         let other = (down + 1) % 3;
         nodes[other].fail.set_down(true);
         for id in ["before", "during"] {
@@ -288,6 +320,18 @@ async fn exactly_k_reachable_with_one_corrupt_is_hmac_failed_never_wrong_data() 
     let e = db.get("r").await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::HmacFailed, "{e}");
     assert!(matches!(&e, VaultError::HmacFailed { bad_backends, .. } if bad_backends == &["b0"]));
+    // The error carries what each backend asked did.
+    let outcomes = e.outcomes();
+    assert!(
+        outcomes
+            .iter()
+            .any(|o| o.backend == "b0" && matches!(o.status, OutcomeStatus::Corrupt { .. })),
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes.iter().any(|o| o.backend == "b1" && o.status == OutcomeStatus::Ok),
+        "{outcomes:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -619,14 +663,14 @@ async fn bad_ids_are_rejected_and_nothing_is_written() {
     let (nodes, db) = cluster(3, 2, 3).await;
     let before: usize = nodes.iter().map(|n| n.mem.object_count()).sum();
     for id in ["", "a\nb", &"x".repeat(256)] {
-        assert_eq!(db.put(rec(id, "x")).await.unwrap_err().code(), ErrorCode::InvalidConfig);
-        assert_eq!(db.get(id).await.unwrap_err().code(), ErrorCode::InvalidConfig);
-        assert_eq!(db.delete(id).await.unwrap_err().code(), ErrorCode::InvalidConfig);
+        assert_eq!(db.put(rec(id, "x")).await.unwrap_err().code(), ErrorCode::InvalidInput);
+        assert_eq!(db.get(id).await.unwrap_err().code(), ErrorCode::InvalidInput);
+        assert_eq!(db.delete(id).await.unwrap_err().code(), ErrorCode::InvalidInput);
     }
     let small = builder(&nodes, 2).max_record_size(10).open().await.unwrap();
     assert_eq!(
         small.put(rec("big", "01234567890")).await.unwrap_err().code(),
-        ErrorCode::InvalidConfig
+        ErrorCode::InvalidInput
     );
     let after: usize = nodes.iter().map(|n| n.mem.object_count()).sum();
     assert_eq!(before, after);
@@ -663,7 +707,7 @@ async fn degraded_reads_repair_in_the_background() {
     db.put(rec("r", "v")).await.unwrap();
     nodes[2].fail.set_down(false);
     let g = db.get("r").await.unwrap();
-    assert!(g.degraded);
+    assert!(g.degraded());
     for _ in 0..100 {
         if nodes[2].mem.keys().iter().any(|k| k.contains("/r/")) {
             break;
@@ -688,6 +732,16 @@ async fn health_reports_the_threshold_margin() {
     assert!(!h.backends[0].up && h.backends[1].up);
     nodes[2].fail.set_down(true);
     assert_eq!(db.health().await.margin, -1);
+    // The same probe without an open store (for a store that cannot be opened).
+    let backends: Vec<Arc<dyn StorageBackend>> = nodes.iter().map(|n| n.backend.clone()).collect();
+    let h = Health::probe(&backends, 3, &Settings::default()).await.unwrap();
+    assert_eq!((h.k, h.n, h.up, h.margin), (3, 5, 2, -1));
+    assert_eq!(h.backends[1].id, "b1");
+    assert!(!h.backends[0].up && h.backends[0].error.is_some() && h.backends[1].up);
+    let mut bad_prefix = Settings::default();
+    bad_prefix.prefix = "a/../b".into();
+    let e = Health::probe(&backends, 3, &bad_prefix).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidConfig);
 }
 
 #[tokio::test]

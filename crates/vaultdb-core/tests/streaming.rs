@@ -80,8 +80,26 @@ async fn many_segments_round_trip_from_a_generator() {
     let whole = db.get("big").await.unwrap();
     assert!(whole.record.data == want);
     assert_eq!(whole.record.content_type.as_deref(), Some("application/octet-stream"));
-    assert!(!whole.degraded);
+    assert!(!whole.degraded());
     assert_eq!(db.list().await.unwrap().ids, vec!["big".to_owned()]);
+}
+
+#[tokio::test]
+async fn get_refuses_a_record_over_max_record_size_that_get_stream_reads() {
+    let mems: Vec<Arc<MemoryBackend>> =
+        (0..3).map(|i| Arc::new(MemoryBackend::new(format!("b{i}"), "mem"))).collect();
+    let mut b = VaultDb::builder().threshold(2).segment_size(SEG).max_record_size(2 * SEG);
+    for m in &mems {
+        b = b.backend_arc(m.clone());
+    }
+    let db = b.open().await.unwrap();
+    let len = (SEG * 3) as u64;
+    db.put_stream(RecordMeta::new("big"), len, Generator::new(3, len)).await.unwrap();
+    let e = db.get("big").await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidInput, "{e}");
+    assert!(e.to_string().contains("get_stream"), "{e}");
+    let data = db.get_stream("big").await.unwrap().collect_bytes().await.unwrap();
+    assert!(data == Generator::bytes(3, len as usize), "streamed data differs");
 }
 
 #[tokio::test]
@@ -158,7 +176,7 @@ async fn range_reads_fetch_only_the_segments_they_need() {
     }
     #[allow(clippy::reversed_empty_ranges)]
     let backwards = 10..5;
-    assert_eq!(db.get_range("r", backwards).await.unwrap_err().code(), ErrorCode::InvalidConfig);
+    assert_eq!(db.get_range("r", backwards).await.unwrap_err().code(), ErrorCode::InvalidInput);
     // Ranges of an inline record work the same way.
     db.put(Record::new("s", b"0123456789".to_vec())).await.unwrap();
     let s = db.get_range("s", 3..6).await.unwrap().collect_bytes().await.unwrap();
@@ -196,7 +214,7 @@ async fn a_corrupted_segment_is_hmac_failed_naming_the_segment() {
     assert!(got == data);
     assert_eq!(s.bad_backends(), vec!["b1".to_owned()]);
     let whole = db.get("c").await.unwrap();
-    assert!(whole.degraded);
+    assert!(whole.degraded());
     assert_eq!(whole.bad_backends, vec!["b1".to_owned()]);
 
     // Two bad shares of segment 3 in 2-of-3: no two shares verify. The stream yields the
@@ -273,20 +291,20 @@ async fn a_short_or_long_stream_fails_and_leaves_nothing_visible() {
     // The reader ends early.
     let e = db.put_stream(RecordMeta::new("x"), len, Generator::new(1, len - 10)).await;
     let e = e.unwrap_err();
-    assert_eq!(e.code(), ErrorCode::SplitFailed, "{e}");
+    assert_eq!(e.code(), ErrorCode::InvalidInput, "{e}");
     assert!(e.to_string().contains("ended after"), "{e}");
     // The reader runs on.
     let e = db.put_stream(RecordMeta::new("x"), len, Generator::new(1, len + 1)).await;
-    assert_eq!(e.unwrap_err().code(), ErrorCode::SplitFailed);
+    assert_eq!(e.unwrap_err().code(), ErrorCode::InvalidInput);
     let e = db.put_stream(RecordMeta::new("x"), 10, Generator::new(1, 11)).await;
-    assert_eq!(e.unwrap_err().code(), ErrorCode::SplitFailed);
+    assert_eq!(e.unwrap_err().code(), ErrorCode::InvalidInput);
     // The old version is intact and no segment was left behind.
     assert_eq!(db.get("x").await.unwrap().record.data, b"old");
     for n in &nodes {
         assert_eq!(segment_keys(&n.mem), 0);
     }
     let e = db.put_stream(RecordMeta::new(""), 10, &[0u8; 10][..]).await.unwrap_err();
-    assert_eq!(e.code(), ErrorCode::InvalidConfig);
+    assert_eq!(e.code(), ErrorCode::InvalidInput);
 }
 
 #[tokio::test]

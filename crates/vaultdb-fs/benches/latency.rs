@@ -169,8 +169,7 @@ fn data(size: usize) -> Vec<u8> {
 }
 
 async fn memory_db(settings: Settings) -> VaultDb {
-    VaultDb::builder()
-        .settings(settings)
+    VaultDb::builder_with(settings)
         .backend(MemoryBackend::new("m1", "memory 1"))
         .backend(MemoryBackend::new("m2", "memory 2"))
         .backend(MemoryBackend::new("m3", "memory 3"))
@@ -375,8 +374,7 @@ fn slow(rt: &tokio::runtime::Runtime, budget: Budget) {
             let handle = slow.handle();
             let db = rt
                 .block_on(
-                    VaultDb::builder()
-                        .settings(settings)
+                    VaultDb::builder_with(settings)
                         .backend(slow)
                         .backend(MemoryBackend::new("m2", "memory 2"))
                         .backend(MemoryBackend::new("m3", "memory 3"))

@@ -11,7 +11,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
 use vaultdb_core::naming::validate_id;
-use vaultdb_core::{BackendOutcome, OutcomeStatus, Record, RecordMeta, StorageBackend, VaultDb};
+use vaultdb_core::{BackendOutcome, Health, OutcomeStatus, Record, RecordMeta, VaultDb};
 
 use crate::audit::{self, AuditLog, Event};
 use crate::auth::{Role, Tokens, generate_token, hash_token};
@@ -445,22 +445,8 @@ async fn list(explicit: Option<&Path>) -> Result<(), CliError> {
     Ok(())
 }
 
-/// Probes backends directly, for `status` when the store cannot be opened.
-async fn probe(
-    backends: &[std::sync::Arc<dyn StorageBackend>],
-    timeout: Duration,
-) -> Vec<(String, String, Option<String>, Duration)> {
-    let calls = backends.iter().map(|b| async move {
-        let start = std::time::Instant::now();
-        let r = tokio::time::timeout(timeout, b.list_page("vaultdb-probe/", None)).await;
-        let err = match r {
-            Ok(Ok(_)) => None,
-            Ok(Err(e)) => Some(e.to_string()),
-            Err(_) => Some("timed out".to_owned()),
-        };
-        (b.id().to_owned(), b.name().to_owned(), err, start.elapsed())
-    });
-    futures::future::join_all(calls).await
+fn rows_of(h: &Health) -> Vec<(String, String, Option<String>, Duration)> {
+    h.backends.iter().map(|b| (b.id.clone(), b.name.clone(), b.error.clone(), b.latency)).collect()
 }
 
 fn print_backends(rows: &[(String, String, Option<String>, Duration)]) {
@@ -484,11 +470,13 @@ async fn status(explicit: Option<&Path>) -> Result<(), CliError> {
     let db = match cfg.open_with(backends.clone()).await {
         Ok(db) => db,
         Err(e) => {
-            let rows = probe(&backends, cfg.config.timeouts.call.0).await;
-            let up = rows.iter().filter(|r| r.2.is_none()).count();
+            // The store cannot be opened: probe the backends directly, as `health` would.
+            let Ok(h) = Health::probe(&backends, k, &cfg.settings()).await else {
+                return Err(e);
+            };
             println!("store: {} (cannot open: {})", cfg.describe(), e.message);
-            println!("{up} of {} backends up; threshold {k}", rows.len());
-            print_backends(&rows);
+            println!("{} of {} backends up; threshold {k}", h.up, h.n);
+            print_backends(&rows_of(&h));
             return Err(e);
         }
     };
@@ -507,12 +495,7 @@ async fn status(explicit: Option<&Path>) -> Result<(), CliError> {
         0 => println!("reads work, but one more backend failure makes records unreadable"),
         m => println!("{m} more backend(s) can fail before reads fail"),
     }
-    let rows: Vec<_> = h
-        .backends
-        .iter()
-        .map(|b| (b.id.clone(), b.name.clone(), b.error.clone(), b.latency))
-        .collect();
-    print_backends(&rows);
+    print_backends(&rows_of(&h));
     if margin < 0 {
         return Err(CliError::new(
             "INSUFFICIENT_SHARES",

@@ -841,14 +841,12 @@ impl Loaded {
     /// The VaultDb settings this configuration asks for.
     pub fn settings(&self) -> Settings {
         let c = &self.config;
-        let mut s = Settings {
-            write_quorum: c.write_quorum,
-            retain_versions: c.retain_versions,
-            padding: c.padding.0,
-            prefix: c.prefix.clone(),
-            hedge_after: c.timeouts.hedge_after.0,
-            ..Settings::default()
-        };
+        let mut s = Settings::default();
+        s.write_quorum = c.write_quorum;
+        s.retain_versions = c.retain_versions;
+        s.padding = c.padding.0;
+        s.prefix = c.prefix.clone();
+        s.hedge_after = c.timeouts.hedge_after.0;
         if let Some(ByteSize(seg)) = c.segment_size {
             s.segment_size = usize::try_from(seg).unwrap_or(usize::MAX);
         }
@@ -929,7 +927,7 @@ impl Loaded {
         &self,
         backends: Vec<Arc<dyn StorageBackend>>,
     ) -> Result<VaultDb, CliError> {
-        let mut b = VaultDb::builder().threshold(self.config.threshold).settings(self.settings());
+        let mut b = VaultDb::builder_with(self.settings()).threshold(self.config.threshold);
         for backend in backends {
             b = b.backend_arc(backend);
         }

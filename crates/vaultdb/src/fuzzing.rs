@@ -553,9 +553,10 @@ impl Drop for Restore {
 }
 
 /// Documented error codes and their statuses (crates/vaultdb/README.md, "REST API").
-const ERROR_CODES: [(&str, u16); 15] = [
+const ERROR_CODES: [(&str, u16); 16] = [
     ("INVALID_REQUEST", 400),
     ("INVALID_CONFIG", 400),
+    ("INVALID_INPUT", 400),
     ("UNAUTHORIZED", 401),
     ("FORBIDDEN", 403),
     ("RECORD_NOT_FOUND", 404),

@@ -173,10 +173,10 @@ pub struct BackendStatus {
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// A stable code: one of the store's (`RECORD_NOT_FOUND`, `INSUFFICIENT_SHARES`,
-    /// `INVALID_CONFIG`, `HMAC_FAILED`, `RECONSTRUCT_FAILED`, `SPLIT_FAILED`,
-    /// `BACKEND_ERROR`) or the server's (`INVALID_REQUEST`, `UNAUTHORIZED`, `FORBIDDEN`,
-    /// `PAYLOAD_TOO_LARGE`, `NOT_FOUND`, `METHOD_NOT_ALLOWED`, `REQUEST_TIMEOUT`,
-    /// `INTERNAL_ERROR`).
+    /// `INVALID_CONFIG`, `INVALID_INPUT`, `HMAC_FAILED`, `RECONSTRUCT_FAILED`,
+    /// `SPLIT_FAILED`, `BACKEND_ERROR`) or the server's (`INVALID_REQUEST`, `UNAUTHORIZED`,
+    /// `FORBIDDEN`, `PAYLOAD_TOO_LARGE`, `NOT_FOUND`, `METHOD_NOT_ALLOWED`,
+    /// `REQUEST_TIMEOUT`, `INTERNAL_ERROR`).
     pub code: String,
     /// What went wrong, for people.
     pub message: String,
@@ -239,7 +239,7 @@ impl ApiError {
     /// The HTTP status for each of the store's codes.
     pub fn status_of(code: ErrorCode) -> StatusCode {
         match code {
-            ErrorCode::InvalidConfig => StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidConfig | ErrorCode::InvalidInput => StatusCode::BAD_REQUEST,
             ErrorCode::RecordNotFound => StatusCode::NOT_FOUND,
             ErrorCode::InsufficientShares | ErrorCode::BackendError => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -271,7 +271,9 @@ impl From<VaultError> for ApiError {
         let status = Self::status_of(code);
         let message = match &e {
             // Client errors say exactly what is wrong (never the id itself).
-            VaultError::InvalidConfig(_) | VaultError::RecordNotFound => e.to_string(),
+            VaultError::InvalidConfig(_)
+            | VaultError::InvalidInput(_)
+            | VaultError::RecordNotFound => e.to_string(),
             VaultError::InsufficientShares { need, got, .. } => {
                 format!("not enough backends answered: need {need} good shares, got {got}")
             }
@@ -660,7 +662,7 @@ async fn get_record(
         data,
         data_base64,
     };
-    Ok(with_headers(JsonLine(body).into_response(), Some(version), r.degraded))
+    Ok(with_headers(JsonLine(body).into_response(), Some(version), r.degraded()))
 }
 
 /// Deletes every version of a record on every backend.
@@ -1149,7 +1151,7 @@ fn add_common_responses(doc: &mut OpenApi) {
                 add("403", "The token's role is too low (FORBIDDEN)");
             }
             if has_input || has_body {
-                add("400", "Invalid id, parameters or body (INVALID_CONFIG, INVALID_REQUEST)");
+                add("400", "Invalid id, parameters or body (INVALID_INPUT, INVALID_REQUEST)");
             }
             if has_body {
                 add("413", "The body is larger than the limit (PAYLOAD_TOO_LARGE)");
@@ -1206,6 +1208,7 @@ mod tests {
             assert!(s.is_client_error() || s.is_server_error(), "{code}");
         }
         assert_eq!(ApiError::status_of(ErrorCode::RecordNotFound), StatusCode::NOT_FOUND);
+        assert_eq!(ApiError::status_of(ErrorCode::InvalidInput), StatusCode::BAD_REQUEST);
         assert_eq!(
             ApiError::status_of(ErrorCode::InsufficientShares),
             StatusCode::SERVICE_UNAVAILABLE

@@ -241,9 +241,9 @@ fn bad_input_fails_with_one_line_and_writes_nothing() {
         case(&["put", "x", "missing.bin"], "INVALID_CONFIG", "cannot read missing.bin"),
         case(&["put", "x", "a-directory"], "INVALID_CONFIG", "cannot read a-directory"),
         case(&["put", "x", "not.json", "--json"], "INVALID_CONFIG", "not valid JSON"),
-        case(&["put", "", "-"], "INVALID_CONFIG", "record id is empty"),
-        case(&["get", "bad\u{1}id"], "INVALID_CONFIG", "control character"),
-        case(&["delete", ""], "INVALID_CONFIG", "record id is empty"),
+        case(&["put", "", "-"], "INVALID_INPUT", "record id is empty"),
+        case(&["get", "bad\u{1}id"], "INVALID_INPUT", "control character"),
+        case(&["delete", ""], "INVALID_INPUT", "record id is empty"),
         case(&["--config", "nope.toml", "list"], "INVALID_CONFIG", "cannot read config nope.toml"),
         case(&["--config", "malformed.toml", "list"], "INVALID_CONFIG", "line 1"),
         case(

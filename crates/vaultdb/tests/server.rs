@@ -362,8 +362,8 @@ async fn bad_ids_and_bodies_are_400_with_a_code() {
         ("{\"id\": \"x\", \"data\": 1, \"extra\": true}", "INVALID_REQUEST"),
         ("[]", "INVALID_REQUEST"),
         ("", "INVALID_REQUEST"),
-        ("{\"id\": \"\", \"data\": 1}", "INVALID_CONFIG"),
-        ("{\"id\": \"a\\u0001b\", \"data\": 1}", "INVALID_CONFIG"),
+        ("{\"id\": \"\", \"data\": 1}", "INVALID_INPUT"),
+        ("{\"id\": \"a\\u0001b\", \"data\": 1}", "INVALID_INPUT"),
     ] {
         let resp = put_body(body).await.unwrap();
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{body}");
@@ -379,11 +379,11 @@ async fn bad_ids_and_bodies_are_400_with_a_code() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(error_code(resp).await, "INVALID_CONFIG");
+    assert_eq!(error_code(resp).await, "INVALID_INPUT");
     for (path, code) in [
-        ("/v1/records/a%01b", "INVALID_CONFIG"),
+        ("/v1/records/a%01b", "INVALID_INPUT"),
         ("/v1/records/%FF%FE", "INVALID_REQUEST"),
-        (&format!("/v1/records/{}", "y".repeat(300)), "INVALID_CONFIG"),
+        (&format!("/v1/records/{}", "y".repeat(300)), "INVALID_INPUT"),
     ] {
         let resp = s
             .client

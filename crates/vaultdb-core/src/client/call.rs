@@ -1,8 +1,10 @@
-//! The one place backend calls get timeouts, retries with backoff, and latency tracking.
+//! The call policy: timeouts, retries with backoff, and latency tracking, for one backend
+//! call at a time.
 //!
 //! Backends never retry on their own (the trait's contract); every call the client makes
-//! goes through [`CallPolicy::run`], which bounds each attempt by a timeout and retries
-//! transient failures with exponential backoff and jitter.
+//! (all of them in the fan-out layer, `fanout.rs`) goes through [`CallPolicy::run`], which
+//! bounds each attempt by a timeout and retries transient failures with exponential backoff
+//! and jitter.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,6 +57,16 @@ impl CallError {
             }
             CallError::TimedOut => OutcomeStatus::TimedOut,
             CallError::NotAwaited => OutcomeStatus::Skipped,
+        }
+    }
+
+    /// A copy without the source chain (for fanning one listing failure out to many
+    /// records).
+    pub(crate) fn duplicate(&self) -> CallError {
+        match self {
+            CallError::TimedOut => CallError::TimedOut,
+            CallError::NotAwaited => CallError::NotAwaited,
+            CallError::Backend(e) => CallError::Backend(BackendError::new(e.kind(), e.to_string())),
         }
     }
 }

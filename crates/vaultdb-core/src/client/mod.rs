@@ -17,13 +17,35 @@
 //! # Ok(()) }
 //! ```
 //!
-//! See DESIGN.md section 5 and docs/SECURITY.md for the invariants each operation keeps.
+//! # Layers
+//!
+//! The client is built in layers, each module calling only the layers below it (and this
+//! module's shared state, [`VaultDb`] and its `Inner`):
+//!
+//! - operations: `write` (`put`, `put_stream`, `delete`), `read` (`get`, `get_range`,
+//!   `get_stream`) and `maintain` (`list`, `repair`, `scrub`, `health`); beneath them
+//!   `head` (finding and verifying a record's newest version; read-repair), `repair`
+//!   (repairing one record) and `open` (the keyring: open, and scrub's keyring step);
+//! - fan-out: `fanout`, the per-backend calls (write one version's objects, delete keys,
+//!   list a tag, fetch and verify with hedging, probe), the only module that calls
+//!   backends;
+//! - base: `shares`, the pure share codec (seal, check, open, confirm, derive; no I/O, no
+//!   async); `call`, timeouts and retries ([`CallPolicy`]); `budget`, the in-flight byte
+//!   budget.
+//!
+//! Within the operations, `read` uses `head`, `head` uses `repair` (read-repair), and
+//! `maintain` uses `repair` and `open`; `write` uses only the layers below. No two modules
+//! import each other. docs/SECURITY.md gives the invariants each operation keeps.
 
+mod budget;
 mod call;
+mod fanout;
+mod head;
 mod maintain;
 mod open;
 mod read;
-mod stream;
+mod repair;
+mod shares;
 mod write;
 
 use std::fmt;
@@ -32,18 +54,23 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use call::CallPolicy;
-pub use maintain::{BackendHealth, Health, ListResult, RepairReport, ScrubReport};
-pub use read::GetResult;
-pub use stream::{ReadStream, RecordMeta};
+pub use maintain::{BackendHealth, Health, ListResult, ScrubReport};
+pub use read::{GetResult, ReadStream};
+pub use repair::RepairReport;
 pub use write::{DeleteResult, PutResult};
 
+pub use crate::record::RecordMeta;
+
+use self::budget::Budget;
+use self::fanout::Fanout;
+use self::shares::Shares;
 use crate::backend::StorageBackend;
-use crate::error::{BackendOutcome, Result, VaultError};
+use crate::error::{BackendOutcome, OutcomeStatus, Result, VaultError};
 use crate::naming::{KeySpace, NamingKey};
 use crate::padding::Padding;
 use crate::rng::{RandomSource, ThreadRng};
 use crate::version::Clock;
-use crate::xorida::{Threshold, Xorida};
+use crate::xorida::Threshold;
 
 /// The default key prefix under which VaultDB keeps its objects in every backend.
 pub const DEFAULT_PREFIX: &str = "vaultdb";
@@ -55,7 +82,12 @@ pub const DEFAULT_MAX_RECORD_SIZE: usize = 256 << 20;
 pub const DEFAULT_MAX_INFLIGHT_BYTES: usize = 64 << 20;
 
 /// Settings of a [`VaultDb`], with their defaults.
+///
+/// Start from [`Settings::default`] and assign the fields to change, then pass the result
+/// to [`VaultDb::builder_with`]; or set single fields with the builder's setters. New
+/// settings may be added in minor releases, so the struct cannot be built by a literal.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Settings {
     /// Write quorum W: a put succeeds once W backends hold the new version (K <= W <= N).
     /// `None` means N.
@@ -110,6 +142,10 @@ impl Default for Settings {
 }
 
 /// Builds a [`VaultDb`].
+///
+/// [`VaultDb::builder`] starts from the default [`Settings`], [`VaultDb::builder_with`]
+/// from given ones; each setter then changes one setting. Settings are only ever given
+/// whole at the start, so no call can undo an earlier setter.
 pub struct VaultDbBuilder {
     backends: Vec<Arc<dyn StorageBackend>>,
     threshold: Option<usize>,
@@ -215,12 +251,6 @@ impl VaultDbBuilder {
         self
     }
 
-    /// Replaces all settings at once.
-    pub fn settings(mut self, s: Settings) -> Self {
-        self.settings = s;
-        self
-    }
-
     /// Supplies the naming key from configuration (e.g. a KMS) instead of generating one and
     /// keeping it in the keyring.
     pub fn naming_key(mut self, key: NamingKey) -> Self {
@@ -243,6 +273,30 @@ impl VaultDbBuilder {
     /// differs from the store's keyring; `INSUFFICIENT_SHARES` or `BACKEND_ERROR` if the
     /// keyring cannot be read or created.
     pub async fn open(self) -> Result<VaultDb> {
+        let Checked { threshold, write_quorum, ids, keyspace } = self.checked()?;
+        let n = ids.len();
+        let s = &self.settings;
+        let shares = Shares::new(threshold, s.padding);
+        let fanout =
+            Fanout::new(self.backends, ids, s.call_policy, s.hedge_after, keyspace, shares);
+        let budget = Budget::new(s.max_inflight_bytes, s.segment_size, n, s.padding);
+        let mut inner = Inner {
+            fanout,
+            write_quorum,
+            naming: NamingKey::from_bytes([0; 32]),
+            settings: self.settings,
+            clock: Clock::global(),
+            rng: self.rng.map(Mutex::new),
+            stats: Stats::default(),
+            budget,
+        };
+        let keyring = open::load_or_create_keyring(&inner, self.naming_key.as_ref()).await?;
+        inner.naming = keyring.naming_key;
+        Ok(VaultDb { inner: Arc::new(inner) })
+    }
+
+    /// Every check of the configuration that needs no backend call, in one place.
+    fn checked(&self) -> Result<Checked> {
         let n = self.backends.len();
         if n < 2 {
             return Err(VaultError::invalid_config(format!(
@@ -277,76 +331,59 @@ impl VaultDbBuilder {
                 crate::manifest::MAX_SEGMENT_SIZE
             )));
         }
-        if self.settings.max_inflight_bytes < 1024 {
+        if self.settings.max_inflight_bytes < budget::MIN_BUDGET {
             return Err(VaultError::invalid_config("max_inflight_bytes must be at least 1 KiB"));
         }
-        // Budget units are KiB; the semaphore holds at most u32::MAX >> 3 permits.
-        let budget_units = (self.settings.max_inflight_bytes / 1024).min(u32::MAX as usize >> 3);
         let keyspace = KeySpace::new(&self.settings.prefix)?;
-        let mut inner = Inner {
-            latency: (0..n).map(|_| call::Latency::default()).collect(),
-            backends: self.backends,
-            ids,
-            threshold,
-            write_quorum: w,
-            keyspace,
-            naming: NamingKey::from_bytes([0; 32]),
-            settings: self.settings,
-            xorida: Xorida::new(),
-            clock: Clock::global(),
-            rng: self.rng.map(Mutex::new),
-            stats: Stats::default(),
-            inflight: tokio::sync::Semaphore::new(budget_units),
-            budget_units,
-        };
-        let keyring = open::load_or_create_keyring(&inner, self.naming_key.as_ref()).await?;
-        inner.naming = keyring.naming_key;
-        Ok(VaultDb { inner: Arc::new(inner) })
+        Ok(Checked { threshold, write_quorum: w, ids, keyspace })
     }
 }
 
-/// Counters of degraded and repaired operations (never silent: also logged).
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Reads that succeeded with a backend missing, failing or serving bad data.
-    pub degraded_reads: AtomicU64,
-    /// Shares found bad (CRC, format, binding or polynomial check).
-    pub bad_shares: AtomicU64,
-    /// Shares rewritten by repair.
-    pub shares_repaired: AtomicU64,
-    /// Objects removed by cleanup (superseded versions, abandoned partial writes).
-    pub objects_removed: AtomicU64,
+/// What [`VaultDbBuilder::checked`] derives from a valid configuration.
+struct Checked {
+    threshold: Threshold,
+    write_quorum: usize,
+    ids: Vec<String>,
+    keyspace: KeySpace,
 }
 
-/// A snapshot of [`Stats`].
+/// Counters of degraded and repaired operations (never silent: also logged). The fan-out
+/// layer counts bad shares itself.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    /// Reads that succeeded with a backend missing, failing or serving bad data.
+    pub(crate) degraded_reads: AtomicU64,
+    /// Shares rewritten by repair.
+    pub(crate) shares_repaired: AtomicU64,
+    /// Objects removed by cleanup (superseded versions, abandoned partial writes).
+    pub(crate) objects_removed: AtomicU64,
+}
+
+/// Counters of degraded and repaired operations since a client was opened (see
+/// [`VaultDb::stats`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StatsSnapshot {
-    /// See [`Stats::degraded_reads`].
+    /// Reads that succeeded with a backend missing, failing or serving bad data.
     pub degraded_reads: u64,
-    /// See [`Stats::bad_shares`].
+    /// Shares found bad (CRC, format, binding or polynomial check).
     pub bad_shares: u64,
-    /// See [`Stats::shares_repaired`].
+    /// Shares rewritten by repair.
     pub shares_repaired: u64,
-    /// See [`Stats::objects_removed`].
+    /// Objects removed by cleanup (superseded versions, abandoned partial writes).
     pub objects_removed: u64,
 }
 
+/// The state of one client, shared by its clones.
 pub(crate) struct Inner {
-    pub(crate) backends: Vec<Arc<dyn StorageBackend>>,
-    pub(crate) ids: Vec<String>,
-    pub(crate) threshold: Threshold,
+    /// The backends and how to call them (and, through it, the share codec).
+    pub(crate) fanout: Fanout,
     pub(crate) write_quorum: usize,
-    pub(crate) keyspace: KeySpace,
     pub(crate) naming: NamingKey,
     pub(crate) settings: Settings,
-    pub(crate) xorida: Xorida,
     pub(crate) clock: &'static Clock,
-    pub(crate) rng: Option<Mutex<Box<dyn RandomSource>>>,
-    pub(crate) latency: Vec<call::Latency>,
+    rng: Option<Mutex<Box<dyn RandomSource>>>,
     pub(crate) stats: Stats,
-    /// The in-flight byte budget, in KiB permits.
-    pub(crate) inflight: tokio::sync::Semaphore,
-    pub(crate) budget_units: usize,
+    pub(crate) budget: Budget,
 }
 
 impl Inner {
@@ -361,27 +398,31 @@ impl Inner {
         }
     }
 
+    pub(crate) fn shares(&self) -> &Shares {
+        self.fanout.shares()
+    }
+
+    pub(crate) fn threshold(&self) -> Threshold {
+        self.shares().threshold()
+    }
+
     pub(crate) fn n(&self) -> usize {
-        self.backends.len()
+        self.fanout.n()
     }
 
     pub(crate) fn k(&self) -> usize {
-        self.threshold.k()
+        self.fanout.k()
     }
 
-    pub(crate) fn outcome(
-        &self,
-        idx: usize,
-        status: crate::error::OutcomeStatus,
-    ) -> BackendOutcome {
-        BackendOutcome::new(self.ids[idx].clone(), status)
+    pub(crate) fn outcome(&self, idx: usize, status: OutcomeStatus) -> BackendOutcome {
+        self.fanout.outcome(idx, status)
     }
+}
 
-    /// Backend indices, fastest readers first.
-    pub(crate) fn by_latency(&self, mut idxs: Vec<usize>) -> Vec<usize> {
-        idxs.sort_by_key(|&i| self.latency[i].get());
-        idxs
-    }
+/// True if an operation's outcomes show a backend that failed, lacked its share or served
+/// bad data (a backend not asked because others answered first does not count).
+pub(crate) fn degraded(outcomes: &[BackendOutcome]) -> bool {
+    outcomes.iter().any(|o| !matches!(o.status, OutcomeStatus::Ok | OutcomeStatus::Skipped))
 }
 
 /// A client for one VaultDB store. Cheap to clone (an `Arc` inside); safe to share across
@@ -394,8 +435,8 @@ pub struct VaultDb {
 impl fmt::Debug for VaultDb {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VaultDb")
-            .field("backends", &self.inner.ids)
-            .field("threshold", &self.inner.threshold)
+            .field("backends", &self.inner.fanout.ids())
+            .field("threshold", &self.inner.threshold())
             .field("write_quorum", &self.inner.write_quorum)
             .finish_non_exhaustive()
     }
@@ -404,10 +445,25 @@ impl fmt::Debug for VaultDb {
 impl VaultDb {
     /// A builder with default settings and no backends.
     pub fn builder() -> VaultDbBuilder {
+        Self::builder_with(Settings::default())
+    }
+
+    /// A builder starting from `settings` (no backends). The builder's setters change
+    /// single settings from there:
+    ///
+    /// ```
+    /// use vaultdb_core::{Settings, VaultDb};
+    ///
+    /// let mut settings = Settings::default();
+    /// settings.prefix = "tenant-7".into();
+    /// let builder = VaultDb::builder_with(settings).threshold(2).write_quorum(2);
+    /// # let _ = builder;
+    /// ```
+    pub fn builder_with(settings: Settings) -> VaultDbBuilder {
         VaultDbBuilder {
             backends: Vec::new(),
             threshold: None,
-            settings: Settings::default(),
+            settings,
             naming_key: None,
             rng: None,
         }
@@ -415,7 +471,7 @@ impl VaultDb {
 
     /// The threshold K-of-N.
     pub fn threshold(&self) -> Threshold {
-        self.inner.threshold
+        self.inner.threshold()
     }
 
     /// The write quorum W.
@@ -425,12 +481,12 @@ impl VaultDb {
 
     /// The backends' ids, in share order.
     pub fn backend_ids(&self) -> &[String] {
-        &self.inner.ids
+        self.inner.fanout.ids()
     }
 
     /// The backends, in share order.
     pub fn backends(&self) -> &[Arc<dyn StorageBackend>] {
-        &self.inner.backends
+        self.inner.fanout.backends()
     }
 
     /// The settings in force.
@@ -449,7 +505,7 @@ impl VaultDb {
         let s = &self.inner.stats;
         StatsSnapshot {
             degraded_reads: s.degraded_reads.load(Ordering::Relaxed),
-            bad_shares: s.bad_shares.load(Ordering::Relaxed),
+            bad_shares: self.inner.fanout.bad_shares(),
             shares_repaired: s.shares_repaired.load(Ordering::Relaxed),
             objects_removed: s.objects_removed.load(Ordering::Relaxed),
         }

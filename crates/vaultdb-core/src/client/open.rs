@@ -18,13 +18,12 @@ use bytes::Bytes;
 
 use super::Inner;
 use super::call::CallError;
-use super::read::{Expect, Source, Verified};
-use crate::backend::PutMode;
-use crate::envelope::{self, Header, Kind};
+use super::fanout::{Source, Verified};
+use super::shares::Expect;
+use crate::envelope::{self, Kind};
 use crate::error::{OutcomeStatus, Result, VaultError};
 use crate::keyring::{KEYRING_TAG, Keyring};
 use crate::naming::NamingKey;
-use crate::secret::{self, Binding};
 use crate::version::Version;
 
 /// How long a client waits for another client's keyring creation to finish.
@@ -41,33 +40,30 @@ enum Slot {
 }
 
 async fn read_slots(inner: &Inner) -> Vec<Slot> {
-    let key = inner.keyspace.keyring_key();
-    let reads = inner.backends.iter().enumerate().map(|(idx, b)| {
-        let key = key.as_str();
-        async move {
-            match inner.settings.call_policy.run(|| b.get(key)).await {
-                Err(e) => Slot::Unreachable(e),
-                Ok(c) => match c.value {
-                    None => Slot::Empty,
-                    Some(bytes) => match envelope::decode(&bytes) {
-                        Err(e) => Slot::Bad(e.to_string()),
-                        Ok(env) if env.header.kind != Kind::Keyring => {
-                            Slot::Bad("not a keyring share".into())
-                        }
-                        Ok(env) => {
-                            let h = env.header;
-                            if usize::from(h.x) != idx + 1 {
-                                Slot::Misplaced(bytes)
-                            } else {
-                                Slot::Share(h.version, bytes)
-                            }
-                        }
-                    },
-                },
-            }
-        }
-    });
-    futures::future::join_all(reads).await
+    let key = inner.fanout.keyspace().keyring_key();
+    let reads = inner.fanout.get_all(&key).await;
+    reads
+        .into_iter()
+        .enumerate()
+        .map(|(idx, r)| match r {
+            Err(e) => Slot::Unreachable(e),
+            Ok(None) => Slot::Empty,
+            Ok(Some(bytes)) => match envelope::decode(&bytes) {
+                Err(e) => Slot::Bad(e.to_string()),
+                Ok(env) if env.header.kind != Kind::Keyring => {
+                    Slot::Bad("not a keyring share".into())
+                }
+                Ok(env) => {
+                    let h = env.header;
+                    if usize::from(h.x) != idx + 1 {
+                        Slot::Misplaced(bytes)
+                    } else {
+                        Slot::Share(h.version, bytes)
+                    }
+                }
+            },
+        })
+        .collect()
 }
 
 /// A keyring share written for another threshold, or at another backend position, means
@@ -81,17 +77,18 @@ fn check_shape(inner: &Inner, slots: &[Slot]) -> Result<()> {
         let Ok(env) = envelope::decode(bytes) else {
             continue;
         };
-        if env.header.threshold != inner.threshold {
+        if env.header.threshold != inner.threshold() {
             return Err(VaultError::invalid_config(format!(
                 "the store was created as {} but the client is configured as {}",
-                env.header.threshold, inner.threshold
+                env.header.threshold,
+                inner.threshold()
             )));
         }
         if usize::from(env.header.x) != idx + 1 {
             return Err(VaultError::invalid_config(format!(
                 "backend {} holds the keyring share of position {}, not {}: the backend list \
                  is in another order than when the store was created",
-                inner.ids[idx],
+                inner.fanout.id(idx),
                 env.header.x,
                 idx + 1
             )));
@@ -114,85 +111,36 @@ async fn find_keyring(inner: &Inner, slots: &[Slot]) -> Option<(Version, Verifie
         }
         let expect = Expect { kind: Kind::Keyring, tag: KEYRING_TAG, version: v };
         let sources = shares.into_iter().map(|(i, b)| (i, Source::Have(b))).collect();
-        if let Ok(verified) = inner.fetch_and_verify(expect, sources, true).await {
+        if let Ok(verified) = inner.fanout.fetch_and_verify(expect, sources, true).await {
             return Some((v, verified));
         }
     }
     None
 }
 
-/// The envelopes of a keyring, one per backend.
-fn encode_keyring(inner: &Inner, keyring: &Keyring, version: Version) -> Result<Vec<Bytes>> {
-    let t = inner.threshold;
-    inner.with_rng(|rng| {
-        let binding = Binding { kind: Kind::Keyring, tag: KEYRING_TAG, version, threshold: t };
-        let secret = secret::seal(&binding, inner.settings.padding, 256, rng, |buf| {
-            keyring.encode_into(buf)
-        })?;
-        let shares = inner.xorida.split(t, &secret, rng);
-        Ok(shares
-            .iter()
-            .enumerate()
-            .map(|(i, share)| {
-                let header = Header {
-                    kind: Kind::Keyring,
-                    threshold: t,
-                    x: (i + 1) as u8,
-                    version,
-                    tag: KEYRING_TAG,
-                    secret_len: share.len() as u32,
-                };
-                Bytes::from(envelope::encode(&header, share))
-            })
-            .collect())
-    })
-}
-
 /// Rewrites every reachable slot that does not hold a good share of the keyring `verified`;
 /// returns how many were rewritten.
 async fn fix_slots(inner: &Inner, slots: &[Slot], version: Version, verified: &Verified) -> usize {
     let good: Vec<usize> = verified.good.iter().map(|(i, _)| *i).collect();
-    let pts: Vec<crate::xorida::SharePoint<'_>> = verified
-        .good
-        .iter()
-        .filter(|(i, _)| verified.subset.contains(i))
-        .map(|(i, b)| crate::xorida::SharePoint {
-            x: (*i + 1) as u8,
-            y: &b[envelope::HEADER_LEN..b.len() - envelope::TRAILER_LEN],
-        })
-        .collect();
-    let key = inner.keyspace.keyring_key();
+    let subset = verified.subset_envelopes();
+    let key = inner.fanout.keyspace().keyring_key();
     let mut fixed = 0;
     for (idx, slot) in slots.iter().enumerate() {
         if good.contains(&idx) || matches!(slot, Slot::Unreachable(_)) {
             continue;
         }
         let x = (idx + 1) as u8;
-        let Ok(share) = inner.xorida.derive(inner.threshold, &pts, x) else {
+        let Ok(envelope) = inner.shares().derive(&subset, x, Kind::Keyring, version, KEYRING_TAG)
+        else {
             continue;
         };
-        let header = Header {
-            kind: Kind::Keyring,
-            threshold: inner.threshold,
-            x,
-            version,
-            tag: KEYRING_TAG,
-            secret_len: share.len() as u32,
-        };
-        let bytes = Bytes::from(envelope::encode(&header, &share));
-        let b = &inner.backends[idx];
-        match inner
-            .settings
-            .call_policy
-            .run(|| b.put(&key, bytes.clone(), PutMode::Overwrite))
-            .await
-        {
-            Ok(_) => {
-                tracing::info!(backend = %inner.ids[idx], "restored keyring share");
+        match inner.fanout.put_overwrite(idx, &key, Bytes::from(envelope)).await {
+            Ok(()) => {
+                tracing::info!(backend = %inner.fanout.id(idx), "restored keyring share");
                 fixed += 1;
             }
             Err(e) => {
-                tracing::warn!(backend = %inner.ids[idx], error = ?e, "could not restore keyring share")
+                tracing::warn!(backend = %inner.fanout.id(idx), error = ?e, "could not restore keyring share")
             }
         }
     }
@@ -215,7 +163,7 @@ pub(crate) async fn load_or_create_keyring(
         check_shape(inner, &slots)?;
         if let Some((version, verified)) = find_keyring(inner, &slots).await {
             let keyring = decode_keyring(&verified, external)?;
-            keyring.check_config(inner.threshold, &inner.ids)?;
+            keyring.check_config(inner.threshold(), inner.fanout.ids())?;
             fix_slots(inner, &slots, version, &verified).await;
             return Ok(keyring);
         }
@@ -279,14 +227,14 @@ async fn try_create(inner: &Inner, external: Option<&NamingKey>) -> Result<Optio
     };
     let keyring = Keyring {
         naming_key,
-        threshold: inner.threshold,
-        backends: inner.ids.clone(),
+        threshold: inner.threshold(),
+        backends: inner.fanout.ids().to_vec(),
         stores_key: external.is_none(),
     };
     let version = inner.with_rng(|rng| inner.clock.next_version(rng));
-    let envelopes = encode_keyring(inner, &keyring, version)?;
-    let key = inner.keyspace.keyring_key();
-    match inner.put_create(0, &key, envelopes[0].clone()).await {
+    let envelopes = inner.with_rng(|rng| inner.shares().seal_keyring(&keyring, version, rng))?;
+    let key = inner.fanout.keyspace().keyring_key();
+    match inner.fanout.put_create(0, &key, envelopes[0].clone()).await {
         Ok(()) => {}
         Err(CallError::Backend(e)) if e.kind() == crate::BackendErrorKind::AlreadyExists => {
             return Ok(None);
@@ -299,13 +247,11 @@ async fn try_create(inner: &Inner, external: Option<&NamingKey>) -> Result<Optio
         }
     }
     // Backend 0's slot is ours: we are the creator. Write the other slots.
-    let writes = envelopes.iter().enumerate().skip(1).map(|(idx, bytes)| {
-        let key = key.as_str();
-        async move {
-            let b = &inner.backends[idx];
-            inner.settings.call_policy.run(|| b.put(key, bytes.clone(), PutMode::Overwrite)).await
-        }
-    });
+    let writes = envelopes
+        .iter()
+        .enumerate()
+        .skip(1)
+        .map(|(idx, bytes)| inner.fanout.put_overwrite(idx, &key, bytes.clone()));
     let results = futures::future::join_all(writes).await;
     let written = 1 + results.iter().filter(|r| r.is_ok()).count();
     if written < inner.k() {

@@ -1,26 +1,34 @@
-//! Writing: put (serialize, pad, MAC, split, write create-only to all N, succeed at W) and
-//! delete (remove every version everywhere, succeed when at most K-1 shares can remain).
+//! Writing: `put` (serialize, pad, MAC, split, write create-only to all N, succeed at W),
+//! `put_stream` (the same in bounded memory, as segments then a manifest), and `delete`
+//! (remove every version everywhere, succeed when at most K-1 shares can remain).
+//!
+//! A record with more data than one segment ([`Settings::segment_size`], 4 MiB by default)
+//! is stored as segments, each its own secret with its own MAC (see [`crate::manifest`]),
+//! followed by a manifest that plays the part of the record's head. Segments are written
+//! before the manifest, so a manifest on W backends means the whole version is there; a
+//! write that fails part way leaves only segments without a manifest, which reads ignore
+//! and `scrub` removes after the grace period. Every segment being encoded or written holds
+//! a share of the in-flight budget (`budget.rs`).
+//!
+//! [`Settings::segment_size`]: super::Settings::segment_size
 
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
+use futures::stream::{FuturesOrdered, StreamExt};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::call::CallError;
-use super::read::Listed;
+use super::fanout::Listed;
 use super::{Inner, VaultDb};
-use crate::backend::{BackendErrorKind, PutMode};
-use crate::envelope::{self, Header, Kind};
+use crate::envelope::Kind;
 use crate::error::{BackendOutcome, OutcomeStatus, Result, VaultError};
-use crate::naming::{NameTag, pad_id, validate_id};
-use crate::record::Record;
-use crate::rng::RandomSource;
-use crate::secret::{self, Binding};
+use crate::manifest::{Manifest, SEGMENT_HEADER_LEN, segment_header};
+use crate::naming::{NameTag, validate_id};
+use crate::record::{Record, RecordMeta};
+use crate::secret::Binding;
 use crate::version::Version;
-
-use super::stream::RecordMeta;
-
-/// Secrets at least this large compute their HMAC on a second thread while they are split.
-const PARALLEL_MAC_MIN: usize = 128 << 10;
+use crate::wipe::SecretVec;
 
 /// A successful `put`.
 #[derive(Clone, Debug)]
@@ -35,9 +43,9 @@ pub struct PutResult {
 }
 
 impl PutResult {
-    /// True if some backend did not acknowledge.
+    /// True if a backend did not acknowledge.
     pub fn degraded(&self) -> bool {
-        self.outcomes.iter().any(|o| o.status != OutcomeStatus::Ok)
+        super::degraded(&self.outcomes)
     }
 }
 
@@ -51,114 +59,17 @@ pub struct DeleteResult {
     pub outcomes: Vec<BackendOutcome>,
 }
 
+impl DeleteResult {
+    /// True if a backend did not confirm (it may keep fewer than K shares until a scrub).
+    pub fn degraded(&self) -> bool {
+        super::degraded(&self.outcomes)
+    }
+}
+
 impl Inner {
-    /// Writes one envelope create-only. An `AlreadyExists` on a retried call means an
-    /// earlier attempt landed: that counts as success when the stored bytes are ours.
-    pub(crate) async fn put_create(
-        &self,
-        idx: usize,
-        key: &str,
-        bytes: Bytes,
-    ) -> Result<(), CallError> {
-        let b = &self.backends[idx];
-        let policy = &self.settings.call_policy;
-        match policy.run(|| b.put(key, bytes.clone(), PutMode::Create)).await {
-            Ok(_) => Ok(()),
-            Err(CallError::Backend(e)) if e.kind() == BackendErrorKind::AlreadyExists => {
-                match policy.run(|| b.get(key)).await {
-                    Ok(c) if c.value.as_deref() == Some(&bytes[..]) => Ok(()),
-                    _ => Err(CallError::Backend(e)),
-                }
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    pub(crate) async fn delete_key(&self, idx: usize, key: &str) -> Result<(), CallError> {
-        let b = &self.backends[idx];
-        self.settings.call_policy.run(|| b.delete(key)).await.map(|_| ())
-    }
-
-    /// Seals a secret around the payload `write_payload` appends, splits it and returns the
-    /// N sealed envelopes (share x = i + 1 at position i).
-    pub(crate) fn split_secret(
-        &self,
-        binding: &Binding,
-        size_hint: usize,
-        rng: &mut dyn RandomSource,
-        write_payload: impl FnOnce(&mut Vec<u8>) -> Result<()>,
-    ) -> Result<Vec<Vec<u8>>> {
-        let t = self.threshold;
-        let secret = secret::seal_untagged(self.settings.padding, size_hint, rng, write_payload)?;
-        let secret_len = u32::try_from(secret.len())
-            .map_err(|_| VaultError::SplitFailed("secret too large for one envelope".into()))?;
-        let mut bufs: Vec<Vec<u8>> = (0..t.n())
-            .map(|i| {
-                Header {
-                    kind: binding.kind,
-                    threshold: t,
-                    x: (i + 1) as u8,
-                    version: binding.version,
-                    tag: binding.tag,
-                    secret_len,
-                }
-                .new_buffer()
-            })
-            .collect();
-        // Split the untagged secret while another thread computes the HMAC (for large
-        // secrets, where the thread pays for itself), then add the tag to every share:
-        // splitting is linear, so this equals splitting the tagged secret.
-        // The CRC of each share past the tag is computed block by block as the split writes
-        // it (still in the cache), so only the header and tag are checksummed afterwards.
-        let tail_from = secret::TAG_RANGE.end;
-        let mut tails = vec![0u32; t.n()];
-        let mac = {
-            let mut outs: Vec<&mut [u8]> =
-                bufs.iter_mut().map(|b| envelope::share_mut(b)).collect();
-            let xorida = &self.xorida;
-            let secret = &secret;
-            let tails = &mut tails;
-            let mut observe = |range: std::ops::Range<usize>, outs: &[&mut [u8]]| {
-                let from = range.start.max(tail_from);
-                if range.end > from {
-                    for (crc, out) in tails.iter_mut().zip(outs) {
-                        *crc = crc32c::crc32c_append(*crc, &out[from..range.end]);
-                    }
-                }
-            };
-            let mut split = |rng: &mut dyn RandomSource| {
-                xorida.split_into_observed(t, secret, rng, &mut outs, &mut observe)
-            };
-            if secret.len() >= PARALLEL_MAC_MIN {
-                std::thread::scope(|scope| {
-                    let worker = std::thread::Builder::new()
-                        .spawn_scoped(scope, || secret::tag_of(binding, secret));
-                    split(rng);
-                    match worker {
-                        Ok(h) => h
-                            .join()
-                            .map_err(|_| VaultError::SplitFailed("HMAC thread panicked".into())),
-                        Err(_) => Ok(secret::tag_of(binding, secret)),
-                    }
-                })?
-            } else {
-                split(rng);
-                secret::tag_of(binding, secret)
-            }
-        };
-        for (buf, tail) in bufs.iter_mut().zip(tails) {
-            let share = envelope::share_mut(buf);
-            for (s, m) in share[secret::TAG_RANGE].iter_mut().zip(mac) {
-                *s ^= m;
-            }
-            envelope::seal_with_tail(buf, tail_from, tail);
-        }
-        Ok(bufs)
-    }
-
     /// Splits a head secret (a record or a manifest) of a new version and names its N
     /// objects, each key carrying that backend's share of the padded id.
-    pub(crate) fn encode_head(
+    fn encode_head(
         &self,
         kind: Kind,
         id: &str,
@@ -167,17 +78,16 @@ impl Inner {
         size_hint: usize,
         write_payload: impl FnOnce(&mut Vec<u8>) -> Result<()>,
     ) -> Result<Vec<(String, Bytes)>> {
-        let t = self.threshold;
-        let binding = Binding { kind, tag, version, threshold: t };
+        let binding = Binding { kind, tag, version, threshold: self.threshold() };
+        let keyspace = self.fanout.keyspace();
         self.with_rng(|rng| {
-            let bufs = self.split_secret(&binding, size_hint, rng, write_payload)?;
-            let padded_id = pad_id(id)?;
-            let id_shares = self.xorida.split(t, &padded_id, rng);
+            let bufs = self.shares().seal(&binding, size_hint, rng, write_payload)?;
+            let id_shares = self.shares().split_id(id, rng)?;
             Ok(bufs
                 .into_iter()
                 .zip(id_shares)
                 .map(|(buf, id_share)| {
-                    (self.keyspace.share_key(tag, version, &id_share), Bytes::from(buf))
+                    (keyspace.share_key(tag, version, &id_share), Bytes::from(buf))
                 })
                 .collect())
         })
@@ -201,29 +111,20 @@ impl Inner {
         Ok((version, objects))
     }
 
-    /// Writes one version's objects (one per backend) create-only, concurrently.
-    pub(crate) async fn write_all(
-        &self,
-        objects: Vec<(String, Bytes)>,
-        skip: &[bool],
-    ) -> Vec<Result<(), CallError>> {
-        let writes = objects.into_iter().enumerate().map(|(idx, (key, bytes))| async move {
-            if skip.get(idx).copied().unwrap_or(false) {
-                return Err(CallError::Backend(crate::backend::BackendError::new(
-                    BackendErrorKind::Other,
-                    "skipped: an earlier segment of this write failed here",
-                )));
-            }
-            self.put_create(idx, &key, bytes).await
-        });
-        futures::future::join_all(writes).await
+    /// Removes every segment object of an abandoned write (best effort; scrub removes what
+    /// this misses after the grace period).
+    async fn remove_segments(&self, tag: NameTag, version: Version, count: u32) {
+        for i in 0..count {
+            let key = self.fanout.keyspace().segment_key(tag, version, i);
+            self.fanout.delete_everywhere(&key).await;
+        }
     }
 
     /// After a successful put of `version`: on every backend, delete versions older than it,
     /// keeping the `retain_versions - 1` newest of them.
-    pub(crate) async fn remove_superseded(&self, tag: NameTag, version: Version) {
+    async fn remove_superseded(&self, tag: NameTag, version: Version) {
         let keep_older = self.settings.retain_versions.saturating_sub(1);
-        let listing = self.list_tag(tag).await;
+        let listing = self.fanout.list_tag(tag).await;
         let work = listing.into_iter().enumerate().filter_map(|(idx, l)| {
             let mut older: Vec<Listed> =
                 l.ok()?.into_iter().filter(|e| e.version < version).collect();
@@ -231,12 +132,12 @@ impl Inner {
             let doomed: Vec<Listed> = older.into_iter().skip(keep_older).collect();
             Some(async move {
                 for e in doomed {
-                    match self.delete_key(idx, &e.key).await {
+                    match self.fanout.delete_key(idx, &e.key).await {
                         Ok(()) => {
                             self.stats.objects_removed.fetch_add(1, Ordering::Relaxed);
                         }
                         Err(err) => tracing::warn!(
-                            backend = %self.ids[idx], error = ?err,
+                            backend = %self.fanout.id(idx), error = ?err,
                             "could not remove a superseded share; scrub will"
                         ),
                     }
@@ -247,20 +148,36 @@ impl Inner {
     }
 }
 
+/// Reads exactly `buf.len()` bytes, or says how many came.
+async fn fill<R: AsyncRead + Unpin + ?Sized>(reader: &mut R, buf: &mut [u8]) -> Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        let n = reader
+            .read(&mut buf[got..])
+            .await
+            .map_err(|e| VaultError::SplitFailed(format!("reading the record's data: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        got += n;
+    }
+    Ok(got)
+}
+
 impl VaultDb {
     /// Stores a record: a new version, written create-only to all N backends concurrently.
     /// Succeeds once W backends acknowledged; only then are older versions removed.
     ///
     /// # Errors
-    /// `INVALID_CONFIG` for an invalid id or an oversized record; `SPLIT_FAILED` if
-    /// serialization fails; `BACKEND_ERROR` with per-backend outcomes if fewer than W
+    /// `INVALID_INPUT` for an invalid id or a record over `max_record_size`; `SPLIT_FAILED`
+    /// if serialization fails; `BACKEND_ERROR` with per-backend outcomes if fewer than W
     /// backends acknowledged (the previous version, or this one, stays readable).
     #[tracing::instrument(name = "vaultdb.put", skip_all, fields(tag = tracing::field::Empty))]
     pub async fn put(&self, record: Record) -> Result<PutResult> {
         validate_id(&record.id)?;
         let inner = &self.inner;
         if record.data.len() > inner.settings.max_record_size {
-            return Err(VaultError::invalid_config(format!(
+            return Err(VaultError::invalid_input(format!(
                 "record data is {} bytes; the limit is {}",
                 record.data.len(),
                 inner.settings.max_record_size
@@ -275,14 +192,14 @@ impl VaultDb {
                 content_type: record.content_type,
                 metadata: record.metadata,
             };
-            let data = crate::wipe::SecretVec::from(record.data);
+            let data = SecretVec::from(record.data);
             return self.put_segmented(meta, tag, len, &mut &data[..]).await;
         }
-        let _permit = inner.admit(inner.inline_cost(record.encoded_len_hint())).await;
+        let _permit = inner.budget.admit(inner.budget.inline_cost(record.encoded_len_hint())).await;
         let (version, objects) = inner.encode_record(&record, tag)?;
         drop(record);
-        let results = inner.write_all(objects, &[]).await;
-        let outcomes = inner.outcomes_of(&results);
+        let results = inner.fanout.write_all(objects, &[]).await;
+        let outcomes = inner.fanout.outcomes_of(&results);
         let acks = results.iter().filter(|r| r.is_ok()).count();
         if acks < inner.write_quorum {
             tracing::warn!(%tag, acks, quorum = inner.write_quorum, "put failed: {}",
@@ -296,27 +213,222 @@ impl VaultDb {
         Ok(PutResult { version, acks, outcomes })
     }
 
+    /// Stores a record whose `len` bytes of data come from `reader`, in bounded memory.
+    ///
+    /// Data up to one segment is stored like [`VaultDb::put`] stores it; more is cut into
+    /// segments written as they are read, with at most the client's in-flight budget held
+    /// at once (backpressure: the reader is not read faster than backends accept). The
+    /// record becomes visible only when all segments and then the manifest are on W
+    /// backends; older versions are removed after that.
+    ///
+    /// # Errors
+    /// `INVALID_INPUT` for an invalid id, or if the reader yields more or fewer than `len`
+    /// bytes; `SPLIT_FAILED` if the reader fails (in both cases nothing becomes visible and
+    /// written segments are removed); `BACKEND_ERROR` with per-backend outcomes if fewer
+    /// than W backends took every segment.
+    #[tracing::instrument(name = "vaultdb.put_stream", skip_all, fields(tag = tracing::field::Empty))]
+    pub async fn put_stream<R: AsyncRead + Unpin + Send>(
+        &self,
+        meta: RecordMeta,
+        len: u64,
+        mut reader: R,
+    ) -> Result<PutResult> {
+        validate_id(&meta.id)?;
+        let inner = &self.inner;
+        let tag = inner.naming.tag(&meta.id);
+        tracing::Span::current().record("tag", tracing::field::display(tag));
+        if len <= inner.settings.segment_size as u64 {
+            let mut data = vec![0u8; len as usize];
+            let got = fill(&mut reader, &mut data).await?;
+            if got < data.len() {
+                return Err(VaultError::invalid_input(format!(
+                    "the stream ended after {got} of {len} bytes"
+                )));
+            }
+            if fill(&mut reader, &mut [0u8; 1]).await? != 0 {
+                return Err(VaultError::invalid_input(format!(
+                    "the stream is longer than {len} bytes"
+                )));
+            }
+            let record = Record {
+                id: meta.id,
+                data,
+                content_type: meta.content_type,
+                metadata: meta.metadata,
+            };
+            return self.put(record).await;
+        }
+        self.put_segmented(meta, tag, len, &mut reader).await
+    }
+
+    /// Writes a segmented record (see [`VaultDb::put_stream`]).
+    pub(crate) async fn put_segmented<R: AsyncRead + Unpin + Send + ?Sized>(
+        &self,
+        meta: RecordMeta,
+        tag: NameTag,
+        len: u64,
+        reader: &mut R,
+    ) -> Result<PutResult> {
+        let inner = &self.inner;
+        let n = inner.n();
+        let manifest = Manifest::new(
+            meta.id,
+            meta.content_type,
+            meta.metadata,
+            len,
+            inner.settings.segment_size,
+        )?;
+        let count = manifest.segment_count;
+        let version = inner.with_rng(|rng| inner.clock.next_version(rng));
+        let binding = Binding { kind: Kind::Segment, tag, version, threshold: inner.threshold() };
+        // Per backend: the first failure of this write there (that backend is then skipped).
+        let mut failed: Vec<Option<CallError>> = (0..n).map(|_| None).collect();
+        let mut pending = FuturesOrdered::new();
+        let window = inner.budget.window();
+        let mut issued = 0u32;
+
+        let absorb = |results: Vec<Result<(), CallError>>, failed: &mut Vec<Option<CallError>>| {
+            for (idx, r) in results.into_iter().enumerate() {
+                if let Err(e) = r
+                    && failed[idx].is_none()
+                {
+                    tracing::warn!(backend = %inner.fanout.id(idx), error = ?e, "segment write failed");
+                    failed[idx] = Some(e);
+                }
+            }
+            failed.iter().filter(|f| f.is_none()).count() >= inner.write_quorum
+        };
+        let outcomes = |failed: &[Option<CallError>]| -> Vec<BackendOutcome> {
+            failed
+                .iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    inner.outcome(i, f.as_ref().map_or(OutcomeStatus::Ok, CallError::status))
+                })
+                .collect()
+        };
+
+        let mut abort: Option<VaultError> = None;
+        for index in 0..count {
+            let want = manifest.segment_range(index);
+            let want = (want.end - want.start) as usize;
+            let permit = inner.budget.admit(inner.budget.segment_cost()).await;
+            let mut chunk = SecretVec::zeroed(want);
+            let got = match fill(reader, &mut chunk).await {
+                Ok(got) => got,
+                Err(e) => {
+                    abort = Some(e);
+                    break;
+                }
+            };
+            if got < want {
+                let so_far = u64::from(index) * u64::from(manifest.segment_size) + got as u64;
+                abort = Some(VaultError::invalid_input(format!(
+                    "the stream ended after {so_far} of {len} bytes"
+                )));
+                break;
+            }
+            let envelopes = inner.with_rng(|rng| {
+                inner.shares().seal(&binding, SEGMENT_HEADER_LEN + want, rng, |buf| {
+                    buf.extend_from_slice(&segment_header(index, count));
+                    buf.extend_from_slice(&chunk);
+                    Ok(())
+                })
+            });
+            drop(chunk);
+            let envelopes = match envelopes {
+                Ok(e) => e,
+                Err(e) => {
+                    abort = Some(e);
+                    break;
+                }
+            };
+            let key = inner.fanout.keyspace().segment_key(tag, version, index);
+            let objects: Vec<(String, Bytes)> =
+                envelopes.into_iter().map(|b| (key.clone(), Bytes::from(b))).collect();
+            let skip: Vec<bool> = failed.iter().map(Option::is_some).collect();
+            issued = index + 1;
+            pending.push_back(async move {
+                let results = inner.fanout.write_all(objects, &skip).await;
+                drop(permit);
+                results
+            });
+            while pending.len() >= window {
+                if let Some(results) = pending.next().await
+                    && !absorb(results, &mut failed)
+                {
+                    abort =
+                        Some(VaultError::Backend { operation: "put", outcomes: outcomes(&failed) });
+                    break;
+                }
+            }
+            if abort.is_some() {
+                break;
+            }
+        }
+        if abort.is_none() && fill(reader, &mut [0u8; 1]).await.unwrap_or(0) != 0 {
+            abort =
+                Some(VaultError::invalid_input(format!("the stream is longer than {len} bytes")));
+        }
+        while let Some(results) = pending.next().await {
+            if !absorb(results, &mut failed) && abort.is_none() {
+                abort = Some(VaultError::Backend { operation: "put", outcomes: outcomes(&failed) });
+            }
+        }
+        if let Some(err) = abort {
+            tracing::warn!(%tag, "segmented put abandoned: {err}");
+            inner.remove_segments(tag, version, issued).await;
+            return Err(err);
+        }
+
+        // Every segment is on at least W backends: now the manifest, where they all are.
+        let mut hint = 0;
+        let head = inner.encode_head(Kind::Manifest, &manifest.id, tag, version, 256, |buf| {
+            let start = buf.len();
+            manifest.encode_into(buf)?;
+            hint = buf.len() - start;
+            Ok(())
+        })?;
+        let skip: Vec<bool> = failed.iter().map(Option::is_some).collect();
+        let results = inner.fanout.write_all(head, &skip).await;
+        absorb(results, &mut failed);
+        let outcomes = outcomes(&failed);
+        let acks = failed.iter().filter(|f| f.is_none()).count();
+        if acks < inner.write_quorum {
+            // Manifests may be on K or more backends (readable), so nothing is removed.
+            tracing::warn!(%tag, acks, quorum = inner.write_quorum, "put failed: {}",
+                crate::error::outcomes_text(&outcomes));
+            return Err(VaultError::Backend { operation: "put", outcomes });
+        }
+        if acks < n {
+            tracing::warn!(%tag, acks, "degraded put: {}", crate::error::outcomes_text(&outcomes));
+        }
+        inner.remove_superseded(tag, version).await;
+        Ok(PutResult { version, acks, outcomes })
+    }
+
     /// Deletes every version of a record on every backend. Succeeds only when at least
     /// N-K+1 backends confirmed, so at most K-1 shares can remain anywhere and the record
     /// is unrecoverable.
     ///
     /// # Errors
-    /// `RECORD_NOT_FOUND` if no reachable backend holds it (and enough answered to be sure);
-    /// `BACKEND_ERROR` naming the backends that failed otherwise.
+    /// `INVALID_INPUT` for an invalid id; `RECORD_NOT_FOUND` if no reachable backend holds
+    /// it (and enough answered to be sure); `BACKEND_ERROR` naming the backends that failed
+    /// otherwise.
     #[tracing::instrument(name = "vaultdb.delete", skip_all, fields(tag = tracing::field::Empty))]
     pub async fn delete(&self, id: &str) -> Result<DeleteResult> {
         validate_id(id)?;
         let inner = &self.inner;
         let tag = inner.naming.tag(id);
         tracing::Span::current().record("tag", tracing::field::display(tag));
-        let listing = inner.list_tag(tag).await;
+        let listing = inner.fanout.list_tag(tag).await;
         let found: usize = listing.iter().filter_map(|l| l.as_ref().ok()).map(Vec::len).sum();
         let work = listing.into_iter().enumerate().map(|(idx, l)| async move {
             let entries = l?;
             let mut removed = 0;
             let mut last_err = None;
             for e in entries {
-                match inner.delete_key(idx, &e.key).await {
+                match inner.fanout.delete_key(idx, &e.key).await {
                     Ok(()) => removed += 1,
                     Err(err) => last_err = Some(err),
                 }
@@ -329,7 +441,7 @@ impl VaultDb {
         let results: Vec<Result<usize, CallError>> = futures::future::join_all(work).await;
         let confirmed = results.iter().filter(|r| r.is_ok()).count();
         let removed = results.iter().filter_map(|r| r.as_ref().ok()).sum();
-        let outcomes = inner.outcomes_of(&results);
+        let outcomes = inner.fanout.outcomes_of(&results);
         let needed = inner.n() - inner.k() + 1;
         if confirmed < needed {
             tracing::warn!(%tag, confirmed, needed, "delete failed: {}",
@@ -347,7 +459,7 @@ impl VaultDb {
         // list again until nothing is left, a few rounds at most.
         let mut removed: usize = removed;
         for _round in 0..3 {
-            let again = inner.list_tag(tag).await;
+            let again = inner.fanout.list_tag(tag).await;
             let late: Vec<(usize, String)> = again
                 .iter()
                 .enumerate()
@@ -359,7 +471,7 @@ impl VaultDb {
             }
             tracing::info!(%tag, objects = late.len(), "removing objects written during the delete");
             for (idx, key) in late {
-                if inner.delete_key(idx, &key).await.is_ok() {
+                if inner.fanout.delete_key(idx, &key).await.is_ok() {
                     removed += 1;
                 }
             }

@@ -1,0 +1,634 @@
+//! The fan-out layer: the per-backend calls, and the only module that calls backends.
+//!
+//! It writes one version's objects (create-only, concurrently), deletes keys, lists a
+//! record's shares (optionally without waiting for backends that cannot change what a read
+//! picks), fetches shares fastest first with hedging until K verify, and probes backends.
+//! Every call goes through the [`CallPolicy`] (timeouts, retries); each backend's read
+//! latency is tracked to order the next read. It knows backends, keys and shares, not
+//! operations: what to write, read or remove is decided above it, and what the bytes mean
+//! is decided by the shares layer below it.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+// Tokio's clock: the same as std's at run time, and virtual under a paused test clock, so
+// latency ranking is deterministic in seeded fault-schedule runs.
+use tokio::time::Instant;
+
+use bytes::Bytes;
+use futures::FutureExt;
+use futures::stream::{FuturesUnordered, StreamExt};
+
+use super::call::{CallError, CallPolicy, Latency};
+use super::shares::{Expect, Opened, Shares};
+use crate::backend::{BackendError, BackendErrorKind, PutMode, StorageBackend, StorageBackendExt};
+use crate::envelope::Kind;
+use crate::error::{BackendOutcome, OutcomeStatus, Result, VaultError};
+use crate::naming::{KeySpace, NameTag, ParsedKey};
+use crate::version::Version;
+use crate::wipe::SecretVec;
+
+/// The most K-subsets tried when looking for shares that verify.
+const MAX_SUBSETS: usize = 4096;
+
+/// One share object seen in a listing.
+#[derive(Clone, Debug)]
+pub(crate) struct Listed {
+    pub(crate) version: Version,
+    pub(crate) key: String,
+    /// This backend's id share (empty for a segment).
+    pub(crate) id_share: Vec<u8>,
+    /// `Some(index)` for a segment share, `None` for a record or manifest share.
+    pub(crate) segment: Option<u32>,
+}
+
+/// Per backend: the shares it listed for a tag, or why it could not list.
+pub(crate) type TagListing = Vec<Result<Vec<Listed>, CallError>>;
+
+/// Per backend: the (tag, share) pairs it listed, or why it could not list.
+pub(crate) type Listing = Vec<Result<Vec<(NameTag, Listed)>, CallError>>;
+
+/// Where a share comes from.
+pub(crate) enum Source {
+    /// Fetch this key.
+    Fetch(String),
+    /// Already fetched.
+    Have(Bytes),
+}
+
+/// A version rebuilt and verified.
+pub(crate) struct Verified {
+    /// What the secret holds (a record read may find a manifest).
+    pub(crate) kind: Kind,
+    pub(crate) secret: SecretVec,
+    pub(crate) payload: Range<usize>,
+    /// Good shares by backend index (envelope bytes), subset first.
+    pub(crate) good: Vec<(usize, Bytes)>,
+    /// The backend indices whose shares rebuilt the secret.
+    pub(crate) subset: Vec<usize>,
+    /// Per backend status (None: not asked).
+    pub(crate) status: Vec<Option<OutcomeStatus>>,
+}
+
+impl Verified {
+    pub(crate) fn payload(&self) -> &[u8] {
+        &self.secret[self.payload.clone()]
+    }
+
+    /// Backends that served bad shares.
+    pub(crate) fn bad(&self) -> Vec<usize> {
+        bad_of(&self.status)
+    }
+
+    /// The envelopes that rebuilt the secret (backend index, envelope), for deriving
+    /// others.
+    pub(crate) fn subset_envelopes(&self) -> Vec<(usize, &[u8])> {
+        self.good
+            .iter()
+            .filter(|(i, _)| self.subset.contains(i))
+            .map(|(i, b)| (*i, &b[..]))
+            .collect()
+    }
+}
+
+fn bad_of(status: &[Option<OutcomeStatus>]) -> Vec<usize> {
+    status
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| matches!(s, Some(OutcomeStatus::Corrupt { .. })))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// One backend's answer to a probe.
+#[derive(Debug)]
+pub(crate) struct Probed {
+    /// How long it took to answer (or to fail).
+    pub(crate) latency: Duration,
+    /// The error, if it failed.
+    pub(crate) error: Option<String>,
+}
+
+/// Asks each backend, concurrently, for one page of the listing under `prefix`: one
+/// attempt each, bounded by the policy's timeout. Needs no store (for `status` when the
+/// store cannot be opened).
+pub(crate) async fn probe(
+    backends: &[Arc<dyn StorageBackend>],
+    prefix: &str,
+    policy: &CallPolicy,
+) -> Vec<Probed> {
+    let once = CallPolicy { max_attempts: 1, ..*policy };
+    let once = &once;
+    let calls = backends.iter().map(|b| async move {
+        let start = std::time::Instant::now();
+        let r = once.run(|| b.list_page(prefix, None)).await;
+        let error = match r {
+            Ok(_) => None,
+            Err(CallError::Backend(e)) => Some(e.to_string()),
+            Err(CallError::TimedOut) => Some("timed out".to_owned()),
+            Err(e @ CallError::NotAwaited) => Some(e.status().to_string()),
+        };
+        Probed { latency: start.elapsed(), error }
+    });
+    futures::future::join_all(calls).await
+}
+
+/// Versions seen in a listing, newest last, each with the backends holding a share of its
+/// head (segments aside).
+pub(crate) fn group_versions(listing: &TagListing) -> BTreeMap<Version, Vec<(usize, Listed)>> {
+    let mut by_version: BTreeMap<Version, Vec<(usize, Listed)>> = BTreeMap::new();
+    for (idx, l) in listing.iter().enumerate() {
+        if let Ok(entries) = l {
+            for e in entries.iter().filter(|e| e.segment.is_none()) {
+                let holders = by_version.entry(e.version).or_default();
+                // A backend holds one share per version; ignore duplicates.
+                if !holders.iter().any(|(i, _)| *i == idx) {
+                    holders.push((idx, e.clone()));
+                }
+            }
+        }
+    }
+    by_version
+}
+
+/// The backends of one store, in share order, and how to call them.
+pub(crate) struct Fanout {
+    backends: Vec<Arc<dyn StorageBackend>>,
+    ids: Vec<String>,
+    policy: CallPolicy,
+    hedge_after: Option<Duration>,
+    keyspace: KeySpace,
+    shares: Shares,
+    latency: Vec<Latency>,
+    /// Shares found bad (CRC, format, binding or polynomial check).
+    bad_shares: AtomicU64,
+}
+
+impl Fanout {
+    /// Calls `backends` (ids `ids`) under `policy`, hedging reads after `hedge_after`.
+    pub(crate) fn new(
+        backends: Vec<Arc<dyn StorageBackend>>,
+        ids: Vec<String>,
+        policy: CallPolicy,
+        hedge_after: Option<Duration>,
+        keyspace: KeySpace,
+        shares: Shares,
+    ) -> Self {
+        let latency = (0..backends.len()).map(|_| Latency::default()).collect();
+        Self {
+            backends,
+            ids,
+            policy,
+            hedge_after,
+            keyspace,
+            shares,
+            latency,
+            bad_shares: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn backends(&self) -> &[Arc<dyn StorageBackend>] {
+        &self.backends
+    }
+
+    /// The backends' ids, in share order.
+    pub(crate) fn ids(&self) -> &[String] {
+        &self.ids
+    }
+
+    pub(crate) fn id(&self, idx: usize) -> &str {
+        &self.ids[idx]
+    }
+
+    pub(crate) fn keyspace(&self) -> &KeySpace {
+        &self.keyspace
+    }
+
+    pub(crate) fn shares(&self) -> &Shares {
+        &self.shares
+    }
+
+    pub(crate) fn n(&self) -> usize {
+        self.backends.len()
+    }
+
+    pub(crate) fn k(&self) -> usize {
+        self.shares.threshold().k()
+    }
+
+    /// Shares found bad so far.
+    pub(crate) fn bad_shares(&self) -> u64 {
+        self.bad_shares.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn outcome(&self, idx: usize, status: OutcomeStatus) -> BackendOutcome {
+        BackendOutcome::new(self.ids[idx].clone(), status)
+    }
+
+    /// Per-backend outcomes of a fan-out: `Ok` where the call succeeded.
+    pub(crate) fn outcomes_of<T>(&self, results: &[Result<T, CallError>]) -> Vec<BackendOutcome> {
+        results
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                self.outcome(i, r.as_ref().map_or_else(CallError::status, |_| OutcomeStatus::Ok))
+            })
+            .collect()
+    }
+
+    /// Probes every backend (see [`probe`]) with a listing of its keyring slot.
+    pub(crate) async fn probe(&self) -> Vec<Probed> {
+        probe(&self.backends, &self.keyspace.keyring_key(), &self.policy).await
+    }
+
+    // --- Writes and deletes -------------------------------------------------------------
+
+    /// Writes one envelope create-only. An `AlreadyExists` on a retried call means an
+    /// earlier attempt landed: that counts as success when the stored bytes are ours.
+    pub(crate) async fn put_create(
+        &self,
+        idx: usize,
+        key: &str,
+        bytes: Bytes,
+    ) -> Result<(), CallError> {
+        let b = &self.backends[idx];
+        match self.policy.run(|| b.put(key, bytes.clone(), PutMode::Create)).await {
+            Ok(_) => Ok(()),
+            Err(CallError::Backend(e)) if e.kind() == BackendErrorKind::AlreadyExists => {
+                match self.policy.run(|| b.get(key)).await {
+                    Ok(c) if c.value.as_deref() == Some(&bytes[..]) => Ok(()),
+                    _ => Err(CallError::Backend(e)),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Overwrites one object (keyring slots only: share objects are immutable).
+    pub(crate) async fn put_overwrite(
+        &self,
+        idx: usize,
+        key: &str,
+        bytes: Bytes,
+    ) -> Result<(), CallError> {
+        let b = &self.backends[idx];
+        self.policy.run(|| b.put(key, bytes.clone(), PutMode::Overwrite)).await.map(|_| ())
+    }
+
+    /// Writes one version's objects (one per backend) create-only, concurrently; a backend
+    /// marked in `skip` is not asked and reported as failed.
+    pub(crate) async fn write_all(
+        &self,
+        objects: Vec<(String, Bytes)>,
+        skip: &[bool],
+    ) -> Vec<Result<(), CallError>> {
+        let writes = objects.into_iter().enumerate().map(|(idx, (key, bytes))| async move {
+            if skip.get(idx).copied().unwrap_or(false) {
+                return Err(CallError::Backend(BackendError::new(
+                    BackendErrorKind::Other,
+                    "skipped: an earlier segment of this write failed here",
+                )));
+            }
+            self.put_create(idx, &key, bytes).await
+        });
+        futures::future::join_all(writes).await
+    }
+
+    pub(crate) async fn delete_key(&self, idx: usize, key: &str) -> Result<(), CallError> {
+        let b = &self.backends[idx];
+        self.policy.run(|| b.delete(key)).await.map(|_| ())
+    }
+
+    /// Deletes `key` on every backend, concurrently (best effort).
+    pub(crate) async fn delete_everywhere(&self, key: &str) {
+        let deletes = (0..self.n()).map(|idx| self.delete_key(idx, key));
+        futures::future::join_all(deletes).await;
+    }
+
+    /// Reads `key` on every backend, concurrently.
+    pub(crate) async fn get_all(&self, key: &str) -> Vec<Result<Option<Bytes>, CallError>> {
+        let reads = self
+            .backends
+            .iter()
+            .map(|b| async move { self.policy.run(|| b.get(key)).await.map(|c| c.value) });
+        futures::future::join_all(reads).await
+    }
+
+    // --- Listings -----------------------------------------------------------------------
+
+    /// Parses one listed key: the (tag, share) it names if `keep` accepts its tag.
+    fn parse_listed(
+        &self,
+        key: String,
+        keep: impl Fn(NameTag) -> bool,
+    ) -> Option<(NameTag, Listed)> {
+        match self.keyspace.parse(&key) {
+            Some(ParsedKey::Share { tag, version, id_share }) if keep(tag) => {
+                Some((tag, Listed { version, key, id_share, segment: None }))
+            }
+            Some(ParsedKey::Segment { tag, version, index }) if keep(tag) => {
+                Some((tag, Listed { version, key, id_share: Vec::new(), segment: Some(index) }))
+            }
+            _ => None,
+        }
+    }
+
+    /// Lists the share objects under `prefix` on every backend, parsed: per backend, the
+    /// (tag, entry) pairs whose tag `keep` accepts, or why the backend could not list.
+    pub(crate) async fn list_shares(
+        &self,
+        prefix: &str,
+        keep: impl Fn(NameTag) -> bool + Copy,
+    ) -> Listing {
+        let calls = self.backends.iter().map(|b| async move {
+            let keys = self.policy.run(|| b.list_all(prefix)).await?.value;
+            Ok(keys.into_iter().filter_map(|key| self.parse_listed(key, keep)).collect())
+        });
+        futures::future::join_all(calls).await
+    }
+
+    /// Lists one record's shares on every backend.
+    pub(crate) async fn list_tag(&self, tag: NameTag) -> TagListing {
+        let prefix = self.keyspace.record_prefix(tag);
+        self.list_shares(&prefix, |t| t == tag)
+            .await
+            .into_iter()
+            .map(|l| l.map(|entries| entries.into_iter().map(|(_, e)| e).collect()))
+            .collect()
+    }
+
+    /// Lists one record's shares for a read, without waiting for backends whose answers can
+    /// no longer change the version the read picks: once the newest version listed by K
+    /// backends is known, fewer than K backends are still to answer (so no version they alone
+    /// hold could reach K), and no newer version could reach K with their help, the rest are
+    /// `NotAwaited`. A slow or hung backend then delays no read that the others can serve.
+    pub(crate) async fn list_tag_for_read(&self, tag: NameTag) -> TagListing {
+        let prefix = self.keyspace.record_prefix(tag);
+        let prefix = prefix.as_str();
+        let k = self.k();
+        let mut calls: FuturesUnordered<_> = self
+            .backends
+            .iter()
+            .enumerate()
+            .map(|(i, b)| async move {
+                let r = self.policy.run(|| b.list_all(prefix)).await.map(|c| {
+                    c.value
+                        .into_iter()
+                        .filter_map(|key| self.parse_listed(key, |t| t == tag))
+                        .map(|(_, e)| e)
+                        .collect::<Vec<_>>()
+                });
+                (i, r)
+            })
+            .collect();
+        let mut listing: TagListing = (0..self.n()).map(|_| Err(CallError::NotAwaited)).collect();
+        let mut waiting = self.n();
+        while let Some((i, r)) = calls.next().await {
+            listing[i] = r;
+            waiting -= 1;
+            if waiting == 0 || waiting >= k {
+                continue;
+            }
+            let versions = group_versions(&listing);
+            let Some(best) = versions.iter().rev().find(|(_, h)| h.len() >= k).map(|(v, _)| *v)
+            else {
+                continue;
+            };
+            let newer_could_win =
+                versions.range(best..).skip(1).any(|(_, h)| h.len() + waiting >= k);
+            if !newer_could_win {
+                break;
+            }
+        }
+        // Answers that are already there are taken (a backend that failed fast is reported
+        // as failed, not as skipped); only the ones still running are left behind.
+        while let Some(Some((i, r))) = calls.next().now_or_never() {
+            listing[i] = r;
+        }
+        listing
+    }
+
+    // --- Reads --------------------------------------------------------------------------
+
+    /// Backend indices, fastest readers first.
+    fn by_latency(&self, mut idxs: Vec<usize>) -> Vec<usize> {
+        idxs.sort_by_key(|&i| self.latency[i].get());
+        idxs
+    }
+
+    /// Fetches shares from `sources` until K verify (or, with `want_all`, all of them), and
+    /// rebuilds the secret. Every share beyond the rebuilding K is checked against the
+    /// rebuilt polynomial, so a bad backend is named, not just detected.
+    pub(crate) async fn fetch_and_verify(
+        &self,
+        expect: Expect,
+        sources: Vec<(usize, Source)>,
+        want_all: bool,
+    ) -> Result<Verified> {
+        let k = self.k();
+        let mut status: Vec<Option<OutcomeStatus>> = vec![None; self.n()];
+        let order = self.by_latency(sources.iter().map(|(i, _)| *i).collect());
+        let mut by_idx: BTreeMap<usize, Source> = sources.into_iter().collect();
+        let mut queue: VecDeque<(usize, Source)> =
+            order.into_iter().filter_map(|i| by_idx.remove(&i).map(|s| (i, s))).collect();
+        let mut good: Vec<(usize, Bytes)> = Vec::new();
+        let mut inflight = FuturesUnordered::new();
+        // When each backend's fetch started, until it answers (for abandoned fetches).
+        let mut pending: Vec<Option<Instant>> = vec![None; self.n()];
+
+        let fetch = |idx: usize, src: Source| async move {
+            let start = Instant::now();
+            let res = match src {
+                Source::Have(b) => Ok(Some(b)),
+                Source::Fetch(key) => {
+                    let b = &self.backends[idx];
+                    self.policy.run(|| b.get(&key)).await.map(|c| c.value)
+                }
+            };
+            (idx, res, start.elapsed())
+        };
+
+        let first = if want_all { queue.len() } else { k.min(queue.len()) };
+        for _ in 0..first {
+            if let Some((i, s)) = queue.pop_front() {
+                pending[i] = Some(Instant::now());
+                inflight.push(fetch(i, s));
+            }
+        }
+        // Phase 1: K good shares (or all), asking one more backend on each failure and
+        // whenever the hedging delay passes without enough answers.
+        while want_all || good.len() < k {
+            let next = match (self.hedge_after, want_all) {
+                (Some(d), false) if !queue.is_empty() => {
+                    match tokio::time::timeout(d, inflight.next()).await {
+                        Ok(n) => n,
+                        Err(_) => {
+                            if let Some((i, s)) = queue.pop_front() {
+                                tracing::debug!(backend = %self.ids[i], "hedging read");
+                                pending[i] = Some(Instant::now());
+                                inflight.push(fetch(i, s));
+                            }
+                            continue;
+                        }
+                    }
+                }
+                _ => inflight.next().await,
+            };
+            let Some((idx, res, elapsed)) = next else {
+                break;
+            };
+            pending[idx] = None;
+            let ok = self.absorb(idx, res, elapsed, &expect, &mut status, &mut good);
+            if !ok
+                && !want_all
+                && let Some((i, s)) = queue.pop_front()
+            {
+                pending[i] = Some(Instant::now());
+                inflight.push(fetch(i, s));
+            }
+        }
+        if good.len() >= k
+            && let Some(opened) = self.shares.open(&expect, &good, 1)
+        {
+            // Hedged fetches still in flight are not needed: dropping cancels them. Their
+            // backends were slower than the time waited, which is what their latency learns.
+            drop(inflight);
+            for (idx, started) in pending.iter().enumerate() {
+                if let Some(t) = started {
+                    self.latency[idx].record_at_least(t.elapsed());
+                }
+            }
+            return self.finish(opened, good, status);
+        }
+        // Phase 2: the first K did not verify (or too few were good): hear out the fetches
+        // still in flight (a hedged one may hold the good share) and ask everyone left.
+        for (i, s) in queue.drain(..) {
+            inflight.push(fetch(i, s));
+        }
+        while let Some((idx, res, elapsed)) = inflight.next().await {
+            self.absorb(idx, res, elapsed, &expect, &mut status, &mut good);
+        }
+        let outcomes = |status: &[Option<OutcomeStatus>]| -> Vec<BackendOutcome> {
+            status
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| s.clone().map(|s| self.outcome(i, s)))
+                .collect()
+        };
+        let bad_named = || bad_of(&status).into_iter().map(|i| self.ids[i].clone()).collect();
+        if good.len() < k && !bad_of(&status).is_empty() {
+            // Enough shares exist but some are bad: an integrity failure, not an outage.
+            tracing::warn!(tag = %expect.tag, "bad shares leave fewer than {k} good ones");
+            return Err(VaultError::HmacFailed {
+                reason: format!(
+                    "only {} good shares of {k} needed; the others are bad",
+                    good.len()
+                ),
+                bad_backends: bad_named(),
+                outcomes: outcomes(&status),
+            });
+        }
+        if good.len() < k {
+            return Err(VaultError::InsufficientShares {
+                need: k,
+                got: good.len(),
+                outcomes: outcomes(&status),
+            });
+        }
+        match self.shares.open(&expect, &good, MAX_SUBSETS) {
+            Some(opened) => self.finish(opened, good, status),
+            None => {
+                tracing::warn!(tag = %expect.tag, "no {k} shares verify: possible tampering");
+                Err(VaultError::HmacFailed {
+                    reason: format!(
+                        "no {k} of the {} shares fetched rebuild a record that verifies",
+                        good.len()
+                    ),
+                    bad_backends: bad_named(),
+                    outcomes: outcomes(&status),
+                })
+            }
+        }
+    }
+
+    /// Files one fetch result; true if it yielded a good share.
+    fn absorb(
+        &self,
+        idx: usize,
+        res: Result<Option<Bytes>, CallError>,
+        elapsed: Duration,
+        expect: &Expect,
+        status: &mut [Option<OutcomeStatus>],
+        good: &mut Vec<(usize, Bytes)>,
+    ) -> bool {
+        match res {
+            Ok(Some(bytes)) => {
+                self.latency[idx].record(elapsed);
+                match self.shares.check(idx, &bytes, expect) {
+                    Ok(()) => {
+                        status[idx] = Some(OutcomeStatus::Ok);
+                        good.push((idx, bytes));
+                        true
+                    }
+                    Err(reason) => {
+                        self.note_bad(idx, &reason);
+                        status[idx] = Some(OutcomeStatus::Corrupt { reason });
+                        false
+                    }
+                }
+            }
+            Ok(None) => {
+                self.latency[idx].record(elapsed);
+                status[idx] = Some(OutcomeStatus::Missing);
+                false
+            }
+            Err(e) => {
+                self.latency[idx].penalize();
+                tracing::warn!(backend = %self.ids[idx], error = ?e, "share fetch failed");
+                status[idx] = Some(e.status());
+                false
+            }
+        }
+    }
+
+    fn note_bad(&self, idx: usize, reason: &str) {
+        self.bad_shares.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(backend = %self.ids[idx], reason, "backend served a bad share");
+    }
+
+    /// Checks the shares beyond the opened subset against the rebuilt polynomial, naming
+    /// the backends whose shares do not fit.
+    fn finish(
+        &self,
+        opened: Opened,
+        good: Vec<(usize, Bytes)>,
+        mut status: Vec<Option<OutcomeStatus>>,
+    ) -> Result<Verified> {
+        let fits = self.shares.confirm(&opened, &good)?;
+        let subset: Vec<(usize, Bytes)> = opened.subset.iter().map(|&p| good[p].clone()).collect();
+        let mut verified_good = subset.clone();
+        for (p, (idx, bytes)) in good.into_iter().enumerate() {
+            if opened.subset.contains(&p) {
+                continue;
+            }
+            if fits[p] {
+                verified_good.push((idx, bytes));
+            } else {
+                let reason = "share does not match the verified polynomial".to_owned();
+                self.note_bad(idx, &reason);
+                status[idx] = Some(OutcomeStatus::Corrupt { reason });
+            }
+        }
+        Ok(Verified {
+            kind: opened.kind,
+            secret: opened.secret,
+            payload: opened.payload,
+            good: verified_good,
+            subset: subset.iter().map(|(i, _)| *i).collect(),
+            status,
+        })
+    }
+}

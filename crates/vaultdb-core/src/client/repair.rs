@@ -1,0 +1,342 @@
+//! Repairing one record: regenerating the missing or bad shares of its newest verifiable
+//! version (and of its segments) from K good ones, and removing superseded versions and,
+//! after the grace period, abandoned partial writes. Used by `repair`, `scrub` and
+//! read-repair.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::Inner;
+use super::fanout::{Listed, Source, TagListing, Verified, group_versions};
+use super::shares::Expect;
+use crate::envelope::Kind;
+use crate::error::OutcomeStatus;
+use crate::naming::NameTag;
+use crate::version::Version;
+
+/// What `repair` did for one record.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct RepairReport {
+    /// The version repaired (the newest that verifies), if any.
+    pub version: Option<Version>,
+    /// Backends whose share was rewritten.
+    pub restored: Vec<String>,
+    /// Objects removed (superseded versions, abandoned partial writes, bad shares).
+    pub removed: usize,
+    /// What could not be repaired, and why.
+    pub problems: Vec<String>,
+    /// Objects this repair wrote (backend index, key), for undoing them if the version
+    /// was deleted or superseded meanwhile.
+    pub(crate) written: Vec<(usize, String)>,
+}
+
+fn now_micros() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+}
+
+impl Inner {
+    /// Repairs one record given its listing (see `VaultDb::repair`); lists it if `None`.
+    pub(crate) async fn repair_tag(
+        &self,
+        tag: NameTag,
+        listing: Option<TagListing>,
+    ) -> RepairReport {
+        let listing = match listing {
+            Some(l) => l,
+            None => self.fanout.list_tag(tag).await,
+        };
+        let mut report = RepairReport::default();
+        for (i, l) in listing.iter().enumerate() {
+            if let Err(e) = l {
+                report.problems.push(format!(
+                    "{tag}: {} could not list: {}",
+                    self.fanout.id(i),
+                    e.status()
+                ));
+            }
+        }
+        let versions = group_versions(&listing);
+        let k = self.k();
+        let grace = self.settings.grace_period.as_micros().min(u128::from(u64::MAX)) as u64;
+        let now = now_micros();
+        let old_enough = |v: &Version| now.saturating_sub(v.micros()) >= grace;
+
+        let mut target: Option<(Version, Verified)> = None;
+        for (v, holders) in versions.iter().rev() {
+            if holders.len() < k {
+                continue;
+            }
+            let expect = Expect { kind: Kind::Record, tag, version: *v };
+            let sources = holders.iter().map(|(i, l)| (*i, Source::Fetch(l.key.clone()))).collect();
+            match self.fanout.fetch_and_verify(expect, sources, true).await {
+                Ok(verified) => {
+                    target = Some((*v, verified));
+                    break;
+                }
+                Err(e) => {
+                    report.problems.push(format!("{tag}: version {v} cannot be repaired: {e}"))
+                }
+            }
+        }
+
+        let mut doomed: Vec<(usize, String)> = Vec::new();
+        match &target {
+            None => {
+                // Nothing complete: remove abandoned partial writes once they are old enough.
+                for (v, holders) in &versions {
+                    if holders.len() < k && old_enough(v) {
+                        doomed.extend(holders.iter().map(|(i, l)| (*i, l.key.clone())));
+                    }
+                }
+            }
+            Some((tv, verified)) => {
+                report.version = Some(*tv);
+                self.restore_shares(tag, *tv, verified, &versions[tv], &listing, &mut report).await;
+                let lost = if verified.kind == Kind::Manifest {
+                    self.restore_segments(tag, *tv, verified, &listing, &mut report).await
+                } else {
+                    Vec::new()
+                };
+                if !lost.is_empty() && old_enough(tv) {
+                    // A manifest whose segments are gone for good (a delete that ran while
+                    // the put wrote them, or an abandoned write): unreadable, so it goes,
+                    // like any abandoned write once past the grace period.
+                    tracing::warn!(%tag, version = %tv, "removing a version that lost segments: {}",
+                        lost.join("; "));
+                    doomed.extend(versions[tv].iter().map(|(i, l)| (*i, l.key.clone())));
+                    doomed.append(&mut report.written);
+                } else {
+                    report.problems.extend(lost);
+                }
+                let mut older: Vec<&Version> = versions.keys().filter(|v| *v < tv).collect();
+                older.sort_by(|a, b| b.cmp(a));
+                for v in older.into_iter().skip(self.settings.retain_versions - 1) {
+                    doomed.extend(versions[v].iter().map(|(i, l)| (*i, l.key.clone())));
+                }
+                for (v, holders) in versions.range(tv..).skip(1) {
+                    if holders.len() < k && old_enough(v) {
+                        doomed.extend(holders.iter().map(|(i, l)| (*i, l.key.clone())));
+                    }
+                }
+            }
+        }
+        // Segments follow their version: removed with it, or (with no manifest anywhere)
+        // once older than the grace period or older than the repaired version.
+        let doomed_versions: BTreeSet<Version> = versions
+            .iter()
+            .filter(|(_, holders)| {
+                holders.iter().any(|(i, l)| doomed.contains(&(*i, l.key.clone())))
+            })
+            .map(|(v, _)| *v)
+            .collect();
+        let target_version = target.as_ref().map(|(v, _)| *v);
+        for (idx, l) in listing.iter().enumerate() {
+            for e in l.as_deref().unwrap_or_default().iter().filter(|e| e.segment.is_some()) {
+                let headless = !versions.contains_key(&e.version);
+                let superseded = target_version.is_some_and(|tv| e.version < tv);
+                if doomed_versions.contains(&e.version)
+                    || (headless && (old_enough(&e.version) || superseded))
+                {
+                    doomed.push((idx, e.key.clone()));
+                }
+            }
+        }
+        // A delete, or a newer put's cleanup, may have removed the version while this repair
+        // restored shares of it from what it had read before. Check, and undo: a repair must
+        // never bring back what was deleted.
+        if let Some(tv) = target_version
+            && !report.written.is_empty()
+        {
+            let after = self.fanout.list_tag(tag).await;
+            let ours: Vec<usize> = report.written.iter().map(|(i, _)| *i).collect();
+            let still = after
+                .iter()
+                .enumerate()
+                .filter(|(i, l)| {
+                    !ours.contains(i)
+                        && l.as_ref()
+                            .is_ok_and(|e| e.iter().any(|e| e.version == tv && e.segment.is_none()))
+                })
+                .count();
+            let unknown = after.iter().filter(|l| l.is_err()).count();
+            if still + unknown < k {
+                tracing::info!(%tag, "record deleted or superseded during repair; undoing it");
+                report.problems.push(format!(
+                    "{tag}: version {tv} was removed during the repair; restored shares withdrawn"
+                ));
+                report.restored.clear();
+                doomed.append(&mut report.written);
+            }
+        }
+        for (idx, key) in doomed {
+            match self.fanout.delete_key(idx, &key).await {
+                Ok(()) => {
+                    report.removed += 1;
+                    self.stats.objects_removed.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => report.problems.push(format!(
+                    "{tag}: could not remove an object on {}: {}",
+                    self.fanout.id(idx),
+                    e.status()
+                )),
+            }
+        }
+        if !report.restored.is_empty() || report.removed > 0 {
+            tracing::info!(%tag, restored = ?report.restored, removed = report.removed, "repaired");
+        }
+        report
+    }
+
+    /// Rewrites the target version's share on every reachable backend lacking a good one.
+    async fn restore_shares(
+        &self,
+        tag: NameTag,
+        version: Version,
+        verified: &Verified,
+        holders: &[(usize, Listed)],
+        listing: &TagListing,
+        report: &mut RepairReport,
+    ) {
+        let good: Vec<usize> = verified.good.iter().map(|(i, _)| *i).collect();
+        let missing: Vec<usize> = (0..self.n())
+            .filter(|i| listing[*i].is_ok() && !good.contains(i) && needs_share(verified, *i))
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        // The id shares of the holders whose secret shares verified.
+        let id_holders: Vec<(usize, &[u8])> = holders
+            .iter()
+            .filter(|(i, _)| good.contains(i))
+            .map(|(i, l)| (*i, l.id_share.as_slice()))
+            .collect();
+        let Some((_, id_pos)) = self.shares().recover_id(&self.naming, tag, &id_holders) else {
+            report.problems.push(format!("{tag}: the id shares in object names do not verify"));
+            return;
+        };
+        let derive_key = |x: u8| -> Option<String> {
+            let id_share = self.shares().derive_id_share(&id_holders, &id_pos, x)?;
+            Some(self.fanout.keyspace().share_key(tag, version, &id_share))
+        };
+        let existing: Vec<(usize, String)> =
+            holders.iter().map(|(i, l)| (*i, l.key.clone())).collect();
+        self.restore_object(tag, version, verified, &missing, &existing, &derive_key, report).await;
+    }
+
+    /// Rewrites every missing or bad segment share of a segmented record's version. Returns
+    /// what makes the version broken for good, if anything: segments with fewer than K
+    /// shares even counting every backend that could not list.
+    async fn restore_segments(
+        &self,
+        tag: NameTag,
+        version: Version,
+        manifest_verified: &Verified,
+        listing: &TagListing,
+        report: &mut RepairReport,
+    ) -> Vec<String> {
+        let manifest = match crate::manifest::Manifest::decode(manifest_verified.payload()) {
+            Ok(m) => m,
+            Err(e) => {
+                report.problems.push(format!("{tag}: version {version}: {e}"));
+                return Vec::new();
+            }
+        };
+        let reachable: Vec<usize> = (0..self.n()).filter(|i| listing[*i].is_ok()).collect();
+        let unreachable = self.n() - reachable.len();
+        let mut lost = Vec::new();
+        for index in 0..manifest.segment_count {
+            let key = self.fanout.keyspace().segment_key(tag, version, index);
+            let existing: Vec<(usize, String)> = reachable
+                .iter()
+                .filter(|i| {
+                    listing[**i].as_deref().unwrap_or_default().iter().any(|e| e.key == key)
+                })
+                .map(|i| (*i, key.clone()))
+                .collect();
+            if existing.len() + unreachable < self.k() {
+                lost.push(format!(
+                    "{tag}: version {version}: segment {index} has {} shares of {} needed",
+                    existing.len(),
+                    self.k()
+                ));
+                continue;
+            }
+            let expect = Expect { kind: Kind::Segment, tag, version };
+            let sources = existing.iter().map(|(i, k)| (*i, Source::Fetch(k.clone()))).collect();
+            let verified = match self.fanout.fetch_and_verify(expect, sources, true).await {
+                Ok(v) => v,
+                Err(e) => {
+                    report.problems.push(format!(
+                        "{tag}: version {version}: segment {index} cannot be repaired: {e}"
+                    ));
+                    continue;
+                }
+            };
+            let good: Vec<usize> = verified.good.iter().map(|(i, _)| *i).collect();
+            let missing: Vec<usize> = reachable
+                .iter()
+                .copied()
+                .filter(|i| !good.contains(i) && needs_share(&verified, *i))
+                .collect();
+            let key_of = |_x: u8| Some(key.clone());
+            self.restore_object(tag, version, &verified, &missing, &existing, &key_of, report)
+                .await;
+        }
+        lost
+    }
+
+    /// Derives the shares of `missing` backends from the verified subset and writes them
+    /// create-only under `key_of(x)`, first removing a bad object a backend holds there.
+    #[allow(clippy::too_many_arguments)]
+    async fn restore_object(
+        &self,
+        tag: NameTag,
+        version: Version,
+        verified: &Verified,
+        missing: &[usize],
+        existing: &[(usize, String)],
+        key_of: &(dyn Fn(u8) -> Option<String> + Sync),
+        report: &mut RepairReport,
+    ) {
+        let subset = verified.subset_envelopes();
+        for &idx in missing {
+            let x = (idx + 1) as u8;
+            let derived = self.shares().derive(&subset, x, verified.kind, version, tag);
+            let (Ok(bytes), Some(key)) = (derived, key_of(x)) else {
+                report.problems.push(format!("{tag}: could not derive share {x}"));
+                continue;
+            };
+            // A bad object at this backend for this version goes first (shares are
+            // immutable, so it is replaced by delete + create, never overwritten).
+            if let Some((_, bad)) = existing.iter().find(|(i, _)| *i == idx)
+                && self.fanout.delete_key(idx, bad).await.is_ok()
+            {
+                report.removed += 1;
+            }
+            match self.fanout.put_create(idx, &key, bytes.into()).await {
+                Ok(()) => {
+                    self.stats.shares_repaired.fetch_add(1, Ordering::Relaxed);
+                    report.restored.push(self.fanout.id(idx).to_owned());
+                    report.written.push((idx, key.clone()));
+                }
+                Err(e) => report.problems.push(format!(
+                    "{tag}: could not restore the share on {}: {}",
+                    self.fanout.id(idx),
+                    e.status()
+                )),
+            }
+        }
+    }
+}
+
+/// True if backend `idx` lacks a good share of a verified object: it has none, or a bad
+/// one. A backend whose fetch failed or timed out is left alone: its share may be fine, and
+/// replacing it (delete, then create) on a flaky backend could lose it.
+fn needs_share(verified: &Verified, idx: usize) -> bool {
+    matches!(
+        verified.status.get(idx),
+        None | Some(None | Some(OutcomeStatus::Missing | OutcomeStatus::Corrupt { .. }))
+    )
+}

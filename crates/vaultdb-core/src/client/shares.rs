@@ -1,0 +1,461 @@
+//! The shares layer: pure functions over one store's shares, with no I/O, no async and no
+//! logging.
+//!
+//! Writing, it seals a payload into a secret (pad, HMAC) and splits it into N envelopes.
+//! Reading, it checks an envelope against what the read expects, opens K good envelopes
+//! into a secret whose MAC verifies (trying other K-subsets when one fails), and confirms
+//! the remaining envelopes against the polynomial those K define, so that a bad one is
+//! named rather than merely outvoted. Repairing, it derives the envelope a backend lacks
+//! and rebuilds record ids from the id shares in object names. The fan-out layer above
+//! fetches the bytes and reports what this layer finds.
+
+use std::ops::Range;
+
+use bytes::Bytes;
+
+use crate::envelope::{self, Header, Kind};
+use crate::error::{Result, VaultError};
+use crate::keyring::{KEYRING_TAG, Keyring};
+use crate::naming::{NameTag, NamingKey, pad_id, unpad_id};
+use crate::padding::Padding;
+use crate::rng::RandomSource;
+use crate::secret::{self, Binding, SECRET_HEADER_LEN};
+use crate::version::Version;
+use crate::wipe::SecretVec;
+use crate::xorida::{SharePoint, Threshold, Xorida};
+
+/// Secrets at least this large compute their HMAC on a second thread while they are split.
+const PARALLEL_MAC_MIN: usize = 128 << 10;
+
+/// What a read must match.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Expect {
+    pub(crate) kind: Kind,
+    pub(crate) tag: NameTag,
+    pub(crate) version: Version,
+}
+
+/// A secret rebuilt from K good envelopes whose MAC verified.
+pub(crate) struct Opened {
+    /// What the secret holds (a record read may find a manifest).
+    pub(crate) kind: Kind,
+    pub(crate) secret: SecretVec,
+    /// Where the payload is in the secret.
+    pub(crate) payload: Range<usize>,
+    /// Positions, in the list of good envelopes, of the K that rebuilt it.
+    pub(crate) subset: Vec<usize>,
+}
+
+/// The share bytes of an envelope that [`envelope::decode`] accepted.
+pub(crate) fn share_of(envelope: &[u8]) -> &[u8] {
+    &envelope[envelope::HEADER_LEN..envelope.len() - envelope::TRAILER_LEN]
+}
+
+/// One store's share codec: its threshold, the sharing engine and the padding policy.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Shares {
+    threshold: Threshold,
+    xorida: Xorida,
+    padding: Padding,
+}
+
+impl Shares {
+    /// The codec of a `threshold` store padding secrets with `padding`.
+    pub(crate) fn new(threshold: Threshold, padding: Padding) -> Self {
+        Self { threshold, xorida: Xorida::new(), padding }
+    }
+
+    pub(crate) fn threshold(&self) -> Threshold {
+        self.threshold
+    }
+
+    /// Seals a secret around the payload `write_payload` appends, splits it and returns the
+    /// N sealed envelopes (share x = i + 1 at position i).
+    pub(crate) fn seal(
+        &self,
+        binding: &Binding,
+        size_hint: usize,
+        rng: &mut dyn RandomSource,
+        write_payload: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+    ) -> Result<Vec<Vec<u8>>> {
+        let t = self.threshold;
+        let secret = secret::seal_untagged(self.padding, size_hint, rng, write_payload)?;
+        let secret_len = u32::try_from(secret.len())
+            .map_err(|_| VaultError::SplitFailed("secret too large for one envelope".into()))?;
+        let mut bufs: Vec<Vec<u8>> = (0..t.n())
+            .map(|i| {
+                Header {
+                    kind: binding.kind,
+                    threshold: t,
+                    x: (i + 1) as u8,
+                    version: binding.version,
+                    tag: binding.tag,
+                    secret_len,
+                }
+                .new_buffer()
+            })
+            .collect();
+        // Split the untagged secret while another thread computes the HMAC (for large
+        // secrets, where the thread pays for itself), then add the tag to every share:
+        // splitting is linear, so this equals splitting the tagged secret.
+        // The CRC of each share past the tag is computed block by block as the split writes
+        // it (still in the cache), so only the header and tag are checksummed afterwards.
+        let tail_from = secret::TAG_RANGE.end;
+        let mut tails = vec![0u32; t.n()];
+        let mac = {
+            let mut outs: Vec<&mut [u8]> =
+                bufs.iter_mut().map(|b| envelope::share_mut(b)).collect();
+            let xorida = &self.xorida;
+            let secret = &secret;
+            let tails = &mut tails;
+            let mut observe = |range: std::ops::Range<usize>, outs: &[&mut [u8]]| {
+                let from = range.start.max(tail_from);
+                if range.end > from {
+                    for (crc, out) in tails.iter_mut().zip(outs) {
+                        *crc = crc32c::crc32c_append(*crc, &out[from..range.end]);
+                    }
+                }
+            };
+            let mut split = |rng: &mut dyn RandomSource| {
+                xorida.split_into_observed(t, secret, rng, &mut outs, &mut observe)
+            };
+            if secret.len() >= PARALLEL_MAC_MIN {
+                std::thread::scope(|scope| {
+                    let worker = std::thread::Builder::new()
+                        .spawn_scoped(scope, || secret::tag_of(binding, secret));
+                    split(rng);
+                    match worker {
+                        Ok(h) => h
+                            .join()
+                            .map_err(|_| VaultError::SplitFailed("HMAC thread panicked".into())),
+                        Err(_) => Ok(secret::tag_of(binding, secret)),
+                    }
+                })?
+            } else {
+                split(rng);
+                secret::tag_of(binding, secret)
+            }
+        };
+        for (buf, tail) in bufs.iter_mut().zip(tails) {
+            let share = envelope::share_mut(buf);
+            for (s, m) in share[secret::TAG_RANGE].iter_mut().zip(mac) {
+                *s ^= m;
+            }
+            envelope::seal_with_tail(buf, tail_from, tail);
+        }
+        Ok(bufs)
+    }
+
+    /// Splits a record id (padded) into N id shares, one per backend's object name.
+    ///
+    /// # Errors
+    /// `INVALID_INPUT` for an invalid id.
+    pub(crate) fn split_id(&self, id: &str, rng: &mut dyn RandomSource) -> Result<Vec<Vec<u8>>> {
+        let padded_id = pad_id(id)?;
+        Ok(self.xorida.split(self.threshold, &padded_id, rng))
+    }
+
+    /// The envelopes of a keyring, one per backend.
+    pub(crate) fn seal_keyring(
+        &self,
+        keyring: &Keyring,
+        version: Version,
+        rng: &mut dyn RandomSource,
+    ) -> Result<Vec<Bytes>> {
+        let t = self.threshold;
+        let binding = Binding { kind: Kind::Keyring, tag: KEYRING_TAG, version, threshold: t };
+        let secret =
+            secret::seal(&binding, self.padding, 256, rng, |buf| keyring.encode_into(buf))?;
+        let shares = self.xorida.split(t, &secret, rng);
+        Ok(shares
+            .iter()
+            .enumerate()
+            .map(|(i, share)| {
+                let header = Header {
+                    kind: Kind::Keyring,
+                    threshold: t,
+                    x: (i + 1) as u8,
+                    version,
+                    tag: KEYRING_TAG,
+                    secret_len: share.len() as u32,
+                };
+                Bytes::from(envelope::encode(&header, share))
+            })
+            .collect())
+    }
+
+    /// Checks an envelope fetched from backend `idx` against what the read expects; the
+    /// error says which check failed.
+    pub(crate) fn check(&self, idx: usize, bytes: &[u8], expect: &Expect) -> Result<(), String> {
+        let env = envelope::decode(bytes).map_err(|e| e.to_string())?;
+        let h = env.header;
+        // A record read accepts either an inline record or a segmented record's manifest;
+        // the MAC binds the kind, so a backend cannot turn one into the other.
+        if h.kind != expect.kind && !(expect.kind == Kind::Record && h.kind == Kind::Manifest) {
+            return Err("wrong kind of share".into());
+        }
+        if h.threshold != self.threshold {
+            return Err(format!("share is for {}, store is {}", h.threshold, self.threshold));
+        }
+        if usize::from(h.x) != idx + 1 {
+            return Err(format!("share has x = {}, backend holds x = {}", h.x, idx + 1));
+        }
+        if h.version != expect.version {
+            return Err("share belongs to another version".into());
+        }
+        if !h.tag.ct_eq(&expect.tag) {
+            return Err("share belongs to another record".into());
+        }
+        Ok(())
+    }
+
+    /// Tries K-subsets of `good` (backend index, envelope; each accepted by
+    /// [`Shares::check`]), at most `limit` of them, and returns the first whose rebuilt
+    /// secret verifies.
+    pub(crate) fn open(
+        &self,
+        expect: &Expect,
+        good: &[(usize, Bytes)],
+        limit: usize,
+    ) -> Option<Opened> {
+        let mut tried = 0;
+        let mut found = None;
+        for_each_subset(good.len(), self.threshold.k(), &mut |pos: &[usize]| {
+            if tried >= limit {
+                return false;
+            }
+            tried += 1;
+            let pts: Vec<SharePoint<'_>> = pos
+                .iter()
+                .map(|&p| {
+                    let (idx, bytes) = &good[p];
+                    SharePoint { x: (*idx + 1) as u8, y: share_of(bytes) }
+                })
+                .collect();
+            if pts.iter().any(|p| p.y.len() != pts[0].y.len()) {
+                return true;
+            }
+            // check() accepted every good share, so its kind byte is valid; the subset must
+            // agree on it, and the MAC label binds it.
+            let kinds: Vec<Option<Kind>> =
+                pos.iter().map(|&p| envelope::kind_of(&good[p].1)).collect();
+            let Some(kind) = kinds[0] else {
+                return true;
+            };
+            if kinds.iter().any(|k| *k != Some(kind)) {
+                return true;
+            }
+            let Ok(secret) = self.xorida.rebuild(self.threshold, &pts) else {
+                return true;
+            };
+            let binding = Binding {
+                kind,
+                tag: expect.tag,
+                version: expect.version,
+                threshold: self.threshold,
+            };
+            if let Ok(payload) = secret::open(&binding, &secret) {
+                let payload = SECRET_HEADER_LEN..SECRET_HEADER_LEN + payload.len();
+                found = Some(Opened { kind, secret, payload, subset: pos.to_vec() });
+                return false;
+            }
+            true
+        });
+        found
+    }
+
+    /// Checks every envelope of `good` outside the opened subset against the polynomial the
+    /// subset defines: per position in `good`, whether it lies on it (the subset's do).
+    ///
+    /// # Errors
+    /// `RECONSTRUCT_FAILED` if the subset's shares cannot be interpolated (they can: they
+    /// just rebuilt a secret that verified).
+    pub(crate) fn confirm(&self, opened: &Opened, good: &[(usize, Bytes)]) -> Result<Vec<bool>> {
+        let pts: Vec<SharePoint<'_>> = opened
+            .subset
+            .iter()
+            .map(|&p| SharePoint { x: (good[p].0 + 1) as u8, y: share_of(&good[p].1) })
+            .collect();
+        let mut fits = Vec::with_capacity(good.len());
+        for (p, (idx, bytes)) in good.iter().enumerate() {
+            if opened.subset.contains(&p) {
+                fits.push(true);
+                continue;
+            }
+            let expected = self.xorida.derive(self.threshold, &pts, (*idx + 1) as u8)?;
+            fits.push(expected[..] == share_of(bytes)[..]);
+        }
+        Ok(fits)
+    }
+
+    /// The envelope backend `x - 1` should hold, derived from the K verified envelopes in
+    /// `subset` (backend index, envelope).
+    ///
+    /// # Errors
+    /// `RECONSTRUCT_FAILED` if the subset's shares cannot be interpolated at `x`.
+    pub(crate) fn derive(
+        &self,
+        subset: &[(usize, &[u8])],
+        x: u8,
+        kind: Kind,
+        version: Version,
+        tag: NameTag,
+    ) -> Result<Vec<u8>> {
+        let pts: Vec<SharePoint<'_>> = subset
+            .iter()
+            .map(|(i, env)| SharePoint { x: (*i + 1) as u8, y: share_of(env) })
+            .collect();
+        let share = self.xorida.derive(self.threshold, &pts, x)?;
+        let header = Header {
+            kind,
+            threshold: self.threshold,
+            x,
+            version,
+            tag,
+            secret_len: share.len() as u32,
+        };
+        Ok(envelope::encode(&header, &share))
+    }
+
+    /// The id share backend `x - 1` should carry in its object name, derived from the K id
+    /// shares at `holders` positions `pos`.
+    pub(crate) fn derive_id_share(
+        &self,
+        holders: &[(usize, &[u8])],
+        pos: &[usize],
+        x: u8,
+    ) -> Option<Vec<u8>> {
+        let pts: Vec<SharePoint<'_>> = pos
+            .iter()
+            .map(|&p| SharePoint { x: (holders[p].0 + 1) as u8, y: holders[p].1 })
+            .collect();
+        self.xorida.derive(self.threshold, &pts, x).ok()
+    }
+
+    /// Rebuilds a record id from K of the id shares `holders` (backend index, id share)
+    /// and checks it against its name tag, trying subsets; returns the id and the positions
+    /// in `holders` of the shares that rebuilt it.
+    pub(crate) fn recover_id(
+        &self,
+        naming: &NamingKey,
+        tag: NameTag,
+        holders: &[(usize, &[u8])],
+    ) -> Option<(String, Vec<usize>)> {
+        let mut found = None;
+        for_each_subset(holders.len(), self.threshold.k(), &mut |pos| {
+            let pts: Vec<SharePoint<'_>> = pos
+                .iter()
+                .map(|&p| SharePoint { x: (holders[p].0 + 1) as u8, y: holders[p].1 })
+                .collect();
+            if pts.iter().any(|p| p.y.len() != pts[0].y.len()) {
+                return true;
+            }
+            if let Ok(padded) = self.xorida.rebuild(self.threshold, &pts)
+                && let Some(id) = unpad_id(&padded)
+                && naming.tag(&id).ct_eq(&tag)
+            {
+                found = Some((id, pos.to_vec()));
+                return false;
+            }
+            true
+        });
+        found
+    }
+}
+
+/// Calls `f` with every k-subset of 0..n (as sorted positions) until it returns false.
+pub(crate) fn for_each_subset(n: usize, k: usize, f: &mut dyn FnMut(&[usize]) -> bool) {
+    if k > n || k == 0 {
+        return;
+    }
+    let mut idx: Vec<usize> = (0..k).collect();
+    loop {
+        if !f(&idx) {
+            return;
+        }
+        // Advance to the next combination in lexicographic order.
+        let mut i = k;
+        loop {
+            if i == 0 {
+                return;
+            }
+            i -= 1;
+            if idx[i] != i + n - k {
+                break;
+            }
+            if i == 0 {
+                return;
+            }
+        }
+        idx[i] += 1;
+        for j in i + 1..k {
+            idx[j] = idx[j - 1] + 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::CsRng;
+
+    #[test]
+    fn subsets_are_all_combinations() {
+        let mut seen = Vec::new();
+        for_each_subset(5, 3, &mut |s| {
+            seen.push(s.to_vec());
+            true
+        });
+        assert_eq!(seen.len(), 10);
+        assert_eq!(seen.first().unwrap(), &vec![0, 1, 2]);
+        assert_eq!(seen.last().unwrap(), &vec![2, 3, 4]);
+        let mut n = 0;
+        for_each_subset(4, 4, &mut |_| {
+            n += 1;
+            true
+        });
+        assert_eq!(n, 1);
+        for_each_subset(2, 3, &mut |_| panic!("no subsets"));
+        let mut stop = 0;
+        for_each_subset(10, 2, &mut |_| {
+            stop += 1;
+            stop < 3
+        });
+        assert_eq!(stop, 3);
+    }
+
+    /// Seal, then: every envelope checks, any K open to the payload, the others confirm,
+    /// a derived envelope equals the sealed one, and a flipped byte is found.
+    #[test]
+    fn sealed_envelopes_open_confirm_and_derive() {
+        let t = Threshold::new(2, 4).unwrap();
+        let shares = Shares::new(t, Padding::Padme);
+        let mut rng = CsRng::from_seed([5; 32]);
+        let tag = NamingKey::from_bytes([1; 32]).tag("r");
+        let version = Version::from_parts(7, 9);
+        let binding = Binding { kind: Kind::Record, tag, version, threshold: t };
+        let sealed = shares
+            .seal(&binding, 5, &mut rng, |buf| {
+                buf.extend_from_slice(b"hello");
+                Ok(())
+            })
+            .unwrap();
+        let expect = Expect { kind: Kind::Record, tag, version };
+        for (i, env) in sealed.iter().enumerate() {
+            assert_eq!(shares.check(i, env, &expect), Ok(()));
+        }
+        assert!(shares.check(1, &sealed[0], &expect).unwrap_err().contains("x = 1"));
+        let mut good: Vec<(usize, Bytes)> =
+            sealed.iter().cloned().map(Bytes::from).enumerate().collect();
+        let opened = shares.open(&expect, &good, 1).unwrap();
+        assert_eq!(&opened.secret[opened.payload.clone()], b"hello");
+        assert_eq!(opened.subset, [0, 1]);
+        assert_eq!(shares.confirm(&opened, &good).unwrap(), [true; 4]);
+        let subset: Vec<(usize, &[u8])> = vec![(0, &sealed[0]), (1, &sealed[1])];
+        assert_eq!(shares.derive(&subset, 4, Kind::Record, version, tag).unwrap(), sealed[3]);
+        let mut bad = sealed[3].clone();
+        bad[envelope::HEADER_LEN] ^= 1;
+        good[3].1 = Bytes::from(bad);
+        assert_eq!(shares.confirm(&opened, &good).unwrap(), [true, true, true, false]);
+    }
+}
