@@ -4,7 +4,7 @@
 //! ([`admin`]), or `serve` ([`serve`]). Output helpers are in [`output`]. Errors print as
 //! one line, `error: <CODE>: <message>` ([`CliError`]).
 //!
-//! Record commands open the store through the [`service`](crate::service) layer and run
+//! Record commands open the store through the [`crate::service`] layer and run
 //! each store operation through its audited runner, as the server does (actor `cli`).
 
 pub mod admin;

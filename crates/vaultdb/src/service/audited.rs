@@ -138,9 +138,12 @@ mod tests {
 
     use super::*;
 
-    /// Keeps every event as `(actor, op, tag, outcome)`.
+    /// An event as `(actor, op, tag, outcome)`.
+    type Row = (String, String, Option<String>, String);
+
+    /// Keeps every event.
     #[derive(Default)]
-    struct Memory(Mutex<Vec<(String, String, Option<String>, String)>>);
+    struct Memory(Mutex<Vec<Row>>);
 
     impl AuditSink for Memory {
         async fn write(&self, e: Event<'_>) {

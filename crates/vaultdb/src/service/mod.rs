@@ -1,7 +1,7 @@
 //! What the command line ([`crate::cli`]) and the REST server ([`crate::server`]) share, so
 //! that they cannot disagree:
 //!
-//! - [`open`]: opening the store a configuration describes, and the tokens `serve` accepts;
+//! - [`open`](mod@open): opening the store a configuration describes, and the tokens `serve` accepts;
 //! - [`audited`]: the audited runner ([`Auditor`]): every store operation, named by an
 //!   [`Operation`], writes one audit line with its outcome;
 //! - [`content_type`]: which content types may be stored with a record;
