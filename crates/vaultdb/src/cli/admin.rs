@@ -33,7 +33,7 @@ async fn probe(backends: &[Arc<dyn StorageBackend>], timeout: Duration) -> Vec<B
 ///
 /// # Errors
 /// `INSUFFICIENT_SHARES` below the threshold; the store's errors when it cannot be opened.
-pub async fn status(explicit: Option<&Path>) -> Result<(), CliError> {
+pub(super) async fn status(explicit: Option<&Path>) -> Result<(), CliError> {
     let cfg = prepare(explicit, None)?;
     let k = cfg.config.threshold;
     let backends = cfg.backends().await?;
@@ -82,7 +82,7 @@ pub async fn status(explicit: Option<&Path>) -> Result<(), CliError> {
 ///
 /// # Errors
 /// The store's errors; `BACKEND_ERROR` if some problem could not be repaired.
-pub async fn repair(explicit: Option<&Path>, id: &str) -> Result<(), CliError> {
+pub(super) async fn repair(explicit: Option<&Path>, id: &str) -> Result<(), CliError> {
     let s = Session::open(prepare(explicit, Some(id))?).await?;
     let r = s.audited(Operation::RecordRepair, Some(id), s.db.repair(id)).await?;
     match r.version {
@@ -104,7 +104,7 @@ pub async fn repair(explicit: Option<&Path>, id: &str) -> Result<(), CliError> {
 ///
 /// # Errors
 /// The store's errors; `BACKEND_ERROR` if some problem could not be repaired.
-pub async fn scrub(explicit: Option<&Path>) -> Result<(), CliError> {
+pub(super) async fn scrub(explicit: Option<&Path>) -> Result<(), CliError> {
     let s = Session::open(prepare(explicit, None)?).await?;
     let stray = s.cfg.clean_fs_temp().await;
     if stray > 0 {
@@ -143,7 +143,7 @@ pub async fn scrub(explicit: Option<&Path>) -> Result<(), CliError> {
 /// # Errors
 /// `AUDIT_CHAIN_BROKEN` naming the first bad line; `INVALID_CONFIG` if the log cannot be
 /// read.
-pub fn audit_verify(explicit: Option<&Path>, path: Option<PathBuf>) -> Result<(), CliError> {
+pub(super) fn audit_verify(explicit: Option<&Path>, path: Option<PathBuf>) -> Result<(), CliError> {
     let path = match path {
         Some(p) => p,
         None => Loaded::load(explicit)?.audit_log,

@@ -12,7 +12,7 @@ use crate::error::CliError;
 ///
 /// # Errors
 /// `INVALID_CONFIG` if the file exists (without `force`) or cannot be written.
-pub fn init(explicit: Option<&Path>, force: bool) -> Result<(), CliError> {
+pub(super) fn init(explicit: Option<&Path>, force: bool) -> Result<(), CliError> {
     let path = explicit.map_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE), Path::to_path_buf);
     if path.exists() && !force {
         return Err(CliError::config(format!(

@@ -1,18 +1,18 @@
-//! The `vaultdb` command line: [`main`] parses the arguments ([`args`]) and runs one
-//! command: `init` ([`init`]), the record commands `put`, `get`, `delete`, `list`
-//! ([`records`]), the admin commands `status`, `repair`, `scrub`, `audit verify`
-//! ([`admin`]), or `serve` ([`serve`]). Output helpers are in [`output`]. Errors print as
-//! one line, `error: <CODE>: <message>` ([`CliError`]).
+//! The `vaultdb` command line: [`main`] parses the arguments ([`Cli`], module `args`) and
+//! runs one command: `init` (module `init`), the record commands `put`, `get`, `delete`,
+//! `list` (`records`), the admin commands `status`, `repair`, `scrub`, `audit verify`
+//! (`admin`), or `serve` (`serve`). Output helpers are in `output`. Errors print as one
+//! line, `error: <CODE>: <message>` ([`CliError`]).
 //!
 //! Record commands open the store through the [`crate::service`] layer and run
 //! each store operation through its audited runner, as the server does (actor `cli`).
 
-pub mod admin;
-pub mod args;
-pub mod init;
-pub mod output;
-pub mod records;
-pub mod serve;
+mod admin;
+mod args;
+mod init;
+mod output;
+mod records;
+mod serve;
 
 use std::future::Future;
 use std::io::IsTerminal;

@@ -10,7 +10,7 @@ use crate::service::degraded;
 
 /// Warns on standard error when `outcomes` make the operation degraded, naming the
 /// backends ([`degraded::problems`]).
-pub fn warn_degraded(what: &str, outcomes: &[BackendOutcome]) {
+pub(super) fn warn_degraded(what: &str, outcomes: &[BackendOutcome]) {
     let bad: Vec<String> = degraded::problems(outcomes).map(ToString::to_string).collect();
     if !bad.is_empty() {
         eprintln!("warning: degraded {what}: {}", bad.join("; "));
@@ -18,10 +18,10 @@ pub fn warn_degraded(what: &str, outcomes: &[BackendOutcome]) {
 }
 
 /// One backend's row in the `status` table: id, name, error (if down), latency.
-pub type BackendRow = (String, String, Option<String>, Duration);
+pub(super) type BackendRow = (String, String, Option<String>, Duration);
 
 /// Prints the `status` table.
-pub fn print_backends(rows: &[BackendRow]) {
+pub(super) fn print_backends(rows: &[BackendRow]) {
     let w_id = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(7);
     let w_name = rows.iter().map(|r| r.1.len()).max().unwrap_or(0).max(4);
     println!("{:<w_id$}  {:<w_name$}  {:<5}  {:>10}  ERROR", "BACKEND", "NAME", "STATE", "LATENCY");
@@ -39,7 +39,7 @@ pub fn print_backends(rows: &[BackendRow]) {
 ///
 /// # Errors
 /// `BACKEND_ERROR` counting the problems.
-pub fn problems(problems: &[String]) -> Result<(), CliError> {
+pub(super) fn problems(problems: &[String]) -> Result<(), CliError> {
     for p in problems {
         eprintln!("problem: {p}");
     }
@@ -54,6 +54,6 @@ pub fn problems(problems: &[String]) -> Result<(), CliError> {
 }
 
 /// An error writing the output.
-pub fn write_failed(e: &std::io::Error) -> CliError {
+pub(super) fn write_failed(e: &std::io::Error) -> CliError {
     CliError::new("INTERNAL_ERROR", format!("cannot write the output: {e}"))
 }

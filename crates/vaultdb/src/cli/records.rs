@@ -40,7 +40,7 @@ fn read_input(file: Option<&Path>) -> Result<Vec<u8>, CliError> {
 /// # Errors
 /// `INVALID_CONFIG` for bad input (id, content type, unreadable file, data that is not
 /// JSON with `--json`), before anything is written; the store's errors.
-pub async fn put(
+pub(super) async fn put(
     explicit: Option<&Path>,
     id: &str,
     file: Option<&Path>,
@@ -106,7 +106,11 @@ pub async fn put(
 /// # Errors
 /// The store's errors (`RECORD_NOT_FOUND`, ...); `INVALID_CONFIG` if FILE cannot be
 /// written; `INTERNAL_ERROR` if the output cannot.
-pub async fn get(explicit: Option<&Path>, id: &str, output: Option<&Path>) -> Result<(), CliError> {
+pub(super) async fn get(
+    explicit: Option<&Path>,
+    id: &str,
+    output: Option<&Path>,
+) -> Result<(), CliError> {
     let s = Session::open(prepare(explicit, Some(id))?).await?;
     // Streamed: each segment is verified before it is written out, and memory stays
     // bounded whatever the record's size.
@@ -150,7 +154,7 @@ pub async fn get(explicit: Option<&Path>, id: &str, output: Option<&Path>) -> Re
 ///
 /// # Errors
 /// The store's errors.
-pub async fn delete(explicit: Option<&Path>, id: &str) -> Result<(), CliError> {
+pub(super) async fn delete(explicit: Option<&Path>, id: &str) -> Result<(), CliError> {
     let s = Session::open(prepare(explicit, Some(id))?).await?;
     let r = s.audited(Operation::RecordDelete, Some(id), s.db.delete(id)).await?;
     warn_degraded("delete", &r.outcomes);
@@ -162,7 +166,7 @@ pub async fn delete(explicit: Option<&Path>, id: &str) -> Result<(), CliError> {
 ///
 /// # Errors
 /// The store's errors; `INTERNAL_ERROR` if the output cannot be written.
-pub async fn list(explicit: Option<&Path>) -> Result<(), CliError> {
+pub(super) async fn list(explicit: Option<&Path>) -> Result<(), CliError> {
     let s = Session::open(prepare(explicit, None)?).await?;
     let r = s.audited(Operation::RecordList, None, s.db.list()).await?;
     warn_degraded("list", &r.outcomes);

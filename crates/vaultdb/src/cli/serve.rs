@@ -15,7 +15,7 @@ use crate::service::{self, FallbackToken};
 /// # Errors
 /// `INVALID_CONFIG` for a bad address or one it cannot listen on; the store's errors when
 /// it cannot be opened.
-pub async fn serve(explicit: Option<&Path>, listen: Option<String>) -> Result<(), CliError> {
+pub(super) async fn serve(explicit: Option<&Path>, listen: Option<String>) -> Result<(), CliError> {
     let cfg = prepare(explicit, None)?;
     let addr: std::net::SocketAddr = match listen {
         Some(l) => l.parse().map_err(|_| {

@@ -1,6 +1,6 @@
-//! `vaultdb.toml`: the model ([`Config`]), its value types ([`units`]), the backend entries
-//! ([`backends`]), and loading: parsing, environment overrides, validation and paths
-//! ([`Loaded`]).
+//! `vaultdb.toml`: the model ([`Config`], module `model`), its value types ([`Dur`],
+//! [`ByteSize`], ..., module `units`), the backend entries ([`backends`]), and loading:
+//! parsing, environment overrides, validation and paths ([`Loaded`], module `load`).
 //!
 //! Where the configuration comes from, first match wins:
 //!
@@ -17,11 +17,14 @@
 pub mod backends;
 mod load;
 mod model;
-pub mod units;
+mod units;
 
 use std::time::Duration;
 
-pub use backends::{BackendEntry, Env, process_env};
+pub use backends::{
+    AzureSection, BackendEntry, Env, FsSection, GcsSection, MemorySection, MinioSection, Pending,
+    S3Section, process_env,
+};
 pub use load::{Loaded, Source};
 pub use model::{Config, ServerConfig, Timeouts, TokenConfig};
 pub use units::{ByteSize, Dur, OptDur, PaddingSetting, parse_duration, parse_size};

@@ -20,19 +20,19 @@
 //!
 //! The handlers are thin: the store operations, their audit lines, the content-type rule
 //! and the degraded rule are the [`service`](crate::service) layer's, shared with the
-//! command line. Modules: [`state`] (shared state), [`error`], [`extract`] (extractors),
-//! [`dto`] (bodies), `records`, `raw` and `admin` (handlers), `middleware` ([`policy`]) and
-//! `openapi`.
+//! command line. Modules: `state` ([`AppState`], [`Limits`]), `error` ([`ApiError`]),
+//! `extract` (extractors), `dto` (bodies), `records`, `raw` and `admin` (handlers),
+//! `middleware` ([`policy`]) and `openapi` ([`openapi()`]).
 
 mod admin;
-pub mod dto;
-pub mod error;
-pub mod extract;
+mod dto;
+mod error;
+mod extract;
 mod middleware;
 mod openapi;
 mod raw;
 mod records;
-pub mod state;
+mod state;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::{Router, middleware as mw};
@@ -40,10 +40,17 @@ use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use error::{ApiError, ERROR_CODES, ErrorDetail, ErrorResponse};
+pub use dto::{
+    BackendHealthResponse, HealthResponse, ListParams, ListResponse, PutRecordRequest,
+    PutRecordResponse, RawData, RecordResponse, RepairResponse, StatusResponse,
+};
+pub use error::{ApiError, BackendStatus, ERROR_CODES, ErrorDetail, ErrorResponse};
+pub use extract::{IdPath, JsonBody, JsonLine, RawBody};
 pub use middleware::policy;
 pub use openapi::openapi;
 pub use state::{AppState, Limits};
+
+pub use crate::service::content_type::MAX_LEN as MAX_CONTENT_TYPE_LEN;
 
 use crate::metrics::UNMATCHED;
 

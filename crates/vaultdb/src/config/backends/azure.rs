@@ -7,7 +7,7 @@ use serde::Deserialize;
 use vaultdb_azure::{AzureBackend, AzureConfig, AzureCredentials};
 
 use super::{Env, Pending, build_failed, err, nonempty, page_size, url_like};
-use crate::config::units::Dur;
+use crate::config::Dur;
 
 /// Where an Azure account key is read from when `access_key_env` is not set.
 pub const DEFAULT_AZURE_KEY_ENV: &str = "AZURE_STORAGE_ACCOUNT_KEY";

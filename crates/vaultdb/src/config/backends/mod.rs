@@ -2,7 +2,11 @@
 //! of per-kind sections (`kind = "fs" | "memory" | "s3" | "minio" | "gcs" | "azure"`), each
 //! in its own module with its keys, the checks that need no network, and its mapping onto
 //! the backend crate's configuration. Every section has the same common part: `id` (unique
-//! and stable: the keyring records it) and an optional display `name`.
+//! and stable: the keyring records it) and an optional display `name`, read through
+//! [`BackendEntry::id`] and [`BackendEntry::name`]. (The two fields are declared in each
+//! section rather than in a flattened struct: serde's `flatten` does not work with
+//! `deny_unknown_fields`, so unknown keys would pass silently, and its buffering loses the
+//! line numbers of errors.)
 //!
 //! A backend is built in two steps: [`BackendEntry::prepare`] reads the secrets the section
 //! names and maps it onto its crate's configuration, touching nothing; the [`Pending`]
@@ -164,14 +168,6 @@ impl BackendEntry {
             Self::Azure(s) => azure::connect(id, name, s.to_config(env).map_err(CliError::config)?),
         };
         Ok(pending)
-    }
-
-    /// Both steps of [`prepare`](Self::prepare).
-    ///
-    /// # Errors
-    /// As [`prepare`](Self::prepare) and its future.
-    pub async fn build(&self, env: Env<'_>) -> Result<Arc<dyn StorageBackend>, CliError> {
-        self.prepare(env)?.await
     }
 }
 
