@@ -111,6 +111,40 @@ async fn bad_configuration_is_invalid_config() {
     assert!(nodes.iter().all(|n| n.mem.object_count() == 0));
 }
 
+/// `Settings::validate` is what `open` checks, without a backend: configuration files are
+/// checked with it before anything is built.
+#[test]
+fn settings_validate_without_opening() {
+    let ids = ["a", "b", "c"];
+    let ok = Settings::default();
+    assert_eq!(ok.validate(2, &ids).unwrap().to_string(), "2-of-3");
+    let with = |f: fn(&mut Settings)| {
+        let mut s = Settings::default();
+        f(&mut s);
+        s
+    };
+    let cases: [(Settings, usize, &[&str], &str); 11] = [
+        (ok.clone(), 2, &["a"], "at least 2 backends"),
+        (ok.clone(), 1, &ids, "threshold must be at least 2"),
+        (ok.clone(), 4, &ids, "threshold 4 is larger than the number of backends (3)"),
+        (with(|s| s.write_quorum = Some(1)), 2, &ids, "write_quorum 1"),
+        (with(|s| s.write_quorum = Some(4)), 2, &ids, "write_quorum 4"),
+        (with(|s| s.retain_versions = 0), 2, &ids, "retain_versions"),
+        (ok.clone(), 2, &["a", " ", "c"], "backend #2 has an empty id"),
+        (ok.clone(), 2, &["a", "b", "a"], "backend id \"a\" is used twice"),
+        (with(|s| s.segment_size = 1000), 2, &ids, "segment_size"),
+        (with(|s| s.max_inflight_bytes = 1000), 2, &ids, "in-flight budget"),
+        (with(|s| s.prefix = "a//b".into()), 2, &ids, "prefix"),
+    ];
+    for (settings, k, ids, want) in cases {
+        let e = settings.validate(k, ids).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidConfig, "{want}");
+        assert!(e.to_string().contains(want), "{e} lacks {want}");
+    }
+    let many: Vec<String> = (0..256).map(|i| format!("b{i}")).collect();
+    assert!(ok.validate(2, &many).unwrap_err().to_string().contains("at most 255"));
+}
+
 #[tokio::test]
 async fn given_settings_are_the_base_that_setters_change() {
     let nodes: Vec<Node> = (0..3).map(node).collect();

@@ -72,7 +72,7 @@ pub fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
 /// The configuration file parser: [`Loaded::from_text`] (TOML, environment overrides,
 /// validation) never panics, as embedded default and as a file; a configuration it accepts
 /// has `2 <= K <= N <= 255` (and `K <= W <= N`), a valid key prefix, usable tokens and
-/// settings, and backend specs that build without panicking; a rejection is one
+/// settings, and backends that prepare without panicking; a rejection is one
 /// `INVALID_CONFIG` line. The duration and size parsers never panic either.
 pub fn check_config(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
@@ -95,10 +95,11 @@ pub fn check_config(data: &[u8]) {
                 assert!(c.retain_versions >= 1 && c.timeouts.attempts >= 1);
                 let settings = loaded.settings();
                 assert!(settings.call_policy.max_attempts >= 1);
-                let tokens = loaded.tokens().expect("the tokens of a validated configuration");
+                let tokens = crate::service::tokens(&loaded)
+                    .expect("the tokens of a validated configuration");
                 assert_eq!(tokens.is_empty(), c.tokens.is_empty());
-                let _ = loaded.specs(&|_| None);
-                let _ = loaded.specs(&|name| Some(format!("fuzz-{name}")));
+                let _ = loaded.prepare_backends(&|_| None);
+                let _ = loaded.prepare_backends(&|name| Some(format!("fuzz-{name}")));
                 assert!(loaded.describe().starts_with(&format!("{}-of-{n} over ", c.threshold)));
                 let _ = format!("{loaded:?}");
             }

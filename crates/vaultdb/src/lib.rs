@@ -1,9 +1,14 @@
 //! # vaultdb
 //!
-//! The `vaultdb` binary's library: the command line ([`cli`]), the configuration file
-//! ([`config`], its cloud backend sections in [`cloud`]), the REST server ([`server`],
-//! built by [`app`]), bearer tokens ([`auth`]), the hash-chained audit log ([`audit`]) and
-//! request metrics ([`metrics`]).
+//! The `vaultdb` binary's library, by layer:
+//!
+//! - [`config`]: `vaultdb.toml`: its model, value types, loading (environment overrides,
+//!   paths, validation) and backend entries (one module per kind);
+//! - [`service`]: what the command line and the server share: opening the store and the
+//!   tokens, the audited runner, the content-type rule, the degraded rule;
+//! - [`cli`]: the command line; [`server`]: the REST server (built by [`app`]);
+//! - beside them: bearer tokens ([`auth`]), the hash-chained audit log ([`audit`]), request
+//!   metrics ([`metrics`]) and the command line's error ([`error`]).
 //!
 //! The server is a router over an [`AppState`], so tests (and embedders) can serve it on
 //! any listener:
@@ -37,12 +42,12 @@
 pub mod audit;
 pub mod auth;
 pub mod cli;
-pub mod cloud;
 pub mod config;
 pub mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod metrics;
 pub mod server;
+pub mod service;
 
 pub use server::{AppState, app, openapi};

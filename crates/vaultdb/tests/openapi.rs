@@ -92,6 +92,35 @@ fn document_is_openapi_3_with_every_route() {
     assert_eq!(put["required"], serde_json::json!(["id", "data"]));
 }
 
+/// The codes `ErrorDetail.code` lists are those of the README's error table (the server
+/// emits each of them: `vaultdb::server::ERROR_CODES`, checked against the code that makes
+/// them by the server's unit tests), in the same order.
+#[test]
+fn error_codes_are_the_readmes() {
+    let readme = include_str!("../README.md");
+    let table = &readme[readme.find("| code | status | when |").expect("the error table")..];
+    let mut documented = Vec::new();
+    for row in table.lines().skip(2).take_while(|l| l.starts_with('|')) {
+        let (codes, statuses) = {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            (cells[1], cells[2])
+        };
+        let codes: Vec<&str> = codes.split(", ").map(|c| c.trim_matches('`')).collect();
+        let statuses: Vec<&str> = statuses.split(", ").collect();
+        for (i, code) in codes.iter().enumerate() {
+            let status = statuses.get(i).or(statuses.last()).unwrap();
+            documented.push(((*code).to_owned(), status.parse::<u16>().unwrap()));
+        }
+    }
+    let served: Vec<(String, u16)> =
+        vaultdb::server::ERROR_CODES.iter().map(|(c, s)| ((*c).to_owned(), s.as_u16())).collect();
+    assert_eq!(served, documented);
+    let listed = &doc()["components"]["schemas"]["ErrorDetail"]["properties"]["code"]["enum"];
+    let codes: Vec<&str> = documented.iter().map(|(c, _)| c.as_str()).collect();
+    assert_eq!(listed, &serde_json::json!(codes));
+    assert!(!codes.contains(&"INTERNAL_ERROR"), "the server never answers INTERNAL_ERROR");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn served_document_matches_and_every_route_exists() {
     let s = TestServer::start(AppState::new(memory_store().await, tokens(), None, limits())).await;

@@ -3,6 +3,7 @@
 // fixture.
 //! The REST server over a real loopback socket: authentication and roles, JSON and raw
 //! round trips, error mapping (400, 404, 413, 503), pagination, metrics and the audit log.
+//! Requests go through `TestServer`'s helpers (tests/common), one line each.
 
 mod common;
 
@@ -13,7 +14,7 @@ use common::{
     ADMIN_TOKEN, READ_TOKEN, TestServer, WRITE_TOKEN, error_code, limits, memory_store, open_store,
     tokens,
 };
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use vaultdb::audit::AuditLog;
 use vaultdb::server::{AppState, Limits};
@@ -36,35 +37,27 @@ fn percent(s: &str) -> String {
         .collect()
 }
 
-fn auth(token: &str) -> String {
-    format!("Bearer {token}")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_without_a_valid_token_are_401() {
     let s = server().await;
     for header in
         [None, Some("Bearer wrong-token"), Some("Basic YWRtaW46YWRtaW4="), Some("Bearer ")]
     {
-        let mut req = s.client.get(s.url("/v1/records"));
+        let mut req = s.request(Method::GET, "/v1/records", None);
         if let Some(h) = header {
             req = req.header("authorization", h);
         }
-        let resp = req.send().await.unwrap();
+        let resp = s.send(req).await;
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{header:?}");
         assert_eq!(resp.headers()["www-authenticate"], "Bearer");
         assert_eq!(error_code(resp).await, "UNAUTHORIZED");
     }
     // Unauthenticated writes are refused before the body is even read.
-    let resp = s.client.put(s.url("/v1/records")).body("{not json").send().await.unwrap();
+    let resp = s.send(s.request(Method::PUT, "/v1/records", None).body("{not json")).await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     // Public routes need no token.
     for path in ["/health", "/openapi.json"] {
-        assert_eq!(
-            s.client.get(s.url(path)).send().await.unwrap().status(),
-            StatusCode::OK,
-            "{path}"
-        );
+        assert_eq!(s.get(path, None).await.status(), StatusCode::OK, "{path}");
     }
     s.stop().await;
 }
@@ -72,36 +65,19 @@ async fn requests_without_a_valid_token_are_401() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn roles_read_write_admin() {
     let s = server().await;
-    let put = |token: &'static str| {
-        s.client
-            .put(s.url("/v1/records"))
-            .header("authorization", auth(token))
-            .json(&json!({"id": "r", "data": 1}))
-            .send()
-    };
-    let resp = put(READ_TOKEN).await.unwrap();
+    let resp = s.put_json("r", json!(1), READ_TOKEN).await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     assert_eq!(error_code(resp).await, "FORBIDDEN");
-    assert_eq!(put(WRITE_TOKEN).await.unwrap().status(), StatusCode::CREATED);
-    assert_eq!(put(ADMIN_TOKEN).await.unwrap().status(), StatusCode::CREATED);
+    assert_eq!(s.put_json("r", json!(1), WRITE_TOKEN).await.status(), StatusCode::CREATED);
+    assert_eq!(s.put_json("r", json!(1), ADMIN_TOKEN).await.status(), StatusCode::CREATED);
 
-    let get = |token: &'static str, path: &'static str| {
-        s.client.get(s.url(path)).header("authorization", auth(token)).send()
-    };
-    assert_eq!(get(READ_TOKEN, "/v1/records/r").await.unwrap().status(), StatusCode::OK);
-    assert_eq!(get(READ_TOKEN, "/metrics").await.unwrap().status(), StatusCode::OK);
-    let del = s
-        .client
-        .delete(s.url("/v1/records/r"))
-        .header("authorization", auth(READ_TOKEN))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(del.status(), StatusCode::FORBIDDEN);
-    let resp = get(WRITE_TOKEN, "/v1/status").await.unwrap();
+    assert_eq!(s.get("/v1/records/r", Some(READ_TOKEN)).await.status(), StatusCode::OK);
+    assert_eq!(s.get("/metrics", Some(READ_TOKEN)).await.status(), StatusCode::OK);
+    assert_eq!(s.delete("/v1/records/r", READ_TOKEN).await.status(), StatusCode::FORBIDDEN);
+    let resp = s.get("/v1/status", Some(WRITE_TOKEN)).await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     assert_eq!(error_code(resp).await, "FORBIDDEN");
-    let resp = get(ADMIN_TOKEN, "/v1/status").await.unwrap();
+    let resp = s.get("/v1/status", Some(ADMIN_TOKEN)).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let st: Value = resp.json().await.unwrap();
     assert_eq!(
@@ -109,22 +85,9 @@ async fn roles_read_write_admin() {
         (Some(2), Some(3), Some(1))
     );
     assert_eq!(st["backends"].as_array().unwrap().len(), 3);
-    let repair = s
-        .client
-        .post(s.url("/v1/records/r/repair"))
-        .header("authorization", auth(WRITE_TOKEN))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(repair.status(), StatusCode::FORBIDDEN);
-    let repair = s
-        .client
-        .post(s.url("/v1/records/r/repair"))
-        .header("authorization", auth(ADMIN_TOKEN))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(repair.status(), StatusCode::OK);
+    let repair = |token| s.send(s.request(Method::POST, "/v1/records/r/repair", Some(token)));
+    assert_eq!(repair(WRITE_TOKEN).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(repair(ADMIN_TOKEN).await.status(), StatusCode::OK);
     s.stop().await;
 }
 
@@ -132,27 +95,14 @@ async fn roles_read_write_admin() {
 async fn json_records_round_trip() {
     let s = server().await;
     let data = json!({"name": "Alice", "ssn": "***-**-****", "tags": [1, 2.5, null, true], "nested": {"a": {}}});
-    let resp = s
-        .client
-        .put(s.url("/v1/records"))
-        .header("authorization", auth(WRITE_TOKEN))
-        .json(&json!({"id": "user-42", "data": data}))
-        .send()
-        .await
-        .unwrap();
+    let resp = s.put_json("user-42", data.clone(), WRITE_TOKEN).await;
     assert_eq!(resp.status(), StatusCode::CREATED);
     let put: Value = resp.json().await.unwrap();
     assert_eq!(put["id"], "user-42");
     assert_eq!(put["acks"], 3);
     let v1 = put["version"].as_str().unwrap().to_owned();
 
-    let resp = s
-        .client
-        .get(s.url("/v1/records/user-42"))
-        .header("authorization", auth(READ_TOKEN))
-        .send()
-        .await
-        .unwrap();
+    let resp = s.get("/v1/records/user-42", Some(READ_TOKEN)).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["x-vaultdb-version"], v1.as_str());
     let got: Value = resp.json().await.unwrap();
@@ -162,49 +112,17 @@ async fn json_records_round_trip() {
     assert_eq!(got["content_type"], "application/json");
 
     // POST stores too, as a new version; scalars are JSON values like any other.
-    let resp = s
-        .client
-        .post(s.url("/v1/records"))
-        .header("authorization", auth(WRITE_TOKEN))
-        .json(&json!({"id": "user-42", "data": "just a string"}))
-        .send()
-        .await
-        .unwrap();
+    let body = json!({"id": "user-42", "data": "just a string"});
+    let resp = s.send(s.request(Method::POST, "/v1/records", Some(WRITE_TOKEN)).json(&body)).await;
     assert_eq!(resp.status(), StatusCode::CREATED);
-    let got: Value = s
-        .client
-        .get(s.url("/v1/records/user-42"))
-        .header("authorization", auth(READ_TOKEN))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let got = s.get_json("/v1/records/user-42", READ_TOKEN).await;
     assert_eq!(got["data"], "just a string");
     assert!(got["version"].as_str().unwrap() > v1.as_str(), "newer version");
 
     // Ids with slashes, spaces and non-ASCII travel percent-encoded.
     let id = "dir/sub file ü";
-    let resp = s
-        .client
-        .put(s.url("/v1/records"))
-        .header("authorization", auth(WRITE_TOKEN))
-        .json(&json!({"id": id, "data": [1]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::CREATED);
-    let got: Value = s
-        .client
-        .get(s.url("/v1/records/dir%2Fsub%20file%20%C3%BC"))
-        .header("authorization", auth(READ_TOKEN))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(s.put_json(id, json!([1]), WRITE_TOKEN).await.status(), StatusCode::CREATED);
+    let got = s.get_json("/v1/records/dir%2Fsub%20file%20%C3%BC", READ_TOKEN).await;
     assert_eq!(got["id"], id);
     assert_eq!(got["data"], json!([1]));
     s.stop().await;
@@ -214,77 +132,30 @@ async fn json_records_round_trip() {
 async fn raw_records_round_trip_with_their_content_type() {
     let s = server().await;
     let bytes: Vec<u8> = (0..=255u8).chain([0, 0, 0]).collect();
-    let resp = s
-        .client
-        .put(s.url("/v1/records/photo/raw"))
-        .header("authorization", auth(WRITE_TOKEN))
-        .header("content-type", "image/png")
-        .body(bytes.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::CREATED);
-    let resp = s
-        .client
-        .get(s.url("/v1/records/photo/raw"))
-        .header("authorization", auth(READ_TOKEN))
-        .send()
-        .await
-        .unwrap();
+    let put_raw = |path: &str| s.request(Method::PUT, path, Some(WRITE_TOKEN));
+    let req = put_raw("/v1/records/photo/raw").header("content-type", "image/png");
+    assert_eq!(s.send(req.body(bytes.clone())).await.status(), StatusCode::CREATED);
+    let resp = s.get("/v1/records/photo/raw", Some(READ_TOKEN)).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["content-type"], "image/png");
     assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
     assert_eq!(resp.bytes().await.unwrap().to_vec(), bytes);
 
     // The JSON view of a non-JSON record carries base64.
-    let got: Value = s
-        .client
-        .get(s.url("/v1/records/photo"))
-        .header("authorization", auth(READ_TOKEN))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let got = s.get_json("/v1/records/photo", READ_TOKEN).await;
     assert!(got.get("data").is_none());
     let b64 = got["data_base64"].as_str().unwrap();
     assert_eq!(data_encoding::BASE64URL_NOPAD.decode(b64.as_bytes()).unwrap(), bytes);
 
     // No content type: stored without one, served as octet-stream; empty bodies are fine.
-    let resp = s
-        .client
-        .put(s.url("/v1/records/empty/raw"))
-        .header("authorization", auth(WRITE_TOKEN))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::CREATED);
-    let resp = s
-        .client
-        .get(s.url("/v1/records/empty/raw"))
-        .header("authorization", auth(READ_TOKEN))
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(s.send(put_raw("/v1/records/empty/raw")).await.status(), StatusCode::CREATED);
+    let resp = s.get("/v1/records/empty/raw", Some(READ_TOKEN)).await;
     assert_eq!(resp.headers()["content-type"], "application/octet-stream");
     assert!(resp.bytes().await.unwrap().is_empty());
 
     // A JSON record read raw comes back as the JSON text.
-    s.client
-        .put(s.url("/v1/records"))
-        .header("authorization", auth(WRITE_TOKEN))
-        .json(&json!({"id": "j", "data": {"x": 1}}))
-        .send()
-        .await
-        .unwrap();
-    let resp = s
-        .client
-        .get(s.url("/v1/records/j/raw"))
-        .header("authorization", auth(READ_TOKEN))
-        .send()
-        .await
-        .unwrap();
+    s.put_json("j", json!({"x": 1}), WRITE_TOKEN).await;
+    let resp = s.get("/v1/records/j/raw", Some(READ_TOKEN)).await;
     assert_eq!(resp.headers()["content-type"], "application/json");
     assert_eq!(resp.text().await.unwrap(), "{\"x\":1}");
     s.stop().await;
@@ -294,49 +165,24 @@ async fn raw_records_round_trip_with_their_content_type() {
 async fn missing_records_are_404_and_deletes_are_204() {
     let s = server().await;
     for (method, path) in [
-        (reqwest::Method::GET, "/v1/records/nobody"),
-        (reqwest::Method::GET, "/v1/records/nobody/raw"),
-        (reqwest::Method::DELETE, "/v1/records/nobody"),
+        (Method::GET, "/v1/records/nobody"),
+        (Method::GET, "/v1/records/nobody/raw"),
+        (Method::DELETE, "/v1/records/nobody"),
     ] {
-        let resp = s
-            .client
-            .request(method.clone(), s.url(path))
-            .header("authorization", auth(ADMIN_TOKEN))
-            .send()
-            .await
-            .unwrap();
+        let resp = s.send(s.request(method.clone(), path, Some(ADMIN_TOKEN))).await;
         assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{method} {path}");
         assert_eq!(error_code(resp).await, "RECORD_NOT_FOUND");
     }
-    s.client
-        .put(s.url("/v1/records"))
-        .header("authorization", auth(WRITE_TOKEN))
-        .json(&json!({"id": "gone", "data": 1}))
-        .send()
-        .await
-        .unwrap();
-    let resp = s
-        .client
-        .delete(s.url("/v1/records/gone"))
-        .header("authorization", auth(WRITE_TOKEN))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
-    let resp = s
-        .client
-        .get(s.url("/v1/records/gone"))
-        .header("authorization", auth(READ_TOKEN))
-        .send()
-        .await
-        .unwrap();
+    s.put_json("gone", json!(1), WRITE_TOKEN).await;
+    assert_eq!(s.delete("/v1/records/gone", WRITE_TOKEN).await.status(), StatusCode::NO_CONTENT);
+    let resp = s.get("/v1/records/gone", Some(READ_TOKEN)).await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 
     // Unknown routes and methods get JSON errors too.
-    let resp = s.client.get(s.url("/v2/nothing")).send().await.unwrap();
+    let resp = s.get("/v2/nothing", None).await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     assert_eq!(error_code(resp).await, "NOT_FOUND");
-    let resp = s.client.patch(s.url("/v1/records")).send().await.unwrap();
+    let resp = s.send(s.request(Method::PATCH, "/v1/records", None)).await;
     assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(error_code(resp).await, "METHOD_NOT_ALLOWED");
     s.stop().await;
@@ -345,14 +191,6 @@ async fn missing_records_are_404_and_deletes_are_204() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_ids_and_bodies_are_400_with_a_code() {
     let s = server().await;
-    let put_body = |body: &'static str| {
-        s.client
-            .put(s.url("/v1/records"))
-            .header("authorization", auth(WRITE_TOKEN))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-    };
     for (body, code) in [
         ("{\"id\": \"x\", \"data\": ", "INVALID_REQUEST"),
         ("not json at all", "INVALID_REQUEST"),
@@ -365,19 +203,15 @@ async fn bad_ids_and_bodies_are_400_with_a_code() {
         ("{\"id\": \"\", \"data\": 1}", "INVALID_INPUT"),
         ("{\"id\": \"a\\u0001b\", \"data\": 1}", "INVALID_INPUT"),
     ] {
-        let resp = put_body(body).await.unwrap();
+        let req = s
+            .request(Method::PUT, "/v1/records", Some(WRITE_TOKEN))
+            .header("content-type", "application/json")
+            .body(body);
+        let resp = s.send(req).await;
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{body}");
         assert_eq!(error_code(resp).await, code, "{body}");
     }
-    let long = "x".repeat(256);
-    let resp = s
-        .client
-        .put(s.url("/v1/records"))
-        .header("authorization", auth(WRITE_TOKEN))
-        .json(&json!({"id": long, "data": 1}))
-        .send()
-        .await
-        .unwrap();
+    let resp = s.put_json(&"x".repeat(256), json!(1), WRITE_TOKEN).await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     assert_eq!(error_code(resp).await, "INVALID_INPUT");
     for (path, code) in [
@@ -385,13 +219,7 @@ async fn bad_ids_and_bodies_are_400_with_a_code() {
         ("/v1/records/%FF%FE", "INVALID_REQUEST"),
         (&format!("/v1/records/{}", "y".repeat(300)), "INVALID_INPUT"),
     ] {
-        let resp = s
-            .client
-            .get(s.url(path))
-            .header("authorization", auth(READ_TOKEN))
-            .send()
-            .await
-            .unwrap();
+        let resp = s.get(path, Some(READ_TOKEN)).await;
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{path}");
         assert_eq!(error_code(resp).await, code, "{path}");
     }
@@ -402,36 +230,19 @@ async fn bad_ids_and_bodies_are_400_with_a_code() {
 async fn oversized_bodies_are_413() {
     let small = Limits { body_limit: 1024, request_timeout: Duration::from_secs(10) };
     let s = TestServer::start(AppState::new(memory_store().await, tokens(), None, small)).await;
-    let resp = s
-        .client
-        .put(s.url("/v1/records/big/raw"))
-        .header("authorization", auth(WRITE_TOKEN))
-        .body(vec![7u8; 2048])
-        .send()
-        .await
-        .unwrap();
+    let put_raw = |len: usize| {
+        s.send(
+            s.request(Method::PUT, "/v1/records/big/raw", Some(WRITE_TOKEN)).body(vec![7u8; len]),
+        )
+    };
+    let resp = put_raw(2048).await;
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(error_code(resp).await, "PAYLOAD_TOO_LARGE");
-    let resp = s
-        .client
-        .put(s.url("/v1/records"))
-        .header("authorization", auth(WRITE_TOKEN))
-        .json(&json!({"id": "big", "data": "z".repeat(2000)}))
-        .send()
-        .await
-        .unwrap();
+    let resp = s.put_json("big", json!("z".repeat(2000)), WRITE_TOKEN).await;
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(error_code(resp).await, "PAYLOAD_TOO_LARGE");
     // Just under the limit is fine.
-    let resp = s
-        .client
-        .put(s.url("/v1/records/big/raw"))
-        .header("authorization", auth(WRITE_TOKEN))
-        .body(vec![7u8; 1024])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_eq!(put_raw(1024).await.status(), StatusCode::CREATED);
     s.stop().await;
 }
 
@@ -464,39 +275,19 @@ async fn flaky_server() -> Flaky {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unavailable_backends_are_503_and_degraded_reads_are_flagged() {
     let Flaky { server: s, handles } = flaky_server().await;
-    let resp = s
-        .client
-        .put(s.url("/v1/records"))
-        .header("authorization", auth(WRITE_TOKEN))
-        .json(&json!({"id": "r", "data": {"v": 1}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_eq!(s.put_json("r", json!({"v": 1}), WRITE_TOKEN).await.status(), StatusCode::CREATED);
 
     // One backend down: reads still work, flagged as degraded.
     handles[0].set_down(true);
-    let resp = s
-        .client
-        .get(s.url("/v1/records/r"))
-        .header("authorization", auth(READ_TOKEN))
-        .send()
-        .await
-        .unwrap();
+    let resp = s.get("/v1/records/r", Some(READ_TOKEN)).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["x-vaultdb-degraded"], "true");
-    let h: Value = s.client.get(s.url("/health")).send().await.unwrap().json().await.unwrap();
+    let h: Value = s.get("/health", None).await.json().await.unwrap();
     assert_eq!(h["status"], "degraded");
 
     // Two down: below the threshold.
     handles[1].set_down(true);
-    let resp = s
-        .client
-        .get(s.url("/v1/records/r"))
-        .header("authorization", auth(READ_TOKEN))
-        .send()
-        .await
-        .unwrap();
+    let resp = s.get("/v1/records/r", Some(READ_TOKEN)).await;
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["error"]["code"], "INSUFFICIENT_SHARES");
@@ -505,26 +296,13 @@ async fn unavailable_backends_are_503_and_degraded_reads_are_flagged() {
     assert!(backends.iter().any(|b| b["backend"] == "mem-1" && b["status"] == "failed"), "{v}");
     assert!(!v.to_string().contains("injected"), "backend messages stay in the logs: {v}");
 
-    let resp = s
-        .client
-        .put(s.url("/v1/records"))
-        .header("authorization", auth(WRITE_TOKEN))
-        .json(&json!({"id": "r2", "data": 2}))
-        .send()
-        .await
-        .unwrap();
+    let resp = s.put_json("r2", json!(2), WRITE_TOKEN).await;
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(error_code(resp).await, "BACKEND_ERROR");
-    let resp = s
-        .client
-        .get(s.url("/v1/records"))
-        .header("authorization", auth(READ_TOKEN))
-        .send()
-        .await
-        .unwrap();
+    let resp = s.get("/v1/records", Some(READ_TOKEN)).await;
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(error_code(resp).await, "INSUFFICIENT_SHARES");
-    let resp = s.client.get(s.url("/health")).send().await.unwrap();
+    let resp = s.get("/health", None).await;
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     let h: Value = resp.json().await.unwrap();
     assert_eq!(h["status"], "unavailable");
@@ -533,24 +311,8 @@ async fn unavailable_backends_are_503_and_degraded_reads_are_flagged() {
     for h in &handles {
         h.heal();
     }
-    let resp = s
-        .client
-        .get(s.url("/v1/records/r"))
-        .header("authorization", auth(READ_TOKEN))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let metrics = s
-        .client
-        .get(s.url("/metrics"))
-        .header("authorization", auth(READ_TOKEN))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    assert_eq!(s.get("/v1/records/r", Some(READ_TOKEN)).await.status(), StatusCode::OK);
+    let metrics = s.get("/metrics", Some(READ_TOKEN)).await.text().await.unwrap();
     let degraded: u64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("vaultdb_degraded_reads_total "))
@@ -575,13 +337,7 @@ async fn slow_backends_hit_the_request_timeout() {
         c.set_delay(Duration::from_secs(2));
     }
     let started = std::time::Instant::now();
-    let resp = s
-        .client
-        .get(s.url("/v1/records/x"))
-        .header("authorization", auth(READ_TOKEN))
-        .send()
-        .await
-        .unwrap();
+    let resp = s.get("/v1/records/x", Some(READ_TOKEN)).await;
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(error_code(resp).await, "REQUEST_TIMEOUT");
     assert!(started.elapsed() < Duration::from_secs(2), "cut at the timeout");
@@ -599,36 +355,19 @@ async fn list_paginates_sorted_ids() {
         .map(|s| s.to_string())
         .collect();
     for id in &ids {
-        let resp = s
-            .client
-            .put(s.url("/v1/records"))
-            .header("authorization", auth(WRITE_TOKEN))
-            .json(&json!({"id": id, "data": id}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::CREATED);
+        assert_eq!(s.put_json(id, json!(id), WRITE_TOKEN).await.status(), StatusCode::CREATED);
     }
     ids.sort();
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     let mut pages = 0;
     loop {
-        let mut url = s.url("/v1/records?limit=3");
+        let mut path = "/v1/records?limit=3".to_owned();
         if let Some(c) = &cursor {
-            url.push_str("&cursor=");
-            url.push_str(&percent(c));
+            path.push_str("&cursor=");
+            path.push_str(&percent(c));
         }
-        let page: Value = s
-            .client
-            .get(url)
-            .header("authorization", auth(READ_TOKEN))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = s.get_json(&path, READ_TOKEN).await;
         pages += 1;
         let got: Vec<String> = page["ids"]
             .as_array()
@@ -650,39 +389,15 @@ async fn list_paginates_sorted_ids() {
     assert_eq!(pages, 3);
     assert_eq!(seen, ids);
 
-    let all: Value = s
-        .client
-        .get(s.url("/v1/records"))
-        .header("authorization", auth(READ_TOKEN))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let all = s.get_json("/v1/records", READ_TOKEN).await;
     assert_eq!(all["ids"].as_array().unwrap().len(), 7);
     assert!(all["next"].is_null());
     // The cursor is the last id seen: any string works, even one that is no id.
-    let page: Value = s
-        .client
-        .get(s.url("/v1/records?cursor=d&limit=2"))
-        .header("authorization", auth(READ_TOKEN))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page = s.get_json("/v1/records?cursor=d&limit=2", READ_TOKEN).await;
     assert_eq!(page["ids"], json!(["delta", "echo"]));
     assert_eq!(page["next"], "echo");
     for q in ["limit=0", "limit=1001", "limit=abc", "limit=-1"] {
-        let resp = s
-            .client
-            .get(s.url(&format!("/v1/records?{q}")))
-            .header("authorization", auth(READ_TOKEN))
-            .send()
-            .await
-            .unwrap();
+        let resp = s.get(&format!("/v1/records?{q}"), Some(READ_TOKEN)).await;
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{q}");
         assert_eq!(error_code(resp).await, "INVALID_REQUEST", "{q}");
     }
@@ -693,28 +408,12 @@ async fn list_paginates_sorted_ids() {
 async fn metrics_count_requests_by_route_and_status() {
     let s = server().await;
     for _ in 0..2 {
-        s.client
-            .get(s.url("/v1/records"))
-            .header("authorization", auth(READ_TOKEN))
-            .send()
-            .await
-            .unwrap();
+        s.get("/v1/records", Some(READ_TOKEN)).await;
     }
-    s.client
-        .get(s.url("/v1/records/missing"))
-        .header("authorization", auth(READ_TOKEN))
-        .send()
-        .await
-        .unwrap();
-    s.client.get(s.url("/v1/records/missing")).send().await.unwrap();
-    s.client.get(s.url("/nowhere")).send().await.unwrap();
-    let resp = s
-        .client
-        .get(s.url("/metrics"))
-        .header("authorization", auth(READ_TOKEN))
-        .send()
-        .await
-        .unwrap();
+    s.get("/v1/records/missing", Some(READ_TOKEN)).await;
+    s.get("/v1/records/missing", None).await;
+    s.get("/nowhere", None).await;
+    let resp = s.get("/metrics", Some(READ_TOKEN)).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
     let text = resp.text().await.unwrap();
@@ -741,38 +440,12 @@ async fn audit_log_names_actors_and_tags_never_ids_or_data() {
     let tag = db.name_tag("patient-7").to_text();
     let s =
         TestServer::start(AppState::new(db, tokens(), Some(AuditLog::new(&path)), limits())).await;
-    s.client
-        .put(s.url("/v1/records"))
-        .header("authorization", auth(WRITE_TOKEN))
-        .json(&json!({"id": "patient-7", "data": {"diagnosis": "confidential-xyz"}}))
-        .send()
-        .await
-        .unwrap();
-    s.client
-        .get(s.url("/v1/records/patient-7"))
-        .header("authorization", auth(READ_TOKEN))
-        .send()
-        .await
-        .unwrap();
-    s.client
-        .delete(s.url("/v1/records/patient-7"))
-        .header("authorization", auth(READ_TOKEN))
-        .send()
-        .await
-        .unwrap();
-    s.client.get(s.url("/v1/records/patient-7")).send().await.unwrap();
-    s.client
-        .delete(s.url("/v1/records/patient-7"))
-        .header("authorization", auth(ADMIN_TOKEN))
-        .send()
-        .await
-        .unwrap();
-    s.client
-        .get(s.url("/v1/records/patient-7"))
-        .header("authorization", auth(READ_TOKEN))
-        .send()
-        .await
-        .unwrap();
+    s.put_json("patient-7", json!({"diagnosis": "confidential-xyz"}), WRITE_TOKEN).await;
+    s.get("/v1/records/patient-7", Some(READ_TOKEN)).await;
+    s.delete("/v1/records/patient-7", READ_TOKEN).await;
+    s.get("/v1/records/patient-7", None).await;
+    s.delete("/v1/records/patient-7", ADMIN_TOKEN).await;
+    s.get("/v1/records/patient-7", Some(READ_TOKEN)).await;
     s.stop().await;
 
     let text = std::fs::read_to_string(&path).unwrap();
@@ -822,25 +495,19 @@ async fn raw_reads_stream_segments_and_honour_ranges() {
     let db = b.open().await.unwrap();
     let s = TestServer::start(AppState::new(db, tokens(), None, limits())).await;
     let data: Vec<u8> = (0..10_000u32).map(|i| (i * 31 % 251) as u8).collect();
-    let resp = s
-        .client
-        .put(s.url("/v1/records/big/raw"))
-        .header("authorization", auth(WRITE_TOKEN))
+    let req = s
+        .request(Method::PUT, "/v1/records/big/raw", Some(WRITE_TOKEN))
         .header("content-type", "application/x-test")
-        .body(data.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::CREATED);
+        .body(data.clone());
+    assert_eq!(s.send(req).await.status(), StatusCode::CREATED);
     let get = |range: Option<&'static str>| {
-        let mut req =
-            s.client.get(s.url("/v1/records/big/raw")).header("authorization", auth(READ_TOKEN));
+        let mut req = s.request(Method::GET, "/v1/records/big/raw", Some(READ_TOKEN));
         if let Some(r) = range {
             req = req.header("range", r);
         }
-        req.send()
+        s.send(req)
     };
-    let resp = get(None).await.unwrap();
+    let resp = get(None).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["content-type"], "application/x-test");
     assert_eq!(resp.headers()["accept-ranges"], "bytes");
@@ -852,17 +519,17 @@ async fn raw_reads_stream_segments_and_honour_ranges() {
         ("bytes=-100", 9900..10_000, "bytes 9900-9999/10000"),
         ("bytes=5000-99999", 5000..10_000, "bytes 5000-9999/10000"),
     ] {
-        let resp = get(Some(range)).await.unwrap();
+        let resp = get(Some(range)).await;
         assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT, "{range}");
         assert_eq!(resp.headers()["content-range"], content_range, "{range}");
         assert!(resp.bytes().await.unwrap()[..] == data[want], "{range}");
     }
-    let resp = get(Some("bytes=10000-")).await.unwrap();
+    let resp = get(Some("bytes=10000-")).await;
     assert_eq!(resp.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(resp.headers()["content-range"], "bytes */10000");
     assert_eq!(error_code(resp).await, "RANGE_NOT_SATISFIABLE");
     // A malformed or multi-range header is ignored: the whole record.
-    let resp = get(Some("bytes=0-1,5-6")).await.unwrap();
+    let resp = get(Some("bytes=0-1,5-6")).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.bytes().await.unwrap().len(), 10_000);
     s.stop().await;

@@ -141,6 +141,65 @@ impl Default for Settings {
     }
 }
 
+impl Settings {
+    /// Checks these settings for a store of threshold `k` over backends with the ids
+    /// `backend_ids` (in share order) without opening anything: what
+    /// [`VaultDbBuilder::open`] checks before it touches a backend, so configuration
+    /// files can be checked up front.
+    ///
+    /// # Errors
+    /// `INVALID_CONFIG` saying what is wrong: fewer than 2 or more than 255 backends, a
+    /// threshold below 2 or above the number of backends, a write quorum outside K..=N,
+    /// `retain_versions` 0, an empty (or blank) or repeated backend id, a `segment_size`
+    /// outside 1 KiB..=1 GiB, a `max_inflight_bytes` below 1 KiB, or an invalid prefix.
+    pub fn validate<S: AsRef<str>>(&self, k: usize, backend_ids: &[S]) -> Result<Threshold> {
+        let n = backend_ids.len();
+        let invalid = |m: String| Err(VaultError::invalid_config(m));
+        if n < 2 {
+            return invalid(format!("at least 2 backends are needed, {n} configured"));
+        }
+        if n > 255 {
+            return invalid(format!("at most 255 backends are supported, {n} configured"));
+        }
+        if k < 2 {
+            return invalid(format!(
+                "threshold must be at least 2 (a threshold of {k} would let a single backend \
+                 rebuild every record)"
+            ));
+        }
+        if k > n {
+            return invalid(format!("threshold {k} is larger than the number of backends ({n})"));
+        }
+        if let Some(w) = self.write_quorum
+            && (w < k || w > n)
+        {
+            return invalid(format!(
+                "write_quorum {w} must be between the threshold {k} and the number of backends {n}"
+            ));
+        }
+        if self.retain_versions == 0 {
+            return invalid("retain_versions must be at least 1".to_owned());
+        }
+        for (i, id) in backend_ids.iter().map(AsRef::as_ref).enumerate() {
+            if id.trim().is_empty() {
+                return invalid(format!("backend #{} has an empty id", i + 1));
+            }
+            if backend_ids[..i].iter().any(|o| o.as_ref() == id) {
+                return invalid(format!("backend id {id:?} is used twice"));
+            }
+        }
+        let (lo, hi) = (crate::manifest::MIN_SEGMENT_SIZE, crate::manifest::MAX_SEGMENT_SIZE);
+        if !(lo..=hi).contains(&self.segment_size) {
+            return invalid(format!("segment_size must be between {lo} and {hi} bytes"));
+        }
+        if self.max_inflight_bytes < budget::MIN_BUDGET {
+            return invalid("the in-flight budget must be at least 1 KiB".to_owned());
+        }
+        KeySpace::new(&self.prefix)?;
+        Threshold::new(k, n)
+    }
+}
+
 /// Builds a [`VaultDb`].
 ///
 /// [`VaultDb::builder`] starts from the default [`Settings`], [`VaultDb::builder_with`]
@@ -295,45 +354,14 @@ impl VaultDbBuilder {
         Ok(VaultDb { inner: Arc::new(inner) })
     }
 
-    /// Every check of the configuration that needs no backend call, in one place.
+    /// Every check of the configuration that needs no backend call, in one place
+    /// ([`Settings::validate`], which configuration files call too).
     fn checked(&self) -> Result<Checked> {
-        let n = self.backends.len();
-        if n < 2 {
-            return Err(VaultError::invalid_config(format!(
-                "at least 2 backends are needed, {n} configured"
-            )));
-        }
         let k =
             self.threshold.ok_or_else(|| VaultError::invalid_config("no threshold configured"))?;
-        let threshold = Threshold::new(k, n)?;
-        let w = self.settings.write_quorum.unwrap_or(n);
-        if w < k || w > n {
-            return Err(VaultError::invalid_config(format!(
-                "write quorum {w} must be between the threshold {k} and the backend count {n}"
-            )));
-        }
-        if self.settings.retain_versions == 0 {
-            return Err(VaultError::invalid_config("retain_versions must be at least 1"));
-        }
         let ids: Vec<String> = self.backends.iter().map(|b| b.id().to_owned()).collect();
-        for (i, id) in ids.iter().enumerate() {
-            if id.is_empty() || ids[..i].contains(id) {
-                return Err(VaultError::invalid_config(format!(
-                    "backend ids must be unique and non-empty; {id:?} is not"
-                )));
-            }
-        }
-        let seg = self.settings.segment_size;
-        if !(crate::manifest::MIN_SEGMENT_SIZE..=crate::manifest::MAX_SEGMENT_SIZE).contains(&seg) {
-            return Err(VaultError::invalid_config(format!(
-                "segment_size {seg} is outside {}..={}",
-                crate::manifest::MIN_SEGMENT_SIZE,
-                crate::manifest::MAX_SEGMENT_SIZE
-            )));
-        }
-        if self.settings.max_inflight_bytes < budget::MIN_BUDGET {
-            return Err(VaultError::invalid_config("max_inflight_bytes must be at least 1 KiB"));
-        }
+        let threshold = self.settings.validate(k, &ids)?;
+        let w = self.settings.write_quorum.unwrap_or(ids.len());
         let keyspace = KeySpace::new(&self.settings.prefix)?;
         Ok(Checked { threshold, write_quorum: w, ids, keyspace })
     }

@@ -100,6 +100,51 @@ impl TestServer {
         format!("{}{path}", self.base)
     }
 
+    /// `method path`, with `token` as the bearer token when there is one.
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+    ) -> reqwest::RequestBuilder {
+        let req = self.client.request(method, self.url(path));
+        match token {
+            Some(t) => req.header("authorization", format!("Bearer {t}")),
+            None => req,
+        }
+    }
+
+    /// Sends `req` (the server answers every request: a transport error fails the test).
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> reqwest::Response {
+        req.send().await.expect("the server answers")
+    }
+
+    /// `GET path` with `token` (if any), sent.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        self.send(self.request(reqwest::Method::GET, path, token)).await
+    }
+
+    /// `GET path` with `token`, its body parsed as JSON.
+    pub async fn get_json(&self, path: &str, token: &str) -> serde_json::Value {
+        self.get(path, Some(token)).await.json().await.expect("a JSON body")
+    }
+
+    /// `DELETE path` with `token`, sent.
+    pub async fn delete(&self, path: &str, token: &str) -> reqwest::Response {
+        self.send(self.request(reqwest::Method::DELETE, path, Some(token))).await
+    }
+
+    /// `PUT /v1/records` of `{"id": id, "data": data}` with `token`, sent.
+    pub async fn put_json(
+        &self,
+        id: &str,
+        data: serde_json::Value,
+        token: &str,
+    ) -> reqwest::Response {
+        let body = serde_json::json!({"id": id, "data": data});
+        self.send(self.request(reqwest::Method::PUT, "/v1/records", Some(token)).json(&body)).await
+    }
+
     /// Stops the server and waits for it.
     pub async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {

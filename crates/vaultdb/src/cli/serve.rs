@@ -1,0 +1,95 @@
+//! `vaultdb serve`: the REST server ([`crate::server`]) on the configured store.
+
+use std::io::Write;
+use std::path::Path;
+
+use super::prepare;
+use crate::audit::AuditLog;
+use crate::error::CliError;
+use crate::server::{AppState, Limits, app};
+use crate::service::{self, FallbackToken};
+
+/// `vaultdb serve [--listen ADDR]`: the REST server, until Ctrl-C or SIGTERM (requests in
+/// flight finish first).
+///
+/// # Errors
+/// `INVALID_CONFIG` for a bad address or one it cannot listen on; the store's errors when
+/// it cannot be opened.
+pub(super) async fn serve(explicit: Option<&Path>, listen: Option<String>) -> Result<(), CliError> {
+    let cfg = prepare(explicit, None)?;
+    let addr: std::net::SocketAddr = match listen {
+        Some(l) => l.parse().map_err(|_| {
+            CliError::config(format!("--listen {l:?} is not an address like 127.0.0.1:8080"))
+        })?,
+        None => cfg.listen,
+    };
+    let given = std::env::var("VAULTDB_TOKEN").ok();
+    let (tokens, fallback) = service::serve_tokens(&cfg, given.as_deref())?;
+    let db = service::open(&cfg).await?;
+    cfg.clean_fs_temp().await;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| CliError::config(format!("cannot listen on {addr}: {e}")))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| CliError::config(format!("cannot listen on {addr}: {e}")))?;
+    if !local.ip().is_loopback() {
+        tracing::warn!(%local, "listening beyond loopback: put TLS in front of this server");
+    }
+    let limits = Limits {
+        body_limit: usize::try_from(cfg.config.server.body_limit.0).unwrap_or(usize::MAX),
+        request_timeout: cfg.config.server.request_timeout.0,
+    };
+    let state = AppState::new(db, tokens, Some(AuditLog::new(&cfg.audit_log)), limits);
+    let base = format!("http://{local}");
+    println!("vaultdb {} serving {}", env!("CARGO_PKG_VERSION"), cfg.describe());
+    println!("listening on {base}");
+    println!("audit log: {}", cfg.audit_log.display());
+    match &fallback {
+        Some(FallbackToken::Generated(token)) => {
+            println!();
+            println!(
+                "No API token is configured, so this run generated an admin token (only its hash is kept)."
+            );
+            println!("Use it like this:");
+            println!();
+            println!("  export VAULTDB_TOKEN={token}");
+            println!("  curl -H \"Authorization: Bearer $VAULTDB_TOKEN\" {base}/v1/records");
+            println!();
+        }
+        Some(FallbackToken::FromEnv) => {
+            println!("No API token is configured; accepting the admin token in VAULTDB_TOKEN:");
+            println!("  curl -H \"Authorization: Bearer $VAULTDB_TOKEN\" {base}/v1/records");
+        }
+        None => {}
+    }
+    let _ = std::io::stdout().flush();
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| CliError::new("INTERNAL_ERROR", format!("server error: {e}")))?;
+    println!("vaultdb stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

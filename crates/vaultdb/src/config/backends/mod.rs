@@ -1,0 +1,227 @@
+//! The `[[backends]]` entries of `vaultdb.toml`: one [`BackendEntry`] per backend, an enum
+//! of per-kind sections (`kind = "fs" | "memory" | "s3" | "minio" | "gcs" | "azure"`), each
+//! in its own module with its keys, the checks that need no network, and its mapping onto
+//! the backend crate's configuration. Every section has the same common part: `id` (unique
+//! and stable: the keyring records it) and an optional display `name`, read through
+//! [`BackendEntry::id`] and [`BackendEntry::name`]. (The two fields are declared in each
+//! section rather than in a flattened struct: serde's `flatten` does not work with
+//! `deny_unknown_fields`, so unknown keys would pass silently, and its buffering loses the
+//! line numbers of errors.)
+//!
+//! A backend is built in two steps: [`BackendEntry::prepare`] reads the secrets the section
+//! names and maps it onto its crate's configuration, touching nothing; the [`Pending`]
+//! future it returns builds the backend.
+//!
+//! **Secrets are never written in the file.** A section names the environment variable that
+//! holds each secret (`secret_access_key_env`, `access_key_env`, `sas_token_env`,
+//! `client_secret_env`, `service_account_json_env`); the variable is read when the backend
+//! is prepared, not when the file is loaded, so commands that need no backend
+//! (`audit verify`) work without it. Errors name the variable, never its value; the crates'
+//! configurations redact secrets in `Debug`, and nothing here logs a configuration.
+
+mod azure;
+mod fs;
+mod gcs;
+mod memory;
+mod minio;
+mod s3;
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use vaultdb_core::{BackendError, StorageBackend};
+
+pub use azure::{
+    AzureAuth, AzureSection, DEFAULT_AZURE_CLIENT_SECRET_ENV, DEFAULT_AZURE_KEY_ENV,
+    DEFAULT_AZURE_SAS_ENV,
+};
+pub use fs::FsSection;
+pub use gcs::{GcsAuth, GcsSection};
+pub use memory::MemorySection;
+pub use minio::MinioSection;
+pub use s3::{DEFAULT_S3_SECRET_ENV, S3Section};
+
+use crate::error::CliError;
+
+/// Looks up an environment variable: `None` if unset or empty. Passed in, so that the
+/// mapping can be tested without touching the process environment.
+pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The process environment, as an [`Env`].
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// A backend being built (see [`BackendEntry::prepare`]). Building sends no request to a
+/// bucket; resolving GCS Application Default Credentials or the AWS credential chain may
+/// read files (and, for GCS on Google Cloud, ask the metadata server).
+pub type Pending =
+    Pin<Box<dyn Future<Output = Result<Arc<dyn StorageBackend>, CliError>> + Send + 'static>>;
+
+/// One `[[backends]]` entry: the section of its `kind`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum BackendEntry {
+    /// A local directory (crate vaultdb-fs).
+    Fs(FsSection),
+    /// In-process memory: every process starts empty. For tests and demos of `serve`.
+    Memory(MemorySection),
+    /// Amazon S3 or an S3-compatible store (crate vaultdb-s3).
+    S3(S3Section),
+    /// MinIO or another self-hosted S3-compatible store (crate vaultdb-minio).
+    Minio(MinioSection),
+    /// Google Cloud Storage (crate vaultdb-gcs).
+    Gcs(GcsSection),
+    /// Azure Blob Storage (crate vaultdb-azure).
+    Azure(AzureSection),
+}
+
+impl BackendEntry {
+    /// The backend id.
+    pub fn id(&self) -> &str {
+        match self {
+            Self::Fs(s) => &s.id,
+            Self::Memory(s) => &s.id,
+            Self::S3(s) => &s.id,
+            Self::Minio(s) => &s.id,
+            Self::Gcs(s) => &s.id,
+            Self::Azure(s) => &s.id,
+        }
+    }
+
+    /// The display name: `name`, or the id when there is none.
+    pub fn name(&self) -> &str {
+        let name = match self {
+            Self::Fs(s) => &s.name,
+            Self::Memory(s) => &s.name,
+            Self::S3(s) => &s.name,
+            Self::Minio(s) => &s.name,
+            Self::Gcs(s) => &s.name,
+            Self::Azure(s) => &s.name,
+        };
+        name.as_deref().unwrap_or_else(|| self.id())
+    }
+
+    /// The `kind` as written.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Fs(_) => "fs",
+            Self::Memory(_) => "memory",
+            Self::S3(_) => "s3",
+            Self::Minio(_) => "minio",
+            Self::Gcs(_) => "gcs",
+            Self::Azure(_) => "azure",
+        }
+    }
+
+    /// Checks the kind-specific fields (no environment, no network).
+    ///
+    /// # Errors
+    /// `backend "<id>" (<kind>): <what is wrong>`.
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            Self::Fs(s) => s.validate(),
+            Self::Memory(_) => Ok(()),
+            Self::S3(s) => s.validate(),
+            Self::Minio(s) => s.validate(),
+            Self::Gcs(s) => s.validate(),
+            Self::Azure(s) => s.validate(),
+        }
+    }
+
+    /// Makes the entry's relative paths absolute: an `fs` path against `data_dir`, key and
+    /// token files against `base` (the configuration file's directory).
+    pub(crate) fn resolve_paths(&mut self, data_dir: &Path, base: &Path) {
+        let (path, against) = match self {
+            Self::Fs(s) => (Some(&mut s.path), data_dir),
+            Self::Gcs(s) => (s.service_account_file.as_mut(), base),
+            Self::Azure(s) => (s.token_file.as_mut(), base),
+            Self::Memory(_) | Self::S3(_) | Self::Minio(_) => (None, base),
+        };
+        if let Some(path) = path
+            && path.is_relative()
+            && !path.as_os_str().is_empty()
+        {
+            *path = against.join(&*path);
+        }
+    }
+
+    /// The first step of building the backend: reads the secrets the section names from
+    /// `env` and maps the section onto its crate's configuration, touching nothing; the
+    /// returned future builds the backend.
+    ///
+    /// # Errors
+    /// `INVALID_CONFIG`: a variable the section names is not set (the message names the
+    /// variable). The future fails with `INVALID_CONFIG` naming the backend, with the
+    /// crate's message (which never holds a secret).
+    pub fn prepare(&self, env: Env<'_>) -> Result<Pending, CliError> {
+        let (id, name) = (self.id().to_owned(), self.name().to_owned());
+        let pending = match self {
+            Self::Fs(s) => ready(s.build(id, name)),
+            Self::Memory(_) => ready(memory::build(id, name)),
+            Self::S3(s) => s3::connect(id, name, s.to_config(env).map_err(CliError::config)?),
+            Self::Minio(s) => minio::connect(id, name, s.to_config(env).map_err(CliError::config)?),
+            Self::Gcs(s) => gcs::connect(id, name, s.to_config(env).map_err(CliError::config)?),
+            Self::Azure(s) => azure::connect(id, name, s.to_config(env).map_err(CliError::config)?),
+        };
+        Ok(pending)
+    }
+}
+
+/// A backend built without waiting.
+fn ready(backend: Arc<dyn StorageBackend>) -> Pending {
+    Box::pin(std::future::ready(Ok(backend)))
+}
+
+/// `backend "id" (kind): what`.
+fn err(id: &str, kind: &str, what: impl std::fmt::Display) -> String {
+    format!("backend {id:?} ({kind}): {what}")
+}
+
+/// A backend crate's refusal to build, naming the backend.
+fn build_failed(id: &str, kind: &str, e: &BackendError) -> CliError {
+    CliError::config(err(id, kind, e.message()))
+}
+
+fn nonempty(id: &str, kind: &str, key: &str, v: &str) -> Result<(), String> {
+    if v.trim().is_empty() {
+        Err(err(id, kind, format_args!("{key} must not be empty")))
+    } else {
+        Ok(())
+    }
+}
+
+fn opt_nonempty(id: &str, kind: &str, key: &str, v: Option<&str>) -> Result<(), String> {
+    v.map_or(Ok(()), |v| nonempty(id, kind, key, v))
+}
+
+fn url_like(id: &str, kind: &str, endpoint: &str) -> Result<(), String> {
+    let lower = endpoint.to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(err(id, kind, "endpoint must start with http:// or https://"))
+    }
+}
+
+fn page_size(id: &str, kind: &str, v: Option<usize>, max: usize) -> Result<(), String> {
+    match v {
+        Some(n) if n == 0 || n > max => {
+            Err(err(id, kind, format_args!("page_size must be between 1 and {max}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Reads the variable `var` that `key` names, for backend `id`.
+fn from_env(env: Env<'_>, id: &str, kind: &str, key: &str, var: &str) -> Result<String, String> {
+    env(var).ok_or_else(|| {
+        err(id, kind, format_args!("{key} names the environment variable {var}, which is not set"))
+    })
+}
+
+#[cfg(test)]
+mod tests;

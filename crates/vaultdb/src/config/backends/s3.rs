@@ -1,0 +1,178 @@
+//! `kind = "s3"`: Amazon S3 or an S3-compatible store ([`S3Config`], crate vaultdb-s3), and
+//! the static-key fields it shares with `minio`.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use vaultdb_s3::{S3Backend, S3Config, S3Credentials};
+
+use super::{
+    Env, Pending, build_failed, err, from_env, nonempty, opt_nonempty, page_size, url_like,
+};
+
+/// Where an S3 secret access key is read from when `secret_access_key_env` is not set.
+pub const DEFAULT_S3_SECRET_ENV: &str = "AWS_SECRET_ACCESS_KEY";
+
+/// `kind = "s3"`: Amazon S3 or an S3-compatible store ([`S3Config`]).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Section {
+    /// Backend id (unique; recorded in the keyring).
+    pub id: String,
+    /// Human-readable name.
+    pub name: Option<String>,
+    /// The bucket (must exist).
+    pub bucket: String,
+    /// Key prefix ("folder") inside the bucket.
+    #[serde(default)]
+    pub prefix: String,
+    /// Region requests are signed for (default `us-east-1`).
+    pub region: Option<String>,
+    /// Custom endpoint URL (S3-compatible stores, emulators, VPC endpoints).
+    pub endpoint: Option<String>,
+    /// Path-style addressing.
+    #[serde(default)]
+    pub force_path_style: bool,
+    /// Accept an `http://` endpoint.
+    #[serde(default)]
+    pub allow_http: bool,
+    /// The SDK's optional checksums on every request.
+    #[serde(default)]
+    pub strict_checksums: bool,
+    /// Keys per listing page (1 to 1000).
+    pub page_size: Option<usize>,
+    /// Static credentials: the access key id (not secret).
+    pub access_key_id: Option<String>,
+    /// Static credentials: the variable holding the access key id.
+    pub access_key_id_env: Option<String>,
+    /// Static credentials: the variable holding the secret key (default
+    /// `AWS_SECRET_ACCESS_KEY`).
+    pub secret_access_key_env: Option<String>,
+    /// Static credentials: the variable holding a session token (none by default).
+    pub session_token_env: Option<String>,
+}
+
+/// The static-key fields shared by `s3` and `minio`.
+pub(super) struct StaticKeys<'a> {
+    pub(super) id: &'a str,
+    pub(super) kind: &'a str,
+    pub(super) access_key_id: Option<&'a str>,
+    pub(super) access_key_id_env: Option<&'a str>,
+    pub(super) secret_access_key_env: Option<&'a str>,
+    pub(super) session_token_env: Option<&'a str>,
+}
+
+impl StaticKeys<'_> {
+    pub(super) fn validate(&self) -> Result<(), String> {
+        let (id, kind) = (self.id, self.kind);
+        opt_nonempty(id, kind, "access_key_id", self.access_key_id)?;
+        opt_nonempty(id, kind, "access_key_id_env", self.access_key_id_env)?;
+        opt_nonempty(id, kind, "secret_access_key_env", self.secret_access_key_env)?;
+        opt_nonempty(id, kind, "session_token_env", self.session_token_env)?;
+        if self.access_key_id.is_some() && self.access_key_id_env.is_some() {
+            return Err(err(id, kind, "set access_key_id or access_key_id_env, not both"));
+        }
+        if self.access_key_id.is_none() && self.access_key_id_env.is_none() {
+            for (key, v) in [
+                ("secret_access_key_env", self.secret_access_key_env),
+                ("session_token_env", self.session_token_env),
+            ] {
+                if v.is_some() {
+                    return Err(err(
+                        id,
+                        kind,
+                        format_args!(
+                            "{key} needs access_key_id or access_key_id_env (without them the \
+                             AWS credential chain is used)"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Static credentials when an access key is configured, else the credential chain.
+    pub(super) fn resolve(&self, env: Env<'_>) -> Result<S3Credentials, String> {
+        let (id, kind) = (self.id, self.kind);
+        let access_key_id = match (self.access_key_id, self.access_key_id_env) {
+            (Some(k), _) => k.to_owned(),
+            (None, Some(var)) => from_env(env, id, kind, "access_key_id_env", var)?,
+            (None, None) => return Ok(S3Credentials::Chain),
+        };
+        let secret_var = self.secret_access_key_env.unwrap_or(DEFAULT_S3_SECRET_ENV);
+        let secret_access_key = env(secret_var).ok_or_else(|| {
+            err(
+                id,
+                kind,
+                format_args!(
+                    "the secret access key is read from the environment variable {secret_var} \
+                     (secret_access_key_env), which is not set"
+                ),
+            )
+        })?;
+        let session_token = match self.session_token_env {
+            Some(var) => Some(from_env(env, id, kind, "session_token_env", var)?),
+            None => None,
+        };
+        Ok(S3Credentials::Static { access_key_id, secret_access_key, session_token })
+    }
+}
+
+impl S3Section {
+    fn keys(&self) -> StaticKeys<'_> {
+        StaticKeys {
+            id: &self.id,
+            kind: "s3",
+            access_key_id: self.access_key_id.as_deref(),
+            access_key_id_env: self.access_key_id_env.as_deref(),
+            secret_access_key_env: self.secret_access_key_env.as_deref(),
+            session_token_env: self.session_token_env.as_deref(),
+        }
+    }
+
+    /// Checks the fields (no environment, no network).
+    pub fn validate(&self) -> Result<(), String> {
+        let (id, kind) = (self.id.as_str(), "s3");
+        nonempty(id, kind, "bucket", &self.bucket)?;
+        opt_nonempty(id, kind, "region", self.region.as_deref())?;
+        if let Some(e) = &self.endpoint {
+            url_like(id, kind, e)?;
+        }
+        page_size(id, kind, self.page_size, 1000)?;
+        self.keys().validate()
+    }
+
+    /// The [`S3Config`] this section stands for, reading secrets from `env`.
+    ///
+    /// # Errors
+    /// A variable the section names is not set.
+    pub fn to_config(&self, env: Env<'_>) -> Result<S3Config, String> {
+        let mut c = S3Config::new(self.bucket.clone())
+            .with_prefix(self.prefix.clone())
+            .with_path_style(self.force_path_style)
+            .with_allow_http(self.allow_http)
+            .with_credentials(self.keys().resolve(env)?);
+        if let Some(r) = &self.region {
+            c = c.with_region(r.clone());
+        }
+        if let Some(e) = &self.endpoint {
+            c = c.with_endpoint(e.clone());
+        }
+        if let Some(n) = self.page_size {
+            c = c.with_page_size(n);
+        }
+        c.strict_checksums = self.strict_checksums;
+        Ok(c)
+    }
+}
+
+/// Builds an S3 backend from its configuration.
+pub(super) fn connect(id: String, name: String, config: S3Config) -> Pending {
+    Box::pin(async move {
+        match S3Backend::new(id.clone(), name, config).await {
+            Ok(b) => Ok(Arc::new(b) as _),
+            Err(e) => Err(build_failed(&id, "s3", &e)),
+        }
+    })
+}

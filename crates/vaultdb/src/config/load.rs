@@ -1,0 +1,341 @@
+//! Loading a configuration: finding the file, parsing it, applying the environment,
+//! resolving paths and validating ([`Loaded`]); and what it maps to: the store's
+//! [`Settings`] and the backends.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use vaultdb_core::{Settings, StorageBackend, VaultError};
+use vaultdb_fs::FsBackend;
+
+use super::backends::{BackendEntry, Env, Pending, process_env};
+use super::model::Config;
+use super::units::ByteSize;
+use super::{DEFAULT_CONFIG, DEFAULT_CONFIG_FILE};
+use crate::error::{CliError, one_line};
+
+/// Where a configuration came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// A file.
+    File(PathBuf),
+    /// The embedded default.
+    Embedded,
+}
+
+/// A parsed, validated configuration with its paths resolved.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    /// The configuration (paths in it are already absolute or resolved).
+    pub config: Config,
+    /// Where it came from.
+    pub source: Source,
+    /// The resolved data directory.
+    pub data_dir: PathBuf,
+    /// The resolved audit log path.
+    pub audit_log: PathBuf,
+    /// The resolved listen address.
+    pub listen: SocketAddr,
+}
+
+impl Loaded {
+    /// Finds, parses, overrides and validates the configuration. Touches nothing on disk
+    /// but the configuration file it reads.
+    ///
+    /// # Errors
+    /// `INVALID_CONFIG` with one line saying what is wrong.
+    pub fn load(explicit: Option<&Path>) -> Result<Self, CliError> {
+        let (text, source) = match explicit {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| {
+                    CliError::config(format!("cannot read config {}: {e}", p.display()))
+                })?;
+                (text, Source::File(p.to_path_buf()))
+            }
+            None => {
+                let p = Path::new(DEFAULT_CONFIG_FILE);
+                match std::fs::read_to_string(p) {
+                    Ok(text) => (text, Source::File(p.to_path_buf())),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        (DEFAULT_CONFIG.to_owned(), Source::Embedded)
+                    }
+                    Err(e) => {
+                        return Err(CliError::config(format!(
+                            "cannot read config {}: {e}",
+                            p.display()
+                        )));
+                    }
+                }
+            }
+        };
+        Self::from_text(&text, source)
+    }
+
+    /// Parses `text` as if read from `source`, then applies the environment.
+    ///
+    /// # Errors
+    /// `INVALID_CONFIG` with one line saying what is wrong.
+    pub fn from_text(text: &str, source: Source) -> Result<Self, CliError> {
+        let label = match &source {
+            Source::File(p) => p.display().to_string(),
+            Source::Embedded => "embedded default config".to_owned(),
+        };
+        let mut config: Config = toml::from_str(text).map_err(|e| {
+            let at = e.span().map(|s| {
+                let line = text[..s.start.min(text.len())].matches('\n').count() + 1;
+                format!(" (line {line})")
+            });
+            CliError::config(format!(
+                "{label}{}: {}",
+                at.unwrap_or_default(),
+                one_line(e.message())
+            ))
+        })?;
+        let base = match &source {
+            Source::File(p) => match p.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+                _ => PathBuf::from("."),
+            },
+            Source::Embedded => PathBuf::from("."),
+        };
+        // Environment overrides.
+        if let Some(v) = process_env("VAULTDB_THRESHOLD") {
+            config.threshold = v.trim().parse().map_err(|_| {
+                CliError::config(format!("VAULTDB_THRESHOLD={v:?} is not a number"))
+            })?;
+        }
+        if let Some(v) = process_env("VAULTDB_WRITE_QUORUM") {
+            config.write_quorum = Some(v.trim().parse().map_err(|_| {
+                CliError::config(format!("VAULTDB_WRITE_QUORUM={v:?} is not a number"))
+            })?);
+        }
+        if let Some(v) = process_env("VAULTDB_LISTEN") {
+            config.server.listen = v;
+        }
+        let data_dir = match process_env("VAULTDB_DATA_DIR") {
+            Some(d) => PathBuf::from(d),
+            None => base.join(config.data_dir.clone().unwrap_or_else(|| "vaultdb-data".into())),
+        };
+        let audit_log = match process_env("VAULTDB_AUDIT_LOG") {
+            Some(p) => PathBuf::from(p),
+            None => match &config.server.audit_log {
+                Some(p) => base.join(p),
+                None => data_dir.join("audit.jsonl"),
+            },
+        };
+        for b in &mut config.backends {
+            b.resolve_paths(&data_dir, &base);
+        }
+        let listen: SocketAddr = config.server.listen.parse().map_err(|_| {
+            CliError::config(format!(
+                "server.listen {:?} is not an address like 127.0.0.1:8080",
+                config.server.listen
+            ))
+        })?;
+        let loaded = Self { config, source, data_dir, audit_log, listen };
+        loaded.validate().map_err(CliError::config)?;
+        Ok(loaded)
+    }
+
+    /// Checks everything that can be checked without touching a backend: the store's
+    /// settings (by the same function [`VaultDbBuilder::open`] calls, so the two agree),
+    /// the timeouts and server limits, each backend's section, and the tokens.
+    ///
+    /// [`VaultDbBuilder::open`]: vaultdb_core::client::VaultDbBuilder::open
+    fn validate(&self) -> Result<(), String> {
+        let c = &self.config;
+        let ids: Vec<&str> = c.backends.iter().map(BackendEntry::id).collect();
+        self.settings().validate(c.threshold, &ids).map_err(|e| match e {
+            VaultError::InvalidConfig(m) => m,
+            other => other.to_string(),
+        })?;
+        if c.timeouts.attempts == 0 {
+            return Err("timeouts.attempts must be at least 1".into());
+        }
+        if c.timeouts.call.0.is_zero() {
+            return Err("timeouts.call must be more than 0".into());
+        }
+        if c.server.body_limit.0 == 0 {
+            return Err("server.body_limit must be more than 0".into());
+        }
+        if c.server.request_timeout.0.is_zero() {
+            return Err("server.request_timeout must be more than 0".into());
+        }
+        for b in &c.backends {
+            b.validate()?;
+        }
+        for (i, t) in c.tokens.iter().enumerate() {
+            if t.name.trim().is_empty() {
+                return Err(format!("token #{} has an empty name", i + 1));
+            }
+            if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "token {:?}: sha256 must be 64 hex digits (the SHA-256 of the token)",
+                    t.name
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The VaultDb settings this configuration asks for.
+    pub fn settings(&self) -> Settings {
+        let c = &self.config;
+        let mut s = Settings::default();
+        s.write_quorum = c.write_quorum;
+        s.retain_versions = c.retain_versions;
+        s.padding = c.padding.0;
+        s.prefix = c.prefix.clone();
+        s.hedge_after = c.timeouts.hedge_after.0;
+        if let Some(ByteSize(seg)) = c.segment_size {
+            s.segment_size = usize::try_from(seg).unwrap_or(usize::MAX);
+        }
+        if let Some(ByteSize(m)) = c.max_inflight {
+            s.max_inflight_bytes = usize::try_from(m).unwrap_or(usize::MAX);
+        }
+        s.call_policy.timeout = c.timeouts.call.0;
+        s.call_policy.max_attempts = c.timeouts.attempts;
+        if let Some(g) = c.timeouts.grace_period {
+            s.grace_period = g.0;
+        }
+        s
+    }
+
+    /// The first step of building every backend, in share order, with secrets read from
+    /// `env` (see [`BackendEntry::prepare`]); touches nothing.
+    ///
+    /// # Errors
+    /// `INVALID_CONFIG`: a variable a section names is not set.
+    pub fn prepare_backends(&self, env: Env<'_>) -> Result<Vec<Pending>, CliError> {
+        self.config.backends.iter().map(|b| b.prepare(env)).collect()
+    }
+
+    /// Builds the backends, in share order, with secrets from the process environment. No
+    /// request reaches a bucket (see [`Pending`]).
+    ///
+    /// # Errors
+    /// `INVALID_CONFIG` naming the backend whose configuration or credentials are unusable.
+    pub async fn backends(&self) -> Result<Vec<Arc<dyn StorageBackend>>, CliError> {
+        self.backends_with(&process_env).await
+    }
+
+    /// [`backends`](Self::backends) with secrets read from `env`: every section's secrets
+    /// first, then each backend in turn.
+    ///
+    /// # Errors
+    /// As [`backends`](Self::backends).
+    pub async fn backends_with(
+        &self,
+        env: Env<'_>,
+    ) -> Result<Vec<Arc<dyn StorageBackend>>, CliError> {
+        let mut out = Vec::with_capacity(self.config.backends.len());
+        for pending in self.prepare_backends(env)? {
+            out.push(pending.await?);
+        }
+        Ok(out)
+    }
+
+    /// Removes temporary files that crashed writes left in the fs backends (older than
+    /// [`vaultdb_fs::TEMP_MAX_AGE`]); returns how many. Failures are logged, not fatal.
+    pub async fn clean_fs_temp(&self) -> usize {
+        let mut removed = 0;
+        for b in &self.config.backends {
+            if let BackendEntry::Fs(s) = b {
+                let fs = FsBackend::new(s.id.clone(), s.id.clone(), s.path.clone());
+                match fs.clean_temp(vaultdb_fs::TEMP_MAX_AGE).await {
+                    Ok(n) => removed += n,
+                    Err(e) => tracing::warn!(backend = %s.id, "cannot clean temporary files: {e}"),
+                }
+            }
+        }
+        removed
+    }
+
+    /// A one-line description, e.g. `2-of-3 over disk-1, disk-2, disk-3`.
+    pub fn describe(&self) -> String {
+        let ids: Vec<&str> = self.config.backends.iter().map(BackendEntry::id).collect();
+        format!("{}-of-{} over {}", self.config.threshold, ids.len(), ids.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Role;
+    use crate::config::{ByteSize, init_file};
+
+    fn parse(text: &str) -> Result<Loaded, CliError> {
+        Loaded::from_text(text, Source::File("/etc/vaultdb/vaultdb.toml".into()))
+    }
+
+    const TWO_FS: &str = "threshold = 2\n[[backends]]\nkind = \"fs\"\nid = \"a\"\npath = \"a\"\n\
+                          [[backends]]\nkind = \"fs\"\nid = \"b\"\npath = \"/abs/b\"\n";
+
+    #[test]
+    fn embedded_default_parses() {
+        let l = Loaded::from_text(DEFAULT_CONFIG, Source::Embedded).unwrap();
+        assert_eq!(l.config.threshold, 2);
+        assert_eq!(l.config.backends.len(), 3);
+        assert_eq!(l.describe(), "2-of-3 over disk-1, disk-2, disk-3");
+        assert_eq!(l.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(l.config.server.body_limit, ByteSize(16 << 20));
+    }
+
+    #[test]
+    fn init_file_parses_with_token() {
+        let text = init_file("admin", &"ab".repeat(32));
+        let l = parse(&text).unwrap();
+        assert_eq!(l.config.tokens.len(), 1);
+        assert_eq!(l.config.tokens[0].role, Role::Admin);
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_file() {
+        let l = parse(TWO_FS).unwrap();
+        let paths: Vec<_> = l
+            .config
+            .backends
+            .iter()
+            .map(|b| match b {
+                BackendEntry::Fs(s) => s.path.clone(),
+                other => unreachable!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(paths[0], Path::new("/etc/vaultdb/vaultdb-data/a"));
+        assert_eq!(paths[1], Path::new("/abs/b"));
+        assert_eq!(l.audit_log, Path::new("/etc/vaultdb/vaultdb-data/audit.jsonl"));
+    }
+
+    #[test]
+    fn rejects_bad_configs() {
+        let cases = [
+            ("threshold = 2\nbogus = 1\n", "unknown field"),
+            ("threshold = \n", "line 1"),
+            (&TWO_FS.replace("threshold = 2", "threshold = 3"), "larger than"),
+            (&TWO_FS.replace("threshold = 2", "threshold = 1"), "at least 2"),
+            (&TWO_FS.replacen("\"fs\"", "\"ftp\"", 1), "unknown variant"),
+            (&TWO_FS.replacen("path = \"a\"", "path = \"a\"\ncolour = 1", 1), "unknown field"),
+            (&TWO_FS.replacen("id = \"b\"", "id = \"a\"", 1), "used twice"),
+            ("threshold = 2\n[[backends]]\nkind = \"memory\"\nid = \"m\"\n", "at least 2 backends"),
+            (&format!("{TWO_FS}[server]\nlisten = \"nowhere\"\n"), "not an address"),
+            (&format!("padding = \"fancy\"\n{TWO_FS}"), "invalid padding"),
+            // The store's own checks (vaultdb_core's Settings::validate).
+            (&format!("write_quorum = 1\n{TWO_FS}"), "write_quorum 1 must be between"),
+            (&format!("retain_versions = 0\n{TWO_FS}"), "retain_versions must be at least 1"),
+            (&format!("segment_size = 10\n{TWO_FS}"), "segment_size must be between"),
+            (&format!("max_inflight = 100\n{TWO_FS}"), "in-flight budget"),
+            (&format!("prefix = \"a//b\"\n{TWO_FS}"), "invalid key prefix"),
+            (&TWO_FS.replacen("id = \"b\"", "id = \" \"", 1), "backend #2 has an empty id"),
+            // The file's own checks.
+            (&TWO_FS.replacen("\n", "\n[timeouts]\nattempts = 0\n", 1), "timeouts.attempts"),
+            (&TWO_FS.replacen("path = \"a\"", "path = \"\"", 1), "path must not be empty"),
+        ];
+        for (text, want) in cases {
+            let e = parse(text).unwrap_err();
+            assert_eq!(e.code, "INVALID_CONFIG", "{text}");
+            assert!(e.message.contains(want), "{text}: {} lacks {want}", e.message);
+            assert!(!e.message.contains('\n'), "one line: {}", e.message);
+        }
+    }
+}

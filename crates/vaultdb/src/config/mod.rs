@@ -1,0 +1,149 @@
+//! `vaultdb.toml`: the model ([`Config`], module `model`), its value types ([`Dur`],
+//! [`ByteSize`], ..., module `units`), the backend entries ([`backends`]), and loading:
+//! parsing, environment overrides, validation and paths ([`Loaded`], module `load`).
+//!
+//! Where the configuration comes from, first match wins:
+//!
+//! 1. `--config PATH` or `VAULTDB_CONFIG=PATH` (the file must exist);
+//! 2. `./vaultdb.toml` if it exists;
+//! 3. the embedded default ([`DEFAULT_CONFIG`]): three filesystem backends under
+//!    `./vaultdb-data/{disk-1,disk-2,disk-3}`, threshold 2. So a newcomer's first command
+//!    just works.
+//!
+//! Then the environment overrides single settings ([`ENV_OVERRIDES`]). Relative paths in a
+//! file are resolved against the file's directory; in the embedded default, against the
+//! current directory.
+
+pub mod backends;
+mod load;
+mod model;
+mod units;
+
+use std::time::Duration;
+
+pub use backends::{
+    AzureSection, BackendEntry, Env, FsSection, GcsSection, MemorySection, MinioSection, Pending,
+    S3Section, process_env,
+};
+pub use load::{Loaded, Source};
+pub use model::{Config, ServerConfig, Timeouts, TokenConfig};
+pub use units::{ByteSize, Dur, OptDur, PaddingSetting, parse_duration, parse_size};
+
+/// The file name looked for in the current directory.
+pub const DEFAULT_CONFIG_FILE: &str = "vaultdb.toml";
+
+/// The default server address (loopback only).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// The default request body limit (16 MiB).
+pub const DEFAULT_BODY_LIMIT: u64 = 16 << 20;
+
+/// The default request timeout.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The environment variables that override configuration, with what each does.
+pub const ENV_OVERRIDES: &[(&str, &str)] = &[
+    ("VAULTDB_CONFIG", "path of the configuration file (same as --config)"),
+    ("VAULTDB_DATA_DIR", "data_dir: where relative fs backend paths and the audit log live"),
+    ("VAULTDB_THRESHOLD", "threshold K"),
+    ("VAULTDB_WRITE_QUORUM", "write_quorum W"),
+    ("VAULTDB_LISTEN", "server.listen, e.g. 127.0.0.1:9000 (port 0 picks a free port)"),
+    ("VAULTDB_AUDIT_LOG", "server.audit_log path"),
+    (
+        "VAULTDB_TOKEN",
+        "serve only, when no [[tokens]] are configured: accept this admin token instead of \
+         generating one",
+    ),
+    ("RUST_LOG", "log filter for stderr logs (default: warn)"),
+];
+
+/// The embedded default configuration, and the body of the file `vaultdb init` writes
+/// (which appends a `[[tokens]]` entry).
+pub const DEFAULT_CONFIG: &str = r#"# VaultDB configuration.
+#
+# Every record is split into N shares, one per backend below; any `threshold` (K) of them
+# rebuild it, and fewer than K reveal nothing about it. With K = 2 of N = 3, any one backend
+# may fail, or be compromised, without losing or leaking a record.
+#
+# Environment variables override single settings: VAULTDB_DATA_DIR, VAULTDB_THRESHOLD,
+# VAULTDB_WRITE_QUORUM, VAULTDB_LISTEN, VAULTDB_AUDIT_LOG (see `vaultdb --help`).
+
+# K: shares needed to rebuild a record (2 <= K <= number of backends).
+threshold = 2
+
+# W: backends that must acknowledge a put (K <= W <= N; default N).
+# write_quorum = 3
+
+# Versions kept per record after a put (default 1).
+retain_versions = 1
+
+# Size padding before splitting, so stored sizes do not reveal exact sizes:
+# "padme" (default, at most 12% overhead), "none", "power-of-two", or "block:4096".
+padding = "padme"
+
+# Key prefix inside every backend.
+prefix = "vaultdb"
+
+# Records larger than this are stored as segments of this size, each with its own MAC, and
+# stream in bounded memory (1KiB to 1GiB; default 4MiB).
+# segment_size = "4MiB"
+
+# The client's in-flight byte budget: puts and segment reads wait instead of buffering
+# more than this (default 64MiB).
+# max_inflight = "64MiB"
+
+# Relative fs backend paths, and the default audit log, are resolved against this directory
+# (itself relative to this file).
+data_dir = "vaultdb-data"
+
+[timeouts]
+# Upper bound on one backend call ("500ms", "30s", "2m").
+call = "30s"
+# Attempts per backend call, with exponential backoff on transient errors.
+attempts = 3
+# A read asks one more backend when K shares have not arrived after this long ("off" to
+# disable).
+hedge_after = "50ms"
+
+[server]
+# Loopback only by default. Put a TLS-terminating proxy in front before exposing it.
+listen = "127.0.0.1:8080"
+# Largest request body accepted ("16MiB", or bytes).
+body_limit = "16MiB"
+# Requests taking longer than this fail with 503 REQUEST_TIMEOUT.
+request_timeout = "30s"
+# Hash-chained JSON-lines audit log (name tags only, never ids or data); default
+# audit.jsonl in data_dir. Check it with `vaultdb audit verify`.
+# audit_log = "vaultdb-data/audit.jsonl"
+
+# Three local directories stand in for three independent stores. For real protection give
+# each share to a different provider: kind = "s3" | "minio" | "gcs" | "azure" (keys in the
+# vaultdb README); "memory" keeps shares in RAM for tests.
+[[backends]]
+kind = "fs"
+id = "disk-1"
+name = "Local disk 1"
+path = "disk-1"
+
+[[backends]]
+kind = "fs"
+id = "disk-2"
+name = "Local disk 2"
+path = "disk-2"
+
+[[backends]]
+kind = "fs"
+id = "disk-3"
+name = "Local disk 3"
+path = "disk-3"
+"#;
+
+/// The file `vaultdb init` writes: the default plus one admin token's hash.
+pub fn init_file(token_name: &str, token_sha256_hex: &str) -> String {
+    format!(
+        "{DEFAULT_CONFIG}\n# API tokens for `vaultdb serve`, stored as SHA-256 hashes only. Roles: read \
+         (GET), write (also PUT/POST/DELETE), admin (also status and repair). Add one with the \
+         token's hash: printf %s \"$TOKEN\" | sha256sum\n[[tokens]]\nname = \"{token_name}\"\nrole = \
+         \"admin\"\nsha256 = \"{token_sha256_hex}\"\n"
+    )
+}

@@ -1,0 +1,150 @@
+//! The model of `vaultdb.toml`: the whole file ([`Config`]) and its tables. Unknown keys
+//! are errors everywhere.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use vaultdb_core::{CallPolicy, Settings};
+
+use super::backends::BackendEntry;
+use super::units::{ByteSize, Dur, OptDur, PaddingSetting};
+use super::{DEFAULT_BODY_LIMIT, DEFAULT_LISTEN, DEFAULT_REQUEST_TIMEOUT};
+use crate::auth::Role;
+
+/// The whole file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// K.
+    pub threshold: usize,
+    /// W (default N).
+    #[serde(default)]
+    pub write_quorum: Option<usize>,
+    /// Versions kept per record.
+    #[serde(default = "default_retain")]
+    pub retain_versions: usize,
+    /// Padding policy.
+    #[serde(default)]
+    pub padding: PaddingSetting,
+    /// Key prefix in every backend.
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// Segment size for large records (default 4 MiB).
+    #[serde(default)]
+    pub segment_size: Option<ByteSize>,
+    /// The client's in-flight byte budget (default 64 MiB).
+    #[serde(default)]
+    pub max_inflight: Option<ByteSize>,
+    /// Base directory for relative fs paths and the default audit log.
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    /// Backend call timeouts and retries.
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// The REST server.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// API tokens.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+    /// The N backends, in share order.
+    #[serde(default)]
+    pub backends: Vec<BackendEntry>,
+}
+
+fn default_retain() -> usize {
+    1
+}
+fn default_prefix() -> String {
+    vaultdb_core::client::DEFAULT_PREFIX.to_owned()
+}
+
+/// `[timeouts]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    /// Upper bound on one attempt of one backend call.
+    #[serde(default = "default_call")]
+    pub call: Dur,
+    /// Attempts per backend call (at least 1).
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+    /// Hedging delay for reads, or `"off"`.
+    #[serde(default = "default_hedge")]
+    pub hedge_after: OptDur,
+    /// Grace period before scrub removes abandoned partial writes.
+    #[serde(default)]
+    pub grace_period: Option<Dur>,
+}
+
+fn default_call() -> Dur {
+    Dur(CallPolicy::default().timeout)
+}
+fn default_attempts() -> u32 {
+    CallPolicy::default().max_attempts
+}
+fn default_hedge() -> OptDur {
+    OptDur(Settings::default().hedge_after)
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            call: default_call(),
+            attempts: default_attempts(),
+            hedge_after: default_hedge(),
+            grace_period: None,
+        }
+    }
+}
+
+/// `[server]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Largest request body, in bytes.
+    #[serde(default = "default_body_limit")]
+    pub body_limit: ByteSize,
+    /// Per-request timeout.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: Dur,
+    /// The audit log; default `<data_dir>/audit.jsonl`.
+    #[serde(default)]
+    pub audit_log: Option<PathBuf>,
+}
+
+fn default_listen() -> String {
+    DEFAULT_LISTEN.to_owned()
+}
+fn default_body_limit() -> ByteSize {
+    ByteSize(DEFAULT_BODY_LIMIT)
+}
+fn default_request_timeout() -> Dur {
+    Dur(DEFAULT_REQUEST_TIMEOUT)
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            body_limit: default_body_limit(),
+            request_timeout: default_request_timeout(),
+            audit_log: None,
+        }
+    }
+}
+
+/// One `[[tokens]]` entry: a bearer token, stored only as its SHA-256.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// The actor name recorded in the audit log.
+    pub name: String,
+    /// What the token may do.
+    pub role: Role,
+    /// Lowercase hex SHA-256 of the token.
+    pub sha256: String,
+}

@@ -1,0 +1,111 @@
+//! The admin and service routes: `POST /v1/records/{id}/repair`, `GET /v1/status`,
+//! `GET /health`, `GET /metrics`, `GET /openapi.json`.
+
+use axum::Extension;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::dto::{BackendHealthResponse, HealthResponse, RepairResponse, StatusResponse};
+use super::error::ApiError;
+use super::extract::{IdPath, JsonLine};
+use crate::auth::Actor;
+use crate::service::Operation;
+
+/// Regenerates a record's missing or bad shares from K good ones.
+#[utoipa::path(post, path = "/v1/records/{id}/repair", tag = "admin", operation_id = "repairRecord",
+    params(("id" = String, Path, min_length = 1, max_length = 255, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$",
+        description = "Record id: 1 to 255 bytes of UTF-8 without control characters, percent-encoded")),
+    responses((status = 200, description = "What was repaired", body = RepairResponse)),
+    security(("bearer" = [])))]
+pub(super) async fn repair_record(
+    State(st): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    IdPath(id): IdPath,
+) -> Result<Response, ApiError> {
+    let r = st.audited(&actor, Operation::RecordRepair, Some(&id), st.db().repair(&id)).await?;
+    Ok(JsonLine(RepairResponse {
+        version: r.version.map(|v| v.to_text()),
+        restored: r.restored,
+        removed: r.removed,
+        problems: r.problems,
+    })
+    .into_response())
+}
+
+/// Per-backend health and the threshold margin.
+#[utoipa::path(get, path = "/v1/status", tag = "admin", operation_id = "status",
+    responses((status = 200, description = "The store's health", body = StatusResponse)),
+    security(("bearer" = [])))]
+pub(super) async fn status(
+    State(st): State<AppState>,
+    Extension(actor): Extension<Actor>,
+) -> Response {
+    let h = st.db().health().await;
+    st.audit(&actor.name, Operation::StoreStatus, None, "OK").await;
+    JsonLine(StatusResponse {
+        k: h.k,
+        n: h.n,
+        write_quorum: st.db().write_quorum(),
+        up: h.up,
+        margin: h.margin as i64,
+        backends: h
+            .backends
+            .into_iter()
+            .map(|b| BackendHealthResponse {
+                id: b.id,
+                name: b.name,
+                up: b.up,
+                latency_ms: b.latency.as_secs_f64() * 1000.0,
+                error: b.error,
+            })
+            .collect(),
+    })
+    .into_response()
+}
+
+/// Liveness and readiness: 200 while at least K backends answer, else 503.
+#[utoipa::path(get, path = "/health", tag = "service", operation_id = "health",
+    responses((status = 200, description = "At least K backends answer", body = HealthResponse),
+              (status = 503, description = "Fewer than K backends answer", body = HealthResponse)))]
+pub(super) async fn health(State(st): State<AppState>) -> Response {
+    let h = st.db().health().await;
+    let (code, status) = if h.up == h.n {
+        (StatusCode::OK, "ok")
+    } else if h.up >= h.k {
+        (StatusCode::OK, "degraded")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    };
+    (code, JsonLine(HealthResponse { status: status.to_owned(), k: h.k, n: h.n, up: h.up }))
+        .into_response()
+}
+
+/// Prometheus metrics: requests by route and status, latency histograms, degraded reads
+/// and bad shares.
+#[utoipa::path(get, path = "/metrics", tag = "service", operation_id = "metrics",
+    responses((status = 200, description = "Prometheus text format 0.0.4", body = String,
+               content_type = "text/plain")),
+    security(("bearer" = [])))]
+pub(super) async fn metrics(State(st): State<AppState>) -> Response {
+    let text = st.metrics().render(st.db().stats());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+}
+
+/// This API as an OpenAPI 3.1 document.
+#[utoipa::path(get, path = "/openapi.json", tag = "service", operation_id = "openapi",
+    responses((status = 200, description = "The OpenAPI document", body = Object)))]
+pub(super) async fn openapi_json(State(st): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], st.openapi_json().to_owned()).into_response()
+}
+
+/// The fallback for paths that match no route.
+pub(super) async fn not_found() -> ApiError {
+    ApiError::no_route()
+}
+
+/// The fallback for methods a route does not have.
+pub(super) async fn method_not_allowed() -> ApiError {
+    ApiError::method_not_allowed()
+}

@@ -1,0 +1,93 @@
+//! The middleware: authentication and roles ([`policy`]), the body limit and request
+//! timeout, and request metrics.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::BodyLimit;
+use crate::auth::{Role, bearer};
+use crate::metrics::UNMATCHED;
+use crate::service::Operation;
+
+/// The role and audit operation of each protected route; `None` for public routes.
+pub fn policy(method: &Method, route: &str) -> Option<(Role, Operation)> {
+    let m = method.as_str();
+    Some(match (m, route) {
+        ("GET" | "HEAD", "/v1/records") => (Role::Read, Operation::RecordList),
+        ("PUT" | "POST", "/v1/records") => (Role::Write, Operation::RecordPut),
+        ("GET" | "HEAD", "/v1/records/{id}") => (Role::Read, Operation::RecordGet),
+        ("DELETE", "/v1/records/{id}") => (Role::Write, Operation::RecordDelete),
+        ("GET" | "HEAD", "/v1/records/{id}/raw") => (Role::Read, Operation::RecordGetRaw),
+        ("PUT", "/v1/records/{id}/raw") => (Role::Write, Operation::RecordPutRaw),
+        ("POST", "/v1/records/{id}/repair") => (Role::Admin, Operation::RecordRepair),
+        ("GET" | "HEAD", "/v1/status") => (Role::Admin, Operation::StoreStatus),
+        ("GET" | "HEAD", "/metrics") => (Role::Read, Operation::Metrics),
+        _ => return None,
+    })
+}
+
+/// Authenticates requests to protected routes and checks their role; refusals are
+/// audited (as `anonymous` without a valid token).
+pub(super) async fn authorize(
+    State(st): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
+    let Some((need, op)) = route.as_deref().and_then(|r| policy(req.method(), r)) else {
+        return next.run(req).await;
+    };
+    let token =
+        req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer);
+    match token.and_then(|t| st.tokens().authenticate(t)) {
+        None => {
+            st.audit("anonymous", op, None, "UNAUTHORIZED").await;
+            ApiError::unauthorized().into_response()
+        }
+        Some(actor) if actor.role < need => {
+            st.audit(&actor.name, op, None, "FORBIDDEN").await;
+            ApiError::forbidden(format!(
+                "this needs the {need} role; the token has the {} role",
+                actor.role
+            ))
+            .into_response()
+        }
+        Some(actor) => {
+            req.extensions_mut().insert(actor);
+            next.run(req).await
+        }
+    }
+}
+
+/// Records the body limit for error messages, and cuts requests at the request timeout.
+pub(super) async fn limit_and_time(
+    State(st): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let limits = st.limits();
+    req.extensions_mut().insert(BodyLimit(limits.body_limit));
+    match tokio::time::timeout(limits.request_timeout, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => ApiError::timed_out(limits.request_timeout).into_response(),
+    }
+}
+
+/// Counts each request by method, route template and status, with its latency.
+pub(super) async fn count(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or(UNMATCHED.to_owned(), |m| m.as_str().to_owned());
+    let resp = next.run(req).await;
+    st.metrics().observe(&method, &route, resp.status().as_u16(), start.elapsed());
+    resp
+}

@@ -1,0 +1,192 @@
+//! The raw record routes: `PUT`/`GET /v1/records/{id}/raw`: bytes with their content type,
+//! read as a stream of verified segments, whole or a byte range.
+
+use axum::Extension;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use vaultdb_core::Record;
+
+use super::AppState;
+use super::dto::{PutRecordResponse, RawData};
+use super::error::{ApiError, ErrorResponse};
+use super::extract::{IdPath, RawBody};
+use super::records::{stored, with_headers};
+use crate::auth::Actor;
+use crate::service::Operation;
+use crate::service::content_type;
+
+/// Stores the request body as-is, keeping its `Content-Type`.
+#[utoipa::path(put, path = "/v1/records/{id}/raw", tag = "records", operation_id = "putRawRecord",
+    params(("id" = String, Path, min_length = 1, max_length = 255, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$",
+        description = "Record id: 1 to 255 bytes of UTF-8 without control characters, percent-encoded")),
+    request_body(content = inline(RawData), content_type = "application/octet-stream",
+                 description = "The data (may be empty); its Content-Type is stored with it"),
+    responses((status = 201, description = "Stored", body = PutRecordResponse)),
+    security(("bearer" = [])))]
+pub(super) async fn put_raw(
+    State(st): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    IdPath(id): IdPath,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> Result<Response, ApiError> {
+    // The service's content-type rule, the same as `vaultdb put --content-type`.
+    let given = headers.get(header::CONTENT_TYPE).map_or(&[][..], HeaderValue::as_bytes);
+    let ct = content_type::normalize(given)
+        .map_err(|e| ApiError::invalid_request(format!("the Content-Type header {e}")))?;
+    let mut record = Record::new(id.clone(), body.to_vec());
+    record.content_type = ct;
+    drop(body);
+    let r = st.audited(&actor, Operation::RecordPutRaw, Some(&id), st.db().put(record)).await?;
+    Ok(stored(id, &r))
+}
+
+/// What a `Range` header asks for (one range of bytes; anything else is ignored, as RFC
+/// 9110 allows, and the whole record is served).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ByteRange {
+    /// `bytes=a-` or `bytes=a-b` (b inclusive).
+    From(u64, Option<u64>),
+    /// `bytes=-n`: the last n bytes.
+    Suffix(u64),
+}
+
+fn parse_range(headers: &HeaderMap) -> Option<ByteRange> {
+    let v = headers.get(header::RANGE)?.to_str().ok()?.trim();
+    let spec = v.strip_prefix("bytes=")?.trim();
+    if spec.contains(',') {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let num = |s: &str| -> Option<u64> {
+        let s = s.trim();
+        (!s.is_empty() && s.len() <= 19 && s.bytes().all(|c| c.is_ascii_digit()))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    match (a.trim().is_empty(), b.trim().is_empty()) {
+        (true, false) => Some(ByteRange::Suffix(num(b)?)),
+        (false, true) => Some(ByteRange::From(num(a)?, None)),
+        (false, false) => {
+            let (a, b) = (num(a)?, num(b)?);
+            (a <= b).then_some(ByteRange::From(a, Some(b)))
+        }
+        (true, true) => None,
+    }
+}
+
+/// Reads a record's bytes, with the `Content-Type` it was stored with
+/// (`application/octet-stream` if none). Large records stream segment by segment, each
+/// verified before it is sent; a single `Range: bytes=...` fetches only the segments it
+/// needs (206, or 416 past the end). If a segment fails verification part way, the
+/// connection is closed before `Content-Length` bytes were sent.
+#[utoipa::path(get, path = "/v1/records/{id}/raw", tag = "records", operation_id = "getRawRecord",
+    params(("id" = String, Path, min_length = 1, max_length = 255, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$",
+        description = "Record id: 1 to 255 bytes of UTF-8 without control characters, percent-encoded"),
+        ("Range" = Option<String>, Header, description = "One byte range, `bytes=a-b`, `bytes=a-` or `bytes=-n`")),
+    responses((status = 200, description = "The stored bytes",
+               content((Value = "*/*"))),
+              (status = 206, description = "The requested byte range",
+               content((Value = "*/*"))),
+              (status = 404, description = "No such record", body = ErrorResponse),
+              (status = 416, description = "The range starts past the end", body = ErrorResponse)),
+    security(("bearer" = [])))]
+pub(super) async fn get_raw(
+    State(st): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    IdPath(id): IdPath,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let range = parse_range(&headers);
+    let open = async {
+        let db = st.db();
+        match range {
+            None => db.get_stream(&id).await,
+            Some(ByteRange::From(a, b)) => {
+                db.get_range(&id, a..b.map_or(u64::MAX, |b| b.saturating_add(1))).await
+            }
+            Some(ByteRange::Suffix(n)) => {
+                // The length first (the manifest only), then the tail.
+                let total = db.get_range(&id, 0..0).await?.total_len();
+                db.get_range(&id, total.saturating_sub(n)..total).await
+            }
+        }
+    };
+    let stream = st.audited(&actor, Operation::RecordGetRaw, Some(&id), open).await?;
+    let total = stream.total_len();
+    let got = stream.range();
+    let ct = stream
+        .meta()
+        .content_type
+        .as_deref()
+        .and_then(|c| HeaderValue::from_str(c).ok())
+        .unwrap_or_else(|| HeaderValue::from_static("application/octet-stream"));
+    let status = match range {
+        Some(ByteRange::From(a, _)) if a >= total && total > 0 => {
+            let mut resp = ApiError::range_not_satisfiable(a, total).into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{total}")) {
+                resp.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return Ok(resp);
+        }
+        Some(_) if got.end > got.start => StatusCode::PARTIAL_CONTENT,
+        _ => StatusCode::OK,
+    };
+    let version = stream.version().to_text();
+    let degraded = stream.degraded();
+    let body = axum::body::Body::from_stream(stream.map(|chunk| {
+        chunk.map_err(|e| {
+            tracing::warn!(code = e.code().as_str(), "raw read failed part way: {e}");
+            std::io::Error::other(e.to_string())
+        })
+    }));
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, ct);
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(got.end - got.start));
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(v) =
+            HeaderValue::from_str(&format!("bytes {}-{}/{total}", got.start, got.end - 1))
+    {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    Ok(with_headers(resp, Some(version), degraded))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(v: &str) -> Option<ByteRange> {
+        let mut h = HeaderMap::new();
+        h.insert(header::RANGE, HeaderValue::from_str(v).unwrap());
+        parse_range(&h)
+    }
+
+    #[test]
+    fn ranges_parse_strictly() {
+        assert_eq!(r("bytes=0-9"), Some(ByteRange::From(0, Some(9))));
+        assert_eq!(r("bytes=5-"), Some(ByteRange::From(5, None)));
+        assert_eq!(r("bytes=-20"), Some(ByteRange::Suffix(20)));
+        assert_eq!(r(" bytes= 3 - 4 "), Some(ByteRange::From(3, Some(4))));
+        for bad in [
+            "bytes=9-5",
+            "bytes=-",
+            "bytes=a-b",
+            "items=0-1",
+            "bytes=0-1,3-4",
+            "bytes=+1-2",
+            "bytes=99999999999999999999-",
+            "bytes=0x10-",
+            "",
+        ] {
+            assert_eq!(r(bad), None, "{bad}");
+        }
+        assert_eq!(parse_range(&HeaderMap::new()), None);
+    }
+}

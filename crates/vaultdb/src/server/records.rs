@@ -1,0 +1,162 @@
+//! The JSON record routes: `PUT`/`POST /v1/records`, `GET /v1/records`,
+//! `GET`/`DELETE /v1/records/{id}`.
+
+use axum::Extension;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use data_encoding::BASE64URL_NOPAD;
+use serde_json::Value;
+use vaultdb_core::{PutResult, Record};
+
+use super::dto::{ListParams, ListResponse, PutRecordRequest, PutRecordResponse, RecordResponse};
+use super::error::{ApiError, ErrorResponse};
+use super::extract::{IdPath, JsonBody, JsonLine};
+use super::{AppState, DEFAULT_PAGE, DEGRADED_HEADER, MAX_PAGE, VERSION_HEADER};
+use crate::auth::Actor;
+use crate::service::Operation;
+use crate::service::content_type::is_json;
+use crate::service::degraded::degraded;
+
+/// Sets the version and degraded headers of a read or write.
+pub(super) fn with_headers(
+    mut resp: Response,
+    version: Option<String>,
+    degraded: bool,
+) -> Response {
+    if let Some(v) = version.and_then(|v| HeaderValue::from_str(&v).ok()) {
+        resp.headers_mut().insert(VERSION_HEADER, v);
+    }
+    if degraded {
+        resp.headers_mut().insert(DEGRADED_HEADER, HeaderValue::from_static("true"));
+    }
+    resp
+}
+
+async fn store_json(
+    st: &AppState,
+    actor: &Actor,
+    body: PutRecordRequest,
+) -> Result<Response, ApiError> {
+    let id = body.id;
+    let record = Record::json(id.clone(), &body.data).map_err(ApiError::from)?;
+    let r = st.audited(actor, Operation::RecordPut, Some(&id), st.db().put(record)).await?;
+    Ok(stored(id, &r))
+}
+
+/// The answer to a put: 201 with the version written, its acknowledgements and whether it
+/// was degraded.
+pub(super) fn stored(id: String, r: &PutResult) -> Response {
+    let version = r.version.to_text();
+    let degraded = degraded(&r.outcomes);
+    let resp = (
+        StatusCode::CREATED,
+        JsonLine(PutRecordResponse { id, version: version.clone(), acks: r.acks, degraded }),
+    )
+        .into_response();
+    with_headers(resp, Some(version), degraded)
+}
+
+/// Stores a JSON record.
+#[utoipa::path(put, path = "/v1/records", tag = "records", operation_id = "putRecord",
+    request_body = PutRecordRequest,
+    responses((status = 201, description = "Stored", body = PutRecordResponse)),
+    security(("bearer" = [])))]
+pub(super) async fn put_record(
+    State(st): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    JsonBody(body): JsonBody<PutRecordRequest>,
+) -> Result<Response, ApiError> {
+    store_json(&st, &actor, body).await
+}
+
+/// Stores a JSON record (same as `PUT /v1/records`).
+#[utoipa::path(post, path = "/v1/records", tag = "records", operation_id = "postRecord",
+    request_body = PutRecordRequest,
+    responses((status = 201, description = "Stored", body = PutRecordResponse)),
+    security(("bearer" = [])))]
+pub(super) async fn post_record(
+    State(st): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    JsonBody(body): JsonBody<PutRecordRequest>,
+) -> Result<Response, ApiError> {
+    store_json(&st, &actor, body).await
+}
+
+/// Lists record ids, sorted, a page at a time.
+#[utoipa::path(get, path = "/v1/records", tag = "records", operation_id = "listRecords",
+    params(ListParams),
+    responses((status = 200, description = "A page of ids", body = ListResponse)),
+    security(("bearer" = [])))]
+pub(super) async fn list_records(
+    State(st): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(params) = params
+        .map_err(|e| ApiError::invalid_request(format!("invalid query: {}", e.body_text())))?;
+    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::invalid_request(format!("limit must be between 1 and {MAX_PAGE}")));
+    }
+    let after = params.cursor.filter(|c| !c.is_empty());
+    let r = st.audited(&actor, Operation::RecordList, None, st.db().list()).await?;
+    let degraded = degraded(&r.outcomes);
+    let start = after.map_or(0, |a| r.ids.partition_point(|id| *id <= a));
+    let end = start.saturating_add(limit as usize).min(r.ids.len());
+    let page = r.ids[start.min(end)..end].to_vec();
+    let next = if end < r.ids.len() { page.last().cloned() } else { None };
+    Ok(with_headers(JsonLine(ListResponse { ids: page, next }).into_response(), None, degraded))
+}
+
+/// Reads a record as JSON: `data` for JSON records, `data_base64` for others.
+#[utoipa::path(get, path = "/v1/records/{id}", tag = "records", operation_id = "getRecord",
+    params(("id" = String, Path, min_length = 1, max_length = 255, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$",
+        description = "Record id: 1 to 255 bytes of UTF-8 without control characters, percent-encoded")),
+    responses((status = 200, description = "The record", body = RecordResponse),
+              (status = 404, description = "No such record", body = ErrorResponse)),
+    security(("bearer" = [])))]
+pub(super) async fn get_record(
+    State(st): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    IdPath(id): IdPath,
+) -> Result<Response, ApiError> {
+    let r = st.audited(&actor, Operation::RecordGet, Some(&id), st.db().get(&id)).await?;
+    let version = r.version.to_text();
+    let ct = r.record.content_type.clone();
+    let parsed = if is_json(ct.as_deref()) {
+        serde_json::from_slice::<Value>(&r.record.data).ok()
+    } else {
+        None
+    };
+    let (data, data_base64) = match parsed {
+        Some(v) => (Some(v), None),
+        None => (None, Some(BASE64URL_NOPAD.encode(&r.record.data))),
+    };
+    let body = RecordResponse {
+        id: r.record.id.clone(),
+        version: version.clone(),
+        content_type: ct,
+        data,
+        data_base64,
+    };
+    Ok(with_headers(JsonLine(body).into_response(), Some(version), r.degraded()))
+}
+
+/// Deletes every version of a record on every backend.
+#[utoipa::path(delete, path = "/v1/records/{id}", tag = "records", operation_id = "deleteRecord",
+    params(("id" = String, Path, min_length = 1, max_length = 255, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$",
+        description = "Record id: 1 to 255 bytes of UTF-8 without control characters, percent-encoded")),
+    responses((status = 204, description = "Deleted"),
+              (status = 404, description = "No such record", body = ErrorResponse)),
+    security(("bearer" = [])))]
+pub(super) async fn delete_record(
+    State(st): State<AppState>,
+    Extension(actor): Extension<Actor>,
+    IdPath(id): IdPath,
+) -> Result<Response, ApiError> {
+    let r = st.audited(&actor, Operation::RecordDelete, Some(&id), st.db().delete(&id)).await?;
+    let degraded = degraded(&r.outcomes);
+    Ok(with_headers(StatusCode::NO_CONTENT.into_response(), None, degraded))
+}

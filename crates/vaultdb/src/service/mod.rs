@@ -1,0 +1,16 @@
+//! What the command line ([`crate::cli`]) and the REST server ([`crate::server`]) share, so
+//! that they cannot disagree:
+//!
+//! - [`open`](mod@open): opening the store a configuration describes, and the tokens `serve` accepts;
+//! - [`audited`]: the audited runner ([`Auditor`]): every store operation, named by an
+//!   [`Operation`], writes one audit line with its outcome;
+//! - [`content_type`]: which content types may be stored with a record;
+//! - [`degraded`]: which backend outcomes make a successful operation degraded.
+
+pub mod audited;
+pub mod content_type;
+pub mod degraded;
+pub mod open;
+
+pub use audited::{AuditSink, Auditor, Operation};
+pub use open::{FallbackToken, open, open_with, serve_tokens, tokens};

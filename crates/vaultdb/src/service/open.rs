@@ -1,0 +1,134 @@
+//! Opening what a configuration describes: the store, and the tokens the server accepts.
+
+use std::fmt;
+use std::sync::Arc;
+
+use vaultdb_core::{StorageBackend, VaultDb};
+
+use crate::auth::{Role, TokenEntry, Tokens, generate_token};
+use crate::config::Loaded;
+use crate::error::CliError;
+
+/// Opens the store `cfg` describes, building its backends with secrets from the process
+/// environment (reading, or on an empty store creating, the keyring).
+///
+/// # Errors
+/// `INVALID_CONFIG` for unusable backends or a keyring mismatch; `INSUFFICIENT_SHARES`
+/// when too few backends answer.
+pub async fn open(cfg: &Loaded) -> Result<VaultDb, CliError> {
+    open_with(cfg, cfg.backends().await?).await
+}
+
+/// [`open`] over backends already built (by [`Loaded::backends`]).
+///
+/// # Errors
+/// As [`open`].
+pub async fn open_with(
+    cfg: &Loaded,
+    backends: Vec<Arc<dyn StorageBackend>>,
+) -> Result<VaultDb, CliError> {
+    let mut b = VaultDb::builder_with(cfg.settings()).threshold(cfg.config.threshold);
+    for backend in backends {
+        b = b.backend_arc(backend);
+    }
+    b.open().await.map_err(CliError::from)
+}
+
+/// The API tokens of the file (`[[tokens]]`).
+///
+/// # Errors
+/// Never for a loaded configuration (its hashes were checked); kept fallible for
+/// configurations built by hand.
+pub fn tokens(cfg: &Loaded) -> Result<Tokens, CliError> {
+    let mut entries = Vec::new();
+    for t in &cfg.config.tokens {
+        let mut hash = [0u8; 32];
+        hex::decode_to_slice(&t.sha256, &mut hash)
+            .map_err(|_| CliError::config(format!("token {:?}: sha256 is not hex", t.name)))?;
+        entries.push(TokenEntry { name: t.name.clone(), role: t.role, sha256: hash });
+    }
+    Ok(Tokens::new(entries))
+}
+
+/// The admin token `serve` accepts when the file configures none.
+pub enum FallbackToken {
+    /// The token given in `VAULTDB_TOKEN`.
+    FromEnv,
+    /// A token generated for this run (to be shown once).
+    Generated(String),
+}
+
+impl fmt::Debug for FallbackToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::FromEnv => "FromEnv",
+            Self::Generated(_) => "Generated(<redacted>)",
+        })
+    }
+}
+
+/// The tokens `serve` accepts: the file's; or, if it has none, an `admin` token: the one
+/// given (the value of `VAULTDB_TOKEN`, trimmed; ignored when blank), else a new one.
+///
+/// # Errors
+/// As [`tokens`].
+pub fn serve_tokens(
+    cfg: &Loaded,
+    given: Option<&str>,
+) -> Result<(Tokens, Option<FallbackToken>), CliError> {
+    let mut tokens = tokens(cfg)?;
+    if !tokens.is_empty() {
+        return Ok((tokens, None));
+    }
+    let fallback = match given.map(str::trim).filter(|t| !t.is_empty()) {
+        Some(t) => {
+            tokens.add_plain("admin", Role::Admin, t);
+            FallbackToken::FromEnv
+        }
+        None => {
+            let t = generate_token();
+            tokens.add_plain("admin", Role::Admin, &t);
+            FallbackToken::Generated(t)
+        }
+    };
+    Ok((tokens, Some(fallback)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::hash_token;
+    use crate::config::{Source, init_file};
+
+    const MEMORY: &str = "threshold = 2\n[[backends]]\nkind = \"memory\"\nid = \"a\"\n\
+                          [[backends]]\nkind = \"memory\"\nid = \"b\"\n";
+
+    #[test]
+    fn serve_takes_the_files_tokens_or_one_admin_token() {
+        let no_tokens = Loaded::from_text(MEMORY, Source::Embedded).unwrap();
+        let (t, f) = serve_tokens(&no_tokens, Some("  env-token ")).unwrap();
+        assert!(matches!(f, Some(FallbackToken::FromEnv)));
+        assert_eq!(t.authenticate("env-token").map(|a| a.role), Some(Role::Admin));
+        let (t, f) = serve_tokens(&no_tokens, Some(" ")).unwrap();
+        let Some(FallbackToken::Generated(g)) = f else { panic!("a token is generated") };
+        assert_eq!(t.authenticate(&g).map(|a| a.name), Some("admin".to_owned()));
+        assert!(!format!("{:?}", FallbackToken::Generated(g.clone())).contains(&g));
+
+        let text = init_file("ops", &hex::encode(hash_token("file-token")));
+        let with_tokens = Loaded::from_text(&text, Source::Embedded).unwrap();
+        let (t, f) = serve_tokens(&with_tokens, Some("env-token")).unwrap();
+        assert!(f.is_none());
+        assert!(t.authenticate("env-token").is_none());
+        assert_eq!(t.authenticate("file-token").map(|a| a.name), Some("ops".to_owned()));
+    }
+
+    #[tokio::test]
+    async fn open_applies_the_settings() {
+        let three =
+            format!("write_quorum = 2\n{MEMORY}[[backends]]\nkind = \"memory\"\nid = \"c\"\n");
+        let cfg = Loaded::from_text(&three, Source::Embedded).unwrap();
+        let db = open(&cfg).await.unwrap();
+        assert_eq!((db.threshold().k(), db.write_quorum()), (2, 2));
+        assert_eq!(db.backend_ids(), ["a", "b", "c"]);
+    }
+}
