@@ -40,8 +40,6 @@ pub mod cli;
 pub mod cloud;
 pub mod config;
 pub mod error;
-#[cfg(feature = "fuzzing")]
-pub mod fuzzing;
 pub mod metrics;
 pub mod server;
 
