@@ -1,7 +1,7 @@
 //! Randomized, seeded fault schedules against the client (docs/FAULTS.md).
 //!
 //! Every run is a pure function of one seed: the store's configuration, every client's
-//! operations and every fault switch (`vaultdb_testkit::schedule`, crates/vaultdb-testkit). The history of
+//! operations and every fault switch (`vaultdb_testkit::schedule`). The history of
 //! each run is checked against the consistency model of DESIGN.md section 5.
 //!
 //! - `short_run` (the default test set): a few seeds, at least 1,000 operations.

@@ -1,7 +1,7 @@
-//! The `envelope`, `record`, `object_key` and `keyring` fuzz targets' regression tests, on stable Rust: every committed input of
-//! `fuzz/corpus/<target>/` and `fuzz/regressions/<target>/` goes through the same check as
-//! the fuzz target (`vaultdb_fuzzing::formats`), so a crash once fixed stays fixed.
-//! See docs/FUZZING.md.
+//! The `envelope`, `record`, `object_key` and `keyring` fuzz targets' regression tests, on
+//! stable Rust: every committed input of `fuzz/corpus/<target>/` and
+//! `fuzz/regressions/<target>/` goes through the same check as the fuzz target
+//! (`vaultdb_fuzzing::formats`), so a crash once fixed stays fixed. See docs/FUZZING.md.
 //!
 //! `cargo test -p vaultdb-fuzzing --test formats_corpus -- --ignored write_seeds` regenerates
 //! the seed inputs (`cargo xtask fuzz --seed` runs it).

@@ -237,7 +237,8 @@ pub struct Round {
     pub faults: Vec<(usize, Fault)>,
     /// Per backend: a fixed delay before every call (not a fault: below the call timeout).
     pub latency: Vec<Duration>,
-    /// Per backend: the most the seeded [`Randomized`](crate::Randomized) wrapper sleeps before a call.
+    /// Per backend: the most the seeded [`Randomized`](crate::Randomized) wrapper sleeps
+    /// before a call.
     pub jitter: Vec<Duration>,
     /// Per client: its steps, in order.
     pub clients: Vec<Vec<Step>>,
