@@ -1,5 +1,5 @@
 //! vaultdb_core::envelope::decode: no panic; accepted envelopes re-encode to the same bytes.
-//! The check is `vaultdb_core::testkit::fuzzing::check_envelope` (docs/FUZZING.md).
+//! The check is `vaultdb_fuzzing::formats::check_envelope` (docs/FUZZING.md).
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| vaultdb_core::testkit::fuzzing::check_envelope(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| vaultdb_fuzzing::formats::check_envelope(data));

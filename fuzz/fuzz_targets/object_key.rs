@@ -1,5 +1,5 @@
 //! KeySpace::parse, validate_key, unpad_id, decode_base32: no panic; exact round trips.
-//! The check is `vaultdb_core::testkit::fuzzing::check_object_key` (docs/FUZZING.md).
+//! The check is `vaultdb_fuzzing::formats::check_object_key` (docs/FUZZING.md).
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| vaultdb_core::testkit::fuzzing::check_object_key(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| vaultdb_fuzzing::formats::check_object_key(data));

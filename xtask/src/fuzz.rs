@@ -140,13 +140,13 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     }
 }
 
-/// `cargo test ... write_seeds` in both crates that hold fuzz checks.
+/// `cargo test ... write_seeds` in both corpus tests of vaultdb-fuzzing.
 fn seed() -> Result<(), String> {
-    for krate in ["vaultdb-core", "vaultdb"] {
+    for test in ["formats_corpus", "app_corpus"] {
         let mut t = cargo();
-        t.args(["test", "-p", krate, "--test", "fuzz_corpus", "--", "--ignored", "--exact"])
+        t.args(["test", "-p", "vaultdb-fuzzing", "--test", test, "--", "--ignored", "--exact"])
             .arg("write_seeds");
-        step(&format!("{krate}: write the fuzz seeds"), t)?;
+        step(&format!("{test}: write the fuzz seeds"), t)?;
     }
     Ok(())
 }

@@ -5,8 +5,8 @@
 use std::env;
 
 use vaultdb_azure::{AzureBackend, AzureConfig};
-use vaultdb_core::testkit::{self, Capabilities};
 use vaultdb_core::{BackendErrorKind, PutMode, StorageBackend};
+use vaultdb_testkit::Capabilities;
 
 fn container() -> Option<String> {
     env::var("AZURITE_BLOB_STORAGE_URL").ok()?;
@@ -19,7 +19,7 @@ async fn conformance_azure() {
         return eprintln!("skip: AZURITE_BLOB_STORAGE_URL unset (run `cargo xtask itest`)");
     };
     let b = AzureBackend::new("azure", "Azurite", AzureConfig::azurite(c)).unwrap();
-    testkit::run_all(&b, "conformance/").await;
+    vaultdb_testkit::run_all(&b, "conformance/").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -34,7 +34,7 @@ async fn conformance_azure_prefixed_small_pages() {
         large_object_bytes: 1 << 20,
         ..Capabilities::default()
     };
-    testkit::run_all_with(&b, "", &caps).await;
+    vaultdb_testkit::run_all_with(&b, "", &caps).await;
 }
 
 #[tokio::test]

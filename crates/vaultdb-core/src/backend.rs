@@ -148,7 +148,8 @@ pub struct ListPage {
 }
 
 /// A storage backend: one of the N places shares live. See the [module docs](self) for the
-/// contract every implementation must meet; `vaultdb_core::testkit` checks it.
+/// contract every implementation must meet; the `vaultdb-testkit` crate's conformance suite
+/// checks it.
 #[async_trait]
 pub trait StorageBackend: fmt::Debug + Send + Sync + 'static {
     /// A short stable identifier (`"aws"`, `"disk-1"`). The keyring records the ordered

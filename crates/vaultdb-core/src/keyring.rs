@@ -56,7 +56,12 @@ impl Keyring {
     /// The binding kind.
     pub const KIND: Kind = Kind::Keyring;
 
-    pub(crate) fn encode_into(&self, out: &mut Vec<u8>) -> Result<()> {
+    /// Appends the keyring's payload (postcard, docs/FORMAT.md section 9) to `out`: the
+    /// naming key only if [`stores_key`](Self::stores_key), always its check value.
+    ///
+    /// # Errors
+    /// `SPLIT_FAILED` if serialization fails.
+    pub fn encode_into(&self, out: &mut Vec<u8>) -> Result<()> {
         let wire = KeyringWire {
             format: 1,
             naming_key: self.stores_key.then(|| *self.naming_key.as_bytes()),
@@ -71,8 +76,14 @@ impl Keyring {
         Ok(())
     }
 
-    /// Decodes a keyring payload; `external` is the configured naming key, if any.
-    pub(crate) fn decode(payload: &[u8], external: Option<&NamingKey>) -> Result<Self> {
+    /// Decodes a keyring payload; `external` is the configured naming key, if any. Only the
+    /// canonical encoding is accepted, so what decodes re-encodes to the same bytes.
+    ///
+    /// # Errors
+    /// `RECONSTRUCT_FAILED` for a malformed payload; `INVALID_CONFIG` if the payload holds a
+    /// naming key and `external` is given, holds none and `external` is not, or `external`
+    /// fails the stored check value.
+    pub fn decode(payload: &[u8], external: Option<&NamingKey>) -> Result<Self> {
         let bad = |m: &str| VaultError::ReconstructFailed(format!("keyring: {m}"));
         let (wire, rest): (KeyringWire, _) =
             postcard::take_from_bytes(payload).map_err(|e| bad(&e.to_string()))?;
@@ -104,8 +115,12 @@ impl Keyring {
         Ok(Self { naming_key, threshold, backends: wire.backends, stores_key })
     }
 
-    /// Checks that a client configuration matches this keyring.
-    pub(crate) fn check_config(&self, threshold: Threshold, backends: &[String]) -> Result<()> {
+    /// Checks that a client configuration (its threshold and ordered backend ids) matches
+    /// this keyring.
+    ///
+    /// # Errors
+    /// `INVALID_CONFIG`, naming what differs.
+    pub fn check_config(&self, threshold: Threshold, backends: &[String]) -> Result<()> {
         if self.threshold != threshold {
             return Err(VaultError::invalid_config(format!(
                 "the store was created as {} but the client is configured as {threshold}",

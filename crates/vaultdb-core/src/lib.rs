@@ -31,8 +31,6 @@ pub mod padding;
 pub mod record;
 pub mod rng;
 pub mod secret;
-#[cfg(feature = "testkit")]
-pub mod testkit;
 pub mod version;
 pub mod wipe;
 pub mod xorida;

@@ -9,10 +9,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use vaultdb_core::backend::{BackendError, ListPage, PutMode};
-use vaultdb_core::testkit::Generator;
 use vaultdb_core::{
     CallPolicy, ErrorCode, MemoryBackend, Record, RecordMeta, StorageBackend, VaultDb,
 };
+use vaultdb_testkit::Generator;
 
 /// Listings return extra keys; gets of those keys return garbage; `endless` makes every
 /// listing page point to itself.

@@ -9,13 +9,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use vaultdb_core::envelope;
 use vaultdb_core::padding::Padding;
-use vaultdb_core::testkit::{
-    CorruptMode, Corrupting, CorruptingHandle, Counting, CountingHandle, Failing, FailingHandle,
-    Randomized, Stale, StaleHandle, StaleMode,
-};
 use vaultdb_core::{
     CallPolicy, ErrorCode, Health, MemoryBackend, OutcomeStatus, Record, Settings, StorageBackend,
     VaultDb, VaultDbBuilder, VaultError,
+};
+use vaultdb_testkit::{
+    CorruptMode, Corrupting, CorruptingHandle, Counting, CountingHandle, Failing, FailingHandle,
+    Randomized, Stale, StaleHandle, StaleMode,
 };
 
 /// One backend and the handles that steer its faults. Stack (outside in):
@@ -410,8 +410,7 @@ async fn a_put_interrupted_after_m_writes_leaves_old_or_new_readable_and_scrub_s
         db.put(rec("r", "old")).await.unwrap();
         // Backends m.. fail every write: the writer "crashed" after m of N writes.
         for node in &nodes[m..] {
-            node.fail
-                .fail(vaultdb_core::testkit::Ops::PUT, vaultdb_core::BackendErrorKind::Permanent);
+            node.fail.fail(vaultdb_testkit::Ops::PUT, vaultdb_core::BackendErrorKind::Permanent);
         }
         let put = db.put(rec("r", "new")).await;
         assert_eq!(put.is_ok(), m == n);
@@ -780,12 +779,12 @@ async fn health_reports_the_threshold_margin() {
 
 #[tokio::test]
 async fn hedged_reads_skip_a_slow_backend() {
-    use vaultdb_core::testkit::Slow;
+    use vaultdb_testkit::Slow;
     let mems: Vec<Arc<MemoryBackend>> =
         (0..3).map(|i| Arc::new(MemoryBackend::new(format!("b{i}"), "mem"))).collect();
     let slow = Slow::new(mems[0].clone(), Duration::ZERO);
     let slow_h = slow.handle();
-    slow_h.set_ops(vaultdb_core::testkit::Ops::GET);
+    slow_h.set_ops(vaultdb_testkit::Ops::GET);
     let db = VaultDb::builder()
         .threshold(2)
         .backend(slow)

@@ -1,7 +1,7 @@
 //! Randomized, seeded fault schedules against the client (docs/FAULTS.md).
 //!
 //! Every run is a pure function of one seed: the store's configuration, every client's
-//! operations and every fault switch (`vaultdb_core::testkit::schedule`). The history of
+//! operations and every fault switch (`vaultdb_testkit::schedule`). The history of
 //! each run is checked against the consistency model of DESIGN.md section 5.
 //!
 //! - `short_run` (the default test set): a few seeds, at least 1,000 operations.
@@ -22,10 +22,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use vaultdb_core::testkit::schedule::{
+use vaultdb_core::{BackendError, ListPage, PutMode, StorageBackend};
+use vaultdb_testkit::schedule::{
     Invariant, OpResult, Plan, Report, RoundKind, RunOptions, RunResult, Summary, check, run,
 };
-use vaultdb_core::{BackendError, ListPage, PutMode, StorageBackend};
 
 /// Seeds and operations per seed of the default (short) run: at least 1,000 operations.
 const SHORT_SEEDS: u64 = 5;
@@ -34,10 +34,12 @@ const SHORT_OPS: usize = 400;
 const LONG_SEEDS: u64 = 64;
 const LONG_OPS: usize = 250;
 
-/// Seeds that found a violation in the client, now fixed (docs/FAULTS.md, "Findings"):
-/// (seed, operations per seed, the operations of the shrunk history, or none for the whole
-/// plan, the issue). `fixed_issues_stay_fixed` replays them in every test run.
-const KNOWN_VIOLATIONS: &[(u64, usize, &[u32], &str)] = &[
+/// Regressions: the seeds of the client issues this checker found, all fixed, which must stay
+/// fixed (docs/FAULTS.md, "Findings"): (seed, operations per seed, the operations of the
+/// shrunk history, or none for the whole plan, the issue). `fixed_issues_stay_fixed` replays
+/// each once in every test run, `regressions_repeated` three times each; both fail if a
+/// violation comes back. A newly found issue gets an entry here once it is fixed.
+const REGRESSIONS: &[(u64, usize, &[u32], &str)] = &[
     (237, 300, &[114, 123, 124, 125], KI_REPAIR),
     (689, 300, &[177, 232, 235, 236], KI_REPAIR),
     (50, 300, &[60, 90], KI_HEDGE),
@@ -139,8 +141,9 @@ fn run_seed(seed: u64, ops: usize) -> Summary {
     summary
 }
 
-/// The client issues this checker found (docs/FAULTS.md, "Findings"); a failing seed is
-/// attributed to one by [`triage`].
+/// The client issues this checker found, all fixed (docs/FAULTS.md, "Findings"); a failing
+/// seed is attributed to one by [`triage`] (a violation attributed to one is that issue
+/// coming back).
 const KI_REPAIR: &str = "KI-1 read-repair resurrects a concurrently deleted record";
 const KI_HEDGE: &str = "KI-2 a hedged share fetch is dropped, the read fails";
 const KI_SEGMENTS: &str = "KI-3 a delete during a segmented put leaves a manifest without segments";
@@ -162,7 +165,7 @@ fn triage(result: &RunResult, report: &Report) -> Vec<String> {
         return vec!["not triaged".to_owned()];
     }
     type Sig = (Invariant, Option<u32>, Option<usize>, String);
-    let sig = |v: &vaultdb_core::testkit::schedule::Violation| -> Sig {
+    let sig = |v: &vaultdb_testkit::schedule::Violation| -> Sig {
         (v.invariant, v.op, v.id, v.detail.chars().take(24).collect())
     };
     // The violations of `runs` runs with hedging and read-repair as given (all of them).
@@ -222,10 +225,7 @@ fn triage(result: &RunResult, report: &Report) -> Vec<String> {
 /// delete with read-repair on and a degraded read of the record (which starts a repair) in the
 /// delete's round before the delete returned; KI-2, an `HMAC_FAILED` read of an acknowledged
 /// put with hedging on; KI-3, a healed store holding a manifest whose segments are gone.
-fn symptoms(
-    result: &RunResult,
-    v: &vaultdb_core::testkit::schedule::Violation,
-) -> Option<&'static str> {
+fn symptoms(result: &RunResult, v: &vaultdb_testkit::schedule::Violation) -> Option<&'static str> {
     let plan = &result.plan;
     let op = |n: u32| result.history.iter().find(|o| o.op == n);
     match v.invariant {
@@ -441,8 +441,8 @@ fn shrink() {
         .collect();
     println!("shrunk seed {seed} in {tries} runs to {} operations:\n{best}", best.ops());
     println!(
-        "as a known violation (for Plan::restrict, without VAULTDB_FAULT_SHRINK_ALL): \
-         ({seed}, {ops}, &[{}], ...)",
+        "as a REGRESSIONS entry, once fixed (for Plan::restrict, without \
+         VAULTDB_FAULT_SHRINK_ALL): ({seed}, {ops}, &[{}], ...)",
         kept.join(", ")
     );
     for (r, round) in best.rounds.iter().enumerate() {
@@ -455,14 +455,17 @@ fn shrink() {
     println!("{}", report.explain(&result));
 }
 
-/// Every violation the checker ever found, replayed (its shrunk history, or its whole seed):
-/// none may come back.
+/// The plan a regression replays: its shrunk history, or its whole seed.
+fn regression_plan(seed: u64, ops: usize, kept: &[u32]) -> Plan {
+    if kept.is_empty() { plan_of(seed, ops) } else { plan_of(seed, ops).restrict(kept) }
+}
+
+/// Every violation the checker ever found, replayed once (its shrunk history, or its whole
+/// seed): none may come back.
 #[test]
 fn fixed_issues_stay_fixed() {
-    for &(seed, ops, kept, issue) in KNOWN_VIOLATIONS {
-        let plan =
-            if kept.is_empty() { plan_of(seed, ops) } else { plan_of(seed, ops).restrict(kept) };
-        let (result, report) = run_plan(&plan, &RunOptions::default());
+    for &(seed, ops, kept, issue) in REGRESSIONS {
+        let (result, report) = run_plan(&regression_plan(seed, ops, kept), &RunOptions::default());
         assert!(
             report.violations.is_empty(),
             "{issue} is back (seed {seed}):\n{}\nreproduce: {}",
@@ -472,29 +475,28 @@ fn fixed_issues_stay_fixed() {
     }
 }
 
-/// Replays the shrunk history of every known violation three times and says whether it
-/// still shows: once a fix lands, its entry should report 0/3 and can be removed from
-/// KNOWN_VIOLATIONS and docs/FAULTS.md.
+/// Replays every regression three times (runs are not fully deterministic, docs/FAULTS.md),
+/// prints in how many runs each showed a violation, and fails if any run did.
 #[test]
-#[ignore = "tool: cargo test -p vaultdb-core --test fault_schedule -- known_issues --ignored --nocapture"]
-fn known_issues() {
-    for &(seed, ops, kept, issue) in KNOWN_VIOLATIONS {
-        let plan =
-            if kept.is_empty() { plan_of(seed, ops) } else { plan_of(seed, ops).restrict(kept) };
+#[ignore = "tool: cargo test -p vaultdb-core --test fault_schedule -- regressions_repeated --ignored --nocapture"]
+fn regressions_repeated() {
+    let mut back = Vec::new();
+    for &(seed, ops, kept, issue) in REGRESSIONS {
+        let plan = regression_plan(seed, ops, kept);
         let mut shown = 0;
-        let mut last = None;
         for _ in 0..3 {
             let (result, report) = run_plan(&plan, &RunOptions::default());
             if !report.violations.is_empty() {
                 shown += 1;
-                last = Some(report.explain(&result));
+                println!("{}", report.explain(&result));
             }
         }
         println!("{issue}: seed {seed}, {} operations: violation in {shown}/3 runs", plan.ops());
-        if let Some(text) = last {
-            println!("{text}");
+        if shown > 0 {
+            back.push(format!("{issue} (seed {seed}: {shown}/3 runs)"));
         }
     }
+    assert!(back.is_empty(), "fixed issues are back: {}", back.join("; "));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -584,7 +586,7 @@ impl StorageBackend for HidesNewest {
     }
 }
 
-fn broken_run(seed: u64, wrap: vaultdb_core::testkit::schedule::Wrap) -> Report {
+fn broken_run(seed: u64, wrap: vaultdb_testkit::schedule::Wrap) -> Report {
     let plan = Plan::generate(seed, 150);
     let (result, report) = run_plan(&plan, &RunOptions { wrap: Some(wrap) });
     eprintln!("{}", report.explain(&result).lines().take(12).collect::<Vec<_>>().join("\n"));
@@ -649,7 +651,7 @@ fn the_checker_catches_tampered_and_stale_history() {
             let stale = OpResult::Read {
                 version,
                 data: older.value.clone(),
-                content_type: Some(vaultdb_core::testkit::schedule::content_type_of(older.op)),
+                content_type: Some(vaultdb_testkit::schedule::content_type_of(older.op)),
                 range: 0..len,
                 total: len,
                 id_ok: true,

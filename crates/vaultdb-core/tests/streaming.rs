@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use vaultdb_core::testkit::{Corrupting, CorruptingHandle, Counting, CountingHandle, Generator};
 use vaultdb_core::{
     CallPolicy, ErrorCode, MemoryBackend, Record, RecordMeta, StorageBackend, VaultDb,
 };
+use vaultdb_testkit::{Corrupting, CorruptingHandle, Counting, CountingHandle, Generator};
 
 const SEG: usize = 4096;
 

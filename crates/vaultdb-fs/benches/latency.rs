@@ -22,7 +22,7 @@
 //!   otherwise one client would keep its worker thread for the whole window). `cpu_cores` is
 //!   the process's CPU time over the window divided by its length.
 //! - `slow`: gets of 10 KiB records when backend 1 of 3 (the first in configuration order)
-//!   sleeps 100 ms before every call (`testkit::Slow`), either only `get` or every operation
+//!   sleeps 100 ms before every call (`vaultdb_testkit::Slow`), either only `get` or every operation
 //!   (list, get, put, delete), with hedging at the default delay and with hedging off, beside
 //!   the same store without the delay. The records are written before the delay is switched
 //!   on. The client orders share fetches by each backend's observed read latency (an
@@ -35,9 +35,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use vaultdb_core::testkit::{Ops, Slow};
 use vaultdb_core::{MemoryBackend, Record, Settings, VaultDb};
 use vaultdb_fs::FsBackend;
+use vaultdb_testkit::{Ops, Slow};
 
 const KIB: usize = 1024;
 const SIZES: [usize; 4] = [KIB, 10 * KIB, 100 * KIB, 1024 * KIB];

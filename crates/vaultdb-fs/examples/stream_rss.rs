@@ -14,9 +14,9 @@
 use std::time::Instant;
 
 use futures::StreamExt;
-use vaultdb_core::testkit::Generator;
 use vaultdb_core::{RecordMeta, VaultDb};
 use vaultdb_fs::FsBackend;
+use vaultdb_testkit::Generator;
 
 fn vm_hwm_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;

@@ -7,9 +7,9 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use vaultdb_core::backend::{MAX_KEY_LEN, StorageBackendExt};
-use vaultdb_core::testkit::{self, Capabilities};
 use vaultdb_core::{BackendErrorKind, PutMode, StorageBackend};
 use vaultdb_fs::{FsBackend, TEMP_DIR};
+use vaultdb_testkit::Capabilities;
 
 /// A temporary directory with the store in `<dir>/store`, so escapes can be seen in `<dir>`.
 async fn store() -> (tempfile::TempDir, FsBackend) {
@@ -39,8 +39,8 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_fs() {
     let (_dir, b) = store().await;
-    testkit::run_all(&b, "").await;
-    testkit::run_all(&b, "nested/run/").await;
+    vaultdb_testkit::run_all(&b, "").await;
+    vaultdb_testkit::run_all(&b, "nested/run/").await;
     // Everything was cleaned up, directories included.
     assert_eq!(walk(b.root()), [PathBuf::from(TEMP_DIR)]);
 }
@@ -54,7 +54,7 @@ async fn conformance_fs_small_pages_current_thread() {
         large_object_bytes: 1 << 20,
         ..Capabilities::default()
     };
-    testkit::run_all_with(&b, "small", &caps).await;
+    vaultdb_testkit::run_all_with(&b, "small", &caps).await;
     assert_eq!(walk(b.root()), [PathBuf::from(TEMP_DIR)]);
 }
 

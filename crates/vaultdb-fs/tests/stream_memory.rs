@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use cap::Cap;
 use futures::StreamExt;
-use vaultdb_core::testkit::Generator;
 use vaultdb_core::{RecordMeta, VaultDb};
 use vaultdb_fs::FsBackend;
+use vaultdb_testkit::Generator;
 
 #[global_allocator]
 static ALLOC: Cap<System> = Cap::new(System, usize::MAX);

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use vaultdb_core::testkit::{Failing, FailingHandle};
 use vaultdb_core::{CallPolicy, Record, VaultDb};
 use vaultdb_fs::FsBackend;
+use vaultdb_testkit::{Failing, FailingHandle};
 
 /// Opens a 2-of-3 store over `root/disk-{1,2,3}`, with backend `down` (if any) unreachable.
 async fn open(root: &std::path::Path, down: Option<usize>) -> (VaultDb, Vec<FailingHandle>) {

@@ -3,9 +3,9 @@
 
 use std::env;
 
-use vaultdb_core::testkit::{self, Capabilities};
 use vaultdb_core::{BackendErrorKind, PutMode, StorageBackend};
 use vaultdb_gcs::{GcsBackend, GcsConfig};
+use vaultdb_testkit::Capabilities;
 
 fn endpoint() -> Option<String> {
     env::var("VAULTDB_TEST_GCS_ENDPOINT").ok()
@@ -25,7 +25,7 @@ async fn conformance_gcs() {
         return eprintln!("skip: VAULTDB_TEST_GCS_ENDPOINT unset (run `cargo xtask itest`)");
     };
     let b = backend("gcs", GcsConfig::emulator(ep, bucket())).await;
-    testkit::run_all(&b, "conformance/").await;
+    vaultdb_testkit::run_all(&b, "conformance/").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -41,7 +41,7 @@ async fn conformance_gcs_prefixed_small_pages() {
         large_object_bytes: 1 << 20,
         ..Capabilities::default()
     };
-    testkit::run_all_with(&b, "", &caps).await;
+    vaultdb_testkit::run_all_with(&b, "", &caps).await;
 }
 
 #[tokio::test]

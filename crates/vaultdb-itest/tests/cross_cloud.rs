@@ -15,10 +15,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Mutex;
-use vaultdb_core::testkit::{Failing, FailingHandle};
 use vaultdb_core::{CallPolicy, ErrorCode, Record, StorageBackend, VaultDb};
 use vaultdb_fs::FsBackend;
 use vaultdb_itest::{Control, Emulators, random_tag};
+use vaultdb_testkit::{Failing, FailingHandle};
 
 /// One test at a time: they stop and start shared emulators.
 static SERIAL: Mutex<()> = Mutex::const_new(());

@@ -4,7 +4,7 @@
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let minio = vaultdb_minio::containers::start_minio("vaultdb-test").await?;
 //! let backend = vaultdb_minio::connect("minio", "MinIO", minio.config.clone()).await?;
-//! vaultdb_core::testkit::run_all(&backend, "").await; // needs vaultdb-core's `testkit`
+//! vaultdb_testkit::run_all(&backend, "").await; // the `vaultdb-testkit` crate
 //! # Ok(()) }
 //! ```
 //!

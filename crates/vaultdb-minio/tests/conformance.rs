@@ -21,9 +21,9 @@ use std::env;
 
 use bytes::Bytes;
 use vaultdb_core::backend::StorageBackendExt;
-use vaultdb_core::testkit::{self, Capabilities};
 use vaultdb_core::{PutMode, StorageBackend};
 use vaultdb_minio::{MinioBackend, MinioConfig};
+use vaultdb_testkit::Capabilities;
 
 async fn backend(prefix: &str, page_size: usize) -> Option<MinioBackend> {
     let endpoint = env::var("VAULTDB_TEST_MINIO_ENDPOINT").ok()?;
@@ -46,24 +46,24 @@ fn keys_as_paths() -> bool {
 /// `run_all_with`, or on a keys-as-paths server every check but `odd_keys` (replaced).
 async fn suite(b: &MinioBackend, prefix: &str, caps: &Capabilities) {
     if !keys_as_paths() {
-        return testkit::run_all_with(b, prefix, caps).await;
+        return vaultdb_testkit::run_all_with(b, prefix, caps).await;
     }
     eprintln!("testkit[minio]: keys-as-paths server: odd_keys replaced by odd_keys_as_paths");
-    testkit::put_get_delete(b, prefix).await;
-    testkit::get_missing(b, prefix).await;
-    testkit::delete_missing(b, prefix).await;
-    testkit::idempotent_delete(b, prefix).await;
-    testkit::create_conflict(b, prefix).await;
-    testkit::overwrite(b, prefix).await;
-    testkit::empty_object(b, prefix).await;
-    testkit::large_object_of(b, prefix, caps.large_object_bytes).await;
+    vaultdb_testkit::put_get_delete(b, prefix).await;
+    vaultdb_testkit::get_missing(b, prefix).await;
+    vaultdb_testkit::delete_missing(b, prefix).await;
+    vaultdb_testkit::idempotent_delete(b, prefix).await;
+    vaultdb_testkit::create_conflict(b, prefix).await;
+    vaultdb_testkit::overwrite(b, prefix).await;
+    vaultdb_testkit::empty_object(b, prefix).await;
+    vaultdb_testkit::large_object_of(b, prefix, caps.large_object_bytes).await;
     odd_keys_as_paths(b, prefix).await;
-    testkit::list_prefix(b, prefix).await;
-    testkit::list_pagination_of(b, prefix, caps.pagination_keys).await;
-    testkit::list_after_delete(b, prefix).await;
-    testkit::concurrent_puts(b, prefix).await;
+    vaultdb_testkit::list_prefix(b, prefix).await;
+    vaultdb_testkit::list_pagination_of(b, prefix, caps.pagination_keys).await;
+    vaultdb_testkit::list_after_delete(b, prefix).await;
+    vaultdb_testkit::concurrent_puts(b, prefix).await;
     if caps.atomic_concurrent_create {
-        testkit::concurrent_create(b, prefix).await;
+        vaultdb_testkit::concurrent_create(b, prefix).await;
     }
 }
 

@@ -10,5 +10,5 @@ async fn conformance_minio_in_docker() {
     let minio = vaultdb_minio::containers::start_minio("vaultdb-test").await.unwrap();
     let b = vaultdb_minio::connect("minio", "MinIO (Docker)", minio.config.clone()).await.unwrap();
     // Real MinIO's conditional puts are atomic: the full contract applies.
-    vaultdb_core::testkit::run_all(&b, "").await;
+    vaultdb_testkit::run_all(&b, "").await;
 }

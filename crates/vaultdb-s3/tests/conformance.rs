@@ -3,7 +3,6 @@
 
 use std::env;
 
-use vaultdb_core::testkit;
 use vaultdb_core::{BackendErrorKind, PutMode, StorageBackend};
 use vaultdb_s3::{S3Backend, S3Config, S3Credentials};
 
@@ -36,7 +35,7 @@ async fn conformance_s3() {
     let Some(b) = backend("").await else {
         return eprintln!("skip: VAULTDB_TEST_S3_ENDPOINT unset (run `cargo xtask itest`)");
     };
-    testkit::run_all(&b, "conformance/").await;
+    vaultdb_testkit::run_all(&b, "conformance/").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -47,12 +46,12 @@ async fn conformance_s3_with_key_prefix_and_small_pages() {
     assert_eq!(b.prefix(), "tenant-a/vault/");
     let small_config = config("tenant-b").expect("set").with_page_size(7);
     let small = S3Backend::new("s3-small", "S3 (small pages)", small_config).await.unwrap();
-    let caps = testkit::Capabilities {
+    let caps = vaultdb_testkit::Capabilities {
         pagination_keys: 120,
         large_object_bytes: 1 << 20,
-        ..testkit::Capabilities::default()
+        ..vaultdb_testkit::Capabilities::default()
     };
-    testkit::run_all_with(&small, "", &caps).await;
+    vaultdb_testkit::run_all_with(&small, "", &caps).await;
     // A backend sees only the keys under its own prefix.
     b.put("only-in-a", "x".into(), PutMode::Create).await.unwrap();
     assert_eq!(small.get("only-in-a").await.unwrap(), None);

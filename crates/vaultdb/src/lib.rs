@@ -44,8 +44,6 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
-#[cfg(feature = "fuzzing")]
-pub mod fuzzing;
 pub mod metrics;
 pub mod server;
 pub mod service;

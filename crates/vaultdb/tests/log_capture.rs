@@ -13,8 +13,8 @@ use std::sync::{Arc, Mutex};
 use common::{ADMIN_TOKEN, READ_TOKEN, TestServer, WRITE_TOKEN, limits, quick_policy, tokens};
 use serde_json::json;
 use vaultdb::server::AppState;
-use vaultdb_core::testkit::{Corrupting, Failing, Generator};
 use vaultdb_core::{MemoryBackend, Record, RecordMeta, StorageBackend, VaultDb};
+use vaultdb_testkit::{Corrupting, Failing, Generator};
 
 /// A writer that appends to a shared buffer.
 #[derive(Clone, Default)]

@@ -18,8 +18,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use vaultdb::audit::AuditLog;
 use vaultdb::server::{AppState, Limits};
-use vaultdb_core::testkit::{Failing, FailingHandle, Slow};
 use vaultdb_core::{MemoryBackend, StorageBackend};
+use vaultdb_testkit::{Failing, FailingHandle, Slow};
 
 async fn server() -> TestServer {
     TestServer::start(AppState::new(memory_store().await, tokens(), None, limits())).await

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use vaultdb_core::backend::{BackendError, ListPage, PutMode, StorageBackend};
 
-use super::Ops;
-use crate::backend::{BackendError, ListPage, PutMode, StorageBackend};
+use crate::Ops;
 
 /// A wrapper that sleeps (`tokio::time::sleep`) before each call to the chosen operations
 /// (all of them by default), then forwards it. The delay can be changed at any time through

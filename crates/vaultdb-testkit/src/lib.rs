@@ -1,4 +1,9 @@
-//! The backend conformance suite and fault-injection wrappers (feature `testkit`).
+//! # vaultdb-testkit
+//!
+//! Test support for VaultDB, built on `vaultdb-core`'s public API: the backend conformance
+//! suite, the fault-injection wrappers, a streaming [`Generator`], and the randomized
+//! fault-schedule checker ([`schedule`], docs/FAULTS.md). Backend crates and `vaultdb-core`'s
+//! own integration tests take it as a dev-dependency; nothing ships it.
 //!
 //! # Conformance suite
 //!
@@ -8,7 +13,7 @@
 //! ```no_run
 //! # async fn demo() {
 //! let backend = vaultdb_core::MemoryBackend::new("mem", "memory");
-//! vaultdb_core::testkit::run_all(&backend, "conformance/").await;
+//! vaultdb_testkit::run_all(&backend, "conformance/").await;
 //! # }
 //! ```
 //!
@@ -19,7 +24,7 @@
 //! same `(backend, prefix)` arguments.
 //!
 //! A check panics with a message that names the check and the backend when the backend
-//! breaks the [contract](crate::backend). Every check works under a fresh random prefix
+//! breaks the [contract](vaultdb_core::backend). Every check works under a fresh random prefix
 //! (`<prefix>vdbtk-<random>/<check>/`) inside the prefix it is given, so runs never collide
 //! and never touch anything else in the store, and it deletes everything it wrote (and checks
 //! that the listing of its prefix is empty again) before it returns. A check that fails may
@@ -27,7 +32,7 @@
 //!
 //! # Fault-injection wrappers
 //!
-//! Each wrapper implements [`StorageBackend`](crate::StorageBackend) around an inner backend
+//! Each wrapper implements [`StorageBackend`](vaultdb_core::StorageBackend) around an inner backend
 //! (any `B: StorageBackend`, including `Arc<dyn StorageBackend>` or `Arc<MemoryBackend>`),
 //! delegates `id()` and `name()` to it, and is steered at run time through a cloneable
 //! handle of atomics, so a test can flip a fault on and off while the client is running:
@@ -47,12 +52,13 @@
 //! [`Generator`] is a deterministic `AsyncRead` for streaming tests: it produces a large
 //! record's bytes as they are read.
 
+#![deny(rustdoc::broken_intra_doc_links)]
+
 mod conformance;
 mod corrupting;
 mod counting;
 mod crashing;
 mod failing;
-pub mod fuzzing;
 mod generator;
 mod randomized;
 pub mod schedule;
@@ -61,6 +67,8 @@ mod stale;
 
 use std::fmt;
 use std::ops::BitOr;
+
+use vaultdb_core::BackendErrorKind;
 
 pub use conformance::{
     Capabilities, concurrent_create, concurrent_puts, create_conflict, delete_missing,
@@ -76,8 +84,6 @@ pub use generator::Generator;
 pub use randomized::{Randomized, RandomizedHandle};
 pub use slow::{Slow, SlowHandle};
 pub use stale::{Stale, StaleHandle, StaleMode};
-
-use crate::backend::BackendErrorKind;
 
 /// A set of backend operations, for wrappers that act on some operations only.
 ///
@@ -151,6 +157,8 @@ pub(crate) fn kind_to_u8(kind: BackendErrorKind) -> u8 {
         BackendErrorKind::Transient => 1,
         BackendErrorKind::Permanent => 2,
         BackendErrorKind::Other => 3,
+        // `BackendErrorKind` is non-exhaustive: a kind added later is injected as `Other`.
+        _ => 3,
     }
 }
 

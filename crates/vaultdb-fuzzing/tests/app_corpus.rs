@@ -1,22 +1,22 @@
 //! The `config` and `rest` fuzz targets' regression tests, on stable Rust: every committed
 //! input of `fuzz/corpus/<target>/` and `fuzz/regressions/<target>/` goes through the same
-//! check as the fuzz target (`vaultdb::fuzzing`), so a crash once fixed stays fixed. See
+//! check as the fuzz target (`vaultdb_fuzzing::app`), so a crash once fixed stays fixed. See
 //! docs/FUZZING.md.
 //!
-//! `cargo test -p vaultdb --test fuzz_corpus -- --ignored write_seeds` regenerates the seed
-//! inputs (`cargo xtask fuzz --seed` runs it).
+//! `cargo test -p vaultdb-fuzzing --test app_corpus -- --ignored write_seeds` regenerates the
+//! seed inputs (`cargo xtask fuzz --seed` runs it).
 
 use std::path::PathBuf;
 
-use vaultdb::fuzzing::{self, TARGETS};
-use vaultdb_core::testkit::fuzzing::{replay, write_seeds as write};
+use vaultdb_fuzzing::app::{self, TARGETS};
+use vaultdb_fuzzing::corpus::{replay, write_seeds as write};
 
 fn fuzz_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
 }
 
 fn run(target: &str) {
-    let n = replay(&fuzz_dir(), target, |data| fuzzing::check(target, data));
+    let n = replay(&fuzz_dir(), target, |data| app::check(target, data));
     println!("{target}: {n} inputs passed");
 }
 
@@ -33,8 +33,8 @@ fn rest_corpus() {
 /// The seeds pass their own checks (the REST seeds are picked by running them).
 #[test]
 fn seeds_pass_their_checks() {
-    for (name, bytes) in fuzzing::seeds("config") {
-        fuzzing::check("config", &bytes);
+    for (name, bytes) in app::seeds("config") {
+        app::check("config", &bytes);
         let committed = std::fs::read(fuzz_dir().join("corpus/config").join(&name));
         assert!(
             committed.ok() == Some(bytes),
@@ -47,7 +47,7 @@ fn seeds_pass_their_checks() {
 #[ignore = "writes fuzz/corpus/*/seed-*; run by `cargo xtask fuzz --seed`"]
 fn write_seeds() {
     for target in TARGETS {
-        let n = write(&fuzz_dir(), target, &fuzzing::seeds(target)).expect("write the seeds");
+        let n = write(&fuzz_dir(), target, &app::seeds(target)).expect("write the seeds");
         println!("{target}: {n} seeds written");
     }
 }

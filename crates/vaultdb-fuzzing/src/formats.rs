@@ -1,9 +1,10 @@
-//! The checks behind the fuzz targets of `fuzz/` (cargo-fuzz, libFuzzer) and their seed
-//! inputs (feature `testkit`).
+//! The checks behind the `envelope`, `record`, `object_key` and `keyring` fuzz targets of
+//! `fuzz/` (cargo-fuzz, libFuzzer): vaultdb-core's decoders of bytes a backend controls, and
+//! their seed inputs.
 //!
 //! Each `check_*` function is the whole body of one fuzz target
 //! (`fuzz/fuzz_targets/<target>.rs` is a one-liner calling it) and of the regression test
-//! `tests/fuzz_corpus.rs`, which runs it, on stable Rust, over every committed input in
+//! `tests/formats_corpus.rs`, which runs it, on stable Rust, over every committed input in
 //! `fuzz/corpus/<target>/` and `fuzz/regressions/<target>/`. A check panics exactly when it
 //! found a bug: a decoder of bytes a backend controls panicked, or a value it accepted does
 //! not survive a round trip through the matching encoder. See docs/FUZZING.md.
@@ -14,22 +15,19 @@
 //! (`canonical.rs`). So for all of them, bytes a decoder accepts must re-encode to exactly
 //! the same bytes.
 
-use std::any::Any;
 use std::collections::BTreeMap;
-use std::panic::{self, RefUnwindSafe};
-use std::path::{Path, PathBuf};
 
-use crate::backend::validate_key;
-use crate::envelope::{self, Header, Kind};
-use crate::keyring::{KEYRING_TAG, Keyring};
-use crate::manifest::{self, Manifest};
-use crate::naming::{self, BASE32, KeySpace, NameTag, NamingKey, ParsedKey};
-use crate::padding::Padding;
-use crate::record::Record;
-use crate::rng::CsRng;
-use crate::secret::{self, Binding};
-use crate::version::Version;
-use crate::xorida::{Threshold, Xorida};
+use vaultdb_core::backend::validate_key;
+use vaultdb_core::envelope::{self, Header, Kind};
+use vaultdb_core::keyring::{KEYRING_TAG, Keyring};
+use vaultdb_core::manifest::{self, Manifest};
+use vaultdb_core::naming::{self, BASE32, KeySpace, NameTag, NamingKey, ParsedKey};
+use vaultdb_core::padding::Padding;
+use vaultdb_core::record::Record;
+use vaultdb_core::rng::CsRng;
+use vaultdb_core::secret::{self, Binding};
+use vaultdb_core::version::Version;
+use vaultdb_core::xorida::{Threshold, Xorida};
 
 /// The fuzz targets whose checks live here, as named in `fuzz/Cargo.toml`.
 pub const TARGETS: [&str; 4] = ["envelope", "record", "object_key", "keyring"];
@@ -295,7 +293,7 @@ fn sample_records() -> Vec<(&'static str, Record)> {
         (
             "json",
             Record::new("user-42", br#"{"name":"Alice"}"#.to_vec())
-                .with_content_type(crate::record::JSON_CONTENT_TYPE),
+                .with_content_type(vaultdb_core::record::JSON_CONTENT_TYPE),
         ),
         ("plain", Record::new("user-42", br#"{"name":"Alice"}"#.to_vec())),
         ("empty", Record::new("e", Vec::new())),
@@ -535,114 +533,4 @@ fn keyring_seeds(out: &mut Seeds) {
     let mut bad = encode_keyring(&sample_keyrings()[0].1);
     bad[0] = 2;
     out.add("bad-format", bad);
-}
-
-// ---------------------------------------------------------------------------------------
-// Replaying and writing corpora (the regression tests and the seed generator)
-
-/// The largest committed corpus file [`replay`] accepts: corpora stay small.
-pub const MAX_CORPUS_FILE: usize = 64 << 10;
-
-/// Prefix of a file in `fuzz/regressions/<target>/` that still crashes (a bug found but not
-/// fixed yet): [`replay`] requires its check to panic, so the test fails once the bug is
-/// fixed, as a reminder to rename the file without the prefix.
-pub const OPEN_PREFIX: &str = "open-";
-
-/// The input files of a corpus directory, sorted (dot files and `*.md` skipped); empty if
-/// the directory does not exist.
-///
-/// # Panics
-/// If the directory exists but cannot be read.
-pub fn corpus_files(dir: &Path) -> Vec<PathBuf> {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<PathBuf> = rd
-        .map(|e| e.expect("a readable corpus directory").path())
-        .filter(|p| p.is_file())
-        .filter(|p| {
-            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            !name.starts_with('.') && !name.ends_with(".md")
-        })
-        .collect();
-    files.sort();
-    files
-}
-
-/// Runs `check` on every file of `<fuzz_dir>/corpus/<target>/` (which must hold at least one
-/// file, each at most [`MAX_CORPUS_FILE`] bytes) and `<fuzz_dir>/regressions/<target>/`
-/// (optional); files of the latter named [`OPEN_PREFIX`]`*` must make `check` panic. Returns
-/// how many files ran.
-///
-/// # Panics
-/// Listing every file that failed, if any did.
-pub fn replay(fuzz_dir: &Path, target: &str, check: impl Fn(&[u8]) + RefUnwindSafe) -> usize {
-    let corpus = corpus_files(&fuzz_dir.join("corpus").join(target));
-    assert!(!corpus.is_empty(), "fuzz/corpus/{target}/ is empty or missing");
-    let regressions = corpus_files(&fuzz_dir.join("regressions").join(target));
-    let mut failures = Vec::new();
-    for path in corpus.iter().chain(&regressions) {
-        let data = std::fs::read(path).expect("a readable corpus file");
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let in_corpus = corpus.contains(path);
-        if in_corpus && data.len() > MAX_CORPUS_FILE {
-            failures.push(format!(
-                "{}: {} bytes, over {MAX_CORPUS_FILE}",
-                path.display(),
-                data.len()
-            ));
-        }
-        let outcome = panic::catch_unwind(|| check(&data));
-        let expect_panic = !in_corpus && name.starts_with(OPEN_PREFIX);
-        match (outcome, expect_panic) {
-            (Ok(()), false) => {}
-            (Err(e), true) => {
-                eprintln!("{}: still crashes, as expected ({})", path.display(), panic_text(&*e));
-            }
-            (Err(e), false) => failures.push(format!("{}: {}", path.display(), panic_text(&*e))),
-            (Ok(()), true) => failures.push(format!(
-                "{}: no longer crashes; rename it without the {OPEN_PREFIX:?} prefix",
-                path.display()
-            )),
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "fuzz target {target}: {} failing input(s):\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
-    corpus.len() + regressions.len()
-}
-
-/// The message of a caught panic.
-pub fn panic_text(e: &(dyn Any + Send)) -> String {
-    e.downcast_ref::<String>()
-        .cloned()
-        .or_else(|| e.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-        .unwrap_or_else(|| "<non-text panic>".to_owned())
-}
-
-/// Replaces the `seed-*` files of `<fuzz_dir>/corpus/<target>/` with `seeds` (other files,
-/// such as inputs added from fuzzing runs, stay). Returns how many were written.
-///
-/// # Errors
-/// Any I/O error.
-pub fn write_seeds(
-    fuzz_dir: &Path,
-    target: &str,
-    seeds: &[(String, Vec<u8>)],
-) -> std::io::Result<usize> {
-    let dir = fuzz_dir.join("corpus").join(target);
-    std::fs::create_dir_all(&dir)?;
-    for old in corpus_files(&dir) {
-        if old.file_name().is_some_and(|n| n.to_string_lossy().starts_with("seed-")) {
-            std::fs::remove_file(old)?;
-        }
-    }
-    for (name, bytes) in seeds {
-        assert!(bytes.len() <= MAX_CORPUS_FILE, "seed {name} is {} bytes", bytes.len());
-        std::fs::write(dir.join(name), bytes)?;
-    }
-    Ok(seeds.len())
 }

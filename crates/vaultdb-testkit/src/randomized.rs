@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use vaultdb_core::backend::{BackendError, ListPage, PutMode, StorageBackend};
 
-use super::Ops;
-use crate::backend::{BackendError, ListPage, PutMode, StorageBackend};
+use crate::Ops;
 
 /// Failure probabilities are kept in parts per million.
 const PPM: u32 = 1_000_000;

@@ -6,8 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-
-use crate::backend::{BackendError, ListPage, PutMode, StorageBackend};
+use vaultdb_core::backend::{BackendError, ListPage, PutMode, StorageBackend};
 
 /// A transparent wrapper that counts the calls made to each operation (every call,
 /// whether it succeeds or fails), readable through its [`CountingHandle`].

@@ -1,7 +1,6 @@
-//! The conformance suite against `MemoryBackend`, and unit tests of the fault-injection
+//! The conformance suite against `MemoryBackend` (and that it catches broken backends), the
+//! `MemoryBackend` helpers the wrappers rely on, and unit tests of the fault-injection
 //! wrappers.
-
-#![cfg(feature = "testkit")]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,12 +8,12 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 use vaultdb_core::backend::StorageBackendExt;
-use vaultdb_core::testkit::{
-    self, Capabilities, CorruptMode, Corrupting, Counting, Crashing, Failing, Ops, Randomized,
-    Slow, Stale, StaleMode,
-};
 use vaultdb_core::{
     BackendError, BackendErrorKind, ListPage, MemoryBackend, PutMode, StorageBackend,
+};
+use vaultdb_testkit::{
+    Capabilities, CorruptMode, Corrupting, Counting, Crashing, Failing, Ops, Randomized, Slow,
+    Stale, StaleMode,
 };
 
 fn mem() -> Arc<MemoryBackend> {
@@ -39,8 +38,8 @@ fn kind<T: std::fmt::Debug>(r: Result<T, BackendError>) -> BackendErrorKind {
 async fn conformance_memory() {
     let m = mem();
     m.raw_put("outside/keep", b("untouched"));
-    testkit::run_all(m.as_ref(), "").await;
-    testkit::run_all(m.as_ref(), "nested/prefix/").await;
+    vaultdb_testkit::run_all(m.as_ref(), "").await;
+    vaultdb_testkit::run_all(m.as_ref(), "nested/prefix/").await;
     // The suite cleaned up after itself and left other objects alone.
     assert_eq!(m.keys(), ["outside/keep"]);
 }
@@ -53,7 +52,7 @@ async fn conformance_memory_small_pages() {
         large_object_bytes: 1 << 20,
         ..Capabilities::default()
     };
-    testkit::run_all_with(&m, "p", &caps).await;
+    vaultdb_testkit::run_all_with(&m, "p", &caps).await;
     assert_eq!(m.object_count(), 0);
 }
 
@@ -73,7 +72,7 @@ async fn conformance_through_idle_wrappers() {
     let calls = counting.handle();
     let dynamic: Arc<dyn StorageBackend> = Arc::new(counting);
     assert_eq!((dynamic.id(), dynamic.name()), ("mem", "Memory"));
-    testkit::run_all(dynamic.as_ref(), "stack/").await;
+    vaultdb_testkit::run_all(dynamic.as_ref(), "stack/").await;
     assert!(calls.puts() > 1100 && calls.gets() > 50 && calls.deletes() > 1100);
     assert!(calls.list_pages() > 10);
     assert_eq!(m.object_count(), 0);
@@ -89,10 +88,10 @@ async fn conformance_without_concurrent_create() {
         pagination_keys: 10,
         large_object_bytes: 10,
     };
-    testkit::run_all_with(&counting, "", &caps).await;
+    vaultdb_testkit::run_all_with(&counting, "", &caps).await;
     let with_skip = calls.puts();
     calls.reset();
-    testkit::concurrent_create(&counting, "").await;
+    vaultdb_testkit::concurrent_create(&counting, "").await;
     assert!(calls.puts() >= 48, "the race ran 3 rounds of 16 creates");
     assert!(with_skip > 0);
 }
@@ -131,7 +130,7 @@ impl StorageBackend for NoCreateOnly {
 #[should_panic(expected = "conformance check `create_conflict` failed on backend `broken`")]
 async fn suite_catches_missing_create_only() {
     let broken = NoCreateOnly(MemoryBackend::new("broken", "Broken"));
-    testkit::create_conflict(&broken, "").await;
+    vaultdb_testkit::create_conflict(&broken, "").await;
 }
 
 #[tokio::test]
@@ -141,14 +140,14 @@ async fn suite_catches_corruption_of_reads() {
     let m = Stale::new(mem());
     m.handle().set_mode(StaleMode::Swap);
     m.put("elsewhere/x", b("x"), PutMode::Create).await.unwrap();
-    testkit::get_missing(&m, "").await;
+    vaultdb_testkit::get_missing(&m, "").await;
 }
 
 #[tokio::test]
 #[should_panic(expected = "conformance check `large_object` failed")]
 async fn suite_catches_bit_flips() {
     let c = Corrupting::new(MemoryBackend::new("flip", "Flips bits"));
-    testkit::large_object_of(&c, "", 1024).await;
+    vaultdb_testkit::large_object_of(&c, "", 1024).await;
 }
 
 // ------------------------------------------------------------------ MemoryBackend

@@ -1,21 +1,22 @@
-//! The fuzz targets' regression tests, on stable Rust: every committed input of
-//! `fuzz/corpus/<target>/` and `fuzz/regressions/<target>/` goes through the same check as
-//! the fuzz target (`vaultdb_core::testkit::fuzzing`), so a crash once fixed stays fixed.
-//! See docs/FUZZING.md.
+//! The `envelope`, `record`, `object_key` and `keyring` fuzz targets' regression tests, on
+//! stable Rust: every committed input of `fuzz/corpus/<target>/` and
+//! `fuzz/regressions/<target>/` goes through the same check as the fuzz target
+//! (`vaultdb_fuzzing::formats`), so a crash once fixed stays fixed. See docs/FUZZING.md.
 //!
-//! `cargo test -p vaultdb-core --test fuzz_corpus -- --ignored write_seeds` regenerates the
-//! seed inputs (`cargo xtask fuzz --seed` runs it).
+//! `cargo test -p vaultdb-fuzzing --test formats_corpus -- --ignored write_seeds` regenerates
+//! the seed inputs (`cargo xtask fuzz --seed` runs it).
 
 use std::path::PathBuf;
 
-use vaultdb_core::testkit::fuzzing::{self, TARGETS};
+use vaultdb_fuzzing::corpus;
+use vaultdb_fuzzing::formats::{self, TARGETS};
 
 fn fuzz_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz")
 }
 
 fn replay(target: &str) {
-    let n = fuzzing::replay(&fuzz_dir(), target, |data| fuzzing::check(target, data));
+    let n = corpus::replay(&fuzz_dir(), target, |data| formats::check(target, data));
     println!("{target}: {n} inputs passed");
 }
 
@@ -44,8 +45,8 @@ fn keyring_corpus() {
 #[test]
 fn committed_seeds_are_current() {
     for target in TARGETS {
-        for (name, bytes) in fuzzing::seeds(target) {
-            fuzzing::check(target, &bytes);
+        for (name, bytes) in formats::seeds(target) {
+            formats::check(target, &bytes);
             let path = fuzz_dir().join("corpus").join(target).join(&name);
             let committed = std::fs::read(&path).unwrap_or_default();
             assert!(
@@ -67,19 +68,19 @@ fn replay_fails_when_it_should() {
     std::fs::create_dir_all(&regressions).unwrap();
     let check = |d: &[u8]| assert!(d != b"boom", "boom");
     let fails = |dir: &std::path::Path| {
-        std::panic::catch_unwind(|| fuzzing::replay(dir, "t", check)).is_err()
+        std::panic::catch_unwind(|| corpus::replay(dir, "t", check)).is_err()
     };
     assert!(fails(&dir), "an empty corpus must fail");
     std::fs::write(corpus.join("a"), b"fine").unwrap();
     std::fs::write(regressions.join("open-x"), b"boom").unwrap();
-    assert_eq!(fuzzing::replay(&dir, "t", check), 2, "an open crash that still crashes passes");
+    assert_eq!(corpus::replay(&dir, "t", check), 2, "an open crash that still crashes passes");
     std::fs::write(corpus.join("b"), b"boom").unwrap();
     assert!(fails(&dir), "a crashing corpus input must fail");
     std::fs::remove_file(corpus.join("b")).unwrap();
     std::fs::write(regressions.join("open-x"), b"fixed").unwrap();
     assert!(fails(&dir), "a fixed open crash must fail until renamed");
     std::fs::rename(regressions.join("open-x"), regressions.join("x")).unwrap();
-    assert_eq!(fuzzing::replay(&dir, "t", check), 2);
+    assert_eq!(corpus::replay(&dir, "t", check), 2);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -87,7 +88,7 @@ fn replay_fails_when_it_should() {
 #[ignore = "writes fuzz/corpus/*/seed-*; run by `cargo xtask fuzz --seed`"]
 fn write_seeds() {
     for target in TARGETS {
-        let n = fuzzing::write_seeds(&fuzz_dir(), target, &fuzzing::seeds(target))
+        let n = corpus::write_seeds(&fuzz_dir(), target, &formats::seeds(target))
             .expect("write the seeds");
         println!("{target}: {n} seeds written");
     }

@@ -6,8 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-
-use crate::backend::{BackendError, ListPage, PutMode, StorageBackend};
+use vaultdb_core::backend::{BackendError, ListPage, PutMode, StorageBackend};
 
 /// No limit: the wrapper is transparent.
 const UNLIMITED: u64 = u64::MAX;

@@ -1,4 +1,4 @@
-//! The conformance checks. See the [testkit docs](super).
+//! The conformance checks. See the [testkit docs](crate).
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -8,8 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures::future::join_all;
 use futures::stream::{self, StreamExt};
-
-use crate::backend::{
+use vaultdb_core::backend::{
     BackendError, BackendErrorKind, MAX_KEY_LEN, PutMode, StorageBackend, validate_key,
 };
 

@@ -2,11 +2,11 @@
 // structured request type for every route, the harness that runs it against the server, the checks
 // of each answer and the seed inputs, sharing private types.
 //! The checks behind the `config` and `rest` fuzz targets of `fuzz/` (cargo-fuzz, libFuzzer)
-//! and their seed inputs (feature `fuzzing`; not part of the binary).
+//! and their seed inputs: the `vaultdb` binary's configuration file and REST API.
 //!
 //! Each `check_*` function is the whole body of one fuzz target
 //! (`fuzz/fuzz_targets/<target>.rs` is a one-liner calling it) and of the regression test
-//! `tests/fuzz_corpus.rs`, which runs it on stable Rust over every committed input in
+//! `tests/app_corpus.rs`, which runs it on stable Rust over every committed input in
 //! `fuzz/corpus/<target>/` and `fuzz/regressions/<target>/`. A check panics exactly when it
 //! found a bug. See docs/FUZZING.md.
 //!
@@ -15,7 +15,7 @@
 //!   and what it rejects is one `INVALID_CONFIG` line.
 //! - [`check_rest`]: one HTTP request, derived from the input with [`arbitrary`] (method,
 //!   path, query, `Authorization`, `Content-Type`, `Range`, body), is served in-process by
-//!   [`crate::app`] over three memory backends (2-of-3, 1 KiB segments, a few records
+//!   [`vaultdb::app`] over three memory backends (2-of-3, 1 KiB segments, a few records
 //!   stored), with no socket. No panic; every error is `{"error": {code, message}}` with one
 //!   of the documented codes and that code's documented status (so 500 only for
 //!   `SPLIT_FAILED`/`RECONSTRUCT_FAILED`, 502 only for `HMAC_FAILED`, 503 only for
@@ -34,12 +34,11 @@ use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use serde_json::{Value, json};
 use tower::ServiceExt;
+use vaultdb::auth::{Role, Tokens};
+use vaultdb::config::{DEFAULT_CONFIG, Loaded, Source, init_file, parse_duration, parse_size};
+use vaultdb::server::{AppState, Limits};
 use vaultdb_core::rng::{CsRng, RandomSource};
 use vaultdb_core::{CallPolicy, MemoryBackend, Record, Threshold, VaultDb};
-
-use crate::auth::{Role, Tokens};
-use crate::config::{DEFAULT_CONFIG, Loaded, Source, init_file, parse_duration, parse_size};
-use crate::server::{AppState, Limits};
 
 /// The fuzz targets whose checks live here, as named in `fuzz/Cargo.toml`.
 pub const TARGETS: [&str; 2] = ["config", "rest"];
@@ -529,7 +528,7 @@ impl Harness {
         tokens.add_plain("writer", Role::Write, WRITE_TOKEN);
         tokens.add_plain("root", Role::Admin, ADMIN_TOKEN);
         let limits = Limits { body_limit: 64 << 10, request_timeout: Duration::from_secs(20) };
-        let app = crate::app(AppState::new(db, tokens, None, limits));
+        let app = vaultdb::app(AppState::new(db, tokens, None, limits));
         Harness { rt, app, backends, template }
     }
 

@@ -6,8 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-
-use crate::backend::{BackendError, ListPage, PutMode, StorageBackend};
+use vaultdb_core::backend::{BackendError, ListPage, PutMode, StorageBackend};
 
 /// How [`Corrupting`] alters the bytes `get` returns. An empty object cannot be altered in
 /// place, so in every mode it comes back as the single byte `0x01`.

@@ -6,8 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-
-use crate::backend::{BackendError, ListPage, PutMode, StorageBackend};
+use vaultdb_core::backend::{BackendError, ListPage, PutMode, StorageBackend};
 
 /// What a [`Stale`] wrapper serves for `get`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use vaultdb_core::backend::{BackendError, BackendErrorKind, ListPage, PutMode, StorageBackend};
 
-use super::{Ops, kind_from_u8, kind_to_u8};
-use crate::backend::{BackendError, BackendErrorKind, ListPage, PutMode, StorageBackend};
+use crate::{Ops, kind_from_u8, kind_to_u8};
 
 /// A wrapper whose operations fail on demand, without reaching the inner backend.
 ///
@@ -19,7 +19,7 @@ use crate::backend::{BackendError, BackendErrorKind, ListPage, PutMode, StorageB
 ///
 /// ```
 /// # futures::executor::block_on(async {
-/// use vaultdb_core::testkit::{Failing, Ops};
+/// use vaultdb_testkit::{Failing, Ops};
 /// use vaultdb_core::{BackendErrorKind, MemoryBackend, PutMode, StorageBackend};
 ///
 /// let backend = Failing::new(MemoryBackend::new("m", "memory"));

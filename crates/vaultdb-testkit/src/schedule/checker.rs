@@ -1,0 +1,492 @@
+//! The checker: judges a run's history against the consistency model (docs/FAULTS.md).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use vaultdb_core::ErrorCode;
+
+use super::SEGMENT_SIZE;
+use super::cluster::RunResult;
+use super::history::{OpRecord, OpResult};
+use super::plan::{OpSpec, Plan, content_type_of};
+use super::report::{Invariant, Report, Violation};
+
+fn bump(map: &mut BTreeMap<String, u64>, key: &str) {
+    *map.entry(key.to_owned()).or_insert(0) += 1;
+}
+
+/// Errors a read may answer with.
+const READ_ERRORS: [ErrorCode; 4] = [
+    ErrorCode::HmacFailed,
+    ErrorCode::InsufficientShares,
+    ErrorCode::RecordNotFound,
+    ErrorCode::BackendError,
+];
+
+/// Judges a run against the model (docs/FAULTS.md):
+///
+/// 1. every read returns bytes some put of that id wrote (and its content type), or one of
+///    `HMAC_FAILED`, `INSUFFICIENT_SHARES`, `RECORD_NOT_FOUND`, `BACKEND_ERROR`
+///    (`HMAC_FAILED` only while some backend serves bad data); puts fail only with
+///    `BACKEND_ERROR` and succeed only with W acknowledgements;
+/// 2. after an acknowledged put P, with no other write of the id invoked after P's
+///    invocation, a read returns P's value, if K of the backends that acknowledged P are
+///    healthy in the read's round;
+/// 3. after an acknowledged delete D, with every put of the id finished before D started,
+///    a read never returns a value (only `RECORD_NOT_FOUND` or `INSUFFICIENT_SHARES`);
+/// 4. a read never returns a value older (in real time or version) than a write X that
+///    finished before the read started, if X is a delete, or an acknowledged put that K
+///    healthy backends acknowledged and after which every write of the id is such a put;
+///
+/// and that after healing and scrubbing the store settled (no scrub problems, a second
+/// scrub has nothing to do, one version per live id on every backend, nothing left of
+/// deleted ids), holding for each id a value allowed by the history.
+pub fn check(run: &RunResult) -> Report {
+    let plan = &run.plan;
+    let mut report = Report::default();
+    let mut by_id: Vec<Vec<&OpRecord>> = vec![Vec::new(); plan.ids.len()];
+    for o in &run.history {
+        by_id[o.spec.id()].push(o);
+    }
+    for o in &run.history {
+        check_write_result(plan, o, &mut report);
+    }
+    for (id, ops) in by_id.iter().enumerate() {
+        let writes: Vec<&OpRecord> = ops.iter().copied().filter(|o| o.spec.is_write()).collect();
+        let puts: Vec<&OpRecord> = writes.iter().copied().filter(|o| o.spec.is_put()).collect();
+        for g in ops.iter().filter(|o| o.spec.is_read()) {
+            let round = &plan.rounds[g.round];
+            let cond = Conditions { faulty: round.faulty(), bad_data: round.serves_bad_data() };
+            check_read(plan, id, g, &writes, &puts, &cond, &mut report);
+        }
+        check_final(run, id, &writes, &puts, &mut report);
+    }
+    let fin = &run.final_state;
+    let mut settle = |detail: String| {
+        report.violations.push(Violation {
+            invariant: Invariant::FinalState,
+            op: None,
+            id: None,
+            detail,
+            related: None,
+        })
+    };
+    match &fin.scrub {
+        Ok((_, _, problems)) if !problems.is_empty() => {
+            settle(format!("scrub after healing reported problems: {problems:?}"))
+        }
+        Err(e) => settle(format!("scrub after healing failed: {e}")),
+        _ => {}
+    }
+    match &fin.rescrub {
+        Ok((0, 0, problems)) if problems.is_empty() => {}
+        Ok((restored, removed, problems)) => settle(format!(
+            "a second scrub still restored {restored} and removed {removed} ({problems:?})"
+        )),
+        Err(e) => settle(format!("a second scrub failed: {e}")),
+    }
+    if let Ok(listed) = &run.final_state.listed {
+        let live: Vec<String> = plan
+            .ids
+            .iter()
+            .zip(&run.final_state.reads)
+            .filter(|(_, (r, _))| matches!(r, OpResult::Read { .. }))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut live = live;
+        live.sort();
+        if *listed != live {
+            report.violations.push(Violation {
+                invariant: Invariant::FinalState,
+                op: None,
+                id: None,
+                detail: format!("list returned {listed:?}, the readable ids are {live:?}"),
+                related: None,
+            });
+        }
+    } else if let Err(e) = &run.final_state.listed {
+        report.violations.push(Violation {
+            invariant: Invariant::FinalState,
+            op: None,
+            id: None,
+            detail: format!("list failed after healing: {e}"),
+            related: None,
+        });
+    }
+    report
+}
+
+fn check_write_result(plan: &Plan, o: &OpRecord, report: &mut Report) {
+    let mut bad = |detail: String| {
+        report.violations.push(Violation {
+            invariant: Invariant::BadError,
+            op: Some(o.op),
+            id: Some(o.spec.id()),
+            detail,
+            related: None,
+        })
+    };
+    match (&o.spec, &o.result) {
+        (s, OpResult::Put { acks, .. }) if s.is_put() && acks.len() < plan.w => {
+            bad(format!("put acknowledged by {} backends, W is {}", acks.len(), plan.w))
+        }
+        (s, OpResult::Failed { code, .. }) if s.is_put() && *code != ErrorCode::BackendError => {
+            bad(format!("put failed with {}", code.as_str()))
+        }
+        (OpSpec::Delete { .. }, OpResult::Failed { code, .. })
+            if *code != ErrorCode::BackendError =>
+        {
+            bad(format!("delete failed with {}", code.as_str()))
+        }
+        (s, OpResult::Failed { code, .. }) if s.is_read() && !READ_ERRORS.contains(code) => {
+            bad(format!("read failed with {}", code.as_str()))
+        }
+        _ => {}
+    }
+}
+
+/// The puts whose value (at the read's range) and content type the read returned.
+fn matching_puts<'a>(g: &OpRecord, puts: &[&'a OpRecord]) -> Vec<&'a OpRecord> {
+    let OpResult::Read { data, content_type, range, total, .. } = &g.result else {
+        return Vec::new();
+    };
+    puts.iter()
+        .copied()
+        .filter(|p| {
+            p.inv < g.res
+                && p.value.len() as u64 == *total
+                && *content_type == Some(content_type_of(p.op))
+                && range.end <= *total
+                && p.value[range.start as usize..range.end as usize] == data[..]
+        })
+        .collect()
+}
+
+/// The faults a read ran under: the faulty backends, and whether one served bad data.
+struct Conditions {
+    faulty: BTreeSet<usize>,
+    bad_data: bool,
+}
+
+fn check_read(
+    plan: &Plan,
+    id: usize,
+    g: &OpRecord,
+    writes: &[&OpRecord],
+    puts: &[&OpRecord],
+    cond: &Conditions,
+    report: &mut Report,
+) {
+    let faulty = &cond.faulty;
+    let k = plan.k;
+    // Writes invoked before the read returned: the only ones it can see.
+    let writes: Vec<&OpRecord> = writes.iter().copied().filter(|x| x.inv < g.res).collect();
+    let healthy_acks = |x: &OpRecord| {
+        x.acked_put().map_or(0, |(_, acks)| acks.iter().filter(|i| !faulty.contains(i)).count())
+    };
+    let visible = |x: &OpRecord| x.acked_put().is_some() && healthy_acks(x) >= k;
+    // A put whose value (or a newer one) every read must see: acknowledged on K healthy
+    // backends, and every write invoked after it started is such a put too.
+    let protected = |x: &OpRecord| {
+        x.res < g.inv
+            && visible(x)
+            && writes.iter().all(|y| std::ptr::eq(*y, x) || y.res < x.inv || visible(y))
+    };
+    // (2): the last write, isolated and acknowledged on K healthy backends.
+    let last = writes.iter().copied().max_by_key(|x| x.inv).filter(|l| {
+        l.acked_put().is_some()
+            && l.res < g.inv
+            && healthy_acks(l) >= k
+            && writes.iter().all(|y| std::ptr::eq(*y, *l) || y.res < l.inv)
+    });
+    // (3): an acknowledged delete after which no put was invoked (every put finished
+    // before it started).
+    let deleted_by = writes.iter().copied().find(|d| {
+        d.deleted()
+            && d.res < g.inv
+            && writes.iter().filter(|p| p.spec.is_put()).all(|p| p.res < d.inv)
+    });
+    let protected_puts: Vec<&OpRecord> =
+        writes.iter().copied().filter(|x| x.spec.is_put() && protected(x)).collect();
+    if last.is_some() {
+        bump(&mut report.checks, Invariant::LostWrite.name());
+    }
+    if deleted_by.is_some() {
+        bump(&mut report.checks, Invariant::Resurrected.name());
+    }
+    if !protected_puts.is_empty() {
+        bump(&mut report.checks, Invariant::StaleRead.name());
+    }
+    let mut violate = |invariant: Invariant, related: Option<u32>, detail: String| {
+        report.violations.push(Violation {
+            invariant,
+            op: Some(g.op),
+            id: Some(id),
+            detail,
+            related,
+        });
+    };
+
+    match &g.result {
+        OpResult::Read { version, id_ok, .. } => {
+            if !id_ok {
+                violate(Invariant::WrongData, None, "the record carries another id".to_owned());
+                return;
+            }
+            let mut m = matching_puts(g, puts);
+            if m.is_empty() {
+                violate(
+                    Invariant::WrongData,
+                    None,
+                    "the bytes (or content type) match no put of this id invoked before the \
+                     read returned"
+                        .to_owned(),
+                );
+                return;
+            }
+            // The version pins the put down when it is an acknowledged one.
+            if let Some(a) = puts.iter().find(|p| p.acked_put().is_some_and(|(v, _)| v == version))
+            {
+                if !m.iter().any(|p| std::ptr::eq(*p, *a)) {
+                    violate(
+                        Invariant::WrongData,
+                        Some(a.op),
+                        format!("version {version} is put #{}'s, the bytes are not", a.op),
+                    );
+                    return;
+                }
+                m = vec![a];
+            }
+            let names = |m: &[&OpRecord]| {
+                m.iter().map(|p| format!("#{}", p.op)).collect::<Vec<_>>().join(", ")
+            };
+            if let Some(l) = last
+                && !m.iter().any(|p| std::ptr::eq(*p, l))
+            {
+                violate(
+                    Invariant::LostWrite,
+                    Some(l.op),
+                    format!(
+                        "returned put {} instead of put #{}, the last write (acknowledged by \
+                         {} healthy backends)",
+                        names(&m),
+                        l.op,
+                        healthy_acks(l)
+                    ),
+                );
+            }
+            if let Some(d) = deleted_by {
+                violate(
+                    Invariant::Resurrected,
+                    Some(d.op),
+                    format!("returned put {} after delete #{} (no put since)", names(&m), d.op),
+                );
+                return;
+            }
+            // (4) in real time: a later write between the put and the read.
+            let culprit = |p: &OpRecord| {
+                writes
+                    .iter()
+                    .copied()
+                    .filter(|x| x.inv > p.res && x.res < g.inv && (x.deleted() || protected(x)))
+                    .max_by_key(|x| x.inv)
+            };
+            let culprits: Vec<Option<&OpRecord>> = m.iter().map(|p| culprit(p)).collect();
+            if culprits.iter().all(Option::is_some) {
+                let x = culprits[0].expect("all some");
+                let invariant =
+                    if x.deleted() { Invariant::Resurrected } else { Invariant::StaleRead };
+                violate(
+                    invariant,
+                    Some(x.op),
+                    format!(
+                        "returned put {}, but {} #{} finished after it and before the read began",
+                        names(&m),
+                        if x.deleted() { "delete" } else { "acknowledged put" },
+                        x.op
+                    ),
+                );
+                return;
+            }
+            // (4) by version: an acknowledged, protected put with a newer version.
+            if let Some(q) =
+                protected_puts.iter().find(|q| q.acked_put().is_some_and(|(v, _)| v > version))
+            {
+                violate(
+                    Invariant::StaleRead,
+                    Some(q.op),
+                    format!(
+                        "returned version {version}, older than put #{}'s {} (acknowledged by \
+                         {} healthy backends before the read began)",
+                        q.op,
+                        q.acked_put().map(|(v, _)| v.to_string()).unwrap_or_default(),
+                        healthy_acks(q)
+                    ),
+                );
+            }
+        }
+        OpResult::Failed { code, .. } => {
+            if !READ_ERRORS.contains(code) {
+                return; // reported by check_write_result
+            }
+            if *code == ErrorCode::HmacFailed && !cond.bad_data {
+                violate(
+                    Invariant::BadError,
+                    None,
+                    "HMAC_FAILED although no backend serves bad data in this round".to_owned(),
+                );
+            }
+            if let Some(l) = last {
+                violate(
+                    Invariant::LostWrite,
+                    Some(l.op),
+                    format!(
+                        "{} after put #{}, the last write (acknowledged by {} healthy backends)",
+                        code.as_str(),
+                        l.op,
+                        healthy_acks(l)
+                    ),
+                );
+            } else if *code == ErrorCode::RecordNotFound
+                && let Some(p) = protected_puts.first()
+            {
+                violate(
+                    Invariant::LostWrite,
+                    Some(p.op),
+                    format!(
+                        "RECORD_NOT_FOUND after put #{} (acknowledged by {} healthy backends, \
+                         no delete since)",
+                        p.op,
+                        healthy_acks(p)
+                    ),
+                );
+            }
+            if let Some(d) = deleted_by
+                && !matches!(code, ErrorCode::RecordNotFound | ErrorCode::InsufficientShares)
+            {
+                violate(
+                    Invariant::Resurrected,
+                    Some(d.op),
+                    format!(
+                        "{} after delete #{}: a complete version is listed again",
+                        code.as_str(),
+                        d.op
+                    ),
+                );
+            }
+            // Allowed, but counted: an acknowledged put followed only by failed puts, and
+            // the record unreadable ("never neither" of DESIGN.md section 5).
+            let after_failed_puts = writes.iter().copied().any(|x| {
+                x.res < g.inv
+                    && visible(x)
+                    && writes.iter().all(|y| {
+                        std::ptr::eq(*y, x)
+                            || y.res < x.inv
+                            || (y.spec.is_put() && y.acked_put().is_none() && y.res < g.inv)
+                    })
+            });
+            if last.is_none() && after_failed_puts {
+                bump(
+                    &mut report.notes,
+                    &format!("{} after failed puts that followed a readable put", code.as_str()),
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
+fn check_final(
+    run: &RunResult,
+    id: usize,
+    writes: &[&OpRecord],
+    puts: &[&OpRecord],
+    report: &mut Report,
+) {
+    let plan = &run.plan;
+    let fin = &run.final_state;
+    let mut violate = |detail: String| {
+        report.violations.push(Violation {
+            invariant: Invariant::FinalState,
+            op: None,
+            id: Some(id),
+            detail,
+            related: None,
+        })
+    };
+    let (first, second) = &fin.reads[id];
+    if first != second {
+        violate("two reads of the healed store differ".to_owned());
+    }
+    // The read of the healed store is judged like a read in a fault-free round that began
+    // after every operation had returned.
+    let probe = OpRecord {
+        op: u32::MAX,
+        client: usize::MAX,
+        round: usize::MAX,
+        spec: OpSpec::Get { id },
+        inv: u64::MAX - 1,
+        res: u64::MAX,
+        value: Vec::new(),
+        result: first.clone(),
+    };
+    let healthy = Conditions { faulty: BTreeSet::new(), bad_data: false };
+    let before = report.violations.len();
+    check_read(plan, id, &probe, writes, puts, &healthy, report);
+    for v in &mut report.violations[before..] {
+        v.op = None;
+        v.detail = format!("reading the healed store: {}", v.detail);
+    }
+    let mut violate = |detail: String| {
+        report.violations.push(Violation {
+            invariant: Invariant::FinalState,
+            op: None,
+            id: Some(id),
+            detail,
+            related: None,
+        })
+    };
+    // Stricter than the model, counted only: the value should come from a write that no
+    // later write succeeded over (a failed delete that removed the newest version can
+    // expose an older one whose cleanup had failed).
+    let frontier: Vec<&OpRecord> = writes
+        .iter()
+        .copied()
+        .filter(|x| !writes.iter().any(|y| y.succeeded_write() && y.inv > x.res))
+        .collect();
+    let objects = &fin.objects[id];
+    match first {
+        OpResult::Read { data, .. } => {
+            let m = matching_puts(&probe, puts);
+            if !m.is_empty() && !m.iter().any(|p| frontier.iter().any(|f| std::ptr::eq(*f, *p))) {
+                bump(&mut report.notes, "healed store returns a value a later write superseded");
+            }
+            let segments =
+                if data.len() > SEGMENT_SIZE { data.len().div_ceil(SEGMENT_SIZE) } else { 0 };
+            for (b, (heads, segs)) in objects.iter().enumerate() {
+                if *heads != 1 || *segs != segments {
+                    violate(format!(
+                        "after scrub b{b} holds {heads} head shares and {segs} segment shares \
+                         (expected 1 and {segments})"
+                    ));
+                }
+            }
+        }
+        OpResult::Failed { code: ErrorCode::RecordNotFound, .. } => {
+            for (b, (heads, segs)) in objects.iter().enumerate() {
+                if heads + segs != 0 {
+                    violate(format!(
+                        "after scrub b{b} still holds {heads} head and {segs} segment shares of \
+                         a record that is gone"
+                    ));
+                }
+            }
+        }
+        other => violate(format!(
+            "the healed, scrubbed store cannot read the record: {}",
+            match other {
+                OpResult::Failed { message, .. } => message.clone(),
+                other => other.outcome().to_owned(),
+            }
+        )),
+    }
+}

@@ -1,0 +1,510 @@
+//! The plan: everything a run does, derived from one seed.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::time::Duration;
+
+use vaultdb_core::BackendErrorKind;
+
+use super::prng::Prng;
+use super::{CONFIGS, IDS, SEGMENT_SIZE};
+use crate::{CorruptMode, Ops, StaleMode};
+
+/// How many faults a round has, relative to the fault budget `W - K`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RoundKind {
+    /// No faults (backends may still be slow).
+    Healthy,
+    /// 1 to `W - K` backends faulty: every acknowledged write stays readable.
+    Budget,
+    /// More than `W - K` backends faulty: only "never wrong data" must hold.
+    Chaos,
+}
+
+impl RoundKind {
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            RoundKind::Healthy => "healthy",
+            RoundKind::Budget => "budget",
+            RoundKind::Chaos => "chaos",
+        }
+    }
+}
+
+/// A fault switched on for one backend for one round.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Unreachable: every call fails with a transient error (a partition).
+    Down,
+    /// The chosen operations fail with errors of the chosen kind.
+    Fail {
+        /// Which operations fail.
+        ops: Ops,
+        /// With which kind of error.
+        kind: BackendErrorKind,
+    },
+    /// The chosen operations sleep [`STALL`](super::STALL), longer than the call timeout.
+    Stall {
+        /// Which operations stall.
+        ops: Ops,
+    },
+    /// `get` returns altered bytes.
+    Corrupt(CorruptMode),
+    /// `get` returns an older object of the same record, or another record's object.
+    Stale(StaleMode),
+    /// Accepts this many puts, then every put and delete fails (the writer died mid-write);
+    /// it comes back at the end of the round.
+    Crash {
+        /// Puts accepted before the crash.
+        puts: u64,
+    },
+    /// This percentage of calls fails with a transient error; half of the failed puts and
+    /// deletes fail *after* taking effect (a lost response); random delays.
+    Flaky {
+        /// Failure probability, in percent.
+        percent: u32,
+    },
+    /// Goes down and comes back up every `period` while the round runs.
+    Flap {
+        /// Time between switches.
+        period: Duration,
+    },
+}
+
+impl Fault {
+    /// A short name for summaries (`down`, `fail`, `stall`, `corrupt`, `stale`, `crash`,
+    /// `flaky`, `flap`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Fault::Down => "down",
+            Fault::Fail { .. } => "fail",
+            Fault::Stall { .. } => "stall",
+            Fault::Corrupt(_) => "corrupt",
+            Fault::Stale(_) => "stale",
+            Fault::Crash { .. } => "crash",
+            Fault::Flaky { .. } => "flaky",
+            Fault::Flap { .. } => "flap",
+        }
+    }
+
+    /// True if the backend may serve bad bytes (the only faults that can explain an
+    /// `HMAC_FAILED`).
+    pub fn serves_bad_data(&self) -> bool {
+        matches!(self, Fault::Corrupt(_) | Fault::Stale(_))
+    }
+
+    fn generate(rng: &mut Prng) -> Fault {
+        match rng.below(8) {
+            0 => Fault::Down,
+            1 => Fault::Fail {
+                ops: rng.ops(),
+                kind: if rng.percent(50) {
+                    BackendErrorKind::Transient
+                } else {
+                    BackendErrorKind::Permanent
+                },
+            },
+            2 => Fault::Stall { ops: if rng.percent(40) { Ops::ALL } else { rng.ops() } },
+            3 => Fault::Corrupt(
+                [CorruptMode::FlipBit, CorruptMode::Rewrite, CorruptMode::Truncate][rng.below(3)],
+            ),
+            4 => Fault::Stale(if rng.percent(60) { StaleMode::Older } else { StaleMode::Swap }),
+            5 => Fault::Crash { puts: rng.below(7) as u64 },
+            6 => Fault::Flaky { percent: [10, 25, 50][rng.below(3)] },
+            _ => Fault::Flap { period: rng.millis(3, 25) },
+        }
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::Down => f.write_str("down"),
+            Fault::Fail { ops, kind } => write!(f, "fail({ops:?}, {kind})"),
+            Fault::Stall { ops } => write!(f, "stall({ops:?})"),
+            Fault::Corrupt(m) => write!(f, "corrupt({m:?})"),
+            Fault::Stale(m) => write!(f, "stale({m:?})"),
+            Fault::Crash { puts } => write!(f, "crash(after {puts} puts)"),
+            Fault::Flaky { percent } => write!(f, "flaky({percent}%, ambiguous)"),
+            Fault::Flap { period } => write!(f, "flap(every {}ms)", period.as_millis()),
+        }
+    }
+}
+
+/// One client operation of a plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OpSpec {
+    /// `put` (or `put_stream`) of a fresh value of at least `len` bytes; above
+    /// [`SEGMENT_SIZE`] the record is segmented.
+    Put {
+        /// Index into [`Plan::ids`].
+        id: usize,
+        /// Value length (at least; a value is never shorter than its header).
+        len: usize,
+        /// Through `put_stream` rather than `put`.
+        stream: bool,
+    },
+    /// A `put` abandoned after `after` (the writing client crashes mid-write).
+    CrashPut {
+        /// Index into [`Plan::ids`].
+        id: usize,
+        /// Value length.
+        len: usize,
+        /// When the client gives up (drops the put).
+        after: Duration,
+    },
+    /// `get`.
+    Get {
+        /// Index into [`Plan::ids`].
+        id: usize,
+    },
+    /// `get_range(start..end)`, read to the end of the stream.
+    Range {
+        /// Index into [`Plan::ids`].
+        id: usize,
+        /// First byte.
+        start: u64,
+        /// End (exclusive; clamped by the client).
+        end: u64,
+    },
+    /// `delete`.
+    Delete {
+        /// Index into [`Plan::ids`].
+        id: usize,
+    },
+}
+
+impl OpSpec {
+    /// The record id index.
+    pub fn id(&self) -> usize {
+        match *self {
+            OpSpec::Put { id, .. }
+            | OpSpec::CrashPut { id, .. }
+            | OpSpec::Get { id }
+            | OpSpec::Range { id, .. }
+            | OpSpec::Delete { id } => id,
+        }
+    }
+
+    /// The kind of operation, for summaries.
+    pub fn kind(&self) -> &'static str {
+        match *self {
+            OpSpec::Put { stream: true, .. } => "put_stream",
+            OpSpec::Put { len, .. } if len > SEGMENT_SIZE => "put (segmented)",
+            OpSpec::Put { .. } => "put",
+            OpSpec::CrashPut { .. } => "put (writer crashes)",
+            OpSpec::Get { .. } => "get",
+            OpSpec::Range { .. } => "get_range",
+            OpSpec::Delete { .. } => "delete",
+        }
+    }
+
+    /// True for puts and deletes.
+    pub fn is_write(&self) -> bool {
+        !self.is_read()
+    }
+
+    /// True for get and get_range.
+    pub fn is_read(&self) -> bool {
+        matches!(self, OpSpec::Get { .. } | OpSpec::Range { .. })
+    }
+
+    pub(super) fn is_put(&self) -> bool {
+        matches!(self, OpSpec::Put { .. } | OpSpec::CrashPut { .. })
+    }
+}
+
+/// One step of a client: think, then do an operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// The operation's number in the plan (unique; part of every value a put writes).
+    pub op: u32,
+    /// Virtual time the client waits before the operation.
+    pub think: Duration,
+    /// The operation.
+    pub spec: OpSpec,
+}
+
+/// One round: faults, backend latencies, and each client's steps.
+#[derive(Clone, Debug)]
+pub struct Round {
+    /// Healthy, within the budget, or beyond it.
+    pub kind: RoundKind,
+    /// Faulty backends (index) and their fault.
+    pub faults: Vec<(usize, Fault)>,
+    /// Per backend: a fixed delay before every call (not a fault: below the call timeout).
+    pub latency: Vec<Duration>,
+    /// Per backend: the most the seeded [`Randomized`](crate::Randomized) wrapper sleeps
+    /// before a call.
+    pub jitter: Vec<Duration>,
+    /// Per client: its steps, in order.
+    pub clients: Vec<Vec<Step>>,
+}
+
+impl Round {
+    /// The backends with a fault in this round.
+    pub fn faulty(&self) -> BTreeSet<usize> {
+        self.faults.iter().map(|(i, _)| *i).collect()
+    }
+
+    /// True if some backend may serve bad bytes in this round.
+    pub fn serves_bad_data(&self) -> bool {
+        self.faults.iter().any(|(_, f)| f.serves_bad_data())
+    }
+
+    /// Operations in this round.
+    pub fn ops(&self) -> usize {
+        self.clients.iter().map(Vec::len).sum()
+    }
+}
+
+/// Everything a run does, derived from one seed by [`Plan::generate`].
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// The seed.
+    pub seed: u64,
+    /// Threshold K.
+    pub k: usize,
+    /// Backends N.
+    pub n: usize,
+    /// Write quorum W (the fault budget is `W - K` faulty backends).
+    pub w: usize,
+    /// Concurrent clients (tasks).
+    pub clients: usize,
+    /// Client handles opened over the same backends (client `c` uses handle
+    /// `c % handles`).
+    pub handles: usize,
+    /// Record ids.
+    pub ids: Vec<String>,
+    /// The client's hedging delay.
+    pub hedge_after: Option<Duration>,
+    /// Whether degraded reads repair in the background.
+    pub read_repair: bool,
+    /// The rounds.
+    pub rounds: Vec<Round>,
+}
+
+impl Plan {
+    /// The plan of `seed`, with at least `ops` operations. A pure function of its
+    /// arguments.
+    pub fn generate(seed: u64, ops: usize) -> Plan {
+        let mut rng = Prng::new(seed);
+        let (k, n, w) = CONFIGS[rng.below(CONFIGS.len())];
+        let clients = rng.between(4, 8);
+        let handles = rng.between(1, 3);
+        let hedge_after =
+            [None, Some(Duration::from_millis(10)), Some(Duration::from_millis(50))][rng.below(3)];
+        let read_repair = rng.percent(67);
+        let ids: Vec<String> = IDS.iter().map(|s| (*s).to_owned()).collect();
+        let budget = w - k;
+        let mut rounds = Vec::new();
+        let mut total = 0;
+        let mut next_op = 0u32;
+        while total < ops {
+            let roll = rng.below(100);
+            let kind = if roll < 20 {
+                RoundKind::Healthy
+            } else if roll < 70 && budget > 0 {
+                RoundKind::Budget
+            } else {
+                RoundKind::Chaos
+            };
+            let faulty = match kind {
+                RoundKind::Healthy => 0,
+                RoundKind::Budget => rng.between(1, budget),
+                RoundKind::Chaos => rng.between(budget + 1, n),
+            };
+            let mut backends: Vec<usize> = (0..n).collect();
+            let mut faults = Vec::new();
+            for _ in 0..faulty {
+                let b = backends.remove(rng.below(backends.len()));
+                faults.push((b, Fault::generate(&mut rng)));
+            }
+            faults.sort_by_key(|(b, _)| *b);
+            let latency = (0..n)
+                .map(|_| if rng.percent(50) { Duration::ZERO } else { rng.millis(1, 40) })
+                .collect();
+            let jitter = (0..n).map(|_| rng.millis(0, 5)).collect();
+            let mut steps = Vec::new();
+            for _ in 0..clients {
+                let count = rng.between(1, 4);
+                let mut mine = Vec::new();
+                for _ in 0..count {
+                    let think = if rng.percent(30) { Duration::ZERO } else { rng.millis(0, 20) };
+                    let spec = Self::op(&mut rng, ids.len());
+                    mine.push(Step { op: next_op, think, spec });
+                    next_op += 1;
+                }
+                total += mine.len();
+                steps.push(mine);
+            }
+            rounds.push(Round { kind, faults, latency, jitter, clients: steps });
+        }
+        Plan { seed, k, n, w, clients, handles, ids, hedge_after, read_repair, rounds }
+    }
+
+    fn op(rng: &mut Prng, ids: usize) -> OpSpec {
+        let id = rng.below(ids);
+        let small = |rng: &mut Prng| rng.between(0, 120);
+        let big = |rng: &mut Prng| rng.between(SEGMENT_SIZE + 1, 4 * SEGMENT_SIZE + 500);
+        match rng.below(100) {
+            0..28 => OpSpec::Put { id, len: small(rng), stream: false },
+            28..32 => OpSpec::Put { id, len: big(rng), stream: false },
+            32..36 => {
+                let len = if rng.percent(75) { big(rng) } else { small(rng) };
+                OpSpec::Put { id, len, stream: true }
+            }
+            36..40 => {
+                let len = if rng.percent(50) { big(rng) } else { small(rng) };
+                OpSpec::CrashPut { id, len, after: rng.millis(0, 30) }
+            }
+            40..72 => OpSpec::Get { id },
+            72..86 => {
+                if rng.percent(20) {
+                    OpSpec::Range { id, start: 0, end: u64::MAX }
+                } else {
+                    let start = rng.below(5000) as u64;
+                    OpSpec::Range { id, start, end: start + rng.below(3000) as u64 }
+                }
+            }
+            _ => OpSpec::Delete { id },
+        }
+    }
+
+    /// The same plan with only the operations numbered in `ops` (their rounds keep their
+    /// faults and latencies; rounds left without operations are dropped): how a shrunk
+    /// failure is written down (docs/FAULTS.md).
+    pub fn restrict(&self, ops: &[u32]) -> Plan {
+        let mut plan = self.clone();
+        for round in &mut plan.rounds {
+            for steps in &mut round.clients {
+                steps.retain(|s| ops.contains(&s.op));
+            }
+        }
+        plan.rounds.retain(|r| r.ops() > 0);
+        plan
+    }
+
+    /// Operations in the plan.
+    pub fn ops(&self) -> usize {
+        self.rounds.iter().map(Round::ops).sum()
+    }
+
+    /// The fault budget: at most this many faulty backends keep every acknowledged write
+    /// readable (`W - K`).
+    pub fn budget(&self) -> usize {
+        self.w - self.k
+    }
+
+    /// One line: seed, configuration, size.
+    pub fn headline(&self) -> String {
+        format!(
+            "seed {} ({:#x}): {}-of-{} W={} clients={} handles={} hedge={} read_repair={} \
+             rounds={} ops={}",
+            self.seed,
+            self.seed,
+            self.k,
+            self.n,
+            self.w,
+            self.clients,
+            self.handles,
+            self.hedge_after.map_or("off".to_owned(), |d| format!("{}ms", d.as_millis())),
+            self.read_repair,
+            self.rounds.len(),
+            self.ops()
+        )
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{}", self.headline())?;
+        for (r, round) in self.rounds.iter().enumerate() {
+            writeln!(f, "round {r} [{}] {}", round.kind.name(), round_faults(round))?;
+            for (c, steps) in round.clients.iter().enumerate() {
+                let ops: Vec<String> = steps
+                    .iter()
+                    .map(|s| format!("#{} {}", s.op, spec_text(&s.spec, &self.ids)))
+                    .collect();
+                writeln!(f, "  client {c}: {}", ops.join("; "))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn round_faults(round: &Round) -> String {
+    if round.faults.is_empty() {
+        return "no faults".to_owned();
+    }
+    let faults: Vec<String> = round.faults.iter().map(|(b, f)| format!("b{b}:{f}")).collect();
+    faults.join(", ")
+}
+
+pub(super) fn spec_text(spec: &OpSpec, ids: &[String]) -> String {
+    match spec {
+        OpSpec::Put { id, len, stream } => {
+            format!("{}({:?}, {len}B)", if *stream { "put_stream" } else { "put" }, ids[*id])
+        }
+        OpSpec::CrashPut { id, len, after } => {
+            format!("put({:?}, {len}B) abandoned after {}ms", ids[*id], after.as_millis())
+        }
+        OpSpec::Get { id } => format!("get({:?})", ids[*id]),
+        OpSpec::Range { id, start, end } => format!("get_range({:?}, {start}..{end})", ids[*id]),
+        OpSpec::Delete { id } => format!("delete({:?})", ids[*id]),
+    }
+}
+
+/// The bytes the put numbered `op` writes: `<id>|<seed>|<op>|` and then filler derived from
+/// them, `len` bytes in all (or just the header, if that is longer). Unique per put, and
+/// never a prefix of another put's value.
+pub fn value_of(seed: u64, op: u32, id: &str, len: usize) -> Vec<u8> {
+    let mut v = format!("{id}|{seed:016x}|{op}|").into_bytes();
+    let mut x = (seed ^ (u64::from(op) << 32) ^ 0xA076_1D64_78BD_642F) | 1;
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.push(b'a' + (x % 26) as u8);
+    }
+    v
+}
+
+/// The content type the put numbered `op` stores.
+pub fn content_type_of(op: u32) -> String {
+    format!("application/x-vaultdb-fault.{op}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_are_a_function_of_the_seed() {
+        let a = Plan::generate(7, 200);
+        let b = Plan::generate(7, 200);
+        assert_eq!(a.to_string(), b.to_string());
+        assert_ne!(a.to_string(), Plan::generate(8, 200).to_string());
+        assert!(a.ops() >= 200);
+        for r in &a.rounds {
+            let faulty = r.faulty().len();
+            match r.kind {
+                RoundKind::Healthy => assert_eq!(faulty, 0),
+                RoundKind::Budget => assert!(faulty >= 1 && faulty <= a.budget()),
+                RoundKind::Chaos => assert!(faulty > a.budget()),
+            }
+        }
+    }
+
+    #[test]
+    fn values_are_unique_and_sized() {
+        let a = value_of(1, 2, "x", 100);
+        assert_eq!(a.len(), 100);
+        assert_ne!(a, value_of(1, 3, "x", 100));
+        assert_ne!(a, value_of(2, 2, "x", 100));
+        assert!(value_of(1, 2, "x", 0).starts_with(b"x|"));
+    }
+}
