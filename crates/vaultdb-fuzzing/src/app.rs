@@ -94,7 +94,7 @@ pub fn check_config(data: &[u8]) {
                 assert!(c.retain_versions >= 1 && c.timeouts.attempts >= 1);
                 let settings = loaded.settings();
                 assert!(settings.call_policy.max_attempts >= 1);
-                let tokens = crate::service::tokens(&loaded)
+                let tokens = vaultdb::service::tokens(&loaded)
                     .expect("the tokens of a validated configuration");
                 assert_eq!(tokens.is_empty(), c.tokens.is_empty());
                 let _ = loaded.prepare_backends(&|_| None);
