@@ -8,7 +8,15 @@
 //! allocation and page faults are not measured, except in `rebuild_alloc`, which calls the
 //! public `Xorida::rebuild` (allocates the result, zeroizes it on drop).
 //!
-//! Run: `cargo bench -p vaultdb-core --bench sharing` (about 4 minutes on 2 cores), or
+//! The `floor_*` groups measure the least work each operation must do, in the same run
+//! (docs/PERFORMANCE.md, "Floors"): the generator alone for the (K-1)·L random bytes of a
+//! split, reading the secret and writing N buffers (`copy_from_slice`), and reading K buffers
+//! and writing one (their XOR, through the best kernel with every weight 1). The
+//! `split_kernels` and `rebuild_kernels` groups run every SIMD kernel this CPU has at 1 MiB,
+//! and `split_before` the split as it was before the GFNI kernels and the VAES generator
+//! (16 KiB steps, AES-NI `aes` 0.8 CTR over a zero-filled buffer, the AVX2 kernel).
+//!
+//! Run: `cargo bench -p vaultdb-core --bench sharing` (about 6 minutes on 2 cores), or
 //! `cargo xtask bench`, which runs it with the other suites and writes the tables of
 //! docs/PERFORMANCE.md. Set `VAULTDB_BENCH_QUICK=1` for a much shorter, noisier run.
 
@@ -22,7 +30,7 @@ use criterion::{
 };
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use vaultdb_core::gf256::Kernel;
+use vaultdb_core::gf256::{Base, Isa, Kernel};
 use vaultdb_core::rng::{CsRng, RandomSource};
 use vaultdb_core::{SharePoint, Threshold, Xorida};
 
@@ -167,6 +175,176 @@ fn bench_baselines(c: &mut Criterion) {
         });
     }
     g.finish();
+}
+
+/// The sizes the floor table of docs/PERFORMANCE.md compares at.
+const FLOOR_SIZES: [usize; 2] = [64 * KIB, MIB];
+
+/// The floors: generator alone, copy 1 -> N, XOR K -> 1 (see the module docs).
+fn bench_floors(c: &mut Criterion) {
+    let mut g = c.benchmark_group("floor_rng");
+    for (t, name) in thresholds() {
+        for size in FLOOR_SIZES {
+            configure(&mut g, size);
+            let mut rng = CsRng::from_seed([3; 32]);
+            let mut buf = vec![0u8; (t.k() - 1) * size];
+            g.bench_function(BenchmarkId::new(name, label(size)), |b| {
+                b.iter(|| rng.fill_bytes(black_box(&mut buf)))
+            });
+        }
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("floor_copy");
+    for (t, _) in thresholds() {
+        for size in FLOOR_SIZES {
+            configure(&mut g, size);
+            let s = secret(size);
+            let mut outs = vec![vec![0u8; size]; t.n()];
+            g.bench_function(BenchmarkId::new(format!("1to{}", t.n()), label(size)), |b| {
+                b.iter(|| {
+                    for o in &mut outs {
+                        o.copy_from_slice(black_box(&s));
+                    }
+                })
+            });
+        }
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("floor_xor");
+    let best = Kernel::best();
+    for (t, _) in thresholds() {
+        for size in FLOOR_SIZES {
+            configure(&mut g, size);
+            let ins: Vec<Vec<u8>> = (0..t.k()).map(|i| secret(size + i)[i..].to_vec()).collect();
+            let terms: Vec<(u8, &[u8])> = ins.iter().map(|v| (1, v.as_slice())).collect();
+            let mut out = vec![0u8; size];
+            g.bench_function(BenchmarkId::new(format!("{}to1", t.k()), label(size)), |b| {
+                b.iter(|| best.mul_sum(black_box(&terms), Base::Zero, &mut out))
+            });
+        }
+    }
+    g.finish();
+}
+
+/// Every SIMD kernel this CPU has, at 1 MiB, split and rebuild; and the split as it was
+/// before this generator and these kernels (`split_before`).
+fn bench_kernels(c: &mut Criterion) {
+    let simd: Vec<Kernel> =
+        Kernel::available().into_iter().filter(|k| k.isa() != Isa::Portable).collect();
+    let mut g = c.benchmark_group("split_kernels");
+    for (t, name) in thresholds() {
+        for &kernel in &simd {
+            configure(&mut g, MIB);
+            let x = Xorida::with_kernel(kernel);
+            let s = secret(MIB);
+            let mut shares = vec![vec![0u8; MIB]; t.n()];
+            let mut rng = CsRng::from_seed([1; 32]);
+            let id = BenchmarkId::new(format!("{name}/{}", kernel.isa()), label(MIB));
+            g.bench_function(id, |b| {
+                b.iter(|| {
+                    let mut outs: Vec<&mut [u8]> =
+                        shares.iter_mut().map(Vec::as_mut_slice).collect();
+                    x.split_into(t, black_box(&s), &mut rng, &mut outs);
+                })
+            });
+        }
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("rebuild_kernels");
+    for (t, name) in thresholds() {
+        for &kernel in &simd {
+            configure(&mut g, MIB);
+            let x = Xorida::with_kernel(kernel);
+            let s = secret(MIB);
+            let shares = x.split(t, &s, &mut CsRng::from_seed([2; 32]));
+            let pts: Vec<SharePoint<'_>> = (0..t.k())
+                .map(|i| SharePoint { x: (t.n() - i) as u8, y: &shares[t.n() - 1 - i] })
+                .collect();
+            let mut out = vec![0u8; MIB];
+            let id = BenchmarkId::new(format!("{name}/{}", kernel.isa()), label(MIB));
+            g.bench_function(id, |b| {
+                b.iter(|| x.interpolate(black_box(&pts), 0, &mut out).unwrap())
+            });
+        }
+    }
+    g.finish();
+
+    let Some(avx2) = Kernel::new(Isa::Avx2) else { return };
+    let mut g = c.benchmark_group("split_before");
+    for (t, name) in thresholds() {
+        configure(&mut g, MIB);
+        let s = secret(MIB);
+        let mut shares = vec![vec![0u8; MIB]; t.n()];
+        let mut rng = before::Aes08Ctr::new(&[1; 32]);
+        let id = BenchmarkId::new(format!("{name}/{}", avx2.isa()), label(MIB));
+        g.bench_function(id, |b| {
+            b.iter(|| {
+                let mut outs: Vec<&mut [u8]> = shares.iter_mut().map(Vec::as_mut_slice).collect();
+                before::split_into(avx2, t, black_box(&s), &mut rng, &mut outs);
+            })
+        });
+    }
+    g.finish();
+}
+
+/// The split before the GFNI kernels and the VAES generator, for comparison in the same run:
+/// the loop of `Xorida::split_into` as it was (16 KiB steps, one sweep per coefficient, each
+/// step's random bytes drawn just before use) over the generator as it was (`aes` 0.8 and
+/// `ctr` 0.9: AES-NI on 128-bit registers, keystream XORed into a zero-filled buffer).
+mod before {
+    use ctr09::cipher::{KeyIvInit, StreamCipher};
+    use vaultdb_core::Threshold;
+    use vaultdb_core::gf256::{self, Kernel};
+
+    const STEP: usize = 16 * 1024;
+
+    pub(super) struct Aes08Ctr(ctr09::Ctr128BE<aes08::Aes256>);
+
+    impl Aes08Ctr {
+        pub(super) fn new(seed: &[u8; 32]) -> Self {
+            Self(ctr09::Ctr128BE::<aes08::Aes256>::new(seed.into(), &[0u8; 16].into()))
+        }
+
+        fn fill_bytes(&mut self, dest: &mut [u8]) {
+            dest.fill(0);
+            self.0.apply_keystream(dest);
+        }
+    }
+
+    pub(super) fn split_into(
+        kernel: Kernel,
+        t: Threshold,
+        secret: &[u8],
+        rng: &mut Aes08Ctr,
+        outs: &mut [&mut [u8]],
+    ) {
+        let len = secret.len();
+        let mut coeffs = vec![0u8; len.min(STEP)];
+        let mut xpow: Vec<u8> = (1..=t.n()).map(|x| x as u8).collect();
+        for j in 1..t.k() {
+            if j > 1 {
+                for (i, xp) in xpow.iter_mut().enumerate() {
+                    *xp = gf256::mul(*xp, (i + 1) as u8);
+                }
+            }
+            for start in (0..len).step_by(STEP) {
+                let end = len.min(start + STEP);
+                let r = &mut coeffs[..end - start];
+                rng.fill_bytes(r);
+                for (out, &xp) in outs.iter_mut().zip(&xpow) {
+                    let out = &mut out[start..end];
+                    if j == 1 {
+                        kernel.mul_add_into(xp, r, &secret[start..end], out);
+                    } else {
+                        kernel.mul_acc(xp, r, out);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Short, flat-sampled runs for the peers: one call takes milliseconds, so criterion's default
@@ -319,6 +497,8 @@ criterion::criterion_group!(
     bench_rebuild,
     bench_baselines,
     bench_record,
+    bench_floors,
+    bench_kernels,
     bench_peers
 );
 criterion::criterion_main!(benches);

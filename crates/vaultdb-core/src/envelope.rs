@@ -139,10 +139,20 @@ pub fn seal_with_tail(buf: &mut [u8], from: usize, tail_crc: u32) {
     let end = buf.len().saturating_sub(TRAILER_LEN);
     let split = HEADER_LEN + from;
     assert!(split <= end, "seal_with_tail: offset beyond the share");
+    if end - split < COMBINE_MIN {
+        // Checksumming a short tail again is cheaper than combining (see `COMBINE_MIN`).
+        return seal(buf);
+    }
     let head = crc32c::crc32c(&buf[..split]);
     let crc = crc32c::crc32c_combine(head, tail_crc, end - split);
     buf[end..].copy_from_slice(&crc.to_be_bytes());
 }
+
+/// Below this tail length [`seal_with_tail`] checksums the whole envelope instead of combining
+/// CRCs: `crc32c_combine` costs several microseconds whatever the length (GF(2) matrix
+/// squarings), as much as checksumming about 100 KiB; it was over half of a 1 KiB put
+/// (`perf`, 2026-12-06).
+const COMBINE_MIN: usize = 128 << 10;
 
 /// Encodes a whole envelope.
 pub fn encode(header: &Header, share: &[u8]) -> Vec<u8> {
@@ -259,7 +269,7 @@ mod tests {
 
     #[test]
     fn seal_with_tail_equals_seal() {
-        for len in [64usize, 65, 100, 40_000] {
+        for len in [64usize, 65, 100, 40_000, (COMBINE_MIN + 1000)] {
             let h = Header { secret_len: len as u32, ..sample().0 };
             let mut a = h.new_buffer();
             for (i, b) in share_mut(&mut a).iter_mut().enumerate() {

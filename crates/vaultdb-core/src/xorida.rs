@@ -18,13 +18,19 @@
 //! R_1 (L bytes), then R_2, ..., then R_{K-1}. Known-answer vectors depend on that order.
 
 use crate::error::{Result, VaultError};
-use crate::gf256::{self, Kernel};
+use crate::gf256::{self, Base, Kernel, MAX_TERMS};
 use crate::rng::RandomSource;
 use crate::wipe::SecretVec;
 
-/// Bytes per step of [`Xorida::split_into`] and [`Xorida::interpolate`]: small enough for the
-/// working set of a step to stay in the L1/L2 cache (measured in docs/PERFORMANCE.md).
+/// Bytes per step of [`Xorida::interpolate`]: small enough for the working set of a step to
+/// stay in the L1/L2 cache (measured in docs/PERFORMANCE.md).
 const STEP: usize = 16 * 1024;
+
+/// Bytes of each coefficient R_j per step of [`Xorida::split_into`]: the generator writes a
+/// step's random bytes into the L1 cache and the kernels consume them from there at once, so
+/// that generating, multiplying and writing the N shares interleave finely instead of running
+/// as separate passes (measured in docs/PERFORMANCE.md).
+const SPLIT_STEP: usize = 8 * 1024;
 
 /// What [`Xorida::split_into_observed`] calls as each range of the shares becomes final.
 pub type StepObserver<'a> = dyn FnMut(std::ops::Range<usize>, &[&mut [u8]]) + 'a;
@@ -145,34 +151,101 @@ impl Xorida {
         assert_eq!(outs.len(), t.n(), "split_into: need one buffer per share");
         let len = secret.len();
         assert!(outs.iter().all(|o| o.len() == len), "split_into: buffer length mismatch");
-        // One sweep over the buffers per coefficient R_j, in the generator order docs/FORMAT.md
-        // fixes (all of R_1, then all of R_2, ...), each sweep in steps of `STEP` bytes: a
-        // step of R_j is drawn just before it is used for every share, so it is still in the
-        // L1/L2 cache, and the random buffer (wiped when dropped) is one step whatever the
-        // secret's size and K. For K = 2 this is a single pass over the secret and the shares.
-        let mut coeffs = SecretVec::zeroed(len.min(STEP));
-        let coeffs: &mut Vec<u8> = &mut coeffs;
-        // x_i^j for share i during sweep j.
-        let mut xpow: Vec<u8> = (1..=t.n()).map(|x| x as u8).collect();
-        for j in 1..t.k() {
-            if j > 1 {
-                for (i, xp) in xpow.iter_mut().enumerate() {
-                    *xp = gf256::mul(*xp, (i + 1) as u8);
+        let k1 = t.k() - 1;
+        // pows[i * k1 + j - 1] = x_i^j, the weight of R_j in share i (at x_i = i + 1).
+        let mut pows = Vec::with_capacity(t.n() * k1);
+        for x in 1..=t.n() {
+            let mut p = 1u8;
+            for _ in 0..k1 {
+                p = gf256::mul(p, x as u8);
+                pows.push(p);
+            }
+        }
+        // The random bytes of one step: `k1` rows of `SPLIT_STEP` bytes (wiped when dropped).
+        let row = len.min(SPLIT_STEP);
+        let mut coeffs = SecretVec::zeroed(k1 * row);
+        if len == 0 {
+            return;
+        }
+        // One pass over the secret and the shares in steps of `SPLIT_STEP` bytes: the step's
+        // R_1..R_{K-1} are drawn into `coeffs` and every share's step is written once, from
+        // the secret and the K-1 coefficients. The generator order of docs/FORMAT.md section
+        // 2 (all of R_1, then all of R_2, ...) is kept by reading the stream at offsets, which
+        // the CSPRNG allows; for K = 2 the stream is read in order anyway.
+        let random_access = k1 == 1 || rng.fill_bytes_at(0, &mut coeffs[..row]);
+        if !random_access {
+            return self.split_sweeps(t, secret, rng, outs, observe, &pows, &mut coeffs);
+        }
+        let fused = k1 == 1 && self.kernel.isa() == gf256::Isa::Avx512Gfni;
+        for start in (0..len).step_by(SPLIT_STEP) {
+            let end = len.min(start + SPLIT_STEP);
+            let n = end - start;
+            if fused {
+                // K = 2 on the GFNI kernel: the generator writes the shares itself, from
+                // keystream it keeps in registers (`gf256::AesKeys::split2`), if it can.
+                let mut step: Vec<&mut [u8]> =
+                    outs.iter_mut().map(|o| &mut o[start..end]).collect();
+                if rng.fill_and_split(&pows, &secret[start..end], &mut step) {
+                    observe(start..end, outs);
+                    continue;
                 }
             }
-            for start in (0..len).step_by(STEP) {
-                let end = len.min(start + STEP);
+            for (j, r) in coeffs.chunks_mut(row).enumerate() {
+                let r = &mut r[..n];
+                if k1 == 1 {
+                    rng.fill_bytes(r);
+                } else if start > 0 || j > 0 {
+                    // The first row of the first step was read by the probe above.
+                    let at = (j * len + start) as u64;
+                    assert!(rng.fill_bytes_at(at, r), "random access stopped working");
+                }
+            }
+            for (out, w) in outs.iter_mut().zip(pows.chunks(k1)) {
+                combine(
+                    self.kernel,
+                    w,
+                    &coeffs,
+                    row,
+                    n,
+                    Base::Slice(&secret[start..end]),
+                    &mut out[start..end],
+                );
+            }
+            observe(start..end, outs);
+        }
+        if k1 > 1 {
+            rng.advance((k1 * len) as u64);
+        }
+    }
+
+    /// The split for random sources that can only be read in order, with K > 2: one sweep
+    /// over the shares per coefficient R_j (all of R_1, then all of R_2, ...), each in steps.
+    #[allow(clippy::too_many_arguments)]
+    fn split_sweeps(
+        &self,
+        t: Threshold,
+        secret: &[u8],
+        rng: &mut dyn RandomSource,
+        outs: &mut [&mut [u8]],
+        observe: &mut StepObserver<'_>,
+        pows: &[u8],
+        coeffs: &mut [u8],
+    ) {
+        let (len, k1) = (secret.len(), t.k() - 1);
+        for j in 0..k1 {
+            for start in (0..len).step_by(SPLIT_STEP) {
+                let end = len.min(start + SPLIT_STEP);
                 let r = &mut coeffs[..end - start];
                 rng.fill_bytes(r);
-                for (out, &xp) in outs.iter_mut().zip(&xpow) {
+                for (out, w) in outs.iter_mut().zip(pows.chunks(k1)) {
                     let out = &mut out[start..end];
-                    if j == 1 {
-                        self.kernel.mul_add_into(xp, r, &secret[start..end], out);
+                    if j == 0 {
+                        self.kernel.mul_add_into(w[j], r, &secret[start..end], out);
                     } else {
-                        self.kernel.mul_acc(xp, r, out);
+                        self.kernel.mul_acc(w[j], r, out);
                     }
                 }
-                if j + 1 == t.k() {
+                if j + 1 == k1 {
                     observe(start..end, outs);
                 }
             }
@@ -226,24 +299,44 @@ impl Xorida {
         if pts.iter().any(|p| p.y.len() != out.len()) {
             return Err(VaultError::ReconstructFailed("shares differ in length".into()));
         }
-        // Step by step, so that the output's step stays in cache across the passes, and two
-        // shares per pass (fused kernels), so that the output is written K/2 times, not K.
+        // Step by step, so that the output's step stays in cache across the passes, with up
+        // to `MAX_TERMS` weighted shares per pass (so for K <= 4 the output is written once).
+        let mut terms = [(0u8, &[][..]); MAX_TERMS];
         for (n, out) in out.chunks_mut(STEP).enumerate() {
             let range = n * STEP..n * STEP + out.len();
-            let mut terms = pts.iter().zip(&weights).map(|(p, &w)| (w, &p.y[range.clone()]));
-            let mut first = true;
-            loop {
-                match (terms.next(), terms.next(), first) {
-                    (Some((a, x)), Some((b, y)), true) => self.kernel.mul2_into(a, x, b, y, out),
-                    (Some((a, x)), Some((b, y)), false) => self.kernel.mul2_acc(a, x, b, y, out),
-                    (Some((a, x)), None, true) => self.kernel.mul_into(a, x, out),
-                    (Some((a, x)), None, false) => self.kernel.mul_acc(a, x, out),
-                    _ => break,
+            let mut base = Base::Zero;
+            for group in pts.chunks(MAX_TERMS).zip(weights.chunks(MAX_TERMS)) {
+                for (t, (p, &w)) in terms.iter_mut().zip(group.0.iter().zip(group.1)) {
+                    *t = (w, &p.y[range.clone()]);
                 }
-                first = false;
+                self.kernel.mul_sum(&terms[..group.0.len()], base, out);
+                base = Base::Dst;
             }
         }
         Ok(())
+    }
+}
+
+/// `out = base ^ sum_j w[j] * R_j[..n]`, where R_j is row `j` (of `row` bytes) of `coeffs`:
+/// one share's step of a split, `MAX_TERMS` coefficients per pass.
+fn combine(
+    kernel: Kernel,
+    w: &[u8],
+    coeffs: &[u8],
+    row: usize,
+    n: usize,
+    base: Base<'_>,
+    out: &mut [u8],
+) {
+    let mut terms = [(0u8, &[][..]); MAX_TERMS];
+    let mut base = base;
+    for (g, ws) in w.chunks(MAX_TERMS).enumerate() {
+        for (j, (t, &c)) in terms.iter_mut().zip(ws).enumerate() {
+            let r = (g * MAX_TERMS + j) * row;
+            *t = (c, &coeffs[r..r + n]);
+        }
+        kernel.mul_sum(&terms[..ws.len()], base, out);
+        base = Base::Dst;
     }
 }
 

@@ -1,15 +1,16 @@
 //! Cross-engine tests: every region kernel this CPU can run must produce exactly the portable
 //! kernel's bytes, for every operation, at awkward lengths and unaligned offsets.
 //!
-//! On an AVX2 machine this checks the AVX2 and SSSE3 kernels; `gf256::tests` checks detection
-//! against `std::arch::is_x86_feature_detected!`, so a CPU that has a feature cannot silently
-//! skip its kernel here.
+//! On an AVX-512 machine with GFNI this checks the AVX-512 GFNI, AVX-512BW, AVX2 GFNI, AVX2
+//! and SSSE3 kernels (the test prints the CPU model and the kernels it ran); `gf256::tests`
+//! checks detection against the CPU flags Linux reports, so a CPU that has a feature cannot
+//! silently skip its kernel here.
 
 use proptest::prelude::*;
 use vaultdb_core::gf256::{Isa, Kernel};
 use vaultdb_core::rng::{CsRng, RandomSource};
 
-/// Lengths around the vector widths (16, 32), the unrolled loop width (64) and page size.
+/// Lengths around the vector widths (16, 32, 64) and page size.
 const LENS: [usize; 14] = [0, 1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 4095, 4096, 100_000];
 
 /// The SIMD kernels (everything available except the portable one itself).
@@ -56,6 +57,7 @@ fn compare(k: Kernel, c: u8, len: usize, offs: [usize; 3], rng: &mut CsRng) {
 
 #[test]
 fn every_kernel_matches_portable_at_odd_lengths_and_offsets() {
+    vaultdb_testkit::report_kernels("engine", &Kernel::available());
     let mut rng = CsRng::from_seed([0xe1; 32]);
     let mut consts = [0u8; 4];
     rng.fill_bytes(&mut consts);

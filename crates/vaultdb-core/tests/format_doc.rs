@@ -3,14 +3,16 @@
 //! vaultdb-core --test format_doc -- --nocapture` prints the new values).
 
 use vaultdb_core::envelope::{self, Header, Kind};
+use vaultdb_core::gf256::Kernel;
 use vaultdb_core::naming::{KeySpace, NamingKey, pad_id};
 use vaultdb_core::padding::Padding;
 use vaultdb_core::rng::{CsRng, RandomSource};
 use vaultdb_core::secret::{self, Binding};
 use vaultdb_core::{Record, Threshold, Version, Xorida};
 
-/// (label, value) pairs of the worked example, in document order.
-fn example() -> Vec<(&'static str, String)> {
+/// (label, value) pairs of the worked example, in document order, split on `kernel`.
+fn example(kernel: Kernel) -> Vec<(&'static str, String)> {
+    let xorida = Xorida::with_kernel(kernel);
     let mut out = Vec::new();
     let t = Threshold::new(2, 3).unwrap();
     let naming = NamingKey::from_bytes([0x11; 32]);
@@ -42,13 +44,13 @@ fn example() -> Vec<(&'static str, String)> {
     CsRng::from_seed([0x42; 32]).fill_bytes(&mut coeff);
     let coeff = coeff.split_off(32);
     out.push(("r1", hex::encode(&coeff)));
-    let shares = Xorida::new().split(t, &secret, &mut rng);
+    let shares = xorida.split(t, &secret, &mut rng);
     for (i, s) in shares.iter().enumerate() {
         out.push((["share1", "share2", "share3"][i], hex::encode(s)));
     }
     let padded = pad_id(&record.id).unwrap();
     out.push(("padded_id", hex::encode(&padded[..])));
-    let id_shares = Xorida::new().split(t, &padded, &mut rng);
+    let id_shares = xorida.split(t, &padded, &mut rng);
     let ks = KeySpace::new("vaultdb").unwrap();
     for (i, s) in id_shares.iter().enumerate() {
         out.push((["key1", "key2", "key3"][i], ks.share_key(tag, version, s)));
@@ -67,7 +69,16 @@ fn example() -> Vec<(&'static str, String)> {
 
 #[test]
 fn worked_example_in_format_md_matches_the_code() {
-    let values = example();
+    let kernels = Kernel::available();
+    vaultdb_testkit::report_kernels("format_doc", &kernels);
+    for kernel in kernels {
+        check_example(kernel);
+    }
+}
+
+/// The example computed on `kernel` equals the document's.
+fn check_example(kernel: Kernel) {
+    let values = example(kernel);
     if std::env::var_os("VAULTDB_PRINT_EXAMPLE").is_some() {
         for (k, v) in &values {
             println!("{k}: {v}");
@@ -90,6 +101,6 @@ fn worked_example_in_format_md_matches_the_code() {
             }
             text.push_str(l);
         }
-        assert_eq!(&text, value, "docs/FORMAT.md example value {label:?} is stale");
+        assert_eq!(&text, value, "docs/FORMAT.md example value {label:?} on {}", kernel.isa());
     }
 }

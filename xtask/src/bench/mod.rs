@@ -31,8 +31,9 @@
 //! results (steps 1 and 2); `machine.rs` describes the machine and the crate versions;
 //! `results.rs` reads a saved run; `verdicts.rs` holds the targets and judges a measurement
 //! against one; `format.rs` formats numbers, sizes and dates; `tables.rs` renders tables
-//! 1-6, and `render.rs` the other blocks and splices them all into the document (step 4).
+//! 1-6, `floor.rs` the floor table (each operation against the cost it cannot go below), and `render.rs` the other blocks and splices them all into the document (step 4).
 
+mod floor;
 mod format;
 mod machine;
 mod measure;

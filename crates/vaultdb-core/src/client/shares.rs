@@ -82,32 +82,28 @@ impl Shares {
         let secret = secret::seal_untagged(self.padding, size_hint, rng, write_payload)?;
         let secret_len = u32::try_from(secret.len())
             .map_err(|_| VaultError::SplitFailed("secret too large for one envelope".into()))?;
-        let mut bufs: Vec<Vec<u8>> = (0..t.n())
-            .map(|i| {
-                Header {
-                    kind: binding.kind,
-                    threshold: t,
-                    x: (i + 1) as u8,
-                    version: binding.version,
-                    tag: binding.tag,
-                    secret_len,
-                }
-                .new_buffer()
-            })
-            .collect();
-        // Split the untagged secret while another thread computes the HMAC (for large
-        // secrets, where the thread pays for itself), then add the tag to every share:
-        // splitting is linear, so this equals splitting the tagged secret.
-        // The CRC of each share past the tag is computed block by block as the split writes
-        // it (still in the cache), so only the header and tag are checksummed afterwards.
+        // Everything but the HMAC: allocate the N envelopes, split the untagged secret into
+        // them and checksum each share past the tag block as the split writes it (block by
+        // block, while it is in the cache), so only the header and the tag are checksummed
+        // afterwards.
         let tail_from = secret::TAG_RANGE.end;
-        let mut tails = vec![0u32; t.n()];
-        let mac = {
+        let split_all = |rng: &mut dyn RandomSource| -> (Vec<Vec<u8>>, Vec<u32>) {
+            let mut bufs: Vec<Vec<u8>> = (0..t.n())
+                .map(|i| {
+                    Header {
+                        kind: binding.kind,
+                        threshold: t,
+                        x: (i + 1) as u8,
+                        version: binding.version,
+                        tag: binding.tag,
+                        secret_len,
+                    }
+                    .new_buffer()
+                })
+                .collect();
+            let mut tails = vec![0u32; t.n()];
             let mut outs: Vec<&mut [u8]> =
                 bufs.iter_mut().map(|b| envelope::share_mut(b)).collect();
-            let xorida = &self.xorida;
-            let secret = &secret;
-            let tails = &mut tails;
             let mut observe = |range: std::ops::Range<usize>, outs: &[&mut [u8]]| {
                 let from = range.start.max(tail_from);
                 if range.end > from {
@@ -116,25 +112,29 @@ impl Shares {
                     }
                 }
             };
-            let mut split = |rng: &mut dyn RandomSource| {
-                xorida.split_into_observed(t, secret, rng, &mut outs, &mut observe)
-            };
-            if secret.len() >= PARALLEL_MAC_MIN {
-                std::thread::scope(|scope| {
-                    let worker = std::thread::Builder::new()
-                        .spawn_scoped(scope, || secret::tag_of(binding, secret));
-                    split(rng);
-                    match worker {
-                        Ok(h) => h
-                            .join()
-                            .map_err(|_| VaultError::SplitFailed("HMAC thread panicked".into())),
-                        Err(_) => Ok(secret::tag_of(binding, secret)),
+            self.xorida.split_into_observed(t, &secret, rng, &mut outs, &mut observe);
+            (bufs, tails)
+        };
+        // For large secrets the HMAC runs on a second thread, started first, while this one
+        // does all of the above: the put then costs about the HMAC pass plus the serial work
+        // before and after it. The untagged secret is split and the tag is added to every
+        // share afterwards: splitting is linear, so this equals splitting the tagged secret.
+        let ((mut bufs, tails), mac) = if secret.len() >= PARALLEL_MAC_MIN {
+            std::thread::scope(|scope| {
+                let secret = &secret;
+                let worker = std::thread::Builder::new()
+                    .spawn_scoped(scope, || secret::tag_of(binding, secret));
+                let split = split_all(rng);
+                let mac = match worker {
+                    Ok(h) => {
+                        h.join().map_err(|_| VaultError::SplitFailed("HMAC thread panicked".into()))
                     }
-                })?
-            } else {
-                split(rng);
-                secret::tag_of(binding, secret)
-            }
+                    Err(_) => Ok(secret::tag_of(binding, secret)),
+                };
+                mac.map(|mac| (split, mac))
+            })?
+        } else {
+            (split_all(rng), secret::tag_of(binding, &secret))
         };
         for (buf, tail) in bufs.iter_mut().zip(tails) {
             let share = envelope::share_mut(buf);

@@ -2,14 +2,17 @@
 //!
 //! Scalar operations ([`mul`], [`inv`]) are branch-free and table-free, so their timing does
 //! not depend on their operands. Region operations (a constant times a whole buffer) go
-//! through a [`Kernel`]: a SIMD implementation chosen at run time (AVX2 or SSSE3 on x86_64,
-//! NEON on aarch64) or the portable one. Every kernel computes exactly the same bytes; the
-//! tests check each available one against the portable kernel.
+//! through a [`Kernel`]: a SIMD implementation chosen at run time (on x86_64: GFNI with
+//! AVX-512 or AVX2, AVX-512BW, AVX2 or SSSE3; NEON on aarch64) or the portable one. Every
+//! kernel computes exactly the same bytes; the tests check each available one against the
+//! portable kernel.
 //!
 //! Region constants (`c` below) are public values (Lagrange weights, powers of a share's x
 //! coordinate); the buffers are secret. No kernel branches on, or indexes memory with, a
-//! buffer byte: the SIMD kernels look up nibbles in tables held in registers (PSHUFB/TBL),
-//! and the portable kernel multiplies eight bytes at a time with shifts and masks.
+//! buffer byte: the GFNI kernels multiply in hardware (GF2P8MULB computes in this very
+//! field, with the AES polynomial), the other SIMD kernels look up nibbles in tables held in
+//! registers (PSHUFB/TBL), and the portable kernel multiplies eight bytes at a time with
+//! shifts and masks.
 
 mod soft;
 
@@ -75,6 +78,13 @@ pub const fn pow(x: u8, e: u32) -> u8 {
 pub enum Isa {
     /// Portable Rust, no SIMD: 8 bytes at a time in a `u64`.
     Portable,
+    /// x86_64 AVX-512 (F, BW) with GFNI: VGF2P8MULB, 64 bytes per instruction.
+    Avx512Gfni,
+    /// x86_64 AVX-512BW (VPSHUFB split-nibble tables, 64 bytes at a time).
+    Avx512,
+    /// x86_64 AVX2 with GFNI: the 256-bit VEX form of VGF2P8MULB, for CPUs with GFNI but
+    /// without AVX-512.
+    Avx2Gfni,
     /// x86_64 SSSE3 (PSHUFB, 16 bytes at a time).
     Ssse3,
     /// x86_64 AVX2 (VPSHUFB, 32 bytes at a time).
@@ -85,13 +95,21 @@ pub enum Isa {
 
 impl Isa {
     /// Every ISA, fastest first.
-    pub const ALL: [Isa; 4] = [Isa::Avx2, Isa::Ssse3, Isa::Neon, Isa::Portable];
+    pub const ALL: [Isa; 7] = [
+        Isa::Avx512Gfni,
+        Isa::Avx512,
+        Isa::Avx2Gfni,
+        Isa::Avx2,
+        Isa::Ssse3,
+        Isa::Neon,
+        Isa::Portable,
+    ];
 
     /// True if this CPU can run kernels for this ISA.
     pub fn is_available(self) -> bool {
         match self {
             Isa::Portable => true,
-            Isa::Ssse3 | Isa::Avx2 | Isa::Neon => simd::is_available(self),
+            _ => simd::is_available(self),
         }
     }
 }
@@ -100,6 +118,9 @@ impl fmt::Display for Isa {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Isa::Portable => "portable",
+            Isa::Avx512Gfni => "avx512-gfni",
+            Isa::Avx512 => "avx512bw",
+            Isa::Avx2Gfni => "avx2-gfni",
             Isa::Ssse3 => "ssse3",
             Isa::Avx2 => "avx2",
             Isa::Neon => "neon",
@@ -162,13 +183,8 @@ impl Kernel {
     /// If `src` and `dst` differ in length.
     pub fn mul_acc(self, c: u8, src: &[u8], dst: &mut [u8]) {
         assert_eq!(src.len(), dst.len(), "mul_acc: length mismatch");
-        match c {
-            0 => {}
-            1 => soft::xor_into(src, dst),
-            _ => match self.isa {
-                Isa::Portable => soft::mul_acc(c, src, dst),
-                isa => simd::mul_acc(isa, c, src, dst),
-            },
+        if c != 0 {
+            self.mul_sum(&[(c, src)], Base::Dst, dst);
         }
     }
 
@@ -179,10 +195,7 @@ impl Kernel {
     pub fn mul_add_into(self, c: u8, src: &[u8], base: &[u8], dst: &mut [u8]) {
         assert_eq!(src.len(), dst.len(), "mul_add_into: length mismatch");
         assert_eq!(base.len(), dst.len(), "mul_add_into: length mismatch");
-        match self.isa {
-            Isa::Portable => soft::mul_add_into(c, src, base, dst),
-            isa => simd::mul_add_into(isa, c, src, base, dst),
-        }
+        self.mul_sum(&[(c, src)], Base::Slice(base), dst);
     }
 
     /// `dst[i] = c * src[i]` for every i.
@@ -194,19 +207,75 @@ impl Kernel {
         match c {
             0 => dst.fill(0),
             1 => dst.copy_from_slice(src),
-            _ => {
-                dst.fill(0);
-                self.mul_acc(c, src, dst);
+            _ => self.mul_sum(&[(c, src)], Base::Zero, dst),
+        }
+    }
+
+    /// `dst[i] = b[i] ^ c_1 * s_1[i] ^ c_2 * s_2[i] ^ ...` for every i, where `terms` is
+    /// `[(c_1, s_1), (c_2, s_2), ...]` and `b` is chosen by `base`. The SIMD kernels do up to
+    /// [`MAX_TERMS`] terms in one pass over `dst` (every source is read once and `dst` written
+    /// once); more terms take one more pass per [`MAX_TERMS`].
+    ///
+    /// Split (one share from the secret and K-1 coefficients) and rebuild (K weighted
+    /// shares) are both this operation. With every constant 1 it is the XOR of the sources,
+    /// which the benchmarks use as the least work a rebuild can do.
+    ///
+    /// # Panics
+    /// If a source or the base differs in length from `dst`.
+    pub fn mul_sum(self, terms: &[(u8, &[u8])], base: Base<'_>, dst: &mut [u8]) {
+        let len = dst.len();
+        let base_ok = match base {
+            Base::Slice(b) => b.len() == len,
+            Base::Zero | Base::Dst => true,
+        };
+        assert!(base_ok && terms.iter().all(|t| t.1.len() == len), "mul_sum: length mismatch");
+        if terms.is_empty() {
+            match base {
+                Base::Zero => dst.fill(0),
+                Base::Dst => {}
+                Base::Slice(b) => dst.copy_from_slice(b),
             }
+            return;
+        }
+        let mut base = base;
+        for group in terms.chunks(MAX_TERMS) {
+            match self.isa {
+                Isa::Portable => soft::mul_sum(group, base, dst),
+                isa => simd::mul_sum(isa, group, base, dst),
+            }
+            base = Base::Dst;
         }
     }
 }
+
+/// What [`Kernel::mul_sum`] adds its terms to.
+/// No `Debug`: it may hold secret bytes.
+#[derive(Clone, Copy)]
+pub enum Base<'a> {
+    /// Nothing: `dst` is overwritten with the sum of the terms.
+    Zero,
+    /// `dst`'s own bytes: the terms are accumulated into it.
+    Dst,
+    /// Another buffer of `dst`'s length.
+    Slice(&'a [u8]),
+}
+
+/// Terms per pass of the SIMD [`Kernel::mul_sum`] kernels: with four, split 2-of-3 to 5-of-N
+/// and rebuild up to K = 4 write each output once.
+pub const MAX_TERMS: usize = 4;
 
 // The SIMD kernels. Each ISA's file holds `#[target_feature] unsafe fn`s; `simd` below is the
 // only caller, and it checks the CPU before every call.
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod x86;
+
+// The fused split kernel: AES-256-CTR keystream (VAES) and the 2-of-N shares in one loop.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod vaes;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use vaes::AesKeys;
 
 // Compiled on aarch64 with NEON, and in x86_64 test builds against a scalar model of the NEON
 // intrinsics (see the module docs).
@@ -220,136 +289,134 @@ mod neon;
 /// SIMD dispatch: run-time CPU detection and the only calls into the `unsafe` kernels.
 ///
 /// Soundness does not rest on [`Kernel`]'s invariant alone: every dispatch re-checks the cached
-/// CPUID result (one relaxed atomic load) and falls back to the portable kernel, which gives
-/// identical bytes, if the ISA is unavailable. So no safe function can execute an instruction
-/// the CPU lacks, whatever `Isa` it is handed.
+/// CPUID result (one relaxed atomic load per feature) and falls back to the portable kernel,
+/// which gives identical bytes, if the ISA is unavailable. So no safe function can execute an
+/// instruction the CPU lacks, whatever `Isa` it is handed.
 #[allow(unsafe_code)]
 mod simd {
     #[cfg(target_arch = "x86_64")]
     use super::x86;
-    use super::{Isa, Kernel, POLY, soft};
+    use super::{Base, Isa, POLY, soft};
 
-    // CPUID-based detection, cached in an atomic (a compile-time constant when the feature is
-    // enabled for the whole build; always false under Miri). "avx2" also checks that the OS
-    // saves the YMM registers (XCR0).
+    /// x86_64 detection: the standard library's CPUID check, cached in atomics (always false
+    /// under Miri). For AVX, AVX2 and AVX-512 it also checks that the OS saves the vector
+    /// registers (XCR0). GFNI is a CPUID bit of its own; its 256-bit form needs AVX2 and its
+    /// 512-bit form AVX-512 (F and BW, which the kernels' masked tails use).
     #[cfg(target_arch = "x86_64")]
-    cpufeatures::new!(cpuid_avx2, "avx2");
-    #[cfg(target_arch = "x86_64")]
-    cpufeatures::new!(cpuid_ssse3, "ssse3");
+    mod cpu {
+        use std::arch::is_x86_feature_detected as has;
+
+        pub(super) fn avx512_gfni() -> bool {
+            avx512() && has!("gfni")
+        }
+        pub(super) fn avx512() -> bool {
+            has!("avx512f") && has!("avx512bw")
+        }
+        pub(super) fn avx2_gfni() -> bool {
+            avx2() && has!("gfni")
+        }
+        pub(super) fn avx2() -> bool {
+            has!("avx2")
+        }
+        pub(super) fn ssse3() -> bool {
+            has!("ssse3")
+        }
+    }
 
     /// NEON is part of every standard aarch64 target, so it is a compile-time property here;
-    /// Miri, like cpufeatures under Miri, gets the portable kernel.
+    /// Miri gets the portable kernel.
     const HAS_NEON: bool = cfg!(all(target_arch = "aarch64", target_feature = "neon", not(miri)));
 
     /// True only if `isa` is a SIMD ISA this CPU supports.
     pub(super) fn is_available(isa: Isa) -> bool {
         match isa {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => cpuid_avx2::get(),
+            Isa::Avx512Gfni => cpu::avx512_gfni(),
             #[cfg(target_arch = "x86_64")]
-            Isa::Ssse3 => cpuid_ssse3::get(),
+            Isa::Avx512 => cpu::avx512(),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Gfni => cpu::avx2_gfni(),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => cpu::avx2(),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Ssse3 => cpu::ssse3(),
             Isa::Neon => HAS_NEON,
             _ => false,
         }
     }
 
-    /// `dst[i] ^= c * src[i]` on `isa` if the CPU has it, else on the portable kernel.
-    pub(super) fn mul_acc(isa: Isa, c: u8, src: &[u8], dst: &mut [u8]) {
-        match isa {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 if cpuid_avx2::get() => {
-                // SAFETY: AVX2 support (and OS support for YMM state) was detected just above.
-                unsafe { x86::mul_acc_avx2(c, src, dst) }
-            }
-            #[cfg(target_arch = "x86_64")]
-            Isa::Ssse3 if cpuid_ssse3::get() => {
-                // SAFETY: SSSE3 support was detected just above.
-                unsafe { x86::mul_acc_ssse3(c, src, dst) }
-            }
-            #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
-            Isa::Neon if HAS_NEON => {
-                // SAFETY: NEON is enabled for the whole build (checked by the cfg above).
-                unsafe { super::neon::mul_acc_neon(c, src, dst) }
-            }
-            _ => soft::mul_acc(c, src, dst),
+    /// [`super::Kernel::mul_sum`] for one group of 1 to [`super::MAX_TERMS`] terms, on `isa`
+    /// if the CPU has it, else on the portable kernel.
+    pub(super) fn mul_sum(isa: Isa, terms: &[(u8, &[u8])], base: Base<'_>, dst: &mut [u8]) {
+        match terms.len() {
+            1 => fixed::<1>(isa, terms, base, dst),
+            2 => fixed::<2>(isa, terms, base, dst),
+            3 => fixed::<3>(isa, terms, base, dst),
+            4 => fixed::<4>(isa, terms, base, dst),
+            _ => soft::mul_sum(terms, base, dst),
         }
     }
 
-    /// `dst[i] = base[i] ^ c * src[i]` on `isa` if the CPU has it, else on the portable kernel.
-    pub(super) fn mul_add_into(isa: Isa, c: u8, src: &[u8], base: &[u8], dst: &mut [u8]) {
+    /// [`mul_sum`] with the number of terms known at compile time, so that the kernels keep
+    /// every constant in a register and unroll the loop over the terms.
+    fn fixed<const N: usize>(isa: Isa, terms: &[(u8, &[u8])], base: Base<'_>, dst: &mut [u8]) {
+        let c: [u8; N] = std::array::from_fn(|j| terms[j].0);
+        let s: [&[u8]; N] = std::array::from_fn(|j| terms[j].1);
         match isa {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 if cpuid_avx2::get() => {
-                // SAFETY: AVX2 support (and OS support for YMM state) was detected just above.
-                unsafe { x86::mul_add_into_avx2(c, src, base, dst) }
+            Isa::Avx512Gfni if cpu::avx512_gfni() => {
+                // SAFETY: AVX-512F, AVX-512BW and GFNI (and OS support for ZMM state) were
+                // detected just above.
+                unsafe { x86::avx512_gfni::mul_sum(c, s, base, dst) }
             }
             #[cfg(target_arch = "x86_64")]
-            Isa::Ssse3 if cpuid_ssse3::get() => {
-                // SAFETY: SSSE3 support was detected just above.
-                unsafe { x86::mul_add_into_ssse3(c, src, base, dst) }
+            Isa::Avx512 if cpu::avx512() => {
+                // SAFETY: AVX-512F and AVX-512BW (and OS support for ZMM state) were detected
+                // just above.
+                unsafe { x86::avx512::mul_sum(c, s, base, dst) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Gfni if cpu::avx2_gfni() => {
+                // SAFETY: AVX2 and GFNI (and OS support for YMM state) were detected just above.
+                unsafe { x86::avx2_gfni::mul_sum(c, s, base, dst) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 if cpu::avx2() => {
+                // SAFETY: AVX2 (and OS support for YMM state) was detected just above.
+                unsafe { x86::avx2::mul_sum(c, s, base, dst) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Ssse3 if cpu::ssse3() => {
+                // SAFETY: SSSE3 was detected just above.
+                unsafe { x86::ssse3::mul_sum(c, s, base, dst) }
             }
             #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
-            Isa::Neon if HAS_NEON => {
-                // SAFETY: NEON is enabled for the whole build (checked by the cfg above).
-                unsafe { super::neon::mul_add_into_neon(c, src, base, dst) }
-            }
-            _ => soft::mul_add_into(c, src, base, dst),
+            Isa::Neon if HAS_NEON => neon_sum(&c, &s, base, dst),
+            _ => soft::mul_sum(terms, base, dst),
         }
     }
 
-    /// `dst = a*x ^ b*y` (or `dst ^= a*x ^ b*y` if `acc`) on `isa` if the CPU has it. The
-    /// x86 kernels do it in one pass; elsewhere it is two region passes.
-    fn mul2(isa: Isa, acc: bool, a: u8, x: &[u8], b: u8, y: &[u8], dst: &mut [u8]) {
-        match (isa, acc) {
-            #[cfg(target_arch = "x86_64")]
-            (Isa::Avx2, false) if cpuid_avx2::get() => {
-                // SAFETY: AVX2 support (and OS support for YMM state) was detected just above.
-                unsafe { x86::mul2_avx2::<false>(a, x, b, y, dst) }
-            }
-            #[cfg(target_arch = "x86_64")]
-            (Isa::Avx2, true) if cpuid_avx2::get() => {
-                // SAFETY: AVX2 support (and OS support for YMM state) was detected just above.
-                unsafe { x86::mul2_avx2::<true>(a, x, b, y, dst) }
-            }
-            #[cfg(target_arch = "x86_64")]
-            (Isa::Ssse3, false) if cpuid_ssse3::get() => {
-                // SAFETY: SSSE3 support was detected just above.
-                unsafe { x86::mul2_ssse3::<false>(a, x, b, y, dst) }
-            }
-            #[cfg(target_arch = "x86_64")]
-            (Isa::Ssse3, true) if cpuid_ssse3::get() => {
-                // SAFETY: SSSE3 support was detected just above.
-                unsafe { x86::mul2_ssse3::<true>(a, x, b, y, dst) }
-            }
-            _ => {
-                if !acc {
-                    dst.fill(0);
+    /// NEON has single-term kernels only: the first term (with the base) and then one
+    /// accumulating pass per further term.
+    #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
+    fn neon_sum(c: &[u8], s: &[&[u8]], base: Base<'_>, dst: &mut [u8]) {
+        use super::neon;
+        let mut rest = c.iter().zip(s);
+        match base {
+            Base::Zero => dst.fill(0),
+            Base::Dst => {}
+            Base::Slice(b) => {
+                if let Some((&c0, s0)) = rest.next() {
+                    // SAFETY: NEON is enabled for the whole build (checked by the cfg above).
+                    unsafe { neon::mul_add_into_neon(c0, s0, b, dst) };
+                } else {
+                    dst.copy_from_slice(b);
                 }
-                mul_acc(isa, a, x, dst);
-                mul_acc(isa, b, y, dst);
             }
         }
-    }
-
-    /// Two-source region operations for rebuild and repair (`Xorida::interpolate`), which
-    /// sums K weighted shares: fusing them in pairs saves a pass over the output.
-    impl Kernel {
-        /// `dst[i] = a * x[i] ^ b * y[i]` for every i.
-        ///
-        /// # Panics
-        /// If the three buffers differ in length.
-        pub(crate) fn mul2_into(self, a: u8, x: &[u8], b: u8, y: &[u8], dst: &mut [u8]) {
-            assert!(x.len() == dst.len() && y.len() == dst.len(), "mul2_into: length mismatch");
-            mul2(self.isa, false, a, x, b, y, dst);
-        }
-
-        /// `dst[i] ^= a * x[i] ^ b * y[i]` for every i.
-        ///
-        /// # Panics
-        /// If the three buffers differ in length.
-        pub(crate) fn mul2_acc(self, a: u8, x: &[u8], b: u8, y: &[u8], dst: &mut [u8]) {
-            assert!(x.len() == dst.len() && y.len() == dst.len(), "mul2_acc: length mismatch");
-            mul2(self.isa, true, a, x, b, y, dst);
+        for (&ci, si) in rest {
+            // SAFETY: NEON is enabled for the whole build (checked by the cfg above).
+            unsafe { neon::mul_acc_neon(ci, si, dst) };
         }
     }
 
@@ -460,16 +527,38 @@ mod tests {
         }
     }
 
-    /// Detection agrees with the standard library's independent CPUID check, so a kernel
-    /// exists exactly for the ISAs this CPU has (and the SIMD kernels are really tested here).
+    /// Detection agrees with the CPU's flags as Linux reports them in /proc/cpuinfo (an
+    /// independent source: the kernel's own CPUID and XCR0 checks), and with the standard
+    /// library, so a kernel exists exactly for the ISAs this CPU has (and the SIMD kernels are
+    /// really tested here).
     #[test]
-    fn detection_agrees_with_std() {
+    fn detection_agrees_with_the_cpu_flags() {
         #[cfg(target_arch = "x86_64")]
         {
-            assert_eq!(Isa::Avx2.is_available(), std::arch::is_x86_feature_detected!("avx2"));
-            assert_eq!(Isa::Ssse3.is_available(), std::arch::is_x86_feature_detected!("ssse3"));
+            use std::arch::is_x86_feature_detected as has;
+            assert_eq!(Isa::Avx2.is_available(), has!("avx2"));
+            assert_eq!(Isa::Ssse3.is_available(), has!("ssse3"));
+            let avx512 = has!("avx512f") && has!("avx512bw");
+            assert_eq!(Isa::Avx512.is_available(), avx512);
+            assert_eq!(Isa::Avx512Gfni.is_available(), avx512 && has!("gfni"));
+            assert_eq!(Isa::Avx2Gfni.is_available(), has!("avx2") && has!("gfni"));
             assert!(!Isa::Neon.is_available());
             assert_eq!(Kernel::new(Isa::Neon), None);
+            if let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") {
+                let flags: Vec<&str> = info
+                    .lines()
+                    .find(|l| l.starts_with("flags"))
+                    .map(|l| l.split_whitespace().collect())
+                    .unwrap_or_default();
+                let flag = |f: &str| flags.contains(&f);
+                assert_eq!(Isa::Avx2.is_available(), flag("avx2"));
+                assert_eq!(Isa::Avx512.is_available(), flag("avx512f") && flag("avx512bw"));
+                assert_eq!(
+                    Isa::Avx512Gfni.is_available(),
+                    flag("avx512f") && flag("avx512bw") && flag("gfni")
+                );
+                assert_eq!(Isa::Avx2Gfni.is_available(), flag("avx2") && flag("gfni"));
+            }
         }
         #[cfg(target_arch = "aarch64")]
         {
@@ -509,29 +598,45 @@ mod tests {
         }
     }
 
-    /// The fused two-source operations equal two single-source passes, on every kernel.
+    /// `mul_sum` with 1 to 6 terms (one and two passes of the SIMD kernels), every base and
+    /// lengths around the vector widths equals single-term passes of the portable kernel, on
+    /// every kernel, and writes nothing outside `dst`.
     #[test]
-    fn two_source_ops_match_two_passes() {
-        let x: Vec<u8> = (0..700u32).map(|i| (i * 199 + 3) as u8).collect();
-        let y: Vec<u8> = (0..700u32).map(|i| (i * 59 + 120) as u8).collect();
-        let d0: Vec<u8> = (0..700u32).map(|i| (i * 11 + 77) as u8).collect();
+    fn mul_sum_matches_single_passes() {
+        let bytes = |mul: u32, add: u32| -> Vec<u8> {
+            (0..800u32).map(|i| (i.wrapping_mul(mul) + add) as u8 ^ (i >> 5) as u8).collect()
+        };
+        let srcs: Vec<Vec<u8>> = (0..6).map(|j| bytes(199 + 2 * j, 3 + 17 * j)).collect();
+        let base = bytes(59, 120);
+        let d0 = bytes(11, 77);
+        let consts = [0x53u8, 0xca, 1, 0, 255, 2];
         let lens = [0usize, 1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 640];
         for k in Kernel::available() {
-            for (a, b) in [(0u8, 0u8), (1, 1), (0, 7), (2, 1), (0x53, 0xca), (255, 254)] {
+            for n in 1..=6 {
                 for len in lens {
-                    let (xs, ys) = (&x[3..3 + len], &y[9..9 + len]);
-                    let mut want = d0[..len].to_vec();
-                    soft::mul_acc(a, xs, &mut want);
-                    soft::mul_acc(b, ys, &mut want);
-                    let mut got = d0[..len].to_vec();
-                    k.mul2_acc(a, xs, b, ys, &mut got);
-                    assert_eq!(got, want, "{} mul2_acc a={a} b={b} len={len}", k.isa());
-                    let mut want = vec![0u8; len];
-                    soft::mul_acc(a, xs, &mut want);
-                    soft::mul_acc(b, ys, &mut want);
-                    let mut got = d0[..len].to_vec();
-                    k.mul2_into(a, xs, b, ys, &mut got);
-                    assert_eq!(got, want, "{} mul2_into a={a} b={b} len={len}", k.isa());
+                    let terms: Vec<(u8, &[u8])> =
+                        (0..n).map(|j| (consts[j], &srcs[j][j + 1..j + 1 + len])).collect();
+                    let b = &base[5..5 + len];
+                    for which in 0..3 {
+                        // Reference: the base (or zero, or dst), then one term at a time.
+                        let mut want = d0[..len + 2].to_vec();
+                        match which {
+                            0 => want[1..=len].fill(0),
+                            1 => {}
+                            _ => want[1..=len].copy_from_slice(b),
+                        }
+                        for (c, s) in &terms {
+                            soft::mul_acc(*c, s, &mut want[1..=len]);
+                        }
+                        let base = match which {
+                            0 => Base::Zero,
+                            1 => Base::Dst,
+                            _ => Base::Slice(b),
+                        };
+                        let mut got = d0[..len + 2].to_vec();
+                        k.mul_sum(&terms, base, &mut got[1..=len]);
+                        assert_eq!(got, want, "{} terms={n} base={which} len={len}", k.isa());
+                    }
                 }
             }
         }
@@ -545,11 +650,11 @@ mod tests {
         let base = vec![3u8; 100];
         for isa in Isa::ALL.into_iter().filter(|i| !i.is_available()) {
             let mut got = vec![0u8; 100];
-            simd::mul_add_into(isa, 0x57, &src, &base, &mut got);
+            simd::mul_sum(isa, &[(0x57, &src)], Base::Slice(&base), &mut got);
             let mut want = vec![0u8; 100];
             soft::mul_add_into(0x57, &src, &base, &mut want);
             assert_eq!(got, want, "{isa}");
-            simd::mul_acc(isa, 0x57, &src, &mut got);
+            simd::mul_sum(isa, &[(0x57, &src)], Base::Dst, &mut got);
             assert_eq!(got, base, "{isa}");
         }
     }
