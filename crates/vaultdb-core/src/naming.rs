@@ -41,6 +41,8 @@ pub const NAME_TAG_LEN: usize = 16;
 
 const NAME_LABEL: &[u8] = b"vaultdb/v1/name\0";
 
+const DERIVE_LABEL: &[u8] = b"vaultdb/v1/derive\0";
+
 /// Checks a record id: 1 to [`MAX_ID_LEN`] bytes of UTF-8 without control characters.
 ///
 /// # Errors
@@ -75,6 +77,19 @@ impl NamingKey {
     pub fn generate(rng: &mut dyn RandomSource) -> Self {
         let mut k = Zeroizing::new([0u8; 32]);
         rng.fill_bytes(k.as_mut());
+        Self(k)
+    }
+
+    /// A key derived from this one for `purpose`:
+    /// `HMAC-SHA256(key, "vaultdb/v1/derive" | 00 | purpose)`. Derived keys for different
+    /// purposes are independent of each other and of the name tags.
+    pub fn derive(&self, purpose: &str) -> NamingKey {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.0.as_ref())
+            .expect("HMAC accepts any key length");
+        mac.update(DERIVE_LABEL);
+        mac.update(purpose.as_bytes());
+        let mut k = Zeroizing::new([0u8; 32]);
+        k.copy_from_slice(&mac.finalize().into_bytes());
         Self(k)
     }
 

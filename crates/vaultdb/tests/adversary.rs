@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use common::vaultdb;
 use vaultdb_core::backend::StorageBackendExt;
 use vaultdb_core::naming::{KeySpace, ParsedKey};
-use vaultdb_core::testkit::{Failing, Ops};
 use vaultdb_core::{BackendErrorKind, CallPolicy, StorageBackend, VaultDb};
 use vaultdb_fs::FsBackend;
+use vaultdb_testkit::{Failing, Ops};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -450,8 +450,8 @@ fn f4_one_swapped_keyring_share_is_named_and_repaired() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn f5_every_read_that_saw_a_tampered_share_names_its_backend() {
-    use vaultdb_core::testkit::{Counting, Randomized};
     use vaultdb_core::{MemoryBackend, Record};
+    use vaultdb_testkit::{Counting, Randomized};
 
     let mems: Vec<Arc<MemoryBackend>> =
         (0..3).map(|i| Arc::new(MemoryBackend::new(format!("b{i}"), "m"))).collect();
