@@ -213,9 +213,23 @@ pub enum ParsedKey {
         /// The segment's index (0-based).
         index: u32,
     },
+    /// A tombstone: record `tag` was deleted at `version` (docs/FORMAT.md section 11). `mac`
+    /// authenticates it: the first 16 bytes of its HMAC under the store's tombstone key,
+    /// which only clients of the store hold.
+    Tombstone {
+        /// The record's name tag.
+        tag: NameTag,
+        /// The delete's version.
+        version: Version,
+        /// The truncated MAC carried in the name.
+        mac: [u8; TOMBSTONE_NAME_MAC_LEN],
+    },
     /// The backend's keyring share.
     Keyring,
 }
+
+/// Bytes of a tombstone's MAC carried in its object name.
+pub const TOMBSTONE_NAME_MAC_LEN: usize = 16;
 
 /// The key layout under one prefix.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -268,6 +282,23 @@ impl KeySpace {
         format!("{}r/{}/{}-{index:08x}", self.root, tag.to_text(), version.to_text())
     }
 
+    /// The key of a tombstone of record `tag` deleted at `version`, carrying the first
+    /// [`TOMBSTONE_NAME_MAC_LEN`] bytes of its MAC: `<prefix>/r/<tag>/<version>.t<mac>`.
+    pub fn tombstone_key(
+        &self,
+        tag: NameTag,
+        version: Version,
+        mac: &[u8; TOMBSTONE_NAME_MAC_LEN],
+    ) -> String {
+        format!(
+            "{}r/{}/{}.t{}",
+            self.root,
+            tag.to_text(),
+            version.to_text(),
+            BASE32.encode(mac)
+        )
+    }
+
     /// The key of a backend's keyring share.
     pub fn keyring_key(&self) -> String {
         format!("{}keyring", self.root)
@@ -298,6 +329,15 @@ impl KeySpace {
         let (version, id_share) = rest.split_once('.')?;
         if version.len() != VERSION_TEXT_LEN {
             return None;
+        }
+        if let Some(mac) = id_share.strip_prefix('t') {
+            // A tombstone. (An id share's text never starts with `t`: base32 of 32 or more
+            // bytes is at least 52 characters, and `t` + 26 is not a valid length for one.)
+            return Some(ParsedKey::Tombstone {
+                tag: NameTag::from_text(tag)?,
+                version: Version::from_text(version)?,
+                mac: decode_base32(mac)?.try_into().ok()?,
+            });
         }
         let id_share = decode_base32(id_share)?;
         if !matches!(id_share.len(), 32 | 64 | 128 | 256) {

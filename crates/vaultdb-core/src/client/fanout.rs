@@ -24,10 +24,11 @@ use futures::stream::{FuturesUnordered, StreamExt};
 
 use super::call::{CallError, CallPolicy, Latency};
 use super::shares::{Expect, Opened, Shares};
+use super::tombstone::{Deletes, TombstoneKey};
 use crate::backend::{BackendError, BackendErrorKind, PutMode, StorageBackend, StorageBackendExt};
 use crate::envelope::Kind;
 use crate::error::{BackendOutcome, OutcomeStatus, Result, VaultError};
-use crate::naming::{KeySpace, NameTag, ParsedKey};
+use crate::naming::{KeySpace, NameTag, ParsedKey, TOMBSTONE_NAME_MAC_LEN};
 use crate::version::Version;
 use crate::wipe::SecretVec;
 
@@ -43,6 +44,15 @@ pub(crate) struct Listed {
     pub(crate) id_share: Vec<u8>,
     /// `Some(index)` for a segment share, `None` for a record or manifest share.
     pub(crate) segment: Option<u32>,
+    /// `Some(mac)` for a tombstone (the MAC its name carries, not yet checked).
+    pub(crate) tombstone: Option<[u8; TOMBSTONE_NAME_MAC_LEN]>,
+}
+
+impl Listed {
+    /// True for a share of a version's head: a record, or a segmented record's manifest.
+    pub(crate) fn is_head(&self) -> bool {
+        self.segment.is_none() && self.tombstone.is_none()
+    }
 }
 
 /// Per backend: the shares it listed for a tag, or why it could not list.
@@ -142,7 +152,7 @@ pub(crate) fn group_versions(listing: &TagListing) -> BTreeMap<Version, Vec<(usi
     let mut by_version: BTreeMap<Version, Vec<(usize, Listed)>> = BTreeMap::new();
     for (idx, l) in listing.iter().enumerate() {
         if let Ok(entries) = l {
-            for e in entries.iter().filter(|e| e.segment.is_none()) {
+            for e in entries.iter().filter(|e| e.is_head()) {
                 let holders = by_version.entry(e.version).or_default();
                 // A backend holds one share per version; ignore duplicates.
                 if !holders.iter().any(|(i, _)| *i == idx) {
@@ -327,10 +337,22 @@ impl Fanout {
     ) -> Option<(NameTag, Listed)> {
         match self.keyspace.parse(&key) {
             Some(ParsedKey::Share { tag, version, id_share }) if keep(tag) => {
-                Some((tag, Listed { version, key, id_share, segment: None }))
+                Some((tag, Listed { version, key, id_share, segment: None, tombstone: None }))
             }
             Some(ParsedKey::Segment { tag, version, index }) if keep(tag) => {
-                Some((tag, Listed { version, key, id_share: Vec::new(), segment: Some(index) }))
+                let e = Listed {
+                    version,
+                    key,
+                    id_share: Vec::new(),
+                    segment: Some(index),
+                    tombstone: None,
+                };
+                Some((tag, e))
+            }
+            Some(ParsedKey::Tombstone { tag, version, mac }) if keep(tag) => {
+                let e =
+                    Listed { version, key, id_share: Vec::new(), segment: None, tombstone: Some(mac) };
+                Some((tag, e))
             }
             _ => None,
         }
@@ -352,20 +374,42 @@ impl Fanout {
 
     /// Lists one record's shares on every backend.
     pub(crate) async fn list_tag(&self, tag: NameTag) -> TagListing {
+        let calls = (0..self.n()).map(|idx| self.list_tag_at(idx, tag));
+        futures::future::join_all(calls).await
+    }
+
+    /// Lists one record's shares on backend `idx`.
+    pub(crate) async fn list_tag_at(
+        &self,
+        idx: usize,
+        tag: NameTag,
+    ) -> Result<Vec<Listed>, CallError> {
         let prefix = self.keyspace.record_prefix(tag);
-        self.list_shares(&prefix, |t| t == tag)
-            .await
-            .into_iter()
-            .map(|l| l.map(|entries| entries.into_iter().map(|(_, e)| e).collect()))
-            .collect()
+        let b = &self.backends[idx];
+        let keys = self.policy.run(|| b.list_all(&prefix)).await?.value;
+        Ok(keys.into_iter().filter_map(|k| self.parse_listed(k, |t| t == tag)).map(|(_, e)| e).collect())
+    }
+
+    /// The tombstones in one record's listing, checked against the store's tombstone key.
+    pub(crate) fn deletes(&self, tag: NameTag, tk: &TombstoneKey, listing: &TagListing) -> Deletes {
+        let listed = listing.iter().enumerate().flat_map(|(idx, l)| {
+            l.as_deref()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(move |e| e.tombstone.as_ref().map(|mac| (idx, e.version, mac)))
+        });
+        tk.sort(tag, self.shares.threshold(), listed)
     }
 
     /// Lists one record's shares for a read, without waiting for backends whose answers can
-    /// no longer change the version the read picks: once the newest version listed by K
-    /// backends is known, fewer than K backends are still to answer (so no version they alone
-    /// hold could reach K), and no newer version could reach K with their help, the rest are
-    /// `NotAwaited`. A slow or hung backend then delays no read that the others can serve.
-    pub(crate) async fn list_tag_for_read(&self, tag: NameTag) -> TagListing {
+    /// no longer change the version the read picks: once at least `min_ok` backends listed
+    /// (or every backend answered), the newest version listed by K backends is known, fewer
+    /// than K backends are still to answer (so no version they alone hold could reach K),
+    /// and no newer version could reach K with their help, the rest are `NotAwaited`. A
+    /// slow or hung backend then delays no read that the others can serve. `min_ok` is
+    /// what makes a tombstone visible although some of its holders were rolled back (see
+    /// `Settings::rollback_tolerance`).
+    pub(crate) async fn list_tag_for_read(&self, tag: NameTag, min_ok: usize) -> TagListing {
         let prefix = self.keyspace.record_prefix(tag);
         let prefix = prefix.as_str();
         let k = self.k();
@@ -390,6 +434,9 @@ impl Fanout {
             listing[i] = r;
             waiting -= 1;
             if waiting == 0 || waiting >= k {
+                continue;
+            }
+            if listing.iter().filter(|l| l.is_ok()).count() < min_ok {
                 continue;
             }
             let versions = group_versions(&listing);
@@ -594,7 +641,7 @@ impl Fanout {
         }
     }
 
-    fn note_bad(&self, idx: usize, reason: &str) {
+    pub(crate) fn note_bad(&self, idx: usize, reason: &str) {
         self.bad_shares.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(backend = %self.ids[idx], reason, "backend served a bad share");
     }

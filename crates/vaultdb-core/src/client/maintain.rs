@@ -142,13 +142,20 @@ impl VaultDb {
         // tag -> version -> (backend, id share)
         type IdShares<'a> = BTreeMap<Version, Vec<(usize, &'a [u8])>>;
         let mut by_tag: BTreeMap<NameTag, IdShares<'_>> = BTreeMap::new();
+        type Tombs<'a> = Vec<(usize, Version, &'a [u8; crate::naming::TOMBSTONE_NAME_MAC_LEN])>;
+        let mut tombs: BTreeMap<NameTag, Tombs<'_>> = BTreeMap::new();
         for (idx, l) in listing.iter().enumerate() {
+            for (tag, e) in l.as_ref().map(Vec::as_slice).unwrap_or_default() {
+                if let Some(mac) = &e.tombstone {
+                    tombs.entry(*tag).or_default().push((idx, e.version, mac));
+                }
+            }
             for (tag, e) in l
                 .as_ref()
                 .map(Vec::as_slice)
                 .unwrap_or_default()
                 .iter()
-                .filter(|(_, e)| e.segment.is_none())
+                .filter(|(_, e)| e.is_head())
             {
                 let holders = by_tag.entry(*tag).or_default().entry(e.version).or_default();
                 if !holders.iter().any(|(i, _)| *i == idx) {
@@ -158,10 +165,22 @@ impl VaultDb {
         }
         let mut ids = Vec::new();
         let mut unverified = 0;
+        let tk = inner.tombstone_key();
         for (tag, versions) in &by_tag {
+            let deletes = tk.sort(*tag, inner.threshold(), tombs.remove(tag).unwrap_or_default());
+            let newest_complete = versions.iter().rev().find(|(_, h)| h.len() >= inner.k());
+            if newest_complete.is_some_and(|(v, _)| deletes.deletes(*v)) {
+                // Deleted; leftovers of a restored backup or a missed delete, for scrub.
+                continue;
+            }
             let mut complete = false;
             let mut found = None;
-            for holders in versions.values().rev().filter(|h| h.len() >= inner.k()) {
+            let live = versions
+                .iter()
+                .rev()
+                .filter(|(v, h)| h.len() >= inner.k() && !deletes.deletes(**v))
+                .map(|(_, h)| h);
+            for holders in live {
                 complete = true;
                 if let Some((id, _)) = inner.shares().recover_id(&inner.naming, *tag, holders) {
                     found = Some(id);

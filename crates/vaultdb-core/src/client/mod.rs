@@ -46,6 +46,7 @@ mod open;
 mod read;
 mod repair;
 mod shares;
+mod tombstone;
 mod write;
 
 use std::fmt;
@@ -121,6 +122,18 @@ pub struct Settings {
     /// rather than hold more than this in buffers at once. A single operation larger than
     /// the budget waits for all of it.
     pub max_inflight_bytes: usize,
+    /// How many backends may be rolled back (restored from an old backup, or missing a
+    /// delete they were down for) at once without a deleted record coming back: a read waits
+    /// for the listings of at least K plus this many backends (or of every backend that
+    /// answers) before it decides, so that it sees a tombstone left by the delete
+    /// (docs/SECURITY.md, "Deletes and tombstones"). Default 1; 0 lets reads decide on the
+    /// fastest K listings, as before tombstones existed.
+    pub rollback_tolerance: usize,
+    /// How long tombstones are kept. `None` (the default): forever, so no backup restored
+    /// at any time can bring a deleted record back. With `Some(ttl)`, scrub removes a
+    /// tombstone older than `ttl` once every backend listed the record and none holds older
+    /// data; a backup older than that can then resurrect what it holds.
+    pub tombstone_ttl: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -137,6 +150,8 @@ impl Default for Settings {
             max_record_size: DEFAULT_MAX_RECORD_SIZE,
             segment_size: crate::manifest::DEFAULT_SEGMENT_SIZE,
             max_inflight_bytes: DEFAULT_MAX_INFLIGHT_BYTES,
+            rollback_tolerance: 1,
+            tombstone_ttl: None,
         }
     }
 }
@@ -437,6 +452,16 @@ fn system_prefix(prefix: &str) -> String {
 }
 
 impl Inner {
+    /// The key that authenticates this store's tombstones.
+    pub(crate) fn tombstone_key(&self) -> tombstone::TombstoneKey {
+        tombstone::TombstoneKey::new(&self.naming)
+    }
+
+    /// How many listings a read waits for (see [`Settings::rollback_tolerance`]).
+    pub(crate) fn read_listings(&self) -> usize {
+        (self.k() + self.settings.rollback_tolerance).min(self.n())
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn new(
         backends: Vec<Arc<dyn StorageBackend>>,
