@@ -231,6 +231,9 @@ pub enum ParsedKey {
 /// Bytes of a tombstone's MAC carried in its object name.
 pub const TOMBSTONE_NAME_MAC_LEN: usize = 16;
 
+/// Characters after the `.` of a tombstone's name: `t` and the base32 MAC.
+const TOMBSTONE_SUFFIX_LEN: usize = 1 + 26;
+
 /// The key layout under one prefix.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeySpace {
@@ -330,9 +333,12 @@ impl KeySpace {
         if version.len() != VERSION_TEXT_LEN {
             return None;
         }
-        if let Some(mac) = id_share.strip_prefix('t') {
-            // A tombstone. (An id share's text never starts with `t`: base32 of 32 or more
-            // bytes is at least 52 characters, and `t` + 26 is not a valid length for one.)
+        if id_share.len() == TOMBSTONE_SUFFIX_LEN
+            && let Some(mac) = id_share.strip_prefix('t')
+        {
+            // A tombstone: `t` and 26 base32 characters. Told apart from an id share by its
+            // length alone (an id share's text is 52, 103, 205 or 410 characters, and may
+            // well start with `t`, a base32hex digit).
             return Some(ParsedKey::Tombstone {
                 tag: NameTag::from_text(tag)?,
                 version: Version::from_text(version)?,
@@ -425,6 +431,16 @@ mod tests {
         ] {
             assert_eq!(ks.parse(bad), None, "{bad}");
         }
+        // An id share whose text starts with `t` (a base32hex digit) is an id share, not a
+        // tombstone: only the length tells them apart.
+        let mut t_share = vec![0u8; 32];
+        t_share[0] = 0xe8; // base32hex "t..."
+        let t_key = ks.share_key(tag, version, &t_share);
+        assert!(t_key.contains(".t"), "{t_key}");
+        assert_eq!(
+            ks.parse(&t_key),
+            Some(ParsedKey::Share { tag, version, id_share: t_share.clone() })
+        );
         let root = KeySpace::new("").unwrap();
         assert_eq!(root.keyring_key(), "keyring");
         assert!(KeySpace::new("a/../b").is_err());

@@ -528,9 +528,23 @@ async fn delete_with_one_down_succeeds_and_the_share_left_rebuilds_nothing() {
         // just as likely. Check the stored share differs from the secret's bytes.
         let share = nodes[down].mem.raw_get(&left[0]).unwrap();
         assert!(!share.windows(6).any(|w| w == b"secret"));
-        // Scrub removes the orphan (grace period 0 in these tests).
+        // Scrub removes the orphan (grace period 0 in these tests), and leaves the tombstone
+        // on every backend, the one that was down included.
         db.scrub().await.unwrap();
-        assert!(nodes.iter().all(|n| n.mem.keys().iter().all(|k| !k.contains("/r/"))));
+        let ks = vaultdb_core::naming::KeySpace::new("vaultdb").unwrap();
+        for n in &nodes {
+            let kinds: Vec<_> = n
+                .mem
+                .keys()
+                .iter()
+                .filter(|k| k.contains("/r/"))
+                .map(|k| ks.parse(k))
+                .collect();
+            assert!(
+                matches!(kinds.as_slice(), [Some(vaultdb_core::naming::ParsedKey::Tombstone { .. })]),
+                "one tombstone and nothing else: {kinds:?}"
+            );
+        }
     }
 }
 

@@ -327,7 +327,51 @@ impl Fanout {
         futures::future::join_all(reads).await
     }
 
+    /// Reads `key` on backend `idx`.
+    pub(crate) async fn get_one(&self, idx: usize, key: &str) -> Result<Option<Bytes>, CallError> {
+        let b = &self.backends[idx];
+        self.policy.run(|| b.get(key)).await.map(|c| c.value)
+    }
+
     // --- Listings -----------------------------------------------------------------------
+
+    /// Whether any backend holds record objects (shares, segments or tombstones) of any of
+    /// `keyspaces` (first listing page of each): what was found, for an error message, or
+    /// `None`. Keys that are not VaultDB's objects do not count.
+    pub(crate) async fn holds_objects(&self, keyspaces: &[KeySpace]) -> Option<String> {
+        let calls = self.backends.iter().enumerate().map(|(idx, b)| async move {
+            for ks in keyspaces {
+                let prefix = ks.records_prefix();
+                let Ok(c) = self.policy.run(|| b.list_page(&prefix, None)).await else {
+                    continue;
+                };
+                let ours = c
+                    .value
+                    .keys
+                    .iter()
+                    .filter(|k| {
+                        matches!(
+                            ks.parse(k),
+                            Some(
+                                ParsedKey::Share { .. }
+                                    | ParsedKey::Segment { .. }
+                                    | ParsedKey::Tombstone { .. }
+                            )
+                        )
+                    })
+                    .count();
+                if ours > 0 {
+                    return Some(format!(
+                        "{} holds {ours}{} record objects under {prefix}",
+                        self.ids[idx],
+                        if c.value.next.is_some() { " or more" } else { "" },
+                    ));
+                }
+            }
+            None
+        });
+        futures::future::join_all(calls).await.into_iter().flatten().next()
+    }
 
     /// Parses one listed key: the (tag, share) it names if `keep` accepts its tag.
     fn parse_listed(

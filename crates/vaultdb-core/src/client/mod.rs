@@ -457,6 +457,12 @@ impl Inner {
         tombstone::TombstoneKey::new(&self.naming)
     }
 
+    /// Where a store keeps data: its records' key space, and its system namespace's.
+    pub(crate) fn data_keyspaces(&self) -> Vec<KeySpace> {
+        let sys = KeySpace::new(&system_prefix(&self.settings.prefix)).ok();
+        std::iter::once(self.fanout.keyspace().clone()).chain(sys).collect()
+    }
+
     /// How many listings a read waits for (see [`Settings::rollback_tolerance`]).
     pub(crate) fn read_listings(&self) -> usize {
         (self.k() + self.settings.rollback_tolerance).min(self.n())

@@ -461,6 +461,26 @@ impl VaultDb {
         let found = listing.iter().filter_map(|l| l.as_ref().ok()).flatten().any(|e| {
             e.tombstone.is_none() && e.version < vt
         });
+        let needed = n - inner.k() + 1;
+        let marked_and_listed =
+            listing.iter().zip(&marked).filter(|(l, m)| l.is_ok() && m.is_ok()).count();
+        if marked_and_listed < needed {
+            // The delete cannot succeed: withdraw the tombstones before anything is removed,
+            // so that a failed delete leaves the record as it was (not deleted on some
+            // backends and readable on others).
+            let key = inner.tombstone_key().key(inner.fanout.keyspace(), tag, vt, inner.threshold());
+            inner.fanout.delete_everywhere(&key).await;
+            let outcomes = (0..n)
+                .map(|i| {
+                    let status = match (&listing[i], &marked[i]) {
+                        (Err(e), _) | (_, Err(e)) => e.status(),
+                        _ => OutcomeStatus::Ok,
+                    };
+                    inner.fanout.outcome(i, status)
+                })
+                .collect();
+            return Err(VaultError::Backend { operation: "delete", outcomes });
+        }
         // Round trip 2: remove everything older than the tombstone (older tombstones too).
         let work = listing.iter_mut().zip(&marked).enumerate().map(|(idx, (l, mark))| {
             let entries = match (l.as_mut(), mark) {
@@ -491,7 +511,6 @@ impl VaultDb {
         let confirmed = results.iter().filter(|r| r.is_ok()).count();
         let removed = results.iter().filter_map(|r| r.as_ref().ok()).sum();
         let outcomes = inner.fanout.outcomes_of(&results);
-        let needed = n - inner.k() + 1;
         if confirmed < needed {
             tracing::warn!(%tag, confirmed, needed, "delete failed: {}",
                 crate::error::outcomes_text(&outcomes));
