@@ -302,6 +302,12 @@ impl KeySpace {
         )
     }
 
+    /// The key `health` writes and removes to check that a backend accepts writes. It
+    /// holds nothing of the store.
+    pub fn probe_key(&self) -> String {
+        format!("{}probe", self.root)
+    }
+
     /// The key of a backend's keyring share.
     pub fn keyring_key(&self) -> String {
         format!("{}keyring", self.root)

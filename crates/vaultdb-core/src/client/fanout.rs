@@ -116,32 +116,59 @@ fn bad_of(status: &[Option<OutcomeStatus>]) -> Vec<usize> {
 /// One backend's answer to a probe.
 #[derive(Debug)]
 pub(crate) struct Probed {
-    /// How long it took to answer (or to fail).
+    /// How long the read check took to answer (or to fail).
     pub(crate) latency: Duration,
-    /// The error, if it failed.
+    /// True if the backend listed and read.
+    pub(crate) readable: bool,
+    /// True if the backend wrote (and removed) a probe object.
+    pub(crate) writable: bool,
+    /// What failed, if anything.
     pub(crate) error: Option<String>,
 }
 
-/// Asks each backend, concurrently, for one page of the listing under `prefix`: one
-/// attempt each, bounded by the policy's timeout. Needs no store (for `status` when the
-/// store cannot be opened).
+fn call_error_text(e: CallError) -> String {
+    match e {
+        CallError::Backend(e) => e.to_string(),
+        CallError::TimedOut => "timed out".to_owned(),
+        e @ CallError::NotAwaited => e.status().to_string(),
+    }
+}
+
+/// Checks that each backend can serve reads and accept writes, concurrently, one attempt
+/// per call bounded by the policy's timeout: it lists `keyring_key`'s prefix and reads that
+/// slot (read check), then writes and removes `probe_key` (write check). A backend whose
+/// directory is gone, whose credentials only allow reading, or that is full is down for
+/// writes; one that hangs is down. Needs no open store (for `status` when the store cannot
+/// be opened). The probe object holds no data of the store.
 pub(crate) async fn probe(
     backends: &[Arc<dyn StorageBackend>],
-    prefix: &str,
+    keyring_key: &str,
+    probe_key: &str,
     policy: &CallPolicy,
 ) -> Vec<Probed> {
     let once = CallPolicy { max_attempts: 1, ..*policy };
     let once = &once;
     let calls = backends.iter().map(|b| async move {
         let start = std::time::Instant::now();
-        let r = once.run(|| b.list_page(prefix, None)).await;
-        let error = match r {
-            Ok(_) => None,
-            Err(CallError::Backend(e)) => Some(e.to_string()),
-            Err(CallError::TimedOut) => Some("timed out".to_owned()),
-            Err(e @ CallError::NotAwaited) => Some(e.status().to_string()),
+        let read = match once.run(|| b.list_page(keyring_key, None)).await {
+            Ok(_) => once.run(|| b.get(keyring_key)).await.map(|_| ()),
+            Err(e) => Err(e),
         };
-        Probed { latency: start.elapsed(), error }
+        let latency = start.elapsed();
+        let write = match once
+            .run(|| b.put(probe_key, bytes::Bytes::from_static(b"vaultdb probe"), PutMode::Overwrite))
+            .await
+        {
+            Ok(_) => once.run(|| b.delete(probe_key)).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        let (readable, writable) = (read.is_ok(), write.is_ok());
+        let error = match (read, write) {
+            (Err(e), _) => Some(format!("cannot read: {}", call_error_text(e))),
+            (Ok(()), Err(e)) => Some(format!("cannot write: {}", call_error_text(e))),
+            (Ok(()), Ok(())) => None,
+        };
+        Probed { latency, readable, writable, error }
     });
     futures::future::join_all(calls).await
 }
@@ -249,9 +276,10 @@ impl Fanout {
             .collect()
     }
 
-    /// Probes every backend (see [`probe`]) with a listing of its keyring slot.
+    /// Probes every backend (see [`probe`]): reads its keyring slot, writes a probe object.
     pub(crate) async fn probe(&self) -> Vec<Probed> {
-        probe(&self.backends, &self.keyspace.keyring_key(), &self.policy).await
+        probe(&self.backends, &self.keyspace.keyring_key(), &self.keyspace.probe_key(), &self.policy)
+            .await
     }
 
     // --- Writes and deletes -------------------------------------------------------------

@@ -53,8 +53,12 @@ pub struct BackendHealth {
     pub id: String,
     /// Its human-readable name.
     pub name: String,
-    /// True if it answered a listing.
+    /// True if it can serve reads and accept writes (`readable && writable`).
     pub up: bool,
+    /// True if it listed and read its keyring slot.
+    pub readable: bool,
+    /// True if it wrote (and removed) a probe object.
+    pub writable: bool,
     /// How long it took to answer (or to fail).
     pub latency: Duration,
     /// The error, if it failed.
@@ -92,8 +96,10 @@ impl Health {
         threshold: usize,
         settings: &Settings,
     ) -> Result<Health> {
-        let key = KeySpace::new(&settings.prefix)?.keyring_key();
-        let probed = fanout::probe(backends, &key, &settings.call_policy).await;
+        let ks = KeySpace::new(&settings.prefix)?;
+        let probed =
+            fanout::probe(backends, &ks.keyring_key(), &ks.probe_key(), &settings.call_policy)
+                .await;
         Ok(Health::of(threshold, backends, probed))
     }
 
@@ -104,7 +110,9 @@ impl Health {
             .map(|(b, p)| BackendHealth {
                 id: b.id().to_owned(),
                 name: b.name().to_owned(),
-                up: p.error.is_none(),
+                up: p.readable && p.writable,
+                readable: p.readable,
+                writable: p.writable,
                 latency: p.latency,
                 error: p.error,
             })
