@@ -45,7 +45,7 @@ pub enum Kind {
     /// One segment of a segmented record's data.
     Segment = 4,
     /// A tombstone: its "share" is the 32-byte MAC that authenticates a delete (not a
-    /// share of any secret; docs/FORMAT.md section 11).
+    /// share of any secret; docs/FORMAT.md section 14).
     Tombstone = 5,
 }
 

@@ -213,7 +213,7 @@ pub enum ParsedKey {
         /// The segment's index (0-based).
         index: u32,
     },
-    /// A tombstone: record `tag` was deleted at `version` (docs/FORMAT.md section 11). `mac`
+    /// A tombstone: record `tag` was deleted at `version` (docs/FORMAT.md section 14). `mac`
     /// authenticates it: the first 16 bytes of its HMAC under the store's tombstone key,
     /// which only clients of the store hold.
     Tombstone {

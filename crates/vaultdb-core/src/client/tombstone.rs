@@ -1,4 +1,4 @@
-//! Tombstones: authenticated proof that a record was deleted (docs/FORMAT.md section 11).
+//! Tombstones: authenticated proof that a record was deleted (docs/FORMAT.md section 14).
 //!
 //! A delete at version `vt` writes, create-only, on every backend, the object
 //! `<prefix>/r/<tag>/<vt>.t<mac16>`, an envelope of kind [`Kind::Tombstone`] whose body is
