@@ -293,13 +293,7 @@ impl KeySpace {
         version: Version,
         mac: &[u8; TOMBSTONE_NAME_MAC_LEN],
     ) -> String {
-        format!(
-            "{}r/{}/{}.t{}",
-            self.root,
-            tag.to_text(),
-            version.to_text(),
-            BASE32.encode(mac)
-        )
+        format!("{}r/{}/{}.t{}", self.root, tag.to_text(), version.to_text(), BASE32.encode(mac))
     }
 
     /// The key `health` writes and removes to check that a backend accepts writes. It

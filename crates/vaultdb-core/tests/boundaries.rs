@@ -134,7 +134,9 @@ async fn hostile_ids_and_sizes_are_invalid_input_and_change_nothing() {
         let tombs: Vec<String> = m
             .keys()
             .into_iter()
-            .filter(|k| matches!(ks.parse(k), Some(vaultdb_core::naming::ParsedKey::Tombstone { .. })))
+            .filter(|k| {
+                matches!(ks.parse(k), Some(vaultdb_core::naming::ParsedKey::Tombstone { .. }))
+            })
             .collect();
         assert_eq!(tombs.len(), 1, "one tombstone per backend: {tombs:?}");
         m.delete(&tombs[0]).await.unwrap();

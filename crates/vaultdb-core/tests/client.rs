@@ -533,15 +533,13 @@ async fn delete_with_one_down_succeeds_and_the_share_left_rebuilds_nothing() {
         db.scrub().await.unwrap();
         let ks = vaultdb_core::naming::KeySpace::new("vaultdb").unwrap();
         for n in &nodes {
-            let kinds: Vec<_> = n
-                .mem
-                .keys()
-                .iter()
-                .filter(|k| k.contains("/r/"))
-                .map(|k| ks.parse(k))
-                .collect();
+            let kinds: Vec<_> =
+                n.mem.keys().iter().filter(|k| k.contains("/r/")).map(|k| ks.parse(k)).collect();
             assert!(
-                matches!(kinds.as_slice(), [Some(vaultdb_core::naming::ParsedKey::Tombstone { .. })]),
+                matches!(
+                    kinds.as_slice(),
+                    [Some(vaultdb_core::naming::ParsedKey::Tombstone { .. })]
+                ),
                 "one tombstone and nothing else: {kinds:?}"
             );
         }

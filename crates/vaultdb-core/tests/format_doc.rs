@@ -79,7 +79,8 @@ fn example() -> Vec<(&'static str, String)> {
     out.push(("tombstone_version_text", vt.to_text()));
     out.push(("tombstone_mac", hex::encode(mac)));
     out.push(("tombstone_name", ks.tombstone_key(tag, vt, &mac[..16].try_into().unwrap())));
-    let header = Header { kind: Kind::Tombstone, threshold: t, x: 2, version: vt, tag, secret_len: 32 };
+    let header =
+        Header { kind: Kind::Tombstone, threshold: t, x: 2, version: vt, tag, secret_len: 32 };
     out.push(("tombstone_envelope2", hex::encode(envelope::encode(&header, &mac))));
     out
 }

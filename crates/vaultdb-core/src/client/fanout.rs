@@ -156,7 +156,9 @@ pub(crate) async fn probe(
         };
         let latency = start.elapsed();
         let write = match once
-            .run(|| b.put(probe_key, bytes::Bytes::from_static(b"vaultdb probe"), PutMode::Overwrite))
+            .run(|| {
+                b.put(probe_key, bytes::Bytes::from_static(b"vaultdb probe"), PutMode::Overwrite)
+            })
             .await
         {
             Ok(_) => once.run(|| b.delete(probe_key)).await.map(|_| ()),
@@ -278,8 +280,13 @@ impl Fanout {
 
     /// Probes every backend (see [`probe`]): reads its keyring slot, writes a probe object.
     pub(crate) async fn probe(&self) -> Vec<Probed> {
-        probe(&self.backends, &self.keyspace.keyring_key(), &self.keyspace.probe_key(), &self.policy)
-            .await
+        probe(
+            &self.backends,
+            &self.keyspace.keyring_key(),
+            &self.keyspace.probe_key(),
+            &self.policy,
+        )
+        .await
     }
 
     // --- Writes and deletes -------------------------------------------------------------
@@ -422,8 +429,13 @@ impl Fanout {
                 Some((tag, e))
             }
             Some(ParsedKey::Tombstone { tag, version, mac }) if keep(tag) => {
-                let e =
-                    Listed { version, key, id_share: Vec::new(), segment: None, tombstone: Some(mac) };
+                let e = Listed {
+                    version,
+                    key,
+                    id_share: Vec::new(),
+                    segment: None,
+                    tombstone: Some(mac),
+                };
                 Some((tag, e))
             }
             _ => None,
@@ -459,7 +471,11 @@ impl Fanout {
         let prefix = self.keyspace.record_prefix(tag);
         let b = &self.backends[idx];
         let keys = self.policy.run(|| b.list_all(&prefix)).await?.value;
-        Ok(keys.into_iter().filter_map(|k| self.parse_listed(k, |t| t == tag)).map(|(_, e)| e).collect())
+        Ok(keys
+            .into_iter()
+            .filter_map(|k| self.parse_listed(k, |t| t == tag))
+            .map(|(_, e)| e)
+            .collect())
     }
 
     /// The tombstones in one record's listing, checked against the store's tombstone key.

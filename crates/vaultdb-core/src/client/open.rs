@@ -83,7 +83,8 @@ async fn read_until_keyring(inner: &Inner) -> (Vec<Slot>, Option<(Version, Verif
     let mut reads: FuturesUnordered<_> = (0..inner.n())
         .map(|idx| async move { (idx, inner.fanout.get_one(idx, key).await) })
         .collect();
-    let mut slots: Vec<Slot> = (0..inner.n()).map(|_| Slot::Unreachable(CallError::NotAwaited)).collect();
+    let mut slots: Vec<Slot> =
+        (0..inner.n()).map(|_| Slot::Unreachable(CallError::NotAwaited)).collect();
     let mut shares = 0;
     while let Some((idx, r)) = reads.next().await {
         slots[idx] = slot_of(idx, r);

@@ -74,7 +74,9 @@ impl Inner {
         // Forged tombstones go (they are a backend's bad data).
         for (idx, l) in listing.iter().enumerate() {
             for e in l.as_deref().unwrap_or_default() {
-                if e.tombstone.is_some() && !deletes.valid.get(&e.version).is_some_and(|h| h.contains(&idx)) {
+                if e.tombstone.is_some()
+                    && !deletes.valid.get(&e.version).is_some_and(|h| h.contains(&idx))
+                {
                     doomed.push((idx, e.key.clone()));
                 }
             }
@@ -140,12 +142,8 @@ impl Inner {
                 }
                 // Tombstones older than a complete newer version have done their work.
                 for (t, holders) in deletes.valid.range(..*tv) {
-                    let key = self.tombstone_key().key(
-                        self.fanout.keyspace(),
-                        tag,
-                        *t,
-                        self.threshold(),
-                    );
+                    let key =
+                        self.tombstone_key().key(self.fanout.keyspace(), tag, *t, self.threshold());
                     doomed.extend(holders.iter().map(|i| (*i, key.clone())));
                 }
                 let mut older: Vec<&Version> = versions.keys().filter(|v| *v < tv).collect();
@@ -260,7 +258,8 @@ impl Inner {
         let everyone_listed = listing.iter().all(Result::is_ok);
         let data_left = listing.iter().flatten().flatten().any(|e| e.tombstone.is_none());
         let expired = self.settings.tombstone_ttl.is_some_and(|ttl| {
-            now_micros().saturating_sub(t.micros()) >= ttl.as_micros().min(u128::from(u64::MAX)) as u64
+            now_micros().saturating_sub(t.micros())
+                >= ttl.as_micros().min(u128::from(u64::MAX)) as u64
         });
         let key = tk.key(self.fanout.keyspace(), tag, t, threshold);
         if expired && everyone_listed && !data_left {

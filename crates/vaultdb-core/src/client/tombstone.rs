@@ -174,4 +174,29 @@ mod tests {
         assert_eq!(d.header.kind, Kind::Tombstone);
         assert_eq!(d.share, &tk.mac(tag, v, t)[..]);
     }
+
+    /// Known answer: the example of docs/FORMAT.md section 14, computed there from the
+    /// formulas (tests/format_doc.rs checks the document's values against HMAC directly).
+    #[test]
+    fn tombstone_known_answer() {
+        let naming = NamingKey::from_bytes([0x11; 32]);
+        let tk = TombstoneKey::new(&naming);
+        let t = Threshold::new(2, 3).unwrap();
+        let tag = naming.tag("user-42");
+        let vt = Version::from_parts(0x0006_2d1a_2b3c_5000, 0x0f0e_0d0c_0b0a_0908);
+        let ks = KeySpace::new("vaultdb").unwrap();
+        assert_eq!(
+            hex::encode(tk.mac(tag, vt, t)),
+            "1f2aef926469300bcce93abab1ce2fa42c9d0dca2c579c9dc0f094f16d4b1c4c"
+        );
+        assert_eq!(
+            tk.key(&ks, tag, vt, t),
+            "vaultdb/r/gagi3qh22jndehlq042hjtcf8g/0032q6hb7h8003oe1k60m2g910.t3slev4j4d4o0nj797atb3jhfkg"
+        );
+        assert_eq!(
+            hex::encode(tk.envelope(tag, vt, t, 2)),
+            "56444253010502030200062d1a2b3c50000f0e0d0c0b0a090882a121ea2214eed746ba010519f58f44\
+             000000201f2aef926469300bcce93abab1ce2fa42c9d0dca2c579c9dc0f094f16d4b1c4c10eb7b4f"
+        );
+    }
 }

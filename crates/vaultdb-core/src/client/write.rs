@@ -458,9 +458,11 @@ impl VaultDb {
             }
             vt = vt2;
         }
-        let found = listing.iter().filter_map(|l| l.as_ref().ok()).flatten().any(|e| {
-            e.tombstone.is_none() && e.version < vt
-        });
+        let found = listing
+            .iter()
+            .filter_map(|l| l.as_ref().ok())
+            .flatten()
+            .any(|e| e.tombstone.is_none() && e.version < vt);
         let needed = n - inner.k() + 1;
         let marked_and_listed =
             listing.iter().zip(&marked).filter(|(l, m)| l.is_ok() && m.is_ok()).count();
@@ -468,7 +470,8 @@ impl VaultDb {
             // The delete cannot succeed: withdraw the tombstones before anything is removed,
             // so that a failed delete leaves the record as it was (not deleted on some
             // backends and readable on others).
-            let key = inner.tombstone_key().key(inner.fanout.keyspace(), tag, vt, inner.threshold());
+            let key =
+                inner.tombstone_key().key(inner.fanout.keyspace(), tag, vt, inner.threshold());
             inner.fanout.delete_everywhere(&key).await;
             let outcomes = (0..n)
                 .map(|i| {
@@ -521,7 +524,8 @@ impl VaultDb {
             // nothing and goes again; otherwise it stays (a backend that did not answer may
             // hold up to K-1 shares of the record, which it then keeps from coming back).
             if confirmed == n {
-                let key = inner.tombstone_key().key(inner.fanout.keyspace(), tag, vt, inner.threshold());
+                let key =
+                    inner.tombstone_key().key(inner.fanout.keyspace(), tag, vt, inner.threshold());
                 inner.fanout.delete_everywhere(&key).await;
             }
             return Err(VaultError::RecordNotFound);
