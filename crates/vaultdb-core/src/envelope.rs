@@ -44,6 +44,9 @@ pub enum Kind {
     Manifest = 3,
     /// One segment of a segmented record's data.
     Segment = 4,
+    /// A tombstone: its "share" is the 32-byte MAC that authenticates a delete (not a
+    /// share of any secret; docs/FORMAT.md section 14).
+    Tombstone = 5,
 }
 
 /// Why bytes are not a valid envelope.
@@ -171,6 +174,7 @@ pub fn kind_of(bytes: &[u8]) -> Option<Kind> {
         2 => Some(Kind::Keyring),
         3 => Some(Kind::Manifest),
         4 => Some(Kind::Segment),
+        5 => Some(Kind::Tombstone),
         _ => None,
     }
 }

@@ -208,6 +208,17 @@ pub enum VaultError {
         outcomes: Vec<BackendOutcome>,
     },
 
+    /// The store's keyring cannot be read, and none may be created: the store holds data
+    /// (a new keyring would make all of it unreadable), or a backend that may hold the keyring
+    /// cannot be reached. Its code is `INSUFFICIENT_SHARES`.
+    #[error("keyring unavailable: {reason} ({})", Outcomes(.outcomes))]
+    KeyringUnavailable {
+        /// What was found, and what to do.
+        reason: String,
+        /// What each backend's keyring slot held, or why it could not be read.
+        outcomes: Vec<BackendOutcome>,
+    },
+
     /// No shares of the record exist on any reachable backend.
     #[error("record not found")]
     RecordNotFound,
@@ -235,7 +246,9 @@ impl VaultError {
             Self::SplitFailed(_) => ErrorCode::SplitFailed,
             Self::HmacFailed { .. } => ErrorCode::HmacFailed,
             Self::ReconstructFailed(_) => ErrorCode::ReconstructFailed,
-            Self::InsufficientShares { .. } => ErrorCode::InsufficientShares,
+            Self::InsufficientShares { .. } | Self::KeyringUnavailable { .. } => {
+                ErrorCode::InsufficientShares
+            }
             Self::RecordNotFound => ErrorCode::RecordNotFound,
             Self::Backend { .. } => ErrorCode::BackendError,
         }
@@ -245,6 +258,7 @@ impl VaultError {
     pub fn outcomes(&self) -> &[BackendOutcome] {
         match self {
             Self::InsufficientShares { outcomes, .. }
+            | Self::KeyringUnavailable { outcomes, .. }
             | Self::Backend { outcomes, .. }
             | Self::HmacFailed { outcomes, .. } => outcomes,
             _ => &[],

@@ -41,6 +41,8 @@ pub const NAME_TAG_LEN: usize = 16;
 
 const NAME_LABEL: &[u8] = b"vaultdb/v1/name\0";
 
+const DERIVE_LABEL: &[u8] = b"vaultdb/v1/derive\0";
+
 /// Checks a record id: 1 to [`MAX_ID_LEN`] bytes of UTF-8 without control characters.
 ///
 /// # Errors
@@ -75,6 +77,19 @@ impl NamingKey {
     pub fn generate(rng: &mut dyn RandomSource) -> Self {
         let mut k = Zeroizing::new([0u8; 32]);
         rng.fill_bytes(k.as_mut());
+        Self(k)
+    }
+
+    /// A key derived from this one for `purpose`:
+    /// `HMAC-SHA256(key, "vaultdb/v1/derive" | 00 | purpose)`. Derived keys for different
+    /// purposes are independent of each other and of the name tags.
+    pub fn derive(&self, purpose: &str) -> NamingKey {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.0.as_ref())
+            .expect("HMAC accepts any key length");
+        mac.update(DERIVE_LABEL);
+        mac.update(purpose.as_bytes());
+        let mut k = Zeroizing::new([0u8; 32]);
+        k.copy_from_slice(&mac.finalize().into_bytes());
         Self(k)
     }
 
@@ -198,9 +213,26 @@ pub enum ParsedKey {
         /// The segment's index (0-based).
         index: u32,
     },
+    /// A tombstone: record `tag` was deleted at `version` (docs/FORMAT.md section 14). `mac`
+    /// authenticates it: the first 16 bytes of its HMAC under the store's tombstone key,
+    /// which only clients of the store hold.
+    Tombstone {
+        /// The record's name tag.
+        tag: NameTag,
+        /// The delete's version.
+        version: Version,
+        /// The truncated MAC carried in the name.
+        mac: [u8; TOMBSTONE_NAME_MAC_LEN],
+    },
     /// The backend's keyring share.
     Keyring,
 }
+
+/// Bytes of a tombstone's MAC carried in its object name.
+pub const TOMBSTONE_NAME_MAC_LEN: usize = 16;
+
+/// Characters after the `.` of a tombstone's name: `t` and the base32 MAC.
+const TOMBSTONE_SUFFIX_LEN: usize = 1 + 26;
 
 /// The key layout under one prefix.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -253,6 +285,23 @@ impl KeySpace {
         format!("{}r/{}/{}-{index:08x}", self.root, tag.to_text(), version.to_text())
     }
 
+    /// The key of a tombstone of record `tag` deleted at `version`, carrying the first
+    /// [`TOMBSTONE_NAME_MAC_LEN`] bytes of its MAC: `<prefix>/r/<tag>/<version>.t<mac>`.
+    pub fn tombstone_key(
+        &self,
+        tag: NameTag,
+        version: Version,
+        mac: &[u8; TOMBSTONE_NAME_MAC_LEN],
+    ) -> String {
+        format!("{}r/{}/{}.t{}", self.root, tag.to_text(), version.to_text(), BASE32.encode(mac))
+    }
+
+    /// The key `health` writes and removes to check that a backend accepts writes. It
+    /// holds nothing of the store.
+    pub fn probe_key(&self) -> String {
+        format!("{}probe", self.root)
+    }
+
     /// The key of a backend's keyring share.
     pub fn keyring_key(&self) -> String {
         format!("{}keyring", self.root)
@@ -283,6 +332,18 @@ impl KeySpace {
         let (version, id_share) = rest.split_once('.')?;
         if version.len() != VERSION_TEXT_LEN {
             return None;
+        }
+        if id_share.len() == TOMBSTONE_SUFFIX_LEN
+            && let Some(mac) = id_share.strip_prefix('t')
+        {
+            // A tombstone: `t` and 26 base32 characters. Told apart from an id share by its
+            // length alone (an id share's text is 52, 103, 205 or 410 characters, and may
+            // well start with `t`, a base32hex digit).
+            return Some(ParsedKey::Tombstone {
+                tag: NameTag::from_text(tag)?,
+                version: Version::from_text(version)?,
+                mac: decode_base32(mac)?.try_into().ok()?,
+            });
         }
         let id_share = decode_base32(id_share)?;
         if !matches!(id_share.len(), 32 | 64 | 128 | 256) {
@@ -370,6 +431,16 @@ mod tests {
         ] {
             assert_eq!(ks.parse(bad), None, "{bad}");
         }
+        // An id share whose text starts with `t` (a base32hex digit) is an id share, not a
+        // tombstone: only the length tells them apart.
+        let mut t_share = vec![0u8; 32];
+        t_share[0] = 0xe8; // base32hex "t..."
+        let t_key = ks.share_key(tag, version, &t_share);
+        assert!(t_key.contains(".t"), "{t_key}");
+        assert_eq!(
+            ks.parse(&t_key),
+            Some(ParsedKey::Share { tag, version, id_share: t_share.clone() })
+        );
         let root = KeySpace::new("").unwrap();
         assert_eq!(root.keyring_key(), "keyring");
         assert!(KeySpace::new("a/../b").is_err());

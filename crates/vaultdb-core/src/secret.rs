@@ -49,6 +49,9 @@ impl Binding {
             Kind::Keyring => b"vaultdb/v1/keyring\0",
             Kind::Manifest => b"vaultdb/v1/manifest\0",
             Kind::Segment => b"vaultdb/v1/segment\0",
+            // Never sealed: a tombstone holds no secret. Distinct from every other label so
+            // that no MAC of one kind can pass for another's.
+            Kind::Tombstone => b"vaultdb/v1/tombstone\0",
         }
     }
 

@@ -128,6 +128,19 @@ async fn hostile_ids_and_sizes_are_invalid_input_and_change_nothing() {
     db.put(Record::new(max_id.as_str(), b"edge".to_vec())).await.unwrap();
     assert_eq!(db.get(&max_id).await.unwrap().record.data, b"edge");
     db.delete(&max_id).await.unwrap();
+    // That delete left its tombstones, and nothing else: the rest must be as it was.
+    let ks = vaultdb_core::naming::KeySpace::new("vaultdb").unwrap();
+    for m in &mems {
+        let tombs: Vec<String> = m
+            .keys()
+            .into_iter()
+            .filter(|k| {
+                matches!(ks.parse(k), Some(vaultdb_core::naming::ParsedKey::Tombstone { .. }))
+            })
+            .collect();
+        assert_eq!(tombs.len(), 1, "one tombstone per backend: {tombs:?}");
+        m.delete(&tombs[0]).await.unwrap();
+    }
     // Over max_record_size: refused before anything is written.
     let e = db.put(Record::new("big", vec![0u8; (64 << 10) + 1])).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidInput);

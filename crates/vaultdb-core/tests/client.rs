@@ -528,9 +528,21 @@ async fn delete_with_one_down_succeeds_and_the_share_left_rebuilds_nothing() {
         // just as likely. Check the stored share differs from the secret's bytes.
         let share = nodes[down].mem.raw_get(&left[0]).unwrap();
         assert!(!share.windows(6).any(|w| w == b"secret"));
-        // Scrub removes the orphan (grace period 0 in these tests).
+        // Scrub removes the orphan (grace period 0 in these tests), and leaves the tombstone
+        // on every backend, the one that was down included.
         db.scrub().await.unwrap();
-        assert!(nodes.iter().all(|n| n.mem.keys().iter().all(|k| !k.contains("/r/"))));
+        let ks = vaultdb_core::naming::KeySpace::new("vaultdb").unwrap();
+        for n in &nodes {
+            let kinds: Vec<_> =
+                n.mem.keys().iter().filter(|k| k.contains("/r/")).map(|k| ks.parse(k)).collect();
+            assert!(
+                matches!(
+                    kinds.as_slice(),
+                    [Some(vaultdb_core::naming::ParsedKey::Tombstone { .. })]
+                ),
+                "one tombstone and nothing else: {kinds:?}"
+            );
+        }
     }
 }
 
@@ -811,4 +823,31 @@ fn record_debug_and_error_display_carry_no_secrets() {
     assert!(!d.contains("alice") && !d.contains("078"), "{d}");
     let e = VaultError::RecordNotFound;
     assert_eq!(e.to_string(), "record not found");
+}
+
+/// The system namespace is a store of its own over the same backends: its records are
+/// written under `<prefix>/sys/`, named with a derived key, never listed among (or confused
+/// with) the callers' records, and readable by every client of the store.
+#[tokio::test]
+async fn the_system_namespace_is_separate_from_the_records() {
+    let (nodes, db) = cluster(3, 2, 3).await;
+    db.put(Record::new("same-id", b"user data".to_vec())).await.unwrap();
+    let sys = db.system();
+    sys.put(Record::new("same-id", b"system data".to_vec())).await.unwrap();
+    assert_eq!(data_of(&db, "same-id").await.unwrap(), "user data");
+    assert_eq!(data_of(&sys, "same-id").await.unwrap(), "system data");
+    assert_eq!(db.list().await.unwrap().ids, vec!["same-id".to_owned()]);
+    assert_eq!(sys.list().await.unwrap().ids, vec!["same-id".to_owned()]);
+    assert_ne!(db.name_tag("same-id"), sys.name_tag("same-id"), "another naming key");
+    // Every system object is under vaultdb/sys/, every other one outside it.
+    let sys_keys: Vec<String> =
+        nodes[0].mem.keys().into_iter().filter(|k| k.starts_with("vaultdb/sys/")).collect();
+    assert_eq!(sys_keys.len(), 1, "{sys_keys:?}");
+    // Another client of the store reads it; deleting the user's record leaves it.
+    let again = builder(&nodes, 2).open().await.unwrap();
+    db.delete("same-id").await.unwrap();
+    assert_eq!(data_of(&again.system(), "same-id").await.unwrap(), "system data");
+    // Derived keys differ by purpose and agree between clients.
+    assert_eq!(*db.derived_key("audit-log"), *again.derived_key("audit-log"));
+    assert_ne!(*db.derived_key("audit-log"), *db.derived_key("other"));
 }

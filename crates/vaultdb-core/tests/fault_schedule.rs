@@ -502,7 +502,7 @@ fn regressions_repeated() {
 // ---------------------------------------------------------------------------------------
 // The checker can fail: deliberately broken stores and histories are caught.
 
-/// A backend that loses deletes: they answer Ok and change nothing.
+/// A backend that loses deletes: they answer Ok and change nothing, and its tombstones vanish.
 #[derive(Debug)]
 struct UndeadDeletes(Arc<dyn StorageBackend>);
 
@@ -515,6 +515,11 @@ impl StorageBackend for UndeadDeletes {
         self.0.name()
     }
     async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+        // Tombstones are a delete's record: a store that loses deletes loses them too.
+        let ks = vaultdb_core::naming::KeySpace::new("vaultdb").unwrap();
+        if matches!(ks.parse(key), Some(vaultdb_core::naming::ParsedKey::Tombstone { .. })) {
+            return Ok(());
+        }
         self.0.put(key, data, mode).await
     }
     async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {

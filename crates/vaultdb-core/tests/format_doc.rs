@@ -64,6 +64,26 @@ fn example(kernel: Kernel) -> Vec<(&'static str, String)> {
         secret_len: secret.len() as u32,
     };
     out.push(("envelope1", hex::encode(envelope::encode(&header, &shares[0]))));
+
+    // Section 14: the tombstone of the same record, deleted at a later version, computed
+    // here from the section's formulas (HMAC-SHA256 directly), not by the client's code;
+    // crates/vaultdb-core/src/client/tombstone.rs's test checks the code against the same.
+    use hmac::{Hmac, Mac};
+    let vt = Version::from_parts(0x0006_2d1a_2b3c_5000, 0x0f0e_0d0c_0b0a_0908);
+    let tombstone_key = naming.derive("tombstones");
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(tombstone_key.as_bytes()).unwrap();
+    mac.update(b"vaultdb/v1/tombstone\0");
+    mac.update(&tag.0);
+    mac.update(&vt.to_bytes());
+    mac.update(&[2, 3]);
+    let mac: [u8; 32] = mac.finalize().into_bytes().into();
+    out.push(("tombstone_key", hex::encode(tombstone_key.as_bytes())));
+    out.push(("tombstone_version_text", vt.to_text()));
+    out.push(("tombstone_mac", hex::encode(mac)));
+    out.push(("tombstone_name", ks.tombstone_key(tag, vt, &mac[..16].try_into().unwrap())));
+    let header =
+        Header { kind: Kind::Tombstone, threshold: t, x: 2, version: vt, tag, secret_len: 32 };
+    out.push(("tombstone_envelope2", hex::encode(envelope::encode(&header, &mac))));
     out
 }
 

@@ -130,11 +130,12 @@ async fn put_segments_large_records_and_small_ones_stay_inline() {
     for n in &nodes {
         assert_eq!(segment_keys(&n.mem), 3, "only the newest version's segments remain");
     }
-    // Delete removes manifests and segments everywhere.
+    // Delete removes manifests and segments everywhere, leaving one tombstone per record.
     db.delete("via-put").await.unwrap();
     db.delete("small").await.unwrap();
     for n in &nodes {
-        assert_eq!(n.mem.object_count(), 1, "only the keyring is left");
+        assert_eq!(n.mem.object_count(), 3, "only the keyring and two tombstones are left");
+        assert_eq!(segment_keys(&n.mem), 0);
     }
     assert_eq!(db.get_stream("via-put").await.unwrap_err().code(), ErrorCode::RecordNotFound);
 }
@@ -351,4 +352,39 @@ async fn abandoned_segments_are_removed_by_scrub() {
         assert_eq!(segment_keys(&n.mem), 0);
     }
     assert_eq!(db.get("keep").await.unwrap().record.data, b"k");
+}
+
+/// What a backend learns of a segmented record's size (docs/SECURITY.md, "Sizes"): every
+/// segment is padded on its own, so the full segments all have one size and the last one's
+/// size pins the remainder to its Padmé class. Two records with as many segments and
+/// remainders in one class look the same; remainders in different classes do not.
+#[tokio::test]
+async fn a_segmented_record_shows_its_segment_count_and_the_remainders_padding_class() {
+    let (nodes, db) = cluster(3, 2).await;
+    // The object sizes backend 0 holds for one record, sorted (the keyring excluded).
+    let sizes = |db_nodes: &[Node]| {
+        let mut s: Vec<usize> = db_nodes[0]
+            .mem
+            .snapshot()
+            .into_iter()
+            .filter(|(k, _)| k.contains("/r/"))
+            .map(|(_, v)| v.len())
+            .collect();
+        s.sort_unstable();
+        s
+    };
+    let mut seen = Vec::new();
+    // Remainders: 1000 and 1001 share a Padmé class (after the segment header); 1000 and
+    // 3000 do not.
+    for rem in [1000usize, 1001, 3000] {
+        db.put(Record::new("r", Generator::bytes(rem as u64, SEG * 2 + rem))).await.unwrap();
+        let s = sizes(&nodes);
+        assert_eq!(segment_keys(&nodes[0].mem), 3, "two full segments and the remainder");
+        seen.push(s);
+        db.delete("r").await.unwrap();
+    }
+    // Each full segment, and the last, is padded on its own: the object sizes differ only
+    // where the padded remainders differ.
+    assert_eq!(seen[0], seen[1], "remainders in one Padmé class look alike");
+    assert_ne!(seen[0], seen[2], "remainders in different classes are told apart");
 }

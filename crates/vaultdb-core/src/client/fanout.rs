@@ -24,10 +24,11 @@ use futures::stream::{FuturesUnordered, StreamExt};
 
 use super::call::{CallError, CallPolicy, Latency};
 use super::shares::{Expect, Opened, Shares};
+use super::tombstone::{Deletes, TombstoneKey};
 use crate::backend::{BackendError, BackendErrorKind, PutMode, StorageBackend, StorageBackendExt};
 use crate::envelope::Kind;
 use crate::error::{BackendOutcome, OutcomeStatus, Result, VaultError};
-use crate::naming::{KeySpace, NameTag, ParsedKey};
+use crate::naming::{KeySpace, NameTag, ParsedKey, TOMBSTONE_NAME_MAC_LEN};
 use crate::version::Version;
 use crate::wipe::SecretVec;
 
@@ -43,6 +44,15 @@ pub(crate) struct Listed {
     pub(crate) id_share: Vec<u8>,
     /// `Some(index)` for a segment share, `None` for a record or manifest share.
     pub(crate) segment: Option<u32>,
+    /// `Some(mac)` for a tombstone (the MAC its name carries, not yet checked).
+    pub(crate) tombstone: Option<[u8; TOMBSTONE_NAME_MAC_LEN]>,
+}
+
+impl Listed {
+    /// True for a share of a version's head: a record, or a segmented record's manifest.
+    pub(crate) fn is_head(&self) -> bool {
+        self.segment.is_none() && self.tombstone.is_none()
+    }
 }
 
 /// Per backend: the shares it listed for a tag, or why it could not list.
@@ -106,32 +116,61 @@ fn bad_of(status: &[Option<OutcomeStatus>]) -> Vec<usize> {
 /// One backend's answer to a probe.
 #[derive(Debug)]
 pub(crate) struct Probed {
-    /// How long it took to answer (or to fail).
+    /// How long the read check took to answer (or to fail).
     pub(crate) latency: Duration,
-    /// The error, if it failed.
+    /// True if the backend listed and read.
+    pub(crate) readable: bool,
+    /// True if the backend wrote (and removed) a probe object.
+    pub(crate) writable: bool,
+    /// What failed, if anything.
     pub(crate) error: Option<String>,
 }
 
-/// Asks each backend, concurrently, for one page of the listing under `prefix`: one
-/// attempt each, bounded by the policy's timeout. Needs no store (for `status` when the
-/// store cannot be opened).
+fn call_error_text(e: CallError) -> String {
+    match e {
+        CallError::Backend(e) => e.to_string(),
+        CallError::TimedOut => "timed out".to_owned(),
+        e @ CallError::NotAwaited => e.status().to_string(),
+    }
+}
+
+/// Checks that each backend can serve reads and accept writes, concurrently, one attempt
+/// per call bounded by the policy's timeout: it lists `keyring_key`'s prefix and reads that
+/// slot (read check), then writes and removes `probe_key` (write check). A backend whose
+/// directory is gone, whose credentials only allow reading, or that is full is down for
+/// writes; one that hangs is down. Needs no open store (for `status` when the store cannot
+/// be opened). The probe object holds no data of the store.
 pub(crate) async fn probe(
     backends: &[Arc<dyn StorageBackend>],
-    prefix: &str,
+    keyring_key: &str,
+    probe_key: &str,
     policy: &CallPolicy,
 ) -> Vec<Probed> {
     let once = CallPolicy { max_attempts: 1, ..*policy };
     let once = &once;
     let calls = backends.iter().map(|b| async move {
         let start = std::time::Instant::now();
-        let r = once.run(|| b.list_page(prefix, None)).await;
-        let error = match r {
-            Ok(_) => None,
-            Err(CallError::Backend(e)) => Some(e.to_string()),
-            Err(CallError::TimedOut) => Some("timed out".to_owned()),
-            Err(e @ CallError::NotAwaited) => Some(e.status().to_string()),
+        let read = match once.run(|| b.list_page(keyring_key, None)).await {
+            Ok(_) => once.run(|| b.get(keyring_key)).await.map(|_| ()),
+            Err(e) => Err(e),
         };
-        Probed { latency: start.elapsed(), error }
+        let latency = start.elapsed();
+        let write = match once
+            .run(|| {
+                b.put(probe_key, bytes::Bytes::from_static(b"vaultdb probe"), PutMode::Overwrite)
+            })
+            .await
+        {
+            Ok(_) => once.run(|| b.delete(probe_key)).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        let (readable, writable) = (read.is_ok(), write.is_ok());
+        let error = match (read, write) {
+            (Err(e), _) => Some(format!("cannot read: {}", call_error_text(e))),
+            (Ok(()), Err(e)) => Some(format!("cannot write: {}", call_error_text(e))),
+            (Ok(()), Ok(())) => None,
+        };
+        Probed { latency, readable, writable, error }
     });
     futures::future::join_all(calls).await
 }
@@ -142,7 +181,7 @@ pub(crate) fn group_versions(listing: &TagListing) -> BTreeMap<Version, Vec<(usi
     let mut by_version: BTreeMap<Version, Vec<(usize, Listed)>> = BTreeMap::new();
     for (idx, l) in listing.iter().enumerate() {
         if let Ok(entries) = l {
-            for e in entries.iter().filter(|e| e.segment.is_none()) {
+            for e in entries.iter().filter(|e| e.is_head()) {
                 let holders = by_version.entry(e.version).or_default();
                 // A backend holds one share per version; ignore duplicates.
                 if !holders.iter().any(|(i, _)| *i == idx) {
@@ -239,9 +278,15 @@ impl Fanout {
             .collect()
     }
 
-    /// Probes every backend (see [`probe`]) with a listing of its keyring slot.
+    /// Probes every backend (see [`probe`]): reads its keyring slot, writes a probe object.
     pub(crate) async fn probe(&self) -> Vec<Probed> {
-        probe(&self.backends, &self.keyspace.keyring_key(), &self.policy).await
+        probe(
+            &self.backends,
+            &self.keyspace.keyring_key(),
+            &self.keyspace.probe_key(),
+            &self.policy,
+        )
+        .await
     }
 
     // --- Writes and deletes -------------------------------------------------------------
@@ -317,7 +362,51 @@ impl Fanout {
         futures::future::join_all(reads).await
     }
 
+    /// Reads `key` on backend `idx`.
+    pub(crate) async fn get_one(&self, idx: usize, key: &str) -> Result<Option<Bytes>, CallError> {
+        let b = &self.backends[idx];
+        self.policy.run(|| b.get(key)).await.map(|c| c.value)
+    }
+
     // --- Listings -----------------------------------------------------------------------
+
+    /// Whether any backend holds record objects (shares, segments or tombstones) of any of
+    /// `keyspaces` (first listing page of each): what was found, for an error message, or
+    /// `None`. Keys that are not VaultDB's objects do not count.
+    pub(crate) async fn holds_objects(&self, keyspaces: &[KeySpace]) -> Option<String> {
+        let calls = self.backends.iter().enumerate().map(|(idx, b)| async move {
+            for ks in keyspaces {
+                let prefix = ks.records_prefix();
+                let Ok(c) = self.policy.run(|| b.list_page(&prefix, None)).await else {
+                    continue;
+                };
+                let ours = c
+                    .value
+                    .keys
+                    .iter()
+                    .filter(|k| {
+                        matches!(
+                            ks.parse(k),
+                            Some(
+                                ParsedKey::Share { .. }
+                                    | ParsedKey::Segment { .. }
+                                    | ParsedKey::Tombstone { .. }
+                            )
+                        )
+                    })
+                    .count();
+                if ours > 0 {
+                    return Some(format!(
+                        "{} holds {ours}{} record objects under {prefix}",
+                        self.ids[idx],
+                        if c.value.next.is_some() { " or more" } else { "" },
+                    ));
+                }
+            }
+            None
+        });
+        futures::future::join_all(calls).await.into_iter().flatten().next()
+    }
 
     /// Parses one listed key: the (tag, share) it names if `keep` accepts its tag.
     fn parse_listed(
@@ -327,10 +416,27 @@ impl Fanout {
     ) -> Option<(NameTag, Listed)> {
         match self.keyspace.parse(&key) {
             Some(ParsedKey::Share { tag, version, id_share }) if keep(tag) => {
-                Some((tag, Listed { version, key, id_share, segment: None }))
+                Some((tag, Listed { version, key, id_share, segment: None, tombstone: None }))
             }
             Some(ParsedKey::Segment { tag, version, index }) if keep(tag) => {
-                Some((tag, Listed { version, key, id_share: Vec::new(), segment: Some(index) }))
+                let e = Listed {
+                    version,
+                    key,
+                    id_share: Vec::new(),
+                    segment: Some(index),
+                    tombstone: None,
+                };
+                Some((tag, e))
+            }
+            Some(ParsedKey::Tombstone { tag, version, mac }) if keep(tag) => {
+                let e = Listed {
+                    version,
+                    key,
+                    id_share: Vec::new(),
+                    segment: None,
+                    tombstone: Some(mac),
+                };
+                Some((tag, e))
             }
             _ => None,
         }
@@ -352,20 +458,46 @@ impl Fanout {
 
     /// Lists one record's shares on every backend.
     pub(crate) async fn list_tag(&self, tag: NameTag) -> TagListing {
+        let calls = (0..self.n()).map(|idx| self.list_tag_at(idx, tag));
+        futures::future::join_all(calls).await
+    }
+
+    /// Lists one record's shares on backend `idx`.
+    pub(crate) async fn list_tag_at(
+        &self,
+        idx: usize,
+        tag: NameTag,
+    ) -> Result<Vec<Listed>, CallError> {
         let prefix = self.keyspace.record_prefix(tag);
-        self.list_shares(&prefix, |t| t == tag)
-            .await
+        let b = &self.backends[idx];
+        let keys = self.policy.run(|| b.list_all(&prefix)).await?.value;
+        Ok(keys
             .into_iter()
-            .map(|l| l.map(|entries| entries.into_iter().map(|(_, e)| e).collect()))
-            .collect()
+            .filter_map(|k| self.parse_listed(k, |t| t == tag))
+            .map(|(_, e)| e)
+            .collect())
+    }
+
+    /// The tombstones in one record's listing, checked against the store's tombstone key.
+    pub(crate) fn deletes(&self, tag: NameTag, tk: &TombstoneKey, listing: &TagListing) -> Deletes {
+        let listed = listing.iter().enumerate().flat_map(|(idx, l)| {
+            l.as_deref()
+                .unwrap_or_default()
+                .iter()
+                .filter_map(move |e| e.tombstone.as_ref().map(|mac| (idx, e.version, mac)))
+        });
+        tk.sort(tag, self.shares.threshold(), listed)
     }
 
     /// Lists one record's shares for a read, without waiting for backends whose answers can
-    /// no longer change the version the read picks: once the newest version listed by K
-    /// backends is known, fewer than K backends are still to answer (so no version they alone
-    /// hold could reach K), and no newer version could reach K with their help, the rest are
-    /// `NotAwaited`. A slow or hung backend then delays no read that the others can serve.
-    pub(crate) async fn list_tag_for_read(&self, tag: NameTag) -> TagListing {
+    /// no longer change the version the read picks: once at least `min_ok` backends listed
+    /// (or every backend answered), the newest version listed by K backends is known, fewer
+    /// than K backends are still to answer (so no version they alone hold could reach K),
+    /// and no newer version could reach K with their help, the rest are `NotAwaited`. A
+    /// slow or hung backend then delays no read that the others can serve. `min_ok` is
+    /// what makes a tombstone visible although some of its holders were rolled back (see
+    /// `Settings::rollback_tolerance`).
+    pub(crate) async fn list_tag_for_read(&self, tag: NameTag, min_ok: usize) -> TagListing {
         let prefix = self.keyspace.record_prefix(tag);
         let prefix = prefix.as_str();
         let k = self.k();
@@ -390,6 +522,9 @@ impl Fanout {
             listing[i] = r;
             waiting -= 1;
             if waiting == 0 || waiting >= k {
+                continue;
+            }
+            if listing.iter().filter(|l| l.is_ok()).count() < min_ok {
                 continue;
             }
             let versions = group_versions(&listing);
@@ -594,7 +729,7 @@ impl Fanout {
         }
     }
 
-    fn note_bad(&self, idx: usize, reason: &str) {
+    pub(crate) fn note_bad(&self, idx: usize, reason: &str) {
         self.bad_shares.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(backend = %self.ids[idx], reason, "backend served a bad share");
     }

@@ -55,7 +55,7 @@ impl VaultDb {
             // change the outcome; a retry (shares listed but gone, or too few good), and any
             // read with hedging off, hears everyone.
             let listing = if attempt == 0 && inner.settings.hedge_after.is_some() {
-                inner.fanout.list_tag_for_read(tag).await
+                inner.fanout.list_tag_for_read(tag, inner.read_listings()).await
             } else {
                 inner.fanout.list_tag(tag).await
             };
@@ -70,7 +70,7 @@ impl VaultDb {
                         Err(e) => inner.outcome(i, e.status()),
                         Ok(entries)
                             if v.is_some_and(|v| {
-                                entries.iter().any(|e| e.version == *v && e.segment.is_none())
+                                entries.iter().any(|e| e.version == *v && e.is_head())
                             }) =>
                         {
                             inner.outcome(i, OutcomeStatus::Skipped)
@@ -79,9 +79,30 @@ impl VaultDb {
                     })
                     .collect()
             };
-            let Some((version, holders)) =
-                versions.iter().rev().find(|(_, holders)| holders.len() >= k)
-            else {
+            let deletes = inner.fanout.deletes(tag, &inner.tombstone_key(), &listing);
+            for &b in &deletes.forged {
+                inner.fanout.note_bad(b, "listed a tombstone that does not verify");
+            }
+            let candidate = versions.iter().rev().find(|(_, holders)| holders.len() >= k);
+            if let Some(t) = deletes.newest()
+                && candidate.is_none_or(|(v, _)| *v < t)
+            {
+                // Deleted (at t). Leftovers older than the tombstone (a backend restored
+                // from a backup, or one that was down during the delete), or a backend
+                // without the tombstone, are cleaned up in the background.
+                let leftovers = listing.iter().any(|l| {
+                    l.as_deref()
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|e| e.tombstone.is_none() && e.version < t)
+                });
+                let spread = listing.iter().filter(|l| l.is_ok()).count() > deletes.valid[&t].len();
+                if leftovers || spread || !deletes.forged.is_empty() {
+                    self.repair_in_background(tag, "deleted record with leftovers");
+                }
+                return Err(VaultError::RecordNotFound);
+            }
+            let Some((version, holders)) = candidate else {
                 let best = versions.values().map(Vec::len).max().unwrap_or(0);
                 if best + unanswered >= k {
                     return Err(VaultError::InsufficientShares {
@@ -95,7 +116,9 @@ impl VaultDb {
             inner.clock.observe(version.micros());
             let expect = Expect { kind: Kind::Record, tag, version: *version };
             let sources = holders.iter().map(|(i, l)| (*i, Source::Fetch(l.key.clone()))).collect();
-            let verified = match inner.fanout.fetch_and_verify(expect, sources, false).await {
+            // A retry fetches every holder's share, so that each bad one seen is named.
+            let want_all = attempt > 0;
+            let verified = match inner.fanout.fetch_and_verify(expect, sources, want_all).await {
                 Ok(v) => v,
                 Err(e @ VaultError::InsufficientShares { .. })
                     if e.outcomes().iter().any(|o| o.status == OutcomeStatus::Missing) =>
@@ -146,13 +169,19 @@ impl VaultDb {
         if super::degraded(outcomes) {
             inner.stats.degraded_reads.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(%tag, "degraded read: {}", crate::error::outcomes_text(outcomes));
-            if inner.settings.read_repair
-                && let Ok(handle) = tokio::runtime::Handle::try_current()
-            {
-                let db = self.clone();
-                // Its report is not needed here: what it restores or removes is logged.
-                handle.spawn(async move { db.inner.repair_tag(tag, None).await });
-            }
+            self.repair_in_background(tag, "degraded read");
+        }
+    }
+
+    /// Starts a repair of `tag` in the background, if read-repair is on.
+    pub(crate) fn repair_in_background(&self, tag: NameTag, why: &'static str) {
+        if self.inner.settings.read_repair
+            && let Ok(handle) = tokio::runtime::Handle::try_current()
+        {
+            tracing::debug!(%tag, why, "starting a repair");
+            let db = self.clone();
+            // Its report is not needed here: what it restores or removes is logged.
+            handle.spawn(async move { db.inner.repair_tag(tag, None).await });
         }
     }
 }

@@ -53,8 +53,12 @@ pub struct BackendHealth {
     pub id: String,
     /// Its human-readable name.
     pub name: String,
-    /// True if it answered a listing.
+    /// True if it can serve reads and accept writes (`readable && writable`).
     pub up: bool,
+    /// True if it listed and read its keyring slot.
+    pub readable: bool,
+    /// True if it wrote (and removed) a probe object.
+    pub writable: bool,
     /// How long it took to answer (or to fail).
     pub latency: Duration,
     /// The error, if it failed.
@@ -92,8 +96,10 @@ impl Health {
         threshold: usize,
         settings: &Settings,
     ) -> Result<Health> {
-        let key = KeySpace::new(&settings.prefix)?.keyring_key();
-        let probed = fanout::probe(backends, &key, &settings.call_policy).await;
+        let ks = KeySpace::new(&settings.prefix)?;
+        let probed =
+            fanout::probe(backends, &ks.keyring_key(), &ks.probe_key(), &settings.call_policy)
+                .await;
         Ok(Health::of(threshold, backends, probed))
     }
 
@@ -104,7 +110,9 @@ impl Health {
             .map(|(b, p)| BackendHealth {
                 id: b.id().to_owned(),
                 name: b.name().to_owned(),
-                up: p.error.is_none(),
+                up: p.readable && p.writable,
+                readable: p.readable,
+                writable: p.writable,
                 latency: p.latency,
                 error: p.error,
             })
@@ -142,13 +150,20 @@ impl VaultDb {
         // tag -> version -> (backend, id share)
         type IdShares<'a> = BTreeMap<Version, Vec<(usize, &'a [u8])>>;
         let mut by_tag: BTreeMap<NameTag, IdShares<'_>> = BTreeMap::new();
+        type Tombs<'a> = Vec<(usize, Version, &'a [u8; crate::naming::TOMBSTONE_NAME_MAC_LEN])>;
+        let mut tombs: BTreeMap<NameTag, Tombs<'_>> = BTreeMap::new();
         for (idx, l) in listing.iter().enumerate() {
+            for (tag, e) in l.as_ref().map(Vec::as_slice).unwrap_or_default() {
+                if let Some(mac) = &e.tombstone {
+                    tombs.entry(*tag).or_default().push((idx, e.version, mac));
+                }
+            }
             for (tag, e) in l
                 .as_ref()
                 .map(Vec::as_slice)
                 .unwrap_or_default()
                 .iter()
-                .filter(|(_, e)| e.segment.is_none())
+                .filter(|(_, e)| e.is_head())
             {
                 let holders = by_tag.entry(*tag).or_default().entry(e.version).or_default();
                 if !holders.iter().any(|(i, _)| *i == idx) {
@@ -158,10 +173,22 @@ impl VaultDb {
         }
         let mut ids = Vec::new();
         let mut unverified = 0;
+        let tk = inner.tombstone_key();
         for (tag, versions) in &by_tag {
+            let deletes = tk.sort(*tag, inner.threshold(), tombs.remove(tag).unwrap_or_default());
+            let newest_complete = versions.iter().rev().find(|(_, h)| h.len() >= inner.k());
+            if newest_complete.is_some_and(|(v, _)| deletes.deletes(*v)) {
+                // Deleted; leftovers of a restored backup or a missed delete, for scrub.
+                continue;
+            }
             let mut complete = false;
             let mut found = None;
-            for holders in versions.values().rev().filter(|h| h.len() >= inner.k()) {
+            let live = versions
+                .iter()
+                .rev()
+                .filter(|(v, h)| h.len() >= inner.k() && !deletes.deletes(**v))
+                .map(|(_, h)| h);
+            for holders in live {
                 complete = true;
                 if let Some((id, _)) = inner.shares().recover_id(&inner.naming, *tag, holders) {
                     found = Some(id);

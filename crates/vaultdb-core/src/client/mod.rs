@@ -46,6 +46,7 @@ mod open;
 mod read;
 mod repair;
 mod shares;
+mod tombstone;
 mod write;
 
 use std::fmt;
@@ -121,6 +122,18 @@ pub struct Settings {
     /// rather than hold more than this in buffers at once. A single operation larger than
     /// the budget waits for all of it.
     pub max_inflight_bytes: usize,
+    /// How many backends may be rolled back (restored from an old backup, or missing a
+    /// delete they were down for) at once without a deleted record coming back: a read waits
+    /// for the listings of at least K plus this many backends (or of every backend that
+    /// answers) before it decides, so that it sees a tombstone left by the delete
+    /// (docs/SECURITY.md, "Deletes and tombstones"). Default 1; 0 lets reads decide on the
+    /// fastest K listings, as before tombstones existed.
+    pub rollback_tolerance: usize,
+    /// How long tombstones are kept. `None` (the default): forever, so no backup restored
+    /// at any time can bring a deleted record back. With `Some(ttl)`, scrub removes a
+    /// tombstone older than `ttl` once every backend listed the record and none holds older
+    /// data; a backup older than that can then resurrect what it holds.
+    pub tombstone_ttl: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -137,6 +150,8 @@ impl Default for Settings {
             max_record_size: DEFAULT_MAX_RECORD_SIZE,
             segment_size: crate::manifest::DEFAULT_SEGMENT_SIZE,
             max_inflight_bytes: DEFAULT_MAX_INFLIGHT_BYTES,
+            rollback_tolerance: 1,
+            tombstone_ttl: None,
         }
     }
 }
@@ -333,24 +348,33 @@ impl VaultDbBuilder {
     /// keyring cannot be read or created.
     pub async fn open(self) -> Result<VaultDb> {
         let Checked { threshold, write_quorum, ids, keyspace } = self.checked()?;
-        let n = ids.len();
         let s = &self.settings;
-        let shares = Shares::new(threshold, s.padding);
-        let fanout =
-            Fanout::new(self.backends, ids, s.call_policy, s.hedge_after, keyspace, shares);
-        let budget = Budget::new(s.max_inflight_bytes, s.segment_size, n, s.padding);
-        let mut inner = Inner {
-            fanout,
+        // The system namespace (see `VaultDb::system`): the same backends, under
+        // `<prefix>/sys/`, named with a key derived from the store's naming key.
+        let sys_keyspace = KeySpace::new(&system_prefix(&s.prefix))?;
+        let system_parts = (self.backends.clone(), ids.clone());
+        let mut inner = Inner::new(
+            self.backends,
+            ids,
+            threshold,
             write_quorum,
-            naming: NamingKey::from_bytes([0; 32]),
-            settings: self.settings,
-            clock: Clock::global(),
-            rng: self.rng.map(Mutex::new),
-            stats: Stats::default(),
-            budget,
-        };
+            keyspace,
+            self.settings.clone(),
+            self.rng.map(Mutex::new),
+        );
         let keyring = open::load_or_create_keyring(&inner, self.naming_key.as_ref()).await?;
+        let mut system = Inner::new(
+            system_parts.0,
+            system_parts.1,
+            threshold,
+            write_quorum,
+            sys_keyspace,
+            self.settings,
+            None,
+        );
+        system.naming = keyring.naming_key.derive(SYSTEM_NAMING_PURPOSE);
         inner.naming = keyring.naming_key;
+        inner.system = Some(Arc::new(system));
         Ok(VaultDb { inner: Arc::new(inner) })
     }
 
@@ -412,6 +436,72 @@ pub(crate) struct Inner {
     rng: Option<Mutex<Box<dyn RandomSource>>>,
     pub(crate) stats: Stats,
     pub(crate) budget: Budget,
+    /// The system namespace's client ([`VaultDb::system`]); `None` in that client itself.
+    system: Option<Arc<Inner>>,
+}
+
+/// What the system namespace's naming key is derived for (docs/FORMAT.md section 9).
+const SYSTEM_NAMING_PURPOSE: &str = "system-records";
+
+/// The key prefix of the system namespace under a store's prefix.
+fn system_prefix(prefix: &str) -> String {
+    match prefix.trim_end_matches('/') {
+        "" => "sys".to_owned(),
+        p => format!("{p}/sys"),
+    }
+}
+
+impl Inner {
+    /// The key that authenticates this store's tombstones.
+    pub(crate) fn tombstone_key(&self) -> tombstone::TombstoneKey {
+        tombstone::TombstoneKey::new(&self.naming)
+    }
+
+    /// Where a store keeps data: its records' key space, and its system namespace's.
+    pub(crate) fn data_keyspaces(&self) -> Vec<KeySpace> {
+        let sys = KeySpace::new(&system_prefix(&self.settings.prefix)).ok();
+        std::iter::once(self.fanout.keyspace().clone()).chain(sys).collect()
+    }
+
+    /// How many listings a read waits for (see [`Settings::rollback_tolerance`]).
+    pub(crate) fn read_listings(&self) -> usize {
+        (self.k() + self.settings.rollback_tolerance).min(self.n())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        backends: Vec<Arc<dyn StorageBackend>>,
+        ids: Vec<String>,
+        threshold: Threshold,
+        write_quorum: usize,
+        keyspace: KeySpace,
+        settings: Settings,
+        rng: Option<Mutex<Box<dyn RandomSource>>>,
+    ) -> Self {
+        let n = ids.len();
+        let shares = Shares::new(threshold, settings.padding);
+        let fanout = Fanout::new(
+            backends,
+            ids,
+            settings.call_policy,
+            settings.hedge_after,
+            keyspace,
+            shares,
+        );
+        let budget =
+            Budget::new(settings.max_inflight_bytes, settings.segment_size, n, settings.padding);
+        Self {
+            fanout,
+            write_quorum,
+            naming: NamingKey::from_bytes([0; 32]),
+            settings,
+            clock: Clock::global(),
+            rng,
+            stats: Stats::default(),
+            budget,
+            system: None,
+        }
+    }
 }
 
 impl Inner {
@@ -525,6 +615,26 @@ impl VaultDb {
     /// The name tag of a record id: what backends and logs see instead of the id.
     pub fn name_tag(&self, id: &str) -> crate::naming::NameTag {
         self.inner.naming.tag(id)
+    }
+
+    /// The store's system namespace: a client over the same backends whose records live
+    /// under `<prefix>/sys/` and are named with a key derived from the store's naming key,
+    /// so they never mix with (or show up in [`VaultDb::list`] among) the callers' records.
+    /// The `vaultdb` binary keeps its audit checkpoints there. Every operation of
+    /// [`VaultDb`] works on it, with the same guarantees. (The system namespace's own
+    /// `system()` is itself.)
+    pub fn system(&self) -> VaultDb {
+        match &self.inner.system {
+            Some(system) => VaultDb { inner: Arc::clone(system) },
+            None => self.clone(),
+        }
+    }
+
+    /// A 256-bit key derived from the store's naming key for `purpose` (HMAC-SHA256, docs/
+    /// FORMAT.md section 9): known to every client of the store, and to no set of fewer than K
+    /// backends. The `vaultdb` binary keys its audit log's chain with one.
+    pub fn derived_key(&self, purpose: &str) -> zeroize::Zeroizing<[u8; 32]> {
+        zeroize::Zeroizing::new(*self.inner.naming.derive(purpose).as_bytes())
     }
 
     /// Counters of degraded reads, bad shares, repairs and cleanups since this client was

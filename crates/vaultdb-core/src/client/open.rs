@@ -1,15 +1,23 @@
 //! Opening a store: reading the keyring, or creating it on an empty store.
 //!
-//! Each backend has one keyring slot (`<prefix>/keyring`). On open the client reads all N
-//! slots. If some version has K shares that verify, that is the keyring; the client checks
-//! its own configuration against it and rewrites missing or bad slots.
+//! Each backend has one keyring slot (`<prefix>/keyring`). On open the client reads the N
+//! slots at once, and stops waiting as soon as K of them verify: that is the keyring (a
+//! backend that hangs or answers slowly delays nothing). The client checks its own
+//! configuration against it and rewrites the slots that hold no good share, naming their
+//! backends. A slot that holds garbage, another position's share (one backend's keyring
+//! swapped in from another) or another threshold's is a bad share like any other, as long
+//! as K good ones remain; only when K or more slots agree on another shape is the client's
+//! configuration the problem (`INVALID_CONFIG`).
 //!
-//! Only when *every* backend answered and *no* slot holds anything does the client create
-//! a keyring. Creation is decided by backend 0's slot, written create-only: of two clients
-//! opening an empty store at once, exactly one wins it; the winner then writes the other
-//! slots, and the loser waits for the winner's keyring to become readable and uses it. So
-//! both end up with one keyring. If any backend cannot be reached, nothing is created (the
-//! keyring might live there), and open fails with `INSUFFICIENT_SHARES`.
+//! A keyring is created only when *every* backend answered, *no* slot holds anything and
+//! *no* backend holds any record object: a store that has data but has lost its keyring
+//! (every slot deleted, or fewer than K readable) is an error, never a new store, since a
+//! new naming key would make every record unreadable (`KEYRING_UNAVAILABLE`, with the code
+//! `INSUFFICIENT_SHARES`; docs/SECURITY.md says how to recover). Creation is decided by
+//! backend 0's slot, written create-only: of two clients opening an empty store at once,
+//! exactly one wins it; the winner then writes the other slots, and the loser waits for the
+//! winner's keyring to become readable and uses it. If any backend cannot be reached,
+//! nothing is created (the keyring might live there).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -39,62 +47,122 @@ enum Slot {
     Unreachable(CallError),
 }
 
+/// Sorts one backend's answer for its keyring slot.
+fn slot_of(idx: usize, r: Result<Option<Bytes>, CallError>) -> Slot {
+    match r {
+        Err(e) => Slot::Unreachable(e),
+        Ok(None) => Slot::Empty,
+        Ok(Some(bytes)) => match envelope::decode(&bytes) {
+            Err(e) => Slot::Bad(e.to_string()),
+            Ok(env) if env.header.kind != Kind::Keyring => Slot::Bad("not a keyring share".into()),
+            Ok(env) => {
+                let h = env.header;
+                if usize::from(h.x) != idx + 1 {
+                    Slot::Misplaced(bytes)
+                } else {
+                    Slot::Share(h.version, bytes)
+                }
+            }
+        },
+    }
+}
+
+/// Reads every slot (for the repair and creation paths, which need them all).
 async fn read_slots(inner: &Inner) -> Vec<Slot> {
     let key = inner.fanout.keyspace().keyring_key();
     let reads = inner.fanout.get_all(&key).await;
-    reads
-        .into_iter()
-        .enumerate()
-        .map(|(idx, r)| match r {
-            Err(e) => Slot::Unreachable(e),
-            Ok(None) => Slot::Empty,
-            Ok(Some(bytes)) => match envelope::decode(&bytes) {
-                Err(e) => Slot::Bad(e.to_string()),
-                Ok(env) if env.header.kind != Kind::Keyring => {
-                    Slot::Bad("not a keyring share".into())
-                }
-                Ok(env) => {
-                    let h = env.header;
-                    if usize::from(h.x) != idx + 1 {
-                        Slot::Misplaced(bytes)
-                    } else {
-                        Slot::Share(h.version, bytes)
-                    }
-                }
-            },
-        })
-        .collect()
+    reads.into_iter().enumerate().map(|(idx, r)| slot_of(idx, r)).collect()
 }
 
-/// A keyring share written for another threshold, or at another backend position, means
-/// the client's configuration is not the store's: say so rather than fail to read.
-fn check_shape(inner: &Inner, slots: &[Slot]) -> Result<()> {
-    for (idx, s) in slots.iter().enumerate() {
-        let bytes = match s {
-            Slot::Share(_, b) | Slot::Misplaced(b) => b,
-            _ => continue,
-        };
-        let Ok(env) = envelope::decode(bytes) else {
-            continue;
-        };
-        if env.header.threshold != inner.threshold() {
-            return Err(VaultError::invalid_config(format!(
-                "the store was created as {} but the client is configured as {}",
-                env.header.threshold,
-                inner.threshold()
-            )));
-        }
-        if usize::from(env.header.x) != idx + 1 {
-            return Err(VaultError::invalid_config(format!(
-                "backend {} holds the keyring share of position {}, not {}: the backend list \
-                 is in another order than when the store was created",
-                inner.fanout.id(idx),
-                env.header.x,
-                idx + 1
-            )));
+/// Reads the slots until K of them verify as one keyring: the slots (those not heard from
+/// yet are `Unreachable(NotAwaited)`) and the keyring, if found.
+async fn read_until_keyring(inner: &Inner) -> (Vec<Slot>, Option<(Version, Verified)>) {
+    use futures::stream::{FuturesUnordered, StreamExt};
+    let key = inner.fanout.keyspace().keyring_key();
+    let key = key.as_str();
+    let mut reads: FuturesUnordered<_> = (0..inner.n())
+        .map(|idx| async move { (idx, inner.fanout.get_one(idx, key).await) })
+        .collect();
+    let mut slots: Vec<Slot> =
+        (0..inner.n()).map(|_| Slot::Unreachable(CallError::NotAwaited)).collect();
+    let mut shares = 0;
+    while let Some((idx, r)) = reads.next().await {
+        slots[idx] = slot_of(idx, r);
+        if matches!(slots[idx], Slot::Share(..)) {
+            shares += 1;
+            if shares >= inner.k()
+                && let Some(found) = find_keyring(inner, &slots).await
+            {
+                return (slots, Some(found));
+            }
         }
     }
+    (slots, None)
+}
+
+/// The client's configuration is not the store's when K or more slots agree on another
+/// threshold, or hold shares of other positions: say so rather than fail to read. Fewer
+/// such slots are bad shares (see [`bad_slots`]).
+fn check_shape(inner: &Inner, slots: &[Slot]) -> Result<()> {
+    let headers: Vec<(usize, envelope::Header)> = slots
+        .iter()
+        .enumerate()
+        .filter_map(|(idx, s)| match s {
+            Slot::Share(_, b) | Slot::Misplaced(b) => {
+                envelope::decode(b).ok().map(|e| (idx, e.header))
+            }
+            _ => None,
+        })
+        .collect();
+    let k = inner.k();
+    let other_threshold: Vec<&envelope::Header> =
+        headers.iter().map(|(_, h)| h).filter(|h| h.threshold != inner.threshold()).collect();
+    if let Some(first) = other_threshold.first()
+        && other_threshold.iter().filter(|h| h.threshold == first.threshold).count() >= k
+    {
+        return Err(VaultError::invalid_config(format!(
+            "the store was created as {} but the client is configured as {}",
+            first.threshold,
+            inner.threshold()
+        )));
+    }
+    let misplaced: Vec<&(usize, envelope::Header)> =
+        headers.iter().filter(|(idx, h)| usize::from(h.x) != idx + 1).collect();
+    if misplaced.len() >= k {
+        let (idx, h) = misplaced[0];
+        return Err(VaultError::invalid_config(format!(
+            "backend {} holds the keyring share of position {}, not {} (and {} other backends \
+             hold another position's): the backend list is in another order than when the \
+             store was created",
+            inner.fanout.id(*idx),
+            h.x,
+            idx + 1,
+            misplaced.len() - 1
+        )));
+    }
     Ok(())
+}
+
+/// What each slot held, as per-backend outcomes.
+fn slot_outcomes(inner: &Inner, slots: &[Slot]) -> Vec<crate::error::BackendOutcome> {
+    slots
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            inner.outcome(
+                i,
+                match s {
+                    Slot::Empty => OutcomeStatus::Missing,
+                    Slot::Share(..) => OutcomeStatus::Ok,
+                    Slot::Bad(reason) => OutcomeStatus::Corrupt { reason: reason.clone() },
+                    Slot::Misplaced(_) => OutcomeStatus::Corrupt {
+                        reason: "another backend position's keyring share".into(),
+                    },
+                    Slot::Unreachable(e) => e.status(),
+                },
+            )
+        })
+        .collect()
 }
 
 /// Finds a keyring version whose shares verify; returns it with the verification.
@@ -159,59 +227,77 @@ pub(crate) async fn load_or_create_keyring(
     let deadline = tokio::time::Instant::now() + CREATION_WAIT;
     let mut delay = Duration::from_millis(20);
     loop {
-        let slots = read_slots(inner).await;
-        check_shape(inner, &slots)?;
-        if let Some((version, verified)) = find_keyring(inner, &slots).await {
+        let (mut slots, found) = read_until_keyring(inner).await;
+        if let Some((version, verified)) = found {
             let keyring = decode_keyring(&verified, external)?;
             keyring.check_config(inner.threshold(), inner.fanout.ids())?;
+            for (idx, s) in slots.iter().enumerate() {
+                if matches!(s, Slot::Bad(_) | Slot::Misplaced(_)) {
+                    inner.fanout.note_bad(idx, "its keyring share is bad; rewriting it");
+                }
+            }
             fix_slots(inner, &slots, version, &verified).await;
             return Ok(keyring);
         }
-        let unreachable: Vec<_> = slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| match s {
-                Slot::Unreachable(e) => Some(inner.outcome(i, e.status())),
-                _ => None,
-            })
-            .collect();
-        if !unreachable.is_empty() {
-            let present = slots.iter().filter(|s| matches!(s, Slot::Share(..))).count();
-            return Err(VaultError::InsufficientShares {
-                need: inner.k(),
-                got: present,
-                outcomes: unreachable,
+        check_shape(inner, &slots)?;
+        let unreachable = slots.iter().filter(|s| matches!(s, Slot::Unreachable(_))).count();
+        if unreachable > 0 {
+            // Give the slow ones their answer (bounded by the call policy) before deciding.
+            slots = read_slots(inner).await;
+            if let Some((version, verified)) = find_keyring(inner, &slots).await {
+                let keyring = decode_keyring(&verified, external)?;
+                keyring.check_config(inner.threshold(), inner.fanout.ids())?;
+                fix_slots(inner, &slots, version, &verified).await;
+                return Ok(keyring);
+            }
+            check_shape(inner, &slots)?;
+        }
+        let empty = slots.iter().all(|s| matches!(s, Slot::Empty));
+        let reachable = slots.iter().all(|s| !matches!(s, Slot::Unreachable(_)));
+        if empty && reachable {
+            if let Some(what) = inner.fanout.holds_objects(&inner.data_keyspaces()).await {
+                return Err(VaultError::KeyringUnavailable {
+                    reason: format!(
+                        "the store holds data ({what}) but no backend holds a keyring share: a \
+                         new keyring would make every record unreadable, so none is created; \
+                         restore the keyring objects (`{}`) of at least {} backends from a \
+                         backup (docs/SECURITY.md, \"A lost keyring\")",
+                        inner.fanout.keyspace().keyring_key(),
+                        inner.k()
+                    ),
+                    outcomes: slot_outcomes(inner, &slots),
+                });
+            }
+            if let Some(keyring) = try_create(inner, external).await? {
+                return Ok(keyring);
+            }
+        } else if empty || slots.iter().all(|s| matches!(s, Slot::Empty | Slot::Unreachable(_))) {
+            // Nothing readable, and a backend that may hold the keyring cannot be reached.
+            let answered = slots.iter().filter(|s| !matches!(s, Slot::Unreachable(_))).count();
+            return Err(VaultError::KeyringUnavailable {
+                reason: format!(
+                    "{answered} of {} backends answered and hold no keyring share; a keyring is \
+                     neither read nor created while a backend that may hold it cannot be reached",
+                    inner.n()
+                ),
+                outcomes: slot_outcomes(inner, &slots),
             });
         }
-        if slots.iter().all(|s| matches!(s, Slot::Empty))
-            && let Some(keyring) = try_create(inner, external).await?
-        {
-            return Ok(keyring);
-        }
-        // Another client is creating the keyring (or a creation was interrupted): wait.
+        // Some slots hold something, but fewer than K verify: another client is creating
+        // the keyring, or it was damaged. Wait a while for the first.
         if tokio::time::Instant::now() >= deadline {
-            let outcomes = slots
-                .iter()
-                .enumerate()
-                .map(|(i, s)| {
-                    inner.outcome(
-                        i,
-                        match s {
-                            Slot::Empty => OutcomeStatus::Missing,
-                            Slot::Share(..) => OutcomeStatus::Ok,
-                            Slot::Bad(reason) => OutcomeStatus::Corrupt { reason: reason.clone() },
-                            Slot::Misplaced(_) => {
-                                OutcomeStatus::Corrupt { reason: "misplaced keyring share".into() }
-                            }
-                            Slot::Unreachable(e) => e.status(),
-                        },
-                    )
-                })
-                .collect();
-            return Err(VaultError::InsufficientShares {
-                need: inner.k(),
-                got: slots.iter().filter(|s| matches!(s, Slot::Share(..))).count(),
-                outcomes,
+            return Err(VaultError::KeyringUnavailable {
+                reason: format!(
+                    "fewer than {} keyring shares verify{}",
+                    inner.k(),
+                    if inner.fanout.holds_objects(&inner.data_keyspaces()).await.is_some() {
+                        " and the store holds data: restore the keyring objects from a backup \
+                         (docs/SECURITY.md, \"A lost keyring\")"
+                    } else {
+                        ""
+                    }
+                ),
+                outcomes: slot_outcomes(inner, &slots),
             });
         }
         tokio::time::sleep(delay).await;

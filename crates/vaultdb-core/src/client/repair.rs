@@ -62,9 +62,34 @@ impl Inner {
         let grace = self.settings.grace_period.as_micros().min(u128::from(u64::MAX)) as u64;
         let now = now_micros();
         let old_enough = |v: &Version| now.saturating_sub(v.micros()) >= grace;
+        let deletes = self.fanout.deletes(tag, &self.tombstone_key(), &listing);
+        let mut doomed: Vec<(usize, String)> = Vec::new();
+        for &b in &deletes.forged {
+            self.fanout.note_bad(b, "listed a tombstone that does not verify");
+            report.problems.push(format!(
+                "{tag}: {} holds a tombstone that does not verify; removed",
+                self.fanout.id(b)
+            ));
+        }
+        // Forged tombstones go (they are a backend's bad data).
+        for (idx, l) in listing.iter().enumerate() {
+            for e in l.as_deref().unwrap_or_default() {
+                if e.tombstone.is_some()
+                    && !deletes.valid.get(&e.version).is_some_and(|h| h.contains(&idx))
+                {
+                    doomed.push((idx, e.key.clone()));
+                }
+            }
+        }
+        let deleted_at = deletes.newest();
 
         let mut target: Option<(Version, Verified)> = None;
         for (v, holders) in versions.iter().rev() {
+            if deleted_at.is_some_and(|t| *v < t) {
+                // Every version older than the newest tombstone is deleted, however
+                // complete: never restored, only removed.
+                break;
+            }
             if holders.len() < k {
                 continue;
             }
@@ -81,14 +106,19 @@ impl Inner {
             }
         }
 
-        let mut doomed: Vec<(usize, String)> = Vec::new();
         match &target {
             None => {
-                // Nothing complete: remove abandoned partial writes once they are old enough.
+                // Nothing complete (newer than a tombstone): what a tombstone deleted goes
+                // now, abandoned partial writes once they are old enough.
                 for (v, holders) in &versions {
-                    if holders.len() < k && old_enough(v) {
+                    let deleted = deleted_at.is_some_and(|t| *v < t);
+                    if deleted || (holders.len() < k && old_enough(v)) {
                         doomed.extend(holders.iter().map(|(i, l)| (*i, l.key.clone())));
                     }
+                }
+                if let Some(t) = deleted_at {
+                    self.settle_tombstone(tag, t, &deletes, &listing, &mut doomed, &mut report)
+                        .await;
                 }
             }
             Some((tv, verified)) => {
@@ -110,10 +140,22 @@ impl Inner {
                 } else {
                     report.problems.extend(lost);
                 }
+                // Tombstones older than a complete newer version have done their work.
+                for (t, holders) in deletes.valid.range(..*tv) {
+                    let key =
+                        self.tombstone_key().key(self.fanout.keyspace(), tag, *t, self.threshold());
+                    doomed.extend(holders.iter().map(|i| (*i, key.clone())));
+                }
                 let mut older: Vec<&Version> = versions.keys().filter(|v| *v < tv).collect();
                 older.sort_by(|a, b| b.cmp(a));
                 for v in older.into_iter().skip(self.settings.retain_versions - 1) {
                     doomed.extend(versions[v].iter().map(|(i, l)| (*i, l.key.clone())));
+                }
+                // A retained version older than a tombstone was deleted all the same.
+                if let Some(t) = deleted_at {
+                    for holders in versions.range(..t).map(|(_, h)| h) {
+                        doomed.extend(holders.iter().map(|(i, l)| (*i, l.key.clone())));
+                    }
                 }
                 for (v, holders) in versions.range(tv..).skip(1) {
                     if holders.len() < k && old_enough(v) {
@@ -135,7 +177,8 @@ impl Inner {
         for (idx, l) in listing.iter().enumerate() {
             for e in l.as_deref().unwrap_or_default().iter().filter(|e| e.segment.is_some()) {
                 let headless = !versions.contains_key(&e.version);
-                let superseded = target_version.is_some_and(|tv| e.version < tv);
+                let superseded = target_version.is_some_and(|tv| e.version < tv)
+                    || deleted_at.is_some_and(|t| e.version < t);
                 if doomed_versions.contains(&e.version)
                     || (headless && (old_enough(&e.version) || superseded))
                 {
@@ -157,11 +200,12 @@ impl Inner {
                 .filter(|(i, l)| {
                     !ours.contains(i)
                         && l.as_ref()
-                            .is_ok_and(|e| e.iter().any(|e| e.version == tv && e.segment.is_none()))
+                            .is_ok_and(|e| e.iter().any(|e| e.version == tv && e.is_head()))
                 })
                 .count();
             let unknown = after.iter().filter(|l| l.is_err()).count();
-            if still + unknown < k {
+            let deleted = self.fanout.deletes(tag, &self.tombstone_key(), &after).deletes(tv);
+            if still + unknown < k || deleted {
                 tracing::info!(%tag, "record deleted or superseded during repair; undoing it");
                 report.problems.push(format!(
                     "{tag}: version {tv} was removed during the repair; restored shares withdrawn"
@@ -170,6 +214,8 @@ impl Inner {
                 doomed.append(&mut report.written);
             }
         }
+        doomed.sort();
+        doomed.dedup();
         for (idx, key) in doomed {
             match self.fanout.delete_key(idx, &key).await {
                 Ok(()) => {
@@ -187,6 +233,50 @@ impl Inner {
             tracing::info!(%tag, restored = ?report.restored, removed = report.removed, "repaired");
         }
         report
+    }
+
+    /// For a deleted record (newest tombstone `t`): writes the tombstone to every backend
+    /// that listed and lacks it, removes older tombstones, and, with a tombstone TTL, removes
+    /// the tombstone itself once it is older than the TTL, every backend listed the record,
+    /// and no data is left anywhere.
+    async fn settle_tombstone(
+        &self,
+        tag: NameTag,
+        t: Version,
+        deletes: &super::tombstone::Deletes,
+        listing: &TagListing,
+        doomed: &mut Vec<(usize, String)>,
+        report: &mut RepairReport,
+    ) {
+        let tk = self.tombstone_key();
+        let threshold = self.threshold();
+        for (old, holders) in deletes.valid.range(..t) {
+            let key = tk.key(self.fanout.keyspace(), tag, *old, threshold);
+            doomed.extend(holders.iter().map(|i| (*i, key.clone())));
+        }
+        let holders = &deletes.valid[&t];
+        let everyone_listed = listing.iter().all(Result::is_ok);
+        let data_left = listing.iter().flatten().flatten().any(|e| e.tombstone.is_none());
+        let expired = self.settings.tombstone_ttl.is_some_and(|ttl| {
+            now_micros().saturating_sub(t.micros())
+                >= ttl.as_micros().min(u128::from(u64::MAX)) as u64
+        });
+        let key = tk.key(self.fanout.keyspace(), tag, t, threshold);
+        if expired && everyone_listed && !data_left {
+            doomed.extend(holders.iter().map(|i| (*i, key.clone())));
+            return;
+        }
+        for idx in (0..self.n()).filter(|i| listing[*i].is_ok() && !holders.contains(i)) {
+            let bytes = tk.envelope(tag, t, threshold, (idx + 1) as u8);
+            match self.fanout.put_create(idx, &key, bytes).await {
+                Ok(()) => report.restored.push(self.fanout.id(idx).to_owned()),
+                Err(e) => report.problems.push(format!(
+                    "{tag}: could not write the tombstone on {}: {}",
+                    self.fanout.id(idx),
+                    e.status()
+                )),
+            }
+        }
     }
 
     /// Rewrites the target version's share on every reachable backend lacking a good one.

@@ -407,75 +407,148 @@ impl VaultDb {
         Ok(PutResult { version, acks, outcomes })
     }
 
-    /// Deletes every version of a record on every backend. Succeeds only when at least
-    /// N-K+1 backends confirmed, so at most K-1 shares can remain anywhere and the record
-    /// is unrecoverable.
+    /// Deletes a record: leaves an authenticated tombstone on every backend (so that no
+    /// backend restored from a backup, or that missed the delete, can bring the record back)
+    /// and removes every older version everywhere. Two round trips: the listing and the
+    /// tombstone at once, then the removals. Succeeds only when at least N-K+1 backends
+    /// confirmed both, so at most K-1 shares can remain anywhere and the record is
+    /// unrecoverable.
     ///
     /// # Errors
-    /// `INVALID_INPUT` for an invalid id; `RECORD_NOT_FOUND` if no reachable backend holds
-    /// it (and enough answered to be sure); `BACKEND_ERROR` naming the backends that failed
-    /// otherwise.
+    /// `INVALID_INPUT` for an invalid id; `RECORD_NOT_FOUND` if no backend that answered
+    /// holds it (and enough answered to be sure); `BACKEND_ERROR` naming the backends that
+    /// failed otherwise.
     #[tracing::instrument(name = "vaultdb.delete", skip_all, fields(tag = tracing::field::Empty))]
     pub async fn delete(&self, id: &str) -> Result<DeleteResult> {
         validate_id(id)?;
         let inner = &self.inner;
         let tag = inner.naming.tag(id);
         tracing::Span::current().record("tag", tracing::field::display(tag));
-        let listing = inner.fanout.list_tag(tag).await;
-        let found: usize = listing.iter().filter_map(|l| l.as_ref().ok()).map(Vec::len).sum();
-        let work = listing.into_iter().enumerate().map(|(idx, l)| async move {
-            let entries = l?;
-            let mut removed = 0;
-            let mut last_err = None;
-            for e in entries {
-                match inner.fanout.delete_key(idx, &e.key).await {
-                    Ok(()) => removed += 1,
-                    Err(err) => last_err = Some(err),
+        let n = inner.n();
+        // Round trip 1, on every backend at once: list the record, write the tombstone.
+        let mut vt = inner.with_rng(|rng| inner.clock.next_version(rng));
+        let (mut listing, mut marked) = {
+            let work = (0..n).map(|idx| async move {
+                let list = inner.fanout.list_tag_at(idx, tag);
+                let mark = inner.write_tombstone(idx, tag, vt);
+                futures::future::join(list, mark).await
+            });
+            let both: Vec<_> = futures::future::join_all(work).await;
+            both.into_iter().unzip::<_, _, Vec<_>, Vec<_>>()
+        };
+        // A version at least as new as the tombstone (a writer whose clock is ahead) would
+        // survive it: write a newer tombstone (a third round trip, in that case only).
+        let newest_listed = listing
+            .iter()
+            .filter_map(|l| l.as_ref().ok())
+            .flatten()
+            .filter(|e| e.tombstone.is_none())
+            .map(|e| e.version)
+            .max();
+        if let Some(v) = newest_listed
+            && v >= vt
+        {
+            inner.clock.observe(v.micros());
+            let vt2 = inner.with_rng(|rng| inner.clock.next_version(rng));
+            let work = (0..n).map(|idx| inner.write_tombstone(idx, tag, vt2));
+            let again = futures::future::join_all(work).await;
+            for (m, a) in marked.iter_mut().zip(again) {
+                // A backend confirms the delete only with the newer tombstone.
+                *m = a;
+            }
+            vt = vt2;
+        }
+        let found = listing
+            .iter()
+            .filter_map(|l| l.as_ref().ok())
+            .flatten()
+            .any(|e| e.tombstone.is_none() && e.version < vt);
+        let needed = n - inner.k() + 1;
+        let marked_and_listed =
+            listing.iter().zip(&marked).filter(|(l, m)| l.is_ok() && m.is_ok()).count();
+        if marked_and_listed < needed {
+            // The delete cannot succeed: withdraw the tombstones before anything is removed,
+            // so that a failed delete leaves the record as it was (not deleted on some
+            // backends and readable on others).
+            let key =
+                inner.tombstone_key().key(inner.fanout.keyspace(), tag, vt, inner.threshold());
+            inner.fanout.delete_everywhere(&key).await;
+            let outcomes = (0..n)
+                .map(|i| {
+                    let status = match (&listing[i], &marked[i]) {
+                        (Err(e), _) | (_, Err(e)) => e.status(),
+                        _ => OutcomeStatus::Ok,
+                    };
+                    inner.fanout.outcome(i, status)
+                })
+                .collect();
+            return Err(VaultError::Backend { operation: "delete", outcomes });
+        }
+        // Round trip 2: remove everything older than the tombstone (older tombstones too).
+        let work = listing.iter_mut().zip(&marked).enumerate().map(|(idx, (l, mark))| {
+            let entries = match (l.as_mut(), mark) {
+                (Ok(entries), Ok(())) => std::mem::take(entries),
+                (Err(e), _) => {
+                    return futures::future::Either::Left(std::future::ready(Err(e.duplicate())));
                 }
-            }
-            match last_err {
-                None => Ok(removed),
-                Some(e) => Err(e),
-            }
+                (_, Err(e)) => {
+                    return futures::future::Either::Left(std::future::ready(Err(e.duplicate())));
+                }
+            };
+            futures::future::Either::Right(async move {
+                let mut removed = 0;
+                let mut last_err = None;
+                for e in entries.into_iter().filter(|e| e.version < vt) {
+                    match inner.fanout.delete_key(idx, &e.key).await {
+                        Ok(()) => removed += 1,
+                        Err(err) => last_err = Some(err),
+                    }
+                }
+                match last_err {
+                    None => Ok(removed),
+                    Some(e) => Err(e),
+                }
+            })
         });
         let results: Vec<Result<usize, CallError>> = futures::future::join_all(work).await;
         let confirmed = results.iter().filter(|r| r.is_ok()).count();
         let removed = results.iter().filter_map(|r| r.as_ref().ok()).sum();
         let outcomes = inner.fanout.outcomes_of(&results);
-        let needed = inner.n() - inner.k() + 1;
         if confirmed < needed {
             tracing::warn!(%tag, confirmed, needed, "delete failed: {}",
                 crate::error::outcomes_text(&outcomes));
             return Err(VaultError::Backend { operation: "delete", outcomes });
         }
-        if found == 0 {
+        if !found {
+            // Nothing to delete. When every backend answered, the tombstone protects
+            // nothing and goes again; otherwise it stays (a backend that did not answer may
+            // hold up to K-1 shares of the record, which it then keeps from coming back).
+            if confirmed == n {
+                let key =
+                    inner.tombstone_key().key(inner.fanout.keyspace(), tag, vt, inner.threshold());
+                inner.fanout.delete_everywhere(&key).await;
+            }
             return Err(VaultError::RecordNotFound);
         }
-        if confirmed < inner.n() {
+        if confirmed < n {
             tracing::warn!(%tag, "degraded delete: {}", crate::error::outcomes_text(&outcomes));
         }
-        // Objects written while the delete ran (a repair restoring a share it read before,
-        // the manifest of a segmented put whose segments were just removed) would outlive it:
-        // list again until nothing is left, a few rounds at most.
-        let mut removed: usize = removed;
-        for _round in 0..3 {
-            let again = inner.fanout.list_tag(tag).await;
-            let late: Vec<(usize, String)> = again
-                .iter()
-                .enumerate()
-                .filter_map(|(i, l)| l.as_ref().ok().map(|e| (i, e)))
-                .flat_map(|(i, e)| e.iter().map(move |e| (i, e.key.clone())))
-                .collect();
-            if late.is_empty() {
-                break;
-            }
-            tracing::info!(%tag, objects = late.len(), "removing objects written during the delete");
-            for (idx, key) in late {
-                if inner.fanout.delete_key(idx, &key).await.is_ok() {
-                    removed += 1;
-                }
-            }
-        }
         Ok(DeleteResult { removed, outcomes })
+    }
+}
+
+impl Inner {
+    /// Writes the tombstone of `tag` at `version` on backend `idx`, create-only.
+    async fn write_tombstone(
+        &self,
+        idx: usize,
+        tag: NameTag,
+        version: Version,
+    ) -> Result<(), CallError> {
+        let t = self.threshold();
+        let tk = self.tombstone_key();
+        let key = tk.key(self.fanout.keyspace(), tag, version, t);
+        let bytes = tk.envelope(tag, version, t, (idx + 1) as u8);
+        self.fanout.put_create(idx, &key, bytes).await
     }
 }

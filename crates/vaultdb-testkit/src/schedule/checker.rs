@@ -462,21 +462,23 @@ fn check_final(
             }
             let segments =
                 if data.len() > SEGMENT_SIZE { data.len().div_ceil(SEGMENT_SIZE) } else { 0 };
-            for (b, (heads, segs)) in objects.iter().enumerate() {
-                if *heads != 1 || *segs != segments {
+            for (b, (heads, segs, tombs)) in objects.iter().enumerate() {
+                if *heads != 1 || *segs != segments || *tombs != 0 {
                     violate(format!(
-                        "after scrub b{b} holds {heads} head shares and {segs} segment shares \
-                         (expected 1 and {segments})"
+                        "after scrub b{b} holds {heads} head shares, {segs} segment shares and \
+                         {tombs} tombstones (expected 1, {segments} and 0)"
                     ));
                 }
             }
         }
         OpResult::Failed { code: ErrorCode::RecordNotFound, .. } => {
-            for (b, (heads, segs)) in objects.iter().enumerate() {
-                if heads + segs != 0 {
+            // A deleted record keeps its newest tombstone (one per backend, or none where
+            // nothing was ever written); nothing else.
+            for (b, (heads, segs, tombs)) in objects.iter().enumerate() {
+                if heads + segs != 0 || *tombs > 1 {
                     violate(format!(
-                        "after scrub b{b} still holds {heads} head and {segs} segment shares of \
-                         a record that is gone"
+                        "after scrub b{b} still holds {heads} head and {segs} segment shares and \
+                         {tombs} tombstones of a record that is gone"
                     ));
                 }
             }

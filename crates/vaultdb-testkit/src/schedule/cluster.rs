@@ -165,8 +165,9 @@ pub struct FinalState {
     pub reads: Vec<(OpResult, OpResult)>,
     /// What `list` returned.
     pub listed: Result<Vec<String>, String>,
-    /// Per id, per backend: (head shares, segment shares) stored under the id's name tag.
-    pub objects: Vec<Vec<(usize, usize)>>,
+    /// Per id, per backend: (head shares, segment shares, tombstones) stored under the id's
+    /// name tag.
+    pub objects: Vec<Vec<(usize, usize, usize)>>,
 }
 
 /// A finished run: the plan, the history, the final state, and fault counters.
@@ -435,7 +436,8 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> vaultdb_core::Result<RunResu
                     let keys: Vec<String> =
                         n.mem.keys().into_iter().filter(|k| k.contains(&dir)).collect();
                     let segments = keys.iter().filter(|k| is_segment_key(k)).count();
-                    (keys.len() - segments, segments)
+                    let tombs = keys.iter().filter(|k| is_tombstone_key(k)).count();
+                    (keys.len() - segments - tombs, segments, tombs)
                 })
                 .collect(),
         );
@@ -488,6 +490,13 @@ impl RunResult {
 }
 
 /// A segment key ends in `<version>-<index>`; a head share's in `<version>.<id share>`.
+fn is_tombstone_key(key: &str) -> bool {
+    matches!(
+        vaultdb_core::naming::KeySpace::new("vaultdb").ok().and_then(|ks| ks.parse(key)),
+        Some(vaultdb_core::naming::ParsedKey::Tombstone { .. })
+    )
+}
+
 fn is_segment_key(key: &str) -> bool {
     key.rsplit('/').next().is_some_and(|last| last.contains('-'))
 }
