@@ -451,7 +451,9 @@ async fn audit_log_names_actors_and_tags_never_ids_or_data() {
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(!text.contains("patient-7") && !text.contains("confidential"), "{text}");
     let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let summary: Vec<(String, String, Option<String>, String, Option<u64>)> = lines
+    /// An audit line as `(actor, op, tag, outcome, count)`.
+    type Row = (String, String, Option<String>, String, Option<u64>);
+    let summary: Vec<Row> = lines
         .iter()
         .map(|l| {
             (

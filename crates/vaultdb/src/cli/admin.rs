@@ -172,7 +172,8 @@ pub(super) async fn audit_verify(
         return Err(broken(audit::Broken {
             line: v.lines + 1,
             reason: format!(
-                "missing: the store's checkpoint says log {} at this path reached line {} ({});                  this file holds no line of it (it was emptied or replaced)",
+                "missing: the store's checkpoint says log {} at this path reached line {} ({}); \
+                 this file holds no line of it (it was emptied or replaced)",
                 o.log, o.seq, o.ts
             ),
         }));
@@ -181,7 +182,8 @@ pub(super) async fn audit_verify(
     match (&v.log, v.checkpointed) {
         (None, _) if v.lines == 0 => said.push_str(" (empty)"),
         (None, _) => said.push_str(&format!(
-            "; v1 lines only, unkeyed: anyone who can write the file could have rewritten              them; last hash {}",
+            "; v1 lines only, unkeyed: anyone who can write the file could have rewritten \
+             them; last hash {}",
             v.last
         )),
         (Some(id), Some(at)) => {
