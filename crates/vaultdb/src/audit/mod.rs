@@ -52,6 +52,17 @@ pub use line::{
 pub use log::{AuditLog, CHECKPOINT_TIMEOUT, CheckpointError, Head, check_writable};
 pub use verify::{Broken, Verified, log_id, verify_bytes};
 
+/// The actor of the command line's lines.
+pub const CLI_ACTOR: &str = "cli";
+
+/// The actor of requests without a valid token (counted on aggregated lines).
+pub const ANONYMOUS_ACTOR: &str = "anonymous";
+
+/// Actor names the log gives to itself, the command line and unauthenticated requests:
+/// no token may be named so (the configuration is refused), so that a line's actor cannot
+/// be passed off as one of them.
+pub const RESERVED_ACTORS: [&str; 3] = [GENESIS_ACTOR, CLI_ACTOR, ANONYMOUS_ACTOR];
+
 /// One audit event.
 #[derive(Clone, Copy, Debug)]
 pub struct Event<'a> {

@@ -219,7 +219,7 @@ impl Session {
         id: Option<&str>,
         operation: impl Future<Output = vaultdb_core::Result<T>>,
     ) -> Result<T, CliError> {
-        let r = Auditor::new(&self.db, &self.log).run("cli", op, id, operation).await;
+        let r = Auditor::new(&self.db, &self.log).run(audit::CLI_ACTOR, op, id, operation).await;
         r.map_err(CliError::from)
     }
 
@@ -231,7 +231,9 @@ impl Session {
         id: &str,
         open: impl Future<Output = vaultdb_core::Result<ReadStream>>,
     ) -> Result<AuditedStream<CliAuditLog, ReadStream>, CliError> {
-        let r = Auditor::new(&self.db, &self.log).open_stream("cli", op, Some(id), open).await;
+        let r = Auditor::new(&self.db, &self.log)
+            .open_stream(audit::CLI_ACTOR, op, Some(id), open)
+            .await;
         r.map_err(CliError::from)
     }
 }

@@ -184,6 +184,13 @@ impl Loaded {
             if t.name.trim().is_empty() {
                 return Err(format!("token #{} has an empty name", i + 1));
             }
+            if crate::audit::RESERVED_ACTORS.contains(&t.name.as_str()) {
+                return Err(format!(
+                    "token {:?}: the name is reserved for the audit log's own lines (use \
+                     another name)",
+                    t.name
+                ));
+            }
             if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(format!(
                     "token {:?}: sha256 must be 64 hex digits (the SHA-256 of the token)",
@@ -345,6 +352,13 @@ mod tests {
             // The file's own checks.
             (&TWO_FS.replacen("\n", "\n[timeouts]\nattempts = 0\n", 1), "timeouts.attempts"),
             (&TWO_FS.replacen("path = \"a\"", "path = \"\"", 1), "path must not be empty"),
+            (
+                &format!(
+                    "{TWO_FS}[[tokens]]\nname = \"anonymous\"\nrole = \"read\"\nsha256 = \"{}\"\n",
+                    "ab".repeat(32)
+                ),
+                "reserved",
+            ),
         ];
         for (text, want) in cases {
             let e = parse(text).unwrap_err();

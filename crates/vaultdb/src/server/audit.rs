@@ -29,7 +29,7 @@ use crate::metrics::Metrics;
 use crate::service::{Auditor, Operation, Tally};
 
 /// The actor of requests without a valid token.
-pub(super) const ANONYMOUS: &str = "anonymous";
+const ANONYMOUS: &str = crate::audit::ANONYMOUS_ACTOR;
 
 /// Marks an answer whose body writes the audit line itself, when it ends (a streamed read).
 #[derive(Clone, Copy, Debug)]
