@@ -188,7 +188,7 @@ fn missing_log_is_an_error() {
     );
 }
 
-/// docs/FORMAT.md section 14's worked example, from the code (`VAULTDB_PRINT_EXAMPLE=1
+/// docs/FORMAT.md section 15's worked example, from the code (`VAULTDB_PRINT_EXAMPLE=1
 /// cargo test -p vaultdb --test audit -- --nocapture format` prints the values).
 #[tokio::test]
 async fn worked_example_in_format_md_matches_the_code() {
@@ -254,13 +254,13 @@ async fn worked_example_in_format_md_matches_the_code() {
     }
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/FORMAT.md"))
         .expect("docs/FORMAT.md exists");
-    let section = doc.split("\n## 14. ").nth(1).expect("docs/FORMAT.md has a section 14");
+    let section = doc.split("\n## 15. ").nth(1).expect("docs/FORMAT.md has a section 15");
     for (label, value) in &values {
         let prefix = format!("{label}: ");
         let found = section
             .lines()
             .find_map(|l| l.strip_prefix(&prefix))
-            .unwrap_or_else(|| panic!("docs/FORMAT.md section 14 lacks the line {label:?}"));
-        assert_eq!(found, value, "docs/FORMAT.md section 14's value {label:?} is stale");
+            .unwrap_or_else(|| panic!("docs/FORMAT.md section 15 lacks the line {label:?}"));
+        assert_eq!(found, value, "docs/FORMAT.md section 15's value {label:?} is stale");
     }
 }

@@ -28,7 +28,7 @@
 //!   system namespace ([`Checkpoint`]), so that lines cut off the end, up to the last
 //!   checkpoint, show: [`verify_bytes`] requires the checkpointed line, with its `mac`.
 //!
-//! docs/FORMAT.md section 14 specifies the format byte by byte; docs/SECURITY.md says what
+//! docs/FORMAT.md section 15 specifies the format byte by byte; docs/SECURITY.md says what
 //! the log proves and what it cannot. Appends take an exclusive lock on the file (`flock`),
 //! read the last line, and write the new one, so a server and command-line runs can share
 //! one log.
