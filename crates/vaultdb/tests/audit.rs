@@ -1,7 +1,9 @@
 //! `vaultdb audit verify`: an intact log passes; editing, forging, removing or reordering
 //! one line, or cutting lines off up to the store's checkpoint, fails with exit status 1
-//! and names the first bad line. Old (v1) logs still verify and are continued. And
-//! docs/FORMAT.md's worked example of the audit log is recomputed here.
+//! and names the first bad line. A chain made without the store's key (another store's,
+//! or any other) never verifies, and a cut stays detected after new lines are appended
+//! past it. Old (v1) logs still verify and are continued. And docs/FORMAT.md's worked
+//! example of the audit log is recomputed here.
 
 mod common;
 
@@ -100,6 +102,99 @@ fn removed_line_is_named() {
     let out = verify(d, &lines[..4], "cut.jsonl");
     assert_broken_at(&out, 5, "cut after line 4");
     assert!(String::from_utf8_lossy(&out.stderr).contains("cut off"));
+}
+
+/// A line's fields, its `mac` stripped: what an attacker reads from the file.
+fn fields(line: &str) -> vaultdb::audit::Line {
+    let body = line.rsplit_once(",\"mac\":").unwrap().0;
+    serde_json::from_str(&format!("{body}}}")).unwrap()
+}
+
+/// Re-renders `lines` from `from` (0-based) on, each chained to the one before, with
+/// `key`: docs/FORMAT.md's recipe followed exactly, with a key that is not the store's.
+fn rechain(lines: &[String], from: usize, key: &vaultdb::audit::AuditKey) -> Vec<String> {
+    let mut out: Vec<String> = lines[..from].to_vec();
+    for line in &lines[from..] {
+        let mut l = fields(line);
+        if let Some(last) = out.last() {
+            l.prev = last.rsplit_once(",\"mac\":\"").unwrap().1[..64].to_owned();
+        }
+        out.push(l.render(key));
+    }
+    out
+}
+
+/// An attacker holding the log file (and the format) but not the store's key: whatever
+/// key it uses (none of the store's clients' would do), its lines fail `audit verify` at
+/// the first line it wrote: rechaining the whole log, editing a line and rechaining from
+/// there, or appending a line to the genuine log.
+#[tokio::test]
+async fn a_chain_made_without_the_stores_key_never_verifies() {
+    use vaultdb::audit::AuditKey;
+    use vaultdb_core::{MemoryBackend, VaultDb};
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let lines = make_log(d);
+    assert!(verify(d, &lines, "genuine.jsonl").status.success());
+    // Another store's audit key (a store the attacker runs), an all-zero key, and a key
+    // made from the file itself.
+    let mut b = VaultDb::builder().threshold(2);
+    for i in 1..=3 {
+        b = b.backend(MemoryBackend::new(format!("m{i}"), "memory"));
+    }
+    let other = AuditKey::of(&b.open().await.unwrap());
+    let file = std::fs::read(log_path(d)).unwrap();
+    let keys =
+        [other, AuditKey::from_bytes([0; 32]), AuditKey::from_bytes(Sha256::digest(&file).into())];
+    for (k, key) in keys.iter().enumerate() {
+        // Well formed: the attacker's own chain verifies under its own key.
+        let all = rechain(&lines, 0, key).join("\n") + "\n";
+        assert!(vaultdb::audit::verify_bytes(all.as_bytes(), Some(key), None).is_ok(), "key {k}");
+        assert_broken_at(&verify(d, &rechain(&lines, 0, key), "all.jsonl"), 1, &format!("key {k}"));
+
+        let mut edited = lines.clone();
+        edited[3] = edited[3].replace("\"op\":\"record.get\"", "\"op\":\"record.delete\"");
+        assert_ne!(edited[3], lines[3]);
+        assert_broken_at(&verify(d, &rechain(&edited, 3, key), "edited.jsonl"), 4, "edit line 4");
+
+        let mut appended = lines.clone();
+        let mut extra = fields(&lines[6]);
+        extra.seq = 8;
+        extra.op = "record.delete".into();
+        extra.outcome = "OK".into();
+        appended.push(extra.render(key));
+        let appended = rechain(&appended, 7, key);
+        assert_broken_at(&verify(d, &appended, "appended.jsonl"), 8, "append line 8");
+    }
+}
+
+/// Lines cut off the end, up to the store's checkpoint, stay detected after the writers
+/// append new lines past the old end: a writer does not move the checkpoint past a cut
+/// (and says so), so `audit verify` names the checkpointed line as rewritten.
+#[test]
+fn a_cut_log_stays_detected_after_new_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let lines = make_log(d);
+    // Only the last line cut: named as missing.
+    std::fs::write(log_path(d), format!("{}\n", lines[..6].join("\n"))).unwrap();
+    let out = vaultdb(d).args(["audit", "verify"]).output().unwrap();
+    assert_broken_at(&out, 7, "last line cut");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cut off"));
+    // Three lines cut, then four commands append lines 5 to 8 (past the checkpoint's 7).
+    std::fs::write(log_path(d), format!("{}\n", lines[..4].join("\n"))).unwrap();
+    for i in 0..4 {
+        let out = vaultdb(d).args(["get", "a"]).output().unwrap();
+        assert!(out.status.success(), "the command itself runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("warning:") && stderr.contains("audit verify"), "{i}: {stderr}");
+    }
+    let now = std::fs::read_to_string(log_path(d)).unwrap();
+    assert_eq!(now.lines().count(), 8);
+    let out = vaultdb(d).args(["audit", "verify"]).output().unwrap();
+    assert_broken_at(&out, 7, "line 7 rewritten after the cut");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("checkpointed"));
 }
 
 #[test]
