@@ -6,6 +6,9 @@
 //! The store is the embedded default unless a test says otherwise: three directory backends
 //! `disk-1..3` under `./vaultdb-data`, 2-of-3.
 
+// This file is long because it is the whole adversary suite: one test per finding, the
+// attacks side by side with the helpers they share.
+
 mod common;
 
 use std::path::{Path, PathBuf};
