@@ -6,6 +6,9 @@
 //! The store is the embedded default unless a test says otherwise: three directory backends
 //! `disk-1..3` under `./vaultdb-data`, 2-of-3.
 
+// This file is long because it is the whole adversary suite: one test per finding, the
+// attacks side by side with the helpers they share.
+
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -625,4 +628,157 @@ fn f7_records_are_not_served_when_the_audit_log_cannot_be_written() {
     std::fs::remove_dir(&log).unwrap();
     vaultdb(d).args(["get", "rec"]).assert().success().stdout("v");
     vaultdb(d).args(["get", "new"]).assert().failure();
+}
+
+/// The audit lines of a server's log, parsed.
+fn audit_json(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// How many requests `lines` account for as `(actor, op, outcome)`: a line's `count`, or 1.
+fn accounted(lines: &[serde_json::Value], actor: &str, op: &str, outcome: &str) -> u64 {
+    lines
+        .iter()
+        .filter(|l| l["actor"] == actor && l["op"] == op && l["outcome"] == outcome)
+        .map(|l| l["count"].as_u64().unwrap_or(1))
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f7_a_flood_of_unauthenticated_requests_is_counted_in_few_lines() {
+    use common::{TestServer, limits, memory_store, tokens};
+    use reqwest::{Method, StatusCode};
+    use vaultdb::audit::AuditLog;
+    use vaultdb::server::AppState;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let db = memory_store().await;
+    let log = AuditLog::new(&path, &db);
+    let s = TestServer::start(AppState::new(db, tokens(), Some(log), limits())).await;
+    for i in 0..300 {
+        // No token, or a token the server does not know; reads and writes.
+        let token = (i % 3 == 0).then_some("not-a-token");
+        let req = if i % 2 == 0 {
+            s.request(Method::GET, "/v1/records/someone", token)
+        } else {
+            s.request(Method::PUT, "/v1/records", token).body("{\"id\":\"x\",\"data\":1}")
+        };
+        assert_eq!(s.send(req).await.status(), StatusCode::UNAUTHORIZED);
+    }
+    s.stop().await;
+    let lines = audit_json(&path);
+    assert!(lines.len() < 30, "300 refused requests wrote {} lines", lines.len());
+    assert_eq!(accounted(&lines, "anonymous", "record.get", "UNAUTHORIZED"), 150, "{lines:?}");
+    assert_eq!(accounted(&lines, "anonymous", "record.put", "UNAUTHORIZED"), 150, "{lines:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f7_rejected_requests_are_logged_with_their_outcome() {
+    use common::{READ_TOKEN, TestServer, WRITE_TOKEN, memory_store, tokens};
+    use reqwest::{Method, StatusCode};
+    use vaultdb::audit::AuditLog;
+    use vaultdb::server::{AppState, Limits};
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let db = memory_store().await;
+    let small = Limits { body_limit: 1024, request_timeout: Duration::from_secs(10) };
+    let log = AuditLog::new(&path, &db);
+    let s = TestServer::start(AppState::new(db, tokens(), Some(log), small)).await;
+    let put = s.request(Method::PUT, "/v1/records/r/raw", Some(WRITE_TOKEN)).body("12345");
+    assert_eq!(s.send(put).await.status(), StatusCode::CREATED);
+    let expected = [
+        (s.request(Method::PUT, "/v1/records", Some(WRITE_TOKEN)).body("{not json"), 400),
+        (
+            s.request(Method::PUT, "/v1/records/big/raw", Some(WRITE_TOKEN)).body(vec![7u8; 2048]),
+            413,
+        ),
+        (s.request(Method::DELETE, "/v1/records/r", Some(READ_TOKEN)), 403),
+        (
+            s.request(Method::GET, "/v1/records/r/raw", Some(READ_TOKEN))
+                .header("range", "bytes=99-"),
+            416,
+        ),
+        (s.request(Method::PATCH, "/v1/records/r", Some(WRITE_TOKEN)), 405),
+    ];
+    for (req, status) in expected {
+        assert_eq!(s.send(req).await.status().as_u16(), status);
+    }
+    s.stop().await;
+    let lines = audit_json(&path);
+    for (actor, op, outcome) in [
+        ("writer", "record.put", "INVALID_REQUEST"),
+        ("writer", "record.put_raw", "PAYLOAD_TOO_LARGE"),
+        ("reader", "record.delete", "FORBIDDEN"),
+        ("reader", "record.get_raw", "RANGE_NOT_SATISFIABLE"),
+    ] {
+        assert_eq!(accounted(&lines, actor, op, outcome), 1, "{actor} {op} {outcome}: {lines:?}");
+    }
+    assert!(
+        lines.iter().any(|l| l["actor"] == "writer" && l["outcome"] == "METHOD_NOT_ALLOWED"),
+        "{lines:?}"
+    );
+    // One line per request (the log's own lines, actor "vaultdb", aside), and no refused
+    // request is logged as OK.
+    let requests: Vec<_> = lines.iter().filter(|l| l["actor"] != "vaultdb").collect();
+    assert_eq!(requests.len(), 6, "{lines:?}");
+    assert_eq!(requests.iter().filter(|l| l["outcome"] == "OK").count(), 1, "{lines:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f7_a_raw_read_that_fails_part_way_is_logged_as_failed() {
+    use common::{READ_TOKEN, TestServer, WRITE_TOKEN, limits, tokens};
+    use reqwest::{Method, StatusCode};
+    use vaultdb::audit::AuditLog;
+    use vaultdb::server::AppState;
+    use vaultdb_core::MemoryBackend;
+
+    let mems: Vec<Arc<MemoryBackend>> =
+        (1..=3).map(|i| Arc::new(MemoryBackend::new(format!("mem-{i}"), "m"))).collect();
+    let mut b = VaultDb::builder().threshold(2).segment_size(1024).call_policy(quick_policy());
+    for m in &mems {
+        b = b.backend_arc(m.clone());
+    }
+    let db = b.open().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.jsonl");
+    let log = AuditLog::new(&path, &db);
+    let s = TestServer::start(AppState::new(db, tokens(), Some(log), limits())).await;
+    let data: Vec<u8> = (0..10_240u32).map(|i| (i * 7 % 251) as u8).collect();
+    let put = s.request(Method::PUT, "/v1/records/big/raw", Some(WRITE_TOKEN)).body(data);
+    assert_eq!(s.send(put).await.status(), StatusCode::CREATED);
+    // Two of the three backends lose their share of segment 5: it cannot be rebuilt.
+    let ks = KeySpace::new("vaultdb").unwrap();
+    for m in &mems[..2] {
+        let seg5: Vec<String> = m
+            .keys()
+            .into_iter()
+            .filter(|k| matches!(ks.parse(k), Some(ParsedKey::Segment { index: 5, .. })))
+            .collect();
+        assert_eq!(seg5.len(), 1, "one share of segment 5 on {}", m.id());
+        m.raw_delete(&seg5[0]);
+    }
+    // The answer starts (200 and the first segments) and stops part way; the connection
+    // may also close before the client saw any of it.
+    let req = s.request(Method::GET, "/v1/records/big/raw", Some(READ_TOKEN));
+    let whole = match req.send().await {
+        Ok(resp) => resp.bytes().await.ok(),
+        Err(_) => None,
+    };
+    assert!(whole.is_none(), "the read cannot complete");
+    s.stop().await;
+    let lines = audit_json(&path);
+    let reads: Vec<&serde_json::Value> =
+        lines.iter().filter(|l| l["op"] == "record.get_raw").collect();
+    assert_eq!(reads.len(), 1, "{lines:?}");
+    let outcome = reads[0]["outcome"].as_str().unwrap();
+    assert!(
+        ["INSUFFICIENT_SHARES", "HMAC_FAILED", "RECONSTRUCT_FAILED"].contains(&outcome),
+        "a read that failed part way is logged with its failure, not {outcome}"
+    );
 }

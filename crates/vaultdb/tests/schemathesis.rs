@@ -28,6 +28,7 @@ fn schemathesis_finds_no_problems() {
         "VAULTDB_LISTEN",
         "VAULTDB_TOKEN",
         "VAULTDB_AUDIT_LOG",
+        "VAULTDB_AUDIT_FAIL_OPEN",
     ] {
         cmd.env_remove(v);
     }

@@ -438,8 +438,8 @@ async fn audit_log_names_actors_and_tags_never_ids_or_data() {
     let path = dir.path().join("audit.jsonl");
     let db = memory_store().await;
     let tag = db.name_tag("patient-7").to_text();
-    let s =
-        TestServer::start(AppState::new(db, tokens(), Some(AuditLog::new(&path)), limits())).await;
+    let log = AuditLog::new(&path, &db);
+    let s = TestServer::start(AppState::new(db.clone(), tokens(), Some(log), limits())).await;
     s.put_json("patient-7", json!({"diagnosis": "confidential-xyz"}), WRITE_TOKEN).await;
     s.get("/v1/records/patient-7", Some(READ_TOKEN)).await;
     s.delete("/v1/records/patient-7", READ_TOKEN).await;
@@ -451,7 +451,9 @@ async fn audit_log_names_actors_and_tags_never_ids_or_data() {
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(!text.contains("patient-7") && !text.contains("confidential"), "{text}");
     let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let summary: Vec<(String, String, Option<String>, String)> = lines
+    /// An audit line as `(actor, op, tag, outcome, count)`.
+    type Row = (String, String, Option<String>, String, Option<u64>);
+    let summary: Vec<Row> = lines
         .iter()
         .map(|l| {
             (
@@ -459,31 +461,44 @@ async fn audit_log_names_actors_and_tags_never_ids_or_data() {
                 l["op"].as_str().unwrap().to_owned(),
                 l["tag"].as_str().map(str::to_owned),
                 l["outcome"].as_str().unwrap().to_owned(),
+                l["count"].as_u64(),
             )
         })
         .collect();
     let t = Some(tag);
     let row = |a: &str, o: &str, t: &Option<String>, c: &str| {
-        (a.to_owned(), o.to_owned(), t.clone(), c.to_owned())
+        (a.to_owned(), o.to_owned(), t.clone(), c.to_owned(), None)
     };
+    // The genesis line, one line per request with a valid token (refusals too), and the
+    // request without one counted (written within a second, or when the server stopped).
+    let (anonymous, named): (Vec<_>, Vec<_>) =
+        summary.into_iter().partition(|r| r.0 == "anonymous");
     assert_eq!(
-        summary,
+        named,
         vec![
+            row("vaultdb", "audit.genesis", &None, "OK"),
             row("writer", "record.put", &t, "OK"),
             row("reader", "record.get", &t, "OK"),
-            row("reader", "record.delete", &None, "FORBIDDEN"),
-            row("anonymous", "record.get", &None, "UNAUTHORIZED"),
+            row("reader", "record.delete", &t, "FORBIDDEN"),
             row("root", "record.delete", &t, "OK"),
             row("reader", "record.get", &t, "RECORD_NOT_FOUND"),
         ]
     );
+    assert_eq!(
+        anonymous,
+        [("anonymous".into(), "record.get".into(), None, "UNAUTHORIZED".into(), Some(1))]
+    );
     for l in &lines {
-        assert!(
-            l["ts"].as_str().unwrap().ends_with('Z') && l["hash"].as_str().unwrap().len() == 64
-        );
+        assert!(l["ts"].as_str().unwrap().ends_with('Z'));
+        assert!(l["mac"].as_str().unwrap().len() == 64 && l["log"] == lines[0]["log"]);
     }
-    let v = vaultdb::audit::verify(&path).unwrap();
-    assert_eq!(v.lines, 6);
+    let bytes = std::fs::read(&path).unwrap();
+    let log = vaultdb::audit::log_id(&bytes).unwrap();
+    let cp = vaultdb::audit::read_checkpoint(&db, &log).await.unwrap();
+    assert_eq!(cp.as_ref().map(|c| c.seq), Some(7), "checkpointed when the server stopped");
+    let key = vaultdb::audit::AuditKey::of(&db);
+    let v = vaultdb::audit::verify_bytes(&bytes, Some(&key), cp.as_ref()).unwrap();
+    assert_eq!((v.lines, v.checkpointed), (7, Some(7)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -127,32 +127,90 @@ pub(super) async fn scrub(explicit: Option<&Path>) -> Result<(), CliError> {
     problems(&r.problems)
 }
 
-/// `vaultdb audit verify [PATH]`: recomputes the audit log's hash chain.
+/// `vaultdb audit verify [PATH]`: checks the audit log against the store: every line's MAC
+/// and link, and the stored checkpoint's line (so that lines cut off the end, up to the
+/// last checkpoint, show). It opens the store (K backends) for the key and the checkpoint,
+/// and writes nothing.
 ///
 /// # Errors
 /// `AUDIT_CHAIN_BROKEN` naming the first bad line; `INVALID_CONFIG` if the log cannot be
-/// read.
-pub(super) fn audit_verify(explicit: Option<&Path>, path: Option<PathBuf>) -> Result<(), CliError> {
-    let path = match path {
-        Some(p) => p,
-        None => Loaded::load(explicit)?.audit_log,
+/// read; the store's errors if it cannot be opened.
+pub(super) async fn audit_verify(
+    explicit: Option<&Path>,
+    path: Option<PathBuf>,
+) -> Result<(), CliError> {
+    let cfg = Loaded::load(explicit)?;
+    let path = path.unwrap_or_else(|| cfg.audit_log.clone());
+    let shown = path.display().to_string();
+    let all = std::fs::read(&path)
+        .map_err(|e| CliError::config(format!("cannot read audit log {shown}: {e}")))?;
+    let broken = |b: audit::Broken| CliError::new(AUDIT_CHAIN_BROKEN, format!("{shown}: {b}"));
+    let store_error = |e: audit::CheckpointError| match e {
+        audit::CheckpointError::Store(e) => CliError::from(e),
+        other => CliError::new(AUDIT_CHAIN_BROKEN, format!("{shown}: {other}")),
     };
-    match audit::verify(&path) {
-        Ok(v) => {
-            println!(
-                "ok: {}: {} line(s), chain intact; last hash {}",
-                path.display(),
-                v.lines,
-                v.last_hash
-            );
-            println!("(keep the last hash elsewhere to detect lines cut off the end later)");
-            Ok(())
-        }
-        Err(Ok(broken)) => {
-            Err(CliError::new(AUDIT_CHAIN_BROKEN, format!("{}: {broken}", path.display())))
-        }
-        Err(Err(e)) => {
-            Err(CliError::config(format!("cannot read audit log {}: {e}", path.display())))
-        }
+    let db = service::open(&cfg).await?;
+    let log = audit::log_id(&all);
+    let checkpoint = match &log {
+        Some(id) => audit::read_checkpoint(&db, id).await.map_err(store_error)?,
+        None => None,
+    };
+    // Other logs the store has seen at this path: this file replaced them (or they were
+    // moved away).
+    let here = std::fs::canonicalize(&path).map(|p| p.to_string_lossy().into_owned()).ok();
+    let others: Vec<audit::Checkpoint> = audit::list_checkpoints(&db)
+        .await
+        .map_err(store_error)?
+        .into_iter()
+        .filter(|c| here.as_deref() == Some(c.path.as_str()) && Some(&c.log) != log.as_ref())
+        .collect();
+    let v = audit::verify_bytes(&all, Some(&audit::AuditKey::of(&db)), checkpoint.as_ref())
+        .map_err(broken)?;
+    if v.log.is_none()
+        && let Some(o) = others.iter().max_by_key(|o| o.ts.clone())
+    {
+        return Err(broken(audit::Broken {
+            line: v.lines + 1,
+            reason: format!(
+                "missing: the store's checkpoint says log {} at this path reached line {} ({}); \
+                 this file holds no line of it (it was emptied or replaced)",
+                o.log, o.seq, o.ts
+            ),
+        }));
     }
+    let mut said = format!("ok: {shown}: {} line(s), chain intact", v.lines);
+    match (&v.log, v.checkpointed) {
+        (None, _) if v.lines == 0 => said.push_str(" (empty)"),
+        (None, _) => said.push_str(&format!(
+            "; v1 lines only, unkeyed: anyone who can write the file could have rewritten \
+             them; last hash {}",
+            v.last
+        )),
+        (Some(id), Some(at)) => {
+            said.push_str(&format!(", keyed (log {id}); checkpointed at line {at}"));
+            if v.lines > at {
+                said.push_str(&format!("; lines {}-{} not yet checkpointed", at + 1, v.lines));
+            }
+        }
+        (Some(id), None) => said.push_str(&format!(
+            ", keyed (log {id}); no checkpoint in the store yet: lines 1-{} not checkpointed",
+            v.lines
+        )),
+    }
+    if v.log.is_some() && v.v1_lines > 0 {
+        said.push_str(&format!(
+            "; lines 1-{} are v1 (unkeyed) lines, pinned by line {}",
+            v.v1_lines,
+            v.v1_lines + 1
+        ));
+    }
+    println!("{said}");
+    for o in &others {
+        println!(
+            "note: this path held log {} before (checkpointed at line {}, {}): it was replaced \
+             or moved",
+            o.log, o.seq, o.ts
+        );
+    }
+    Ok(())
 }

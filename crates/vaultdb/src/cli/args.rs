@@ -9,14 +9,15 @@ Configuration: --config PATH, else ./vaultdb.toml, else the embedded default (th
 filesystem backends under ./vaultdb-data, 2-of-3).
 
 Environment:
-  VAULTDB_CONFIG        configuration file (same as --config)
-  VAULTDB_DATA_DIR      data_dir: base of relative fs backend paths and of the audit log
-  VAULTDB_THRESHOLD     threshold K
-  VAULTDB_WRITE_QUORUM  write quorum W
-  VAULTDB_LISTEN        server address, e.g. 127.0.0.1:9000 (port 0: any free port)
-  VAULTDB_AUDIT_LOG     audit log path
-  VAULTDB_TOKEN         serve, when no [[tokens]] are configured: use this admin token
-  RUST_LOG              log filter for stderr (default: warn)
+  VAULTDB_CONFIG           configuration file (same as --config)
+  VAULTDB_DATA_DIR         data_dir: base of relative fs backend paths and of the audit log
+  VAULTDB_THRESHOLD        threshold K
+  VAULTDB_WRITE_QUORUM     write quorum W
+  VAULTDB_LISTEN           server address, e.g. 127.0.0.1:9000 (port 0: any free port)
+  VAULTDB_AUDIT_LOG        audit log path
+  VAULTDB_AUDIT_FAIL_OPEN  true: run operations even when the audit log cannot be written
+  VAULTDB_TOKEN            serve, when no [[tokens]] are configured: use this admin token
+  RUST_LOG                 log filter for stderr (default: warn)
 
 Errors print one line, `error: <CODE>: <message>`, and exit with status 1 (2 for usage \
 errors).";

@@ -5,7 +5,9 @@
 //! line, `error: <CODE>: <message>` ([`CliError`]).
 //!
 //! Record commands open the store through the [`crate::service`] layer and run
-//! each store operation through its audited runner, as the server does (actor `cli`).
+//! each store operation through its audited runner, as the server does (actor `cli`); they
+//! are refused (`AUDIT_UNAVAILABLE`) when the audit log cannot be written, unless it fails
+//! open.
 
 mod admin;
 mod args;
@@ -18,17 +20,20 @@ use std::future::Future;
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
-use vaultdb_core::VaultDb;
 use vaultdb_core::naming::validate_id;
+use vaultdb_core::{ReadStream, VaultDb};
 
 pub use args::{AuditCommand, Cli, Command};
 
-use crate::audit::{AuditLog, Event};
+use crate::audit::{self, AuditLog, Event};
 use crate::config::Loaded;
 use crate::error::{CliError, one_line};
-use crate::service::{self, AuditSink, Auditor, Operation};
+use crate::service::{
+    self, AUDIT_UNAVAILABLE, AuditSink, AuditUnavailable, AuditedStream, Auditor, Operation,
+};
 
 /// Runs the command line: parses arguments, runs the command, prints errors as one line.
 pub fn main() -> ExitCode {
@@ -71,7 +76,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Scrub => admin::scrub(explicit).await,
         Command::Serve { listen } => serve::serve(explicit, listen).await,
         Command::Audit { command: AuditCommand::Verify { path } } => {
-            admin::audit_verify(explicit, path)
+            admin::audit_verify(explicit, path).await
         }
     }
 }
@@ -129,18 +134,55 @@ fn prepare(explicit: Option<&Path>, id: Option<&str>) -> Result<Loaded, CliError
     Loaded::load(explicit)
 }
 
-/// The audit log as the command line writes it: appended in place; a line that cannot be
-/// written is a warning on standard error (the operation has happened).
-#[derive(Debug)]
-struct CliAuditLog(AuditLog);
+/// The audit log as the command line writes it: appended in place, then checkpointed in
+/// the store. A line that cannot be written refuses the command (the log fails closed), or,
+/// with `[audit] fail_open`, is a warning on standard error.
+#[derive(Clone, Debug)]
+struct CliAuditLog(Arc<AuditLog>);
 
-impl AuditSink for CliAuditLog {
-    async fn write(&self, event: Event<'_>) {
-        if let Err(e) = self.0.append(event) {
-            eprintln!("warning: cannot write the audit log {}: {e}", self.0.path().display());
+impl CliAuditLog {
+    /// The log cannot be written: an error, or a warning when it fails open.
+    fn unavailable(&self, e: &std::io::Error, then: &str) -> Result<(), AuditUnavailable> {
+        let path = self.0.path().display();
+        if self.0.fail_open() {
+            eprintln!(
+                "warning: cannot write the audit log {path}: {e} (audit.fail_open: going on)"
+            );
+            Ok(())
+        } else {
+            Err(AuditUnavailable {
+                message: format!("cannot write the audit log {path}: {e}; {then}"),
+            })
         }
     }
 }
+
+impl AuditSink for CliAuditLog {
+    async fn ready(&self) -> Result<(), AuditUnavailable> {
+        match self.0.check_writable() {
+            Ok(()) => Ok(()),
+            Err(e) => self.unavailable(&e, NOTHING_DONE),
+        }
+    }
+
+    async fn write(&self, event: Event<'_>) -> Result<(), AuditUnavailable> {
+        if let Err(e) = self.0.append(event) {
+            return self.unavailable(&e, "the operation ran but is not logged");
+        }
+        match self.0.checkpoint().await {
+            Ok(_) => {}
+            Err(e) if e.is_tampering() => {
+                eprintln!("warning: {e}; see `vaultdb audit verify`");
+            }
+            Err(e) => eprintln!("warning: the audit log's checkpoint was not updated: {e}"),
+        }
+        Ok(())
+    }
+}
+
+/// What a refusal says happened to the command.
+const NOTHING_DONE: &str =
+    "nothing was done (the audit log fails closed; see audit.fail_open in the README)";
 
 /// A record command's context: its configuration, the open store and the audit log.
 #[derive(Debug)]
@@ -151,11 +193,23 @@ struct Session {
 }
 
 impl Session {
-    /// Opens the store `cfg` describes.
+    /// Opens the store `cfg` describes, once its audit log is known to be writable (or
+    /// fails open).
     async fn open(cfg: Loaded) -> Result<Self, CliError> {
+        if !cfg.audit_fail_open
+            && let Err(e) = audit::check_writable(&cfg.audit_log)
+        {
+            return Err(CliError::new(
+                AUDIT_UNAVAILABLE,
+                format!(
+                    "cannot write the audit log {}: {e}; {NOTHING_DONE}",
+                    cfg.audit_log.display()
+                ),
+            ));
+        }
         let db = service::open(&cfg).await?;
-        let log = CliAuditLog(AuditLog::new(&cfg.audit_log));
-        Ok(Self { cfg, db, log })
+        let log = AuditLog::new(&cfg.audit_log, &db).with_fail_open(cfg.audit_fail_open);
+        Ok(Self { cfg, db, log: CliAuditLog(Arc::new(log)) })
     }
 
     /// Runs a store operation as the actor `cli` and writes its audit line.
@@ -165,7 +219,21 @@ impl Session {
         id: Option<&str>,
         operation: impl Future<Output = vaultdb_core::Result<T>>,
     ) -> Result<T, CliError> {
-        let r = Auditor::new(&self.db, &self.log).run("cli", op, id, operation).await;
+        let r = Auditor::new(&self.db, &self.log).run(audit::CLI_ACTOR, op, id, operation).await;
+        r.map_err(CliError::from)
+    }
+
+    /// Opens a read stream as the actor `cli`: its line is written when the stream ends
+    /// ([`AuditedStream`]), or now if it cannot be opened.
+    async fn audited_stream(
+        &self,
+        op: Operation,
+        id: &str,
+        open: impl Future<Output = vaultdb_core::Result<ReadStream>>,
+    ) -> Result<AuditedStream<CliAuditLog, ReadStream>, CliError> {
+        let r = Auditor::new(&self.db, &self.log)
+            .open_stream(audit::CLI_ACTOR, op, Some(id), open)
+            .await;
         r.map_err(CliError::from)
     }
 }

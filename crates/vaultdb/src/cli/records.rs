@@ -9,7 +9,7 @@ use vaultdb_core::{Record, RecordMeta};
 use super::output::{warn_degraded, write_failed};
 use super::{Session, prepare};
 use crate::error::CliError;
-use crate::service::{Operation, content_type};
+use crate::service::{CLIENT_CLOSED, Operation, content_type};
 
 /// Reads FILE whole, or standard input (`-` or no FILE; refused when it is a terminal and
 /// no FILE was given).
@@ -113,8 +113,9 @@ pub(super) async fn get(
 ) -> Result<(), CliError> {
     let s = Session::open(prepare(explicit, Some(id))?).await?;
     // Streamed: each segment is verified before it is written out, and memory stays
-    // bounded whatever the record's size.
-    let mut stream = s.audited(Operation::RecordGet, Some(id), s.db.get_stream(id)).await?;
+    // bounded whatever the record's size. The audit line is written when the stream ends,
+    // before its last chunk is released.
+    let mut stream = s.audited_stream(Operation::RecordGet, id, s.db.get_stream(id)).await?;
     match output {
         Some(p) => {
             // Into a temporary file beside the target, renamed only once every byte has
@@ -124,7 +125,10 @@ pub(super) async fn get(
                 .map_err(|e| CliError::config(format!("cannot write {}: {e}", p.display())))?;
             let mut f = std::io::BufWriter::new(tmp);
             while let Some(chunk) = stream.next().await {
-                f.write_all(&chunk.map_err(CliError::from)?).map_err(|e| write_failed(&e))?;
+                if let Err(e) = f.write_all(&chunk?) {
+                    stream.finish(CLIENT_CLOSED).await?;
+                    return Err(write_failed(&e));
+                }
             }
             let tmp = f.into_inner().map_err(|e| write_failed(e.error()))?;
             tmp.persist(p)
@@ -135,14 +139,18 @@ pub(super) async fn get(
             // is reported on standard error with a non-zero exit code.
             let mut out = std::io::stdout().lock();
             while let Some(chunk) = stream.next().await {
-                out.write_all(&chunk.map_err(CliError::from)?).map_err(|e| write_failed(&e))?;
+                if let Err(e) = out.write_all(&chunk?) {
+                    stream.finish(CLIENT_CLOSED).await?;
+                    return Err(write_failed(&e));
+                }
             }
             out.flush().map_err(|e| write_failed(&e))?;
         }
     }
-    if stream.degraded() {
-        warn_degraded("read", stream.outcomes());
-        let bad = stream.bad_backends();
+    let read = stream.get_ref();
+    if read.degraded() {
+        warn_degraded("read", read.outcomes());
+        let bad = read.bad_backends();
         if !bad.is_empty() {
             eprintln!("warning: bad segment shares from: {}", bad.join(", "));
         }

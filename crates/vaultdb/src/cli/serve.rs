@@ -4,10 +4,10 @@ use std::io::Write;
 use std::path::Path;
 
 use super::prepare;
-use crate::audit::AuditLog;
+use crate::audit::{self, AuditLog};
 use crate::error::CliError;
 use crate::server::{AppState, Limits, app};
-use crate::service::{self, FallbackToken};
+use crate::service::{self, AUDIT_UNAVAILABLE, FallbackToken};
 
 /// `vaultdb serve [--listen ADDR]`: the REST server, until Ctrl-C or SIGTERM (requests in
 /// flight finish first).
@@ -25,6 +25,17 @@ pub(super) async fn serve(explicit: Option<&Path>, listen: Option<String>) -> Re
     };
     let given = std::env::var("VAULTDB_TOKEN").ok();
     let (tokens, fallback) = service::serve_tokens(&cfg, given.as_deref())?;
+    if !cfg.audit_fail_open
+        && let Err(e) = audit::check_writable(&cfg.audit_log)
+    {
+        return Err(CliError::new(
+            AUDIT_UNAVAILABLE,
+            format!(
+                "cannot write the audit log {}: {e} (it fails closed: see audit.fail_open)",
+                cfg.audit_log.display()
+            ),
+        ));
+    }
     let db = service::open(&cfg).await?;
     cfg.clean_fs_temp().await;
     let listener = tokio::net::TcpListener::bind(addr)
@@ -40,11 +51,20 @@ pub(super) async fn serve(explicit: Option<&Path>, listen: Option<String>) -> Re
         body_limit: usize::try_from(cfg.config.server.body_limit.0).unwrap_or(usize::MAX),
         request_timeout: cfg.config.server.request_timeout.0,
     };
-    let state = AppState::new(db, tokens, Some(AuditLog::new(&cfg.audit_log)), limits);
+    let log = AuditLog::new(&cfg.audit_log, &db).with_fail_open(cfg.audit_fail_open);
+    let state = AppState::new(db, tokens, Some(log), limits);
     let base = format!("http://{local}");
     println!("vaultdb {} serving {}", env!("CARGO_PKG_VERSION"), cfg.describe());
     println!("listening on {base}");
-    println!("audit log: {}", cfg.audit_log.display());
+    println!(
+        "audit log: {}{}",
+        cfg.audit_log.display(),
+        if cfg.audit_fail_open {
+            " (fails open: requests run even when it cannot be written)"
+        } else {
+            ""
+        }
+    );
     match &fallback {
         Some(FallbackToken::Generated(token)) => {
             println!();
@@ -64,10 +84,13 @@ pub(super) async fn serve(explicit: Option<&Path>, listen: Option<String>) -> Re
         None => {}
     }
     let _ = std::io::stdout().flush();
-    axum::serve(listener, app(state))
+    let served = axum::serve(listener, app(state.clone()))
         .with_graceful_shutdown(shutdown_signal())
         .await
-        .map_err(|e| CliError::new("INTERNAL_ERROR", format!("server error: {e}")))?;
+        .map_err(|e| CliError::new("INTERNAL_ERROR", format!("server error: {e}")));
+    // The audit log's last counted requests and checkpoint.
+    state.shutdown().await;
+    served?;
     println!("vaultdb stopped");
     Ok(())
 }

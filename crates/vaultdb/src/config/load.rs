@@ -35,6 +35,9 @@ pub struct Loaded {
     pub data_dir: PathBuf,
     /// The resolved audit log path.
     pub audit_log: PathBuf,
+    /// Whether operations go on when the audit log cannot be written (`audit.fail_open`,
+    /// or `VAULTDB_AUDIT_FAIL_OPEN`).
+    pub audit_fail_open: bool,
     /// The resolved listen address.
     pub listen: SocketAddr,
 }
@@ -124,6 +127,18 @@ impl Loaded {
                 None => data_dir.join("audit.jsonl"),
             },
         };
+        let audit_fail_open = match process_env("VAULTDB_AUDIT_FAIL_OPEN") {
+            Some(v) => match v.trim() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => {
+                    return Err(CliError::config(format!(
+                        "VAULTDB_AUDIT_FAIL_OPEN={v:?} is not true, false, 1 or 0"
+                    )));
+                }
+            },
+            None => config.audit.fail_open,
+        };
         for b in &mut config.backends {
             b.resolve_paths(&data_dir, &base);
         }
@@ -133,7 +148,7 @@ impl Loaded {
                 config.server.listen
             ))
         })?;
-        let loaded = Self { config, source, data_dir, audit_log, listen };
+        let loaded = Self { config, source, data_dir, audit_log, audit_fail_open, listen };
         loaded.validate().map_err(CliError::config)?;
         Ok(loaded)
     }
@@ -168,6 +183,13 @@ impl Loaded {
         for (i, t) in c.tokens.iter().enumerate() {
             if t.name.trim().is_empty() {
                 return Err(format!("token #{} has an empty name", i + 1));
+            }
+            if crate::audit::RESERVED_ACTORS.contains(&t.name.as_str()) {
+                return Err(format!(
+                    "token {:?}: the name is reserved for the audit log's own lines (use \
+                     another name)",
+                    t.name
+                ));
             }
             if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(format!(
@@ -330,6 +352,13 @@ mod tests {
             // The file's own checks.
             (&TWO_FS.replacen("\n", "\n[timeouts]\nattempts = 0\n", 1), "timeouts.attempts"),
             (&TWO_FS.replacen("path = \"a\"", "path = \"\"", 1), "path must not be empty"),
+            (
+                &format!(
+                    "{TWO_FS}[[tokens]]\nname = \"anonymous\"\nrole = \"read\"\nsha256 = \"{}\"\n",
+                    "ab".repeat(32)
+                ),
+                "reserved",
+            ),
         ];
         for (text, want) in cases {
             let e = parse(text).unwrap_err();

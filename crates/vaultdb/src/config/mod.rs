@@ -26,7 +26,7 @@ pub use backends::{
     S3Section, process_env,
 };
 pub use load::{Loaded, Source};
-pub use model::{Config, ServerConfig, Timeouts, TokenConfig};
+pub use model::{AuditConfig, Config, ServerConfig, Timeouts, TokenConfig};
 pub use units::{ByteSize, Dur, OptDur, PaddingSetting, parse_duration, parse_size};
 
 /// The file name looked for in the current directory.
@@ -50,6 +50,10 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("VAULTDB_LISTEN", "server.listen, e.g. 127.0.0.1:9000 (port 0 picks a free port)"),
     ("VAULTDB_AUDIT_LOG", "server.audit_log path"),
     (
+        "VAULTDB_AUDIT_FAIL_OPEN",
+        "audit.fail_open: true to run operations even when the audit log cannot be written",
+    ),
+    (
         "VAULTDB_TOKEN",
         "serve only, when no [[tokens]] are configured: accept this admin token instead of \
          generating one",
@@ -66,7 +70,8 @@ pub const DEFAULT_CONFIG: &str = r#"# VaultDB configuration.
 # may fail, or be compromised, without losing or leaking a record.
 #
 # Environment variables override single settings: VAULTDB_DATA_DIR, VAULTDB_THRESHOLD,
-# VAULTDB_WRITE_QUORUM, VAULTDB_LISTEN, VAULTDB_AUDIT_LOG (see `vaultdb --help`).
+# VAULTDB_WRITE_QUORUM, VAULTDB_LISTEN, VAULTDB_AUDIT_LOG, VAULTDB_AUDIT_FAIL_OPEN (see
+# `vaultdb --help`).
 
 # K: shares needed to rebuild a record (2 <= K <= number of backends).
 threshold = 2
@@ -112,9 +117,16 @@ listen = "127.0.0.1:8080"
 body_limit = "16MiB"
 # Requests taking longer than this fail with 503 REQUEST_TIMEOUT.
 request_timeout = "30s"
-# Hash-chained JSON-lines audit log (name tags only, never ids or data); default
-# audit.jsonl in data_dir. Check it with `vaultdb audit verify`.
+# JSON-lines audit log (name tags only, never ids or data), each line authenticated with a
+# key derived from the store's and chained to the last, its head checkpointed in the store;
+# default audit.jsonl in data_dir. Check it with `vaultdb audit verify`.
 # audit_log = "vaultdb-data/audit.jsonl"
+
+[audit]
+# When the audit log cannot be written, operations are refused (AUDIT_UNAVAILABLE). true
+# runs them anyway, unlogged, with a warning: only where availability matters more than a
+# complete log.
+fail_open = false
 
 # Three local directories stand in for three independent stores. For real protection give
 # each share to a different provider: kind = "s3" | "minio" | "gcs" | "azure" (keys in the

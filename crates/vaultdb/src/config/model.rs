@@ -44,6 +44,9 @@ pub struct Config {
     /// The REST server.
     #[serde(default)]
     pub server: ServerConfig,
+    /// The audit log's policy (its path is `server.audit_log`).
+    #[serde(default)]
+    pub audit: AuditConfig,
     /// API tokens.
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
@@ -135,6 +138,16 @@ impl Default for ServerConfig {
             audit_log: None,
         }
     }
+}
+
+/// `[audit]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Go on when the audit log cannot be written (warnings only) instead of refusing
+    /// operations (the default): operations then run unlogged.
+    #[serde(default)]
+    pub fail_open: bool,
 }
 
 /// One `[[tokens]]` entry: a bearer token, stored only as its SHA-256.

@@ -1,7 +1,6 @@
 //! The admin and service routes: `POST /v1/records/{id}/repair`, `GET /v1/status`,
 //! `GET /health`, `GET /metrics`, `GET /openapi.json`.
 
-use axum::Extension;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -10,8 +9,6 @@ use super::AppState;
 use super::dto::{BackendHealthResponse, HealthResponse, RepairResponse, StatusResponse};
 use super::error::ApiError;
 use super::extract::{IdPath, JsonLine};
-use crate::auth::Actor;
-use crate::service::Operation;
 
 /// Regenerates a record's missing or bad shares from K good ones.
 #[utoipa::path(post, path = "/v1/records/{id}/repair", tag = "admin", operation_id = "repairRecord",
@@ -21,10 +18,9 @@ use crate::service::Operation;
     security(("bearer" = [])))]
 pub(super) async fn repair_record(
     State(st): State<AppState>,
-    Extension(actor): Extension<Actor>,
     IdPath(id): IdPath,
 ) -> Result<Response, ApiError> {
-    let r = st.audited(&actor, Operation::RecordRepair, Some(&id), st.db().repair(&id)).await?;
+    let r = st.db().repair(&id).await?;
     Ok(JsonLine(RepairResponse {
         version: r.version.map(|v| v.to_text()),
         restored: r.restored,
@@ -38,12 +34,8 @@ pub(super) async fn repair_record(
 #[utoipa::path(get, path = "/v1/status", tag = "admin", operation_id = "status",
     responses((status = 200, description = "The store's health", body = StatusResponse)),
     security(("bearer" = [])))]
-pub(super) async fn status(
-    State(st): State<AppState>,
-    Extension(actor): Extension<Actor>,
-) -> Response {
+pub(super) async fn status(State(st): State<AppState>) -> Response {
     let h = st.db().health().await;
-    st.audit(&actor.name, Operation::StoreStatus, None, "OK").await;
     JsonLine(StatusResponse {
         k: h.k,
         n: h.n,
@@ -65,21 +57,35 @@ pub(super) async fn status(
     .into_response()
 }
 
-/// Liveness and readiness: 200 while at least K backends answer, else 503.
+/// Liveness and readiness: 200 while at least K backends answer and the audit log can be
+/// written (or fails open), else 503.
 #[utoipa::path(get, path = "/health", tag = "service", operation_id = "health",
-    responses((status = 200, description = "At least K backends answer", body = HealthResponse),
-              (status = 503, description = "Fewer than K backends answer", body = HealthResponse)))]
+    responses((status = 200, description = "At least K backends answer, and the audit log can be written or fails open", body = HealthResponse),
+              (status = 503, description = "Fewer than K backends answer, or the audit log cannot be written and fails closed", body = HealthResponse)))]
 pub(super) async fn health(State(st): State<AppState>) -> Response {
     let h = st.db().health().await;
-    let (code, status) = if h.up == h.n {
-        (StatusCode::OK, "ok")
-    } else if h.up >= h.k {
+    let audit = st.audit_health().await;
+    let audit_down = matches!(audit, Some((false, _)));
+    let (code, status) = if h.up < h.k || matches!(audit, Some((false, false))) {
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    } else if h.up < h.n || audit_down {
         (StatusCode::OK, "degraded")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+        (StatusCode::OK, "ok")
     };
-    (code, JsonLine(HealthResponse { status: status.to_owned(), k: h.k, n: h.n, up: h.up }))
-        .into_response()
+    let audit = match audit {
+        None => "off",
+        Some((true, _)) => "ok",
+        Some((false, _)) => "unavailable",
+    };
+    let body = HealthResponse {
+        status: status.to_owned(),
+        k: h.k,
+        n: h.n,
+        up: h.up,
+        audit: audit.to_owned(),
+    };
+    (code, JsonLine(body)).into_response()
 }
 
 /// Prometheus metrics: requests by route and status, latency histograms, degraded reads

@@ -82,7 +82,9 @@ pub struct ListParams {
 /// `GET /health`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HealthResponse {
-    /// `ok` (all backends up), `degraded` (at least K up) or `unavailable`.
+    /// `ok` (all backends up, the audit log writable), `degraded` (at least K up, or the
+    /// audit log failing open) or `unavailable` (fewer than K up, or the audit log not
+    /// writable and failing closed: requests are refused).
     pub status: String,
     /// The threshold K.
     pub k: usize,
@@ -90,6 +92,8 @@ pub struct HealthResponse {
     pub n: usize,
     /// Backends up.
     pub up: usize,
+    /// The audit log: `ok` (writable), `unavailable` (cannot be written) or `off` (none).
+    pub audit: String,
 }
 
 /// One backend in `GET /v1/status`.

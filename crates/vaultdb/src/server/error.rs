@@ -12,7 +12,7 @@ use super::extract::JsonLine;
 /// Every error code the server answers with, and its status: the store's eight (see
 /// [`ApiError::status_of`]) and the server's own. The OpenAPI document lists exactly these
 /// as the values of `code`, and crates/vaultdb/README.md documents them.
-pub const ERROR_CODES: [(&str, StatusCode); 16] = [
+pub const ERROR_CODES: [(&str, StatusCode); 17] = [
     ("INVALID_REQUEST", StatusCode::BAD_REQUEST),
     ("INVALID_INPUT", StatusCode::BAD_REQUEST),
     ("INVALID_CONFIG", StatusCode::BAD_REQUEST),
@@ -29,7 +29,12 @@ pub const ERROR_CODES: [(&str, StatusCode); 16] = [
     ("INSUFFICIENT_SHARES", StatusCode::SERVICE_UNAVAILABLE),
     ("BACKEND_ERROR", StatusCode::SERVICE_UNAVAILABLE),
     ("REQUEST_TIMEOUT", StatusCode::SERVICE_UNAVAILABLE),
+    ("AUDIT_UNAVAILABLE", StatusCode::SERVICE_UNAVAILABLE),
 ];
+
+/// The code of an error answer, kept in its extensions for the audit middleware.
+#[derive(Clone, Debug)]
+pub(super) struct Outcome(pub(super) String);
 
 /// One backend's part in a failed operation.
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -141,6 +146,11 @@ impl ApiError {
         )
     }
 
+    /// 503 `AUDIT_UNAVAILABLE`: the audit log cannot be written (and fails closed).
+    pub fn audit_unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, crate::service::AUDIT_UNAVAILABLE, message)
+    }
+
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -225,8 +235,10 @@ impl From<VaultError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let outcome = Outcome(self.detail.code.clone());
         let mut resp =
             (self.status, JsonLine(ErrorResponse { error: self.detail })).into_response();
+        resp.extensions_mut().insert(outcome);
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
@@ -266,6 +278,7 @@ mod tests {
             ApiError::too_large(1),
             ApiError::range_not_satisfiable(9, 8),
             ApiError::timed_out(Duration::from_secs(1)),
+            ApiError::audit_unavailable("m"),
         ];
         for code in ErrorCode::ALL {
             made.push(ApiError::new(ApiError::status_of(code), code.as_str(), "m"));

@@ -1,17 +1,17 @@
-//! The middleware: authentication and roles ([`policy`]), the body limit and request
-//! timeout, and request metrics.
+//! The middleware: roles ([`policy`]), the body limit and request timeout, and request
+//! metrics. Authentication is the audit middleware's (`super::audit`).
 
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{Method, header};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::BodyLimit;
-use crate::auth::{Role, bearer};
+use crate::auth::{Actor, Role};
 use crate::metrics::UNMATCHED;
 use crate::service::Operation;
 
@@ -32,32 +32,25 @@ pub fn policy(method: &Method, route: &str) -> Option<(Role, Operation)> {
     })
 }
 
-/// Authenticates requests to protected routes and checks their role; refusals are
-/// audited (as `anonymous` without a valid token).
-pub(super) async fn authorize(
-    State(st): State<AppState>,
-    mut req: Request,
-    next: Next,
-) -> Response {
+/// Who sent a request: the token's actor, or `None` without a valid token. Set by the
+/// audit middleware ([`super::audit::audit`]), which authenticates every request it logs.
+#[derive(Clone, Debug)]
+pub(super) struct Caller(pub(super) Option<Actor>);
+
+/// Checks the role of requests to protected routes (authenticated by the audit middleware,
+/// which also logs the refusals).
+pub(super) async fn authorize(mut req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
-    let Some((need, op)) = route.as_deref().and_then(|r| policy(req.method(), r)) else {
+    let Some((need, _)) = route.as_deref().and_then(|r| policy(req.method(), r)) else {
         return next.run(req).await;
     };
-    let token =
-        req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer);
-    match token.and_then(|t| st.tokens().authenticate(t)) {
-        None => {
-            st.audit("anonymous", op, None, "UNAUTHORIZED").await;
-            ApiError::unauthorized().into_response()
-        }
-        Some(actor) if actor.role < need => {
-            st.audit(&actor.name, op, None, "FORBIDDEN").await;
-            ApiError::forbidden(format!(
-                "this needs the {need} role; the token has the {} role",
-                actor.role
-            ))
-            .into_response()
-        }
+    match req.extensions().get::<Caller>().and_then(|c| c.0.clone()) {
+        None => ApiError::unauthorized().into_response(),
+        Some(actor) if actor.role < need => ApiError::forbidden(format!(
+            "this needs the {need} role; the token has the {} role",
+            actor.role
+        ))
+        .into_response(),
         Some(actor) => {
             req.extensions_mut().insert(actor);
             next.run(req).await

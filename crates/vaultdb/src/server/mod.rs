@@ -14,6 +14,11 @@
 //! | `GET /health` | none | `ok`, `degraded` or `unavailable` |
 //! | `GET /openapi.json` | none | this API as OpenAPI 3.1 |
 //!
+//! Every answer of a protected or `/v1/` route is audited (module `audit`): one line with
+//! its outcome, refused requests without a valid token counted once a second; a request is
+//! refused with 503 `AUDIT_UNAVAILABLE` when its line cannot be written, unless the log fails
+//! open.
+//!
 //! Errors are `{"error": {"code", "message"}}` (plus `backends` for availability errors);
 //! [`ApiError`] gives each code's status, [`ERROR_CODES`] lists them all. Logs and metrics
 //! carry route templates and name tags, never record ids or data.
@@ -22,9 +27,11 @@
 //! and the degraded rule are the [`service`](crate::service) layer's, shared with the
 //! command line. Modules: `state` ([`AppState`], [`Limits`]), `error` ([`ApiError`]),
 //! `extract` (extractors), `dto` (bodies), `records`, `raw` and `admin` (handlers),
-//! `middleware` ([`policy`]) and `openapi` ([`openapi()`]).
+//! `middleware` ([`policy`]), `audit` (the audit middleware and the server's log) and
+//! `openapi` ([`openapi()`]).
 
 mod admin;
+mod audit;
 mod dto;
 mod error;
 mod extract;
@@ -85,11 +92,13 @@ pub fn app(state: AppState) -> Router {
     let (routes, _) = router().split_for_parts();
     let body_limit = state.limits().body_limit;
     routes
-        .route_layer(mw::from_fn_with_state(state.clone(), middleware::authorize))
+        .route_layer(mw::from_fn(middleware::authorize))
         .fallback(admin::not_found)
         .method_not_allowed_fallback(admin::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(mw::from_fn_with_state(state.clone(), middleware::limit_and_time))
+        // Outside the timeout, so that timed-out requests are logged too.
+        .layer(mw::from_fn_with_state(state.clone(), audit::audit))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             // Route templates only: concrete paths carry record ids.
             let route =

@@ -1,21 +1,22 @@
 //! The raw record routes: `PUT`/`GET /v1/records/{id}/raw`: bytes with their content type,
-//! read as a stream of verified segments, whole or a byte range.
+//! read as a stream of verified segments, whole or a byte range. A streamed read writes its
+//! audit line when its body ends; the audit middleware logs the other answers.
 
 use axum::Extension;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use vaultdb_core::Record;
 
 use super::AppState;
+use super::audit::AuditedInBody;
 use super::dto::{PutRecordResponse, RawData};
 use super::error::{ApiError, ErrorResponse};
 use super::extract::{IdPath, RawBody};
 use super::records::{stored, with_headers};
 use crate::auth::Actor;
-use crate::service::Operation;
-use crate::service::content_type;
+use crate::service::{AuditedStream, Auditor, Operation, StreamLine, content_type};
 
 /// Stores the request body as-is, keeping its `Content-Type`.
 #[utoipa::path(put, path = "/v1/records/{id}/raw", tag = "records", operation_id = "putRawRecord",
@@ -27,7 +28,6 @@ use crate::service::content_type;
     security(("bearer" = [])))]
 pub(super) async fn put_raw(
     State(st): State<AppState>,
-    Extension(actor): Extension<Actor>,
     IdPath(id): IdPath,
     headers: HeaderMap,
     RawBody(body): RawBody,
@@ -39,7 +39,7 @@ pub(super) async fn put_raw(
     let mut record = Record::new(id.clone(), body.to_vec());
     record.content_type = ct;
     drop(body);
-    let r = st.audited(&actor, Operation::RecordPutRaw, Some(&id), st.db().put(record)).await?;
+    let r = st.db().put(record).await?;
     Ok(stored(id, &r))
 }
 
@@ -96,6 +96,7 @@ fn parse_range(headers: &HeaderMap) -> Option<ByteRange> {
 pub(super) async fn get_raw(
     State(st): State<AppState>,
     Extension(actor): Extension<Actor>,
+    method: Method,
     IdPath(id): IdPath,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -114,7 +115,7 @@ pub(super) async fn get_raw(
             }
         }
     };
-    let stream = st.audited(&actor, Operation::RecordGetRaw, Some(&id), open).await?;
+    let stream = open.await?;
     let total = stream.total_len();
     let got = stream.range();
     let ct = stream
@@ -136,13 +137,28 @@ pub(super) async fn get_raw(
     };
     let version = stream.version().to_text();
     let degraded = stream.degraded();
-    let body = axum::body::Body::from_stream(stream.map(|chunk| {
-        chunk.map_err(|e| {
-            tracing::warn!(code = e.code().as_str(), "raw read failed part way: {e}");
-            std::io::Error::other(e.to_string())
-        })
-    }));
+    // The body writes the audit line when it ends: OK, the code of a failure part way, or
+    // CLIENT_CLOSED. (A HEAD answer has no body: the middleware logs it.)
+    let streamed = method != Method::HEAD;
+    let body = if streamed {
+        let line = StreamLine {
+            actor: actor.name.clone(),
+            op: Operation::RecordGetRaw,
+            tag: Some(Auditor::new(st.db(), &st).tag(&id)),
+        };
+        axum::body::Body::from_stream(AuditedStream::new(st.clone(), line, stream).map(|chunk| {
+            chunk.map_err(|e| {
+                tracing::warn!("raw read failed part way: {e}");
+                std::io::Error::other(e.to_string())
+            })
+        }))
+    } else {
+        axum::body::Body::empty()
+    };
     let mut resp = Response::new(body);
+    if streamed {
+        resp.extensions_mut().insert(AuditedInBody);
+    }
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, ct);

@@ -1,7 +1,6 @@
 //! The JSON record routes: `PUT`/`POST /v1/records`, `GET /v1/records`,
-//! `GET`/`DELETE /v1/records/{id}`.
+//! `GET`/`DELETE /v1/records/{id}`. The audit middleware logs each answer.
 
-use axum::Extension;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode};
@@ -10,12 +9,11 @@ use data_encoding::BASE64URL_NOPAD;
 use serde_json::Value;
 use vaultdb_core::{PutResult, Record};
 
+use super::audit::concerning;
 use super::dto::{ListParams, ListResponse, PutRecordRequest, PutRecordResponse, RecordResponse};
 use super::error::{ApiError, ErrorResponse};
 use super::extract::{IdPath, JsonBody, JsonLine};
 use super::{AppState, DEFAULT_PAGE, DEGRADED_HEADER, MAX_PAGE, VERSION_HEADER};
-use crate::auth::Actor;
-use crate::service::Operation;
 use crate::service::content_type::is_json;
 use crate::service::degraded::degraded;
 
@@ -34,15 +32,18 @@ pub(super) fn with_headers(
     resp
 }
 
-async fn store_json(
-    st: &AppState,
-    actor: &Actor,
-    body: PutRecordRequest,
-) -> Result<Response, ApiError> {
+/// Stores a JSON record; the answer names the record for its audit line.
+async fn store_json(st: &AppState, body: PutRecordRequest) -> Response {
     let id = body.id;
-    let record = Record::json(id.clone(), &body.data).map_err(ApiError::from)?;
-    let r = st.audited(actor, Operation::RecordPut, Some(&id), st.db().put(record)).await?;
-    Ok(stored(id, &r))
+    let r = match Record::json(id.clone(), &body.data) {
+        Ok(record) => st.db().put(record).await,
+        Err(e) => Err(e),
+    };
+    let resp = match r {
+        Ok(r) => stored(id.clone(), &r),
+        Err(e) => ApiError::from(e).into_response(),
+    };
+    concerning(resp, id)
 }
 
 /// The answer to a put: 201 with the version written, its acknowledgements and whether it
@@ -65,10 +66,9 @@ pub(super) fn stored(id: String, r: &PutResult) -> Response {
     security(("bearer" = [])))]
 pub(super) async fn put_record(
     State(st): State<AppState>,
-    Extension(actor): Extension<Actor>,
     JsonBody(body): JsonBody<PutRecordRequest>,
-) -> Result<Response, ApiError> {
-    store_json(&st, &actor, body).await
+) -> Response {
+    store_json(&st, body).await
 }
 
 /// Stores a JSON record (same as `PUT /v1/records`).
@@ -78,10 +78,9 @@ pub(super) async fn put_record(
     security(("bearer" = [])))]
 pub(super) async fn post_record(
     State(st): State<AppState>,
-    Extension(actor): Extension<Actor>,
     JsonBody(body): JsonBody<PutRecordRequest>,
-) -> Result<Response, ApiError> {
-    store_json(&st, &actor, body).await
+) -> Response {
+    store_json(&st, body).await
 }
 
 /// Lists record ids, sorted, a page at a time.
@@ -91,7 +90,6 @@ pub(super) async fn post_record(
     security(("bearer" = [])))]
 pub(super) async fn list_records(
     State(st): State<AppState>,
-    Extension(actor): Extension<Actor>,
     params: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(params) = params
@@ -101,7 +99,7 @@ pub(super) async fn list_records(
         return Err(ApiError::invalid_request(format!("limit must be between 1 and {MAX_PAGE}")));
     }
     let after = params.cursor.filter(|c| !c.is_empty());
-    let r = st.audited(&actor, Operation::RecordList, None, st.db().list()).await?;
+    let r = st.db().list().await?;
     let degraded = degraded(&r.outcomes);
     let start = after.map_or(0, |a| r.ids.partition_point(|id| *id <= a));
     let end = start.saturating_add(limit as usize).min(r.ids.len());
@@ -119,10 +117,9 @@ pub(super) async fn list_records(
     security(("bearer" = [])))]
 pub(super) async fn get_record(
     State(st): State<AppState>,
-    Extension(actor): Extension<Actor>,
     IdPath(id): IdPath,
 ) -> Result<Response, ApiError> {
-    let r = st.audited(&actor, Operation::RecordGet, Some(&id), st.db().get(&id)).await?;
+    let r = st.db().get(&id).await?;
     let version = r.version.to_text();
     let ct = r.record.content_type.clone();
     let parsed = if is_json(ct.as_deref()) {
@@ -153,10 +150,9 @@ pub(super) async fn get_record(
     security(("bearer" = [])))]
 pub(super) async fn delete_record(
     State(st): State<AppState>,
-    Extension(actor): Extension<Actor>,
     IdPath(id): IdPath,
 ) -> Result<Response, ApiError> {
-    let r = st.audited(&actor, Operation::RecordDelete, Some(&id), st.db().delete(&id)).await?;
+    let r = st.db().delete(&id).await?;
     let degraded = degraded(&r.outcomes);
     Ok(with_headers(StatusCode::NO_CONTENT.into_response(), None, degraded))
 }

@@ -1,17 +1,16 @@
 //! The server's shared state ([`AppState`]) and limits ([`Limits`]), and the audit sink the
-//! handlers write to.
+//! server writes to.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use vaultdb_core::VaultDb;
 
-use super::error::ApiError;
+use super::audit::ServerAudit;
 use crate::audit::{AuditLog, Event};
-use crate::auth::{Actor, Tokens};
+use crate::auth::Tokens;
 use crate::metrics::Metrics;
-use crate::service::{AuditSink, Auditor, Operation};
+use crate::service::{AuditSink, AuditUnavailable, Operation};
 
 /// Server limits.
 #[derive(Clone, Copy, Debug)]
@@ -40,7 +39,7 @@ pub struct AppState {
 struct Inner {
     db: VaultDb,
     tokens: Tokens,
-    audit: Option<Arc<AuditLog>>,
+    audit: Option<ServerAudit>,
     metrics: Metrics,
     limits: Limits,
     openapi_json: String,
@@ -55,20 +54,44 @@ impl std::fmt::Debug for AppState {
     }
 }
 
+/// How often the server writes counted requests and checkpoints its audit log.
+const AUDIT_TICK: Duration = Duration::from_secs(1);
+
 impl AppState {
-    /// State over an open store, the accepted tokens, an optional audit log and limits.
+    /// State over an open store, the accepted tokens, an optional audit log (over the same
+    /// store: see [`AuditLog::new`]) and limits. With an audit log, and inside a Tokio
+    /// runtime, a task writes counted requests and checkpoints the log once a second
+    /// while the state lives; [`AppState::shutdown`] does so a last time.
     pub fn new(db: VaultDb, tokens: Tokens, audit: Option<AuditLog>, limits: Limits) -> Self {
         let openapi_json = super::openapi().to_json().unwrap_or_else(|_| "{}".to_owned());
-        Self {
+        let state = Self {
             inner: Arc::new(Inner {
                 db,
                 tokens,
-                audit: audit.map(Arc::new),
+                audit: audit.map(ServerAudit::new),
                 metrics: Metrics::default(),
                 limits,
                 openapi_json,
             }),
+        };
+        if state.inner.audit.is_some()
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            let weak = Arc::downgrade(&state.inner);
+            rt.spawn(async move {
+                let mut tick = tokio::time::interval(AUDIT_TICK);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    let Some(inner) = weak.upgrade() else { break };
+                    if let Some(a) = &inner.audit {
+                        a.flush(&inner.metrics).await;
+                        a.checkpoint(false).await;
+                    }
+                }
+            });
         }
+        state
     }
 
     /// The store.
@@ -79,6 +102,15 @@ impl AppState {
     /// The request metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// Writes what the audit log still owes (counted requests, a checkpoint of its head):
+    /// call it once the server has stopped taking requests.
+    pub async fn shutdown(&self) {
+        if let Some(a) = &self.inner.audit {
+            a.flush(&self.inner.metrics).await;
+            a.checkpoint(true).await;
+        }
     }
 
     /// The accepted tokens.
@@ -96,36 +128,53 @@ impl AppState {
         &self.inner.openapi_json
     }
 
-    /// Writes one audit line (see [`Auditor::record`]).
-    pub(super) async fn audit(&self, actor: &str, op: Operation, id: Option<&str>, outcome: &str) {
-        Auditor::new(self.db(), self).record(actor, op, id, outcome).await;
+    /// Counts a refused request without a valid token (written once a second).
+    pub(super) fn tally(&self, op: Operation, outcome: &str) {
+        if let Some(a) = &self.inner.audit {
+            a.tally(op, outcome);
+        }
     }
 
-    /// Runs a store operation and writes its audit line (see [`Auditor::run`]).
-    pub(super) async fn audited<T>(
-        &self,
-        actor: &Actor,
-        op: Operation,
-        id: Option<&str>,
-        operation: impl Future<Output = vaultdb_core::Result<T>>,
-    ) -> Result<T, ApiError> {
-        let r = Auditor::new(self.db(), self).run(&actor.name, op, id, operation).await;
-        r.map_err(ApiError::from)
+    /// The audit log's state for `/health`: `None` without a log; else whether it can be
+    /// written now, and whether it fails open.
+    pub(super) async fn audit_health(&self) -> Option<(bool, bool)> {
+        let a = self.inner.audit.as_ref()?;
+        Some((a.writable(&self.inner.metrics).await, a.log.fail_open()))
+    }
+
+    /// A failed check or write: refused when the log fails closed.
+    fn audit_result(&self, r: std::io::Result<()>) -> Result<(), AuditUnavailable> {
+        let Some(a) = &self.inner.audit else { return Ok(()) };
+        a.note(&r, &self.inner.metrics);
+        match r {
+            Err(e) if !a.log.fail_open() => {
+                Err(AuditUnavailable { message: format!("cannot write the audit log: {e}") })
+            }
+            _ => Ok(()),
+        }
     }
 }
 
-/// The server's audit log, if it has one: appended off the async threads; a failure is
-/// logged and counted in the metrics (`vaultdb_audit_write_failures_total`).
+/// The server's audit log, if it has one: checked and appended off the async threads; a
+/// failure is logged and counted in the metrics (`vaultdb_audit_write_failures_total`), and
+/// refuses the request unless the log fails open.
 impl AuditSink for AppState {
     fn enabled(&self) -> bool {
         self.inner.audit.is_some()
     }
 
-    async fn write(&self, event: Event<'_>) {
-        if let Some(log) = &self.inner.audit
-            && log.record(event).await.is_err()
-        {
-            self.inner.metrics.audit_failed();
-        }
+    async fn ready(&self) -> Result<(), AuditUnavailable> {
+        let Some(a) = &self.inner.audit else { return Ok(()) };
+        let log = Arc::clone(&a.log);
+        let r = tokio::task::spawn_blocking(move || log.check_writable())
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        self.audit_result(r)
+    }
+
+    async fn write(&self, event: Event<'_>) -> Result<(), AuditUnavailable> {
+        let Some(a) = &self.inner.audit else { return Ok(()) };
+        let r = a.log.record(event).await.map(drop);
+        self.audit_result(r)
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! - [`open`](mod@open): opening the store a configuration describes, and the tokens `serve` accepts;
 //! - [`audited`]: the audited runner ([`Auditor`]): every store operation, named by an
-//!   [`Operation`], writes one audit line with its outcome;
+//!   [`Operation`], writes one audit line with its outcome, and is refused when its line
+//!   cannot be written (unless the log fails open);
 //! - [`content_type`]: which content types may be stored with a record;
 //! - [`degraded`]: which backend outcomes make a successful operation degraded.
 
@@ -12,5 +13,8 @@ pub mod content_type;
 pub mod degraded;
 pub mod open;
 
-pub use audited::{AuditSink, Auditor, Operation};
+pub use audited::{
+    AUDIT_UNAVAILABLE, AuditSink, AuditUnavailable, Audited, AuditedStream, Auditor, CLIENT_CLOSED,
+    Operation, StreamLine, Tally,
+};
 pub use open::{FallbackToken, open, open_with, serve_tokens, tokens};

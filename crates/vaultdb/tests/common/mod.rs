@@ -18,13 +18,14 @@ pub const WRITE_TOKEN: &str = "write-token-0123456789";
 pub const ADMIN_TOKEN: &str = "admin-token-0123456789";
 
 /// Environment variables the binary reads; removed so the host cannot leak into tests.
-pub const VAULTDB_ENV: [&str; 8] = [
+pub const VAULTDB_ENV: [&str; 9] = [
     "VAULTDB_CONFIG",
     "VAULTDB_DATA_DIR",
     "VAULTDB_THRESHOLD",
     "VAULTDB_WRITE_QUORUM",
     "VAULTDB_LISTEN",
     "VAULTDB_AUDIT_LOG",
+    "VAULTDB_AUDIT_FAIL_OPEN",
     "VAULTDB_TOKEN",
     "RUST_LOG",
 ];
@@ -74,6 +75,7 @@ pub async fn memory_store() -> VaultDb {
 pub struct TestServer {
     pub base: String,
     pub client: reqwest::Client,
+    state: AppState,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -83,8 +85,9 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let app = vaultdb::app(state.clone());
         let task = tokio::spawn(async move {
-            axum::serve(listener, vaultdb::app(state))
+            axum::serve(listener, app)
                 .with_graceful_shutdown(async {
                     let _ = rx.await;
                 })
@@ -93,7 +96,7 @@ impl TestServer {
         });
         let client =
             reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().unwrap();
-        Self { base: format!("http://{addr}"), client, stop: Some(tx), task: Some(task) }
+        Self { base: format!("http://{addr}"), client, state, stop: Some(tx), task: Some(task) }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -145,7 +148,7 @@ impl TestServer {
         self.send(self.request(reqwest::Method::PUT, "/v1/records", Some(token)).json(&body)).await
     }
 
-    /// Stops the server and waits for it.
+    /// Stops the server and waits for it, then writes what its audit log still owes.
     pub async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
@@ -153,6 +156,7 @@ impl TestServer {
         if let Some(t) = self.task.take() {
             t.await.unwrap();
         }
+        self.state.shutdown().await;
     }
 }
 
