@@ -362,7 +362,8 @@ impl VaultDbBuilder {
             self.settings.clone(),
             self.rng.map(Mutex::new),
         );
-        let keyring = open::load_or_create_keyring(&inner, self.naming_key.as_ref()).await?;
+        let (keyring, all_slots_good) =
+            open::load_or_create_keyring(&inner, self.naming_key.as_ref()).await?;
         let mut system = Inner::new(
             system_parts.0,
             system_parts.1,
@@ -375,7 +376,22 @@ impl VaultDbBuilder {
         system.naming = keyring.naming_key.derive(SYSTEM_NAMING_PURPOSE);
         inner.naming = keyring.naming_key;
         inner.system = Some(Arc::new(system));
-        Ok(VaultDb { inner: Arc::new(inner) })
+        let db = VaultDb { inner: Arc::new(inner) };
+        // The open stopped reading at K good keyring shares: check (and rewrite) the other
+        // slots in the background, as a degraded read repairs its record, so that a lost or
+        // swapped keyring share does not wait for a scrub.
+        if !all_slots_good
+            && db.inner.settings.read_repair
+            && let Ok(handle) = tokio::runtime::Handle::try_current()
+        {
+            let db = db.clone();
+            handle.spawn(async move {
+                if let Err(e) = open::repair_keyring(&db.inner).await {
+                    tracing::debug!(error = %e, "background keyring check");
+                }
+            });
+        }
+        Ok(db)
     }
 
     /// Every check of the configuration that needs no backend call, in one place

@@ -219,11 +219,13 @@ fn decode_keyring(verified: &Verified, external: Option<&NamingKey>) -> Result<K
     Keyring::decode(verified.payload(), external)
 }
 
-/// Reads the keyring (creating it on an empty store) and checks the configuration.
+/// Reads the keyring (creating it on an empty store) and checks the configuration. Also
+/// says whether every slot was seen to hold a good share (reads stop at K good ones: the
+/// others are then checked by [`repair_keyring`], in the background).
 pub(crate) async fn load_or_create_keyring(
     inner: &Inner,
     external: Option<&NamingKey>,
-) -> Result<Keyring> {
+) -> Result<(Keyring, bool)> {
     let deadline = tokio::time::Instant::now() + CREATION_WAIT;
     let mut delay = Duration::from_millis(20);
     loop {
@@ -237,7 +239,8 @@ pub(crate) async fn load_or_create_keyring(
                 }
             }
             fix_slots(inner, &slots, version, &verified).await;
-            return Ok(keyring);
+            let complete = verified.good.len() == inner.n();
+            return Ok((keyring, complete));
         }
         check_shape(inner, &slots)?;
         let unreachable = slots.iter().filter(|s| matches!(s, Slot::Unreachable(_))).count();
@@ -248,7 +251,7 @@ pub(crate) async fn load_or_create_keyring(
                 let keyring = decode_keyring(&verified, external)?;
                 keyring.check_config(inner.threshold(), inner.fanout.ids())?;
                 fix_slots(inner, &slots, version, &verified).await;
-                return Ok(keyring);
+                return Ok((keyring, true));
             }
             check_shape(inner, &slots)?;
         }
@@ -269,7 +272,7 @@ pub(crate) async fn load_or_create_keyring(
                 });
             }
             if let Some(keyring) = try_create(inner, external).await? {
-                return Ok(keyring);
+                return Ok((keyring, true));
             }
         } else if empty || slots.iter().all(|s| matches!(s, Slot::Empty | Slot::Unreachable(_))) {
             // Nothing readable, and a backend that may hold the keyring cannot be reached.

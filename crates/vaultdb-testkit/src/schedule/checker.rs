@@ -43,12 +43,31 @@ const READ_ERRORS: [ErrorCode; 4] = [
 pub fn check(run: &RunResult) -> Report {
     let plan = &run.plan;
     let mut report = Report::default();
-    let mut by_id: Vec<Vec<&OpRecord>> = vec![Vec::new(); plan.ids.len()];
-    for o in &run.history {
-        by_id[o.spec.id()].push(o);
-    }
     for o in &run.history {
         check_write_result(plan, o, &mut report);
+    }
+    let history = undo_rollbacks(run);
+    let mut by_id: Vec<Vec<&OpRecord>> = vec![Vec::new(); plan.ids.len()];
+    for o in &history {
+        by_id[o.spec.id()].push(o);
+    }
+    for open in &run.opens {
+        bump(&mut report.checks, Invariant::OpenFailed.name());
+        if let Err(e) = &open.result
+            && open.good_slots >= plan.k
+        {
+            report.violations.push(Violation {
+                invariant: Invariant::OpenFailed,
+                op: None,
+                id: None,
+                detail: format!(
+                    "round {}: a new client failed to open the store with {} backends healthy \
+                     and holding their keyring share: {e}",
+                    open.round, open.good_slots
+                ),
+                related: None,
+            });
+        }
     }
     for (id, ops) in by_id.iter().enumerate() {
         let writes: Vec<&OpRecord> = ops.iter().copied().filter(|o| o.spec.is_write()).collect();
@@ -61,6 +80,19 @@ pub fn check(run: &RunResult) -> Report {
         check_final(run, id, &writes, &puts, &mut report);
     }
     let fin = &run.final_state;
+    if !fin.bad_keyrings.is_empty() {
+        report.violations.push(Violation {
+            invariant: Invariant::FinalState,
+            op: None,
+            id: None,
+            detail: format!(
+                "after healing and scrubbing, backends {:?} still hold a lost or wrong keyring \
+                 share",
+                fin.bad_keyrings
+            ),
+            related: None,
+        });
+    }
     let mut settle = |detail: String| {
         report.violations.push(Violation {
             invariant: Invariant::FinalState,
@@ -113,6 +145,48 @@ pub fn check(run: &RunResult) -> Report {
         });
     }
     report
+}
+
+/// The history as the backends remember it: a backend rolled back when round `r` ended
+/// forgot the puts and deletes it took in round `r`, so its acknowledgement of them no longer
+/// counts. A put keeps the others' acknowledgements; a delete that no longer has the N-K+1
+/// confirmations a delete needs is judged like a failed one (it may or may not have
+/// happened), and so is a delete that found nothing in a round with a rollback (what it
+/// found absent may come back with the rolled-back backends).
+fn undo_rollbacks(run: &RunResult) -> Vec<OpRecord> {
+    let plan = &run.plan;
+    let mut history = run.history.clone();
+    if run.rollbacks.is_empty() {
+        return history;
+    }
+    for o in &mut history {
+        let forgot = |i: &usize| run.rollbacks.contains(&(o.round, *i));
+        match &mut o.result {
+            OpResult::Put { acks, .. } => acks.retain(|i| !forgot(i)),
+            OpResult::Deleted { found: true, confirmed } => {
+                let before = confirmed.len();
+                confirmed.retain(|i| !forgot(i));
+                if confirmed.len() < before && confirmed.len() < plan.n - plan.k + 1 {
+                    o.result = OpResult::Failed {
+                        code: ErrorCode::BackendError,
+                        message: "rolled back".to_owned(),
+                        acks: Vec::new(),
+                    };
+                }
+            }
+            OpResult::Deleted { found: false, .. }
+                if run.rollbacks.iter().any(|(r, _)| *r == o.round) =>
+            {
+                o.result = OpResult::Failed {
+                    code: ErrorCode::BackendError,
+                    message: "rolled back".to_owned(),
+                    acks: Vec::new(),
+                };
+            }
+            _ => {}
+        }
+    }
+    history
 }
 
 fn check_write_result(plan: &Plan, o: &OpRecord, report: &mut Report) {

@@ -4,9 +4,12 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
+use vaultdb_core::naming::KeySpace;
 use vaultdb_core::rng::CsRng;
 use vaultdb_core::{
     BackendOutcome, CallPolicy, ErrorCode, MemoryBackend, OutcomeStatus, PutResult, Record,
@@ -52,6 +55,8 @@ struct Node {
     corrupt: CorruptingHandle,
     count: CountingHandle,
     backend: Arc<dyn StorageBackend>,
+    /// A [`Fault::Rollback`]'s snapshot, restored when the round ends.
+    snapshot: Mutex<Option<Vec<(String, Bytes)>>>,
 }
 
 impl Node {
@@ -88,6 +93,7 @@ impl Node {
             corrupt,
             count,
             backend,
+            snapshot: Mutex::new(None),
         }
     }
 
@@ -126,14 +132,32 @@ impl Node {
             }
             // Driven by a task while the round runs.
             Fault::Flap { .. } => {}
+            Fault::Rollback => {
+                *self.snapshot.lock().expect("snapshot lock") = Some(self.mem.snapshot());
+            }
+            // Applied by `run`, which sees every backend.
+            Fault::KeyringLost | Fault::KeyringSwapped => {}
         }
+    }
+
+    /// Ends a [`Fault::Rollback`]: the backend holds exactly what it held when the round
+    /// began.
+    fn roll_back(&self) -> bool {
+        let Some(snapshot) = self.snapshot.lock().expect("snapshot lock").take() else {
+            return false;
+        };
+        self.mem.clear();
+        for (key, bytes) in snapshot {
+            self.mem.raw_put(key, bytes);
+        }
+        true
     }
 }
 
 fn builder(plan: &Plan, nodes: &[Node], handle: usize) -> VaultDbBuilder {
     let mut seed = [0u8; 32];
     seed[..8].copy_from_slice(&plan.seed.to_le_bytes());
-    seed[8] = handle as u8 + 1;
+    seed[8..10].copy_from_slice(&(handle as u16).wrapping_add(1).to_le_bytes());
     let mut b = VaultDb::builder()
         .threshold(plan.k)
         .write_quorum(plan.w)
@@ -168,6 +192,9 @@ pub struct FinalState {
     /// Per id, per backend: (head shares, segment shares, tombstones) stored under the id's
     /// name tag.
     pub objects: Vec<Vec<(usize, usize, usize)>>,
+    /// Backends whose keyring object is not the one the store was created with, after the
+    /// scrubs (a lost or swapped keyring share that was never repaired).
+    pub bad_keyrings: Vec<usize>,
 }
 
 /// A finished run: the plan, the history, the final state, and fault counters.
@@ -186,6 +213,23 @@ pub struct RunResult {
     pub backend_calls: u64,
     /// Virtual time the run took.
     pub elapsed: Duration,
+    /// `(round, backend)`: the backends rolled back when a round ended (undoing what they
+    /// took in that round).
+    pub rollbacks: Vec<(usize, usize)>,
+    /// One fresh client opened in each round with faults, after the faults were applied.
+    pub opens: Vec<ProbeOpen>,
+}
+
+/// A client opened in a round with faults: whether it could open the store.
+#[derive(Clone, Debug)]
+pub struct ProbeOpen {
+    /// The round.
+    pub round: usize,
+    /// Backends that are not faulty in the round and whose keyring object is the one the
+    /// store was created with: with K of them, opening must succeed.
+    pub good_slots: usize,
+    /// `Ok` or the error.
+    pub result: Result<(), String>,
 }
 
 struct Ctx {
@@ -341,8 +385,14 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> vaultdb_core::Result<RunResu
     for h in 0..plan.handles {
         dbs.push(builder(plan, &nodes, h).open().await?);
     }
+    let keyring_key = KeySpace::new("vaultdb").expect("valid prefix").keyring_key();
+    let keyrings: Vec<Option<Bytes>> = nodes.iter().map(|n| n.mem.raw_get(&keyring_key)).collect();
+    let intact =
+        |i: usize| keyrings[i].is_some() && nodes[i].mem.raw_get(&keyring_key) == keyrings[i];
     let ctx = Arc::new(Ctx { seed: plan.seed, ids: plan.ids.clone(), clock: AtomicU64::new(0) });
     let mut history = Vec::with_capacity(plan.ops());
+    let mut rollbacks = Vec::new();
+    let mut opens = Vec::new();
     for (r, round) in plan.rounds.iter().enumerate() {
         for (i, node) in nodes.iter().enumerate() {
             node.heal(round.latency[i], round.jitter[i]);
@@ -351,6 +401,21 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> vaultdb_core::Result<RunResu
         let mut flappers = Vec::new();
         for &(i, fault) in &round.faults {
             nodes[i].apply(fault);
+            // Keyring damage lasts until a client repairs it: never leave fewer than K good
+            // keyring shares, or the final, healed store could not be opened at all.
+            let keep_k = || (0..nodes.len()).filter(|j| *j != i && intact(*j)).count() >= plan.k;
+            match fault {
+                Fault::KeyringLost if keep_k() => {
+                    nodes[i].mem.raw_delete(&keyring_key);
+                }
+                Fault::KeyringSwapped if keep_k() => {
+                    let other = &keyrings[(i + 1) % nodes.len()];
+                    if let Some(bytes) = other {
+                        nodes[i].mem.raw_put(keyring_key.clone(), bytes.clone());
+                    }
+                }
+                _ => {}
+            }
             if let Fault::Flap { period } = fault {
                 let (ctl, stop) = (nodes[i].fail.clone(), Arc::clone(&stop));
                 flappers.push(tokio::spawn(async move {
@@ -362,6 +427,18 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> vaultdb_core::Result<RunResu
                     }
                 }));
             }
+        }
+        if !round.faults.is_empty() {
+            // A client started now (a process restarting, a new server) must open the store
+            // whenever K backends are healthy and hold their keyring share.
+            let faulty = round.faulty();
+            let good_slots = (0..nodes.len()).filter(|i| !faulty.contains(i) && intact(*i)).count();
+            let result = builder(plan, &nodes, plan.handles + 1 + r)
+                .open()
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string());
+            opens.push(ProbeOpen { round: r, good_slots, result });
         }
         let tasks: Vec<_> = round
             .clients
@@ -395,6 +472,11 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> vaultdb_core::Result<RunResu
         }
         // Background read-repairs finish under this round's faults.
         drain().await;
+        for (i, node) in nodes.iter().enumerate() {
+            if node.roll_back() {
+                rollbacks.push((r, i));
+            }
+        }
     }
     for node in &nodes {
         node.heal(Duration::ZERO, Duration::ZERO);
@@ -443,7 +525,8 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> vaultdb_core::Result<RunResu
         );
     }
     let listed = fin.list().await.map(|l| l.ids).map_err(|e| e.to_string());
-    let final_state = FinalState { scrub, rescrub, reads, listed, objects };
+    let bad_keyrings = (0..nodes.len()).filter(|i| !intact(*i)).collect();
+    let final_state = FinalState { scrub, rescrub, reads, listed, objects, bad_keyrings };
     Ok(RunResult {
         plan: plan.clone(),
         history,
@@ -451,6 +534,8 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> vaultdb_core::Result<RunResu
         injected,
         backend_calls,
         elapsed: started.elapsed(),
+        rollbacks,
+        opens,
     })
 }
 

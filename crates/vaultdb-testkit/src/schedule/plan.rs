@@ -71,11 +71,20 @@ pub enum Fault {
         /// Time between switches.
         period: Duration,
     },
+    /// Restored from a snapshot taken when the round began, once the round's operations
+    /// (and their background repairs) are done: everything it took during the round (puts,
+    /// deletes, tombstones, repairs) is undone, and everything removed from it comes back
+    /// (a backend restored from a backup, or rolled back by its provider).
+    Rollback,
+    /// Its keyring object is deleted when the round begins.
+    KeyringLost,
+    /// Its keyring object is replaced by another backend's when the round begins.
+    KeyringSwapped,
 }
 
 impl Fault {
     /// A short name for summaries (`down`, `fail`, `stall`, `corrupt`, `stale`, `crash`,
-    /// `flaky`, `flap`).
+    /// `flaky`, `flap`, `rollback`, `keyring-lost`, `keyring-swapped`).
     pub fn name(&self) -> &'static str {
         match self {
             Fault::Down => "down",
@@ -86,6 +95,9 @@ impl Fault {
             Fault::Crash { .. } => "crash",
             Fault::Flaky { .. } => "flaky",
             Fault::Flap { .. } => "flap",
+            Fault::Rollback => "rollback",
+            Fault::KeyringLost => "keyring-lost",
+            Fault::KeyringSwapped => "keyring-swapped",
         }
     }
 
@@ -93,6 +105,16 @@ impl Fault {
     /// `HMAC_FAILED`).
     pub fn serves_bad_data(&self) -> bool {
         matches!(self, Fault::Corrupt(_) | Fault::Stale(_))
+    }
+
+    /// The faults added after the first eight, drawn from a stream of their own (see
+    /// [`Plan::generate`]), so that the plans of older seeds keep their operations.
+    fn generate_damage(rng: &mut Prng) -> Fault {
+        match rng.below(4) {
+            0 | 1 => Fault::Rollback,
+            2 => Fault::KeyringLost,
+            _ => Fault::KeyringSwapped,
+        }
     }
 
     fn generate(rng: &mut Prng) -> Fault {
@@ -129,6 +151,9 @@ impl fmt::Display for Fault {
             Fault::Crash { puts } => write!(f, "crash(after {puts} puts)"),
             Fault::Flaky { percent } => write!(f, "flaky({percent}%, ambiguous)"),
             Fault::Flap { period } => write!(f, "flap(every {}ms)", period.as_millis()),
+            Fault::Rollback => f.write_str("rollback(to the round's start)"),
+            Fault::KeyringLost => f.write_str("keyring lost"),
+            Fault::KeyringSwapped => f.write_str("keyring swapped"),
         }
     }
 }
@@ -292,6 +317,8 @@ impl Plan {
     /// arguments.
     pub fn generate(seed: u64, ops: usize) -> Plan {
         let mut rng = Prng::new(seed);
+        // Rollbacks and keyring damage replace some faults, drawn from their own stream.
+        let mut damage = Prng::new(seed ^ 0xDA3A_6E00_0000_0001);
         let (k, n, w) = CONFIGS[rng.below(CONFIGS.len())];
         let clients = rng.between(4, 8);
         let handles = rng.between(1, 3);
@@ -321,7 +348,10 @@ impl Plan {
             let mut faults = Vec::new();
             for _ in 0..faulty {
                 let b = backends.remove(rng.below(backends.len()));
-                faults.push((b, Fault::generate(&mut rng)));
+                let fault = Fault::generate(&mut rng);
+                let fault =
+                    if damage.percent(30) { Fault::generate_damage(&mut damage) } else { fault };
+                faults.push((b, fault));
             }
             faults.sort_by_key(|(b, _)| *b);
             let latency = (0..n)

@@ -27,6 +27,9 @@ pub enum Invariant {
     StaleRead,
     /// After healing and scrubbing: the store did not settle, or holds the wrong value.
     FinalState,
+    /// (5) A client could not open the store although K backends were healthy and held
+    /// their keyring share.
+    OpenFailed,
 }
 
 impl Invariant {
@@ -39,6 +42,7 @@ impl Invariant {
             Invariant::Resurrected => "(3) resurrected delete",
             Invariant::StaleRead => "(4) older than the newest acknowledged",
             Invariant::FinalState => "final state",
+            Invariant::OpenFailed => "(5) open failed with K good keyring shares",
         }
     }
 }
