@@ -46,6 +46,7 @@ const REGRESSIONS: &[(u64, usize, &[u32], &str)] = &[
     (8, 400, &[396, 400, 401], KI_SEGMENTS),
     (359, 500, &[], KI_FLAKY_REPAIR),
     (469, 500, &[], KI_FLAKY_REPAIR),
+    (50, 250, &[], KI_SLOW_DELETE),
 ];
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -147,6 +148,7 @@ fn run_seed(seed: u64, ops: usize) -> Summary {
 const KI_REPAIR: &str = "KI-1 read-repair resurrects a concurrently deleted record";
 const KI_HEDGE: &str = "KI-2 a hedged share fetch is dropped, the read fails";
 const KI_SEGMENTS: &str = "KI-3 a delete during a segmented put leaves a manifest without segments";
+const KI_SLOW_DELETE: &str = "KI-5 a delete waits one call timeout per object of a stalled backend";
 const KI_FLAKY_REPAIR: &str =
     "KI-4 repair replaces a share whose fetch failed, and loses it when the rewrite fails too";
 const UNKNOWN: &str = "unclassified";

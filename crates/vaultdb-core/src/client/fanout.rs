@@ -347,6 +347,24 @@ impl Fanout {
         self.policy.run(|| b.delete(key)).await.map(|_| ())
     }
 
+    /// Deletes `keys` on backend `idx`, one after the other, and stops at the first failure:
+    /// a backend that is down or hanging costs one call (with its retries), not one per key.
+    /// Returns how many were removed, and the failure.
+    pub(crate) async fn delete_keys<K: AsRef<str>>(
+        &self,
+        idx: usize,
+        keys: impl IntoIterator<Item = K>,
+    ) -> (usize, Option<CallError>) {
+        let mut removed = 0;
+        for key in keys {
+            match self.delete_key(idx, key.as_ref()).await {
+                Ok(()) => removed += 1,
+                Err(e) => return (removed, Some(e)),
+            }
+        }
+        (removed, None)
+    }
+
     /// Deletes `key` on every backend, concurrently (best effort).
     pub(crate) async fn delete_everywhere(&self, key: &str) {
         let deletes = (0..self.n()).map(|idx| self.delete_key(idx, key));

@@ -216,17 +216,21 @@ impl Inner {
         }
         doomed.sort();
         doomed.dedup();
-        for (idx, key) in doomed {
-            match self.fanout.delete_key(idx, &key).await {
-                Ok(()) => {
-                    report.removed += 1;
-                    self.stats.objects_removed.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => report.problems.push(format!(
+        // Per backend, concurrently; a backend stops at its first failure.
+        let work = (0..self.n()).map(|idx| {
+            let keys: Vec<&str> =
+                doomed.iter().filter(|(i, _)| *i == idx).map(|(_, k)| k.as_str()).collect();
+            async move { (idx, self.fanout.delete_keys(idx, keys).await) }
+        });
+        for (idx, (removed, err)) in futures::future::join_all(work).await {
+            report.removed += removed;
+            self.stats.objects_removed.fetch_add(removed as u64, Ordering::Relaxed);
+            if let Some(e) = err {
+                report.problems.push(format!(
                     "{tag}: could not remove an object on {}: {}",
                     self.fanout.id(idx),
                     e.status()
-                )),
+                ));
             }
         }
         if !report.restored.is_empty() || report.removed > 0 {

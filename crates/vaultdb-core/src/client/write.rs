@@ -131,16 +131,14 @@ impl Inner {
             older.sort_by_key(|e| std::cmp::Reverse(e.version));
             let doomed: Vec<Listed> = older.into_iter().skip(keep_older).collect();
             Some(async move {
-                for e in doomed {
-                    match self.fanout.delete_key(idx, &e.key).await {
-                        Ok(()) => {
-                            self.stats.objects_removed.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(err) => tracing::warn!(
-                            backend = %self.fanout.id(idx), error = ?err,
-                            "could not remove a superseded share; scrub will"
-                        ),
-                    }
+                let (removed, err) =
+                    self.fanout.delete_keys(idx, doomed.into_iter().map(|e| e.key)).await;
+                self.stats.objects_removed.fetch_add(removed as u64, Ordering::Relaxed);
+                if let Some(err) = err {
+                    tracing::warn!(
+                        backend = %self.fanout.id(idx), error = ?err,
+                        "could not remove a superseded share; scrub will"
+                    );
                 }
             })
         });
@@ -496,17 +494,10 @@ impl VaultDb {
                 }
             };
             futures::future::Either::Right(async move {
-                let mut removed = 0;
-                let mut last_err = None;
-                for e in entries.into_iter().filter(|e| e.version < vt) {
-                    match inner.fanout.delete_key(idx, &e.key).await {
-                        Ok(()) => removed += 1,
-                        Err(err) => last_err = Some(err),
-                    }
-                }
-                match last_err {
-                    None => Ok(removed),
-                    Some(e) => Err(e),
+                let older = entries.into_iter().filter(|e| e.version < vt).map(|e| e.key);
+                match inner.fanout.delete_keys(idx, older).await {
+                    (removed, None) => Ok(removed),
+                    (_, Some(e)) => Err(e),
                 }
             })
         });

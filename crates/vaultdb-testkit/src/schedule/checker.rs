@@ -4,11 +4,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use vaultdb_core::ErrorCode;
 
-use super::SEGMENT_SIZE;
 use super::cluster::RunResult;
 use super::history::{OpRecord, OpResult};
 use super::plan::{OpSpec, Plan, content_type_of};
 use super::report::{Invariant, Report, Violation};
+use super::{OP_TIME_LIMIT, SEGMENT_SIZE};
 
 fn bump(map: &mut BTreeMap<String, u64>, key: &str) {
     *map.entry(key.to_owned()).or_insert(0) += 1;
@@ -190,6 +190,19 @@ fn undo_rollbacks(run: &RunResult) -> Vec<OpRecord> {
 }
 
 fn check_write_result(plan: &Plan, o: &OpRecord, report: &mut Report) {
+    if o.took > OP_TIME_LIMIT {
+        report.violations.push(Violation {
+            invariant: Invariant::Unbounded,
+            op: Some(o.op),
+            id: Some(o.spec.id()),
+            detail: format!(
+                "took {:.1} s (virtual), over the {} s limit",
+                o.took.as_secs_f64(),
+                OP_TIME_LIMIT.as_secs()
+            ),
+            related: None,
+        });
+    }
     let mut bad = |detail: String| {
         report.violations.push(Violation {
             invariant: Invariant::BadError,
@@ -502,6 +515,7 @@ fn check_final(
         res: u64::MAX,
         value: Vec::new(),
         result: first.clone(),
+        took: std::time::Duration::ZERO,
     };
     let healthy = Conditions { faulty: BTreeSet::new(), bad_data: false };
     let before = report.violations.len();

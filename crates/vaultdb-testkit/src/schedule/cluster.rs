@@ -298,6 +298,7 @@ async fn execute(db: &VaultDb, ctx: &Ctx, client: usize, round: usize, step: Ste
         _ => Vec::new(),
     };
     let ct = content_type_of(step.op);
+    let started = tokio::time::Instant::now();
     let inv = ctx.tick();
     let result = match step.spec {
         OpSpec::Put { stream: false, .. } => {
@@ -348,7 +349,8 @@ async fn execute(db: &VaultDb, ctx: &Ctx, client: usize, round: usize, step: Ste
         },
     };
     let res = ctx.tick();
-    OpRecord { op: step.op, client, round, spec: step.spec, inv, res, value, result }
+    let took = started.elapsed();
+    OpRecord { op: step.op, client, round, spec: step.spec, inv, res, value, result, took }
 }
 
 /// Waits (in virtual time) until no task but the caller's is left: the round's background

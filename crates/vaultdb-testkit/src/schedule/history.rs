@@ -89,6 +89,8 @@ pub struct OpRecord {
     pub value: Vec<u8>,
     /// What came back.
     pub result: OpResult,
+    /// How long it took (virtual time).
+    pub took: std::time::Duration,
 }
 
 impl OpRecord {

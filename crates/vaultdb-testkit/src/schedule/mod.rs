@@ -72,3 +72,8 @@ pub const CONFIGS: [(usize, usize, usize); 4] = [(2, 3, 3), (3, 5, 5), (3, 5, 4)
 
 /// Record ids of a run (a few, so that clients contend for them).
 const IDS: [&str; 5] = ["rec-0", "rec-1", "user/42", "notes.txt", "r-4"];
+
+/// The longest an operation may take, in virtual time (invariant 7, docs/FAULTS.md): a call
+/// is cut at [`CALL_TIMEOUT`] and retried once, and an operation makes a few rounds of calls
+/// (list, fetch, fetch the rest, retry); far beyond that is a hang.
+pub const OP_TIME_LIMIT: Duration = Duration::from_secs(30);

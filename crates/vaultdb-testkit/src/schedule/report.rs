@@ -27,9 +27,12 @@ pub enum Invariant {
     StaleRead,
     /// After healing and scrubbing: the store did not settle, or holds the wrong value.
     FinalState,
-    /// (5) A client could not open the store although K backends were healthy and held
+    /// (6) A client could not open the store although K backends were healthy and held
     /// their keyring share.
     OpenFailed,
+    /// (7) An operation took longer than [`OP_TIME_LIMIT`](super::OP_TIME_LIMIT) (virtual
+    /// time): a hang, or retries without end.
+    Unbounded,
 }
 
 impl Invariant {
@@ -42,7 +45,8 @@ impl Invariant {
             Invariant::Resurrected => "(3) resurrected delete",
             Invariant::StaleRead => "(4) older than the newest acknowledged",
             Invariant::FinalState => "final state",
-            Invariant::OpenFailed => "(5) open failed with K good keyring shares",
+            Invariant::OpenFailed => "(6) open failed with K good keyring shares",
+            Invariant::Unbounded => "(7) operation took too long",
         }
     }
 }

@@ -38,6 +38,8 @@ pub struct Summary {
     pub triage: BTreeMap<String, Vec<u64>>,
     /// Virtual time, in seconds.
     pub virtual_secs: f64,
+    /// The longest operation, in seconds of virtual time.
+    pub longest_op_secs: f64,
 }
 
 fn add_all(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
@@ -78,6 +80,9 @@ impl Summary {
             self.failing_seeds.push(plan.seed);
         }
         self.virtual_secs += run.elapsed.as_secs_f64();
+        for o in &run.history {
+            self.longest_op_secs = self.longest_op_secs.max(o.took.as_secs_f64());
+        }
     }
 
     /// Adds another summary.
@@ -100,6 +105,7 @@ impl Summary {
             self.triage.entry(k.clone()).or_default().extend(seeds);
         }
         self.virtual_secs += other.virtual_secs;
+        self.longest_op_secs = self.longest_op_secs.max(other.longest_op_secs);
     }
 
     /// Total violations.
@@ -124,6 +130,7 @@ impl Summary {
             "failing_seeds": self.failing_seeds,
             "triage": self.triage,
             "virtual_secs": self.virtual_secs,
+            "longest_op_secs": self.longest_op_secs,
         })
         .to_string()
     }
@@ -153,6 +160,7 @@ impl fmt::Display for Summary {
             writeln!(f, "allowed but noted: {}", line(&self.notes))?;
         }
         writeln!(f, "virtual time: {:.0}s", self.virtual_secs)?;
+        writeln!(f, "longest operation: {:.1}s (virtual)", self.longest_op_secs)?;
         if self.violations.is_empty() {
             writeln!(f, "violations: 0")
         } else {
