@@ -491,8 +491,14 @@ async fn f5_every_read_that_saw_a_tampered_share_names_its_backend() {
     vaultdb_core::envelope::seal(&mut bytes);
     mems[0].put(&key, bytes.into(), vaultdb_core::PutMode::Overwrite).await.unwrap();
 
-    let (mut saw, mut named) = (0, 0);
-    for i in 0..60 {
+    // Until 40 reads fetched the tampered share (at most 600 reads): were 15% of such reads
+    // to name nobody, 40 of them would all name b0 with a probability of 0.85^40 < 0.2%.
+    let (mut saw, mut named, mut reads) = (0, 0, 0);
+    for i in 0..600 {
+        if saw >= 40 {
+            break;
+        }
+        reads += 1;
         let before = gets0.gets();
         let got = db.get("rec").await.expect("two good shares remain");
         assert_eq!(got.record.data, b"the value");
@@ -506,8 +512,8 @@ async fn f5_every_read_that_saw_a_tampered_share_names_its_backend() {
             named += 1;
         }
     }
-    eprintln!("f5: {saw} of 60 reads fetched the tampered share; {named} named b0");
-    assert!(saw >= 10, "the test exercised the tampered share ({saw} reads)");
+    eprintln!("f5: {saw} of {reads} reads fetched the tampered share; {named} named b0");
+    assert!(saw >= 40, "the test exercised the tampered share ({saw} reads)");
 }
 
 // ---------------------------------------------------------------------------------------
