@@ -51,7 +51,7 @@ fn example() -> Vec<(&'static str, String)> {
     let id_shares = Xorida::new().split(t, &padded, &mut rng);
     let ks = KeySpace::new("vaultdb").unwrap();
     for (i, s) in id_shares.iter().enumerate() {
-        out.push((["key1", "key2", "key3"][i], ks.share_key(tag, version, s)));
+        out.push((["key1", "key2", "key3"][i], ks.share_key(tag, version, s).to_string()));
     }
     let header = Header {
         kind: Kind::Record,

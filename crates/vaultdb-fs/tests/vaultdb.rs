@@ -57,3 +57,54 @@ async fn a_wiped_directory_is_restored_by_scrub() {
     }
     assert_eq!(db.list().await.unwrap().ids.len(), ids.len());
 }
+
+/// The path of the one file under `dir` whose name contains `part`.
+#[cfg(unix)]
+fn find_file(dir: &std::path::Path, part: &str) -> std::path::PathBuf {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().unwrap().to_str().unwrap().contains(part) {
+                return p;
+            }
+        }
+    }
+    panic!("no file named *{part}* under {}", dir.display())
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn special_files_cost_their_backend_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = open(dir.path(), None).await;
+    db.put(Record::new("r", b"the record".to_vec())).await.unwrap();
+    drop(db);
+    // disk-1's keyring slot becomes a FIFO (opening it for reading would wait for a writer
+    // forever), and disk-3's record share a symbolic link to /dev/zero.
+    let slot = find_file(&dir.path().join("disk-1"), "keyring");
+    std::fs::remove_file(&slot).unwrap();
+    assert!(std::process::Command::new("mkfifo").arg(&slot).status().unwrap().success());
+    let share = find_file(&dir.path().join("disk-3").join("vaultdb").join("r"), ".o");
+    std::fs::remove_file(&share).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &share).unwrap();
+
+    let started = std::time::Instant::now();
+    let (db, _) = open(dir.path(), None).await;
+    let got = db.get("r").await.unwrap();
+    assert_eq!(got.record.data, b"the record");
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    // The symbolic link is not an object, so disk-3 misses its share; it stands where the
+    // share belongs, so scrub cannot restore it there, and says why, naming disk-3.
+    let report = db.scrub().await.unwrap();
+    let problem = report.problems.iter().find(|p| p.contains("disk-3")).expect("disk-3 named");
+    assert!(problem.contains("not a regular file"), "{problem}");
+    assert!(std::fs::symlink_metadata(&share).unwrap().file_type().is_symlink());
+    // Once the operator removes it, scrub restores the share.
+    std::fs::remove_file(&share).unwrap();
+    let report = db.scrub().await.unwrap();
+    assert_eq!(report.restored, 1, "{report:?}");
+    assert!(std::fs::symlink_metadata(&share).unwrap().is_file(), "share restored as a file");
+}

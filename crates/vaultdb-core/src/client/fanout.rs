@@ -24,7 +24,10 @@ use futures::stream::{FuturesUnordered, StreamExt};
 
 use super::call::{CallError, CallPolicy, Latency};
 use super::shares::{Expect, Opened, Shares};
-use crate::backend::{BackendError, BackendErrorKind, PutMode, StorageBackend, StorageBackendExt};
+use crate::backend::{
+    BackendError, BackendErrorKind, Key, KeyPrefix, ListEntry, ListFrom, PutMode, StorageBackend,
+    StorageBackendExt,
+};
 use crate::envelope::Kind;
 use crate::error::{BackendOutcome, OutcomeStatus, Result, VaultError};
 use crate::naming::{KeySpace, NameTag, ParsedKey};
@@ -38,7 +41,9 @@ const MAX_SUBSETS: usize = 4096;
 #[derive(Clone, Debug)]
 pub(crate) struct Listed {
     pub(crate) version: Version,
-    pub(crate) key: String,
+    pub(crate) key: Key,
+    /// Its size, as the listing reports it.
+    pub(crate) size: u64,
     /// This backend's id share (empty for a segment).
     pub(crate) id_share: Vec<u8>,
     /// `Some(index)` for a segment share, `None` for a record or manifest share.
@@ -53,10 +58,60 @@ pub(crate) type Listing = Vec<Result<Vec<(NameTag, Listed)>, CallError>>;
 
 /// Where a share comes from.
 pub(crate) enum Source {
-    /// Fetch this key.
-    Fetch(String),
+    /// Fetch this key, reading no more than it may have.
+    Fetch(Key, Expected),
     /// Already fetched.
     Have(Bytes),
+}
+
+/// What a fetch of one share object may read, and what it must find.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Expected {
+    /// The most bytes the fetch reads: a longer object is a bad share, found without
+    /// reading it whole.
+    pub(crate) max_len: u64,
+    /// The size the object must have, when a listing told it: another size is a bad share.
+    pub(crate) len: Option<u64>,
+}
+
+impl Expected {
+    /// At most `max_len` bytes, size unknown.
+    pub(crate) fn at_most(max_len: u64) -> Self {
+        Self { max_len, len: None }
+    }
+}
+
+/// The sources of one object (a version's share, or a segment's) on the backends that
+/// listed it, `(backend, key, listed size)`. If one size was listed by at least `k` of them,
+/// it is the size (K good shares of one object are all the same size, so a size fewer than K
+/// list cannot be the right one when K others agree): each share is read up to that size and
+/// must have it. Otherwise each is read up to `bound` (the largest share the settings allow)
+/// and must have the size its own listing gave.
+pub(crate) fn listed_sources(
+    listed: impl IntoIterator<Item = (usize, Key, u64)>,
+    k: usize,
+    bound: u64,
+) -> Vec<(usize, Source)> {
+    let listed: Vec<(usize, Key, u64)> = listed.into_iter().collect();
+    let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
+    for (_, _, size) in &listed {
+        *counts.entry(*size).or_default() += 1;
+    }
+    let mut agreed = counts.iter().filter(|(_, n)| **n >= k).map(|(size, _)| *size);
+    let agreed = match (agreed.next(), agreed.next()) {
+        (Some(size), None) => Some(size),
+        _ => None,
+    };
+    listed
+        .into_iter()
+        .map(|(idx, key, size)| {
+            let expected = match agreed {
+                Some(s) => Expected { max_len: s, len: Some(s) },
+                None => Expected { max_len: bound, len: Some(size) },
+            };
+            (idx, Source::Fetch(key, expected))
+        })
+        .collect()
 }
 
 /// A version rebuilt and verified.
@@ -94,6 +149,35 @@ impl Verified {
     }
 }
 
+/// What one fetch found.
+enum Fetched {
+    /// The object's bytes, of an acceptable size.
+    Bytes(Bytes),
+    /// No object.
+    Missing,
+    /// An object of the wrong size (longer than allowed, or not the listed size).
+    Bad(String),
+}
+
+impl Fetched {
+    fn check(value: Option<Bytes>, expected: Expected) -> Self {
+        match value {
+            None => Fetched::Missing,
+            Some(b) => match expected.len {
+                Some(len) if b.len() as u64 != len => {
+                    Fetched::Bad(format!("share is {} bytes, but {len} were listed", b.len()))
+                }
+                _ if b.len() as u64 > expected.max_len => Fetched::Bad(format!(
+                    "share is {} bytes, more than the {} allowed",
+                    b.len(),
+                    expected.max_len
+                )),
+                _ => Fetched::Bytes(b),
+            },
+        }
+    }
+}
+
 fn bad_of(status: &[Option<OutcomeStatus>]) -> Vec<usize> {
     status
         .iter()
@@ -117,14 +201,14 @@ pub(crate) struct Probed {
 /// store cannot be opened).
 pub(crate) async fn probe(
     backends: &[Arc<dyn StorageBackend>],
-    prefix: &str,
+    prefix: &KeyPrefix,
     policy: &CallPolicy,
 ) -> Vec<Probed> {
     let once = CallPolicy { max_attempts: 1, ..*policy };
     let once = &once;
     let calls = backends.iter().map(|b| async move {
         let start = std::time::Instant::now();
-        let r = once.run(|| b.list_page(prefix, None)).await;
+        let r = once.run(|| b.list_page(prefix, ListFrom::Start)).await;
         let error = match r {
             Ok(_) => None,
             Err(CallError::Backend(e)) => Some(e.to_string()),
@@ -241,7 +325,7 @@ impl Fanout {
 
     /// Probes every backend (see [`probe`]) with a listing of its keyring slot.
     pub(crate) async fn probe(&self) -> Vec<Probed> {
-        probe(&self.backends, &self.keyspace.keyring_key(), &self.policy).await
+        probe(&self.backends, &self.keyspace.keyring_key().as_prefix(), &self.policy).await
     }
 
     // --- Writes and deletes -------------------------------------------------------------
@@ -251,14 +335,15 @@ impl Fanout {
     pub(crate) async fn put_create(
         &self,
         idx: usize,
-        key: &str,
+        key: &Key,
         bytes: Bytes,
     ) -> Result<(), CallError> {
         let b = &self.backends[idx];
         match self.policy.run(|| b.put(key, bytes.clone(), PutMode::Create)).await {
             Ok(_) => Ok(()),
             Err(CallError::Backend(e)) if e.kind() == BackendErrorKind::AlreadyExists => {
-                match self.policy.run(|| b.get(key)).await {
+                // Anything longer than our bytes is not ours: no need to read it.
+                match self.policy.run(|| b.get(key, bytes.len() as u64)).await {
                     Ok(c) if c.value.as_deref() == Some(&bytes[..]) => Ok(()),
                     _ => Err(CallError::Backend(e)),
                 }
@@ -271,7 +356,7 @@ impl Fanout {
     pub(crate) async fn put_overwrite(
         &self,
         idx: usize,
-        key: &str,
+        key: &Key,
         bytes: Bytes,
     ) -> Result<(), CallError> {
         let b = &self.backends[idx];
@@ -282,7 +367,7 @@ impl Fanout {
     /// marked in `skip` is not asked and reported as failed.
     pub(crate) async fn write_all(
         &self,
-        objects: Vec<(String, Bytes)>,
+        objects: Vec<(Key, Bytes)>,
         skip: &[bool],
     ) -> Vec<Result<(), CallError>> {
         let writes = objects.into_iter().enumerate().map(|(idx, (key, bytes))| async move {
@@ -297,41 +382,47 @@ impl Fanout {
         futures::future::join_all(writes).await
     }
 
-    pub(crate) async fn delete_key(&self, idx: usize, key: &str) -> Result<(), CallError> {
+    pub(crate) async fn delete_key(&self, idx: usize, key: &Key) -> Result<(), CallError> {
         let b = &self.backends[idx];
         self.policy.run(|| b.delete(key)).await.map(|_| ())
     }
 
     /// Deletes `key` on every backend, concurrently (best effort).
-    pub(crate) async fn delete_everywhere(&self, key: &str) {
+    pub(crate) async fn delete_everywhere(&self, key: &Key) {
         let deletes = (0..self.n()).map(|idx| self.delete_key(idx, key));
         futures::future::join_all(deletes).await;
     }
 
-    /// Reads `key` on every backend, concurrently.
-    pub(crate) async fn get_all(&self, key: &str) -> Vec<Result<Option<Bytes>, CallError>> {
+    /// Reads `key` (at most `max_len` bytes of it) on every backend, concurrently.
+    pub(crate) async fn get_all(
+        &self,
+        key: &Key,
+        max_len: u64,
+    ) -> Vec<Result<Option<Bytes>, CallError>> {
         let reads = self
             .backends
             .iter()
-            .map(|b| async move { self.policy.run(|| b.get(key)).await.map(|c| c.value) });
+            .map(|b| async move { self.policy.run(|| b.get(key, max_len)).await.map(|c| c.value) });
         futures::future::join_all(reads).await
     }
 
     // --- Listings -----------------------------------------------------------------------
 
-    /// Parses one listed key: the (tag, share) it names if `keep` accepts its tag.
+    /// Parses one listed object: the (tag, share) it names if `keep` accepts its tag.
     fn parse_listed(
         &self,
-        key: String,
+        entry: ListEntry,
         keep: impl Fn(NameTag) -> bool,
     ) -> Option<(NameTag, Listed)> {
-        match self.keyspace.parse(&key) {
+        let ListEntry { key, size } = entry;
+        match self.keyspace.parse(key.as_str()) {
             Some(ParsedKey::Share { tag, version, id_share }) if keep(tag) => {
-                Some((tag, Listed { version, key, id_share, segment: None }))
+                Some((tag, Listed { version, key, size, id_share, segment: None }))
             }
-            Some(ParsedKey::Segment { tag, version, index }) if keep(tag) => {
-                Some((tag, Listed { version, key, id_share: Vec::new(), segment: Some(index) }))
-            }
+            Some(ParsedKey::Segment { tag, version, index }) if keep(tag) => Some((
+                tag,
+                Listed { version, key, size, id_share: Vec::new(), segment: Some(index) },
+            )),
             _ => None,
         }
     }
@@ -340,12 +431,12 @@ impl Fanout {
     /// (tag, entry) pairs whose tag `keep` accepts, or why the backend could not list.
     pub(crate) async fn list_shares(
         &self,
-        prefix: &str,
+        prefix: &KeyPrefix,
         keep: impl Fn(NameTag) -> bool + Copy,
     ) -> Listing {
         let calls = self.backends.iter().map(|b| async move {
-            let keys = self.policy.run(|| b.list_all(prefix)).await?.value;
-            Ok(keys.into_iter().filter_map(|key| self.parse_listed(key, keep)).collect())
+            let entries = self.policy.run(|| b.list_all(prefix)).await?.value;
+            Ok(entries.into_iter().filter_map(|e| self.parse_listed(e, keep)).collect())
         });
         futures::future::join_all(calls).await
     }
@@ -367,7 +458,7 @@ impl Fanout {
     /// `NotAwaited`. A slow or hung backend then delays no read that the others can serve.
     pub(crate) async fn list_tag_for_read(&self, tag: NameTag) -> TagListing {
         let prefix = self.keyspace.record_prefix(tag);
-        let prefix = prefix.as_str();
+        let prefix = &prefix;
         let k = self.k();
         let mut calls: FuturesUnordered<_> = self
             .backends
@@ -377,7 +468,7 @@ impl Fanout {
                 let r = self.policy.run(|| b.list_all(prefix)).await.map(|c| {
                     c.value
                         .into_iter()
-                        .filter_map(|key| self.parse_listed(key, |t| t == tag))
+                        .filter_map(|e| self.parse_listed(e, |t| t == tag))
                         .map(|(_, e)| e)
                         .collect::<Vec<_>>()
                 });
@@ -442,10 +533,16 @@ impl Fanout {
         let fetch = |idx: usize, src: Source| async move {
             let start = Instant::now();
             let res = match src {
-                Source::Have(b) => Ok(Some(b)),
-                Source::Fetch(key) => {
+                Source::Have(b) => Ok(Fetched::Bytes(b)),
+                Source::Fetch(key, expected) => {
                     let b = &self.backends[idx];
-                    self.policy.run(|| b.get(&key)).await.map(|c| c.value)
+                    match self.policy.run(|| b.get(&key, expected.max_len)).await {
+                        Ok(c) => Ok(Fetched::check(c.value, expected)),
+                        Err(CallError::Backend(e)) if e.kind() == BackendErrorKind::TooLarge => {
+                            Ok(Fetched::Bad(e.message().to_owned()))
+                        }
+                        Err(e) => Err(e),
+                    }
                 }
             };
             (idx, res, start.elapsed())
@@ -558,14 +655,14 @@ impl Fanout {
     fn absorb(
         &self,
         idx: usize,
-        res: Result<Option<Bytes>, CallError>,
+        res: Result<Fetched, CallError>,
         elapsed: Duration,
         expect: &Expect,
         status: &mut [Option<OutcomeStatus>],
         good: &mut Vec<(usize, Bytes)>,
     ) -> bool {
         match res {
-            Ok(Some(bytes)) => {
+            Ok(Fetched::Bytes(bytes)) => {
                 self.latency[idx].record(elapsed);
                 match self.shares.check(idx, &bytes, expect) {
                     Ok(()) => {
@@ -580,7 +677,13 @@ impl Fanout {
                     }
                 }
             }
-            Ok(None) => {
+            Ok(Fetched::Bad(reason)) => {
+                self.latency[idx].record(elapsed);
+                self.note_bad(idx, &reason);
+                status[idx] = Some(OutcomeStatus::Corrupt { reason });
+                false
+            }
+            Ok(Fetched::Missing) => {
                 self.latency[idx].record(elapsed);
                 status[idx] = Some(OutcomeStatus::Missing);
                 false

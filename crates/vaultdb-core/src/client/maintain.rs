@@ -92,8 +92,8 @@ impl Health {
         threshold: usize,
         settings: &Settings,
     ) -> Result<Health> {
-        let key = KeySpace::new(&settings.prefix)?.keyring_key();
-        let probed = fanout::probe(backends, &key, &settings.call_policy).await;
+        let prefix = KeySpace::new(&settings.prefix)?.keyring_key().as_prefix();
+        let probed = fanout::probe(backends, &prefix, &settings.call_policy).await;
         Ok(Health::of(threshold, backends, probed))
     }
 

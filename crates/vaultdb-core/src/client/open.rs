@@ -19,7 +19,7 @@ use bytes::Bytes;
 use super::Inner;
 use super::call::CallError;
 use super::fanout::{Source, Verified};
-use super::shares::Expect;
+use super::shares::{Expect, MAX_KEYRING_SHARE_LEN};
 use crate::envelope::{self, Kind};
 use crate::error::{OutcomeStatus, Result, VaultError};
 use crate::keyring::{KEYRING_TAG, Keyring};
@@ -39,13 +39,18 @@ enum Slot {
     Unreachable(CallError),
 }
 
+/// Reads every backend's slot, no further than [`MAX_KEYRING_SHARE_LEN`]: a larger object
+/// there is a bad slot (named, and rewritten like any bad slot), not an unreachable backend.
 async fn read_slots(inner: &Inner) -> Vec<Slot> {
     let key = inner.fanout.keyspace().keyring_key();
-    let reads = inner.fanout.get_all(&key).await;
+    let reads = inner.fanout.get_all(&key, MAX_KEYRING_SHARE_LEN).await;
     reads
         .into_iter()
         .enumerate()
         .map(|(idx, r)| match r {
+            Err(CallError::Backend(e)) if e.kind() == crate::BackendErrorKind::TooLarge => {
+                Slot::Bad(e.message().to_owned())
+            }
             Err(e) => Slot::Unreachable(e),
             Ok(None) => Slot::Empty,
             Ok(Some(bytes)) => match envelope::decode(&bytes) {
