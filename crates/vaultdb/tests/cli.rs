@@ -201,13 +201,16 @@ fn bad_input_fails_with_one_line_and_writes_nothing() {
         ("k-too-big.toml", two("threshold = 3")),
         ("k-one.toml", two("threshold = 1")),
         (
+            // A new store (its own directory) over an S3 backend whose key is not set.
             "s3.toml",
-            two("threshold = 2").replacen(
-                "kind = \"fs\"\nid = \"disk-1\"\npath = \"disk-1\"",
-                "kind = \"s3\"\nid = \"aws\"\nbucket = \"my-bucket\"\nregion = \"us-west-2\"\n\
-                 access_key_id_env = \"VAULTDB_CLI_TEST_UNSET_KEY_ID\"",
-                1,
-            ),
+            two("threshold = 2")
+                .replacen(
+                    "kind = \"fs\"\nid = \"disk-1\"\npath = \"disk-1\"",
+                    "kind = \"s3\"\nid = \"aws\"\nbucket = \"my-bucket\"\nregion = \"us-west-2\"\n\
+                     access_key_id_env = \"VAULTDB_CLI_TEST_UNSET_KEY_ID\"",
+                    1,
+                )
+                .replacen("path = \"disk-2\"", "path = \"s3-disk-2\"", 1),
         ),
         (
             "s3-http.toml",
@@ -262,11 +265,12 @@ fn bad_input_fails_with_one_line_and_writes_nothing() {
             "larger than the number of backends",
         ),
         case(&["--config", "k-one.toml", "list"], "INVALID_CONFIG", "at least 2"),
-        // Cloud backends: a secret variable that is not set is named; plain http needs
-        // allow_http. Both before any request.
+        // Cloud backends: a secret variable that is not set fails that backend's calls,
+        // naming the variable (here the one other backend is not enough, and nothing is
+        // written); plain http needs allow_http, a configuration error before any request.
         case(
-            &["--config", "s3.toml", "status"],
-            "INVALID_CONFIG",
+            &["--config", "s3.toml", "list"],
+            "INSUFFICIENT_SHARES",
             "backend \"aws\" (s3): access_key_id_env names the environment variable \
              VAULTDB_CLI_TEST_UNSET_KEY_ID, which is not set",
         ),

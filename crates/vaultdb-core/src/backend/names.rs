@@ -1,9 +1,10 @@
 //! [`ObjectNames`]: a cloud backend's configured prefix inside its bucket, and the mapping
-//! between [`Key`]s and the service's object names, both ways.
+//! between [`Key`]s and the service's object names, both ways; [`ListStart`]: where a
+//! listing of the service starts or resumes.
 
 use std::fmt;
 
-use super::{BackendError, Key, KeyPrefix, ListEntry, validate_key};
+use super::{BackendError, Key, KeyPrefix, ListEntry, ListFrom, validate_key};
 
 /// An escaping of keys into object names (for services that read some key bytes otherwise);
 /// `decode` inverts `encode` and refuses names `encode` cannot produce. It must be a prefix
@@ -125,6 +126,58 @@ impl ObjectNames {
     }
 }
 
+/// Where a listing of a service starts or resumes: the service's page token, and the key the
+/// listing started after ([`ListFrom::After`]).
+///
+/// The key is carried in the cursors of the following pages (`<token>\n<key>`: a key never
+/// holds a newline), so that every page drops the keys at or before it, also from a service
+/// that ignores the start position it was given (Azurite ignores `startFrom`) or whose
+/// start position is inclusive (GCS's `startOffset`, Azure's `startFrom`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListStart {
+    /// The service's page token, to resume a listing.
+    pub token: Option<String>,
+    /// The key the listing started after: only keys greater than it are listed.
+    pub after: Option<Key>,
+}
+
+impl ListStart {
+    /// Where a listing from `from` starts.
+    pub fn new(from: ListFrom) -> Self {
+        match from {
+            ListFrom::Start => Self::default(),
+            ListFrom::After(key) => Self { token: None, after: Some(key) },
+            ListFrom::Cursor(cursor) => {
+                if let Some((token, after)) = cursor.rsplit_once('\n')
+                    && let Ok(key) = Key::new(after)
+                {
+                    return Self { token: Some(token.to_owned()), after: Some(key) };
+                }
+                Self { token: Some(cursor), after: None }
+            }
+        }
+    }
+
+    /// The cursor of the page after one whose service token is `token` (`None`: the last
+    /// page).
+    pub fn next(&self, token: Option<String>) -> Option<String> {
+        let token = token?;
+        Some(match &self.after {
+            Some(after) => format!("{token}\n{after}"),
+            None => token,
+        })
+    }
+
+    /// The object name the service should start from, on the listing's first page only (a
+    /// resumed listing follows its token).
+    pub fn start_name(&self, names: &ObjectNames) -> Option<String> {
+        match (&self.token, &self.after) {
+            (None, Some(after)) => Some(names.object(after)),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +225,23 @@ mod tests {
         let page = n.entries("b", &within, Some(&key("r/1")), listed);
         assert_eq!(page.len(), 1);
         assert_eq!(page[0].key, "r/2");
+    }
+
+    #[test]
+    fn list_starts_carry_the_key_in_their_cursors() {
+        let n = ObjectNames::new("S3", "p").unwrap();
+        assert_eq!(ListStart::new(ListFrom::Start), ListStart::default());
+        let after = ListStart::new(ListFrom::After(key("a/b")));
+        assert_eq!(after.start_name(&n).as_deref(), Some("p/a/b"));
+        let cursor = after.next(Some("tok".into())).unwrap();
+        assert_eq!(cursor, "tok\na/b");
+        let resumed = ListStart::new(ListFrom::Cursor(cursor));
+        assert_eq!(resumed, ListStart { token: Some("tok".into()), after: Some(key("a/b")) });
+        assert_eq!(resumed.start_name(&n), None, "a resumed listing follows its token");
+        assert_eq!(resumed.next(None), None);
+        let plain = ListStart::new(ListFrom::Cursor("t2".into()));
+        assert_eq!(plain, ListStart { token: Some("t2".into()), after: None });
+        assert_eq!(plain.next(Some("t3".into())).as_deref(), Some("t3"));
     }
 
     #[test]

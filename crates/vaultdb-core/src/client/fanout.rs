@@ -3,6 +3,8 @@
 //! It writes one version's objects (create-only, concurrently), deletes keys, lists a
 //! record's shares (optionally without waiting for backends that cannot change what a read
 //! picks), fetches shares fastest first with hedging until K verify, and probes backends.
+//! Every fetch carries a limit ([`Expected`]): a share longer than it, or of another size
+//! than its listing said, is a bad share, named like one that fails its CRC.
 //! Every call goes through the [`CallPolicy`] (timeouts, retries); each backend's read
 //! latency is tracked to order the next read. It knows backends, keys and shares, not
 //! operations: what to write, read or remove is decided above it, and what the bytes mean

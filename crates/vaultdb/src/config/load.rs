@@ -9,7 +9,7 @@ use std::sync::Arc;
 use vaultdb_core::{Settings, StorageBackend, VaultError};
 use vaultdb_fs::FsBackend;
 
-use super::backends::{BackendEntry, Env, Pending, process_env};
+use super::backends::{BackendEntry, Env, process_env};
 use super::model::Config;
 use super::units::ByteSize;
 use super::{DEFAULT_CONFIG, DEFAULT_CONFIG_FILE};
@@ -202,38 +202,22 @@ impl Loaded {
         s
     }
 
-    /// The first step of building every backend, in share order, with secrets read from
-    /// `env` (see [`BackendEntry::prepare`]); touches nothing.
+    /// Builds the backends, in share order, with secrets from the process environment.
+    /// Offline: no request is sent and no credentials are loaded (see
+    /// [`BackendEntry::build`]).
     ///
     /// # Errors
-    /// `INVALID_CONFIG`: a variable a section names is not set.
-    pub fn prepare_backends(&self, env: Env<'_>) -> Result<Vec<Pending>, CliError> {
-        self.config.backends.iter().map(|b| b.prepare(env)).collect()
+    /// `INVALID_CONFIG` naming the backend whose configuration its crate refuses.
+    pub fn backends(&self) -> Result<Vec<Arc<dyn StorageBackend>>, CliError> {
+        self.backends_with(&process_env)
     }
 
-    /// Builds the backends, in share order, with secrets from the process environment. No
-    /// request reaches a bucket (see [`Pending`]).
-    ///
-    /// # Errors
-    /// `INVALID_CONFIG` naming the backend whose configuration or credentials are unusable.
-    pub async fn backends(&self) -> Result<Vec<Arc<dyn StorageBackend>>, CliError> {
-        self.backends_with(&process_env).await
-    }
-
-    /// [`backends`](Self::backends) with secrets read from `env`: every section's secrets
-    /// first, then each backend in turn.
+    /// [`backends`](Self::backends) with secrets read from `env`.
     ///
     /// # Errors
     /// As [`backends`](Self::backends).
-    pub async fn backends_with(
-        &self,
-        env: Env<'_>,
-    ) -> Result<Vec<Arc<dyn StorageBackend>>, CliError> {
-        let mut out = Vec::with_capacity(self.config.backends.len());
-        for pending in self.prepare_backends(env)? {
-            out.push(pending.await?);
-        }
-        Ok(out)
+    pub fn backends_with(&self, env: Env<'_>) -> Result<Vec<Arc<dyn StorageBackend>>, CliError> {
+        self.config.backends.iter().map(|b| b.build(env)).collect()
     }
 
     /// Removes temporary files that crashed writes left in the fs backends (older than

@@ -16,7 +16,7 @@ use crate::error::CliError;
 /// `INVALID_CONFIG` for unusable backends or a keyring mismatch; `INSUFFICIENT_SHARES`
 /// when too few backends answer.
 pub async fn open(cfg: &Loaded) -> Result<VaultDb, CliError> {
-    open_with(cfg, cfg.backends().await?).await
+    open_with(cfg, cfg.backends()?).await
 }
 
 /// [`open`] over backends already built (by [`Loaded::backends`]).

@@ -8,9 +8,12 @@
 //! `deny_unknown_fields`, so unknown keys would pass silently, and its buffering loses the
 //! line numbers of errors.)
 //!
-//! A backend is built in two steps: [`BackendEntry::prepare`] reads the secrets the section
-//! names and maps it onto its crate's configuration, touching nothing; the [`Pending`]
-//! future it returns builds the backend.
+//! [`BackendEntry::build`] reads the secrets the section names, maps the section onto its
+//! crate's configuration and builds the backend: offline, and sending nothing (the crates
+//! build their clients and load credentials on first use). A configuration the crate refuses
+//! is a configuration error; a secret variable that is not set is that backend's problem
+//! only: the backend is built as [`Unavailable`], whose every call fails naming the variable,
+//! so a store whose other backends still number K opens and serves.
 //!
 //! **Secrets are never written in the file.** A section names the environment variable that
 //! holds each secret (`secret_access_key_env`, `access_key_env`, `sas_token_env`,
@@ -26,13 +29,13 @@ mod memory;
 mod minio;
 mod s3;
 
-use std::future::Future;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::Arc;
 
+use async_trait::async_trait;
+use bytes::Bytes;
 use serde::Deserialize;
-use vaultdb_core::{BackendError, StorageBackend};
+use vaultdb_core::{BackendError, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend};
 
 pub use azure::{
     AzureAuth, AzureSection, DEFAULT_AZURE_CLIENT_SECRET_ENV, DEFAULT_AZURE_KEY_ENV,
@@ -54,12 +57,6 @@ pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 pub fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
-
-/// A backend being built (see [`BackendEntry::prepare`]). Building sends no request to a
-/// bucket; resolving GCS Application Default Credentials or the AWS credential chain may
-/// read files (and, for GCS on Google Cloud, ask the metadata server).
-pub type Pending =
-    Pin<Box<dyn Future<Output = Result<Arc<dyn StorageBackend>, CliError>> + Send + 'static>>;
 
 /// One `[[backends]]` entry: the section of its `kind`.
 #[derive(Clone, Debug, Deserialize)]
@@ -149,41 +146,86 @@ impl BackendEntry {
         }
     }
 
-    /// The first step of building the backend: reads the secrets the section names from
-    /// `env` and maps the section onto its crate's configuration, touching nothing; the
-    /// returned future builds the backend.
+    /// Builds the backend, with the secrets the section names read from `env`. Offline:
+    /// nothing is sent, no credentials are loaded. A secret variable that is not set makes an
+    /// [`Unavailable`] backend (every call fails, naming the variable).
     ///
     /// # Errors
-    /// `INVALID_CONFIG`: a variable the section names is not set (the message names the
-    /// variable). The future fails with `INVALID_CONFIG` naming the backend, with the
-    /// crate's message (which never holds a secret).
-    pub fn prepare(&self, env: Env<'_>) -> Result<Pending, CliError> {
+    /// `INVALID_CONFIG` naming the backend when its crate refuses the configuration (say a
+    /// plain `http://` endpoint without `allow_http`), with the crate's message (which never
+    /// holds a secret).
+    pub fn build(&self, env: Env<'_>) -> Result<Arc<dyn StorageBackend>, CliError> {
         let (id, name) = (self.id().to_owned(), self.name().to_owned());
-        let pending = match self {
-            Self::Fs(s) => ready(s.build(id, name)),
-            Self::Memory(_) => ready(memory::build(id, name)),
-            Self::S3(s) => s3::connect(id, name, s.to_config(env).map_err(CliError::config)?),
-            Self::Minio(s) => minio::connect(id, name, s.to_config(env).map_err(CliError::config)?),
-            Self::Gcs(s) => gcs::connect(id, name, s.to_config(env).map_err(CliError::config)?),
-            Self::Azure(s) => azure::connect(id, name, s.to_config(env).map_err(CliError::config)?),
+        let built: Result<Arc<dyn StorageBackend>, BackendError> = match self {
+            Self::Fs(s) => Ok(s.build(id, name)),
+            Self::Memory(_) => Ok(memory::build(id, name)),
+            Self::S3(s) => match s.to_config(env) {
+                Ok(c) => s3::build(id, name, c),
+                Err(reason) => Ok(Unavailable::shared(id, name, reason)),
+            },
+            Self::Minio(s) => match s.to_config(env) {
+                Ok(c) => minio::build(id, name, c),
+                Err(reason) => Ok(Unavailable::shared(id, name, reason)),
+            },
+            Self::Gcs(s) => match s.to_config(env) {
+                Ok(c) => gcs::build(id, name, c),
+                Err(reason) => Ok(Unavailable::shared(id, name, reason)),
+            },
+            Self::Azure(s) => match s.to_config(env) {
+                Ok(c) => azure::build(id, name, c),
+                Err(reason) => Ok(Unavailable::shared(id, name, reason)),
+            },
         };
-        Ok(pending)
+        built.map_err(|e| CliError::config(err(self.id(), self.kind(), e.message())))
     }
 }
 
-/// A backend built without waiting.
-fn ready(backend: Arc<dyn StorageBackend>) -> Pending {
-    Box::pin(std::future::ready(Ok(backend)))
+/// A backend that cannot work as configured (a secret variable is not set): every call
+/// fails with a [`Permanent`](vaultdb_core::BackendErrorKind::Permanent) error saying why, so
+/// that `status` names it and the store opens and serves with the other backends.
+#[derive(Debug)]
+pub struct Unavailable {
+    id: String,
+    name: String,
+    reason: String,
+}
+
+impl Unavailable {
+    /// A backend `id` that fails every call with `reason` (no secret in it), shared.
+    pub fn shared(id: String, name: String, reason: String) -> Arc<dyn StorageBackend> {
+        Arc::new(Self { id, name, reason })
+    }
+
+    fn error(&self) -> BackendError {
+        BackendError::permanent(self.reason.clone())
+    }
+}
+
+#[async_trait]
+impl StorageBackend for Unavailable {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    async fn put(&self, _: &Key, _: Bytes, _: PutMode) -> Result<(), BackendError> {
+        Err(self.error())
+    }
+    async fn get(&self, _: &Key, _: u64) -> Result<Option<Bytes>, BackendError> {
+        Err(self.error())
+    }
+    async fn delete(&self, _: &Key) -> Result<(), BackendError> {
+        Err(self.error())
+    }
+    async fn list_page(&self, _: &KeyPrefix, _: ListFrom) -> Result<ListPage, BackendError> {
+        Err(self.error())
+    }
 }
 
 /// `backend "id" (kind): what`.
 fn err(id: &str, kind: &str, what: impl std::fmt::Display) -> String {
     format!("backend {id:?} ({kind}): {what}")
-}
-
-/// A backend crate's refusal to build, naming the backend.
-fn build_failed(id: &str, kind: &str, e: &BackendError) -> CliError {
-    CliError::config(err(id, kind, e.message()))
 }
 
 fn nonempty(id: &str, kind: &str, key: &str, v: &str) -> Result<(), String> {
