@@ -358,6 +358,81 @@ fn status_and_reads_with_backends_down() {
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: INSUFFICIENT_SHARES: "));
 }
 
+/// A 2-of-3 configuration (write quorum 2) over fs backends `d1`, `d2` under `d/data` and a
+/// third backend `gcp` given by `third` (its section's lines after `id`); written to
+/// `d/broken.toml`, whose path is returned.
+fn two_fs_and(d: &Path, third: &str) -> String {
+    let cfg = format!(
+        "threshold = 2\nwrite_quorum = 2\ndata_dir = \"data\"\n[timeouts]\ncall = \"5s\"\n\
+         attempts = 1\n\
+         [[backends]]\nkind = \"fs\"\nid = \"d1\"\npath = \"d1\"\n\
+         [[backends]]\nkind = \"fs\"\nid = \"d2\"\npath = \"d2\"\n\
+         [[backends]]\nid = \"gcp\"\n{third}"
+    );
+    let path = d.join("broken.toml");
+    std::fs::write(&path, cfg).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn a_backend_that_cannot_be_built_or_authenticate_costs_only_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The store is made over three directories (the keyring records ids, not kinds) ...
+    let cfg = two_fs_and(d, "kind = \"fs\"\npath = \"d3\"\n");
+    vaultdb(d).args(["--config", &cfg, "put", "r1", "-"]).write_stdin("one").assert().success();
+
+    // ... then its third backend becomes a GCS bucket, twice unusable:
+    let broken = [
+        // A configuration the crate refuses (plain http without allow_http), with a secret
+        // in the environment that must not show.
+        (
+            "kind = \"gcs\"\nbucket = \"b\"\nendpoint = \"http://127.0.0.1:9\"\n\
+             service_account_json_env = \"VAULTDB_TEST_SA_JSON\"\n",
+            "allow_http",
+        ),
+        // Credentials that cannot be loaded (the file does not exist): the backend is built,
+        // and its calls fail.
+        (
+            "kind = \"gcs\"\nbucket = \"b\"\nendpoint = \"http://127.0.0.1:9\"\n\
+             allow_http = true\nservice_account_file = \"no-such-dir/sa.json\"\n",
+            "credentials",
+        ),
+    ];
+    let secret = "PRIVATE-KEY-0123456789";
+    for (i, (third, why)) in broken.into_iter().enumerate() {
+        let cfg = two_fs_and(d, third);
+        let run = |args: &[&str], stdin: &str| {
+            let out = vaultdb(d)
+                .arg("--config")
+                .arg(&cfg)
+                .args(args)
+                .env("VAULTDB_TEST_SA_JSON", format!("{{\"private_key\": \"{secret}\"}}"))
+                .write_stdin(stdin.to_owned())
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(!stderr.contains(secret), "{args:?}: the secret shows: {stderr}");
+            assert!(out.status.success(), "{args:?} (case {i}) failed: {stderr}");
+            (String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
+        };
+        let (out, _) = run(&["get", "r1"], "");
+        assert_eq!(out, "one", "case {i}");
+        let id = format!("r{}", i + 2);
+        run(&["put", &id, "-"], "written degraded");
+        let (out, _) = run(&["get", &id], "");
+        assert_eq!(out, "written degraded", "case {i}");
+        let (out, stderr) = run(&["status"], "");
+        assert!(out.contains("2 of 3 backends up"), "case {i}: {out}");
+        let row = out.lines().find(|l| l.starts_with("gcp")).unwrap_or_default();
+        assert!(row.contains("DOWN") && row.contains(why), "case {i}: {out}");
+        if i == 0 {
+            // The backend that could not be built is named in a warning.
+            assert!(stderr.contains("gcp") && stderr.contains("cannot be built"), "{stderr}");
+        }
+    }
+}
+
 #[test]
 fn repair_and_scrub_restore_a_wiped_backend() {
     let dir = tempfile::tempdir().unwrap();

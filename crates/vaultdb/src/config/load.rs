@@ -203,20 +203,15 @@ impl Loaded {
     }
 
     /// Builds the backends, in share order, with secrets from the process environment.
-    /// Offline: no request is sent and no credentials are loaded (see
-    /// [`BackendEntry::build`]).
-    ///
-    /// # Errors
-    /// `INVALID_CONFIG` naming the backend whose configuration its crate refuses.
-    pub fn backends(&self) -> Result<Vec<Arc<dyn StorageBackend>>, CliError> {
+    /// Offline: no request is sent and no credentials are loaded. A backend that cannot be
+    /// built is an [`Unavailable`](super::backends::Unavailable) one, logged as a warning (see
+    /// [`BackendEntry::build`]): it costs the store that backend only.
+    pub fn backends(&self) -> Vec<Arc<dyn StorageBackend>> {
         self.backends_with(&process_env)
     }
 
     /// [`backends`](Self::backends) with secrets read from `env`.
-    ///
-    /// # Errors
-    /// As [`backends`](Self::backends).
-    pub fn backends_with(&self, env: Env<'_>) -> Result<Vec<Arc<dyn StorageBackend>>, CliError> {
+    pub fn backends_with(&self, env: Env<'_>) -> Vec<Arc<dyn StorageBackend>> {
         self.config.backends.iter().map(|b| b.build(env)).collect()
     }
 

@@ -10,10 +10,12 @@
 //!
 //! [`BackendEntry::build`] reads the secrets the section names, maps the section onto its
 //! crate's configuration and builds the backend: offline, and sending nothing (the crates
-//! build their clients and load credentials on first use). A configuration the crate refuses
-//! is a configuration error; a secret variable that is not set is that backend's problem
-//! only: the backend is built as [`Unavailable`], whose every call fails naming the variable,
-//! so a store whose other backends still number K opens and serves.
+//! build their clients and load credentials on first use). A backend that cannot be built (a
+//! secret variable that is not set, a configuration its crate refuses) is that backend's
+//! problem only: it is built as [`Unavailable`], whose every call fails saying why, and a
+//! warning naming it is logged, so a store whose other backends still number K opens and
+//! serves. (What needs no environment is checked when the file is loaded, by
+//! [`BackendEntry::validate`]: a malformed section is still a configuration error.)
 //!
 //! **Secrets are never written in the file.** A section names the environment variable that
 //! holds each secret (`secret_access_key_env`, `access_key_env`, `sas_token_env`,
@@ -46,8 +48,6 @@ pub use gcs::{GcsAuth, GcsSection};
 pub use memory::MemorySection;
 pub use minio::MinioSection;
 pub use s3::{DEFAULT_S3_SECRET_ENV, S3Section};
-
-use crate::error::CliError;
 
 /// Looks up an environment variable: `None` if unset or empty. Passed in, so that the
 /// mapping can be tested without touching the process environment.
@@ -147,42 +147,55 @@ impl BackendEntry {
     }
 
     /// Builds the backend, with the secrets the section names read from `env`. Offline:
-    /// nothing is sent, no credentials are loaded. A secret variable that is not set makes an
-    /// [`Unavailable`] backend (every call fails, naming the variable).
-    ///
-    /// # Errors
-    /// `INVALID_CONFIG` naming the backend when its crate refuses the configuration (say a
-    /// plain `http://` endpoint without `allow_http`), with the crate's message (which never
-    /// holds a secret).
-    pub fn build(&self, env: Env<'_>) -> Result<Arc<dyn StorageBackend>, CliError> {
+    /// nothing is sent, no credentials are loaded. Never fails: a backend that cannot be
+    /// built (a secret variable that is not set, a configuration its crate refuses, say a
+    /// plain `http://` endpoint without `allow_http`) is built as [`Unavailable`], whose every
+    /// call fails saying why, and a warning naming the backend is logged. One backend that
+    /// cannot be built must not stop a store whose other backends still number K (reads) or
+    /// the write quorum (writes); `status` shows its error. The reason is the crate's
+    /// message or the name of the missing variable, never a secret.
+    pub fn build(&self, env: Env<'_>) -> Arc<dyn StorageBackend> {
         let (id, name) = (self.id().to_owned(), self.name().to_owned());
-        let built: Result<Arc<dyn StorageBackend>, BackendError> = match self {
-            Self::Fs(s) => Ok(s.build(id, name)),
-            Self::Memory(_) => Ok(memory::build(id, name)),
-            Self::S3(s) => match s.to_config(env) {
-                Ok(c) => s3::build(id, name, c),
-                Err(reason) => Ok(Unavailable::shared(id, name, reason)),
-            },
-            Self::Minio(s) => match s.to_config(env) {
-                Ok(c) => minio::build(id, name, c),
-                Err(reason) => Ok(Unavailable::shared(id, name, reason)),
-            },
-            Self::Gcs(s) => match s.to_config(env) {
-                Ok(c) => gcs::build(id, name, c),
-                Err(reason) => Ok(Unavailable::shared(id, name, reason)),
-            },
-            Self::Azure(s) => match s.to_config(env) {
-                Ok(c) => azure::build(id, name, c),
-                Err(reason) => Ok(Unavailable::shared(id, name, reason)),
-            },
+        let built: Result<Arc<dyn StorageBackend>, String> = match self {
+            Self::Fs(s) => Ok(s.build(id.clone(), name.clone())),
+            Self::Memory(_) => Ok(memory::build(id.clone(), name.clone())),
+            Self::S3(s) => {
+                s.to_config(env).and_then(|c| refused(self, s3::build(id.clone(), name.clone(), c)))
+            }
+            Self::Minio(s) => s
+                .to_config(env)
+                .and_then(|c| refused(self, minio::build(id.clone(), name.clone(), c))),
+            Self::Gcs(s) => s
+                .to_config(env)
+                .and_then(|c| refused(self, gcs::build(id.clone(), name.clone(), c))),
+            Self::Azure(s) => s
+                .to_config(env)
+                .and_then(|c| refused(self, azure::build(id.clone(), name.clone(), c))),
         };
-        built.map_err(|e| CliError::config(err(self.id(), self.kind(), e.message())))
+        built.unwrap_or_else(|reason| {
+            tracing::warn!(
+                backend = %id,
+                kind = self.kind(),
+                "backend cannot be built; it fails every call until the configuration is \
+                 fixed: {reason}"
+            );
+            Unavailable::shared(id, name, reason)
+        })
     }
 }
 
-/// A backend that cannot work as configured (a secret variable is not set): every call
-/// fails with a [`Permanent`](vaultdb_core::BackendErrorKind::Permanent) error saying why, so
-/// that `status` names it and the store opens and serves with the other backends.
+/// A crate's refusal of `entry`'s configuration, as `backend "id" (kind): <its message>`.
+fn refused(
+    entry: &BackendEntry,
+    built: Result<Arc<dyn StorageBackend>, BackendError>,
+) -> Result<Arc<dyn StorageBackend>, String> {
+    built.map_err(|e| err(entry.id(), entry.kind(), e.message()))
+}
+
+/// A backend that cannot work as configured (a secret variable is not set, or its crate
+/// refused the configuration): every call fails with a
+/// [`Permanent`](vaultdb_core::BackendErrorKind::Permanent) error saying why, so that
+/// `status` names it and the store opens and serves with the other backends.
 #[derive(Debug)]
 pub struct Unavailable {
     id: String,
