@@ -9,12 +9,15 @@ use std::path::Path;
 use common::{snapshot, vaultdb};
 use predicates::prelude::*;
 
+/// The warning logged (on standard error) for each backend that cannot be built.
+const CANNOT_BE_BUILT: &str = " WARN vaultdb::config::backends: backend cannot be built";
+
 /// Checks a failed run: non-zero exit, empty stdout, exactly one stderr line
-/// `error: <code>: ...`.
+/// `error: <code>: ...` (besides the warnings about backends that cannot be built).
 fn assert_one_line_error(out: &std::process::Output, code: &str, what: &str) {
     assert!(!out.status.success(), "{what}: must fail");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<&str> = stderr.lines().collect();
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.contains(CANNOT_BE_BUILT)).collect();
     assert_eq!(lines.len(), 1, "{what}: one stderr line, got {stderr:?}");
     assert!(
         lines[0].starts_with(&format!("error: {code}: ")),
@@ -265,16 +268,24 @@ fn bad_input_fails_with_one_line_and_writes_nothing() {
             "larger than the number of backends",
         ),
         case(&["--config", "k-one.toml", "list"], "INVALID_CONFIG", "at least 2"),
-        // Cloud backends: a secret variable that is not set fails that backend's calls,
-        // naming the variable (here the one other backend is not enough, and nothing is
-        // written); plain http needs allow_http, a configuration error before any request.
+        // Cloud backends: a secret variable that is not set, or a configuration the crate
+        // refuses (plain http needs allow_http), fails that backend's calls, naming the
+        // variable or the key (here the one other backend is not enough, and nothing is
+        // written).
         case(
             &["--config", "s3.toml", "list"],
             "INSUFFICIENT_SHARES",
             "backend \"aws\" (s3): access_key_id_env names the environment variable \
              VAULTDB_CLI_TEST_UNSET_KEY_ID, which is not set",
         ),
-        case(&["--config", "s3-http.toml", "put", "x", "-"], "INVALID_CONFIG", "set allow_http"),
+        // (This file's 2-of-2 does not match the store's 2-of-3, which the other backend's
+        // keyring share tells; the warning names the backend that cannot be built.)
+        case(
+            &["--config", "s3-http.toml", "put", "x", "-"],
+            "INVALID_CONFIG",
+            "backend \"aws\" (s3): S3 configuration: endpoint http://s3.example.invalid is \
+             plain http; set allow_http",
+        ),
     ];
     cases.push(Case {
         args: vec!["list"],
