@@ -1,3 +1,6 @@
+// This file is long because it is one suite: one public function per check of the backend
+// contract (keys, create-only puts, bounded gets, listings with sizes and resumption), run
+// together by `run_all`, so that every backend crate runs the same list.
 //! The conformance checks. See the [testkit docs](crate).
 
 use std::collections::BTreeSet;

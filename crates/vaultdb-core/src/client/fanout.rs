@@ -1,3 +1,6 @@
+// This file is long because it is the only module that calls backends: writes, deletes,
+// listings, hedged fetches with verification and probes share one call path and its
+// bookkeeping of what each backend did, which splitting would duplicate.
 //! The fan-out layer: the per-backend calls, and the only module that calls backends.
 //!
 //! It writes one version's objects (create-only, concurrently), deletes keys, lists a
