@@ -318,12 +318,14 @@ async fn an_oversized_share_costs_its_listed_size_and_is_named() {
 async fn without_agreement_reads_stop_at_the_settings_bound() {
     let (mems, limits, db) = limited_store().await;
     db.put(Record::new("r", b"right".to_vec())).await.unwrap();
-    let key = mems[1].keys().into_iter().find(|k| k.contains("/r/")).unwrap();
-    let original = mems[1].raw_get(&key).unwrap();
+    // Each backend's share has its own key (the names carry the backend's id share).
+    let share_key = |i: usize| mems[i].keys().into_iter().find(|k| k.contains("/r/")).unwrap();
+    let (key1, key2) = (share_key(1), share_key(2));
+    let original = mems[2].raw_get(&key2).unwrap();
     // Three different sizes: no two holders agree, so each is read up to the largest share
     // a record of max_record_size (64 KiB) can make, about 1 MiB, never 8 MiB.
-    mems[1].raw_put(key.clone(), vec![0u8; 8 << 20]);
-    mems[2].raw_put(key.clone(), [&original[..], b"x"].concat());
+    mems[1].raw_put(key1, vec![0u8; 8 << 20]);
+    mems[2].raw_put(key2, [&original[..], b"x"].concat());
     let e = db.get("r").await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::HmacFailed, "{e}");
     let vaultdb_core::VaultError::HmacFailed { bad_backends, .. } = &e else { unreachable!() };
