@@ -1,48 +1,12 @@
-//! Mapping object_store errors to [`BackendErrorKind`]s, in one place.
+//! What Azure adds to the shared HTTP mapping ([`vaultdb_core::backend::http`]): reading the
+//! status out of object_store's errors, telling a missing container from a missing blob, and
+//! keeping SAS signatures out of messages.
 
 use std::error::Error as StdError;
 
 use object_store::client::HttpError;
-use vaultdb_core::{BackendError, BackendErrorKind, PutMode};
-
-/// The operation that failed.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Op {
-    Put(PutMode),
-    Get,
-    Delete,
-    List,
-}
-
-impl Op {
-    fn name(self) -> &'static str {
-        match self {
-            Op::Put(PutMode::Create) => "create",
-            Op::Put(PutMode::Overwrite) => "put",
-            Op::Get => "get",
-            Op::Delete => "delete",
-            Op::List => "list",
-        }
-    }
-}
-
-/// "No such blob" (success for `get` and `delete`) or an error.
-#[derive(Debug)]
-pub(crate) enum Mapped {
-    NotFound,
-    Error(BackendError),
-}
-
-impl Mapped {
-    pub(crate) fn into_error(self) -> BackendError {
-        match self {
-            Mapped::NotFound => {
-                BackendError::new(BackendErrorKind::Other, "unexpected 404 Not Found")
-            }
-            Mapped::Error(e) => e,
-        }
-    }
-}
+use vaultdb_core::BackendErrorKind;
+use vaultdb_core::backend::http::{self, Class, Hint, Mapped, Op};
 
 /// The text of an error and its sources, with anything that looks like a SAS signature
 /// removed (object_store already leaves URLs out of errors of SAS-signed requests; this is a
@@ -89,71 +53,66 @@ fn is_transport(err: &(dyn StdError + 'static)) -> bool {
     false
 }
 
-/// What a status means for an error object_store left generic.
-pub(crate) fn classify_status(status: u16) -> BackendErrorKind {
-    match status {
-        401 | 403 | 404 => BackendErrorKind::Permanent,
-        408 | 429 | 500..=599 => BackendErrorKind::Transient,
-        _ => BackendErrorKind::Other,
-    }
-}
-
-/// Maps an error of `op` on `key` (a VaultDB key).
+/// Maps an error of `op` on `key` (a VaultDB key). `credentials_hint`, if any, replaces
+/// the message of a credential fetch that failed without a status (and makes it Permanent):
+/// the backend knows no credential was configured.
 ///
-/// | object_store error (HTTP status) | kind |
+/// | object_store error | as HTTP status |
 /// |---|---|
-/// | `NotFound` (404) on get / delete | not found, unless the container is missing |
-/// | `NotFound` for a missing container (`ContainerNotFound`), other 404s | Permanent |
-/// | `AlreadyExists` (409) or `Precondition` (412) on a create-only put | AlreadyExists |
-/// | `AlreadyExists` (409) on other operations (lease or container conflicts) | Transient |
-/// | `PermissionDenied` (403), `Unauthenticated` (401) | Permanent |
-/// | `Generic` with 401, 403, 404 (a listing of a missing container) | Permanent |
-/// | `Generic` with 408, 429, 5xx, or a transport error (connect, timeout, reset) | Transient |
+/// | `NotFound` | 404 (a missing container, `ContainerNotFound`, is not about the blob) |
+/// | `AlreadyExists`, `Precondition` | 409, 412 |
+/// | `PermissionDenied`, `Unauthenticated` | 403, 401 |
+/// | `Generic` with a status in its text (`status code: 503`) | that status |
+/// | `Generic` without one: a transport error (connect, timeout, reset), a failed credential fetch | Transient |
 /// | `NotSupported`, `NotImplemented`, `InvalidPath`, configuration errors | Permanent |
 /// | anything else | Other |
-pub(crate) fn map_error(backend: &str, op: Op, key: &str, err: object_store::Error) -> Mapped {
-    use BackendErrorKind::*;
+pub(crate) fn map_error(
+    backend: &str,
+    op: Op,
+    key: &str,
+    err: object_store::Error,
+    credentials_hint: Option<&str>,
+) -> Mapped {
+    use BackendErrorKind::{Other, Permanent, Transient};
     use object_store::Error as E;
     let text = redact(&err);
-    let create = matches!(op, Op::Put(PutMode::Create));
-    let kind = match &err {
-        E::NotFound { .. } => {
-            if text.contains("ContainerNotFound") {
-                Permanent
-            } else if matches!(op, Op::Get | Op::Delete) {
-                return Mapped::NotFound;
-            } else {
-                Permanent
-            }
-        }
-        E::AlreadyExists { .. } | E::Precondition { .. } if create => AlreadyExists,
-        E::AlreadyExists { .. } => Transient,
-        E::Precondition { .. } | E::NotModified { .. } => Other,
-        E::PermissionDenied { .. } | E::Unauthenticated { .. } => Permanent,
+    let hint = if text.contains("ContainerNotFound") { Hint::NotTheObject } else { Hint::Status };
+    let status = |s: u16| http::classify(op, s, hint);
+    let class = match &err {
+        E::NotFound { .. } => status(404),
+        E::AlreadyExists { .. } => status(409),
+        E::Precondition { .. } => status(412),
+        E::PermissionDenied { .. } => status(403),
+        E::Unauthenticated { .. } => status(401),
+        E::NotModified { .. } => Class::Kind(Other),
         E::NotSupported { .. }
         | E::NotImplemented { .. }
         | E::InvalidPath { .. }
-        | E::UnknownConfigurationKey { .. } => Permanent,
+        | E::UnknownConfigurationKey { .. } => Class::Kind(Permanent),
         E::Generic { source, .. } => match status_in(&text) {
-            Some(s) => classify_status(s),
-            None if is_transport(source.as_ref()) => Transient,
+            Some(s) => status(s),
+            None if is_transport(source.as_ref()) => Class::Kind(Transient),
             // Credential fetches (token endpoint, metadata service) that failed without a
-            // status: most likely the network.
-            None if text.contains("credential") || text.contains("token") => Transient,
-            None => Other,
+            // status: most likely the network, unless no credential was configured at all.
+            None if text.contains("credential") || text.contains("token") => {
+                if let Some(hint) = credentials_hint {
+                    let e =
+                        http::error(backend, op, &key, Permanent, &format_args!("{hint} ({text})"));
+                    return Mapped::Error(e);
+                }
+                Class::Kind(Transient)
+            }
+            None => Class::Kind(Other),
         },
-        _ => Other,
+        _ => Class::Kind(Other),
     };
-    let message = if kind == AlreadyExists {
-        format!("{backend}: {} {key:?}: the blob already exists", op.name())
-    } else {
-        format!("{backend}: {} {key:?}: {text}", op.name())
-    };
-    Mapped::Error(BackendError::new(kind, message))
+    Mapped::new(class, backend, op, &key, &text)
 }
 
 #[cfg(test)]
 mod tests {
+    use vaultdb_core::PutMode;
+
     use super::*;
 
     #[test]
@@ -163,12 +122,6 @@ mod tests {
             Some(503)
         );
         assert_eq!(status_in("no status"), None);
-        assert_eq!(classify_status(503), BackendErrorKind::Transient);
-        assert_eq!(classify_status(429), BackendErrorKind::Transient);
-        assert_eq!(classify_status(500), BackendErrorKind::Transient);
-        assert_eq!(classify_status(403), BackendErrorKind::Permanent);
-        assert_eq!(classify_status(404), BackendErrorKind::Permanent);
-        assert_eq!(classify_status(400), BackendErrorKind::Other);
         let e = std::io::Error::other("GET https://a/c/k?sv=1&sig=SECRET%3D&se=2 failed");
         let r = redact(&e);
         assert!(!r.contains("SECRET"), "{r}");
@@ -179,36 +132,44 @@ mod tests {
     fn typed_errors_map_to_kinds() {
         use object_store::Error as E;
         let src = || -> Box<dyn StdError + Send + Sync> { "x".into() };
-        let m = |op, e| map_error("az", op, "k", e);
+        let kind = |op, e| match map_error("az", op, "k", e, None) {
+            Mapped::Error(e) => Some(e.kind()),
+            Mapped::NotFound | Mapped::Empty => None,
+        };
         let create = Op::Put(PutMode::Create);
+        let over = Op::Put(PutMode::Overwrite);
         assert!(matches!(
-            m(Op::Get, E::NotFound { path: "k".into(), source: src() }),
+            map_error("az", Op::Get, "k", E::NotFound { path: "k".into(), source: src() }, None),
             Mapped::NotFound
         ));
-        let container =
-            E::NotFound { path: "k".into(), source: "404 <Code>ContainerNotFound</Code>".into() };
-        let Mapped::Error(e) = m(Op::Get, container) else { panic!() };
+        let container = || E::NotFound {
+            path: "k".into(),
+            source: "404 <Code>ContainerNotFound</Code>".into(),
+        };
+        assert_eq!(kind(Op::Get, container()), Some(BackendErrorKind::Permanent));
+        assert_eq!(kind(Op::Delete, container()), Some(BackendErrorKind::Permanent));
+        let exists = || E::AlreadyExists { path: "k".into(), source: src() };
+        assert_eq!(kind(create, exists()), Some(BackendErrorKind::AlreadyExists));
+        assert_eq!(kind(over, exists()), Some(BackendErrorKind::Transient));
+        let precondition = || E::Precondition { path: "k".into(), source: src() };
+        assert_eq!(kind(create, precondition()), Some(BackendErrorKind::AlreadyExists));
+        assert_eq!(kind(over, precondition()), Some(BackendErrorKind::Other));
+        let denied = E::PermissionDenied { path: "k".into(), source: src() };
+        assert_eq!(kind(Op::List, denied), Some(BackendErrorKind::Permanent));
+        let generic = |text: &str| E::Generic { store: "MicrosoftAzure", source: text.into() };
+        let busy = "Server returned non-2xx status code: 503 Service Unavailable: busy";
+        assert_eq!(kind(Op::Get, generic(busy)), Some(BackendErrorKind::Transient));
+        let missing = "Server returned non-2xx status code: 404 Not Found: ContainerNotFound";
+        assert_eq!(kind(Op::List, generic(missing)), Some(BackendErrorKind::Permanent));
+        let range = "Server returned non-2xx status code: 416 Range Not Satisfiable";
+        assert!(matches!(map_error("az", Op::Get, "k", generic(range), None), Mapped::Empty));
+        let token = "Error performing token request: connection refused";
+        assert_eq!(kind(Op::Get, generic(token)), Some(BackendErrorKind::Transient));
+        let Mapped::Error(e) = map_error("az", Op::Get, "k", generic(token), Some("no credential"))
+        else {
+            panic!("an error");
+        };
         assert_eq!(e.kind(), BackendErrorKind::Permanent);
-        let Mapped::Error(e) = m(create, E::AlreadyExists { path: "k".into(), source: src() })
-        else {
-            panic!()
-        };
-        assert_eq!(e.kind(), BackendErrorKind::AlreadyExists);
-        let Mapped::Error(e) = m(create, E::Precondition { path: "k".into(), source: src() })
-        else {
-            panic!()
-        };
-        assert_eq!(e.kind(), BackendErrorKind::AlreadyExists);
-        let Mapped::Error(e) = m(Op::List, E::PermissionDenied { path: "k".into(), source: src() })
-        else {
-            panic!()
-        };
-        assert_eq!(e.kind(), BackendErrorKind::Permanent);
-        let generic = E::Generic {
-            store: "MicrosoftAzure",
-            source: "Server returned non-2xx status code: 503 Service Unavailable: busy".into(),
-        };
-        let Mapped::Error(e) = m(Op::Get, generic) else { panic!() };
-        assert_eq!(e.kind(), BackendErrorKind::Transient);
+        assert!(e.message().contains("no credential"), "{e}");
     }
 }

@@ -7,18 +7,23 @@ pub mod containers;
 mod error;
 
 use std::fmt;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::StreamExt;
 use object_store::azure::{MicrosoftAzure, MicrosoftAzureBuilder};
 use object_store::list::{PaginatedListOptions, PaginatedListStore};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutOptions, PutPayload, RetryConfig};
-use vaultdb_core::backend::validate_key;
-use vaultdb_core::{BackendError, ListPage, PutMode, StorageBackend};
+use object_store::{
+    GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutOptions, PutPayload, RetryConfig,
+};
+use vaultdb_core::backend::http::{BoundedBody, Mapped, Op};
+use vaultdb_core::backend::{Escaping, ListStart, ObjectNames};
+use vaultdb_core::{BackendError, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend};
 
-use crate::error::{Mapped, Op, map_error};
+use crate::error::map_error;
 
 /// The storage account of Azurite and the legacy Azure Storage Emulator.
 pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
@@ -124,20 +129,58 @@ impl AzureConfig {
         self
     }
 
-    fn normalized_prefix(&self) -> Result<String, BackendError> {
+    /// The blob names under the container and prefix, once the configuration is checked:
+    /// everything that can be checked without the environment or the network.
+    fn names(&self) -> Result<ObjectNames, BackendError> {
         if self.container.is_empty() || self.account.is_empty() {
             return Err(BackendError::permanent(
                 "Azure configuration: the account and the container are required",
             ));
         }
-        let p = self.prefix.trim_end_matches('/');
-        if p.is_empty() {
-            return Ok(String::new());
+        if let Some(e) = &self.endpoint {
+            let lower = e.to_ascii_lowercase();
+            if lower.starts_with("http://") && !self.allow_http {
+                return Err(BackendError::permanent(
+                    "Azure configuration: the endpoint is plain http; set allow_http to use it",
+                ));
+            }
+            if !lower.starts_with("http://") && !lower.starts_with("https://") {
+                return Err(BackendError::permanent(
+                    "Azure configuration: the endpoint must start with https:// or http://",
+                ));
+            }
         }
-        validate_key(p).map_err(|e| {
-            BackendError::permanent(format!("Azure configuration: invalid prefix {p:?}: {e}"))
-        })?;
-        Ok(format!("{}/", escape(p)))
+        if let AzureCredentials::Sas(token) = &self.credentials {
+            split_sas(token)?;
+        }
+        ObjectNames::escaped("Azure", &self.prefix, ESCAPING)
+    }
+
+    /// For [`AzureCredentials::Environment`] outside emulator mode with no credential in the
+    /// environment (object_store then asks the managed identity endpoint), what a failed
+    /// credential fetch means.
+    fn credentials_hint(&self) -> Option<&'static str> {
+        /// The variables object_store's environment credentials read (besides the managed
+        /// identity endpoint, which it falls back to).
+        const CREDENTIAL_VARS: [&str; 9] = [
+            "AZURE_STORAGE_ACCOUNT_KEY",
+            "AZURE_STORAGE_ACCESS_KEY",
+            "AZURE_STORAGE_MASTER_KEY",
+            "AZURE_STORAGE_SAS_KEY",
+            "AZURE_STORAGE_SAS_TOKEN",
+            "AZURE_STORAGE_TOKEN",
+            "AZURE_CLIENT_ID",
+            "AZURE_STORAGE_CLIENT_ID",
+            "AZURE_USE_AZURE_CLI",
+        ];
+        let environment = matches!(self.credentials, AzureCredentials::Environment);
+        let set = |v: &&str| std::env::var_os(v).is_some_and(|v| !v.is_empty());
+        (environment && !self.emulator && !CREDENTIAL_VARS.iter().any(set)).then_some(
+            "no credential found: set AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_SAS_KEY, or \
+             AZURE_CLIENT_ID and AZURE_TENANT_ID with AZURE_CLIENT_SECRET or \
+             AZURE_FEDERATED_TOKEN_FILE, or configure credentials (the managed identity \
+             endpoint did not answer either)",
+        )
     }
 
     fn builder(&self) -> Result<MicrosoftAzureBuilder, BackendError> {
@@ -163,11 +206,6 @@ impl AzureConfig {
             );
         }
         if let Some(e) = &self.endpoint {
-            if e.to_ascii_lowercase().starts_with("http://") && !self.allow_http {
-                return Err(BackendError::permanent(
-                    "Azure configuration: the endpoint is plain http; set allow_http to use it",
-                ));
-            }
             b = b.with_endpoint(e.clone());
         }
         b = match &self.credentials {
@@ -299,6 +337,9 @@ fn split_sas(token: &str) -> Result<Vec<(String, String)>, BackendError> {
     Ok(pairs)
 }
 
+/// The escaping of keys into blob names ([`escape`], [`unescape`]).
+const ESCAPING: Escaping = Escaping { encode: escape, decode: unescape };
+
 /// The blob name of a key: `%` becomes `%25` and `\` becomes `%5C`, every other byte stays.
 /// Azure (and Azurite) read a backslash in a blob URL as `/`, so `a\b` and `a/b` would be
 /// one blob; escaping keeps every valid key distinct. VaultDB's own keys contain neither
@@ -341,11 +382,12 @@ pub fn unescape(name: &str) -> Option<String> {
 pub struct AzureBackend {
     id: String,
     name: String,
-    store: MicrosoftAzure,
-    account: String,
-    container: String,
-    prefix: String,
+    config: AzureConfig,
+    /// object_store's client, built on first use (or why it could not be).
+    store: OnceLock<Result<MicrosoftAzure, String>>,
+    names: ObjectNames,
     page_size: usize,
+    credentials_hint: Option<&'static str>,
 }
 
 impl fmt::Debug for AzureBackend {
@@ -354,55 +396,69 @@ impl fmt::Debug for AzureBackend {
         f.debug_struct("AzureBackend")
             .field("id", &self.id)
             .field("name", &self.name)
-            .field("account", &self.account)
-            .field("container", &self.container)
-            .field("prefix", &self.prefix)
+            .field("account", &self.config.account)
+            .field("container", &self.config.container)
+            .field("prefix", &self.names.root())
+            .field("credentials", &self.config.credentials)
             .finish_non_exhaustive()
     }
 }
 
 impl AzureBackend {
-    /// A backend for the container in `config`. No request is sent: a missing container or
-    /// bad credentials show up on the first call, as `Permanent` errors.
+    /// A backend for the container in `config`. Nothing is sent and no credentials are looked
+    /// up here: object_store's client is built on first use, and a missing container, bad
+    /// credentials or an unreachable endpoint show up as that call's error.
     ///
-    /// Fails with a `Permanent` error on an invalid configuration.
+    /// # Errors
+    /// A `Permanent` error for a configuration that is wrong in itself: no account or
+    /// container, an invalid prefix, an `http://` endpoint without `allow_http`, a malformed
+    /// SAS token.
     pub fn new(
         id: impl Into<String>,
         name: impl Into<String>,
         config: AzureConfig,
     ) -> Result<Self, BackendError> {
-        let prefix = config.normalized_prefix()?;
-        let store = config.builder()?.build().map_err(|e| {
-            BackendError::permanent(format!("Azure configuration: {}", error::redact(&e)))
-        })?;
+        let names = config.names()?;
         Ok(Self {
             id: id.into(),
             name: name.into(),
-            store,
-            account: config.account,
-            container: config.container,
-            prefix,
             page_size: config.page_size.clamp(1, 5000),
+            credentials_hint: config.credentials_hint(),
+            config,
+            store: OnceLock::new(),
+            names,
         })
     }
 
     /// The container.
     pub fn container(&self) -> &str {
-        &self.container
+        &self.config.container
     }
 
     /// The key prefix inside the container (empty, or ending in `/`).
     pub fn prefix(&self) -> &str {
-        &self.prefix
+        self.names.root()
     }
 
-    fn path(&self, key: &str) -> Result<Path, BackendError> {
-        validate_key(key).map_err(|e| {
-            BackendError::permanent(format!("{}: invalid key {key:?}: {e}", self.id))
-        })?;
-        Path::parse(format!("{}{}", self.prefix, escape(key))).map_err(|e| {
+    /// object_store's client, built on first use.
+    fn store(&self) -> Result<&MicrosoftAzure, BackendError> {
+        let built = self.store.get_or_init(|| {
+            let builder = self.config.builder().map_err(|e| e.message().to_owned())?;
+            builder.build().map_err(|e| error::redact(&e))
+        });
+        built
+            .as_ref()
+            .map_err(|e| BackendError::permanent(format!("{}: Azure configuration: {e}", self.id)))
+    }
+
+    fn path(&self, key: &Key) -> Result<Path, BackendError> {
+        Path::parse(self.names.object(key)).map_err(|e| {
             BackendError::permanent(format!("{}: key {key:?} is not a blob path: {e}", self.id))
         })
+    }
+
+    fn map(&self, op: Op, key: &str, e: object_store::Error) -> Mapped {
+        map_error(&self.id, op, key, e, self.credentials_hint)
     }
 }
 
@@ -416,7 +472,7 @@ impl StorageBackend for AzureBackend {
         &self.name
     }
 
-    async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
         let path = self.path(key)?;
         let opts = PutOptions {
             mode: match mode {
@@ -425,50 +481,51 @@ impl StorageBackend for AzureBackend {
             },
             ..PutOptions::default()
         };
-        match self.store.put_opts(&path, PutPayload::from_bytes(data), opts).await {
+        match self.store()?.put_opts(&path, PutPayload::from_bytes(data), opts).await {
             Ok(_) => Ok(()),
-            Err(e) => Err(map_error(&self.id, Op::Put(mode), key, e).into_error()),
+            Err(e) => Err(self.map(Op::Put(mode), key.as_str(), e).into_error()),
         }
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
+    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
         let path = self.path(key)?;
-        let result = match self.store.get(&path).await {
+        // One byte past the limit: enough to tell a longer blob, never much more. An empty
+        // blob cannot satisfy the range: Azure answers 416, mapped to empty.
+        let range = (max_len < u64::MAX).then(|| GetRange::Bounded(0..max_len + 1));
+        let opts = GetOptions { range, ..GetOptions::default() };
+        let result = match self.store()?.get_opts(&path, opts).await {
             Ok(r) => r,
-            Err(e) => {
-                return match map_error(&self.id, Op::Get, key, e) {
-                    Mapped::NotFound => Ok(None),
-                    Mapped::Error(e) => Err(e),
-                };
-            }
+            Err(e) => return self.map(Op::Get, key.as_str(), e).into_get(),
         };
-        match result.bytes().await {
-            Ok(b) => Ok(Some(b)),
-            Err(e) => match map_error(&self.id, Op::Get, key, e) {
-                // Deleted between the response head and its body.
-                Mapped::NotFound => Ok(None),
-                Mapped::Error(e) => Err(e),
-            },
+        let mut body = BoundedBody::new(max_len);
+        // The blob's whole size (from the Content-Range of a ranged answer).
+        body.check_declared(key, Some(result.meta.size))?;
+        let mut stream = result.into_stream();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(chunk) => body.push(key, chunk)?,
+                // Deleted between the response head and its body: `None`.
+                Err(e) => return self.map(Op::Get, key.as_str(), e).into_get(),
+            }
         }
+        Ok(Some(body.finish()))
     }
 
-    async fn delete(&self, key: &str) -> Result<(), BackendError> {
+    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
         let path = self.path(key)?;
-        match self.store.delete(&path).await {
+        match self.store()?.delete(&path).await {
             Ok(()) => Ok(()),
-            Err(e) => match map_error(&self.id, Op::Delete, key, e) {
-                Mapped::NotFound => Ok(()),
-                Mapped::Error(e) => Err(e),
-            },
+            Err(e) => self.map(Op::Delete, key.as_str(), e).into_delete(),
         }
     }
 
     async fn list_page(
         &self,
-        prefix: &str,
-        cursor: Option<String>,
+        prefix: &KeyPrefix,
+        from: ListFrom,
     ) -> Result<ListPage, BackendError> {
-        let full = format!("{}{}", self.prefix, escape(prefix));
+        let start = ListStart::new(from);
+        let full = self.names.prefix(prefix);
         // object_store drops a blob whose name equals the listing prefix (it takes it for a
         // directory marker). A valid key never ends in '/', so only a prefix that does not
         // end in '/' can name a blob exactly: ask for one character less and filter below.
@@ -479,30 +536,20 @@ impl StorageBackend for AzureBackend {
         };
         let opts = PaginatedListOptions {
             max_keys: Some(self.page_size),
-            page_token: cursor,
+            // Azure's startFrom (inclusive; Azurite ignores it): the entries are filtered too.
+            offset: start.start_name(&self.names),
+            page_token: start.token.clone(),
             ..PaginatedListOptions::default()
         };
-        let page = match self.store.list_paginated((!asked.is_empty()).then_some(asked), opts).await
-        {
+        let store = self.store()?;
+        let page = match store.list_paginated((!asked.is_empty()).then_some(asked), opts).await {
             Ok(p) => p,
-            Err(e) => return Err(map_error(&self.id, Op::List, prefix, e).into_error()),
+            Err(e) => return Err(self.map(Op::List, prefix.as_str(), e).into_error()),
         };
-        let mut keys = Vec::with_capacity(page.result.objects.len());
-        for meta in page.result.objects {
-            let name = meta.location.as_ref();
-            let Some(rel) = name.strip_prefix(&self.prefix).and_then(unescape) else {
-                continue;
-            };
-            if !rel.starts_with(prefix) {
-                continue;
-            }
-            if validate_key(&rel).is_err() {
-                tracing::debug!(backend = %self.id, blob = %name, "ignoring blob with an invalid key");
-                continue;
-            }
-            keys.push(rel);
-        }
-        Ok(ListPage { keys, next: page.page_token.filter(|t| !t.is_empty()) })
+        let objects = page.result.objects.iter().map(|m| (m.location.as_ref(), m.size));
+        let entries = self.names.entries(&self.id, prefix, start.after.as_ref(), objects);
+        let token = page.page_token.filter(|t| !t.is_empty());
+        Ok(ListPage { entries, next: start.next(token) })
     }
 }
 
@@ -562,9 +609,26 @@ mod tests {
             .with_endpoint("http://10.0.0.1:10000");
         let e = AzureBackend::new("az", "Azure", bad).unwrap_err();
         assert_eq!(e.kind(), BackendErrorKind::Permanent);
+        let sas = AzureConfig::new("a", "c").with_credentials(AzureCredentials::Sas("x".into()));
+        assert!(AzureBackend::new("az", "Azure", sas).is_err());
         let b = AzureBackend::new("az", "Azure", AzureConfig::azurite("c").with_prefix("p/q/"))
             .unwrap();
         assert_eq!(b.prefix(), "p/q/");
         assert!(!format!("{b:?}").contains(AZURITE_ACCOUNT_KEY));
+    }
+
+    #[tokio::test]
+    async fn credentials_that_cannot_work_fail_the_calls_not_the_construction() {
+        // Not base64: object_store refuses the key when it builds its client, at first use.
+        let bad_key = AzureConfig::new("a", "c")
+            .with_credentials(AzureCredentials::AccessKey("not base64!".into()));
+        let b = AzureBackend::new("az", "Azure", bad_key).unwrap();
+        let key = Key::new("k").unwrap();
+        for _ in 0..2 {
+            let e = b.get(&key, 10).await.unwrap_err();
+            assert_eq!(e.kind(), BackendErrorKind::Permanent, "{e}");
+            assert!(e.message().starts_with("az: Azure configuration"), "{e}");
+            assert!(!e.to_string().contains("not base64!"), "{e}");
+        }
     }
 }

@@ -5,8 +5,12 @@
 use std::env;
 
 use vaultdb_azure::{AzureBackend, AzureConfig};
-use vaultdb_core::{BackendErrorKind, PutMode, StorageBackend};
+use vaultdb_core::{BackendErrorKind, Key, KeyPrefix, ListFrom, PutMode, StorageBackend};
 use vaultdb_testkit::Capabilities;
+
+fn k() -> Key {
+    Key::new("k").unwrap()
+}
 
 fn container() -> Option<String> {
     env::var("AZURITE_BLOB_STORAGE_URL").ok()?;
@@ -48,11 +52,11 @@ async fn missing_container_and_bad_key_are_permanent() {
         AzureConfig::azurite("vaultdb-no-such-container"),
     )
     .unwrap();
-    let e = missing.put("k", "v".into(), PutMode::Create).await.unwrap_err();
+    let e = missing.put(&k(), "v".into(), PutMode::Create).await.unwrap_err();
     assert_eq!(e.kind(), BackendErrorKind::Permanent, "{e}");
-    let e = missing.get("k").await.unwrap_err();
+    let e = missing.get(&k(), 10).await.unwrap_err();
     assert_eq!(e.kind(), BackendErrorKind::Permanent, "{e}");
-    let e = missing.list_page("", None).await.unwrap_err();
+    let e = missing.list_page(&KeyPrefix::default(), ListFrom::Start).await.unwrap_err();
     assert_eq!(e.kind(), BackendErrorKind::Permanent, "{e}");
     // A wrong account key: Azurite answers 403.
     let wrong =
@@ -60,6 +64,6 @@ async fn missing_container_and_bad_key_are_permanent() {
             "d3Jvbmcga2V5IHdyb25nIGtleSB3cm9uZyBrZXk=".into(),
         ));
     let b = AzureBackend::new("azure-wrong-key", "wrong key", wrong).unwrap();
-    let e = b.get("k").await.unwrap_err();
+    let e = b.get(&k(), 10).await.unwrap_err();
     assert_eq!(e.kind(), BackendErrorKind::Permanent, "{e}");
 }

@@ -35,7 +35,10 @@ pub mod version;
 pub mod wipe;
 pub mod xorida;
 
-pub use backend::{BackendError, BackendErrorKind, ListPage, PutMode, StorageBackend};
+pub use backend::{
+    BackendError, BackendErrorKind, Key, KeyPrefix, ListEntry, ListFrom, ListPage, PutMode,
+    StorageBackend,
+};
 pub use client::{
     CallPolicy, DeleteResult, GetResult, Health, ListResult, PutResult, ReadStream, RecordMeta,
     RepairReport, ScrubReport, Settings, VaultDb, VaultDbBuilder,

@@ -7,13 +7,12 @@
 //!
 //! Listing walks the ordered map: keys come back sorted, [`MemoryBackend::page_size`] at a
 //! time, and the cursor is the last key of the previous page (the next page starts strictly
-//! after it), so a listing is deterministic and never repeats a key.
+//! after it, as with [`ListFrom::After`]), so a listing is deterministic and never repeats a
+//! key. A `get` longer than its limit is refused by a length check: nothing is copied.
 //!
-//! Keys are checked with [`validate_key`]; an invalid key is a
-//! [`BackendErrorKind::Permanent`](crate::BackendErrorKind::Permanent) error, as a real store
-//! would reject it. The `raw_*` helpers, [`MemoryBackend::snapshot`] and
-//! [`MemoryBackend::clear`] bypass the trait so that tests can inspect and tamper with what is
-//! stored.
+//! The `raw_*` helpers, [`MemoryBackend::snapshot`] and [`MemoryBackend::clear`] bypass the
+//! trait so that tests can inspect and tamper with what is stored (even under names that are
+//! not valid keys, which listings then skip).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -23,7 +22,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::backend::{BackendError, ListPage, PutMode, StorageBackend, validate_key};
+use crate::backend::{
+    BackendError, Key, KeyPrefix, ListEntry, ListFrom, ListPage, PutMode, StorageBackend,
+};
 
 /// The default number of keys per [`list_page`](StorageBackend::list_page) page.
 pub const DEFAULT_PAGE_SIZE: usize = 1000;
@@ -102,10 +103,6 @@ impl MemoryBackend {
     }
 }
 
-fn check_key(key: &str) -> Result<(), BackendError> {
-    validate_key(key).map_err(|e| BackendError::permanent(format!("invalid key: {e}")))
-}
-
 impl fmt::Debug for MemoryBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryBackend")
@@ -126,59 +123,62 @@ impl StorageBackend for MemoryBackend {
         &self.name
     }
 
-    async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
-        check_key(key)?;
+    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
         let mut objects = self.lock();
-        match mode {
-            PutMode::Create => {
-                if objects.contains_key(key) {
-                    return Err(BackendError::already_exists(key));
-                }
-                objects.insert(key.to_owned(), data);
-            }
-            PutMode::Overwrite => {
-                objects.insert(key.to_owned(), data);
-            }
+        if mode == PutMode::Create && objects.contains_key(key.as_str()) {
+            return Err(BackendError::already_exists(key));
         }
+        objects.insert(key.as_str().to_owned(), data);
         Ok(())
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
-        check_key(key)?;
-        Ok(self.lock().get(key).cloned())
+    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
+        match self.lock().get(key.as_str()) {
+            Some(data) if data.len() as u64 > max_len => {
+                Err(BackendError::too_large(key, data.len() as u64, max_len))
+            }
+            other => Ok(other.cloned()),
+        }
     }
 
-    async fn delete(&self, key: &str) -> Result<(), BackendError> {
-        check_key(key)?;
-        self.lock().remove(key);
+    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
+        self.lock().remove(key.as_str());
         Ok(())
     }
 
     async fn list_page(
         &self,
-        prefix: &str,
-        cursor: Option<String>,
+        prefix: &KeyPrefix,
+        from: ListFrom,
     ) -> Result<ListPage, BackendError> {
         let objects = self.lock();
-        // Start at the prefix, or strictly after the cursor if that is further on.
-        let start = match cursor {
-            Some(c) if c.as_str() >= prefix => Bound::Excluded(c),
+        let prefix = prefix.as_str();
+        // Start at the prefix, or strictly after the given key or cursor if that is further.
+        let after = match from {
+            ListFrom::Start => None,
+            ListFrom::After(key) => Some(key.as_str().to_owned()),
+            ListFrom::Cursor(c) => Some(c),
+        };
+        let start = match after {
+            Some(a) if a.as_str() >= prefix => Bound::Excluded(a),
             _ => Bound::Included(prefix.to_owned()),
         };
-        let mut keys: Vec<String> = objects
+        let mut entries: Vec<ListEntry> = objects
             .range::<String, _>((start, Bound::Unbounded))
-            .map(|(k, _)| k)
-            .take_while(|k| k.starts_with(prefix))
+            .take_while(|(k, _)| k.starts_with(prefix))
+            // Names `raw_put` stored that are not valid keys are skipped, as a real store's.
+            .filter_map(|(k, v)| {
+                Key::new(k).ok().map(|key| ListEntry { key, size: v.len() as u64 })
+            })
             .take(self.page_size + 1)
-            .cloned()
             .collect();
-        let next = if keys.len() > self.page_size {
-            keys.truncate(self.page_size);
-            keys.last().cloned()
+        let next = if entries.len() > self.page_size {
+            entries.truncate(self.page_size);
+            entries.last().map(|e| e.key.as_str().to_owned())
         } else {
             None
         };
-        Ok(ListPage { keys, next })
+        Ok(ListPage { entries, next })
     }
 }
 
@@ -191,59 +191,76 @@ mod tests {
         futures::executor::block_on(f)
     }
 
+    fn key(s: &str) -> Key {
+        Key::new(s).unwrap()
+    }
+
+    fn prefix(s: &str) -> KeyPrefix {
+        KeyPrefix::new(s).unwrap()
+    }
+
+    fn keys(entries: &[ListEntry]) -> Vec<&str> {
+        entries.iter().map(|e| e.key.as_str()).collect()
+    }
+
     #[test]
     fn create_only_and_overwrite() {
         let m = MemoryBackend::new("m", "memory");
+        let k = key("a/b");
         block_on(async {
-            m.put("a/b", Bytes::from_static(b"1"), PutMode::Create).await.unwrap();
-            let e = m.put("a/b", Bytes::from_static(b"2"), PutMode::Create).await.unwrap_err();
+            m.put(&k, Bytes::from_static(b"1"), PutMode::Create).await.unwrap();
+            let e = m.put(&k, Bytes::from_static(b"2"), PutMode::Create).await.unwrap_err();
             assert_eq!(e.kind(), BackendErrorKind::AlreadyExists);
-            assert_eq!(m.get("a/b").await.unwrap().unwrap(), Bytes::from_static(b"1"));
-            m.put("a/b", Bytes::from_static(b"3"), PutMode::Overwrite).await.unwrap();
+            assert_eq!(m.get(&k, 1).await.unwrap().unwrap(), Bytes::from_static(b"1"));
+            m.put(&k, Bytes::from_static(b"3"), PutMode::Overwrite).await.unwrap();
             assert_eq!(m.raw_get("a/b").unwrap(), Bytes::from_static(b"3"));
-            m.delete("a/b").await.unwrap();
-            m.delete("a/b").await.unwrap();
-            assert_eq!(m.get("a/b").await.unwrap(), None);
+            m.delete(&k).await.unwrap();
+            m.delete(&k).await.unwrap();
+            assert_eq!(m.get(&k, 1).await.unwrap(), None);
         });
     }
 
     #[test]
-    fn invalid_keys_are_permanent_errors() {
+    fn gets_are_bounded() {
         let m = MemoryBackend::new("m", "memory");
+        m.raw_put("k", Bytes::from_static(b"four"));
         block_on(async {
-            for bad in ["", "a//b", "../x", "a b"] {
-                let e = m.put(bad, Bytes::new(), PutMode::Overwrite).await.unwrap_err();
-                assert_eq!(e.kind(), BackendErrorKind::Permanent, "{bad:?}");
-                assert_eq!(m.get(bad).await.unwrap_err().kind(), BackendErrorKind::Permanent);
-                assert_eq!(m.delete(bad).await.unwrap_err().kind(), BackendErrorKind::Permanent);
-            }
+            assert_eq!(m.get(&key("k"), 4).await.unwrap().unwrap(), Bytes::from_static(b"four"));
+            let e = m.get(&key("k"), 3).await.unwrap_err();
+            assert_eq!(e.kind(), BackendErrorKind::TooLarge);
+            assert!(e.message().contains("3 allowed"), "{e}");
         });
-        assert_eq!(m.object_count(), 0);
     }
 
     #[test]
     fn pagination_follows_cursor() {
         let m = MemoryBackend::new("m", "memory").with_page_size(3);
         for i in 0..10 {
-            m.raw_put(format!("p/{i:02}"), Bytes::new());
+            m.raw_put(format!("p/{i:02}"), Bytes::from(vec![0; i]));
         }
         m.raw_put("o", Bytes::new());
         m.raw_put("q", Bytes::new());
+        m.raw_put("p/a//b", Bytes::new());
         block_on(async {
-            let first = m.list_page("p/", None).await.unwrap();
-            assert_eq!(first.keys, ["p/00", "p/01", "p/02"]);
+            let first = m.list_page(&prefix("p/"), ListFrom::Start).await.unwrap();
+            assert_eq!(keys(&first.entries), ["p/00", "p/01", "p/02"]);
+            assert_eq!(first.entries[2].size, 2);
             assert_eq!(first.next.as_deref(), Some("p/02"));
-            let all = m.list_all("p/").await.unwrap();
+            let all = m.list_all(&prefix("p/")).await.unwrap();
             let want: Vec<String> = (0..10).map(|i| format!("p/{i:02}")).collect();
-            assert_eq!(all, want);
+            assert_eq!(keys(&all), want, "the invalid name is skipped");
+            let after = m.list_page(&prefix("p/"), ListFrom::After(key("p/05"))).await.unwrap();
+            assert_eq!(keys(&after.entries), ["p/06", "p/07", "p/08"]);
+            let before = m.list_page(&prefix("p/"), ListFrom::After(key("a"))).await.unwrap();
+            assert_eq!(keys(&before.entries), ["p/00", "p/01", "p/02"]);
             // A page that ends exactly at the end has no cursor.
             let m3 = MemoryBackend::new("m", "memory").with_page_size(5);
             for i in 0..5 {
                 m3.raw_put(format!("k{i}"), Bytes::new());
             }
-            assert_eq!(m3.list_page("k", None).await.unwrap().next, None);
-            assert!(m.list_page("zz", None).await.unwrap().keys.is_empty());
-            assert_eq!(m.list_all("").await.unwrap().len(), 12);
+            assert_eq!(m3.list_page(&prefix("k"), ListFrom::Start).await.unwrap().next, None);
+            assert!(m.list_page(&prefix("zz"), ListFrom::Start).await.unwrap().entries.is_empty());
+            assert_eq!(m.list_all(&KeyPrefix::default()).await.unwrap().len(), 12);
         });
     }
 

@@ -25,6 +25,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use crate::backend::{Key, KeyPrefix};
 use crate::error::{Result, VaultError};
 use crate::rng::RandomSource;
 use crate::version::{VERSION_TEXT_LEN, Version};
@@ -258,31 +259,40 @@ impl KeySpace {
         Ok(Self { root: format!("{prefix}/") })
     }
 
+    // The keys and prefixes below are valid by construction: a validated root of at most
+    // 129 bytes, then segments of base32hex and hex digits (at most 26 + 1 + 26 + 1 + 410
+    // bytes for a share key), well below MAX_KEY_LEN.
+
     /// The prefix all record shares share.
-    pub fn records_prefix(&self) -> String {
-        format!("{}r/", self.root)
+    pub fn records_prefix(&self) -> KeyPrefix {
+        KeyPrefix::from_valid(format!("{}r/", self.root))
     }
 
     /// The prefix of one record's shares.
-    pub fn record_prefix(&self, tag: NameTag) -> String {
-        format!("{}r/{}/", self.root, tag.to_text())
+    pub fn record_prefix(&self, tag: NameTag) -> KeyPrefix {
+        KeyPrefix::from_valid(format!("{}r/{}/", self.root, tag.to_text()))
     }
 
     /// The key of one share.
-    pub fn share_key(&self, tag: NameTag, version: Version, id_share: &[u8]) -> String {
-        format!(
+    pub fn share_key(&self, tag: NameTag, version: Version, id_share: &[u8]) -> Key {
+        Key::from_valid(format!(
             "{}r/{}/{}.{}",
             self.root,
             tag.to_text(),
             version.to_text(),
             BASE32.encode(id_share)
-        )
+        ))
     }
 
     /// The key of one segment's share. Segment keys carry no id share: the manifest share
     /// beside them does.
-    pub fn segment_key(&self, tag: NameTag, version: Version, index: u32) -> String {
-        format!("{}r/{}/{}-{index:08x}", self.root, tag.to_text(), version.to_text())
+    pub fn segment_key(&self, tag: NameTag, version: Version, index: u32) -> Key {
+        Key::from_valid(format!(
+            "{}r/{}/{}-{index:08x}",
+            self.root,
+            tag.to_text(),
+            version.to_text()
+        ))
     }
 
     /// The key of a tombstone of record `tag` deleted at `version`, carrying the first
@@ -292,19 +302,25 @@ impl KeySpace {
         tag: NameTag,
         version: Version,
         mac: &[u8; TOMBSTONE_NAME_MAC_LEN],
-    ) -> String {
-        format!("{}r/{}/{}.t{}", self.root, tag.to_text(), version.to_text(), BASE32.encode(mac))
+    ) -> Key {
+        Key::from_valid(format!(
+            "{}r/{}/{}.t{}",
+            self.root,
+            tag.to_text(),
+            version.to_text(),
+            BASE32.encode(mac)
+        ))
     }
 
     /// The key `health` writes and removes to check that a backend accepts writes. It
     /// holds nothing of the store.
-    pub fn probe_key(&self) -> String {
-        format!("{}probe", self.root)
+    pub fn probe_key(&self) -> Key {
+        Key::from_valid(format!("{}probe", self.root))
     }
 
     /// The key of a backend's keyring share.
-    pub fn keyring_key(&self) -> String {
-        format!("{}keyring", self.root)
+    pub fn keyring_key(&self) -> Key {
+        Key::from_valid(format!("{}keyring", self.root))
     }
 
     /// Parses a key under this prefix; `None` for anything that is not exactly a key
@@ -408,15 +424,21 @@ mod tests {
         let version = crate::version::Clock::new().next_version(&mut rng);
         let share = vec![7u8; 64];
         let key = ks.share_key(tag, version, &share);
-        assert!(crate::backend::validate_key(&key).is_ok());
+        assert!(crate::backend::validate_key(key.as_str()).is_ok());
         assert!(key.starts_with(&ks.record_prefix(tag)));
         assert!(key.starts_with(&ks.records_prefix()));
-        assert_eq!(ks.parse(&key), Some(ParsedKey::Share { tag, version, id_share: share }));
+        assert_eq!(
+            ks.parse(key.as_str()),
+            Some(ParsedKey::Share { tag, version, id_share: share })
+        );
         assert_eq!(ks.parse("vdb/keyring"), Some(ParsedKey::Keyring));
         let seg = ks.segment_key(tag, version, 0x1234_abcd);
-        assert!(crate::backend::validate_key(&seg).is_ok());
+        assert!(crate::backend::validate_key(seg.as_str()).is_ok());
         assert!(seg.starts_with(&ks.record_prefix(tag)));
-        assert_eq!(ks.parse(&seg), Some(ParsedKey::Segment { tag, version, index: 0x1234_abcd }));
+        assert_eq!(
+            ks.parse(seg.as_str()),
+            Some(ParsedKey::Segment { tag, version, index: 0x1234_abcd })
+        );
         for bad in [
             "vdb/keyring2",
             "other/r/x",
@@ -436,9 +458,9 @@ mod tests {
         let mut t_share = vec![0u8; 32];
         t_share[0] = 0xe8; // base32hex "t..."
         let t_key = ks.share_key(tag, version, &t_share);
-        assert!(t_key.contains(".t"), "{t_key}");
+        assert!(t_key.as_str().contains(".t"), "{t_key}");
         assert_eq!(
-            ks.parse(&t_key),
+            ks.parse(t_key.as_str()),
             Some(ParsedKey::Share { tag, version, id_share: t_share.clone() })
         );
         let root = KeySpace::new("").unwrap();

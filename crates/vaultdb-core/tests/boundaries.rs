@@ -8,11 +8,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use vaultdb_core::backend::{BackendError, ListPage, PutMode};
+use vaultdb_core::backend::{BackendError, Key, KeyPrefix, ListEntry, ListFrom, ListPage, PutMode};
 use vaultdb_core::{
-    CallPolicy, ErrorCode, MemoryBackend, Record, RecordMeta, StorageBackend, VaultDb,
+    BackendErrorKind, CallPolicy, ErrorCode, MemoryBackend, Record, RecordMeta, StorageBackend,
+    VaultDb,
 };
 use vaultdb_testkit::Generator;
+
+/// What a [`Hostile`] backend serves for its extra keys.
+static GARBAGE: Bytes = Bytes::from_static(b"VDBS\x01\x01garbage that is not an envelope");
 
 /// Listings return extra keys; gets of those keys return garbage; `endless` makes every
 /// listing page point to itself.
@@ -31,31 +35,42 @@ impl StorageBackend for Hostile {
     fn name(&self) -> &str {
         self.inner.name()
     }
-    async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
         self.inner.put(key, data, mode).await
     }
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
-        if self.extra.iter().any(|k| k == key) {
-            return Ok(Some(Bytes::from_static(b"VDBS\x01\x01garbage that is not an envelope")));
+    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
+        if self.extra.iter().any(|k| k == key.as_str()) {
+            return Ok(Some(GARBAGE.clone()));
         }
-        self.inner.get(key).await
+        self.inner.get(key, max_len).await
     }
-    async fn delete(&self, key: &str) -> Result<(), BackendError> {
+    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
         self.inner.delete(key).await
     }
     async fn list_page(
         &self,
-        prefix: &str,
-        cursor: Option<String>,
+        prefix: &KeyPrefix,
+        from: ListFrom,
     ) -> Result<ListPage, BackendError> {
         if self.endless.load(std::sync::atomic::Ordering::Relaxed) {
             // Cursors cycle a -> b -> a -> ...
-            let next = if cursor.as_deref() == Some("a") { "b" } else { "a" };
-            return Ok(ListPage { keys: vec![format!("{prefix}x")], next: Some(next.into()) });
+            let next = if from == ListFrom::Cursor("a".into()) { "b" } else { "a" };
+            let key = Key::new(format!("{prefix}x")).unwrap();
+            let entries = vec![ListEntry { key, size: 1 }];
+            return Ok(ListPage { entries, next: Some(next.into()) });
         }
-        let mut page = self.inner.list_page(prefix, cursor.clone()).await?;
-        if cursor.is_none() {
-            page.keys.extend(self.extra.iter().filter(|k| k.starts_with(prefix)).cloned());
+        let first = from == ListFrom::Start;
+        let mut page = self.inner.list_page(prefix, from).await?;
+        if first {
+            page.entries.extend(
+                self.extra
+                    .iter()
+                    .filter(|k| k.starts_with(prefix.as_str()))
+                    // Names that are not valid keys never leave a backend: as a real one, skip
+                    // them (the others reach the client, which must ignore what is not its own).
+                    .filter_map(|k| Key::new(k).ok())
+                    .map(|key| ListEntry { key, size: GARBAGE.len() as u64 }),
+            );
         }
         Ok(page)
     }
@@ -139,7 +154,7 @@ async fn hostile_ids_and_sizes_are_invalid_input_and_change_nothing() {
             })
             .collect();
         assert_eq!(tombs.len(), 1, "one tombstone per backend: {tombs:?}");
-        m.delete(&tombs[0]).await.unwrap();
+        m.raw_delete(&tombs[0]);
     }
     // Over max_record_size: refused before anything is written.
     let e = db.put(Record::new("big", vec![0u8; (64 << 10) + 1])).await.unwrap_err();
@@ -219,4 +234,138 @@ async fn garbage_share_objects_are_named_not_trusted() {
     }
     mems[1].raw_put(key, original);
     assert!(db.get("r").await.unwrap().bad_backends.is_empty());
+}
+
+/// Records the limit of every `get`, and whether the backend refused the object as too
+/// large.
+#[derive(Debug)]
+struct Limits {
+    inner: Arc<MemoryBackend>,
+    gets: std::sync::Mutex<Vec<(String, u64, bool)>>,
+}
+
+#[async_trait]
+impl StorageBackend for Limits {
+    fn id(&self) -> &str {
+        self.inner.id()
+    }
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+        self.inner.put(key, data, mode).await
+    }
+    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
+        let r = self.inner.get(key, max_len).await;
+        let too_large = r.as_ref().is_err_and(|e| e.kind() == BackendErrorKind::TooLarge);
+        self.gets.lock().unwrap().push((key.to_string(), max_len, too_large));
+        r
+    }
+    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
+        self.inner.delete(key).await
+    }
+    async fn list_page(
+        &self,
+        prefix: &KeyPrefix,
+        from: ListFrom,
+    ) -> Result<ListPage, BackendError> {
+        self.inner.list_page(prefix, from).await
+    }
+}
+
+impl Limits {
+    /// The gets of keys containing `part` so far: (limit, refused as too large).
+    fn gets_of(&self, part: &str) -> Vec<(u64, bool)> {
+        let gets = self.gets.lock().unwrap();
+        gets.iter().filter(|(k, _, _)| k.contains(part)).map(|(_, m, t)| (*m, *t)).collect()
+    }
+}
+
+async fn limited_store() -> (Vec<Arc<MemoryBackend>>, Vec<Arc<Limits>>, VaultDb) {
+    let mems: Vec<Arc<MemoryBackend>> =
+        (0..3).map(|i| Arc::new(MemoryBackend::new(format!("b{i}"), format!("b{i}")))).collect();
+    let limits: Vec<Arc<Limits>> = mems
+        .iter()
+        .map(|m| Arc::new(Limits { inner: m.clone(), gets: Default::default() }))
+        .collect();
+    let mut b = VaultDb::builder()
+        .threshold(2)
+        .call_policy(policy())
+        .read_repair(false)
+        .hedge_after(None)
+        .max_record_size(64 << 10);
+    for l in &limits {
+        b = b.backend_arc(l.clone());
+    }
+    (mems, limits, b.open().await.unwrap())
+}
+
+#[tokio::test]
+async fn an_oversized_share_costs_its_listed_size_and_is_named() {
+    let (mems, limits, db) = limited_store().await;
+    db.put(Record::new("r", b"right".to_vec())).await.unwrap();
+    let key = mems[1].keys().into_iter().find(|k| k.contains("/r/")).unwrap();
+    let original = mems[1].raw_get(&key).unwrap();
+    let size = original.len() as u64;
+    // Backend 1's share turns into 8 MiB (a truncated-up file, a hostile store).
+    mems[1].raw_put(key.clone(), vec![0u8; 8 << 20]);
+    // Repair reads every share: the two that agree on the size set the limit for all three.
+    let report = db.repair("r").await.unwrap();
+    assert_eq!(report.restored, ["b1"], "{report:?}");
+    assert_eq!(mems[1].raw_get(&key).unwrap(), original, "rewritten byte for byte");
+    assert_eq!(limits[1].gets_of("/r/"), [(size, true)], "refused at the listed size");
+    for l in [&limits[0], &limits[2]] {
+        assert_eq!(l.gets_of("/r/"), [(size, false)]);
+    }
+    // A share that is the listed size but differs from what the others agree on is bad too,
+    // without being read past that size.
+    mems[1].raw_put(key.clone(), [&original[..], b"x"].concat());
+    let got = db.get("r").await.unwrap();
+    assert_eq!(got.record.data, b"right");
+    let report = db.scrub().await.unwrap();
+    assert_eq!(report.restored, 1, "{report:?}");
+    assert!(limits[1].gets_of("/r/").iter().all(|(max, _)| *max == size));
+}
+
+#[tokio::test]
+async fn without_agreement_reads_stop_at_the_settings_bound() {
+    let (mems, limits, db) = limited_store().await;
+    db.put(Record::new("r", b"right".to_vec())).await.unwrap();
+    // Each backend's share has its own key (the names carry the backend's id share).
+    let share_key = |i: usize| mems[i].keys().into_iter().find(|k| k.contains("/r/")).unwrap();
+    let (key1, key2) = (share_key(1), share_key(2));
+    let original = mems[2].raw_get(&key2).unwrap();
+    // Three different sizes: no two holders agree, so each is read up to the largest share
+    // a record of max_record_size (64 KiB) can make, about 1 MiB, never 8 MiB.
+    mems[1].raw_put(key1, vec![0u8; 8 << 20]);
+    mems[2].raw_put(key2, [&original[..], b"x"].concat());
+    let e = db.get("r").await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::HmacFailed, "{e}");
+    let vaultdb_core::VaultError::HmacFailed { bad_backends, .. } = &e else { unreachable!() };
+    let mut bad = bad_backends.clone();
+    bad.sort();
+    assert_eq!(bad, ["b1", "b2"], "{e}");
+    let reason = e.outcomes().iter().find(|o| o.backend == "b1").unwrap().status.clone();
+    assert!(format!("{reason:?}").contains("too large"), "{reason:?}");
+    let (max, refused) = limits[1].gets_of("/r/")[0];
+    assert!(refused);
+    assert!(max > 64 << 10 && max < 2 << 20, "{max}");
+}
+
+#[tokio::test]
+async fn an_oversized_keyring_slot_is_a_bad_slot_not_an_outage() {
+    let (mems, limits, db) = limited_store().await;
+    db.put(Record::new("r", b"right".to_vec())).await.unwrap();
+    drop(db);
+    let original = mems[2].raw_get("vaultdb/keyring").unwrap();
+    mems[2].raw_put("vaultdb/keyring", vec![0u8; 4 << 20]);
+    let mut b = VaultDb::builder().threshold(2).call_policy(policy()).read_repair(false);
+    for l in &limits {
+        b = b.backend_arc(l.clone());
+    }
+    let db = b.open().await.unwrap();
+    assert_eq!(db.get("r").await.unwrap().record.data, b"right");
+    assert_eq!(mems[2].raw_get("vaultdb/keyring").unwrap().len(), original.len(), "rewritten");
+    let slot = limits[2].gets_of("keyring");
+    assert!(slot.iter().any(|(max, refused)| *refused && *max == 64 << 10), "{slot:?}");
 }

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use vaultdb_core::{BackendError, ListPage, PutMode, StorageBackend};
+use vaultdb_core::{BackendError, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend};
 use vaultdb_testkit::schedule::{
     Invariant, OpResult, Plan, Report, RoundKind, RunOptions, RunResult, Summary, check, run,
 };
@@ -516,26 +516,27 @@ impl StorageBackend for UndeadDeletes {
     fn name(&self) -> &str {
         self.0.name()
     }
-    async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
         // Tombstones are a delete's record: a store that loses deletes loses them too.
         let ks = vaultdb_core::naming::KeySpace::new("vaultdb").unwrap();
-        if matches!(ks.parse(key), Some(vaultdb_core::naming::ParsedKey::Tombstone { .. })) {
+        if matches!(ks.parse(key.as_str()), Some(vaultdb_core::naming::ParsedKey::Tombstone { .. }))
+        {
             return Ok(());
         }
         self.0.put(key, data, mode).await
     }
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
-        self.0.get(key).await
+    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
+        self.0.get(key, max_len).await
     }
-    async fn delete(&self, _key: &str) -> Result<(), BackendError> {
+    async fn delete(&self, _key: &Key) -> Result<(), BackendError> {
         Ok(())
     }
     async fn list_page(
         &self,
-        prefix: &str,
-        cursor: Option<String>,
+        prefix: &KeyPrefix,
+        from: ListFrom,
     ) -> Result<ListPage, BackendError> {
-        self.0.list_page(prefix, cursor).await
+        self.0.list_page(prefix, from).await
     }
 }
 
@@ -552,21 +553,21 @@ impl StorageBackend for HidesNewest {
     fn name(&self) -> &str {
         self.0.name()
     }
-    async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
         self.0.put(key, data, mode).await
     }
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
-        self.0.get(key).await
+    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
+        self.0.get(key, max_len).await
     }
-    async fn delete(&self, _key: &str) -> Result<(), BackendError> {
+    async fn delete(&self, _key: &Key) -> Result<(), BackendError> {
         Ok(())
     }
     async fn list_page(
         &self,
-        prefix: &str,
-        cursor: Option<String>,
+        prefix: &KeyPrefix,
+        from: ListFrom,
     ) -> Result<ListPage, BackendError> {
-        let mut page = self.0.list_page(prefix, cursor).await?;
+        let mut page = self.0.list_page(prefix, from).await?;
         // Record keys are `.../r/<tag>/<version><.id share | -segment>`; the version is
         // 26 sortable characters.
         let version_of = |k: &str| {
@@ -575,8 +576,8 @@ impl StorageBackend for HidesNewest {
             dir.contains("/r/").then(|| (dir.to_owned(), version.to_owned()))
         };
         let mut newest: std::collections::BTreeMap<String, (String, usize)> = Default::default();
-        for k in &page.keys {
-            if let Some((dir, v)) = version_of(k) {
+        for e in &page.entries {
+            if let Some((dir, v)) = version_of(e.key.as_str()) {
                 let e = newest.entry(dir).or_insert((v.clone(), 0));
                 if v > e.0 {
                     *e = (v, e.1 + 1);
@@ -585,7 +586,7 @@ impl StorageBackend for HidesNewest {
                 }
             }
         }
-        page.keys.retain(|k| match version_of(k) {
+        page.entries.retain(|e| match version_of(e.key.as_str()) {
             Some((dir, v)) => newest.get(&dir).is_none_or(|(n, older)| *older == 0 || v != *n),
             None => true,
         });

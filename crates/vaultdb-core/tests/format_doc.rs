@@ -53,7 +53,7 @@ fn example(kernel: Kernel) -> Vec<(&'static str, String)> {
     let id_shares = xorida.split(t, &padded, &mut rng);
     let ks = KeySpace::new("vaultdb").unwrap();
     for (i, s) in id_shares.iter().enumerate() {
-        out.push((["key1", "key2", "key3"][i], ks.share_key(tag, version, s)));
+        out.push((["key1", "key2", "key3"][i], ks.share_key(tag, version, s).to_string()));
     }
     let header = Header {
         kind: Kind::Record,
@@ -80,7 +80,10 @@ fn example(kernel: Kernel) -> Vec<(&'static str, String)> {
     out.push(("tombstone_key", hex::encode(tombstone_key.as_bytes())));
     out.push(("tombstone_version_text", vt.to_text()));
     out.push(("tombstone_mac", hex::encode(mac)));
-    out.push(("tombstone_name", ks.tombstone_key(tag, vt, &mac[..16].try_into().unwrap())));
+    out.push((
+        "tombstone_name",
+        ks.tombstone_key(tag, vt, &mac[..16].try_into().unwrap()).to_string(),
+    ));
     let header =
         Header { kind: Kind::Tombstone, threshold: t, x: 2, version: vt, tag, secret_len: 32 };
     out.push(("tombstone_envelope2", hex::encode(envelope::encode(&header, &mac))));

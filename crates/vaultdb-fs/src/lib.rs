@@ -4,11 +4,12 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), vaultdb_core::BackendError> {
-//! use vaultdb_core::{PutMode, StorageBackend};
+//! use vaultdb_core::{Key, PutMode, StorageBackend};
 //! use vaultdb_fs::FsBackend;
 //!
 //! let disk = FsBackend::open("disk-1", "Local disk 1", "/var/lib/vaultdb/disk-1").await?;
-//! disk.put("vdb/r/abc/v1/s1", "share bytes".into(), PutMode::Create).await?;
+//! let key = Key::new("vdb/r/abc/v1/s1").expect("a valid key");
+//! disk.put(&key, "share bytes".into(), PutMode::Create).await?;
 //! # Ok(()) }
 //! ```
 //!
@@ -26,8 +27,8 @@
 //! uppercase letters included, is written `_` and two lowercase hex digits (`A` is `_41`,
 //! `_` is `_5f`, `.` is `_2e`). So every valid key maps to a distinct path on case-sensitive
 //! and case-insensitive filesystems alike, no name is `.`, `..` or hidden, and no key can
-//! reach outside the root (invalid keys, with `.`, `..` or empty segments, are refused
-//! before any path is built). A segment whose encoding is longer than 120 bytes is split
+//! reach outside the root (keys with `.`, `..` or empty segments cannot be made at all: see
+//! [`Key`]). A segment whose encoding is longer than 120 bytes is split
 //! over nested directories named `<part>.p`, so file-name length limits never bite. Listing
 //! decodes the paths back to the exact keys, strictly: files and directories that encoding
 //! would not produce (including `.tmp`) are ignored. The root path plus an encoded key
@@ -54,6 +55,18 @@
 //! the directories it left empty (best effort: a concurrent put that loses its directory
 //! this way re-creates it and retries).
 //!
+//! # Reads
+//!
+//! A `get` opens the object's file without following a symbolic link at its name
+//! (`O_NOFOLLOW`) and without waiting for a writer should the name be a FIFO (`O_NONBLOCK`),
+//! then checks the open file (`fstat`): anything but a regular file (a symbolic link, a FIFO,
+//! a device, a directory) is a [`BackendErrorKind::Permanent`] error, a file longer than the
+//! caller allows is a [`BackendErrorKind::TooLarge`] error found from its size alone, and the
+//! read itself stops one byte past the limit. So whatever is found at an object's path, a read
+//! costs at most the limit in memory and never blocks. (Directories on the way to the root
+//! are the operator's: a symbolic link there is followed, as the root itself may be one.)
+//! Listings skip anything that is not a regular file, and report each file's size.
+//!
 //! # Crash safety
 //!
 //! A crash at any point leaves at most stray files in `<root>/.tmp`: before the link or
@@ -67,8 +80,7 @@
 //! `NotFound` is not an error for `get` (`Ok(None)`) and `delete` (`Ok(())`). Other I/O
 //! errors map to [`BackendErrorKind`]s: `AlreadyExists` to `AlreadyExists`; permission
 //! denied and read-only filesystem to `Permanent`; disk full, quota exceeded, interrupted,
-//! timed out and would-block to `Transient`; anything else to `Other`. An invalid key is a
-//! `Permanent` error.
+//! timed out and would-block to `Transient`; anything else to `Other`.
 
 #![forbid(unsafe_code)]
 #![deny(rustdoc::broken_intra_doc_links)]
@@ -76,7 +88,7 @@
 mod keypath;
 
 use std::fmt;
-use std::io;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -84,8 +96,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
-use vaultdb_core::backend::{MAX_KEY_LEN, validate_key};
-use vaultdb_core::{BackendError, BackendErrorKind, ListPage, PutMode, StorageBackend};
+use vaultdb_core::backend::MAX_KEY_LEN;
+use vaultdb_core::{
+    BackendError, BackendErrorKind, Key, KeyPrefix, ListEntry, ListFrom, ListPage, PutMode,
+    StorageBackend,
+};
 
 use crate::keypath::{Entry, dir_components, key_components, key_to_relative, parse_name};
 
@@ -157,14 +172,8 @@ impl FsBackend {
     }
 
     /// The path of the file that holds `key`.
-    ///
-    /// # Errors
-    /// A [`BackendErrorKind::Permanent`] error for an invalid key.
-    pub fn object_path(&self, key: &str) -> Result<PathBuf, BackendError> {
-        match key_to_relative(key) {
-            Some(rel) => Ok(self.root.join(rel)),
-            None => Err(invalid_key(key)),
-        }
+    pub fn object_path(&self, key: &Key) -> PathBuf {
+        self.root.join(key_to_relative(key))
     }
 
     /// Removes files in the temporary directory last modified more than `older_than` ago;
@@ -238,20 +247,17 @@ impl FsBackend {
         }
     }
 
-    /// Lists every key under `prefix`, sorted (blocking; run on the blocking pool).
-    fn list_sync(root: &Path, prefix: &str) -> io::Result<Vec<String>> {
-        let mut keys = Vec::new();
-        if prefix.len() > MAX_KEY_LEN || !prefix.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
-            return Ok(keys);
-        }
-        // Segments of the prefix before its last '/' are complete: start the walk there.
+    /// Lists every object under `prefix` with its size, sorted by key (blocking; run on the
+    /// blocking pool).
+    fn list_sync(root: &Path, prefix: &KeyPrefix) -> io::Result<Vec<ListEntry>> {
+        let mut found = Vec::new();
+        let prefix = prefix.as_str();
+        // Segments of the prefix before its last '/' are complete (and valid: a `KeyPrefix`):
+        // start the walk there.
         let (start_dir, start_key, start_comps) = match prefix.rfind('/') {
             None => (root.to_path_buf(), String::new(), Vec::new()),
             Some(i) => {
                 let complete = &prefix[..i];
-                if complete.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
-                    return Ok(keys);
-                }
                 let comps = dir_components(complete.split('/'));
                 let dir: PathBuf = comps.iter().fold(root.to_path_buf(), |p, c| p.join(c));
                 (dir, format!("{complete}/"), comps)
@@ -285,11 +291,15 @@ impl FsBackend {
                 match parsed {
                     Entry::Object(last) if ft.is_file() => {
                         let key = format!("{key_prefix}{last}");
-                        if key.starts_with(prefix)
-                            && validate_key(&key).is_ok()
-                            && key_components(&key) == sub_comps
-                        {
-                            keys.push(key);
+                        if !key.starts_with(prefix) || key_components(&key) != sub_comps {
+                            continue;
+                        }
+                        let Ok(key) = Key::new(&key) else { continue };
+                        match entry.metadata() {
+                            Ok(meta) => found.push(ListEntry { key, size: meta.len() }),
+                            // Deleted since the directory was read.
+                            Err(e) if is_not_found(&e) => {}
+                            Err(e) => return Err(e),
                         }
                     }
                     Entry::Segment(seg) if ft.is_dir() => {
@@ -312,8 +322,8 @@ impl FsBackend {
                 }
             }
         }
-        keys.sort_unstable();
-        Ok(keys)
+        found.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+        Ok(found)
     }
 }
 
@@ -337,17 +347,21 @@ impl StorageBackend for FsBackend {
         &self.name
     }
 
-    async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
-        let path = self.object_path(key)?;
-        let temp = self.write_temp(key, &data).await?;
+    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+        let path = self.object_path(key);
+        let temp = self.write_temp(key.as_str(), &data).await?;
         let created = match self.publish(&temp, &path, mode).await {
             Ok(created) => created,
             Err(e) => {
                 let _ = tokio::fs::remove_file(&temp).await;
-                return Err(if e.kind() == io::ErrorKind::AlreadyExists {
-                    BackendError::already_exists(key).with_source(e)
-                } else {
-                    io_error("put", key, e)
+                if e.kind() != io::ErrorKind::AlreadyExists {
+                    return Err(io_error("put", key.as_str(), e));
+                }
+                // The name is taken: by an object, or by something this backend never wrote
+                // (which a create must not report as an object that exists).
+                return Err(match tokio::fs::symlink_metadata(&path).await {
+                    Ok(meta) if !meta.is_file() => not_regular(key, "something"),
+                    _ => BackendError::already_exists(key).with_source(e),
                 });
             }
         };
@@ -359,39 +373,38 @@ impl StorageBackend for FsBackend {
         // Make the new name durable: the parent directory, and its ancestors up to the root
         // when this put created directories.
         let parent = path.parent().unwrap_or(&self.root);
-        sync_dir(parent).await.map_err(|e| io_error("sync directory", key, e))?;
+        sync_dir(parent).await.map_err(|e| io_error("sync directory", key.as_str(), e))?;
         if created {
             let mut dir = parent;
             while dir != self.root {
                 let Some(up) = dir.parent() else { break };
-                sync_dir(up).await.map_err(|e| io_error("sync directory", key, e))?;
+                sync_dir(up).await.map_err(|e| io_error("sync directory", key.as_str(), e))?;
                 dir = up;
             }
         }
         Ok(())
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
-        let path = self.object_path(key)?;
-        match tokio::fs::read(&path).await {
-            Ok(data) => Ok(Some(Bytes::from(data))),
-            Err(e) if is_not_found(&e) => Ok(None),
-            Err(e) => Err(io_error("get", key, e)),
-        }
+    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
+        let path = self.object_path(key);
+        let key = key.clone();
+        tokio::task::spawn_blocking(move || read_object(&path, &key, max_len)).await.map_err(
+            |e| BackendError::new(BackendErrorKind::Other, "read panicked").with_source(e),
+        )?
     }
 
-    async fn delete(&self, key: &str) -> Result<(), BackendError> {
-        let path = self.object_path(key)?;
+    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
+        let path = self.object_path(key);
         match tokio::fs::remove_file(&path).await {
             Ok(()) => {}
             Err(e) if is_not_found(&e) => return Ok(()),
-            Err(e) => return Err(io_error("delete", key, e)),
+            Err(e) => return Err(io_error("delete", key.as_str(), e)),
         }
         let parent = path.parent().unwrap_or(&self.root);
         match sync_dir(parent).await {
             Ok(()) => {}
             Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(io_error("sync directory", key, e)),
+            Err(e) => return Err(io_error("sync directory", key.as_str(), e)),
         }
         // Remove directories this delete left empty, up to (not including) the root. Best
         // effort: a non-empty directory, or one a concurrent delete removed, stops the climb.
@@ -410,25 +423,31 @@ impl StorageBackend for FsBackend {
 
     async fn list_page(
         &self,
-        prefix: &str,
-        cursor: Option<String>,
+        prefix: &KeyPrefix,
+        from: ListFrom,
     ) -> Result<ListPage, BackendError> {
         let root = self.root.clone();
-        let owned_prefix = prefix.to_owned();
+        let owned_prefix = prefix.clone();
         let all = tokio::task::spawn_blocking(move || Self::list_sync(&root, &owned_prefix))
             .await
             .map_err(|e| {
                 BackendError::new(BackendErrorKind::Other, "listing panicked").with_source(e)
             })?
-            .map_err(|e| io_error("list", prefix, e))?;
-        let start = match &cursor {
-            Some(c) => all.partition_point(|k| k <= c),
-            None => 0,
+            .map_err(|e| io_error("list", prefix.as_str(), e))?;
+        // The cursor is the last key of the previous page: both resume strictly after a key.
+        let start = match &from {
+            ListFrom::Start => 0,
+            ListFrom::After(key) => all.partition_point(|e| e.key <= *key),
+            ListFrom::Cursor(c) => all.partition_point(|e| e.key.as_str() <= c.as_str()),
         };
         let rest = &all[start..];
-        let keys: Vec<String> = rest.iter().take(self.page_size).cloned().collect();
-        let next = if rest.len() > self.page_size { keys.last().cloned() } else { None };
-        Ok(ListPage { keys, next })
+        let entries: Vec<ListEntry> = rest.iter().take(self.page_size).cloned().collect();
+        let next = if rest.len() > self.page_size {
+            entries.last().map(|e| e.key.as_str().to_owned())
+        } else {
+            None
+        };
+        Ok(ListPage { entries, next })
     }
 }
 
@@ -490,10 +509,71 @@ fn is_not_found(e: &io::Error) -> bool {
     matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory)
 }
 
-fn invalid_key(key: &str) -> BackendError {
-    let why = validate_key(key).err().map_or_else(|| "path too long".to_owned(), |e| e.to_string());
-    // The key is printed escaped: an invalid key may hold control characters.
-    BackendError::permanent(format!("invalid key {key:?}: {why}"))
+/// Reads the object file at `path` (see "Reads" in the [crate docs](crate)): `None` if there
+/// is none, its bytes if it is a regular file of at most `max_len` bytes, an error otherwise.
+fn read_object(path: &Path, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
+    let file = match open_object(path) {
+        Ok(file) => file,
+        Err(e) if is_not_found(&e) => return Ok(None),
+        Err(e) if is_symlink_refusal(&e) => return Err(not_regular(key, "a symbolic link")),
+        Err(e) => return Err(io_error("get", key.as_str(), e)),
+    };
+    let meta = file.metadata().map_err(|e| io_error("get", key.as_str(), e))?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() { "a directory" } else { "a special file" };
+        return Err(not_regular(key, what));
+    }
+    if meta.len() > max_len {
+        return Err(BackendError::too_large(key, meta.len(), max_len));
+    }
+    // The file may grow after the fstat: read one byte past the limit at most, to tell.
+    let mut data = Vec::with_capacity(meta.len() as usize);
+    file.take(max_len.saturating_add(1))
+        .read_to_end(&mut data)
+        .map_err(|e| io_error("get", key.as_str(), e))?;
+    if data.len() as u64 > max_len {
+        return Err(BackendError::too_large(key, data.len() as u64, max_len));
+    }
+    Ok(Some(Bytes::from(data)))
+}
+
+/// Opens an object file for reading: never through a symbolic link at its name
+/// (`O_NOFOLLOW`), and without waiting for a writer if it is a FIFO (`O_NONBLOCK`, which
+/// changes nothing for regular files).
+#[cfg(unix)]
+fn open_object(path: &Path) -> io::Result<std::fs::File> {
+    use rustix::fs::OFlags;
+    use std::os::unix::fs::OpenOptionsExt;
+    let flags = OFlags::NOFOLLOW | OFlags::NONBLOCK;
+    // The flags are small positive constants: the cast to the C `int` open(2) takes is exact.
+    std::fs::OpenOptions::new().read(true).custom_flags(flags.bits() as i32).open(path)
+}
+
+/// Opens an object file for reading (no FIFOs, and links are the administrator's, here).
+#[cfg(not(unix))]
+fn open_object(path: &Path) -> io::Result<std::fs::File> {
+    std::fs::File::open(path)
+}
+
+/// True for the error `O_NOFOLLOW` gives when the name is a symbolic link (`ELOOP`).
+fn is_symlink_refusal(e: &io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        rustix::io::Errno::from_io_error(e) == Some(rustix::io::Errno::LOOP)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = e;
+        false
+    }
+}
+
+/// Something other than a regular file at an object's path: not an object this backend
+/// wrote, and not worth retrying.
+fn not_regular(key: &Key, what: &str) -> BackendError {
+    BackendError::permanent(format!(
+        "filesystem object {key:?}: {what} is there, not a regular file"
+    ))
 }
 
 /// Maps an I/O error to a backend error of the right kind.

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use vaultdb_core::backend::{MAX_KEY_LEN, StorageBackendExt};
-use vaultdb_core::{BackendErrorKind, PutMode, StorageBackend};
+use vaultdb_core::{Key, KeyPrefix, PutMode, StorageBackend};
 use vaultdb_fs::{FsBackend, TEMP_DIR};
 use vaultdb_testkit::Capabilities;
 
@@ -16,6 +16,19 @@ async fn store() -> (tempfile::TempDir, FsBackend) {
     let dir = tempfile::tempdir().unwrap();
     let backend = FsBackend::open("disk", "Local disk", dir.path().join("store")).await.unwrap();
     (dir, backend)
+}
+
+fn k(s: &str) -> Key {
+    Key::new(s).unwrap()
+}
+
+/// No limit on a `get`.
+const ANY: u64 = u64::MAX;
+
+/// The keys listed under `prefix`.
+async fn listed(b: &FsBackend, prefix: &str) -> Vec<String> {
+    let entries = b.list_all(&KeyPrefix::new(prefix).unwrap()).await.unwrap();
+    entries.into_iter().map(|e| e.key.to_string()).collect()
 }
 
 /// Every file and directory under `dir`, relative to it.
@@ -82,19 +95,16 @@ async fn keys_cannot_leave_the_root() {
         "a.p/b",
         "_2e_2e",
     ];
-    for (i, k) in valid.iter().enumerate() {
-        b.put(k, Bytes::from(format!("v{i}")), PutMode::Create).await.unwrap();
-        let path = b.object_path(k).unwrap();
-        assert!(path.starts_with(b.root()), "{k} -> {}", path.display());
+    for (i, key) in valid.iter().enumerate() {
+        b.put(&k(key), Bytes::from(format!("v{i}")), PutMode::Create).await.unwrap();
+        let path = b.object_path(&k(key));
+        assert!(path.starts_with(b.root()), "{key} -> {}", path.display());
     }
+    // Keys that could leave the root cannot even be made.
     let invalid =
         ["../x", "a/../../x", "/etc/passwd", "a/./b", "..", ".", "a//b", "x/", "a b", "a\u{0}b"];
-    for k in invalid {
-        let e = b.put(k, Bytes::from_static(b"x"), PutMode::Create).await.unwrap_err();
-        assert_eq!(e.kind(), BackendErrorKind::Permanent, "{k:?}");
-        assert_eq!(b.get(k).await.unwrap_err().kind(), BackendErrorKind::Permanent);
-        assert_eq!(b.delete(k).await.unwrap_err().kind(), BackendErrorKind::Permanent);
-        assert!(b.object_path(k).is_err());
+    for key in invalid {
+        assert!(Key::new(key).is_err(), "{key:?}");
     }
     // Nothing appeared next to the root, and everything under it is a safe name.
     assert_eq!(walk(dir.path()).iter().filter(|p| p.components().count() == 1).count(), 1);
@@ -111,13 +121,11 @@ async fn keys_cannot_leave_the_root() {
             assert!(name != "." && name != "..");
         }
     }
-    let mut listed = b.list_all("").await.unwrap();
-    listed.sort();
     let mut want: Vec<String> = valid.iter().map(|s| (*s).to_owned()).collect();
     want.sort();
-    assert_eq!(listed, want);
-    for (i, k) in valid.iter().enumerate() {
-        assert_eq!(b.get(k).await.unwrap().unwrap(), Bytes::from(format!("v{i}")));
+    assert_eq!(listed(&b, "").await, want);
+    for (i, key) in valid.iter().enumerate() {
+        assert_eq!(b.get(&k(key), ANY).await.unwrap().unwrap(), Bytes::from(format!("v{i}")));
     }
 }
 
@@ -125,14 +133,14 @@ async fn keys_cannot_leave_the_root() {
 async fn case_variants_stay_distinct() {
     let (_dir, b) = store().await;
     let keys = ["Key", "key", "KEY", "kEY", "dir/A", "dir/a", "DIR/a"];
-    for k in keys {
-        b.put(k, Bytes::from(k.to_owned()), PutMode::Create).await.unwrap();
+    for key in keys {
+        b.put(&k(key), Bytes::from(key.to_owned()), PutMode::Create).await.unwrap();
     }
-    for k in keys {
-        assert_eq!(b.get(k).await.unwrap().unwrap(), Bytes::from(k.to_owned()));
+    for key in keys {
+        assert_eq!(b.get(&k(key), ANY).await.unwrap().unwrap(), Bytes::from(key.to_owned()));
     }
-    assert_eq!(b.list_all("").await.unwrap().len(), keys.len());
-    assert_eq!(b.list_all("dir/").await.unwrap().len(), 2);
+    assert_eq!(listed(&b, "").await.len(), keys.len());
+    assert_eq!(listed(&b, "dir/").await.len(), 2);
     // No name on disk differs from another only by case: all are lowercase.
     for p in walk(b.root()) {
         let s = p.to_str().unwrap();
@@ -143,7 +151,7 @@ async fn case_variants_stay_distinct() {
 #[tokio::test]
 async fn stray_and_foreign_files_are_not_listed() {
     let (_dir, b) = store().await;
-    b.put("real/key", Bytes::from_static(b"x"), PutMode::Create).await.unwrap();
+    b.put(&k("real/key"), Bytes::from_static(b"x"), PutMode::Create).await.unwrap();
     fs::write(b.temp_dir().join("123-0-0.tmp"), b"half a write").unwrap();
     fs::write(b.root().join("README"), b"not an object").unwrap();
     fs::write(b.root().join("Upper.o"), b"not canonical").unwrap();
@@ -151,10 +159,10 @@ async fn stray_and_foreign_files_are_not_listed() {
     fs::write(b.root().join("x.q"), b"unknown suffix").unwrap();
     fs::create_dir(b.root().join("file-as-dir.o")).unwrap();
     fs::write(b.root().join("real").join("notdir"), b"a file where a directory is").unwrap();
-    assert_eq!(b.list_all("").await.unwrap(), ["real/key"]);
-    assert_eq!(b.get("notdir").await.unwrap(), None);
-    assert_eq!(b.get("real/notdir/x").await.unwrap(), None);
-    b.delete("real/notdir/x").await.unwrap();
+    assert_eq!(listed(&b, "").await, ["real/key"]);
+    assert_eq!(b.get(&k("notdir"), ANY).await.unwrap(), None);
+    assert_eq!(b.get(&k("real/notdir/x"), ANY).await.unwrap(), None);
+    b.delete(&k("real/notdir/x")).await.unwrap();
 }
 
 #[tokio::test]
@@ -170,10 +178,10 @@ async fn crash_between_temp_write_and_link_leaves_key_absent() {
     let two_hours_ago = SystemTime::now() - Duration::from_secs(7200);
     fs::File::options().write(true).open(&old).unwrap().set_modified(two_hours_ago).unwrap();
 
-    assert_eq!(b.get("rec/share").await.unwrap(), None);
-    assert!(b.list_all("").await.unwrap().is_empty());
+    assert_eq!(b.get(&k("rec/share"), ANY).await.unwrap(), None);
+    assert!(listed(&b, "").await.is_empty());
     // The key can still be created normally.
-    b.put("rec/share", Bytes::from_static(b"v"), PutMode::Create).await.unwrap();
+    b.put(&k("rec/share"), Bytes::from_static(b"v"), PutMode::Create).await.unwrap();
     drop(b);
 
     // Reopening removes temp files older than an hour and keeps younger ones.
@@ -182,7 +190,7 @@ async fn crash_between_temp_write_and_link_leaves_key_absent() {
     assert!(young.exists());
     assert_eq!(b.clean_temp(Duration::ZERO).await.unwrap(), 1);
     assert!(!young.exists());
-    assert_eq!(b.list_all("").await.unwrap(), ["rec/share"]);
+    assert_eq!(listed(&b, "").await, ["rec/share"]);
 }
 
 #[tokio::test]
@@ -200,8 +208,8 @@ async fn reopening_lists_the_same_keys() {
     ];
     {
         let b = FsBackend::open("disk", "Local disk", &root).await.unwrap();
-        for k in &keys {
-            b.put(k, Bytes::from(k.clone()), PutMode::Create).await.unwrap();
+        for key in &keys {
+            b.put(&k(key), Bytes::from(key.clone()), PutMode::Create).await.unwrap();
         }
     }
     // Every name on disk fits common file-name limits.
@@ -215,16 +223,16 @@ async fn reopening_lists_the_same_keys() {
     let mut want = keys.clone();
     want.sort();
     for b in [&reopened, &lazily] {
-        let mut got = b.list_all("").await.unwrap();
+        let mut got = listed(b, "").await;
         got.sort();
         assert_eq!(got, want);
-        for k in &keys {
-            assert_eq!(b.get(k).await.unwrap().unwrap(), Bytes::from(k.clone()));
+        for key in &keys {
+            assert_eq!(b.get(&k(key), ANY).await.unwrap().unwrap(), Bytes::from(key.clone()));
         }
-        let mut v1 = b.list_all("vdb/r/abc/").await.unwrap();
+        let mut v1 = listed(b, "vdb/r/abc/").await;
         v1.sort();
         assert_eq!(v1, ["vdb/r/abc/v1/s1", "vdb/r/abc/v1/s2"]);
-        assert_eq!(b.list_all("x/LLL").await.unwrap(), [format!("x/{long}")]);
+        assert_eq!(listed(b, "x/LLL").await, [format!("x/{long}")]);
     }
 }
 
@@ -233,29 +241,29 @@ async fn new_creates_the_root_lazily() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("not/yet");
     let b = FsBackend::new("disk", "Local disk", &root);
-    assert_eq!(b.get("k").await.unwrap(), None);
-    assert!(b.list_all("").await.unwrap().is_empty());
-    b.delete("k").await.unwrap();
+    assert_eq!(b.get(&k("k"), ANY).await.unwrap(), None);
+    assert!(listed(&b, "").await.is_empty());
+    b.delete(&k("k")).await.unwrap();
     assert!(!root.exists());
-    b.put("k", Bytes::from_static(b"v"), PutMode::Create).await.unwrap();
-    assert_eq!(b.get("k").await.unwrap().unwrap(), Bytes::from_static(b"v"));
+    b.put(&k("k"), Bytes::from_static(b"v"), PutMode::Create).await.unwrap();
+    assert_eq!(b.get(&k("k"), ANY).await.unwrap().unwrap(), Bytes::from_static(b"v"));
 }
 
 #[tokio::test]
 async fn delete_removes_empty_directories() {
     let (_dir, b) = store().await;
-    b.put("a/b/c/d", Bytes::from_static(b"1"), PutMode::Create).await.unwrap();
-    b.put("a/x", Bytes::from_static(b"2"), PutMode::Create).await.unwrap();
-    b.delete("a/b/c/d").await.unwrap();
+    b.put(&k("a/b/c/d"), Bytes::from_static(b"1"), PutMode::Create).await.unwrap();
+    b.put(&k("a/x"), Bytes::from_static(b"2"), PutMode::Create).await.unwrap();
+    b.delete(&k("a/b/c/d")).await.unwrap();
     assert_eq!(
         walk(b.root()),
         [PathBuf::from(TEMP_DIR), PathBuf::from("a"), PathBuf::from("a/x.o")]
     );
-    b.delete("a/x").await.unwrap();
+    b.delete(&k("a/x")).await.unwrap();
     assert_eq!(walk(b.root()), [PathBuf::from(TEMP_DIR)]);
     // Create again after the directories are gone.
-    b.put("a/b/c/d", Bytes::from_static(b"3"), PutMode::Create).await.unwrap();
-    assert_eq!(b.get("a/b/c/d").await.unwrap().unwrap(), Bytes::from_static(b"3"));
+    b.put(&k("a/b/c/d"), Bytes::from_static(b"3"), PutMode::Create).await.unwrap();
+    assert_eq!(b.get(&k("a/b/c/d"), ANY).await.unwrap().unwrap(), Bytes::from_static(b"3"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -270,26 +278,27 @@ async fn concurrent_puts_and_deletes_in_one_directory() {
         tasks.push(tokio::spawn(async move {
             for i in 0..50 {
                 let mine = format!("shared/dir/t{t}-{i}");
-                b.put(&mine, Bytes::from(mine.clone()), PutMode::Create).await.unwrap();
-                assert_eq!(b.get(&mine).await.unwrap().unwrap(), Bytes::from(mine.clone()));
-                b.delete(&mine).await.unwrap();
+                let key = k(&mine);
+                b.put(&key, Bytes::from(mine.clone()), PutMode::Create).await.unwrap();
+                assert_eq!(b.get(&key, ANY).await.unwrap().unwrap(), Bytes::from(mine.clone()));
+                b.delete(&key).await.unwrap();
             }
         }));
     }
     for t in tasks {
         t.await.unwrap();
     }
-    assert!(b.list_all("").await.unwrap().is_empty());
+    assert!(listed(&b, "").await.is_empty());
 }
 
 #[tokio::test]
 async fn no_temp_files_left_after_writes() {
     let (_dir, b) = store().await;
-    b.put("k", Bytes::from_static(b"1"), PutMode::Create).await.unwrap();
-    b.put("k", Bytes::from_static(b"2"), PutMode::Overwrite).await.unwrap();
-    assert!(b.put("k", Bytes::from_static(b"3"), PutMode::Create).await.is_err());
+    b.put(&k("k"), Bytes::from_static(b"1"), PutMode::Create).await.unwrap();
+    b.put(&k("k"), Bytes::from_static(b"2"), PutMode::Overwrite).await.unwrap();
+    assert!(b.put(&k("k"), Bytes::from_static(b"3"), PutMode::Create).await.is_err());
     assert_eq!(fs::read_dir(b.temp_dir()).unwrap().count(), 0);
-    assert_eq!(b.get("k").await.unwrap().unwrap(), Bytes::from_static(b"2"));
+    assert_eq!(b.get(&k("k"), ANY).await.unwrap().unwrap(), Bytes::from_static(b"2"));
 }
 
 #[tokio::test]

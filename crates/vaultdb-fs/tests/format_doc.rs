@@ -26,7 +26,7 @@ fn wrapped_hex(bytes: &[u8]) -> String {
 
 /// The path of `key`'s file relative to the backend's root, its components joined by `/`.
 fn relative_path(backend: &FsBackend, key: &str) -> String {
-    let path = backend.object_path(key).unwrap();
+    let path = backend.object_path(&vaultdb_core::Key::new(key).unwrap());
     let rel = path.strip_prefix(backend.root()).unwrap();
     let comps: Vec<String> = rel
         .components()
@@ -82,7 +82,7 @@ fn example(backend: &FsBackend) -> Example {
     let naming = NamingKey::from_bytes([0x11; 32]);
     let version = Version::from_parts(0x0006_2d1a_2b3c_4d5e, 0x0123_4567_89ab_cdef);
 
-    let keyring = ks.keyring_key();
+    let keyring = ks.keyring_key().to_string();
     out.push(("fs_keyring_key", keyring.clone()));
     out.push(("fs_keyring_path", wrapped_path(&relative_path(backend, &keyring))));
     keys.push((keyring, "fs_keyring_path"));
@@ -92,7 +92,7 @@ fn example(backend: &FsBackend) -> Example {
     let padded = pad_id(long_id).unwrap();
     // Backend 1's id share: R_1 is the first 64 bytes of the stream of seed 43 x 32.
     let id_shares = Xorida::new().split(t, &padded, &mut CsRng::from_seed([0x43; 32]));
-    let key = ks.share_key(tag, version, &id_shares[0]);
+    let key = ks.share_key(tag, version, &id_shares[0]).to_string();
     out.push(("fs_long_id", long_id.to_owned()));
     out.push(("fs_long_padded_id", wrapped_hex(&padded)));
     out.push(("fs_long_id_share1", wrapped_hex(&id_shares[0])));
@@ -100,7 +100,7 @@ fn example(backend: &FsBackend) -> Example {
     out.push(("fs_long_path1", wrapped_path(&relative_path(backend, &key))));
     keys.push((key, "fs_long_path1"));
 
-    let segment = ks.segment_key(tag, version, 2);
+    let segment = ks.segment_key(tag, version, 2).to_string();
     out.push(("fs_segment_key", segment.clone()));
     out.push(("fs_segment_path", wrapped_path(&relative_path(backend, &segment))));
     keys.push((segment, "fs_segment_path"));
@@ -112,7 +112,10 @@ fn example(backend: &FsBackend) -> Example {
             let id = "x".repeat(len);
             let padded = pad_id(&id).unwrap();
             let shares = Xorida::new().split(t, &padded, &mut CsRng::from_seed([0x43; 32]));
-            last_segment_layout(backend, &ks.share_key(naming.tag(&id), version, &shares[0]))
+            last_segment_layout(
+                backend,
+                ks.share_key(naming.tag(&id), version, &shares[0]).as_str(),
+            )
         };
         assert_eq!(layout(lo), layout(hi), "ids of {lo} and {hi} bytes differ in layout");
         classes.push(format!("{lo}-{hi} -> {}", layout(lo)));
@@ -169,7 +172,8 @@ async fn fs_example_in_format_md_matches_the_code() {
     // On disk: a put of each key creates the file at the path the document gives, and the
     // temporary directory is empty again once the puts returned.
     for (key, _) in &keys {
-        backend.put(key, key.clone().into_bytes().into(), PutMode::Create).await.unwrap();
+        let k = vaultdb_core::Key::new(key).unwrap();
+        backend.put(&k, key.clone().into_bytes().into(), PutMode::Create).await.unwrap();
     }
     for (key, path_label) in &keys {
         let path = doc_value(&doc, path_label);
@@ -183,5 +187,7 @@ async fn fs_example_in_format_md_matches_the_code() {
     std::fs::write(dir.path().join(TEMP_DIR).join("1-2-3.tmp"), b"partial").unwrap();
     let mut want: Vec<String> = keys.into_iter().map(|(k, _)| k).collect();
     want.sort();
-    assert_eq!(backend.list_all("").await.unwrap(), want);
+    let listed = backend.list_all(&vaultdb_core::KeyPrefix::default()).await.unwrap();
+    let listed: Vec<String> = listed.into_iter().map(|e| e.key.to_string()).collect();
+    assert_eq!(listed, want);
 }

@@ -57,3 +57,142 @@ async fn a_wiped_directory_is_restored_by_scrub() {
     }
     assert_eq!(db.list().await.unwrap().ids.len(), ids.len());
 }
+
+/// The path of the one file under `dir` whose name contains `part`.
+#[cfg(unix)]
+fn find_file(dir: &std::path::Path, part: &str) -> std::path::PathBuf {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().unwrap().to_str().unwrap().contains(part) {
+                return p;
+            }
+        }
+    }
+    panic!("no file named *{part}* under {}", dir.display())
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn special_files_cost_their_backend_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = open(dir.path(), None).await;
+    db.put(Record::new("r", b"the record".to_vec())).await.unwrap();
+    drop(db);
+    // disk-1's keyring slot becomes a FIFO (opening it for reading would wait for a writer
+    // forever), and disk-3's record share a symbolic link to /dev/zero.
+    let slot = find_file(&dir.path().join("disk-1"), "keyring");
+    std::fs::remove_file(&slot).unwrap();
+    assert!(std::process::Command::new("mkfifo").arg(&slot).status().unwrap().success());
+    let share = find_file(&dir.path().join("disk-3").join("vaultdb").join("r"), ".o");
+    std::fs::remove_file(&share).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &share).unwrap();
+
+    let started = std::time::Instant::now();
+    let (db, _) = open(dir.path(), None).await;
+    let got = db.get("r").await.unwrap();
+    assert_eq!(got.record.data, b"the record");
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    // The symbolic link is not an object, so disk-3 misses its share; it stands where the
+    // share belongs, so scrub cannot restore it there, and says why, naming disk-3.
+    let report = db.scrub().await.unwrap();
+    let problem = report.problems.iter().find(|p| p.contains("disk-3")).expect("disk-3 named");
+    assert!(problem.contains("not a regular file"), "{problem}");
+    assert!(std::fs::symlink_metadata(&share).unwrap().file_type().is_symlink());
+    // Once the operator removes it, scrub restores the share.
+    std::fs::remove_file(&share).unwrap();
+    let report = db.scrub().await.unwrap();
+    assert_eq!(report.restored, 1, "{report:?}");
+    assert!(std::fs::symlink_metadata(&share).unwrap().is_file(), "share restored as a file");
+}
+
+/// The share files (`*.o`) under `dir`, sorted.
+#[cfg(unix)]
+fn share_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "o") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// How long a read may take before the test calls it hung (generous: a loaded machine).
+#[cfg(unix)]
+const HUNG: Duration = Duration::from_secs(20);
+
+/// A 1 GiB (sparse) share on disk-1 and a FIFO in place of a share on disk-2: each read
+/// still succeeds from the other two backends, never waits on the FIFO, reads the huge share
+/// no further than the size the other holders listed, and names disk-1.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gigabyte_share_and_a_fifo_share_cost_their_backend_only() {
+    use std::os::unix::fs::FileTypeExt;
+
+    use vaultdb_core::OutcomeStatus;
+    use vaultdb_testkit::{Ops, Slow};
+
+    let dir = tempfile::tempdir().unwrap();
+    // disk-3 answers gets a second late, so that the read asks disk-1 (fastest first, with
+    // hedging after 50 ms) rather than waiting for disk-3.
+    let mut builder = VaultDb::builder()
+        .threshold(2)
+        .read_repair(false)
+        .hedge_after(Some(Duration::from_millis(50)))
+        .call_policy(CallPolicy { max_attempts: 1, ..CallPolicy::default() });
+    for i in 1..=3 {
+        let fs = FsBackend::open(
+            format!("disk-{i}"),
+            format!("disk {i}"),
+            dir.path().join(format!("disk-{i}")),
+        )
+        .await
+        .unwrap();
+        let slow = Slow::new(fs, if i == 3 { Duration::from_secs(1) } else { Duration::ZERO });
+        slow.handle().set_ops(Ops::GET);
+        builder = builder.backend(slow);
+    }
+    let db = builder.open().await.unwrap();
+    let shares = |disk: &str| share_files(&dir.path().join(disk).join("vaultdb").join("r"));
+    db.put(Record::new("huge", b"a small record".to_vec())).await.unwrap();
+    let [huge] = &shares("disk-1")[..] else { panic!("one record so far") };
+    let huge = huge.clone();
+    let huge_shares = shares("disk-2");
+    db.put(Record::new("fifo", b"another small record".to_vec())).await.unwrap();
+
+    let share_len = std::fs::metadata(&huge).unwrap().len();
+    std::fs::OpenOptions::new().write(true).open(&huge).unwrap().set_len(1 << 30).unwrap();
+    let fifo = shares("disk-2").into_iter().find(|p| !huge_shares.contains(p)).unwrap();
+    std::fs::remove_file(&fifo).unwrap();
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+
+    let got = tokio::time::timeout(HUNG, db.get("huge")).await.expect("get huge hung").unwrap();
+    assert_eq!(got.record.data, b"a small record");
+    assert_eq!(got.bad_backends, ["disk-1"], "{:?}", got.outcomes);
+    let disk1 = got.outcomes.iter().find(|o| o.backend == "disk-1").unwrap();
+    let OutcomeStatus::Corrupt { reason } = &disk1.status else {
+        panic!("disk-1: {:?}", disk1.status)
+    };
+    // The bounded read path: disk-1 was asked for no more than the size the two other holders
+    // listed, and refused from the file's size without reading it.
+    assert!(
+        reason.contains("too large") && reason.contains(&format!("{share_len} allowed")),
+        "{reason}"
+    );
+
+    let got = tokio::time::timeout(HUNG, db.get("fifo")).await.expect("get fifo hung").unwrap();
+    assert_eq!(got.record.data, b"another small record");
+    assert!(!got.bad_backends.contains(&"disk-1".to_owned()), "{:?}", got.outcomes);
+    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+}

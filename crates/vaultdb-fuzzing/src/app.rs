@@ -97,8 +97,8 @@ pub fn check_config(data: &[u8]) {
                 let tokens = vaultdb::service::tokens(&loaded)
                     .expect("the tokens of a validated configuration");
                 assert_eq!(tokens.is_empty(), c.tokens.is_empty());
-                let _ = loaded.prepare_backends(&|_| None);
-                let _ = loaded.prepare_backends(&|name| Some(format!("fuzz-{name}")));
+                let _ = loaded.backends_with(&|_| None);
+                let _ = loaded.backends_with(&|name| Some(format!("fuzz-{name}")));
                 assert!(loaded.describe().starts_with(&format!("{}-of-{n} over ", c.threshold)));
                 let _ = format!("{loaded:?}");
             }

@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 
-use vaultdb_core::backend::validate_key;
+use vaultdb_core::backend::{Key, KeyPrefix, validate_key};
 use vaultdb_core::envelope::{self, Header, Kind};
 use vaultdb_core::keyring::{KEYRING_TAG, Keyring};
 use vaultdb_core::manifest::{self, Manifest};
@@ -185,6 +185,10 @@ pub fn check_object_key(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let key: &str = &text;
     let valid = validate_key(key).is_ok();
+    assert_eq!(Key::new(key).is_ok(), valid, "Key::new and validate_key disagree");
+    if valid {
+        assert!(KeyPrefix::new(key).is_ok(), "a valid key is not a valid prefix");
+    }
     for prefix in ["vaultdb", "", "tenant-7/vaultdb"] {
         let ks = KeySpace::new(prefix).expect("a valid prefix");
         check_parsed(&ks, key, valid);
@@ -198,10 +202,11 @@ pub fn check_object_key(data: &[u8]) {
             ks.share_key(tag, version, &[0xff; 256]),
             ks.share_key(tag, version, &[0; 32]),
         ] {
-            let ok = validate_key(&k).is_ok();
+            let ok = validate_key(k.as_str()).is_ok();
             assert!(ok, "a key under an accepted prefix is not a valid backend key: {k:?}");
-            assert!(ks.parse(&k).is_some(), "a key under an accepted prefix does not parse: {k:?}");
-            check_parsed(&ks, &k, ok);
+            let parsed = ks.parse(k.as_str());
+            assert!(parsed.is_some(), "a key under an accepted prefix does not parse: {k:?}");
+            check_parsed(&ks, k.as_str(), ok);
         }
     }
     if let Some(id) = naming::unpad_id(data) {
@@ -238,9 +243,10 @@ fn check_parsed(ks: &KeySpace, key: &str, valid: bool) {
             ks.share_key(tag, version, &id_share)
         }
         Some(ParsedKey::Segment { tag, version, index }) => ks.segment_key(tag, version, index),
+        Some(ParsedKey::Tombstone { tag, version, mac }) => ks.tombstone_key(tag, version, &mac),
         Some(ParsedKey::Keyring) => ks.keyring_key(),
     };
-    assert_eq!(rendered, key, "a parsed key renders differently");
+    assert_eq!(rendered.as_str(), key, "a parsed key renders differently");
     assert!(valid, "parse accepted a key that validate_key rejects: {key:?}");
 }
 
@@ -499,17 +505,17 @@ fn object_key_seeds(out: &mut Seeds) {
     let id_shares = Xorida::new().split(threshold(2, 3), &padded, &mut rng);
     for (p, prefix) in [("default", "vaultdb"), ("root", ""), ("nested", "tenant-7/vaultdb")] {
         let ks = KeySpace::new(prefix).expect("a valid prefix");
-        out.add(&format!("{p}-share"), ks.share_key(tag, version, &id_shares[0]));
-        out.add(&format!("{p}-segment"), ks.segment_key(tag, version, 0x1f));
-        out.add(&format!("{p}-keyring"), ks.keyring_key());
+        out.add(&format!("{p}-share"), ks.share_key(tag, version, &id_shares[0]).to_string());
+        out.add(&format!("{p}-segment"), ks.segment_key(tag, version, 0x1f).to_string());
+        out.add(&format!("{p}-keyring"), ks.keyring_key().to_string());
     }
     let ks = KeySpace::new("vaultdb").expect("a valid prefix");
     let long = naming::pad_id(&"y".repeat(200)).expect("a valid id");
-    out.add("share-256", ks.share_key(tag, version, &long));
-    out.add("record-prefix", ks.record_prefix(tag));
-    let share = ks.share_key(tag, version, &id_shares[1]);
+    out.add("share-256", ks.share_key(tag, version, &long).to_string());
+    out.add("record-prefix", ks.record_prefix(tag).to_string());
+    let share = ks.share_key(tag, version, &id_shares[1]).to_string();
     out.add("bad-uppercase", share.to_uppercase());
-    out.add("bad-id-share-33", ks.share_key(tag, version, &[1; 33]));
+    out.add("bad-id-share-33", ks.share_key(tag, version, &[1; 33]).to_string());
     out.add("bad-segment-index", format!("{}-0000001G", &share[..share.find('.').unwrap_or(0)]));
     for (name, bad) in [
         ("bad-dotdot", "vaultdb/r/../keyring"),

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures::StreamExt;
 use gcloud_storage::client::google_cloud_auth::credentials::CredentialsFile;
 use gcloud_storage::client::{Client, ClientConfig};
 use gcloud_storage::http::objects::Object;
@@ -17,10 +18,12 @@ use gcloud_storage::http::objects::download::Range;
 use gcloud_storage::http::objects::get::GetObjectRequest;
 use gcloud_storage::http::objects::list::ListObjectsRequest;
 use gcloud_storage::http::objects::upload::{UploadObjectRequest, UploadType};
-use vaultdb_core::backend::validate_key;
-use vaultdb_core::{BackendError, ListPage, PutMode, StorageBackend};
+use tokio::sync::OnceCell;
+use vaultdb_core::backend::http::{BoundedBody, Op};
+use vaultdb_core::backend::{ListStart, ObjectNames};
+use vaultdb_core::{BackendError, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend};
 
-use crate::error::{Mapped, Op, map_error};
+use crate::error::map_error;
 
 /// Google's JSON API endpoint.
 pub const DEFAULT_ENDPOINT: &str = "https://storage.googleapis.com";
@@ -110,18 +113,11 @@ impl GcsConfig {
         self
     }
 
-    fn normalized_prefix(&self) -> Result<String, BackendError> {
+    fn names(&self) -> Result<ObjectNames, BackendError> {
         if self.bucket.is_empty() {
             return Err(BackendError::permanent("GCS configuration: the bucket is empty"));
         }
-        let p = self.prefix.trim_end_matches('/');
-        if p.is_empty() {
-            return Ok(String::new());
-        }
-        validate_key(p).map_err(|e| {
-            BackendError::permanent(format!("GCS configuration: invalid prefix {p:?}: {e}"))
-        })?;
-        Ok(format!("{p}/"))
+        ObjectNames::new("GCS", &self.prefix)
     }
 
     fn checked_endpoint(&self) -> Result<String, BackendError> {
@@ -182,9 +178,11 @@ impl fmt::Debug for GcsCredentials {
 pub struct GcsBackend {
     id: String,
     name: String,
-    client: Client,
+    credentials: GcsCredentials,
+    /// The client, built (credentials loaded, token source set up) on first use.
+    client: OnceCell<Client>,
     bucket: String,
-    prefix: String,
+    names: ObjectNames,
     endpoint: String,
     page_size: i32,
 }
@@ -195,30 +193,67 @@ impl fmt::Debug for GcsBackend {
             .field("id", &self.id)
             .field("name", &self.name)
             .field("bucket", &self.bucket)
-            .field("prefix", &self.prefix)
+            .field("prefix", &self.names.root())
             .field("endpoint", &self.endpoint)
+            .field("credentials", &self.credentials)
             .finish_non_exhaustive()
     }
 }
 
 impl GcsBackend {
-    /// Connects to the bucket in `config`. Resolving credentials may read files or ask the
-    /// metadata server; no request goes to the bucket yet.
+    /// A backend for the bucket in `config`. Nothing is sent and no credentials are loaded
+    /// here: they are loaded (key files read, Application Default Credentials resolved) on
+    /// first use, and a failure is that call's error.
     ///
-    /// Fails with a `Permanent` error on an invalid configuration or credentials that cannot
-    /// be loaded.
-    pub async fn new(
+    /// # Errors
+    /// A `Permanent` error for a configuration that is wrong in itself: an empty bucket, an
+    /// invalid prefix, an endpoint that is not `https://` (or `http://` with `allow_http`).
+    pub fn new(
         id: impl Into<String>,
         name: impl Into<String>,
         config: GcsConfig,
     ) -> Result<Self, BackendError> {
-        let prefix = config.normalized_prefix()?;
+        let names = config.names()?;
         let endpoint = config.checked_endpoint()?;
-        let base = ClientConfig { storage_endpoint: endpoint.clone(), ..ClientConfig::default() };
+        Ok(Self {
+            id: id.into(),
+            name: name.into(),
+            credentials: config.credentials,
+            client: OnceCell::new(),
+            bucket: config.bucket,
+            names,
+            endpoint,
+            page_size: config.page_size.clamp(1, 1000) as i32,
+        })
+    }
+
+    /// The bucket.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// The key prefix inside the bucket (empty, or ending in `/`).
+    pub fn prefix(&self) -> &str {
+        self.names.root()
+    }
+
+    /// The underlying `gcloud-storage` client (for administration such as creating the
+    /// bucket in tests), built on first use.
+    ///
+    /// # Errors
+    /// A `Permanent` error if the credentials cannot be loaded (a missing or malformed key
+    /// file, no Application Default Credentials, a metadata server that does not answer).
+    pub async fn client(&self) -> Result<&Client, BackendError> {
+        self.client.get_or_try_init(|| self.build_client()).await
+    }
+
+    async fn build_client(&self) -> Result<Client, BackendError> {
+        let base =
+            ClientConfig { storage_endpoint: self.endpoint.clone(), ..ClientConfig::default() };
         let auth_error = |e: &dyn fmt::Display| {
-            BackendError::permanent(format!("GCS configuration: loading credentials failed: {e}"))
+            BackendError::permanent(format!("{}: loading GCS credentials failed: {e}", self.id))
         };
-        let client_config = match &config.credentials {
+        let config = match &self.credentials {
             GcsCredentials::Anonymous => base.anonymous(),
             GcsCredentials::Default => base.with_auth().await.map_err(|e| auth_error(&e))?,
             GcsCredentials::ServiceAccountJson(json) => {
@@ -232,38 +267,7 @@ impl GcsBackend {
                 base.with_credentials(file).await.map_err(|e| auth_error(&e))?
             }
         };
-        Ok(Self {
-            id: id.into(),
-            name: name.into(),
-            client: Client::new(client_config),
-            bucket: config.bucket,
-            prefix,
-            endpoint,
-            page_size: config.page_size.clamp(1, 1000) as i32,
-        })
-    }
-
-    /// The bucket.
-    pub fn bucket(&self) -> &str {
-        &self.bucket
-    }
-
-    /// The key prefix inside the bucket (empty, or ending in `/`).
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-
-    /// The underlying `gcloud-storage` client (for administration such as creating the
-    /// bucket in tests).
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
-    fn object_name(&self, key: &str) -> Result<String, BackendError> {
-        validate_key(key).map_err(|e| {
-            BackendError::permanent(format!("{}: invalid key {key:?}: {e}", self.id))
-        })?;
-        Ok(format!("{}{key}", self.prefix))
+        Ok(Client::new(config))
     }
 }
 
@@ -277,8 +281,7 @@ impl StorageBackend for GcsBackend {
         &self.name
     }
 
-    async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
-        let object = self.object_name(key)?;
+    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
         // Always a multipart upload (metadata + media in one request): fake-gcs-server
         // honours ifGenerationMatch only there, and one code path is simpler anyway.
         let req = UploadObjectRequest {
@@ -287,72 +290,71 @@ impl StorageBackend for GcsBackend {
             ..Default::default()
         };
         let meta = Object {
-            name: object,
+            name: self.names.object(key),
             content_type: Some("application/octet-stream".to_owned()),
             ..Default::default()
         };
-        match self.client.upload_object(&req, data, &UploadType::Multipart(Box::new(meta))).await {
+        let upload = UploadType::Multipart(Box::new(meta));
+        match self.client().await?.upload_object(&req, data, &upload).await {
             Ok(_) => Ok(()),
-            Err(e) => Err(map_error(&self.id, Op::Put(mode), key, e).into_error()),
+            Err(e) => Err(map_error(&self.id, Op::Put(mode), key.as_str(), e).into_error()),
         }
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
-        let object = self.object_name(key)?;
+    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
+        let object = self.names.object(key);
         let req = GetObjectRequest { bucket: self.bucket.clone(), object, ..Default::default() };
-        match self.client.download_object(&req, &Range::default()).await {
-            Ok(data) => Ok(Some(Bytes::from(data))),
-            Err(e) => match map_error(&self.id, Op::Get, key, e) {
-                Mapped::NotFound => Ok(None),
-                Mapped::Error(e) => Err(e),
-            },
+        // One byte past the limit: enough to tell a longer object, never much more. An empty
+        // object cannot satisfy the range: GCS answers 416, mapped to empty.
+        let range =
+            if max_len < u64::MAX { Range(Some(0), Some(max_len)) } else { Range::default() };
+        let client = self.client().await?;
+        let mut stream = match client.download_streamed_object(&req, &range).await {
+            Ok(stream) => Box::pin(stream),
+            Err(e) => return map_error(&self.id, Op::Get, key.as_str(), e).into_get(),
+        };
+        let mut body = BoundedBody::new(max_len);
+        while let Some(chunk) = stream.next().await {
+            let chunk =
+                chunk.map_err(|e| map_error(&self.id, Op::Get, key.as_str(), e).into_error())?;
+            body.push(key, chunk)?;
         }
+        Ok(Some(body.finish()))
     }
 
-    async fn delete(&self, key: &str) -> Result<(), BackendError> {
-        let object = self.object_name(key)?;
+    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
+        let object = self.names.object(key);
         let req = DeleteObjectRequest { bucket: self.bucket.clone(), object, ..Default::default() };
-        match self.client.delete_object(&req).await {
+        match self.client().await?.delete_object(&req).await {
             Ok(()) => Ok(()),
-            Err(e) => match map_error(&self.id, Op::Delete, key, e) {
-                Mapped::NotFound => Ok(()),
-                Mapped::Error(e) => Err(e),
-            },
+            Err(e) => map_error(&self.id, Op::Delete, key.as_str(), e).into_delete(),
         }
     }
 
     async fn list_page(
         &self,
-        prefix: &str,
-        cursor: Option<String>,
+        prefix: &KeyPrefix,
+        from: ListFrom,
     ) -> Result<ListPage, BackendError> {
+        let start = ListStart::new(from);
         let req = ListObjectsRequest {
             bucket: self.bucket.clone(),
-            prefix: Some(format!("{}{prefix}", self.prefix)),
-            page_token: cursor,
+            prefix: Some(self.names.prefix(prefix)),
+            // Inclusive: the key itself is dropped with the others at or before it.
+            start_offset: start.start_name(&self.names),
+            page_token: start.token.clone(),
             max_results: Some(self.page_size),
             ..Default::default()
         };
-        let out = match self.client.list_objects(&req).await {
+        let out = match self.client().await?.list_objects(&req).await {
             Ok(out) => out,
-            Err(e) => return Err(map_error(&self.id, Op::List, prefix, e).into_error()),
+            Err(e) => return Err(map_error(&self.id, Op::List, prefix.as_str(), e).into_error()),
         };
-        let mut keys = Vec::new();
-        for object in out.items.unwrap_or_default() {
-            let Some(rel) = object.name.strip_prefix(&self.prefix) else {
-                continue;
-            };
-            if !rel.starts_with(prefix) {
-                continue;
-            }
-            if validate_key(rel).is_err() {
-                tracing::debug!(backend = %self.id, object = %object.name, "ignoring object with an invalid key");
-                continue;
-            }
-            keys.push(rel.to_owned());
-        }
-        let next = out.next_page_token.filter(|t| !t.is_empty());
-        Ok(ListPage { keys, next })
+        let items = out.items.unwrap_or_default();
+        let objects = items.iter().map(|o| (o.name.as_str(), u64::try_from(o.size).unwrap_or(0)));
+        let entries = self.names.entries(&self.id, prefix, start.after.as_ref(), objects);
+        let token = out.next_page_token.filter(|t| !t.is_empty());
+        Ok(ListPage { entries, next: start.next(token) })
     }
 }
 
@@ -361,29 +363,53 @@ mod tests {
     use super::*;
     use vaultdb_core::BackendErrorKind;
 
-    #[tokio::test]
-    async fn config_checks_and_redaction() {
-        let json = GcsCredentials::ServiceAccountJson("{\"private_key\": \"SECRET-PEM\"}".into());
-        let c = GcsConfig::new("b").with_credentials(json);
-        assert!(!format!("{c:?}").contains("SECRET-PEM"));
-        // Not a valid key file: a permanent configuration error, without the secret.
-        let e = GcsBackend::new("gcs", "GCS", c).await.unwrap_err();
-        assert_eq!(e.kind(), BackendErrorKind::Permanent);
-        assert!(!e.to_string().contains("SECRET-PEM"), "{e}");
-        let e = GcsBackend::new("gcs", "GCS", GcsConfig::new("")).await.unwrap_err();
+    #[test]
+    fn configurations_wrong_in_themselves_fail_construction() {
+        let e = GcsBackend::new("gcs", "GCS", GcsConfig::new("")).unwrap_err();
         assert_eq!(e.kind(), BackendErrorKind::Permanent);
         let http = GcsConfig::new("b")
             .with_endpoint("http://10.1.1.1")
             .with_credentials(GcsCredentials::Anonymous);
-        let e = GcsBackend::new("gcs", "GCS", http).await.unwrap_err();
+        let e = GcsBackend::new("gcs", "GCS", http).unwrap_err();
         assert_eq!(e.kind(), BackendErrorKind::Permanent);
-        let emu = GcsConfig::emulator("http://127.0.0.1:1/", "b").with_prefix("x/y");
-        let b = GcsBackend::new("gcs", "GCS", emu).await.unwrap();
+        let e = GcsBackend::new("gcs", "GCS", GcsConfig::new("b").with_prefix("a//b")).unwrap_err();
+        assert_eq!(e.kind(), BackendErrorKind::Permanent);
+        let b = GcsBackend::new(
+            "gcs",
+            "GCS",
+            GcsConfig::emulator("http://127.0.0.1:1/", "b").with_prefix("x/y"),
+        )
+        .unwrap();
         assert_eq!(b.prefix(), "x/y/");
-        let e = b.put("a//b", Bytes::new(), PutMode::Create).await.unwrap_err();
-        assert_eq!(e.kind(), BackendErrorKind::Permanent);
+    }
+
+    #[tokio::test]
+    async fn credentials_are_loaded_on_first_use_and_never_shown() {
+        let json = GcsCredentials::ServiceAccountJson("{\"private_key\": \"SECRET-PEM\"}".into());
+        let c = GcsConfig::new("b").with_credentials(json);
+        assert!(!format!("{c:?}").contains("SECRET-PEM"));
+        // Not a valid key file: construction does not look; the first call fails, Permanent,
+        // without the secret.
+        let b = GcsBackend::new("gcs", "GCS", c).unwrap();
+        assert!(!format!("{b:?}").contains("SECRET-PEM"));
+        let e = b.get(&Key::new("k").unwrap(), 10).await.unwrap_err();
+        assert_eq!(e.kind(), BackendErrorKind::Permanent, "{e}");
+        assert!(e.to_string().contains("credentials") && e.to_string().starts_with("gcs: "), "{e}");
+        assert!(!e.to_string().contains("SECRET-PEM"), "{e}");
+        // A key file that does not exist: the same, at the first call.
+        let missing = GcsCredentials::ServiceAccountFile("/nonexistent/sa.json".into());
+        let b =
+            GcsBackend::new("gcs", "GCS", GcsConfig::new("b").with_credentials(missing)).unwrap();
+        let e = b.delete(&Key::new("k").unwrap()).await.unwrap_err();
+        assert_eq!(e.kind(), BackendErrorKind::Permanent, "{e}");
+    }
+
+    #[tokio::test]
+    async fn unreachable_endpoints_are_transient() {
         // Nothing listens on port 1: connection refused is transient.
-        let e = b.get("k").await.unwrap_err();
+        let emu = GcsConfig::emulator("http://127.0.0.1:1/", "b");
+        let b = GcsBackend::new("gcs", "GCS", emu).unwrap();
+        let e = b.get(&Key::new("k").unwrap(), 10).await.unwrap_err();
         assert_eq!(e.kind(), BackendErrorKind::Transient, "{e}");
     }
 }

@@ -3,9 +3,13 @@
 
 use std::env;
 
-use vaultdb_core::{BackendErrorKind, PutMode, StorageBackend};
+use vaultdb_core::{BackendErrorKind, Key, KeyPrefix, ListFrom, PutMode, StorageBackend};
 use vaultdb_gcs::{GcsBackend, GcsConfig};
 use vaultdb_testkit::Capabilities;
+
+fn k() -> Key {
+    Key::new("k").unwrap()
+}
 
 fn endpoint() -> Option<String> {
     env::var("VAULTDB_TEST_GCS_ENDPOINT").ok()
@@ -15,8 +19,8 @@ fn bucket() -> String {
     env::var("VAULTDB_TEST_GCS_BUCKET").unwrap_or_else(|_| "vaultdb-test".into())
 }
 
-async fn backend(id: &str, config: GcsConfig) -> GcsBackend {
-    GcsBackend::new(id, "GCS (test endpoint)", config).await.expect("config")
+fn backend(id: &str, config: GcsConfig) -> GcsBackend {
+    GcsBackend::new(id, "GCS (test endpoint)", config).expect("config")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -24,7 +28,7 @@ async fn conformance_gcs() {
     let Some(ep) = endpoint() else {
         return eprintln!("skip: VAULTDB_TEST_GCS_ENDPOINT unset (run `cargo xtask itest`)");
     };
-    let b = backend("gcs", GcsConfig::emulator(ep, bucket())).await;
+    let b = backend("gcs", GcsConfig::emulator(ep, bucket()));
     vaultdb_testkit::run_all(&b, "conformance/").await;
 }
 
@@ -34,7 +38,7 @@ async fn conformance_gcs_prefixed_small_pages() {
         return eprintln!("skip: VAULTDB_TEST_GCS_ENDPOINT unset (run `cargo xtask itest`)");
     };
     let config = GcsConfig::emulator(ep, bucket()).with_prefix("tenant/vault").with_page_size(7);
-    let b = backend("gcs-small", config).await;
+    let b = backend("gcs-small", config);
     assert_eq!(b.prefix(), "tenant/vault/");
     let caps = Capabilities {
         pagination_keys: 60,
@@ -49,9 +53,9 @@ async fn missing_bucket_is_permanent() {
     let Some(ep) = endpoint() else {
         return eprintln!("skip: VAULTDB_TEST_GCS_ENDPOINT unset (run `cargo xtask itest`)");
     };
-    let b = backend("gcs-missing", GcsConfig::emulator(ep, "vaultdb-no-such-bucket")).await;
-    let e = b.put("k", "v".into(), PutMode::Create).await.unwrap_err();
+    let b = backend("gcs-missing", GcsConfig::emulator(ep, "vaultdb-no-such-bucket"));
+    let e = b.put(&k(), "v".into(), PutMode::Create).await.unwrap_err();
     assert_eq!(e.kind(), BackendErrorKind::Permanent, "{e}");
-    let e = b.list_page("", None).await.unwrap_err();
+    let e = b.list_page(&KeyPrefix::default(), ListFrom::Start).await.unwrap_err();
     assert_eq!(e.kind(), BackendErrorKind::Permanent, "{e}");
 }

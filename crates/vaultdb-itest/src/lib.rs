@@ -16,9 +16,9 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use vaultdb_azure::{AzureBackend, AzureConfig};
-use vaultdb_core::{BackendError, StorageBackend};
+use vaultdb_core::{BackendError, KeyPrefix, ListFrom, StorageBackend};
 use vaultdb_gcs::{GcsBackend, GcsConfig};
-use vaultdb_minio::MinioConfig;
+use vaultdb_minio::{MinioBackend, MinioConfig};
 use vaultdb_s3::{S3Backend, S3Config, S3Credentials};
 
 /// The emulator endpoints itest exported.
@@ -56,7 +56,7 @@ impl Emulators {
     }
 
     /// S3 (moto) under `prefix`.
-    pub async fn s3(&self, prefix: &str) -> Result<S3Backend, BackendError> {
+    pub fn s3(&self, prefix: &str) -> Result<S3Backend, BackendError> {
         let config = S3Config::new(self.s3_bucket.clone())
             .with_endpoint(self.s3.clone())
             .with_allow_http(true)
@@ -67,11 +67,11 @@ impl Emulators {
                 secret_access_key: "testing".into(),
                 session_token: None,
             });
-        S3Backend::new("aws", "S3 (moto)", config).await
+        S3Backend::new("aws", "S3 (moto)", config)
     }
 
     /// MinIO (s3s-fs) under `prefix`.
-    pub async fn minio(&self, prefix: &str) -> Result<S3Backend, BackendError> {
+    pub fn minio(&self, prefix: &str) -> Result<MinioBackend, BackendError> {
         let config = MinioConfig::new(
             self.minio.clone(),
             self.minio_bucket.clone(),
@@ -79,14 +79,14 @@ impl Emulators {
             self.minio_keys.1.clone(),
         )
         .with_prefix(prefix);
-        vaultdb_minio::connect("minio", "MinIO (s3s-fs)", config).await
+        MinioBackend::new("minio", "MinIO (s3s-fs)", config)
     }
 
     /// GCS (fake-gcs-server) under `prefix`.
-    pub async fn gcs(&self, prefix: &str) -> Result<GcsBackend, BackendError> {
+    pub fn gcs(&self, prefix: &str) -> Result<GcsBackend, BackendError> {
         let config =
             GcsConfig::emulator(self.gcs.clone(), self.gcs_bucket.clone()).with_prefix(prefix);
-        GcsBackend::new("gcp", "GCS (fake-gcs-server)", config).await
+        GcsBackend::new("gcp", "GCS (fake-gcs-server)", config)
     }
 
     /// Azure (Azurite) under `prefix`.
@@ -140,5 +140,5 @@ pub fn random_tag() -> String {
 
 /// Checks that `backend` answers a listing (used after an emulator restart).
 pub async fn answers(backend: &dyn StorageBackend) -> bool {
-    backend.list_page("", None).await.is_ok()
+    backend.list_page(&KeyPrefix::default(), ListFrom::Start).await.is_ok()
 }

@@ -184,8 +184,8 @@ async fn three_clouds_two_of_three() {
     let _one_at_a_time = SERIAL.lock().await;
     let prefix = format!("x3-{}", random_tag());
     let backends = vec![
-        wrap(emus.s3("").await.expect("s3")),
-        wrap(emus.gcs("").await.expect("gcs")),
+        wrap(emus.s3("").expect("s3")),
+        wrap(emus.gcs("").expect("gcs")),
         wrap(emus.azure("").expect("azure")),
     ];
     // 2-of-3, W = 2; GCS goes down and comes back.
@@ -202,10 +202,10 @@ async fn five_backends_three_of_five() {
     let prefix = format!("x5-{}", random_tag());
     let fs = FsBackend::open("disk", "Local disk", dir.path().join("disk")).await.expect("fs");
     let backends = vec![
-        wrap(emus.s3("").await.expect("s3")),
-        wrap(emus.gcs("").await.expect("gcs")),
+        wrap(emus.s3("").expect("s3")),
+        wrap(emus.gcs("").expect("gcs")),
         wrap(emus.azure("").expect("azure")),
-        wrap(emus.minio("").await.expect("minio")),
+        wrap(emus.minio("").expect("minio")),
         wrap(fs),
     ];
     // 3-of-5, W = 4; Azure goes down and comes back.

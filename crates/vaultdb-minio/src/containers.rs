@@ -49,7 +49,7 @@ pub async fn start_minio(bucket: &str) -> Result<MinioContainer, BoxError> {
     let config =
         MinioConfig::new(format!("http://{host}:{port}"), bucket, MINIO_ROOT.0, MINIO_ROOT.1)
             .with_allow_http(true);
-    let backend = crate::connect("setup", "setup", config.clone()).await?;
-    backend.client().create_bucket().bucket(bucket).send().await?;
+    let backend = crate::MinioBackend::new("setup", "setup", config.clone())?;
+    backend.client().await?.create_bucket().bucket(bucket).send().await?;
     Ok(MinioContainer { container, config })
 }

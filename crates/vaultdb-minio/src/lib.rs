@@ -9,10 +9,11 @@ use std::fmt;
 use std::net::IpAddr;
 
 use vaultdb_core::BackendError;
-pub use vaultdb_s3::{S3Backend, S3Config, S3Credentials};
+pub use vaultdb_s3::{IntoS3Config, S3Backend, S3Config, S3Credentials};
 
 /// A MinIO (or other self-hosted S3-compatible) backend: an [`S3Backend`] configured by
-/// [`MinioConfig`].
+/// [`MinioConfig`], built like any other backend: `MinioBackend::new(id, name, config)`
+/// (see [`S3Backend::new`]).
 pub type MinioBackend = S3Backend;
 
 /// Where a MinIO backend keeps its objects. Compared with [`S3Config`], the endpoint is
@@ -110,13 +111,10 @@ impl fmt::Debug for MinioConfig {
     }
 }
 
-/// A MinIO backend for `config` (see [`S3Backend::new`]).
-pub async fn connect(
-    id: impl Into<String>,
-    name: impl Into<String>,
-    config: MinioConfig,
-) -> Result<MinioBackend, BackendError> {
-    S3Backend::new(id, name, config.to_s3_config()?).await
+impl IntoS3Config for MinioConfig {
+    fn into_s3_config(self) -> Result<S3Config, BackendError> {
+        self.to_s3_config()
+    }
 }
 
 /// True if `endpoint`'s host is `localhost` or a loopback address.
@@ -159,21 +157,21 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn preset_defaults() {
+    #[test]
+    fn preset_defaults() {
         let c = MinioConfig::new("http://127.0.0.1:9000", "b", "minio", "SECRET-XYZ");
         let s3 = c.to_s3_config().unwrap();
         assert!(s3.force_path_style && s3.allow_http && !s3.strict_checksums);
         assert!(!format!("{c:?}").contains("SECRET-XYZ"));
-        connect("m", "MinIO", c).await.unwrap();
+        let b = MinioBackend::new("m", "MinIO", c).unwrap();
+        assert_eq!(b.bucket(), "b");
         // Plain http to another host needs allow_http.
         let remote = MinioConfig::new("http://minio.internal:9000", "b", "k", "s");
-        assert!(connect("m", "MinIO", remote.clone()).await.is_err());
-        connect("m", "MinIO", remote.with_allow_http(true)).await.unwrap();
-        connect("m", "MinIO", MinioConfig::new("https://minio.internal", "b", "k", "s"))
-            .await
+        assert!(MinioBackend::new("m", "MinIO", remote.clone()).is_err());
+        MinioBackend::new("m", "MinIO", remote.with_allow_http(true)).unwrap();
+        MinioBackend::new("m", "MinIO", MinioConfig::new("https://minio.internal", "b", "k", "s"))
             .unwrap();
-        let e = MinioConfig::new("", "b", "k", "s").to_s3_config().unwrap_err();
+        let e = MinioBackend::new("m", "MinIO", MinioConfig::new("", "b", "k", "s")).unwrap_err();
         assert_eq!(e.kind(), vaultdb_core::BackendErrorKind::Permanent);
     }
 }

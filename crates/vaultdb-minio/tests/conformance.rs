@@ -21,7 +21,7 @@ use std::env;
 
 use bytes::Bytes;
 use vaultdb_core::backend::StorageBackendExt;
-use vaultdb_core::{PutMode, StorageBackend};
+use vaultdb_core::{Key, KeyPrefix, PutMode, StorageBackend};
 use vaultdb_minio::{MinioBackend, MinioConfig};
 use vaultdb_testkit::Capabilities;
 
@@ -36,7 +36,7 @@ async fn backend(prefix: &str, page_size: usize) -> Option<MinioBackend> {
     )
     .with_prefix(prefix)
     .with_page_size(page_size);
-    Some(vaultdb_minio::connect("minio", "MinIO (test endpoint)", config).await.expect("config"))
+    Some(MinioBackend::new("minio", "MinIO (test endpoint)", config).expect("config"))
 }
 
 fn keys_as_paths() -> bool {
@@ -56,9 +56,12 @@ async fn suite(b: &MinioBackend, prefix: &str, caps: &Capabilities) {
     vaultdb_testkit::create_conflict(b, prefix).await;
     vaultdb_testkit::overwrite(b, prefix).await;
     vaultdb_testkit::empty_object(b, prefix).await;
+    vaultdb_testkit::get_limits(b, prefix).await;
     vaultdb_testkit::large_object_of(b, prefix, caps.large_object_bytes).await;
     odd_keys_as_paths(b, prefix).await;
     vaultdb_testkit::list_prefix(b, prefix).await;
+    vaultdb_testkit::list_sizes(b, prefix).await;
+    vaultdb_testkit::list_after(b, prefix).await;
     vaultdb_testkit::list_pagination_of(b, prefix, caps.pagination_keys).await;
     vaultdb_testkit::list_after_delete(b, prefix).await;
     vaultdb_testkit::concurrent_puts(b, prefix).await;
@@ -107,29 +110,34 @@ async fn odd_keys_as_paths(b: &MinioBackend, prefix: &str) {
     // The longest key s3s-fs can hold (see the module docs), with odd characters.
     let fill = KEYS_AS_PATHS_MAX_KEY - b.prefix().len() - scope.len() - "max/".len();
     rels.push(format!("max/{}", "Az0~.%-_".chars().cycle().take(fill).collect::<String>()));
-    let keys: Vec<String> = rels.iter().map(|r| format!("{scope}{r}")).collect();
-    assert_eq!(b.prefix().len() + keys.last().unwrap().len(), KEYS_AS_PATHS_MAX_KEY);
+    let keys: Vec<Key> = rels.iter().map(|r| Key::new(format!("{scope}{r}")).unwrap()).collect();
+    assert_eq!(b.prefix().len() + keys.last().unwrap().as_str().len(), KEYS_AS_PATHS_MAX_KEY);
     for k in &keys {
-        b.put(k, Bytes::from(k.clone()), PutMode::Create)
+        b.put(k, Bytes::from(k.to_string()), PutMode::Create)
             .await
             .unwrap_or_else(|e| panic!("put {k:?}: {e}"));
     }
     for k in &keys {
-        let got = b.get(k).await.unwrap_or_else(|e| panic!("get {k:?}: {e}"));
-        assert_eq!(got.as_deref(), Some(k.as_bytes()), "{k:?}");
+        let got = b.get(k, u64::MAX).await.unwrap_or_else(|e| panic!("get {k:?}: {e}"));
+        assert_eq!(got.as_deref(), Some(k.as_str().as_bytes()), "{k:?}");
     }
-    let mut listed = b.list_all(&scope).await.unwrap();
-    listed.sort();
+    let listed = |prefix: String| async move {
+        let prefix = KeyPrefix::new(prefix).unwrap();
+        let entries = b.list_all(&prefix).await.unwrap();
+        entries.into_iter().map(|e| e.key).collect::<Vec<Key>>()
+    };
     let mut want = keys.clone();
     want.sort();
-    assert_eq!(listed, want);
-    let mut case = b.list_all(&format!("{scope}case/K")).await.unwrap();
-    case.sort();
-    assert_eq!(case, [format!("{scope}case/KEY"), format!("{scope}case/Key")]);
+    assert_eq!(listed(scope.clone()).await, want, "every key, in order");
+    let case = listed(format!("{scope}case/K")).await;
+    assert_eq!(
+        case,
+        [format!("{scope}case/KEY"), format!("{scope}case/Key")].map(|k| Key::new(k).unwrap())
+    );
     for k in &keys {
         b.delete(k).await.unwrap();
     }
-    assert!(b.list_all(&scope).await.unwrap().is_empty());
+    assert!(listed(scope).await.is_empty());
 }
 
 fn capabilities() -> Capabilities {

@@ -8,7 +8,8 @@ async fn conformance_minio_in_docker() {
         return eprintln!("skip: VAULTDB_TEST_DOCKER=1 not set (needs a Docker engine)");
     }
     let minio = vaultdb_minio::containers::start_minio("vaultdb-test").await.unwrap();
-    let b = vaultdb_minio::connect("minio", "MinIO (Docker)", minio.config.clone()).await.unwrap();
+    let b =
+        vaultdb_minio::MinioBackend::new("minio", "MinIO (Docker)", minio.config.clone()).unwrap();
     // Real MinIO's conditional puts are atomic: the full contract applies.
     vaultdb_testkit::run_all(&b, "").await;
 }

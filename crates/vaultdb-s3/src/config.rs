@@ -4,7 +4,7 @@ use std::fmt;
 
 use aws_sdk_s3::config::{Credentials, SharedCredentialsProvider};
 use vaultdb_core::BackendError;
-use vaultdb_core::backend::validate_key;
+use vaultdb_core::backend::ObjectNames;
 
 /// The default number of keys per listing page (S3's maximum).
 pub const DEFAULT_PAGE_SIZE: usize = 1000;
@@ -118,19 +118,12 @@ impl S3Config {
         self
     }
 
-    /// The prefix as used: empty or ending in `/`, its segments valid key segments.
-    pub(crate) fn normalized_prefix(&self) -> Result<String, BackendError> {
+    /// The object names under the bucket and prefix, once both are checked.
+    pub(crate) fn names(&self) -> Result<ObjectNames, BackendError> {
         if self.bucket.is_empty() {
             return Err(BackendError::permanent("S3 configuration: the bucket is empty"));
         }
-        let p = self.prefix.trim_end_matches('/');
-        if p.is_empty() {
-            return Ok(String::new());
-        }
-        validate_key(p).map_err(|e| {
-            BackendError::permanent(format!("S3 configuration: invalid prefix {p:?}: {e}"))
-        })?;
-        Ok(format!("{p}/"))
+        ObjectNames::new("S3", &self.prefix)
     }
 
     /// Refuses `http://` endpoints unless allowed.
@@ -284,13 +277,10 @@ mod tests {
     }
 
     #[test]
-    fn prefixes_are_normalized() {
-        let p = |s: &str| S3Config::new("b").with_prefix(s).normalized_prefix();
-        assert_eq!(p("").unwrap(), "");
-        assert_eq!(p("/").unwrap(), "");
-        assert_eq!(p("a").unwrap(), "a/");
-        assert_eq!(p("a/b/").unwrap(), "a/b/");
-        assert!(p("/a").is_err());
+    fn names_need_a_bucket_and_a_valid_prefix() {
+        let p = |s: &str| S3Config::new("b").with_prefix(s).names().map(|n| n.root().to_owned());
+        assert_eq!(p("a/b").unwrap(), "a/b/");
         assert!(p("a/./b").is_err());
+        assert!(S3Config::new("").names().is_err());
     }
 }

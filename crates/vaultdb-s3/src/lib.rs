@@ -15,22 +15,26 @@ use aws_sdk_s3::config::{
 };
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
-use vaultdb_core::backend::validate_key;
-use vaultdb_core::{BackendError, ListPage, PutMode, StorageBackend};
+use tokio::sync::OnceCell;
+use vaultdb_core::backend::http::{BoundedBody, Op};
+use vaultdb_core::backend::{ListStart, ObjectNames};
+use vaultdb_core::{
+    BackendError, BackendErrorKind, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend,
+};
 
 pub use crate::config::{DEFAULT_PAGE_SIZE, S3Config, S3Credentials};
-use crate::error::{Op, map_error};
+use crate::error::map_error;
 
 /// A [`StorageBackend`] on one S3 bucket (and an optional key prefix inside it). See the
 /// [crate docs](crate) for configuration, permissions and error mapping.
 pub struct S3Backend {
     id: String,
     name: String,
-    client: Client,
-    bucket: String,
-    prefix: String,
+    config: S3Config,
+    /// The SDK client, built (and its credentials provider set up) on first use.
+    client: OnceCell<Client>,
+    names: ObjectNames,
     page_size: i32,
-    endpoint: Option<String>,
 }
 
 impl fmt::Debug for S3Backend {
@@ -39,78 +43,115 @@ impl fmt::Debug for S3Backend {
         f.debug_struct("S3Backend")
             .field("id", &self.id)
             .field("name", &self.name)
-            .field("bucket", &self.bucket)
-            .field("prefix", &self.prefix)
-            .field("endpoint", &self.endpoint.as_deref().map(config::redact_url))
+            .field("bucket", &self.config.bucket)
+            .field("prefix", &self.names.root())
+            .field("endpoint", &self.config.endpoint.as_deref().map(config::redact_url))
             .finish_non_exhaustive()
     }
 }
 
 impl S3Backend {
-    /// Connects to the bucket in `config` (no request is sent: a wrong bucket or
-    /// credentials show up on the first call, as a `Permanent` error).
+    /// A backend for the bucket in `config`. Nothing is sent and no credentials are looked up
+    /// here: the SDK client is built on first use, and a wrong bucket, missing credentials or
+    /// an unreachable endpoint show up as that call's error.
     ///
-    /// Fails with a `Permanent` error on an invalid configuration: an empty bucket, an
-    /// invalid prefix, an `http://` endpoint without [`S3Config::allow_http`].
-    pub async fn new(
+    /// `config` is an [`S3Config`], or a preset that maps onto one ([`IntoS3Config`]).
+    ///
+    /// # Errors
+    /// A `Permanent` error for a configuration that is wrong in itself: an empty bucket, an
+    /// invalid prefix, an `http://` endpoint without [`S3Config::allow_http`] (or what the
+    /// preset refuses).
+    pub fn new(
         id: impl Into<String>,
         name: impl Into<String>,
-        config: S3Config,
+        config: impl IntoS3Config,
     ) -> Result<Self, BackendError> {
-        let prefix = config.normalized_prefix()?;
+        let config = config.into_s3_config()?;
+        let names = config.names()?;
         config.check_endpoint()?;
-        let credentials = config.credentials.provider(&config.region).await?;
-        let checksums = if config.strict_checksums {
-            (RequestChecksumCalculation::WhenSupported, ResponseChecksumValidation::WhenSupported)
-        } else {
-            (RequestChecksumCalculation::WhenRequired, ResponseChecksumValidation::WhenRequired)
-        };
-        let mut builder = aws_sdk_s3::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(config.region.clone()))
-            .force_path_style(config.force_path_style)
-            // The VaultDB client retries transient errors with its own backoff and
-            // per-call deadline; SDK retries would multiply them.
-            .retry_config(RetryConfig::disabled())
-            .request_checksum_calculation(checksums.0)
-            .response_checksum_validation(checksums.1);
-        if let Some(provider) = credentials {
-            builder = builder.credentials_provider(provider);
-        }
-        if let Some(endpoint) = &config.endpoint {
-            builder = builder.endpoint_url(endpoint.clone());
-        }
         Ok(Self {
             id: id.into(),
             name: name.into(),
-            client: Client::from_conf(builder.build()),
-            bucket: config.bucket,
-            prefix,
             page_size: config.page_size.clamp(1, 1000) as i32,
-            endpoint: config.endpoint,
+            config,
+            client: OnceCell::new(),
+            names,
         })
     }
 
     /// The bucket.
     pub fn bucket(&self) -> &str {
-        &self.bucket
+        &self.config.bucket
     }
 
     /// The key prefix inside the bucket (empty, or ending in `/`).
     pub fn prefix(&self) -> &str {
-        &self.prefix
+        self.names.root()
     }
 
-    /// The underlying SDK client (for administration such as creating the bucket in tests).
-    pub fn client(&self) -> &Client {
-        &self.client
+    /// The underlying SDK client (for administration such as creating the bucket in tests),
+    /// built on first use.
+    ///
+    /// # Errors
+    /// A `Permanent` error if the credentials cannot be set up (without the
+    /// `credential-chain` feature: no `AWS_*` variables and no static credentials).
+    pub async fn client(&self) -> Result<&Client, BackendError> {
+        self.client
+            .get_or_try_init(|| build_client(&self.config))
+            .await
+            .map_err(|e| BackendError::new(e.kind(), format!("{}: {}", self.id, e.message())))
     }
+}
 
-    fn object_key(&self, key: &str) -> Result<String, BackendError> {
-        validate_key(key).map_err(|e| {
-            BackendError::permanent(format!("{}: invalid key {key:?}: {e}", self.id))
-        })?;
-        Ok(format!("{}{key}", self.prefix))
+/// A configuration an [`S3Backend`] is built from: an [`S3Config`], or a preset that maps
+/// onto one (such as vaultdb-minio's `MinioConfig`), so that every S3-based backend has the
+/// same constructor, [`S3Backend::new`].
+pub trait IntoS3Config {
+    /// The [`S3Config`] this configuration stands for.
+    ///
+    /// # Errors
+    /// A `Permanent` error if the preset cannot map onto one (a required field is missing).
+    fn into_s3_config(self) -> Result<S3Config, BackendError>;
+}
+
+impl IntoS3Config for S3Config {
+    fn into_s3_config(self) -> Result<S3Config, BackendError> {
+        Ok(self)
+    }
+}
+
+/// The SDK client for `config`: its region, endpoint and credentials, SDK retries off.
+async fn build_client(config: &S3Config) -> Result<Client, BackendError> {
+    let credentials = config.credentials.provider(&config.region).await?;
+    let checksums = if config.strict_checksums {
+        (RequestChecksumCalculation::WhenSupported, ResponseChecksumValidation::WhenSupported)
+    } else {
+        (RequestChecksumCalculation::WhenRequired, ResponseChecksumValidation::WhenRequired)
+    };
+    let mut builder = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(config.region.clone()))
+        .force_path_style(config.force_path_style)
+        // The VaultDB client retries transient errors with its own backoff and per-call
+        // deadline; SDK retries would multiply them.
+        .retry_config(RetryConfig::disabled())
+        .request_checksum_calculation(checksums.0)
+        .response_checksum_validation(checksums.1);
+    if let Some(provider) = credentials {
+        builder = builder.credentials_provider(provider);
+    }
+    if let Some(endpoint) = &config.endpoint {
+        builder = builder.endpoint_url(endpoint.clone());
+    }
+    Ok(Client::from_conf(builder.build()))
+}
+
+/// The whole size of an object as a `GetObject` answer declares it: the total of its
+/// `Content-Range` (`bytes 0-9/1234`) for a ranged answer, else its `Content-Length`.
+fn declared_size(content_range: Option<&str>, content_length: Option<i64>) -> Option<u64> {
+    match content_range {
+        Some(range) => range.rsplit_once('/').and_then(|(_, total)| total.parse().ok()),
+        None => content_length.and_then(|len| u64::try_from(len).ok()),
     }
 }
 
@@ -124,14 +165,14 @@ impl StorageBackend for S3Backend {
         &self.name
     }
 
-    async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
-        let object = self.object_key(key)?;
+    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
         let len = data.len() as i64;
         let mut req = self
-            .client
+            .client()
+            .await?
             .put_object()
-            .bucket(&self.bucket)
-            .key(&object)
+            .bucket(self.bucket())
+            .key(self.names.object(key))
             .content_length(len)
             .body(ByteStream::from(data));
         if mode == PutMode::Create {
@@ -139,84 +180,77 @@ impl StorageBackend for S3Backend {
         }
         match req.send().await {
             Ok(_) => Ok(()),
-            Err(e) => Err(map_error(&self.id, Op::Put(mode), key, e).into_error()),
+            Err(e) => Err(map_error(&self.id, Op::Put(mode), key.as_str(), e).into_error()),
         }
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
-        let object = self.object_key(key)?;
-        let out = match self.client.get_object().bucket(&self.bucket).key(&object).send().await {
+    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
+        let mut req =
+            self.client().await?.get_object().bucket(self.bucket()).key(self.names.object(key));
+        if max_len < u64::MAX {
+            // One byte past the limit: enough to tell a longer object, never much more. An
+            // empty object cannot satisfy the range: S3 answers 416, mapped to empty.
+            req = req.range(format!("bytes=0-{max_len}"));
+        }
+        let out = match req.send().await {
             Ok(out) => out,
-            Err(e) => {
-                return match map_error(&self.id, Op::Get, key, e) {
-                    error::Mapped::NotFound => Ok(None),
-                    error::Mapped::Error(e) => Err(e),
-                };
-            }
+            Err(e) => return map_error(&self.id, Op::Get, key.as_str(), e).into_get(),
         };
-        match out.body.collect().await {
-            Ok(body) => Ok(Some(body.into_bytes())),
-            Err(e) => Err(BackendError::transient(format!(
-                "{}: reading the body of {key:?} failed",
-                self.id
-            ))
-            .with_source(e)),
+        let mut body = BoundedBody::new(max_len);
+        body.check_declared(key, declared_size(out.content_range(), out.content_length()))?;
+        let mut stream = out.body;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                BackendError::transient(format!("{}: reading the body of {key:?} failed", self.id))
+                    .with_source(e)
+            })?;
+            body.push(key, chunk)?;
         }
+        Ok(Some(body.finish()))
     }
 
-    async fn delete(&self, key: &str) -> Result<(), BackendError> {
-        let object = self.object_key(key)?;
-        match self.client.delete_object().bucket(&self.bucket).key(&object).send().await {
+    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
+        let req = self.client().await?.delete_object().bucket(self.bucket());
+        match req.key(self.names.object(key)).send().await {
             Ok(_) => Ok(()),
-            Err(e) => match map_error(&self.id, Op::Delete, key, e) {
-                error::Mapped::NotFound => Ok(()),
-                error::Mapped::Error(e) => Err(e),
-            },
+            Err(e) => map_error(&self.id, Op::Delete, key.as_str(), e).into_delete(),
         }
     }
 
     async fn list_page(
         &self,
-        prefix: &str,
-        cursor: Option<String>,
+        prefix: &KeyPrefix,
+        from: ListFrom,
     ) -> Result<ListPage, BackendError> {
-        let full = format!("{}{prefix}", self.prefix);
+        let start = ListStart::new(from);
         let mut req = self
-            .client
+            .client()
+            .await?
             .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(&full)
+            .bucket(self.bucket())
+            .prefix(self.names.prefix(prefix))
             .max_keys(self.page_size);
-        if let Some(c) = cursor {
-            req = req.continuation_token(c);
+        if let Some(name) = start.start_name(&self.names) {
+            req = req.start_after(name);
+        }
+        if let Some(token) = &start.token {
+            req = req.continuation_token(token);
         }
         let out = match req.send().await {
             Ok(out) => out,
-            Err(e) => return Err(map_error(&self.id, Op::List, prefix, e).into_error()),
+            Err(e) => return Err(map_error(&self.id, Op::List, prefix.as_str(), e).into_error()),
         };
-        let mut keys = Vec::with_capacity(out.contents().len());
-        for object in out.contents() {
-            let Some(k) = object.key() else { continue };
-            let Some(rel) = k.strip_prefix(&self.prefix) else {
-                continue;
-            };
-            if !rel.starts_with(prefix) {
-                continue;
-            }
-            // Objects someone else put under the prefix, with keys VaultDB never writes,
-            // are not ours: skip them rather than hand the client a key it cannot use.
-            if validate_key(rel).is_err() {
-                tracing::debug!(backend = %self.id, key = %k, "ignoring object with an invalid key");
-                continue;
-            }
-            keys.push(rel.to_owned());
-        }
-        let next = if out.is_truncated() == Some(true) {
+        let objects = out.contents().iter().filter_map(|o| {
+            let size = o.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
+            Some((o.key()?, size))
+        });
+        let entries = self.names.entries(&self.id, prefix, start.after.as_ref(), objects);
+        let token = if out.is_truncated() == Some(true) {
             match out.next_continuation_token() {
                 Some(t) if !t.is_empty() => Some(t.to_owned()),
                 _ => {
                     return Err(BackendError::new(
-                        vaultdb_core::BackendErrorKind::Other,
+                        BackendErrorKind::Other,
                         format!(
                             "{}: listing {prefix:?} is truncated but has no continuation token",
                             self.id
@@ -227,7 +261,7 @@ impl StorageBackend for S3Backend {
         } else {
             None
         };
-        Ok(ListPage { keys, next })
+        Ok(ListPage { entries, next: start.next(token) })
     }
 }
 
@@ -235,8 +269,8 @@ impl StorageBackend for S3Backend {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn debug_redacts_credentials_and_keys_are_validated() {
+    #[test]
+    fn debug_redacts_credentials() {
         let config = S3Config::new("bucket")
             .with_region("eu-west-1")
             .with_prefix("team/vault")
@@ -250,30 +284,49 @@ mod tests {
         assert!(!shown.contains("SECRET-DO-NOT-PRINT"), "{shown}");
         assert!(!shown.contains("TOKEN-DO-NOT-PRINT"), "{shown}");
         assert!(!shown.contains("pw@"), "{shown}");
-        let b = S3Backend::new("aws", "AWS", config).await.unwrap();
+        let b = S3Backend::new("aws", "AWS", config).unwrap();
         assert_eq!(b.prefix(), "team/vault/");
+        assert_eq!(b.bucket(), "bucket");
         let shown = format!("{b:?}");
         assert!(!shown.contains("SECRET") && !shown.contains("pw@"), "{shown}");
-        for bad in ["", "/a", "a//b", "a/../b", "a b"] {
-            let e = b.put(bad, Bytes::new(), PutMode::Create).await.unwrap_err();
-            assert_eq!(e.kind(), vaultdb_core::BackendErrorKind::Permanent, "{bad:?}");
-            assert!(b.get(bad).await.is_err());
-            assert!(b.delete(bad).await.is_err());
-        }
+    }
+
+    #[test]
+    fn configurations_wrong_in_themselves_fail_construction() {
+        let http = S3Config::new("b").with_endpoint("http://10.0.0.1:9000");
+        let e = S3Backend::new("s3", "S3", http.clone()).unwrap_err();
+        assert_eq!(e.kind(), BackendErrorKind::Permanent);
+        S3Backend::new("s3", "S3", http.with_allow_http(true)).unwrap();
+        let e = S3Backend::new("s3", "S3", S3Config::new("")).unwrap_err();
+        assert_eq!(e.kind(), BackendErrorKind::Permanent);
+        let e = S3Backend::new("s3", "S3", S3Config::new("b").with_prefix("a//b")).unwrap_err();
+        assert_eq!(e.kind(), BackendErrorKind::Permanent);
     }
 
     #[tokio::test]
-    async fn http_endpoints_need_allow_http() {
-        let http = S3Config::new("b").with_endpoint("http://10.0.0.1:9000");
-        let e = S3Backend::new("s3", "S3", http.clone()).await.unwrap_err();
-        assert_eq!(e.kind(), vaultdb_core::BackendErrorKind::Permanent);
-        let mut ok = http;
-        ok.allow_http = true;
-        S3Backend::new("s3", "S3", ok).await.unwrap();
-        let e = S3Backend::new("s3", "S3", S3Config::new("")).await.unwrap_err();
-        assert_eq!(e.kind(), vaultdb_core::BackendErrorKind::Permanent);
-        let e =
-            S3Backend::new("s3", "S3", S3Config::new("b").with_prefix("a//b")).await.unwrap_err();
-        assert_eq!(e.kind(), vaultdb_core::BackendErrorKind::Permanent);
+    async fn construction_sends_nothing_and_calls_fail_one_by_one() {
+        // Nothing listens on port 1: building the backend succeeds, each call fails with a
+        // connection error the client may retry.
+        let config = S3Config::new("b")
+            .with_endpoint("http://127.0.0.1:1")
+            .with_allow_http(true)
+            .with_credentials(S3Credentials::Static {
+                access_key_id: "k".into(),
+                secret_access_key: "s".into(),
+                session_token: None,
+            });
+        let b = S3Backend::new("down", "down", config).unwrap();
+        let key = Key::new("k").unwrap();
+        let e = b.get(&key, 10).await.unwrap_err();
+        assert_eq!(e.kind(), BackendErrorKind::Transient, "{e}");
+    }
+
+    #[test]
+    fn declared_sizes() {
+        assert_eq!(declared_size(Some("bytes 0-9/1234"), Some(10)), Some(1234));
+        assert_eq!(declared_size(Some("bytes */0"), None), Some(0));
+        assert_eq!(declared_size(Some("bytes 0-9/*"), Some(10)), None);
+        assert_eq!(declared_size(None, Some(77)), Some(77));
+        assert_eq!(declared_size(None, None), None);
     }
 }

@@ -3,8 +3,12 @@
 
 use std::env;
 
-use vaultdb_core::{BackendErrorKind, PutMode, StorageBackend};
+use vaultdb_core::{BackendErrorKind, Key, KeyPrefix, ListFrom, PutMode, StorageBackend};
 use vaultdb_s3::{S3Backend, S3Config, S3Credentials};
+
+fn k(s: &str) -> Key {
+    Key::new(s).unwrap()
+}
 
 /// A configuration for the test endpoint (bucket, keys from the environment), or `None`.
 fn config(prefix: &str) -> Option<S3Config> {
@@ -25,14 +29,14 @@ fn config(prefix: &str) -> Option<S3Config> {
 }
 
 /// The backend under test, from the environment, or `None` (skip).
-async fn backend(prefix: &str) -> Option<S3Backend> {
+fn backend(prefix: &str) -> Option<S3Backend> {
     let config = config(prefix)?;
-    Some(S3Backend::new("s3", "S3 (test endpoint)", config).await.expect("config"))
+    Some(S3Backend::new("s3", "S3 (test endpoint)", config).expect("config"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conformance_s3() {
-    let Some(b) = backend("").await else {
+    let Some(b) = backend("") else {
         return eprintln!("skip: VAULTDB_TEST_S3_ENDPOINT unset (run `cargo xtask itest`)");
     };
     vaultdb_testkit::run_all(&b, "conformance/").await;
@@ -40,12 +44,12 @@ async fn conformance_s3() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conformance_s3_with_key_prefix_and_small_pages() {
-    let Some(b) = backend("tenant-a/vault").await else {
+    let Some(b) = backend("tenant-a/vault") else {
         return eprintln!("skip: VAULTDB_TEST_S3_ENDPOINT unset (run `cargo xtask itest`)");
     };
     assert_eq!(b.prefix(), "tenant-a/vault/");
     let small_config = config("tenant-b").expect("set").with_page_size(7);
-    let small = S3Backend::new("s3-small", "S3 (small pages)", small_config).await.unwrap();
+    let small = S3Backend::new("s3-small", "S3 (small pages)", small_config).unwrap();
     let caps = vaultdb_testkit::Capabilities {
         pagination_keys: 120,
         large_object_bytes: 1 << 20,
@@ -53,12 +57,15 @@ async fn conformance_s3_with_key_prefix_and_small_pages() {
     };
     vaultdb_testkit::run_all_with(&small, "", &caps).await;
     // A backend sees only the keys under its own prefix.
-    b.put("only-in-a", "x".into(), PutMode::Create).await.unwrap();
-    assert_eq!(small.get("only-in-a").await.unwrap(), None);
-    let listed = small.list_page("", None).await.unwrap().keys;
-    assert!(listed.iter().all(|k| k != "only-in-a"), "prefixes leak");
-    assert!(b.list_page("", None).await.unwrap().keys.contains(&"only-in-a".to_owned()));
-    b.delete("only-in-a").await.unwrap();
+    let only = k("only-in-a");
+    b.put(&only, "x".into(), PutMode::Create).await.unwrap();
+    assert_eq!(small.get(&only, 1).await.unwrap(), None);
+    let root = KeyPrefix::default();
+    let listed = small.list_page(&root, ListFrom::Start).await.unwrap().entries;
+    assert!(listed.iter().all(|e| e.key != only), "prefixes leak");
+    let listed = b.list_page(&root, ListFrom::Start).await.unwrap().entries;
+    assert!(listed.iter().any(|e| e.key == only && e.size == 1));
+    b.delete(&only).await.unwrap();
 }
 
 #[tokio::test]
@@ -67,12 +74,12 @@ async fn missing_bucket_is_permanent() {
         return eprintln!("skip: VAULTDB_TEST_S3_ENDPOINT unset (run `cargo xtask itest`)");
     };
     config.bucket = "vaultdb-no-such-bucket".into();
-    let missing = S3Backend::new("s3-missing", "no bucket", config).await.unwrap();
-    let e = missing.put("k", "v".into(), PutMode::Create).await.unwrap_err();
+    let missing = S3Backend::new("s3-missing", "no bucket", config).unwrap();
+    let e = missing.put(&k("k"), "v".into(), PutMode::Create).await.unwrap_err();
     assert_eq!(e.kind(), BackendErrorKind::Permanent, "{e}");
-    let e = missing.get("k").await.unwrap_err();
+    let e = missing.get(&k("k"), 10).await.unwrap_err();
     assert_eq!(e.kind(), BackendErrorKind::Permanent, "{e}");
-    let e = missing.list_page("", None).await.unwrap_err();
+    let e = missing.list_page(&KeyPrefix::default(), ListFrom::Start).await.unwrap_err();
     assert_eq!(e.kind(), BackendErrorKind::Permanent, "{e}");
 }
 
@@ -91,9 +98,9 @@ async fn unreachable_endpoint_is_transient() {
             secret_access_key: "s".into(),
             session_token: None,
         });
-    let b = S3Backend::new("down", "down", config).await.unwrap();
-    let e = b.get("k").await.unwrap_err();
+    let b = S3Backend::new("down", "down", config).unwrap();
+    let e = b.get(&k("k"), 10).await.unwrap_err();
     assert_eq!(e.kind(), BackendErrorKind::Transient, "{e}");
-    let e = b.put("k", "v".into(), PutMode::Create).await.unwrap_err();
+    let e = b.put(&k("k"), "v".into(), PutMode::Create).await.unwrap_err();
     assert_eq!(e.kind(), BackendErrorKind::Transient, "{e}");
 }

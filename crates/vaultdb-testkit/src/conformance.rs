@@ -1,3 +1,6 @@
+// This file is long because it is one suite: one public function per check of the backend
+// contract (keys, create-only puts, bounded gets, listings with sizes and resumption), run
+// together by `run_all`, so that every backend crate runs the same list.
 //! The conformance checks. See the [testkit docs](crate).
 
 use std::collections::BTreeSet;
@@ -9,7 +12,8 @@ use bytes::Bytes;
 use futures::future::join_all;
 use futures::stream::{self, StreamExt};
 use vaultdb_core::backend::{
-    BackendError, BackendErrorKind, MAX_KEY_LEN, PutMode, StorageBackend, validate_key,
+    BackendError, BackendErrorKind, Key, KeyPrefix, ListEntry, ListFrom, MAX_KEY_LEN, PutMode,
+    StorageBackend,
 };
 
 /// What a backend can promise in the environment it is tested in; [`run_all_with`] skips or
@@ -67,9 +71,12 @@ pub async fn run_all_with(backend: &dyn StorageBackend, prefix: &str, caps: &Cap
     run!("create_conflict", create_conflict(backend, prefix));
     run!("overwrite", overwrite(backend, prefix));
     run!("empty_object", empty_object(backend, prefix));
+    run!("get_limits", get_limits(backend, prefix));
     run!("large_object", large_object_of(backend, prefix, caps.large_object_bytes));
     run!("odd_keys", odd_keys(backend, prefix));
     run!("list_prefix", list_prefix(backend, prefix));
+    run!("list_sizes", list_sizes(backend, prefix));
+    run!("list_after", list_after(backend, prefix));
     run!("list_pagination", list_pagination_of(backend, prefix, caps.pagination_keys));
     run!("list_after_delete", list_after_delete(backend, prefix));
     run!("concurrent_puts", concurrent_puts(backend, prefix));
@@ -87,7 +94,7 @@ pub async fn put_get_delete(backend: &dyn StorageBackend, prefix: &str) {
     let data = pattern(1, 1000);
     cx.put_ok(&key, data.clone(), PutMode::Create).await;
     cx.expect_bytes(&key, &data).await;
-    cx.expect_list(&cx.scope, &[&key]).await;
+    cx.expect_list(&cx.scope(), &[&key]).await;
     cx.delete_ok(&key).await;
     cx.expect_none(&key).await;
     cx.finish().await;
@@ -153,7 +160,7 @@ pub async fn create_conflict(backend: &dyn StorageBackend, prefix: &str) {
     cx.put_ok(&key, second.clone(), PutMode::Overwrite).await;
     cx.expect_already_exists(&key, pattern(9, 10)).await;
     cx.expect_bytes(&key, &second).await;
-    cx.expect_list(&cx.scope, &[&key]).await;
+    cx.expect_list(&cx.scope(), &[&key]).await;
     cx.delete_ok(&key).await;
     cx.finish().await;
 }
@@ -168,18 +175,20 @@ pub async fn overwrite(backend: &dyn StorageBackend, prefix: &str) {
         cx.put_ok(&key, data.clone(), PutMode::Overwrite).await;
         cx.expect_bytes(&key, &data).await;
     }
-    cx.expect_list(&cx.scope, &[&key]).await;
+    cx.expect_list(&cx.scope(), &[&key]).await;
     cx.delete_ok(&key).await;
     cx.finish().await;
 }
 
-/// An empty object exists (reads as `Some(empty)`, is listed, conflicts) like any other.
+/// An empty object exists (reads as `Some(empty)`, also with a limit of 0 bytes, is listed,
+/// conflicts) like any other.
 pub async fn empty_object(backend: &dyn StorageBackend, prefix: &str) {
     let cx = Cx::new("empty_object", backend, prefix);
     let key = cx.key("empty");
     cx.put_ok(&key, Bytes::new(), PutMode::Create).await;
     cx.expect_bytes(&key, &Bytes::new()).await;
-    cx.expect_list(&cx.scope, &[&key]).await;
+    cx.expect_bytes_within(&key, &Bytes::new(), 1 << 20).await;
+    cx.expect_list(&cx.scope(), &[&key]).await;
     cx.expect_already_exists(&key, pattern(15, 1)).await;
     cx.expect_bytes(&key, &Bytes::new()).await;
     cx.delete_ok(&key).await;
@@ -187,7 +196,29 @@ pub async fn empty_object(backend: &dyn StorageBackend, prefix: &str) {
     cx.finish().await;
 }
 
-/// An 8 MiB object comes back byte for byte.
+/// A `get` reads up to its limit: an object of exactly the limit comes back, one byte more
+/// is a [`BackendErrorKind::TooLarge`] error (a missing object is still `None`, whatever the
+/// limit).
+pub async fn get_limits(backend: &dyn StorageBackend, prefix: &str) {
+    let cx = Cx::new("get_limits", backend, prefix);
+    let key = cx.key("limited");
+    for (seed, len) in [(30, 1), (31, 1000), (32, 70_000)] {
+        let data = pattern(seed, len);
+        cx.put_ok(&key, data.clone(), PutMode::Overwrite).await;
+        cx.expect_bytes(&key, &data).await;
+        cx.expect_bytes_within(&key, &data, len as u64 + 1).await;
+        cx.expect_too_large(&key, len as u64 - 1).await;
+        cx.expect_too_large(&key, 0).await;
+    }
+    cx.delete_ok(&key).await;
+    match backend.get(&key, 0).await {
+        Ok(None) => {}
+        other => cx.fail(format_args!("get {key:?} (limit 0) of a missing key: got {other:?}")),
+    }
+    cx.finish().await;
+}
+
+/// An 8 MiB object comes back byte for byte, and a small limit refuses it.
 pub async fn large_object(backend: &dyn StorageBackend, prefix: &str) {
     large_object_of(backend, prefix, DEFAULT_LARGE_OBJECT_BYTES).await;
 }
@@ -199,6 +230,10 @@ pub async fn large_object_of(backend: &dyn StorageBackend, prefix: &str, len: us
     let data = pattern(16, len);
     cx.put_ok(&key, data.clone(), PutMode::Create).await;
     cx.expect_bytes(&key, &data).await;
+    if len > 0 {
+        cx.expect_too_large(&key, (len / 2) as u64).await;
+        cx.expect_too_large(&key, len as u64 - 1).await;
+    }
     let other = pattern(17, len);
     cx.put_ok(&key, other.clone(), PutMode::Overwrite).await;
     cx.expect_bytes(&key, &other).await;
@@ -251,19 +286,14 @@ pub async fn odd_keys(backend: &dyn StorageBackend, prefix: &str) {
     let deep: Vec<String> = (0..40).map(|i| format!("d{i}")).collect();
     rels.push(format!("deep/{}/leaf", deep.join("/")));
     // A key of exactly MAX_KEY_LEN bytes with mixed characters in a long last segment.
-    let head = cx.key("max/");
+    let head = format!("{}max/", cx.scope);
     let filler = "Az0~.%-_";
     let fill_len = MAX_KEY_LEN.saturating_sub(head.len());
     let max_rel: String =
         format!("max/{}", filler.chars().cycle().take(fill_len).collect::<String>());
     rels.push(max_rel);
-    let keys: Vec<String> = rels.iter().map(|r| cx.key(r)).collect();
-    for k in &keys {
-        cx.ensure(validate_key(k).is_ok(), || {
-            format!("test key {k:?} is not valid (prefix too long?)")
-        });
-    }
-    cx.ensure(keys.last().is_some_and(|k| k.len() == MAX_KEY_LEN), || {
+    let keys: Vec<Key> = rels.iter().map(|r| cx.key(r)).collect();
+    cx.ensure(keys.last().is_some_and(|k| k.as_str().len() == MAX_KEY_LEN), || {
         format!("prefix {prefix:?} is too long to build a key of MAX_KEY_LEN bytes")
     });
     for k in &keys {
@@ -272,14 +302,11 @@ pub async fn odd_keys(backend: &dyn StorageBackend, prefix: &str) {
     for k in &keys {
         cx.expect_bytes(k, &key_payload(k)).await;
     }
-    let want: Vec<&str> = keys.iter().map(String::as_str).collect();
-    cx.expect_list(&cx.scope, &want).await;
+    let want: Vec<&Key> = keys.iter().collect();
+    cx.expect_list(&cx.scope(), &want).await;
     // Listing by a prefix made of odd characters finds exactly its keys.
-    let case = cx.key("case/K");
-    cx.expect_list(&case, &[&cx.key("case/KEY"), &cx.key("case/Key")]).await;
-    let pct = cx.key("pct/%2");
-    cx.expect_list(&pct, &[&cx.key("pct/%2F"), &cx.key("pct/%2f")]).await;
-    let pre = cx.key("pre");
+    cx.expect_list(&cx.prefix("case/K"), &[&cx.key("case/KEY"), &cx.key("case/Key")]).await;
+    cx.expect_list(&cx.prefix("pct/%2"), &[&cx.key("pct/%2F"), &cx.key("pct/%2f")]).await;
     let pre_keys = [
         cx.key("pre"),
         cx.key("pre/fix"),
@@ -287,13 +314,13 @@ pub async fn odd_keys(backend: &dyn StorageBackend, prefix: &str) {
         cx.key("prefix"),
         cx.key("prefix2"),
     ];
-    cx.expect_list(&pre, &pre_keys.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    cx.expect_list(&cx.prefix("pre"), &pre_keys.iter().collect::<Vec<_>>()).await;
     // Deleting one key leaves the keys it is a prefix of, and the other way round.
     cx.delete_ok(&cx.key("pre")).await;
     cx.expect_none(&cx.key("pre")).await;
     cx.expect_bytes(&cx.key("pre/fix"), &key_payload(&cx.key("pre/fix"))).await;
     cx.delete_ok(&cx.key("pre/fix/more")).await;
-    cx.expect_list(&cx.key("pre/"), &[&cx.key("pre/fix")]).await;
+    cx.expect_list(&cx.prefix("pre/"), &[&cx.key("pre/fix")]).await;
     for k in &keys {
         cx.delete_ok(k).await;
     }
@@ -317,11 +344,10 @@ pub async fn list_prefix(backend: &dyn StorageBackend, prefix: &str) {
         "other/x",
         "lis",
     ];
-    let keys: Vec<String> = rels.iter().map(|r| cx.key(r)).collect();
+    let keys: Vec<Key> = rels.iter().map(|r| cx.key(r)).collect();
     for k in &keys {
         cx.put_ok(k, key_payload(k), PutMode::Create).await;
     }
-    let k = |r: &str| cx.key(r);
     let cases: Vec<(&str, Vec<&str>)> = vec![
         ("list/a/", vec!["list/a/1", "list/a/2"]),
         ("list/a", vec!["list/a/1", "list/a/2", "list/ab/1", "list/abc"]),
@@ -340,15 +366,68 @@ pub async fn list_prefix(backend: &dyn StorageBackend, prefix: &str) {
         ("other/", vec!["other/x"]),
     ];
     for (p, want) in cases {
-        let want: Vec<String> = want.iter().map(|r| k(r)).collect();
-        let want: Vec<&str> = want.iter().map(String::as_str).collect();
-        cx.expect_list(&k(p), &want).await;
+        let want: Vec<Key> = want.iter().map(|r| cx.key(r)).collect();
+        cx.expect_list(&cx.prefix(p), &want.iter().collect::<Vec<_>>()).await;
     }
-    let all: Vec<&str> = keys.iter().map(String::as_str).collect();
-    cx.expect_list(&cx.scope, &all).await;
+    let all: Vec<&Key> = keys.iter().collect();
+    cx.expect_list(&cx.scope(), &all).await;
     // The scope without its trailing '/' must not match keys outside the scope either.
-    let bare = cx.scope.trim_end_matches('/');
-    cx.expect_list(bare, &all).await;
+    let bare = cx.prefix_of(cx.scope.trim_end_matches('/'));
+    cx.expect_list(&bare, &all).await;
+    for k in &keys {
+        cx.delete_ok(k).await;
+    }
+    cx.finish().await;
+}
+
+/// Listings report each object's size: empty, small and larger objects, and an object's new
+/// size after an overwrite.
+pub async fn list_sizes(backend: &dyn StorageBackend, prefix: &str) {
+    let cx = Cx::new("list_sizes", backend, prefix);
+    let sizes = [0usize, 1, 17, 4096, 70_000];
+    let keys: Vec<Key> = sizes.iter().map(|n| cx.key(&format!("size/{n:06}"))).collect();
+    for (k, n) in keys.iter().zip(sizes) {
+        cx.put_ok(k, pattern(40 + n as u64, n), PutMode::Create).await;
+    }
+    let want: Vec<(Key, u64)> = keys.iter().cloned().zip(sizes.map(|n| n as u64)).collect();
+    cx.expect_sizes(&cx.scope(), &want).await;
+    cx.put_ok(&keys[1], pattern(50, 333), PutMode::Overwrite).await;
+    let mut want = want;
+    want[1].1 = 333;
+    cx.expect_sizes(&cx.scope(), &want).await;
+    for k in &keys {
+        cx.delete_ok(k).await;
+    }
+    cx.finish().await;
+}
+
+/// A listing from [`ListFrom::After`] returns exactly the keys under the prefix that are
+/// greater than the given key, whether that key exists, lies before the prefix or is its
+/// last key, following cursors from there.
+pub async fn list_after(backend: &dyn StorageBackend, prefix: &str) {
+    let cx = Cx::new("list_after", backend, prefix);
+    let rels = ["after/a", "after/b", "after/b0", "after/b/x", "after/c", "after/d", "aftes"];
+    let keys: Vec<Key> = rels.iter().map(|r| cx.key(r)).collect();
+    for k in &keys {
+        cx.put_ok(k, key_payload(k), PutMode::Create).await;
+    }
+    let within = cx.prefix("after/");
+    let cases: [(&str, &[&str]); 6] = [
+        ("after/b", &["after/b/x", "after/b0", "after/c", "after/d"]),
+        ("after/b/x", &["after/b0", "after/c", "after/d"]),
+        ("after/bz", &["after/c", "after/d"]),
+        ("after/c", &["after/d"]),
+        ("after/d", &[]),
+        ("aaa", &["after/a", "after/b", "after/b/x", "after/b0", "after/c", "after/d"]),
+    ];
+    for (after, want) in cases {
+        let got = cx.list_from(&within, ListFrom::After(cx.key(after))).await;
+        let got: Vec<&Key> = got.iter().map(|e| &e.key).collect();
+        let want: Vec<Key> = want.iter().map(|r| cx.key(r)).collect();
+        cx.ensure(got == want.iter().collect::<Vec<_>>(), || {
+            format!("list {within:?} after {after:?}: got {got:?}, want {want:?}")
+        });
+    }
     for k in &keys {
         cx.delete_ok(k).await;
     }
@@ -363,7 +442,7 @@ pub async fn list_pagination(backend: &dyn StorageBackend, prefix: &str) {
 /// [`list_pagination`] with `count` keys.
 pub async fn list_pagination_of(backend: &dyn StorageBackend, prefix: &str, count: usize) {
     let cx = Cx::new("list_pagination", backend, prefix);
-    let keys: Vec<String> = (0..count).map(|i| cx.key(&format!("page/{i:06}"))).collect();
+    let keys: Vec<Key> = (0..count).map(|i| cx.key(&format!("page/{i:06}"))).collect();
     let outside = cx.key("pagf");
     cx.put_ok(&outside, Bytes::from_static(b"x"), PutMode::Create).await;
     let cxr = &cx;
@@ -371,20 +450,20 @@ pub async fn list_pagination_of(backend: &dyn StorageBackend, prefix: &str, coun
         cxr.put_ok(k, key_payload(k), PutMode::Create).await;
     })
     .await;
-    let page_prefix = cx.key("page/");
+    let page_prefix = cx.prefix("page/");
     let mut seen = BTreeSet::new();
-    let mut cursor = None;
+    let mut from = ListFrom::Start;
     let mut pages = 0usize;
     loop {
         pages += 1;
         cx.ensure(pages <= count + 2, || {
             format!("listing {page_prefix:?} did not end after {pages} pages")
         });
-        let page = match backend.list_page(&page_prefix, cursor.take()).await {
+        let page = match backend.list_page(&page_prefix, from).await {
             Ok(p) => p,
             Err(e) => cx.fail(format_args!("list_page {page_prefix:?} (page {pages}): {e}")),
         };
-        for key in page.keys {
+        for ListEntry { key, .. } in page.entries {
             cx.ensure(key.starts_with(&page_prefix), || {
                 format!("listing {page_prefix:?} returned {key:?}, outside the prefix")
             });
@@ -392,11 +471,11 @@ pub async fn list_pagination_of(backend: &dyn StorageBackend, prefix: &str, coun
             cx.ensure(seen.insert(key), || format!("listing returned {dup:?} twice"));
         }
         match page.next {
-            Some(next) => cursor = Some(next),
+            Some(next) => from = ListFrom::Cursor(next),
             None => break,
         }
     }
-    let want: BTreeSet<String> = keys.iter().cloned().collect();
+    let want: BTreeSet<Key> = keys.iter().cloned().collect();
     if seen != want {
         let missing = want.difference(&seen).take(5).collect::<Vec<_>>();
         let extra = seen.difference(&want).take(5).collect::<Vec<_>>();
@@ -420,23 +499,23 @@ pub async fn list_after_delete(backend: &dyn StorageBackend, prefix: &str) {
     for k in [&a, &b, &c] {
         cx.put_ok(k, key_payload(k), PutMode::Create).await;
     }
-    cx.expect_list(&cx.scope, &[&a, &b, &c]).await;
+    cx.expect_list(&cx.scope(), &[&a, &b, &c]).await;
     cx.delete_ok(&b).await;
-    cx.expect_list(&cx.scope, &[&a, &c]).await;
+    cx.expect_list(&cx.scope(), &[&a, &c]).await;
     cx.expect_none(&b).await;
     cx.delete_ok(&c).await;
-    cx.expect_list(&cx.key("dir/"), &[&a]).await;
-    cx.expect_list(&cx.key("dir/sub"), &[]).await;
+    cx.expect_list(&cx.prefix("dir/"), &[&a]).await;
+    cx.expect_list(&cx.prefix("dir/sub"), &[]).await;
     cx.expect_bytes(&a, &key_payload(&a)).await;
     cx.delete_ok(&a).await;
-    cx.expect_list(&cx.scope, &[]).await;
+    cx.expect_list(&cx.scope(), &[]).await;
     cx.finish().await;
 }
 
 /// Concurrent puts of different keys (some sharing parents, some not) all land intact.
 pub async fn concurrent_puts(backend: &dyn StorageBackend, prefix: &str) {
     let cx = Cx::new("concurrent_puts", backend, prefix);
-    let keys: Vec<String> =
+    let keys: Vec<Key> =
         (0..CONCURRENT_KEYS).map(|i| cx.key(&format!("p{}/k{i}", i % 4))).collect();
     let cxr = &cx;
     join_all(keys.iter().enumerate().map(|(i, k)| async move {
@@ -447,8 +526,7 @@ pub async fn concurrent_puts(backend: &dyn StorageBackend, prefix: &str) {
     for k in &keys {
         cx.expect_bytes(k, &key_payload(k)).await;
     }
-    let want: Vec<&str> = keys.iter().map(String::as_str).collect();
-    cx.expect_list(&cx.scope, &want).await;
+    cx.expect_list(&cx.scope(), &keys.iter().collect::<Vec<_>>()).await;
     join_all(keys.iter().map(|k| cxr.delete_ok(k))).await;
     cx.finish().await;
 }
@@ -499,8 +577,30 @@ impl<'a> Cx<'a> {
         Self { check, backend, scope }
     }
 
-    fn key(&self, rel: &str) -> String {
-        format!("{}{rel}", self.scope)
+    /// The key `rel` under the check's scope.
+    #[track_caller]
+    fn key(&self, rel: &str) -> Key {
+        let key = format!("{}{rel}", self.scope);
+        Key::new(&key).unwrap_or_else(|e| {
+            self.fail(format_args!("test key {key:?} is not valid ({e}; prefix too long?)"))
+        })
+    }
+
+    /// The listing prefix `rel` under the check's scope.
+    #[track_caller]
+    fn prefix(&self, rel: &str) -> KeyPrefix {
+        self.prefix_of(&format!("{}{rel}", self.scope))
+    }
+
+    /// The check's whole scope, as a listing prefix.
+    fn scope(&self) -> KeyPrefix {
+        self.prefix("")
+    }
+
+    #[track_caller]
+    fn prefix_of(&self, text: &str) -> KeyPrefix {
+        KeyPrefix::new(text)
+            .unwrap_or_else(|e| self.fail(format_args!("test prefix {text:?} is not valid ({e})")))
     }
 
     #[track_caller]
@@ -520,13 +620,13 @@ impl<'a> Cx<'a> {
         }
     }
 
-    async fn put_ok(&self, key: &str, data: Bytes, mode: PutMode) {
+    async fn put_ok(&self, key: &Key, data: Bytes, mode: PutMode) {
         if let Err(e) = self.backend.put(key, data, mode).await {
             self.fail(format_args!("put {key:?} ({mode:?}) failed: {e}"));
         }
     }
 
-    async fn expect_already_exists(&self, key: &str, data: Bytes) {
+    async fn expect_already_exists(&self, key: &Key, data: Bytes) {
         match self.backend.put(key, data, PutMode::Create).await {
             Ok(()) => self.fail(format_args!("create-only put of existing {key:?} succeeded")),
             Err(e) if e.kind() == BackendErrorKind::AlreadyExists => {}
@@ -537,15 +637,20 @@ impl<'a> Cx<'a> {
         }
     }
 
-    async fn get_ok(&self, key: &str) -> Option<Bytes> {
-        match self.backend.get(key).await {
+    async fn get_ok(&self, key: &Key, max_len: u64) -> Option<Bytes> {
+        match self.backend.get(key, max_len).await {
             Ok(v) => v,
-            Err(e) => self.fail(format_args!("get {key:?} failed: {e}")),
+            Err(e) => self.fail(format_args!("get {key:?} (limit {max_len}) failed: {e}")),
         }
     }
 
-    async fn expect_bytes(&self, key: &str, want: &Bytes) {
-        match self.get_ok(key).await {
+    /// Reads `key` with a limit of exactly the expected length.
+    async fn expect_bytes(&self, key: &Key, want: &Bytes) {
+        self.expect_bytes_within(key, want, want.len() as u64).await;
+    }
+
+    async fn expect_bytes_within(&self, key: &Key, want: &Bytes, max_len: u64) {
+        match self.get_ok(key, max_len).await {
             None => self.fail(format_args!("get {key:?}: no object, want {} bytes", want.len())),
             Some(got) => {
                 if got != *want {
@@ -560,53 +665,75 @@ impl<'a> Cx<'a> {
         }
     }
 
-    async fn expect_none(&self, key: &str) {
-        if let Some(got) = self.get_ok(key).await {
+    async fn expect_too_large(&self, key: &Key, max_len: u64) {
+        match self.backend.get(key, max_len).await {
+            Err(e) if e.kind() == BackendErrorKind::TooLarge => {}
+            Err(e) => self.fail(format_args!(
+                "get {key:?} (limit {max_len}): got {e} ({}), want too-large",
+                e.kind()
+            )),
+            Ok(v) => self.fail(format_args!(
+                "get {key:?} (limit {max_len}): got {:?} bytes, want too-large",
+                v.map(|b| b.len())
+            )),
+        }
+    }
+
+    async fn expect_none(&self, key: &Key) {
+        if let Some(got) = self.get_ok(key, u64::MAX).await {
             self.fail(format_args!("get {key:?}: got {} bytes, want no object", got.len()));
         }
     }
 
-    async fn delete_ok(&self, key: &str) {
+    async fn delete_ok(&self, key: &Key) {
         if let Err(e) = self.backend.delete(key).await {
             self.fail(format_args!("delete {key:?} failed: {e}"));
         }
     }
 
-    /// Lists `prefix` to the end, checking that no key repeats or falls outside the prefix.
-    async fn list(&self, prefix: &str) -> Vec<String> {
-        let mut keys = Vec::new();
-        let mut cursor = None;
+    /// Lists `prefix` from `from` to the end, checking that every key is under the prefix and
+    /// greater than the one before (on the same page and across pages).
+    async fn list_from(&self, prefix: &KeyPrefix, from: ListFrom) -> Vec<ListEntry> {
+        let mut entries: Vec<ListEntry> = Vec::new();
+        let mut from = from;
         for _ in 0..100_000 {
-            let page = match self.backend.list_page(prefix, cursor.take()).await {
+            let page = match self.backend.list_page(prefix, from).await {
                 Ok(p) => p,
                 Err(e) => self.fail(format_args!("list {prefix:?} failed: {e}")),
             };
-            keys.extend(page.keys);
-            match page.next {
-                Some(n) => cursor = Some(n),
-                None => {
-                    keys.sort();
-                    let n = keys.len();
-                    keys.dedup();
-                    self.ensure(n == keys.len(), || format!("list {prefix:?} repeated keys"));
-                    if let Some(bad) = keys.iter().find(|k| !k.starts_with(prefix)) {
-                        self.fail(format_args!("list {prefix:?} returned {bad:?}"));
-                    }
-                    return keys;
+            for e in page.entries {
+                if !e.key.starts_with(prefix) {
+                    self.fail(format_args!("list {prefix:?} returned {:?}", e.key));
                 }
+                if let Some(last) = entries.last() {
+                    self.ensure(last.key < e.key, || {
+                        format!(
+                            "list {prefix:?}: {:?} came after {:?} (repeated or out of order)",
+                            e.key, last.key
+                        )
+                    });
+                }
+                entries.push(e);
+            }
+            match page.next {
+                Some(n) => from = ListFrom::Cursor(n),
+                None => return entries,
             }
         }
         self.fail(format_args!("list {prefix:?} did not end"))
     }
 
-    async fn expect_list(&self, prefix: &str, want: &[&str]) {
-        let got = self.list(prefix).await;
-        let mut want: Vec<&str> = want.to_vec();
+    async fn list(&self, prefix: &KeyPrefix) -> Vec<ListEntry> {
+        self.list_from(prefix, ListFrom::Start).await
+    }
+
+    async fn expect_list(&self, prefix: &KeyPrefix, want: &[&Key]) {
+        let got: Vec<Key> = self.list(prefix).await.into_iter().map(|e| e.key).collect();
+        let mut want: Vec<&Key> = want.to_vec();
         want.sort_unstable();
-        if got != want {
-            let missing: Vec<&&str> =
-                want.iter().filter(|w| !got.iter().any(|g| g == **w)).collect();
-            let extra: Vec<&String> = got.iter().filter(|g| !want.contains(&g.as_str())).collect();
+        if got.iter().ne(want.iter().copied()) {
+            let missing: Vec<&&Key> = want.iter().filter(|w| !got.contains(w)).collect();
+            let extra: Vec<&Key> = got.iter().filter(|g| !want.contains(g)).collect();
             self.fail(format_args!(
                 "list {prefix:?}: got {} keys, want {}; missing {missing:?}, unexpected {extra:?}",
                 got.len(),
@@ -615,9 +742,17 @@ impl<'a> Cx<'a> {
         }
     }
 
+    async fn expect_sizes(&self, prefix: &KeyPrefix, want: &[(Key, u64)]) {
+        let got: Vec<(Key, u64)> =
+            self.list(prefix).await.into_iter().map(|e| (e.key, e.size)).collect();
+        let mut want = want.to_vec();
+        want.sort();
+        self.ensure(got == want, || format!("list {prefix:?}: got {got:?}, want {want:?}"));
+    }
+
     /// Checks that the check left nothing behind.
     async fn finish(self) {
-        let left = self.list(&self.scope).await;
+        let left = self.list(&self.scope()).await;
         self.ensure(left.is_empty(), || {
             format!("{} objects left under {:?} after cleanup: {left:?}", left.len(), self.scope)
         });
@@ -625,16 +760,16 @@ impl<'a> Cx<'a> {
 }
 
 /// Runs `f` over `items`, 16 at a time.
-async fn for_each_concurrent<'i, F, Fut>(items: &'i [String], f: F)
+async fn for_each_concurrent<'i, F, Fut>(items: &'i [Key], f: F)
 where
-    F: Fn(&'i String) -> Fut,
+    F: Fn(&'i Key) -> Fut,
     Fut: Future<Output = ()>,
 {
     stream::iter(items).for_each_concurrent(16, f).await;
 }
 
 /// A payload that names its key, so that a backend that mixes keys up is caught.
-fn key_payload(key: &str) -> Bytes {
+fn key_payload(key: &Key) -> Bytes {
     Bytes::from(format!("payload of {key}").into_bytes())
 }
 

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use vaultdb_core::backend::{BackendError, ListPage, PutMode, StorageBackend};
+use vaultdb_core::backend::{
+    BackendError, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend,
+};
 
 /// How [`Corrupting`] alters the bytes `get` returns. An empty object cannot be altered in
 /// place, so in every mode it comes back as the single byte `0x01`.
@@ -166,13 +168,13 @@ impl<B: StorageBackend> StorageBackend for Corrupting<B> {
         self.inner.name()
     }
 
-    async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
         self.inner.put(key, data, mode).await
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
-        let data = self.inner.get(key).await?;
-        let applies = self.ctl.is_enabled() && self.filter.as_ref().is_none_or(|f| f(key));
+    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
+        let data = self.inner.get(key, max_len).await?;
+        let applies = self.ctl.is_enabled() && self.filter.as_ref().is_none_or(|f| f(key.as_str()));
         Ok(match data {
             Some(d) if applies => {
                 self.ctl.state.corrupted.fetch_add(1, Ordering::SeqCst);
@@ -182,15 +184,15 @@ impl<B: StorageBackend> StorageBackend for Corrupting<B> {
         })
     }
 
-    async fn delete(&self, key: &str) -> Result<(), BackendError> {
+    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
         self.inner.delete(key).await
     }
 
     async fn list_page(
         &self,
-        prefix: &str,
-        cursor: Option<String>,
+        prefix: &KeyPrefix,
+        from: ListFrom,
     ) -> Result<ListPage, BackendError> {
-        self.inner.list_page(prefix, cursor).await
+        self.inner.list_page(prefix, from).await
     }
 }

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use vaultdb_core::backend::{BackendError, ListPage, PutMode, StorageBackend};
+use vaultdb_core::backend::{
+    BackendError, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend,
+};
 
 /// A transparent wrapper that counts the calls made to each operation (every call,
 /// whether it succeeds or fails), readable through its [`CountingHandle`].
@@ -132,27 +134,27 @@ impl<B: StorageBackend> StorageBackend for Counting<B> {
         self.inner.name()
     }
 
-    async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
         self.ctl.state.puts.fetch_add(1, Ordering::SeqCst);
         self.inner.put(key, data, mode).await
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
+    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
         self.ctl.state.gets.fetch_add(1, Ordering::SeqCst);
-        self.inner.get(key).await
+        self.inner.get(key, max_len).await
     }
 
-    async fn delete(&self, key: &str) -> Result<(), BackendError> {
+    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
         self.ctl.state.deletes.fetch_add(1, Ordering::SeqCst);
         self.inner.delete(key).await
     }
 
     async fn list_page(
         &self,
-        prefix: &str,
-        cursor: Option<String>,
+        prefix: &KeyPrefix,
+        from: ListFrom,
     ) -> Result<ListPage, BackendError> {
         self.ctl.state.list_pages.fetch_add(1, Ordering::SeqCst);
-        self.inner.list_page(prefix, cursor).await
+        self.inner.list_page(prefix, from).await
     }
 }

@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use vaultdb_core::backend::{BackendError, ListPage, PutMode, StorageBackend};
+use vaultdb_core::backend::{
+    BackendError, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend,
+};
 
 /// No limit: the wrapper is transparent.
 const UNLIMITED: u64 = u64::MAX;
@@ -123,7 +125,7 @@ impl<B: StorageBackend> StorageBackend for Crashing<B> {
         self.inner.name()
     }
 
-    async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
         let took =
             self.ctl.state.remaining.fetch_update(
                 Ordering::SeqCst,
@@ -141,11 +143,11 @@ impl<B: StorageBackend> StorageBackend for Crashing<B> {
         self.inner.put(key, data, mode).await
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
-        self.inner.get(key).await
+    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
+        self.inner.get(key, max_len).await
     }
 
-    async fn delete(&self, key: &str) -> Result<(), BackendError> {
+    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
         if self.ctl.crashed() {
             return Err(self.crashed_error("delete"));
         }
@@ -154,9 +156,9 @@ impl<B: StorageBackend> StorageBackend for Crashing<B> {
 
     async fn list_page(
         &self,
-        prefix: &str,
-        cursor: Option<String>,
+        prefix: &KeyPrefix,
+        from: ListFrom,
     ) -> Result<ListPage, BackendError> {
-        self.inner.list_page(prefix, cursor).await
+        self.inner.list_page(prefix, from).await
     }
 }

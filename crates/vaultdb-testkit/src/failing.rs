@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use vaultdb_core::backend::{BackendError, BackendErrorKind, ListPage, PutMode, StorageBackend};
+use vaultdb_core::backend::{
+    BackendError, BackendErrorKind, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend,
+};
 
 use crate::{Ops, kind_from_u8, kind_to_u8};
 
@@ -20,15 +22,16 @@ use crate::{Ops, kind_from_u8, kind_to_u8};
 /// ```
 /// # futures::executor::block_on(async {
 /// use vaultdb_testkit::{Failing, Ops};
-/// use vaultdb_core::{BackendErrorKind, MemoryBackend, PutMode, StorageBackend};
+/// use vaultdb_core::{BackendErrorKind, Key, MemoryBackend, PutMode, StorageBackend};
 ///
 /// let backend = Failing::new(MemoryBackend::new("m", "memory"));
 /// let ctl = backend.handle();
+/// let key = Key::new("k").unwrap();
 /// ctl.fail(Ops::PUT, BackendErrorKind::Permanent);
-/// let err = backend.put("k", "v".into(), PutMode::Create).await.unwrap_err();
+/// let err = backend.put(&key, "v".into(), PutMode::Create).await.unwrap_err();
 /// assert_eq!(err.kind(), BackendErrorKind::Permanent);
 /// ctl.heal();
-/// assert!(backend.put("k", "v".into(), PutMode::Create).await.is_ok());
+/// assert!(backend.put(&key, "v".into(), PutMode::Create).await.is_ok());
 /// # });
 /// ```
 pub struct Failing<B> {
@@ -140,27 +143,27 @@ impl<B: StorageBackend> StorageBackend for Failing<B> {
         self.inner.name()
     }
 
-    async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
         self.check(Ops::PUT, "put")?;
         self.inner.put(key, data, mode).await
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
+    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
         self.check(Ops::GET, "get")?;
-        self.inner.get(key).await
+        self.inner.get(key, max_len).await
     }
 
-    async fn delete(&self, key: &str) -> Result<(), BackendError> {
+    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
         self.check(Ops::DELETE, "delete")?;
         self.inner.delete(key).await
     }
 
     async fn list_page(
         &self,
-        prefix: &str,
-        cursor: Option<String>,
+        prefix: &KeyPrefix,
+        from: ListFrom,
     ) -> Result<ListPage, BackendError> {
         self.check(Ops::LIST, "list")?;
-        self.inner.list_page(prefix, cursor).await
+        self.inner.list_page(prefix, from).await
     }
 }

@@ -73,9 +73,9 @@ use vaultdb_core::BackendErrorKind;
 
 pub use conformance::{
     Capabilities, concurrent_create, concurrent_puts, create_conflict, delete_missing,
-    empty_object, get_missing, idempotent_delete, large_object, large_object_of, list_after_delete,
-    list_pagination, list_pagination_of, list_prefix, odd_keys, overwrite, put_get_delete, run_all,
-    run_all_with,
+    empty_object, get_limits, get_missing, idempotent_delete, large_object, large_object_of,
+    list_after, list_after_delete, list_pagination, list_pagination_of, list_prefix, list_sizes,
+    odd_keys, overwrite, put_get_delete, run_all, run_all_with,
 };
 pub use corrupting::{CorruptMode, Corrupting, CorruptingHandle};
 pub use counting::{CallCounts, Counting, CountingHandle};
@@ -159,6 +159,7 @@ pub(crate) fn kind_to_u8(kind: BackendErrorKind) -> u8 {
         BackendErrorKind::Transient => 1,
         BackendErrorKind::Permanent => 2,
         BackendErrorKind::Other => 3,
+        BackendErrorKind::TooLarge => 4,
         // `BackendErrorKind` is non-exhaustive: a kind added later is injected as `Other`.
         _ => 3,
     }
@@ -170,6 +171,7 @@ pub(crate) fn kind_from_u8(v: u8) -> BackendErrorKind {
         0 => BackendErrorKind::AlreadyExists,
         1 => BackendErrorKind::Transient,
         2 => BackendErrorKind::Permanent,
+        4 => BackendErrorKind::TooLarge,
         _ => BackendErrorKind::Other,
     }
 }
@@ -190,6 +192,7 @@ mod tests {
             BackendErrorKind::AlreadyExists,
             BackendErrorKind::Transient,
             BackendErrorKind::Permanent,
+            BackendErrorKind::TooLarge,
             BackendErrorKind::Other,
         ] {
             assert_eq!(kind_from_u8(kind_to_u8(k)), k);

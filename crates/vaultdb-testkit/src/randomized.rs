@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use vaultdb_core::backend::{BackendError, ListPage, PutMode, StorageBackend};
+use vaultdb_core::backend::{
+    BackendError, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend,
+};
 
 use crate::Ops;
 
@@ -199,7 +201,7 @@ impl<B: StorageBackend> StorageBackend for Randomized<B> {
         self.inner.name()
     }
 
-    async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
         match self.before(Ops::PUT).await {
             None => self.inner.put(key, data, mode).await,
             Some(false) => Err(self.error("put", false)),
@@ -210,14 +212,14 @@ impl<B: StorageBackend> StorageBackend for Randomized<B> {
         }
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
+    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
         match self.before(Ops::GET).await {
-            None => self.inner.get(key).await,
+            None => self.inner.get(key, max_len).await,
             Some(_) => Err(self.error("get", false)),
         }
     }
 
-    async fn delete(&self, key: &str) -> Result<(), BackendError> {
+    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
         match self.before(Ops::DELETE).await {
             None => self.inner.delete(key).await,
             Some(false) => Err(self.error("delete", false)),
@@ -230,11 +232,11 @@ impl<B: StorageBackend> StorageBackend for Randomized<B> {
 
     async fn list_page(
         &self,
-        prefix: &str,
-        cursor: Option<String>,
+        prefix: &KeyPrefix,
+        from: ListFrom,
     ) -> Result<ListPage, BackendError> {
         match self.before(Ops::LIST).await {
-            None => self.inner.list_page(prefix, cursor).await,
+            None => self.inner.list_page(prefix, from).await,
             Some(_) => Err(self.error("list", false)),
         }
     }

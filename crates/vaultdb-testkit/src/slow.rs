@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use vaultdb_core::backend::{BackendError, ListPage, PutMode, StorageBackend};
+use vaultdb_core::backend::{
+    BackendError, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend,
+};
 
 use crate::Ops;
 
@@ -109,27 +111,27 @@ impl<B: StorageBackend> StorageBackend for Slow<B> {
         self.inner.name()
     }
 
-    async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
         self.pause(Ops::PUT).await;
         self.inner.put(key, data, mode).await
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
+    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
         self.pause(Ops::GET).await;
-        self.inner.get(key).await
+        self.inner.get(key, max_len).await
     }
 
-    async fn delete(&self, key: &str) -> Result<(), BackendError> {
+    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
         self.pause(Ops::DELETE).await;
         self.inner.delete(key).await
     }
 
     async fn list_page(
         &self,
-        prefix: &str,
-        cursor: Option<String>,
+        prefix: &KeyPrefix,
+        from: ListFrom,
     ) -> Result<ListPage, BackendError> {
         self.pause(Ops::LIST).await;
-        self.inner.list_page(prefix, cursor).await
+        self.inner.list_page(prefix, from).await
     }
 }

@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use vaultdb_core::backend::{BackendError, ListPage, PutMode, StorageBackend};
+use vaultdb_core::backend::{
+    BackendError, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend,
+};
 
 /// What a [`Stale`] wrapper serves for `get`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -58,8 +60,9 @@ pub(crate) fn parent_group(key: &str) -> String {
 /// is transparent. Otherwise `get(key)` answers, without asking the inner backend, with
 /// another remembered object chosen by the [`StaleMode`] among the objects of the key's
 /// *group* (by default its parent "directory", the key up to its last `/`; see
-/// [`Stale::with_grouping`]). When there is no such object the call goes to the inner
-/// backend. Puts, deletes and listings always go through.
+/// [`Stale::with_grouping`]), or a [`TooLarge`](vaultdb_core::BackendErrorKind::TooLarge)
+/// error if that object is longer than the `get` allows. When there is no such object the
+/// call goes to the inner backend. Puts, deletes and listings always go through.
 pub struct Stale<B> {
     inner: B,
     group: GroupFn,
@@ -202,33 +205,37 @@ impl<B: StorageBackend> StorageBackend for Stale<B> {
         self.inner.name()
     }
 
-    async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
         self.inner.put(key, data.clone(), mode).await?;
-        let group = (self.group)(key);
+        let group = (self.group)(key.as_str());
         let mut history = self.history();
         let seq = history.last().map_or(0, |r| r.seq + 1);
-        history.push(Remembered { seq, key: key.to_owned(), group, data });
+        history.push(Remembered { seq, key: key.as_str().to_owned(), group, data });
         Ok(())
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
-        if let Some(data) = self.pick(key, self.ctl.mode()) {
+    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
+        if let Some(data) = self.pick(key.as_str(), self.ctl.mode()) {
             self.ctl.state.served.fetch_add(1, Ordering::SeqCst);
+            // A real store holding these bytes would refuse them as too large too.
+            if data.len() as u64 > max_len {
+                return Err(BackendError::too_large(key, data.len() as u64, max_len));
+            }
             return Ok(Some(data));
         }
-        self.inner.get(key).await
+        self.inner.get(key, max_len).await
     }
 
-    async fn delete(&self, key: &str) -> Result<(), BackendError> {
+    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
         self.inner.delete(key).await
     }
 
     async fn list_page(
         &self,
-        prefix: &str,
-        cursor: Option<String>,
+        prefix: &KeyPrefix,
+        from: ListFrom,
     ) -> Result<ListPage, BackendError> {
-        self.inner.list_page(prefix, cursor).await
+        self.inner.list_page(prefix, from).await
     }
 }
 

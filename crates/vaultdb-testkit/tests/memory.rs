@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use vaultdb_core::backend::StorageBackendExt;
 use vaultdb_core::{
-    BackendError, BackendErrorKind, ListPage, MemoryBackend, PutMode, StorageBackend,
+    BackendError, BackendErrorKind, Key, KeyPrefix, ListFrom, ListPage, MemoryBackend, PutMode,
+    StorageBackend,
 };
 use vaultdb_testkit::{
     Capabilities, CorruptMode, Corrupting, Counting, Crashing, Failing, Ops, Randomized, Slow,
@@ -24,8 +25,23 @@ fn b(s: &'static str) -> Bytes {
     Bytes::from_static(s.as_bytes())
 }
 
+fn k(s: &str) -> Key {
+    Key::new(s).unwrap()
+}
+
+fn p(s: &str) -> KeyPrefix {
+    KeyPrefix::new(s).unwrap()
+}
+
+/// No limit on a `get`.
+const ANY: u64 = u64::MAX;
+
 async fn put(backend: &dyn StorageBackend, key: &str, data: &'static str) {
-    backend.put(key, b(data), PutMode::Create).await.unwrap();
+    backend.put(&k(key), b(data), PutMode::Create).await.unwrap();
+}
+
+fn keys(page: &ListPage) -> Vec<&str> {
+    page.entries.iter().map(|e| e.key.as_str()).collect()
 }
 
 fn kind<T: std::fmt::Debug>(r: Result<T, BackendError>) -> BackendErrorKind {
@@ -108,21 +124,21 @@ impl StorageBackend for NoCreateOnly {
     fn name(&self) -> &str {
         self.0.name()
     }
-    async fn put(&self, key: &str, data: Bytes, _mode: PutMode) -> Result<(), BackendError> {
+    async fn put(&self, key: &Key, data: Bytes, _mode: PutMode) -> Result<(), BackendError> {
         self.0.put(key, data, PutMode::Overwrite).await
     }
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
-        self.0.get(key).await
+    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
+        self.0.get(key, max_len).await
     }
-    async fn delete(&self, key: &str) -> Result<(), BackendError> {
+    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
         self.0.delete(key).await
     }
     async fn list_page(
         &self,
-        prefix: &str,
-        cursor: Option<String>,
+        prefix: &KeyPrefix,
+        from: ListFrom,
     ) -> Result<ListPage, BackendError> {
-        self.0.list_page(prefix, cursor).await
+        self.0.list_page(prefix, from).await
     }
 }
 
@@ -139,7 +155,7 @@ async fn suite_catches_corruption_of_reads() {
     // A backend that answers every get with bytes breaks `get_missing`.
     let m = Stale::new(mem());
     m.handle().set_mode(StaleMode::Swap);
-    m.put("elsewhere/x", b("x"), PutMode::Create).await.unwrap();
+    m.put(&k("elsewhere/x"), b("x"), PutMode::Create).await.unwrap();
     vaultdb_testkit::get_missing(&m, "").await;
 }
 
@@ -162,15 +178,15 @@ async fn memory_helpers_inspect_and_tamper() {
     assert_eq!(m.snapshot(), vec![("r/1".to_owned(), b("one")), ("r/2".to_owned(), b("two"))]);
     // Tamper with stored bytes behind the trait's back.
     assert_eq!(m.raw_put("r/1", b("evil")), Some(b("one")));
-    assert_eq!(m.get("r/1").await.unwrap(), Some(b("evil")));
+    assert_eq!(m.get(&k("r/1"), ANY).await.unwrap(), Some(b("evil")));
     assert_eq!(m.raw_delete("r/2"), Some(b("two")));
-    assert_eq!(m.get("r/2").await.unwrap(), None);
+    assert_eq!(m.get(&k("r/2"), ANY).await.unwrap(), None);
     assert_eq!(m.raw_get("r/1"), Some(b("evil")));
     let debug = format!("{m:?}");
     assert_eq!(debug, r#"MemoryBackend { id: "m1", name: "Memory one", objects: 1 }"#);
     m.clear();
     assert_eq!(m.object_count(), 0);
-    assert_eq!(kind(m.put("bad//key", b("x"), PutMode::Create).await), BackendErrorKind::Permanent);
+    assert!(Key::new("bad//key").is_err(), "invalid keys cannot even be made");
     assert_eq!(m.page_size(), 1000);
 }
 
@@ -180,19 +196,18 @@ async fn memory_cursor_is_exclusive_and_deterministic() {
     for k in ["a/1", "a/2", "a/3", "a/4", "a/5", "b/1"] {
         put(&m, k, "x").await;
     }
-    let p1 = m.list_page("a/", None).await.unwrap();
-    assert_eq!(
-        (p1.keys.as_slice(), p1.next.as_deref()),
-        (&["a/1".to_owned(), "a/2".to_owned()][..], Some("a/2"))
-    );
-    let p2 = m.list_page("a/", p1.next.clone()).await.unwrap();
-    assert_eq!(p2.keys, ["a/3", "a/4"]);
-    let p3 = m.list_page("a/", p2.next).await.unwrap();
-    assert_eq!((p3.keys.as_slice(), p3.next), (&["a/5".to_owned()][..], None));
+    let p1 = m.list_page(&p("a/"), ListFrom::Start).await.unwrap();
+    assert_eq!((keys(&p1), p1.next.as_deref()), (vec!["a/1", "a/2"], Some("a/2")));
+    let cursor = |page: &ListPage| ListFrom::Cursor(page.next.clone().unwrap());
+    let p2 = m.list_page(&p("a/"), cursor(&p1)).await.unwrap();
+    assert_eq!(keys(&p2), ["a/3", "a/4"]);
+    let p3 = m.list_page(&p("a/"), cursor(&p2)).await.unwrap();
+    assert_eq!((keys(&p3), p3.next.as_deref()), (vec!["a/5"], None));
     // The same cursor gives the same page again.
-    assert_eq!(m.list_page("a/", p1.next).await.unwrap().keys, ["a/3", "a/4"]);
+    assert_eq!(keys(&m.list_page(&p("a/"), cursor(&p1)).await.unwrap()), ["a/3", "a/4"]);
     // A cursor before the prefix starts at the prefix.
-    assert_eq!(m.list_page("b/", Some("a/9".into())).await.unwrap().keys, ["b/1"]);
+    let before = m.list_page(&p("b/"), ListFrom::Cursor("a/9".into())).await.unwrap();
+    assert_eq!(keys(&before), ["b/1"]);
 }
 
 // ------------------------------------------------------------------ wrappers
@@ -206,24 +221,27 @@ async fn failing_fails_and_recovers() {
 
     ctl.fail(Ops::PUT | Ops::DELETE, BackendErrorKind::Permanent);
     assert_eq!(ctl.failing_ops(), Ops::PUT | Ops::DELETE);
-    assert_eq!(kind(f.put("k2", b("v"), PutMode::Create).await), BackendErrorKind::Permanent);
-    assert_eq!(kind(f.delete("k").await), BackendErrorKind::Permanent);
-    assert_eq!(f.get("k").await.unwrap(), Some(b("v")), "gets still go through");
-    assert!(f.list_all("").await.is_ok());
+    assert_eq!(kind(f.put(&k("k2"), b("v"), PutMode::Create).await), BackendErrorKind::Permanent);
+    assert_eq!(kind(f.delete(&k("k")).await), BackendErrorKind::Permanent);
+    assert_eq!(f.get(&k("k"), ANY).await.unwrap(), Some(b("v")), "gets still go through");
+    assert!(f.list_all(&p("")).await.is_ok());
     assert_eq!(m.keys(), ["k"], "failed calls never reach the inner backend");
 
     ctl.set_down(true);
     assert!(ctl.is_down());
-    let e = f.get("k").await.unwrap_err();
+    let e = f.get(&k("k"), ANY).await.unwrap_err();
     assert!(e.is_transient(), "{e}");
-    assert_eq!(kind(f.list_page("", None).await), BackendErrorKind::Transient);
-    assert_eq!(kind(f.put("k3", b("v"), PutMode::Overwrite).await), BackendErrorKind::Transient);
+    assert_eq!(kind(f.list_page(&p(""), ListFrom::Start).await), BackendErrorKind::Transient);
+    assert_eq!(
+        kind(f.put(&k("k3"), b("v"), PutMode::Overwrite).await),
+        BackendErrorKind::Transient
+    );
     assert_eq!(ctl.injected(), 5);
 
     ctl.set_down(false);
     assert_eq!(ctl.failing_ops(), Ops::NONE);
     put(&f, "k4", "v").await;
-    f.delete("k").await.unwrap();
+    f.delete(&k("k")).await.unwrap();
     assert_eq!(m.keys(), ["k4"]);
     assert_eq!((f.id(), f.name()), ("mem", "Memory"));
     assert_eq!(ctl.injected(), 5);
@@ -237,9 +255,9 @@ async fn failing_flipped_from_another_task() {
         ctl.fail(Ops::GET, BackendErrorKind::Other);
     });
     flipper.await.unwrap();
-    assert_eq!(kind(f.get("k").await), BackendErrorKind::Other);
+    assert_eq!(kind(f.get(&k("k"), ANY).await), BackendErrorKind::Other);
     f.handle().heal();
-    assert_eq!(f.get("k").await.unwrap(), None);
+    assert_eq!(f.get(&k("k"), ANY).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -248,22 +266,22 @@ async fn slow_delays_calls() {
     let ctl = s.handle();
     let t = Instant::now();
     put(&s, "k", "v").await;
-    s.get("k").await.unwrap();
+    s.get(&k("k"), ANY).await.unwrap();
     assert!(t.elapsed() >= Duration::from_millis(60));
 
     // A very long delay really blocks the call...
     ctl.set_delay(Duration::from_secs(3600));
     assert_eq!(ctl.delay(), Duration::from_secs(3600));
-    assert!(tokio::time::timeout(Duration::from_millis(50), s.get("k")).await.is_err());
+    assert!(tokio::time::timeout(Duration::from_millis(50), s.get(&k("k"), ANY)).await.is_err());
     // ...but only for the chosen operations.
     ctl.set_ops(Ops::PUT);
     assert_eq!(ctl.ops(), Ops::PUT);
-    let got = tokio::time::timeout(Duration::from_secs(10), s.get("k")).await;
+    let got = tokio::time::timeout(Duration::from_secs(10), s.get(&k("k"), ANY)).await;
     assert_eq!(got.unwrap().unwrap(), Some(b("v")));
-    assert!(tokio::time::timeout(Duration::from_millis(50), s.delete("k")).await.is_ok());
+    assert!(tokio::time::timeout(Duration::from_millis(50), s.delete(&k("k"))).await.is_ok());
     ctl.set_ops(Ops::ALL);
     ctl.set_delay(Duration::ZERO);
-    let got = tokio::time::timeout(Duration::from_secs(10), s.list_all("")).await;
+    let got = tokio::time::timeout(Duration::from_secs(10), s.list_all(&p(""))).await;
     assert!(got.unwrap().unwrap().is_empty());
 }
 
@@ -273,35 +291,35 @@ async fn corrupting_changes_bytes() {
     let c = Corrupting::new(m.clone());
     let ctl = c.handle();
     let original = Bytes::from((0u8..=255).collect::<Vec<_>>());
-    c.put("rec/a", original.clone(), PutMode::Create).await.unwrap();
-    c.put("rec/empty", Bytes::new(), PutMode::Create).await.unwrap();
+    c.put(&k("rec/a"), original.clone(), PutMode::Create).await.unwrap();
+    c.put(&k("rec/empty"), Bytes::new(), PutMode::Create).await.unwrap();
 
     assert!(ctl.is_enabled());
-    let flipped = c.get("rec/a").await.unwrap().unwrap();
+    let flipped = c.get(&k("rec/a"), ANY).await.unwrap().unwrap();
     assert_eq!(flipped.len(), original.len());
     let diff: Vec<usize> = (0..256).filter(|&i| flipped[i] != original[i]).collect();
     assert_eq!(diff, [128]);
     assert_eq!(flipped[128] ^ original[128], 1);
 
     ctl.set_mode(CorruptMode::Rewrite);
-    let rewritten = c.get("rec/a").await.unwrap().unwrap();
+    let rewritten = c.get(&k("rec/a"), ANY).await.unwrap().unwrap();
     assert!(rewritten.iter().zip(original.iter()).all(|(x, y)| x != y));
     ctl.set_mode(CorruptMode::Truncate);
-    assert_eq!(c.get("rec/a").await.unwrap().unwrap(), original.slice(..255));
-    assert_eq!(c.get("rec/empty").await.unwrap().unwrap(), Bytes::from_static(&[1]));
-    assert_eq!(c.get("rec/missing").await.unwrap(), None);
+    assert_eq!(c.get(&k("rec/a"), ANY).await.unwrap().unwrap(), original.slice(..255));
+    assert_eq!(c.get(&k("rec/empty"), ANY).await.unwrap().unwrap(), Bytes::from_static(&[1]));
+    assert_eq!(c.get(&k("rec/missing"), ANY).await.unwrap(), None);
     assert_eq!(ctl.corrupted(), 4);
     // The stored bytes are untouched.
     assert_eq!(m.raw_get("rec/a"), Some(original.clone()));
 
     ctl.set_enabled(false);
-    assert_eq!(c.get("rec/a").await.unwrap(), Some(original.clone()));
+    assert_eq!(c.get(&k("rec/a"), ANY).await.unwrap(), Some(original.clone()));
     assert_eq!(ctl.corrupted(), 4);
 
     // Only keys matching a predicate.
     let only = Corrupting::new(m.clone()).only_keys(|k| k.ends_with("/a"));
-    assert_ne!(only.get("rec/a").await.unwrap(), Some(original.clone()));
-    assert_eq!(only.get("rec/empty").await.unwrap(), Some(Bytes::new()));
+    assert_ne!(only.get(&k("rec/a"), ANY).await.unwrap(), Some(original.clone()));
+    assert_eq!(only.get(&k("rec/empty"), ANY).await.unwrap(), Some(Bytes::new()));
     assert_eq!(only.handle().mode(), CorruptMode::FlipBit);
 }
 
@@ -313,37 +331,37 @@ async fn stale_serves_older_and_swapped_objects() {
     put(&s, "rec1/v1", "rec1 version 1").await;
     put(&s, "rec1/v2", "rec1 version 2").await;
     put(&s, "rec2/v1", "rec2 version 1").await;
-    s.put("rec2/v1", b("rec2 version 1b"), PutMode::Overwrite).await.unwrap();
+    s.put(&k("rec2/v1"), b("rec2 version 1b"), PutMode::Overwrite).await.unwrap();
 
     assert_eq!(ctl.mode(), StaleMode::Off);
-    assert_eq!(s.get("rec1/v2").await.unwrap(), Some(b("rec1 version 2")));
+    assert_eq!(s.get(&k("rec1/v2"), ANY).await.unwrap(), Some(b("rec1 version 2")));
 
     ctl.set_mode(StaleMode::Older);
     // An older version of the same record.
-    assert_eq!(s.get("rec1/v2").await.unwrap(), Some(b("rec1 version 1")));
+    assert_eq!(s.get(&k("rec1/v2"), ANY).await.unwrap(), Some(b("rec1 version 1")));
     // Nothing older in the group: the real object.
-    assert_eq!(s.get("rec1/v1").await.unwrap(), Some(b("rec1 version 1")));
+    assert_eq!(s.get(&k("rec1/v1"), ANY).await.unwrap(), Some(b("rec1 version 1")));
     // After an overwrite: the key's own earlier bytes.
-    assert_eq!(s.get("rec2/v1").await.unwrap(), Some(b("rec2 version 1")));
+    assert_eq!(s.get(&k("rec2/v1"), ANY).await.unwrap(), Some(b("rec2 version 1")));
     // A key never written serves the newest of its group, even if deleted since.
-    s.delete("rec1/v2").await.unwrap();
-    assert_eq!(s.get("rec1/v3").await.unwrap(), Some(b("rec1 version 2")));
+    s.delete(&k("rec1/v2")).await.unwrap();
+    assert_eq!(s.get(&k("rec1/v3"), ANY).await.unwrap(), Some(b("rec1 version 2")));
     assert_eq!(ctl.served(), 3);
 
     ctl.set_mode(StaleMode::Swap);
-    assert_eq!(s.get("rec1/v1").await.unwrap(), Some(b("rec2 version 1b")));
-    assert_eq!(s.get("rec2/v1").await.unwrap(), Some(b("rec1 version 2")));
+    assert_eq!(s.get(&k("rec1/v1"), ANY).await.unwrap(), Some(b("rec2 version 1b")));
+    assert_eq!(s.get(&k("rec2/v1"), ANY).await.unwrap(), Some(b("rec1 version 2")));
 
     ctl.forget();
-    assert_eq!(s.get("rec1/v1").await.unwrap(), Some(b("rec1 version 1")));
-    assert_eq!(s.get("rec1/v2").await.unwrap(), None);
+    assert_eq!(s.get(&k("rec1/v1"), ANY).await.unwrap(), Some(b("rec1 version 1")));
+    assert_eq!(s.get(&k("rec1/v2"), ANY).await.unwrap(), None);
 
     // Custom grouping: by the first segment.
     let g = Stale::new(mem()).with_grouping(|k| k.split('/').next().unwrap_or("").to_owned());
     put(&g, "r/a/1", "first").await;
     put(&g, "r/b/2", "second").await;
     g.handle().set_mode(StaleMode::Older);
-    assert_eq!(g.get("r/b/2").await.unwrap(), Some(b("first")));
+    assert_eq!(g.get(&k("r/b/2"), ANY).await.unwrap(), Some(b("first")));
 }
 
 #[tokio::test]
@@ -356,28 +374,31 @@ async fn crashing_stops_after_exactly_m_puts() {
     }
     assert!(ctl.crashed());
     assert_eq!(ctl.remaining(), Some(0));
-    assert_eq!(kind(c.put("d", b("x"), PutMode::Create).await), BackendErrorKind::Transient);
-    assert_eq!(kind(c.delete("a").await), BackendErrorKind::Transient);
+    assert_eq!(kind(c.put(&k("d"), b("x"), PutMode::Create).await), BackendErrorKind::Transient);
+    assert_eq!(kind(c.delete(&k("a")).await), BackendErrorKind::Transient);
     assert_eq!(m.keys(), ["a", "b", "c"]);
     // Reads still work.
-    assert_eq!(c.get("a").await.unwrap(), Some(b("x")));
-    assert_eq!(c.list_all("").await.unwrap().len(), 3);
+    assert_eq!(c.get(&k("a"), ANY).await.unwrap(), Some(b("x")));
+    assert_eq!(c.list_all(&p("")).await.unwrap().len(), 3);
     assert_eq!((ctl.accepted(), ctl.refused()), (3, 2));
 
     ctl.reset();
     assert!(!ctl.crashed());
     assert_eq!(ctl.remaining(), None);
     put(&c, "d", "x").await;
-    c.delete("a").await.unwrap();
+    c.delete(&k("a")).await.unwrap();
 
     ctl.arm(1);
     put(&c, "e", "x").await;
-    assert!(c.put("f", b("x"), PutMode::Create).await.is_err());
+    assert!(c.put(&k("f"), b("x"), PutMode::Create).await.is_err());
     assert_eq!(m.keys(), ["b", "c", "d", "e"]);
 
     // A failing inner put still uses up the budget.
     ctl.arm(1);
-    assert_eq!(kind(c.put("e", b("y"), PutMode::Create).await), BackendErrorKind::AlreadyExists);
+    assert_eq!(
+        kind(c.put(&k("e"), b("y"), PutMode::Create).await),
+        BackendErrorKind::AlreadyExists
+    );
     assert!(ctl.crashed());
 }
 
@@ -385,9 +406,9 @@ async fn crashing_stops_after_exactly_m_puts() {
 async fn crashing_under_concurrency_accepts_exactly_m() {
     let m = mem();
     let c = Crashing::new(m.clone(), 10);
-    let keys: Vec<String> = (0..50).map(|i| format!("k{i}")).collect();
+    let keys: Vec<Key> = (0..50).map(|i| k(&format!("k{i}"))).collect();
     let results =
-        futures::future::join_all(keys.iter().map(|k| c.put(k, b("x"), PutMode::Create))).await;
+        futures::future::join_all(keys.iter().map(|key| c.put(key, b("x"), PutMode::Create))).await;
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 10);
     assert_eq!(m.object_count(), 10);
 }
@@ -398,11 +419,11 @@ async fn counting_counts() {
     let ctl = c.handle();
     put(&c, "a", "1").await;
     put(&c, "b", "2").await;
-    assert!(c.put("a", b("3"), PutMode::Create).await.is_err());
-    c.get("a").await.unwrap();
-    c.get("zz").await.unwrap();
-    c.delete("b").await.unwrap();
-    c.list_page("", None).await.unwrap();
+    assert!(c.put(&k("a"), b("3"), PutMode::Create).await.is_err());
+    c.get(&k("a"), ANY).await.unwrap();
+    c.get(&k("zz"), ANY).await.unwrap();
+    c.delete(&k("b")).await.unwrap();
+    c.list_page(&p(""), ListFrom::Start).await.unwrap();
     let counts = ctl.counts();
     assert_eq!((counts.puts, counts.gets, counts.deletes, counts.list_pages), (3, 2, 1, 1));
     assert_eq!(ctl.total(), 7);
@@ -415,18 +436,21 @@ async fn counting_counts() {
 async fn randomized_injects_failures_by_probability() {
     let m = mem();
     let always = Randomized::new(m.clone(), 1, Duration::ZERO, 1.0);
-    assert_eq!(kind(always.put("k", b("x"), PutMode::Create).await), BackendErrorKind::Transient);
-    assert_eq!(kind(always.get("k").await), BackendErrorKind::Transient);
+    assert_eq!(
+        kind(always.put(&k("k"), b("x"), PutMode::Create).await),
+        BackendErrorKind::Transient
+    );
+    assert_eq!(kind(always.get(&k("k"), ANY).await), BackendErrorKind::Transient);
     assert_eq!(m.object_count(), 0, "failures happen before the call");
     always.handle().set_failing_ops(Ops::GET);
     put(&always, "k", "x").await;
     always.handle().set_enabled(false);
-    assert_eq!(always.get("k").await.unwrap(), Some(b("x")));
+    assert_eq!(always.get(&k("k"), ANY).await.unwrap(), Some(b("x")));
     assert_eq!(always.handle().injected(), 2);
 
     let never = Randomized::new(m.clone(), 1, Duration::ZERO, 0.0);
     for _ in 0..100 {
-        never.get("k").await.unwrap();
+        never.get(&k("k"), ANY).await.unwrap();
     }
 
     // About half of the calls fail, and a seed gives the same sequence every time.
@@ -434,7 +458,7 @@ async fn randomized_injects_failures_by_probability() {
         let r = Randomized::new(MemoryBackend::new("r", "r"), seed, Duration::ZERO, 0.5);
         let mut v = Vec::new();
         for _ in 0..400 {
-            v.push(r.get("k").await.is_ok());
+            v.push(r.get(&k("k"), ANY).await.is_ok());
         }
         v
     };
@@ -454,7 +478,7 @@ async fn randomized_delays_and_ambiguous_failures() {
     ctl.set_failing_ops(Ops::PUT);
     let t = Instant::now();
     for i in 0..40 {
-        let e = r.put(&format!("k{i}"), b("x"), PutMode::Create).await.unwrap_err();
+        let e = r.put(&k(&format!("k{i}")), b("x"), PutMode::Create).await.unwrap_err();
         assert!(e.is_transient());
     }
     assert!(t.elapsed() >= Duration::from_millis(20), "random delays of up to 5 ms");
@@ -477,7 +501,7 @@ async fn randomized_concurrent_clients_see_consistent_results() {
             let mut ok = Vec::new();
             for i in 0..20 {
                 let key = format!("t{t}/k{i}");
-                if r.put(&key, Bytes::from(key.clone()), PutMode::Create).await.is_ok() {
+                if r.put(&k(&key), Bytes::from(key.clone()), PutMode::Create).await.is_ok() {
                     ok.push(key);
                 }
             }

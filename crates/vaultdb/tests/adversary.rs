@@ -124,7 +124,10 @@ async fn data_share_keys(d: &Path) -> Vec<usize> {
         counts.push(
             keys.iter()
                 .filter(|k| {
-                    matches!(ks.parse(k), Some(ParsedKey::Share { .. } | ParsedKey::Segment { .. }))
+                    matches!(
+                        ks.parse(k.key.as_str()),
+                        Some(ParsedKey::Share { .. } | ParsedKey::Segment { .. })
+                    )
                 })
                 .count(),
         );
@@ -485,8 +488,9 @@ async fn f5_every_read_that_saw_a_tampered_share_names_its_backend() {
         .unwrap()
         .into_iter()
         .next()
-        .expect("b0 holds the share");
-    let mut bytes = mems[0].get(&key).await.unwrap().unwrap().to_vec();
+        .expect("b0 holds the share")
+        .key;
+    let mut bytes = mems[0].get(&key, u64::MAX).await.unwrap().unwrap().to_vec();
     bytes[vaultdb_core::envelope::HEADER_LEN + 40] ^= 0x01;
     vaultdb_core::envelope::seal(&mut bytes);
     mems[0].put(&key, bytes.into(), vaultdb_core::PutMode::Overwrite).await.unwrap();

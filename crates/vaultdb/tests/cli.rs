@@ -9,12 +9,15 @@ use std::path::Path;
 use common::{snapshot, vaultdb};
 use predicates::prelude::*;
 
+/// The warning logged (on standard error) for each backend that cannot be built.
+const CANNOT_BE_BUILT: &str = " WARN vaultdb::config::backends: backend cannot be built";
+
 /// Checks a failed run: non-zero exit, empty stdout, exactly one stderr line
-/// `error: <code>: ...`.
+/// `error: <code>: ...` (besides the warnings about backends that cannot be built).
 fn assert_one_line_error(out: &std::process::Output, code: &str, what: &str) {
     assert!(!out.status.success(), "{what}: must fail");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<&str> = stderr.lines().collect();
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.contains(CANNOT_BE_BUILT)).collect();
     assert_eq!(lines.len(), 1, "{what}: one stderr line, got {stderr:?}");
     assert!(
         lines[0].starts_with(&format!("error: {code}: ")),
@@ -201,13 +204,16 @@ fn bad_input_fails_with_one_line_and_writes_nothing() {
         ("k-too-big.toml", two("threshold = 3")),
         ("k-one.toml", two("threshold = 1")),
         (
+            // A new store (its own directory) over an S3 backend whose key is not set.
             "s3.toml",
-            two("threshold = 2").replacen(
-                "kind = \"fs\"\nid = \"disk-1\"\npath = \"disk-1\"",
-                "kind = \"s3\"\nid = \"aws\"\nbucket = \"my-bucket\"\nregion = \"us-west-2\"\n\
-                 access_key_id_env = \"VAULTDB_CLI_TEST_UNSET_KEY_ID\"",
-                1,
-            ),
+            two("threshold = 2")
+                .replacen(
+                    "kind = \"fs\"\nid = \"disk-1\"\npath = \"disk-1\"",
+                    "kind = \"s3\"\nid = \"aws\"\nbucket = \"my-bucket\"\nregion = \"us-west-2\"\n\
+                     access_key_id_env = \"VAULTDB_CLI_TEST_UNSET_KEY_ID\"",
+                    1,
+                )
+                .replacen("path = \"disk-2\"", "path = \"s3-disk-2\"", 1),
         ),
         (
             "s3-http.toml",
@@ -262,15 +268,24 @@ fn bad_input_fails_with_one_line_and_writes_nothing() {
             "larger than the number of backends",
         ),
         case(&["--config", "k-one.toml", "list"], "INVALID_CONFIG", "at least 2"),
-        // Cloud backends: a secret variable that is not set is named; plain http needs
-        // allow_http. Both before any request.
+        // Cloud backends: a secret variable that is not set, or a configuration the crate
+        // refuses (plain http needs allow_http), fails that backend's calls, naming the
+        // variable or the key (here the one other backend is not enough, and nothing is
+        // written).
         case(
-            &["--config", "s3.toml", "status"],
-            "INVALID_CONFIG",
+            &["--config", "s3.toml", "list"],
+            "INSUFFICIENT_SHARES",
             "backend \"aws\" (s3): access_key_id_env names the environment variable \
              VAULTDB_CLI_TEST_UNSET_KEY_ID, which is not set",
         ),
-        case(&["--config", "s3-http.toml", "put", "x", "-"], "INVALID_CONFIG", "set allow_http"),
+        // (This file's 2-of-2 does not match the store's 2-of-3, which the other backend's
+        // keyring share tells; the warning names the backend that cannot be built.)
+        case(
+            &["--config", "s3-http.toml", "put", "x", "-"],
+            "INVALID_CONFIG",
+            "backend \"aws\" (s3): S3 configuration: endpoint http://s3.example.invalid is \
+             plain http; set allow_http",
+        ),
     ];
     cases.push(Case {
         args: vec!["list"],
@@ -352,6 +367,81 @@ fn status_and_reads_with_backends_down() {
     let out = vaultdb(d).args(["get", "r1"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: INSUFFICIENT_SHARES: "));
+}
+
+/// A 2-of-3 configuration (write quorum 2) over fs backends `d1`, `d2` under `d/data` and a
+/// third backend `gcp` given by `third` (its section's lines after `id`); written to
+/// `d/broken.toml`, whose path is returned.
+fn two_fs_and(d: &Path, third: &str) -> String {
+    let cfg = format!(
+        "threshold = 2\nwrite_quorum = 2\ndata_dir = \"data\"\n[timeouts]\ncall = \"5s\"\n\
+         attempts = 1\n\
+         [[backends]]\nkind = \"fs\"\nid = \"d1\"\npath = \"d1\"\n\
+         [[backends]]\nkind = \"fs\"\nid = \"d2\"\npath = \"d2\"\n\
+         [[backends]]\nid = \"gcp\"\n{third}"
+    );
+    let path = d.join("broken.toml");
+    std::fs::write(&path, cfg).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn a_backend_that_cannot_be_built_or_authenticate_costs_only_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The store is made over three directories (the keyring records ids, not kinds) ...
+    let cfg = two_fs_and(d, "kind = \"fs\"\npath = \"d3\"\n");
+    vaultdb(d).args(["--config", &cfg, "put", "r1", "-"]).write_stdin("one").assert().success();
+
+    // ... then its third backend becomes a GCS bucket, twice unusable:
+    let broken = [
+        // A configuration the crate refuses (plain http without allow_http), with a secret
+        // in the environment that must not show.
+        (
+            "kind = \"gcs\"\nbucket = \"b\"\nendpoint = \"http://127.0.0.1:9\"\n\
+             service_account_json_env = \"VAULTDB_TEST_SA_JSON\"\n",
+            "allow_http",
+        ),
+        // Credentials that cannot be loaded (the file does not exist): the backend is built,
+        // and its calls fail.
+        (
+            "kind = \"gcs\"\nbucket = \"b\"\nendpoint = \"http://127.0.0.1:9\"\n\
+             allow_http = true\nservice_account_file = \"no-such-dir/sa.json\"\n",
+            "credentials",
+        ),
+    ];
+    let secret = "PRIVATE-KEY-0123456789";
+    for (i, (third, why)) in broken.into_iter().enumerate() {
+        let cfg = two_fs_and(d, third);
+        let run = |args: &[&str], stdin: &str| {
+            let out = vaultdb(d)
+                .arg("--config")
+                .arg(&cfg)
+                .args(args)
+                .env("VAULTDB_TEST_SA_JSON", format!("{{\"private_key\": \"{secret}\"}}"))
+                .write_stdin(stdin.to_owned())
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert!(!stderr.contains(secret), "{args:?}: the secret shows: {stderr}");
+            assert!(out.status.success(), "{args:?} (case {i}) failed: {stderr}");
+            (String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
+        };
+        let (out, _) = run(&["get", "r1"], "");
+        assert_eq!(out, "one", "case {i}");
+        let id = format!("r{}", i + 2);
+        run(&["put", &id, "-"], "written degraded");
+        let (out, _) = run(&["get", &id], "");
+        assert_eq!(out, "written degraded", "case {i}");
+        let (out, stderr) = run(&["status"], "");
+        assert!(out.contains("2 of 3 backends up"), "case {i}: {out}");
+        let row = out.lines().find(|l| l.starts_with("gcp")).unwrap_or_default();
+        assert!(row.contains("DOWN") && row.contains(why), "case {i}: {out}");
+        if i == 0 {
+            // The backend that could not be built is named in a warning.
+            assert!(stderr.contains("gcp") && stderr.contains("cannot be built"), "{stderr}");
+        }
+    }
 }
 
 #[test]

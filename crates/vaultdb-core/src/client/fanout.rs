@@ -1,8 +1,13 @@
+// This file is long because it is the only module that calls backends: writes, deletes,
+// listings, hedged fetches with verification and probes share one call path and its
+// bookkeeping of what each backend did, which splitting would duplicate.
 //! The fan-out layer: the per-backend calls, and the only module that calls backends.
 //!
 //! It writes one version's objects (create-only, concurrently), deletes keys, lists a
 //! record's shares (optionally without waiting for backends that cannot change what a read
 //! picks), fetches shares fastest first with hedging until K verify, and probes backends.
+//! Every fetch carries a limit ([`Expected`]): a share longer than it, or of another size
+//! than its listing said, is a bad share, named like one that fails its CRC.
 //! Every call goes through the [`CallPolicy`] (timeouts, retries); each backend's read
 //! latency is tracked to order the next read. It knows backends, keys and shares, not
 //! operations: what to write, read or remove is decided above it, and what the bytes mean
@@ -23,9 +28,12 @@ use futures::FutureExt;
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use super::call::{CallError, CallPolicy, Latency};
-use super::shares::{Expect, Opened, Shares};
+use super::shares::{Expect, MAX_KEYRING_SHARE_LEN, Opened, Shares};
 use super::tombstone::{Deletes, TombstoneKey};
-use crate::backend::{BackendError, BackendErrorKind, PutMode, StorageBackend, StorageBackendExt};
+use crate::backend::{
+    BackendError, BackendErrorKind, Key, KeyPrefix, ListEntry, ListFrom, PutMode, StorageBackend,
+    StorageBackendExt,
+};
 use crate::envelope::Kind;
 use crate::error::{BackendOutcome, OutcomeStatus, Result, VaultError};
 use crate::naming::{KeySpace, NameTag, ParsedKey, TOMBSTONE_NAME_MAC_LEN};
@@ -39,7 +47,9 @@ const MAX_SUBSETS: usize = 4096;
 #[derive(Clone, Debug)]
 pub(crate) struct Listed {
     pub(crate) version: Version,
-    pub(crate) key: String,
+    pub(crate) key: Key,
+    /// Its size, as the listing reports it.
+    pub(crate) size: u64,
     /// This backend's id share (empty for a segment).
     pub(crate) id_share: Vec<u8>,
     /// `Some(index)` for a segment share, `None` for a record or manifest share.
@@ -63,10 +73,60 @@ pub(crate) type Listing = Vec<Result<Vec<(NameTag, Listed)>, CallError>>;
 
 /// Where a share comes from.
 pub(crate) enum Source {
-    /// Fetch this key.
-    Fetch(String),
+    /// Fetch this key, reading no more than it may have.
+    Fetch(Key, Expected),
     /// Already fetched.
     Have(Bytes),
+}
+
+/// What a fetch of one share object may read, and what it must find.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Expected {
+    /// The most bytes the fetch reads: a longer object is a bad share, found without
+    /// reading it whole.
+    pub(crate) max_len: u64,
+    /// The size the object must have, when a listing told it: another size is a bad share.
+    pub(crate) len: Option<u64>,
+}
+
+impl Expected {
+    /// At most `max_len` bytes, size unknown.
+    pub(crate) fn at_most(max_len: u64) -> Self {
+        Self { max_len, len: None }
+    }
+}
+
+/// The sources of one object (a version's share, or a segment's) on the backends that
+/// listed it, `(backend, key, listed size)`. If one size was listed by at least `k` of them,
+/// it is the size (K good shares of one object are all the same size, so a size fewer than K
+/// list cannot be the right one when K others agree): each share is read up to that size and
+/// must have it. Otherwise each is read up to `bound` (the largest share the settings allow)
+/// and must have the size its own listing gave.
+pub(crate) fn listed_sources(
+    listed: impl IntoIterator<Item = (usize, Key, u64)>,
+    k: usize,
+    bound: u64,
+) -> Vec<(usize, Source)> {
+    let listed: Vec<(usize, Key, u64)> = listed.into_iter().collect();
+    let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
+    for (_, _, size) in &listed {
+        *counts.entry(*size).or_default() += 1;
+    }
+    let mut agreed = counts.iter().filter(|(_, n)| **n >= k).map(|(size, _)| *size);
+    let agreed = match (agreed.next(), agreed.next()) {
+        (Some(size), None) => Some(size),
+        _ => None,
+    };
+    listed
+        .into_iter()
+        .map(|(idx, key, size)| {
+            let expected = match agreed {
+                Some(s) => Expected { max_len: s, len: Some(s) },
+                None => Expected { max_len: bound, len: Some(size) },
+            };
+            (idx, Source::Fetch(key, expected))
+        })
+        .collect()
 }
 
 /// A version rebuilt and verified.
@@ -101,6 +161,35 @@ impl Verified {
             .filter(|(i, _)| self.subset.contains(i))
             .map(|(i, b)| (*i, &b[..]))
             .collect()
+    }
+}
+
+/// What one fetch found.
+enum Fetched {
+    /// The object's bytes, of an acceptable size.
+    Bytes(Bytes),
+    /// No object.
+    Missing,
+    /// An object of the wrong size (longer than allowed, or not the listed size).
+    Bad(String),
+}
+
+impl Fetched {
+    fn check(value: Option<Bytes>, expected: Expected) -> Self {
+        match value {
+            None => Fetched::Missing,
+            Some(b) => match expected.len {
+                Some(len) if b.len() as u64 != len => {
+                    Fetched::Bad(format!("share is {} bytes, but {len} were listed", b.len()))
+                }
+                _ if b.len() as u64 > expected.max_len => Fetched::Bad(format!(
+                    "share is {} bytes, more than the {} allowed",
+                    b.len(),
+                    expected.max_len
+                )),
+                _ => Fetched::Bytes(b),
+            },
+        }
     }
 }
 
@@ -142,16 +231,17 @@ fn call_error_text(e: CallError) -> String {
 /// be opened). The probe object holds no data of the store.
 pub(crate) async fn probe(
     backends: &[Arc<dyn StorageBackend>],
-    keyring_key: &str,
-    probe_key: &str,
+    keyring_key: &Key,
+    probe_key: &Key,
     policy: &CallPolicy,
 ) -> Vec<Probed> {
     let once = CallPolicy { max_attempts: 1, ..*policy };
     let once = &once;
     let calls = backends.iter().map(|b| async move {
         let start = std::time::Instant::now();
-        let read = match once.run(|| b.list_page(keyring_key, None)).await {
-            Ok(_) => once.run(|| b.get(keyring_key)).await.map(|_| ()),
+        let slot_prefix = keyring_key.as_prefix();
+        let read = match once.run(|| b.list_page(&slot_prefix, ListFrom::Start)).await {
+            Ok(_) => once.run(|| b.get(keyring_key, MAX_KEYRING_SHARE_LEN)).await.map(|_| ()),
             Err(e) => Err(e),
         };
         let latency = start.elapsed();
@@ -296,14 +386,15 @@ impl Fanout {
     pub(crate) async fn put_create(
         &self,
         idx: usize,
-        key: &str,
+        key: &Key,
         bytes: Bytes,
     ) -> Result<(), CallError> {
         let b = &self.backends[idx];
         match self.policy.run(|| b.put(key, bytes.clone(), PutMode::Create)).await {
             Ok(_) => Ok(()),
             Err(CallError::Backend(e)) if e.kind() == BackendErrorKind::AlreadyExists => {
-                match self.policy.run(|| b.get(key)).await {
+                // Anything longer than our bytes is not ours: no need to read it.
+                match self.policy.run(|| b.get(key, bytes.len() as u64)).await {
                     Ok(c) if c.value.as_deref() == Some(&bytes[..]) => Ok(()),
                     _ => Err(CallError::Backend(e)),
                 }
@@ -316,7 +407,7 @@ impl Fanout {
     pub(crate) async fn put_overwrite(
         &self,
         idx: usize,
-        key: &str,
+        key: &Key,
         bytes: Bytes,
     ) -> Result<(), CallError> {
         let b = &self.backends[idx];
@@ -327,7 +418,7 @@ impl Fanout {
     /// marked in `skip` is not asked and reported as failed.
     pub(crate) async fn write_all(
         &self,
-        objects: Vec<(String, Bytes)>,
+        objects: Vec<(Key, Bytes)>,
         skip: &[bool],
     ) -> Vec<Result<(), CallError>> {
         let writes = objects.into_iter().enumerate().map(|(idx, (key, bytes))| async move {
@@ -342,7 +433,7 @@ impl Fanout {
         futures::future::join_all(writes).await
     }
 
-    pub(crate) async fn delete_key(&self, idx: usize, key: &str) -> Result<(), CallError> {
+    pub(crate) async fn delete_key(&self, idx: usize, key: &Key) -> Result<(), CallError> {
         let b = &self.backends[idx];
         self.policy.run(|| b.delete(key)).await.map(|_| ())
     }
@@ -350,14 +441,14 @@ impl Fanout {
     /// Deletes `keys` on backend `idx`, one after the other, and stops at the first failure:
     /// a backend that is down or hanging costs one call (with its retries), not one per key.
     /// Returns how many were removed, and the failure.
-    pub(crate) async fn delete_keys<K: AsRef<str>>(
+    pub(crate) async fn delete_keys<K: std::borrow::Borrow<Key>>(
         &self,
         idx: usize,
         keys: impl IntoIterator<Item = K>,
     ) -> (usize, Option<CallError>) {
         let mut removed = 0;
         for key in keys {
-            match self.delete_key(idx, key.as_ref()).await {
+            match self.delete_key(idx, key.borrow()).await {
                 Ok(()) => removed += 1,
                 Err(e) => return (removed, Some(e)),
             }
@@ -366,24 +457,33 @@ impl Fanout {
     }
 
     /// Deletes `key` on every backend, concurrently (best effort).
-    pub(crate) async fn delete_everywhere(&self, key: &str) {
+    pub(crate) async fn delete_everywhere(&self, key: &Key) {
         let deletes = (0..self.n()).map(|idx| self.delete_key(idx, key));
         futures::future::join_all(deletes).await;
     }
 
-    /// Reads `key` on every backend, concurrently.
-    pub(crate) async fn get_all(&self, key: &str) -> Vec<Result<Option<Bytes>, CallError>> {
+    /// Reads `key` (at most `max_len` bytes of it) on every backend, concurrently.
+    pub(crate) async fn get_all(
+        &self,
+        key: &Key,
+        max_len: u64,
+    ) -> Vec<Result<Option<Bytes>, CallError>> {
         let reads = self
             .backends
             .iter()
-            .map(|b| async move { self.policy.run(|| b.get(key)).await.map(|c| c.value) });
+            .map(|b| async move { self.policy.run(|| b.get(key, max_len)).await.map(|c| c.value) });
         futures::future::join_all(reads).await
     }
 
-    /// Reads `key` on backend `idx`.
-    pub(crate) async fn get_one(&self, idx: usize, key: &str) -> Result<Option<Bytes>, CallError> {
+    /// Reads `key` (at most `max_len` bytes of it) on backend `idx`.
+    pub(crate) async fn get_one(
+        &self,
+        idx: usize,
+        key: &Key,
+        max_len: u64,
+    ) -> Result<Option<Bytes>, CallError> {
         let b = &self.backends[idx];
-        self.policy.run(|| b.get(key)).await.map(|c| c.value)
+        self.policy.run(|| b.get(key, max_len)).await.map(|c| c.value)
     }
 
     // --- Listings -----------------------------------------------------------------------
@@ -395,16 +495,16 @@ impl Fanout {
         let calls = self.backends.iter().enumerate().map(|(idx, b)| async move {
             for ks in keyspaces {
                 let prefix = ks.records_prefix();
-                let Ok(c) = self.policy.run(|| b.list_page(&prefix, None)).await else {
+                let Ok(c) = self.policy.run(|| b.list_page(&prefix, ListFrom::Start)).await else {
                     continue;
                 };
                 let ours = c
                     .value
-                    .keys
+                    .entries
                     .iter()
-                    .filter(|k| {
+                    .filter(|e| {
                         matches!(
-                            ks.parse(k),
+                            ks.parse(e.key.as_str()),
                             Some(
                                 ParsedKey::Share { .. }
                                     | ParsedKey::Segment { .. }
@@ -426,20 +526,22 @@ impl Fanout {
         futures::future::join_all(calls).await.into_iter().flatten().next()
     }
 
-    /// Parses one listed key: the (tag, share) it names if `keep` accepts its tag.
+    /// Parses one listed object: the (tag, share) it names if `keep` accepts its tag.
     fn parse_listed(
         &self,
-        key: String,
+        entry: ListEntry,
         keep: impl Fn(NameTag) -> bool,
     ) -> Option<(NameTag, Listed)> {
-        match self.keyspace.parse(&key) {
+        let ListEntry { key, size } = entry;
+        match self.keyspace.parse(key.as_str()) {
             Some(ParsedKey::Share { tag, version, id_share }) if keep(tag) => {
-                Some((tag, Listed { version, key, id_share, segment: None, tombstone: None }))
+                Some((tag, Listed { version, key, size, id_share, segment: None, tombstone: None }))
             }
             Some(ParsedKey::Segment { tag, version, index }) if keep(tag) => {
                 let e = Listed {
                     version,
                     key,
+                    size,
                     id_share: Vec::new(),
                     segment: Some(index),
                     tombstone: None,
@@ -450,6 +552,7 @@ impl Fanout {
                 let e = Listed {
                     version,
                     key,
+                    size,
                     id_share: Vec::new(),
                     segment: None,
                     tombstone: Some(mac),
@@ -464,12 +567,12 @@ impl Fanout {
     /// (tag, entry) pairs whose tag `keep` accepts, or why the backend could not list.
     pub(crate) async fn list_shares(
         &self,
-        prefix: &str,
+        prefix: &KeyPrefix,
         keep: impl Fn(NameTag) -> bool + Copy,
     ) -> Listing {
         let calls = self.backends.iter().map(|b| async move {
-            let keys = self.policy.run(|| b.list_all(prefix)).await?.value;
-            Ok(keys.into_iter().filter_map(|key| self.parse_listed(key, keep)).collect())
+            let entries = self.policy.run(|| b.list_all(prefix)).await?.value;
+            Ok(entries.into_iter().filter_map(|e| self.parse_listed(e, keep)).collect())
         });
         futures::future::join_all(calls).await
     }
@@ -517,7 +620,7 @@ impl Fanout {
     /// `Settings::rollback_tolerance`).
     pub(crate) async fn list_tag_for_read(&self, tag: NameTag, min_ok: usize) -> TagListing {
         let prefix = self.keyspace.record_prefix(tag);
-        let prefix = prefix.as_str();
+        let prefix = &prefix;
         let k = self.k();
         let mut calls: FuturesUnordered<_> = self
             .backends
@@ -527,7 +630,7 @@ impl Fanout {
                 let r = self.policy.run(|| b.list_all(prefix)).await.map(|c| {
                     c.value
                         .into_iter()
-                        .filter_map(|key| self.parse_listed(key, |t| t == tag))
+                        .filter_map(|e| self.parse_listed(e, |t| t == tag))
                         .map(|(_, e)| e)
                         .collect::<Vec<_>>()
                 });
@@ -595,10 +698,16 @@ impl Fanout {
         let fetch = |idx: usize, src: Source| async move {
             let start = Instant::now();
             let res = match src {
-                Source::Have(b) => Ok(Some(b)),
-                Source::Fetch(key) => {
+                Source::Have(b) => Ok(Fetched::Bytes(b)),
+                Source::Fetch(key, expected) => {
                     let b = &self.backends[idx];
-                    self.policy.run(|| b.get(&key)).await.map(|c| c.value)
+                    match self.policy.run(|| b.get(&key, expected.max_len)).await {
+                        Ok(c) => Ok(Fetched::check(c.value, expected)),
+                        Err(CallError::Backend(e)) if e.kind() == BackendErrorKind::TooLarge => {
+                            Ok(Fetched::Bad(e.message().to_owned()))
+                        }
+                        Err(e) => Err(e),
+                    }
                 }
             };
             (idx, res, start.elapsed())
@@ -711,14 +820,14 @@ impl Fanout {
     fn absorb(
         &self,
         idx: usize,
-        res: Result<Option<Bytes>, CallError>,
+        res: Result<Fetched, CallError>,
         elapsed: Duration,
         expect: &Expect,
         status: &mut [Option<OutcomeStatus>],
         good: &mut Vec<(usize, Bytes)>,
     ) -> bool {
         match res {
-            Ok(Some(bytes)) => {
+            Ok(Fetched::Bytes(bytes)) => {
                 self.latency[idx].record(elapsed);
                 match self.shares.check(idx, &bytes, expect) {
                     Ok(()) => {
@@ -733,7 +842,13 @@ impl Fanout {
                     }
                 }
             }
-            Ok(None) => {
+            Ok(Fetched::Bad(reason)) => {
+                self.latency[idx].record(elapsed);
+                self.note_bad(idx, &reason);
+                status[idx] = Some(OutcomeStatus::Corrupt { reason });
+                false
+            }
+            Ok(Fetched::Missing) => {
                 self.latency[idx].record(elapsed);
                 status[idx] = Some(OutcomeStatus::Missing);
                 false

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use super::VaultDb;
 use super::call::CallError;
-use super::fanout::{Source, Verified, group_versions};
+use super::fanout::{Verified, group_versions};
 use super::shares::Expect;
 use crate::envelope::Kind;
 use crate::error::{BackendOutcome, OutcomeStatus, Result, VaultError};
@@ -115,7 +115,7 @@ impl VaultDb {
             };
             inner.clock.observe(version.micros());
             let expect = Expect { kind: Kind::Record, tag, version: *version };
-            let sources = holders.iter().map(|(i, l)| (*i, Source::Fetch(l.key.clone()))).collect();
+            let sources = inner.head_sources(holders);
             // A retry fetches every holder's share, so that each bad one seen is named.
             let want_all = attempt > 0;
             let verified = match inner.fanout.fetch_and_verify(expect, sources, want_all).await {

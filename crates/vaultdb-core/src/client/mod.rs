@@ -63,7 +63,7 @@ pub use write::{DeleteResult, PutResult};
 pub use crate::record::RecordMeta;
 
 use self::budget::Budget;
-use self::fanout::Fanout;
+use self::fanout::{Fanout, Source};
 use self::shares::Shares;
 use crate::backend::StorageBackend;
 use crate::error::{BackendOutcome, OutcomeStatus, Result, VaultError};
@@ -550,6 +550,17 @@ impl Inner {
 
     pub(crate) fn outcome(&self, idx: usize, status: OutcomeStatus) -> BackendOutcome {
         self.fanout.outcome(idx, status)
+    }
+
+    /// The sources of one version's head shares (record or manifest) on its holders, read no
+    /// further than their listed size or, failing that, the largest head the settings allow
+    /// (see [`Shares::max_share_len`]).
+    pub(crate) fn head_sources(&self, holders: &[(usize, fanout::Listed)]) -> Vec<(usize, Source)> {
+        let bound = self
+            .shares()
+            .max_share_len(crate::envelope::Kind::Record, self.settings.max_record_size as u64);
+        let listed = holders.iter().map(|(i, l)| (*i, l.key.clone(), l.size));
+        fanout::listed_sources(listed, self.k(), bound)
     }
 }
 

@@ -27,7 +27,7 @@ use bytes::Bytes;
 use super::Inner;
 use super::call::CallError;
 use super::fanout::{Source, Verified};
-use super::shares::Expect;
+use super::shares::{Expect, MAX_KEYRING_SHARE_LEN};
 use crate::envelope::{self, Kind};
 use crate::error::{OutcomeStatus, Result, VaultError};
 use crate::keyring::{KEYRING_TAG, Keyring};
@@ -47,9 +47,14 @@ enum Slot {
     Unreachable(CallError),
 }
 
-/// Sorts one backend's answer for its keyring slot.
+/// Sorts one backend's answer for its keyring slot: an object larger than
+/// [`MAX_KEYRING_SHARE_LEN`] is a bad slot (named, and rewritten like any bad slot), not an
+/// unreachable backend.
 fn slot_of(idx: usize, r: Result<Option<Bytes>, CallError>) -> Slot {
     match r {
+        Err(CallError::Backend(e)) if e.kind() == crate::BackendErrorKind::TooLarge => {
+            Slot::Bad(e.message().to_owned())
+        }
         Err(e) => Slot::Unreachable(e),
         Ok(None) => Slot::Empty,
         Ok(Some(bytes)) => match envelope::decode(&bytes) {
@@ -67,10 +72,11 @@ fn slot_of(idx: usize, r: Result<Option<Bytes>, CallError>) -> Slot {
     }
 }
 
-/// Reads every slot (for the repair and creation paths, which need them all).
+/// Reads every backend's slot, no further than [`MAX_KEYRING_SHARE_LEN`] (for the repair and
+/// creation paths, which need them all).
 async fn read_slots(inner: &Inner) -> Vec<Slot> {
     let key = inner.fanout.keyspace().keyring_key();
-    let reads = inner.fanout.get_all(&key).await;
+    let reads = inner.fanout.get_all(&key, MAX_KEYRING_SHARE_LEN).await;
     reads.into_iter().enumerate().map(|(idx, r)| slot_of(idx, r)).collect()
 }
 
@@ -79,9 +85,11 @@ async fn read_slots(inner: &Inner) -> Vec<Slot> {
 async fn read_until_keyring(inner: &Inner) -> (Vec<Slot>, Option<(Version, Verified)>) {
     use futures::stream::{FuturesUnordered, StreamExt};
     let key = inner.fanout.keyspace().keyring_key();
-    let key = key.as_str();
+    let key = &key;
     let mut reads: FuturesUnordered<_> = (0..inner.n())
-        .map(|idx| async move { (idx, inner.fanout.get_one(idx, key).await) })
+        .map(
+            |idx| async move { (idx, inner.fanout.get_one(idx, key, MAX_KEYRING_SHARE_LEN).await) },
+        )
         .collect();
     let mut slots: Vec<Slot> =
         (0..inner.n()).map(|_| Slot::Unreachable(CallError::NotAwaited)).collect();

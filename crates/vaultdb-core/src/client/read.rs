@@ -16,7 +16,7 @@ use bytes::Bytes;
 use futures::stream::{BoxStream, Stream, StreamExt};
 
 use super::VaultDb;
-use super::fanout::Source;
+use super::fanout::{Expected, Source};
 use super::head::Head;
 use super::shares::Expect;
 use crate::envelope::Kind;
@@ -204,7 +204,12 @@ impl VaultDb {
         let inner = &self.inner;
         let key = inner.fanout.keyspace().segment_key(tag, version, index);
         let expect = Expect { kind: Kind::Segment, tag, version };
-        let sources = holders.iter().map(|&i| (i, Source::Fetch(key.clone()))).collect();
+        // The manifest (verified) gives the segment size, so the largest share of a segment.
+        let bound = inner.shares().max_share_len(Kind::Segment, u64::from(manifest.segment_size));
+        let sources = holders
+            .iter()
+            .map(|&i| (i, Source::Fetch(key.clone(), Expected::at_most(bound))))
+            .collect();
         let count = manifest.segment_count;
         let verified = inner
             .fanout

@@ -8,8 +8,9 @@ use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::Inner;
-use super::fanout::{Listed, Source, TagListing, Verified, group_versions};
+use super::fanout::{Listed, TagListing, Verified, group_versions, listed_sources};
 use super::shares::Expect;
+use crate::backend::Key;
 use crate::envelope::Kind;
 use crate::error::OutcomeStatus;
 use crate::naming::NameTag;
@@ -29,7 +30,7 @@ pub struct RepairReport {
     pub problems: Vec<String>,
     /// Objects this repair wrote (backend index, key), for undoing them if the version
     /// was deleted or superseded meanwhile.
-    pub(crate) written: Vec<(usize, String)>,
+    pub(crate) written: Vec<(usize, Key)>,
 }
 
 fn now_micros() -> u64 {
@@ -63,7 +64,7 @@ impl Inner {
         let now = now_micros();
         let old_enough = |v: &Version| now.saturating_sub(v.micros()) >= grace;
         let deletes = self.fanout.deletes(tag, &self.tombstone_key(), &listing);
-        let mut doomed: Vec<(usize, String)> = Vec::new();
+        let mut doomed: Vec<(usize, Key)> = Vec::new();
         for &b in &deletes.forged {
             self.fanout.note_bad(b, "listed a tombstone that does not verify");
             report.problems.push(format!(
@@ -94,7 +95,7 @@ impl Inner {
                 continue;
             }
             let expect = Expect { kind: Kind::Record, tag, version: *v };
-            let sources = holders.iter().map(|(i, l)| (*i, Source::Fetch(l.key.clone()))).collect();
+            let sources = self.head_sources(holders);
             match self.fanout.fetch_and_verify(expect, sources, true).await {
                 Ok(verified) => {
                     target = Some((*v, verified));
@@ -218,8 +219,8 @@ impl Inner {
         doomed.dedup();
         // Per backend, concurrently; a backend stops at its first failure.
         let work = (0..self.n()).map(|idx| {
-            let keys: Vec<&str> =
-                doomed.iter().filter(|(i, _)| *i == idx).map(|(_, k)| k.as_str()).collect();
+            let keys: Vec<&Key> =
+                doomed.iter().filter(|(i, _)| *i == idx).map(|(_, k)| k).collect();
             async move { (idx, self.fanout.delete_keys(idx, keys).await) }
         });
         for (idx, (removed, err)) in futures::future::join_all(work).await {
@@ -249,7 +250,7 @@ impl Inner {
         t: Version,
         deletes: &super::tombstone::Deletes,
         listing: &TagListing,
-        doomed: &mut Vec<(usize, String)>,
+        doomed: &mut Vec<(usize, Key)>,
         report: &mut RepairReport,
     ) {
         let tk = self.tombstone_key();
@@ -310,11 +311,11 @@ impl Inner {
             report.problems.push(format!("{tag}: the id shares in object names do not verify"));
             return;
         };
-        let derive_key = |x: u8| -> Option<String> {
+        let derive_key = |x: u8| -> Option<Key> {
             let id_share = self.shares().derive_id_share(&id_holders, &id_pos, x)?;
             Some(self.fanout.keyspace().share_key(tag, version, &id_share))
         };
-        let existing: Vec<(usize, String)> =
+        let existing: Vec<(usize, Key)> =
             holders.iter().map(|(i, l)| (*i, l.key.clone())).collect();
         self.restore_object(tag, version, verified, &missing, &existing, &derive_key, report).await;
     }
@@ -342,13 +343,16 @@ impl Inner {
         let mut lost = Vec::new();
         for index in 0..manifest.segment_count {
             let key = self.fanout.keyspace().segment_key(tag, version, index);
-            let existing: Vec<(usize, String)> = reachable
+            // The backends that listed this segment's share, with the size each listed.
+            let listed: Vec<(usize, Key, u64)> = reachable
                 .iter()
-                .filter(|i| {
-                    listing[**i].as_deref().unwrap_or_default().iter().any(|e| e.key == key)
+                .filter_map(|i| {
+                    let entries = listing[*i].as_deref().unwrap_or_default();
+                    entries.iter().find(|e| e.key == key).map(|e| (*i, key.clone(), e.size))
                 })
-                .map(|i| (*i, key.clone()))
                 .collect();
+            let existing: Vec<(usize, Key)> =
+                listed.iter().map(|(i, k, _)| (*i, k.clone())).collect();
             if existing.len() + unreachable < self.k() {
                 lost.push(format!(
                     "{tag}: version {version}: segment {index} has {} shares of {} needed",
@@ -358,7 +362,9 @@ impl Inner {
                 continue;
             }
             let expect = Expect { kind: Kind::Segment, tag, version };
-            let sources = existing.iter().map(|(i, k)| (*i, Source::Fetch(k.clone()))).collect();
+            let bound =
+                self.shares().max_share_len(Kind::Segment, u64::from(manifest.segment_size));
+            let sources = listed_sources(listed, self.k(), bound);
             let verified = match self.fanout.fetch_and_verify(expect, sources, true).await {
                 Ok(v) => v,
                 Err(e) => {
@@ -390,8 +396,8 @@ impl Inner {
         version: Version,
         verified: &Verified,
         missing: &[usize],
-        existing: &[(usize, String)],
-        key_of: &(dyn Fn(u8) -> Option<String> + Sync),
+        existing: &[(usize, Key)],
+        key_of: &(dyn Fn(u8) -> Option<Key> + Sync),
         report: &mut RepairReport,
     ) {
         let subset = verified.subset_envelopes();

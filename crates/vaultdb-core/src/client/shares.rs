@@ -27,6 +27,15 @@ use crate::xorida::{SharePoint, Threshold, Xorida};
 /// Secrets at least this large compute their HMAC on a second thread while they are split.
 const PARALLEL_MAC_MIN: usize = 128 << 10;
 
+/// The largest keyring share object a read accepts (and a keyring this client writes may
+/// produce): the keyring holds a naming key, the threshold and the backend ids, a few hundred
+/// bytes for any sensible configuration.
+pub(crate) const MAX_KEYRING_SHARE_LEN: u64 = 64 << 10;
+
+/// What a record's id, content type and metadata (or a manifest's fields) may add to its
+/// data, at most, in the bound of [`Shares::max_share_len`].
+pub(crate) const RECORD_FIELDS_ALLOWANCE: u64 = 1 << 20;
+
 /// What a read must match.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Expect {
@@ -67,6 +76,33 @@ impl Shares {
 
     pub(crate) fn threshold(&self) -> Threshold {
         self.threshold
+    }
+
+    /// The largest share object (envelope) this store writes for an object of `kind` whose
+    /// data is at most `data_len` bytes: the bound on a read of a share whose size no listing
+    /// told (or whose holders' listings disagree), so that a backend serving something larger
+    /// costs no more than this to find out.
+    ///
+    /// - a record or a manifest: `data_len` (`max_record_size`) plus
+    ///   [`RECORD_FIELDS_ALLOWANCE`] for its other fields;
+    /// - a segment: `data_len` (the manifest's segment size) plus the segment header;
+    /// - the keyring: [`MAX_KEYRING_SHARE_LEN`], whatever `data_len`;
+    /// - a tombstone: its envelope around the 32-byte MAC, whatever `data_len`.
+    ///
+    /// The payload is sealed into a secret (its header, then padding) and the share, as long
+    /// as the secret, is wrapped in an envelope (header and CRC trailer).
+    pub(crate) fn max_share_len(&self, kind: Kind, data_len: u64) -> u64 {
+        let payload = match kind {
+            Kind::Keyring => return MAX_KEYRING_SHARE_LEN,
+            Kind::Tombstone => return (envelope::HEADER_LEN + 32 + envelope::TRAILER_LEN) as u64,
+            Kind::Record | Kind::Manifest => data_len.saturating_add(RECORD_FIELDS_ALLOWANCE),
+            Kind::Segment => data_len.saturating_add(crate::manifest::SEGMENT_HEADER_LEN as u64),
+        };
+        let secret = usize::try_from(payload)
+            .ok()
+            .and_then(|p| p.checked_add(SECRET_HEADER_LEN))
+            .map_or(u64::MAX, |s| self.padding.padded_len(s) as u64);
+        secret.saturating_add((envelope::HEADER_LEN + envelope::TRAILER_LEN) as u64)
     }
 
     /// Seals a secret around the payload `write_payload` appends, splits it and returns the
@@ -166,6 +202,13 @@ impl Shares {
         let binding = Binding { kind: Kind::Keyring, tag: KEYRING_TAG, version, threshold: t };
         let secret =
             secret::seal(&binding, self.padding, 256, rng, |buf| keyring.encode_into(buf))?;
+        let len = secret.len() + envelope::HEADER_LEN + envelope::TRAILER_LEN;
+        if len as u64 > MAX_KEYRING_SHARE_LEN {
+            return Err(VaultError::invalid_config(format!(
+                "the keyring would take {len} bytes, more than the {MAX_KEYRING_SHARE_LEN} \
+                 a read accepts: the backend ids are too long"
+            )));
+        }
         let shares = self.xorida.split(t, &secret, rng);
         Ok(shares
             .iter()
@@ -457,5 +500,51 @@ mod tests {
         bad[envelope::HEADER_LEN] ^= 1;
         good[3].1 = Bytes::from(bad);
         assert_eq!(shares.confirm(&opened, &good).unwrap(), [true, true, true, false]);
+    }
+
+    /// The bound of a read is what sealing the largest payload of its kind produces, and a
+    /// keyring too large for its bound is refused when written.
+    #[test]
+    fn share_bounds_fit_what_is_sealed() {
+        let t = Threshold::new(2, 3).unwrap();
+        let mut rng = CsRng::from_seed([6; 32]);
+        let binding = |kind| Binding {
+            kind,
+            tag: NameTag([3; 16]),
+            version: Version::from_parts(1, 2),
+            threshold: t,
+        };
+        for padding in [Padding::None, Padding::Padme, Padding::PowerOfTwo, Padding::Block(4096)] {
+            let shares = Shares::new(t, padding);
+            for data_len in [0u64, 1, 1000, 70_000] {
+                let payload = data_len as usize + crate::manifest::SEGMENT_HEADER_LEN;
+                let sealed = shares
+                    .seal(&binding(Kind::Segment), payload, &mut rng, |buf| {
+                        buf.resize(buf.len() + payload, 7);
+                        Ok(())
+                    })
+                    .unwrap();
+                let bound = shares.max_share_len(Kind::Segment, data_len);
+                assert!(sealed[0].len() as u64 <= bound, "{padding:?} {data_len}");
+                if padding == Padding::None {
+                    assert_eq!(sealed[0].len() as u64, bound);
+                }
+                let record = shares.max_share_len(Kind::Record, data_len);
+                assert!(record > bound + RECORD_FIELDS_ALLOWANCE / 2, "{padding:?}");
+            }
+            assert_eq!(shares.max_share_len(Kind::Keyring, 1 << 40), MAX_KEYRING_SHARE_LEN);
+            assert_eq!(shares.max_share_len(Kind::Record, u64::MAX), u64::MAX);
+        }
+        let shares = Shares::new(t, Padding::Padme);
+        let keyring = |id_len: usize| Keyring {
+            naming_key: NamingKey::from_bytes([1; 32]),
+            threshold: t,
+            backends: (0..3).map(|i| format!("{i}{}", "x".repeat(id_len))).collect(),
+            stores_key: true,
+        };
+        let small = shares.seal_keyring(&keyring(10), Version::from_parts(1, 1), &mut rng).unwrap();
+        assert!(small[0].len() < 1024);
+        let e = shares.seal_keyring(&keyring(30_000), Version::from_parts(1, 1), &mut rng);
+        assert_eq!(e.unwrap_err().code(), crate::error::ErrorCode::InvalidConfig);
     }
 }

@@ -23,6 +23,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+use crate::backend::Key;
 use crate::envelope::{self, Header, Kind};
 use crate::naming::{KeySpace, NameTag, NamingKey, TOMBSTONE_NAME_MAC_LEN};
 use crate::version::Version;
@@ -60,7 +61,7 @@ impl TombstoneKey {
         tag: NameTag,
         version: Version,
         threshold: Threshold,
-    ) -> String {
+    ) -> Key {
         keyspace.tombstone_key(tag, version, &name_mac(&self.mac(tag, version, threshold)))
     }
 
@@ -155,7 +156,8 @@ mod tests {
         let v = Version::from_bytes([7; 16]);
         let ks = KeySpace::new("vaultdb").unwrap();
         let key = tk.key(&ks, tag, v, t);
-        let Some(ParsedKey::Tombstone { tag: pt, version: pv, mac }) = ks.parse(&key) else {
+        let Some(ParsedKey::Tombstone { tag: pt, version: pv, mac }) = ks.parse(key.as_str())
+        else {
             panic!("{key} parses as a tombstone");
         };
         assert_eq!((pt, pv), (tag, v));
@@ -190,7 +192,7 @@ mod tests {
             "1f2aef926469300bcce93abab1ce2fa42c9d0dca2c579c9dc0f094f16d4b1c4c"
         );
         assert_eq!(
-            tk.key(&ks, tag, vt, t),
+            tk.key(&ks, tag, vt, t).as_str(),
             "vaultdb/r/gagi3qh22jndehlq042hjtcf8g/0032q6hb7h8003oe1k60m2g910.t3slev4j4d4o0nj797atb3jhfkg"
         );
         assert_eq!(

@@ -21,6 +21,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use super::call::CallError;
 use super::fanout::Listed;
 use super::{Inner, VaultDb};
+use crate::backend::Key;
 use crate::envelope::Kind;
 use crate::error::{BackendOutcome, OutcomeStatus, Result, VaultError};
 use crate::manifest::{Manifest, SEGMENT_HEADER_LEN, segment_header};
@@ -77,7 +78,7 @@ impl Inner {
         version: Version,
         size_hint: usize,
         write_payload: impl FnOnce(&mut Vec<u8>) -> Result<()>,
-    ) -> Result<Vec<(String, Bytes)>> {
+    ) -> Result<Vec<(Key, Bytes)>> {
         let binding = Binding { kind, tag, version, threshold: self.threshold() };
         let keyspace = self.fanout.keyspace();
         self.with_rng(|rng| {
@@ -94,11 +95,7 @@ impl Inner {
     }
 
     /// Builds the N envelopes and N object keys of one version of an inline record.
-    fn encode_record(
-        &self,
-        record: &Record,
-        tag: NameTag,
-    ) -> Result<(Version, Vec<(String, Bytes)>)> {
+    fn encode_record(&self, record: &Record, tag: NameTag) -> Result<(Version, Vec<(Key, Bytes)>)> {
         let version = self.with_rng(|rng| self.clock.next_version(rng));
         let objects = self.encode_head(
             Kind::Record,
@@ -342,7 +339,7 @@ impl VaultDb {
                 }
             };
             let key = inner.fanout.keyspace().segment_key(tag, version, index);
-            let objects: Vec<(String, Bytes)> =
+            let objects: Vec<(Key, Bytes)> =
                 envelopes.into_iter().map(|b| (key.clone(), Bytes::from(b))).collect();
             let skip: Vec<bool> = failed.iter().map(Option::is_some).collect();
             issued = index + 1;

@@ -387,7 +387,8 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> vaultdb_core::Result<RunResu
     for h in 0..plan.handles {
         dbs.push(builder(plan, &nodes, h).open().await?);
     }
-    let keyring_key = KeySpace::new("vaultdb").expect("valid prefix").keyring_key();
+    let keyring_key =
+        KeySpace::new("vaultdb").expect("valid prefix").keyring_key().as_str().to_owned();
     let keyrings: Vec<Option<Bytes>> = nodes.iter().map(|n| n.mem.raw_get(&keyring_key)).collect();
     let intact =
         |i: usize| keyrings[i].is_some() && nodes[i].mem.raw_get(&keyring_key) == keyrings[i];

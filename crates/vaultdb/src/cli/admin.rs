@@ -23,7 +23,7 @@ fn rows_of(h: &Health) -> Vec<BackendRow> {
 pub(super) async fn status(explicit: Option<&Path>) -> Result<(), CliError> {
     let cfg = prepare(explicit, None)?;
     let k = cfg.config.threshold;
-    let backends = cfg.backends().await?;
+    let backends = cfg.backends();
     let db = match service::open_with(&cfg, backends.clone()).await {
         Ok(db) => db,
         Err(e) => {

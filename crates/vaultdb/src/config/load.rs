@@ -9,7 +9,7 @@ use std::sync::Arc;
 use vaultdb_core::{Settings, StorageBackend, VaultError};
 use vaultdb_fs::FsBackend;
 
-use super::backends::{BackendEntry, Env, Pending, process_env};
+use super::backends::{BackendEntry, Env, process_env};
 use super::model::Config;
 use super::units::ByteSize;
 use super::{DEFAULT_CONFIG, DEFAULT_CONFIG_FILE};
@@ -224,38 +224,17 @@ impl Loaded {
         s
     }
 
-    /// The first step of building every backend, in share order, with secrets read from
-    /// `env` (see [`BackendEntry::prepare`]); touches nothing.
-    ///
-    /// # Errors
-    /// `INVALID_CONFIG`: a variable a section names is not set.
-    pub fn prepare_backends(&self, env: Env<'_>) -> Result<Vec<Pending>, CliError> {
-        self.config.backends.iter().map(|b| b.prepare(env)).collect()
+    /// Builds the backends, in share order, with secrets from the process environment.
+    /// Offline: no request is sent and no credentials are loaded. A backend that cannot be
+    /// built is an [`Unavailable`](super::backends::Unavailable) one, logged as a warning (see
+    /// [`BackendEntry::build`]): it costs the store that backend only.
+    pub fn backends(&self) -> Vec<Arc<dyn StorageBackend>> {
+        self.backends_with(&process_env)
     }
 
-    /// Builds the backends, in share order, with secrets from the process environment. No
-    /// request reaches a bucket (see [`Pending`]).
-    ///
-    /// # Errors
-    /// `INVALID_CONFIG` naming the backend whose configuration or credentials are unusable.
-    pub async fn backends(&self) -> Result<Vec<Arc<dyn StorageBackend>>, CliError> {
-        self.backends_with(&process_env).await
-    }
-
-    /// [`backends`](Self::backends) with secrets read from `env`: every section's secrets
-    /// first, then each backend in turn.
-    ///
-    /// # Errors
-    /// As [`backends`](Self::backends).
-    pub async fn backends_with(
-        &self,
-        env: Env<'_>,
-    ) -> Result<Vec<Arc<dyn StorageBackend>>, CliError> {
-        let mut out = Vec::with_capacity(self.config.backends.len());
-        for pending in self.prepare_backends(env)? {
-            out.push(pending.await?);
-        }
-        Ok(out)
+    /// [`backends`](Self::backends) with secrets read from `env`.
+    pub fn backends_with(&self, env: Env<'_>) -> Vec<Arc<dyn StorageBackend>> {
+        self.config.backends.iter().map(|b| b.build(env)).collect()
     }
 
     /// Removes temporary files that crashed writes left in the fs backends (older than

@@ -22,8 +22,8 @@ mod units;
 use std::time::Duration;
 
 pub use backends::{
-    AzureSection, BackendEntry, Env, FsSection, GcsSection, MemorySection, MinioSection, Pending,
-    S3Section, process_env,
+    AzureSection, BackendEntry, Env, FsSection, GcsSection, MemorySection, MinioSection, S3Section,
+    Unavailable, process_env,
 };
 pub use load::{Loaded, Source};
 pub use model::{AuditConfig, Config, ServerConfig, Timeouts, TokenConfig};

@@ -13,10 +13,11 @@ use crate::error::CliError;
 /// environment (reading, or on an empty store creating, the keyring).
 ///
 /// # Errors
-/// `INVALID_CONFIG` for unusable backends or a keyring mismatch; `INSUFFICIENT_SHARES`
-/// when too few backends answer.
+/// `INVALID_CONFIG` for a keyring mismatch; `INSUFFICIENT_SHARES` when too few backends
+/// answer (a backend that cannot be built is one that does not answer, see
+/// [`Loaded::backends`]).
 pub async fn open(cfg: &Loaded) -> Result<VaultDb, CliError> {
-    open_with(cfg, cfg.backends().await?).await
+    open_with(cfg, cfg.backends()).await
 }
 
 /// [`open`] over backends already built (by [`Loaded::backends`]).

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use vaultdb_azure::{AzureBackend, AzureConfig, AzureCredentials};
+use vaultdb_core::{BackendError, StorageBackend};
 
-use super::{Env, Pending, build_failed, err, nonempty, page_size, url_like};
+use super::{Env, err, nonempty, page_size, url_like};
 use crate::config::Dur;
 
 /// Where an Azure account key is read from when `access_key_env` is not set.
@@ -259,11 +260,10 @@ impl AzureSection {
 }
 
 /// Builds an Azure backend from its configuration.
-pub(super) fn connect(id: String, name: String, config: AzureConfig) -> Pending {
-    Box::pin(async move {
-        match AzureBackend::new(id.clone(), name, config) {
-            Ok(b) => Ok(Arc::new(b) as _),
-            Err(e) => Err(build_failed(&id, "azure", &e)),
-        }
-    })
+pub(super) fn build(
+    id: String,
+    name: String,
+    config: AzureConfig,
+) -> Result<Arc<dyn StorageBackend>, BackendError> {
+    Ok(Arc::new(AzureBackend::new(id, name, config)?))
 }

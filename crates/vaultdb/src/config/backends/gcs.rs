@@ -4,11 +4,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Deserialize;
+use vaultdb_core::{BackendError, StorageBackend};
 use vaultdb_gcs::{GcsBackend, GcsConfig, GcsCredentials};
 
-use super::{
-    Env, Pending, build_failed, err, from_env, nonempty, opt_nonempty, page_size, url_like,
-};
+use super::{Env, err, from_env, nonempty, opt_nonempty, page_size, url_like};
 
 /// GCS authentication, as written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -128,12 +127,11 @@ impl GcsSection {
     }
 }
 
-/// Builds a GCS backend from its configuration.
-pub(super) fn connect(id: String, name: String, config: GcsConfig) -> Pending {
-    Box::pin(async move {
-        match GcsBackend::new(id.clone(), name, config).await {
-            Ok(b) => Ok(Arc::new(b) as _),
-            Err(e) => Err(build_failed(&id, "gcs", &e)),
-        }
-    })
+/// Builds a GCS backend from its configuration (its credentials are loaded on first use).
+pub(super) fn build(
+    id: String,
+    name: String,
+    config: GcsConfig,
+) -> Result<Arc<dyn StorageBackend>, BackendError> {
+    Ok(Arc::new(GcsBackend::new(id, name, config)?))
 }

@@ -4,10 +4,11 @@
 use std::sync::Arc;
 
 use serde::Deserialize;
-use vaultdb_minio::MinioConfig;
+use vaultdb_core::{BackendError, StorageBackend};
+use vaultdb_minio::{MinioBackend, MinioConfig};
 
 use super::s3::StaticKeys;
-use super::{Env, Pending, build_failed, nonempty, opt_nonempty, page_size, url_like};
+use super::{Env, nonempty, opt_nonempty, page_size, url_like};
 
 /// `kind = "minio"`: MinIO or another self-hosted S3-compatible store ([`MinioConfig`]).
 #[derive(Clone, Debug, Deserialize)]
@@ -83,11 +84,10 @@ impl MinioSection {
 }
 
 /// Builds a MinIO backend from its configuration.
-pub(super) fn connect(id: String, name: String, config: MinioConfig) -> Pending {
-    Box::pin(async move {
-        match vaultdb_minio::connect(id.clone(), name, config).await {
-            Ok(b) => Ok(Arc::new(b) as _),
-            Err(e) => Err(build_failed(&id, "minio", &e)),
-        }
-    })
+pub(super) fn build(
+    id: String,
+    name: String,
+    config: MinioConfig,
+) -> Result<Arc<dyn StorageBackend>, BackendError> {
+    Ok(Arc::new(MinioBackend::new(id, name, config)?))
 }

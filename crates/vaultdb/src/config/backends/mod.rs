@@ -8,9 +8,14 @@
 //! `deny_unknown_fields`, so unknown keys would pass silently, and its buffering loses the
 //! line numbers of errors.)
 //!
-//! A backend is built in two steps: [`BackendEntry::prepare`] reads the secrets the section
-//! names and maps it onto its crate's configuration, touching nothing; the [`Pending`]
-//! future it returns builds the backend.
+//! [`BackendEntry::build`] reads the secrets the section names, maps the section onto its
+//! crate's configuration and builds the backend: offline, and sending nothing (the crates
+//! build their clients and load credentials on first use). A backend that cannot be built (a
+//! secret variable that is not set, a configuration its crate refuses) is that backend's
+//! problem only: it is built as [`Unavailable`], whose every call fails saying why, and a
+//! warning naming it is logged, so a store whose other backends still number K opens and
+//! serves. (What needs no environment is checked when the file is loaded, by
+//! [`BackendEntry::validate`]: a malformed section is still a configuration error.)
 //!
 //! **Secrets are never written in the file.** A section names the environment variable that
 //! holds each secret (`secret_access_key_env`, `access_key_env`, `sas_token_env`,
@@ -26,13 +31,13 @@ mod memory;
 mod minio;
 mod s3;
 
-use std::future::Future;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::Arc;
 
+use async_trait::async_trait;
+use bytes::Bytes;
 use serde::Deserialize;
-use vaultdb_core::{BackendError, StorageBackend};
+use vaultdb_core::{BackendError, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend};
 
 pub use azure::{
     AzureAuth, AzureSection, DEFAULT_AZURE_CLIENT_SECRET_ENV, DEFAULT_AZURE_KEY_ENV,
@@ -44,8 +49,6 @@ pub use memory::MemorySection;
 pub use minio::MinioSection;
 pub use s3::{DEFAULT_S3_SECRET_ENV, S3Section};
 
-use crate::error::CliError;
-
 /// Looks up an environment variable: `None` if unset or empty. Passed in, so that the
 /// mapping can be tested without touching the process environment.
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -54,12 +57,6 @@ pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 pub fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
-
-/// A backend being built (see [`BackendEntry::prepare`]). Building sends no request to a
-/// bucket; resolving GCS Application Default Credentials or the AWS credential chain may
-/// read files (and, for GCS on Google Cloud, ask the metadata server).
-pub type Pending =
-    Pin<Box<dyn Future<Output = Result<Arc<dyn StorageBackend>, CliError>> + Send + 'static>>;
 
 /// One `[[backends]]` entry: the section of its `kind`.
 #[derive(Clone, Debug, Deserialize)]
@@ -149,41 +146,99 @@ impl BackendEntry {
         }
     }
 
-    /// The first step of building the backend: reads the secrets the section names from
-    /// `env` and maps the section onto its crate's configuration, touching nothing; the
-    /// returned future builds the backend.
-    ///
-    /// # Errors
-    /// `INVALID_CONFIG`: a variable the section names is not set (the message names the
-    /// variable). The future fails with `INVALID_CONFIG` naming the backend, with the
-    /// crate's message (which never holds a secret).
-    pub fn prepare(&self, env: Env<'_>) -> Result<Pending, CliError> {
+    /// Builds the backend, with the secrets the section names read from `env`. Offline:
+    /// nothing is sent, no credentials are loaded. Never fails: a backend that cannot be
+    /// built (a secret variable that is not set, a configuration its crate refuses, say a
+    /// plain `http://` endpoint without `allow_http`) is built as [`Unavailable`], whose every
+    /// call fails saying why, and a warning naming the backend is logged. One backend that
+    /// cannot be built must not stop a store whose other backends still number K (reads) or
+    /// the write quorum (writes); `status` shows its error. The reason is the crate's
+    /// message or the name of the missing variable, never a secret.
+    pub fn build(&self, env: Env<'_>) -> Arc<dyn StorageBackend> {
         let (id, name) = (self.id().to_owned(), self.name().to_owned());
-        let pending = match self {
-            Self::Fs(s) => ready(s.build(id, name)),
-            Self::Memory(_) => ready(memory::build(id, name)),
-            Self::S3(s) => s3::connect(id, name, s.to_config(env).map_err(CliError::config)?),
-            Self::Minio(s) => minio::connect(id, name, s.to_config(env).map_err(CliError::config)?),
-            Self::Gcs(s) => gcs::connect(id, name, s.to_config(env).map_err(CliError::config)?),
-            Self::Azure(s) => azure::connect(id, name, s.to_config(env).map_err(CliError::config)?),
+        let built: Result<Arc<dyn StorageBackend>, String> = match self {
+            Self::Fs(s) => Ok(s.build(id.clone(), name.clone())),
+            Self::Memory(_) => Ok(memory::build(id.clone(), name.clone())),
+            Self::S3(s) => {
+                s.to_config(env).and_then(|c| refused(self, s3::build(id.clone(), name.clone(), c)))
+            }
+            Self::Minio(s) => s
+                .to_config(env)
+                .and_then(|c| refused(self, minio::build(id.clone(), name.clone(), c))),
+            Self::Gcs(s) => s
+                .to_config(env)
+                .and_then(|c| refused(self, gcs::build(id.clone(), name.clone(), c))),
+            Self::Azure(s) => s
+                .to_config(env)
+                .and_then(|c| refused(self, azure::build(id.clone(), name.clone(), c))),
         };
-        Ok(pending)
+        built.unwrap_or_else(|reason| {
+            tracing::warn!(
+                backend = %id,
+                kind = self.kind(),
+                "backend cannot be built; it fails every call until the configuration is \
+                 fixed: {reason}"
+            );
+            Unavailable::shared(id, name, reason)
+        })
     }
 }
 
-/// A backend built without waiting.
-fn ready(backend: Arc<dyn StorageBackend>) -> Pending {
-    Box::pin(std::future::ready(Ok(backend)))
+/// A crate's refusal of `entry`'s configuration, as `backend "id" (kind): <its message>`.
+fn refused(
+    entry: &BackendEntry,
+    built: Result<Arc<dyn StorageBackend>, BackendError>,
+) -> Result<Arc<dyn StorageBackend>, String> {
+    built.map_err(|e| err(entry.id(), entry.kind(), e.message()))
+}
+
+/// A backend that cannot work as configured (a secret variable is not set, or its crate
+/// refused the configuration): every call fails with a
+/// [`Permanent`](vaultdb_core::BackendErrorKind::Permanent) error saying why, so that
+/// `status` names it and the store opens and serves with the other backends.
+#[derive(Debug)]
+pub struct Unavailable {
+    id: String,
+    name: String,
+    reason: String,
+}
+
+impl Unavailable {
+    /// A backend `id` that fails every call with `reason` (no secret in it), shared.
+    pub fn shared(id: String, name: String, reason: String) -> Arc<dyn StorageBackend> {
+        Arc::new(Self { id, name, reason })
+    }
+
+    fn error(&self) -> BackendError {
+        BackendError::permanent(self.reason.clone())
+    }
+}
+
+#[async_trait]
+impl StorageBackend for Unavailable {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    async fn put(&self, _: &Key, _: Bytes, _: PutMode) -> Result<(), BackendError> {
+        Err(self.error())
+    }
+    async fn get(&self, _: &Key, _: u64) -> Result<Option<Bytes>, BackendError> {
+        Err(self.error())
+    }
+    async fn delete(&self, _: &Key) -> Result<(), BackendError> {
+        Err(self.error())
+    }
+    async fn list_page(&self, _: &KeyPrefix, _: ListFrom) -> Result<ListPage, BackendError> {
+        Err(self.error())
+    }
 }
 
 /// `backend "id" (kind): what`.
 fn err(id: &str, kind: &str, what: impl std::fmt::Display) -> String {
     format!("backend {id:?} ({kind}): {what}")
-}
-
-/// A backend crate's refusal to build, naming the backend.
-fn build_failed(id: &str, kind: &str, e: &BackendError) -> CliError {
-    CliError::config(err(id, kind, e.message()))
 }
 
 fn nonempty(id: &str, kind: &str, key: &str, v: &str) -> Result<(), String> {

@@ -4,11 +4,10 @@
 use std::sync::Arc;
 
 use serde::Deserialize;
+use vaultdb_core::{BackendError, StorageBackend};
 use vaultdb_s3::{S3Backend, S3Config, S3Credentials};
 
-use super::{
-    Env, Pending, build_failed, err, from_env, nonempty, opt_nonempty, page_size, url_like,
-};
+use super::{Env, err, from_env, nonempty, opt_nonempty, page_size, url_like};
 
 /// Where an S3 secret access key is read from when `secret_access_key_env` is not set.
 pub const DEFAULT_S3_SECRET_ENV: &str = "AWS_SECRET_ACCESS_KEY";
@@ -168,11 +167,10 @@ impl S3Section {
 }
 
 /// Builds an S3 backend from its configuration.
-pub(super) fn connect(id: String, name: String, config: S3Config) -> Pending {
-    Box::pin(async move {
-        match S3Backend::new(id.clone(), name, config).await {
-            Ok(b) => Ok(Arc::new(b) as _),
-            Err(e) => Err(build_failed(&id, "s3", &e)),
-        }
-    })
+pub(super) fn build(
+    id: String,
+    name: String,
+    config: S3Config,
+) -> Result<Arc<dyn StorageBackend>, BackendError> {
+    Ok(Arc::new(S3Backend::new(id, name, config)?))
 }

@@ -56,12 +56,16 @@ fn azure(l: &Loaded, i: usize, env: Env<'_>) -> AzureConfig {
     }
 }
 
-/// The error of the first step of building the backends (reading their secrets).
-fn secrets_error(l: &Loaded, env: Env<'_>) -> CliError {
-    match l.prepare_backends(env) {
-        Ok(_) => panic!("every secret was found"),
-        Err(e) => e,
-    }
+/// What every call to backend `i`, built with secrets from `env`, fails with (a backend
+/// whose secrets are missing is built, and fails its calls).
+async fn call_error(l: &Loaded, i: usize, env: Env<'_>) -> vaultdb_core::BackendError {
+    let backends = l.backends_with(env);
+    let key = vaultdb_core::Key::new("k").unwrap();
+    let e = backends[i].get(&key, 1).await.unwrap_err();
+    let root = vaultdb_core::KeyPrefix::default();
+    let list = backends[i].list_page(&root, vaultdb_core::ListFrom::Start).await.unwrap_err();
+    assert_eq!(list.message(), e.message());
+    e
 }
 
 /// A multi-cloud file whose every constructor runs offline: S3 with static keys from
@@ -97,8 +101,8 @@ credentials = "managed_identity"
 client_id = "11111111-2222-3333-4444-555555555555"
 "#;
 
-#[tokio::test]
-async fn multi_cloud_config_builds_three_backends() {
+#[test]
+fn multi_cloud_config_builds_three_backends() {
     let l = parse(MULTI_CLOUD).unwrap();
     assert_eq!(l.describe(), "2-of-3 over aws, gcp, azure");
     let env = fake_env(&[
@@ -144,7 +148,7 @@ async fn multi_cloud_config_builds_three_backends() {
     assert!(!shown.contains("SECRET-S3-DO-NOT-PRINT"), "{shown}");
 
     // The backends build without any network access, in share order.
-    let backends = l.backends_with(&env).await.unwrap();
+    let backends = l.backends_with(&env);
     let ids: Vec<&str> = backends.iter().map(|b| b.id()).collect();
     assert_eq!(ids, ["aws", "gcp", "azure"]);
     assert_eq!(backends[2].name(), "Azure Blob East Asia");
@@ -345,47 +349,55 @@ container = "c"
     }
 }
 
-#[test]
-fn missing_secret_variables_are_named_not_needed_to_load() {
+#[tokio::test]
+async fn missing_secret_variables_fail_that_backend_naming_them() {
     let l = parse(MULTI_CLOUD).unwrap();
-    let e = secrets_error(&l, &fake_env(&[]));
-    assert_eq!(e.code, "INVALID_CONFIG");
+    let e = call_error(&l, 0, &fake_env(&[])).await;
+    assert_eq!(e.kind(), vaultdb_core::BackendErrorKind::Permanent);
     assert!(
-        e.message.contains("backend \"aws\" (s3)")
-            && e.message.contains("TEST_AWS_KEY_ID")
-            && e.message.contains("not set"),
-        "{}",
-        e.message
+        e.message().contains("backend \"aws\" (s3)")
+            && e.message().contains("TEST_AWS_KEY_ID")
+            && e.message().contains("not set"),
+        "{e}"
     );
-    let e = secrets_error(&l, &fake_env(&[("TEST_AWS_KEY_ID", "AKID")]));
-    assert!(e.message.contains("TEST_AWS_SECRET"), "{}", e.message);
+    let e = call_error(&l, 0, &fake_env(&[("TEST_AWS_KEY_ID", "AKID")])).await;
+    assert!(e.message().contains("TEST_AWS_SECRET"), "{e}");
+    // The other backends are built as configured.
+    let backends = l.backends_with(&fake_env(&[]));
+    assert_eq!(backends.iter().map(|b| b.id()).collect::<Vec<_>>(), ["aws", "gcp", "azure"]);
+    assert!(format!("{:?}", backends[1]).starts_with("GcsBackend"));
     let l = parse(
         "threshold = 2\n[[backends]]\nkind = \"memory\"\nid = \"m\"\n\
          [[backends]]\nkind = \"azure\"\nid = \"az\"\naccount = \"a\"\ncontainer = \"c\"\n\
          credentials = \"access_key\"\n",
     )
     .unwrap();
-    let e = secrets_error(&l, &fake_env(&[]));
-    assert!(e.message.contains("AZURE_STORAGE_ACCOUNT_KEY"), "{}", e.message);
+    let e = call_error(&l, 1, &fake_env(&[])).await;
+    assert!(e.message().contains("AZURE_STORAGE_ACCOUNT_KEY"), "{e}");
 }
 
 #[tokio::test]
-async fn unusable_cloud_configs_fail_at_build_naming_the_backend() {
-    // Plain http needs allow_http: refused by the crate when the backend is built.
+async fn configs_a_crate_refuses_make_that_backend_unavailable_naming_it() {
+    // Plain http needs allow_http: refused by the crate when the backend is built. That costs
+    // the store this backend only: it is built as Unavailable and its calls say why.
     let text = "threshold = 2\n[[backends]]\nkind = \"memory\"\nid = \"m\"\n\
                 [[backends]]\nkind = \"s3\"\nid = \"aws\"\nbucket = \"b\"\n\
                 endpoint = \"http://10.0.0.1:9000\"\naccess_key_id = \"k\"\n";
     let env = fake_env(&[("AWS_SECRET_ACCESS_KEY", "SECRET-XYZ")]);
-    let Err(e) = parse(text).unwrap().backends_with(&env).await else {
-        panic!("plain http was accepted");
-    };
-    assert_eq!(e.code, "INVALID_CONFIG");
+    let l = parse(text).unwrap();
+    let backends = l.backends_with(&env);
+    assert_eq!(backends.iter().map(|b| b.id()).collect::<Vec<_>>(), ["m", "aws"]);
+    assert!(format!("{:?}", backends[1]).starts_with("Unavailable"), "{:?}", backends[1]);
+    let e = call_error(&l, 1, &env).await;
+    assert_eq!(e.kind(), vaultdb_core::BackendErrorKind::Permanent);
     assert!(
-        e.message.starts_with("backend \"aws\" (s3): ") && e.message.contains("allow_http"),
-        "{}",
-        e.message
+        e.message().starts_with("backend \"aws\" (s3): ") && e.message().contains("allow_http"),
+        "{e}"
     );
-    assert!(!e.message.contains("SECRET-XYZ"));
+    assert!(!e.message().contains("SECRET-XYZ"));
+    // The memory backend works.
+    let key = vaultdb_core::Key::new("k").unwrap();
+    assert_eq!(backends[0].get(&key, 1).await.unwrap(), None);
 }
 
 #[test]

@@ -1,27 +1,48 @@
 //! The storage backend contract.
 //!
 //! A backend is a flat key-value object store: S3, GCS, Azure Blob, a directory, memory.
-//! VaultDB asks very little of it (five calls), and everything that is not storage (retries,
+//! VaultDB asks very little of it (four calls), and everything that is not storage (retries,
 //! timeouts, hedging, integrity) lives in the client, once, not in every backend.
 //!
 //! # Contract
 //!
-//! - Keys are [valid keys](validate_key): 1 to [`MAX_KEY_LEN`] bytes of printable ASCII,
-//!   `/`-separated segments, none of them empty, `.` or `..`. Backends must store every such
-//!   key distinctly (mind case-insensitive filesystems) and give it back unchanged in
-//!   `list`.
+//! - Keys are [`Key`]s, checked when they are made ([`validate_key`]): 1 to [`MAX_KEY_LEN`]
+//!   bytes of printable ASCII, `/`-separated segments, none of them empty, `.` or `..`.
+//!   Backends must store every such key distinctly (mind case-insensitive filesystems) and
+//!   give it back unchanged in listings.
 //! - `put` with [`PutMode::Create`] must be atomic: of concurrent creates of one key,
 //!   exactly one succeeds and the others get [`BackendErrorKind::AlreadyExists`]; a reader
 //!   never sees a partly written object.
-//! - `get` of a missing key is `Ok(None)`, not an error.
+//! - `get` of a missing key is `Ok(None)`, not an error. `get` reads at most `max_len`
+//!   bytes: an object longer than that is a [`BackendErrorKind::TooLarge`] error, and the
+//!   backend must not read (or hold in memory) much more than `max_len + 1` bytes of it to
+//!   find out. Something at the key that is not an object the backend could have written (a
+//!   directory, a FIFO, a symbolic link in a directory backend) is an error, found without
+//!   blocking.
 //! - `delete` is idempotent: deleting a missing key is `Ok(())`.
-//! - `list_page` returns the keys that start with `prefix` (a plain string prefix), in any
-//!   order, a page at a time; `next` is an opaque cursor for the following page. Keys
-//!   created or deleted during a listing may or may not appear.
+//! - `list_page` returns the keys that start with a [`KeyPrefix`] (a plain string prefix)
+//!   with their sizes, a page at a time, starting as [`ListFrom`] says; `next` is an opaque
+//!   cursor for the following page. Entries come in ascending key order (byte order) within
+//!   a page and from one page to the next (see each backend's documentation for
+//!   exceptions); a page may be empty and still have a `next`. Objects whose names are not
+//!   valid keys are skipped. Keys created or deleted during a listing may or may not
+//!   appear.
 //! - Errors say what kind they are ([`BackendErrorKind`]); the client retries only
 //!   [`BackendErrorKind::Transient`] ones. Backends must not retry on their own.
+//! - Building a backend sends no request and needs no credentials: configuration that is
+//!   wrong in itself fails construction; anything found out by talking to the service
+//!   (credentials that do not work, a missing bucket, a token endpoint that does not answer)
+//!   fails the calls, so that one backend's trouble never stops a store that has K others.
 //! - Nothing a backend formats (`Debug`, `Display`, error messages) may contain credentials
 //!   or object contents.
+//!
+//! The cloud backends share [`http`] (the mapping of HTTP answers to error kinds, and
+//! bounded response bodies), [`ObjectNames`] (their prefix inside a bucket) and
+//! [`ListStart`] (where a listing starts or resumes).
+
+pub mod http;
+mod key;
+mod names;
 
 use std::fmt;
 use std::sync::Arc;
@@ -29,8 +50,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-/// The longest key VaultDB writes or a backend must accept, in bytes.
-pub const MAX_KEY_LEN: usize = 900;
+pub use key::{Key, KeyError, KeyPrefix, MAX_KEY_LEN, validate_key, validate_prefix};
+pub use names::{Escaping, ListStart, ObjectNames};
 
 /// The most keys [`StorageBackendExt::list_all`] accepts from one listing.
 pub const MAX_LISTED_KEYS: usize = 10_000_000;
@@ -54,6 +75,8 @@ pub enum BackendErrorKind {
     Transient,
     /// Not worth retrying: authentication, permissions, missing bucket, bad configuration.
     Permanent,
+    /// A `get` found an object longer than the caller allows: to the client, a bad share.
+    TooLarge,
     /// Anything else (treated like `Permanent`: not retried).
     Other,
 }
@@ -64,6 +87,7 @@ impl fmt::Display for BackendErrorKind {
             Self::AlreadyExists => "already-exists",
             Self::Transient => "transient",
             Self::Permanent => "permanent",
+            Self::TooLarge => "too-large",
             Self::Other => "other",
         })
     }
@@ -92,8 +116,16 @@ impl BackendError {
     }
 
     /// A create-only conflict on `key`.
-    pub fn already_exists(key: &str) -> Self {
+    pub fn already_exists(key: &Key) -> Self {
         Self::new(BackendErrorKind::AlreadyExists, format!("object {key} already exists"))
+    }
+
+    /// A `get` of `what` that found at least `len` bytes where `max_len` were allowed.
+    pub fn too_large(what: &dyn fmt::Display, len: u64, max_len: u64) -> Self {
+        Self::new(
+            BackendErrorKind::TooLarge,
+            format!("object {what} is too large: {len} bytes or more, {max_len} allowed"),
+        )
     }
 
     /// A transient failure.
@@ -138,12 +170,33 @@ impl std::error::Error for BackendError {
     }
 }
 
+/// Where a listing starts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ListFrom {
+    /// At the first key under the prefix.
+    #[default]
+    Start,
+    /// At the first key strictly greater than this one (in byte order).
+    After(Key),
+    /// Where the page that returned this cursor (its `next`) left off.
+    Cursor(String),
+}
+
+/// One object in a listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListEntry {
+    /// Its key.
+    pub key: Key,
+    /// Its size in bytes, as the listing reports it.
+    pub size: u64,
+}
+
 /// One page of a listing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ListPage {
-    /// Keys on this page.
-    pub keys: Vec<String>,
-    /// Cursor for the next page; `None` when this is the last.
+    /// The objects on this page, in ascending key order.
+    pub entries: Vec<ListEntry>,
+    /// Cursor for the next page ([`ListFrom::Cursor`]); `None` when this is the last.
     pub next: Option<String>,
 }
 
@@ -160,39 +213,37 @@ pub trait StorageBackend: fmt::Debug + Send + Sync + 'static {
     fn name(&self) -> &str;
 
     /// Stores `data` under `key`.
-    async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<(), BackendError>;
+    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError>;
 
-    /// Reads the object at `key`; `Ok(None)` if there is none.
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError>;
+    /// Reads the object at `key`, if it is at most `max_len` bytes long; `Ok(None)` if there
+    /// is none, a [`BackendErrorKind::TooLarge`] error if it is longer.
+    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError>;
 
     /// Deletes the object at `key`; succeeds if there is none.
-    async fn delete(&self, key: &str) -> Result<(), BackendError>;
+    async fn delete(&self, key: &Key) -> Result<(), BackendError>;
 
-    /// Lists keys starting with `prefix`, one page at a time, starting from `cursor`.
-    async fn list_page(
-        &self,
-        prefix: &str,
-        cursor: Option<String>,
-    ) -> Result<ListPage, BackendError>;
+    /// Lists the objects whose keys start with `prefix`, one page at a time, from `from`.
+    async fn list_page(&self, prefix: &KeyPrefix, from: ListFrom)
+    -> Result<ListPage, BackendError>;
 }
 
 /// Conveniences over [`StorageBackend`], for every backend (kept out of the trait so that
 /// wrappers cannot get them out of step).
 #[async_trait]
 pub trait StorageBackendExt: StorageBackend {
-    /// Lists every key starting with `prefix`, following cursors to the end.
+    /// Lists every object under `prefix`, following cursors to the end.
     ///
     /// A backend is not trusted to end its listing: a cursor it has given before, or more
     /// than [`MAX_LISTED_KEYS`] keys, is an error rather than an endless loop or unbounded
     /// memory.
-    async fn list_all(&self, prefix: &str) -> Result<Vec<String>, BackendError> {
-        let mut keys = Vec::new();
-        let mut cursor: Option<String> = None;
+    async fn list_all(&self, prefix: &KeyPrefix) -> Result<Vec<ListEntry>, BackendError> {
+        let mut entries = Vec::new();
+        let mut from = ListFrom::Start;
         let mut seen = std::collections::HashSet::new();
         loop {
-            let page = self.list_page(prefix, cursor.clone()).await?;
-            keys.extend(page.keys);
-            if keys.len() > MAX_LISTED_KEYS {
+            let page = self.list_page(prefix, from).await?;
+            entries.extend(page.entries);
+            if entries.len() > MAX_LISTED_KEYS {
                 return Err(BackendError::new(
                     BackendErrorKind::Other,
                     format!("listing returned more than {MAX_LISTED_KEYS} keys"),
@@ -205,8 +256,8 @@ pub trait StorageBackendExt: StorageBackend {
                         "listing cursor repeated: the backend's listing does not end",
                     ));
                 }
-                Some(next) => cursor = Some(next),
-                None => return Ok(keys),
+                Some(next) => from = ListFrom::Cursor(next),
+                None => return Ok(entries),
             }
         }
     }
@@ -222,68 +273,20 @@ impl<T: StorageBackend + ?Sized> StorageBackend for Arc<T> {
     fn name(&self) -> &str {
         (**self).name()
     }
-    async fn put(&self, key: &str, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
         (**self).put(key, data, mode).await
     }
-    async fn get(&self, key: &str) -> Result<Option<Bytes>, BackendError> {
-        (**self).get(key).await
+    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
+        (**self).get(key, max_len).await
     }
-    async fn delete(&self, key: &str) -> Result<(), BackendError> {
+    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
         (**self).delete(key).await
     }
     async fn list_page(
         &self,
-        prefix: &str,
-        cursor: Option<String>,
+        prefix: &KeyPrefix,
+        from: ListFrom,
     ) -> Result<ListPage, BackendError> {
-        (**self).list_page(prefix, cursor).await
-    }
-}
-
-/// Why a key is not valid.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum KeyError {
-    /// Empty or longer than [`MAX_KEY_LEN`].
-    #[error("key length must be 1..={MAX_KEY_LEN} bytes")]
-    Length,
-    /// A byte outside printable ASCII (0x21..=0x7E).
-    #[error("key holds a byte outside printable ASCII")]
-    Byte,
-    /// An empty, `.` or `..` segment.
-    #[error("key has an empty, '.' or '..' segment")]
-    Segment,
-}
-
-/// Checks that `key` is a valid object key (see the [module docs](self)).
-pub fn validate_key(key: &str) -> Result<(), KeyError> {
-    if key.is_empty() || key.len() > MAX_KEY_LEN {
-        return Err(KeyError::Length);
-    }
-    if !key.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
-        return Err(KeyError::Byte);
-    }
-    if key.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
-        return Err(KeyError::Segment);
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys() {
-        assert_eq!(validate_key("vdb/r/abc/def.ghi"), Ok(()));
-        assert_eq!(validate_key("A~b%c+d=e!f"), Ok(()));
-        assert_eq!(validate_key(""), Err(KeyError::Length));
-        assert_eq!(validate_key(&"a".repeat(MAX_KEY_LEN + 1)), Err(KeyError::Length));
-        assert_eq!(validate_key(&"a".repeat(MAX_KEY_LEN)), Ok(()));
-        assert_eq!(validate_key("a b"), Err(KeyError::Byte));
-        assert_eq!(validate_key("a\u{e9}"), Err(KeyError::Byte));
-        assert_eq!(validate_key("a\0"), Err(KeyError::Byte));
-        for bad in ["/a", "a/", "a//b", "./a", "a/..", "..", "."] {
-            assert_eq!(validate_key(bad), Err(KeyError::Segment), "{bad}");
-        }
+        (**self).list_page(prefix, from).await
     }
 }
