@@ -95,6 +95,20 @@ fn print_help() {
     );
 }
 
+/// The argument check of a task that takes none (`task` has its docs in
+/// `xtask/src/<task>/mod.rs`): `Ok(true)` to run it, `Ok(false)` after `--help` or `-h`
+/// (having printed where the docs are), an error for any other argument.
+fn no_arguments(task: &str, args: &[String]) -> Result<bool, String> {
+    match args.first() {
+        None => Ok(true),
+        Some(a) if a == "--help" || a == "-h" => {
+            println!("cargo xtask {task}: see the module docs of xtask/src/{task}/mod.rs");
+            Ok(false)
+        }
+        Some(a) => Err(format!("{task} takes no arguments (got {a:?})")),
+    }
+}
+
 /// The workspace root (this crate lives in `<root>/xtask`).
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -71,56 +71,73 @@ fn thresholds() -> [(Threshold, &'static str); 2] {
     [(Threshold::new(2, 3).unwrap(), "2of3"), (Threshold::new(3, 5).unwrap(), "3of5")]
 }
 
-fn bench_split(c: &mut Criterion) {
+/// The best kernel at every size of [`SIZES`], and the portable kernel at 1 MiB.
+fn size_cases() -> Vec<(Kernel, usize)> {
     let best = Kernel::best();
-    let mut g = c.benchmark_group("split");
+    let mut cases: Vec<(Kernel, usize)> = SIZES.iter().map(|&s| (best, s)).collect();
+    cases.push((Kernel::portable(), MIB));
+    cases
+}
+
+/// In benchmark group `group`, for each threshold and each `(kernel, secret size)` of
+/// `cases`: `bench(g, t, x, s, id)` with the group configured for the size, an engine on the
+/// kernel, the secret, and the benchmark's id (`2of3/<isa>` and the size).
+fn kernel_cases(
+    c: &mut Criterion,
+    group: &str,
+    cases: &[(Kernel, usize)],
+    mut bench: impl FnMut(&mut BenchmarkGroup<'_, WallTime>, Threshold, &Xorida, &[u8], BenchmarkId),
+) {
+    let mut g = c.benchmark_group(group);
     for (t, name) in thresholds() {
-        let mut cases: Vec<(Kernel, usize)> = SIZES.iter().map(|&s| (best, s)).collect();
-        cases.push((Kernel::portable(), MIB));
-        for (kernel, size) in cases {
+        for &(kernel, size) in cases {
             configure(&mut g, size);
             let x = Xorida::with_kernel(kernel);
             let s = secret(size);
-            let mut shares = vec![vec![0u8; size]; t.n()];
-            let mut rng = CsRng::from_seed([1; 32]);
             let id = BenchmarkId::new(format!("{name}/{}", kernel.isa()), label(size));
-            g.bench_function(id, |b| {
-                b.iter(|| {
-                    let mut outs: Vec<&mut [u8]> =
-                        shares.iter_mut().map(Vec::as_mut_slice).collect();
-                    x.split_into(t, black_box(&s), &mut rng, &mut outs);
-                })
-            });
+            bench(&mut g, t, &x, &s, id);
         }
     }
     g.finish();
 }
 
+/// `split_into` preallocated shares, in group `group`, for each threshold and each
+/// `(kernel, secret size)` of `cases`.
+fn split_group(c: &mut Criterion, group: &str, cases: &[(Kernel, usize)]) {
+    kernel_cases(c, group, cases, |g, t, x, s, id| {
+        let mut shares = vec![vec![0u8; s.len()]; t.n()];
+        let mut rng = CsRng::from_seed([1; 32]);
+        g.bench_function(id, |b| {
+            b.iter(|| {
+                let mut outs: Vec<&mut [u8]> = shares.iter_mut().map(Vec::as_mut_slice).collect();
+                x.split_into(t, black_box(s), &mut rng, &mut outs);
+            })
+        });
+    });
+}
+
+/// `interpolate` into a preallocated buffer, in group `group`, for each threshold and each
+/// `(kernel, secret size)` of `cases` (the result is checked once before it is timed).
+fn rebuild_group(c: &mut Criterion, group: &str, cases: &[(Kernel, usize)]) {
+    kernel_cases(c, group, cases, |g, t, x, s, id| {
+        let shares = x.split(t, s, &mut CsRng::from_seed([2; 32]));
+        // A subset that is not the first K shares, so no weight is trivially 1.
+        let pts: Vec<SharePoint<'_>> = (0..t.k())
+            .map(|i| SharePoint { x: (t.n() - i) as u8, y: &shares[t.n() - 1 - i] })
+            .collect();
+        let mut out = vec![0u8; s.len()];
+        x.interpolate(&pts, 0, &mut out).unwrap();
+        assert_eq!(out, s);
+        g.bench_function(id, |b| b.iter(|| x.interpolate(black_box(&pts), 0, &mut out).unwrap()));
+    });
+}
+
+fn bench_split(c: &mut Criterion) {
+    split_group(c, "split", &size_cases());
+}
+
 fn bench_rebuild(c: &mut Criterion) {
-    let best = Kernel::best();
-    let mut g = c.benchmark_group("rebuild");
-    for (t, name) in thresholds() {
-        let mut cases: Vec<(Kernel, usize)> = SIZES.iter().map(|&s| (best, s)).collect();
-        cases.push((Kernel::portable(), MIB));
-        for (kernel, size) in cases {
-            configure(&mut g, size);
-            let x = Xorida::with_kernel(kernel);
-            let s = secret(size);
-            let shares = x.split(t, &s, &mut CsRng::from_seed([2; 32]));
-            // A subset that is not the first K shares, so no weight is trivially 1.
-            let pts: Vec<SharePoint<'_>> = (0..t.k())
-                .map(|i| SharePoint { x: (t.n() - i) as u8, y: &shares[t.n() - 1 - i] })
-                .collect();
-            let mut out = vec![0u8; size];
-            x.interpolate(&pts, 0, &mut out).unwrap();
-            assert_eq!(out, s);
-            let id = BenchmarkId::new(format!("{name}/{}", kernel.isa()), label(size));
-            g.bench_function(id, |b| {
-                b.iter(|| x.interpolate(black_box(&pts), 0, &mut out).unwrap())
-            });
-        }
-    }
-    g.finish();
+    rebuild_group(c, "rebuild", &size_cases());
     // The public API: allocates the result and zeroizes it when it is dropped.
     let mut g = c.benchmark_group("rebuild_alloc");
     let t = Threshold::new(2, 3).unwrap();
@@ -231,46 +248,13 @@ fn bench_floors(c: &mut Criterion) {
 /// Every SIMD kernel this CPU has, at 1 MiB, split and rebuild; and the split as it was
 /// before this generator and these kernels (`split_before`).
 fn bench_kernels(c: &mut Criterion) {
-    let simd: Vec<Kernel> =
-        Kernel::available().into_iter().filter(|k| k.isa() != Isa::Portable).collect();
-    let mut g = c.benchmark_group("split_kernels");
-    for (t, name) in thresholds() {
-        for &kernel in &simd {
-            configure(&mut g, MIB);
-            let x = Xorida::with_kernel(kernel);
-            let s = secret(MIB);
-            let mut shares = vec![vec![0u8; MIB]; t.n()];
-            let mut rng = CsRng::from_seed([1; 32]);
-            let id = BenchmarkId::new(format!("{name}/{}", kernel.isa()), label(MIB));
-            g.bench_function(id, |b| {
-                b.iter(|| {
-                    let mut outs: Vec<&mut [u8]> =
-                        shares.iter_mut().map(Vec::as_mut_slice).collect();
-                    x.split_into(t, black_box(&s), &mut rng, &mut outs);
-                })
-            });
-        }
-    }
-    g.finish();
-
-    let mut g = c.benchmark_group("rebuild_kernels");
-    for (t, name) in thresholds() {
-        for &kernel in &simd {
-            configure(&mut g, MIB);
-            let x = Xorida::with_kernel(kernel);
-            let s = secret(MIB);
-            let shares = x.split(t, &s, &mut CsRng::from_seed([2; 32]));
-            let pts: Vec<SharePoint<'_>> = (0..t.k())
-                .map(|i| SharePoint { x: (t.n() - i) as u8, y: &shares[t.n() - 1 - i] })
-                .collect();
-            let mut out = vec![0u8; MIB];
-            let id = BenchmarkId::new(format!("{name}/{}", kernel.isa()), label(MIB));
-            g.bench_function(id, |b| {
-                b.iter(|| x.interpolate(black_box(&pts), 0, &mut out).unwrap())
-            });
-        }
-    }
-    g.finish();
+    let simd: Vec<(Kernel, usize)> = Kernel::available()
+        .into_iter()
+        .filter(|k| k.isa() != Isa::Portable)
+        .map(|k| (k, MIB))
+        .collect();
+    split_group(c, "split_kernels", &simd);
+    rebuild_group(c, "rebuild_kernels", &simd);
 
     let Some(avx2) = Kernel::new(Isa::Avx2) else { return };
     let mut g = c.benchmark_group("split_before");
@@ -365,92 +349,70 @@ fn last_k<T: Clone>(shares: &[T], k: usize) -> Vec<T> {
     shares.iter().rev().take(k).cloned().collect()
 }
 
+/// One peer crate at 2-of-3 and 3-of-5 at [`PEER_SIZES`], in the benchmark group `group`:
+/// `split(secret, k, n, rng)` makes N shares with a fresh `rng()` per size, `combine(shares)`
+/// rebuilds the secret from [`last_k`] of them (checked once before it is timed).
+fn bench_peer<R, S: Clone>(
+    c: &mut Criterion,
+    group: &str,
+    rng: impl Fn() -> R,
+    split: impl Fn(&[u8], usize, usize, &mut R) -> Vec<S>,
+    combine: impl Fn(&[S]) -> Vec<u8>,
+) {
+    let mut g = c.benchmark_group(group);
+    for size in PEER_SIZES {
+        configure_peer(&mut g, size);
+        let s = secret(size);
+        let mut rng = rng();
+        for (t, name) in thresholds() {
+            let (k, n) = (t.k(), t.n());
+            g.bench_function(BenchmarkId::new(format!("split/{name}"), label(size)), |b| {
+                b.iter(|| split(black_box(&s), k, n, &mut rng))
+            });
+            let shares = split(&s, k, n, &mut rng);
+            let some = last_k(&shares, k);
+            assert_eq!(combine(&some), s);
+            g.bench_function(BenchmarkId::new(format!("rebuild/{name}"), label(size)), |b| {
+                b.iter(|| combine(black_box(&some)))
+            });
+        }
+    }
+    g.finish();
+}
+
 /// The peer crates, each at 2-of-3 and 3-of-5, at [`PEER_SIZES`]. Every peer draws its
 /// randomness from its rand version's thread-local ChaCha12 generator (`rand::rng()` for rand
 /// 0.10, `rand08::thread_rng()` for rand 0.8): the same generator family for all four.
 fn bench_peers(c: &mut Criterion) {
-    let mut g = c.benchmark_group("peer_vsss_rs");
-    for size in PEER_SIZES {
-        configure_peer(&mut g, size);
-        let s = secret(size);
-        let mut rng = rand::rng();
-        for (t, name) in thresholds() {
-            let (k, n) = (t.k(), t.n());
-            g.bench_function(BenchmarkId::new(format!("split/{name}"), label(size)), |b| {
-                b.iter(|| vsss_rs::Gf256::split_array(k, n, black_box(&s), &mut rng).unwrap())
-            });
-            let shares = vsss_rs::Gf256::split_array(k, n, &s, &mut rng).unwrap();
-            let some = last_k(&shares, k);
-            assert_eq!(vsss_rs::Gf256::combine_array(&some).unwrap(), s);
-            g.bench_function(BenchmarkId::new(format!("rebuild/{name}"), label(size)), |b| {
-                b.iter(|| vsss_rs::Gf256::combine_array(black_box(&some)).unwrap())
-            });
-        }
-    }
-    g.finish();
-
-    let mut g = c.benchmark_group("peer_blahaj");
-    for size in PEER_SIZES {
-        configure_peer(&mut g, size);
-        let s = secret(size);
-        let mut rng = rand::rng();
-        for (t, name) in thresholds() {
-            let (k, n) = (t.k(), t.n());
-            let sharks = blahaj::Sharks(k as u8);
-            g.bench_function(BenchmarkId::new(format!("split/{name}"), label(size)), |b| {
-                b.iter(|| sharks.dealer_rng(black_box(&s), &mut rng).take(n).collect::<Vec<_>>())
-            });
-            let shares: Vec<blahaj::Share> = sharks.dealer_rng(&s, &mut rng).take(n).collect();
-            let some = last_k(&shares, k);
-            assert_eq!(sharks.recover(&some).unwrap(), s);
-            g.bench_function(BenchmarkId::new(format!("rebuild/{name}"), label(size)), |b| {
-                b.iter(|| sharks.recover(black_box(&some)).unwrap())
-            });
-        }
-    }
-    g.finish();
-
-    let mut g = c.benchmark_group("peer_sharks");
-    for size in PEER_SIZES {
-        configure_peer(&mut g, size);
-        let s = secret(size);
-        let mut rng = rand08::thread_rng();
-        for (t, name) in thresholds() {
-            let (k, n) = (t.k(), t.n());
-            let sharks = sharks::Sharks(k as u8);
-            g.bench_function(BenchmarkId::new(format!("split/{name}"), label(size)), |b| {
-                b.iter(|| sharks.dealer_rng(black_box(&s), &mut rng).take(n).collect::<Vec<_>>())
-            });
-            let shares: Vec<sharks::Share> = sharks.dealer_rng(&s, &mut rng).take(n).collect();
-            let some = last_k(&shares, k);
-            assert_eq!(sharks.recover(&some).unwrap(), s);
-            g.bench_function(BenchmarkId::new(format!("rebuild/{name}"), label(size)), |b| {
-                b.iter(|| sharks.recover(black_box(&some)).unwrap())
-            });
-        }
-    }
-    g.finish();
-
-    let mut g = c.benchmark_group("peer_shamir_vault");
-    for size in PEER_SIZES {
-        configure_peer(&mut g, size);
-        let s = secret(size);
-        let mut rng = rand08::thread_rng();
-        for (t, name) in thresholds() {
-            let (k, n) = (t.k(), t.n());
-            // Argument order is (secret, shares N, threshold K).
-            g.bench_function(BenchmarkId::new(format!("split/{name}"), label(size)), |b| {
-                b.iter(|| shamir_vault::split(black_box(&s), n, k, &mut rng).unwrap())
-            });
-            let shares = shamir_vault::split(&s, n, k, &mut rng).unwrap();
-            let some = last_k(&shares, k);
-            assert_eq!(shamir_vault::combine(&some).unwrap(), s);
-            g.bench_function(BenchmarkId::new(format!("rebuild/{name}"), label(size)), |b| {
-                b.iter(|| shamir_vault::combine(black_box(&some)).unwrap())
-            });
-        }
-    }
-    g.finish();
+    bench_peer(
+        c,
+        "peer_vsss_rs",
+        rand::rng,
+        |s, k, n, rng| vsss_rs::Gf256::split_array(k, n, s, rng).unwrap(),
+        |some| vsss_rs::Gf256::combine_array(some).unwrap(),
+    );
+    bench_peer(
+        c,
+        "peer_blahaj",
+        rand::rng,
+        |s, k, n, rng| blahaj::Sharks(k as u8).dealer_rng(s, rng).take(n).collect(),
+        |some: &[blahaj::Share]| blahaj::Sharks(some.len() as u8).recover(some).unwrap(),
+    );
+    bench_peer(
+        c,
+        "peer_sharks",
+        rand08::thread_rng,
+        |s, k, n, rng| sharks::Sharks(k as u8).dealer_rng(s, rng).take(n).collect(),
+        |some: &[sharks::Share]| sharks::Sharks(some.len() as u8).recover(some).unwrap(),
+    );
+    // Argument order is (secret, shares N, threshold K).
+    bench_peer(
+        c,
+        "peer_shamir_vault",
+        rand08::thread_rng,
+        |s, k, n, rng| shamir_vault::split(s, n, k, rng).unwrap(),
+        |some| shamir_vault::combine(some).unwrap(),
+    );
 }
 
 /// Record encode (serialize into the secret, Padmé padding, HMAC-SHA256 tag) and decode

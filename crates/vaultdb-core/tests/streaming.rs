@@ -22,6 +22,13 @@ struct Node {
     corrupt: CorruptingHandle,
 }
 
+/// Streams `len` bytes of `Generator` seed `seed` into record `id`, and returns them.
+async fn put_generated(db: &VaultDb, id: &str, seed: u64, len: usize) -> Vec<u8> {
+    let data = Generator::bytes(seed, len);
+    db.put_stream(RecordMeta::new(id), len as u64, &data[..]).await.unwrap();
+    data
+}
+
 async fn cluster(n: usize, k: usize) -> (Vec<Node>, VaultDb) {
     let mut nodes = Vec::new();
     let mut b = VaultDb::builder()
@@ -144,8 +151,7 @@ async fn put_segments_large_records_and_small_ones_stay_inline() {
 async fn range_reads_fetch_only_the_segments_they_need() {
     let (nodes, db) = cluster(3, 2).await;
     let len = SEG * 8 + 100;
-    let data = Generator::bytes(11, len);
-    db.put_stream(RecordMeta::new("r"), len as u64, &data[..]).await.unwrap();
+    let data = put_generated(&db, "r", 11, len).await;
     let l = len as u64;
     for range in [
         0..1,
@@ -201,8 +207,7 @@ fn corrupt_segment(nodes: &[Node], which: &[usize], index: u32) {
 async fn a_corrupted_segment_is_hmac_failed_naming_the_segment() {
     let (nodes, db) = cluster(3, 2).await;
     let len = SEG * 6;
-    let data = Generator::bytes(5, len);
-    db.put_stream(RecordMeta::new("c"), len as u64, &data[..]).await.unwrap();
+    let data = put_generated(&db, "c", 5, len).await;
 
     // One bad share of segment 3: the read succeeds from the other two and names b1.
     corrupt_segment(&nodes, &[1], 3);
@@ -244,8 +249,7 @@ async fn a_corrupted_segment_is_hmac_failed_naming_the_segment() {
 async fn swapped_or_replayed_segments_fail_the_mac() {
     let (nodes, db) = cluster(2, 2).await;
     let len = SEG * 4;
-    let data = Generator::bytes(9, len);
-    db.put_stream(RecordMeta::new("s"), len as u64, &data[..]).await.unwrap();
+    let data = put_generated(&db, "s", 9, len).await;
     // Both backends serve segment 1 in place of segment 2 (valid envelopes, valid MACs for
     // the wrong position): the position bound into each segment's MAC catches it.
     for n in &nodes {
@@ -312,8 +316,7 @@ async fn a_short_or_long_stream_fails_and_leaves_nothing_visible() {
 async fn scrub_restores_the_segments_of_a_wiped_backend() {
     let (nodes, db) = cluster(3, 2).await;
     let len = SEG * 5 + 7;
-    let data = Generator::bytes(21, len);
-    db.put_stream(RecordMeta::new("w"), len as u64, &data[..]).await.unwrap();
+    let data = put_generated(&db, "w", 21, len).await;
     let before = nodes[2].mem.keys();
     nodes[2].mem.clear();
     let report = db.scrub().await.unwrap();

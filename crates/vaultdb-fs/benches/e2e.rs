@@ -12,8 +12,11 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use vaultdb_core::{MemoryBackend, Record, VaultDb};
-use vaultdb_fs::FsBackend;
+use vaultdb_core::Record;
+
+mod common;
+
+use common::{fs_db, memory_db};
 
 const SIZES: [(usize, &str); 4] =
     [(1 << 10, "1KiB"), (10 << 10, "10KiB"), (100 << 10, "100KiB"), (1 << 20, "1MiB")];
@@ -30,28 +33,6 @@ fn times() -> (Duration, Duration) {
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
-}
-
-async fn memory_db() -> VaultDb {
-    VaultDb::builder()
-        .backend(MemoryBackend::new("a", "a"))
-        .backend(MemoryBackend::new("b", "b"))
-        .backend(MemoryBackend::new("c", "c"))
-        .threshold(2)
-        .open()
-        .await
-        .expect("open")
-}
-
-async fn fs_db(root: &std::path::Path) -> VaultDb {
-    let mut b = VaultDb::builder().threshold(2);
-    for i in 1..=3 {
-        let fs = FsBackend::open(format!("d{i}"), "tmpfs", root.join(format!("d{i}")))
-            .await
-            .expect("fs");
-        b = b.backend(fs);
-    }
-    b.open().await.expect("open")
 }
 
 fn bench(c: &mut Criterion) {

@@ -36,8 +36,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use vaultdb_core::{MemoryBackend, Record, Settings, VaultDb};
-use vaultdb_fs::FsBackend;
 use vaultdb_testkit::{Ops, Slow};
+
+mod common;
+
+use common::{fs_db, memory_db};
 
 const KIB: usize = 1024;
 const SIZES: [usize; 4] = [KIB, 10 * KIB, 100 * KIB, 1024 * KIB];
@@ -168,28 +171,6 @@ fn data(size: usize) -> Vec<u8> {
     (0..size).map(|i| (i * 7 + i / 251) as u8).collect()
 }
 
-async fn memory_db(settings: Settings) -> VaultDb {
-    VaultDb::builder_with(settings)
-        .backend(MemoryBackend::new("m1", "memory 1"))
-        .backend(MemoryBackend::new("m2", "memory 2"))
-        .backend(MemoryBackend::new("m3", "memory 3"))
-        .threshold(2)
-        .open()
-        .await
-        .expect("open memory store")
-}
-
-async fn fs_db(root: &Path) -> VaultDb {
-    let mut b = VaultDb::builder().threshold(2);
-    for i in 1..=3 {
-        let fs = FsBackend::open(format!("d{i}"), format!("dir {i}"), root.join(format!("d{i}")))
-            .await
-            .expect("fs backend");
-        b = b.backend(fs);
-    }
-    b.open().await.expect("open fs store")
-}
-
 /// Nearest-rank percentiles of a set of durations, in microseconds.
 struct Stats {
     n: usize,
@@ -244,10 +225,7 @@ where
 
 fn latency(rt: &tokio::runtime::Runtime, dir: &Path, budget: Budget) {
     let root = dir.join("latency");
-    let stores = [
-        ("memory", rt.block_on(memory_db(Settings::default()))),
-        ("fs", rt.block_on(fs_db(&root))),
-    ];
+    let stores = [("memory", rt.block_on(memory_db())), ("fs", rt.block_on(fs_db(&root)))];
     for (backend, db) in &stores {
         for size in SIZES {
             let id = format!("lat-{size}");
@@ -285,10 +263,7 @@ fn latency(rt: &tokio::runtime::Runtime, dir: &Path, budget: Budget) {
 
 fn concurrency(rt: &tokio::runtime::Runtime, dir: &Path, budget: Budget) {
     let root = dir.join("concurrency");
-    let stores = [
-        ("memory", rt.block_on(memory_db(Settings::default()))),
-        ("fs", rt.block_on(fs_db(&root))),
-    ];
+    let stores = [("memory", rt.block_on(memory_db())), ("fs", rt.block_on(fs_db(&root)))];
     let bytes = Arc::new(data(MIX_SIZE));
     for (backend, db) in &stores {
         for clients in CLIENTS {

@@ -9,8 +9,7 @@ mod common;
 
 use std::path::Path;
 
-use common::vaultdb;
-use predicates::prelude::*;
+use common::{assert_prints, vaultdb};
 use sha2::{Digest, Sha256};
 
 fn log_path(d: &Path) -> std::path::PathBuf {
@@ -36,6 +35,11 @@ fn verify(d: &Path, lines: &[String], name: &str) -> std::process::Output {
     vaultdb(d).args(["audit", "verify"]).arg(&path).output().unwrap()
 }
 
+/// Verifies the log the configuration names.
+fn verify_configured(d: &Path) -> std::process::Output {
+    vaultdb(d).args(["audit", "verify"]).output().unwrap()
+}
+
 fn assert_broken_at(out: &std::process::Output, line: usize, what: &str) {
     assert_eq!(out.status.code(), Some(1), "{what}: exit status 1");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -54,12 +58,11 @@ fn intact_log_verifies() {
     assert!(lines[6].contains("\"outcome\":\"RECORD_NOT_FOUND\""));
     // Default path from the configuration, and an explicit one (a copy: same log, same
     // checkpoint).
-    vaultdb(d)
-        .args(["audit", "verify"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("7 line(s), chain intact, keyed"))
-        .stdout(predicate::str::contains("checkpointed at line 7"));
+    assert_prints(
+        d,
+        &["audit", "verify"],
+        &["7 line(s), chain intact, keyed", "checkpointed at line 7"],
+    );
     let out = verify(d, &lines, "copy.jsonl");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
@@ -82,10 +85,16 @@ fn edited_or_forged_line_is_named() {
     // Editing a line and recomputing its `mac` without the key (here: as a SHA-256, the old
     // format's hash) fails at that line.
     let mut forged = lines.clone();
-    let body = forged[3].split(",\"mac\":").next().unwrap().replace("record.get", "record.put");
-    let mac = hex::encode(Sha256::digest(format!("{body}}}").as_bytes()));
-    forged[3] = format!("{body},\"mac\":\"{mac}\"}}");
+    forged[3] = edited_without_key(&forged[3], "mac", "record.get", "record.put");
     assert_broken_at(&verify(d, &forged, "forged.jsonl"), 4, "forged line 4");
+}
+
+/// `line` with `from` replaced by `to` and its last field, `field` (`mac` or `hash`),
+/// recomputed as the SHA-256 of the edited line without it: an edit made without the key.
+fn edited_without_key(line: &str, field: &str, from: &str, to: &str) -> String {
+    let body = line.split(&format!(",\"{field}\":")).next().unwrap().replace(from, to);
+    let digest = hex::encode(Sha256::digest(format!("{body}}}").as_bytes()));
+    format!("{body},\"{field}\":\"{digest}\"}}")
 }
 
 #[test]
@@ -179,7 +188,7 @@ fn a_cut_log_stays_detected_after_new_lines() {
     let lines = make_log(d);
     // Only the last line cut: named as missing.
     std::fs::write(log_path(d), format!("{}\n", lines[..6].join("\n"))).unwrap();
-    let out = vaultdb(d).args(["audit", "verify"]).output().unwrap();
+    let out = verify_configured(d);
     assert_broken_at(&out, 7, "last line cut");
     assert!(String::from_utf8_lossy(&out.stderr).contains("cut off"));
     // Three lines cut, then four commands append lines 5 to 8 (past the checkpoint's 7).
@@ -192,7 +201,7 @@ fn a_cut_log_stays_detected_after_new_lines() {
     }
     let now = std::fs::read_to_string(log_path(d)).unwrap();
     assert_eq!(now.lines().count(), 8);
-    let out = vaultdb(d).args(["audit", "verify"]).output().unwrap();
+    let out = verify_configured(d);
     assert_broken_at(&out, 7, "line 7 rewritten after the cut");
     assert!(String::from_utf8_lossy(&out.stderr).contains("checkpointed"));
 }
@@ -216,17 +225,12 @@ fn an_emptied_log_fails_and_a_new_one_notes_the_old() {
     let d = dir.path();
     make_log(d);
     std::fs::write(log_path(d), "").unwrap();
-    let out = vaultdb(d).args(["audit", "verify"]).output().unwrap();
+    let out = verify_configured(d);
     assert_broken_at(&out, 1, "emptied log");
     assert!(String::from_utf8_lossy(&out.stderr).contains("emptied or replaced"));
     // A new log at that path verifies, and says which log was there before.
     vaultdb(d).args(["get", "a"]).assert().success();
-    vaultdb(d)
-        .args(["audit", "verify"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("2 line(s), chain intact"))
-        .stdout(predicate::str::contains("this path held log"));
+    assert_prints(d, &["audit", "verify"], &["2 line(s), chain intact", "this path held log"]);
 }
 
 #[test]
@@ -248,27 +252,16 @@ fn a_v1_log_verifies_unkeyed_and_is_continued() {
     }
     std::fs::create_dir_all(d.join("vaultdb-data")).unwrap();
     std::fs::write(log_path(d), format!("{}\n", v1.join("\n"))).unwrap();
-    vaultdb(d)
-        .args(["audit", "verify"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("2 line(s), chain intact; v1 lines only, unkeyed"));
+    assert_prints(d, &["audit", "verify"], &["2 line(s), chain intact; v1 lines only, unkeyed"]);
     vaultdb(d).arg("list").assert().success();
     let text = std::fs::read_to_string(log_path(d)).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 4);
     assert!(lines[2].contains("\"op\":\"audit.genesis\"") && lines[2].contains(&prev));
-    vaultdb(d)
-        .args(["audit", "verify"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("4 line(s), chain intact, keyed"))
-        .stdout(predicate::str::contains("lines 1-2 are v1"));
+    assert_prints(d, &["audit", "verify"], &["4 line(s), chain intact, keyed", "lines 1-2 are v1"]);
     // Rewriting a v1 line now breaks the keyed line that pinned it.
     let mut edited: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
-    let body = edited[1].split(",\"hash\":").next().unwrap().replace("record.list", "record.get");
-    let hash = hex::encode(Sha256::digest(format!("{body}}}").as_bytes()));
-    edited[1] = format!("{body},\"hash\":\"{hash}\"}}");
+    edited[1] = edited_without_key(&edited[1], "hash", "record.list", "record.get");
     assert_broken_at(&verify(d, &edited, "edited.jsonl"), 3, "v1 line 2 rewritten");
 }
 

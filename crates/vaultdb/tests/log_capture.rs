@@ -68,80 +68,31 @@ async fn logs_carry_no_ids_data_metadata_or_tokens() {
     }
     let db = b.open().await.unwrap();
     let s = TestServer::start(AppState::new(db.clone(), tokens(), None, limits())).await;
-    let auth = |t: &str| format!("Bearer {t}");
     let enc = |id: &str| id.replace('/', "%2F");
+    let raw_path = format!("/v1/records/{}/raw", enc(RAW_ID));
 
     // REST: JSON and raw records, reads, lists, a degraded read, a corrupted read, errors.
-    let body = json!({"id": ID, "data": {"ssn": DATA_MARK, "dx": META_MARK}});
-    let r = s
-        .client
-        .put(s.url("/v1/records"))
-        .header("authorization", auth(WRITE_TOKEN))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = s.put_json(ID, json!({"ssn": DATA_MARK, "dx": META_MARK}), WRITE_TOKEN).await;
     assert!(r.status().is_success(), "{}", r.status());
-    let r = s
-        .client
-        .put(s.url(&format!("/v1/records/{}/raw", enc(RAW_ID))))
-        .header("authorization", auth(WRITE_TOKEN))
-        .body(format!("raw {DATA_MARK} raw"))
-        .send()
-        .await
-        .unwrap();
+    let put_raw = s.request(reqwest::Method::PUT, &raw_path, Some(WRITE_TOKEN));
+    let r = s.send(put_raw.body(format!("raw {DATA_MARK} raw"))).await;
     assert!(r.status().is_success());
-    for path in [format!("/v1/records/{ID}"), format!("/v1/records/{}/raw", enc(RAW_ID))] {
-        let r = s.client.get(s.url(&path)).header("authorization", auth(READ_TOKEN)).send().await;
-        assert!(r.unwrap().status().is_success(), "{path}");
+    for path in [format!("/v1/records/{ID}"), raw_path] {
+        let r = s.get(&path, Some(READ_TOKEN)).await;
+        assert!(r.status().is_success(), "{path}");
     }
     corrupt.set_enabled(true);
     down.set_down(true);
-    let r = s
-        .client
-        .get(s.url(&format!("/v1/records/{ID}")))
-        .header("authorization", auth(READ_TOKEN))
-        .send()
-        .await
-        .unwrap();
+    let r = s.get(&format!("/v1/records/{ID}"), Some(READ_TOKEN)).await;
     assert_eq!(r.status().as_u16(), 502, "one corrupt and one down: HMAC_FAILED");
     down.set_down(false);
     corrupt.set_enabled(false);
-    let _ = s
-        .client
-        .get(s.url("/v1/records?limit=10"))
-        .header("authorization", auth(ADMIN_TOKEN))
-        .send()
-        .await
-        .unwrap();
-    let _ = s
-        .client
-        .get(s.url(&format!("/v1/records/{ID}")))
-        .header("authorization", auth("wrong-token-xyz"))
-        .send()
-        .await
-        .unwrap();
-    let _ = s
-        .client
-        .get(s.url("/v1/records/missing-kiwi-0042"))
-        .header("authorization", auth(READ_TOKEN))
-        .send()
-        .await
-        .unwrap();
-    let _ = s
-        .client
-        .post(s.url(&format!("/v1/records/{ID}/repair")))
-        .header("authorization", auth(ADMIN_TOKEN))
-        .send()
-        .await
-        .unwrap();
-    let _ = s
-        .client
-        .delete(s.url(&format!("/v1/records/{}", enc(RAW_ID))))
-        .header("authorization", auth(WRITE_TOKEN))
-        .send()
-        .await
-        .unwrap();
+    s.get("/v1/records?limit=10", Some(ADMIN_TOKEN)).await;
+    s.get(&format!("/v1/records/{ID}"), Some("wrong-token-xyz")).await;
+    s.get("/v1/records/missing-kiwi-0042", Some(READ_TOKEN)).await;
+    let repair = format!("/v1/records/{ID}/repair");
+    s.send(s.request(reqwest::Method::POST, &repair, Some(ADMIN_TOKEN))).await;
+    s.delete(&format!("/v1/records/{}", enc(RAW_ID)), WRITE_TOKEN).await;
 
     // The library: a segmented record with a corrupted segment, degraded reads, scrub.
     let len = 5000u64;

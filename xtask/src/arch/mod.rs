@@ -97,12 +97,8 @@ impl Report {
 }
 
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
-    if let Some(a) = args.first() {
-        if a == "--help" || a == "-h" {
-            println!("cargo xtask arch: see the module docs of xtask/src/arch/mod.rs");
-            return Ok(());
-        }
-        return Err(format!("arch takes no arguments (got {a:?})"));
+    if !crate::no_arguments("arch", args)? {
+        return Ok(());
     }
     let report = check(&root());
     for p in &report.problems {

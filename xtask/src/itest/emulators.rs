@@ -86,6 +86,19 @@ struct Emulator {
     running: Option<Running>,
 }
 
+impl Emulator {
+    /// `program` with the arguments `args(port)` for a free port, not started yet.
+    fn new(
+        name: &'static str,
+        program: PathBuf,
+        probe: &'static str,
+        args: impl FnOnce(u16) -> Vec<String>,
+    ) -> Result<Self, String> {
+        let port = free_port()?;
+        Ok(Self { name, port, program, args: args(port), probe, running: None })
+    }
+}
+
 struct Running {
     child: Child,
     /// The watchdog's pipe: closing it stops the emulator.
@@ -99,81 +112,48 @@ pub(super) struct Emulators {
 
 impl Emulators {
     pub(super) fn new(tools: EmulatorTools) -> Result<Self, String> {
-        let mut all = BTreeMap::new();
-        let s3_port = free_port()?;
-        all.insert(
-            "s3",
-            Emulator {
-                name: "s3",
-                port: s3_port,
-                program: tools.moto(),
-                args: vec!["-H".into(), "127.0.0.1".into(), "-p".into(), s3_port.to_string()],
-                probe: "/moto-api/",
-                running: None,
-            },
-        );
-        let gcs_port = free_port()?;
-        all.insert(
-            "gcs",
-            Emulator {
-                name: "gcs",
-                port: gcs_port,
-                program: tools.fake_gcs()?,
-                args: [
+        let emulators = [
+            Emulator::new("s3", tools.moto(), "/moto-api/", |port| {
+                ["-H", "127.0.0.1", "-p", &port.to_string()].map(String::from).to_vec()
+            })?,
+            Emulator::new("gcs", tools.fake_gcs()?, "/storage/v1/b", |port| {
+                [
                     "-scheme",
                     "http",
                     "-host",
                     "127.0.0.1",
                     "-port",
-                    &gcs_port.to_string(),
+                    &port.to_string(),
                     "-backend",
                     "memory",
                     "-public-host",
-                    &format!("127.0.0.1:{gcs_port}"),
+                    &format!("127.0.0.1:{port}"),
                     "-log-level",
                     "warn",
                 ]
                 .map(String::from)
-                .to_vec(),
-                probe: "/storage/v1/b",
-                running: None,
-            },
-        );
-        let az_port = free_port()?;
-        all.insert(
-            "azure",
-            Emulator {
-                name: "azure",
-                port: az_port,
-                program: tools.azurite(),
-                args: [
+                .to_vec()
+            })?,
+            Emulator::new("azure", tools.azurite(), "/devstoreaccount1?comp=list", |port| {
+                [
                     "--blobHost",
                     "127.0.0.1",
                     "--blobPort",
-                    &az_port.to_string(),
+                    &port.to_string(),
                     "--inMemoryPersistence",
                     "--skipApiVersionCheck",
                     "--loose",
                     "--disableTelemetry",
                 ]
                 .map(String::from)
-                .to_vec(),
-                probe: "/devstoreaccount1?comp=list",
-                running: None,
-            },
-        );
-        let minio_port = free_port()?;
-        all.insert(
-            "minio",
-            Emulator {
-                name: "minio",
-                port: minio_port,
-                program: tools.s3s_fs(),
-                args: [
+                .to_vec()
+            })?,
+            Emulator::new("minio", tools.s3s_fs(), "/", |port| {
+                [
                     "--host",
                     "127.0.0.1",
                     "--port",
-                    &minio_port.to_string(),
+                    &port.to_string(),
                     "--access-key",
                     S3S_KEYS.0,
                     "--secret-key",
@@ -182,11 +162,10 @@ impl Emulators {
                 .map(String::from)
                 .into_iter()
                 .chain([tools.cache.join("s3s-data").display().to_string()])
-                .collect(),
-                probe: "/",
-                running: None,
-            },
-        );
+                .collect()
+            })?,
+        ];
+        let all: BTreeMap<_, _> = emulators.into_iter().map(|e| (e.name, e)).collect();
         // Fresh logs per run; restarts within the run append.
         for name in all.keys() {
             let _ = fs::write(tools.logs.join(format!("{name}.log")), b"");

@@ -71,12 +71,8 @@ const BACKENDS: &[(&str, &str, &str)] = &[
 const ONLY_TARGETS: &[(&str, &str)] = &[("vaultdb", "cloud")];
 
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
-    if let Some(a) = args.first() {
-        if a == "--help" || a == "-h" {
-            println!("cargo xtask itest: see the module docs of xtask/src/itest/mod.rs");
-            return Ok(());
-        }
-        return Err(format!("itest takes no arguments (got {a:?})"));
+    if !crate::no_arguments("itest", args)? {
+        return Ok(());
     }
     let start = Instant::now();
     let tools = EmulatorTools::new()?;

@@ -99,33 +99,30 @@ impl AesKeys {
 /// The CPU must support AES-NI.
 #[target_feature(enable = "aes")]
 unsafe fn expand(key: &[u8; 32]) -> [[u8; 16]; 15] {
+    /// Each 32-bit word of `t` XORed with every word below it (`t ^ t << 32 ^ t << 64 ^
+    /// t << 96`): the chaining of the words of a round key.
+    #[inline]
+    #[target_feature(enable = "aes")]
+    fn fold(t: __m128i) -> __m128i {
+        let mut t = t;
+        let mut t4 = _mm_slli_si128::<4>(t);
+        t = _mm_xor_si128(t, t4);
+        t4 = _mm_slli_si128::<4>(t4);
+        t = _mm_xor_si128(t, t4);
+        t4 = _mm_slli_si128::<4>(t4);
+        _mm_xor_si128(t, t4)
+    }
     /// The next even round key from the previous even one and the assist word.
     #[inline]
     #[target_feature(enable = "aes")]
     fn next1(t1: __m128i, t2: __m128i) -> __m128i {
-        let t2 = _mm_shuffle_epi32::<0xff>(t2);
-        let mut t1 = t1;
-        let mut t4 = _mm_slli_si128::<4>(t1);
-        t1 = _mm_xor_si128(t1, t4);
-        t4 = _mm_slli_si128::<4>(t4);
-        t1 = _mm_xor_si128(t1, t4);
-        t4 = _mm_slli_si128::<4>(t4);
-        t1 = _mm_xor_si128(t1, t4);
-        _mm_xor_si128(t1, t2)
+        _mm_xor_si128(fold(t1), _mm_shuffle_epi32::<0xff>(t2))
     }
     /// The next odd round key from the previous odd one and the new even one.
     #[inline]
     #[target_feature(enable = "aes")]
     fn next2(t1: __m128i, t3: __m128i) -> __m128i {
-        let t2 = _mm_shuffle_epi32::<0xaa>(_mm_aeskeygenassist_si128::<0>(t1));
-        let mut t3 = t3;
-        let mut t4 = _mm_slli_si128::<4>(t3);
-        t3 = _mm_xor_si128(t3, t4);
-        t4 = _mm_slli_si128::<4>(t4);
-        t3 = _mm_xor_si128(t3, t4);
-        t4 = _mm_slli_si128::<4>(t4);
-        t3 = _mm_xor_si128(t3, t4);
-        _mm_xor_si128(t3, t2)
+        _mm_xor_si128(fold(t3), _mm_shuffle_epi32::<0xaa>(_mm_aeskeygenassist_si128::<0>(t1)))
     }
     let mut ks = [[0u8; 16]; 15];
     // SAFETY: `key` holds 32 bytes: two unaligned 16-byte loads stay inside it.
@@ -235,6 +232,35 @@ fn setup(rk: &[[u8; 16]; 15], block0: u64) -> ([__m512i; 15], __m512i, __m512i, 
     (k, bswap, ctr, four)
 }
 
+/// The next 16 keystream blocks (256 bytes) from the counter vector `ctr` on, as four
+/// vectors; `ctr` moves past them.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,gfni,vaes,aes")]
+fn next16(ctr: &mut __m512i, k: &[__m512i; 15], bswap: __m512i, four: __m512i) -> [__m512i; 4] {
+    let c0 = *ctr;
+    let c1 = _mm512_add_epi64(c0, four);
+    let c2 = _mm512_add_epi64(c1, four);
+    let c3 = _mm512_add_epi64(c2, four);
+    *ctr = _mm512_add_epi64(c3, four);
+    encrypt16([c0, c1, c2, c3], k, bswap)
+}
+
+/// The next 4 keystream blocks (64 bytes) from the counter vector `ctr` on; `ctr` moves past
+/// them.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,gfni,vaes,aes")]
+fn next4(ctr: &mut __m512i, k: &[__m512i; 15], bswap: __m512i, four: __m512i) -> __m512i {
+    let [ks, _, _, _] = encrypt16([*ctr; 4], k, bswap);
+    *ctr = _mm512_add_epi64(*ctr, four);
+    ks
+}
+
+/// The mask of the first `rem` (1 to 64) bytes of a vector.
+#[inline]
+fn first_bytes(rem: usize) -> __mmask64 {
+    if rem == 64 { u64::MAX } else { (1u64 << rem) - 1 }
+}
+
 /// The kernel behind [`AesKeys::keystream`].
 ///
 /// # Safety
@@ -246,11 +272,7 @@ unsafe fn keystream_kernel(rk: &[[u8; 16]; 15], block0: u64, dest: &mut [u8]) {
     let dp = dest.as_mut_ptr();
     let mut off = 0;
     while off + 256 <= len {
-        let c1 = _mm512_add_epi64(ctr, four);
-        let c2 = _mm512_add_epi64(c1, four);
-        let c3 = _mm512_add_epi64(c2, four);
-        let ks = encrypt16([ctr, c1, c2, c3], &k, bswap);
-        ctr = _mm512_add_epi64(c3, four);
+        let ks = next16(&mut ctr, &k, bswap, four);
         for (j, ks) in ks.iter().enumerate() {
             // SAFETY: `off + 256 <= len`: each 64-byte store at `off + 64 * j` (j < 4) stays
             // inside `dest`; the store is unaligned.
@@ -260,9 +282,8 @@ unsafe fn keystream_kernel(rk: &[[u8; 16]; 15], block0: u64, dest: &mut [u8]) {
     }
     while off < len {
         let rem = (len - off).min(64);
-        let m: __mmask64 = if rem == 64 { u64::MAX } else { (1u64 << rem) - 1 };
-        let [ks, _, _, _] = encrypt16([ctr; 4], &k, bswap);
-        ctr = _mm512_add_epi64(ctr, four);
+        let m = first_bytes(rem);
+        let ks = next4(&mut ctr, &k, bswap, four);
         // SAFETY: the mask selects the first `rem` bytes at `off`, inside `dest`; masked-off
         // bytes are not written.
         unsafe { _mm512_mask_storeu_epi8(dp.add(off).cast(), m, ks) };
@@ -289,11 +310,7 @@ unsafe fn split2_kernel(
     let mut off = 0;
     // 256 bytes (16 blocks) per iteration.
     while off + 256 <= len {
-        let c1 = _mm512_add_epi64(ctr, four);
-        let c2 = _mm512_add_epi64(c1, four);
-        let c3 = _mm512_add_epi64(c2, four);
-        let ks = encrypt16([ctr, c1, c2, c3], &k, bswap);
-        ctr = _mm512_add_epi64(c3, four);
+        let ks = next16(&mut ctr, &k, bswap, four);
         // SAFETY: `off + 256 <= len` and the secret and every share are `len` bytes long, so
         // each 64-byte access at `off + 64 * j` (j < 4) stays inside them; the forms are
         // unaligned. The features are enabled here and guaranteed by the caller.
@@ -316,9 +333,8 @@ unsafe fn split2_kernel(
     // The rest, one counter vector (64 bytes) at a time, the last one masked.
     while off < len {
         let rem = (len - off).min(64);
-        let m: __mmask64 = if rem == 64 { u64::MAX } else { (1u64 << rem) - 1 };
-        let [ks, _, _, _] = encrypt16([ctr; 4], &k, bswap);
-        ctr = _mm512_add_epi64(ctr, four);
+        let m = first_bytes(rem);
+        let ks = next4(&mut ctr, &k, bswap, four);
         // SAFETY: the mask selects the first `rem` bytes at `off`, which the secret and every
         // share hold (`off + rem <= len`); masked-off bytes are not accessed.
         unsafe {

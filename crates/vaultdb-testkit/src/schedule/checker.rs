@@ -81,27 +81,16 @@ pub fn check(run: &RunResult) -> Report {
     }
     let fin = &run.final_state;
     if !fin.bad_keyrings.is_empty() {
-        report.violations.push(Violation {
-            invariant: Invariant::FinalState,
-            op: None,
-            id: None,
-            detail: format!(
+        report.violations.push(final_state(
+            None,
+            format!(
                 "after healing and scrubbing, backends {:?} still hold a lost or wrong keyring \
                  share",
                 fin.bad_keyrings
             ),
-            related: None,
-        });
+        ));
     }
-    let mut settle = |detail: String| {
-        report.violations.push(Violation {
-            invariant: Invariant::FinalState,
-            op: None,
-            id: None,
-            detail,
-            related: None,
-        })
-    };
+    let mut settle = |detail: String| report.violations.push(final_state(None, detail));
     match &fin.scrub {
         Ok((_, _, problems)) if !problems.is_empty() => {
             settle(format!("scrub after healing reported problems: {problems:?}"))
@@ -127,22 +116,10 @@ pub fn check(run: &RunResult) -> Report {
         let mut live = live;
         live.sort();
         if *listed != live {
-            report.violations.push(Violation {
-                invariant: Invariant::FinalState,
-                op: None,
-                id: None,
-                detail: format!("list returned {listed:?}, the readable ids are {live:?}"),
-                related: None,
-            });
+            settle(format!("list returned {listed:?}, the readable ids are {live:?}"));
         }
     } else if let Err(e) = &run.final_state.listed {
-        report.violations.push(Violation {
-            invariant: Invariant::FinalState,
-            op: None,
-            id: None,
-            detail: format!("list failed after healing: {e}"),
-            related: None,
-        });
+        settle(format!("list failed after healing: {e}"));
     }
     report
 }
@@ -482,6 +459,11 @@ fn check_read(
     }
 }
 
+/// A broken [`Invariant::FinalState`]: of record `id`, or of the whole store (`None`).
+fn final_state(id: Option<usize>, detail: String) -> Violation {
+    Violation { invariant: Invariant::FinalState, op: None, id, detail, related: None }
+}
+
 fn check_final(
     run: &RunResult,
     id: usize,
@@ -491,15 +473,7 @@ fn check_final(
 ) {
     let plan = &run.plan;
     let fin = &run.final_state;
-    let mut violate = |detail: String| {
-        report.violations.push(Violation {
-            invariant: Invariant::FinalState,
-            op: None,
-            id: Some(id),
-            detail,
-            related: None,
-        })
-    };
+    let mut violate = |detail: String| report.violations.push(final_state(Some(id), detail));
     let (first, second) = &fin.reads[id];
     if first != second {
         violate("two reads of the healed store differ".to_owned());
@@ -524,15 +498,7 @@ fn check_final(
         v.op = None;
         v.detail = format!("reading the healed store: {}", v.detail);
     }
-    let mut violate = |detail: String| {
-        report.violations.push(Violation {
-            invariant: Invariant::FinalState,
-            op: None,
-            id: Some(id),
-            detail,
-            related: None,
-        })
-    };
+    let mut violate = |detail: String| report.violations.push(final_state(Some(id), detail));
     // Stricter than the model, counted only: the value should come from a write that no
     // later write succeeded over (a failed delete that removed the newest version can
     // expose an older one whose cleanup had failed).

@@ -6,14 +6,13 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use super::dto::{BackendHealthResponse, HealthResponse, RepairResponse, StatusResponse};
+use super::dto::{BackendHealthResponse, HealthResponse, IdParam, RepairResponse, StatusResponse};
 use super::error::ApiError;
 use super::extract::{IdPath, JsonLine};
 
 /// Regenerates a record's missing or bad shares from K good ones.
 #[utoipa::path(post, path = "/v1/records/{id}/repair", tag = "admin", operation_id = "repairRecord",
-    params(("id" = String, Path, min_length = 1, max_length = 255, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$",
-        description = "Record id: 1 to 255 bytes of UTF-8 without control characters, percent-encoded")),
+    params(IdParam),
     responses((status = 200, description = "What was repaired", body = RepairResponse)),
     security(("bearer" = [])))]
 pub(super) async fn repair_record(

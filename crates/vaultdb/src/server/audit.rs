@@ -55,6 +55,11 @@ fn outcome_of(resp: &Response) -> String {
     }
 }
 
+/// The line that stands for `n` requests without a valid token, of one kind and outcome.
+fn refused_line(op: Operation, outcome: &str, n: u64) -> Event<'_> {
+    Event { actor: ANONYMOUS, op: op.as_str(), tag: None, outcome, count: Some(n) }
+}
+
 /// Authenticates every request to a protected route or under `/v1/` (for [`authorize`],
 /// which checks roles), and writes its audit line.
 ///
@@ -153,13 +158,7 @@ impl ServerAudit {
     /// kept for the next time.
     pub(super) async fn flush(&self, metrics: &Metrics) {
         for (op, outcome, n) in self.tally.drain() {
-            let event = Event {
-                actor: ANONYMOUS,
-                op: op.as_str(),
-                tag: None,
-                outcome: &outcome,
-                count: Some(n),
-            };
+            let event = refused_line(op, &outcome, n);
             let r = self.log.record(event).await.map(drop);
             if r.is_err() {
                 self.tally.add(op, &outcome, n);
@@ -195,13 +194,7 @@ impl Drop for ServerAudit {
     /// [`AppState::shutdown`]).
     fn drop(&mut self) {
         for (op, outcome, n) in self.tally.drain() {
-            let event = Event {
-                actor: ANONYMOUS,
-                op: op.as_str(),
-                tag: None,
-                outcome: &outcome,
-                count: Some(n),
-            };
+            let event = refused_line(op, &outcome, n);
             if let Err(e) = self.log.append(event) {
                 tracing::error!(error = %e, "cannot write the audit log");
             }

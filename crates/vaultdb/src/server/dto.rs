@@ -68,6 +68,16 @@ pub struct ListResponse {
     pub next: Option<String>,
 }
 
+/// The record id in the path of `/v1/records/{id}` and the routes under it.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(super) struct IdParam {
+    /// Record id: 1 to 255 bytes of UTF-8 without control characters, percent-encoded
+    #[param(min_length = 1, max_length = 255, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$")]
+    #[expect(dead_code, reason = "only its documentation is used: the handlers extract `IdPath`")]
+    id: String,
+}
+
 /// `GET /v1/records` parameters.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

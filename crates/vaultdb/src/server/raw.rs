@@ -11,7 +11,7 @@ use vaultdb_core::Record;
 
 use super::AppState;
 use super::audit::AuditedInBody;
-use super::dto::{PutRecordResponse, RawData};
+use super::dto::{IdParam, PutRecordResponse, RawData};
 use super::error::{ApiError, ErrorResponse};
 use super::extract::{IdPath, RawBody};
 use super::records::{stored, with_headers};
@@ -20,8 +20,7 @@ use crate::service::{AuditedStream, Auditor, Operation, StreamLine, content_type
 
 /// Stores the request body as-is, keeping its `Content-Type`.
 #[utoipa::path(put, path = "/v1/records/{id}/raw", tag = "records", operation_id = "putRawRecord",
-    params(("id" = String, Path, min_length = 1, max_length = 255, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$",
-        description = "Record id: 1 to 255 bytes of UTF-8 without control characters, percent-encoded")),
+    params(IdParam),
     request_body(content = inline(RawData), content_type = "application/octet-stream",
                  description = "The data (may be empty); its Content-Type is stored with it"),
     responses((status = 201, description = "Stored", body = PutRecordResponse)),
@@ -83,8 +82,7 @@ fn parse_range(headers: &HeaderMap) -> Option<ByteRange> {
 /// needs (206, or 416 past the end). If a segment fails verification part way, the
 /// connection is closed before `Content-Length` bytes were sent.
 #[utoipa::path(get, path = "/v1/records/{id}/raw", tag = "records", operation_id = "getRawRecord",
-    params(("id" = String, Path, min_length = 1, max_length = 255, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$",
-        description = "Record id: 1 to 255 bytes of UTF-8 without control characters, percent-encoded"),
+    params(IdParam,
         ("Range" = Option<String>, Header, description = "One byte range, `bytes=a-b`, `bytes=a-` or `bytes=-n`")),
     responses((status = 200, description = "The stored bytes",
                content((Value = "*/*"))),

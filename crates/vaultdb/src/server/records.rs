@@ -10,7 +10,9 @@ use serde_json::Value;
 use vaultdb_core::{PutResult, Record};
 
 use super::audit::concerning;
-use super::dto::{ListParams, ListResponse, PutRecordRequest, PutRecordResponse, RecordResponse};
+use super::dto::{
+    IdParam, ListParams, ListResponse, PutRecordRequest, PutRecordResponse, RecordResponse,
+};
 use super::error::{ApiError, ErrorResponse};
 use super::extract::{IdPath, JsonBody, JsonLine};
 use super::{AppState, DEFAULT_PAGE, DEGRADED_HEADER, MAX_PAGE, VERSION_HEADER};
@@ -110,8 +112,7 @@ pub(super) async fn list_records(
 
 /// Reads a record as JSON: `data` for JSON records, `data_base64` for others.
 #[utoipa::path(get, path = "/v1/records/{id}", tag = "records", operation_id = "getRecord",
-    params(("id" = String, Path, min_length = 1, max_length = 255, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$",
-        description = "Record id: 1 to 255 bytes of UTF-8 without control characters, percent-encoded")),
+    params(IdParam),
     responses((status = 200, description = "The record", body = RecordResponse),
               (status = 404, description = "No such record", body = ErrorResponse)),
     security(("bearer" = [])))]
@@ -143,8 +144,7 @@ pub(super) async fn get_record(
 
 /// Deletes every version of a record on every backend.
 #[utoipa::path(delete, path = "/v1/records/{id}", tag = "records", operation_id = "deleteRecord",
-    params(("id" = String, Path, min_length = 1, max_length = 255, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$",
-        description = "Record id: 1 to 255 bytes of UTF-8 without control characters, percent-encoded")),
+    params(IdParam),
     responses((status = 204, description = "Deleted"),
               (status = 404, description = "No such record", body = ErrorResponse)),
     security(("bearer" = [])))]

@@ -195,6 +195,14 @@ pub fn vaultdb(dir: &Path) -> assert_cmd::Command {
     c
 }
 
+/// Runs `vaultdb args` in `dir`: it must succeed and print each of `says` on stdout.
+pub fn assert_prints(dir: &Path, args: &[&str], says: &[&str]) {
+    let mut ran = vaultdb(dir).args(args).assert().success();
+    for s in says {
+        ran = ran.stdout(predicates::str::contains(*s));
+    }
+}
+
 /// Every file under `dir` with its contents (empty map if `dir` does not exist).
 pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
