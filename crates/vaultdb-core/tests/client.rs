@@ -290,7 +290,9 @@ fn tamper_with_valid_crc(mem: &MemoryBackend) {
 
 #[tokio::test]
 async fn a_corrupting_backend_is_named_and_the_right_data_returned() {
-    for mode in [CorruptMode::FlipBit, CorruptMode::Rewrite, CorruptMode::Truncate] {
+    for mode in
+        [CorruptMode::FlipBit, CorruptMode::Rewrite, CorruptMode::Truncate, CorruptMode::Oversize]
+    {
         for bad in 0..3 {
             let (nodes, db) = cluster(3, 2, 3).await;
             db.put(rec("r", "the right data")).await.unwrap();

@@ -21,7 +21,13 @@ pub enum CorruptMode {
     Rewrite,
     /// Drop the last byte.
     Truncate,
+    /// Append [`OVERSIZE`] bytes, whatever the caller's `max_len`: a backend that lies about
+    /// sizes and serves far more than the object it listed.
+    Oversize,
 }
+
+/// How many bytes [`CorruptMode::Oversize`] appends.
+pub const OVERSIZE: usize = 1 << 20;
 
 impl CorruptMode {
     /// Applies the corruption to `data`; the result always differs from `data`.
@@ -36,6 +42,7 @@ impl CorruptMode {
             CorruptMode::Truncate => {
                 out.pop();
             }
+            CorruptMode::Oversize => out.resize(data.len() + OVERSIZE, 0),
         }
         Bytes::from(out)
     }
@@ -45,6 +52,7 @@ impl CorruptMode {
             CorruptMode::FlipBit => 0,
             CorruptMode::Rewrite => 1,
             CorruptMode::Truncate => 2,
+            CorruptMode::Oversize => 3,
         }
     }
 
@@ -52,7 +60,8 @@ impl CorruptMode {
         match v {
             0 => CorruptMode::FlipBit,
             1 => CorruptMode::Rewrite,
-            _ => CorruptMode::Truncate,
+            2 => CorruptMode::Truncate,
+            _ => CorruptMode::Oversize,
         }
     }
 }

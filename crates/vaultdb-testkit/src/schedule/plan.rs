@@ -110,10 +110,11 @@ impl Fault {
     /// The faults added after the first eight, drawn from a stream of their own (see
     /// [`Plan::generate`]), so that the plans of older seeds keep their operations.
     fn generate_damage(rng: &mut Prng) -> Fault {
-        match rng.below(4) {
+        match rng.below(5) {
             0 | 1 => Fault::Rollback,
             2 => Fault::KeyringLost,
-            _ => Fault::KeyringSwapped,
+            3 => Fault::KeyringSwapped,
+            _ => Fault::Corrupt(CorruptMode::Oversize),
         }
     }
 
