@@ -27,7 +27,7 @@ pub enum CorruptMode {
 }
 
 /// How many bytes [`CorruptMode::Oversize`] appends.
-pub const OVERSIZE: usize = 1 << 20;
+pub(crate) const OVERSIZE: usize = 1 << 20;
 
 impl CorruptMode {
     /// Applies the corruption to `data`; the result always differs from `data`.

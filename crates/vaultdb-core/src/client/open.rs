@@ -37,6 +37,10 @@ use crate::version::Version;
 /// How long a client waits for another client's keyring creation to finish.
 const CREATION_WAIT: Duration = Duration::from_secs(10);
 
+/// How long an open that found K good keyring shares still waits for the other slots, so
+/// that a bad one is named and rewritten at once (slower ones are checked in the background).
+const SLOT_GRACE: Duration = Duration::from_millis(200);
+
 /// One backend's slot as read.
 enum Slot {
     Empty,
@@ -101,6 +105,19 @@ async fn read_until_keyring(inner: &Inner) -> (Vec<Slot>, Option<(Version, Verif
             if shares >= inner.k()
                 && let Some(found) = find_keyring(inner, &slots).await
             {
+                // The other slots get a moment more, so that a bad one that answers is named
+                // and rewritten now; one that is slow does not hold the open up.
+                let grace = tokio::time::sleep(SLOT_GRACE);
+                tokio::pin!(grace);
+                loop {
+                    tokio::select! {
+                        next = reads.next() => match next {
+                            Some((idx, r)) => slots[idx] = slot_of(idx, r),
+                            None => break,
+                        },
+                        () = &mut grace => break,
+                    }
+                }
                 return (slots, Some(found));
             }
         }
@@ -125,8 +142,12 @@ fn check_shape(inner: &Inner, slots: &[Slot]) -> Result<()> {
     let k = inner.k();
     let other_threshold: Vec<&envelope::Header> =
         headers.iter().map(|(_, h)| h).filter(|h| h.threshold != inner.threshold()).collect();
+    // K slots agree on another shape; or every slot that holds a share holds one of that
+    // other shape (no slot speaks for the client's configuration).
     if let Some(first) = other_threshold.first()
-        && other_threshold.iter().filter(|h| h.threshold == first.threshold).count() >= k
+        && (other_threshold.iter().filter(|h| h.threshold == first.threshold).count() >= k
+            || other_threshold.iter().all(|h| h.threshold == first.threshold)
+                && other_threshold.len() == headers.len())
     {
         return Err(VaultError::invalid_config(format!(
             "the store was created as {} but the client is configured as {}",
@@ -202,7 +223,9 @@ async fn fix_slots(inner: &Inner, slots: &[Slot], version: Version, verified: &V
     let key = inner.fanout.keyspace().keyring_key();
     let mut fixed = 0;
     for (idx, slot) in slots.iter().enumerate() {
-        if good.contains(&idx) || matches!(slot, Slot::Unreachable(_)) {
+        let unusable = matches!(slot, Slot::Unreachable(CallError::Backend(e))
+            if e.kind() != crate::BackendErrorKind::Transient);
+        if good.contains(&idx) || matches!(slot, Slot::Unreachable(_)) && !unusable {
             continue;
         }
         let x = (idx + 1) as u8;
@@ -242,8 +265,21 @@ pub(crate) async fn load_or_create_keyring(
             let keyring = decode_keyring(&verified, external)?;
             keyring.check_config(inner.threshold(), inner.fanout.ids())?;
             for (idx, s) in slots.iter().enumerate() {
-                if matches!(s, Slot::Bad(_) | Slot::Misplaced(_)) {
-                    inner.fanout.note_bad(idx, "its keyring share is bad; rewriting it");
+                match s {
+                    Slot::Bad(_) | Slot::Misplaced(_) => {
+                        inner.fanout.note_bad(idx, "its keyring share is bad; rewriting it");
+                    }
+                    // Not an outage but something else at the slot (a special file, a
+                    // directory): name it, and try to rewrite it like a bad share.
+                    Slot::Unreachable(CallError::Backend(e))
+                        if e.kind() != crate::BackendErrorKind::Transient =>
+                    {
+                        tracing::warn!(
+                            backend = %inner.fanout.id(idx), error = %e,
+                            "its keyring share cannot be read; rewriting it"
+                        );
+                    }
+                    _ => {}
                 }
             }
             fix_slots(inner, &slots, version, &verified).await;
