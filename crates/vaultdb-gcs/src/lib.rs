@@ -304,10 +304,11 @@ impl StorageBackend for GcsBackend {
     async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
         let object = self.names.object(key);
         let req = GetObjectRequest { bucket: self.bucket.clone(), object, ..Default::default() };
-        // One byte past the limit: enough to tell a longer object, never much more. An empty
-        // object cannot satisfy the range: GCS answers 416, mapped to empty.
-        let range =
-            if max_len < u64::MAX { Range(Some(0), Some(max_len)) } else { Range::default() };
+        // No Range header: the body is read as it streams in and dropped (with its
+        // connection) once it holds more than `max_len` bytes, so memory stays bounded by the
+        // limit. (A ranged request cannot ask for an empty object: the 416 it gets leaves
+        // fake-gcs-server's connection unusable for the next request.)
+        let range = Range::default();
         let client = self.client().await?;
         let mut stream = match client.download_streamed_object(&req, &range).await {
             Ok(stream) => Box::pin(stream),

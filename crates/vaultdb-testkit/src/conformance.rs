@@ -406,19 +406,22 @@ pub async fn list_sizes(backend: &dyn StorageBackend, prefix: &str) {
 /// last key, following cursors from there.
 pub async fn list_after(backend: &dyn StorageBackend, prefix: &str) {
     let cx = Cx::new("list_after", backend, prefix);
-    let rels = ["after/a", "after/b", "after/b0", "after/b/x", "after/c", "after/d", "aftes"];
+    // `after/b` is a cursor, not a key: a key that is also a "directory" of another cannot
+    // be stored by servers that keep keys as file paths (s3s-fs), and a cursor need not exist.
+    let rels = ["after/a", "after/b0", "after/b/x", "after/c", "after/d", "aftes"];
     let keys: Vec<Key> = rels.iter().map(|r| cx.key(r)).collect();
     for k in &keys {
         cx.put_ok(k, key_payload(k), PutMode::Create).await;
     }
     let within = cx.prefix("after/");
-    let cases: [(&str, &[&str]); 6] = [
+    let cases: [(&str, &[&str]); 7] = [
+        ("after/a", &["after/b/x", "after/b0", "after/c", "after/d"]),
         ("after/b", &["after/b/x", "after/b0", "after/c", "after/d"]),
         ("after/b/x", &["after/b0", "after/c", "after/d"]),
         ("after/bz", &["after/c", "after/d"]),
         ("after/c", &["after/d"]),
         ("after/d", &[]),
-        ("aaa", &["after/a", "after/b", "after/b/x", "after/b0", "after/c", "after/d"]),
+        ("aaa", &["after/a", "after/b/x", "after/b0", "after/c", "after/d"]),
     ];
     for (after, want) in cases {
         let got = cx.list_from(&within, ListFrom::After(cx.key(after))).await;
