@@ -5,13 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use bytes::Bytes;
-use vaultdb_core::backend::{
-    BackendError, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend,
-};
+use vaultdb_core::backend::{BackendError, StorageBackend};
 
-use crate::Ops;
+use crate::{Ops, forward_backend};
 
 /// A wrapper that sleeps (`tokio::time::sleep`) before each call to the chosen operations
 /// (all of them by default), then forwards it. The delay can be changed at any time through
@@ -53,13 +49,16 @@ impl<B: StorageBackend> Slow<B> {
         &self.inner
     }
 
-    async fn pause(&self, op: Ops) {
+    /// Sleeps before a call to `op` if it is delayed; run before every forwarded call, it
+    /// never fails one.
+    async fn admit(&self, op: Ops) -> Result<(), BackendError> {
         if self.ctl.ops().contains(op) {
             let d = self.ctl.delay();
             if !d.is_zero() {
                 tokio::time::sleep(d).await;
             }
         }
+        Ok(())
     }
 }
 
@@ -101,37 +100,8 @@ impl<B: fmt::Debug> fmt::Debug for Slow<B> {
     }
 }
 
-#[async_trait]
-impl<B: StorageBackend> StorageBackend for Slow<B> {
-    fn id(&self) -> &str {
-        self.inner.id()
-    }
-
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
-        self.pause(Ops::PUT).await;
-        self.inner.put(key, data, mode).await
-    }
-
-    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
-        self.pause(Ops::GET).await;
-        self.inner.get(key, max_len).await
-    }
-
-    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
-        self.pause(Ops::DELETE).await;
-        self.inner.delete(key).await
-    }
-
-    async fn list_page(
-        &self,
-        prefix: &KeyPrefix,
-        from: ListFrom,
-    ) -> Result<ListPage, BackendError> {
-        self.pause(Ops::LIST).await;
-        self.inner.list_page(prefix, from).await
+forward_backend! {
+    impl<B: StorageBackend> StorageBackend for Slow<B> {
+        forward id, name, put, get, delete, list_page to self.inner after self.admit;
     }
 }
