@@ -10,6 +10,7 @@ use crate::{Ops, forward_backend};
 
 /// A transparent wrapper that counts the calls made to each operation (every call,
 /// whether it succeeds or fails), readable through its [`CountingHandle`].
+#[derive(Debug)]
 pub struct Counting<B> {
     inner: B,
     ctl: CountingHandle,
@@ -126,12 +127,6 @@ impl CountingHandle {
 impl fmt::Debug for CountingHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_tuple("CountingHandle").field(&self.counts()).finish()
-    }
-}
-
-impl<B: fmt::Debug> fmt::Debug for Counting<B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Counting").field("inner", &self.inner).field("ctl", &self.ctl).finish()
     }
 }
 

@@ -20,6 +20,7 @@ const UNLIMITED: u64 = u64::MAX;
 /// Every put call that reaches the inner backend counts against the budget, whether it
 /// succeeds or not. [`CrashingHandle::reset`] brings the writer back (no limit any more);
 /// [`CrashingHandle::arm`] sets a new budget.
+#[derive(Debug)]
 pub struct Crashing<B> {
     inner: B,
     ctl: CrashingHandle,
@@ -105,12 +106,6 @@ impl fmt::Debug for CrashingHandle {
             .field("accepted", &self.accepted())
             .field("refused", &self.refused())
             .finish()
-    }
-}
-
-impl<B: fmt::Debug> fmt::Debug for Crashing<B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Crashing").field("inner", &self.inner).field("ctl", &self.ctl).finish()
     }
 }
 

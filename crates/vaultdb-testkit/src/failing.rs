@@ -30,6 +30,7 @@ use crate::{Ops, forward_backend, kind_from_u8, kind_to_u8};
 /// assert!(backend.put(&key, "v".into(), PutMode::Create).await.is_ok());
 /// # });
 /// ```
+#[derive(Debug)]
 pub struct Failing<B> {
     inner: B,
     ctl: FailingHandle,
@@ -127,12 +128,6 @@ impl fmt::Debug for FailingHandle {
             .field("kind", &kind_from_u8(self.state.kind.load(Ordering::SeqCst)))
             .field("injected", &self.injected())
             .finish()
-    }
-}
-
-impl<B: fmt::Debug> fmt::Debug for Failing<B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Failing").field("inner", &self.inner).field("ctl", &self.ctl).finish()
     }
 }
 

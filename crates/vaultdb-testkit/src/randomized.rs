@@ -26,6 +26,7 @@ const PPM: u32 = 1_000_000;
 /// With [`RandomizedHandle::set_ambiguous`] on, half of the injected failures of `put` and
 /// `delete` happen *after* the inner call has completed: the operation took effect but the
 /// caller is told it failed, as when a connection drops before the response arrives.
+#[derive(Debug)]
 pub struct Randomized<B> {
     inner: B,
     ctl: RandomizedHandle,
@@ -181,12 +182,6 @@ impl fmt::Debug for RandomizedHandle {
             .field("failure_ppm", &s.fail_ppm.load(Ordering::SeqCst))
             .field("injected", &self.injected())
             .finish()
-    }
-}
-
-impl<B: fmt::Debug> fmt::Debug for Randomized<B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Randomized").field("inner", &self.inner).field("ctl", &self.ctl).finish()
     }
 }
 

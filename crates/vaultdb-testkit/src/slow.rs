@@ -13,6 +13,7 @@ use crate::{Ops, forward_backend};
 /// (all of them by default), then forwards it. The delay can be changed at any time through
 /// the [`SlowHandle`]; a zero delay makes the wrapper transparent. Sleeping needs a Tokio
 /// runtime with the time driver, as `#[tokio::test]` provides.
+#[derive(Debug)]
 pub struct Slow<B> {
     inner: B,
     ctl: SlowHandle,
@@ -91,12 +92,6 @@ impl fmt::Debug for SlowHandle {
             .field("delay", &self.delay())
             .field("ops", &self.ops())
             .finish()
-    }
-}
-
-impl<B: fmt::Debug> fmt::Debug for Slow<B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Slow").field("inner", &self.inner).field("ctl", &self.ctl).finish()
     }
 }
 

@@ -514,8 +514,11 @@ fn wrappers_delegate_id_and_name_and_debug() {
         Box::new(Counting::new(inner.clone())),
         Box::new(Randomized::new(inner.clone(), 1, Duration::ZERO, 0.0)),
     ];
-    for w in &wrapped {
+    let names = ["Failing", "Slow", "Corrupting", "Stale", "Crashing", "Counting", "Randomized"];
+    for (w, name) in wrapped.iter().zip(names) {
         assert_eq!((w.id(), w.name()), ("id-1", "Name one"));
-        assert!(format!("{w:?}").contains("id-1"));
+        let debug = format!("{w:?}");
+        assert!(debug.starts_with(&format!("{name} {{ inner: {inner:?}, ")), "{debug}");
+        assert!(debug.contains(&format!("ctl: {name}Handle")), "{debug}");
     }
 }
