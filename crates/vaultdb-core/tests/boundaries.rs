@@ -6,12 +6,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use bytes::Bytes;
-use vaultdb_core::backend::{BackendError, Key, KeyPrefix, ListEntry, ListFrom, ListPage, PutMode};
+use vaultdb_core::backend::{BackendError, Key, KeyPrefix, ListEntry, ListFrom, ListPage};
 use vaultdb_core::{
-    BackendErrorKind, CallPolicy, ErrorCode, MemoryBackend, Record, RecordMeta, StorageBackend,
-    VaultDb,
+    BackendErrorKind, CallPolicy, ErrorCode, MemoryBackend, Record, RecordMeta, VaultDb,
 };
 use vaultdb_testkit::Generator;
 
@@ -27,52 +25,45 @@ struct Hostile {
     endless: std::sync::atomic::AtomicBool,
 }
 
-#[async_trait]
-impl StorageBackend for Hostile {
-    fn id(&self) -> &str {
-        self.inner.id()
-    }
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
-        self.inner.put(key, data, mode).await
-    }
-    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
-        if self.extra.iter().any(|k| k == key.as_str()) {
-            return Ok(Some(GARBAGE.clone()));
+vaultdb_testkit::forward_backend! {
+    impl StorageBackend for Hostile {
+        forward id, name, put, delete to self.inner;
+
+        async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
+            if self.extra.iter().any(|k| k == key.as_str()) {
+                return Ok(Some(GARBAGE.clone()));
+            }
+            self.inner.get(key, max_len).await
         }
-        self.inner.get(key, max_len).await
-    }
-    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
-        self.inner.delete(key).await
-    }
-    async fn list_page(
-        &self,
-        prefix: &KeyPrefix,
-        from: ListFrom,
-    ) -> Result<ListPage, BackendError> {
-        if self.endless.load(std::sync::atomic::Ordering::Relaxed) {
-            // Cursors cycle a -> b -> a -> ...
-            let next = if from == ListFrom::Cursor("a".into()) { "b" } else { "a" };
-            let key = Key::new(format!("{prefix}x")).unwrap();
-            let entries = vec![ListEntry { key, size: 1 }];
-            return Ok(ListPage { entries, next: Some(next.into()) });
+
+        async fn list_page(
+            &self,
+            prefix: &KeyPrefix,
+            from: ListFrom,
+        ) -> Result<ListPage, BackendError> {
+            if self.endless.load(std::sync::atomic::Ordering::Relaxed) {
+                // Cursors cycle a -> b -> a -> ...
+                let next = if from == ListFrom::Cursor("a".into()) { "b" } else { "a" };
+                let key = Key::new(format!("{prefix}x")).unwrap();
+                let entries = vec![ListEntry { key, size: 1 }];
+                return Ok(ListPage { entries, next: Some(next.into()) });
+            }
+            let first = from == ListFrom::Start;
+            let mut page = self.inner.list_page(prefix, from).await?;
+            if first {
+                page.entries.extend(
+                    self.extra
+                        .iter()
+                        .filter(|k| k.starts_with(prefix.as_str()))
+                        // Names that are not valid keys never leave a backend: as a real one,
+                        // skip them (the others reach the client, which must ignore what is
+                        // not its own).
+                        .filter_map(|k| Key::new(k).ok())
+                        .map(|key| ListEntry { key, size: GARBAGE.len() as u64 }),
+                );
+            }
+            Ok(page)
         }
-        let first = from == ListFrom::Start;
-        let mut page = self.inner.list_page(prefix, from).await?;
-        if first {
-            page.entries.extend(
-                self.extra
-                    .iter()
-                    .filter(|k| k.starts_with(prefix.as_str()))
-                    // Names that are not valid keys never leave a backend: as a real one, skip
-                    // them (the others reach the client, which must ignore what is not its own).
-                    .filter_map(|k| Key::new(k).ok())
-                    .map(|key| ListEntry { key, size: GARBAGE.len() as u64 }),
-            );
-        }
-        Ok(page)
     }
 }
 
@@ -244,32 +235,16 @@ struct Limits {
     gets: std::sync::Mutex<Vec<(String, u64, bool)>>,
 }
 
-#[async_trait]
-impl StorageBackend for Limits {
-    fn id(&self) -> &str {
-        self.inner.id()
-    }
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
-        self.inner.put(key, data, mode).await
-    }
-    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
-        let r = self.inner.get(key, max_len).await;
-        let too_large = r.as_ref().is_err_and(|e| e.kind() == BackendErrorKind::TooLarge);
-        self.gets.lock().unwrap().push((key.to_string(), max_len, too_large));
-        r
-    }
-    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
-        self.inner.delete(key).await
-    }
-    async fn list_page(
-        &self,
-        prefix: &KeyPrefix,
-        from: ListFrom,
-    ) -> Result<ListPage, BackendError> {
-        self.inner.list_page(prefix, from).await
+vaultdb_testkit::forward_backend! {
+    impl StorageBackend for Limits {
+        forward id, name, put, delete, list_page to self.inner;
+
+        async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
+            let r = self.inner.get(key, max_len).await;
+            let too_large = r.as_ref().is_err_and(|e| e.kind() == BackendErrorKind::TooLarge);
+            self.gets.lock().unwrap().push((key.to_string(), max_len, too_large));
+            r
+        }
     }
 }
 

@@ -20,7 +20,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use vaultdb_core::{BackendError, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend};
 use vaultdb_testkit::schedule::{
@@ -508,35 +507,23 @@ fn regressions_repeated() {
 #[derive(Debug)]
 struct UndeadDeletes(Arc<dyn StorageBackend>);
 
-#[async_trait]
-impl StorageBackend for UndeadDeletes {
-    fn id(&self) -> &str {
-        self.0.id()
-    }
-    fn name(&self) -> &str {
-        self.0.name()
-    }
-    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
-        // Tombstones are a delete's record: a store that loses deletes loses them too.
-        let ks = vaultdb_core::naming::KeySpace::new("vaultdb").unwrap();
-        if matches!(ks.parse(key.as_str()), Some(vaultdb_core::naming::ParsedKey::Tombstone { .. }))
-        {
-            return Ok(());
+vaultdb_testkit::forward_backend! {
+    impl StorageBackend for UndeadDeletes {
+        forward id, name, get, list_page to self.0;
+
+        async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+            // Tombstones are a delete's record: a store that loses deletes loses them too.
+            use vaultdb_core::naming::{KeySpace, ParsedKey};
+            let ks = KeySpace::new("vaultdb").unwrap();
+            if matches!(ks.parse(key.as_str()), Some(ParsedKey::Tombstone { .. })) {
+                return Ok(());
+            }
+            self.0.put(key, data, mode).await
         }
-        self.0.put(key, data, mode).await
-    }
-    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
-        self.0.get(key, max_len).await
-    }
-    async fn delete(&self, _key: &Key) -> Result<(), BackendError> {
-        Ok(())
-    }
-    async fn list_page(
-        &self,
-        prefix: &KeyPrefix,
-        from: ListFrom,
-    ) -> Result<ListPage, BackendError> {
-        self.0.list_page(prefix, from).await
+
+        async fn delete(&self, _key: &Key) -> Result<(), BackendError> {
+            Ok(())
+        }
     }
 }
 
@@ -545,52 +532,44 @@ impl StorageBackend for UndeadDeletes {
 #[derive(Debug)]
 struct HidesNewest(Arc<dyn StorageBackend>);
 
-#[async_trait]
-impl StorageBackend for HidesNewest {
-    fn id(&self) -> &str {
-        self.0.id()
-    }
-    fn name(&self) -> &str {
-        self.0.name()
-    }
-    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
-        self.0.put(key, data, mode).await
-    }
-    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
-        self.0.get(key, max_len).await
-    }
-    async fn delete(&self, _key: &Key) -> Result<(), BackendError> {
-        Ok(())
-    }
-    async fn list_page(
-        &self,
-        prefix: &KeyPrefix,
-        from: ListFrom,
-    ) -> Result<ListPage, BackendError> {
-        let mut page = self.0.list_page(prefix, from).await?;
-        // Record keys are `.../r/<tag>/<version><.id share | -segment>`; the version is
-        // 26 sortable characters.
-        let version_of = |k: &str| {
-            let (dir, last) = k.rsplit_once('/')?;
-            let version = last.get(..26)?;
-            dir.contains("/r/").then(|| (dir.to_owned(), version.to_owned()))
-        };
-        let mut newest: std::collections::BTreeMap<String, (String, usize)> = Default::default();
-        for e in &page.entries {
-            if let Some((dir, v)) = version_of(e.key.as_str()) {
-                let e = newest.entry(dir).or_insert((v.clone(), 0));
-                if v > e.0 {
-                    *e = (v, e.1 + 1);
-                } else if v < e.0 {
-                    e.1 += 1;
+vaultdb_testkit::forward_backend! {
+    impl StorageBackend for HidesNewest {
+        forward id, name, put, get to self.0;
+
+        async fn delete(&self, _key: &Key) -> Result<(), BackendError> {
+            Ok(())
+        }
+
+        async fn list_page(
+            &self,
+            prefix: &KeyPrefix,
+            from: ListFrom,
+        ) -> Result<ListPage, BackendError> {
+            let mut page = self.0.list_page(prefix, from).await?;
+            // Record keys are `.../r/<tag>/<version><.id share | -segment>`; the version is
+            // 26 sortable characters.
+            let version_of = |k: &str| {
+                let (dir, last) = k.rsplit_once('/')?;
+                let version = last.get(..26)?;
+                dir.contains("/r/").then(|| (dir.to_owned(), version.to_owned()))
+            };
+            let mut newest = std::collections::BTreeMap::<String, (String, usize)>::new();
+            for e in &page.entries {
+                if let Some((dir, v)) = version_of(e.key.as_str()) {
+                    let e = newest.entry(dir).or_insert((v.clone(), 0));
+                    if v > e.0 {
+                        *e = (v, e.1 + 1);
+                    } else if v < e.0 {
+                        e.1 += 1;
+                    }
                 }
             }
+            page.entries.retain(|e| match version_of(e.key.as_str()) {
+                Some((dir, v)) => newest.get(&dir).is_none_or(|(n, older)| *older == 0 || v != *n),
+                None => true,
+            });
+            Ok(page)
         }
-        page.entries.retain(|e| match version_of(e.key.as_str()) {
-            Some((dir, v)) => newest.get(&dir).is_none_or(|(n, older)| *older == 0 || v != *n),
-            None => true,
-        });
-        Ok(page)
     }
 }
 

@@ -4,11 +4,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
-use async_trait::async_trait;
 use bytes::Bytes;
-use vaultdb_core::backend::{
-    BackendError, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend,
-};
+use vaultdb_core::backend::{BackendError, Key, StorageBackend};
+
+use crate::forward_backend;
 
 /// How [`Corrupting`] alters the bytes `get` returns. An empty object cannot be altered in
 /// place, so in every mode it comes back as the single byte `0x01`.
@@ -167,41 +166,21 @@ impl<B: fmt::Debug> fmt::Debug for Corrupting<B> {
     }
 }
 
-#[async_trait]
-impl<B: StorageBackend> StorageBackend for Corrupting<B> {
-    fn id(&self) -> &str {
-        self.inner.id()
-    }
+forward_backend! {
+    impl<B: StorageBackend> StorageBackend for Corrupting<B> {
+        forward id, name, put, delete, list_page to self.inner;
 
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
-        self.inner.put(key, data, mode).await
-    }
-
-    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
-        let data = self.inner.get(key, max_len).await?;
-        let applies = self.ctl.is_enabled() && self.filter.as_ref().is_none_or(|f| f(key.as_str()));
-        Ok(match data {
-            Some(d) if applies => {
-                self.ctl.state.corrupted.fetch_add(1, Ordering::SeqCst);
-                Some(self.ctl.mode().apply(&d))
-            }
-            other => other,
-        })
-    }
-
-    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
-        self.inner.delete(key).await
-    }
-
-    async fn list_page(
-        &self,
-        prefix: &KeyPrefix,
-        from: ListFrom,
-    ) -> Result<ListPage, BackendError> {
-        self.inner.list_page(prefix, from).await
+        async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
+            let data = self.inner.get(key, max_len).await?;
+            let applies =
+                self.ctl.is_enabled() && self.filter.as_ref().is_none_or(|f| f(key.as_str()));
+            Ok(match data {
+                Some(d) if applies => {
+                    self.ctl.state.corrupted.fetch_add(1, Ordering::SeqCst);
+                    Some(self.ctl.mode().apply(&d))
+                }
+                other => other,
+            })
+        }
     }
 }

@@ -4,14 +4,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use async_trait::async_trait;
-use bytes::Bytes;
-use vaultdb_core::backend::{
-    BackendError, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend,
-};
+use vaultdb_core::backend::{BackendError, StorageBackend};
+
+use crate::{Ops, forward_backend};
 
 /// A transparent wrapper that counts the calls made to each operation (every call,
 /// whether it succeeds or fails), readable through its [`CountingHandle`].
+#[derive(Debug)]
 pub struct Counting<B> {
     inner: B,
     ctl: CountingHandle,
@@ -66,6 +65,19 @@ impl<B: StorageBackend> Counting<B> {
     pub fn inner(&self) -> &B {
         &self.inner
     }
+
+    /// Counts a call to `op`; run before every forwarded call, it never fails one.
+    async fn admit(&self, op: Ops) -> Result<(), BackendError> {
+        let s = &self.ctl.state;
+        let counter = match op {
+            Ops::PUT => &s.puts,
+            Ops::GET => &s.gets,
+            Ops::DELETE => &s.deletes,
+            _ => &s.list_pages,
+        };
+        counter.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
 }
 
 impl CountingHandle {
@@ -118,43 +130,8 @@ impl fmt::Debug for CountingHandle {
     }
 }
 
-impl<B: fmt::Debug> fmt::Debug for Counting<B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Counting").field("inner", &self.inner).field("ctl", &self.ctl).finish()
-    }
-}
-
-#[async_trait]
-impl<B: StorageBackend> StorageBackend for Counting<B> {
-    fn id(&self) -> &str {
-        self.inner.id()
-    }
-
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
-        self.ctl.state.puts.fetch_add(1, Ordering::SeqCst);
-        self.inner.put(key, data, mode).await
-    }
-
-    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
-        self.ctl.state.gets.fetch_add(1, Ordering::SeqCst);
-        self.inner.get(key, max_len).await
-    }
-
-    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
-        self.ctl.state.deletes.fetch_add(1, Ordering::SeqCst);
-        self.inner.delete(key).await
-    }
-
-    async fn list_page(
-        &self,
-        prefix: &KeyPrefix,
-        from: ListFrom,
-    ) -> Result<ListPage, BackendError> {
-        self.ctl.state.list_pages.fetch_add(1, Ordering::SeqCst);
-        self.inner.list_page(prefix, from).await
+forward_backend! {
+    impl<B: StorageBackend> StorageBackend for Counting<B> {
+        forward id, name, put, get, delete, list_page to self.inner after self.admit;
     }
 }

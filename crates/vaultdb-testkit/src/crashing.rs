@@ -4,11 +4,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use async_trait::async_trait;
 use bytes::Bytes;
-use vaultdb_core::backend::{
-    BackendError, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend,
-};
+use vaultdb_core::backend::{BackendError, Key, PutMode, StorageBackend};
+
+use crate::forward_backend;
 
 /// No limit: the wrapper is transparent.
 const UNLIMITED: u64 = u64::MAX;
@@ -21,6 +20,7 @@ const UNLIMITED: u64 = u64::MAX;
 /// Every put call that reaches the inner backend counts against the budget, whether it
 /// succeeds or not. [`CrashingHandle::reset`] brings the writer back (no limit any more);
 /// [`CrashingHandle::arm`] sets a new budget.
+#[derive(Debug)]
 pub struct Crashing<B> {
     inner: B,
     ctl: CrashingHandle,
@@ -109,56 +109,29 @@ impl fmt::Debug for CrashingHandle {
     }
 }
 
-impl<B: fmt::Debug> fmt::Debug for Crashing<B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Crashing").field("inner", &self.inner).field("ctl", &self.ctl).finish()
-    }
-}
+forward_backend! {
+    impl<B: StorageBackend> StorageBackend for Crashing<B> {
+        forward id, name, get, list_page to self.inner;
 
-#[async_trait]
-impl<B: StorageBackend> StorageBackend for Crashing<B> {
-    fn id(&self) -> &str {
-        self.inner.id()
-    }
-
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
-        let took =
-            self.ctl.state.remaining.fetch_update(
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-                |r| match r {
-                    UNLIMITED => Some(UNLIMITED),
-                    0 => None,
-                    r => Some(r - 1),
-                },
-            );
-        if took.is_err() {
-            return Err(self.crashed_error("put"));
+        async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+            let remaining = &self.ctl.state.remaining;
+            let took = remaining.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |r| match r {
+                UNLIMITED => Some(UNLIMITED),
+                0 => None,
+                r => Some(r - 1),
+            });
+            if took.is_err() {
+                return Err(self.crashed_error("put"));
+            }
+            self.ctl.state.accepted.fetch_add(1, Ordering::SeqCst);
+            self.inner.put(key, data, mode).await
         }
-        self.ctl.state.accepted.fetch_add(1, Ordering::SeqCst);
-        self.inner.put(key, data, mode).await
-    }
 
-    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
-        self.inner.get(key, max_len).await
-    }
-
-    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
-        if self.ctl.crashed() {
-            return Err(self.crashed_error("delete"));
+        async fn delete(&self, key: &Key) -> Result<(), BackendError> {
+            if self.ctl.crashed() {
+                return Err(self.crashed_error("delete"));
+            }
+            self.inner.delete(key).await
         }
-        self.inner.delete(key).await
-    }
-
-    async fn list_page(
-        &self,
-        prefix: &KeyPrefix,
-        from: ListFrom,
-    ) -> Result<ListPage, BackendError> {
-        self.inner.list_page(prefix, from).await
     }
 }

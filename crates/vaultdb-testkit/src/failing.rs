@@ -4,13 +4,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
-use async_trait::async_trait;
-use bytes::Bytes;
-use vaultdb_core::backend::{
-    BackendError, BackendErrorKind, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend,
-};
+use vaultdb_core::backend::{BackendError, BackendErrorKind, StorageBackend};
 
-use crate::{Ops, kind_from_u8, kind_to_u8};
+use crate::{Ops, forward_backend, kind_from_u8, kind_to_u8};
 
 /// A wrapper whose operations fail on demand, without reaching the inner backend.
 ///
@@ -34,6 +30,7 @@ use crate::{Ops, kind_from_u8, kind_to_u8};
 /// assert!(backend.put(&key, "v".into(), PutMode::Create).await.is_ok());
 /// # });
 /// ```
+#[derive(Debug)]
 pub struct Failing<B> {
     inner: B,
     ctl: FailingHandle,
@@ -68,11 +65,18 @@ impl<B: StorageBackend> Failing<B> {
         &self.inner
     }
 
-    fn check(&self, op: Ops, what: &str) -> Result<(), BackendError> {
+    /// Fails the call to `op` when the handle says so; run before every forwarded call.
+    async fn admit(&self, op: Ops) -> Result<(), BackendError> {
         let s = &self.ctl.state;
         if Ops::from_bits(s.ops.load(Ordering::SeqCst)).contains(op) {
             s.injected.fetch_add(1, Ordering::Relaxed);
             let kind = kind_from_u8(s.kind.load(Ordering::SeqCst));
+            let what = match op {
+                Ops::PUT => "put",
+                Ops::GET => "get",
+                Ops::DELETE => "delete",
+                _ => "list",
+            };
             return Err(BackendError::new(
                 kind,
                 format!("injected failure: {what} on {} ({kind})", self.inner.id()),
@@ -127,43 +131,8 @@ impl fmt::Debug for FailingHandle {
     }
 }
 
-impl<B: fmt::Debug> fmt::Debug for Failing<B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Failing").field("inner", &self.inner).field("ctl", &self.ctl).finish()
-    }
-}
-
-#[async_trait]
-impl<B: StorageBackend> StorageBackend for Failing<B> {
-    fn id(&self) -> &str {
-        self.inner.id()
-    }
-
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
-        self.check(Ops::PUT, "put")?;
-        self.inner.put(key, data, mode).await
-    }
-
-    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
-        self.check(Ops::GET, "get")?;
-        self.inner.get(key, max_len).await
-    }
-
-    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
-        self.check(Ops::DELETE, "delete")?;
-        self.inner.delete(key).await
-    }
-
-    async fn list_page(
-        &self,
-        prefix: &KeyPrefix,
-        from: ListFrom,
-    ) -> Result<ListPage, BackendError> {
-        self.check(Ops::LIST, "list")?;
-        self.inner.list_page(prefix, from).await
+forward_backend! {
+    impl<B: StorageBackend> StorageBackend for Failing<B> {
+        forward id, name, put, get, delete, list_page to self.inner after self.admit;
     }
 }

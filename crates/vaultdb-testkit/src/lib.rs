@@ -49,6 +49,10 @@
 //!
 //! A network partition is a [`Failing`] backend switched down.
 //!
+//! The wrappers write only the methods that add their fault; [`forward_backend!`] writes the
+//! rest, which pass the call on to the inner backend. A test's own broken backend can be
+//! written the same way.
+//!
 //! [`Generator`] is a deterministic `AsyncRead` for streaming tests: it produces a large
 //! record's bytes as they are read.
 
@@ -59,6 +63,7 @@ mod corrupting;
 mod counting;
 mod crashing;
 mod failing;
+mod forward;
 mod generator;
 mod kernels;
 mod randomized;
@@ -86,6 +91,17 @@ pub use kernels::{cpu_model, report_kernels};
 pub use randomized::{Randomized, RandomizedHandle};
 pub use slow::{Slow, SlowHandle};
 pub use stale::{Stale, StaleHandle, StaleMode};
+
+/// What [`forward_backend!`] names in the code it writes, so that the crates that use it
+/// need not depend on these themselves. Not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use async_trait::async_trait;
+    pub use bytes::Bytes;
+    pub use vaultdb_core::backend::{
+        BackendError, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend,
+    };
+}
 
 /// A set of backend operations, for wrappers that act on some operations only.
 ///

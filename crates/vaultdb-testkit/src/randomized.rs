@@ -5,13 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use vaultdb_core::backend::{
     BackendError, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend,
 };
 
-use crate::Ops;
+use crate::{Ops, forward_backend};
 
 /// Failure probabilities are kept in parts per million.
 const PPM: u32 = 1_000_000;
@@ -27,6 +26,7 @@ const PPM: u32 = 1_000_000;
 /// With [`RandomizedHandle::set_ambiguous`] on, half of the injected failures of `put` and
 /// `delete` happen *after* the inner call has completed: the operation took effect but the
 /// caller is told it failed, as when a connection drops before the response arrives.
+#[derive(Debug)]
 pub struct Randomized<B> {
     inner: B,
     ctl: RandomizedHandle,
@@ -185,59 +185,48 @@ impl fmt::Debug for RandomizedHandle {
     }
 }
 
-impl<B: fmt::Debug> fmt::Debug for Randomized<B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Randomized").field("inner", &self.inner).field("ctl", &self.ctl).finish()
-    }
-}
+forward_backend! {
+    impl<B: StorageBackend> StorageBackend for Randomized<B> {
+        forward id, name to self.inner;
 
-#[async_trait]
-impl<B: StorageBackend> StorageBackend for Randomized<B> {
-    fn id(&self) -> &str {
-        self.inner.id()
-    }
-
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
-        match self.before(Ops::PUT).await {
-            None => self.inner.put(key, data, mode).await,
-            Some(false) => Err(self.error("put", false)),
-            Some(true) => {
-                let _ = self.inner.put(key, data, mode).await;
-                Err(self.error("put", true))
+        async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+            match self.before(Ops::PUT).await {
+                None => self.inner.put(key, data, mode).await,
+                Some(false) => Err(self.error("put", false)),
+                Some(true) => {
+                    let _ = self.inner.put(key, data, mode).await;
+                    Err(self.error("put", true))
+                }
             }
         }
-    }
 
-    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
-        match self.before(Ops::GET).await {
-            None => self.inner.get(key, max_len).await,
-            Some(_) => Err(self.error("get", false)),
-        }
-    }
-
-    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
-        match self.before(Ops::DELETE).await {
-            None => self.inner.delete(key).await,
-            Some(false) => Err(self.error("delete", false)),
-            Some(true) => {
-                let _ = self.inner.delete(key).await;
-                Err(self.error("delete", true))
+        async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
+            match self.before(Ops::GET).await {
+                None => self.inner.get(key, max_len).await,
+                Some(_) => Err(self.error("get", false)),
             }
         }
-    }
 
-    async fn list_page(
-        &self,
-        prefix: &KeyPrefix,
-        from: ListFrom,
-    ) -> Result<ListPage, BackendError> {
-        match self.before(Ops::LIST).await {
-            None => self.inner.list_page(prefix, from).await,
-            Some(_) => Err(self.error("list", false)),
+        async fn delete(&self, key: &Key) -> Result<(), BackendError> {
+            match self.before(Ops::DELETE).await {
+                None => self.inner.delete(key).await,
+                Some(false) => Err(self.error("delete", false)),
+                Some(true) => {
+                    let _ = self.inner.delete(key).await;
+                    Err(self.error("delete", true))
+                }
+            }
+        }
+
+        async fn list_page(
+            &self,
+            prefix: &KeyPrefix,
+            from: ListFrom,
+        ) -> Result<ListPage, BackendError> {
+            match self.before(Ops::LIST).await {
+                None => self.inner.list_page(prefix, from).await,
+                Some(_) => Err(self.error("list", false)),
+            }
         }
     }
 }

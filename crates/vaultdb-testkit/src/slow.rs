@@ -5,18 +5,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use bytes::Bytes;
-use vaultdb_core::backend::{
-    BackendError, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend,
-};
+use vaultdb_core::backend::{BackendError, StorageBackend};
 
-use crate::Ops;
+use crate::{Ops, forward_backend};
 
 /// A wrapper that sleeps (`tokio::time::sleep`) before each call to the chosen operations
 /// (all of them by default), then forwards it. The delay can be changed at any time through
 /// the [`SlowHandle`]; a zero delay makes the wrapper transparent. Sleeping needs a Tokio
 /// runtime with the time driver, as `#[tokio::test]` provides.
+#[derive(Debug)]
 pub struct Slow<B> {
     inner: B,
     ctl: SlowHandle,
@@ -53,13 +50,16 @@ impl<B: StorageBackend> Slow<B> {
         &self.inner
     }
 
-    async fn pause(&self, op: Ops) {
+    /// Sleeps before a call to `op` if it is delayed; run before every forwarded call, it
+    /// never fails one.
+    async fn admit(&self, op: Ops) -> Result<(), BackendError> {
         if self.ctl.ops().contains(op) {
             let d = self.ctl.delay();
             if !d.is_zero() {
                 tokio::time::sleep(d).await;
             }
         }
+        Ok(())
     }
 }
 
@@ -95,43 +95,8 @@ impl fmt::Debug for SlowHandle {
     }
 }
 
-impl<B: fmt::Debug> fmt::Debug for Slow<B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Slow").field("inner", &self.inner).field("ctl", &self.ctl).finish()
-    }
-}
-
-#[async_trait]
-impl<B: StorageBackend> StorageBackend for Slow<B> {
-    fn id(&self) -> &str {
-        self.inner.id()
-    }
-
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
-        self.pause(Ops::PUT).await;
-        self.inner.put(key, data, mode).await
-    }
-
-    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
-        self.pause(Ops::GET).await;
-        self.inner.get(key, max_len).await
-    }
-
-    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
-        self.pause(Ops::DELETE).await;
-        self.inner.delete(key).await
-    }
-
-    async fn list_page(
-        &self,
-        prefix: &KeyPrefix,
-        from: ListFrom,
-    ) -> Result<ListPage, BackendError> {
-        self.pause(Ops::LIST).await;
-        self.inner.list_page(prefix, from).await
+forward_backend! {
+    impl<B: StorageBackend> StorageBackend for Slow<B> {
+        forward id, name, put, get, delete, list_page to self.inner after self.admit;
     }
 }

@@ -4,11 +4,10 @@ use std::fmt;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use async_trait::async_trait;
 use bytes::Bytes;
-use vaultdb_core::backend::{
-    BackendError, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend,
-};
+use vaultdb_core::backend::{BackendError, Key, PutMode, StorageBackend};
+
+use crate::forward_backend;
 
 /// What a [`Stale`] wrapper serves for `get`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -195,47 +194,30 @@ impl<B: fmt::Debug> fmt::Debug for Stale<B> {
     }
 }
 
-#[async_trait]
-impl<B: StorageBackend> StorageBackend for Stale<B> {
-    fn id(&self) -> &str {
-        self.inner.id()
-    }
+forward_backend! {
+    impl<B: StorageBackend> StorageBackend for Stale<B> {
+        forward id, name, delete, list_page to self.inner;
 
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
-        self.inner.put(key, data.clone(), mode).await?;
-        let group = (self.group)(key.as_str());
-        let mut history = self.history();
-        let seq = history.last().map_or(0, |r| r.seq + 1);
-        history.push(Remembered { seq, key: key.as_str().to_owned(), group, data });
-        Ok(())
-    }
-
-    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
-        if let Some(data) = self.pick(key.as_str(), self.ctl.mode()) {
-            self.ctl.state.served.fetch_add(1, Ordering::SeqCst);
-            // A real store holding these bytes would refuse them as too large too.
-            if data.len() as u64 > max_len {
-                return Err(BackendError::too_large(key, data.len() as u64, max_len));
-            }
-            return Ok(Some(data));
+        async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+            self.inner.put(key, data.clone(), mode).await?;
+            let group = (self.group)(key.as_str());
+            let mut history = self.history();
+            let seq = history.last().map_or(0, |r| r.seq + 1);
+            history.push(Remembered { seq, key: key.as_str().to_owned(), group, data });
+            Ok(())
         }
-        self.inner.get(key, max_len).await
-    }
 
-    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
-        self.inner.delete(key).await
-    }
-
-    async fn list_page(
-        &self,
-        prefix: &KeyPrefix,
-        from: ListFrom,
-    ) -> Result<ListPage, BackendError> {
-        self.inner.list_page(prefix, from).await
+        async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
+            if let Some(data) = self.pick(key.as_str(), self.ctl.mode()) {
+                self.ctl.state.served.fetch_add(1, Ordering::SeqCst);
+                // A real store holding these bytes would refuse them as too large too.
+                if data.len() as u64 > max_len {
+                    return Err(BackendError::too_large(key, data.len() as u64, max_len));
+                }
+                return Ok(Some(data));
+            }
+            self.inner.get(key, max_len).await
+        }
     }
 }
 

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use vaultdb_core::backend::StorageBackendExt;
 use vaultdb_core::{
@@ -116,29 +115,13 @@ async fn conformance_without_concurrent_create() {
 #[derive(Debug)]
 struct NoCreateOnly(MemoryBackend);
 
-#[async_trait]
-impl StorageBackend for NoCreateOnly {
-    fn id(&self) -> &str {
-        self.0.id()
-    }
-    fn name(&self) -> &str {
-        self.0.name()
-    }
-    async fn put(&self, key: &Key, data: Bytes, _mode: PutMode) -> Result<(), BackendError> {
-        self.0.put(key, data, PutMode::Overwrite).await
-    }
-    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
-        self.0.get(key, max_len).await
-    }
-    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
-        self.0.delete(key).await
-    }
-    async fn list_page(
-        &self,
-        prefix: &KeyPrefix,
-        from: ListFrom,
-    ) -> Result<ListPage, BackendError> {
-        self.0.list_page(prefix, from).await
+vaultdb_testkit::forward_backend! {
+    impl StorageBackend for NoCreateOnly {
+        forward id, name, get, delete, list_page to self.0;
+
+        async fn put(&self, key: &Key, data: Bytes, _mode: PutMode) -> Result<(), BackendError> {
+            self.0.put(key, data, PutMode::Overwrite).await
+        }
     }
 }
 
@@ -531,8 +514,11 @@ fn wrappers_delegate_id_and_name_and_debug() {
         Box::new(Counting::new(inner.clone())),
         Box::new(Randomized::new(inner.clone(), 1, Duration::ZERO, 0.0)),
     ];
-    for w in &wrapped {
+    let names = ["Failing", "Slow", "Corrupting", "Stale", "Crashing", "Counting", "Randomized"];
+    for (w, name) in wrapped.iter().zip(names) {
         assert_eq!((w.id(), w.name()), ("id-1", "Name one"));
-        assert!(format!("{w:?}").contains("id-1"));
+        let debug = format!("{w:?}");
+        assert!(debug.starts_with(&format!("{name} {{ inner: {inner:?}, ")), "{debug}");
+        assert!(debug.contains(&format!("ctl: {name}Handle")), "{debug}");
     }
 }
