@@ -20,8 +20,8 @@ pub enum CorruptMode {
     Rewrite,
     /// Drop the last byte.
     Truncate,
-    /// Append [`OVERSIZE`] bytes, whatever the caller's `max_len`: a backend that lies about
-    /// sizes and serves far more than the object it listed.
+    /// Append 1 MiB, whatever the caller's `max_len`: a backend that lies about sizes and
+    /// serves far more than the object it listed.
     Oversize,
 }
 
