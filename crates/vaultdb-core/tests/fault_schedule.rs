@@ -352,7 +352,8 @@ fn long_run() {
 /// VAULTDB_FAULT_SHRINK_ALL=1 faults and delays too) as long as a violation of the same
 /// invariant remains; prints the smallest plan and its history.
 #[test]
-#[ignore = "tool: VAULTDB_FAULT_SEED=<seed> cargo test ... -- shrink --ignored --nocapture"]
+#[ignore = "tool: VAULTDB_FAULT_SEED=<seed> cargo test -p vaultdb-core --test fault_schedule \
+            -- shrink --ignored --nocapture"]
 fn shrink() {
     let seed = env_u64("VAULTDB_FAULT_SEED").expect("set VAULTDB_FAULT_SEED to a failing seed");
     let ops = env_u64("VAULTDB_FAULT_OPS").map_or(SHORT_OPS, |o| o as usize);

@@ -157,7 +157,8 @@ fn vector_specs() -> Vec<Vector> {
 
 /// The generator. It rewrites the data file from the current code on the portable kernel.
 #[test]
-#[ignore = "regenerates tests/data/xorida_kat.json; run only when the scheme changes on purpose"]
+#[ignore = "regenerates tests/data/xorida_kat.json, only when the scheme changes on purpose: \
+            cargo test -p vaultdb-core --test kat -- regen --ignored"]
 fn regen() {
     let mut vectors = vector_specs();
     let x = Xorida::with_kernel(Kernel::portable());

@@ -118,6 +118,9 @@ async fn read_until_keyring(inner: &Inner) -> (Vec<Slot>, Option<(Version, Verif
                         () = &mut grace => break,
                     }
                 }
+                // Verify again with every share now at hand (no I/O: the bytes are read), so
+                // that a store whose slots are all good needs no background check.
+                let found = find_keyring(inner, &slots).await.unwrap_or(found);
                 return (slots, Some(found));
             }
         }
