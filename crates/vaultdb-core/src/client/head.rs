@@ -175,13 +175,13 @@ impl VaultDb {
 
     /// Starts a repair of `tag` in the background, if read-repair is on.
     pub(crate) fn repair_in_background(&self, tag: NameTag, why: &'static str) {
-        if self.inner.settings.read_repair
-            && let Ok(handle) = tokio::runtime::Handle::try_current()
-        {
+        if self.inner.settings.read_repair {
             tracing::debug!(%tag, why, "starting a repair");
             let db = self.clone();
             // Its report is not needed here: what it restores or removes is logged.
-            handle.spawn(async move { db.inner.repair_tag(tag, None).await });
+            self.inner.background.spawn(async move {
+                db.inner.repair_tag(tag, None).await;
+            });
         }
     }
 }

@@ -37,6 +37,7 @@
 //! `maintain` uses `repair` and `open`; `write` uses only the layers below. No two modules
 //! import each other. docs/SECURITY.md gives the invariants each operation keeps.
 
+mod background;
 mod budget;
 mod call;
 mod fanout;
@@ -380,12 +381,10 @@ impl VaultDbBuilder {
         // The open stopped reading at K good keyring shares: check (and rewrite) the other
         // slots in the background, as a degraded read repairs its record, so that a lost or
         // swapped keyring share does not wait for a scrub.
-        if !all_slots_good
-            && db.inner.settings.read_repair
-            && let Ok(handle) = tokio::runtime::Handle::try_current()
-        {
-            let db = db.clone();
-            handle.spawn(async move {
+        if !all_slots_good && db.inner.settings.read_repair {
+            let db2 = db.clone();
+            db.inner.background.spawn(async move {
+                let db = db2;
                 if let Err(e) = open::repair_keyring(&db.inner).await {
                     tracing::debug!(error = %e, "background keyring check");
                 }
@@ -452,6 +451,8 @@ pub(crate) struct Inner {
     rng: Option<Mutex<Box<dyn RandomSource>>>,
     pub(crate) stats: Stats,
     pub(crate) budget: Budget,
+    /// Work started by operations that have returned (`background.rs`).
+    pub(crate) background: Arc<background::Background>,
     /// The system namespace's client ([`VaultDb::system`]); `None` in that client itself.
     system: Option<Arc<Inner>>,
 }
@@ -515,6 +516,7 @@ impl Inner {
             rng,
             stats: Stats::default(),
             budget,
+            background: Arc::default(),
             system: None,
         }
     }
@@ -654,6 +656,25 @@ impl VaultDb {
         match &self.inner.system {
             Some(system) => VaultDb { inner: Arc::clone(system) },
             None => self.clone(),
+        }
+    }
+
+    /// Waits until the work this client (and its system namespace) started in the
+    /// background has finished: removing the versions that puts superseded, read-repairs,
+    /// the keyring check after an open. None of it is needed for correctness (scrub does
+    /// all of it), but a short-lived process calls this before it exits so that it leaves
+    /// no superseded versions behind.
+    pub async fn flush(&self) {
+        loop {
+            self.inner.background.idle().await;
+            if let Some(system) = &self.inner.system {
+                system.background.idle().await;
+            }
+            let system_idle =
+                self.inner.system.as_ref().is_none_or(|s| s.background.pending() == 0);
+            if self.inner.background.pending() == 0 && system_idle {
+                return;
+            }
         }
     }
 

@@ -12,6 +12,7 @@
 //!
 //! [`Settings::segment_size`]: super::Settings::segment_size
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
@@ -160,8 +161,16 @@ async fn fill<R: AsyncRead + Unpin + ?Sized>(reader: &mut R, buf: &mut [u8]) -> 
 }
 
 impl VaultDb {
+    /// After a successful put of `version`, removes the versions it superseded, off the
+    /// put's critical path ([`VaultDb::flush`] waits for it).
+    fn remove_superseded_later(&self, tag: NameTag, version: Version) {
+        let inner = Arc::clone(&self.inner);
+        self.inner.background.spawn(async move { inner.remove_superseded(tag, version).await });
+    }
+
     /// Stores a record: a new version, written create-only to all N backends concurrently.
-    /// Succeeds once W backends acknowledged; only then are older versions removed.
+    /// Succeeds once W backends acknowledged: one round trip. The versions it superseded
+    /// are removed afterwards, in the background ([`VaultDb::flush`] waits for that).
     ///
     /// # Errors
     /// `INVALID_INPUT` for an invalid id or a record over `max_record_size`; `SPLIT_FAILED`
@@ -204,7 +213,7 @@ impl VaultDb {
         if acks < inner.n() {
             tracing::warn!(%tag, acks, "degraded put: {}", crate::error::outcomes_text(&outcomes));
         }
-        inner.remove_superseded(tag, version).await;
+        self.remove_superseded_later(tag, version);
         Ok(PutResult { version, acks, outcomes })
     }
 
@@ -398,7 +407,7 @@ impl VaultDb {
         if acks < n {
             tracing::warn!(%tag, acks, "degraded put: {}", crate::error::outcomes_text(&outcomes));
         }
-        inner.remove_superseded(tag, version).await;
+        self.remove_superseded_later(tag, version);
         Ok(PutResult { version, acks, outcomes })
     }
 

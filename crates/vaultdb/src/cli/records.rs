@@ -83,6 +83,8 @@ pub(super) async fn put(
             r.acks,
             s.db.backend_ids().len()
         );
+        // Remove the versions this put superseded before the process exits.
+        s.db.flush().await;
         return Ok(());
     }
     let data = read_input(file)?;
@@ -97,6 +99,8 @@ pub(super) async fn put(
     let r = s.audited(Operation::RecordPut, Some(id), s.db.put(record)).await?;
     warn_degraded("write", &r.outcomes);
     println!("stored version {} on {} of {} backends", r.version, r.acks, s.db.backend_ids().len());
+    // Remove the versions this put superseded before the process exits.
+    s.db.flush().await;
     Ok(())
 }
 
