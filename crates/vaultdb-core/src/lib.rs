@@ -40,6 +40,7 @@ pub use backend::{
     StorageBackend,
 };
 pub use client::{
+    WallClock,
     CallPolicy, DeleteResult, GetResult, Health, ListResult, PutResult, ReadStream, RecordMeta,
     RepairReport, ScrubReport, Settings, VaultDb, VaultDbBuilder,
 };

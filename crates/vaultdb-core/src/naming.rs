@@ -312,6 +312,18 @@ impl KeySpace {
         ))
     }
 
+    /// The key of a record's mark, which every write of it overwrites (docs/FORMAT.md
+    /// section 16): `<prefix>/m/<tag>`.
+    pub fn mark_key(&self, tag: NameTag) -> Key {
+        Key::from_valid(format!("{}m/{}", self.root, tag.to_text()))
+    }
+
+    /// The key of a record's settled object (docs/FORMAT.md section 16):
+    /// `<prefix>/s/<tag>`.
+    pub fn settled_key(&self, tag: NameTag) -> Key {
+        Key::from_valid(format!("{}s/{}", self.root, tag.to_text()))
+    }
+
     /// The key `health` writes and removes to check that a backend accepts writes. It
     /// holds nothing of the store.
     pub fn probe_key(&self) -> Key {

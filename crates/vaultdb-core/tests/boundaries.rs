@@ -134,9 +134,12 @@ async fn hostile_ids_and_sizes_are_invalid_input_and_change_nothing() {
     db.put(Record::new(max_id.as_str(), b"edge".to_vec())).await.unwrap();
     assert_eq!(db.get(&max_id).await.unwrap().record.data, b"edge");
     db.delete(&max_id).await.unwrap();
-    // That delete left its tombstones, and nothing else: the rest must be as it was.
+    // That delete left its tombstones and its mark, and nothing else: the rest must be as
+    // it was.
     let ks = vaultdb_core::naming::KeySpace::new("vaultdb").unwrap();
+    let mark = ks.mark_key(db.name_tag(&max_id));
     for m in &mems {
+        assert!(m.raw_delete(mark.as_str()).is_some(), "the delete's mark");
         let tombs: Vec<String> = m
             .keys()
             .into_iter()

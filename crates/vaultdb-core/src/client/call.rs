@@ -37,6 +37,20 @@ impl Default for CallPolicy {
     }
 }
 
+impl CallPolicy {
+    /// The longest one call can take with its retries: every attempt timing out, with
+    /// every backoff between them.
+    pub fn longest_call(&self) -> Duration {
+        let mut total = self.timeout.saturating_mul(self.max_attempts.max(1));
+        let mut backoff = self.base_backoff;
+        for _ in 1..self.max_attempts {
+            total = total.saturating_add(backoff.min(self.max_backoff));
+            backoff = backoff.saturating_mul(2);
+        }
+        total
+    }
+}
+
 /// Why a call failed after its retries.
 #[derive(Debug)]
 pub(crate) enum CallError {

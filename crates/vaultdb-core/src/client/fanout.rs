@@ -403,7 +403,8 @@ impl Fanout {
         }
     }
 
-    /// Overwrites one object (keyring slots only: share objects are immutable).
+    /// Overwrites one object (keyring slots, marks and settled objects: share objects are
+    /// immutable).
     pub(crate) async fn put_overwrite(
         &self,
         idx: usize,
@@ -415,11 +416,14 @@ impl Fanout {
     }
 
     /// Writes one version's objects (one per backend) create-only, concurrently; a backend
-    /// marked in `skip` is not asked and reported as failed.
+    /// marked in `skip` is not asked and reported as failed. With a `mark` (the write of a
+    /// record's version, not of a segment), each backend also overwrites the record's mark,
+    /// in the same round trip, and counts as written only if both calls succeeded.
     pub(crate) async fn write_all(
         &self,
         objects: Vec<(Key, Bytes)>,
         skip: &[bool],
+        mark: Option<&(Key, Bytes)>,
     ) -> Vec<Result<(), CallError>> {
         let writes = objects.into_iter().enumerate().map(|(idx, (key, bytes))| async move {
             if skip.get(idx).copied().unwrap_or(false) {
@@ -428,7 +432,17 @@ impl Fanout {
                     "skipped: an earlier segment of this write failed here",
                 )));
             }
-            self.put_create(idx, &key, bytes).await
+            match mark {
+                None => self.put_create(idx, &key, bytes).await,
+                Some((mkey, mbytes)) => {
+                    let (share, mark) = futures::future::join(
+                        self.put_create(idx, &key, bytes),
+                        self.put_overwrite(idx, mkey, mbytes.clone()),
+                    )
+                    .await;
+                    share.and(mark)
+                }
+            }
         });
         futures::future::join_all(writes).await
     }

@@ -7,6 +7,8 @@ use std::sync::atomic::Ordering;
 use super::VaultDb;
 use super::call::CallError;
 use super::fanout::{Verified, group_versions};
+use super::fast::Fast;
+use super::marks::MarkKind;
 use super::shares::Expect;
 use crate::envelope::Kind;
 use crate::error::{BackendOutcome, OutcomeStatus, Result, VaultError};
@@ -48,6 +50,11 @@ impl VaultDb {
         let inner = &self.inner;
         let tag = inner.naming.tag(id);
         tracing::Span::current().record("tag", tracing::field::display(tag));
+        let mut seen = match self.fast_head(tag).await {
+            Fast::Found(head) => return Ok(head),
+            Fast::Deleted => return Err(VaultError::RecordNotFound),
+            Fast::Slow(seen) => seen,
+        };
         let k = inner.k();
         let mut last_err = None;
         for attempt in 0..3 {
@@ -100,6 +107,7 @@ impl VaultDb {
                 if leftovers || spread || !deletes.forged.is_empty() {
                     self.repair_in_background(tag, "deleted record with leftovers");
                 }
+                self.settle_later(tag, seen.take(), MarkKind::Tombstone, t);
                 return Err(VaultError::RecordNotFound);
             }
             let Some((version, holders)) = candidate else {
@@ -142,6 +150,7 @@ impl VaultDb {
                     outcomes[i].status = s.clone();
                 }
             }
+            self.settle_later(tag, seen.take(), MarkKind::Data, *version);
             return Ok(Head {
                 tag,
                 version: *version,

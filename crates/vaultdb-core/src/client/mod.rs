@@ -43,6 +43,8 @@ mod call;
 mod fanout;
 mod head;
 mod maintain;
+mod marks;
+mod fast;
 mod open;
 mod read;
 mod repair;
@@ -135,7 +137,19 @@ pub struct Settings {
     /// tombstone older than `ttl` once every backend listed the record and none holds older
     /// data; a backup older than that can then resurrect what it holds.
     pub tombstone_ttl: Option<Duration>,
+    /// Reads try the one-round-trip path first (marks and settled objects, docs/SECURITY.md
+    /// "One-round-trip reads") and list only when it cannot prove the newest version.
+    /// Writes leave marks either way. Default on.
+    pub fast_reads: bool,
+    /// How old a write must be before a read may settle it (certify it as the newest, so
+    /// that later reads take one round trip). It must exceed twice the longest a write's
+    /// calls can take ([`CallPolicy::longest_call`]) plus the clock skew between clients:
+    /// `None` (the default) means that bound plus 30 s.
+    pub settle_after: Option<Duration>,
 }
+
+/// The clock skew between clients the default settle delay allows for.
+const SETTLE_SKEW: Duration = Duration::from_secs(30);
 
 impl Default for Settings {
     fn default() -> Self {
@@ -153,6 +167,8 @@ impl Default for Settings {
             max_inflight_bytes: DEFAULT_MAX_INFLIGHT_BYTES,
             rollback_tolerance: 1,
             tombstone_ttl: None,
+            fast_reads: true,
+            settle_after: None,
         }
     }
 }
@@ -211,8 +227,23 @@ impl Settings {
         if self.max_inflight_bytes < budget::MIN_BUDGET {
             return invalid("the in-flight budget must be at least 1 KiB".to_owned());
         }
+        let floor = self.call_policy.longest_call().saturating_mul(2);
+        if let Some(d) = self.settle_after
+            && d < floor
+        {
+            return invalid(format!(
+                "settle_after ({d:?}) must be at least twice the longest a backend call can                  take with its retries ({floor:?}), plus the clock skew between clients"
+            ));
+        }
         KeySpace::new(&self.prefix)?;
         Threshold::new(k, n)
+    }
+
+    /// The settle delay in effect (see [`Settings::settle_after`]).
+    pub fn settle_delay(&self) -> Duration {
+        self.settle_after.unwrap_or_else(|| {
+            self.call_policy.longest_call().saturating_mul(2).saturating_add(SETTLE_SKEW)
+        })
     }
 }
 
@@ -227,6 +258,7 @@ pub struct VaultDbBuilder {
     settings: Settings,
     naming_key: Option<NamingKey>,
     rng: Option<Box<dyn RandomSource>>,
+    wall: Option<WallClock>,
 }
 
 impl fmt::Debug for VaultDbBuilder {
@@ -340,6 +372,26 @@ impl VaultDbBuilder {
         self
     }
 
+    /// Sets [`Settings::fast_reads`].
+    pub fn fast_reads(mut self, on: bool) -> Self {
+        self.settings.fast_reads = on;
+        self
+    }
+
+    /// Sets [`Settings::settle_after`].
+    pub fn settle_after(mut self, d: Duration) -> Self {
+        self.settings.settle_after = Some(d);
+        self
+    }
+
+    /// Replaces the wall clock that marks are stamped with and settle decisions read
+    /// (tests that run on virtual time only: real deployments keep the system clock).
+    #[doc(hidden)]
+    pub fn wall_clock(mut self, wall: WallClock) -> Self {
+        self.wall = Some(wall);
+        self
+    }
+
     /// Checks the configuration, reads (or on an empty store, creates) the keyring, and
     /// returns the client.
     ///
@@ -374,6 +426,10 @@ impl VaultDbBuilder {
             self.settings,
             None,
         );
+        if let Some(wall) = self.wall {
+            inner.wall = Arc::clone(&wall);
+            system.wall = wall;
+        }
         system.naming = keyring.naming_key.derive(SYSTEM_NAMING_PURPOSE);
         inner.naming = keyring.naming_key;
         inner.system = Some(Arc::new(system));
@@ -451,10 +507,22 @@ pub(crate) struct Inner {
     rng: Option<Mutex<Box<dyn RandomSource>>>,
     pub(crate) stats: Stats,
     pub(crate) budget: Budget,
+    /// The wall clock (microseconds since the epoch) marks are stamped with and settle
+    /// decisions read; replaceable for tests that run on virtual time.
+    pub(crate) wall: WallClock,
     /// Work started by operations that have returned (`background.rs`).
     pub(crate) background: Arc<background::Background>,
     /// The system namespace's client ([`VaultDb::system`]); `None` in that client itself.
     system: Option<Arc<Inner>>,
+}
+
+/// A source of wall-clock time in microseconds since the epoch.
+pub type WallClock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+fn wall_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }
 
 /// What the system namespace's naming key is derived for (docs/FORMAT.md section 9).
@@ -469,6 +537,11 @@ fn system_prefix(prefix: &str) -> String {
 }
 
 impl Inner {
+    /// The key that authenticates this store's marks and settled objects.
+    pub(crate) fn mark_key(&self) -> marks::MarkKey {
+        marks::MarkKey::new(&self.naming)
+    }
+
     /// The key that authenticates this store's tombstones.
     pub(crate) fn tombstone_key(&self) -> tombstone::TombstoneKey {
         tombstone::TombstoneKey::new(&self.naming)
@@ -517,6 +590,7 @@ impl Inner {
             stats: Stats::default(),
             budget,
             background: Arc::default(),
+            wall: Arc::new(wall_micros),
             system: None,
         }
     }
@@ -613,6 +687,7 @@ impl VaultDb {
             settings,
             naming_key: None,
             rng: None,
+            wall: None,
         }
     }
 

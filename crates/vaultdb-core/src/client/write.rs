@@ -21,6 +21,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::call::CallError;
 use super::fanout::Listed;
+use super::marks::MarkKind;
 use super::{Inner, VaultDb};
 use crate::backend::Key;
 use crate::envelope::Kind;
@@ -202,7 +203,8 @@ impl VaultDb {
         let _permit = inner.budget.admit(inner.budget.inline_cost(record.encoded_len_hint())).await;
         let (version, objects) = inner.encode_record(&record, tag)?;
         drop(record);
-        let results = inner.fanout.write_all(objects, &[]).await;
+        let mark = inner.new_mark(tag, MarkKind::Data, version);
+        let results = inner.fanout.write_all(objects, &[], Some(&mark)).await;
         let outcomes = inner.fanout.outcomes_of(&results);
         let acks = results.iter().filter(|r| r.is_ok()).count();
         if acks < inner.write_quorum {
@@ -353,7 +355,7 @@ impl VaultDb {
             let skip: Vec<bool> = failed.iter().map(Option::is_some).collect();
             issued = index + 1;
             pending.push_back(async move {
-                let results = inner.fanout.write_all(objects, &skip).await;
+                let results = inner.fanout.write_all(objects, &skip, None).await;
                 drop(permit);
                 results
             });
@@ -394,7 +396,8 @@ impl VaultDb {
             Ok(())
         })?;
         let skip: Vec<bool> = failed.iter().map(Option::is_some).collect();
-        let results = inner.fanout.write_all(head, &skip).await;
+        let mark = inner.new_mark(tag, MarkKind::Data, version);
+        let results = inner.fanout.write_all(head, &skip, Some(&mark)).await;
         absorb(results, &mut failed);
         let outcomes = outcomes(&failed);
         let acks = failed.iter().filter(|f| f.is_none()).count();
@@ -474,9 +477,7 @@ impl VaultDb {
             // The delete cannot succeed: withdraw the tombstones before anything is removed,
             // so that a failed delete leaves the record as it was (not deleted on some
             // backends and readable on others).
-            let key =
-                inner.tombstone_key().key(inner.fanout.keyspace(), tag, vt, inner.threshold());
-            inner.fanout.delete_everywhere(&key).await;
+            inner.withdraw_tombstone(tag, vt).await;
             let outcomes = (0..n)
                 .map(|i| {
                     let status = match (&listing[i], &marked[i]) {
@@ -521,9 +522,7 @@ impl VaultDb {
             // nothing and goes again; otherwise it stays (a backend that did not answer may
             // hold up to K-1 shares of the record, which it then keeps from coming back).
             if confirmed == n {
-                let key =
-                    inner.tombstone_key().key(inner.fanout.keyspace(), tag, vt, inner.threshold());
-                inner.fanout.delete_everywhere(&key).await;
+                inner.withdraw_tombstone(tag, vt).await;
             }
             return Err(VaultError::RecordNotFound);
         }
@@ -546,6 +545,32 @@ impl Inner {
         let tk = self.tombstone_key();
         let key = tk.key(self.fanout.keyspace(), tag, version, t);
         let bytes = tk.envelope(tag, version, t, (idx + 1) as u8);
-        self.fanout.put_create(idx, &key, bytes).await
+        let (mkey, mbytes) = self.new_mark(tag, MarkKind::Tombstone, version);
+        let (tomb, mark) = futures::future::join(
+            self.fanout.put_create(idx, &key, bytes),
+            self.fanout.put_overwrite(idx, &mkey, mbytes),
+        )
+        .await;
+        tomb.and(mark)
+    }
+
+    /// Removes the tombstone of `tag` at `version` everywhere, and the mark it left (removing
+    /// a mark is always safe: a backend without one never serves a fast read, and a
+    /// concurrent writer's mark removed with it only sends reads to the listing path).
+    async fn withdraw_tombstone(&self, tag: NameTag, version: Version) {
+        let key = self.tombstone_key().key(self.fanout.keyspace(), tag, version, self.threshold());
+        let mark = self.fanout.keyspace().mark_key(tag);
+        futures::future::join(
+            self.fanout.delete_everywhere(&key),
+            self.fanout.delete_everywhere(&mark),
+        )
+        .await;
+    }
+
+    /// The mark a write of `tag` at `version` leaves (docs/FORMAT.md section 16): its key
+    /// and bytes.
+    pub(crate) fn new_mark(&self, tag: NameTag, kind: MarkKind, version: Version) -> (Key, Bytes) {
+        let bytes = self.mark_key().mark(tag, kind, version, (self.wall)());
+        (self.fanout.keyspace().mark_key(tag), bytes)
     }
 }
