@@ -40,9 +40,8 @@ pub use backend::{
     StorageBackend,
 };
 pub use client::{
-    WallClock,
     CallPolicy, DeleteResult, GetResult, Health, ListResult, PutResult, ReadStream, RecordMeta,
-    RepairReport, ScrubReport, Settings, VaultDb, VaultDbBuilder,
+    RepairReport, ScrubReport, Settings, VaultDb, VaultDbBuilder, WallClock,
 };
 pub use error::{BackendOutcome, ErrorCode, OutcomeStatus, Result, VaultError};
 pub use memory::MemoryBackend;

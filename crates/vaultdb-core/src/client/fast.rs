@@ -123,9 +123,8 @@ impl VaultDb {
                 decided = Some((*key, members.clone()));
                 break;
             }
-            if best.map_or(0, |(_, m)| m.len()) + (n - answered) < r {
-                break;
-            }
+            // When R can no longer agree, the read goes on waiting for the others' marks
+            // anyway (they are in flight already): the settler needs them.
         }
         drop(calls);
         let seen = MarksSeen { marks, at: (inner.wall)() };
@@ -154,7 +153,10 @@ impl VaultDb {
                 let holders: Vec<usize> = members.iter().map(|(i, _)| *i).collect();
                 let outcomes = (0..n)
                     .map(|i| {
-                        inner.outcome(i, verified.status[i].clone().unwrap_or(OutcomeStatus::Skipped))
+                        inner.outcome(
+                            i,
+                            verified.status[i].clone().unwrap_or(OutcomeStatus::Skipped),
+                        )
                     })
                     .collect();
                 let others = (0..n).filter(|i| !holders.contains(i));
@@ -214,7 +216,13 @@ impl Inner {
     /// Writes the settled objects of `tag` at `version` on the backends in `due` (with the
     /// marks they showed), if a listing of every backend still shows that version as the
     /// newest (see `VaultDb::settle_later`).
-    async fn settle(&self, tag: NameTag, kind: MarkKind, version: Version, due: Vec<(usize, Bytes)>) {
+    async fn settle(
+        &self,
+        tag: NameTag,
+        kind: MarkKind,
+        version: Version,
+        due: Vec<(usize, Bytes)>,
+    ) {
         let listing = self.fanout.list_tag(tag).await;
         if listing.iter().any(Result::is_err) {
             return; // only a listing of every backend proves "newest"

@@ -187,7 +187,8 @@ impl MarkKey {
             return None;
         }
         let len = u32::from_be_bytes(bytes[55..59].try_into().ok()?) as usize;
-        if bytes.len() != SETTLED_HEAD_LEN + len + MAC_LEN || !self.checks(SETTLED_LABEL, tag, bytes)
+        if bytes.len() != SETTLED_HEAD_LEN + len + MAC_LEN
+            || !self.checks(SETTLED_LABEL, tag, bytes)
         {
             return None;
         }

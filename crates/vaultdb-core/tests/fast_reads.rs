@@ -1,0 +1,212 @@
+//! One-round-trip reads (docs/SECURITY.md, "One-round-trip reads"): a settled record is
+//! read without listing, and every way a backend can make the marks lie (a write since the
+//! settle, a rollback, an older write's mark landing last, a forged or withheld object)
+//! sends the read to the listing path, which returns the newest version.
+//!
+//! Runs on virtual time: the clients' wall clock (which marks carry and settle decisions
+//! read) follows Tokio's paused clock.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use vaultdb_core::{CallPolicy, ErrorCode, MemoryBackend, Record, StorageBackend, VaultDb};
+use vaultdb_testkit::{Counting, CountingHandle};
+
+struct Node {
+    mem: Arc<MemoryBackend>,
+    count: CountingHandle,
+}
+
+const SETTLE: Duration = Duration::from_millis(300);
+
+async fn cluster() -> (Vec<Node>, VaultDb) {
+    let start = tokio::time::Instant::now();
+    let wall: vaultdb_core::WallClock =
+        Arc::new(move || 1_700_000_000_000_000 + start.elapsed().as_micros() as u64);
+    let mut b = VaultDb::builder()
+        .threshold(2)
+        .read_repair(false)
+        .hedge_after(None)
+        .call_policy(CallPolicy {
+            timeout: Duration::from_millis(100),
+            max_attempts: 1,
+            base_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(1),
+        })
+        .settle_after(SETTLE)
+        .wall_clock(wall);
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        let mem = Arc::new(MemoryBackend::new(format!("b{i}"), format!("backend {i}")));
+        let counting = Counting::new(mem.clone());
+        let count = counting.handle();
+        b = b.backend_arc(Arc::new(counting) as Arc<dyn StorageBackend>);
+        nodes.push(Node { mem, count });
+    }
+    (nodes, b.open().await.unwrap())
+}
+
+fn lists(nodes: &[Node]) -> u64 {
+    nodes.iter().map(|n| n.count.list_pages()).sum()
+}
+
+fn reset(nodes: &[Node]) {
+    nodes.iter().for_each(|n| n.count.reset());
+}
+
+async fn value(db: &VaultDb, id: &str) -> Result<Vec<u8>, ErrorCode> {
+    db.get(id).await.map(|g| g.record.data).map_err(|e| e.code())
+}
+
+/// Reads `id` until it is settled: a read after the settle delay lists and settles it.
+async fn settle(db: &VaultDb, id: &str) {
+    tokio::time::sleep(SETTLE * 2).await;
+    let _ = db.get(id).await;
+    db.flush().await;
+}
+
+fn objects(mem: &MemoryBackend, prefix: &str) -> Vec<(String, bytes::Bytes)> {
+    mem.keys()
+        .into_iter()
+        .filter(|k| k.starts_with(prefix))
+        .map(|k| {
+            let v = mem.raw_get(&k).unwrap();
+            (k, v)
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_settled_record_is_read_in_one_round_trip_without_listing() {
+    let (nodes, db) = cluster().await;
+    db.put(Record::new("r", b"one".to_vec())).await.unwrap();
+    // Just written: not provably the newest yet, so the read lists (and does not settle).
+    reset(&nodes);
+    assert_eq!(value(&db, "r").await.unwrap(), b"one");
+    assert!(lists(&nodes) > 0);
+    db.flush().await;
+    assert!(objects(&nodes[0].mem, "vaultdb/s/").is_empty(), "too young to settle");
+    settle(&db, "r").await;
+    assert_eq!(objects(&nodes[0].mem, "vaultdb/s/").len(), 1, "settled");
+    reset(&nodes);
+    assert_eq!(value(&db, "r").await.unwrap(), b"one");
+    assert_eq!(lists(&nodes), 0, "no listing");
+    // Marks and settled objects on every backend, the shares inline: nothing else.
+    let gets: u64 = nodes.iter().map(|n| n.count.gets()).sum();
+    assert_eq!(gets, 6);
+    // A missing record still lists (it has no marks).
+    reset(&nodes);
+    assert_eq!(value(&db, "nope").await.unwrap_err(), ErrorCode::RecordNotFound);
+    assert!(lists(&nodes) > 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_after_the_settle_is_never_hidden() {
+    let (nodes, db) = cluster().await;
+    db.put(Record::new("r", b"one".to_vec())).await.unwrap();
+    settle(&db, "r").await;
+    db.put(Record::new("r", b"two".to_vec())).await.unwrap();
+    reset(&nodes);
+    assert_eq!(value(&db, "r").await.unwrap(), b"two");
+    assert!(lists(&nodes) > 0, "the marks changed: the read lists");
+    settle(&db, "r").await;
+    reset(&nodes);
+    assert_eq!(value(&db, "r").await.unwrap(), b"two");
+    assert_eq!(lists(&nodes), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_backend_rolled_back_to_a_settled_state_sends_reads_to_the_listing() {
+    let (nodes, db) = cluster().await;
+    db.put(Record::new("r", b"one".to_vec())).await.unwrap();
+    settle(&db, "r").await;
+    let backup = nodes[2].mem.keys().into_iter().map(|k| {
+        let v = nodes[2].mem.raw_get(&k).unwrap();
+        (k, v)
+    });
+    let backup: Vec<_> = backup.collect();
+    db.put(Record::new("r", b"two".to_vec())).await.unwrap();
+    settle(&db, "r").await;
+    // Backend 2 restored from its backup: a consistent, settled, old state.
+    nodes[2].mem.clear();
+    for (k, v) in backup {
+        nodes[2].mem.raw_put(&k, v);
+    }
+    for _ in 0..3 {
+        assert_eq!(value(&db, "r").await.unwrap(), b"two");
+        db.flush().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_older_writes_mark_landing_last_never_makes_the_older_version_win() {
+    let (nodes, db) = cluster().await;
+    // Two writers' puts: the mark of the older one lands last, on every backend.
+    db.put(Record::new("r", b"older".to_vec())).await.unwrap();
+    let older_marks: Vec<_> = nodes.iter().map(|n| objects(&n.mem, "vaultdb/m/")).collect();
+    let w2 = builder_twin(&db).await;
+    w2.put(Record::new("r", b"newer".to_vec())).await.unwrap();
+    for (n, marks) in nodes.iter().zip(&older_marks) {
+        for (k, v) in marks {
+            n.mem.raw_put(k, v.clone());
+        }
+    }
+    for _ in 0..3 {
+        settle(&db, "r").await;
+        assert_eq!(value(&db, "r").await.unwrap(), b"newer");
+    }
+    assert!(objects(&nodes[0].mem, "vaultdb/s/").is_empty(), "the stale marks are never settled");
+}
+
+/// Another client of the same store (a second writer).
+async fn builder_twin(db: &VaultDb) -> VaultDb {
+    let mut b = VaultDb::builder_with(db.settings().clone()).threshold(2);
+    for backend in db.backends() {
+        b = b.backend_arc(Arc::clone(backend));
+    }
+    b.open().await.unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deleted_record_settles_as_deleted_and_stays_deleted() {
+    let (nodes, db) = cluster().await;
+    db.put(Record::new("r", b"one".to_vec())).await.unwrap();
+    settle(&db, "r").await;
+    db.delete("r").await.unwrap();
+    assert_eq!(value(&db, "r").await.unwrap_err(), ErrorCode::RecordNotFound);
+    settle(&db, "r").await;
+    reset(&nodes);
+    assert_eq!(value(&db, "r").await.unwrap_err(), ErrorCode::RecordNotFound);
+    assert_eq!(lists(&nodes), 0, "the tombstone settled");
+    // A put after the delete is read again.
+    db.put(Record::new("r", b"back".to_vec())).await.unwrap();
+    assert_eq!(value(&db, "r").await.unwrap(), b"back");
+}
+
+#[tokio::test(start_paused = true)]
+async fn forged_or_withheld_marks_and_settled_objects_fall_back_and_read_right() {
+    let (nodes, db) = cluster().await;
+    db.put(Record::new("r", b"one".to_vec())).await.unwrap();
+    settle(&db, "r").await;
+    let settled = objects(&nodes[1].mem, "vaultdb/s/");
+    let (key, bytes) = settled[0].clone();
+    // A flipped byte (the MAC fails), then withheld, then another record's.
+    let mut bad = bytes.to_vec();
+    bad[30] ^= 1;
+    nodes[1].mem.raw_put(&key, bad);
+    reset(&nodes);
+    assert_eq!(value(&db, "r").await.unwrap(), b"one");
+    assert!(lists(&nodes) > 0);
+    nodes[1].mem.raw_delete(&key);
+    assert_eq!(value(&db, "r").await.unwrap(), b"one");
+    db.put(Record::new("q", b"other".to_vec())).await.unwrap();
+    settle(&db, "q").await;
+    let other = objects(&nodes[1].mem, "vaultdb/s/")
+        .into_iter()
+        .find(|(k, _)| *k != key)
+        .expect("q settled");
+    nodes[1].mem.raw_put(&key, other.1);
+    reset(&nodes);
+    assert_eq!(value(&db, "r").await.unwrap(), b"one");
+    assert!(lists(&nodes) > 0, "another record's settled object does not verify here");
+}
