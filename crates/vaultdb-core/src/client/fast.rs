@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -133,6 +134,7 @@ impl VaultDb {
         };
         inner.clock.observe(version.micros());
         if kind == MarkKind::Tombstone {
+            inner.stats.fast_reads.fetch_add(1, Ordering::Relaxed);
             return Fast::Deleted;
         }
         let prefix = ks.record_prefix(tag);
@@ -150,6 +152,7 @@ impl VaultDb {
         let expect = Expect { kind: Kind::Record, tag, version };
         match inner.fanout.fetch_and_verify(expect, sources, false).await {
             Ok(verified) => {
+                inner.stats.fast_reads.fetch_add(1, Ordering::Relaxed);
                 let holders: Vec<usize> = members.iter().map(|(i, _)| *i).collect();
                 let outcomes = (0..n)
                     .map(|i| {

@@ -480,6 +480,8 @@ pub(crate) struct Stats {
     pub(crate) shares_repaired: AtomicU64,
     /// Objects removed by cleanup (superseded versions, abandoned partial writes).
     pub(crate) objects_removed: AtomicU64,
+    /// Reads answered from marks and settled objects, without listing.
+    pub(crate) fast_reads: AtomicU64,
 }
 
 /// Counters of degraded and repaired operations since a client was opened (see
@@ -494,6 +496,8 @@ pub struct StatsSnapshot {
     pub shares_repaired: u64,
     /// Objects removed by cleanup (superseded versions, abandoned partial writes).
     pub objects_removed: u64,
+    /// Reads (and deletes found) answered from marks and settled objects, without listing.
+    pub fast_reads: u64,
 }
 
 /// The state of one client, shared by its clones.
@@ -769,6 +773,7 @@ impl VaultDb {
             bad_shares: self.inner.fanout.bad_shares(),
             shares_repaired: s.shares_repaired.load(Ordering::Relaxed),
             objects_removed: s.objects_removed.load(Ordering::Relaxed),
+            fast_reads: s.fast_reads.load(Ordering::Relaxed),
         }
     }
 }

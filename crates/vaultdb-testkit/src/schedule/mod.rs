@@ -61,6 +61,12 @@ pub use summary::Summary;
 /// The per-attempt timeout of every backend call during a run (virtual time).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The clients' settle delay (`Settings::settle_after`): exactly twice the longest a call
+/// takes with its retry (two attempts of [`CALL_TIMEOUT`]); the clients share one clock, so
+/// there is no skew to allow for. Each round after the first starts after this much virtual
+/// time, so reads settle records and take the one-round-trip path.
+pub const SETTLE_AFTER: Duration = Duration::from_secs(4);
+
 /// How long a stalled backend sleeps before it answers: longer than [`CALL_TIMEOUT`].
 pub const STALL: Duration = Duration::from_secs(3);
 
