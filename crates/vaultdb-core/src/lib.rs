@@ -41,7 +41,7 @@ pub use backend::{
 };
 pub use client::{
     CallPolicy, DeleteResult, GetResult, Health, ListResult, PutResult, ReadStream, RecordMeta,
-    RepairReport, ScrubReport, Settings, VaultDb, VaultDbBuilder, WallClock,
+    RecordPage, RepairReport, ScrubReport, Settings, VaultDb, VaultDbBuilder, WallClock,
 };
 pub use error::{BackendOutcome, ErrorCode, OutcomeStatus, Result, VaultError};
 pub use memory::MemoryBackend;

@@ -273,6 +273,13 @@ impl KeySpace {
         KeyPrefix::from_valid(format!("{}r/{}/", self.root, tag.to_text()))
     }
 
+    /// A key after every key of record `tag` and before the next tag's: where a listing
+    /// resumes after that record (`r/<tag>/~`; `~` sorts after every character of a share
+    /// name).
+    pub fn after_tag(&self, tag: NameTag) -> Key {
+        Key::from_valid(format!("{}r/{}/~", self.root, tag.to_text()))
+    }
+
     /// The key of one share.
     pub fn share_key(&self, tag: NameTag, version: Version, id_share: &[u8]) -> Key {
         Key::from_valid(format!(

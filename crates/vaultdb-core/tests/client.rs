@@ -856,3 +856,59 @@ async fn the_system_namespace_is_separate_from_the_records() {
     assert_eq!(*db.derived_key("audit-log"), *again.derived_key("audit-log"));
     assert_ne!(*db.derived_key("audit-log"), *db.derived_key("other"));
 }
+
+#[tokio::test]
+async fn list_pages_walk_every_live_record_once_at_page_cost() {
+    // Backends that list 25 keys per page, so that a full listing takes many pages.
+    let mut b = VaultDb::builder().threshold(2).call_policy(fast_policy()).hedge_after(None);
+    let mut counts = Vec::new();
+    for i in 0..3 {
+        let mem = MemoryBackend::new(format!("b{i}"), format!("backend {i}")).with_page_size(25);
+        let counting = Counting::new(mem);
+        counts.push(counting.handle());
+        b = b.backend(counting);
+    }
+    let db = b.open().await.unwrap();
+    let mut want: Vec<String> = (0..250).map(|i| format!("rec-{i:03}")).collect();
+    for id in &want {
+        db.put(rec(id, "x")).await.unwrap();
+    }
+    db.delete("rec-007").await.unwrap();
+    want.retain(|id| id != "rec-007");
+    // A full listing takes 11 backend pages each; one page of 20 ids takes one.
+    counts.iter().for_each(CountingHandle::reset);
+    assert_eq!(db.list().await.unwrap().ids.len(), 249);
+    assert!(counts.iter().all(|c| c.list_pages() >= 10));
+    counts.iter().for_each(CountingHandle::reset);
+    let first = db.list_page(None, 20).await.unwrap();
+    assert!(first.ids.len() <= 20 && first.ids.len() >= 19, "{}", first.ids.len());
+    for c in &counts {
+        assert_eq!(c.list_pages(), 1, "one backend page for one page of ids");
+    }
+    // The whole walk: every live id exactly once, none of the deleted one, in name-tag
+    // order (not id order).
+    let mut seen = first.ids.clone();
+    let mut cursor = first.next.clone();
+    let mut pages = 1;
+    while let Some(c) = cursor {
+        let page = db.list_page(Some(&c), 20).await.unwrap();
+        assert!(page.ids.len() <= 20);
+        seen.extend(page.ids);
+        cursor = page.next;
+        pages += 1;
+        assert!(pages < 100, "the walk ends");
+    }
+    let tags: Vec<_> = seen.iter().map(|id| db.name_tag(id)).collect();
+    assert!(tags.windows(2).all(|w| w[0] < w[1]), "name-tag order, each once");
+    seen.sort();
+    assert_eq!(seen, want);
+    // Hostile input.
+    for c in ["", "rec-001", "c1.zz", "c1.0000000000000000000000000w"] {
+        assert_eq!(
+            db.list_page(Some(c), 10).await.unwrap_err().code(),
+            ErrorCode::InvalidInput,
+            "{c:?}"
+        );
+    }
+    assert_eq!(db.list_page(None, 0).await.unwrap_err().code(), ErrorCode::InvalidInput);
+}

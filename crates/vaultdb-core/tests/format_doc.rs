@@ -87,6 +87,32 @@ fn example(kernel: Kernel) -> Vec<(&'static str, String)> {
     let header =
         Header { kind: Kind::Tombstone, threshold: t, x: 2, version: vt, tag, secret_len: 32 };
     out.push(("tombstone_envelope2", hex::encode(envelope::encode(&header, &mac))));
+
+    // Section 16: that delete's mark and the settled object certifying it, from the
+    // section's tables; crates/vaultdb-core/src/client/marks.rs's test checks the code.
+    use sha2::Digest;
+    let mark_key = naming.derive("marks");
+    let hmac = |label: &[u8], body: &[u8]| -> [u8; 32] {
+        let mut m = <Hmac<sha2::Sha256> as Mac>::new_from_slice(mark_key.as_bytes()).unwrap();
+        m.update(label);
+        m.update(&tag.0);
+        m.update(body);
+        m.finalize().into_bytes().into()
+    };
+    let mut mark = b"VDBM\x01\x02".to_vec();
+    mark.extend_from_slice(&vt.to_bytes());
+    mark.extend_from_slice(&vt.micros().to_be_bytes());
+    let mac = hmac(b"vaultdb/v1/mark\0", &mark);
+    mark.extend_from_slice(&mac);
+    let mut settled = b"VDBS\x01\x02".to_vec();
+    settled.extend_from_slice(&vt.to_bytes());
+    settled.extend_from_slice(&sha2::Sha256::digest(&mark));
+    settled.extend_from_slice(&[0, 0, 0, 0, 0]);
+    let mac = hmac(b"vaultdb/v1/settled\0", &settled);
+    settled.extend_from_slice(&mac);
+    out.push(("mark_key", hex::encode(mark_key.as_bytes())));
+    out.push(("mark", hex::encode(&mark)));
+    out.push(("settled", hex::encode(&settled)));
     out
 }
 

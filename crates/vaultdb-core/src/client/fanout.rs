@@ -591,6 +591,54 @@ impl Fanout {
         futures::future::join_all(calls).await
     }
 
+    /// Lists record shares on every backend from `from` (exclusive; `None`: the start) until
+    /// more than `tags` distinct records were seen or the listing ends. Per backend: the
+    /// entries, and the `tags`-th record, up to which the entries are complete (`None`: to
+    /// the end). Each backend lists `O(tags)` keys, plus the segments and tombstones of those
+    /// records.
+    pub(crate) async fn list_tags_from(
+        &self,
+        prefix: &KeyPrefix,
+        from: Option<&Key>,
+        tags: usize,
+    ) -> Vec<Result<(Vec<(NameTag, Listed)>, Option<NameTag>), CallError>> {
+        let calls = self.backends.iter().map(|b| async move {
+            let mut at = from.map_or(ListFrom::Start, |k| ListFrom::After(k.clone()));
+            let mut entries: Vec<(NameTag, Listed)> = Vec::new();
+            let mut seen: Vec<NameTag> = Vec::new();
+            let mut keys = 0usize;
+            loop {
+                let page = self.policy.run(|| b.list_page(prefix, at.clone())).await?.value;
+                keys += page.entries.len();
+                for e in page.entries {
+                    if let Some((tag, l)) = self.parse_listed(e, |_| true) {
+                        if seen.last() != Some(&tag) {
+                            if seen.len() == tags {
+                                // The (tags+1)-th record: everything before it is complete.
+                                return Ok((entries, seen.last().copied()));
+                            }
+                            seen.push(tag);
+                        }
+                        entries.push((tag, l));
+                    }
+                }
+                match page.next {
+                    Some(next) if keys < crate::backend::MAX_LISTED_KEYS => {
+                        at = ListFrom::Cursor(next);
+                    }
+                    Some(_) => {
+                        return Err(CallError::Backend(BackendError::new(
+                            BackendErrorKind::Other,
+                            "listing does not end",
+                        )));
+                    }
+                    None => return Ok((entries, None)),
+                }
+            }
+        });
+        futures::future::join_all(calls).await
+    }
+
     /// Lists one record's shares on every backend.
     pub(crate) async fn list_tag(&self, tag: NameTag) -> TagListing {
         let calls = (0..self.n()).map(|idx| self.list_tag_at(idx, tag));

@@ -28,11 +28,11 @@ use crate::error::OutcomeStatus;
 use crate::naming::NameTag;
 use crate::version::Version;
 
-/// The marks a read saw before it listed: what the settler may certify.
+/// The marks a fast read saw (some, or all): a hint whether settling is worth trying.
 pub(crate) struct MarksSeen {
     /// Per backend, the mark's bytes (`None`: absent, or no answer).
     marks: Vec<Option<Bytes>>,
-    /// The reader's clock (microseconds) after the marks were read and before it listed.
+    /// The reader's clock (microseconds) after the marks were read.
     at: u64,
 }
 
@@ -124,8 +124,9 @@ impl VaultDb {
                 decided = Some((*key, members.clone()));
                 break;
             }
-            // When R can no longer agree, the read goes on waiting for the others' marks
-            // anyway (they are in flight already): the settler needs them.
+            if best.map_or(0, |(_, m)| m.len()) + (n - answered) < r {
+                break; // R can no longer agree: list now (the settler reads marks itself)
+            }
         }
         drop(calls);
         let seen = MarksSeen { marks, at: (inner.wall)() };
@@ -178,9 +179,9 @@ impl VaultDb {
         }
     }
 
-    /// After a read that had to list found `tag` at `version` (`kind`), writes settled objects
-    /// in the background where it may (see the module documentation), so that later reads
-    /// take the fast path.
+    /// After a read that had to list found `tag` at `version` (`kind`), settles it in the
+    /// background (see `Inner::settle`), if a mark the read saw shows that write old enough
+    /// to settle: a record just written is not tried again on every read.
     pub(crate) fn settle_later(
         &self,
         tag: NameTag,
@@ -192,40 +193,47 @@ impl VaultDb {
         let inner = &self.inner;
         let mk = inner.mark_key();
         let delay = inner.settle_after_micros();
-        // Backends whose mark is this write's and old enough (every write that could land
-        // before it has landed by now).
-        let due: Vec<(usize, Bytes)> = seen
-            .marks
+        let worth_it = seen.marks.iter().flatten().filter_map(|m| mk.read_mark(tag, m)).any(|m| {
+            m.kind == kind && m.version == version && m.issued_at.saturating_add(delay) <= seen.at
+        });
+        if worth_it {
+            let inner = Arc::clone(&self.inner);
+            self.inner.background.spawn(async move { inner.settle(tag, kind, version).await });
+        }
+    }
+}
+
+impl Inner {
+    /// Writes the settled objects of `tag` at `version` (`kind`) on every backend where it
+    /// may (docs/FORMAT.md section 16, "Settling"): it reads every backend's mark, then lists
+    /// every backend; a backend is settled if its mark is this write's and older than the
+    /// settle delay at the time the marks had been read, and the listing (all N backends
+    /// answered) shows this write as the newest.
+    pub(crate) async fn settle(&self, tag: NameTag, kind: MarkKind, version: Version) {
+        let mk = self.mark_key();
+        let ks = self.fanout.keyspace();
+        let mark_key = ks.mark_key(tag);
+        let marks = futures::future::join_all(
+            (0..self.n()).map(|idx| self.fanout.get_one(idx, &mark_key, MARK_LEN as u64)),
+        )
+        .await;
+        let at = (self.wall)();
+        let delay = self.settle_after_micros();
+        let due: Vec<(usize, Bytes)> = marks
             .into_iter()
             .enumerate()
             .filter_map(|(idx, m)| {
-                let m = m?;
+                let m = m.ok().flatten()?;
                 let mark = mk.read_mark(tag, &m)?;
                 (mark.kind == kind
                     && mark.version == version
-                    && mark.issued_at.saturating_add(delay) <= seen.at)
+                    && mark.issued_at.saturating_add(delay) <= at)
                     .then_some((idx, m))
             })
             .collect();
         if due.is_empty() {
             return;
         }
-        let inner = Arc::clone(&self.inner);
-        self.inner.background.spawn(async move { inner.settle(tag, kind, version, due).await });
-    }
-}
-
-impl Inner {
-    /// Writes the settled objects of `tag` at `version` on the backends in `due` (with the
-    /// marks they showed), if a listing of every backend still shows that version as the
-    /// newest (see `VaultDb::settle_later`).
-    async fn settle(
-        &self,
-        tag: NameTag,
-        kind: MarkKind,
-        version: Version,
-        due: Vec<(usize, Bytes)>,
-    ) {
         let listing = self.fanout.list_tag(tag).await;
         if listing.iter().any(Result::is_err) {
             return; // only a listing of every backend proves "newest"
@@ -241,9 +249,8 @@ impl Inner {
         if newest != (kind, version) {
             return;
         }
-        let mk = self.mark_key();
-        let settled_key = self.fanout.keyspace().settled_key(tag);
-        let prefix = self.fanout.keyspace().record_prefix(tag);
+        let settled_key = ks.settled_key(tag);
+        let prefix = ks.record_prefix(tag);
         let work = due.into_iter().map(|(idx, mark)| {
             let (listing, mk, settled_key, prefix) = (&listing, &mk, &settled_key, &prefix);
             async move {

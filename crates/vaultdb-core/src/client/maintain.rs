@@ -29,6 +29,21 @@ pub struct ListResult {
     pub unverified: usize,
 }
 
+/// One page of [`VaultDb::list_page`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct RecordPage {
+    /// Live record ids, in name-tag order.
+    pub ids: Vec<String>,
+    /// The cursor of the next page, opaque; `None` when this is the last page.
+    pub next: Option<String>,
+    /// What each backend's listing did.
+    pub outcomes: Vec<BackendOutcome>,
+    /// Records in this page's range that had K listed shares but whose id could not be
+    /// verified.
+    pub unverified: usize,
+}
+
 /// What `scrub` did for the whole store.
 #[derive(Clone, Debug, Default)]
 #[non_exhaustive]
@@ -122,7 +137,68 @@ impl Health {
     }
 }
 
+/// What list cursors start with (a format tag, so that other strings are refused).
+const CURSOR_PREFIX: &str = "c1.";
+
 impl Inner {
+    /// The live records in a listing, in name-tag order, with their ids (a version with at
+    /// least K shares, not deleted by a newer tombstone, whose id checks against its tag),
+    /// and how many records had K listed shares but no id that verifies.
+    fn live_ids(&self, listing: &Listing) -> (Vec<(NameTag, String)>, usize) {
+        // tag -> version -> (backend, id share)
+        type IdShares<'a> = BTreeMap<Version, Vec<(usize, &'a [u8])>>;
+        let mut by_tag: BTreeMap<NameTag, IdShares<'_>> = BTreeMap::new();
+        type Tombs<'a> = Vec<(usize, Version, &'a [u8; crate::naming::TOMBSTONE_NAME_MAC_LEN])>;
+        let mut tombs: BTreeMap<NameTag, Tombs<'_>> = BTreeMap::new();
+        for (idx, l) in listing.iter().enumerate() {
+            for (tag, e) in l.as_ref().map(Vec::as_slice).unwrap_or_default() {
+                if let Some(mac) = &e.tombstone {
+                    tombs.entry(*tag).or_default().push((idx, e.version, mac));
+                }
+                if e.is_head() {
+                    let holders = by_tag.entry(*tag).or_default().entry(e.version).or_default();
+                    if !holders.iter().any(|(i, _)| *i == idx) {
+                        holders.push((idx, e.id_share.as_slice()));
+                    }
+                }
+            }
+        }
+        let mut ids = Vec::new();
+        let mut unverified = 0;
+        let tk = self.tombstone_key();
+        for (tag, versions) in &by_tag {
+            let deletes = tk.sort(*tag, self.threshold(), tombs.remove(tag).unwrap_or_default());
+            let newest_complete = versions.iter().rev().find(|(_, h)| h.len() >= self.k());
+            if newest_complete.is_some_and(|(v, _)| deletes.deletes(*v)) {
+                // Deleted; leftovers of a restored backup or a missed delete, for scrub.
+                continue;
+            }
+            let mut complete = false;
+            let mut found = None;
+            let live = versions
+                .iter()
+                .rev()
+                .filter(|(v, h)| h.len() >= self.k() && !deletes.deletes(**v))
+                .map(|(_, h)| h);
+            for holders in live {
+                complete = true;
+                if let Some((id, _)) = self.shares().recover_id(&self.naming, *tag, holders) {
+                    found = Some(id);
+                    break;
+                }
+            }
+            match found {
+                Some(id) => ids.push((*tag, id)),
+                None if complete => {
+                    unverified += 1;
+                    tracing::warn!(%tag, "listed record whose id does not verify");
+                }
+                None => {}
+            }
+        }
+        (ids, unverified)
+    }
+
     /// Lists every record share on every backend, with per-backend outcomes; fails unless
     /// at least K backends answered (nothing can be rebuilt from fewer).
     async fn list_everything(&self) -> Result<(Listing, Vec<BackendOutcome>)> {
@@ -147,65 +223,75 @@ impl VaultDb {
     pub async fn list(&self) -> Result<ListResult> {
         let inner = &self.inner;
         let (listing, outcomes) = inner.list_everything().await?;
-        // tag -> version -> (backend, id share)
-        type IdShares<'a> = BTreeMap<Version, Vec<(usize, &'a [u8])>>;
-        let mut by_tag: BTreeMap<NameTag, IdShares<'_>> = BTreeMap::new();
-        type Tombs<'a> = Vec<(usize, Version, &'a [u8; crate::naming::TOMBSTONE_NAME_MAC_LEN])>;
-        let mut tombs: BTreeMap<NameTag, Tombs<'_>> = BTreeMap::new();
-        for (idx, l) in listing.iter().enumerate() {
-            for (tag, e) in l.as_ref().map(Vec::as_slice).unwrap_or_default() {
-                if let Some(mac) = &e.tombstone {
-                    tombs.entry(*tag).or_default().push((idx, e.version, mac));
-                }
-            }
-            for (tag, e) in l
-                .as_ref()
-                .map(Vec::as_slice)
-                .unwrap_or_default()
-                .iter()
-                .filter(|(_, e)| e.is_head())
-            {
-                let holders = by_tag.entry(*tag).or_default().entry(e.version).or_default();
-                if !holders.iter().any(|(i, _)| *i == idx) {
-                    holders.push((idx, e.id_share.as_slice()));
-                }
-            }
-        }
-        let mut ids = Vec::new();
-        let mut unverified = 0;
-        let tk = inner.tombstone_key();
-        for (tag, versions) in &by_tag {
-            let deletes = tk.sort(*tag, inner.threshold(), tombs.remove(tag).unwrap_or_default());
-            let newest_complete = versions.iter().rev().find(|(_, h)| h.len() >= inner.k());
-            if newest_complete.is_some_and(|(v, _)| deletes.deletes(*v)) {
-                // Deleted; leftovers of a restored backup or a missed delete, for scrub.
-                continue;
-            }
-            let mut complete = false;
-            let mut found = None;
-            let live = versions
-                .iter()
-                .rev()
-                .filter(|(v, h)| h.len() >= inner.k() && !deletes.deletes(**v))
-                .map(|(_, h)| h);
-            for holders in live {
-                complete = true;
-                if let Some((id, _)) = inner.shares().recover_id(&inner.naming, *tag, holders) {
-                    found = Some(id);
-                    break;
-                }
-            }
-            match found {
-                Some(id) => ids.push(id),
-                None if complete => {
-                    unverified += 1;
-                    tracing::warn!(%tag, "listed record whose id does not verify");
-                }
-                None => {}
-            }
-        }
+        let (found, unverified) = inner.live_ids(&listing);
+        let mut ids: Vec<String> = found.into_iter().map(|(_, id)| id).collect();
         ids.sort();
         Ok(ListResult { ids, outcomes, unverified })
+    }
+
+    /// One page of the ids of live records, in name-tag order (an order that reveals
+    /// nothing about the ids, stable while the store changes): at most `limit` ids after
+    /// `cursor` (`None`: from the start), and the cursor of the next page (`None`: this was
+    /// the last). Each backend lists only as far as the page needs, so a page costs
+    /// `O(limit)` backend work whatever the store's size. A page may hold fewer than `limit`
+    /// ids (records deleted or incomplete in its range) while a next cursor remains: follow
+    /// it until it is `None`.
+    ///
+    /// # Errors
+    /// `INVALID_INPUT` for a cursor this store did not hand out, or a `limit` of 0;
+    /// `INSUFFICIENT_SHARES` if fewer than K backends can list.
+    #[tracing::instrument(name = "vaultdb.list_page", skip_all)]
+    pub async fn list_page(&self, cursor: Option<&str>, limit: usize) -> Result<RecordPage> {
+        let inner = &self.inner;
+        if limit == 0 {
+            return Err(VaultError::invalid_input("a page holds at least one id".to_owned()));
+        }
+        let after = match cursor {
+            None => None,
+            Some(c) => Some(
+                c.strip_prefix(CURSOR_PREFIX)
+                    .and_then(NameTag::from_text)
+                    .ok_or_else(|| VaultError::invalid_input("not a list cursor".to_owned()))?,
+            ),
+        };
+        let ks = inner.fanout.keyspace();
+        let prefix = ks.records_prefix();
+        // Start after every key of the cursor's tag: `r/<tag>/~` sorts after all of them.
+        let from = after.map(|t| ks.after_tag(t));
+        let listing = inner.fanout.list_tags_from(&prefix, from.as_ref(), limit).await;
+        let outcomes = inner.fanout.outcomes_of(&listing);
+        let answered = listing.iter().filter(|l| l.is_ok()).count();
+        if answered < inner.k() {
+            return Err(VaultError::InsufficientShares {
+                need: inner.k(),
+                got: answered,
+                outcomes,
+            });
+        }
+        // Each backend's listing is complete up to its `limit`-th tag (or to the end): the
+        // page covers tags up to the smallest of those.
+        let bound: Option<NameTag> =
+            listing.iter().filter_map(|l| l.as_ref().ok()).filter_map(|(_, b)| *b).min();
+        let listing: Listing = listing
+            .into_iter()
+            .map(|l| {
+                l.map(|(entries, _)| {
+                    entries.into_iter().filter(|(t, _)| bound.is_none_or(|b| *t <= b)).collect()
+                })
+            })
+            .collect();
+        let (mut found, unverified) = inner.live_ids(&listing);
+        let mut next = bound;
+        if found.len() > limit {
+            found.truncate(limit);
+            next = found.last().map(|(t, _)| *t);
+        }
+        Ok(RecordPage {
+            ids: found.into_iter().map(|(_, id)| id).collect(),
+            next: next.map(|t| format!("{CURSOR_PREFIX}{}", t.to_text())),
+            outcomes,
+            unverified,
+        })
     }
 
     /// Repairs one record: regenerates every missing or bad share of its newest verifiable

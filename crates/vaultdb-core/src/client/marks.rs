@@ -283,6 +283,33 @@ mod tests {
     }
 
     #[test]
+    fn the_worked_example_of_format_md_section_16() {
+        // Naming key 11 x 32; `user-42`'s tag; the delete of section 14.
+        let k = MarkKey::new(&NamingKey::from_bytes([0x11; 32]));
+        let tag =
+            NameTag(hex::decode("82a121ea2214eed746ba010519f58f44").unwrap().try_into().unwrap());
+        let vt = Version::from_parts(0x0006_2d1a_2b3c_5000, 0x0f0e_0d0c_0b0a_0908);
+        let mark = k.mark(tag, MarkKind::Tombstone, vt, vt.micros());
+        assert_eq!(
+            hex::encode(&mark),
+            "5644424d010200062d1a2b3c50000f0e0d0c0b0a090800062d1a2b3c5000d0fd\
+             be5f87993aea59fb682ea2d62393177922dbab6a5e3f3c45ad66710ec44e"
+        );
+        let settled = Settled {
+            kind: MarkKind::Tombstone,
+            version: vt,
+            certifies: digest(&mark),
+            stored: Stored::Nothing,
+        };
+        assert_eq!(
+            hex::encode(k.settled(tag, &settled)),
+            "56444253010200062d1a2b3c50000f0e0d0c0b0a0908196cb3fd02e092a791aa\
+             d21adfbb11a298e7eda02275b7d1d2da73d1351102500000000000fe17b0e222\
+             2b2d7618be1aec5a1ed41e2b412e065354041dff244032d09e475d"
+        );
+    }
+
+    #[test]
     fn mark_known_answer() {
         // Recomputed from the layout in docs/FORMAT.md section 16 with HMAC-SHA256 directly.
         let (k, tag) = (key(), NameTag([1; 16]));

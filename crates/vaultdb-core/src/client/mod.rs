@@ -58,7 +58,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use call::CallPolicy;
-pub use maintain::{BackendHealth, Health, ListResult, ScrubReport};
+pub use maintain::{BackendHealth, Health, ListResult, RecordPage, ScrubReport};
 pub use read::{GetResult, ReadStream};
 pub use repair::RepairReport;
 pub use write::{DeleteResult, PutResult};

@@ -85,7 +85,8 @@ pub struct ListParams {
     /// Ids per page (1 to 1000, default 100).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
-    /// The `next` value of the previous page: ids after it (in byte order) are returned.
+    /// The `next` value of the previous page (opaque). Pages follow name-tag order, which
+    /// says nothing about the ids; a page may hold fewer than `limit` ids while `next` is set.
     pub cursor: Option<String>,
 }
 

@@ -85,7 +85,8 @@ pub(super) async fn post_record(
     store_json(&st, body).await
 }
 
-/// Lists record ids, sorted, a page at a time.
+/// Lists record ids a page at a time, in an opaque stable order (name-tag order): each page
+/// costs backend work in proportion to the page, not to the store.
 #[utoipa::path(get, path = "/v1/records", tag = "records", operation_id = "listRecords",
     params(ListParams),
     responses((status = 200, description = "A page of ids", body = ListResponse)),
@@ -100,14 +101,14 @@ pub(super) async fn list_records(
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::invalid_request(format!("limit must be between 1 and {MAX_PAGE}")));
     }
-    let after = params.cursor.filter(|c| !c.is_empty());
-    let r = st.db().list().await?;
+    let cursor = params.cursor.filter(|c| !c.is_empty());
+    let r = st.db().list_page(cursor.as_deref(), limit as usize).await?;
     let degraded = degraded(&r.outcomes);
-    let start = after.map_or(0, |a| r.ids.partition_point(|id| *id <= a));
-    let end = start.saturating_add(limit as usize).min(r.ids.len());
-    let page = r.ids[start.min(end)..end].to_vec();
-    let next = if end < r.ids.len() { page.last().cloned() } else { None };
-    Ok(with_headers(JsonLine(ListResponse { ids: page, next }).into_response(), None, degraded))
+    Ok(with_headers(
+        JsonLine(ListResponse { ids: r.ids, next: r.next }).into_response(),
+        None,
+        degraded,
+    ))
 }
 
 /// Reads a record as JSON: `data` for JSON records, `data_base64` for others.
