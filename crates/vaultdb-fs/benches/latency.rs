@@ -9,7 +9,7 @@
 //! three minutes in full on 2 cores. Without `--bench` (as `cargo test --all-targets` runs it)
 //! each section does only a few operations.
 //!
-//! Sections (all 2-of-3, W = 3, default settings unless said):
+//! Sections (all 2-of-3, W = 3, default settings unless said; `roundtrips` is listed last):
 //!
 //! - `latency`: put and get of one record id at 1 KiB, 10 KiB, 100 KiB and 1 MiB, one client,
 //!   over three `MemoryBackend`s and over three `FsBackend`s in a temporary directory (under
@@ -35,8 +35,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use vaultdb_core::{MemoryBackend, Record, Settings, VaultDb};
-use vaultdb_testkit::{Ops, Slow};
+use vaultdb_core::{CallPolicy, MemoryBackend, Record, Settings, VaultDb};
+use vaultdb_testkit::{Counting, CountingHandle, Ops, Slow, SlowHandle};
 
 mod common;
 
@@ -133,6 +133,9 @@ fn main() {
     }
     if want("slow") {
         slow(&rt, budget);
+    }
+    if want("roundtrips") {
+        roundtrips(&rt, budget, bench && !quick);
     }
 }
 
@@ -385,4 +388,157 @@ fn slow(rt: &tokio::runtime::Runtime, budget: Budget) {
             }));
         }
     }
+}
+
+/// Round trips and calls per operation on slow backends (issue "round trips and request
+/// cost"): every backend sleeps `RT_DELAY` before every call, so an operation's latency
+/// divided by `RT_DELAY` is the number of round trips on its critical path; `Counting`
+/// counts the calls by kind, background work (removing superseded versions, settling)
+/// included, which `flush` waits for.
+///
+/// - `put_new`, `put_existing`: 1 KiB records.
+/// - `get_settled`: a record read before (so settled, docs/FORMAT.md section 16);
+///   `get_unsettled`: one written within the settle delay; `get_missing`: an id never written.
+/// - `delete`: of an existing record.
+/// - `list_page`: one page of 100 ids from a store of `records` records (the first page, and
+///   one from the middle of the walk).
+///
+/// The settle delay is the smallest the call policy allows (one attempt of 1 s: 2 s), so
+/// the bench waits 2 s (real time) before reading the records it settles.
+const RT_DELAY: Duration = Duration::from_millis(20);
+
+fn roundtrips(rt: &tokio::runtime::Runtime, budget: Budget, full: bool) {
+    let ops = (budget.slow_ops / 10).max(2);
+    let records = if full { 100_000 } else if budget.slow_ops > 10 { 20_000 } else { 300 };
+    let mut settings = Settings::default();
+    settings.call_policy = CallPolicy {
+        timeout: Duration::from_secs(1),
+        max_attempts: 1,
+        base_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(1),
+    };
+    settings.settle_after = Some(Duration::from_secs(2));
+    let mut builder = VaultDb::builder_with(settings).threshold(2);
+    let mut counts: Vec<CountingHandle> = Vec::new();
+    let mut slows: Vec<SlowHandle> = Vec::new();
+    for i in 1..=3 {
+        let slow = Slow::new(MemoryBackend::new(format!("m{i}"), format!("memory {i}")), Duration::ZERO);
+        slows.push(slow.handle());
+        let counting = Counting::new(slow);
+        counts.push(counting.handle());
+        builder = builder.backend(counting);
+    }
+    let db = rt.block_on(builder.open()).expect("open");
+    let bytes = data(KIB);
+    let ids: Vec<String> = (0..ops).map(|i| format!("rt-{i}")).collect();
+    let set_delay = |d: Duration| slows.iter().for_each(|s| s.set_delay(d));
+    // One measured case: run `op` for each id, then wait for background work; report the
+    // mean latency in round trips and the calls per operation.
+    let case = |name: &str, op: &dyn Fn(&str)| {
+        eprintln!("roundtrips: {name}");
+        counts.iter().for_each(CountingHandle::reset);
+        let mut lat = Vec::new();
+        for id in &ids {
+            let t = Instant::now();
+            op(id);
+            lat.push(nanos(t.elapsed()));
+        }
+        rt.block_on(db.flush());
+        let per = |f: &dyn Fn(&CountingHandle) -> u64| {
+            counts.iter().map(f).sum::<u64>() as f64 / ids.len() as f64
+        };
+        let s = stats(lat);
+        emit(json!({
+            "kind": "roundtrips", "op": name, "n": s.n,
+            "delay_ms": RT_DELAY.as_millis() as u64,
+            "round_trips": round(s.mean / (RT_DELAY.as_nanos() as f64 / 1e3) * 100.0) / 100.0,
+            "p50_us": round(s.p50),
+            "puts": per(&|c| c.puts()), "gets": per(&|c| c.gets()),
+            "deletes": per(&|c| c.deletes()), "lists": per(&|c| c.list_pages()),
+        }));
+    };
+    set_delay(RT_DELAY);
+    case("put_new", &|id| {
+        rt.block_on(db.put(Record::new(id, bytes.clone()))).expect("put");
+    });
+    case("get_unsettled", &|id| {
+        rt.block_on(db.get(id)).expect("get");
+    });
+    case("put_existing", &|id| {
+        rt.block_on(db.put(Record::new(id, bytes.clone()))).expect("put");
+    });
+    // Let the writes age past the settle delay, read each once (that read lists and
+    // settles), then measure reads of settled records.
+    std::thread::sleep(Duration::from_millis(2100));
+    for id in &ids {
+        rt.block_on(db.get(id)).expect("get");
+    }
+    rt.block_on(db.flush());
+    case("get_settled", &|id| {
+        rt.block_on(db.get(id)).expect("get");
+    });
+    case("get_missing", &|id| {
+        let e = rt.block_on(db.get(&format!("{id}-missing"))).expect_err("missing");
+        assert_eq!(e.code(), vaultdb_core::ErrorCode::RecordNotFound);
+    });
+    case("delete", &|id| {
+        rt.block_on(db.delete(id)).expect("delete");
+    });
+    // A large store, written without the delay.
+    set_delay(Duration::ZERO);
+    eprintln!("roundtrips: writing {records} records");
+    rt.block_on(async {
+        use futures::stream::{self, StreamExt};
+        stream::iter(0..records)
+            .for_each_concurrent(64, |i| {
+                let db = db.clone();
+                async move {
+                    db.put(Record::new(format!("list-{i:06}"), b"x".to_vec())).await.expect("put");
+                }
+            })
+            .await;
+        db.flush().await;
+    });
+    let walk = Instant::now();
+    let mut cursor = None;
+    let mut pages = Vec::new();
+    let mut listed = 0;
+    loop {
+        let page = rt.block_on(db.list_page(cursor.as_deref(), 100)).expect("list page");
+        listed += page.ids.len();
+        pages.push(page.next.clone());
+        match page.next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    let walk_secs = walk.elapsed().as_secs_f64();
+    assert_eq!(listed, records, "the walk lists every record once");
+    set_delay(RT_DELAY);
+    let middle = pages[pages.len() / 2].clone();
+    for (name, from) in [("list_page_first", None), ("list_page_middle", middle)] {
+        counts.iter().for_each(CountingHandle::reset);
+        let t = Instant::now();
+        let page = rt.block_on(db.list_page(from.as_deref(), 100)).expect("list page");
+        let d = t.elapsed();
+        emit(json!({
+            "kind": "roundtrips", "op": name, "n": 1, "records": records,
+            "page_ids": page.ids.len(), "delay_ms": RT_DELAY.as_millis() as u64,
+            "round_trips": round(d.as_secs_f64() / RT_DELAY.as_secs_f64() * 100.0) / 100.0,
+            "puts": 0, "gets": counts.iter().map(CountingHandle::gets).sum::<u64>(),
+            "deletes": 0, "lists": counts.iter().map(CountingHandle::list_pages).sum::<u64>(),
+        }));
+    }
+    emit(json!({
+        "kind": "list_walk", "records": records, "pages": pages.len(), "secs": walk_secs,
+        "peak_rss_kib": peak_rss_kib(),
+    }));
+    set_delay(Duration::ZERO);
+}
+
+/// This process's peak resident set size (VmHWM), in KiB, if known.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
