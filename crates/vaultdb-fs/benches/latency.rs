@@ -409,7 +409,13 @@ const RT_DELAY: Duration = Duration::from_millis(20);
 
 fn roundtrips(rt: &tokio::runtime::Runtime, budget: Budget, full: bool) {
     let ops = (budget.slow_ops / 10).max(2);
-    let records = if full { 100_000 } else if budget.slow_ops > 10 { 20_000 } else { 300 };
+    let records = if full {
+        100_000
+    } else if budget.slow_ops > 10 {
+        20_000
+    } else {
+        300
+    };
     let mut settings = Settings::default();
     settings.call_policy = CallPolicy {
         timeout: Duration::from_secs(1),
@@ -422,7 +428,8 @@ fn roundtrips(rt: &tokio::runtime::Runtime, budget: Budget, full: bool) {
     let mut counts: Vec<CountingHandle> = Vec::new();
     let mut slows: Vec<SlowHandle> = Vec::new();
     for i in 1..=3 {
-        let slow = Slow::new(MemoryBackend::new(format!("m{i}"), format!("memory {i}")), Duration::ZERO);
+        let slow =
+            Slow::new(MemoryBackend::new(format!("m{i}"), format!("memory {i}")), Duration::ZERO);
         slows.push(slow.handle());
         let counting = Counting::new(slow);
         counts.push(counting.handle());

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::format::{gbps, utc};
 use super::machine::VERSIONED;
 use super::results::Run;
-use super::tables::{table1, table2, table3, table4, table5, table6};
+use super::tables::{table1, table2, table3, table4, table5, table6, table7};
 use super::verdicts::Verdict;
 
 /// Renders every table: marker name -> markdown.
@@ -25,6 +25,7 @@ pub(super) fn render(results: &Value) -> BTreeMap<&'static str, String> {
     t.insert("table4", table4(&run, &mut verdicts));
     t.insert("table5", table5(&run, &mut verdicts));
     t.insert("table6", table6(&run, &mut verdicts));
+    t.insert("table7", table7(&run, &mut verdicts));
     t.insert("sharing-all", sharing_all(&run));
     let caption = run.caption("`cargo bench -p vaultdb-core --bench sharing` and the e2e suite");
     let (floor, floor_verdicts) = super::floor::render(results, &caption);

@@ -477,3 +477,121 @@ pub(super) fn table6(run: &Run<'_>, verdicts: &mut Vec<Verdict>) -> String {
     }
     s
 }
+
+/// List prices per million requests (USD) of one object store, by request kind.
+struct Prices {
+    put: f64,
+    get: f64,
+    list: f64,
+    delete: f64,
+}
+
+/// Standard/hot storage list prices, per million requests, in the clouds' US regions as
+/// published in 2026 (S3 Standard: PUT, COPY, POST, LIST $5, GET $0.40, DELETE free; GCS
+/// Standard: class A $5, class B $0.40, DELETE free; Azure Blob hot LRS: write and list
+/// $0.065, read $0.005 per 10,000, DELETE free). Check your region and tier.
+/// S3, GCS, Azure, in the table's column order.
+const PRICES: [Prices; 3] = [
+    Prices { put: 5.0, get: 0.40, list: 5.0, delete: 0.0 },
+    Prices { put: 5.0, get: 0.40, list: 5.0, delete: 0.0 },
+    Prices { put: 6.5, get: 0.5, list: 6.5, delete: 0.0 },
+];
+
+/// Round trips, calls and request cost per operation (2-of-3) on backends that answer each
+/// call after 20 ms, against the one-call-per-backend design.
+pub(super) fn table7(run: &Run<'_>, verdicts: &mut Vec<Verdict>) -> String {
+    let lines = run.lines("roundtrips");
+    let find = |op: &str| lines.iter().copied().find(|l| l["op"] == op);
+    let f = |l: Option<&Value>, k: &str| l.and_then(|l| l[k].as_f64());
+    let mut s = run.caption("`cargo bench -p vaultdb-fs --bench latency -- roundtrips`");
+    let records = find("list_page_first").and_then(|l| l["records"].as_u64()).unwrap_or(0);
+    let _ = write!(
+        s,
+        "2-of-3 (W = 3) over three `MemoryBackend`s, each wrapped in `testkit::Slow` (every call \
+         answers after {} ms) and `testkit::Counting`; 1 KiB records, one client, {:.0} \
+         operations per row. Round trips = mean latency / delay. Calls per operation count every \
+         backend call, the background work the operation starts included (removing superseded \
+         versions, settling), which `VaultDb::flush` waits for before the counts are read. \
+         \"settled\" reads a record read before, past the settle delay (docs/FORMAT.md section \
+         16); \"unsettled\" one written within it. The list rows read one page of 100 ids from a \
+         store of {records} records. Cost: USD per million operations at list prices (S3 and GCS \
+         standard, Azure hot; DELETE is free on all three). \"One call per backend\" is the \
+         design where each operation makes exactly one call to each backend.\n\n",
+        f(lines.first().copied(), "delay_ms").unwrap_or(0.0),
+        f(lines.first().copied(), "n").unwrap_or(0.0),
+    );
+    s.push_str(
+        "| operation | round trips | PUT | GET | LIST | DELETE | S3 $/M | GCS $/M | Azure $/M | \
+         one call per backend: S3 $/M |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let rows: [(&str, &str, [f64; 4]); 8] = [
+        ("put_new", "put, new id", [3.0, 0.0, 0.0, 0.0]),
+        ("put_existing", "put, existing id", [3.0, 0.0, 0.0, 0.0]),
+        ("get_settled", "get (settled)", [0.0, 3.0, 0.0, 0.0]),
+        ("get_unsettled", "get (unsettled)", [0.0, 3.0, 0.0, 0.0]),
+        ("get_missing", "get, missing id", [0.0, 3.0, 0.0, 0.0]),
+        ("delete", "delete", [0.0, 0.0, 0.0, 3.0]),
+        ("list_page_first", "list, first page of 100", [0.0, 0.0, 3.0, 0.0]),
+        ("list_page_middle", "list, a middle page of 100", [0.0, 0.0, 3.0, 0.0]),
+    ];
+    let cost =
+        |p: &Prices, c: [f64; 4]| c[0] * p.put + c[1] * p.get + c[2] * p.list + c[3] * p.delete;
+    for (op, label, brief) in rows {
+        let l = find(op);
+        let calls = [f(l, "puts"), f(l, "gets"), f(l, "lists"), f(l, "deletes")];
+        let counted = calls.iter().all(Option::is_some);
+        let c = calls.map(|x| x.unwrap_or(0.0));
+        let money = |p: &Prices| if counted { format!("{:.2}", cost(p, c)) } else { "n/a".into() };
+        let num = |x: Option<f64>| x.map_or("n/a".into(), |x| format!("{x:.1}"));
+        let _ = writeln!(
+            s,
+            "| {label} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} |",
+            f(l, "round_trips").map_or("n/a".into(), |x| format!("{x:.2}")),
+            num(calls[0]),
+            num(calls[1]),
+            num(calls[2]),
+            num(calls[3]),
+            money(&PRICES[0]),
+            money(&PRICES[1]),
+            money(&PRICES[2]),
+            cost(&PRICES[0], brief),
+        );
+    }
+    if let Some(w) = run.lines("list_walk").first() {
+        let _ = writeln!(
+            s,
+            "\nWalking the whole {}-record store a page of 100 at a time (no delay): {} pages in \
+             {:.2} s; peak RSS of the bench process (store included) {} MiB.",
+            w["records"].as_u64().unwrap_or(0),
+            w["pages"].as_u64().unwrap_or(0),
+            w["secs"].as_f64().unwrap_or(0.0),
+            w["peak_rss_kib"].as_u64().map_or("n/a".into(), |k| (k / 1024).to_string()),
+        );
+    }
+    s.push_str("\n| target | measured | verdict |\n|---|---|---|\n");
+    let targets: [(&str, &str, f64, bool); 4] = [
+        ("get_settled", "get (settled) round trips <= 1.2, 0 LIST calls", 1.2, true),
+        ("put_existing", "put round trips <= 1.2", 1.2, false),
+        ("delete", "delete round trips <= 2.2", 2.2, false),
+        ("list_page_middle", "one list page of 100: 1 LIST call per backend (O(page))", 3.0, false),
+    ];
+    for (op, target, limit, no_list) in targets {
+        let l = find(op);
+        let (m, measured) = if op.starts_with("list") {
+            let lists = f(l, "lists");
+            (lists, lists.map_or("n/a".into(), |x| format!("{x:.0} LIST calls")))
+        } else {
+            let rt = f(l, "round_trips");
+            let lists = f(l, "lists").unwrap_or(f64::NAN);
+            let bad_list = no_list && lists != 0.0;
+            (
+                rt.map(|r| if bad_list { f64::INFINITY } else { r }),
+                rt.map_or("n/a".into(), |r| format!("{r:.2} round trips, {lists:.0} LIST calls")),
+            )
+        };
+        let (met, text) = at_most(m, limit);
+        let _ = writeln!(s, "| {target} | {measured} | {text} |");
+        verdicts.push(Verdict { table: "7", target: target.to_owned(), measured, met, text });
+    }
+    s
+}
