@@ -9,7 +9,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use vaultdb_core::{CallPolicy, ErrorCode, MemoryBackend, Record, StorageBackend, VaultDb};
+use bytes::Bytes;
+use vaultdb_core::backend::{BackendError, Key};
+use vaultdb_core::{
+    CallPolicy, ErrorCode, MemoryBackend, PutMode, Record, StorageBackend, VaultDb,
+};
 use vaultdb_testkit::{Counting, CountingHandle};
 
 struct Node {
@@ -209,4 +213,62 @@ async fn forged_or_withheld_marks_and_settled_objects_fall_back_and_read_right()
     reset(&nodes);
     assert_eq!(value(&db, "r").await.unwrap(), b"one");
     assert!(lists(&nodes) > 0, "another record's settled object does not verify here");
+}
+
+/// Delays the puts of keys that contain `part` (a mark, `/m/`, or a share, `/r/`) by
+/// `delay`: one write's objects landing at different times, within the call timeout.
+#[derive(Debug)]
+struct LateKeys {
+    inner: Arc<MemoryBackend>,
+    part: &'static str,
+    delay: Duration,
+}
+
+vaultdb_testkit::forward_backend! {
+    impl StorageBackend for LateKeys {
+        forward id, name, get, delete, list_page to self.inner;
+
+        async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+            if key.as_str().contains(self.part) {
+                tokio::time::sleep(self.delay).await;
+            }
+            self.inner.put(key, data, mode).await
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_older_mark_landing_over_a_newer_write_in_flight_is_not_settled_until_it_has_landed() {
+    // Writer A's mark lands 20 ms after its share; writer B's share lands 50 ms after its
+    // mark. A starts first (older version), so the order on every backend is: A's share, B's
+    // mark, A's mark (over B's), and B's share only then. A read in between lists only A's
+    // version and sees A's mark everywhere: were it settled then (no settle delay), reads
+    // would keep answering A's value after B's put was acknowledged.
+    let (nodes, reader) = cluster().await;
+    let client = |part: &'static str, delay: u64| {
+        let mut b = VaultDb::builder_with(reader.settings().clone()).threshold(2);
+        for n in &nodes {
+            let late = LateKeys { inner: n.mem.clone(), part, delay: Duration::from_millis(delay) };
+            b = b.backend(late);
+        }
+        b
+    };
+    let a = client("/m/", 20).open().await.unwrap();
+    let b = client("/r/", 50).open().await.unwrap();
+    let put_a = tokio::spawn(async move { a.put(Record::new("r", b"older".to_vec())).await });
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    let put_b = tokio::spawn(async move { b.put(Record::new("r", b"newer".to_vec())).await });
+    tokio::time::sleep(Duration::from_millis(25)).await;
+    put_a.await.unwrap().unwrap();
+    // A is acknowledged, B's share is still in flight: listing finds A's version.
+    assert_eq!(value(&reader, "r").await.unwrap(), b"older");
+    reader.flush().await;
+    let newer = put_b.await.unwrap().unwrap();
+    // B is acknowledged by every backend: no read may answer A's value any more.
+    for _ in 0..3 {
+        let got = reader.get("r").await.unwrap();
+        assert_eq!((got.record.data.as_slice(), got.version), (&b"newer"[..], newer.version));
+        reader.flush().await;
+        tokio::time::sleep(SETTLE).await;
+    }
 }
