@@ -1,7 +1,8 @@
 //! One VaultDb across real (emulated) clouds: S3 (moto), GCS (fake-gcs-server) and Azure
 //! (Azurite) at 2-of-3, and those plus MinIO (s3s-fs) and a local directory at 3-of-5.
 //!
-//! Each test: put / get / list / delete; stop one emulator mid-run (through itest's control
+//! Each test: put / get / list / delete; reads settled and then answered in one round trip
+//! from marks and settled objects, and a paged listing; stop one emulator mid-run (through itest's control
 //! port) and check that reads and W-quorum writes go on; start it again, empty; scrub
 //! restores its shares (records and keyring); then every record reads from the restarted
 //! backend plus K-1 others, with the remaining backends switched down by `Failing`
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Mutex;
-use vaultdb_core::{CallPolicy, ErrorCode, Record, StorageBackend, VaultDb};
+use vaultdb_core::{CallPolicy, ErrorCode, Record, StorageBackend, VaultDb, VaultDbBuilder};
 use vaultdb_fs::FsBackend;
 use vaultdb_itest::{Control, Emulators, random_tag};
 use vaultdb_testkit::{Failing, FailingHandle};
@@ -40,7 +41,17 @@ fn env() -> Option<(Emulators, Control)> {
 }
 
 async fn open(backends: &[&Wrapped], k: usize, w: usize, prefix: &str) -> VaultDb {
-    let mut b = VaultDb::builder()
+    open_with(backends, k, w, prefix, |b| b).await
+}
+
+async fn open_with(
+    backends: &[&Wrapped],
+    k: usize,
+    w: usize,
+    prefix: &str,
+    tune: impl FnOnce(VaultDbBuilder) -> VaultDbBuilder,
+) -> VaultDb {
+    let b = VaultDb::builder()
         .threshold(k)
         .write_quorum(w)
         .prefix(prefix)
@@ -51,6 +62,7 @@ async fn open(backends: &[&Wrapped], k: usize, w: usize, prefix: &str) -> VaultD
             max_attempts: 2,
             ..CallPolicy::default()
         });
+    let mut b = tune(b);
     for w in backends {
         b = b.backend_arc(Arc::clone(&w.backend));
     }
@@ -120,6 +132,43 @@ async fn scenario(
     let e = db.get(&gone.id).await.unwrap_err();
     assert_eq!(e.code(), ErrorCode::RecordNotFound, "{e}");
     expect_list(&db, &live).await;
+
+    // One-round-trip reads and paged listing against every emulator: a client whose calls
+    // give up within 2 s may settle writes 4 s old; once settled, reads take the fast path
+    // (marks and settled objects: overwritten objects on every cloud) and list nothing.
+    let fast = open_with(&refs, k, w, prefix, |b| {
+        b.call_policy(CallPolicy {
+            timeout: Duration::from_secs(2),
+            max_attempts: 1,
+            ..CallPolicy::default()
+        })
+        .settle_after(Duration::from_secs(4))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    expect_all(&fast, &live).await; // lists, then settles in the background
+    fast.flush().await;
+    let before = fast.stats().fast_reads;
+    expect_all(&fast, &live).await;
+    assert_eq!(
+        fast.stats().fast_reads - before,
+        live.len() as u64,
+        "every read took the fast path"
+    );
+    let e = fast.get(&gone.id).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::RecordNotFound, "{e}");
+    let mut paged = BTreeSet::new();
+    let mut cursor = None;
+    loop {
+        let page = fast.list_page(cursor.as_deref(), 2).await.expect("list page");
+        assert!(page.ids.len() <= 2);
+        paged.extend(page.ids);
+        match page.next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(paged, live.iter().map(|r| r.id.clone()).collect::<BTreeSet<_>>());
 
     // One cloud goes away mid-run: reads and W-quorum writes go on, degraded.
     control.stop(victim_name).expect("stop emulator");
