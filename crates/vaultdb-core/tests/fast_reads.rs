@@ -272,3 +272,22 @@ async fn an_older_mark_landing_over_a_newer_write_in_flight_is_not_settled_until
         tokio::time::sleep(SETTLE).await;
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_settled_segmented_record_reads_its_manifest_from_marks_and_its_segments_by_name() {
+    let (nodes, db) = cluster().await;
+    let data: Vec<u8> = (0..(4 << 20) + 12345).map(|i| (i * 31 % 251) as u8).collect();
+    db.put(Record::new("big", data.clone())).await.unwrap();
+    settle(&db, "big").await;
+    reset(&nodes);
+    let got = db.get("big").await.unwrap();
+    assert!(got.record.data == data);
+    assert_eq!(lists(&nodes), 0, "manifest from the settled objects, segments by name");
+    let mut stream = db.get_range("big", 4_000_000..4_200_000).await.unwrap();
+    let mut part = Vec::new();
+    while let Some(chunk) = futures::StreamExt::next(&mut stream).await {
+        part.extend_from_slice(&chunk.unwrap());
+    }
+    assert!(part == data[4_000_000..4_200_000]);
+    assert_eq!(lists(&nodes), 0);
+}
