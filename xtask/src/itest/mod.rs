@@ -70,7 +70,7 @@ const BACKENDS: &[(&str, &str, &str)] = &[
     ("vaultdb-azure", "azure", "Azurite 3.35.0"),
     ("vaultdb-postgres", "postgres", "PostgreSQL (Debian)"),
     ("vaultdb-itest", "all", "cross-cloud: all + fs + pg"),
-    ("vaultdb", "all", "vaultdb cli over all four"),
+    ("vaultdb", "all", "vaultdb cli over all + pg"),
 ];
 
 /// Crates of [`BACKENDS`] whose other tests have nothing to do with the emulators: only the

@@ -57,7 +57,7 @@ pub(super) fn run_tests(
             ok &= text.1;
         }
         rows.push(format!(
-            "xtask: itest: {krate:<14} {emulator:<28} {passed:>3} passed {failed:>3} failed {:>6.1}s",
+            "xtask: itest: {krate:<16} {emulator:<28} {passed:>3} passed {failed:>3} failed {:>6.1}s",
             started.elapsed().as_secs_f64()
         ));
         if !ok || failed > 0 {
