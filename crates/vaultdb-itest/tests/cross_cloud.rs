@@ -1,5 +1,6 @@
 //! One VaultDb across real (emulated) clouds: S3 (moto), GCS (fake-gcs-server) and Azure
-//! (Azurite) at 2-of-3, and those plus MinIO (s3s-fs) and a local directory at 3-of-5.
+//! (Azurite) at 2-of-3; those plus MinIO (s3s-fs) and a local directory at 3-of-5; and
+//! PostgreSQL (a real server, over verified TLS), a local directory and S3 at 2-of-3.
 //!
 //! Each test: put / get / list / delete; reads settled and then answered in one round trip
 //! from marks and settled objects, and a paged listing; stop one emulator mid-run (through itest's control
@@ -261,4 +262,23 @@ async fn five_backends_three_of_five() {
     ];
     // 3-of-5, W = 4; Azure goes down and comes back.
     scenario(&control, backends, 3, 4, 2, "azure", &prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_directory_and_s3_two_of_three() {
+    let Some((emus, control)) = env() else {
+        return eprintln!("skip: emulator variables unset (run `cargo xtask itest`)");
+    };
+    let _one_at_a_time = SERIAL.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tag = random_tag();
+    let prefix = format!("xpg-{tag}");
+    let fs = FsBackend::open("disk", "Local disk", dir.path().join("disk")).await.expect("fs");
+    let backends = vec![
+        wrap(emus.postgres(&format!("itest_{tag}")).expect("postgres")),
+        wrap(fs),
+        wrap(emus.s3("").expect("s3")),
+    ];
+    // 2-of-3, W = 2; S3 goes down and comes back.
+    scenario(&control, backends, 2, 2, 2, "s3", &prefix).await;
 }

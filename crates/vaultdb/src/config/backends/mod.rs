@@ -1,5 +1,6 @@
 //! The `[[backends]]` entries of `vaultdb.toml`: one [`BackendEntry`] per backend, an enum
-//! of per-kind sections (`kind = "fs" | "memory" | "s3" | "minio" | "gcs" | "azure"`), each
+//! of per-kind sections (`kind = "fs" | "memory" | "s3" | "minio" | "gcs" | "azure" |
+//! "postgres"`), each
 //! in its own module with its keys, the checks that need no network, and its mapping onto
 //! the backend crate's configuration. Every section has the same common part: `id` (unique
 //! and stable: the keyring records it) and an optional display `name`, read through
@@ -19,7 +20,7 @@
 //!
 //! **Secrets are never written in the file.** A section names the environment variable that
 //! holds each secret (`secret_access_key_env`, `access_key_env`, `sas_token_env`,
-//! `client_secret_env`, `service_account_json_env`); the variable is read when the backend
+//! `client_secret_env`, `service_account_json_env`, `password_env`); the variable is read when the backend
 //! is prepared, not when the file is loaded, so commands that need no backend
 //! (`audit verify`) work without it. Errors name the variable, never its value; the crates'
 //! configurations redact secrets in `Debug`, and nothing here logs a configuration.
@@ -29,6 +30,7 @@ mod fs;
 mod gcs;
 mod memory;
 mod minio;
+mod postgres;
 mod s3;
 
 use std::path::Path;
@@ -47,6 +49,7 @@ pub use fs::FsSection;
 pub use gcs::{GcsAuth, GcsSection};
 pub use memory::MemorySection;
 pub use minio::MinioSection;
+pub use postgres::PostgresSection;
 pub use s3::{DEFAULT_S3_SECRET_ENV, S3Section};
 
 /// Looks up an environment variable: `None` if unset or empty. Passed in, so that the
@@ -74,6 +77,8 @@ pub enum BackendEntry {
     Gcs(GcsSection),
     /// Azure Blob Storage (crate vaultdb-azure).
     Azure(AzureSection),
+    /// A PostgreSQL table (crate vaultdb-postgres).
+    Postgres(PostgresSection),
 }
 
 impl BackendEntry {
@@ -86,6 +91,7 @@ impl BackendEntry {
             Self::Minio(s) => &s.id,
             Self::Gcs(s) => &s.id,
             Self::Azure(s) => &s.id,
+            Self::Postgres(s) => &s.id,
         }
     }
 
@@ -98,6 +104,7 @@ impl BackendEntry {
             Self::Minio(s) => &s.name,
             Self::Gcs(s) => &s.name,
             Self::Azure(s) => &s.name,
+            Self::Postgres(s) => &s.name,
         };
         name.as_deref().unwrap_or_else(|| self.id())
     }
@@ -111,6 +118,7 @@ impl BackendEntry {
             Self::Minio(_) => "minio",
             Self::Gcs(_) => "gcs",
             Self::Azure(_) => "azure",
+            Self::Postgres(_) => "postgres",
         }
     }
 
@@ -126,6 +134,7 @@ impl BackendEntry {
             Self::Minio(s) => s.validate(),
             Self::Gcs(s) => s.validate(),
             Self::Azure(s) => s.validate(),
+            Self::Postgres(s) => s.validate(),
         }
     }
 
@@ -136,7 +145,7 @@ impl BackendEntry {
             Self::Fs(s) => (Some(&mut s.path), data_dir),
             Self::Gcs(s) => (s.service_account_file.as_mut(), base),
             Self::Azure(s) => (s.token_file.as_mut(), base),
-            Self::Memory(_) | Self::S3(_) | Self::Minio(_) => (None, base),
+            Self::Memory(_) | Self::S3(_) | Self::Minio(_) | Self::Postgres(_) => (None, base),
         };
         if let Some(path) = path
             && path.is_relative()
@@ -171,6 +180,9 @@ impl BackendEntry {
             Self::Azure(s) => s
                 .to_config(env)
                 .and_then(|c| refused(self, azure::build(id.clone(), name.clone(), c))),
+            Self::Postgres(s) => s
+                .to_config(env)
+                .and_then(|c| refused(self, postgres::build(id.clone(), name.clone(), c))),
         };
         built.unwrap_or_else(|reason| {
             tracing::warn!(
