@@ -37,8 +37,9 @@
 //!   or object contents.
 //!
 //! The cloud backends share [`http`] (the mapping of HTTP answers to error kinds, and
-//! bounded response bodies), [`ObjectNames`] (their prefix inside a bucket) and
-//! [`ListStart`] (where a listing starts or resumes).
+//! bounded response bodies), [`ObjectNames`] (their prefix inside a bucket),
+//! [`ListStart`] (where a listing starts or resumes) and [`CloudCommon`] (their id, name and
+//! object names, and the listing pages and `Debug` built from them).
 
 pub mod http;
 mod key;
@@ -51,7 +52,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 pub use key::{Key, KeyError, KeyPrefix, MAX_KEY_LEN, validate_key, validate_prefix};
-pub use names::{Escaping, ListStart, ObjectNames};
+pub use names::{CloudCommon, Escaping, ListStart, ObjectNames};
 
 /// The most keys [`StorageBackendExt::list_all`] accepts from one listing.
 pub const MAX_LISTED_KEYS: usize = 10_000_000;
