@@ -105,30 +105,6 @@ impl AzureConfig {
         }
     }
 
-    /// Sets [`prefix`](Self::prefix).
-    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// Sets [`credentials`](Self::credentials).
-    pub fn with_credentials(mut self, credentials: AzureCredentials) -> Self {
-        self.credentials = credentials;
-        self
-    }
-
-    /// Sets [`endpoint`](Self::endpoint).
-    pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
-        self.endpoint = Some(endpoint.into());
-        self
-    }
-
-    /// Sets [`page_size`](Self::page_size).
-    pub fn with_page_size(mut self, keys: usize) -> Self {
-        self.page_size = keys;
-        self
-    }
-
     /// The blob names under the container and prefix, once the configuration is checked:
     /// everything that can be checked without the environment or the network.
     fn names(&self) -> Result<ObjectNames, BackendError> {
@@ -237,6 +213,13 @@ impl AzureConfig {
         Ok(b)
     }
 }
+
+vaultdb_core::config_setters!(AzureConfig {
+    with_prefix(prefix: impl Into<String>) => prefix.into(),
+    with_credentials(credentials: AzureCredentials),
+    with_endpoint(endpoint: impl Into<String>) => Some(endpoint.into()),
+    with_page_size(page_size: usize),
+});
 
 /// How an [`AzureBackend`] authorizes its requests (what object_store supports).
 #[derive(Clone, Default)]

@@ -89,30 +89,6 @@ impl GcsConfig {
         }
     }
 
-    /// Sets [`prefix`](Self::prefix).
-    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// Sets [`credentials`](Self::credentials).
-    pub fn with_credentials(mut self, credentials: GcsCredentials) -> Self {
-        self.credentials = credentials;
-        self
-    }
-
-    /// Sets [`endpoint`](Self::endpoint).
-    pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
-        self.endpoint = endpoint.into();
-        self
-    }
-
-    /// Sets [`page_size`](Self::page_size).
-    pub fn with_page_size(mut self, keys: usize) -> Self {
-        self.page_size = keys;
-        self
-    }
-
     fn names(&self) -> Result<ObjectNames, BackendError> {
         if self.bucket.is_empty() {
             return Err(BackendError::permanent("GCS configuration: the bucket is empty"));
@@ -131,6 +107,13 @@ impl GcsConfig {
         )))
     }
 }
+
+vaultdb_core::config_setters!(GcsConfig {
+    with_prefix(prefix: impl Into<String>) => prefix.into(),
+    with_credentials(credentials: GcsCredentials),
+    with_endpoint(endpoint: impl Into<String>) => endpoint.into(),
+    with_page_size(page_size: usize),
+});
 
 /// How a [`GcsBackend`] authenticates.
 #[derive(Clone, Default)]

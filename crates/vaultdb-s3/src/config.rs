@@ -76,48 +76,6 @@ impl S3Config {
         }
     }
 
-    /// Sets [`prefix`](Self::prefix).
-    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// Sets [`region`](Self::region).
-    pub fn with_region(mut self, region: impl Into<String>) -> Self {
-        self.region = region.into();
-        self
-    }
-
-    /// Sets [`endpoint`](Self::endpoint).
-    pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
-        self.endpoint = Some(endpoint.into());
-        self
-    }
-
-    /// Sets [`force_path_style`](Self::force_path_style).
-    pub fn with_path_style(mut self, on: bool) -> Self {
-        self.force_path_style = on;
-        self
-    }
-
-    /// Sets [`allow_http`](Self::allow_http).
-    pub fn with_allow_http(mut self, on: bool) -> Self {
-        self.allow_http = on;
-        self
-    }
-
-    /// Sets [`credentials`](Self::credentials).
-    pub fn with_credentials(mut self, credentials: S3Credentials) -> Self {
-        self.credentials = credentials;
-        self
-    }
-
-    /// Sets [`page_size`](Self::page_size).
-    pub fn with_page_size(mut self, keys: usize) -> Self {
-        self.page_size = keys;
-        self
-    }
-
     /// The object names under the bucket and prefix, once both are checked.
     pub(crate) fn names(&self) -> Result<ObjectNames, BackendError> {
         if self.bucket.is_empty() {
@@ -150,6 +108,16 @@ impl S3Config {
         )))
     }
 }
+
+vaultdb_core::config_setters!(S3Config {
+    with_prefix(prefix: impl Into<String>) => prefix.into(),
+    with_region(region: impl Into<String>) => region.into(),
+    with_endpoint(endpoint: impl Into<String>) => Some(endpoint.into()),
+    with_path_style(force_path_style: bool),
+    with_allow_http(allow_http: bool),
+    with_credentials(credentials: S3Credentials),
+    with_page_size(page_size: usize),
+});
 
 impl fmt::Debug for S3Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -54,6 +54,48 @@ use bytes::Bytes;
 pub use key::{Key, KeyError, KeyPrefix, MAX_KEY_LEN, validate_key, validate_prefix};
 pub use names::{CloudCommon, Escaping, ListStart, ObjectNames};
 
+/// Writes a backend configuration's builder setters: for each `with_x(field: Type)`, a
+/// method `with_x(mut self, field: Type) -> Self` that sets `self.field` to the argument, or
+/// to the expression after `=>`, documented as setting that field.
+///
+/// ```
+/// #[derive(Default)]
+/// pub struct Config {
+///     pub prefix: String,
+///     pub endpoint: Option<String>,
+///     pub page_size: usize,
+/// }
+///
+/// vaultdb_core::config_setters!(Config {
+///     with_prefix(prefix: impl Into<String>) => prefix.into(),
+///     with_endpoint(endpoint: impl Into<String>) => Some(endpoint.into()),
+///     with_page_size(page_size: usize),
+/// });
+///
+/// let c = Config::default().with_prefix("p").with_endpoint("e").with_page_size(5);
+/// assert_eq!((c.prefix.as_str(), c.endpoint.as_deref(), c.page_size), ("p", Some("e"), 5));
+/// ```
+#[macro_export]
+macro_rules! config_setters {
+    ($ty:ty { $($setter:ident($field:ident: $arg:ty) $(=> $value:expr)?),* $(,)? }) => {
+        impl $ty {
+            $(
+                #[doc = concat!("Sets [`", stringify!($field), "`](Self::", stringify!($field), ").")]
+                pub fn $setter(mut self, $field: $arg) -> Self {
+                    self.$field = $crate::config_setters!(@value $field $($value)?);
+                    self
+                }
+            )*
+        }
+    };
+    (@value $field:ident) => {
+        $field
+    };
+    (@value $field:ident $value:expr) => {
+        $value
+    };
+}
+
 /// The most keys [`StorageBackendExt::list_all`] accepts from one listing.
 pub const MAX_LISTED_KEYS: usize = 10_000_000;
 
