@@ -87,7 +87,6 @@
 
 mod keypath;
 
-use std::fmt;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -118,6 +117,7 @@ const MAX_DIR_RETRIES: usize = 16;
 
 /// A [`StorageBackend`] that keeps each object in a file under a root directory. See the
 /// [crate docs](crate) for the layout, atomicity and crash-safety.
+#[derive(Debug)]
 pub struct FsBackend {
     id: String,
     name: String,
@@ -324,16 +324,6 @@ impl FsBackend {
         }
         found.sort_unstable_by(|a, b| a.key.cmp(&b.key));
         Ok(found)
-    }
-}
-
-impl fmt::Debug for FsBackend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FsBackend")
-            .field("id", &self.id)
-            .field("name", &self.name)
-            .field("root", &self.root)
-            .finish()
     }
 }
 

@@ -50,12 +50,8 @@ async fn conformance_s3_with_key_prefix_and_small_pages() {
     assert_eq!(b.prefix(), "tenant-a/vault/");
     let small_config = config("tenant-b").expect("set").with_page_size(7);
     let small = S3Backend::new("s3-small", "S3 (small pages)", small_config).unwrap();
-    let caps = vaultdb_testkit::Capabilities {
-        pagination_keys: 120,
-        large_object_bytes: 1 << 20,
-        ..vaultdb_testkit::Capabilities::default()
-    };
-    vaultdb_testkit::run_all_with(&small, "", &caps).await;
+    vaultdb_testkit::run_all_with(&small, "", &vaultdb_testkit::Capabilities::small_pages(120))
+        .await;
     // A backend sees only the keys under its own prefix.
     let only = k("only-in-a");
     b.put(&only, "x".into(), PutMode::Create).await.unwrap();
