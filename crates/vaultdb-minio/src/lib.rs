@@ -55,11 +55,7 @@ impl MinioConfig {
             bucket: bucket.into(),
             prefix: String::new(),
             region: "us-east-1".into(),
-            credentials: S3Credentials::Static {
-                access_key_id: access_key.into(),
-                secret_access_key: secret_key.into(),
-                session_token: None,
-            },
+            credentials: S3Credentials::key_pair(access_key, secret_key),
             allow_http: false,
             page_size: vaultdb_s3::DEFAULT_PAGE_SIZE,
         }

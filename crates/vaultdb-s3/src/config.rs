@@ -76,6 +76,12 @@ impl S3Config {
         }
     }
 
+    /// A configuration for `bucket` on an S3-compatible emulator or test server at `endpoint`
+    /// (moto, s3s-fs, MinIO): buckets addressed by path, plain `http://` accepted.
+    pub fn emulator(endpoint: impl Into<String>, bucket: impl Into<String>) -> Self {
+        Self::new(bucket).with_endpoint(endpoint).with_path_style(true).with_allow_http(true)
+    }
+
     /// The object names under the bucket and prefix, once both are checked.
     pub(crate) fn names(&self) -> Result<ObjectNames, BackendError> {
         if self.bucket.is_empty() {
@@ -171,6 +177,18 @@ impl fmt::Debug for S3Credentials {
 }
 
 impl S3Credentials {
+    /// A fixed key pair without a session token.
+    pub fn key_pair(
+        access_key_id: impl Into<String>,
+        secret_access_key: impl Into<String>,
+    ) -> Self {
+        Self::Static {
+            access_key_id: access_key_id.into(),
+            secret_access_key: secret_access_key.into(),
+            session_token: None,
+        }
+    }
+
     /// The credentials provider for the SDK.
     pub(crate) async fn provider(
         &self,

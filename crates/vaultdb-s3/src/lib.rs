@@ -308,14 +308,8 @@ mod tests {
     async fn construction_sends_nothing_and_calls_fail_one_by_one() {
         // Nothing listens on port 1: building the backend succeeds, each call fails with a
         // connection error the client may retry.
-        let config = S3Config::new("b")
-            .with_endpoint("http://127.0.0.1:1")
-            .with_allow_http(true)
-            .with_credentials(S3Credentials::Static {
-                access_key_id: "k".into(),
-                secret_access_key: "s".into(),
-                session_token: None,
-            });
+        let config = S3Config::emulator("http://127.0.0.1:1", "b")
+            .with_credentials(S3Credentials::key_pair("k", "s"));
         let b = S3Backend::new("down", "down", config).unwrap();
         let key = Key::new("k").unwrap();
         let e = b.get(&key, 10).await.unwrap_err();

@@ -227,7 +227,8 @@ mod tests {
 
     #[test]
     fn groups_by_parent() {
-        assert_eq!(parent_group("a/b/c"), "a/b/");
-        assert_eq!(parent_group("abc"), "");
+        for (key, group) in [("a/b/c", "a/b/"), ("abc", "")] {
+            assert_eq!(parent_group(key), group);
+        }
     }
 }
