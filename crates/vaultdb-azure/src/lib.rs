@@ -21,7 +21,9 @@ use object_store::{
 };
 use vaultdb_core::backend::http::{BoundedBody, Mapped, Op};
 use vaultdb_core::backend::{CloudCommon, Escaping, ListStart, ObjectNames};
-use vaultdb_core::{BackendError, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend};
+use vaultdb_core::{
+    BackendError, BackendResult, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend,
+};
 
 use crate::error::map_error;
 
@@ -408,21 +410,18 @@ impl AzureBackend {
             builder.build().map_err(|e| error::redact(&e))
         });
         built.as_ref().map_err(|e| {
-            BackendError::permanent(format!("{}: Azure configuration: {e}", self.common.id()))
+            BackendError::permanent(format!("{}: Azure configuration: {e}", self.id()))
         })
     }
 
     fn path(&self, key: &Key) -> Result<Path, BackendError> {
         Path::parse(self.common.names().object(key)).map_err(|e| {
-            BackendError::permanent(format!(
-                "{}: key {key:?} is not a blob path: {e}",
-                self.common.id()
-            ))
+            BackendError::permanent(format!("{}: key {key:?} is not a blob path: {e}", self.id()))
         })
     }
 
     fn map(&self, op: Op, key: &str, e: object_store::Error) -> Mapped {
-        map_error(self.common.id(), op, key, e, self.credentials_hint)
+        map_error(self.id(), op, key, e, self.credentials_hint)
     }
 }
 
@@ -436,7 +435,7 @@ impl StorageBackend for AzureBackend {
         self.common.name()
     }
 
-    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> BackendResult<()> {
         let path = self.path(key)?;
         let opts = PutOptions {
             mode: match mode {
@@ -451,7 +450,7 @@ impl StorageBackend for AzureBackend {
         }
     }
 
-    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
+    async fn get(&self, key: &Key, max_len: u64) -> BackendResult<Option<Bytes>> {
         let path = self.path(key)?;
         // One byte past the limit: enough to tell a longer blob, never much more. An empty
         // blob cannot satisfy the range: Azure answers 416, mapped to empty.
@@ -478,7 +477,7 @@ impl StorageBackend for AzureBackend {
         Ok(Some(body.finish()))
     }
 
-    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
+    async fn delete(&self, key: &Key) -> BackendResult<()> {
         let path = self.path(key)?;
         match self.store()?.delete(&path).await {
             Ok(()) => Ok(()),
@@ -486,11 +485,7 @@ impl StorageBackend for AzureBackend {
         }
     }
 
-    async fn list_page(
-        &self,
-        prefix: &KeyPrefix,
-        from: ListFrom,
-    ) -> Result<ListPage, BackendError> {
+    async fn list_page(&self, prefix: &KeyPrefix, from: ListFrom) -> BackendResult<ListPage> {
         let start = ListStart::new(from);
         let full = self.common.names().prefix(prefix);
         // object_store drops a blob whose name equals the listing prefix (it takes it for a

@@ -21,7 +21,9 @@ use gcloud_storage::http::objects::upload::{UploadObjectRequest, UploadType};
 use tokio::sync::OnceCell;
 use vaultdb_core::backend::http::{BoundedBody, Op};
 use vaultdb_core::backend::{CloudCommon, ListStart, ObjectNames};
-use vaultdb_core::{BackendError, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend};
+use vaultdb_core::{
+    BackendError, BackendResult, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend,
+};
 
 use crate::error::map_error;
 
@@ -215,10 +217,7 @@ impl GcsBackend {
         let base =
             ClientConfig { storage_endpoint: self.endpoint.clone(), ..ClientConfig::default() };
         let auth_error = |e: &dyn fmt::Display| {
-            BackendError::permanent(format!(
-                "{}: loading GCS credentials failed: {e}",
-                self.common.id()
-            ))
+            BackendError::permanent(format!("{}: loading GCS credentials failed: {e}", self.id()))
         };
         let config = match &self.credentials {
             GcsCredentials::Anonymous => base.anonymous(),
@@ -248,7 +247,7 @@ impl StorageBackend for GcsBackend {
         self.common.name()
     }
 
-    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> BackendResult<()> {
         // Always a multipart upload (metadata + media in one request): fake-gcs-server
         // honours ifGenerationMatch only there, and one code path is simpler anyway.
         let req = UploadObjectRequest {
@@ -264,11 +263,11 @@ impl StorageBackend for GcsBackend {
         let upload = UploadType::Multipart(Box::new(meta));
         match self.client().await?.upload_object(&req, data, &upload).await {
             Ok(_) => Ok(()),
-            Err(e) => Err(map_error(self.common.id(), Op::Put(mode), key.as_str(), e).into_error()),
+            Err(e) => Err(map_error(self.id(), Op::Put(mode), key.as_str(), e).into_error()),
         }
     }
 
-    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
+    async fn get(&self, key: &Key, max_len: u64) -> BackendResult<Option<Bytes>> {
         let object = self.common.names().object(key);
         let req = GetObjectRequest { bucket: self.bucket.clone(), object, ..Default::default() };
         // No Range header: the body is read as it streams in and dropped (with its
@@ -279,31 +278,27 @@ impl StorageBackend for GcsBackend {
         let client = self.client().await?;
         let mut stream = match client.download_streamed_object(&req, &range).await {
             Ok(stream) => Box::pin(stream),
-            Err(e) => return map_error(self.common.id(), Op::Get, key.as_str(), e).into_get(),
+            Err(e) => return map_error(self.id(), Op::Get, key.as_str(), e).into_get(),
         };
         let mut body = BoundedBody::new(max_len);
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk
-                .map_err(|e| map_error(self.common.id(), Op::Get, key.as_str(), e).into_error())?;
+            let chunk =
+                chunk.map_err(|e| map_error(self.id(), Op::Get, key.as_str(), e).into_error())?;
             body.push(key, chunk)?;
         }
         Ok(Some(body.finish()))
     }
 
-    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
+    async fn delete(&self, key: &Key) -> BackendResult<()> {
         let object = self.common.names().object(key);
         let req = DeleteObjectRequest { bucket: self.bucket.clone(), object, ..Default::default() };
         match self.client().await?.delete_object(&req).await {
             Ok(()) => Ok(()),
-            Err(e) => map_error(self.common.id(), Op::Delete, key.as_str(), e).into_delete(),
+            Err(e) => map_error(self.id(), Op::Delete, key.as_str(), e).into_delete(),
         }
     }
 
-    async fn list_page(
-        &self,
-        prefix: &KeyPrefix,
-        from: ListFrom,
-    ) -> Result<ListPage, BackendError> {
+    async fn list_page(&self, prefix: &KeyPrefix, from: ListFrom) -> BackendResult<ListPage> {
         let start = ListStart::new(from);
         let req = ListObjectsRequest {
             bucket: self.bucket.clone(),
@@ -317,7 +312,7 @@ impl StorageBackend for GcsBackend {
         let out = match self.client().await?.list_objects(&req).await {
             Ok(out) => out,
             Err(e) => {
-                return Err(map_error(self.common.id(), Op::List, prefix.as_str(), e).into_error());
+                return Err(map_error(self.id(), Op::List, prefix.as_str(), e).into_error());
             }
         };
         let items = out.items.unwrap_or_default();

@@ -19,7 +19,8 @@ use tokio::sync::OnceCell;
 use vaultdb_core::backend::http::{BoundedBody, Op};
 use vaultdb_core::backend::{CloudCommon, ListStart};
 use vaultdb_core::{
-    BackendError, BackendErrorKind, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend,
+    BackendError, BackendErrorKind, BackendResult, Key, KeyPrefix, ListFrom, ListPage, PutMode,
+    StorageBackend,
 };
 
 pub use crate::config::{DEFAULT_PAGE_SIZE, S3Config, S3Credentials};
@@ -83,6 +84,11 @@ impl S3Backend {
         self.common.names().root()
     }
 
+    /// The object name of `key`.
+    fn object(&self, key: &Key) -> String {
+        self.common.names().object(key)
+    }
+
     /// The underlying SDK client (for administration such as creating the bucket in tests),
     /// built on first use.
     ///
@@ -90,9 +96,10 @@ impl S3Backend {
     /// A `Permanent` error if the credentials cannot be set up (without the
     /// `credential-chain` feature: no `AWS_*` variables and no static credentials).
     pub async fn client(&self) -> Result<&Client, BackendError> {
-        self.client.get_or_try_init(|| build_client(&self.config)).await.map_err(|e| {
-            BackendError::new(e.kind(), format!("{}: {}", self.common.id(), e.message()))
-        })
+        self.client
+            .get_or_try_init(|| build_client(&self.config))
+            .await
+            .map_err(|e| BackendError::new(e.kind(), format!("{}: {}", self.id(), e.message())))
     }
 }
 
@@ -158,32 +165,22 @@ impl StorageBackend for S3Backend {
         self.common.name()
     }
 
-    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> BackendResult<()> {
         let len = data.len() as i64;
-        let mut req = self
-            .client()
-            .await?
-            .put_object()
-            .bucket(self.bucket())
-            .key(self.common.names().object(key))
-            .content_length(len)
-            .body(ByteStream::from(data));
+        let client = self.client().await?;
+        let mut req = client.put_object().bucket(self.bucket()).key(self.object(key));
+        req = req.content_length(len).body(ByteStream::from(data));
         if mode == PutMode::Create {
             req = req.if_none_match("*");
         }
         match req.send().await {
             Ok(_) => Ok(()),
-            Err(e) => Err(map_error(self.common.id(), Op::Put(mode), key.as_str(), e).into_error()),
+            Err(e) => Err(map_error(self.id(), Op::Put(mode), key.as_str(), e).into_error()),
         }
     }
 
-    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
-        let mut req = self
-            .client()
-            .await?
-            .get_object()
-            .bucket(self.bucket())
-            .key(self.common.names().object(key));
+    async fn get(&self, key: &Key, max_len: u64) -> BackendResult<Option<Bytes>> {
+        let mut req = self.client().await?.get_object().bucket(self.bucket()).key(self.object(key));
         if max_len < u64::MAX {
             // One byte past the limit: enough to tell a longer object, never much more. An
             // empty object cannot satisfy the range: S3 answers 416, mapped to empty.
@@ -191,7 +188,7 @@ impl StorageBackend for S3Backend {
         }
         let out = match req.send().await {
             Ok(out) => out,
-            Err(e) => return map_error(self.common.id(), Op::Get, key.as_str(), e).into_get(),
+            Err(e) => return map_error(self.id(), Op::Get, key.as_str(), e).into_get(),
         };
         let mut body = BoundedBody::new(max_len);
         body.check_declared(key, declared_size(out.content_range(), out.content_length()))?;
@@ -200,7 +197,7 @@ impl StorageBackend for S3Backend {
             let chunk = chunk.map_err(|e| {
                 BackendError::transient(format!(
                     "{}: reading the body of {key:?} failed",
-                    self.common.id()
+                    self.id()
                 ))
                 .with_source(e)
             })?;
@@ -209,28 +206,21 @@ impl StorageBackend for S3Backend {
         Ok(Some(body.finish()))
     }
 
-    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
+    async fn delete(&self, key: &Key) -> BackendResult<()> {
         let req = self.client().await?.delete_object().bucket(self.bucket());
-        match req.key(self.common.names().object(key)).send().await {
+        match req.key(self.object(key)).send().await {
             Ok(_) => Ok(()),
-            Err(e) => map_error(self.common.id(), Op::Delete, key.as_str(), e).into_delete(),
+            Err(e) => map_error(self.id(), Op::Delete, key.as_str(), e).into_delete(),
         }
     }
 
-    async fn list_page(
-        &self,
-        prefix: &KeyPrefix,
-        from: ListFrom,
-    ) -> Result<ListPage, BackendError> {
+    async fn list_page(&self, prefix: &KeyPrefix, from: ListFrom) -> BackendResult<ListPage> {
         let start = ListStart::new(from);
-        let mut req = self
-            .client()
-            .await?
-            .list_objects_v2()
-            .bucket(self.bucket())
-            .prefix(self.common.names().prefix(prefix))
-            .max_keys(self.page_size);
-        if let Some(name) = start.start_name(self.common.names()) {
+        let client = self.client().await?;
+        let names = self.common.names();
+        let mut req = client.list_objects_v2().bucket(self.bucket()).prefix(names.prefix(prefix));
+        req = req.max_keys(self.page_size);
+        if let Some(name) = start.start_name(names) {
             req = req.start_after(name);
         }
         if let Some(token) = &start.token {
@@ -239,7 +229,7 @@ impl StorageBackend for S3Backend {
         let out = match req.send().await {
             Ok(out) => out,
             Err(e) => {
-                return Err(map_error(self.common.id(), Op::List, prefix.as_str(), e).into_error());
+                return Err(map_error(self.id(), Op::List, prefix.as_str(), e).into_error());
             }
         };
         let objects = out.contents().iter().filter_map(|o| {
@@ -254,7 +244,7 @@ impl StorageBackend for S3Backend {
                         BackendErrorKind::Other,
                         format!(
                             "{}: listing {prefix:?} is truncated but has no continuation token",
-                            self.common.id()
+                            self.id()
                         ),
                     ));
                 }

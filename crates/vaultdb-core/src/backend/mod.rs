@@ -99,6 +99,9 @@ macro_rules! config_setters {
 /// The most keys [`StorageBackendExt::list_all`] accepts from one listing.
 pub const MAX_LISTED_KEYS: usize = 10_000_000;
 
+/// What a backend call returns: its value, or a [`BackendError`].
+pub type BackendResult<T> = Result<T, BackendError>;
+
 /// How `put` treats an existing object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PutMode {
@@ -256,18 +259,17 @@ pub trait StorageBackend: fmt::Debug + Send + Sync + 'static {
     fn name(&self) -> &str;
 
     /// Stores `data` under `key`.
-    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError>;
+    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> BackendResult<()>;
 
     /// Reads the object at `key`, if it is at most `max_len` bytes long; `Ok(None)` if there
     /// is none, a [`BackendErrorKind::TooLarge`] error if it is longer.
-    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError>;
+    async fn get(&self, key: &Key, max_len: u64) -> BackendResult<Option<Bytes>>;
 
     /// Deletes the object at `key`; succeeds if there is none.
-    async fn delete(&self, key: &Key) -> Result<(), BackendError>;
+    async fn delete(&self, key: &Key) -> BackendResult<()>;
 
     /// Lists the objects whose keys start with `prefix`, one page at a time, from `from`.
-    async fn list_page(&self, prefix: &KeyPrefix, from: ListFrom)
-    -> Result<ListPage, BackendError>;
+    async fn list_page(&self, prefix: &KeyPrefix, from: ListFrom) -> BackendResult<ListPage>;
 }
 
 /// Conveniences over [`StorageBackend`], for every backend (kept out of the trait so that
@@ -316,20 +318,16 @@ impl<T: StorageBackend + ?Sized> StorageBackend for Arc<T> {
     fn name(&self) -> &str {
         (**self).name()
     }
-    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> BackendResult<()> {
         (**self).put(key, data, mode).await
     }
-    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
+    async fn get(&self, key: &Key, max_len: u64) -> BackendResult<Option<Bytes>> {
         (**self).get(key, max_len).await
     }
-    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
+    async fn delete(&self, key: &Key) -> BackendResult<()> {
         (**self).delete(key).await
     }
-    async fn list_page(
-        &self,
-        prefix: &KeyPrefix,
-        from: ListFrom,
-    ) -> Result<ListPage, BackendError> {
+    async fn list_page(&self, prefix: &KeyPrefix, from: ListFrom) -> BackendResult<ListPage> {
         (**self).list_page(prefix, from).await
     }
 }
