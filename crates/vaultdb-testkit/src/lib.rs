@@ -54,7 +54,8 @@
 //! written the same way.
 //!
 //! [`Generator`] is a deterministic `AsyncRead` for streaming tests: it produces a large
-//! record's bytes as they are read.
+//! record's bytes as they are read. [`FormatDoc`] reads docs/FORMAT.md's worked examples,
+//! for the tests that recompute them from the code.
 
 #![deny(rustdoc::broken_intra_doc_links)]
 
@@ -63,6 +64,7 @@ mod corrupting;
 mod counting;
 mod crashing;
 mod failing;
+mod format_doc;
 mod forward;
 mod generator;
 mod kernels;
@@ -86,6 +88,7 @@ pub use corrupting::{CorruptMode, Corrupting, CorruptingHandle};
 pub use counting::{CallCounts, Counting, CountingHandle};
 pub use crashing::{Crashing, CrashingHandle};
 pub use failing::{Failing, FailingHandle};
+pub use format_doc::FormatDoc;
 pub use generator::Generator;
 pub use kernels::{cpu_model, report_kernels};
 pub use randomized::{Randomized, RandomizedHandle};
