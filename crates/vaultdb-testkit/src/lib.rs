@@ -171,6 +171,28 @@ impl fmt::Debug for Ops {
     }
 }
 
+/// Writes a wrapper handle's `Debug`: the handle's name and, for each `label: method` (or
+/// `label` for a method of that name), what that method of the handle returns: its current
+/// settings and counters, which say more than the atomics behind them.
+macro_rules! handle_debug {
+    ($handle:ident { $($label:ident $(: $method:ident)?),+ $(,)? }) => {
+        impl std::fmt::Debug for $handle {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($handle))
+                    $(.field(stringify!($label), &handle_debug!(@read self $label $($method)?)))+
+                    .finish()
+            }
+        }
+    };
+    (@read $self:ident $label:ident) => {
+        $self.$label()
+    };
+    (@read $self:ident $label:ident $method:ident) => {
+        $self.$method()
+    };
+}
+pub(crate) use handle_debug;
+
 /// Packs an error kind into a byte for an atomic.
 pub(crate) fn kind_to_u8(kind: BackendErrorKind) -> u8 {
     match kind {
