@@ -145,13 +145,26 @@ impl Record {
     }
 }
 
+/// `f.debug_struct(name)` with a record's id, content type and metadata as `Debug` shows
+/// them: the content type, and only the sizes of the id and the metadata (both sensitive).
+pub(crate) fn debug_described<'a, 'b: 'a>(
+    f: &'a mut fmt::Formatter<'b>,
+    name: &str,
+    id: &str,
+    content_type: &Option<String>,
+    metadata: &BTreeMap<String, String>,
+) -> fmt::DebugStruct<'a, 'b> {
+    let mut d = f.debug_struct(name);
+    d.field("id", &format_args!("<{} bytes>", id.len()))
+        .field("content_type", content_type)
+        .field("metadata", &format_args!("<{} entries>", metadata.len()));
+    d
+}
+
 impl fmt::Debug for Record {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Record")
-            .field("id", &format_args!("<{} bytes>", self.id.len()))
+        debug_described(f, "Record", &self.id, &self.content_type, &self.metadata)
             .field("data", &format_args!("<{} bytes>", self.data.len()))
-            .field("content_type", &self.content_type)
-            .field("metadata", &format_args!("<{} entries>", self.metadata.len()))
             .finish()
     }
 }
@@ -194,11 +207,7 @@ impl RecordMeta {
 
 impl fmt::Debug for RecordMeta {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RecordMeta")
-            .field("id", &format_args!("<{} bytes>", self.id.len()))
-            .field("content_type", &self.content_type)
-            .field("metadata", &format_args!("<{} entries>", self.metadata.len()))
-            .finish()
+        debug_described(f, "RecordMeta", &self.id, &self.content_type, &self.metadata).finish()
     }
 }
 

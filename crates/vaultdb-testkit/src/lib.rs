@@ -47,7 +47,9 @@
 //! | [`Counting`] | [`CountingHandle`] | counts calls per operation |
 //! | [`Randomized`] | [`RandomizedHandle`] | seeded random delays and transient failures |
 //!
-//! A network partition is a [`Failing`] backend switched down.
+//! A network partition is a [`Failing`] backend switched down. [`MemoryStack`] is the inner
+//! part of the usual stack: a memory backend under [`Stale`], [`Corrupting`] and
+//! [`Counting`].
 //!
 //! The wrappers write only the methods that add their fault; [`forward_backend!`] writes the
 //! rest, which pass the call on to the inner backend. A test's own broken backend can be
@@ -71,6 +73,7 @@ mod kernels;
 mod randomized;
 pub mod schedule;
 mod slow;
+mod stack;
 mod stale;
 
 use std::fmt;
@@ -93,6 +96,7 @@ pub use generator::Generator;
 pub use kernels::{cpu_model, report_kernels};
 pub use randomized::{Randomized, RandomizedHandle};
 pub use slow::{Slow, SlowHandle};
+pub use stack::MemoryStack;
 pub use stale::{Stale, StaleHandle, StaleMode};
 
 /// What [`forward_backend!`] names in the code it writes, so that the crates that use it
