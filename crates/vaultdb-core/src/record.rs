@@ -78,18 +78,6 @@ impl Record {
             .map_err(|e| VaultError::ReconstructFailed(format!("record data is not JSON: {e}")))
     }
 
-    /// Sets the content type.
-    pub fn with_content_type(mut self, ct: impl Into<String>) -> Self {
-        self.content_type = Some(ct.into());
-        self
-    }
-
-    /// Adds a metadata entry.
-    pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.metadata.insert(key.into(), value.into());
-        self
-    }
-
     /// The serialized size, for sizing buffers.
     pub fn encoded_len_hint(&self) -> usize {
         let meta: usize = self.metadata.iter().map(|(k, v)| k.len() + v.len() + 10).sum();
@@ -191,19 +179,34 @@ impl RecordMeta {
     pub fn new(id: impl Into<String>) -> Self {
         Self { id: id.into(), ..Self::default() }
     }
-
-    /// Sets the content type.
-    pub fn with_content_type(mut self, ct: impl Into<String>) -> Self {
-        self.content_type = Some(ct.into());
-        self
-    }
-
-    /// Adds a metadata entry.
-    pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.metadata.insert(key.into(), value.into());
-        self
-    }
 }
+
+/// The setters of what [`Record`] and [`RecordMeta`] both describe: the content type and
+/// metadata entries.
+macro_rules! description_setters {
+    ($t:ty) => {
+        impl $t {
+            /// Sets the content type.
+            pub fn with_content_type(mut self, ct: impl Into<String>) -> Self {
+                self.content_type = Some(ct.into());
+                self
+            }
+
+            /// Adds a metadata entry.
+            pub fn with_metadata(
+                mut self,
+                key: impl Into<String>,
+                value: impl Into<String>,
+            ) -> Self {
+                self.metadata.insert(key.into(), value.into());
+                self
+            }
+        }
+    };
+}
+
+description_setters!(Record);
+description_setters!(RecordMeta);
 
 impl fmt::Debug for RecordMeta {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
