@@ -20,8 +20,10 @@ use object_store::{
     GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutOptions, PutPayload, RetryConfig,
 };
 use vaultdb_core::backend::http::{BoundedBody, Mapped, Op};
-use vaultdb_core::backend::{Escaping, ListStart, ObjectNames};
-use vaultdb_core::{BackendError, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend};
+use vaultdb_core::backend::{CloudCommon, Escaping, ListStart, ObjectNames};
+use vaultdb_core::{
+    BackendError, BackendResult, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend,
+};
 
 use crate::error::map_error;
 
@@ -49,7 +51,7 @@ pub const DEFAULT_PAGE_SIZE: usize = 1000;
 /// let dev = AzureConfig::azurite("vaultdb-test");
 /// # let _ = (key, msi, dev);
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct AzureConfig {
     /// The storage account name.
@@ -103,30 +105,6 @@ impl AzureConfig {
             credentials: AzureCredentials::AccessKey(AZURITE_ACCOUNT_KEY.to_owned()),
             ..Self::new(AZURITE_ACCOUNT, container)
         }
-    }
-
-    /// Sets [`prefix`](Self::prefix).
-    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// Sets [`credentials`](Self::credentials).
-    pub fn with_credentials(mut self, credentials: AzureCredentials) -> Self {
-        self.credentials = credentials;
-        self
-    }
-
-    /// Sets [`endpoint`](Self::endpoint).
-    pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
-        self.endpoint = Some(endpoint.into());
-        self
-    }
-
-    /// Sets [`page_size`](Self::page_size).
-    pub fn with_page_size(mut self, keys: usize) -> Self {
-        self.page_size = keys;
-        self
     }
 
     /// The blob names under the container and prefix, once the configuration is checked:
@@ -238,21 +216,12 @@ impl AzureConfig {
     }
 }
 
-impl fmt::Debug for AzureConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AzureConfig")
-            .field("account", &self.account)
-            .field("container", &self.container)
-            .field("prefix", &self.prefix)
-            .field("credentials", &self.credentials)
-            .field("endpoint", &self.endpoint)
-            .field("emulator", &self.emulator)
-            .field("allow_http", &self.allow_http)
-            .field("page_size", &self.page_size)
-            .field("timeout", &self.timeout)
-            .finish()
-    }
-}
+vaultdb_core::config_setters!(AzureConfig {
+    with_prefix(prefix: impl Into<String>) => prefix.into(),
+    with_credentials(credentials: AzureCredentials),
+    with_endpoint(endpoint: impl Into<String>) => Some(endpoint.into()),
+    with_page_size(page_size: usize),
+});
 
 /// How an [`AzureBackend`] authorizes its requests (what object_store supports).
 #[derive(Clone, Default)]
@@ -380,12 +349,10 @@ pub fn unescape(name: &str) -> Option<String> {
 /// A [`StorageBackend`] on one Azure Blob Storage container, through object_store. See the
 /// [crate docs](crate).
 pub struct AzureBackend {
-    id: String,
-    name: String,
+    common: CloudCommon,
     config: AzureConfig,
     /// object_store's client, built on first use (or why it could not be).
     store: OnceLock<Result<MicrosoftAzure, String>>,
-    names: ObjectNames,
     page_size: usize,
     credentials_hint: Option<&'static str>,
 }
@@ -393,12 +360,10 @@ pub struct AzureBackend {
 impl fmt::Debug for AzureBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // object_store's MicrosoftAzure Debug is left out: it shows its credentials provider.
-        f.debug_struct("AzureBackend")
-            .field("id", &self.id)
-            .field("name", &self.name)
+        self.common
+            .debug_struct(f, "AzureBackend")
             .field("account", &self.config.account)
             .field("container", &self.config.container)
-            .field("prefix", &self.names.root())
             .field("credentials", &self.config.credentials)
             .finish_non_exhaustive()
     }
@@ -420,13 +385,11 @@ impl AzureBackend {
     ) -> Result<Self, BackendError> {
         let names = config.names()?;
         Ok(Self {
-            id: id.into(),
-            name: name.into(),
+            common: CloudCommon::new(id, name, names),
             page_size: config.page_size.clamp(1, 5000),
             credentials_hint: config.credentials_hint(),
             config,
             store: OnceLock::new(),
-            names,
         })
     }
 
@@ -437,7 +400,7 @@ impl AzureBackend {
 
     /// The key prefix inside the container (empty, or ending in `/`).
     pub fn prefix(&self) -> &str {
-        self.names.root()
+        self.common.names().root()
     }
 
     /// object_store's client, built on first use.
@@ -446,33 +409,33 @@ impl AzureBackend {
             let builder = self.config.builder().map_err(|e| e.message().to_owned())?;
             builder.build().map_err(|e| error::redact(&e))
         });
-        built
-            .as_ref()
-            .map_err(|e| BackendError::permanent(format!("{}: Azure configuration: {e}", self.id)))
+        built.as_ref().map_err(|e| {
+            BackendError::permanent(format!("{}: Azure configuration: {e}", self.id()))
+        })
     }
 
     fn path(&self, key: &Key) -> Result<Path, BackendError> {
-        Path::parse(self.names.object(key)).map_err(|e| {
-            BackendError::permanent(format!("{}: key {key:?} is not a blob path: {e}", self.id))
+        Path::parse(self.common.names().object(key)).map_err(|e| {
+            BackendError::permanent(format!("{}: key {key:?} is not a blob path: {e}", self.id()))
         })
     }
 
     fn map(&self, op: Op, key: &str, e: object_store::Error) -> Mapped {
-        map_error(&self.id, op, key, e, self.credentials_hint)
+        map_error(self.id(), op, key, e, self.credentials_hint)
     }
 }
 
 #[async_trait]
 impl StorageBackend for AzureBackend {
     fn id(&self) -> &str {
-        &self.id
+        self.common.id()
     }
 
     fn name(&self) -> &str {
-        &self.name
+        self.common.name()
     }
 
-    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> BackendResult<()> {
         let path = self.path(key)?;
         let opts = PutOptions {
             mode: match mode {
@@ -487,7 +450,7 @@ impl StorageBackend for AzureBackend {
         }
     }
 
-    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
+    async fn get(&self, key: &Key, max_len: u64) -> BackendResult<Option<Bytes>> {
         let path = self.path(key)?;
         // One byte past the limit: enough to tell a longer blob, never much more. An empty
         // blob cannot satisfy the range: Azure answers 416, mapped to empty.
@@ -514,7 +477,7 @@ impl StorageBackend for AzureBackend {
         Ok(Some(body.finish()))
     }
 
-    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
+    async fn delete(&self, key: &Key) -> BackendResult<()> {
         let path = self.path(key)?;
         match self.store()?.delete(&path).await {
             Ok(()) => Ok(()),
@@ -522,13 +485,9 @@ impl StorageBackend for AzureBackend {
         }
     }
 
-    async fn list_page(
-        &self,
-        prefix: &KeyPrefix,
-        from: ListFrom,
-    ) -> Result<ListPage, BackendError> {
+    async fn list_page(&self, prefix: &KeyPrefix, from: ListFrom) -> BackendResult<ListPage> {
         let start = ListStart::new(from);
-        let full = self.names.prefix(prefix);
+        let full = self.common.names().prefix(prefix);
         // object_store drops a blob whose name equals the listing prefix (it takes it for a
         // directory marker). A valid key never ends in '/', so only a prefix that does not
         // end in '/' can name a blob exactly: ask for one character less and filter below.
@@ -540,7 +499,7 @@ impl StorageBackend for AzureBackend {
         let opts = PaginatedListOptions {
             max_keys: Some(self.page_size),
             // Azure's startFrom (inclusive; Azurite ignores it): the entries are filtered too.
-            offset: start.start_name(&self.names),
+            offset: start.start_name(self.common.names()),
             page_token: start.token.clone(),
             ..PaginatedListOptions::default()
         };
@@ -550,9 +509,7 @@ impl StorageBackend for AzureBackend {
             Err(e) => return Err(self.map(Op::List, prefix.as_str(), e).into_error()),
         };
         let objects = page.result.objects.iter().map(|m| (m.location.as_ref(), m.size));
-        let entries = self.names.entries(&self.id, prefix, start.after.as_ref(), objects);
-        let token = page.page_token.filter(|t| !t.is_empty());
-        Ok(ListPage { entries, next: start.next(token) })
+        Ok(self.common.page(prefix, &start, objects, page.page_token))
     }
 }
 

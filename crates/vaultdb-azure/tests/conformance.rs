@@ -33,12 +33,7 @@ async fn conformance_azure_prefixed_small_pages() {
     };
     let config = AzureConfig::azurite(c).with_prefix("tenant/vault").with_page_size(7);
     let b = AzureBackend::new("azure-small", "Azurite (small pages)", config).unwrap();
-    let caps = Capabilities {
-        pagination_keys: 60,
-        large_object_bytes: 1 << 20,
-        ..Capabilities::default()
-    };
-    vaultdb_testkit::run_all_with(&b, "", &caps).await;
+    vaultdb_testkit::run_all_with(&b, "", &Capabilities::small_pages(60)).await;
 }
 
 #[tokio::test]

@@ -36,8 +36,8 @@ pub mod wipe;
 pub mod xorida;
 
 pub use backend::{
-    BackendError, BackendErrorKind, Key, KeyPrefix, ListEntry, ListFrom, ListPage, PutMode,
-    StorageBackend,
+    BackendError, BackendErrorKind, BackendResult, Key, KeyPrefix, ListEntry, ListFrom, ListPage,
+    PutMode, StorageBackend,
 };
 pub use client::{
     CallPolicy, DeleteResult, GetResult, Health, ListResult, PutResult, ReadStream, RecordMeta,

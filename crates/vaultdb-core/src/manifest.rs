@@ -129,10 +129,7 @@ impl Manifest {
 
 impl fmt::Debug for Manifest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Manifest")
-            .field("id", &format_args!("<{} bytes>", self.id.len()))
-            .field("content_type", &self.content_type)
-            .field("metadata", &format_args!("<{} entries>", self.metadata.len()))
+        crate::record::debug_described(f, "Manifest", &self.id, &self.content_type, &self.metadata)
             .field("total_len", &self.total_len)
             .field("segment_size", &self.segment_size)
             .field("segment_count", &self.segment_count)

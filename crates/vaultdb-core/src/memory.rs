@@ -23,7 +23,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use crate::backend::{
-    BackendError, Key, KeyPrefix, ListEntry, ListFrom, ListPage, PutMode, StorageBackend,
+    BackendError, BackendResult, Key, KeyPrefix, ListEntry, ListFrom, ListPage, PutMode,
+    StorageBackend,
 };
 
 /// The default number of keys per [`list_page`](StorageBackend::list_page) page.
@@ -123,7 +124,7 @@ impl StorageBackend for MemoryBackend {
         &self.name
     }
 
-    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> BackendResult<()> {
         let mut objects = self.lock();
         if mode == PutMode::Create && objects.contains_key(key.as_str()) {
             return Err(BackendError::already_exists(key));
@@ -132,7 +133,7 @@ impl StorageBackend for MemoryBackend {
         Ok(())
     }
 
-    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
+    async fn get(&self, key: &Key, max_len: u64) -> BackendResult<Option<Bytes>> {
         match self.lock().get(key.as_str()) {
             Some(data) if data.len() as u64 > max_len => {
                 Err(BackendError::too_large(key, data.len() as u64, max_len))
@@ -141,16 +142,12 @@ impl StorageBackend for MemoryBackend {
         }
     }
 
-    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
+    async fn delete(&self, key: &Key) -> BackendResult<()> {
         self.lock().remove(key.as_str());
         Ok(())
     }
 
-    async fn list_page(
-        &self,
-        prefix: &KeyPrefix,
-        from: ListFrom,
-    ) -> Result<ListPage, BackendError> {
+    async fn list_page(&self, prefix: &KeyPrefix, from: ListFrom) -> BackendResult<ListPage> {
         let objects = self.lock();
         let prefix = prefix.as_str();
         // Start at the prefix, or strictly after the given key or cursor if that is further.

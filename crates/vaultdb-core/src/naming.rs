@@ -413,10 +413,9 @@ mod tests {
 
     #[test]
     fn ids_pad_to_classes() {
-        assert_eq!(padded_id_len(1), 32);
-        assert_eq!(padded_id_len(31), 32);
-        assert_eq!(padded_id_len(32), 64);
-        assert_eq!(padded_id_len(255), 256);
+        for (len, padded) in [(1, 32), (31, 32), (32, 64), (255, 256)] {
+            assert_eq!(padded_id_len(len), padded, "{len}");
+        }
         for id in ["a", "user-42", "alice@example.com", &"x".repeat(255), "\u{1F600}é"] {
             let p = pad_id(id).unwrap();
             assert_eq!(unpad_id(&p).as_deref(), Some(id));

@@ -54,13 +54,11 @@ mod tests {
     #[test]
     fn padme_examples() {
         // Values from the Padmé paper's reference implementation.
-        assert_eq!(padme(0), 0);
-        assert_eq!(padme(1), 1);
-        assert_eq!(padme(2), 2);
-        assert_eq!(padme(9), 10);
-        assert_eq!(padme(100), 104);
-        assert_eq!(padme(1000), 1024);
-        assert_eq!(padme(1_000_000), 1_015_808);
+        let examples =
+            [(0, 0), (1, 1), (2, 2), (9, 10), (100, 104), (1000, 1024), (1_000_000, 1_015_808)];
+        for (len, padded) in examples {
+            assert_eq!(padme(len), padded, "{len}");
+        }
         for len in 2..100_000usize {
             let p = padme(len);
             assert!(p >= len && (p - len) * 100 <= len * 12, "{len} -> {p}");

@@ -78,18 +78,6 @@ impl Record {
             .map_err(|e| VaultError::ReconstructFailed(format!("record data is not JSON: {e}")))
     }
 
-    /// Sets the content type.
-    pub fn with_content_type(mut self, ct: impl Into<String>) -> Self {
-        self.content_type = Some(ct.into());
-        self
-    }
-
-    /// Adds a metadata entry.
-    pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.metadata.insert(key.into(), value.into());
-        self
-    }
-
     /// The serialized size, for sizing buffers.
     pub fn encoded_len_hint(&self) -> usize {
         let meta: usize = self.metadata.iter().map(|(k, v)| k.len() + v.len() + 10).sum();
@@ -145,13 +133,26 @@ impl Record {
     }
 }
 
+/// `f.debug_struct(name)` with a record's id, content type and metadata as `Debug` shows
+/// them: the content type, and only the sizes of the id and the metadata (both sensitive).
+pub(crate) fn debug_described<'a, 'b: 'a>(
+    f: &'a mut fmt::Formatter<'b>,
+    name: &str,
+    id: &str,
+    content_type: &Option<String>,
+    metadata: &BTreeMap<String, String>,
+) -> fmt::DebugStruct<'a, 'b> {
+    let mut d = f.debug_struct(name);
+    d.field("id", &format_args!("<{} bytes>", id.len()))
+        .field("content_type", content_type)
+        .field("metadata", &format_args!("<{} entries>", metadata.len()));
+    d
+}
+
 impl fmt::Debug for Record {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Record")
-            .field("id", &format_args!("<{} bytes>", self.id.len()))
+        debug_described(f, "Record", &self.id, &self.content_type, &self.metadata)
             .field("data", &format_args!("<{} bytes>", self.data.len()))
-            .field("content_type", &self.content_type)
-            .field("metadata", &format_args!("<{} entries>", self.metadata.len()))
             .finish()
     }
 }
@@ -178,27 +179,38 @@ impl RecordMeta {
     pub fn new(id: impl Into<String>) -> Self {
         Self { id: id.into(), ..Self::default() }
     }
-
-    /// Sets the content type.
-    pub fn with_content_type(mut self, ct: impl Into<String>) -> Self {
-        self.content_type = Some(ct.into());
-        self
-    }
-
-    /// Adds a metadata entry.
-    pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.metadata.insert(key.into(), value.into());
-        self
-    }
 }
+
+/// The setters of what [`Record`] and [`RecordMeta`] both describe: the content type and
+/// metadata entries.
+macro_rules! description_setters {
+    ($t:ty) => {
+        impl $t {
+            /// Sets the content type.
+            pub fn with_content_type(mut self, ct: impl Into<String>) -> Self {
+                self.content_type = Some(ct.into());
+                self
+            }
+
+            /// Adds a metadata entry.
+            pub fn with_metadata(
+                mut self,
+                key: impl Into<String>,
+                value: impl Into<String>,
+            ) -> Self {
+                self.metadata.insert(key.into(), value.into());
+                self
+            }
+        }
+    };
+}
+
+description_setters!(Record);
+description_setters!(RecordMeta);
 
 impl fmt::Debug for RecordMeta {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RecordMeta")
-            .field("id", &format_args!("<{} bytes>", self.id.len()))
-            .field("content_type", &self.content_type)
-            .field("metadata", &format_args!("<{} entries>", self.metadata.len()))
-            .finish()
+        debug_described(f, "RecordMeta", &self.id, &self.content_type, &self.metadata).finish()
     }
 }
 

@@ -14,8 +14,8 @@ use vaultdb_core::{
     VaultDb, VaultDbBuilder, VaultError,
 };
 use vaultdb_testkit::{
-    CorruptMode, Corrupting, CorruptingHandle, Counting, CountingHandle, Failing, FailingHandle,
-    Randomized, Stale, StaleHandle, StaleMode,
+    CorruptMode, CorruptingHandle, CountingHandle, Failing, FailingHandle, MemoryStack, Randomized,
+    StaleHandle, StaleMode,
 };
 
 /// One backend and the handles that steer its faults. Stack (outside in):
@@ -30,17 +30,11 @@ struct Node {
 }
 
 fn node(i: usize) -> Node {
-    let mem = Arc::new(MemoryBackend::new(format!("b{i}"), format!("backend {i}")));
-    let counting = Counting::new(mem.clone());
-    let count = counting.handle();
-    let corrupting = Corrupting::new(counting);
-    let corrupt = corrupting.handle();
-    corrupt.set_enabled(false);
-    let stale = Stale::new(corrupting);
-    let stale_h = stale.handle();
-    let failing = Failing::new(stale);
+    let stack = MemoryStack::new(format!("b{i}"), format!("backend {i}"));
+    let failing = Failing::new(stack.backend);
     let fail = failing.handle();
-    Node { mem, fail, stale: stale_h, corrupt, count, backend: Arc::new(failing) }
+    let MemoryStack { mem, count, corrupt, stale, .. } = stack;
+    Node { mem, fail, stale, corrupt, count, backend: Arc::new(failing) }
 }
 
 fn fast_policy() -> CallPolicy {

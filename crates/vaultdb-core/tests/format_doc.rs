@@ -9,6 +9,7 @@ use vaultdb_core::padding::Padding;
 use vaultdb_core::rng::{CsRng, RandomSource};
 use vaultdb_core::secret::{self, Binding};
 use vaultdb_core::{Record, Threshold, Version, Xorida};
+use vaultdb_testkit::FormatDoc;
 
 /// (label, value) pairs of the worked example, in document order, split on `kernel`.
 fn example(kernel: Kernel) -> Vec<(&'static str, String)> {
@@ -127,29 +128,5 @@ fn worked_example_in_format_md_matches_the_code() {
 
 /// The example computed on `kernel` equals the document's.
 fn check_example(kernel: Kernel) {
-    let values = example(kernel);
-    if std::env::var_os("VAULTDB_PRINT_EXAMPLE").is_some() {
-        for (k, v) in &values {
-            println!("{k}: {v}");
-        }
-    }
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/FORMAT.md"))
-        .expect("docs/FORMAT.md exists");
-    for (label, value) in &values {
-        // Long values are wrapped in the document: join the continuation lines.
-        let start = doc
-            .lines()
-            .position(|l| l.trim_start().starts_with(&format!("{label}:")))
-            .unwrap_or_else(|| panic!("docs/FORMAT.md lacks the example line {label:?}"));
-        let mut text =
-            doc.lines().nth(start).unwrap().trim_start()[label.len() + 1..].trim().to_owned();
-        for l in doc.lines().skip(start + 1) {
-            let l = l.trim();
-            if l.is_empty() || l.contains(':') || l.starts_with("```") {
-                break;
-            }
-            text.push_str(l);
-        }
-        assert_eq!(&text, value, "docs/FORMAT.md example value {label:?} on {}", kernel.isa());
-    }
+    FormatDoc::load().check(&example(kernel), &format!("on {}", kernel.isa()));
 }

@@ -1,4 +1,4 @@
-//! The product brief's integration example in Rust: three backends, 2-of-3, put then get.
+//! README.md's integration example: three backends, 2-of-3, put then get.
 //! First over three memory backends, then over three directories (FsBackend).
 //!
 //! Run: `cargo run -p vaultdb-fs --example quickstart`

@@ -87,7 +87,6 @@
 
 mod keypath;
 
-use std::fmt;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -98,8 +97,8 @@ use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
 use vaultdb_core::backend::MAX_KEY_LEN;
 use vaultdb_core::{
-    BackendError, BackendErrorKind, Key, KeyPrefix, ListEntry, ListFrom, ListPage, PutMode,
-    StorageBackend,
+    BackendError, BackendErrorKind, BackendResult, Key, KeyPrefix, ListEntry, ListFrom, ListPage,
+    PutMode, StorageBackend,
 };
 
 use crate::keypath::{Entry, dir_components, key_components, key_to_relative, parse_name};
@@ -118,6 +117,7 @@ const MAX_DIR_RETRIES: usize = 16;
 
 /// A [`StorageBackend`] that keeps each object in a file under a root directory. See the
 /// [crate docs](crate) for the layout, atomicity and crash-safety.
+#[derive(Debug)]
 pub struct FsBackend {
     id: String,
     name: String,
@@ -327,16 +327,6 @@ impl FsBackend {
     }
 }
 
-impl fmt::Debug for FsBackend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FsBackend")
-            .field("id", &self.id)
-            .field("name", &self.name)
-            .field("root", &self.root)
-            .finish()
-    }
-}
-
 #[async_trait]
 impl StorageBackend for FsBackend {
     fn id(&self) -> &str {
@@ -347,7 +337,7 @@ impl StorageBackend for FsBackend {
         &self.name
     }
 
-    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> BackendResult<()> {
         let path = self.object_path(key);
         let temp = self.write_temp(key.as_str(), &data).await?;
         let created = match self.publish(&temp, &path, mode).await {
@@ -385,7 +375,7 @@ impl StorageBackend for FsBackend {
         Ok(())
     }
 
-    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
+    async fn get(&self, key: &Key, max_len: u64) -> BackendResult<Option<Bytes>> {
         let path = self.object_path(key);
         let key = key.clone();
         tokio::task::spawn_blocking(move || read_object(&path, &key, max_len)).await.map_err(
@@ -393,7 +383,7 @@ impl StorageBackend for FsBackend {
         )?
     }
 
-    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
+    async fn delete(&self, key: &Key) -> BackendResult<()> {
         let path = self.object_path(key);
         match tokio::fs::remove_file(&path).await {
             Ok(()) => {}
@@ -421,11 +411,7 @@ impl StorageBackend for FsBackend {
         Ok(())
     }
 
-    async fn list_page(
-        &self,
-        prefix: &KeyPrefix,
-        from: ListFrom,
-    ) -> Result<ListPage, BackendError> {
+    async fn list_page(&self, prefix: &KeyPrefix, from: ListFrom) -> BackendResult<ListPage> {
         let root = self.root.clone();
         let owned_prefix = prefix.clone();
         let all = tokio::task::spawn_blocking(move || Self::list_sync(&root, &owned_prefix))

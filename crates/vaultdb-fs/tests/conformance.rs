@@ -62,12 +62,7 @@ async fn conformance_fs() {
 async fn conformance_fs_small_pages_current_thread() {
     let (_dir, b) = store().await;
     let b = b.with_page_size(9);
-    let caps = Capabilities {
-        pagination_keys: 100,
-        large_object_bytes: 1 << 20,
-        ..Capabilities::default()
-    };
-    vaultdb_testkit::run_all_with(&b, "small", &caps).await;
+    vaultdb_testkit::run_all_with(&b, "small", &Capabilities::small_pages(100)).await;
     assert_eq!(walk(b.root()), [PathBuf::from(TEMP_DIR)]);
 }
 

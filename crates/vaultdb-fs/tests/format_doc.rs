@@ -11,6 +11,7 @@ use vaultdb_core::naming::{KeySpace, NamingKey, pad_id};
 use vaultdb_core::rng::CsRng;
 use vaultdb_core::{PutMode, StorageBackend, Threshold, Version, Xorida};
 use vaultdb_fs::{FsBackend, TEMP_DIR};
+use vaultdb_testkit::FormatDoc;
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -129,45 +130,13 @@ fn example(backend: &FsBackend) -> Example {
     (out, keys)
 }
 
-/// The value of `label` in the document: the rest of its line, then continuation lines up to
-/// an empty line, a line with a colon or the end of the code block, joined without
-/// separators.
-fn doc_value(doc: &str, label: &str) -> String {
-    let lines: Vec<&str> = doc.lines().collect();
-    let start = lines
-        .iter()
-        .position(|l| l.trim_start().starts_with(&format!("{label}:")))
-        .unwrap_or_else(|| panic!("docs/FORMAT.md lacks the example line {label:?}"));
-    let mut text = lines[start].trim_start()[label.len() + 1..].trim().to_owned();
-    for l in &lines[start + 1..] {
-        let l = l.trim();
-        if l.is_empty() || l.contains(':') || l.starts_with("```") {
-            break;
-        }
-        text.push_str(l);
-    }
-    text
-}
-
 #[tokio::test]
 async fn fs_example_in_format_md_matches_the_code() {
     let dir = tempfile::tempdir().unwrap();
     let backend = FsBackend::open("disk-1", "Local disk 1", dir.path()).await.unwrap();
     let (values, keys) = example(&backend);
-    if std::env::var_os("VAULTDB_PRINT_EXAMPLE").is_some() {
-        for (k, v) in &values {
-            println!("{k}:\n{v}\n");
-        }
-    }
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/FORMAT.md"))
-        .expect("docs/FORMAT.md exists");
-    for (label, value) in &values {
-        assert_eq!(
-            doc_value(&doc, label),
-            value.replace('\n', ""),
-            "docs/FORMAT.md value {label:?} is stale"
-        );
-    }
+    let doc = FormatDoc::load();
+    doc.check(&values, "is stale");
 
     // On disk: a put of each key creates the file at the path the document gives, and the
     // temporary directory is empty again once the puts returned.
@@ -176,7 +145,7 @@ async fn fs_example_in_format_md_matches_the_code() {
         backend.put(&k, key.clone().into_bytes().into(), PutMode::Create).await.unwrap();
     }
     for (key, path_label) in &keys {
-        let path = doc_value(&doc, path_label);
+        let path = doc.value(path_label);
         let file = dir.path().join(Path::new(&path));
         assert_eq!(std::fs::read(&file).ok().as_deref(), Some(key.as_bytes()), "{path}");
     }

@@ -58,21 +58,32 @@ async fn a_wiped_directory_is_restored_by_scrub() {
     assert_eq!(db.list().await.unwrap().ids.len(), ids.len());
 }
 
-/// The path of the one file under `dir` whose name contains `part`.
+/// Every file under `dir`, at any depth, sorted.
 #[cfg(unix)]
-fn find_file(dir: &std::path::Path, part: &str) -> std::path::PathBuf {
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).unwrap() {
             let p = e.unwrap().path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.file_name().unwrap().to_str().unwrap().contains(part) {
-                return p;
+            } else {
+                out.push(p);
             }
         }
     }
-    panic!("no file named *{part}* under {}", dir.display())
+    out.sort();
+    out
+}
+
+/// The path of a file under `dir` whose name contains `part`.
+#[cfg(unix)]
+fn find_file(dir: &std::path::Path, part: &str) -> std::path::PathBuf {
+    files_under(dir)
+        .into_iter()
+        .find(|p| p.file_name().unwrap().to_str().unwrap().contains(part))
+        .unwrap_or_else(|| panic!("no file named *{part}* under {}", dir.display()))
 }
 
 #[cfg(unix)]
@@ -112,20 +123,7 @@ async fn special_files_cost_their_backend_only() {
 /// The share files (`*.o`) under `dir`, sorted.
 #[cfg(unix)]
 fn share_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "o") {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
+    files_under(dir).into_iter().filter(|p| p.extension().is_some_and(|x| x == "o")).collect()
 }
 
 /// How long a read may take before the test calls it hung (generous: a loaded machine).

@@ -55,23 +55,27 @@ mod tests {
     #[test]
     fn statuses_map_to_kinds() {
         use BackendErrorKind::*;
-        let kind = Class::Kind;
-        let create = Op::Put(PutMode::Create);
-        let over = Op::Put(PutMode::Overwrite);
-        assert_eq!(classify(Op::Get, 404, "No such object: b/k"), Class::NotFound);
-        assert_eq!(classify(Op::Delete, 404, ""), Class::NotFound);
-        assert_eq!(classify(Op::Get, 404, "The specified bucket does not exist."), kind(Permanent));
-        assert_eq!(classify(Op::List, 404, "Not Found"), kind(Permanent));
-        assert_eq!(classify(create, 404, ""), kind(Permanent));
-        assert_eq!(classify(Op::Get, 416, "Requested range not satisfiable"), Class::Empty);
-        assert_eq!(classify(create, 412, "conditionNotMet"), kind(AlreadyExists));
-        assert_eq!(classify(over, 412, ""), kind(Other));
-        assert_eq!(classify(over, 409, ""), kind(Transient));
-        assert_eq!(classify(Op::Get, 401, ""), kind(Permanent));
-        assert_eq!(classify(Op::Get, 403, ""), kind(Permanent));
-        assert_eq!(classify(Op::Get, 429, ""), kind(Transient));
-        assert_eq!(classify(Op::Get, 503, ""), kind(Transient));
-        assert_eq!(classify(Op::Get, 500, ""), kind(Transient));
-        assert_eq!(classify(Op::Get, 400, "invalid"), kind(Other));
+        use Class::Kind;
+        use PutMode::*;
+        let cases = [
+            (Op::Get, 404, "No such object: b/k", Class::NotFound),
+            (Op::Delete, 404, "", Class::NotFound),
+            (Op::Get, 404, "The specified bucket does not exist.", Kind(Permanent)),
+            (Op::List, 404, "Not Found", Kind(Permanent)),
+            (Op::Put(Create), 404, "", Kind(Permanent)),
+            (Op::Get, 416, "Requested range not satisfiable", Class::Empty),
+            (Op::Put(Create), 412, "conditionNotMet", Kind(AlreadyExists)),
+            (Op::Put(Overwrite), 412, "", Kind(Other)),
+            (Op::Put(Overwrite), 409, "", Kind(Transient)),
+            (Op::Get, 401, "", Kind(Permanent)),
+            (Op::Get, 403, "", Kind(Permanent)),
+            (Op::Get, 429, "", Kind(Transient)),
+            (Op::Get, 503, "", Kind(Transient)),
+            (Op::Get, 500, "", Kind(Transient)),
+            (Op::Get, 400, "invalid", Kind(Other)),
+        ];
+        for (op, status, message, want) in cases {
+            assert_eq!(classify(op, status, message), want, "{op:?} {status} {message:?}");
+        }
     }
 }

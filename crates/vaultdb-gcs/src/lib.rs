@@ -20,8 +20,10 @@ use gcloud_storage::http::objects::list::ListObjectsRequest;
 use gcloud_storage::http::objects::upload::{UploadObjectRequest, UploadType};
 use tokio::sync::OnceCell;
 use vaultdb_core::backend::http::{BoundedBody, Op};
-use vaultdb_core::backend::{ListStart, ObjectNames};
-use vaultdb_core::{BackendError, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend};
+use vaultdb_core::backend::{CloudCommon, ListStart, ObjectNames};
+use vaultdb_core::{
+    BackendError, BackendResult, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend,
+};
 
 use crate::error::map_error;
 
@@ -45,7 +47,7 @@ pub const DEFAULT_PAGE_SIZE: usize = 1000;
 /// let emu = GcsConfig::emulator("http://127.0.0.1:4443", "vaultdb-test");
 /// # let _ = (prod, sa, emu);
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct GcsConfig {
     /// The bucket. It must exist: the backend never creates buckets.
@@ -89,30 +91,6 @@ impl GcsConfig {
         }
     }
 
-    /// Sets [`prefix`](Self::prefix).
-    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// Sets [`credentials`](Self::credentials).
-    pub fn with_credentials(mut self, credentials: GcsCredentials) -> Self {
-        self.credentials = credentials;
-        self
-    }
-
-    /// Sets [`endpoint`](Self::endpoint).
-    pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
-        self.endpoint = endpoint.into();
-        self
-    }
-
-    /// Sets [`page_size`](Self::page_size).
-    pub fn with_page_size(mut self, keys: usize) -> Self {
-        self.page_size = keys;
-        self
-    }
-
     fn names(&self) -> Result<ObjectNames, BackendError> {
         if self.bucket.is_empty() {
             return Err(BackendError::permanent("GCS configuration: the bucket is empty"));
@@ -132,18 +110,12 @@ impl GcsConfig {
     }
 }
 
-impl fmt::Debug for GcsConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GcsConfig")
-            .field("bucket", &self.bucket)
-            .field("prefix", &self.prefix)
-            .field("endpoint", &self.endpoint)
-            .field("credentials", &self.credentials)
-            .field("allow_http", &self.allow_http)
-            .field("page_size", &self.page_size)
-            .finish()
-    }
-}
+vaultdb_core::config_setters!(GcsConfig {
+    with_prefix(prefix: impl Into<String>) => prefix.into(),
+    with_credentials(credentials: GcsCredentials),
+    with_endpoint(endpoint: impl Into<String>) => endpoint.into(),
+    with_page_size(page_size: usize),
+});
 
 /// How a [`GcsBackend`] authenticates.
 #[derive(Clone, Default)]
@@ -176,24 +148,20 @@ impl fmt::Debug for GcsCredentials {
 /// A [`StorageBackend`] on one Google Cloud Storage bucket, over the JSON API. See the
 /// [crate docs](crate).
 pub struct GcsBackend {
-    id: String,
-    name: String,
+    common: CloudCommon,
     credentials: GcsCredentials,
     /// The client, built (credentials loaded, token source set up) on first use.
     client: OnceCell<Client>,
     bucket: String,
-    names: ObjectNames,
     endpoint: String,
     page_size: i32,
 }
 
 impl fmt::Debug for GcsBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GcsBackend")
-            .field("id", &self.id)
-            .field("name", &self.name)
+        self.common
+            .debug_struct(f, "GcsBackend")
             .field("bucket", &self.bucket)
-            .field("prefix", &self.names.root())
             .field("endpoint", &self.endpoint)
             .field("credentials", &self.credentials)
             .finish_non_exhaustive()
@@ -216,12 +184,10 @@ impl GcsBackend {
         let names = config.names()?;
         let endpoint = config.checked_endpoint()?;
         Ok(Self {
-            id: id.into(),
-            name: name.into(),
+            common: CloudCommon::new(id, name, names),
             credentials: config.credentials,
             client: OnceCell::new(),
             bucket: config.bucket,
-            names,
             endpoint,
             page_size: config.page_size.clamp(1, 1000) as i32,
         })
@@ -234,7 +200,7 @@ impl GcsBackend {
 
     /// The key prefix inside the bucket (empty, or ending in `/`).
     pub fn prefix(&self) -> &str {
-        self.names.root()
+        self.common.names().root()
     }
 
     /// The underlying `gcloud-storage` client (for administration such as creating the
@@ -251,7 +217,7 @@ impl GcsBackend {
         let base =
             ClientConfig { storage_endpoint: self.endpoint.clone(), ..ClientConfig::default() };
         let auth_error = |e: &dyn fmt::Display| {
-            BackendError::permanent(format!("{}: loading GCS credentials failed: {e}", self.id))
+            BackendError::permanent(format!("{}: loading GCS credentials failed: {e}", self.id()))
         };
         let config = match &self.credentials {
             GcsCredentials::Anonymous => base.anonymous(),
@@ -274,14 +240,14 @@ impl GcsBackend {
 #[async_trait]
 impl StorageBackend for GcsBackend {
     fn id(&self) -> &str {
-        &self.id
+        self.common.id()
     }
 
     fn name(&self) -> &str {
-        &self.name
+        self.common.name()
     }
 
-    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> BackendResult<()> {
         // Always a multipart upload (metadata + media in one request): fake-gcs-server
         // honours ifGenerationMatch only there, and one code path is simpler anyway.
         let req = UploadObjectRequest {
@@ -290,19 +256,19 @@ impl StorageBackend for GcsBackend {
             ..Default::default()
         };
         let meta = Object {
-            name: self.names.object(key),
+            name: self.common.names().object(key),
             content_type: Some("application/octet-stream".to_owned()),
             ..Default::default()
         };
         let upload = UploadType::Multipart(Box::new(meta));
         match self.client().await?.upload_object(&req, data, &upload).await {
             Ok(_) => Ok(()),
-            Err(e) => Err(map_error(&self.id, Op::Put(mode), key.as_str(), e).into_error()),
+            Err(e) => Err(map_error(self.id(), Op::Put(mode), key.as_str(), e).into_error()),
         }
     }
 
-    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
-        let object = self.names.object(key);
+    async fn get(&self, key: &Key, max_len: u64) -> BackendResult<Option<Bytes>> {
+        let object = self.common.names().object(key);
         let req = GetObjectRequest { bucket: self.bucket.clone(), object, ..Default::default() };
         // No Range header: the body is read as it streams in and dropped (with its
         // connection) once it holds more than `max_len` bytes, so memory stays bounded by the
@@ -312,50 +278,46 @@ impl StorageBackend for GcsBackend {
         let client = self.client().await?;
         let mut stream = match client.download_streamed_object(&req, &range).await {
             Ok(stream) => Box::pin(stream),
-            Err(e) => return map_error(&self.id, Op::Get, key.as_str(), e).into_get(),
+            Err(e) => return map_error(self.id(), Op::Get, key.as_str(), e).into_get(),
         };
         let mut body = BoundedBody::new(max_len);
         while let Some(chunk) = stream.next().await {
             let chunk =
-                chunk.map_err(|e| map_error(&self.id, Op::Get, key.as_str(), e).into_error())?;
+                chunk.map_err(|e| map_error(self.id(), Op::Get, key.as_str(), e).into_error())?;
             body.push(key, chunk)?;
         }
         Ok(Some(body.finish()))
     }
 
-    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
-        let object = self.names.object(key);
+    async fn delete(&self, key: &Key) -> BackendResult<()> {
+        let object = self.common.names().object(key);
         let req = DeleteObjectRequest { bucket: self.bucket.clone(), object, ..Default::default() };
         match self.client().await?.delete_object(&req).await {
             Ok(()) => Ok(()),
-            Err(e) => map_error(&self.id, Op::Delete, key.as_str(), e).into_delete(),
+            Err(e) => map_error(self.id(), Op::Delete, key.as_str(), e).into_delete(),
         }
     }
 
-    async fn list_page(
-        &self,
-        prefix: &KeyPrefix,
-        from: ListFrom,
-    ) -> Result<ListPage, BackendError> {
+    async fn list_page(&self, prefix: &KeyPrefix, from: ListFrom) -> BackendResult<ListPage> {
         let start = ListStart::new(from);
         let req = ListObjectsRequest {
             bucket: self.bucket.clone(),
-            prefix: Some(self.names.prefix(prefix)),
+            prefix: Some(self.common.names().prefix(prefix)),
             // Inclusive: the key itself is dropped with the others at or before it.
-            start_offset: start.start_name(&self.names),
+            start_offset: start.start_name(self.common.names()),
             page_token: start.token.clone(),
             max_results: Some(self.page_size),
             ..Default::default()
         };
         let out = match self.client().await?.list_objects(&req).await {
             Ok(out) => out,
-            Err(e) => return Err(map_error(&self.id, Op::List, prefix.as_str(), e).into_error()),
+            Err(e) => {
+                return Err(map_error(self.id(), Op::List, prefix.as_str(), e).into_error());
+            }
         };
         let items = out.items.unwrap_or_default();
         let objects = items.iter().map(|o| (o.name.as_str(), u64::try_from(o.size).unwrap_or(0)));
-        let entries = self.names.entries(&self.id, prefix, start.after.as_ref(), objects);
-        let token = out.next_page_token.filter(|t| !t.is_empty());
-        Ok(ListPage { entries, next: start.next(token) })
+        Ok(self.common.page(prefix, &start, objects, out.next_page_token))
     }
 }
 

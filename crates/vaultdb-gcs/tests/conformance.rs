@@ -40,12 +40,7 @@ async fn conformance_gcs_prefixed_small_pages() {
     let config = GcsConfig::emulator(ep, bucket()).with_prefix("tenant/vault").with_page_size(7);
     let b = backend("gcs-small", config);
     assert_eq!(b.prefix(), "tenant/vault/");
-    let caps = Capabilities {
-        pagination_keys: 60,
-        large_object_bytes: 1 << 20,
-        ..Capabilities::default()
-    };
-    vaultdb_testkit::run_all_with(&b, "", &caps).await;
+    vaultdb_testkit::run_all_with(&b, "", &Capabilities::small_pages(60)).await;
 }
 
 #[tokio::test]

@@ -62,16 +62,9 @@ impl Emulators {
 
     /// S3 (moto) under `prefix`.
     pub fn s3(&self, prefix: &str) -> Result<S3Backend, BackendError> {
-        let config = S3Config::new(self.s3_bucket.clone())
-            .with_endpoint(self.s3.clone())
-            .with_allow_http(true)
-            .with_path_style(true)
+        let config = S3Config::emulator(self.s3.clone(), self.s3_bucket.clone())
             .with_prefix(prefix)
-            .with_credentials(S3Credentials::Static {
-                access_key_id: "testing".into(),
-                secret_access_key: "testing".into(),
-                session_token: None,
-            });
+            .with_credentials(S3Credentials::key_pair("testing", "testing"));
         S3Backend::new("aws", "S3 (moto)", config)
     }
 

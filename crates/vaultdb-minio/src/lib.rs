@@ -55,32 +55,10 @@ impl MinioConfig {
             bucket: bucket.into(),
             prefix: String::new(),
             region: "us-east-1".into(),
-            credentials: S3Credentials::Static {
-                access_key_id: access_key.into(),
-                secret_access_key: secret_key.into(),
-                session_token: None,
-            },
+            credentials: S3Credentials::key_pair(access_key, secret_key),
             allow_http: false,
             page_size: vaultdb_s3::DEFAULT_PAGE_SIZE,
         }
-    }
-
-    /// Sets [`prefix`](Self::prefix).
-    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// Sets [`allow_http`](Self::allow_http).
-    pub fn with_allow_http(mut self, on: bool) -> Self {
-        self.allow_http = on;
-        self
-    }
-
-    /// Sets [`page_size`](Self::page_size).
-    pub fn with_page_size(mut self, keys: usize) -> Self {
-        self.page_size = keys;
-        self
     }
 
     /// The [`S3Config`] this preset stands for.
@@ -98,6 +76,12 @@ impl MinioConfig {
             .with_page_size(self.page_size))
     }
 }
+
+vaultdb_core::config_setters!(MinioConfig {
+    with_prefix(prefix: impl Into<String>) => prefix.into(),
+    with_allow_http(allow_http: bool),
+    with_page_size(page_size: usize),
+});
 
 impl fmt::Debug for MinioConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -76,46 +76,10 @@ impl S3Config {
         }
     }
 
-    /// Sets [`prefix`](Self::prefix).
-    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// Sets [`region`](Self::region).
-    pub fn with_region(mut self, region: impl Into<String>) -> Self {
-        self.region = region.into();
-        self
-    }
-
-    /// Sets [`endpoint`](Self::endpoint).
-    pub fn with_endpoint(mut self, endpoint: impl Into<String>) -> Self {
-        self.endpoint = Some(endpoint.into());
-        self
-    }
-
-    /// Sets [`force_path_style`](Self::force_path_style).
-    pub fn with_path_style(mut self, on: bool) -> Self {
-        self.force_path_style = on;
-        self
-    }
-
-    /// Sets [`allow_http`](Self::allow_http).
-    pub fn with_allow_http(mut self, on: bool) -> Self {
-        self.allow_http = on;
-        self
-    }
-
-    /// Sets [`credentials`](Self::credentials).
-    pub fn with_credentials(mut self, credentials: S3Credentials) -> Self {
-        self.credentials = credentials;
-        self
-    }
-
-    /// Sets [`page_size`](Self::page_size).
-    pub fn with_page_size(mut self, keys: usize) -> Self {
-        self.page_size = keys;
-        self
+    /// A configuration for `bucket` on an S3-compatible emulator or test server at `endpoint`
+    /// (moto, s3s-fs, MinIO): buckets addressed by path, plain `http://` accepted.
+    pub fn emulator(endpoint: impl Into<String>, bucket: impl Into<String>) -> Self {
+        Self::new(bucket).with_endpoint(endpoint).with_path_style(true).with_allow_http(true)
     }
 
     /// The object names under the bucket and prefix, once both are checked.
@@ -150,6 +114,16 @@ impl S3Config {
         )))
     }
 }
+
+vaultdb_core::config_setters!(S3Config {
+    with_prefix(prefix: impl Into<String>) => prefix.into(),
+    with_region(region: impl Into<String>) => region.into(),
+    with_endpoint(endpoint: impl Into<String>) => Some(endpoint.into()),
+    with_path_style(force_path_style: bool),
+    with_allow_http(allow_http: bool),
+    with_credentials(credentials: S3Credentials),
+    with_page_size(page_size: usize),
+});
 
 impl fmt::Debug for S3Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -203,6 +177,18 @@ impl fmt::Debug for S3Credentials {
 }
 
 impl S3Credentials {
+    /// A fixed key pair without a session token.
+    pub fn key_pair(
+        access_key_id: impl Into<String>,
+        secret_access_key: impl Into<String>,
+    ) -> Self {
+        Self::Static {
+            access_key_id: access_key_id.into(),
+            secret_access_key: secret_access_key.into(),
+            session_token: None,
+        }
+    }
+
     /// The credentials provider for the SDK.
     pub(crate) async fn provider(
         &self,

@@ -89,30 +89,34 @@ mod tests {
     #[test]
     fn statuses_and_codes_map_to_kinds() {
         use BackendErrorKind::*;
-        let kind = Class::Kind;
-        let create = Op::Put(PutMode::Create);
-        let over = Op::Put(PutMode::Overwrite);
-        assert_eq!(classify(Op::Get, 404, Some("NoSuchKey")), Class::NotFound);
-        assert_eq!(classify(Op::Get, 404, None), Class::NotFound);
-        assert_eq!(classify(Op::Delete, 404, Some("NoSuchKey")), Class::NotFound);
-        assert_eq!(classify(Op::Get, 404, Some("NoSuchBucket")), kind(Permanent));
-        assert_eq!(classify(Op::List, 404, Some("NoSuchBucket")), kind(Permanent));
-        assert_eq!(classify(Op::Get, 404, Some("NoSuchVersion")), kind(Permanent));
-        assert_eq!(classify(Op::Get, 416, Some("InvalidRange")), Class::Empty);
-        assert_eq!(classify(create, 412, Some("PreconditionFailed")), kind(AlreadyExists));
-        assert_eq!(classify(create, 409, Some("ConditionalRequestConflict")), kind(AlreadyExists));
-        assert_eq!(classify(over, 409, Some("OperationAborted")), kind(Transient));
-        assert_eq!(classify(over, 412, None), kind(Other));
-        assert_eq!(classify(Op::Get, 403, Some("AccessDenied")), kind(Permanent));
-        assert_eq!(classify(Op::Get, 401, None), kind(Permanent));
-        assert_eq!(classify(Op::Get, 400, Some("AuthorizationHeaderMalformed")), kind(Permanent));
-        assert_eq!(classify(Op::Get, 301, Some("PermanentRedirect")), kind(Permanent));
-        assert_eq!(classify(create, 501, Some("NotImplemented")), kind(Permanent));
-        assert_eq!(classify(Op::Get, 503, Some("SlowDown")), kind(Transient));
-        assert_eq!(classify(Op::Get, 429, None), kind(Transient));
-        assert_eq!(classify(Op::Get, 500, Some("InternalError")), kind(Transient));
-        assert_eq!(classify(Op::Get, 502, None), kind(Transient));
-        assert_eq!(classify(Op::Get, 400, Some("RequestTimeout")), kind(Transient));
-        assert_eq!(classify(Op::Get, 400, Some("InvalidArgument")), kind(Other));
+        use Class::Kind;
+        use PutMode::*;
+        let cases = [
+            (Op::Get, 404, Some("NoSuchKey"), Class::NotFound),
+            (Op::Get, 404, None, Class::NotFound),
+            (Op::Delete, 404, Some("NoSuchKey"), Class::NotFound),
+            (Op::Get, 404, Some("NoSuchBucket"), Kind(Permanent)),
+            (Op::List, 404, Some("NoSuchBucket"), Kind(Permanent)),
+            (Op::Get, 404, Some("NoSuchVersion"), Kind(Permanent)),
+            (Op::Get, 416, Some("InvalidRange"), Class::Empty),
+            (Op::Put(Create), 412, Some("PreconditionFailed"), Kind(AlreadyExists)),
+            (Op::Put(Create), 409, Some("ConditionalRequestConflict"), Kind(AlreadyExists)),
+            (Op::Put(Overwrite), 409, Some("OperationAborted"), Kind(Transient)),
+            (Op::Put(Overwrite), 412, None, Kind(Other)),
+            (Op::Get, 403, Some("AccessDenied"), Kind(Permanent)),
+            (Op::Get, 401, None, Kind(Permanent)),
+            (Op::Get, 400, Some("AuthorizationHeaderMalformed"), Kind(Permanent)),
+            (Op::Get, 301, Some("PermanentRedirect"), Kind(Permanent)),
+            (Op::Put(Create), 501, Some("NotImplemented"), Kind(Permanent)),
+            (Op::Get, 503, Some("SlowDown"), Kind(Transient)),
+            (Op::Get, 429, None, Kind(Transient)),
+            (Op::Get, 500, Some("InternalError"), Kind(Transient)),
+            (Op::Get, 502, None, Kind(Transient)),
+            (Op::Get, 400, Some("RequestTimeout"), Kind(Transient)),
+            (Op::Get, 400, Some("InvalidArgument"), Kind(Other)),
+        ];
+        for (op, status, code, want) in cases {
+            assert_eq!(classify(op, status, code), want, "{op:?} {status} {code:?}");
+        }
     }
 }

@@ -17,9 +17,10 @@ use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use tokio::sync::OnceCell;
 use vaultdb_core::backend::http::{BoundedBody, Op};
-use vaultdb_core::backend::{ListStart, ObjectNames};
+use vaultdb_core::backend::{CloudCommon, ListStart};
 use vaultdb_core::{
-    BackendError, BackendErrorKind, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend,
+    BackendError, BackendErrorKind, BackendResult, Key, KeyPrefix, ListFrom, ListPage, PutMode,
+    StorageBackend,
 };
 
 pub use crate::config::{DEFAULT_PAGE_SIZE, S3Config, S3Credentials};
@@ -28,23 +29,19 @@ use crate::error::map_error;
 /// A [`StorageBackend`] on one S3 bucket (and an optional key prefix inside it). See the
 /// [crate docs](crate) for configuration, permissions and error mapping.
 pub struct S3Backend {
-    id: String,
-    name: String,
+    common: CloudCommon,
     config: S3Config,
     /// The SDK client, built (and its credentials provider set up) on first use.
     client: OnceCell<Client>,
-    names: ObjectNames,
     page_size: i32,
 }
 
 impl fmt::Debug for S3Backend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The SDK client is left out: it holds the credentials provider.
-        f.debug_struct("S3Backend")
-            .field("id", &self.id)
-            .field("name", &self.name)
+        self.common
+            .debug_struct(f, "S3Backend")
             .field("bucket", &self.config.bucket)
-            .field("prefix", &self.names.root())
             .field("endpoint", &self.config.endpoint.as_deref().map(config::redact_url))
             .finish_non_exhaustive()
     }
@@ -70,12 +67,10 @@ impl S3Backend {
         let names = config.names()?;
         config.check_endpoint()?;
         Ok(Self {
-            id: id.into(),
-            name: name.into(),
+            common: CloudCommon::new(id, name, names),
             page_size: config.page_size.clamp(1, 1000) as i32,
             config,
             client: OnceCell::new(),
-            names,
         })
     }
 
@@ -86,7 +81,12 @@ impl S3Backend {
 
     /// The key prefix inside the bucket (empty, or ending in `/`).
     pub fn prefix(&self) -> &str {
-        self.names.root()
+        self.common.names().root()
+    }
+
+    /// The object name of `key`.
+    fn object(&self, key: &Key) -> String {
+        self.common.names().object(key)
     }
 
     /// The underlying SDK client (for administration such as creating the bucket in tests),
@@ -99,7 +99,7 @@ impl S3Backend {
         self.client
             .get_or_try_init(|| build_client(&self.config))
             .await
-            .map_err(|e| BackendError::new(e.kind(), format!("{}: {}", self.id, e.message())))
+            .map_err(|e| BackendError::new(e.kind(), format!("{}: {}", self.id(), e.message())))
     }
 }
 
@@ -158,35 +158,29 @@ fn declared_size(content_range: Option<&str>, content_length: Option<i64>) -> Op
 #[async_trait]
 impl StorageBackend for S3Backend {
     fn id(&self) -> &str {
-        &self.id
+        self.common.id()
     }
 
     fn name(&self) -> &str {
-        &self.name
+        self.common.name()
     }
 
-    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> BackendResult<()> {
         let len = data.len() as i64;
-        let mut req = self
-            .client()
-            .await?
-            .put_object()
-            .bucket(self.bucket())
-            .key(self.names.object(key))
-            .content_length(len)
-            .body(ByteStream::from(data));
+        let client = self.client().await?;
+        let mut req = client.put_object().bucket(self.bucket()).key(self.object(key));
+        req = req.content_length(len).body(ByteStream::from(data));
         if mode == PutMode::Create {
             req = req.if_none_match("*");
         }
         match req.send().await {
             Ok(_) => Ok(()),
-            Err(e) => Err(map_error(&self.id, Op::Put(mode), key.as_str(), e).into_error()),
+            Err(e) => Err(map_error(self.id(), Op::Put(mode), key.as_str(), e).into_error()),
         }
     }
 
-    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
-        let mut req =
-            self.client().await?.get_object().bucket(self.bucket()).key(self.names.object(key));
+    async fn get(&self, key: &Key, max_len: u64) -> BackendResult<Option<Bytes>> {
+        let mut req = self.client().await?.get_object().bucket(self.bucket()).key(self.object(key));
         if max_len < u64::MAX {
             // One byte past the limit: enough to tell a longer object, never much more. An
             // empty object cannot satisfy the range: S3 answers 416, mapped to empty.
@@ -194,43 +188,39 @@ impl StorageBackend for S3Backend {
         }
         let out = match req.send().await {
             Ok(out) => out,
-            Err(e) => return map_error(&self.id, Op::Get, key.as_str(), e).into_get(),
+            Err(e) => return map_error(self.id(), Op::Get, key.as_str(), e).into_get(),
         };
         let mut body = BoundedBody::new(max_len);
         body.check_declared(key, declared_size(out.content_range(), out.content_length()))?;
         let mut stream = out.body;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| {
-                BackendError::transient(format!("{}: reading the body of {key:?} failed", self.id))
-                    .with_source(e)
+                BackendError::transient(format!(
+                    "{}: reading the body of {key:?} failed",
+                    self.id()
+                ))
+                .with_source(e)
             })?;
             body.push(key, chunk)?;
         }
         Ok(Some(body.finish()))
     }
 
-    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
+    async fn delete(&self, key: &Key) -> BackendResult<()> {
         let req = self.client().await?.delete_object().bucket(self.bucket());
-        match req.key(self.names.object(key)).send().await {
+        match req.key(self.object(key)).send().await {
             Ok(_) => Ok(()),
-            Err(e) => map_error(&self.id, Op::Delete, key.as_str(), e).into_delete(),
+            Err(e) => map_error(self.id(), Op::Delete, key.as_str(), e).into_delete(),
         }
     }
 
-    async fn list_page(
-        &self,
-        prefix: &KeyPrefix,
-        from: ListFrom,
-    ) -> Result<ListPage, BackendError> {
+    async fn list_page(&self, prefix: &KeyPrefix, from: ListFrom) -> BackendResult<ListPage> {
         let start = ListStart::new(from);
-        let mut req = self
-            .client()
-            .await?
-            .list_objects_v2()
-            .bucket(self.bucket())
-            .prefix(self.names.prefix(prefix))
-            .max_keys(self.page_size);
-        if let Some(name) = start.start_name(&self.names) {
+        let client = self.client().await?;
+        let names = self.common.names();
+        let mut req = client.list_objects_v2().bucket(self.bucket()).prefix(names.prefix(prefix));
+        req = req.max_keys(self.page_size);
+        if let Some(name) = start.start_name(names) {
             req = req.start_after(name);
         }
         if let Some(token) = &start.token {
@@ -238,13 +228,14 @@ impl StorageBackend for S3Backend {
         }
         let out = match req.send().await {
             Ok(out) => out,
-            Err(e) => return Err(map_error(&self.id, Op::List, prefix.as_str(), e).into_error()),
+            Err(e) => {
+                return Err(map_error(self.id(), Op::List, prefix.as_str(), e).into_error());
+            }
         };
         let objects = out.contents().iter().filter_map(|o| {
             let size = o.size().and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
             Some((o.key()?, size))
         });
-        let entries = self.names.entries(&self.id, prefix, start.after.as_ref(), objects);
         let token = if out.is_truncated() == Some(true) {
             match out.next_continuation_token() {
                 Some(t) if !t.is_empty() => Some(t.to_owned()),
@@ -253,7 +244,7 @@ impl StorageBackend for S3Backend {
                         BackendErrorKind::Other,
                         format!(
                             "{}: listing {prefix:?} is truncated but has no continuation token",
-                            self.id
+                            self.id()
                         ),
                     ));
                 }
@@ -261,7 +252,7 @@ impl StorageBackend for S3Backend {
         } else {
             None
         };
-        Ok(ListPage { entries, next: start.next(token) })
+        Ok(self.common.page(prefix, &start, objects, token))
     }
 }
 
@@ -307,14 +298,8 @@ mod tests {
     async fn construction_sends_nothing_and_calls_fail_one_by_one() {
         // Nothing listens on port 1: building the backend succeeds, each call fails with a
         // connection error the client may retry.
-        let config = S3Config::new("b")
-            .with_endpoint("http://127.0.0.1:1")
-            .with_allow_http(true)
-            .with_credentials(S3Credentials::Static {
-                access_key_id: "k".into(),
-                secret_access_key: "s".into(),
-                session_token: None,
-            });
+        let config = S3Config::emulator("http://127.0.0.1:1", "b")
+            .with_credentials(S3Credentials::key_pair("k", "s"));
         let b = S3Backend::new("down", "down", config).unwrap();
         let key = Key::new("k").unwrap();
         let e = b.get(&key, 10).await.unwrap_err();

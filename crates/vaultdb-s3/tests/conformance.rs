@@ -15,16 +15,12 @@ fn config(prefix: &str) -> Option<S3Config> {
     let endpoint = env::var("VAULTDB_TEST_S3_ENDPOINT").ok()?;
     let var = |name: &str, default: &str| env::var(name).unwrap_or_else(|_| default.into());
     Some(
-        S3Config::new(var("VAULTDB_TEST_S3_BUCKET", "vaultdb-test"))
-            .with_endpoint(endpoint)
-            .with_allow_http(true)
-            .with_path_style(true)
+        S3Config::emulator(endpoint, var("VAULTDB_TEST_S3_BUCKET", "vaultdb-test"))
             .with_prefix(prefix)
-            .with_credentials(S3Credentials::Static {
-                access_key_id: var("VAULTDB_TEST_S3_ACCESS_KEY", "testing"),
-                secret_access_key: var("VAULTDB_TEST_S3_SECRET_KEY", "testing"),
-                session_token: None,
-            }),
+            .with_credentials(S3Credentials::key_pair(
+                var("VAULTDB_TEST_S3_ACCESS_KEY", "testing"),
+                var("VAULTDB_TEST_S3_SECRET_KEY", "testing"),
+            )),
     )
 }
 
@@ -50,12 +46,8 @@ async fn conformance_s3_with_key_prefix_and_small_pages() {
     assert_eq!(b.prefix(), "tenant-a/vault/");
     let small_config = config("tenant-b").expect("set").with_page_size(7);
     let small = S3Backend::new("s3-small", "S3 (small pages)", small_config).unwrap();
-    let caps = vaultdb_testkit::Capabilities {
-        pagination_keys: 120,
-        large_object_bytes: 1 << 20,
-        ..vaultdb_testkit::Capabilities::default()
-    };
-    vaultdb_testkit::run_all_with(&small, "", &caps).await;
+    vaultdb_testkit::run_all_with(&small, "", &vaultdb_testkit::Capabilities::small_pages(120))
+        .await;
     // A backend sees only the keys under its own prefix.
     let only = k("only-in-a");
     b.put(&only, "x".into(), PutMode::Create).await.unwrap();
@@ -89,15 +81,8 @@ async fn unreachable_endpoint_is_transient() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);
-    let config = S3Config::new("b")
-        .with_endpoint(format!("http://127.0.0.1:{port}"))
-        .with_allow_http(true)
-        .with_path_style(true)
-        .with_credentials(S3Credentials::Static {
-            access_key_id: "k".into(),
-            secret_access_key: "s".into(),
-            session_token: None,
-        });
+    let config = S3Config::emulator(format!("http://127.0.0.1:{port}"), "b")
+        .with_credentials(S3Credentials::key_pair("k", "s"));
     let b = S3Backend::new("down", "down", config).unwrap();
     let e = b.get(&k("k"), 10).await.unwrap_err();
     assert_eq!(e.kind(), BackendErrorKind::Transient, "{e}");

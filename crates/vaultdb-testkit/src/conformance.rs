@@ -39,6 +39,15 @@ impl Default for Capabilities {
     }
 }
 
+impl Capabilities {
+    /// The full contract, checked quickly on a backend configured with small listing pages:
+    /// [`list_pagination_of`] writes `keys` keys (a few pages' worth) and
+    /// [`large_object_of`] a 1 MiB object.
+    pub fn small_pages(keys: usize) -> Self {
+        Self { pagination_keys: keys, large_object_bytes: 1 << 20, ..Self::default() }
+    }
+}
+
 /// Keys written by [`list_pagination`]: more than one page of 1000.
 const DEFAULT_PAGINATION_KEYS: usize = 1100;
 /// Size of the object written by [`large_object`]: 8 MiB.

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use bytes::Bytes;
 use vaultdb_core::backend::{BackendError, Key, StorageBackend};
 
-use crate::forward_backend;
+use crate::{forward_backend, handle_debug};
 
 /// How [`Corrupting`] alters the bytes `get` returns. An empty object cannot be altered in
 /// place, so in every mode it comes back as the single byte `0x01`.
@@ -146,15 +146,7 @@ impl CorruptingHandle {
     }
 }
 
-impl fmt::Debug for CorruptingHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CorruptingHandle")
-            .field("enabled", &self.is_enabled())
-            .field("mode", &self.mode())
-            .field("corrupted", &self.corrupted())
-            .finish()
-    }
-}
+handle_debug!(CorruptingHandle { enabled: is_enabled, mode, corrupted });
 
 impl<B: fmt::Debug> fmt::Debug for Corrupting<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

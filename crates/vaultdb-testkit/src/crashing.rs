@@ -1,13 +1,12 @@
 //! [`Crashing`]: the writer dies after `m` puts.
 
-use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use vaultdb_core::backend::{BackendError, Key, PutMode, StorageBackend};
 
-use crate::forward_backend;
+use crate::{forward_backend, handle_debug};
 
 /// No limit: the wrapper is transparent.
 const UNLIMITED: u64 = u64::MAX;
@@ -99,15 +98,7 @@ impl CrashingHandle {
     }
 }
 
-impl fmt::Debug for CrashingHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CrashingHandle")
-            .field("remaining", &self.remaining())
-            .field("accepted", &self.accepted())
-            .field("refused", &self.refused())
-            .finish()
-    }
-}
+handle_debug!(CrashingHandle { remaining, accepted, refused });
 
 forward_backend! {
     impl<B: StorageBackend> StorageBackend for Crashing<B> {

@@ -1,12 +1,11 @@
 //! [`Failing`]: operations fail on demand.
 
-use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use vaultdb_core::backend::{BackendError, BackendErrorKind, StorageBackend};
 
-use crate::{Ops, forward_backend, kind_from_u8, kind_to_u8};
+use crate::{Ops, forward_backend, handle_debug, kind_from_u8, kind_to_u8};
 
 /// A wrapper whose operations fail on demand, without reaching the inner backend.
 ///
@@ -110,6 +109,11 @@ impl FailingHandle {
         Ops::from_bits(self.state.ops.load(Ordering::SeqCst))
     }
 
+    /// The kind of error the failing operations return.
+    pub fn kind(&self) -> BackendErrorKind {
+        kind_from_u8(self.state.kind.load(Ordering::SeqCst))
+    }
+
     /// True while every operation fails.
     pub fn is_down(&self) -> bool {
         self.failing_ops() == Ops::ALL
@@ -121,15 +125,7 @@ impl FailingHandle {
     }
 }
 
-impl fmt::Debug for FailingHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FailingHandle")
-            .field("failing", &self.failing_ops())
-            .field("kind", &kind_from_u8(self.state.kind.load(Ordering::SeqCst)))
-            .field("injected", &self.injected())
-            .finish()
-    }
-}
+handle_debug!(FailingHandle { failing: failing_ops, kind, injected });
 
 forward_backend! {
     impl<B: StorageBackend> StorageBackend for Failing<B> {

@@ -47,14 +47,17 @@
 //! | [`Counting`] | [`CountingHandle`] | counts calls per operation |
 //! | [`Randomized`] | [`RandomizedHandle`] | seeded random delays and transient failures |
 //!
-//! A network partition is a [`Failing`] backend switched down.
+//! A network partition is a [`Failing`] backend switched down. [`MemoryStack`] is the inner
+//! part of the usual stack: a memory backend under [`Stale`], [`Corrupting`] and
+//! [`Counting`].
 //!
 //! The wrappers write only the methods that add their fault; [`forward_backend!`] writes the
 //! rest, which pass the call on to the inner backend. A test's own broken backend can be
 //! written the same way.
 //!
 //! [`Generator`] is a deterministic `AsyncRead` for streaming tests: it produces a large
-//! record's bytes as they are read.
+//! record's bytes as they are read. [`FormatDoc`] reads docs/FORMAT.md's worked examples,
+//! for the tests that recompute them from the code.
 
 #![deny(rustdoc::broken_intra_doc_links)]
 
@@ -63,12 +66,14 @@ mod corrupting;
 mod counting;
 mod crashing;
 mod failing;
+mod format_doc;
 mod forward;
 mod generator;
 mod kernels;
 mod randomized;
 pub mod schedule;
 mod slow;
+mod stack;
 mod stale;
 
 use std::fmt;
@@ -86,10 +91,12 @@ pub use corrupting::{CorruptMode, Corrupting, CorruptingHandle};
 pub use counting::{CallCounts, Counting, CountingHandle};
 pub use crashing::{Crashing, CrashingHandle};
 pub use failing::{Failing, FailingHandle};
+pub use format_doc::FormatDoc;
 pub use generator::Generator;
 pub use kernels::{cpu_model, report_kernels};
 pub use randomized::{Randomized, RandomizedHandle};
 pub use slow::{Slow, SlowHandle};
+pub use stack::MemoryStack;
 pub use stale::{Stale, StaleHandle, StaleMode};
 
 /// What [`forward_backend!`] names in the code it writes, so that the crates that use it
@@ -167,6 +174,28 @@ impl fmt::Debug for Ops {
         }
     }
 }
+
+/// Writes a wrapper handle's `Debug`: the handle's name and, for each `label: method` (or
+/// `label` for a method of that name), what that method of the handle returns: its current
+/// settings and counters, which say more than the atomics behind them.
+macro_rules! handle_debug {
+    ($handle:ident { $($label:ident $(: $method:ident)?),+ $(,)? }) => {
+        impl std::fmt::Debug for $handle {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($handle))
+                    $(.field(stringify!($label), &handle_debug!(@read self $label $($method)?)))+
+                    .finish()
+            }
+        }
+    };
+    (@read $self:ident $label:ident) => {
+        $self.$label()
+    };
+    (@read $self:ident $label:ident $method:ident) => {
+        $self.$method()
+    };
+}
+pub(crate) use handle_debug;
 
 /// Packs an error kind into a byte for an atomic.
 pub(crate) fn kind_to_u8(kind: BackendErrorKind) -> u8 {

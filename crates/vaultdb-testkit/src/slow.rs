@@ -1,13 +1,12 @@
 //! [`Slow`]: every call takes longer.
 
-use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use vaultdb_core::backend::{BackendError, StorageBackend};
 
-use crate::{Ops, forward_backend};
+use crate::{Ops, forward_backend, handle_debug};
 
 /// A wrapper that sleeps (`tokio::time::sleep`) before each call to the chosen operations
 /// (all of them by default), then forwards it. The delay can be changed at any time through
@@ -86,14 +85,7 @@ impl SlowHandle {
     }
 }
 
-impl fmt::Debug for SlowHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SlowHandle")
-            .field("delay", &self.delay())
-            .field("ops", &self.ops())
-            .finish()
-    }
-}
+handle_debug!(SlowHandle { delay, ops });
 
 forward_backend! {
     impl<B: StorageBackend> StorageBackend for Slow<B> {

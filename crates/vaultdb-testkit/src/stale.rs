@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use bytes::Bytes;
 use vaultdb_core::backend::{BackendError, Key, PutMode, StorageBackend};
 
-use crate::forward_backend;
+use crate::{forward_backend, handle_debug};
 
 /// What a [`Stale`] wrapper serves for `get`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -174,14 +174,7 @@ impl StaleHandle {
     }
 }
 
-impl fmt::Debug for StaleHandle {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StaleHandle")
-            .field("mode", &self.mode())
-            .field("served", &self.served())
-            .finish()
-    }
-}
+handle_debug!(StaleHandle { mode, served });
 
 impl<B: fmt::Debug> fmt::Debug for Stale<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -227,7 +220,8 @@ mod tests {
 
     #[test]
     fn groups_by_parent() {
-        assert_eq!(parent_group("a/b/c"), "a/b/");
-        assert_eq!(parent_group("abc"), "");
+        for (key, group) in [("a/b/c", "a/b/"), ("abc", "")] {
+            assert_eq!(parent_group(key), group);
+        }
     }
 }

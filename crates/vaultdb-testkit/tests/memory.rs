@@ -62,12 +62,7 @@ async fn conformance_memory() {
 #[tokio::test]
 async fn conformance_memory_small_pages() {
     let m = MemoryBackend::new("mem-small", "Memory, pages of 7").with_page_size(7);
-    let caps = Capabilities {
-        pagination_keys: 150,
-        large_object_bytes: 1 << 20,
-        ..Capabilities::default()
-    };
-    vaultdb_testkit::run_all_with(&m, "p", &caps).await;
+    vaultdb_testkit::run_all_with(&m, "p", &Capabilities::small_pages(150)).await;
     assert_eq!(m.object_count(), 0);
 }
 

@@ -11,8 +11,8 @@ pub const AUDIT_CHAIN_BROKEN: &str = "AUDIT_CHAIN_BROKEN";
 /// An error the command line reports and exits on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CliError {
-    /// The brief's code (`INVALID_CONFIG`, `RECORD_NOT_FOUND`, ...) or one of this crate's
-    /// (`AUDIT_CHAIN_BROKEN`).
+    /// A code of docs/DESIGN.md section 6 (`INVALID_CONFIG`, `RECORD_NOT_FOUND`, ...) or one
+    /// of this crate's (`AUDIT_CHAIN_BROKEN`).
     pub code: &'static str,
     /// One line, without ids or record data.
     pub message: String,

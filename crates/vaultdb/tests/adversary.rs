@@ -95,6 +95,11 @@ fn run_measured(d: &Path, args: &[&str], timeout: Duration) -> (Output, u64) {
     (out, rss)
 }
 
+/// Stores `data` as record `id` through the command line, which must succeed.
+fn put(d: &Path, id: &str, data: impl Into<Vec<u8>>) {
+    vaultdb(d).args(["put", id, "-"]).write_stdin(data).assert().success();
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -143,8 +148,8 @@ async fn data_share_keys(d: &Path) -> Vec<usize> {
 async fn f1_a_restored_backup_does_not_resurrect_a_deleted_record() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    vaultdb(d).args(["put", "user-42", "-"]).write_stdin("the deleted secret").assert().success();
-    vaultdb(d).args(["put", "kept", "-"]).write_stdin("still here").assert().success();
+    put(d, "user-42", "the deleted secret");
+    put(d, "kept", "still here");
 
     // The adversary keeps a copy of disk-1 (a backup, or a snapshot it controls).
     let backup = d.join("disk-1.bak");
@@ -196,8 +201,8 @@ async fn f1_a_restored_backup_does_not_resurrect_a_deleted_record() {
 async fn f1_a_forged_tombstone_does_not_hide_a_record() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    vaultdb(d).args(["put", "victim", "-"]).write_stdin("v").assert().success();
-    vaultdb(d).args(["put", "other", "-"]).write_stdin("o").assert().success();
+    put(d, "victim", "v");
+    put(d, "other", "o");
     let before: Vec<PathBuf> = record_files(&disk(d, 1));
     vaultdb(d).args(["delete", "other"]).assert().success();
     // The files that appeared under disk-1 for "other" are its tombstone (and head, if any).
@@ -228,7 +233,7 @@ fn f2_a_huge_share_costs_bounded_memory_and_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let data = "x".repeat(1024);
-    vaultdb(d).args(["put", "rec", "-"]).write_stdin(data.clone()).assert().success();
+    put(d, "rec", data.clone());
     let (healthy, healthy_rss) = run_measured(d, &["get", "rec"], Duration::from_secs(60));
     assert!(healthy.status.success(), "{}", stderr(&healthy));
     assert!(healthy_rss > 0, "GNU time reported a peak RSS");
@@ -257,7 +262,7 @@ fn f2_a_huge_share_costs_bounded_memory_and_is_named() {
 fn f2_a_keyring_object_that_never_ends_costs_bounded_memory() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    vaultdb(d).args(["put", "rec", "-"]).write_stdin("v").assert().success();
+    put(d, "rec", "v");
     let (_, healthy_rss) = run_measured(d, &["get", "rec"], Duration::from_secs(60));
 
     let k = keyring_file(d, 2);
@@ -277,7 +282,7 @@ fn f2_a_keyring_object_that_never_ends_costs_bounded_memory() {
 fn f2_a_keyring_fifo_does_not_hang_any_command() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    vaultdb(d).args(["put", "rec", "-"]).write_stdin("v").assert().success();
+    put(d, "rec", "v");
     let k = keyring_file(d, 2);
     std::fs::remove_file(&k).unwrap();
     let st = std::process::Command::new("mkfifo").arg(&k).status().unwrap();
@@ -317,7 +322,7 @@ fn silent_listener() -> (std::net::TcpListener, u16) {
 fn f3_one_clouds_dead_credentials_do_not_stop_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    vaultdb(d).args(["put", "rec", "-"]).write_stdin("readable").assert().success();
+    put(d, "rec", "readable");
 
     // disk-3 becomes a GCS backend whose service account's token endpoint never answers.
     let (_listener, port) = silent_listener();
@@ -409,7 +414,7 @@ fn f3_a_new_store_with_one_backend_unreachable_counts_what_answered() {
 fn f4_a_lost_keyring_is_an_error_never_a_new_store() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    vaultdb(d).args(["put", "rec", "-"]).write_stdin("v").assert().success();
+    put(d, "rec", "v");
     for i in 1..=3 {
         std::fs::remove_file(keyring_file(d, i)).unwrap();
     }
@@ -437,7 +442,7 @@ fn f4_a_lost_keyring_is_an_error_never_a_new_store() {
 fn f4_one_swapped_keyring_share_is_named_and_repaired() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    vaultdb(d).args(["put", "rec", "-"]).write_stdin("v").assert().success();
+    put(d, "rec", "v");
     std::fs::copy(keyring_file(d, 1), keyring_file(d, 2)).unwrap();
 
     let out = vaultdb(d).args(["get", "rec"]).output().unwrap();
@@ -532,7 +537,7 @@ async fn f5_every_read_that_saw_a_tampered_share_names_its_backend() {
 fn f6_status_reports_a_backend_that_cannot_write() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    vaultdb(d).args(["put", "rec", "-"]).write_stdin("v").assert().success();
+    put(d, "rec", "v");
     // disk-1's directory is replaced by a regular file.
     std::fs::remove_dir_all(disk(d, 1)).unwrap();
     std::fs::write(disk(d, 1), "not a directory").unwrap();
@@ -583,7 +588,7 @@ fn f7_an_edited_rechained_forged_or_cut_log_fails_verification() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     for i in 0..4 {
-        vaultdb(d).args(["put", &format!("r{i}"), "-"]).write_stdin("v").assert().success();
+        put(d, &format!("r{i}"), "v");
     }
     vaultdb(d).args(["audit", "verify"]).assert().success();
     let original = audit_lines(d);
@@ -622,7 +627,7 @@ fn f7_an_edited_rechained_forged_or_cut_log_fails_verification() {
 fn f7_records_are_not_served_when_the_audit_log_cannot_be_written() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    vaultdb(d).args(["put", "rec", "-"]).write_stdin("v").assert().success();
+    put(d, "rec", "v");
     // The log's path becomes a directory: every append fails (root ignores permissions).
     let log = data_dir(d).join("audit.jsonl");
     std::fs::remove_file(&log).unwrap();

@@ -127,16 +127,12 @@ access_key_env = "{AZURE_KEY_VAR}"
 
     /// The three clouds under `prefix`, straight through the backend crates.
     async fn direct(&self, prefix: &str) -> Vec<Box<dyn StorageBackend>> {
-        let s3 = S3Config::new(self.s3_bucket.clone())
-            .with_endpoint(self.s3.clone())
-            .with_allow_http(true)
-            .with_path_style(true)
+        let s3 = S3Config::emulator(self.s3.clone(), self.s3_bucket.clone())
             .with_prefix(prefix)
-            .with_credentials(S3Credentials::Static {
-                access_key_id: self.s3_keys.0.clone(),
-                secret_access_key: self.s3_keys.1.clone(),
-                session_token: None,
-            });
+            .with_credentials(S3Credentials::key_pair(
+                self.s3_keys.0.clone(),
+                self.s3_keys.1.clone(),
+            ));
         let gcs =
             GcsConfig::emulator(self.gcs.clone(), self.gcs_bucket.clone()).with_prefix(prefix);
         let azure = AzureConfig::new(AZURITE_ACCOUNT, self.azure_container.clone())

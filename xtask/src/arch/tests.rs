@@ -95,6 +95,11 @@ const CLEAN: &[(&str, &str)] = &[
     ("fuzz/fuzz_targets/t.rs", "// fuzz target\n"),
 ];
 
+/// The problems of the demo tree with `doc` as its ARCHITECTURE.md.
+fn problems_with_doc(doc: &str) -> Vec<String> {
+    Tree::new(&[("ARCHITECTURE.md", Some(doc))]).problems()
+}
+
 /// `n` lines of code, with `head` first.
 fn lines(head: &str, n: usize) -> String {
     let mut s = head.to_owned();
@@ -130,8 +135,7 @@ fn a_named_module_that_is_gone_fails() {
     assert!(p[1].contains("is allowed `unsafe` but does not exist"), "{p:#?}");
 
     let doc = DOC_OK.replace("- `lib.rs`", "- `gone/`: old. `lib.rs`");
-    let tree = Tree::new(&[("ARCHITECTURE.md", Some(&doc))]);
-    let p = tree.problems();
+    let p = problems_with_doc(&doc);
     // `gone/` is missing, and `lib.rs` after it resolves inside it.
     assert_eq!(p.len(), 3, "{p:#?}");
     assert!(p[0].contains("`gone/`") && p[0].contains("does not exist"), "{p:#?}");
@@ -142,8 +146,7 @@ fn a_named_module_that_is_gone_fails() {
 #[test]
 fn a_heading_that_names_no_crate_fails() {
     let doc = DOC_OK.replace("### `xtask`", "### `tools`");
-    let tree = Tree::new(&[("ARCHITECTURE.md", Some(&doc))]);
-    let p = tree.problems();
+    let p = problems_with_doc(&doc);
     assert_eq!(p.len(), 3, "{p:#?}");
     assert!(p[0].starts_with("ARCHITECTURE.md:14: the heading names `tools`"), "{p:#?}");
     assert!(p[1].contains("read as tools/src/main.rs"), "{p:#?}");
@@ -164,8 +167,7 @@ fn an_unlisted_source_file_fails() {
 
     // Naming the directory does not cover its files.
     let doc = DOC_OK.replace("`mod.rs` dispatches; ", "");
-    let tree = Tree::new(&[("ARCHITECTURE.md", Some(&doc))]);
-    assert_one(&tree.problems(), "crates/demo/src/simd/mod.rs: not named", "`simd/mod.rs`");
+    assert_one(&problems_with_doc(&doc), "crates/demo/src/simd/mod.rs: not named", "`simd/mod.rs`");
 
     // Tests are out of scope for the codemap.
     let tree = Tree::new(&[("crates/demo/tests/more.rs", Some("\n"))]);
@@ -188,8 +190,7 @@ fn unsafe_outside_the_allowed_files_fails() {
 
     // No sentence at all.
     let doc = DOC_OK.replace("`unsafe` appears only in", "unsafe is only in");
-    let tree = Tree::new(&[("ARCHITECTURE.md", Some(&doc))]);
-    let p = tree.problems();
+    let p = problems_with_doc(&doc);
     assert_eq!(p.len(), 2, "{p:#?}");
     assert!(p[0].starts_with("ARCHITECTURE.md: no sentence"), "{p:#?}");
     assert!(p[1].starts_with("crates/demo/src/simd/x86.rs:2"), "{p:#?}");

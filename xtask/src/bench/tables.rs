@@ -22,9 +22,9 @@ const PEERS: [(&str, &str); 4] = [
 ];
 const PEER_SIZE: &str = "64KiB";
 
-/// The product brief's published latencies (2-of-3), in milliseconds: size label, then
-/// (serialize, split, backend writes, total) for put and (backend reads, reconstruct, HMAC,
-/// total) for get.
+/// The product brief's published latencies (2-of-3, docs/DESIGN.md section 9), in
+/// milliseconds: size label, then (serialize, split, backend writes, total) for put and
+/// (backend reads, reconstruct, HMAC, total) for get.
 const BRIEF: [(&str, usize, [f64; 4], [f64; 4]); 4] = [
     ("1 KB", 1024, [0.2, 0.8, 3.0, 4.0], [2.0, 0.8, 0.3, 3.1]),
     ("10 KB", 10 * 1024, [0.5, 2.0, 6.0, 8.5], [4.0, 2.0, 0.5, 6.5]),

@@ -9,7 +9,8 @@ pub(super) const REBUILD_GBPS: f64 = 15.0;
 pub(super) const SPLIT_VS_VSSS: f64 = 100.0;
 pub(super) const PIPELINE_OF_HMAC: f64 = 0.60;
 /// The product brief's compute-only figures (serialize + split; reconstruct + HMAC) at 1 KB,
-/// in microseconds, and how much faster the 1 KiB put and get must be.
+/// in microseconds (docs/DESIGN.md section 9), and how much faster the 1 KiB put and get
+/// must be.
 pub(super) const BRIEF_PUT_COMPUTE_1K_US: f64 = 1000.0;
 pub(super) const BRIEF_GET_COMPUTE_1K_US: f64 = 1100.0;
 pub(super) const VS_BRIEF: f64 = 50.0;

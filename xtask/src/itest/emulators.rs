@@ -105,6 +105,11 @@ struct Running {
     stdin: Option<ChildStdin>,
 }
 
+/// A command line's arguments: `line` split at white space (no argument holds any).
+fn args(line: &str) -> Vec<String> {
+    line.split_whitespace().map(String::from).collect()
+}
+
 pub(super) struct Emulators {
     pub(super) tools: EmulatorTools,
     all: Mutex<BTreeMap<&'static str, Emulator>>,
@@ -114,55 +119,28 @@ impl Emulators {
     pub(super) fn new(tools: EmulatorTools) -> Result<Self, String> {
         let emulators = [
             Emulator::new("s3", tools.moto(), "/moto-api/", |port| {
-                ["-H", "127.0.0.1", "-p", &port.to_string()].map(String::from).to_vec()
+                args(&format!("-H 127.0.0.1 -p {port}"))
             })?,
             Emulator::new("gcs", tools.fake_gcs()?, "/storage/v1/b", |port| {
-                [
-                    "-scheme",
-                    "http",
-                    "-host",
-                    "127.0.0.1",
-                    "-port",
-                    &port.to_string(),
-                    "-backend",
-                    "memory",
-                    "-public-host",
-                    &format!("127.0.0.1:{port}"),
-                    "-log-level",
-                    "warn",
-                ]
-                .map(String::from)
-                .to_vec()
+                args(&format!(
+                    "-scheme http -host 127.0.0.1 -port {port} -backend memory \
+                     -public-host 127.0.0.1:{port} -log-level warn"
+                ))
             })?,
             Emulator::new("azure", tools.azurite(), "/devstoreaccount1?comp=list", |port| {
-                [
-                    "--blobHost",
-                    "127.0.0.1",
-                    "--blobPort",
-                    &port.to_string(),
-                    "--inMemoryPersistence",
-                    "--skipApiVersionCheck",
-                    "--loose",
-                    "--disableTelemetry",
-                ]
-                .map(String::from)
-                .to_vec()
+                args(&format!(
+                    "--blobHost 127.0.0.1 --blobPort {port} --inMemoryPersistence \
+                     --skipApiVersionCheck --loose --disableTelemetry"
+                ))
             })?,
             Emulator::new("minio", tools.s3s_fs(), "/", |port| {
-                [
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    &port.to_string(),
-                    "--access-key",
-                    S3S_KEYS.0,
-                    "--secret-key",
-                    S3S_KEYS.1,
-                ]
-                .map(String::from)
-                .into_iter()
-                .chain([tools.cache.join("s3s-data").display().to_string()])
-                .collect()
+                let (key, secret) = S3S_KEYS;
+                let mut a = args(&format!(
+                    "--host 127.0.0.1 --port {port} --access-key {key} --secret-key {secret}"
+                ));
+                // The data directory last, as one argument (its path may hold spaces).
+                a.push(tools.cache.join("s3s-data").display().to_string());
+                a
             })?,
         ];
         let all: BTreeMap<_, _> = emulators.into_iter().map(|e| (e.name, e)).collect();

@@ -70,29 +70,6 @@ pub fn validate_prefix(prefix: &str) -> Result<(), KeyError> {
 pub struct Key(Arc<str>);
 
 impl Key {
-    /// Checks `key` and wraps it.
-    ///
-    /// # Errors
-    /// The rule `key` breaks.
-    pub fn new(key: impl AsRef<str>) -> Result<Self, KeyError> {
-        let key = key.as_ref();
-        validate_key(key)?;
-        Ok(Self(key.into()))
-    }
-
-    /// A key built from parts that are valid by construction (the [`KeySpace`] layout).
-    ///
-    /// [`KeySpace`]: crate::naming::KeySpace
-    pub(crate) fn from_valid(key: String) -> Self {
-        debug_assert_eq!(validate_key(&key), Ok(()), "{key:?}");
-        Self(key.into())
-    }
-
-    /// The key's text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
     /// The prefix that selects this key (and the keys that extend it).
     pub fn as_prefix(&self) -> KeyPrefix {
         KeyPrefix(self.0.clone())
@@ -110,37 +87,42 @@ impl Key {
 pub struct KeyPrefix(Arc<str>);
 
 impl KeyPrefix {
-    /// Checks `prefix` and wraps it.
-    ///
-    /// # Errors
-    /// The rule `prefix` breaks.
-    pub fn new(prefix: impl AsRef<str>) -> Result<Self, KeyError> {
-        let prefix = prefix.as_ref();
-        validate_prefix(prefix)?;
-        Ok(Self(prefix.into()))
-    }
-
-    /// A prefix built from parts that are valid by construction (the [`KeySpace`] layout).
-    ///
-    /// [`KeySpace`]: crate::naming::KeySpace
-    pub(crate) fn from_valid(prefix: String) -> Self {
-        debug_assert_eq!(validate_prefix(&prefix), Ok(()), "{prefix:?}");
-        Self(prefix.into())
-    }
-
-    /// The prefix's text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
     /// True for the empty prefix.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 }
 
+/// The constructors, accessors and conversions that [`Key`] and [`KeyPrefix`] share: text
+/// checked by `$check` once, when the value is made.
 macro_rules! string_like {
     ($t:ident, $check:ident) => {
+        impl $t {
+            #[doc = concat!("Checks `text` ([`", stringify!($check), "`]) and wraps it.")]
+            ///
+            /// # Errors
+            /// The rule `text` breaks.
+            pub fn new(text: impl AsRef<str>) -> Result<Self, KeyError> {
+                let text = text.as_ref();
+                $check(text)?;
+                Ok(Self(text.into()))
+            }
+
+            /// A value built from parts that are valid by construction (the [`KeySpace`]
+            /// layout).
+            ///
+            /// [`KeySpace`]: crate::naming::KeySpace
+            pub(crate) fn from_valid(text: String) -> Self {
+                debug_assert_eq!($check(&text), Ok(()), "{text:?}");
+                Self(text.into())
+            }
+
+            /// The text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
         impl fmt::Display for $t {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(&self.0)

@@ -37,8 +37,9 @@
 //!   or object contents.
 //!
 //! The cloud backends share [`http`] (the mapping of HTTP answers to error kinds, and
-//! bounded response bodies), [`ObjectNames`] (their prefix inside a bucket) and
-//! [`ListStart`] (where a listing starts or resumes).
+//! bounded response bodies), [`ObjectNames`] (their prefix inside a bucket),
+//! [`ListStart`] (where a listing starts or resumes) and [`CloudCommon`] (their id, name and
+//! object names, and the listing pages and `Debug` built from them).
 
 pub mod http;
 mod key;
@@ -51,10 +52,55 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 pub use key::{Key, KeyError, KeyPrefix, MAX_KEY_LEN, validate_key, validate_prefix};
-pub use names::{Escaping, ListStart, ObjectNames};
+pub use names::{CloudCommon, Escaping, ListStart, ObjectNames};
+
+/// Writes a backend configuration's builder setters: for each `with_x(field: Type)`, a
+/// method `with_x(mut self, field: Type) -> Self` that sets `self.field` to the argument, or
+/// to the expression after `=>`, documented as setting that field.
+///
+/// ```
+/// #[derive(Default)]
+/// pub struct Config {
+///     pub prefix: String,
+///     pub endpoint: Option<String>,
+///     pub page_size: usize,
+/// }
+///
+/// vaultdb_core::config_setters!(Config {
+///     with_prefix(prefix: impl Into<String>) => prefix.into(),
+///     with_endpoint(endpoint: impl Into<String>) => Some(endpoint.into()),
+///     with_page_size(page_size: usize),
+/// });
+///
+/// let c = Config::default().with_prefix("p").with_endpoint("e").with_page_size(5);
+/// assert_eq!((c.prefix.as_str(), c.endpoint.as_deref(), c.page_size), ("p", Some("e"), 5));
+/// ```
+#[macro_export]
+macro_rules! config_setters {
+    ($ty:ty { $($setter:ident($field:ident: $arg:ty) $(=> $value:expr)?),* $(,)? }) => {
+        impl $ty {
+            $(
+                #[doc = concat!("Sets [`", stringify!($field), "`](Self::", stringify!($field), ").")]
+                pub fn $setter(mut self, $field: $arg) -> Self {
+                    self.$field = $crate::config_setters!(@value $field $($value)?);
+                    self
+                }
+            )*
+        }
+    };
+    (@value $field:ident) => {
+        $field
+    };
+    (@value $field:ident $value:expr) => {
+        $value
+    };
+}
 
 /// The most keys [`StorageBackendExt::list_all`] accepts from one listing.
 pub const MAX_LISTED_KEYS: usize = 10_000_000;
+
+/// What a backend call returns: its value, or a [`BackendError`].
+pub type BackendResult<T> = Result<T, BackendError>;
 
 /// How `put` treats an existing object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -213,18 +259,17 @@ pub trait StorageBackend: fmt::Debug + Send + Sync + 'static {
     fn name(&self) -> &str;
 
     /// Stores `data` under `key`.
-    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError>;
+    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> BackendResult<()>;
 
     /// Reads the object at `key`, if it is at most `max_len` bytes long; `Ok(None)` if there
     /// is none, a [`BackendErrorKind::TooLarge`] error if it is longer.
-    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError>;
+    async fn get(&self, key: &Key, max_len: u64) -> BackendResult<Option<Bytes>>;
 
     /// Deletes the object at `key`; succeeds if there is none.
-    async fn delete(&self, key: &Key) -> Result<(), BackendError>;
+    async fn delete(&self, key: &Key) -> BackendResult<()>;
 
     /// Lists the objects whose keys start with `prefix`, one page at a time, from `from`.
-    async fn list_page(&self, prefix: &KeyPrefix, from: ListFrom)
-    -> Result<ListPage, BackendError>;
+    async fn list_page(&self, prefix: &KeyPrefix, from: ListFrom) -> BackendResult<ListPage>;
 }
 
 /// Conveniences over [`StorageBackend`], for every backend (kept out of the trait so that
@@ -273,20 +318,16 @@ impl<T: StorageBackend + ?Sized> StorageBackend for Arc<T> {
     fn name(&self) -> &str {
         (**self).name()
     }
-    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> BackendResult<()> {
         (**self).put(key, data, mode).await
     }
-    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
+    async fn get(&self, key: &Key, max_len: u64) -> BackendResult<Option<Bytes>> {
         (**self).get(key, max_len).await
     }
-    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
+    async fn delete(&self, key: &Key) -> BackendResult<()> {
         (**self).delete(key).await
     }
-    async fn list_page(
-        &self,
-        prefix: &KeyPrefix,
-        from: ListFrom,
-    ) -> Result<ListPage, BackendError> {
+    async fn list_page(&self, prefix: &KeyPrefix, from: ListFrom) -> BackendResult<ListPage> {
         (**self).list_page(prefix, from).await
     }
 }

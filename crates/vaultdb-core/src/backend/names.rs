@@ -1,10 +1,11 @@
 //! [`ObjectNames`]: a cloud backend's configured prefix inside its bucket, and the mapping
 //! between [`Key`]s and the service's object names, both ways; [`ListStart`]: where a
-//! listing of the service starts or resumes.
+//! listing of the service starts or resumes; [`CloudCommon`]: what every cloud backend
+//! holds besides its client (its id, name and object names).
 
 use std::fmt;
 
-use super::{BackendError, Key, KeyPrefix, ListEntry, ListFrom, validate_key};
+use super::{BackendError, Key, KeyPrefix, ListEntry, ListFrom, ListPage, validate_key};
 
 /// An escaping of keys into object names (for services that read some key bytes otherwise);
 /// `decode` inverts `encode` and refuses names `encode` cannot produce. It must be a prefix
@@ -175,6 +176,66 @@ impl ListStart {
             (None, Some(after)) => Some(names.object(after)),
             _ => None,
         }
+    }
+}
+
+/// What every cloud backend holds besides its client and its service's settings: the id and
+/// name it reports as a [`StorageBackend`](super::StorageBackend), and the [`ObjectNames`] of
+/// its keys. It also writes the parts of the backend's `Debug` and listing pages that do not
+/// depend on the service.
+#[derive(Clone, Debug)]
+pub struct CloudCommon {
+    id: String,
+    name: String,
+    names: ObjectNames,
+}
+
+impl CloudCommon {
+    /// The common part of the backend `id` (named `name`) whose objects are named by `names`.
+    pub fn new(id: impl Into<String>, name: impl Into<String>, names: ObjectNames) -> Self {
+        Self { id: id.into(), name: name.into(), names }
+    }
+
+    /// The backend's id ([`StorageBackend::id`](super::StorageBackend::id)).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The backend's name ([`StorageBackend::name`](super::StorageBackend::name)).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The object names of the backend's keys.
+    pub fn names(&self) -> &ObjectNames {
+        &self.names
+    }
+
+    /// The backend's `Debug`, begun: a struct named `type_name` with the id, name and prefix.
+    /// The backend adds its own fields (never credentials) and finishes it.
+    pub fn debug_struct<'a, 'b: 'a>(
+        &self,
+        f: &'a mut fmt::Formatter<'b>,
+        type_name: &str,
+    ) -> fmt::DebugStruct<'a, 'b> {
+        let mut d = f.debug_struct(type_name);
+        d.field("id", &self.id).field("name", &self.name).field("prefix", &self.names.root());
+        d
+    }
+
+    /// One listing page from a service's answer to a listing that began at `start`: the
+    /// `(object name, size)` pairs that are keys under `within` (see
+    /// [`ObjectNames::entries`]), and the cursor of the next page from the service's page
+    /// `token` (`None` or empty: this was the last page).
+    pub fn page<'a>(
+        &self,
+        within: &KeyPrefix,
+        start: &ListStart,
+        objects: impl IntoIterator<Item = (&'a str, u64)>,
+        token: Option<String>,
+    ) -> ListPage {
+        let entries = self.names.entries(&self.id, within, start.after.as_ref(), objects);
+        ListPage { entries, next: start.next(token.filter(|t| !t.is_empty())) }
     }
 }
 

@@ -20,9 +20,8 @@ use super::history::{OpRecord, OpResult};
 use super::plan::{Fault, OpSpec, Plan, Step, content_type_of, value_of};
 use super::{CALL_TIMEOUT, SEGMENT_SIZE, SETTLE_AFTER, STALL};
 use crate::{
-    Corrupting, CorruptingHandle, Counting, CountingHandle, Crashing, CrashingHandle, Failing,
-    FailingHandle, Ops, Randomized, RandomizedHandle, Slow, SlowHandle, Stale, StaleHandle,
-    StaleMode,
+    CorruptingHandle, CountingHandle, Crashing, CrashingHandle, Failing, FailingHandle,
+    MemoryStack, Ops, Randomized, RandomizedHandle, Slow, SlowHandle, StaleHandle, StaleMode,
 };
 
 /// A function wrapped around each backend's fault stack (outermost), e.g. a deliberately
@@ -61,15 +60,8 @@ struct Node {
 
 impl Node {
     fn new(i: usize, seed: u64, wrap: Option<&Wrap>) -> Node {
-        let mem = Arc::new(MemoryBackend::new(format!("b{i}"), format!("memory backend {i}")));
-        let counting = Counting::new(mem.clone());
-        let count = counting.handle();
-        let corrupting = Corrupting::new(counting);
-        let corrupt = corrupting.handle();
-        corrupt.set_enabled(false);
-        let stale = Stale::new(corrupting);
-        let stale_h = stale.handle();
-        let crashing = Crashing::new(stale, 0);
+        let stack = MemoryStack::new(format!("b{i}"), format!("memory backend {i}"));
+        let crashing = Crashing::new(stack.backend, 0);
         let crash = crashing.handle();
         crash.reset();
         let rseed = seed ^ (0x5EED_0000 + i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -84,14 +76,14 @@ impl Node {
             backend = w(i, backend);
         }
         Node {
-            mem,
+            mem: stack.mem,
             fail,
             slow: slow_h,
             random: random_h,
             crash,
-            stale: stale_h,
-            corrupt,
-            count,
+            stale: stack.stale,
+            corrupt: stack.corrupt,
+            count: stack.count,
             backend,
             snapshot: Mutex::new(None),
         }
