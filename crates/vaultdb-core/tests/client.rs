@@ -14,8 +14,8 @@ use vaultdb_core::{
     VaultDb, VaultDbBuilder, VaultError,
 };
 use vaultdb_testkit::{
-    CorruptMode, CorruptingHandle, CountingHandle, Failing, FailingHandle, MemoryStack, Randomized,
-    StaleHandle, StaleMode,
+    CorruptMode, CorruptingHandle, Counting, CountingHandle, Failing, FailingHandle, MemoryStack,
+    Randomized, StaleHandle, StaleMode,
 };
 
 /// One backend and the handles that steer its faults. Stack (outside in):
