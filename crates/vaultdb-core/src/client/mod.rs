@@ -127,69 +127,9 @@ impl VaultDbBuilder {
         self
     }
 
-    /// The write quorum W (default N).
-    pub fn write_quorum(mut self, w: usize) -> Self {
-        self.settings.write_quorum = Some(w);
-        self
-    }
-
-    /// Versions kept per record (default 1).
-    pub fn retain_versions(mut self, n: usize) -> Self {
-        self.settings.retain_versions = n;
-        self
-    }
-
-    /// The padding policy (default Padmé).
-    pub fn padding(mut self, p: Padding) -> Self {
-        self.settings.padding = p;
-        self
-    }
-
     /// The key prefix in every backend (default `vaultdb`).
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.settings.prefix = prefix.into();
-        self
-    }
-
-    /// Timeouts and retries for backend calls.
-    pub fn call_policy(mut self, p: CallPolicy) -> Self {
-        self.settings.call_policy = p;
-        self
-    }
-
-    /// Hedging delay for reads (`None` disables hedging).
-    pub fn hedge_after(mut self, d: Option<Duration>) -> Self {
-        self.settings.hedge_after = d;
-        self
-    }
-
-    /// Whether degraded reads trigger a background repair (default true).
-    pub fn read_repair(mut self, on: bool) -> Self {
-        self.settings.read_repair = on;
-        self
-    }
-
-    /// Grace period before scrub removes partial writes and superseded versions.
-    pub fn grace_period(mut self, d: Duration) -> Self {
-        self.settings.grace_period = d;
-        self
-    }
-
-    /// The largest record data accepted by `put`.
-    pub fn max_record_size(mut self, bytes: usize) -> Self {
-        self.settings.max_record_size = bytes;
-        self
-    }
-
-    /// Sets the segment size (see [`Settings::segment_size`]).
-    pub fn segment_size(mut self, bytes: usize) -> Self {
-        self.settings.segment_size = bytes;
-        self
-    }
-
-    /// Sets the in-flight byte budget (see [`Settings::max_inflight_bytes`]).
-    pub fn max_inflight_bytes(mut self, bytes: usize) -> Self {
-        self.settings.max_inflight_bytes = bytes;
         self
     }
 
@@ -204,18 +144,6 @@ impl VaultDbBuilder {
     /// the default OS-seeded CSPRNG).
     pub fn rng(mut self, rng: Box<dyn RandomSource>) -> Self {
         self.rng = Some(rng);
-        self
-    }
-
-    /// Sets [`Settings::fast_reads`].
-    pub fn fast_reads(mut self, on: bool) -> Self {
-        self.settings.fast_reads = on;
-        self
-    }
-
-    /// Sets [`Settings::settle_after`].
-    pub fn settle_after(mut self, d: Duration) -> Self {
-        self.settings.settle_after = Some(d);
         self
     }
 
@@ -295,6 +223,43 @@ impl VaultDbBuilder {
         let keyspace = KeySpace::new(&self.settings.prefix)?;
         Ok(Checked { threshold, write_quorum: w, ids, keyspace })
     }
+}
+
+/// Writes [`VaultDbBuilder`]'s setters that set one field of its [`Settings`] (each documented
+/// on the field).
+macro_rules! settings_setters {
+    ($($setter:ident($arg:ty) => $field:ident $(in $wrap:ident)?),* $(,)?) => {
+        impl VaultDbBuilder {
+            $(
+                #[doc = concat!("Sets [`Settings::", stringify!($field), "`].")]
+                pub fn $setter(mut self, value: $arg) -> Self {
+                    self.settings.$field = settings_setters!(@value value $($wrap)?);
+                    self
+                }
+            )*
+        }
+    };
+    (@value $v:ident) => {
+        $v
+    };
+    (@value $v:ident $wrap:ident) => {
+        $wrap($v)
+    };
+}
+
+settings_setters! {
+    write_quorum(usize) => write_quorum in Some,
+    retain_versions(usize) => retain_versions,
+    padding(Padding) => padding,
+    call_policy(CallPolicy) => call_policy,
+    hedge_after(Option<Duration>) => hedge_after,
+    read_repair(bool) => read_repair,
+    grace_period(Duration) => grace_period,
+    max_record_size(usize) => max_record_size,
+    segment_size(usize) => segment_size,
+    max_inflight_bytes(usize) => max_inflight_bytes,
+    fast_reads(bool) => fast_reads,
+    settle_after(Duration) => settle_after in Some,
 }
 
 /// What [`VaultDbBuilder::checked`] derives from a valid configuration.

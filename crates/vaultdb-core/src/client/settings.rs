@@ -18,10 +18,10 @@ pub const DEFAULT_MAX_RECORD_SIZE: usize = 256 << 20;
 /// The default in-flight byte budget (see [`Settings::max_inflight_bytes`]).
 pub const DEFAULT_MAX_INFLIGHT_BYTES: usize = 64 << 20;
 
-/// Settings of a [`VaultDb`], with their defaults.
+/// Settings of a [`VaultDb`](super::VaultDb), with their defaults.
 ///
 /// Start from [`Settings::default`] and assign the fields to change, then pass the result
-/// to [`VaultDb::builder_with`]; or set single fields with the builder's setters. New
+/// to [`VaultDb::builder_with`](super::VaultDb::builder_with); or set single fields with the builder's setters. New
 /// settings may be added in minor releases, so the struct cannot be built by a literal.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -49,7 +49,7 @@ pub struct Settings {
     /// older than this (so it never races a put in progress).
     pub grace_period: Duration,
     /// The largest record data `put` accepts (and `get` returns whole), in bytes.
-    /// [`VaultDb::put_stream`] and [`VaultDb::get_stream`] have no such limit.
+    /// [`VaultDb::put_stream`](super::VaultDb::put_stream) and [`VaultDb::get_stream`](super::VaultDb::get_stream) have no such limit.
     pub max_record_size: usize,
     /// Records with more data than this are stored as segments of this size, each with
     /// its own MAC (1 KiB to 1 GiB).
@@ -109,7 +109,7 @@ impl Default for Settings {
 impl Settings {
     /// Checks these settings for a store of threshold `k` over backends with the ids
     /// `backend_ids` (in share order) without opening anything: what
-    /// [`VaultDbBuilder::open`] checks before it touches a backend, so configuration
+    /// [`VaultDbBuilder::open`](super::VaultDbBuilder::open) checks before it touches a backend, so configuration
     /// files can be checked up front.
     ///
     /// # Errors
