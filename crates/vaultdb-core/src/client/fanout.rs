@@ -340,6 +340,11 @@ impl Fanout {
         &self.shares
     }
 
+    /// Sets the store's storage mode, once its keyring is read.
+    pub(crate) fn set_mode(&mut self, mode: crate::compact::Mode) {
+        self.shares = self.shares.with_mode(mode);
+    }
+
     pub(crate) fn n(&self) -> usize {
         self.backends.len()
     }

@@ -66,6 +66,7 @@ use self::budget::Budget;
 use self::fanout::{Fanout, Source};
 use self::shares::Shares;
 use crate::backend::StorageBackend;
+use crate::compact::Mode;
 use crate::error::{BackendOutcome, OutcomeStatus, Result, VaultError};
 use crate::naming::{KeySpace, NamingKey};
 use crate::padding::Padding;
@@ -134,6 +135,11 @@ pub struct Settings {
     /// tombstone older than `ttl` once every backend listed the record and none holds older
     /// data; a backup older than that can then resurrect what it holds.
     pub tombstone_ttl: Option<Duration>,
+    /// The storage mode ([`Mode`]): how a new store splits its secrets, recorded in its
+    /// keyring. `None` (the default): open a store in whatever mode it has, and create a
+    /// new one as [`Mode::Shamir`]. `Some(mode)`: create a new store in `mode`, and refuse
+    /// (`INVALID_CONFIG`) to open a store in another mode.
+    pub mode: Option<Mode>,
 }
 
 impl Default for Settings {
@@ -152,6 +158,7 @@ impl Default for Settings {
             max_inflight_bytes: DEFAULT_MAX_INFLIGHT_BYTES,
             rollback_tolerance: 1,
             tombstone_ttl: None,
+            mode: None,
         }
     }
 }
@@ -325,6 +332,13 @@ impl VaultDbBuilder {
         self
     }
 
+    /// The storage mode of a new store, and the one an existing store must have (see
+    /// [`Settings::mode`]; default: [`Mode::Shamir`] for a new store, any for an existing one).
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.settings.mode = Some(mode);
+        self
+    }
+
     /// Supplies the naming key from configuration (e.g. a KMS) instead of generating one and
     /// keeping it in the keyring.
     pub fn naming_key(mut self, key: NamingKey) -> Self {
@@ -364,6 +378,15 @@ impl VaultDbBuilder {
         );
         let (keyring, all_slots_good) =
             open::load_or_create_keyring(&inner, self.naming_key.as_ref()).await?;
+        if let Some(mode) = s.mode
+            && mode != keyring.mode
+        {
+            return Err(VaultError::invalid_config(format!(
+                "the store was created in {} mode but the client is configured for {mode} mode",
+                keyring.mode
+            )));
+        }
+        inner.fanout.set_mode(keyring.mode);
         let mut system = Inner::new(
             system_parts.0,
             system_parts.1,
@@ -373,6 +396,7 @@ impl VaultDbBuilder {
             self.settings,
             None,
         );
+        system.fanout.set_mode(keyring.mode);
         system.naming = keyring.naming_key.derive(SYSTEM_NAMING_PURPOSE);
         inner.naming = keyring.naming_key;
         inner.system = Some(Arc::new(system));
@@ -617,6 +641,11 @@ impl VaultDb {
     /// The threshold K-of-N.
     pub fn threshold(&self) -> Threshold {
         self.inner.threshold()
+    }
+
+    /// The store's storage mode, as its keyring records it.
+    pub fn mode(&self) -> Mode {
+        self.inner.shares().mode()
     }
 
     /// The write quorum W.
