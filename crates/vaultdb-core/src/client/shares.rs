@@ -675,7 +675,7 @@ mod tests {
                     assert_eq!(sealed[0].len() as u64, bound);
                 }
                 let record = shares.max_share_len(Kind::Record, data_len);
-                assert!(record > bound + RECORD_FIELDS_ALLOWANCE / 2, "{padding:?}");
+                assert!(record > bound + RECORD_FIELDS_ALLOWANCE / 4, "{mode} {padding:?}");
             }
             assert_eq!(shares.max_share_len(Kind::Keyring, 1 << 40), MAX_KEYRING_SHARE_LEN);
             assert_eq!(shares.max_share_len(Kind::Record, u64::MAX), u64::MAX);
