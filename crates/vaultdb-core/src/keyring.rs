@@ -84,8 +84,8 @@ impl Keyring {
             Mode::Shamir => postcard::to_extend(&wire, taken),
             mode => postcard::to_extend(&(wire, mode.to_byte()), taken),
         };
-        *out = encoded
-            .map_err(|e| VaultError::SplitFailed(format!("keyring serialization: {e}")))?;
+        *out =
+            encoded.map_err(|e| VaultError::SplitFailed(format!("keyring serialization: {e}")))?;
         Ok(())
     }
 

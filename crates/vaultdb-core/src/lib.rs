@@ -38,7 +38,6 @@ pub mod version;
 pub mod wipe;
 pub mod xorida;
 
-pub use compact::Mode;
 pub use backend::{
     BackendError, BackendErrorKind, Key, KeyPrefix, ListEntry, ListFrom, ListPage, PutMode,
     StorageBackend,
@@ -47,6 +46,7 @@ pub use client::{
     CallPolicy, DeleteResult, GetResult, Health, ListResult, PutResult, ReadStream, RecordMeta,
     RepairReport, ScrubReport, Settings, VaultDb, VaultDbBuilder,
 };
+pub use compact::Mode;
 pub use error::{BackendOutcome, ErrorCode, OutcomeStatus, Result, VaultError};
 pub use memory::MemoryBackend;
 pub use padding::Padding;

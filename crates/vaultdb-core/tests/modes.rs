@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use vaultdb_core::envelope;
 use vaultdb_core::{
-    CallPolicy, ErrorCode, MemoryBackend, Mode, OutcomeStatus, Record, RecordMeta, StorageBackend, VaultDb,
-    VaultDbBuilder, VaultError,
+    CallPolicy, ErrorCode, MemoryBackend, Mode, OutcomeStatus, Record, RecordMeta, StorageBackend,
+    VaultDb, VaultDbBuilder, VaultError,
 };
 use vaultdb_testkit::{Corrupting, CorruptingHandle, Failing, FailingHandle, Generator};
 

@@ -17,9 +17,9 @@
 
 use std::collections::BTreeMap;
 
+use vaultdb_core::Mode;
 use vaultdb_core::backend::{Key, KeyPrefix, validate_key};
 use vaultdb_core::envelope::{self, Header, Kind};
-use vaultdb_core::Mode;
 use vaultdb_core::keyring::{KEYRING_TAG, Keyring};
 use vaultdb_core::manifest::{self, Manifest};
 use vaultdb_core::naming::{self, BASE32, KeySpace, NameTag, NamingKey, ParsedKey};

@@ -267,7 +267,8 @@ impl Shares {
             .collect();
         let compact = self.compact;
         let encrypt = |rng: &mut dyn RandomSource, bufs: &mut Vec<Vec<u8>>| {
-            let mut outs: Vec<&mut [u8]> = bufs.iter_mut().map(|b| envelope::share_mut(b)).collect();
+            let mut outs: Vec<&mut [u8]> =
+                bufs.iter_mut().map(|b| envelope::share_mut(b)).collect();
             compact.encrypt_into(t, &secret, rng, &mut outs);
         };
         let mac = if secret.len() >= PARALLEL_MAC_MIN {
