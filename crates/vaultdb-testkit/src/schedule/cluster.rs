@@ -170,6 +170,7 @@ fn builder(plan: &Plan, nodes: &[Node], handle: usize) -> VaultDbBuilder {
         })
         .hedge_after(plan.hedge_after)
         .read_repair(plan.read_repair)
+        .mode(plan.mode)
         .segment_size(SEGMENT_SIZE)
         .rng(Box::new(CsRng::from_seed(seed)));
     for n in nodes {
