@@ -134,6 +134,21 @@ impl Keyring {
         Ok(Self { naming_key, threshold, backends: wire.backends, stores_key, mode })
     }
 
+    /// Checks that a client configured for storage mode `mode` (`None`: any) may open this
+    /// store.
+    ///
+    /// # Errors
+    /// `INVALID_CONFIG` if the store is in another mode.
+    pub fn check_mode(&self, mode: Option<Mode>) -> Result<()> {
+        match mode {
+            Some(m) if m != self.mode => Err(VaultError::invalid_config(format!(
+                "the store was created in {} mode but the client is configured for {m} mode",
+                self.mode
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Checks that a client configuration (its threshold and ordered backend ids) matches
     /// this keyring.
     ///

@@ -378,14 +378,7 @@ impl VaultDbBuilder {
         );
         let (keyring, all_slots_good) =
             open::load_or_create_keyring(&inner, self.naming_key.as_ref()).await?;
-        if let Some(mode) = s.mode
-            && mode != keyring.mode
-        {
-            return Err(VaultError::invalid_config(format!(
-                "the store was created in {} mode but the client is configured for {mode} mode",
-                keyring.mode
-            )));
-        }
+        keyring.check_mode(s.mode)?;
         inner.fanout.set_mode(keyring.mode);
         let mut system = Inner::new(
             system_parts.0,
