@@ -11,7 +11,8 @@
 //!   compact split and rebuild, and their parts (the AES-256-CTR keystream, the erasure
 //!   code's encode and decode), which is the measurement behind the choice of erasure code.
 //!
-//! `VAULTDB_BENCH_QUICK=1` takes fewer samples (a smoke test).
+//! `VAULTDB_BENCH_QUICK=1` takes fewer samples (a smoke test). Run without `--bench` (as
+//! `cargo test --all-targets` does), every case runs once, as a test.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -26,6 +27,17 @@ const MIB: usize = 1 << 20;
 
 fn quick() -> bool {
     std::env::var_os("VAULTDB_BENCH_QUICK").is_some_and(|v| v != "0")
+}
+
+/// Samples per timed case: one when run as a test (no `--bench` argument).
+fn samples() -> usize {
+    if !std::env::args().any(|a| a == "--bench") {
+        1
+    } else if quick() {
+        20
+    } else {
+        200
+    }
 }
 
 /// Median time of `f` over `samples` runs after `samples / 10 + 1` warm-up runs.
@@ -62,7 +74,7 @@ async fn store(mode: Mode, k: usize, n: usize) -> (Vec<Arc<MemoryBackend>>, Vaul
 
 async fn storage(mode: Mode, k: usize, n: usize, size: usize) {
     let (mems, db) = store(mode, k, n).await;
-    let count = (4 * MIB / size).clamp(4, 64);
+    let count = if samples() == 1 { 1 } else { (4 * MIB / size).clamp(4, 64) };
     let payload = data(size);
     for i in 0..count {
         db.put(Record::new(format!("record-{i}"), payload.clone())).await.expect("put");
@@ -83,7 +95,7 @@ async fn storage(mode: Mode, k: usize, n: usize, size: usize) {
 }
 
 fn throughput(rt: &tokio::runtime::Runtime, mode: Mode, k: usize, n: usize) {
-    let samples = if quick() { 20 } else { 200 };
+    let samples = samples();
     let (_mems, db) = rt.block_on(store(mode, k, n));
     let payload = data(MIB);
     let id = "bench-1mib".to_owned();
@@ -113,7 +125,7 @@ fn codec_line(what: &str, k: usize, n: usize, t: Duration) {
 }
 
 fn codecs(k: usize, n: usize) {
-    let samples = if quick() { 20 } else { 200 };
+    let samples = samples();
     let t = Threshold::new(k, n).unwrap();
     let secret = data(MIB);
     let x = Xorida::new();
@@ -172,7 +184,7 @@ fn codecs(k: usize, n: usize) {
 }
 
 fn main() {
-    // cargo bench passes `--bench`; no other arguments are taken.
+    // cargo bench passes `--bench` (cargo test does not: see `samples`).
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

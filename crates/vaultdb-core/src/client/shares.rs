@@ -381,11 +381,19 @@ impl Shares {
     ) -> Option<Opened> {
         let mut tried = 0;
         let mut found = None;
-        for_each_subset(good.len(), self.threshold.k(), &mut |pos: &[usize]| {
+        // In compact mode, subsets are tried in the order of the backends, so that the first
+        // holds the lowest positions: with shares 1..=K (the original shards) nothing is
+        // decoded. Otherwise in the order the envelopes came.
+        let mut order: Vec<usize> = (0..good.len()).collect();
+        if self.mode == Mode::Compact {
+            order.sort_by_key(|&p| good[p].0);
+        }
+        for_each_subset(good.len(), self.threshold.k(), &mut |sub: &[usize]| {
             if tried >= limit {
                 return false;
             }
             tried += 1;
+            let pos: Vec<usize> = sub.iter().map(|&q| order[q]).collect();
             let pts: Vec<SharePoint<'_>> = pos
                 .iter()
                 .map(|&p| {
@@ -417,7 +425,7 @@ impl Shares {
             };
             if let Ok(payload) = secret::open(&binding, &secret) {
                 let payload = SECRET_HEADER_LEN..SECRET_HEADER_LEN + payload.len();
-                found = Some(Opened { kind, secret, payload, subset: pos.to_vec() });
+                found = Some(Opened { kind, secret, payload, subset: pos });
                 return false;
             }
             true

@@ -137,9 +137,7 @@ impl<'de> Deserialize<'de> for ModeSetting {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let t = String::deserialize(d)?;
         t.parse().map(Self).map_err(|_| {
-            serde::de::Error::custom(format!(
-                "invalid mode {t:?}: use \"shamir\" or \"compact\""
-            ))
+            serde::de::Error::custom(format!("invalid mode {t:?}: use \"shamir\" or \"compact\""))
         })
     }
 }
