@@ -261,7 +261,9 @@ impl Compact {
         }
         let shares = &shares[..k];
         let len = shares[0].y.len();
-        if len < KEY_LEN + 2 || (len - KEY_LEN) % 2 != 0 || shares.iter().any(|p| p.y.len() != len)
+        if len < KEY_LEN + 2
+            || !(len - KEY_LEN).is_multiple_of(2)
+            || shares.iter().any(|p| p.y.len() != len)
         {
             return bad("compact shares of different or impossible lengths");
         }
@@ -358,7 +360,10 @@ mod tests {
         for len in 0..300 {
             for k in 2..6 {
                 let s = shard_len(t(k, 6), len);
-                assert!(s % 2 == 0 && s * k >= len && s * k < len + 2 * k + 2, "{k} {len}");
+                assert!(
+                    s.is_multiple_of(2) && s * k >= len && s * k < len + 2 * k + 2,
+                    "{k} {len}"
+                );
             }
         }
     }

@@ -185,7 +185,9 @@ fn vectors_follow_the_format() {
         let th = t(k, n);
         let shares = split(seed, k, n, len);
         let s = shard_len(th, len);
-        assert!(shares.iter().all(|sh| sh.len() == KEY_LEN + s && s % 2 == 0 && s * k >= len));
+        assert!(
+            shares.iter().all(|sh| sh.len() == KEY_LEN + s && s.is_multiple_of(2) && s * k >= len)
+        );
         let mut stream = vec![0u8; KEY_LEN * k];
         ctr09::Ctr128BE::<aes08::Aes256>::new(&[seed; 32].into(), &[0u8; 16].into())
             .apply_keystream(&mut stream);
