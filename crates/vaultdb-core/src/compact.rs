@@ -23,6 +23,7 @@
 //! keyring) is unchanged; the keyring itself is always split with XorIDA, since it says
 //! which mode the store is in.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::str::FromStr;
 
@@ -191,13 +192,56 @@ impl Compact {
         }
         let s = outs[0].len() - KEY_LEN;
         let failed = |e: reed_solomon_simd::Error| VaultError::SplitFailed(e.to_string());
-        let mut encoder = ReedSolomonEncoder::new(k, n - k, s).map_err(failed)?;
-        for out in outs.iter().take(k) {
-            encoder.add_original_shard(&out[KEY_LEN..]).map_err(failed)?;
+        let (originals, recoveries) = outs.split_at_mut(k);
+        with_encoder(k, n - k, s, |encoder| {
+            for out in originals.iter() {
+                encoder.add_original_shard(&out[KEY_LEN..])?;
+            }
+            let result = encoder.encode()?;
+            for (out, recovery) in recoveries.iter_mut().zip(result.recovery_iter()) {
+                out[KEY_LEN..].copy_from_slice(recovery);
+            }
+            Ok(())
+        })
+        .map_err(failed)
+    }
+
+    /// Changes the first [`CHUNK`] ciphertext bytes of shard 1 by XOR-ing `delta` into them,
+    /// and the recovery shards to match, in shares already dispersed ([`Compact::disperse`]):
+    /// the code is linear and works on each [`CHUNK`]-byte column of the shards on its own,
+    /// so only the recovery shards' first chunk changes, by the code of `delta`. The put
+    /// disperses the ciphertext while the MAC is computed, and adds the MAC this way.
+    ///
+    /// # Errors
+    /// `SPLIT_FAILED` if the shards are shorter than [`CHUNK`] bytes.
+    pub fn add_to_first_chunk(
+        &self,
+        t: Threshold,
+        outs: &mut [&mut [u8]],
+        delta: &[u8; CHUNK],
+    ) -> Result<()> {
+        let (k, n) = (t.k(), t.n());
+        if outs[0].len() < KEY_LEN + CHUNK {
+            return Err(VaultError::SplitFailed("shards shorter than one chunk".into()));
+        }
+        for (o, d) in outs[0][KEY_LEN..KEY_LEN + CHUNK].iter_mut().zip(delta) {
+            *o ^= d;
+        }
+        if n == k {
+            return Ok(());
+        }
+        let zero = [0u8; CHUNK];
+        let failed = |e: reed_solomon_simd::Error| VaultError::SplitFailed(e.to_string());
+        let mut encoder = ReedSolomonEncoder::new(k, n - k, CHUNK).map_err(failed)?;
+        encoder.add_original_shard(delta).map_err(failed)?;
+        for _ in 1..k {
+            encoder.add_original_shard(zero).map_err(failed)?;
         }
         let result = encoder.encode().map_err(failed)?;
         for (out, recovery) in outs.iter_mut().skip(k).zip(result.recovery_iter()) {
-            out[KEY_LEN..].copy_from_slice(recovery);
+            for (o, d) in out[KEY_LEN..KEY_LEN + CHUNK].iter_mut().zip(recovery) {
+                *o ^= d;
+            }
         }
         Ok(())
     }
@@ -237,13 +281,18 @@ impl Compact {
             share.extend_from_slice(&cipher[at * s..(at + 1) * s]);
         } else {
             let failed = |e: reed_solomon_simd::Error| VaultError::ReconstructFailed(e.to_string());
-            let mut encoder = ReedSolomonEncoder::new(k, n - k, s).map_err(failed)?;
-            for shard in cipher.chunks_exact(s) {
-                encoder.add_original_shard(shard).map_err(failed)?;
+            with_encoder(k, n - k, s, |encoder| {
+                for shard in cipher.chunks_exact(s) {
+                    encoder.add_original_shard(shard)?;
+                }
+                let result = encoder.encode()?;
+                share.extend_from_slice(result.recovery(at - k).unwrap_or_default());
+                Ok(())
+            })
+            .map_err(failed)?;
+            if share.len() != KEY_LEN + s {
+                return Err(failed_index(x));
             }
-            let result = encoder.encode().map_err(failed)?;
-            let recovery = result.recovery(at - k).ok_or_else(|| failed_index(x))?;
-            share.extend_from_slice(recovery);
         }
         Ok(share)
     }
@@ -285,22 +334,81 @@ impl Compact {
         }
         if missing {
             let failed = |e: reed_solomon_simd::Error| VaultError::ReconstructFailed(e.to_string());
-            let mut decoder = ReedSolomonDecoder::new(k, n - k, s).map_err(failed)?;
-            for p in shares {
-                let at = usize::from(p.x) - 1;
-                if at < k {
-                    decoder.add_original_shard(at, &p.y[KEY_LEN..]).map_err(failed)?;
-                } else {
-                    decoder.add_recovery_shard(at - k, &p.y[KEY_LEN..]).map_err(failed)?;
+            with_decoder(k, n - k, s, |decoder| {
+                for p in shares {
+                    let at = usize::from(p.x) - 1;
+                    if at < k {
+                        decoder.add_original_shard(at, &p.y[KEY_LEN..])?;
+                    } else {
+                        decoder.add_recovery_shard(at - k, &p.y[KEY_LEN..])?;
+                    }
                 }
-            }
-            let result = decoder.decode().map_err(failed)?;
-            for (at, restored) in result.restored_original_iter() {
-                cipher[at * s..(at + 1) * s].copy_from_slice(restored);
-            }
+                let result = decoder.decode()?;
+                for (at, restored) in result.restored_original_iter() {
+                    cipher[at * s..(at + 1) * s].copy_from_slice(restored);
+                }
+                Ok(())
+            })
+            .map_err(failed)?;
         }
         Ok((key, cipher))
     }
+}
+
+/// The erasure code's column width: it works on each `CHUNK`-byte column of the shards
+/// (32 symbols of 16 bits) on its own.
+pub const CHUNK: usize = 64;
+
+/// Shards up to this long are coded with a per-thread encoder and decoder whose work
+/// buffers are kept between calls (they hold ciphertext only); longer ones with fresh ones,
+/// so that no thread keeps a large buffer.
+const REUSE_MAX_SHARD: usize = 4 << 20;
+
+thread_local! {
+    static ENCODER: RefCell<Option<ReedSolomonEncoder>> = const { RefCell::new(None) };
+    static DECODER: RefCell<Option<ReedSolomonDecoder>> = const { RefCell::new(None) };
+}
+
+type RsResult<T> = std::result::Result<T, reed_solomon_simd::Error>;
+
+/// Runs `f` with an encoder for `k` original and `r` recovery shards of `s` bytes.
+fn with_encoder<T>(
+    k: usize,
+    r: usize,
+    s: usize,
+    f: impl FnOnce(&mut ReedSolomonEncoder) -> RsResult<T>,
+) -> RsResult<T> {
+    if s > REUSE_MAX_SHARD {
+        return f(&mut ReedSolomonEncoder::new(k, r, s)?);
+    }
+    ENCODER.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        match slot.as_mut() {
+            Some(e) => e.reset(k, r, s)?,
+            None => *slot = Some(ReedSolomonEncoder::new(k, r, s)?),
+        }
+        f(slot.as_mut().expect("set above"))
+    })
+}
+
+/// Runs `f` with a decoder for `k` original and `r` recovery shards of `s` bytes.
+fn with_decoder<T>(
+    k: usize,
+    r: usize,
+    s: usize,
+    f: impl FnOnce(&mut ReedSolomonDecoder) -> RsResult<T>,
+) -> RsResult<T> {
+    if s > REUSE_MAX_SHARD {
+        return f(&mut ReedSolomonDecoder::new(k, r, s)?);
+    }
+    DECODER.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        match slot.as_mut() {
+            Some(d) => d.reset(k, r, s)?,
+            None => *slot = Some(ReedSolomonDecoder::new(k, r, s)?),
+        }
+        f(slot.as_mut().expect("set above"))
+    })
 }
 
 /// The key parts (the first [`KEY_LEN`] bytes) of the first K shares.
@@ -394,6 +502,33 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Changing ciphertext bytes of the first chunk after dispersal gives the shares of the
+    /// changed ciphertext.
+    #[test]
+    fn a_first_chunk_change_after_dispersal_equals_dispersing_the_change() {
+        let c = Compact::new();
+        for (k, n, len) in
+            [(2, 3, 1000), (3, 5, 70_001), (2, 2, 200), (4, 7, 1290), (5, 9, 100_000)]
+        {
+            let th = t(k, n);
+            let secret: Vec<u8> = (0..len).map(|i| (i * 13) as u8).collect();
+            let mut changed = secret.clone();
+            let mut delta = [0u8; CHUNK];
+            for (i, d) in delta.iter_mut().enumerate().skip(32) {
+                *d = (i as u8).wrapping_mul(37) | 1;
+                changed[i] ^= *d;
+            }
+            let want = c.split(th, &changed, &mut CsRng::from_seed([3; 32])).unwrap();
+            let mut got = c.split(th, &secret, &mut CsRng::from_seed([3; 32])).unwrap();
+            let mut outs: Vec<&mut [u8]> = got.iter_mut().map(Vec::as_mut_slice).collect();
+            c.add_to_first_chunk(th, &mut outs, &delta).unwrap();
+            assert_eq!(got, want, "{k}-of-{n}, {len} bytes");
+        }
+        let mut short = vec![vec![0u8; KEY_LEN + 62]; 3];
+        let mut outs: Vec<&mut [u8]> = short.iter_mut().map(Vec::as_mut_slice).collect();
+        assert!(c.add_to_first_chunk(t(2, 3), &mut outs, &[1; CHUNK]).is_err());
     }
 
     #[test]

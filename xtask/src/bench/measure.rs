@@ -120,12 +120,14 @@ pub(super) fn measure(opts: &Opts, target: &Path) -> Result<Value, String> {
     }))
 }
 
-/// `--only modes`: builds and runs the modes suite alone; its JSON lines.
-pub(super) fn modes(opts: &Opts, _target: &Path) -> Result<Vec<Value>, String> {
+/// `--only modes`: builds and runs the modes suite alone; its JSON lines, when it started
+/// (Unix seconds) and the load average then.
+pub(super) fn modes(opts: &Opts, _target: &Path) -> Result<(Vec<Value>, u64, String), String> {
     let mut b = cargo();
     b.args(["bench", "-p", "vaultdb-core", "--bench", "modes", "--no-run"]);
     step("build modes bench", b)?;
-    run_modes(opts)
+    let (started, load) = (unix(SystemTime::now()), load_average());
+    Ok((run_modes(opts)?, started, load))
 }
 
 /// Runs the modes suite (built): the storage modes side by side, JSON lines.

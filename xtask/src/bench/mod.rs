@@ -117,16 +117,11 @@ fn only_modes(
         .filter(Value::is_object)
         .unwrap_or_else(|| serde_json::json!({}));
     if !opts.render_only {
-        let lines = measure::modes(opts, target)?;
+        let (lines, started, load) = measure::modes(opts, target)?;
         results["modes"] = Value::Array(lines);
-        results["quick"] = Value::Bool(opts.quick);
-        if results.get("started_unix").is_none() {
-            results["started_unix"] = serde_json::json!(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs())
-            );
-        }
+        results["modes_started_unix"] = serde_json::json!(started);
+        results["modes_load"] = Value::String(load);
+        results["modes_quick"] = Value::Bool(opts.quick);
         if let Some(dir) = saved.parent() {
             std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }

@@ -235,11 +235,12 @@ impl Shares {
         Ok(bufs)
     }
 
-    /// [`Shares::seal`] in compact mode (docs/FORMAT.md section 16): the untagged secret is
-    /// encrypted into the envelopes while a second thread computes its MAC (for large
-    /// secrets), the MAC is XOR-ed into the ciphertext (counter mode: the tag block of the
-    /// untagged secret is zero, so its ciphertext is the keystream), then the recovery shards
-    /// are computed and every envelope is checksummed.
+    /// [`Shares::seal`] in compact mode (docs/FORMAT.md section 16). The untagged secret is
+    /// encrypted into the envelopes and the MAC XOR-ed into the ciphertext afterwards
+    /// (counter mode: the untagged secret's tag block is zero, so its ciphertext is the
+    /// keystream). For large secrets the MAC is computed on a second thread while this one
+    /// encrypts, disperses and checksums, and is added to the dispersed shares through the
+    /// code's linearity ([`Compact::add_to_first_chunk`]).
     fn seal_compact(
         &self,
         binding: &Binding,
@@ -266,36 +267,47 @@ impl Shares {
             })
             .collect();
         let compact = self.compact;
-        let encrypt = |rng: &mut dyn RandomSource, bufs: &mut Vec<Vec<u8>>| {
+        if secret.len() < PARALLEL_MAC_MIN {
             let mut outs: Vec<&mut [u8]> =
                 bufs.iter_mut().map(|b| envelope::share_mut(b)).collect();
             compact.encrypt_into(t, &secret, rng, &mut outs);
-        };
-        let mac = if secret.len() >= PARALLEL_MAC_MIN {
-            std::thread::scope(|scope| {
-                let secret = &secret;
-                let worker = std::thread::Builder::new()
-                    .spawn_scoped(scope, || secret::tag_of(binding, secret));
-                encrypt(rng, &mut bufs);
-                match worker {
-                    Ok(h) => {
-                        h.join().map_err(|_| VaultError::SplitFailed("HMAC thread panicked".into()))
-                    }
-                    Err(_) => Ok(secret::tag_of(binding, secret)),
-                }
-            })?
-        } else {
-            encrypt(rng, &mut bufs);
-            secret::tag_of(binding, &secret)
-        };
-        let shard = share_len - compact::KEY_LEN;
-        for (p, m) in secret::TAG_RANGE.zip(mac) {
-            envelope::share_mut(&mut bufs[p / shard])[compact::KEY_LEN + p % shard] ^= m;
+            let mac = secret::tag_of(binding, &secret);
+            let shard = share_len - compact::KEY_LEN;
+            for (p, m) in secret::TAG_RANGE.zip(mac) {
+                outs[p / shard][compact::KEY_LEN + p % shard] ^= m;
+            }
+            compact.disperse(t, &mut outs)?;
+            bufs.iter_mut().for_each(|b| envelope::seal(b));
+            return Ok(bufs);
         }
+        // A large secret: its MAC on a second thread while this one encrypts, disperses and
+        // checksums the shares past their first chunk; then the MAC goes into the first
+        // chunk (ciphertext bytes 32..64, in shard 1) of every share, and the checksums are
+        // finished from there.
+        let tail_from = compact::KEY_LEN + compact::CHUNK;
+        let (tails, mac) = std::thread::scope(|scope| {
+            let secret = &secret;
+            let worker =
+                std::thread::Builder::new().spawn_scoped(scope, || secret::tag_of(binding, secret));
+            let mut outs: Vec<&mut [u8]> =
+                bufs.iter_mut().map(|b| envelope::share_mut(b)).collect();
+            compact.encrypt_into(t, secret, rng, &mut outs);
+            compact.disperse(t, &mut outs)?;
+            let tails: Vec<u32> = outs.iter().map(|o| crc32c::crc32c(&o[tail_from..])).collect();
+            let mac = match worker {
+                Ok(h) => {
+                    h.join().map_err(|_| VaultError::SplitFailed("HMAC thread panicked".into()))?
+                }
+                Err(_) => secret::tag_of(binding, secret),
+            };
+            Ok::<_, VaultError>((tails, mac))
+        })?;
+        let mut delta = [0u8; compact::CHUNK];
+        delta[secret::TAG_RANGE].copy_from_slice(&mac);
         let mut outs: Vec<&mut [u8]> = bufs.iter_mut().map(|b| envelope::share_mut(b)).collect();
-        compact.disperse(t, &mut outs)?;
-        for buf in &mut bufs {
-            envelope::seal(buf);
+        compact.add_to_first_chunk(t, &mut outs, &delta)?;
+        for (buf, tail) in bufs.iter_mut().zip(tails) {
+            envelope::seal_with_tail(buf, tail_from, tail);
         }
         Ok(bufs)
     }
