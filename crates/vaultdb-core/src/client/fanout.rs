@@ -674,9 +674,10 @@ impl Fanout {
 
     // --- Reads --------------------------------------------------------------------------
 
-    /// Backend indices, fastest readers first.
+    /// Backend indices, fastest readers first (counting what rebuilding from each costs:
+    /// [`Shares::read_cost_us`]).
     fn by_latency(&self, mut idxs: Vec<usize>) -> Vec<usize> {
-        idxs.sort_by_key(|&i| self.latency[i].get());
+        idxs.sort_by_key(|&i| self.latency[i].get().saturating_add(self.shares.read_cost_us(i)));
         idxs
     }
 

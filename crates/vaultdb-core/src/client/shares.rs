@@ -25,6 +25,10 @@ use crate::version::Version;
 use crate::wipe::SecretVec;
 use crate::xorida::{SharePoint, Threshold, Xorida};
 
+/// What a read counts for decoding the erasure code, in compact mode (see
+/// [`Shares::read_cost_us`]).
+const DECODE_COST_US: u64 = 1000;
+
 /// Secrets at least this large compute their HMAC on a second thread while they are split.
 const PARALLEL_MAC_MIN: usize = 128 << 10;
 
@@ -96,6 +100,18 @@ impl Shares {
 
     pub(crate) fn mode(&self) -> Mode {
         self.mode
+    }
+
+    /// What a read adds, in microseconds, to the latency of backend `idx` when it orders the
+    /// backends to fetch from: in compact mode, a share past position K holds a recovery
+    /// shard, and rebuilding with one decodes the erasure code (about a millisecond per MiB,
+    /// docs/PERFORMANCE.md section 7), so the first K backends are asked first unless they
+    /// are slower by more than that.
+    pub(crate) fn read_cost_us(&self, idx: usize) -> u64 {
+        match self.mode {
+            Mode::Compact if idx >= self.threshold.k() => DECODE_COST_US,
+            _ => 0,
+        }
     }
 
     /// True if secrets of `kind` are split with the compact scheme: in a compact store, all
