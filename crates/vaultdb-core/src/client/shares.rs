@@ -1,3 +1,5 @@
+// This file is long because it is the share codec of both storage modes (seal, check, open,
+// confirm, derive for each) with the unit tests that run every step in both.
 //! The shares layer: pure functions over one store's shares, with no I/O, no async and no
 //! logging.
 //!
