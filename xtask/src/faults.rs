@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! cargo xtask faults [--seeds N] [--ops M] [--first-seed S] [--jobs J] [--allow-known]
-//!                    [--no-hedge] [--no-read-repair] [--release]
+//!                    [--no-hedge] [--no-read-repair] [--mode shamir|compact] [--release]
 //! ```
 //!
 //! - `--seeds N` (default 100) seeds from `--first-seed S` (default 1), `--ops M` (default
@@ -17,6 +17,7 @@
 //!   docs/FAULTS.md ("Findings"); by default any violation fails the task.
 //! - `--no-hedge`, `--no-read-repair`: run every seed with the client's read hedging or
 //!   background read-repair switched off (to look past the known issues).
+//! - `--mode compact`: every seed's store in the compact storage mode (default `shamir`).
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
@@ -32,6 +33,7 @@ struct Args {
     allow_known: bool,
     no_hedge: bool,
     no_read_repair: bool,
+    mode: String,
     release: bool,
 }
 
@@ -44,6 +46,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         allow_known: false,
         no_hedge: false,
         no_read_repair: false,
+        mode: "shamir".to_owned(),
         release: false,
     };
     let mut it = args.iter();
@@ -61,6 +64,10 @@ fn parse(args: &[String]) -> Result<Args, String> {
             "--no-hedge" => a.no_hedge = true,
             "--no-read-repair" => a.no_read_repair = true,
             "--release" => a.release = true,
+            "--mode" => match it.next().map(String::as_str) {
+                Some(m @ ("shamir" | "compact")) => a.mode = m.to_owned(),
+                other => return Err(format!("--mode needs shamir or compact, not {other:?}")),
+            },
             other => return Err(format!("faults: unknown argument {other:?}")),
         }
     }
@@ -83,6 +90,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         .env("VAULTDB_FAULT_JOBS", a.jobs.to_string())
         .env("VAULTDB_FAULT_QUIET", "1")
         .env("VAULTDB_FAULT_ALLOW_KNOWN", if a.allow_known { "1" } else { "0" })
+        .env("VAULTDB_FAULT_MODE", &a.mode)
         .env_remove("VAULTDB_FAULT_SEED")
         .env("RUST_BACKTRACE", "0")
         .stdout(Stdio::piped());
@@ -93,8 +101,8 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
         cmd.env("VAULTDB_FAULT_READ_REPAIR", "0");
     }
     println!(
-        "xtask: == faults: {} seeds from {}, {} operations each, {} jobs",
-        a.seeds, a.first, a.ops, a.jobs
+        "xtask: == faults: {} seeds from {}, {} operations each, {} jobs, {} mode",
+        a.seeds, a.first, a.ops, a.jobs, a.mode
     );
     let start = std::time::Instant::now();
     let mut child = cmd.spawn().map_err(|e| format!("faults: could not start cargo: {e}"))?;

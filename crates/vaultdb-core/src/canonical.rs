@@ -59,6 +59,7 @@ pub(crate) fn check_len<T: Serialize + ?Sized>(value: &T, len: usize) -> Result<
 mod tests {
     use std::collections::BTreeMap;
 
+    use crate::compact::Mode;
     use crate::error::ErrorCode;
     use crate::keyring::Keyring;
     use crate::manifest::Manifest;
@@ -146,10 +147,30 @@ mod tests {
             threshold: Threshold::new(2, 3).unwrap(),
             backends: vec!["a".into(), "b".into(), "c".into()],
             stores_key: true,
+            mode: Mode::Shamir,
         };
         let mut canonical = Vec::new();
         k.encode_into(&mut canonical).unwrap();
         assert!(Keyring::decode(&canonical, None).unwrap().backends == k.backends);
+        // A compact store's keyring is format 2 with the mode byte `01` last; a shamir
+        // keyring in format 2, an unknown mode, or a missing mode byte do not decode.
+        let compact = Keyring { mode: Mode::Compact, ..k.clone() };
+        let mut two = Vec::new();
+        compact.encode_into(&mut two).unwrap();
+        assert_eq!((two[0], two.len(), two[two.len() - 1]), (2, canonical.len() + 1, 1));
+        assert_eq!(Keyring::decode(&two, None).unwrap().mode, Mode::Compact);
+        assert_eq!(Keyring::decode(&canonical, None).unwrap().mode, Mode::Shamir);
+        for (last, cut) in [(0u8, false), (2, false), (1, true)] {
+            let mut bad = two.clone();
+            *bad.last_mut().unwrap() = last;
+            if cut {
+                bad.pop();
+            }
+            assert!(fails(Keyring::decode(&bad, None)), "{last} {cut}");
+        }
+        let mut trailing = canonical.clone();
+        trailing.push(1);
+        assert!(fails(Keyring::decode(&trailing, None)));
         // format, Some + key, key check, K, N: the backend count is at byte 52.
         assert_eq!(canonical[52], 3);
         let mut long = canonical.clone();

@@ -10,7 +10,7 @@
 //!      8    1  x, this share's coordinate (1..=N)
 //!      9   16  version (HLC micros BE, random BE)
 //!     25   16  name tag (zero for a keyring)
-//!     41    4  L, the secret length (u32 BE)
+//!     41    4  L, the share length (u32 BE): the secret's, or a compact share's
 //!     45    L  share bytes
 //!   45+L    4  CRC32C (Castagnoli) of bytes 0..45+L, u32 BE
 //! ```
@@ -92,7 +92,8 @@ pub struct Header {
     pub version: Version,
     /// The record's name tag (zero for the keyring).
     pub tag: NameTag,
-    /// The secret's (and so the share's) length.
+    /// The share's length: the secret's, or in a compact store the compact share's
+    /// (docs/FORMAT.md section 16).
     pub secret_len: u32,
 }
 

@@ -7,6 +7,8 @@
 //! This crate has no network or file I/O of its own. It holds:
 //! - [`gf256`] and [`xorida`]: the field arithmetic, the SIMD region kernels and the
 //!   sharing engine (split, rebuild, derive);
+//! - [`compact`]: the compact storage mode ([`Mode`]): the secret encrypted, dispersed with
+//!   an erasure code, and its key shared with XorIDA;
 //! - [`rng`]: the CSPRNG that feeds the sharing, injectable for tests;
 //! - [`error`]: [`VaultError`] and the product's error codes;
 //! - [`backend`]: the [`StorageBackend`] trait every backend implements.
@@ -20,6 +22,7 @@ pub mod backend;
 pub mod base32;
 mod canonical;
 pub mod client;
+pub mod compact;
 pub mod envelope;
 pub mod error;
 pub mod gf256;
@@ -43,6 +46,7 @@ pub use client::{
     CallPolicy, DeleteResult, GetResult, Health, ListResult, PutResult, ReadStream, RecordMeta,
     RecordPage, RepairReport, ScrubReport, Settings, VaultDb, VaultDbBuilder, WallClock,
 };
+pub use compact::Mode;
 pub use error::{BackendOutcome, ErrorCode, OutcomeStatus, Result, VaultError};
 pub use memory::MemoryBackend;
 pub use padding::Padding;

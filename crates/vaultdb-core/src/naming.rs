@@ -320,12 +320,12 @@ impl KeySpace {
     }
 
     /// The key of a record's mark, which every write of it overwrites (docs/FORMAT.md
-    /// section 16): `<prefix>/m/<tag>`.
+    /// section 17): `<prefix>/m/<tag>`.
     pub fn mark_key(&self, tag: NameTag) -> Key {
         Key::from_valid(format!("{}m/{}", self.root, tag.to_text()))
     }
 
-    /// The key of a record's settled object (docs/FORMAT.md section 16):
+    /// The key of a record's settled object (docs/FORMAT.md section 17):
     /// `<prefix>/s/<tag>`.
     pub fn settled_key(&self, tag: NameTag) -> Key {
         Key::from_valid(format!("{}s/{}", self.root, tag.to_text()))

@@ -4,7 +4,8 @@
 //! operations and every fault switch (`vaultdb_testkit::schedule`). The history of
 //! each run is checked against the consistency model of DESIGN.md section 5.
 //!
-//! - `short_run` (the default test set): a few seeds, at least 1,000 operations.
+//! - `short_run` (the default test set): a few seeds, at least 1,000 operations;
+//!   `short_run_compact` the same seeds on a store in the compact mode.
 //! - `long_run` (ignored; `cargo xtask faults`): at least 50 seeds, at least 10,000
 //!   operations, and a `FAULTS-SUMMARY <json>` line for xtask.
 //!
@@ -14,14 +15,17 @@
 //! `VAULTDB_FAULT_JOBS=<threads>` runs seeds in parallel; `VAULTDB_FAULT_VERBOSE=1` prints
 //! each plan and history, `VAULTDB_FAULT_QUIET=1` only failing seeds;
 //! `VAULTDB_FAULT_READ_REPAIR=0|1` and `VAULTDB_FAULT_HEDGE_MS=<ms>` (0: off) override the
-//! plan's client settings; `VAULTDB_FAULT_ALLOW_KNOWN=1` tolerates violations attributed to
+//! plan's client settings; `VAULTDB_FAULT_MODE=shamir|compact` the store's storage mode
+//! (default shamir; `short_run_compact` is always compact); `VAULTDB_FAULT_ALLOW_KNOWN=1` tolerates violations attributed to
 //! a known issue (docs/FAULTS.md); `VAULTDB_FAULT_TRIAGE=0` skips attributing them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use vaultdb_core::{BackendError, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend};
+use vaultdb_core::{
+    BackendError, Key, KeyPrefix, ListFrom, ListPage, Mode, PutMode, StorageBackend,
+};
 use vaultdb_testkit::schedule::{
     Invariant, OpResult, Plan, Report, RoundKind, RunOptions, RunResult, Summary, check, run,
 };
@@ -88,17 +92,27 @@ fn run_plan(plan: &Plan, opts: &RunOptions) -> (RunResult, Report) {
     (result, report)
 }
 
-fn reproduce(seed: u64, ops: usize) -> String {
+fn reproduce(seed: u64, ops: usize, mode: Mode) -> String {
     format!(
-        "VAULTDB_FAULT_SEED={seed} VAULTDB_FAULT_OPS={ops} VAULTDB_FAULT_VERBOSE=1 \
-         cargo test -p vaultdb-core --test fault_schedule -- short_run --nocapture"
+        "VAULTDB_FAULT_SEED={seed} VAULTDB_FAULT_OPS={ops} VAULTDB_FAULT_MODE={mode} \
+         VAULTDB_FAULT_VERBOSE=1 cargo test -p vaultdb-core --test fault_schedule -- \
+         short_run --exact --nocapture"
     )
 }
 
+/// The storage mode of VAULTDB_FAULT_MODE (`shamir`, the default, or `compact`).
+fn env_mode() -> Mode {
+    std::env::var("VAULTDB_FAULT_MODE")
+        .ok()
+        .map_or(Mode::Shamir, |m| m.parse().expect("VAULTDB_FAULT_MODE: shamir or compact"))
+}
+
 /// The plan of `seed`, with the overrides of VAULTDB_FAULT_READ_REPAIR (0 or 1) and
-/// VAULTDB_FAULT_HEDGE_MS (0: no hedging), for narrowing down a failure.
+/// VAULTDB_FAULT_HEDGE_MS (0: no hedging), for narrowing down a failure, in the storage mode
+/// of VAULTDB_FAULT_MODE.
 fn plan_of(seed: u64, ops: usize) -> Plan {
     let mut plan = Plan::generate(seed, ops);
+    plan.mode = env_mode();
     if let Some(on) = env_u64("VAULTDB_FAULT_READ_REPAIR") {
         plan.read_repair = on != 0;
     }
@@ -109,8 +123,8 @@ fn plan_of(seed: u64, ops: usize) -> Plan {
 }
 
 /// Runs one seed, prints what it did; returns its summary.
-fn run_seed(seed: u64, ops: usize) -> Summary {
-    let plan = plan_of(seed, ops);
+fn run_seed(seed: u64, ops: usize, mode: Mode) -> Summary {
+    let plan = Plan { mode, ..plan_of(seed, ops) };
     let quiet = env_u64("VAULTDB_FAULT_QUIET") == Some(1);
     if !quiet {
         eprintln!("fault schedule seed {seed}: {}", plan.headline());
@@ -132,7 +146,7 @@ fn run_seed(seed: u64, ops: usize) -> Summary {
             eprintln!("the schedule of seed {seed}:\n{plan}");
         }
         eprintln!("{}", report.explain(&result));
-        eprintln!("reproduce: {}", reproduce(seed, ops));
+        eprintln!("reproduce: {}", reproduce(seed, ops, mode));
         for cause in triage(&result, &report) {
             eprintln!("seed {seed}: {cause}");
             summary.triage.entry(cause).or_default().push(seed);
@@ -256,7 +270,7 @@ fn symptoms(result: &RunResult, v: &vaultdb_testkit::schedule::Violation) -> Opt
     }
 }
 
-fn run_seeds(seeds: &[u64], ops: usize) -> Summary {
+fn run_seeds(seeds: &[u64], ops: usize, mode: Mode) -> Summary {
     let jobs = env_u64("VAULTDB_FAULT_JOBS").unwrap_or(1).max(1) as usize;
     let next = AtomicUsize::new(0);
     let mut total = Summary::default();
@@ -268,7 +282,7 @@ fn run_seeds(seeds: &[u64], ops: usize) -> Summary {
                     loop {
                         let i = next.fetch_add(1, Ordering::SeqCst);
                         let Some(&seed) = seeds.get(i) else { break };
-                        mine.merge(&run_seed(seed, ops));
+                        mine.merge(&run_seed(seed, ops, mode));
                     }
                     mine
                 })
@@ -288,7 +302,7 @@ fn run_seeds(seeds: &[u64], ops: usize) -> Summary {
 
 /// Fails on any violation, or with VAULTDB_FAULT_ALLOW_KNOWN=1 only on violations that are
 /// not attributed to a known issue.
-fn assert_clean(summary: &Summary, ops: usize) {
+fn assert_clean(summary: &Summary, ops: usize, mode: Mode) {
     let allow_known = env_u64("VAULTDB_FAULT_ALLOW_KNOWN") == Some(1);
     let failing: Vec<u64> = if allow_known {
         summary
@@ -300,7 +314,7 @@ fn assert_clean(summary: &Summary, ops: usize) {
     } else {
         summary.failing_seeds.clone()
     };
-    let repro: Vec<String> = failing.iter().map(|s| reproduce(*s, ops)).collect();
+    let repro: Vec<String> = failing.iter().map(|s| reproduce(*s, ops, mode)).collect();
     assert!(
         failing.is_empty(),
         "the fault-schedule checker found violations in seeds {failing:?}; reproduce with:\n{}",
@@ -309,24 +323,33 @@ fn assert_clean(summary: &Summary, ops: usize) {
 }
 
 /// Prints how to reproduce each failing seed (on stdout, before the summary).
-fn print_reproduce(summary: &Summary, ops: usize) {
+fn print_reproduce(summary: &Summary, ops: usize, mode: Mode) {
     for seed in &summary.failing_seeds {
-        println!("reproduce: {}", reproduce(*seed, ops));
+        println!("reproduce: {}", reproduce(*seed, ops, mode));
     }
 }
 
 #[test]
 fn short_run() {
+    short_run_in(env_mode());
+}
+
+#[test]
+fn short_run_compact() {
+    short_run_in(Mode::Compact);
+}
+
+fn short_run_in(mode: Mode) {
     let ops = env_u64("VAULTDB_FAULT_OPS").map_or(SHORT_OPS, |o| o as usize);
     let seeds = seeds(SHORT_SEEDS, 1);
-    let summary = run_seeds(&seeds, ops);
-    eprintln!("{summary}");
+    let summary = run_seeds(&seeds, ops, mode);
+    eprintln!("{mode}: {summary}");
     if std::env::var_os("VAULTDB_FAULT_SEED").is_none()
         && std::env::var_os("VAULTDB_FAULT_OPS").is_none()
     {
         assert!(summary.ops >= 1000, "the short run does at least 1,000 operations");
     }
-    assert_clean(&summary, ops);
+    assert_clean(&summary, ops, mode);
 }
 
 #[test]
@@ -334,8 +357,8 @@ fn short_run() {
 fn long_run() {
     let ops = env_u64("VAULTDB_FAULT_OPS").map_or(LONG_OPS, |o| o as usize);
     let seeds = seeds(LONG_SEEDS, 1);
-    let summary = run_seeds(&seeds, ops);
-    print_reproduce(&summary, ops);
+    let summary = run_seeds(&seeds, ops, env_mode());
+    print_reproduce(&summary, ops, env_mode());
     println!("{summary}");
     println!("FAULTS-SUMMARY {}", summary.to_json());
     let allow_known = env_u64("VAULTDB_FAULT_ALLOW_KNOWN") == Some(1);
@@ -472,7 +495,7 @@ fn fixed_issues_stay_fixed() {
             report.violations.is_empty(),
             "{issue} is back (seed {seed}):\n{}\nreproduce: {}",
             report.explain(&result),
-            reproduce(seed, ops)
+            reproduce(seed, ops, env_mode())
         );
     }
 }

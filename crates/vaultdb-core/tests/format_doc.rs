@@ -2,6 +2,7 @@
 //! test fails until the document is updated (`VAULTDB_PRINT_EXAMPLE=1 cargo test -p
 //! vaultdb-core --test format_doc -- --nocapture` prints the new values).
 
+use vaultdb_core::compact::{self, Compact};
 use vaultdb_core::envelope::{self, Header, Kind};
 use vaultdb_core::gf256::Kernel;
 use vaultdb_core::naming::{KeySpace, NamingKey, pad_id};
@@ -89,7 +90,7 @@ fn example(kernel: Kernel) -> Vec<(&'static str, String)> {
         Header { kind: Kind::Tombstone, threshold: t, x: 2, version: vt, tag, secret_len: 32 };
     out.push(("tombstone_envelope2", hex::encode(envelope::encode(&header, &mac))));
 
-    // Section 16: that delete's mark and the settled object certifying it, from the
+    // Section 17: that delete's mark and the settled object certifying it, from the
     // section's tables; crates/vaultdb-core/src/client/marks.rs's test checks the code.
     use sha2::Digest;
     let mark_key = naming.derive("marks");
@@ -117,16 +118,70 @@ fn example(kernel: Kernel) -> Vec<(&'static str, String)> {
     out
 }
 
+/// Section 16's worked example: the record of section 12 in a compact store. The secret is
+/// the same (it does not depend on the mode); the stream goes on with the AES key, then R_1
+/// for the key, then R_1 for the padded id.
+fn compact_example() -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    let t = Threshold::new(2, 3).unwrap();
+    let naming = NamingKey::from_bytes([0x11; 32]);
+    let version = Version::from_parts(0x0006_2d1a_2b3c_4d5e, 0x0123_4567_89ab_cdef);
+    let record = Record::new("user-42", br#"{"name":"Alice"}"#.to_vec());
+    let tag = naming.tag(&record.id);
+    let mut rng = CsRng::from_seed([0x42; 32]);
+    let mut payload = Vec::new();
+    record.encode_into(&mut payload).unwrap();
+    let binding = Binding { kind: Kind::Record, tag, version, threshold: t };
+    let secret = secret::seal(&binding, Padding::Padme, payload.len(), &mut rng, |b| {
+        b.extend_from_slice(&payload);
+        Ok(())
+    })
+    .unwrap();
+    // The key and its coefficient, read from a second generator past the 32 mac_key bytes.
+    let mut stream = [0u8; 96];
+    CsRng::from_seed([0x42; 32]).fill_bytes(&mut stream);
+    out.push(("compact_key", hex::encode(&stream[32..64])));
+    out.push(("compact_key_r1", hex::encode(&stream[64..96])));
+    // The ciphertext from the format's description: the secret, zero-extended to K·S bytes,
+    // XOR the AES-256-CTR keystream of the key (counter from zero).
+    let s = compact::shard_len(t, secret.len());
+    let mut cipher = secret.to_vec();
+    cipher.resize(2 * s, 0);
+    let mut keystream = vec![0u8; cipher.len()];
+    CsRng::from_seed(stream[32..64].try_into().unwrap()).fill_bytes(&mut keystream);
+    cipher.iter_mut().zip(&keystream).for_each(|(c, k)| *c ^= k);
+    out.push(("compact_ciphertext", hex::encode(&cipher)));
+    let shares = Compact::new().split(t, &secret, &mut rng).unwrap();
+    for (i, share) in shares.iter().enumerate() {
+        out.push((["compact_share1", "compact_share2", "compact_share3"][i], hex::encode(share)));
+    }
+    let padded = pad_id(&record.id).unwrap();
+    let id_shares = Xorida::new().split(t, &padded, &mut rng);
+    let ks = KeySpace::new("vaultdb").unwrap();
+    out.push(("compact_object_key1", ks.share_key(tag, version, &id_shares[0]).to_string()));
+    let header = Header {
+        kind: Kind::Record,
+        threshold: t,
+        x: 1,
+        version,
+        tag,
+        secret_len: shares[0].len() as u32,
+    };
+    out.push(("compact_envelope1", hex::encode(envelope::encode(&header, &shares[0]))));
+    out
+}
+
 #[test]
 fn worked_example_in_format_md_matches_the_code() {
     let kernels = Kernel::available();
     vaultdb_testkit::report_kernels("format_doc", &kernels);
     for kernel in kernels {
-        check_example(kernel);
+        check_example(kernel, example(kernel));
     }
+    check_example(Kernel::best(), compact_example());
 }
 
 /// The example computed on `kernel` equals the document's.
-fn check_example(kernel: Kernel) {
-    FormatDoc::load().check(&example(kernel), &format!("on {}", kernel.isa()));
+fn check_example(kernel: Kernel, values: Vec<(&'static str, String)>) {
+    FormatDoc::load().check(&values, &format!("on {}", kernel.isa()));
 }

@@ -397,7 +397,7 @@ fn slow(rt: &tokio::runtime::Runtime, budget: Budget) {
 /// included, which `flush` waits for.
 ///
 /// - `put_new`, `put_existing`: 1 KiB records.
-/// - `get_settled`: a record read before (so settled, docs/FORMAT.md section 16);
+/// - `get_settled`: a record read before (so settled, docs/FORMAT.md section 17);
 ///   `get_unsettled`: one written within the settle delay; `get_missing`: an id never written.
 /// - `delete`: of an existing record.
 /// - `list_page`: one page of 100 ids from a store of `records` records (the first page, and

@@ -17,6 +17,7 @@
 
 use std::collections::BTreeMap;
 
+use vaultdb_core::Mode;
 use vaultdb_core::backend::{Key, KeyPrefix, validate_key};
 use vaultdb_core::envelope::{self, Header, Kind};
 use vaultdb_core::keyring::{KEYRING_TAG, Keyring};
@@ -355,6 +356,7 @@ fn sample_keyrings() -> Vec<(&'static str, Keyring)> {
                 threshold: threshold(2, 3),
                 backends: ids(3),
                 stores_key: true,
+                mode: Mode::Shamir,
             },
         ),
         (
@@ -364,6 +366,7 @@ fn sample_keyrings() -> Vec<(&'static str, Keyring)> {
                 threshold: threshold(2, 3),
                 backends: vec!["aws".into(), "gcp".into(), "azure".into()],
                 stores_key: false,
+                mode: Mode::Shamir,
             },
         ),
         (
@@ -373,6 +376,7 @@ fn sample_keyrings() -> Vec<(&'static str, Keyring)> {
                 threshold: threshold(3, 5),
                 backends: ids(5),
                 stores_key: true,
+                mode: Mode::Shamir,
             },
         ),
         (
@@ -382,6 +386,7 @@ fn sample_keyrings() -> Vec<(&'static str, Keyring)> {
                 threshold: threshold(2, 255),
                 backends: ids(255),
                 stores_key: true,
+                mode: Mode::Shamir,
             },
         ),
     ]

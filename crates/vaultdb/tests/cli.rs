@@ -78,6 +78,46 @@ fn embedded_default_put_get_list_delete_status_scrub() {
     );
 }
 
+/// `init --mode compact` makes a compact store: its shares are about half a shamir
+/// store's, and the mode cannot be changed afterwards by editing the file.
+#[test]
+fn init_mode_compact_makes_a_compact_store() {
+    let sizes = |mode: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        vaultdb(d).args(["init", "--mode", mode]).assert().success();
+        let text = std::fs::read_to_string(d.join("vaultdb.toml")).unwrap();
+        assert_eq!(text.contains("\nmode = \"compact\"\n"), mode == "compact");
+        let data = "x".repeat(200_000);
+        vaultdb(d).args(["put", "big", "-"]).write_stdin(data.clone()).assert().success();
+        vaultdb(d).args(["get", "big"]).assert().success().stdout(data);
+        let mut stored = 0;
+        let mut stack = vec![d.join("vaultdb-data/disk-1")];
+        while let Some(p) = stack.pop() {
+            for e in std::fs::read_dir(&p).unwrap().flatten() {
+                let m = e.metadata().unwrap();
+                if m.is_dir() {
+                    stack.push(e.path());
+                } else if !e.path().to_string_lossy().contains("keyring") {
+                    stored += m.len();
+                }
+            }
+        }
+        if mode == "compact" {
+            let edited = text.replace("mode = \"compact\"", "mode = \"shamir\"");
+            std::fs::write(d.join("vaultdb.toml"), edited).unwrap();
+            let out = vaultdb(d).args(["get", "big"]).output().unwrap();
+            assert_one_line_error(&out, "INVALID_CONFIG", "a compact store opened as shamir");
+        }
+        stored
+    };
+    let (shamir, compact) = (sizes("shamir"), sizes("compact"));
+    assert!(shamir > 200_000 && compact < shamir * 6 / 10, "{shamir} {compact}");
+    let dir = tempfile::tempdir().unwrap();
+    let out = vaultdb(dir.path()).args(["init", "--mode", "short"]).output().unwrap();
+    assert!(!out.status.success());
+}
+
 #[test]
 fn init_writes_a_config_with_only_the_token_hash() {
     use sha2::Digest;

@@ -35,6 +35,9 @@ pub(super) fn measure(opts: &Opts, target: &Path) -> Result<Value, String> {
     b.args(["bench", "-p", "vaultdb-core", "--bench", "sharing", "--no-run"]);
     step("build sharing bench", b)?;
     let mut b = cargo();
+    b.args(["bench", "-p", "vaultdb-core", "--bench", "modes", "--no-run"]);
+    step("build modes bench", b)?;
+    let mut b = cargo();
     b.args(["bench", "-p", "vaultdb-fs", "--bench", "e2e", "--bench", "latency", "--no-run"]);
     step("build e2e and latency benches", b)?;
     if rss_present {
@@ -75,6 +78,10 @@ pub(super) fn measure(opts: &Opts, target: &Path) -> Result<Value, String> {
     let latency = json_lines("latency", c)?;
     suites.insert("latency".into(), json!({"secs": t.elapsed().as_secs_f64()}));
 
+    let t = Instant::now();
+    let modes = run_modes(opts)?;
+    suites.insert("modes".into(), json!({"secs": t.elapsed().as_secs_f64()}));
+
     let rss = if rss_present {
         let t = Instant::now();
         let mut c = cargo();
@@ -108,8 +115,27 @@ pub(super) fn measure(opts: &Opts, target: &Path) -> Result<Value, String> {
         "suites": suites,
         "criterion": criterion,
         "latency": latency,
+        "modes": modes,
         "rss": rss,
     }))
+}
+
+/// `--only modes`: builds and runs the modes suite alone; its JSON lines, when it started
+/// (Unix seconds) and the load average then.
+pub(super) fn modes(opts: &Opts, _target: &Path) -> Result<(Vec<Value>, u64, String), String> {
+    let mut b = cargo();
+    b.args(["bench", "-p", "vaultdb-core", "--bench", "modes", "--no-run"]);
+    step("build modes bench", b)?;
+    let (started, load) = (unix(SystemTime::now()), load_average());
+    Ok((run_modes(opts)?, started, load))
+}
+
+/// Runs the modes suite (built): the storage modes side by side, JSON lines.
+fn run_modes(opts: &Opts) -> Result<Vec<Value>, String> {
+    let mut c = cargo();
+    c.args(["bench", "-q", "-p", "vaultdb-core", "--bench", "modes"]);
+    quick_env(&mut c, opts.quick);
+    json_lines("modes", c)
 }
 
 fn quick_env(c: &mut Command, quick: bool) {

@@ -1,5 +1,5 @@
-//! `cargo xtask bench [--quick] [--render-only]`: runs the benchmark suites and regenerates
-//! the tables of docs/PERFORMANCE.md.
+//! `cargo xtask bench [--quick] [--render-only] [--only modes]`: runs the benchmark suites
+//! and regenerates the tables of docs/PERFORMANCE.md.
 //!
 //! 1. **Build** every benchmark binary first (and the `stream_rss` example of vaultdb-fs, if
 //!    its source exists), so that compiling is not part of the measured time.
@@ -10,6 +10,8 @@
 //!      memory backends (criterion);
 //!    - `cargo bench -p vaultdb-fs --bench latency` (per-operation p50/p99, concurrent
 //!      clients, a slow backend; JSON lines on stdout);
+//!    - `cargo bench -p vaultdb-core --bench modes` (the storage modes side by side: bytes
+//!      stored per byte held, put/get at 1 MiB, the codecs; JSON lines on stdout);
 //!    - `cargo run --release -p vaultdb-fs --example stream_rss` when
 //!      `crates/vaultdb-fs/examples/stream_rss.rs` exists (peak RSS of a 1 GiB streamed put
 //!      and get; JSON lines such as `{"op":"put","bytes":..,"segment_size":..,
@@ -27,16 +29,20 @@
 //!    outside the markers is left as written. A missing pair is appended at the end.
 //!    `--render-only` skips steps 1-3 and renders the saved results again.
 //!
+//! `--only modes` builds and runs the modes suite alone, replaces its results in the saved
+//! run (if there is one) and renders and splices its block (`modes`) alone.
+//!
 //! The code, by concern: `measure.rs` builds and runs the suites and collects their
 //! results (steps 1 and 2); `machine.rs` describes the machine and the crate versions;
 //! `results.rs` reads a saved run; `verdicts.rs` holds the targets and judges a measurement
 //! against one; `format.rs` formats numbers, sizes and dates; `tables.rs` renders tables
-//! 1-6, `floor.rs` the floor table (each operation against the cost it cannot go below), and `render.rs` the other blocks and splices them all into the document (step 4).
+//! 1-6, `modes.rs` the storage modes block, `floor.rs` the floor table (each operation against the cost it cannot go below), and `render.rs` the other blocks and splices them all into the document (step 4).
 
 mod floor;
 mod format;
 mod machine;
 mod measure;
+mod modes;
 mod render;
 mod results;
 mod tables;
@@ -49,18 +55,24 @@ use crate::root;
 struct Opts {
     quick: bool,
     render_only: bool,
+    only_modes: bool,
 }
 
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
-    let mut opts = Opts { quick: false, render_only: false };
-    for a in args {
+    let mut opts = Opts { quick: false, render_only: false, only_modes: false };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => opts.quick = true,
             "--render-only" => opts.render_only = true,
+            "--only" => match it.next().map(String::as_str) {
+                Some("modes") => opts.only_modes = true,
+                other => return Err(format!("bench: --only takes `modes`, not {other:?}")),
+            },
             other => {
                 return Err(format!(
-                    "bench: unknown argument {other:?} (use --quick, --render-only; to run one \
-                     suite by hand see docs/PERFORMANCE.md, Reproducing)"
+                    "bench: unknown argument {other:?} (use --quick, --render-only, --only \
+                     modes; to run one suite by hand see docs/PERFORMANCE.md, Reproducing)"
                 ));
             }
         }
@@ -68,6 +80,9 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let target = crate::target_dir()?;
     let out_dir = target.join("vaultdb-bench");
     let saved = out_dir.join("results.json");
+    if opts.only_modes {
+        return only_modes(&opts, &target, &saved);
+    }
     let results = if opts.render_only {
         let text = std::fs::read_to_string(&saved)
             .map_err(|e| format!("{}: {e} (run `cargo xtask bench` first)", saved.display()))?;
@@ -87,5 +102,41 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     std::fs::write(&doc, new).map_err(|e| format!("{}: {e}", doc.display()))?;
     println!("xtask: wrote {}", doc.display());
     println!("{}", tables.get("summary").map_or("", String::as_str));
+    Ok(())
+}
+
+/// `--only modes`: the modes suite into the saved run, and its block into the document.
+fn only_modes(
+    opts: &Opts,
+    target: &std::path::Path,
+    saved: &std::path::Path,
+) -> Result<(), String> {
+    let mut results = std::fs::read_to_string(saved)
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .filter(Value::is_object)
+        .unwrap_or_else(|| serde_json::json!({}));
+    if !opts.render_only {
+        let (lines, started, load) = measure::modes(opts, target)?;
+        results["modes"] = Value::Array(lines);
+        results["modes_started_unix"] = serde_json::json!(started);
+        results["modes_load"] = Value::String(load);
+        results["modes_quick"] = Value::Bool(opts.quick);
+        if let Some(dir) = saved.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        let text = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;
+        std::fs::write(saved, text).map_err(|e| format!("{}: {e}", saved.display()))?;
+    }
+    let run = results::Run { r: &results };
+    let mut verdicts = Vec::new();
+    let mut tables = std::collections::BTreeMap::new();
+    tables.insert("modes", modes::render(&run, &mut verdicts));
+    let doc = root().join("docs/PERFORMANCE.md");
+    let old = std::fs::read_to_string(&doc).map_err(|e| format!("{}: {e}", doc.display()))?;
+    std::fs::write(&doc, render::splice(&old, &tables))
+        .map_err(|e| format!("{}: {e}", doc.display()))?;
+    println!("xtask: wrote the modes block of {}", doc.display());
+    println!("{}", tables["modes"]);
     Ok(())
 }

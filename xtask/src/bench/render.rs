@@ -27,6 +27,7 @@ pub(super) fn render(results: &Value) -> BTreeMap<&'static str, String> {
     t.insert("table6", table6(&run, &mut verdicts));
     t.insert("table7", table7(&run, &mut verdicts));
     t.insert("sharing-all", sharing_all(&run));
+    t.insert("modes", super::modes::render(&run, &mut verdicts));
     let caption = run.caption("`cargo bench -p vaultdb-core --bench sharing` and the e2e suite");
     let (floor, floor_verdicts) = super::floor::render(results, &caption);
     t.insert("floor", floor);

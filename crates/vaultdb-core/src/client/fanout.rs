@@ -340,6 +340,11 @@ impl Fanout {
         &self.shares
     }
 
+    /// Sets the store's storage mode, once its keyring is read.
+    pub(crate) fn set_mode(&mut self, mode: crate::compact::Mode) {
+        self.shares = self.shares.with_mode(mode);
+    }
+
     pub(crate) fn n(&self) -> usize {
         self.backends.len()
     }
@@ -731,9 +736,10 @@ impl Fanout {
 
     // --- Reads --------------------------------------------------------------------------
 
-    /// Backend indices, fastest readers first.
+    /// Backend indices, fastest readers first (counting what rebuilding from each costs:
+    /// [`Shares::read_cost_us`]).
     fn by_latency(&self, mut idxs: Vec<usize>) -> Vec<usize> {
-        idxs.sort_by_key(|&i| self.latency[i].get());
+        idxs.sort_by_key(|&i| self.latency[i].get().saturating_add(self.shares.read_cost_us(i)));
         idxs
     }
 

@@ -205,7 +205,7 @@ impl VaultDb {
 
 impl Inner {
     /// Writes the settled objects of `tag` at `version` (`kind`) on every backend where it
-    /// may (docs/FORMAT.md section 16, "Settling"): it reads every backend's mark, then lists
+    /// may (docs/FORMAT.md section 17, "Settling"): it reads every backend's mark, then lists
     /// every backend; a backend is settled if its mark is this write's and older than the
     /// settle delay at the time the marks had been read, and the listing (all N backends
     /// answered) shows this write as the newest.

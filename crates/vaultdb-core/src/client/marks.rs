@@ -1,5 +1,5 @@
 //! Marks and settled objects: the two small per-record objects that let a read find a
-//! record's newest version without listing (docs/FORMAT.md section 16; the safety argument
+//! record's newest version without listing (docs/FORMAT.md section 17; the safety argument
 //! is in docs/SECURITY.md, "One-round-trip reads").
 //!
 //! - The **mark** `<prefix>/m/<tag>` is overwritten by every write of the record (put or
@@ -283,7 +283,7 @@ mod tests {
     }
 
     #[test]
-    fn the_worked_example_of_format_md_section_16() {
+    fn the_worked_example_of_format_md_section_17() {
         // Naming key 11 x 32; `user-42`'s tag; the delete of section 14.
         let k = MarkKey::new(&NamingKey::from_bytes([0x11; 32]));
         let tag =
@@ -311,7 +311,7 @@ mod tests {
 
     #[test]
     fn mark_known_answer() {
-        // Recomputed from the layout in docs/FORMAT.md section 16 with HMAC-SHA256 directly.
+        // Recomputed from the layout in docs/FORMAT.md section 17 with HMAC-SHA256 directly.
         let (k, tag) = (key(), NameTag([1; 16]));
         let m = k.mark(tag, MarkKind::Tombstone, v(5), 1234);
         let derived = NamingKey::from_bytes([7; 32]).derive("marks");

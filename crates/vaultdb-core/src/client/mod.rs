@@ -75,6 +75,7 @@ use self::budget::Budget;
 use self::fanout::{Fanout, Source};
 use self::shares::Shares;
 use crate::backend::StorageBackend;
+use crate::compact::Mode;
 use crate::error::{BackendOutcome, OutcomeStatus, Result, VaultError};
 use crate::naming::{KeySpace, NamingKey};
 use crate::padding::Padding;
@@ -180,6 +181,8 @@ impl VaultDbBuilder {
         );
         let (keyring, all_slots_good) =
             open::load_or_create_keyring(&inner, self.naming_key.as_ref()).await?;
+        keyring.check_mode(s.mode)?;
+        inner.fanout.set_mode(keyring.mode);
         let mut system = Inner::new(
             system_parts.0,
             system_parts.1,
@@ -193,6 +196,7 @@ impl VaultDbBuilder {
             inner.wall = Arc::clone(&wall);
             system.wall = wall;
         }
+        system.fanout.set_mode(keyring.mode);
         system.naming = keyring.naming_key.derive(SYSTEM_NAMING_PURPOSE);
         inner.naming = keyring.naming_key;
         inner.system = Some(Arc::new(system));
@@ -260,6 +264,7 @@ settings_setters! {
     max_inflight_bytes(usize) => max_inflight_bytes,
     fast_reads(bool) => fast_reads,
     settle_after(Duration) => settle_after in Some,
+    mode(Mode) => mode in Some,
 }
 
 /// What [`VaultDbBuilder::checked`] derives from a valid configuration.
@@ -498,6 +503,11 @@ impl VaultDb {
     /// The threshold K-of-N.
     pub fn threshold(&self) -> Threshold {
         self.inner.threshold()
+    }
+
+    /// The store's storage mode, as its keyring records it.
+    pub fn mode(&self) -> Mode {
+        self.inner.shares().mode()
     }
 
     /// The write quorum W.

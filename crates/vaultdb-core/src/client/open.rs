@@ -366,6 +366,7 @@ async fn try_create(inner: &Inner, external: Option<&NamingKey>) -> Result<Optio
         threshold: inner.threshold(),
         backends: inner.fanout.ids().to_vec(),
         stores_key: external.is_none(),
+        mode: inner.settings.mode.unwrap_or_default(),
     };
     let version = inner.with_rng(|rng| inner.clock.next_version(rng));
     let envelopes = inner.with_rng(|rng| inner.shares().seal_keyring(&keyring, version, rng))?;

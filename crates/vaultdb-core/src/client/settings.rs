@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::{CallPolicy, budget};
+use crate::compact::Mode;
 use crate::error::{Result, VaultError};
 use crate::naming::KeySpace;
 use crate::padding::Padding;
@@ -79,6 +80,11 @@ pub struct Settings {
     /// calls can take ([`CallPolicy::longest_call`]) plus the clock skew between clients:
     /// `None` (the default) means that bound plus 30 s.
     pub settle_after: Option<Duration>,
+    /// The storage mode ([`Mode`]): how a new store splits its secrets, recorded in its
+    /// keyring. `None` (the default): open a store in whatever mode it has, and create a
+    /// new one as [`Mode::Shamir`]. `Some(mode)`: create a new store in `mode`, and refuse
+    /// (`INVALID_CONFIG`) to open a store in another mode.
+    pub mode: Option<Mode>,
 }
 
 /// The clock skew between clients the default settle delay allows for.
@@ -102,6 +108,7 @@ impl Default for Settings {
             tombstone_ttl: None,
             fast_reads: true,
             settle_after: None,
+            mode: None,
         }
     }
 }

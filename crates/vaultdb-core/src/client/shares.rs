@@ -1,3 +1,5 @@
+// This file is long because it is the share codec of both storage modes (seal, check, open,
+// confirm, derive for each) with the unit tests that run every step in both.
 //! The shares layer: pure functions over one store's shares, with no I/O, no async and no
 //! logging.
 //!
@@ -13,6 +15,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
+use crate::compact::{self, Compact, Mode};
 use crate::envelope::{self, Header, Kind};
 use crate::error::{Result, VaultError};
 use crate::keyring::{KEYRING_TAG, Keyring};
@@ -23,6 +26,10 @@ use crate::secret::{self, Binding, SECRET_HEADER_LEN};
 use crate::version::Version;
 use crate::wipe::SecretVec;
 use crate::xorida::{SharePoint, Threshold, Xorida};
+
+/// What a read counts for decoding the erasure code, in compact mode (see
+/// [`Shares::read_cost_us`]).
+const DECODE_COST_US: u64 = 1000;
 
 /// Secrets at least this large compute their HMAC on a second thread while they are split.
 const PARALLEL_MAC_MIN: usize = 128 << 10;
@@ -60,22 +67,78 @@ pub(crate) fn share_of(envelope: &[u8]) -> &[u8] {
     &envelope[envelope::HEADER_LEN..envelope.len() - envelope::TRAILER_LEN]
 }
 
-/// One store's share codec: its threshold, the sharing engine and the padding policy.
+/// One store's share codec: its threshold, storage mode, the sharing engines and the padding
+/// policy.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Shares {
     threshold: Threshold,
+    mode: Mode,
     xorida: Xorida,
+    compact: Compact,
     padding: Padding,
 }
 
 impl Shares {
-    /// The codec of a `threshold` store padding secrets with `padding`.
+    /// The codec of a `threshold` store padding secrets with `padding`, in the default mode
+    /// (the mode is known once the keyring is read: [`Shares::with_mode`]).
     pub(crate) fn new(threshold: Threshold, padding: Padding) -> Self {
-        Self { threshold, xorida: Xorida::new(), padding }
+        Self {
+            threshold,
+            mode: Mode::Shamir,
+            xorida: Xorida::new(),
+            compact: Compact::new(),
+            padding,
+        }
+    }
+
+    /// The same codec in storage mode `mode`.
+    pub(crate) fn with_mode(self, mode: Mode) -> Self {
+        Self { mode, ..self }
     }
 
     pub(crate) fn threshold(&self) -> Threshold {
         self.threshold
+    }
+
+    pub(crate) fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// What a read adds, in microseconds, to the latency of backend `idx` when it orders the
+    /// backends to fetch from: in compact mode, a share past position K holds a recovery
+    /// shard, and rebuilding with one decodes the erasure code (about a millisecond per MiB,
+    /// docs/PERFORMANCE.md section 7), so the first K backends are asked first unless they
+    /// are slower by more than that.
+    pub(crate) fn read_cost_us(&self, idx: usize) -> u64 {
+        match self.mode {
+            Mode::Compact if idx >= self.threshold.k() => DECODE_COST_US,
+            _ => 0,
+        }
+    }
+
+    /// True if secrets of `kind` are split with the compact scheme: in a compact store, all
+    /// but the keyring (which says which mode the store is in, so it is always XorIDA) and
+    /// tombstones (which split nothing).
+    fn is_compact(&self, kind: Kind) -> bool {
+        self.mode == Mode::Compact && !matches!(kind, Kind::Keyring | Kind::Tombstone)
+    }
+
+    /// Rebuilds the secret of `kind` from K share points.
+    fn rebuild(&self, kind: Kind, pts: &[SharePoint<'_>]) -> Result<SecretVec> {
+        if self.is_compact(kind) {
+            self.compact.rebuild(self.threshold, pts)
+        } else {
+            self.xorida.rebuild(self.threshold, pts)
+        }
+    }
+
+    /// The share at `x` of a secret of `kind` that K share points define.
+    fn derive_share(&self, kind: Kind, pts: &[SharePoint<'_>], x: u8) -> Result<Vec<u8>> {
+        if self.is_compact(kind) {
+            self.compact.derive(self.threshold, pts, x)
+        } else {
+            self.xorida.derive(self.threshold, pts, x)
+        }
     }
 
     /// The largest share object (envelope) this store writes for an object of `kind` whose
@@ -89,8 +152,9 @@ impl Shares {
     /// - the keyring: [`MAX_KEYRING_SHARE_LEN`], whatever `data_len`;
     /// - a tombstone: its envelope around the 32-byte MAC, whatever `data_len`.
     ///
-    /// The payload is sealed into a secret (its header, then padding) and the share, as long
-    /// as the secret, is wrapped in an envelope (header and CRC trailer).
+    /// The payload is sealed into a secret (its header, then padding) and the share (as long
+    /// as the secret; in compact mode, the key part and a K-th of the secret) is wrapped in an
+    /// envelope (header and CRC trailer).
     pub(crate) fn max_share_len(&self, kind: Kind, data_len: u64) -> u64 {
         let payload = match kind {
             Kind::Keyring => return MAX_KEYRING_SHARE_LEN,
@@ -101,7 +165,11 @@ impl Shares {
         let secret = usize::try_from(payload)
             .ok()
             .and_then(|p| p.checked_add(SECRET_HEADER_LEN))
-            .map_or(u64::MAX, |s| self.padding.padded_len(s) as u64);
+            .map(|s| self.padding.padded_len(s))
+            .map_or(u64::MAX, |s| match self.is_compact(kind) {
+                true => compact::share_len(self.threshold, s) as u64,
+                false => s as u64,
+            });
         secret.saturating_add((envelope::HEADER_LEN + envelope::TRAILER_LEN) as u64)
     }
 
@@ -114,6 +182,9 @@ impl Shares {
         rng: &mut dyn RandomSource,
         write_payload: impl FnOnce(&mut Vec<u8>) -> Result<()>,
     ) -> Result<Vec<Vec<u8>>> {
+        if self.is_compact(binding.kind) {
+            return self.seal_compact(binding, size_hint, rng, write_payload);
+        }
         let t = self.threshold;
         let secret = secret::seal_untagged(self.padding, size_hint, rng, write_payload)?;
         let secret_len = u32::try_from(secret.len())
@@ -177,6 +248,83 @@ impl Shares {
             for (s, m) in share[secret::TAG_RANGE].iter_mut().zip(mac) {
                 *s ^= m;
             }
+            envelope::seal_with_tail(buf, tail_from, tail);
+        }
+        Ok(bufs)
+    }
+
+    /// [`Shares::seal`] in compact mode (docs/FORMAT.md section 16). The untagged secret is
+    /// encrypted into the envelopes and the MAC XOR-ed into the ciphertext afterwards
+    /// (counter mode: the untagged secret's tag block is zero, so its ciphertext is the
+    /// keystream). For large secrets the MAC is computed on a second thread while this one
+    /// encrypts, disperses and checksums, and is added to the dispersed shares through the
+    /// code's linearity ([`Compact::add_to_first_chunk`]).
+    fn seal_compact(
+        &self,
+        binding: &Binding,
+        size_hint: usize,
+        rng: &mut dyn RandomSource,
+        write_payload: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+    ) -> Result<Vec<Vec<u8>>> {
+        let t = self.threshold;
+        let secret = secret::seal_untagged(self.padding, size_hint, rng, write_payload)?;
+        let share_len = compact::share_len(t, secret.len());
+        let secret_len = u32::try_from(share_len)
+            .map_err(|_| VaultError::SplitFailed("secret too large for one envelope".into()))?;
+        let mut bufs: Vec<Vec<u8>> = (0..t.n())
+            .map(|i| {
+                Header {
+                    kind: binding.kind,
+                    threshold: t,
+                    x: (i + 1) as u8,
+                    version: binding.version,
+                    tag: binding.tag,
+                    secret_len,
+                }
+                .new_buffer()
+            })
+            .collect();
+        let compact = self.compact;
+        if secret.len() < PARALLEL_MAC_MIN {
+            let mut outs: Vec<&mut [u8]> =
+                bufs.iter_mut().map(|b| envelope::share_mut(b)).collect();
+            compact.encrypt_into(t, &secret, rng, &mut outs);
+            let mac = secret::tag_of(binding, &secret);
+            let shard = share_len - compact::KEY_LEN;
+            for (p, m) in secret::TAG_RANGE.zip(mac) {
+                outs[p / shard][compact::KEY_LEN + p % shard] ^= m;
+            }
+            compact.disperse(t, &mut outs)?;
+            bufs.iter_mut().for_each(|b| envelope::seal(b));
+            return Ok(bufs);
+        }
+        // A large secret: its MAC on a second thread while this one encrypts, disperses and
+        // checksums the shares past their first chunk; then the MAC goes into the first
+        // chunk (ciphertext bytes 32..64, in shard 1) of every share, and the checksums are
+        // finished from there.
+        let tail_from = compact::KEY_LEN + compact::CHUNK;
+        let (tails, mac) = std::thread::scope(|scope| {
+            let secret = &secret;
+            let worker =
+                std::thread::Builder::new().spawn_scoped(scope, || secret::tag_of(binding, secret));
+            let mut outs: Vec<&mut [u8]> =
+                bufs.iter_mut().map(|b| envelope::share_mut(b)).collect();
+            compact.encrypt_into(t, secret, rng, &mut outs);
+            compact.disperse(t, &mut outs)?;
+            let tails: Vec<u32> = outs.iter().map(|o| crc32c::crc32c(&o[tail_from..])).collect();
+            let mac = match worker {
+                Ok(h) => {
+                    h.join().map_err(|_| VaultError::SplitFailed("HMAC thread panicked".into()))?
+                }
+                Err(_) => secret::tag_of(binding, secret),
+            };
+            Ok::<_, VaultError>((tails, mac))
+        })?;
+        let mut delta = [0u8; compact::CHUNK];
+        delta[secret::TAG_RANGE].copy_from_slice(&mac);
+        let mut outs: Vec<&mut [u8]> = bufs.iter_mut().map(|b| envelope::share_mut(b)).collect();
+        compact.add_to_first_chunk(t, &mut outs, &delta)?;
+        for (buf, tail) in bufs.iter_mut().zip(tails) {
             envelope::seal_with_tail(buf, tail_from, tail);
         }
         Ok(bufs)
@@ -263,11 +411,19 @@ impl Shares {
     ) -> Option<Opened> {
         let mut tried = 0;
         let mut found = None;
-        for_each_subset(good.len(), self.threshold.k(), &mut |pos: &[usize]| {
+        // In compact mode, subsets are tried in the order of the backends, so that the first
+        // holds the lowest positions: with shares 1..=K (the original shards) nothing is
+        // decoded. Otherwise in the order the envelopes came.
+        let mut order: Vec<usize> = (0..good.len()).collect();
+        if self.mode == Mode::Compact {
+            order.sort_by_key(|&p| good[p].0);
+        }
+        for_each_subset(good.len(), self.threshold.k(), &mut |sub: &[usize]| {
             if tried >= limit {
                 return false;
             }
             tried += 1;
+            let pos: Vec<usize> = sub.iter().map(|&q| order[q]).collect();
             let pts: Vec<SharePoint<'_>> = pos
                 .iter()
                 .map(|&p| {
@@ -288,7 +444,7 @@ impl Shares {
             if kinds.iter().any(|k| *k != Some(kind)) {
                 return true;
             }
-            let Ok(secret) = self.xorida.rebuild(self.threshold, &pts) else {
+            let Ok(secret) = self.rebuild(kind, &pts) else {
                 return true;
             };
             let binding = Binding {
@@ -299,7 +455,7 @@ impl Shares {
             };
             if let Ok(payload) = secret::open(&binding, &secret) {
                 let payload = SECRET_HEADER_LEN..SECRET_HEADER_LEN + payload.len();
-                found = Some(Opened { kind, secret, payload, subset: pos.to_vec() });
+                found = Some(Opened { kind, secret, payload, subset: pos });
                 return false;
             }
             true
@@ -325,7 +481,7 @@ impl Shares {
                 fits.push(true);
                 continue;
             }
-            let expected = self.xorida.derive(self.threshold, &pts, (*idx + 1) as u8)?;
+            let expected = self.derive_share(opened.kind, &pts, (*idx + 1) as u8)?;
             fits.push(expected[..] == share_of(bytes)[..]);
         }
         Ok(fits)
@@ -348,7 +504,7 @@ impl Shares {
             .iter()
             .map(|(i, env)| SharePoint { x: (*i + 1) as u8, y: share_of(env) })
             .collect();
-        let share = self.xorida.derive(self.threshold, &pts, x)?;
+        let share = self.derive_share(kind, &pts, x)?;
         let header = Header {
             kind,
             threshold: self.threshold,
@@ -471,18 +627,33 @@ mod tests {
     /// a derived envelope equals the sealed one, and a flipped byte is found.
     #[test]
     fn sealed_envelopes_open_confirm_and_derive() {
+        for mode in [Mode::Shamir, Mode::Compact] {
+            for len in [5, 200_000] {
+                open_confirm_derive(mode, len);
+            }
+        }
+    }
+
+    fn open_confirm_derive(mode: Mode, len: usize) {
         let t = Threshold::new(2, 4).unwrap();
-        let shares = Shares::new(t, Padding::Padme);
+        let shares = Shares::new(t, Padding::Padme).with_mode(mode);
         let mut rng = CsRng::from_seed([5; 32]);
+        let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
         let tag = NamingKey::from_bytes([1; 32]).tag("r");
         let version = Version::from_parts(7, 9);
         let binding = Binding { kind: Kind::Record, tag, version, threshold: t };
         let sealed = shares
-            .seal(&binding, 5, &mut rng, |buf| {
-                buf.extend_from_slice(b"hello");
+            .seal(&binding, len, &mut rng, |buf| {
+                buf.extend_from_slice(&data);
                 Ok(())
             })
             .unwrap();
+        let secret_len = Padding::Padme.padded_len(SECRET_HEADER_LEN + len);
+        let want_len = match mode {
+            Mode::Shamir => secret_len,
+            Mode::Compact => compact::share_len(t, secret_len),
+        };
+        assert_eq!(share_of(&sealed[0]).len(), want_len, "{mode}");
         let expect = Expect { kind: Kind::Record, tag, version };
         for (i, env) in sealed.iter().enumerate() {
             assert_eq!(shares.check(i, env, &expect), Ok(()));
@@ -491,15 +662,26 @@ mod tests {
         let mut good: Vec<(usize, Bytes)> =
             sealed.iter().cloned().map(Bytes::from).enumerate().collect();
         let opened = shares.open(&expect, &good, 1).unwrap();
-        assert_eq!(&opened.secret[opened.payload.clone()], b"hello");
+        assert_eq!(&opened.secret[opened.payload.clone()], &data[..]);
         assert_eq!(opened.subset, [0, 1]);
         assert_eq!(shares.confirm(&opened, &good).unwrap(), [true; 4]);
+        // Any two rebuild (in compact mode: with a recovery shard, or two).
+        let pair: Vec<(usize, Bytes)> = vec![good[2].clone(), good[3].clone()];
+        let other = shares.open(&expect, &pair, 1).unwrap();
+        assert_eq!(&other.secret[other.payload.clone()], &data[..]);
         let subset: Vec<(usize, &[u8])> = vec![(0, &sealed[0]), (1, &sealed[1])];
         assert_eq!(shares.derive(&subset, 4, Kind::Record, version, tag).unwrap(), sealed[3]);
-        let mut bad = sealed[3].clone();
-        bad[envelope::HEADER_LEN] ^= 1;
-        good[3].1 = Bytes::from(bad);
-        assert_eq!(shares.confirm(&opened, &good).unwrap(), [true, true, true, false]);
+        let subset: Vec<(usize, &[u8])> = vec![(3, &sealed[3]), (2, &sealed[2])];
+        assert_eq!(shares.derive(&subset, 1, Kind::Record, version, tag).unwrap(), sealed[0]);
+        // A flipped byte in the key part, or in the shard, is found.
+        for at in [envelope::HEADER_LEN, envelope::HEADER_LEN + 40] {
+            let mut bad = sealed[3].clone();
+            bad[at] ^= 1;
+            good[3].1 = Bytes::from(bad);
+            assert_eq!(shares.confirm(&opened, &good).unwrap(), [true, true, true, false]);
+            let bad_pair = vec![good[0].clone(), good[3].clone()];
+            assert!(shares.open(&expect, &bad_pair, 1).is_none(), "{mode} {at}");
+        }
     }
 
     /// The bound of a read is what sealing the largest payload of its kind produces, and a
@@ -514,8 +696,10 @@ mod tests {
             version: Version::from_parts(1, 2),
             threshold: t,
         };
-        for padding in [Padding::None, Padding::Padme, Padding::PowerOfTwo, Padding::Block(4096)] {
-            let shares = Shares::new(t, padding);
+        let modes = [Mode::Shamir, Mode::Compact];
+        let paddings = [Padding::None, Padding::Padme, Padding::PowerOfTwo, Padding::Block(4096)];
+        for (mode, padding) in modes.into_iter().flat_map(|m| paddings.map(|p| (m, p))) {
+            let shares = Shares::new(t, padding).with_mode(mode);
             for data_len in [0u64, 1, 1000, 70_000] {
                 let payload = data_len as usize + crate::manifest::SEGMENT_HEADER_LEN;
                 let sealed = shares
@@ -530,7 +714,7 @@ mod tests {
                     assert_eq!(sealed[0].len() as u64, bound);
                 }
                 let record = shares.max_share_len(Kind::Record, data_len);
-                assert!(record > bound + RECORD_FIELDS_ALLOWANCE / 2, "{padding:?}");
+                assert!(record > bound + RECORD_FIELDS_ALLOWANCE / 4, "{mode} {padding:?}");
             }
             assert_eq!(shares.max_share_len(Kind::Keyring, 1 << 40), MAX_KEYRING_SHARE_LEN);
             assert_eq!(shares.max_share_len(Kind::Record, u64::MAX), u64::MAX);
@@ -541,6 +725,7 @@ mod tests {
             threshold: t,
             backends: (0..3).map(|i| format!("{i}{}", "x".repeat(id_len))).collect(),
             stores_key: true,
+            mode: Mode::Shamir,
         };
         let small = shares.seal_keyring(&keyring(10), Version::from_parts(1, 1), &mut rng).unwrap();
         assert!(small[0].len() < 1024);

@@ -567,7 +567,7 @@ impl Inner {
         .await;
     }
 
-    /// The mark a write of `tag` at `version` leaves (docs/FORMAT.md section 16): its key
+    /// The mark a write of `tag` at `version` leaves (docs/FORMAT.md section 17): its key
     /// and bytes.
     pub(crate) fn new_mark(&self, tag: NameTag, kind: MarkKind, version: Version) -> (Key, Bytes) {
         let bytes = self.mark_key().mark(tag, kind, version, (self.wall)());

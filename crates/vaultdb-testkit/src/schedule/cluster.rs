@@ -171,6 +171,7 @@ fn builder(
         })
         .hedge_after(plan.hedge_after)
         .read_repair(plan.read_repair)
+        .mode(plan.mode)
         .segment_size(SEGMENT_SIZE)
         .settle_after(SETTLE_AFTER)
         .wall_clock(wall)

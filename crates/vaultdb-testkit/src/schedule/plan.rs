@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::time::Duration;
 
-use vaultdb_core::BackendErrorKind;
+use vaultdb_core::{BackendErrorKind, Mode};
 
 use super::prng::Prng;
 use super::{CONFIGS, IDS, SEGMENT_SIZE};
@@ -309,6 +309,9 @@ pub struct Plan {
     pub hedge_after: Option<Duration>,
     /// Whether degraded reads repair in the background.
     pub read_repair: bool,
+    /// The store's storage mode. Not drawn from the seed (a seed's plan is the same in
+    /// both modes): [`Mode::Shamir`] unless the caller sets it.
+    pub mode: Mode,
     /// The rounds.
     pub rounds: Vec<Round>,
 }
@@ -374,7 +377,8 @@ impl Plan {
             }
             rounds.push(Round { kind, faults, latency, jitter, clients: steps });
         }
-        Plan { seed, k, n, w, clients, handles, ids, hedge_after, read_repair, rounds }
+        let mode = Mode::Shamir;
+        Plan { seed, k, n, w, clients, handles, ids, hedge_after, read_repair, mode, rounds }
     }
 
     fn op(rng: &mut Prng, ids: usize) -> OpSpec {
@@ -433,12 +437,13 @@ impl Plan {
     /// One line: seed, configuration, size.
     pub fn headline(&self) -> String {
         format!(
-            "seed {} ({:#x}): {}-of-{} W={} clients={} handles={} hedge={} read_repair={} \
+            "seed {} ({:#x}): {}-of-{} {} W={} clients={} handles={} hedge={} read_repair={} \
              rounds={} ops={}",
             self.seed,
             self.seed,
             self.k,
             self.n,
+            self.mode,
             self.w,
             self.clients,
             self.handles,

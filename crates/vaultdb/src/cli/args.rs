@@ -45,6 +45,11 @@ pub enum Command {
         /// Overwrite an existing file.
         #[arg(long)]
         force: bool,
+        /// The storage mode of the store: `shamir` (default: a full-size share per backend,
+        /// information-theoretic) or `compact` (about N/K the storage: AES-256 and an erasure
+        /// code; computational). Written to the file; fixed when the store is created.
+        #[arg(long, value_name = "shamir|compact")]
+        mode: Option<vaultdb_core::Mode>,
     },
     /// Store a record from FILE, or from standard input if FILE is `-` or absent.
     Put {

@@ -12,7 +12,11 @@ use crate::error::CliError;
 ///
 /// # Errors
 /// `INVALID_CONFIG` if the file exists (without `force`) or cannot be written.
-pub(super) fn init(explicit: Option<&Path>, force: bool) -> Result<(), CliError> {
+pub(super) fn init(
+    explicit: Option<&Path>,
+    force: bool,
+    mode: Option<vaultdb_core::Mode>,
+) -> Result<(), CliError> {
     let path = explicit.map_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE), Path::to_path_buf);
     if path.exists() && !force {
         return Err(CliError::config(format!(
@@ -21,7 +25,10 @@ pub(super) fn init(explicit: Option<&Path>, force: bool) -> Result<(), CliError>
         )));
     }
     let token = generate_token();
-    let text = config::init_file("admin", &hex::encode(hash_token(&token)));
+    let mut text = config::init_file("admin", &hex::encode(hash_token(&token)));
+    if let Some(mode) = mode {
+        text = config::with_mode(&text, mode);
+    }
     // Check what we are about to write parses, with the file's own path.
     Loaded::from_text(&text, config::Source::File(path.clone()))?;
     let mut opts = std::fs::OpenOptions::new();
@@ -38,8 +45,10 @@ pub(super) fn init(explicit: Option<&Path>, force: bool) -> Result<(), CliError>
         .and_then(|()| f.sync_all())
         .map_err(|e| CliError::config(format!("cannot write {}: {e}", path.display())))?;
     println!(
-        "Wrote {}: 2-of-3 over three filesystem backends under ./vaultdb-data (relative to the file).",
-        path.display()
+        "Wrote {}: 2-of-3 over three filesystem backends under ./vaultdb-data (relative to the \
+         file), {} mode.",
+        path.display(),
+        mode.unwrap_or_default()
     );
     println!();
     println!(

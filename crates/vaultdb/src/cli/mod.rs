@@ -64,7 +64,7 @@ pub fn main() -> ExitCode {
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     let explicit = cli.config.as_deref();
     match cli.command {
-        Command::Init { force } => init::init(explicit, force),
+        Command::Init { force, mode } => init::init(explicit, force, mode),
         Command::Put { id, file, json, content_type } => {
             records::put(explicit, &id, file.as_deref(), json, content_type.as_deref()).await
         }

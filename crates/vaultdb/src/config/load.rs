@@ -208,6 +208,7 @@ impl Loaded {
         s.write_quorum = c.write_quorum;
         s.retain_versions = c.retain_versions;
         s.padding = c.padding.0;
+        s.mode = c.mode.map(|m| m.0);
         s.prefix = c.prefix.clone();
         s.hedge_after = c.timeouts.hedge_after.0;
         if let Some(ByteSize(seg)) = c.segment_size {
@@ -289,6 +290,13 @@ mod tests {
         let l = parse(&text).unwrap();
         assert_eq!(l.config.tokens.len(), 1);
         assert_eq!(l.config.tokens[0].role, Role::Admin);
+        assert_eq!(l.settings().mode, None);
+        let compact = crate::config::with_mode(&text, vaultdb_core::Mode::Compact);
+        assert!(compact.contains("\nmode = \"compact\"\n"));
+        let l = parse(&compact).unwrap();
+        assert_eq!(l.settings().mode, Some(vaultdb_core::Mode::Compact));
+        let bad = compact.replace("mode = \"compact\"", "mode = \"short\"");
+        assert!(parse(&bad).unwrap_err().to_string().contains("invalid mode"));
     }
 
     #[test]

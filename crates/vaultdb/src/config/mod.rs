@@ -86,6 +86,14 @@ retain_versions = 1
 # "padme" (default, at most 12% overhead), "none", "power-of-two", or "block:4096".
 padding = "padme"
 
+# Storage mode, chosen when the store is created (kept in its keyring; `vaultdb init
+# --mode compact` sets it): "shamir" (default) stores a full-size share on every backend,
+# about N times the data, and fewer than K backends learn nothing whatever their computing
+# power; "compact" encrypts each record (AES-256) and disperses it with an erasure code,
+# about N/K times the data, and fewer than K backends learn nothing as long as AES-256 holds.
+# Left unset, an existing store opens in its own mode.
+# mode = "shamir"
+
 # Key prefix inside every backend.
 prefix = "vaultdb"
 
@@ -149,6 +157,11 @@ id = "disk-3"
 name = "Local disk 3"
 path = "disk-3"
 "#;
+
+/// `text` (the embedded default or [`init_file`]'s) with the storage mode set to `mode`.
+pub fn with_mode(text: &str, mode: vaultdb_core::Mode) -> String {
+    text.replacen("# mode = \"shamir\"", &format!("mode = \"{mode}\""), 1)
+}
 
 /// The file `vaultdb init` writes: the default plus one admin token's hash.
 pub fn init_file(token_name: &str, token_sha256_hex: &str) -> String {

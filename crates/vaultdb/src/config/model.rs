@@ -7,7 +7,7 @@ use serde::Deserialize;
 use vaultdb_core::{CallPolicy, Settings};
 
 use super::backends::BackendEntry;
-use super::units::{ByteSize, Dur, OptDur, PaddingSetting};
+use super::units::{ByteSize, Dur, ModeSetting, OptDur, PaddingSetting};
 use super::{DEFAULT_BODY_LIMIT, DEFAULT_LISTEN, DEFAULT_REQUEST_TIMEOUT};
 use crate::auth::Role;
 
@@ -26,6 +26,10 @@ pub struct Config {
     /// Padding policy.
     #[serde(default)]
     pub padding: PaddingSetting,
+    /// The storage mode of a new store, and the one an existing store must have (default:
+    /// a new store is `shamir`, an existing one opens in its own mode).
+    #[serde(default)]
+    pub mode: Option<ModeSetting>,
     /// Key prefix in every backend.
     #[serde(default = "default_prefix")]
     pub prefix: String,

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde::Deserialize;
-use vaultdb_core::Padding;
+use vaultdb_core::{Mode, Padding};
 
 /// A number or a text, as written in the file. (Its name shows in the message for a value
 /// that is neither: "data did not match any variant of untagged enum Raw".)
@@ -126,6 +126,19 @@ impl<'de> Deserialize<'de> for PaddingSetting {
             },
         };
         Ok(Self(p))
+    }
+}
+
+/// The storage mode as written in the file: `"shamir"` or `"compact"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModeSetting(pub Mode);
+
+impl<'de> Deserialize<'de> for ModeSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let t = String::deserialize(d)?;
+        t.parse().map(Self).map_err(|_| {
+            serde::de::Error::custom(format!("invalid mode {t:?}: use \"shamir\" or \"compact\""))
+        })
     }
 }
 
