@@ -130,6 +130,19 @@ pub(super) fn modes(opts: &Opts, _target: &Path) -> Result<(Vec<Value>, u64, Str
     Ok((run_modes(opts)?, started, load))
 }
 
+/// `--only roundtrips`: builds the latency suite and runs its `roundtrips` section alone;
+/// its JSON lines, when it started, and the load average then.
+pub(super) fn roundtrips(opts: &Opts) -> Result<(Vec<Value>, u64, String), String> {
+    let mut b = cargo();
+    b.args(["bench", "-p", "vaultdb-fs", "--bench", "latency", "--no-run"]);
+    step("build latency bench", b)?;
+    let (started, load) = (unix(SystemTime::now()), load_average());
+    let mut c = cargo();
+    c.args(["bench", "-q", "-p", "vaultdb-fs", "--bench", "latency", "--", "roundtrips"]);
+    quick_env(&mut c, opts.quick);
+    Ok((json_lines("roundtrips", c)?, started, load))
+}
+
 /// Runs the modes suite (built): the storage modes side by side, JSON lines.
 fn run_modes(opts: &Opts) -> Result<Vec<Value>, String> {
     let mut c = cargo();

@@ -1,4 +1,4 @@
-//! `cargo xtask bench [--quick] [--render-only] [--only modes]`: runs the benchmark suites
+//! `cargo xtask bench [--quick] [--render-only] [--only modes|roundtrips]`: runs the benchmark suites
 //! and regenerates the tables of docs/PERFORMANCE.md.
 //!
 //! 1. **Build** every benchmark binary first (and the `stream_rss` example of vaultdb-fs, if
@@ -30,7 +30,9 @@
 //!    `--render-only` skips steps 1-3 and renders the saved results again.
 //!
 //! `--only modes` builds and runs the modes suite alone, replaces its results in the saved
-//! run (if there is one) and renders and splices its block (`modes`) alone.
+//! run (if there is one) and renders and splices its block (`modes`) alone. `--only
+//! roundtrips` does the same for the latency suite's `roundtrips` section (table 7: round
+//! trips and request cost on slow backends).
 //!
 //! The code, by concern: `measure.rs` builds and runs the suites and collects their
 //! results (steps 1 and 2); `machine.rs` describes the machine and the crate versions;
@@ -56,10 +58,12 @@ struct Opts {
     quick: bool,
     render_only: bool,
     only_modes: bool,
+    only_roundtrips: bool,
 }
 
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
-    let mut opts = Opts { quick: false, render_only: false, only_modes: false };
+    let mut opts =
+        Opts { quick: false, render_only: false, only_modes: false, only_roundtrips: false };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -67,7 +71,12 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
             "--render-only" => opts.render_only = true,
             "--only" => match it.next().map(String::as_str) {
                 Some("modes") => opts.only_modes = true,
-                other => return Err(format!("bench: --only takes `modes`, not {other:?}")),
+                Some("roundtrips") => opts.only_roundtrips = true,
+                other => {
+                    return Err(format!(
+                        "bench: --only takes `modes` or `roundtrips`, not {other:?}"
+                    ));
+                }
             },
             other => {
                 return Err(format!(
@@ -82,6 +91,9 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let saved = out_dir.join("results.json");
     if opts.only_modes {
         return only_modes(&opts, &target, &saved);
+    }
+    if opts.only_roundtrips {
+        return only_roundtrips(&opts, &saved);
     }
     let results = if opts.render_only {
         let text = std::fs::read_to_string(&saved)
@@ -138,5 +150,38 @@ fn only_modes(
         .map_err(|e| format!("{}: {e}", doc.display()))?;
     println!("xtask: wrote the modes block of {}", doc.display());
     println!("{}", tables["modes"]);
+    Ok(())
+}
+
+/// `--only roundtrips`: the latency suite's `roundtrips` section into the saved run, and
+/// table 7 into the document.
+fn only_roundtrips(opts: &Opts, saved: &std::path::Path) -> Result<(), String> {
+    let mut results = std::fs::read_to_string(saved)
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .filter(Value::is_object)
+        .unwrap_or_else(|| serde_json::json!({}));
+    if !opts.render_only {
+        let (lines, started, load) = measure::roundtrips(opts)?;
+        results["roundtrips"] = Value::Array(lines);
+        results["roundtrips_started_unix"] = serde_json::json!(started);
+        results["roundtrips_load"] = Value::String(load);
+        results["roundtrips_quick"] = Value::Bool(opts.quick);
+        if let Some(dir) = saved.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        let text = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;
+        std::fs::write(saved, text).map_err(|e| format!("{}: {e}", saved.display()))?;
+    }
+    let run = results::Run { r: &results };
+    let mut verdicts = Vec::new();
+    let mut tables = std::collections::BTreeMap::new();
+    tables.insert("table7", tables::table7(&run, &mut verdicts));
+    let doc = root().join("docs/PERFORMANCE.md");
+    let old = std::fs::read_to_string(&doc).map_err(|e| format!("{}: {e}", doc.display()))?;
+    std::fs::write(&doc, render::splice(&old, &tables))
+        .map_err(|e| format!("{}: {e}", doc.display()))?;
+    println!("xtask: wrote table 7 of {}", doc.display());
+    println!("{}", tables["table7"]);
     Ok(())
 }

@@ -214,6 +214,28 @@ mod tests {
     }
 
     #[test]
+    fn table7_judges_round_trips_and_list_calls_and_prices_the_calls() {
+        let rt = |op: &str, rts: f64, puts: f64, gets: f64, lists: f64| {
+            json!({"kind": "roundtrips", "op": op, "n": 10, "delay_ms": 20, "round_trips": rts,
+                   "puts": puts, "gets": gets, "deletes": 0.0, "lists": lists, "records": 1000})
+        };
+        let results = json!({"roundtrips": [
+            rt("get_settled", 1.05, 0.0, 6.0, 0.0),
+            rt("put_existing", 1.5, 6.0, 0.0, 3.0),
+            rt("delete", 2.1, 6.0, 0.0, 3.0),
+            rt("list_page_middle", 1.1, 0.0, 0.0, 3.0),
+        ], "roundtrips_started_unix": 0, "roundtrips_load": "0.1"});
+        let run = Run { r: &results };
+        let mut v = Vec::new();
+        let t = super::super::tables::table7(&run, &mut v);
+        let met: Vec<Option<bool>> = v.iter().map(|v| v.met).collect();
+        assert_eq!(met, [Some(true), Some(false), Some(true), Some(true)], "{t}");
+        // 6 GETs at $0.40 per million on S3.
+        assert!(t.contains("| get (settled) | 1.05 | 0.0 | 6.0 | 0.0 | 0.0 | 2.40 |"), "{t}");
+        assert!(t.contains("--only roundtrips"), "{t}");
+    }
+
+    #[test]
     fn renders_an_empty_run() {
         let t = render(&json!({"quick": true}));
         assert!(t["table5"].contains("not run"));
