@@ -37,7 +37,8 @@ pub struct S3Config {
     /// segments, and a trailing `/` is added if missing.
     pub prefix: String,
     /// The region (`us-east-1` by default). S3-compatible stores mostly ignore it, but
-    /// requests are signed for it.
+    /// requests are signed for it. Empty: found as the AWS tools find it, when the client is
+    /// built ([`resolve_region`]).
     pub region: String,
     /// A custom endpoint URL (S3-compatible stores, emulators, VPC endpoints); `None` for
     /// AWS's own endpoint of the region.
@@ -221,6 +222,29 @@ impl S3Credentials {
             Self::Chain => chain(region).await,
         }
     }
+}
+
+/// The region AWS's own tools would use: `AWS_REGION`, then `AWS_DEFAULT_REGION`, then
+/// (with the `credential-chain` feature) the `region` of the shared config file's profile
+/// (`AWS_PROFILE`, else `default`); `us-east-1` if none says.
+pub async fn resolve_region() -> String {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    if let Some(r) = var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")) {
+        return r.trim().to_owned();
+    }
+    profile_region().await.unwrap_or_else(|| "us-east-1".to_owned())
+}
+
+#[cfg(feature = "credential-chain")]
+async fn profile_region() -> Option<String> {
+    use aws_config::meta::region::ProvideRegion;
+    let profile = aws_config::profile::ProfileFileRegionProvider::new();
+    ProvideRegion::region(&profile).await.map(|r| r.to_string())
+}
+
+#[cfg(not(feature = "credential-chain"))]
+async fn profile_region() -> Option<String> {
+    None
 }
 
 #[cfg(feature = "credential-chain")]

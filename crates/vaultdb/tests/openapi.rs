@@ -89,7 +89,11 @@ fn document_is_openapi_3_with_every_route() {
         assert!(d["components"]["schemas"][name].is_object(), "schema {name} exists");
     }
     let put = &d["components"]["schemas"]["PutRecordRequest"];
-    assert_eq!(put["required"], serde_json::json!(["id", "data"]));
+    // `data` or `data_base64` (with `content_type`), and optional `metadata`.
+    assert_eq!(put["required"], serde_json::json!(["id"]));
+    for field in ["data", "data_base64", "content_type", "metadata"] {
+        assert!(put["properties"][field].is_object(), "PutRecordRequest.{field}");
+    }
 }
 
 /// The codes `ErrorDetail.code` lists are those of the README's error table (the server

@@ -144,8 +144,54 @@ async fn raw_records_round_trip_with_their_content_type() {
     // The JSON view of a non-JSON record carries base64.
     let got = s.get_json("/v1/records/photo", READ_TOKEN).await;
     assert!(got.get("data").is_none());
+    // Standard base64 with padding, as `base64 -d` and Python's b64decode read it.
     let b64 = got["data_base64"].as_str().unwrap();
-    assert_eq!(data_encoding::BASE64URL_NOPAD.decode(b64.as_bytes()).unwrap(), bytes);
+    assert_eq!(data_encoding::BASE64.decode(b64.as_bytes()).unwrap(), bytes);
+
+    // data_base64 on input: standard or URL-safe, padded or not; with a content type and
+    // metadata, which come back in the JSON view and as X-Vaultdb-Meta-* headers.
+    for (i, b64) in
+        [data_encoding::BASE64.encode(&bytes), data_encoding::BASE64URL_NOPAD.encode(&bytes)]
+            .iter()
+            .enumerate()
+    {
+        let path = format!("/v1/records/b64-{i}");
+        let body = json!({
+            "id": format!("b64-{i}"),
+            "data_base64": b64,
+            "content_type": "image/png",
+            "metadata": {"owner": "ops", "n": "1"},
+        });
+        let req = s.request(Method::PUT, "/v1/records", Some(WRITE_TOKEN)).json(&body);
+        assert_eq!(s.send(req).await.status(), StatusCode::CREATED, "{b64}");
+        let got = s.get_json(&path, READ_TOKEN).await;
+        assert_eq!(
+            data_encoding::BASE64.decode(got["data_base64"].as_str().unwrap().as_bytes()).unwrap(),
+            bytes
+        );
+        assert_eq!(got["content_type"], "image/png");
+        assert_eq!(got["metadata"], json!({"n": "1", "owner": "ops"}));
+        let resp = s.get(&format!("{path}/raw"), Some(READ_TOKEN)).await;
+        assert_eq!(resp.headers()["x-vaultdb-meta-owner"], "ops");
+    }
+    for (body, says) in [
+        (json!({"id": "x", "data_base64": "not base64!"}), "not base64"),
+        (json!({"id": "x", "data": 1, "data_base64": "AA=="}), "not both"),
+        (json!({"id": "x"}), "required"),
+        (json!({"id": "x", "data": 1, "content_type": "text/plain"}), "content_type goes with"),
+    ] {
+        let req = s.request(Method::PUT, "/v1/records", Some(WRITE_TOKEN)).json(&body);
+        let resp = s.send(req).await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{body}");
+        assert!(resp.text().await.unwrap().contains(says), "{body}");
+    }
+    // Raw puts take metadata from X-Vaultdb-Meta-* headers.
+    let req = put_raw("/v1/records/tagged/raw").header("x-vaultdb-meta-tier", "gold");
+    assert_eq!(s.send(req.body("t")).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        s.get_json("/v1/records/tagged", READ_TOKEN).await["metadata"],
+        json!({"tier": "gold"})
+    );
 
     // No content type: stored without one, served as octet-stream; empty bodies are fine.
     assert_eq!(s.send(put_raw("/v1/records/empty/raw")).await.status(), StatusCode::CREATED);
@@ -228,8 +274,11 @@ async fn bad_ids_and_bodies_are_400_with_a_code() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_bodies_are_413() {
+    // JSON bodies are held in memory: body_limit. Raw bodies stream: the store's
+    // max_record_size, checked against Content-Length before anything is read.
     let small = Limits { body_limit: 1024, request_timeout: Duration::from_secs(10) };
-    let s = TestServer::start(AppState::new(memory_store().await, tokens(), None, small)).await;
+    let db = common::memory_store_up_to(1024).await;
+    let s = TestServer::start(AppState::new(db, tokens(), None, small)).await;
     let put_raw = |len: usize| {
         s.send(
             s.request(Method::PUT, "/v1/records/big/raw", Some(WRITE_TOKEN)).body(vec![7u8; len]),

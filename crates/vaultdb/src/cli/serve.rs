@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::prepare;
+use super::{Create, open_store, prepare};
 use crate::audit::{self, AuditLog};
 use crate::error::CliError;
 use crate::server::{AppState, Limits, app};
@@ -36,7 +36,8 @@ pub(super) async fn serve(explicit: Option<&Path>, listen: Option<String>) -> Re
             ),
         ));
     }
-    let db = service::open(&cfg).await?;
+    // The quick start's first command: on an empty store this creates it, and says so.
+    let db = open_store(&cfg, Create::Announce).await?;
     cfg.clean_fs_temp().await;
     let listener = tokio::net::TcpListener::bind(addr)
         .await

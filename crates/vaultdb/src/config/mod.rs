@@ -58,6 +58,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
         "serve only, when no [[tokens]] are configured: accept this admin token instead of \
          generating one",
     ),
+    ("VAULTDB_LOG_FORMAT", "text (default) or json: the format of stderr logs (--log-format)"),
     ("RUST_LOG", "log filter for stderr logs (default: warn)"),
 ];
 
@@ -97,12 +98,15 @@ prefix = "vaultdb"
 # more than this (default 64MiB).
 # max_inflight = "64MiB"
 
+# The largest record a put accepts, from the command line or the server (default 256MiB).
+# max_record_size = "256MiB"
+
 # Relative fs backend paths, and the default audit log, are resolved against this directory
 # (itself relative to this file).
 data_dir = "vaultdb-data"
 
 [timeouts]
-# Upper bound on one backend call ("500ms", "30s", "2m").
+# Upper bound on one backend call ("500ms", "0.05s", "30s", "2m", "1h 30m", "1d").
 call = "30s"
 # Attempts per backend call, with exponential backoff on transient errors.
 attempts = 3
@@ -129,8 +133,8 @@ request_timeout = "30s"
 fail_open = false
 
 # Three local directories stand in for three independent stores. For real protection give
-# each share to a different provider: kind = "s3" | "minio" | "gcs" | "azure" (keys in the
-# vaultdb README); "memory" keeps shares in RAM for tests.
+# each share to a different provider: url = "s3://...", "gs://...", "az://...", or
+# kind = "s3" | "minio" | "gcs" | "azure" (see the examples below, and the vaultdb README).
 [[backends]]
 kind = "fs"
 id = "disk-1"
@@ -150,12 +154,79 @@ name = "Local disk 3"
 path = "disk-3"
 "#;
 
+/// Commented examples of a `[[backends]]` entry of every kind, in the file `vaultdb init`
+/// writes.
+pub const BACKEND_EXAMPLES: &str = r#"
+# Backend examples, one per kind. Each is a URL (url = "...", query parameters set more keys)
+# or kind = "..." with its keys; the vaultdb README ("Backends") lists every key. The `id` is
+# recorded in the store's keyring: keep it, and the order of the entries, once data is stored.
+#
+# [[backends]]                # a local directory (relative: under data_dir)
+# id = "disk-1"
+# url = "file://disk-1"       # or file:///srv/vaultdb/disk-1
+#
+# [[backends]]                # Amazon S3. Region: ?region=, else AWS_REGION, AWS_DEFAULT_REGION
+# id = "aws"                  # or the profile's. Credentials: the AWS chain (environment,
+# url = "s3://my-bucket/vaultdb?region=eu-west-1"  # profile, web identity, ECS, EC2)
+#
+# [[backends]]                # Google Cloud Storage; Application Default Credentials
+# id = "gcp"                  # (GOOGLE_APPLICATION_CREDENTIALS, gcloud auth, metadata server)
+# url = "gs://my-bucket/vaultdb"
+#
+# [[backends]]                # Azure Blob; AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_ACCOUNT_KEY,
+# id = "azure"                # a service principal or a managed identity (credentials = "...")
+# url = "az://myaccount/mycontainer/vaultdb"
+#
+# [[backends]]                # MinIO or another S3-compatible server (s3+https:// for S3's own
+# id = "minio"                # client with path-style addressing)
+# url = "minio+https://minio.example.com:9000/my-bucket/vaultdb"
+# access_key_id = "vaultdb"
+# secret_access_key_env = "MINIO_SECRET_KEY"
+#
+# [[backends]]                # in memory: every process starts empty (tests only)
+# id = "scratch"
+# url = "memory://"
+"#;
+
 /// The file `vaultdb init` writes: the default plus one admin token's hash.
 pub fn init_file(token_name: &str, token_sha256_hex: &str) -> String {
-    format!(
-        "{DEFAULT_CONFIG}\n# API tokens for `vaultdb serve`, stored as SHA-256 hashes only. Roles: read \
+    init_file_with(None, &[], token_name, token_sha256_hex)
+}
+
+/// The file `vaultdb init` writes: the default's settings with `threshold` (if given), the
+/// `backends` given as `(id, url)` (none: the default's three fs backends), commented
+/// examples of every kind ([`BACKEND_EXAMPLES`]) and one admin token's hash.
+pub fn init_file_with(
+    threshold: Option<usize>,
+    backends: &[(String, String)],
+    token_name: &str,
+    token_sha256_hex: &str,
+) -> String {
+    let marker = "# Three local directories stand in";
+    let (settings, default_backends) =
+        DEFAULT_CONFIG.split_at(DEFAULT_CONFIG.find(marker).unwrap_or(DEFAULT_CONFIG.len()));
+    let mut text = match threshold {
+        Some(k) => settings.replacen("\nthreshold = 2\n", &format!("\nthreshold = {k}\n"), 1),
+        None => settings.to_owned(),
+    };
+    if backends.is_empty() {
+        text.push_str(default_backends);
+    } else {
+        text.push_str("# The backends, in share order: give each share to a different provider.\n");
+        for (id, url) in backends {
+            text.push_str(&format!(
+                "[[backends]]\nid = {}\nurl = {}\n\n",
+                toml::Value::String(id.clone()),
+                toml::Value::String(url.clone())
+            ));
+        }
+    }
+    text.push_str(BACKEND_EXAMPLES);
+    text.push_str(&format!(
+        "\n# API tokens for `vaultdb serve`, stored as SHA-256 hashes only. Roles: read \
          (GET), write (also PUT/POST/DELETE), admin (also status and repair). Add one with the \
          token's hash: printf %s \"$TOKEN\" | sha256sum\n[[tokens]]\nname = \"{token_name}\"\nrole = \
          \"admin\"\nsha256 = \"{token_sha256_hex}\"\n"
-    )
+    ));
+    text
 }

@@ -35,6 +35,10 @@ pub struct Config {
     /// The client's in-flight byte budget (default 64 MiB).
     #[serde(default)]
     pub max_inflight: Option<ByteSize>,
+    /// The largest record a put accepts (default 256 MiB): also the limit of `vaultdb put`
+    /// and of the server's raw puts, which stream.
+    #[serde(default)]
+    pub max_record_size: Option<ByteSize>,
     /// Base directory for relative fs paths and the default audit log.
     #[serde(default)]
     pub data_dir: Option<PathBuf>,
@@ -50,8 +54,8 @@ pub struct Config {
     /// API tokens.
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
-    /// The N backends, in share order.
-    #[serde(default)]
+    /// The N backends, in share order (each by `kind`, or by `url`).
+    #[serde(default, deserialize_with = "super::backends::entries")]
     pub backends: Vec<BackendEntry>,
 }
 

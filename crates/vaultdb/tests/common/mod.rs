@@ -71,6 +71,19 @@ pub async fn memory_store() -> VaultDb {
     .await
 }
 
+/// A 2-of-3 store over three memory backends that takes records of at most
+/// `max_record_size` bytes (the limit of raw puts, which stream).
+pub async fn memory_store_up_to(max_record_size: usize) -> VaultDb {
+    let mut b = VaultDb::builder()
+        .threshold(2)
+        .call_policy(quick_policy())
+        .max_record_size(max_record_size);
+    for i in 1..=3 {
+        b = b.backend(MemoryBackend::new(format!("mem-{i}"), format!("Memory {i}")));
+    }
+    b.open().await.expect("open store")
+}
+
 /// A server on 127.0.0.1:<free port>, stopped (gracefully) when dropped.
 pub struct TestServer {
     pub base: String,

@@ -30,6 +30,7 @@ mod gcs;
 mod memory;
 mod minio;
 mod s3;
+pub mod url;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -39,15 +40,50 @@ use bytes::Bytes;
 use serde::Deserialize;
 use vaultdb_core::{BackendError, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend};
 
+use crate::error::one_line;
+
 pub use azure::{
-    AzureAuth, AzureSection, DEFAULT_AZURE_CLIENT_SECRET_ENV, DEFAULT_AZURE_KEY_ENV,
-    DEFAULT_AZURE_SAS_ENV,
+    AzureAuth, AzureSection, CONNECTION_STRING_ENV, DEFAULT_AZURE_CLIENT_SECRET_ENV,
+    DEFAULT_AZURE_KEY_ENV, DEFAULT_AZURE_SAS_ENV,
 };
 pub use fs::FsSection;
 pub use gcs::{GcsAuth, GcsSection};
 pub use memory::MemorySection;
 pub use minio::MinioSection;
 pub use s3::{DEFAULT_S3_SECRET_ENV, S3Section};
+
+/// Deserializes the `[[backends]]` array: each entry as its `kind`'s section, or, when it
+/// has a `url` instead of a `kind`, as what the URL stands for ([`url::expand`]) plus the
+/// entry's other keys.
+pub(crate) fn entries<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<BackendEntry>, D::Error> {
+    let tables = Vec::<toml::Table>::deserialize(d)?;
+    tables
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| {
+            entry(t).map_err(|e| serde::de::Error::custom(format!("backend #{}: {e}", i + 1)))
+        })
+        .collect()
+}
+
+/// One `[[backends]]` entry ([`entries`]).
+fn entry(mut t: toml::Table) -> Result<BackendEntry, String> {
+    if let Some(url) = t.remove("url") {
+        let url = url.as_str().ok_or("url must be a string")?.to_owned();
+        if t.contains_key("kind") {
+            return Err("give kind or url, not both".into());
+        }
+        for (k, v) in url::expand(&url)? {
+            if t.contains_key(&k) {
+                return Err(format!("{k} is given twice: by url {url:?} and by its own key"));
+            }
+            t.insert(k, v);
+        }
+    }
+    BackendEntry::deserialize(toml::Value::Table(t)).map_err(|e| one_line(&e.to_string()))
+}
 
 /// Looks up an environment variable: `None` if unset or empty. Passed in, so that the
 /// mapping can be tested without touching the process environment.
@@ -111,6 +147,36 @@ impl BackendEntry {
             Self::Minio(_) => "minio",
             Self::Gcs(_) => "gcs",
             Self::Azure(_) => "azure",
+        }
+    }
+
+    /// Where the backend keeps its objects, for messages: a path for `fs`, a URL for the
+    /// clouds (`s3://bucket/prefix`, `gs://...`, `az://account/container/...`, MinIO's
+    /// endpoint and bucket). Holds no secret.
+    pub fn location(&self) -> String {
+        fn join(base: String, prefix: &str) -> String {
+            let prefix = prefix.trim_matches('/');
+            if prefix.is_empty() { base } else { format!("{base}/{prefix}") }
+        }
+        match self {
+            Self::Fs(s) => s.path.display().to_string(),
+            Self::Memory(_) => "memory".to_owned(),
+            Self::S3(s) => match &s.endpoint {
+                Some(e) => join(format!("{}/{}", e.trim_end_matches('/'), s.bucket), &s.prefix),
+                None => join(format!("s3://{}", s.bucket), &s.prefix),
+            },
+            Self::Minio(s) => {
+                join(format!("{}/{}", s.endpoint.trim_end_matches('/'), s.bucket), &s.prefix)
+            }
+            Self::Gcs(s) => join(format!("gs://{}", s.bucket), &s.prefix),
+            Self::Azure(s) => join(
+                format!(
+                    "az://{}/{}",
+                    s.account.as_deref().unwrap_or("devstoreaccount1"),
+                    s.container
+                ),
+                &s.prefix,
+            ),
         }
     }
 

@@ -25,7 +25,8 @@ pub struct S3Section {
     /// Key prefix ("folder") inside the bucket.
     #[serde(default)]
     pub prefix: String,
-    /// Region requests are signed for (default `us-east-1`).
+    /// Region requests are signed for (default: `AWS_REGION`, `AWS_DEFAULT_REGION`, the
+    /// profile's region, else `us-east-1`).
     pub region: Option<String>,
     /// Custom endpoint URL (S3-compatible stores, emulators, VPC endpoints).
     pub endpoint: Option<String>,
@@ -152,9 +153,9 @@ impl S3Section {
             .with_path_style(self.force_path_style)
             .with_allow_http(self.allow_http)
             .with_credentials(self.keys().resolve(env)?);
-        if let Some(r) = &self.region {
-            c = c.with_region(r.clone());
-        }
+        // No region written: the AWS tools' own rule (AWS_REGION, AWS_DEFAULT_REGION, the
+        // profile's region), applied when the client is built (vaultdb_s3::resolve_region).
+        c = c.with_region(self.region.clone().unwrap_or_default());
         if let Some(e) = &self.endpoint {
             c = c.with_endpoint(e.clone());
         }
