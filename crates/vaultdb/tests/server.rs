@@ -598,3 +598,75 @@ async fn raw_reads_stream_segments_and_honour_ranges() {
     assert_eq!(resp.bytes().await.unwrap().len(), 10_000);
     s.stop().await;
 }
+
+/// Sends `PUT path` with `body` in chunked transfer encoding (no Content-Length) over a raw
+/// connection; returns the status code and the response body.
+async fn put_chunked(base: &str, path: &str, token: &str, body: &[u8]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "PUT {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\
+         Connection: close\r\n\r\n"
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    for chunk in body.chunks(64 << 10) {
+        conn.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await.unwrap();
+        conn.write_all(chunk).await.unwrap();
+        conn.write_all(b"\r\n").await.unwrap();
+    }
+    conn.write_all(b"0\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).await.unwrap();
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_puts_stream_past_the_body_limit_up_to_max_record_size() {
+    // body_limit 64 KiB (JSON bodies); the store takes records up to 12 MiB.
+    let db = common::memory_store_up_to(12 << 20).await;
+    let s = TestServer::start(AppState::new(db, tokens(), None, limits())).await;
+    // 9 MiB: three 4 MiB segments, with Content-Length and chunked.
+    let data: Vec<u8> = (0..9u32 << 20).map(|i| (i % 253) as u8).collect();
+    let req = s.request(Method::PUT, "/v1/records/big/raw", Some(WRITE_TOKEN)).body(data.clone());
+    assert_eq!(s.send(req).await.status(), StatusCode::CREATED);
+    let (status, text) = put_chunked(&s.base, "/v1/records/big2/raw", WRITE_TOKEN, &data).await;
+    assert_eq!(status, 201, "{text}");
+    for id in ["big", "big2"] {
+        let resp = s.get(&format!("/v1/records/{id}/raw"), Some(READ_TOKEN)).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert!(resp.bytes().await.unwrap() == data, "{id} reads back");
+    }
+    // (Over max_record_size is 413, from Content-Length before the body is read:
+    // oversized_bodies_are_413.)
+    let ids = s.get_json("/v1/records", READ_TOKEN).await;
+    assert_eq!(ids["ids"], json!(["big", "big2"]));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_each_backend() {
+    use vaultdb::config::{Loaded, Source};
+    // A store opened as `serve` opens it: its backends are measured.
+    let text = "threshold = 2\n[[backends]]\nid = \"metrics-m1\"\nurl = \"memory://\"\n\
+                [[backends]]\nid = \"metrics-m2\"\nurl = \"memory://\"\n\
+                [[backends]]\nid = \"metrics-m3\"\nurl = \"memory://\"\n";
+    let cfg = Loaded::from_text(text, Source::Embedded).unwrap();
+    let db = vaultdb::service::open(&cfg).await.unwrap();
+    let s = TestServer::start(AppState::new(db, tokens(), None, limits())).await;
+    assert_eq!(s.put_json("m", json!(1), WRITE_TOKEN).await.status(), StatusCode::CREATED);
+    let text = s.get("/metrics", Some(READ_TOKEN)).await.text().await.unwrap();
+    for b in ["metrics-m1", "metrics-m2", "metrics-m3"] {
+        assert!(text.contains(&format!("vaultdb_backend_up{{backend=\"{b}\"}} 1\n")), "{text}");
+        assert!(
+            text.contains(&format!(
+                "vaultdb_backend_call_duration_seconds_count{{backend=\"{b}\",op=\"put\"}}"
+            )),
+            "{b}: put latency"
+        );
+    }
+    s.stop().await;
+}

@@ -117,7 +117,8 @@ hedge_after = "50ms"
 [server]
 # Loopback only by default. Put a TLS-terminating proxy in front before exposing it.
 listen = "127.0.0.1:8080"
-# Largest request body accepted ("16MiB", or bytes).
+# Largest JSON request body accepted ("16MiB", or bytes). Raw puts stream, up to
+# max_record_size.
 body_limit = "16MiB"
 # Requests taking longer than this fail with 503 REQUEST_TIMEOUT.
 request_timeout = "30s"

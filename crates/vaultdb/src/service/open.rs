@@ -20,7 +20,8 @@ pub async fn open(cfg: &Loaded) -> Result<VaultDb, CliError> {
     open_with(cfg, cfg.backends()).await
 }
 
-/// [`open`] over backends already built (by [`Loaded::backends`]).
+/// [`open`] over backends already built (by [`Loaded::backends`]), each wrapped to be
+/// measured ([`crate::metrics::Measured`]).
 ///
 /// # Errors
 /// As [`open`].
@@ -30,7 +31,8 @@ pub async fn open_with(
 ) -> Result<VaultDb, CliError> {
     let mut b = VaultDb::builder_with(cfg.settings()).threshold(cfg.config.threshold);
     for backend in backends {
-        b = b.backend_arc(backend);
+        // Each call counted per backend in the server's /metrics.
+        b = b.backend_arc(crate::metrics::Measured::wrap(backend));
     }
     b.open().await.map_err(CliError::from)
 }
