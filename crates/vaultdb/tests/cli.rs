@@ -285,6 +285,19 @@ fn bad_input_fails_with_one_line_and_writes_nothing() {
         code: "INVALID_CONFIG",
         says: "server.listen",
     });
+    // Plain HTTP beyond loopback is refused (tokens in the clear) unless allowed.
+    cases.push(Case {
+        args: vec!["serve", "--listen", "0.0.0.0:0"],
+        env: None,
+        code: "INVALID_CONFIG",
+        says: "allow_plain_http",
+    });
+    cases.push(Case {
+        args: vec!["serve"],
+        env: Some(("VAULTDB_ALLOW_PLAIN_HTTP", "maybe")),
+        code: "INVALID_CONFIG",
+        says: "VAULTDB_ALLOW_PLAIN_HTTP",
+    });
 
     for c in cases {
         let mut cmd = vaultdb(d);

@@ -15,6 +15,7 @@ Environment:
   VAULTDB_WRITE_QUORUM     write quorum W
   VAULTDB_LISTEN           server address, e.g. 127.0.0.1:9000 (port 0: any free port)
   VAULTDB_AUDIT_LOG        audit log path
+  VAULTDB_ALLOW_PLAIN_HTTP true: serve plain HTTP beyond loopback (tokens in the clear)
   VAULTDB_AUDIT_FAIL_OPEN  true: run operations even when the audit log cannot be written
   VAULTDB_TOKEN            serve, when no [[tokens]] are configured: use this admin token
   VAULTDB_LOG_FORMAT       text (default) or json: the format of stderr logs

@@ -23,6 +23,14 @@ pub(super) async fn serve(explicit: Option<&Path>, listen: Option<String>) -> Re
         })?,
         None => cfg.listen,
     };
+    if !addr.ip().is_loopback() && !cfg.config.server.allow_plain_http {
+        return Err(CliError::config(format!(
+            "{addr} is beyond loopback: over plain HTTP, bearer tokens and records would cross \
+             the network in the clear; listen on loopback behind a TLS-terminating proxy, or \
+             set server.allow_plain_http = true (VAULTDB_ALLOW_PLAIN_HTTP=true) on a trusted \
+             network"
+        )));
+    }
     let given = std::env::var("VAULTDB_TOKEN").ok();
     let (tokens, fallback) = service::serve_tokens(&cfg, given.as_deref())?;
     if !cfg.audit_fail_open
@@ -46,7 +54,7 @@ pub(super) async fn serve(explicit: Option<&Path>, listen: Option<String>) -> Re
         .local_addr()
         .map_err(|e| CliError::config(format!("cannot listen on {addr}: {e}")))?;
     if !local.ip().is_loopback() {
-        tracing::warn!(%local, "listening beyond loopback: put TLS in front of this server");
+        tracing::warn!(%local, "listening beyond loopback over plain HTTP (allow_plain_http)");
     }
     let limits = Limits {
         body_limit: usize::try_from(cfg.config.server.body_limit.0).unwrap_or(usize::MAX),

@@ -116,6 +116,17 @@ impl Loaded {
         if let Some(v) = process_env("VAULTDB_LISTEN") {
             config.server.listen = v;
         }
+        if let Some(v) = process_env("VAULTDB_ALLOW_PLAIN_HTTP") {
+            config.server.allow_plain_http = match v.trim() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => {
+                    return Err(CliError::config(format!(
+                        "VAULTDB_ALLOW_PLAIN_HTTP={v:?} is not true, false, 1 or 0"
+                    )));
+                }
+            };
+        }
         let data_dir = match process_env("VAULTDB_DATA_DIR") {
             Some(d) => PathBuf::from(d),
             None => base.join(config.data_dir.clone().unwrap_or_else(|| "vaultdb-data".into())),

@@ -50,6 +50,10 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("VAULTDB_LISTEN", "server.listen, e.g. 127.0.0.1:9000 (port 0 picks a free port)"),
     ("VAULTDB_AUDIT_LOG", "server.audit_log path"),
     (
+        "VAULTDB_ALLOW_PLAIN_HTTP",
+        "server.allow_plain_http: true to serve plain HTTP beyond loopback (tokens in the clear)",
+    ),
+    (
         "VAULTDB_AUDIT_FAIL_OPEN",
         "audit.fail_open: true to run operations even when the audit log cannot be written",
     ),
@@ -115,8 +119,11 @@ attempts = 3
 hedge_after = "50ms"
 
 [server]
-# Loopback only by default. Put a TLS-terminating proxy in front before exposing it.
+# Loopback only by default. Put a TLS-terminating proxy in front before exposing it: an
+# address beyond loopback is refused unless allow_plain_http = true (tokens would cross the
+# network in the clear).
 listen = "127.0.0.1:8080"
+# allow_plain_http = false
 # Largest JSON request body accepted ("16MiB", or bytes). Raw puts stream, up to
 # max_record_size.
 body_limit = "16MiB"

@@ -121,6 +121,10 @@ pub struct ServerConfig {
     /// The audit log; default `<data_dir>/audit.jsonl`.
     #[serde(default)]
     pub audit_log: Option<PathBuf>,
+    /// Listen beyond loopback over plain HTTP (bearer tokens then cross the network in the
+    /// clear): refused unless set.
+    #[serde(default)]
+    pub allow_plain_http: bool,
 }
 
 fn default_listen() -> String {
@@ -140,6 +144,7 @@ impl Default for ServerConfig {
             body_limit: default_body_limit(),
             request_timeout: default_request_timeout(),
             audit_log: None,
+            allow_plain_http: false,
         }
     }
 }

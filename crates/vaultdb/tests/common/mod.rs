@@ -18,7 +18,7 @@ pub const WRITE_TOKEN: &str = "write-token-0123456789";
 pub const ADMIN_TOKEN: &str = "admin-token-0123456789";
 
 /// Environment variables the binary reads; removed so the host cannot leak into tests.
-pub const VAULTDB_ENV: [&str; 9] = [
+pub const VAULTDB_ENV: [&str; 11] = [
     "VAULTDB_CONFIG",
     "VAULTDB_DATA_DIR",
     "VAULTDB_THRESHOLD",
@@ -27,6 +27,8 @@ pub const VAULTDB_ENV: [&str; 9] = [
     "VAULTDB_AUDIT_LOG",
     "VAULTDB_AUDIT_FAIL_OPEN",
     "VAULTDB_TOKEN",
+    "VAULTDB_ALLOW_PLAIN_HTTP",
+    "VAULTDB_LOG_FORMAT",
     "RUST_LOG",
 ];
 
