@@ -123,11 +123,11 @@ impl IntoS3Config for S3Config {
 /// The SDK client for `config`: its region, endpoint and credentials, SDK retries off.
 async fn build_client(config: &S3Config) -> Result<Client, BackendError> {
     let region = if config.region.trim().is_empty() {
-        config::resolve_region().await
+        config::resolve_region(config.profile.as_deref()).await
     } else {
         config.region.clone()
     };
-    let credentials = config.credentials.provider(&region).await?;
+    let credentials = config.credentials.provider(&region, config.profile.as_deref()).await?;
     let checksums = if config.strict_checksums {
         (RequestChecksumCalculation::WhenSupported, ResponseChecksumValidation::WhenSupported)
     } else {

@@ -815,3 +815,28 @@ fn completions_and_json_logs() {
         assert_eq!(v["level"], "WARN", "{warning}");
     }
 }
+
+#[test]
+fn backends_from_the_environment_as_urls() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let urls = "file://x, file://y file://z";
+    vaultdb(d)
+        .env("VAULTDB_BACKENDS", urls)
+        .args(["put", "k", "-"])
+        .write_stdin("v")
+        .assert()
+        .success();
+    for sub in ["x", "y", "z"] {
+        assert!(!walk(&d.join("vaultdb-data").join(sub)).is_empty(), "{sub} holds a share");
+    }
+    let out = vaultdb(d).env("VAULTDB_BACKENDS", urls).args(["--json", "status"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<&str> =
+        v["backends"].as_array().unwrap().iter().map(|b| b["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["fs-x", "fs-y", "fs-z"]);
+    let out =
+        vaultdb(d).env("VAULTDB_BACKENDS", "file://x gopher://y").arg("list").output().unwrap();
+    assert_one_line_error(&out, "INVALID_CONFIG", "a bad URL in VAULTDB_BACKENDS");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("VAULTDB_BACKENDS: url \"gopher://y\""));
+}

@@ -11,6 +11,7 @@ filesystem backends under ./vaultdb-data, 2-of-3).
 Environment:
   VAULTDB_CONFIG           configuration file (same as --config)
   VAULTDB_DATA_DIR         data_dir: base of relative fs backend paths and of the audit log
+  VAULTDB_BACKENDS         backends as URLs, replacing the file's: \"s3://b1 gs://b2 az://acct/c3\"
   VAULTDB_THRESHOLD        threshold K
   VAULTDB_WRITE_QUORUM     write quorum W
   VAULTDB_LISTEN           server address, e.g. 127.0.0.1:9000 (port 0: any free port)

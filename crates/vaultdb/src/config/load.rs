@@ -116,6 +116,10 @@ impl Loaded {
         if let Some(v) = process_env("VAULTDB_LISTEN") {
             config.server.listen = v;
         }
+        if let Some(v) = process_env("VAULTDB_BACKENDS") {
+            config.backends = super::backends::from_urls(&v)
+                .map_err(|e| CliError::config(format!("VAULTDB_BACKENDS: {e}")))?;
+        }
         if let Some(v) = process_env("VAULTDB_ALLOW_PLAIN_HTTP") {
             config.server.allow_plain_http = match v.trim() {
                 "true" | "1" => true,

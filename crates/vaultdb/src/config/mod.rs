@@ -45,6 +45,11 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("VAULTDB_CONFIG", "path of the configuration file (same as --config)"),
     ("VAULTDB_DATA_DIR", "data_dir: where relative fs backend paths and the audit log live"),
+    (
+        "VAULTDB_BACKENDS",
+        "the backends, as URLs separated by spaces or commas (replacing the file's), e.g. \
+         \"s3://b1 gs://b2 az://account/c3\"",
+    ),
     ("VAULTDB_THRESHOLD", "threshold K"),
     ("VAULTDB_WRITE_QUORUM", "write_quorum W"),
     ("VAULTDB_LISTEN", "server.listen, e.g. 127.0.0.1:9000 (port 0 picks a free port)"),

@@ -18,7 +18,7 @@ pub const WRITE_TOKEN: &str = "write-token-0123456789";
 pub const ADMIN_TOKEN: &str = "admin-token-0123456789";
 
 /// Environment variables the binary reads; removed so the host cannot leak into tests.
-pub const VAULTDB_ENV: [&str; 11] = [
+pub const VAULTDB_ENV: [&str; 12] = [
     "VAULTDB_CONFIG",
     "VAULTDB_DATA_DIR",
     "VAULTDB_THRESHOLD",
@@ -28,6 +28,7 @@ pub const VAULTDB_ENV: [&str; 11] = [
     "VAULTDB_AUDIT_FAIL_OPEN",
     "VAULTDB_TOKEN",
     "VAULTDB_ALLOW_PLAIN_HTTP",
+    "VAULTDB_BACKENDS",
     "VAULTDB_LOG_FORMAT",
     "RUST_LOG",
 ];

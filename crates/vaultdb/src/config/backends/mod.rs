@@ -68,6 +68,30 @@ pub(crate) fn entries<'de, D: serde::Deserializer<'de>>(
         .collect()
 }
 
+/// The backends of `VAULTDB_BACKENDS`: URLs separated by spaces or commas, in share order,
+/// each with the id `vaultdb init --backend` would give it ([`url::default_id`]; a second
+/// backend of one place gets `-2`, ...).
+///
+/// # Errors
+/// A URL that does not expand to a valid entry.
+pub fn from_urls(urls: &str) -> Result<Vec<BackendEntry>, String> {
+    let mut out: Vec<BackendEntry> = Vec::new();
+    for u in urls.split(|c: char| c == ',' || c.is_whitespace()).filter(|u| !u.is_empty()) {
+        let base = url::default_id(u)?;
+        let mut id = base.clone();
+        let mut n = 1;
+        while out.iter().any(|b| b.id() == id) {
+            n += 1;
+            id = format!("{base}-{n}");
+        }
+        let mut t = toml::Table::new();
+        t.insert("id".into(), toml::Value::String(id));
+        t.insert("url".into(), toml::Value::String(u.to_owned()));
+        out.push(entry(t)?);
+    }
+    Ok(out)
+}
+
 /// One `[[backends]]` entry ([`entries`]).
 fn entry(mut t: toml::Table) -> Result<BackendEntry, String> {
     if let Some(url) = t.remove("url") {

@@ -502,4 +502,18 @@ fn azure_takes_a_connection_string_and_s3_leaves_the_region_to_the_environment()
     // is built (AWS_REGION, AWS_DEFAULT_REGION, the profile's); a written one is kept.
     assert_eq!(s3(&l, 1, &fake_env(&[])).region, "");
     assert_eq!(s3(&l, 2, &fake_env(&[])).region, "ap-south-1");
+    // A per-backend AWS profile, for the chain and the region; not with static keys.
+    let l = parse(
+        "threshold = 2\n[[backends]]\nid = \"a\"\nurl = \"s3://b?profile=prod\"\n\
+                   [[backends]]\nid = \"b\"\nurl = \"s3://c\"\n",
+    )
+    .unwrap();
+    let c = s3(&l, 0, &fake_env(&[]));
+    assert!(c.profile.as_deref() == Some("prod") && matches!(c.credentials, S3Credentials::Chain));
+    let e = parse(
+        "threshold = 2\n[[backends]]\nid = \"a\"\nurl = \"s3://b?profile=p\"\n\
+                   access_key_id = \"AK\"\n[[backends]]\nid = \"b\"\nurl = \"s3://c\"\n",
+    )
+    .unwrap_err();
+    assert!(e.message.contains("profile goes with the credential chain"), "{}", e.message);
 }
