@@ -154,7 +154,8 @@ impl AzureConfig {
         let environment = matches!(self.credentials, AzureCredentials::Environment);
         let set = |v: &&str| std::env::var_os(v).is_some_and(|v| !v.is_empty());
         (environment && !self.emulator && !CREDENTIAL_VARS.iter().any(set)).then_some(
-            "no credential found: set AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_SAS_KEY, or \
+            "no credential found: set AZURE_STORAGE_CONNECTION_STRING (read by the vaultdb \
+             binary), AZURE_STORAGE_ACCOUNT_KEY, AZURE_STORAGE_SAS_KEY, or \
              AZURE_CLIENT_ID and AZURE_TENANT_ID with AZURE_CLIENT_SECRET or \
              AZURE_FEDERATED_TOKEN_FILE, or configure credentials (the managed identity \
              endpoint did not answer either)",

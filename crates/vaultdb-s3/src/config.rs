@@ -37,7 +37,8 @@ pub struct S3Config {
     /// segments, and a trailing `/` is added if missing.
     pub prefix: String,
     /// The region (`us-east-1` by default). S3-compatible stores mostly ignore it, but
-    /// requests are signed for it.
+    /// requests are signed for it. Empty: found as the AWS tools find it, when the client is
+    /// built ([`resolve_region`]).
     pub region: String,
     /// A custom endpoint URL (S3-compatible stores, emulators, VPC endpoints); `None` for
     /// AWS's own endpoint of the region.
@@ -57,6 +58,10 @@ pub struct S3Config {
     pub strict_checksums: bool,
     /// Keys per listing page, 1 to 1000 ([`DEFAULT_PAGE_SIZE`]).
     pub page_size: usize,
+    /// The shared config and credentials files' profile for the credential chain and the
+    /// region (as `AWS_PROFILE` sets it for the AWS CLI); `None`: `AWS_PROFILE`, else
+    /// `default`.
+    pub profile: Option<String>,
 }
 
 impl S3Config {
@@ -73,6 +78,7 @@ impl S3Config {
             credentials: S3Credentials::Chain,
             strict_checksums: false,
             page_size: DEFAULT_PAGE_SIZE,
+            profile: None,
         }
     }
 
@@ -131,6 +137,7 @@ impl fmt::Debug for S3Config {
             .field("bucket", &self.bucket)
             .field("prefix", &self.prefix)
             .field("region", &self.region)
+            .field("profile", &self.profile)
             .field("endpoint", &self.endpoint.as_deref().map(redact_url))
             .field("force_path_style", &self.force_path_style)
             .field("allow_http", &self.allow_http)
@@ -193,6 +200,7 @@ impl S3Credentials {
     pub(crate) async fn provider(
         &self,
         region: &str,
+        profile: Option<&str>,
     ) -> Result<Option<SharedCredentialsProvider>, BackendError> {
         match self {
             Self::Static { access_key_id, secret_access_key, session_token } => {
@@ -204,23 +212,57 @@ impl S3Credentials {
                     "vaultdb-static",
                 ))))
             }
-            Self::Chain => chain(region).await,
+            Self::Chain => chain(region, profile).await,
         }
     }
 }
 
-#[cfg(feature = "credential-chain")]
-async fn chain(region: &str) -> Result<Option<SharedCredentialsProvider>, BackendError> {
-    use aws_config::default_provider::credentials::DefaultCredentialsChain;
-    use aws_sdk_s3::config::Region;
+/// The region AWS's own tools would use: `AWS_REGION`, then `AWS_DEFAULT_REGION`, then
+/// (with the `credential-chain` feature) the `region` of the shared config file's profile
+/// (`profile`, else `AWS_PROFILE`, else `default`); `us-east-1` if none says.
+pub async fn resolve_region(profile: Option<&str>) -> String {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    if let Some(r) = var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")) {
+        return r.trim().to_owned();
+    }
+    profile_region(profile).await.unwrap_or_else(|| "us-east-1".to_owned())
+}
 
-    let chain =
-        DefaultCredentialsChain::builder().region(Region::new(region.to_owned())).build().await;
-    Ok(Some(SharedCredentialsProvider::new(chain)))
+#[cfg(feature = "credential-chain")]
+async fn profile_region(profile: Option<&str>) -> Option<String> {
+    use aws_config::meta::region::ProvideRegion;
+    let mut b = aws_config::profile::ProfileFileRegionProvider::builder();
+    if let Some(p) = profile {
+        b = b.profile_name(p);
+    }
+    ProvideRegion::region(&b.build()).await.map(|r| r.to_string())
 }
 
 #[cfg(not(feature = "credential-chain"))]
-async fn chain(_region: &str) -> Result<Option<SharedCredentialsProvider>, BackendError> {
+async fn profile_region(_profile: Option<&str>) -> Option<String> {
+    None
+}
+
+#[cfg(feature = "credential-chain")]
+async fn chain(
+    region: &str,
+    profile: Option<&str>,
+) -> Result<Option<SharedCredentialsProvider>, BackendError> {
+    use aws_config::default_provider::credentials::DefaultCredentialsChain;
+    use aws_sdk_s3::config::Region;
+
+    let mut b = DefaultCredentialsChain::builder().region(Region::new(region.to_owned()));
+    if let Some(p) = profile {
+        b = b.profile_name(p);
+    }
+    Ok(Some(SharedCredentialsProvider::new(b.build().await)))
+}
+
+#[cfg(not(feature = "credential-chain"))]
+async fn chain(
+    _region: &str,
+    _profile: Option<&str>,
+) -> Result<Option<SharedCredentialsProvider>, BackendError> {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
         (Some(id), Some(secret)) => Ok(Some(SharedCredentialsProvider::new(Credentials::new(

@@ -23,7 +23,7 @@ use vaultdb_core::{
     StorageBackend,
 };
 
-pub use crate::config::{DEFAULT_PAGE_SIZE, S3Config, S3Credentials};
+pub use crate::config::{DEFAULT_PAGE_SIZE, S3Config, S3Credentials, resolve_region};
 use crate::error::map_error;
 
 /// A [`StorageBackend`] on one S3 bucket (and an optional key prefix inside it). See the
@@ -122,7 +122,12 @@ impl IntoS3Config for S3Config {
 
 /// The SDK client for `config`: its region, endpoint and credentials, SDK retries off.
 async fn build_client(config: &S3Config) -> Result<Client, BackendError> {
-    let credentials = config.credentials.provider(&config.region).await?;
+    let region = if config.region.trim().is_empty() {
+        config::resolve_region(config.profile.as_deref()).await
+    } else {
+        config.region.clone()
+    };
+    let credentials = config.credentials.provider(&region, config.profile.as_deref()).await?;
     let checksums = if config.strict_checksums {
         (RequestChecksumCalculation::WhenSupported, ResponseChecksumValidation::WhenSupported)
     } else {
@@ -130,7 +135,7 @@ async fn build_client(config: &S3Config) -> Result<Client, BackendError> {
     };
     let mut builder = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(config.region.clone()))
+        .region(Region::new(region))
         .force_path_style(config.force_path_style)
         // The VaultDB client retries transient errors with its own backoff and per-call
         // deadline; SDK retries would multiply them.

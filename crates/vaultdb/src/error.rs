@@ -8,6 +8,42 @@ use vaultdb_core::VaultError;
 /// Code for a broken audit chain (`vaultdb audit verify`).
 pub const AUDIT_CHAIN_BROKEN: &str = "AUDIT_CHAIN_BROKEN";
 
+/// Code for a command line the parser refused (unknown command or flag, missing argument).
+pub const USAGE_ERROR: &str = "USAGE_ERROR";
+
+/// Code for a command stopped by Ctrl-C (SIGINT); what it wrote was removed.
+pub const INTERRUPTED: &str = "INTERRUPTED";
+
+/// Code for output that could not be written because its reader went away (`vaultdb get
+/// big | head -c 100`): the command stops quietly, as Unix tools do.
+pub const BROKEN_PIPE: &str = "BROKEN_PIPE";
+
+/// The exit status of each error code, documented in the README ("Exit codes"); anything
+/// else exits 1. Codes of the store's errors keep their own status, so that scripts can
+/// tell a missing record (5) from a missing store (6) or an outage (7, 8).
+pub const EXIT_CODES: &[(&str, u8)] = &[
+    ("INTERNAL_ERROR", 1),
+    (USAGE_ERROR, 2),
+    ("INVALID_CONFIG", 3),
+    ("INVALID_INPUT", 4),
+    ("RECORD_NOT_FOUND", 5),
+    (crate::service::STORE_NOT_FOUND, 6),
+    ("INSUFFICIENT_SHARES", 7),
+    ("BACKEND_ERROR", 8),
+    ("HMAC_FAILED", 9),
+    ("RECONSTRUCT_FAILED", 10),
+    ("SPLIT_FAILED", 11),
+    (crate::service::AUDIT_UNAVAILABLE, 12),
+    (AUDIT_CHAIN_BROKEN, 13),
+    (INTERRUPTED, 130),
+    (BROKEN_PIPE, 141),
+];
+
+/// The exit status for an error `code` ([`EXIT_CODES`]; 1 for a code not listed).
+pub fn exit_code(code: &str) -> u8 {
+    EXIT_CODES.iter().find(|(c, _)| *c == code).map_or(1, |(_, s)| *s)
+}
+
 /// An error the command line reports and exits on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CliError {
@@ -24,9 +60,20 @@ impl CliError {
         Self { code, message: one_line(&message.into()) }
     }
 
-    /// An `INVALID_CONFIG` error (bad configuration, bad input).
+    /// An `INVALID_CONFIG` error (bad configuration).
     pub fn config(message: impl Into<String>) -> Self {
         Self::new("INVALID_CONFIG", message)
+    }
+
+    /// An `INVALID_INPUT` error: the command's input (a file, standard input, a flag's
+    /// value) is unusable; nothing was written.
+    pub fn input(message: impl Into<String>) -> Self {
+        Self::new("INVALID_INPUT", message)
+    }
+
+    /// This error's exit status ([`exit_code`]).
+    pub fn exit_code(&self) -> u8 {
+        exit_code(self.code)
     }
 }
 
@@ -47,4 +94,22 @@ impl std::error::Error for CliError {}
 /// Collapses whitespace runs (newlines included) into single spaces.
 pub fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_has_its_own_exit_status() {
+        let mut seen = std::collections::BTreeSet::new();
+        for (code, status) in EXIT_CODES {
+            assert!(seen.insert(*status), "{code}: status {status} is used twice");
+            assert_eq!(exit_code(code), *status);
+        }
+        for code in vaultdb_core::ErrorCode::ALL {
+            assert_ne!(exit_code(code.as_str()), 1, "{} has its own status", code.as_str());
+        }
+        assert_eq!(exit_code("SOMETHING_ELSE"), 1);
+    }
 }

@@ -1,7 +1,8 @@
-//! Request metrics and a small Prometheus text-format encoder (format 0.0.4).
+//! Request metrics, per-backend metrics ([`Measured`], [`BackendMetrics`]) and a small
+//! Prometheus text-format encoder (format 0.0.4).
 //!
-//! Labels are route templates (`/v1/records/{id}`), never concrete paths, so no record id
-//! reaches the metrics.
+//! Labels are route templates (`/v1/records/{id}`) and backend ids, never concrete paths
+//! or object keys, so no record id reaches the metrics.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -9,7 +10,13 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bytes::Bytes;
 use vaultdb_core::client::StatsSnapshot;
+use vaultdb_core::{BackendError, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend};
 
 /// Upper bounds of the latency histogram's buckets, in seconds.
 pub const LATENCY_BUCKETS: [f64; 12] =
@@ -147,7 +154,171 @@ impl Metrics {
             header(&mut out, name, "counter", help);
             let _ = writeln!(out, "{name} {v}");
         }
+        backend_metrics().render(&mut out);
         out
+    }
+}
+
+/// One backend's calls: latency by operation, errors by operation and kind, and whether
+/// its last call succeeded.
+#[derive(Default)]
+struct BackendTables {
+    /// (backend, op) -> latency histogram.
+    latency: BTreeMap<(String, &'static str), Histogram>,
+    /// (backend, op, error kind) -> count.
+    errors: BTreeMap<(String, &'static str, String), u64>,
+    /// backend -> its last call succeeded.
+    up: BTreeMap<String, bool>,
+}
+
+/// Per-backend metrics of the store's calls, filled by [`Measured`] backends. One registry
+/// per process ([`backend_metrics`]): a process serves one store, and its backends are
+/// wrapped when [`crate::service::open_with`] opens it.
+#[derive(Default)]
+pub struct BackendMetrics {
+    tables: Mutex<BackendTables>,
+}
+
+impl std::fmt::Debug for BackendMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackendMetrics").finish_non_exhaustive()
+    }
+}
+
+/// The process's [`BackendMetrics`].
+pub fn backend_metrics() -> &'static BackendMetrics {
+    static METRICS: OnceLock<BackendMetrics> = OnceLock::new();
+    METRICS.get_or_init(BackendMetrics::default)
+}
+
+impl BackendMetrics {
+    /// Counts one call of `backend`: its operation, how long it took and its error, if any.
+    pub fn observe(
+        &self,
+        backend: &str,
+        op: &'static str,
+        elapsed: Duration,
+        error: Option<&BackendError>,
+    ) {
+        let mut t = self.tables.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let h = t.latency.entry((backend.to_owned(), op)).or_default();
+        let secs = elapsed.as_secs_f64();
+        for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
+            if secs <= *le {
+                h.buckets[i] += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += secs;
+        // A create-only put that finds its key is an answer, not an outage.
+        let down = error.filter(|e| e.kind() != vaultdb_core::BackendErrorKind::AlreadyExists);
+        if let Some(e) = error {
+            *t.errors.entry((backend.to_owned(), op, e.kind().to_string())).or_default() += 1;
+        }
+        t.up.insert(backend.to_owned(), down.is_none());
+    }
+
+    fn render(&self, out: &mut String) {
+        let t = self.tables.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        header(out, "vaultdb_backend_up", "gauge", "1 if the backend's last call succeeded.");
+        for (b, up) in &t.up {
+            let _ =
+                writeln!(out, "vaultdb_backend_up{{backend=\"{}\"}} {}", escape(b), u8::from(*up));
+        }
+        header(
+            out,
+            "vaultdb_backend_call_duration_seconds",
+            "histogram",
+            "Backend call latency by backend and operation (get, put, delete, list).",
+        );
+        for ((b, op), h) in &t.latency {
+            let labels = format!("backend=\"{}\",op=\"{op}\"", escape(b));
+            for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "vaultdb_backend_call_duration_seconds_bucket{{{labels},le=\"{le}\"}} {}",
+                    h.buckets[i]
+                );
+            }
+            let _ = writeln!(
+                out,
+                "vaultdb_backend_call_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ =
+                writeln!(out, "vaultdb_backend_call_duration_seconds_sum{{{labels}}} {}", h.sum);
+            let _ = writeln!(
+                out,
+                "vaultdb_backend_call_duration_seconds_count{{{labels}}} {}",
+                h.count
+            );
+        }
+        header(
+            out,
+            "vaultdb_backend_errors_total",
+            "counter",
+            "Failed backend calls by backend, operation and error kind.",
+        );
+        for ((b, op, kind), n) in &t.errors {
+            let _ = writeln!(
+                out,
+                "vaultdb_backend_errors_total{{backend=\"{}\",op=\"{op}\",kind=\"{kind}\"}} {n}",
+                escape(b)
+            );
+        }
+    }
+}
+
+/// A backend whose calls are counted in [`backend_metrics`] (by its id; keys never).
+#[derive(Debug)]
+pub struct Measured(Arc<dyn StorageBackend>);
+
+impl Measured {
+    /// `backend`, measured.
+    pub fn wrap(backend: Arc<dyn StorageBackend>) -> Arc<dyn StorageBackend> {
+        Arc::new(Self(backend))
+    }
+
+    fn seen<T>(&self, op: &'static str, start: Instant, r: &Result<T, BackendError>) {
+        backend_metrics().observe(self.0.id(), op, start.elapsed(), r.as_ref().err());
+    }
+}
+
+#[async_trait]
+impl StorageBackend for Measured {
+    fn id(&self) -> &str {
+        self.0.id()
+    }
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+        let start = Instant::now();
+        let r = self.0.put(key, data, mode).await;
+        self.seen("put", start, &r);
+        r
+    }
+    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
+        let start = Instant::now();
+        let r = self.0.get(key, max_len).await;
+        self.seen("get", start, &r);
+        r
+    }
+    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
+        let start = Instant::now();
+        let r = self.0.delete(key).await;
+        self.seen("delete", start, &r);
+        r
+    }
+    async fn list_page(
+        &self,
+        prefix: &KeyPrefix,
+        from: ListFrom,
+    ) -> Result<ListPage, BackendError> {
+        let start = Instant::now();
+        let r = self.0.list_page(prefix, from).await;
+        self.seen("list", start, &r);
+        r
     }
 }
 
@@ -190,6 +361,19 @@ mod tests {
             "vaultdb_http_request_duration_seconds_count{method=\"GET\",route=\"/v1/records/{id}\"} 3\n"
         ));
         assert!(text.contains("vaultdb_degraded_reads_total 7\n"));
+        // Per-backend metrics (the process-wide registry; this backend id is this test's).
+        let b = backend_metrics();
+        b.observe("metrics-test-b", "get", Duration::from_millis(2), None);
+        let transient = BackendError::transient("slow down");
+        b.observe("metrics-test-b", "put", Duration::from_millis(40), Some(&transient));
+        let text = m.render(StatsSnapshot::default());
+        assert!(text.contains("vaultdb_backend_up{backend=\"metrics-test-b\"} 0\n"), "{text}");
+        assert!(text.contains(
+            "vaultdb_backend_errors_total{backend=\"metrics-test-b\",op=\"put\",kind=\"transient\"} 1\n"
+        ));
+        assert!(text.contains(
+            "vaultdb_backend_call_duration_seconds_bucket{backend=\"metrics-test-b\",op=\"get\",le=\"0.0025\"} 1\n"
+        ));
         assert_eq!(m.requests("GET", "/v1/records/{id}", 404), 1);
         for line in text.lines() {
             assert!(

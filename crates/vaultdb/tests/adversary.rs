@@ -699,14 +699,14 @@ async fn f7_a_flood_of_unauthenticated_requests_is_counted_in_few_lines() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn f7_rejected_requests_are_logged_with_their_outcome() {
-    use common::{READ_TOKEN, TestServer, WRITE_TOKEN, memory_store, tokens};
+    use common::{READ_TOKEN, TestServer, WRITE_TOKEN, tokens};
     use reqwest::{Method, StatusCode};
     use vaultdb::audit::AuditLog;
     use vaultdb::server::{AppState, Limits};
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("audit.jsonl");
-    let db = memory_store().await;
+    let db = common::memory_store_up_to(1024).await;
     let small = Limits { body_limit: 1024, request_timeout: Duration::from_secs(10) };
     let log = AuditLog::new(&path, &db);
     let s = TestServer::start(AppState::new(db, tokens(), Some(log), small)).await;

@@ -41,7 +41,7 @@ fn verify_configured(d: &Path) -> std::process::Output {
 }
 
 fn assert_broken_at(out: &std::process::Output, line: usize, what: &str) {
-    assert_eq!(out.status.code(), Some(1), "{what}: exit status 1");
+    assert_eq!(out.status.code(), Some(13), "{what}: AUDIT_CHAIN_BROKEN's exit status");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "{what}: one line: {stderr}");
     assert!(stderr.starts_with("error: AUDIT_CHAIN_BROKEN: "), "{what}: {stderr}");
@@ -250,6 +250,8 @@ fn a_v1_log_verifies_unkeyed_and_is_continued() {
         prev = hex::encode(Sha256::digest(line.as_bytes()));
         v1.push(line);
     }
+    // The store (audit verify needs one; init writes no audit line).
+    vaultdb(d).arg("init").assert().success();
     std::fs::create_dir_all(d.join("vaultdb-data")).unwrap();
     std::fs::write(log_path(d), format!("{}\n", v1.join("\n"))).unwrap();
     assert_prints(d, &["audit", "verify"], &["2 line(s), chain intact; v1 lines only, unkeyed"]);
@@ -269,7 +271,7 @@ fn a_v1_log_verifies_unkeyed_and_is_continued() {
 fn missing_log_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let out = vaultdb(dir.path()).args(["audit", "verify", "nope.jsonl"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(3), "INVALID_CONFIG's exit status");
     assert!(
         String::from_utf8_lossy(&out.stderr)
             .starts_with("error: INVALID_CONFIG: cannot read audit log")

@@ -6,29 +6,10 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_prints, snapshot, vaultdb};
+use common::{
+    assert_one_line_error, assert_prints, snapshot, two_fs_and, vaultdb, vaultdb_fs_config, walk,
+};
 use predicates::prelude::*;
-
-/// The warning logged (on standard error) for each backend that cannot be built.
-const CANNOT_BE_BUILT: &str = " WARN vaultdb::config::backends: backend cannot be built";
-
-/// Checks a failed run: non-zero exit, empty stdout, exactly one stderr line
-/// `error: <code>: ...` (besides the warnings about backends that cannot be built).
-fn assert_one_line_error(out: &std::process::Output, code: &str, what: &str) {
-    assert!(!out.status.success(), "{what}: must fail");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.contains(CANNOT_BE_BUILT)).collect();
-    assert_eq!(lines.len(), 1, "{what}: one stderr line, got {stderr:?}");
-    assert!(
-        lines[0].starts_with(&format!("error: {code}: ")),
-        "{what}: expected code {code}, got {stderr:?}"
-    );
-    assert!(
-        out.stdout.is_empty(),
-        "{what}: nothing on stdout, got {:?}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-}
 
 #[test]
 fn embedded_default_put_get_list_delete_status_scrub() {
@@ -39,7 +20,7 @@ fn embedded_default_put_get_list_delete_status_scrub() {
     // put from a file, and from standard input (explicit `-` and implicit).
     assert_prints(d, &["put", "report", "report.bin"], &["on 3 of 3 backends"]);
     vaultdb(d)
-        .args(["put", "greeting", "-", "--json"])
+        .args(["put", "greeting", "-", "--json-input"])
         .write_stdin("{\"hello\": \"world\"}")
         .assert()
         .success();
@@ -135,7 +116,8 @@ fn init_writes_a_config_with_only_the_token_hash() {
     assert!(!text.contains(&token), "the token itself is not stored");
     let hash = hex::encode(sha2::Sha256::digest(token.as_bytes()));
     assert!(text.contains(&format!("sha256 = \"{hash}\"")), "its hash is");
-    assert!(text.contains("threshold = 2") && text.matches("[[backends]]").count() == 3);
+    assert!(text.contains("threshold = 2"));
+    assert_eq!(text.lines().filter(|l| l.starts_with("[[backends]]")).count(), 3);
     assert!(text.lines().filter(|l| l.starts_with('#')).count() > 10, "the file is commented");
 
     // A second init refuses to overwrite, and changes nothing.
@@ -204,7 +186,7 @@ fn bad_input_fails_with_one_line_and_writes_nothing() {
 
     // In a fresh directory, a failed first command creates no data directory at all.
     let out = vaultdb(d).args(["put", "x", "missing.bin"]).output().unwrap();
-    assert_one_line_error(&out, "INVALID_CONFIG", "missing file in a fresh dir");
+    assert_one_line_error(&out, "INVALID_INPUT", "missing file in a fresh dir");
     assert!(!d.join("vaultdb-data").exists(), "nothing created");
 
     vaultdb(d).args(["put", "existing", "-"]).write_stdin("data").assert().success();
@@ -260,12 +242,12 @@ fn bad_input_fails_with_one_line_and_writes_nothing() {
     let case =
         |args: &[&'static str], code, says| Case { args: args.to_vec(), env: None, code, says };
     let mut cases = vec![
-        case(&["put"], "INVALID_CONFIG", "<ID>"),
-        case(&["get"], "INVALID_CONFIG", "<ID>"),
-        case(&["frobnicate"], "INVALID_CONFIG", "unrecognized subcommand"),
-        case(&["put", "x", "missing.bin"], "INVALID_CONFIG", "cannot read missing.bin"),
-        case(&["put", "x", "a-directory"], "INVALID_CONFIG", "cannot read a-directory"),
-        case(&["put", "x", "not.json", "--json"], "INVALID_CONFIG", "not valid JSON"),
+        case(&["put"], "USAGE_ERROR", "<ID>"),
+        case(&["get"], "USAGE_ERROR", "<ID>"),
+        case(&["frobnicate"], "USAGE_ERROR", "unrecognized subcommand"),
+        case(&["put", "x", "missing.bin"], "INVALID_INPUT", "cannot read missing.bin"),
+        case(&["put", "x", "a-directory"], "INVALID_INPUT", "cannot read a-directory"),
+        case(&["put", "x", "not.json", "--json-input"], "INVALID_INPUT", "not valid JSON"),
         case(&["put", "", "-"], "INVALID_INPUT", "record id is empty"),
         case(&["get", "bad\u{1}id"], "INVALID_INPUT", "control character"),
         case(&["delete", ""], "INVALID_INPUT", "record id is empty"),
@@ -324,6 +306,19 @@ fn bad_input_fails_with_one_line_and_writes_nothing() {
         code: "INVALID_CONFIG",
         says: "server.listen",
     });
+    // Plain HTTP beyond loopback is refused (tokens in the clear) unless allowed.
+    cases.push(Case {
+        args: vec!["serve", "--listen", "0.0.0.0:0"],
+        env: None,
+        code: "INVALID_CONFIG",
+        says: "allow_plain_http",
+    });
+    cases.push(Case {
+        args: vec!["serve"],
+        env: Some(("VAULTDB_ALLOW_PLAIN_HTTP", "maybe")),
+        code: "INVALID_CONFIG",
+        says: "VAULTDB_ALLOW_PLAIN_HTTP",
+    });
 
     for c in cases {
         let mut cmd = vaultdb(d);
@@ -381,22 +376,6 @@ fn status_and_reads_with_backends_down() {
     let out = vaultdb(d).args(["get", "r1"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("error: INSUFFICIENT_SHARES: "));
-}
-
-/// A 2-of-3 configuration (write quorum 2) over fs backends `d1`, `d2` under `d/data` and a
-/// third backend `gcp` given by `third` (its section's lines after `id`); written to
-/// `d/broken.toml`, whose path is returned.
-fn two_fs_and(d: &Path, third: &str) -> String {
-    let cfg = format!(
-        "threshold = 2\nwrite_quorum = 2\ndata_dir = \"data\"\n[timeouts]\ncall = \"5s\"\n\
-         attempts = 1\n\
-         [[backends]]\nkind = \"fs\"\nid = \"d1\"\npath = \"d1\"\n\
-         [[backends]]\nkind = \"fs\"\nid = \"d2\"\npath = \"d2\"\n\
-         [[backends]]\nid = \"gcp\"\n{third}"
-    );
-    let path = d.join("broken.toml");
-    std::fs::write(&path, cfg).unwrap();
-    path.to_string_lossy().into_owned()
 }
 
 #[test]
@@ -542,34 +521,4 @@ fn large_files_stream_through_segments_and_back() {
         "{stderr}"
     );
     assert!(!d.join("bad.bin").exists(), "no partial output file");
-}
-
-/// Writes a config with three fs backends under `d/data` and `extra` top-level lines.
-fn vaultdb_fs_config(d: &Path, extra: &str) -> String {
-    let mut cfg = format!("threshold = 2\ndata_dir = \"data\"\n{extra}");
-    for i in 1..=3 {
-        cfg.push_str(&format!("\n[[backends]]\nkind = \"fs\"\nid = \"d{i}\"\npath = \"d{i}\"\n"));
-    }
-    let path = d.join("seg.toml");
-    std::fs::write(&path, cfg).unwrap();
-    path.to_string_lossy().into_owned()
-}
-
-/// Every file under `root`, as strings.
-fn walk(root: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        if let Ok(rd) = std::fs::read_dir(&p) {
-            for e in rd.flatten() {
-                let path = e.path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else {
-                    out.push(path.to_string_lossy().into_owned());
-                }
-            }
-        }
-    }
-    out
 }

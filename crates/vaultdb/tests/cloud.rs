@@ -199,11 +199,12 @@ fn ok(out: &Output, what: &str) -> String {
     text(&out.stdout)
 }
 
-/// Asserts exit 1 with one `error: CODE: ...` line; returns it.
+/// Asserts the code's exit status with one `error: CODE: ...` line; returns it.
 #[track_caller]
 fn fails(out: &Output, code: &str, what: &str) -> String {
     let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+    let status = i32::from(vaultdb::error::exit_code(code));
+    assert_eq!(out.status.code(), Some(status), "{what}: {err}");
     let line = err
         .lines()
         .find(|l| l.starts_with("error: "))
@@ -259,7 +260,7 @@ fn cli_over_s3_gcs_and_azure() {
 
     // put: JSON from standard input, and a binary file.
     let json = br#"{"hello":"clouds","n":[1,2,3]}"#;
-    let out = vaultdb(d, &secrets, &["put", "greeting", "--json"], Some(json));
+    let out = vaultdb(d, &secrets, &["put", "greeting", "--json-input"], Some(json));
     let said = ok(&out, "put greeting");
     assert!(said.contains("on 3 of 3 backends"), "{said}");
     let blob: Vec<u8> =

@@ -63,7 +63,7 @@ async fn cli_and_server_agree_on_content_types() {
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         if !out.status.success() {
-            assert!(stderr.starts_with("error: INVALID_CONFIG: --content-type "), "{stderr}");
+            assert!(stderr.starts_with("error: INVALID_INPUT: --content-type "), "{stderr}");
         }
         cli_accepted.push(out.status.success());
     }

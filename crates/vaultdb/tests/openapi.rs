@@ -8,7 +8,7 @@ use serde_json::Value;
 use vaultdb::server::AppState;
 
 /// Every route the server has: (method, path template).
-const ROUTES: [(&str, &str); 12] = [
+const ROUTES: [(&str, &str); 13] = [
     ("get", "/v1/records"),
     ("put", "/v1/records"),
     ("post", "/v1/records"),
@@ -21,6 +21,7 @@ const ROUTES: [(&str, &str); 12] = [
     ("get", "/health"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
+    ("get", "/docs"),
 ];
 
 fn doc() -> Value {
@@ -54,7 +55,7 @@ fn document_is_openapi_3_with_every_route() {
         let op = &d["paths"][path][method];
         assert!(op.is_object(), "{method} {path} is documented");
         let protected = op["security"].as_array().is_some_and(|s| !s.is_empty());
-        let public = matches!(path, "/health" | "/openapi.json");
+        let public = matches!(path, "/health" | "/openapi.json" | "/docs");
         assert_eq!(protected, !public, "{method} {path} security");
         if protected {
             for code in ["401", "403"] {
@@ -89,7 +90,11 @@ fn document_is_openapi_3_with_every_route() {
         assert!(d["components"]["schemas"][name].is_object(), "schema {name} exists");
     }
     let put = &d["components"]["schemas"]["PutRecordRequest"];
-    assert_eq!(put["required"], serde_json::json!(["id", "data"]));
+    // `data` or `data_base64` (with `content_type`), and optional `metadata`.
+    assert_eq!(put["required"], serde_json::json!(["id"]));
+    for field in ["data", "data_base64", "content_type", "metadata"] {
+        assert!(put["properties"][field].is_object(), "PutRecordRequest.{field}");
+    }
 }
 
 /// The codes `ErrorDetail.code` lists are those of the README's error table (the server
@@ -145,5 +150,16 @@ async fn served_document_matches_and_every_route_exists() {
         }
         assert_ne!(status, reqwest::StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
     }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_reference_page_renders_the_served_document() {
+    let s = TestServer::start(AppState::new(memory_store().await, tokens(), None, limits())).await;
+    let resp = s.client.get(s.url("/docs")).send().await.unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::OK);
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("data-url=\"/openapi.json\"") && page.contains("@scalar/api-reference"));
     s.stop().await;
 }

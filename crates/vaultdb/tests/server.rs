@@ -144,8 +144,54 @@ async fn raw_records_round_trip_with_their_content_type() {
     // The JSON view of a non-JSON record carries base64.
     let got = s.get_json("/v1/records/photo", READ_TOKEN).await;
     assert!(got.get("data").is_none());
+    // Standard base64 with padding, as `base64 -d` and Python's b64decode read it.
     let b64 = got["data_base64"].as_str().unwrap();
-    assert_eq!(data_encoding::BASE64URL_NOPAD.decode(b64.as_bytes()).unwrap(), bytes);
+    assert_eq!(data_encoding::BASE64.decode(b64.as_bytes()).unwrap(), bytes);
+
+    // data_base64 on input: standard or URL-safe, padded or not; with a content type and
+    // metadata, which come back in the JSON view and as X-Vaultdb-Meta-* headers.
+    for (i, b64) in
+        [data_encoding::BASE64.encode(&bytes), data_encoding::BASE64URL_NOPAD.encode(&bytes)]
+            .iter()
+            .enumerate()
+    {
+        let path = format!("/v1/records/b64-{i}");
+        let body = json!({
+            "id": format!("b64-{i}"),
+            "data_base64": b64,
+            "content_type": "image/png",
+            "metadata": {"owner": "ops", "n": "1"},
+        });
+        let req = s.request(Method::PUT, "/v1/records", Some(WRITE_TOKEN)).json(&body);
+        assert_eq!(s.send(req).await.status(), StatusCode::CREATED, "{b64}");
+        let got = s.get_json(&path, READ_TOKEN).await;
+        assert_eq!(
+            data_encoding::BASE64.decode(got["data_base64"].as_str().unwrap().as_bytes()).unwrap(),
+            bytes
+        );
+        assert_eq!(got["content_type"], "image/png");
+        assert_eq!(got["metadata"], json!({"n": "1", "owner": "ops"}));
+        let resp = s.get(&format!("{path}/raw"), Some(READ_TOKEN)).await;
+        assert_eq!(resp.headers()["x-vaultdb-meta-owner"], "ops");
+    }
+    for (body, says) in [
+        (json!({"id": "x", "data_base64": "not base64!"}), "not base64"),
+        (json!({"id": "x", "data": 1, "data_base64": "AA=="}), "not both"),
+        (json!({"id": "x"}), "required"),
+        (json!({"id": "x", "data": 1, "content_type": "text/plain"}), "content_type goes with"),
+    ] {
+        let req = s.request(Method::PUT, "/v1/records", Some(WRITE_TOKEN)).json(&body);
+        let resp = s.send(req).await;
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{body}");
+        assert!(resp.text().await.unwrap().contains(says), "{body}");
+    }
+    // Raw puts take metadata from X-Vaultdb-Meta-* headers.
+    let req = put_raw("/v1/records/tagged/raw").header("x-vaultdb-meta-tier", "gold");
+    assert_eq!(s.send(req.body("t")).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        s.get_json("/v1/records/tagged", READ_TOKEN).await["metadata"],
+        json!({"tier": "gold"})
+    );
 
     // No content type: stored without one, served as octet-stream; empty bodies are fine.
     assert_eq!(s.send(put_raw("/v1/records/empty/raw")).await.status(), StatusCode::CREATED);
@@ -228,8 +274,11 @@ async fn bad_ids_and_bodies_are_400_with_a_code() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_bodies_are_413() {
+    // JSON bodies are held in memory: body_limit. Raw bodies stream: the store's
+    // max_record_size, checked against Content-Length before anything is read.
     let small = Limits { body_limit: 1024, request_timeout: Duration::from_secs(10) };
-    let s = TestServer::start(AppState::new(memory_store().await, tokens(), None, small)).await;
+    let db = common::memory_store_up_to(1024).await;
+    let s = TestServer::start(AppState::new(db, tokens(), None, small)).await;
     let put_raw = |len: usize| {
         s.send(
             s.request(Method::PUT, "/v1/records/big/raw", Some(WRITE_TOKEN)).body(vec![7u8; len]),
@@ -550,5 +599,77 @@ async fn raw_reads_stream_segments_and_honour_ranges() {
     let resp = get(Some("bytes=0-1,5-6")).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.bytes().await.unwrap().len(), 10_000);
+    s.stop().await;
+}
+
+/// Sends `PUT path` with `body` in chunked transfer encoding (no Content-Length) over a raw
+/// connection; returns the status code and the response body.
+async fn put_chunked(base: &str, path: &str, token: &str, body: &[u8]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "PUT {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\
+         Connection: close\r\n\r\n"
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    for chunk in body.chunks(64 << 10) {
+        conn.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await.unwrap();
+        conn.write_all(chunk).await.unwrap();
+        conn.write_all(b"\r\n").await.unwrap();
+    }
+    conn.write_all(b"0\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).await.unwrap();
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_puts_stream_past_the_body_limit_up_to_max_record_size() {
+    // body_limit 64 KiB (JSON bodies); the store takes records up to 12 MiB.
+    let db = common::memory_store_up_to(12 << 20).await;
+    let s = TestServer::start(AppState::new(db, tokens(), None, limits())).await;
+    // 9 MiB: three 4 MiB segments, with Content-Length and chunked.
+    let data: Vec<u8> = (0..9u32 << 20).map(|i| (i % 253) as u8).collect();
+    let req = s.request(Method::PUT, "/v1/records/big/raw", Some(WRITE_TOKEN)).body(data.clone());
+    assert_eq!(s.send(req).await.status(), StatusCode::CREATED);
+    let (status, text) = put_chunked(&s.base, "/v1/records/big2/raw", WRITE_TOKEN, &data).await;
+    assert_eq!(status, 201, "{text}");
+    for id in ["big", "big2"] {
+        let resp = s.get(&format!("/v1/records/{id}/raw"), Some(READ_TOKEN)).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert!(resp.bytes().await.unwrap() == data, "{id} reads back");
+    }
+    // (Over max_record_size is 413, from Content-Length before the body is read:
+    // oversized_bodies_are_413.)
+    let ids = s.get_json("/v1/records", READ_TOKEN).await;
+    assert_eq!(ids["ids"], json!(["big", "big2"]));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_each_backend() {
+    use vaultdb::config::{Loaded, Source};
+    // A store opened as `serve` opens it: its backends are measured.
+    let text = "threshold = 2\n[[backends]]\nid = \"metrics-m1\"\nurl = \"memory://\"\n\
+                [[backends]]\nid = \"metrics-m2\"\nurl = \"memory://\"\n\
+                [[backends]]\nid = \"metrics-m3\"\nurl = \"memory://\"\n";
+    let cfg = Loaded::from_text(text, Source::Embedded).unwrap();
+    let db = vaultdb::service::open(&cfg).await.unwrap();
+    let s = TestServer::start(AppState::new(db, tokens(), None, limits())).await;
+    assert_eq!(s.put_json("m", json!(1), WRITE_TOKEN).await.status(), StatusCode::CREATED);
+    let text = s.get("/metrics", Some(READ_TOKEN)).await.text().await.unwrap();
+    for b in ["metrics-m1", "metrics-m2", "metrics-m3"] {
+        assert!(text.contains(&format!("vaultdb_backend_up{{backend=\"{b}\"}} 1\n")), "{text}");
+        assert!(
+            text.contains(&format!(
+                "vaultdb_backend_call_duration_seconds_count{{backend=\"{b}\",op=\"put\"}}"
+            )),
+            "{b}: put latency"
+        );
+    }
     s.stop().await;
 }

@@ -1,14 +1,43 @@
 //! The admin commands: `status`, `repair`, `scrub`, `audit verify`.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+
+use serde_json::json;
 use vaultdb_core::Health;
 
-use super::output::{BackendRow, print_backends, problems, warn_degraded};
-use super::{Session, prepare};
+use super::output::{BackendRow, Output, backends_table, problems, warn_degraded};
+use super::{Create, Session, locate, open_store, prepare};
 use crate::audit;
 use crate::config::Loaded;
 use crate::error::{AUDIT_CHAIN_BROKEN, CliError};
-use crate::service::{self, Operation};
+use crate::service::Operation;
+
+/// `status --json`: the health report as one document.
+fn health_json(h: &Health, write_quorum: Option<usize>) -> serde_json::Value {
+    let backends: Vec<serde_json::Value> = h
+        .backends
+        .iter()
+        .map(|b| {
+            json!({
+                "id": b.id,
+                "name": b.name,
+                "up": b.up,
+                "latency_ms": b.latency.as_secs_f64() * 1000.0,
+                "error": b.error,
+            })
+        })
+        .collect();
+    json!({
+        "k": h.k,
+        "n": h.n,
+        "write_quorum": write_quorum,
+        "up": h.up,
+        "margin": h.margin,
+        "opened": write_quorum.is_some(),
+        "backends": backends,
+    })
+}
 
 /// The rows `status` prints for a health report.
 fn rows_of(h: &Health) -> Vec<BackendRow> {
@@ -20,44 +49,55 @@ fn rows_of(h: &Health) -> Vec<BackendRow> {
 ///
 /// # Errors
 /// `INSUFFICIENT_SHARES` below the threshold; the store's errors when it cannot be opened.
-pub(super) async fn status(explicit: Option<&Path>) -> Result<(), CliError> {
+pub(super) async fn status(explicit: Option<&Path>, out: Output) -> Result<(), CliError> {
     let cfg = prepare(explicit, None)?;
     let k = cfg.config.threshold;
-    let backends = cfg.backends();
-    let db = match service::open_with(&cfg, backends.clone()).await {
+    let located = locate(&cfg, Create::No).await?;
+    let backends = located.backends.clone();
+    let db = match located.open(&cfg).await {
         Ok(db) => db,
         Err(e) => {
             // The store cannot be opened: probe the backends directly, as `health` would.
             let Ok(h) = Health::probe(&backends, k, &cfg.settings()).await else {
                 return Err(e);
             };
-            println!("store: {} (cannot open: {})", cfg.describe(), e.message);
-            println!("{} of {} backends up; threshold {k}", h.up, h.n);
-            print_backends(&rows_of(&h));
+            out.emit(
+                || {
+                    format!(
+                        "store: {} (cannot open: {})\n{} of {} backends up; threshold {k}\n{}",
+                        cfg.describe(),
+                        e.message,
+                        h.up,
+                        h.n,
+                        backends_table(&rows_of(&h))
+                    )
+                },
+                || health_json(&h, None),
+            )?;
             return Err(e);
         }
     };
     let h = db.health().await;
     let margin = h.margin;
-    println!(
-        "store: {}-of-{} (write quorum {}), {} of {} backends up, margin {margin}",
-        h.k,
-        h.n,
-        db.write_quorum(),
-        h.up,
-        h.n
-    );
-    match margin {
-        m if m < 0 => println!("reads FAIL: fewer than {} backends are up", h.k),
-        0 => println!("reads work, but one more backend failure makes records unreadable"),
-        m => println!("{m} more backend(s) can fail before reads fail"),
-    }
-    let rows: Vec<BackendRow> = h
-        .backends
-        .iter()
-        .map(|b| (b.id.clone(), b.name.clone(), b.error.clone(), b.latency))
-        .collect();
-    print_backends(&rows);
+    out.emit(
+        || {
+            let verdict = match margin {
+                m if m < 0 => format!("reads FAIL: fewer than {} backends are up", h.k),
+                0 => "reads work, but one more backend failure makes records unreadable".into(),
+                m => format!("{m} more backend(s) can fail before reads fail"),
+            };
+            format!(
+                "store: {}-of-{} (write quorum {}), {} of {} backends up, margin {margin}\n{verdict}\n{}",
+                h.k,
+                h.n,
+                db.write_quorum(),
+                h.up,
+                h.n,
+                backends_table(&rows_of(&h))
+            )
+        },
+        || health_json(&h, Some(db.write_quorum())),
+    )?;
     if margin < 0 {
         return Err(CliError::new(
             "INSUFFICIENT_SHARES",
@@ -71,20 +111,42 @@ pub(super) async fn status(explicit: Option<&Path>) -> Result<(), CliError> {
 ///
 /// # Errors
 /// The store's errors; `BACKEND_ERROR` if some problem could not be repaired.
-pub(super) async fn repair(explicit: Option<&Path>, id: &str) -> Result<(), CliError> {
+pub(super) async fn repair(explicit: Option<&Path>, id: &str, out: Output) -> Result<(), CliError> {
     let s = Session::open(prepare(explicit, Some(id))?).await?;
-    let r = s.audited(Operation::RecordRepair, Some(id), s.db.repair(id)).await?;
-    match r.version {
-        Some(v) => println!(
-            "version {v}: {} share(s) restored, {} object(s) removed",
-            r.restored.len(),
-            r.removed
-        ),
-        None => println!("nothing to repair ({} object(s) removed)", r.removed),
-    }
-    if !r.restored.is_empty() {
-        println!("restored on: {}", r.restored.join(", "));
-    }
+    let repair = async {
+        let r = s.db.repair(id).await?;
+        // No version of the record anywhere: not found, as `get` and `delete` say.
+        if r.version.is_none() && r.restored.is_empty() && r.problems.is_empty() {
+            return Err(super::records::not_found());
+        }
+        Ok(r)
+    };
+    let r = s.audited(Operation::RecordRepair, Some(id), repair).await?;
+    out.emit(
+        || {
+            let mut text = match r.version {
+                Some(v) => format!(
+                    "version {v}: {} share(s) restored, {} object(s) removed",
+                    r.restored.len(),
+                    r.removed
+                ),
+                None => format!("no readable version ({} object(s) removed)", r.removed),
+            };
+            if !r.restored.is_empty() {
+                text.push_str(&format!("\nrestored on: {}", r.restored.join(", ")));
+            }
+            text
+        },
+        || {
+            json!({
+                "id": id,
+                "version": r.version.map(|v| v.to_string()),
+                "restored": r.restored,
+                "removed": r.removed,
+                "problems": r.problems,
+            })
+        },
+    )?;
     problems(&r.problems)
 }
 
@@ -93,13 +155,17 @@ pub(super) async fn repair(explicit: Option<&Path>, id: &str) -> Result<(), CliE
 ///
 /// # Errors
 /// The store's errors; `BACKEND_ERROR` if some problem could not be repaired.
-pub(super) async fn scrub(explicit: Option<&Path>) -> Result<(), CliError> {
+pub(super) async fn scrub(explicit: Option<&Path>, out: Output) -> Result<(), CliError> {
     let s = Session::open(prepare(explicit, None)?).await?;
     let stray = s.cfg.clean_fs_temp().await;
-    if stray > 0 {
+    if stray > 0 && out == Output::Text {
         println!("removed {stray} temporary file(s) left by interrupted writes");
     }
-    let bar = indicatif::ProgressBar::new(0);
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(0)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     bar.set_style(
         indicatif::ProgressStyle::with_template("scrub [{bar:40}] {pos}/{len} records ({eta})")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
@@ -117,13 +183,26 @@ pub(super) async fn scrub(explicit: Option<&Path>) -> Result<(), CliError> {
     };
     let r = s.audited(Operation::StoreScrub, None, scrub).await?;
     warn_degraded("scrub listing", &r.outcomes);
-    println!(
-        "scrubbed {} record(s): {} share(s) restored, {} object(s) removed, {} problem(s)",
-        r.records,
-        r.restored,
-        r.removed,
-        r.problems.len()
-    );
+    out.emit(
+        || {
+            format!(
+                "scrubbed {} record(s): {} share(s) restored, {} object(s) removed, {} problem(s)",
+                r.records,
+                r.restored,
+                r.removed,
+                r.problems.len()
+            )
+        },
+        || {
+            json!({
+                "records": r.records,
+                "restored": r.restored,
+                "removed": r.removed,
+                "temporary_files_removed": stray,
+                "problems": r.problems,
+            })
+        },
+    )?;
     problems(&r.problems)
 }
 
@@ -138,18 +217,28 @@ pub(super) async fn scrub(explicit: Option<&Path>) -> Result<(), CliError> {
 pub(super) async fn audit_verify(
     explicit: Option<&Path>,
     path: Option<PathBuf>,
+    out: Output,
 ) -> Result<(), CliError> {
     let cfg = Loaded::load(explicit)?;
+    let given = path.is_some();
     let path = path.unwrap_or_else(|| cfg.audit_log.clone());
     let shown = path.display().to_string();
-    let all = std::fs::read(&path)
-        .map_err(|e| CliError::config(format!("cannot read audit log {shown}: {e}")))?;
+    let all = match std::fs::read(&path) {
+        Ok(all) => all,
+        Err(e) => {
+            // No log where the configuration puts it: perhaps no store either.
+            if !given {
+                locate(&cfg, Create::No).await?;
+            }
+            return Err(CliError::config(format!("cannot read audit log {shown}: {e}")));
+        }
+    };
     let broken = |b: audit::Broken| CliError::new(AUDIT_CHAIN_BROKEN, format!("{shown}: {b}"));
     let store_error = |e: audit::CheckpointError| match e {
         audit::CheckpointError::Store(e) => CliError::from(e),
         other => CliError::new(AUDIT_CHAIN_BROKEN, format!("{shown}: {other}")),
     };
-    let db = service::open(&cfg).await?;
+    let db = open_store(&cfg, Create::No).await?;
     let log = audit::log_id(&all);
     let checkpoint = match &log {
         Some(id) => audit::read_checkpoint(&db, id).await.map_err(store_error)?,
@@ -204,13 +293,33 @@ pub(super) async fn audit_verify(
             v.v1_lines + 1
         ));
     }
-    println!("{said}");
-    for o in &others {
-        println!(
-            "note: this path held log {} before (checkpointed at line {}, {}): it was replaced \
-             or moved",
-            o.log, o.seq, o.ts
-        );
-    }
-    Ok(())
+    let notes: Vec<String> = others
+        .iter()
+        .map(|o| {
+            format!(
+                "note: this path held log {} before (checkpointed at line {}, {}): it was \
+                 replaced or moved",
+                o.log, o.seq, o.ts
+            )
+        })
+        .collect();
+    out.emit(
+        || {
+            std::iter::once(said.clone())
+                .chain(notes.iter().cloned())
+                .collect::<Vec<_>>()
+                .join("\n")
+        },
+        || {
+            json!({
+                "ok": true,
+                "path": shown,
+                "lines": v.lines,
+                "log": v.log,
+                "checkpointed": v.checkpointed,
+                "v1_lines": v.v1_lines,
+                "notes": notes,
+            })
+        },
+    )
 }

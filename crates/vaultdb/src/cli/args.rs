@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 const ENV_HELP: &str = "\
 Configuration: --config PATH, else ./vaultdb.toml, else the embedded default (three \
@@ -11,16 +11,23 @@ filesystem backends under ./vaultdb-data, 2-of-3).
 Environment:
   VAULTDB_CONFIG           configuration file (same as --config)
   VAULTDB_DATA_DIR         data_dir: base of relative fs backend paths and of the audit log
+  VAULTDB_BACKENDS         backends as URLs, replacing the file's: \"s3://b1 gs://b2 az://acct/c3\"
   VAULTDB_THRESHOLD        threshold K
   VAULTDB_WRITE_QUORUM     write quorum W
   VAULTDB_LISTEN           server address, e.g. 127.0.0.1:9000 (port 0: any free port)
   VAULTDB_AUDIT_LOG        audit log path
+  VAULTDB_ALLOW_PLAIN_HTTP true: serve plain HTTP beyond loopback (tokens in the clear)
   VAULTDB_AUDIT_FAIL_OPEN  true: run operations even when the audit log cannot be written
   VAULTDB_TOKEN            serve, when no [[tokens]] are configured: use this admin token
+  VAULTDB_LOG_FORMAT       text (default) or json: the format of stderr logs
   RUST_LOG                 log filter for stderr (default: warn)
 
-Errors print one line, `error: <CODE>: <message>`, and exit with status 1 (2 for usage \
-errors).";
+Errors print one line, `error: <CODE>: <message>` (with --json: {\"error\":{\"code\",\"message\"}} \
+on stderr), and exit with the code's status: 2 USAGE_ERROR, 3 INVALID_CONFIG, 4 \
+INVALID_INPUT, 5 RECORD_NOT_FOUND, 6 STORE_NOT_FOUND, 7 INSUFFICIENT_SHARES, 8 \
+BACKEND_ERROR, 9 HMAC_FAILED, 10 RECONSTRUCT_FAILED, 11 SPLIT_FAILED, 12 \
+AUDIT_UNAVAILABLE, 13 AUDIT_CHAIN_BROKEN, 130 INTERRUPTED (Ctrl-C), 141 when the output's \
+reader went away (`vaultdb get big | head`, silently), 1 anything else.";
 
 /// VaultDB: records split across N storage backends; any K rebuild them, fewer learn
 /// nothing.
@@ -31,6 +38,21 @@ pub struct Cli {
     #[arg(long, global = true, env = "VAULTDB_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
 
+    /// Print the result as one JSON document on standard output (and errors as JSON on
+    /// standard error).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// The format of the logs on standard error.
+    #[arg(
+        long,
+        global = true,
+        env = "VAULTDB_LOG_FORMAT",
+        value_name = "FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -39,8 +61,8 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Write a commented vaultdb.toml (three fs backends under ./vaultdb-data, 2-of-3) and
-    /// print a new admin API token once.
+    /// Write a commented vaultdb.toml (three fs backends under ./vaultdb-data, 2-of-3, or the
+    /// --backend URLs), print a new admin API token once, and create the store.
     Init {
         /// Overwrite an existing file.
         #[arg(long)]
@@ -50,6 +72,18 @@ pub enum Command {
         /// code; computational). Written to the file; fixed when the store is created.
         #[arg(long, value_name = "shamir|compact")]
         mode: Option<vaultdb_core::Mode>,
+        /// A backend, as a URL: file://DIR, s3://BUCKET/PREFIX, gs://BUCKET/PREFIX,
+        /// az://ACCOUNT/CONTAINER/PREFIX, minio+https://HOST:PORT/BUCKET/PREFIX, memory://;
+        /// repeat in share order [default: three fs backends under ./vaultdb-data].
+        #[arg(long = "backend", value_name = "URL")]
+        backends: Vec<String>,
+        /// K: shares needed to rebuild a record [default: 2].
+        #[arg(long, value_name = "K")]
+        threshold: Option<usize>,
+        /// Only write the file: the first `put` or `serve` creates the store (for a machine
+        /// without the backends' credentials).
+        #[arg(long)]
+        no_create: bool,
     },
     /// Store a record from FILE, or from standard input if FILE is `-` or absent.
     Put {
@@ -60,10 +94,13 @@ pub enum Command {
         file: Option<PathBuf>,
         /// The data is JSON: check it, and store it as application/json.
         #[arg(long)]
-        json: bool,
+        json_input: bool,
         /// The content type to store with the data.
-        #[arg(long, value_name = "TYPE", conflicts_with = "json")]
+        #[arg(long, value_name = "TYPE", conflicts_with = "json_input")]
         content_type: Option<String>,
+        /// A metadata entry stored (and protected) with the record; repeat for more.
+        #[arg(long = "meta", value_name = "KEY=VALUE")]
+        meta: Vec<String>,
     },
     /// Write a record's data to standard output (or to --output).
     Get {
@@ -73,13 +110,27 @@ pub enum Command {
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Show a record's version, size, content type and metadata (not its data).
+    Stat {
+        /// The record id.
+        id: String,
+    },
     /// Delete every version of a record on every backend.
     Delete {
         /// The record id.
         id: String,
     },
-    /// List record ids, one per line, sorted.
-    List,
+    /// List record ids, one per line: all of them, sorted; or, with --limit, one page in the
+    /// store's listing order and the cursor of the next.
+    List {
+        /// At most this many ids (1 to 100000): one page, costing backend work in proportion
+        /// to it, not to the store.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        limit: Option<u32>,
+        /// The page after this cursor (printed by the previous page; requires --limit).
+        #[arg(long, value_name = "CURSOR", requires = "limit")]
+        cursor: Option<String>,
+    },
     /// Show each backend's health and the threshold margin.
     Status,
     /// Regenerate a record's missing or bad shares.
@@ -95,12 +146,26 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
     },
+    /// Print a shell completion script: `vaultdb completions bash > /etc/bash_completion.d/vaultdb`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Audit log tools.
     Audit {
         /// What to do with the audit log.
         #[command(subcommand)]
         command: AuditCommand,
     },
+}
+
+/// The format of the logs on standard error (`--log-format`, `VAULTDB_LOG_FORMAT`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON object per line (timestamp, level, target, fields).
+    Json,
 }
 
 /// `vaultdb audit ...`.

@@ -7,16 +7,48 @@ use crate::auth::{generate_token, hash_token};
 use crate::config::{self, DEFAULT_CONFIG_FILE, Loaded};
 use crate::error::CliError;
 
-/// `vaultdb init`: writes the default configuration with a new admin token's hash, and
-/// prints the token once.
+use super::output::Output;
+use super::{Create, open_store};
+
+/// What `vaultdb init` writes.
+#[derive(Debug)]
+pub(super) struct InitArgs<'a> {
+    /// Overwrite an existing file.
+    pub force: bool,
+    /// `--backend` URLs, in share order (none: the default's three fs backends).
+    pub backends: &'a [String],
+    /// `--threshold`.
+    pub threshold: Option<usize>,
+    /// Create the store after writing the file.
+    pub create: bool,
+    /// `--mode`: the storage mode written to the file (unset: the default, shamir).
+    pub mode: Option<vaultdb_core::Mode>,
+}
+
+/// `vaultdb init`: writes the default configuration with a new admin token's hash, prints
+/// the token once, and creates the store (its keyring). A store that cannot be created now
+/// (a backend that does not answer) is a warning: the first `put` or `serve` creates it.
 ///
 /// # Errors
 /// `INVALID_CONFIG` if the file exists (without `force`) or cannot be written.
-pub(super) fn init(
+pub(super) async fn init(
     explicit: Option<&Path>,
-    force: bool,
-    mode: Option<vaultdb_core::Mode>,
+    args: InitArgs<'_>,
+    out: Output,
 ) -> Result<(), CliError> {
+    let force = args.force;
+    let mut backends = Vec::new();
+    for url in args.backends {
+        let id = config::backends::url::default_id(url).map_err(CliError::config)?;
+        // Two backends of one place get -2, -3, ...
+        let mut unique = id.clone();
+        let mut n = 1;
+        while backends.iter().any(|(i, _): &(String, String)| *i == unique) {
+            n += 1;
+            unique = format!("{id}-{n}");
+        }
+        backends.push((unique, url.clone()));
+    }
     let path = explicit.map_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE), Path::to_path_buf);
     if path.exists() && !force {
         return Err(CliError::config(format!(
@@ -25,12 +57,17 @@ pub(super) fn init(
         )));
     }
     let token = generate_token();
-    let mut text = config::init_file("admin", &hex::encode(hash_token(&token)));
-    if let Some(mode) = mode {
+    let mut text = config::init_file_with(
+        args.threshold,
+        &backends,
+        "admin",
+        &hex::encode(hash_token(&token)),
+    );
+    if let Some(mode) = args.mode {
         text = config::with_mode(&text, mode);
     }
     // Check what we are about to write parses, with the file's own path.
-    Loaded::from_text(&text, config::Source::File(path.clone()))?;
+    let loaded = Loaded::from_text(&text, config::Source::File(path.clone()))?;
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true);
     if force {
@@ -44,21 +81,36 @@ pub(super) fn init(
     f.write_all(text.as_bytes())
         .and_then(|()| f.sync_all())
         .map_err(|e| CliError::config(format!("cannot write {}: {e}", path.display())))?;
-    println!(
-        "Wrote {}: 2-of-3 over three filesystem backends under ./vaultdb-data (relative to the \
-         file), {} mode.",
-        path.display(),
-        mode.unwrap_or_default()
-    );
-    println!();
-    println!(
-        "Admin API token for `vaultdb serve`. It is shown only now; the file keeps only its SHA-256:"
-    );
-    println!();
-    println!("  export VAULTDB_TOKEN={token}");
-    println!();
-    println!(
-        "Try: echo '{{\"hello\":\"world\"}}' | vaultdb put greeting --json && vaultdb get greeting"
-    );
-    Ok(())
+    let created = args.create
+        && match open_store(&loaded, Create::Announce).await {
+            Ok(_) => true,
+            Err(e) => {
+                eprintln!(
+                    "warning: the store was not created yet ({e}); the first `vaultdb put` or \
+                     `vaultdb serve` creates it"
+                );
+                false
+            }
+        };
+    out.emit(
+        || {
+            format!(
+                "Wrote {}: {} (relative to the file).\n\n\
+                 Admin API token for `vaultdb serve`. It is shown only now; the file keeps only \
+                 its SHA-256:\n\n  export VAULTDB_TOKEN={token}\n\n\
+                 Try: echo '{{\"hello\":\"world\"}}' | vaultdb put greeting --json-input && \
+                 vaultdb get greeting",
+                path.display(),
+                loaded.describe(),
+            )
+        },
+        || {
+            serde_json::json!({
+                "config": path.display().to_string(),
+                "store": loaded.describe(),
+                "store_created": created,
+                "token": token,
+            })
+        },
+    )
 }

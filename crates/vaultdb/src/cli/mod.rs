@@ -17,43 +17,47 @@ mod records;
 mod serve;
 
 use std::future::Future;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
 use vaultdb_core::naming::validate_id;
-use vaultdb_core::{ReadStream, VaultDb};
+use vaultdb_core::{ReadStream, StorageBackend, VaultDb};
 
-pub use args::{AuditCommand, Cli, Command};
+pub use args::{AuditCommand, Cli, Command, LogFormat};
+pub use output::Output;
 
 use crate::audit::{self, AuditLog, Event};
 use crate::config::Loaded;
-use crate::error::{CliError, one_line};
+use crate::error::{BROKEN_PIPE, CliError, USAGE_ERROR, one_line};
 use crate::service::{
     self, AUDIT_UNAVAILABLE, AuditSink, AuditUnavailable, AuditedStream, Auditor, Operation,
+    Presence,
 };
 
-/// Runs the command line: parses arguments, runs the command, prints errors as one line.
+/// Runs the command line: parses arguments, runs the command, prints errors as one line
+/// and exits with the error code's status ([`crate::error::EXIT_CODES`]).
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
-    init_tracing();
+    init_tracing(cli.log_format);
+    let out = if cli.json { Output::Json } else { Output::Text };
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            return fail(&CliError::new(
-                "INTERNAL_ERROR",
-                format!("cannot start the runtime: {e}"),
-            ));
+            return fail(
+                &CliError::new("INTERNAL_ERROR", format!("cannot start the runtime: {e}")),
+                out,
+            );
         }
     };
     match rt.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(&e),
+        Err(e) => fail(&e, out),
     }
 }
 
@@ -63,27 +67,62 @@ pub fn main() -> ExitCode {
 /// Whatever the command fails with, as a [`CliError`].
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     let explicit = cli.config.as_deref();
+    let out = if cli.json { Output::Json } else { Output::Text };
     match cli.command {
-        Command::Init { force, mode } => init::init(explicit, force, mode),
-        Command::Put { id, file, json, content_type } => {
-            records::put(explicit, &id, file.as_deref(), json, content_type.as_deref()).await
+        Command::Init { force, mode, backends, threshold, no_create } => {
+            let args =
+                init::InitArgs { force, backends: &backends, threshold, create: !no_create, mode };
+            init::init(explicit, args, out).await
+        }
+        Command::Put { id, file, json_input, content_type, meta } => {
+            let args = records::PutArgs {
+                id: &id,
+                file: file.as_deref(),
+                json_input,
+                content_type: content_type.as_deref(),
+                meta: &meta,
+            };
+            records::put(explicit, args, out).await
         }
         Command::Get { id, output } => records::get(explicit, &id, output.as_deref()).await,
-        Command::Delete { id } => records::delete(explicit, &id).await,
-        Command::List => records::list(explicit).await,
-        Command::Status => admin::status(explicit).await,
-        Command::Repair { id } => admin::repair(explicit, &id).await,
-        Command::Scrub => admin::scrub(explicit).await,
+        Command::Stat { id } => records::stat(explicit, &id, out).await,
+        Command::Delete { id } => records::delete(explicit, &id, out).await,
+        Command::List { limit, cursor } => {
+            let page = limit.map(|l| (l as usize, cursor.as_deref()));
+            records::list(explicit, page, out).await
+        }
+        Command::Status => admin::status(explicit, out).await,
+        Command::Repair { id } => admin::repair(explicit, &id, out).await,
+        Command::Scrub => admin::scrub(explicit, out).await,
         Command::Serve { listen } => serve::serve(explicit, listen).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(shell, &mut Cli::command(), "vaultdb", &mut out);
+            out.flush().map_err(|e| output::write_failed(&e))
+        }
         Command::Audit { command: AuditCommand::Verify { path } } => {
-            admin::audit_verify(explicit, path).await
+            admin::audit_verify(explicit, path, out).await
         }
     }
 }
 
-fn fail(e: &CliError) -> ExitCode {
-    eprintln!("{e}");
-    ExitCode::from(1)
+/// Prints `e` on standard error (one line; with `--json`, `{"error":{"code","message"}}`)
+/// and returns its exit status ([`exit_code`]). A broken pipe prints nothing: the reader
+/// went away, as with `cat big | head`.
+///
+/// [`exit_code`]: crate::error::exit_code
+fn fail(e: &CliError, out: Output) -> ExitCode {
+    if e.code != BROKEN_PIPE {
+        match out {
+            Output::Text => eprintln!("{e}"),
+            Output::Json => eprintln!(
+                "{}",
+                serde_json::json!({"error": {"code": e.code, "message": e.message}})
+            ),
+        }
+    }
+    ExitCode::from(e.exit_code())
 }
 
 fn usage_error(e: &clap::Error) -> ExitCode {
@@ -107,23 +146,24 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     } else {
         format!("{what} (usage: {usage}; see --help)")
     };
-    eprintln!("{}", CliError::config(msg));
-    ExitCode::from(2)
+    // The arguments did not parse, so `--json` is looked for by hand.
+    let json = std::env::args().skip(1).take_while(|a| a != "--").any(|a| a == "--json");
+    fail(&CliError::new(USAGE_ERROR, msg), if json { Output::Json } else { Output::Text })
 }
 
-fn init_tracing() {
+fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::stderr().is_terminal()),
-        )
-        .try_init();
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(filter);
+    let _ = match format {
+        LogFormat::Text => {
+            registry.with(layer.with_ansi(std::io::stderr().is_terminal())).try_init()
+        }
+        LogFormat::Json => registry.with(layer.json().with_current_span(false)).try_init(),
+    };
 }
 
 /// Loads the configuration and checks the id, touching nothing.
@@ -192,10 +232,68 @@ struct Session {
     log: CliAuditLog,
 }
 
+/// Whether a command may create the store it opens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Create {
+    /// No: a missing store is `STORE_NOT_FOUND`, and nothing is written (the read and admin
+    /// commands).
+    No,
+    /// Yes, saying so on standard error (`put`, `serve`, `init`).
+    Announce,
+}
+
+/// The backends of `cfg`, once it is known that opening them may go ahead: with
+/// [`Create::No`], an empty store is an error (`STORE_NOT_FOUND`, naming where it looked)
+/// before anything is written. Check this before the audit log's check, which creates its
+/// file.
+///
+/// # Errors
+/// `STORE_NOT_FOUND`.
+async fn locate(cfg: &Loaded, create: Create) -> Result<Located, CliError> {
+    let backends = cfg.backends();
+    let presence = service::presence(cfg, &backends).await;
+    if presence == Presence::Empty && create == Create::No {
+        return Err(service::store_not_found(cfg));
+    }
+    Ok(Located { backends, presence })
+}
+
+/// What [`locate`] found.
+struct Located {
+    backends: Vec<Arc<dyn StorageBackend>>,
+    presence: Presence,
+}
+
+impl Located {
+    /// Opens the store; if it was empty (so opening created it), says so on standard error.
+    async fn open(self, cfg: &Loaded) -> Result<VaultDb, CliError> {
+        let db = service::open_with(cfg, self.backends).await?;
+        if self.presence == Presence::Empty {
+            let places: Vec<String> = cfg.config.backends.iter().map(|b| b.location()).collect();
+            eprintln!("vaultdb: created a new store, {}: {}", cfg.describe(), places.join(", "));
+        }
+        Ok(db)
+    }
+}
+
+/// Opens the store `cfg` describes ([`locate`], then [`Located::open`]).
+///
+/// # Errors
+/// `STORE_NOT_FOUND`; the store's errors.
+async fn open_store(cfg: &Loaded, create: Create) -> Result<VaultDb, CliError> {
+    locate(cfg, create).await?.open(cfg).await
+}
+
 impl Session {
-    /// Opens the store `cfg` describes, once its audit log is known to be writable (or
-    /// fails open).
+    /// Opens the existing store `cfg` describes (`STORE_NOT_FOUND` if there is none), once
+    /// its audit log is known to be writable (or fails open).
     async fn open(cfg: Loaded) -> Result<Self, CliError> {
+        Self::open_or(cfg, Create::No).await
+    }
+
+    /// [`Session::open`], creating the store if `create` allows.
+    async fn open_or(cfg: Loaded, create: Create) -> Result<Self, CliError> {
+        let located = locate(&cfg, create).await?;
         if !cfg.audit_fail_open
             && let Err(e) = audit::check_writable(&cfg.audit_log)
         {
@@ -207,7 +305,7 @@ impl Session {
                 ),
             ));
         }
-        let db = service::open(&cfg).await?;
+        let db = located.open(&cfg).await?;
         let log = AuditLog::new(&cfg.audit_log, &db).with_fail_open(cfg.audit_fail_open);
         Ok(Self { cfg, db, log: CliAuditLog(Arc::new(log)) })
     }

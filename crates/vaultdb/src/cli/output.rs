@@ -1,11 +1,12 @@
 //! What the commands print besides their results: degraded-operation warnings, the backend
 //! table of `status`, repair problems.
 
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use vaultdb_core::BackendOutcome;
 
-use crate::error::CliError;
+use crate::error::{BROKEN_PIPE, CliError};
 use crate::service::degraded;
 
 /// Warns on standard error when `outcomes` make the operation degraded, naming the
@@ -20,19 +21,23 @@ pub(super) fn warn_degraded(what: &str, outcomes: &[BackendOutcome]) {
 /// One backend's row in the `status` table: id, name, error (if down), latency.
 pub(super) type BackendRow = (String, String, Option<String>, Duration);
 
-/// Prints the `status` table.
-pub(super) fn print_backends(rows: &[BackendRow]) {
+/// The `status` table, one line per backend after a header (no final newline).
+pub(super) fn backends_table(rows: &[BackendRow]) -> String {
     let w_id = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(7);
     let w_name = rows.iter().map(|r| r.1.len()).max().unwrap_or(0).max(4);
-    println!("{:<w_id$}  {:<w_name$}  {:<5}  {:>10}  ERROR", "BACKEND", "NAME", "STATE", "LATENCY");
+    let mut lines = vec![format!(
+        "{:<w_id$}  {:<w_name$}  {:<5}  {:>10}  ERROR",
+        "BACKEND", "NAME", "STATE", "LATENCY"
+    )];
     for (id, name, err, lat) in rows {
         let state = if err.is_none() { "up" } else { "DOWN" };
         let ms = format!("{:.1} ms", lat.as_secs_f64() * 1000.0);
-        println!(
+        lines.push(format!(
             "{id:<w_id$}  {name:<w_name$}  {state:<5}  {ms:>10}  {}",
             err.as_deref().unwrap_or("")
-        );
+        ));
     }
+    lines.join("\n")
 }
 
 /// Prints what `repair` or `scrub` could not repair; `BACKEND_ERROR` if anything.
@@ -53,7 +58,64 @@ pub(super) fn problems(problems: &[String]) -> Result<(), CliError> {
     }
 }
 
-/// An error writing the output.
+/// An error writing the output: `BROKEN_PIPE` (silent, status 141) when its reader went
+/// away, `INTERNAL_ERROR` otherwise.
 pub(super) fn write_failed(e: &std::io::Error) -> CliError {
-    CliError::new("INTERNAL_ERROR", format!("cannot write the output: {e}"))
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        CliError::new(BROKEN_PIPE, "the output's reader went away")
+    } else {
+        CliError::new("INTERNAL_ERROR", format!("cannot write the output: {e}"))
+    }
+}
+
+/// How a command prints its result on standard output: text for people, or one JSON
+/// document (`--json`). Warnings and errors go to standard error either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Lines for people.
+    Text,
+    /// One JSON document (one line).
+    Json,
+}
+
+impl Output {
+    /// Prints the command's result: `text()` (nothing if empty) or `json()`.
+    ///
+    /// # Errors
+    /// `BROKEN_PIPE` or `INTERNAL_ERROR` if standard output cannot be written.
+    pub(super) fn emit(
+        self,
+        text: impl FnOnce() -> String,
+        json: impl FnOnce() -> serde_json::Value,
+    ) -> Result<(), CliError> {
+        let s = match self {
+            Self::Text => text(),
+            Self::Json => json().to_string(),
+        };
+        if s.is_empty() {
+            return Ok(());
+        }
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{s}").and_then(|()| out.flush()).map_err(|e| write_failed(&e))
+    }
+}
+
+/// Data at least this large gets a progress bar (on a terminal).
+pub(super) const PROGRESS_MIN: u64 = 8 << 20;
+
+/// A byte progress bar on standard error for `len` bytes of `what` (`put`, `get`): hidden
+/// when standard error is not a terminal, or for less than [`PROGRESS_MIN`].
+pub(super) fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
+    if len < PROGRESS_MIN || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{what} [{{bar:40}}] {{bytes}}/{{total_bytes}} {{bytes_per_sec}} ({{eta}})"
+        ))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar
 }

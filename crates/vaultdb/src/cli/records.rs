@@ -1,115 +1,277 @@
-//! The record commands: `put`, `get`, `delete`, `list`.
+//! The record commands: `put`, `get`, `stat`, `delete`, `list`.
 
-use std::io::{IsTerminal, Read, Write};
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Read, Seek, Write};
 use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 
 use futures::StreamExt;
-use vaultdb_core::{Record, RecordMeta};
+use serde_json::json;
+use tokio::io::{AsyncRead, ReadBuf};
+use vaultdb_core::{RecordMeta, VaultError};
 
-use super::output::{warn_degraded, write_failed};
-use super::{Session, prepare};
-use crate::error::CliError;
-use crate::service::{CLIENT_CLOSED, Operation, content_type};
+use super::output::{Output, progress_bar, warn_degraded, write_failed};
+use super::{Create, Session, prepare};
+use crate::audit;
+use crate::error::{CliError, INTERRUPTED};
+use crate::service::{Auditor, CLIENT_CLOSED, Operation, content_type};
 
-/// Reads FILE whole, or standard input (`-` or no FILE; refused when it is a terminal and
-/// no FILE was given).
-fn read_input(file: Option<&Path>) -> Result<Vec<u8>, CliError> {
-    match file {
-        Some(p) if p != Path::new("-") => std::fs::read(p)
-            .map_err(|e| CliError::config(format!("cannot read {}: {e}", p.display()))),
-        _ => {
-            let mut stdin = std::io::stdin();
-            if file.is_none() && stdin.is_terminal() {
-                return Err(CliError::config(
-                    "no data: give a FILE, or pipe the data in (use - for standard input)",
-                ));
+/// What `put` stores: where the data comes from and what goes with it.
+#[derive(Debug)]
+pub(super) struct PutArgs<'a> {
+    /// The record id.
+    pub id: &'a str,
+    /// The data file; `None` or `-` for standard input.
+    pub file: Option<&'a Path>,
+    /// Check that the data is JSON and store it as `application/json`.
+    pub json_input: bool,
+    /// The content type given.
+    pub content_type: Option<&'a str>,
+    /// `--meta key=value` entries.
+    pub meta: &'a [String],
+}
+
+/// Ctrl-C (SIGINT) while a command runs: the first one sets a flag that the command's
+/// reader turns into an error (so a put stops and removes what it wrote); a second one
+/// exits at once with status 130.
+#[derive(Clone, Debug)]
+struct Interrupt(Arc<AtomicBool>);
+
+impl Interrupt {
+    /// Starts listening for Ctrl-C. The handler is installed before this returns, so a
+    /// signal from then on is never the default (immediate) exit.
+    fn watch() -> Self {
+        let flag = Arc::new(AtomicBool::new(false));
+        let set = flag.clone();
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            if let Ok(mut sigint) = signal(SignalKind::interrupt()) {
+                tokio::spawn(async move {
+                    sigint.recv().await;
+                    set.store(true, Ordering::SeqCst);
+                    eprintln!(
+                        "vaultdb: interrupted: stopping and removing what was written \
+                         (Ctrl-C again to quit at once)"
+                    );
+                    sigint.recv().await;
+                    std::process::exit(130);
+                });
             }
-            let mut buf = Vec::new();
-            stdin
-                .read_to_end(&mut buf)
-                .map_err(|e| CliError::config(format!("cannot read standard input: {e}")))?;
-            Ok(buf)
         }
+        #[cfg(not(unix))]
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                set.store(true, Ordering::SeqCst);
+            }
+        });
+        Self(flag)
+    }
+
+    fn is_set(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
     }
 }
 
-/// `vaultdb put ID [FILE|-] [--json | --content-type TYPE]`. A regular FILE is streamed:
-/// segments are read, split and written as they go, so a file of any size is stored in
-/// bounded memory; anything else is read whole.
+/// A reader that fails once Ctrl-C was pressed, and moves a progress bar.
+struct Watched<R> {
+    inner: R,
+    stop: Interrupt,
+    bar: indicatif::ProgressBar,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Watched<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.stop.is_set() {
+            return Poll::Ready(Err(std::io::Error::other("interrupted by Ctrl-C")));
+        }
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let read = buf.filled().len() - before;
+        self.bar.inc(read as u64);
+        r
+    }
+}
+
+/// Parses `--meta key=value` entries.
+fn parse_meta(entries: &[String]) -> Result<BTreeMap<String, String>, CliError> {
+    let mut out = BTreeMap::new();
+    for e in entries {
+        let Some((k, v)) = e.split_once('=') else {
+            return Err(CliError::input(format!("--meta {e:?} is not key=value")));
+        };
+        if k.trim().is_empty() {
+            return Err(CliError::input("--meta has an empty key"));
+        }
+        if out.insert(k.to_owned(), v.to_owned()).is_some() {
+            return Err(CliError::input(format!("--meta {k:?} is given twice")));
+        }
+    }
+    Ok(out)
+}
+
+/// The data to store: an open file at its start, and its length. A regular FILE is used
+/// as it is; standard input (or a pipe, a device) is copied to an anonymous temporary file
+/// first, in 1 MiB pieces, so that its length is known and memory stays bounded whatever
+/// its size. Refused when standard input is a terminal and no FILE was given.
+fn open_input(file: Option<&Path>, stop: &Interrupt) -> Result<(std::fs::File, u64), CliError> {
+    if let Some(p) = file.filter(|p| *p != Path::new("-")) {
+        let cannot =
+            |e: std::io::Error| CliError::input(format!("cannot read {}: {e}", p.display()));
+        let f = std::fs::File::open(p).map_err(cannot)?;
+        let meta = f.metadata().map_err(cannot)?;
+        if meta.is_file() {
+            return Ok((f, meta.len()));
+        }
+        if meta.is_dir() {
+            return Err(CliError::input(format!("cannot read {}: it is a directory", p.display())));
+        }
+        return spool(f, stop);
+    }
+    let stdin = std::io::stdin();
+    if file.is_none() && stdin.is_terminal() {
+        return Err(CliError::input(
+            "no data: give a FILE, or pipe the data in (use - for standard input)",
+        ));
+    }
+    spool(stdin.lock(), stop)
+}
+
+/// Copies `from` to an anonymous temporary file (in `TMPDIR`); returns it rewound.
+fn spool(mut from: impl Read, stop: &Interrupt) -> Result<(std::fs::File, u64), CliError> {
+    let tmp_failed = |e: std::io::Error| {
+        CliError::new("INTERNAL_ERROR", format!("cannot write a temporary file: {e}"))
+    };
+    let mut tmp = tempfile::tempfile().map_err(tmp_failed)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        if stop.is_set() {
+            return Err(CliError::new(INTERRUPTED, "interrupted before anything was stored"));
+        }
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CliError::input(format!("cannot read standard input: {e}"))),
+        };
+        tmp.write_all(&buf[..n]).map_err(tmp_failed)?;
+        len += n as u64;
+    }
+    tmp.rewind().map_err(tmp_failed)?;
+    Ok((tmp, len))
+}
+
+/// `vaultdb put ID [FILE|-] [--json-input | --content-type TYPE] [--meta K=V]...`: the data
+/// is streamed from a file (standard input is first copied to a temporary file), segments
+/// read, split and written as they go, so data of any size is stored in bounded memory.
+/// Ctrl-C stops it: the segments already written are removed, the audit line says
+/// `INTERRUPTED`, and it exits with status 130.
 ///
 /// # Errors
-/// `INVALID_CONFIG` for bad input (id, content type, unreadable file, data that is not
-/// JSON with `--json`), before anything is written; the store's errors.
+/// `INVALID_INPUT` for bad input (id, content type, metadata, unreadable file, data that is
+/// not JSON with `--json-input`), before anything is written; `INTERRUPTED`; the store's
+/// errors.
 pub(super) async fn put(
     explicit: Option<&Path>,
-    id: &str,
-    file: Option<&Path>,
-    json: bool,
-    content_type: Option<&str>,
+    args: PutArgs<'_>,
+    out: Output,
 ) -> Result<(), CliError> {
+    let id = args.id;
     let cfg = prepare(explicit, Some(id))?;
     // The service's content-type rule, the same as the server's for raw records.
-    let content_type = match content_type {
+    let mut content_type = match args.content_type {
         Some(ct) => content_type::normalize(ct.as_bytes())
-            .map_err(|e| CliError::config(format!("--content-type {e}")))?,
+            .map_err(|e| CliError::input(format!("--content-type {e}")))?,
         None => None,
     };
-    let streamed = match file {
-        Some(p) if p != Path::new("-") && !json => {
-            let f = tokio::fs::File::open(p)
-                .await
-                .map_err(|e| CliError::config(format!("cannot read {}: {e}", p.display())))?;
-            let meta = f
-                .metadata()
-                .await
-                .map_err(|e| CliError::config(format!("cannot read {}: {e}", p.display())))?;
-            // Only a regular file has a length to stream against; anything else (a pipe, a
-            // device, a directory) is read whole, or refused, below.
-            meta.is_file().then_some((f, meta.len()))
-        }
-        _ => None,
+    let metadata = parse_meta(args.meta)?;
+    let stop = Interrupt::watch();
+    let file = args.file.map(Path::to_path_buf);
+    let (mut f, len) = {
+        let stop = stop.clone();
+        tokio::task::spawn_blocking(move || open_input(file.as_deref(), &stop))
+            .await
+            .map_err(|e| CliError::new("INTERNAL_ERROR", e.to_string()))??
     };
-    if let Some((f, len)) = streamed {
-        let mut meta = RecordMeta::new(id);
-        meta.content_type = content_type;
-        let s = Session::open(cfg).await?;
-        let reader = tokio::io::BufReader::with_capacity(1 << 20, f);
-        let r =
-            s.audited(Operation::RecordPut, Some(id), s.db.put_stream(meta, len, reader)).await?;
-        warn_degraded("write", &r.outcomes);
-        println!(
-            "stored version {} on {} of {} backends",
-            r.version,
-            r.acks,
-            s.db.backend_ids().len()
-        );
-        // Remove the versions this put superseded before the process exits.
-        s.db.flush().await;
-        return Ok(());
+    if args.json_input {
+        let checked =
+            serde_json::from_reader::<_, serde::de::IgnoredAny>(std::io::BufReader::new(&mut f));
+        checked.map_err(|e| CliError::input(format!("the data is not valid JSON: {e}")))?;
+        f.rewind()
+            .map_err(|e| CliError::new("INTERNAL_ERROR", format!("cannot reread the data: {e}")))?;
+        content_type = Some(vaultdb_core::record::JSON_CONTENT_TYPE.to_owned());
     }
-    let data = read_input(file)?;
-    if json {
-        serde_json::from_slice::<serde::de::IgnoredAny>(&data)
-            .map_err(|e| CliError::config(format!("the data is not valid JSON: {e}")))?;
+    let max = cfg.settings().max_record_size as u64;
+    if len > max {
+        return Err(CliError::input(format!(
+            "the data is {len} bytes; the limit is {max} (max_record_size)"
+        )));
     }
-    let mut record = Record::new(id, data);
-    record.content_type =
-        if json { Some(vaultdb_core::record::JSON_CONTENT_TYPE.to_owned()) } else { content_type };
-    let s = Session::open(cfg).await?;
-    let r = s.audited(Operation::RecordPut, Some(id), s.db.put(record)).await?;
-    warn_degraded("write", &r.outcomes);
-    println!("stored version {} on {} of {} backends", r.version, r.acks, s.db.backend_ids().len());
-    // Remove the versions this put superseded before the process exits.
+    let mut meta = RecordMeta::new(id);
+    meta.content_type = content_type;
+    meta.metadata = metadata;
+    let s = Session::open_or(cfg, Create::Announce).await?;
+    let bar = progress_bar(len, "put");
+    let reader = Watched {
+        inner: tokio::io::BufReader::with_capacity(1 << 20, tokio::fs::File::from_std(f)),
+        stop: stop.clone(),
+        bar: bar.clone(),
+    };
+    // Audited by hand rather than by `Session::audited`, so that an interrupted put is
+    // logged as INTERRUPTED rather than as the reader's error.
+    let auditor = Auditor::new(&s.db, &s.log);
+    auditor.ready().await?;
+    let r = s.db.put_stream(meta, len, reader).await;
+    bar.finish_and_clear();
+    let interrupted = stop.is_set() && r.is_err();
+    let outcome = match &r {
+        Ok(_) => "OK",
+        Err(_) if interrupted => INTERRUPTED,
+        Err(e) => e.code().as_str(),
+    };
+    auditor.record(audit::CLI_ACTOR, Operation::RecordPut, Some(id), outcome).await?;
+    if interrupted {
+        return Err(CliError::new(
+            INTERRUPTED,
+            "interrupted: nothing was stored, and what this put had written was removed",
+        ));
+    }
+    let r = r?;
+    // Remove the versions this put superseded (in the background in the library) before the
+    // process exits.
     s.db.flush().await;
-    Ok(())
+    warn_degraded("write", &r.outcomes);
+    let n = s.db.backend_ids().len();
+    out.emit(
+        || format!("stored version {} on {} of {n} backends", r.version, r.acks),
+        || {
+            json!({
+                "id": id,
+                "version": r.version.to_string(),
+                "size": len,
+                "acks": r.acks,
+                "backends": n,
+                "degraded": r.degraded(),
+            })
+        },
+    )
 }
 
 /// `vaultdb get ID [-o FILE]`: streamed, each segment verified before it is written; FILE
-/// appears only once every byte verified.
+/// appears only once every byte verified. A reader that goes away (`| head`) stops it
+/// quietly with status 141, as it would stop `cat`.
 ///
 /// # Errors
-/// The store's errors (`RECORD_NOT_FOUND`, ...); `INVALID_CONFIG` if FILE cannot be
-/// written; `INTERNAL_ERROR` if the output cannot.
+/// The store's errors (`RECORD_NOT_FOUND`, ...); `INVALID_INPUT` if FILE cannot be
+/// written; `BROKEN_PIPE`, `INTERNAL_ERROR` if the output cannot.
 pub(super) async fn get(
     explicit: Option<&Path>,
     id: &str,
@@ -120,37 +282,43 @@ pub(super) async fn get(
     // bounded whatever the record's size. The audit line is written when the stream ends,
     // before its last chunk is released.
     let mut stream = s.audited_stream(Operation::RecordGet, id, s.db.get_stream(id)).await?;
+    let bar = progress_bar(stream.get_ref().total_len(), "get");
     match output {
         Some(p) => {
             // Into a temporary file beside the target, renamed only once every byte has
             // been verified: a failed read never leaves a partial file under the name.
             let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
             let tmp = tempfile::NamedTempFile::new_in(dir)
-                .map_err(|e| CliError::config(format!("cannot write {}: {e}", p.display())))?;
+                .map_err(|e| CliError::input(format!("cannot write {}: {e}", p.display())))?;
             let mut f = std::io::BufWriter::new(tmp);
             while let Some(chunk) = stream.next().await {
-                if let Err(e) = f.write_all(&chunk?) {
+                let chunk = chunk?;
+                if let Err(e) = f.write_all(&chunk) {
                     stream.finish(CLIENT_CLOSED).await?;
                     return Err(write_failed(&e));
                 }
+                bar.inc(chunk.len() as u64);
             }
             let tmp = f.into_inner().map_err(|e| write_failed(e.error()))?;
             tmp.persist(p)
-                .map_err(|e| CliError::config(format!("cannot write {}: {e}", p.display())))?;
+                .map_err(|e| CliError::input(format!("cannot write {}: {e}", p.display())))?;
         }
         None => {
             // Standard output gets each verified chunk as it comes; a failure part way
             // is reported on standard error with a non-zero exit code.
             let mut out = std::io::stdout().lock();
             while let Some(chunk) = stream.next().await {
-                if let Err(e) = out.write_all(&chunk?) {
+                let chunk = chunk?;
+                if let Err(e) = out.write_all(&chunk) {
                     stream.finish(CLIENT_CLOSED).await?;
                     return Err(write_failed(&e));
                 }
+                bar.inc(chunk.len() as u64);
             }
             out.flush().map_err(|e| write_failed(&e))?;
         }
     }
+    bar.finish_and_clear();
     let read = stream.get_ref();
     if read.degraded() {
         warn_degraded("read", read.outcomes());
@@ -162,32 +330,109 @@ pub(super) async fn get(
     Ok(())
 }
 
+/// `vaultdb stat ID`: the record's version, size, content type and metadata, without its
+/// data (only the first segment of a large record is read).
+///
+/// # Errors
+/// The store's errors (`RECORD_NOT_FOUND`, ...).
+pub(super) async fn stat(explicit: Option<&Path>, id: &str, out: Output) -> Result<(), CliError> {
+    let s = Session::open(prepare(explicit, Some(id))?).await?;
+    let stream = s.audited_stream(Operation::RecordGet, id, s.db.get_stream(id)).await?;
+    let read = stream.get_ref();
+    let meta = read.meta().clone();
+    let (version, size) = (read.version().to_string(), read.total_len());
+    stream.finish("OK").await?;
+    out.emit(
+        || {
+            let mut text = format!(
+                "id: {}\nversion: {version}\nsize: {size}\ncontent-type: {}",
+                meta.id,
+                meta.content_type.as_deref().unwrap_or("-")
+            );
+            for (k, v) in &meta.metadata {
+                text.push_str(&format!("\nmeta: {k}={v}"));
+            }
+            text
+        },
+        || {
+            json!({
+                "id": meta.id,
+                "version": version,
+                "size": size,
+                "content_type": meta.content_type,
+                "metadata": meta.metadata,
+            })
+        },
+    )
+}
+
 /// `vaultdb delete ID`: every version on every backend.
 ///
 /// # Errors
 /// The store's errors.
-pub(super) async fn delete(explicit: Option<&Path>, id: &str) -> Result<(), CliError> {
+pub(super) async fn delete(explicit: Option<&Path>, id: &str, out: Output) -> Result<(), CliError> {
     let s = Session::open(prepare(explicit, Some(id))?).await?;
     let r = s.audited(Operation::RecordDelete, Some(id), s.db.delete(id)).await?;
     warn_degraded("delete", &r.outcomes);
-    println!("deleted ({} share objects removed)", r.removed);
-    Ok(())
+    out.emit(
+        || format!("deleted ({} share objects removed)", r.removed),
+        || json!({"id": id, "deleted": true, "removed": r.removed}),
+    )
 }
 
-/// `vaultdb list`: ids, one per line, sorted.
+/// `vaultdb list`: every id, one per line, sorted (with `--json`, one JSON document); with
+/// `--limit N` (and `--cursor C`), one page of at most N ids in the store's listing order
+/// (name-tag order: nothing to do with the ids) and the cursor of the next page, which costs
+/// backend work in proportion to the page, not to the store.
 ///
 /// # Errors
-/// The store's errors; `INTERNAL_ERROR` if the output cannot be written.
-pub(super) async fn list(explicit: Option<&Path>) -> Result<(), CliError> {
+/// The store's errors; `INVALID_INPUT` for a cursor the store did not hand out;
+/// `BROKEN_PIPE`, `INTERNAL_ERROR` if the output cannot be written.
+pub(super) async fn list(
+    explicit: Option<&Path>,
+    page: Option<(usize, Option<&str>)>,
+    out: Output,
+) -> Result<(), CliError> {
     let s = Session::open(prepare(explicit, None)?).await?;
+    let degraded = crate::service::degraded::degraded;
+    if let Some((limit, cursor)) = page {
+        let r = s.audited(Operation::RecordList, None, s.db.list_page(cursor, limit)).await?;
+        warn_degraded("list", &r.outcomes);
+        if let Some(next) = &r.next
+            && !matches!(out, Output::Json)
+        {
+            eprintln!("next page: vaultdb list --limit {limit} --cursor {next}");
+        }
+        return out.emit(
+            || r.ids.join("\n"),
+            || {
+                json!({
+                    "ids": r.ids,
+                    "next": r.next,
+                    "unverified": r.unverified,
+                    "degraded": degraded(&r.outcomes),
+                })
+            },
+        );
+    }
     let r = s.audited(Operation::RecordList, None, s.db.list()).await?;
     warn_degraded("list", &r.outcomes);
     if r.unverified > 0 {
         eprintln!("warning: {} listed record(s) whose id could not be verified", r.unverified);
     }
-    let mut out = std::io::stdout().lock();
-    for id in &r.ids {
-        writeln!(out, "{id}").map_err(|e| CliError::new("INTERNAL_ERROR", e.to_string()))?;
-    }
-    Ok(())
+    out.emit(
+        || r.ids.join("\n"),
+        || {
+            json!({
+                "ids": r.ids,
+                "unverified": r.unverified,
+                "degraded": degraded(&r.outcomes),
+            })
+        },
+    )
+}
+
+/// A repair that found no version of the record: `RECORD_NOT_FOUND`, like `get`.
+pub(super) fn not_found() -> VaultError {
+    VaultError::RecordNotFound
 }

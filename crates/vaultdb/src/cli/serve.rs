@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::prepare;
+use super::{Create, open_store, prepare};
 use crate::audit::{self, AuditLog};
 use crate::error::CliError;
 use crate::server::{AppState, Limits, app};
@@ -23,6 +23,14 @@ pub(super) async fn serve(explicit: Option<&Path>, listen: Option<String>) -> Re
         })?,
         None => cfg.listen,
     };
+    if !addr.ip().is_loopback() && !cfg.config.server.allow_plain_http {
+        return Err(CliError::config(format!(
+            "{addr} is beyond loopback: over plain HTTP, bearer tokens and records would cross \
+             the network in the clear; listen on loopback behind a TLS-terminating proxy, or \
+             set server.allow_plain_http = true (VAULTDB_ALLOW_PLAIN_HTTP=true) on a trusted \
+             network"
+        )));
+    }
     let given = std::env::var("VAULTDB_TOKEN").ok();
     let (tokens, fallback) = service::serve_tokens(&cfg, given.as_deref())?;
     if !cfg.audit_fail_open
@@ -36,7 +44,8 @@ pub(super) async fn serve(explicit: Option<&Path>, listen: Option<String>) -> Re
             ),
         ));
     }
-    let db = service::open(&cfg).await?;
+    // The quick start's first command: on an empty store this creates it, and says so.
+    let db = open_store(&cfg, Create::Announce).await?;
     cfg.clean_fs_temp().await;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -45,7 +54,7 @@ pub(super) async fn serve(explicit: Option<&Path>, listen: Option<String>) -> Re
         .local_addr()
         .map_err(|e| CliError::config(format!("cannot listen on {addr}: {e}")))?;
     if !local.ip().is_loopback() {
-        tracing::warn!(%local, "listening beyond loopback: put TLS in front of this server");
+        tracing::warn!(%local, "listening beyond loopback over plain HTTP (allow_plain_http)");
     }
     let limits = Limits {
         body_limit: usize::try_from(cfg.config.server.body_limit.0).unwrap_or(usize::MAX),

@@ -116,6 +116,21 @@ impl Loaded {
         if let Some(v) = process_env("VAULTDB_LISTEN") {
             config.server.listen = v;
         }
+        if let Some(v) = process_env("VAULTDB_BACKENDS") {
+            config.backends = super::backends::from_urls(&v)
+                .map_err(|e| CliError::config(format!("VAULTDB_BACKENDS: {e}")))?;
+        }
+        if let Some(v) = process_env("VAULTDB_ALLOW_PLAIN_HTTP") {
+            config.server.allow_plain_http = match v.trim() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => {
+                    return Err(CliError::config(format!(
+                        "VAULTDB_ALLOW_PLAIN_HTTP={v:?} is not true, false, 1 or 0"
+                    )));
+                }
+            };
+        }
         let data_dir = match process_env("VAULTDB_DATA_DIR") {
             Some(d) => PathBuf::from(d),
             None => base.join(config.data_dir.clone().unwrap_or_else(|| "vaultdb-data".into())),
@@ -213,6 +228,9 @@ impl Loaded {
         s.hedge_after = c.timeouts.hedge_after.0;
         if let Some(ByteSize(seg)) = c.segment_size {
             s.segment_size = usize::try_from(seg).unwrap_or(usize::MAX);
+        }
+        if let Some(ByteSize(m)) = c.max_record_size {
+            s.max_record_size = usize::try_from(m).unwrap_or(usize::MAX);
         }
         if let Some(ByteSize(m)) = c.max_inflight {
             s.max_inflight_bytes = usize::try_from(m).unwrap_or(usize::MAX);
@@ -314,6 +332,56 @@ mod tests {
         assert_eq!(paths[0], Path::new("/etc/vaultdb/vaultdb-data/a"));
         assert_eq!(paths[1], Path::new("/abs/b"));
         assert_eq!(l.audit_log, Path::new("/etc/vaultdb/vaultdb-data/audit.jsonl"));
+    }
+
+    #[test]
+    fn human_units_and_backend_urls() {
+        let text = "threshold = 2\nsegment_size = \"1.5MiB\"\n\
+                    [timeouts]\ncall = \"0.05s\"\ngrace_period = \"1d\"\nhedge_after = \"off\"\n\
+                    [server]\nbody_limit = \"1GB\"\nrequest_timeout = \"1h 30m\"\n\
+                    [[backends]]\nid = \"a\"\nurl = \"file://a\"\n\
+                    [[backends]]\nid = \"s3\"\nurl = \"s3://bkt/pre/fix?region=eu-west-1\"\n\
+                    [[backends]]\nid = \"az\"\nurl = \"az://acct/cont\"\ncredentials = \"sas\"\n";
+        let l = parse(text).unwrap();
+        let c = &l.config;
+        assert_eq!(c.segment_size, Some(ByteSize(1536 << 10)));
+        assert_eq!(c.timeouts.call.0, std::time::Duration::from_millis(50));
+        assert_eq!(c.timeouts.grace_period.unwrap().0, std::time::Duration::from_secs(86_400));
+        assert_eq!(c.server.body_limit, ByteSize(1_000_000_000));
+        assert_eq!(c.server.request_timeout.0, std::time::Duration::from_secs(5_400));
+        let kinds: Vec<&str> = c.backends.iter().map(BackendEntry::kind).collect();
+        assert_eq!(kinds, ["fs", "s3", "azure"]);
+        assert_eq!(c.backends[0].location(), "/etc/vaultdb/vaultdb-data/a");
+        assert_eq!(c.backends[1].location(), "s3://bkt/pre/fix");
+        assert_eq!(c.backends[2].location(), "az://acct/cont");
+        let BackendEntry::S3(s3) = &c.backends[1] else { unreachable!() };
+        assert_eq!(s3.region.as_deref(), Some("eu-west-1"));
+        // A key given by the URL and again by hand, and kind with url, are errors.
+        for (bad, says) in [
+            (
+                "[[backends]]\nid = \"x\"\nurl = \"s3://b\"\nbucket = \"c\"\n",
+                "bucket is given twice",
+            ),
+            ("[[backends]]\nid = \"x\"\nkind = \"s3\"\nurl = \"s3://b\"\n", "kind or url"),
+            ("[[backends]]\nid = \"x\"\nurl = \"s4://b\"\n", "unknown scheme"),
+            ("[[backends]]\nid = \"x\"\nurl = \"s3://b?colour=red\"\n", "unknown field `colour`"),
+        ] {
+            let e = parse(&format!("threshold = 2\n{bad}")).unwrap_err();
+            assert!(e.message.contains(says), "{bad}: {}", e.message);
+        }
+        // The file `init --backend` writes parses to the backends given.
+        let text = crate::config::init_file_with(
+            Some(2),
+            &[
+                ("aws".into(), "s3://b1?region=us-west-2".into()),
+                ("gcp".into(), "gs://b2/p".into()),
+                ("azure".into(), "az://acct/c3".into()),
+            ],
+            "admin",
+            &"ab".repeat(32),
+        );
+        let l = parse(&text).unwrap();
+        assert_eq!(l.describe(), "2-of-3 over aws, gcp, azure");
     }
 
     #[test]

@@ -45,10 +45,19 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ("VAULTDB_CONFIG", "path of the configuration file (same as --config)"),
     ("VAULTDB_DATA_DIR", "data_dir: where relative fs backend paths and the audit log live"),
+    (
+        "VAULTDB_BACKENDS",
+        "the backends, as URLs separated by spaces or commas (replacing the file's), e.g. \
+         \"s3://b1 gs://b2 az://account/c3\"",
+    ),
     ("VAULTDB_THRESHOLD", "threshold K"),
     ("VAULTDB_WRITE_QUORUM", "write_quorum W"),
     ("VAULTDB_LISTEN", "server.listen, e.g. 127.0.0.1:9000 (port 0 picks a free port)"),
     ("VAULTDB_AUDIT_LOG", "server.audit_log path"),
+    (
+        "VAULTDB_ALLOW_PLAIN_HTTP",
+        "server.allow_plain_http: true to serve plain HTTP beyond loopback (tokens in the clear)",
+    ),
     (
         "VAULTDB_AUDIT_FAIL_OPEN",
         "audit.fail_open: true to run operations even when the audit log cannot be written",
@@ -58,6 +67,7 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
         "serve only, when no [[tokens]] are configured: accept this admin token instead of \
          generating one",
     ),
+    ("VAULTDB_LOG_FORMAT", "text (default) or json: the format of stderr logs (--log-format)"),
     ("RUST_LOG", "log filter for stderr logs (default: warn)"),
 ];
 
@@ -105,12 +115,15 @@ prefix = "vaultdb"
 # more than this (default 64MiB).
 # max_inflight = "64MiB"
 
+# The largest record a put accepts, from the command line or the server (default 256MiB).
+# max_record_size = "256MiB"
+
 # Relative fs backend paths, and the default audit log, are resolved against this directory
 # (itself relative to this file).
 data_dir = "vaultdb-data"
 
 [timeouts]
-# Upper bound on one backend call ("500ms", "30s", "2m").
+# Upper bound on one backend call ("500ms", "0.05s", "30s", "2m", "1h 30m", "1d").
 call = "30s"
 # Attempts per backend call, with exponential backoff on transient errors.
 attempts = 3
@@ -119,9 +132,13 @@ attempts = 3
 hedge_after = "50ms"
 
 [server]
-# Loopback only by default. Put a TLS-terminating proxy in front before exposing it.
+# Loopback only by default. Put a TLS-terminating proxy in front before exposing it: an
+# address beyond loopback is refused unless allow_plain_http = true (tokens would cross the
+# network in the clear).
 listen = "127.0.0.1:8080"
-# Largest request body accepted ("16MiB", or bytes).
+# allow_plain_http = false
+# Largest JSON request body accepted ("16MiB", or bytes). Raw puts stream, up to
+# max_record_size.
 body_limit = "16MiB"
 # Requests taking longer than this fail with 503 REQUEST_TIMEOUT.
 request_timeout = "30s"
@@ -137,8 +154,8 @@ request_timeout = "30s"
 fail_open = false
 
 # Three local directories stand in for three independent stores. For real protection give
-# each share to a different provider: kind = "s3" | "minio" | "gcs" | "azure" (keys in the
-# vaultdb README); "memory" keeps shares in RAM for tests.
+# each share to a different provider: url = "s3://...", "gs://...", "az://...", or
+# kind = "s3" | "minio" | "gcs" | "azure" (see the examples below, and the vaultdb README).
 [[backends]]
 kind = "fs"
 id = "disk-1"
@@ -163,12 +180,84 @@ pub fn with_mode(text: &str, mode: vaultdb_core::Mode) -> String {
     text.replacen("# mode = \"shamir\"", &format!("mode = \"{mode}\""), 1)
 }
 
+/// Commented examples of a `[[backends]]` entry of every kind, in the file `vaultdb init`
+/// writes.
+pub const BACKEND_EXAMPLES: &str = r#"
+# Backend examples, one per kind. Each is a URL (url = "...", query parameters set more keys)
+# or kind = "..." with its keys; the vaultdb README ("Backends") lists every key. The `id` is
+# recorded in the store's keyring: keep it, and the order of the entries, once data is stored.
+#
+# [[backends]]                # a local directory (relative: under data_dir)
+# id = "disk-1"
+# url = "file://disk-1"       # or file:///srv/vaultdb/disk-1
+#
+# [[backends]]                # Amazon S3. Region: ?region=, else AWS_REGION, AWS_DEFAULT_REGION
+# id = "aws"                  # or the profile's. Credentials: the AWS chain (environment,
+# url = "s3://my-bucket/vaultdb?region=eu-west-1"  # profile, web identity, ECS, EC2)
+#
+# [[backends]]                # Google Cloud Storage; Application Default Credentials
+# id = "gcp"                  # (GOOGLE_APPLICATION_CREDENTIALS, gcloud auth, metadata server)
+# url = "gs://my-bucket/vaultdb"
+#
+# [[backends]]                # Azure Blob; AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_ACCOUNT_KEY,
+# id = "azure"                # a service principal or a managed identity (credentials = "...")
+# url = "az://myaccount/mycontainer/vaultdb"
+#
+# [[backends]]                # MinIO or another S3-compatible server (s3+https:// for S3's own
+# id = "minio"                # client with path-style addressing)
+# url = "minio+https://minio.example.com:9000/my-bucket/vaultdb"
+# access_key_id = "vaultdb"
+# secret_access_key_env = "MINIO_SECRET_KEY"
+#
+# [[backends]]                # PostgreSQL: rows in a table (libpq's URL and sslmode;
+# id = "pg"                   # the password from the variable password_env names)
+# url = "postgres://vaultdb@db.example.com:5432/vaultdb?sslmode=verify-full"
+# password_env = "VAULTDB_PG_PASSWORD"
+#
+# [[backends]]                # in memory: every process starts empty (tests only)
+# id = "scratch"
+# url = "memory://"
+"#;
+
 /// The file `vaultdb init` writes: the default plus one admin token's hash.
 pub fn init_file(token_name: &str, token_sha256_hex: &str) -> String {
-    format!(
-        "{DEFAULT_CONFIG}\n# API tokens for `vaultdb serve`, stored as SHA-256 hashes only. Roles: read \
+    init_file_with(None, &[], token_name, token_sha256_hex)
+}
+
+/// The file `vaultdb init` writes: the default's settings with `threshold` (if given), the
+/// `backends` given as `(id, url)` (none: the default's three fs backends), commented
+/// examples of every kind ([`BACKEND_EXAMPLES`]) and one admin token's hash.
+pub fn init_file_with(
+    threshold: Option<usize>,
+    backends: &[(String, String)],
+    token_name: &str,
+    token_sha256_hex: &str,
+) -> String {
+    let marker = "# Three local directories stand in";
+    let (settings, default_backends) =
+        DEFAULT_CONFIG.split_at(DEFAULT_CONFIG.find(marker).unwrap_or(DEFAULT_CONFIG.len()));
+    let mut text = match threshold {
+        Some(k) => settings.replacen("\nthreshold = 2\n", &format!("\nthreshold = {k}\n"), 1),
+        None => settings.to_owned(),
+    };
+    if backends.is_empty() {
+        text.push_str(default_backends);
+    } else {
+        text.push_str("# The backends, in share order: give each share to a different provider.\n");
+        for (id, url) in backends {
+            text.push_str(&format!(
+                "[[backends]]\nid = {}\nurl = {}\n\n",
+                toml::Value::String(id.clone()),
+                toml::Value::String(url.clone())
+            ));
+        }
+    }
+    text.push_str(BACKEND_EXAMPLES);
+    text.push_str(&format!(
+        "\n# API tokens for `vaultdb serve`, stored as SHA-256 hashes only. Roles: read \
          (GET), write (also PUT/POST/DELETE), admin (also status and repair). Add one with the \
          token's hash: printf %s \"$TOKEN\" | sha256sum\n[[tokens]]\nname = \"{token_name}\"\nrole = \
          \"admin\"\nsha256 = \"{token_sha256_hex}\"\n"
-    )
+    ));
+    text
 }

@@ -39,6 +39,10 @@ pub struct Config {
     /// The client's in-flight byte budget (default 64 MiB).
     #[serde(default)]
     pub max_inflight: Option<ByteSize>,
+    /// The largest record a put accepts (default 256 MiB): also the limit of `vaultdb put`
+    /// and of the server's raw puts, which stream.
+    #[serde(default)]
+    pub max_record_size: Option<ByteSize>,
     /// Base directory for relative fs paths and the default audit log.
     #[serde(default)]
     pub data_dir: Option<PathBuf>,
@@ -54,8 +58,8 @@ pub struct Config {
     /// API tokens.
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
-    /// The N backends, in share order.
-    #[serde(default)]
+    /// The N backends, in share order (each by `kind`, or by `url`).
+    #[serde(default, deserialize_with = "super::backends::entries")]
     pub backends: Vec<BackendEntry>,
 }
 
@@ -121,6 +125,10 @@ pub struct ServerConfig {
     /// The audit log; default `<data_dir>/audit.jsonl`.
     #[serde(default)]
     pub audit_log: Option<PathBuf>,
+    /// Listen beyond loopback over plain HTTP (bearer tokens then cross the network in the
+    /// clear): refused unless set.
+    #[serde(default)]
+    pub allow_plain_http: bool,
 }
 
 fn default_listen() -> String {
@@ -140,6 +148,7 @@ impl Default for ServerConfig {
             body_limit: default_body_limit(),
             request_timeout: default_request_timeout(),
             audit_log: None,
+            allow_plain_http: false,
         }
     }
 }

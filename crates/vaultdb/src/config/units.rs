@@ -1,5 +1,6 @@
-//! The value types of `vaultdb.toml`: durations (`"500ms"`, `"30s"`), byte sizes
-//! (`"16MiB"`) and the padding policy, with their parsers.
+//! The value types of `vaultdb.toml`: durations (`"500ms"`, `"0.05s"`, `"1d"`, `"1h 30m"`),
+//! byte sizes (`"16MiB"`, `"1.5GB"`) and the padding policy. Durations are parsed by the
+//! `humantime` crate, sizes by the `bytesize` crate; a bare number is seconds or bytes.
 
 use std::time::Duration;
 
@@ -15,7 +16,8 @@ enum Raw {
     Text(String),
 }
 
-/// A duration written as `"500ms"`, `"30s"`, `"2m"`, `"1h"` or a number of seconds.
+/// A duration written as `"500ms"`, `"0.05s"`, `"30s"`, `"2m"`, `"1h 30m"`, `"1d"` or a
+/// number of seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Dur(pub Duration);
 
@@ -28,23 +30,23 @@ impl<'de> Deserialize<'de> for Dur {
     }
 }
 
-/// Parses `"500ms"`, `"30s"`, `"2m"`, `"1h"` or a bare number of seconds.
+/// Parses a duration: a bare number of seconds, or `humantime`'s format: numbers with
+/// units (`ns`, `us`, `ms`, `s`, `m`, `h`, `d`, `w`, and their long names), fractions
+/// allowed (`"0.05s"`), several parts summed (`"1h 30m"`).
 ///
 /// # Errors
 /// A message naming the text, for anything else.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("invalid duration {text:?}"))?;
-    let d = match unit.trim() {
-        "" | "s" => Duration::from_secs(n),
-        "ms" => Duration::from_millis(n),
-        "m" => Duration::from_secs(n.saturating_mul(60)),
-        "h" => Duration::from_secs(n.saturating_mul(3600)),
-        _ => return Err(format!("invalid duration {text:?} (use ms, s, m or h)")),
-    };
-    Ok(d)
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return t
+            .parse()
+            .map(Duration::from_secs)
+            .map_err(|_| format!("invalid duration {text:?}"));
+    }
+    humantime::parse_duration(t).map_err(|e| {
+        format!("invalid duration {text:?}: {e} (write e.g. \"500ms\", \"0.05s\", \"30s\", \"2m\", \"1h 30m\", \"1d\")")
+    })
 }
 
 /// A duration or `"off"`.
@@ -63,7 +65,7 @@ impl<'de> Deserialize<'de> for OptDur {
     }
 }
 
-/// A byte size written as a number of bytes or `"512KiB"`, `"16MiB"`, `"1GiB"`.
+/// A byte size written as a number of bytes or `"512KiB"`, `"16MiB"`, `"1.5GiB"`, `"1GB"`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ByteSize(pub u64);
 
@@ -76,26 +78,15 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
-/// Parses `"123"`, `"512KiB"`, `"16MiB"`, `"1GiB"` (also `KB`/`MB`/`GB` as powers of 1000).
+/// Parses a byte size with the `bytesize` crate: `"123"`, `"512KiB"`, `"16MiB"`,
+/// `"1.5GiB"` (binary units), `"16MB"` (decimal: powers of 1000), spaces allowed.
 ///
 /// # Errors
-/// A message naming the text, for anything else or a size over `u64::MAX`.
+/// A message naming the text, for anything else.
 pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("invalid size {text:?}"))?;
-    let mult: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        "KB" => 1000,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
-        _ => return Err(format!("invalid size {text:?} (use B, KiB, MiB or GiB)")),
-    };
-    n.checked_mul(mult).ok_or_else(|| format!("size {text:?} is too large"))
+    text.trim().parse::<bytesize::ByteSize>().map(|b| b.as_u64()).map_err(|e| {
+        format!("invalid size {text:?}: {e} (write e.g. \"4096\", \"512KiB\", \"16MiB\", \"1GiB\")")
+    })
 }
 
 /// The padding policy as written in the file.
@@ -149,11 +140,17 @@ mod tests {
     #[test]
     fn durations_and_sizes() {
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("0.05s").unwrap(), Duration::from_millis(50));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("1d").unwrap(), Duration::from_secs(86_400));
+        assert_eq!(parse_duration("1h 30m").unwrap(), Duration::from_secs(5_400));
         assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
-        assert!(parse_duration("7 parsecs").is_err());
+        assert!(parse_duration("7 parsecs").unwrap_err().contains("7 parsecs"));
+        assert!(parse_duration("").is_err());
         assert_eq!(parse_size("16MiB").unwrap(), 16 << 20);
+        assert_eq!(parse_size("1.5 KiB").unwrap(), 1536);
+        assert_eq!(parse_size("2GB").unwrap(), 2_000_000_000);
         assert_eq!(parse_size("10").unwrap(), 10);
-        assert!(parse_size("lots").is_err());
+        assert!(parse_size("lots").unwrap_err().contains("lots"));
     }
 }

@@ -105,6 +105,22 @@ pub(super) async fn openapi_json(State(st): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], st.openapi_json().to_owned()).into_response()
 }
 
+/// The API reference page: the OpenAPI document rendered by Scalar (its script is loaded
+/// from the jsDelivr CDN by the browser; offline, read `/openapi.json` itself).
+#[utoipa::path(get, path = "/docs", tag = "service", operation_id = "apiReference",
+    responses((status = 200, description = "An HTML page rendering the OpenAPI document",
+               content_type = "text/html")))]
+pub(super) async fn api_reference() -> Response {
+    const PAGE: &str = "<!doctype html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n\
+        <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+        <title>VaultDB API reference</title>\n</head>\n<body>\n\
+        <script id=\"api-reference\" data-url=\"/openapi.json\"></script>\n\
+        <script src=\"https://cdn.jsdelivr.net/npm/@scalar/api-reference\"></script>\n\
+        <noscript>The API reference needs JavaScript; the OpenAPI document itself is at \
+        <a href=\"/openapi.json\">/openapi.json</a>.</noscript>\n</body>\n</html>\n";
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], PAGE).into_response()
+}
+
 /// The fallback for paths that match no route.
 pub(super) async fn not_found() -> ApiError {
     ApiError::no_route()

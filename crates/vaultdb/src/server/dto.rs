@@ -1,5 +1,7 @@
 //! The JSON bodies of requests and responses (their schemas are in the OpenAPI document).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -16,9 +18,26 @@ pub struct PutRecordRequest {
         pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]+$"
     )]
     pub id: String,
-    /// The record's data: any JSON value. Stored with content type `application/json`.
+    /// The record's data: any JSON value, stored with content type `application/json`.
+    /// Give `data` or `data_base64`.
+    #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Value, example = json!({"name": "Alice"}))]
-    pub data: Value,
+    pub data: Option<Value>,
+    /// The record's data as bytes in base64: standard (`base64`, RFC 4648 section 4) or
+    /// URL-safe (section 5), with or without padding. Give `data` or `data_base64`.
+    #[serde(default)]
+    pub data_base64: Option<String>,
+    /// The content type stored with `data_base64` (the rule of the raw routes' header).
+    #[serde(default)]
+    pub content_type: Option<String>,
+    /// Metadata entries stored (and protected) with the record.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// `Some` for any value given, `null` included (so that `"data": null` stores JSON null).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 /// A stored version.
@@ -47,10 +66,14 @@ pub struct RecordResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Value)]
     pub data: Option<Value>,
-    /// The data in URL-safe base64 without padding, for records that are not JSON (read
-    /// them as they are from `/v1/records/{id}/raw`).
+    /// The data in standard base64 with padding (RFC 4648 section 4: what `base64 -d` and
+    /// Python's `base64.b64decode` read), for records that are not JSON (or read them as
+    /// they are from `/v1/records/{id}/raw`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_base64: Option<String>,
+    /// The record's metadata entries (omitted when there are none).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// Raw bytes (in the OpenAPI document only: bodies of the raw routes).

@@ -13,6 +13,7 @@
 //! | `GET /metrics` | read | Prometheus text |
 //! | `GET /health` | none | `ok`, `degraded` or `unavailable` |
 //! | `GET /openapi.json` | none | this API as OpenAPI 3.1 |
+//! | `GET /docs` | none | the API reference page (Scalar over `/openapi.json`) |
 //!
 //! Every answer of a protected or `/v1/` route is audited (module `audit`): one line with
 //! its outcome, refused requests without a valid token counted once a second; a request is
@@ -85,6 +86,7 @@ fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(admin::health))
         .routes(routes!(admin::metrics))
         .routes(routes!(admin::openapi_json))
+        .routes(routes!(admin::api_reference))
 }
 
 /// The server's router over `state`.

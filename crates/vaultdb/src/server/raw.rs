@@ -7,39 +7,117 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use vaultdb_core::Record;
+use vaultdb_core::RecordMeta;
 
 use super::AppState;
 use super::audit::AuditedInBody;
 use super::dto::{IdParam, PutRecordResponse, RawData};
 use super::error::{ApiError, ErrorResponse};
-use super::extract::{IdPath, RawBody};
+use super::extract::IdPath;
 use super::records::{stored, with_headers};
 use crate::auth::Actor;
 use crate::service::{AuditedStream, Auditor, Operation, StreamLine, content_type};
 
-/// Stores the request body as-is, keeping its `Content-Type`.
+/// Stores the request body as-is, keeping its `Content-Type`, streamed: segments are
+/// split and written as the body arrives, so memory stays bounded whatever its size (up to
+/// the store's `max_record_size`, checked against `Content-Length` before anything is
+/// read). A body without `Content-Length` (chunked) is first copied to an anonymous
+/// temporary file, since a stored record's length is written before its segments. A body
+/// cut off part way stores nothing: the segments already written are removed.
 #[utoipa::path(put, path = "/v1/records/{id}/raw", tag = "records", operation_id = "putRawRecord",
-    params(IdParam),
+    params(IdParam,
+        ("X-Vaultdb-Meta-*" = Option<String>, Header,
+         description = "Metadata entries: `X-Vaultdb-Meta-Owner: ops` stores `owner = ops`")),
     request_body(content = inline(RawData), content_type = "application/octet-stream",
                  description = "The data (may be empty); its Content-Type is stored with it"),
-    responses((status = 201, description = "Stored", body = PutRecordResponse)),
+    responses((status = 201, description = "Stored", body = PutRecordResponse),
+              (status = 413, description = "Larger than the store's max_record_size", body = ErrorResponse)),
     security(("bearer" = [])))]
 pub(super) async fn put_raw(
     State(st): State<AppState>,
     IdPath(id): IdPath,
     headers: HeaderMap,
-    RawBody(body): RawBody,
+    body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     // The service's content-type rule, the same as `vaultdb put --content-type`.
     let given = headers.get(header::CONTENT_TYPE).map_or(&[][..], HeaderValue::as_bytes);
     let ct = content_type::normalize(given)
         .map_err(|e| ApiError::invalid_request(format!("the Content-Type header {e}")))?;
-    let mut record = Record::new(id.clone(), body.to_vec());
-    record.content_type = ct;
-    drop(body);
-    let r = st.db().put(record).await?;
+    let mut meta = RecordMeta::new(id.clone());
+    meta.content_type = ct;
+    meta.metadata = meta_headers(&headers)?;
+    let max = st.db().settings().max_record_size;
+    let declared = match headers.get(header::CONTENT_LENGTH) {
+        Some(v) => {
+            Some(v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()).ok_or_else(|| {
+                ApiError::invalid_request("the Content-Length header is not a number")
+            })?)
+        }
+        None => None,
+    };
+    let stream = body.into_data_stream().map(|r| r.map_err(std::io::Error::other));
+    let mut reader = tokio_util::io::StreamReader::new(stream);
+    let r = match declared {
+        Some(len) if len > max as u64 => return Err(ApiError::too_large(max)),
+        Some(len) => st.db().put_stream(meta, len, reader).await?,
+        None => {
+            let (file, len) = spool(&mut reader, max).await?;
+            st.db().put_stream(meta, len, tokio::io::BufReader::new(file)).await?
+        }
+    };
     Ok(stored(id, &r))
+}
+
+/// Copies a body of unknown length to an anonymous temporary file, refusing more than `max`
+/// bytes; returns the file rewound, and the length.
+async fn spool(
+    reader: &mut (impl tokio::io::AsyncRead + Unpin),
+    max: usize,
+) -> Result<(tokio::fs::File, u64), ApiError> {
+    use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+    let internal = |e: std::io::Error| {
+        tracing::error!("cannot spool a request body: {e}");
+        ApiError::from(vaultdb_core::VaultError::SplitFailed(format!(
+            "cannot keep the body in a temporary file: {e}"
+        )))
+    };
+    let tmp = tokio::task::spawn_blocking(tempfile::tempfile)
+        .await
+        .map_err(|e| internal(std::io::Error::other(e)))?
+        .map_err(internal)?;
+    let mut file = tokio::fs::File::from_std(tmp);
+    let mut limited = tokio::io::AsyncReadExt::take(reader, max as u64 + 1);
+    let len = tokio::io::copy(&mut limited, &mut file)
+        .await
+        .map_err(|e| ApiError::invalid_request(format!("cannot read the request body: {e}")))?;
+    if len > max as u64 {
+        return Err(ApiError::too_large(max));
+    }
+    file.flush().await.map_err(internal)?;
+    file.rewind().await.map_err(internal)?;
+    Ok((file, len))
+}
+
+/// The prefix of the headers that carry a record's metadata entries on the raw routes
+/// (`X-Vaultdb-Meta-Owner: ops` is the entry `owner = ops`), as S3's `x-amz-meta-`.
+pub(super) const META_HEADER_PREFIX: &str = "x-vaultdb-meta-";
+
+/// The metadata entries of a raw put's headers (names lowercased, as HTTP has them).
+fn meta_headers(
+    headers: &HeaderMap,
+) -> Result<std::collections::BTreeMap<String, String>, ApiError> {
+    let mut out = std::collections::BTreeMap::new();
+    for (name, value) in headers {
+        if let Some(key) = name.as_str().strip_prefix(META_HEADER_PREFIX) {
+            let v = value.to_str().map_err(|_| {
+                ApiError::invalid_request(format!("header {name}: the value must be visible ASCII"))
+            })?;
+            if out.insert(key.to_owned(), v.to_owned()).is_some() {
+                return Err(ApiError::invalid_request(format!("header {name} is given twice")));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// What a `Range` header asks for (one range of bytes; anything else is ignored, as RFC
@@ -135,6 +213,16 @@ pub(super) async fn get_raw(
     };
     let version = stream.version().to_text();
     let degraded = stream.degraded();
+    let meta: Vec<(header::HeaderName, HeaderValue)> = stream
+        .meta()
+        .metadata
+        .iter()
+        .filter_map(|(k, v)| {
+            let name =
+                header::HeaderName::from_bytes(format!("{META_HEADER_PREFIX}{k}").as_bytes());
+            Some((name.ok()?, HeaderValue::from_str(v).ok()?))
+        })
+        .collect();
     // The body writes the audit line when it ends: OK, the code of a failure part way, or
     // CLIENT_CLOSED. (A HEAD answer has no body: the middleware logs it.)
     let streamed = method != Method::HEAD;
@@ -163,6 +251,9 @@ pub(super) async fn get_raw(
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(got.end - got.start));
+    for (name, value) in meta {
+        h.insert(name, value);
+    }
     if status == StatusCode::PARTIAL_CONTENT
         && let Ok(v) =
             HeaderValue::from_str(&format!("bytes {}-{}/{total}", got.start, got.end - 1))

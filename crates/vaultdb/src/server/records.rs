@@ -5,7 +5,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use data_encoding::BASE64URL_NOPAD;
+use data_encoding::{BASE64, BASE64_NOPAD, BASE64URL_NOPAD};
 use serde_json::Value;
 use vaultdb_core::{PutResult, Record};
 
@@ -16,7 +16,7 @@ use super::dto::{
 use super::error::{ApiError, ErrorResponse};
 use super::extract::{IdPath, JsonBody, JsonLine};
 use super::{AppState, DEFAULT_PAGE, DEGRADED_HEADER, MAX_PAGE, VERSION_HEADER};
-use crate::service::content_type::is_json;
+use crate::service::content_type::{self, is_json};
 use crate::service::degraded::degraded;
 
 /// Sets the version and degraded headers of a read or write.
@@ -36,16 +36,54 @@ pub(super) fn with_headers(
 
 /// Stores a JSON record; the answer names the record for its audit line.
 async fn store_json(st: &AppState, body: PutRecordRequest) -> Response {
-    let id = body.id;
-    let r = match Record::json(id.clone(), &body.data) {
-        Ok(record) => st.db().put(record).await,
-        Err(e) => Err(e),
-    };
-    let resp = match r {
-        Ok(r) => stored(id.clone(), &r),
-        Err(e) => ApiError::from(e).into_response(),
+    let id = body.id.clone();
+    let resp = match record_of(body) {
+        Ok(record) => match st.db().put(record).await {
+            Ok(r) => stored(id.clone(), &r),
+            Err(e) => ApiError::from(e).into_response(),
+        },
+        Err(e) => e.into_response(),
     };
     concerning(resp, id)
+}
+
+/// The record a JSON put asks for: `data` as JSON, or `data_base64`'s bytes with
+/// `content_type`; with its metadata.
+fn record_of(body: PutRecordRequest) -> Result<Record, ApiError> {
+    let PutRecordRequest { id, data, data_base64, content_type, metadata } = body;
+    let mut record = match (data, data_base64) {
+        (Some(v), None) => {
+            if content_type.is_some() {
+                return Err(ApiError::invalid_request(
+                    "content_type goes with data_base64 (data is stored as application/json)",
+                ));
+            }
+            Record::json(id, &v)?
+        }
+        (None, Some(b64)) => {
+            let bytes = decode_base64(&b64).ok_or_else(|| {
+                ApiError::invalid_request("data_base64 is not base64 (standard or URL-safe)")
+            })?;
+            let ct = content_type::normalize(content_type.as_deref().unwrap_or("").as_bytes())
+                .map_err(|e| ApiError::invalid_request(format!("content_type {e}")))?;
+            let mut r = Record::new(id, bytes);
+            r.content_type = ct;
+            r
+        }
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid_request("give data or data_base64, not both"));
+        }
+        (None, None) => return Err(ApiError::invalid_request("data or data_base64 is required")),
+    };
+    record.metadata = metadata;
+    Ok(record)
+}
+
+/// Decodes standard or URL-safe base64, padded or not (whitespace ignored).
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let compact: String = text.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    let unpadded = compact.trim_end_matches('=');
+    [BASE64_NOPAD, BASE64URL_NOPAD].iter().find_map(|e| e.decode(unpadded.as_bytes()).ok())
 }
 
 /// The answer to a put: 201 with the version written, its acknowledgements and whether it
@@ -131,7 +169,7 @@ pub(super) async fn get_record(
     };
     let (data, data_base64) = match parsed {
         Some(v) => (Some(v), None),
-        None => (None, Some(BASE64URL_NOPAD.encode(&r.record.data))),
+        None => (None, Some(BASE64.encode(&r.record.data))),
     };
     let body = RecordResponse {
         id: r.record.id.clone(),
@@ -139,6 +177,7 @@ pub(super) async fn get_record(
         content_type: ct,
         data,
         data_base64,
+        metadata: r.record.metadata.clone(),
     };
     Ok(with_headers(JsonLine(body).into_response(), Some(version), r.degraded()))
 }

@@ -17,4 +17,7 @@ pub use audited::{
     AUDIT_UNAVAILABLE, AuditSink, AuditUnavailable, Audited, AuditedStream, Auditor, CLIENT_CLOSED,
     Operation, StreamLine, Tally,
 };
-pub use open::{FallbackToken, open, open_with, serve_tokens, tokens};
+pub use open::{
+    FallbackToken, Presence, STORE_NOT_FOUND, open, open_with, presence, serve_tokens,
+    store_not_found, tokens,
+};

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use vaultdb_core::{StorageBackend, VaultDb};
+use vaultdb_core::{KeyPrefix, ListFrom, StorageBackend, VaultDb};
 
 use crate::auth::{Role, TokenEntry, Tokens, generate_token};
 use crate::config::Loaded;
@@ -20,7 +20,8 @@ pub async fn open(cfg: &Loaded) -> Result<VaultDb, CliError> {
     open_with(cfg, cfg.backends()).await
 }
 
-/// [`open`] over backends already built (by [`Loaded::backends`]).
+/// [`open`] over backends already built (by [`Loaded::backends`]), each wrapped to be
+/// measured ([`crate::metrics::Measured`]).
 ///
 /// # Errors
 /// As [`open`].
@@ -30,10 +31,74 @@ pub async fn open_with(
 ) -> Result<VaultDb, CliError> {
     let mut b = VaultDb::builder_with(cfg.settings()).threshold(cfg.config.threshold);
     for backend in backends {
-        b = b.backend_arc(backend);
+        // Each call counted per backend in the server's /metrics.
+        b = b.backend_arc(crate::metrics::Measured::wrap(backend));
     }
     b.open().await.map_err(CliError::from)
 }
+
+/// Whether a store is there, as far as its backends say ([`presence`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Presence {
+    /// Some backend holds an object under the store's prefix (a keyring, records).
+    Found,
+    /// Every backend answered, and none holds anything under the prefix: opening would
+    /// create a new store.
+    Empty,
+    /// Some backends did not answer and those that did hold nothing: opening decides
+    /// (it creates nothing while a backend cannot be reached).
+    Unknown,
+}
+
+/// Looks for the store `cfg` describes without writing anything: one listing page under
+/// the store's prefix on every backend at once, each bounded by `timeouts.call`. Commands
+/// that must not create a store ([`Presence::Empty`]) check this before opening it, since
+/// opening an empty store creates its keyring.
+pub async fn presence(cfg: &Loaded, backends: &[Arc<dyn StorageBackend>]) -> Presence {
+    let prefix = cfg.config.prefix.trim_end_matches('/');
+    let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
+    let Ok(prefix) = KeyPrefix::new(prefix) else { return Presence::Unknown };
+    let limit = cfg.config.timeouts.call.0;
+    let pages = futures::future::join_all(
+        backends.iter().map(|b| tokio::time::timeout(limit, b.list_page(&prefix, ListFrom::Start))),
+    )
+    .await;
+    let mut answered = 0;
+    for page in pages {
+        match page {
+            Ok(Ok(p)) if !p.entries.is_empty() => return Presence::Found,
+            Ok(Ok(_)) => answered += 1,
+            _ => {}
+        }
+    }
+    if answered == backends.len() { Presence::Empty } else { Presence::Unknown }
+}
+
+/// The error for a command that found no store: where it looked (the configuration and
+/// each backend's location), and how to create one. Code `STORE_NOT_FOUND`.
+pub fn store_not_found(cfg: &Loaded) -> CliError {
+    let source = match &cfg.source {
+        crate::config::Source::File(p) => format!("config {}", p.display()),
+        crate::config::Source::Embedded => {
+            let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
+            format!("the embedded default config (no ./vaultdb.toml in {cwd})")
+        }
+    };
+    let places: Vec<String> =
+        cfg.config.backends.iter().map(|b| format!("{} at {}", b.id(), b.location())).collect();
+    CliError::new(
+        STORE_NOT_FOUND,
+        format!(
+            "no store found with {source}: no backend holds anything under prefix {:?} ({}); \
+             create one with `vaultdb init`, or store a first record with `vaultdb put`",
+            cfg.config.prefix,
+            places.join(", ")
+        ),
+    )
+}
+
+/// The code of a command that needs an existing store and found none ([`store_not_found`]).
+pub const STORE_NOT_FOUND: &str = "STORE_NOT_FOUND";
 
 /// The API tokens of the file (`[[tokens]]`).
 ///

@@ -18,7 +18,7 @@ pub const WRITE_TOKEN: &str = "write-token-0123456789";
 pub const ADMIN_TOKEN: &str = "admin-token-0123456789";
 
 /// Environment variables the binary reads; removed so the host cannot leak into tests.
-pub const VAULTDB_ENV: [&str; 9] = [
+pub const VAULTDB_ENV: [&str; 12] = [
     "VAULTDB_CONFIG",
     "VAULTDB_DATA_DIR",
     "VAULTDB_THRESHOLD",
@@ -27,6 +27,9 @@ pub const VAULTDB_ENV: [&str; 9] = [
     "VAULTDB_AUDIT_LOG",
     "VAULTDB_AUDIT_FAIL_OPEN",
     "VAULTDB_TOKEN",
+    "VAULTDB_ALLOW_PLAIN_HTTP",
+    "VAULTDB_BACKENDS",
+    "VAULTDB_LOG_FORMAT",
     "RUST_LOG",
 ];
 
@@ -69,6 +72,19 @@ pub async fn memory_store() -> VaultDb {
             .collect(),
     )
     .await
+}
+
+/// A 2-of-3 store over three memory backends that takes records of at most
+/// `max_record_size` bytes (the limit of raw puts, which stream).
+pub async fn memory_store_up_to(max_record_size: usize) -> VaultDb {
+    let mut b = VaultDb::builder()
+        .threshold(2)
+        .call_policy(quick_policy())
+        .max_record_size(max_record_size);
+    for i in 1..=3 {
+        b = b.backend(MemoryBackend::new(format!("mem-{i}"), format!("Memory {i}")));
+    }
+    b.open().await.expect("open store")
 }
 
 /// A server on 127.0.0.1:<free port>, stopped (gracefully) when dropped.
@@ -222,4 +238,78 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
     walk(dir, dir, &mut out);
     out
+}
+
+// --- The command line's test helpers (tests/cli.rs, tests/cli_daily.rs).
+
+/// The warning logged (on standard error) for each backend that cannot be built.
+pub const CANNOT_BE_BUILT: &str = " WARN vaultdb::config::backends: backend cannot be built";
+
+/// Checks a failed run: non-zero exit, empty stdout, exactly one stderr line
+/// `error: <code>: ...` (besides the warnings about backends that cannot be built).
+pub fn assert_one_line_error(out: &std::process::Output, code: &str, what: &str) {
+    assert!(!out.status.success(), "{what}: must fail");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.contains(CANNOT_BE_BUILT)).collect();
+    assert_eq!(lines.len(), 1, "{what}: one stderr line, got {stderr:?}");
+    assert!(
+        lines[0].starts_with(&format!("error: {code}: ")),
+        "{what}: expected code {code}, got {stderr:?}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "{what}: nothing on stdout, got {:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// A 2-of-3 configuration (write quorum 2) over fs backends `d1`, `d2` under `d/data` and a
+/// third backend `gcp` given by `third` (its section's lines after `id`); written to
+/// `d/broken.toml`, whose path is returned.
+pub fn two_fs_and(d: &Path, third: &str) -> String {
+    let cfg = format!(
+        "threshold = 2\nwrite_quorum = 2\ndata_dir = \"data\"\n[timeouts]\ncall = \"5s\"\n\
+         attempts = 1\n\
+         [[backends]]\nkind = \"fs\"\nid = \"d1\"\npath = \"d1\"\n\
+         [[backends]]\nkind = \"fs\"\nid = \"d2\"\npath = \"d2\"\n\
+         [[backends]]\nid = \"gcp\"\n{third}"
+    );
+    let path = d.join("broken.toml");
+    std::fs::write(&path, cfg).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+/// Writes a config with three fs backends under `d/data` and `extra` top-level lines.
+pub fn vaultdb_fs_config(d: &Path, extra: &str) -> String {
+    let mut cfg = format!("threshold = 2\ndata_dir = \"data\"\n{extra}");
+    for i in 1..=3 {
+        cfg.push_str(&format!("\n[[backends]]\nkind = \"fs\"\nid = \"d{i}\"\npath = \"d{i}\"\n"));
+    }
+    let path = d.join("seg.toml");
+    std::fs::write(&path, cfg).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+/// Every file under `root`, as strings.
+pub fn walk(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        if let Ok(rd) = std::fs::read_dir(&p) {
+            for e in rd.flatten() {
+                let path = e.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    out.push(path.to_string_lossy().into_owned());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The exit status of a finished run.
+pub fn status_of(out: &std::process::Output) -> i32 {
+    out.status.code().expect("exited, not killed")
 }

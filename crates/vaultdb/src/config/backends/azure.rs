@@ -209,7 +209,10 @@ impl AzureSection {
         let credentials = match self.auth() {
             // Emulator mode without credentials: Azurite's well-known key, set by azurite().
             None => None,
-            Some(AzureAuth::Environment) => Some(AzureCredentials::Environment),
+            Some(AzureAuth::Environment) => match env(CONNECTION_STRING_ENV) {
+                Some(cs) => Some(connection_string(&cs, &mut c).map_err(|e| err(id, kind, e))?),
+                None => Some(AzureCredentials::Environment),
+            },
             Some(AzureAuth::AccessKey) => Some(AzureCredentials::AccessKey(var(
                 "access_key_env",
                 &self.access_key_env,
@@ -257,6 +260,45 @@ impl AzureSection {
         c.timeout = self.timeout.map(|t| t.0);
         Ok(c)
     }
+}
+
+/// The variable holding a storage connection string, read with `credentials =
+/// "environment"` (the default), as the Azure CLI and SDKs read it.
+pub const CONNECTION_STRING_ENV: &str = "AZURE_STORAGE_CONNECTION_STRING";
+
+/// Applies a storage connection string (`AccountName=...;AccountKey=...;...`, from the
+/// portal's "Access keys" page, or with `SharedAccessSignature=...`) to `c`: its account
+/// (unless the section names one), its blob endpoint if it gives one, and its credentials.
+///
+/// # Errors
+/// The string has neither `AccountKey` nor `SharedAccessSignature` (the message names the
+/// variable and the keys it has, never their values).
+fn connection_string(cs: &str, c: &mut AzureConfig) -> Result<AzureCredentials, String> {
+    let parts: Vec<(&str, &str)> = cs
+        .split(';')
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (k.trim(), v.trim()))
+        .collect();
+    let get = |key: &str| parts.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|p| p.1);
+    if let Some(account) = get("AccountName")
+        && c.account.is_empty()
+    {
+        c.account = account.to_owned();
+    }
+    if let Some(e) = get("BlobEndpoint") {
+        c.endpoint = Some(e.to_owned());
+    }
+    if let Some(key) = get("AccountKey") {
+        return Ok(AzureCredentials::AccessKey(key.to_owned()));
+    }
+    if let Some(sas) = get("SharedAccessSignature") {
+        return Ok(AzureCredentials::Sas(sas.to_owned()));
+    }
+    let keys: Vec<&str> = parts.iter().map(|p| p.0).collect();
+    Err(format!(
+        "{CONNECTION_STRING_ENV} has no AccountKey or SharedAccessSignature (it has: {})",
+        keys.join(", ")
+    ))
 }
 
 /// Builds an Azure backend from its configuration.

@@ -32,6 +32,7 @@ mod memory;
 mod minio;
 mod postgres;
 mod s3;
+pub mod url;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -41,9 +42,11 @@ use bytes::Bytes;
 use serde::Deserialize;
 use vaultdb_core::{BackendError, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend};
 
+use crate::error::one_line;
+
 pub use azure::{
-    AzureAuth, AzureSection, DEFAULT_AZURE_CLIENT_SECRET_ENV, DEFAULT_AZURE_KEY_ENV,
-    DEFAULT_AZURE_SAS_ENV,
+    AzureAuth, AzureSection, CONNECTION_STRING_ENV, DEFAULT_AZURE_CLIENT_SECRET_ENV,
+    DEFAULT_AZURE_KEY_ENV, DEFAULT_AZURE_SAS_ENV,
 };
 pub use fs::FsSection;
 pub use gcs::{GcsAuth, GcsSection};
@@ -51,6 +54,67 @@ pub use memory::MemorySection;
 pub use minio::MinioSection;
 pub use postgres::PostgresSection;
 pub use s3::{DEFAULT_S3_SECRET_ENV, S3Section};
+
+/// Deserializes the `[[backends]]` array: each entry as its `kind`'s section, or, when it
+/// has a `url` and no `kind`, as what the URL stands for ([`url::expand`]) plus the
+/// entry's other keys.
+pub(crate) fn entries<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<BackendEntry>, D::Error> {
+    let tables = Vec::<toml::Table>::deserialize(d)?;
+    tables
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| {
+            entry(t).map_err(|e| serde::de::Error::custom(format!("backend #{}: {e}", i + 1)))
+        })
+        .collect()
+}
+
+/// The backends of `VAULTDB_BACKENDS`: URLs separated by spaces or commas, in share order,
+/// each with the id `vaultdb init --backend` would give it ([`url::default_id`]; a second
+/// backend of one place gets `-2`, ...).
+///
+/// # Errors
+/// A URL that does not expand to a valid entry.
+pub fn from_urls(urls: &str) -> Result<Vec<BackendEntry>, String> {
+    let mut out: Vec<BackendEntry> = Vec::new();
+    for u in urls.split(|c: char| c == ',' || c.is_whitespace()).filter(|u| !u.is_empty()) {
+        let base = url::default_id(u)?;
+        let mut id = base.clone();
+        let mut n = 1;
+        while out.iter().any(|b| b.id() == id) {
+            n += 1;
+            id = format!("{base}-{n}");
+        }
+        let mut t = toml::Table::new();
+        t.insert("id".into(), toml::Value::String(id));
+        t.insert("url".into(), toml::Value::String(u.to_owned()));
+        out.push(entry(t)?);
+    }
+    Ok(out)
+}
+
+/// One `[[backends]]` entry ([`entries`]).
+fn entry(mut t: toml::Table) -> Result<BackendEntry, String> {
+    // With `kind = "postgres"`, `url` is that kind's own key (libpq's connection URL).
+    let kind = t.get("kind").and_then(toml::Value::as_str);
+    if kind != Some("postgres")
+        && let Some(url) = t.remove("url")
+    {
+        let url = url.as_str().ok_or("url must be a string")?.to_owned();
+        if t.contains_key("kind") {
+            return Err("give kind or url, not both".into());
+        }
+        for (k, v) in url::expand(&url)? {
+            if t.contains_key(&k) {
+                return Err(format!("{k} is given twice: by url {url:?} and by its own key"));
+            }
+            t.insert(k, v);
+        }
+    }
+    BackendEntry::deserialize(toml::Value::Table(t)).map_err(|e| one_line(&e.to_string()))
+}
 
 /// Looks up an environment variable: `None` if unset or empty. Passed in, so that the
 /// mapping can be tested without touching the process environment.
@@ -119,6 +183,42 @@ impl BackendEntry {
             Self::Gcs(_) => "gcs",
             Self::Azure(_) => "azure",
             Self::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Where the backend keeps its objects, for messages: a path for `fs`, a URL for the
+    /// clouds (`s3://bucket/prefix`, `gs://...`, `az://account/container/...`, MinIO's
+    /// endpoint and bucket). Holds no secret.
+    pub fn location(&self) -> String {
+        fn join(base: String, prefix: &str) -> String {
+            let prefix = prefix.trim_matches('/');
+            if prefix.is_empty() { base } else { format!("{base}/{prefix}") }
+        }
+        match self {
+            Self::Fs(s) => s.path.display().to_string(),
+            Self::Memory(_) => "memory".to_owned(),
+            Self::S3(s) => match &s.endpoint {
+                Some(e) => join(format!("{}/{}", e.trim_end_matches('/'), s.bucket), &s.prefix),
+                None => join(format!("s3://{}", s.bucket), &s.prefix),
+            },
+            Self::Minio(s) => {
+                join(format!("{}/{}", s.endpoint.trim_end_matches('/'), s.bucket), &s.prefix)
+            }
+            Self::Gcs(s) => join(format!("gs://{}", s.bucket), &s.prefix),
+            Self::Azure(s) => join(
+                format!(
+                    "az://{}/{}",
+                    s.account.as_deref().unwrap_or("devstoreaccount1"),
+                    s.container
+                ),
+                &s.prefix,
+            ),
+            // The URL without its query (a password in it is refused at load), and the table.
+            Self::Postgres(s) => format!(
+                "{} table {}",
+                s.url.split('?').next().unwrap_or_default(),
+                s.table.as_deref().unwrap_or("vaultdb_objects")
+            ),
         }
     }
 

@@ -25,7 +25,8 @@ pub struct S3Section {
     /// Key prefix ("folder") inside the bucket.
     #[serde(default)]
     pub prefix: String,
-    /// Region requests are signed for (default `us-east-1`).
+    /// Region requests are signed for (default: `AWS_REGION`, `AWS_DEFAULT_REGION`, the
+    /// profile's region, else `us-east-1`).
     pub region: Option<String>,
     /// Custom endpoint URL (S3-compatible stores, emulators, VPC endpoints).
     pub endpoint: Option<String>,
@@ -49,6 +50,9 @@ pub struct S3Section {
     pub secret_access_key_env: Option<String>,
     /// Static credentials: the variable holding a session token (none by default).
     pub session_token_env: Option<String>,
+    /// The AWS profile (of `~/.aws/config` and `~/.aws/credentials`) for the credential
+    /// chain and the region, per backend; default `AWS_PROFILE`, else `default`.
+    pub profile: Option<String>,
 }
 
 /// The static-key fields shared by `s3` and `minio`.
@@ -135,6 +139,16 @@ impl S3Section {
         let (id, kind) = (self.id.as_str(), "s3");
         nonempty(id, kind, "bucket", &self.bucket)?;
         opt_nonempty(id, kind, "region", self.region.as_deref())?;
+        opt_nonempty(id, kind, "profile", self.profile.as_deref())?;
+        if self.profile.is_some()
+            && (self.access_key_id.is_some() || self.access_key_id_env.is_some())
+        {
+            return Err(err(
+                id,
+                kind,
+                "profile goes with the credential chain, not with static keys",
+            ));
+        }
         if let Some(e) = &self.endpoint {
             url_like(id, kind, e)?;
         }
@@ -152,9 +166,9 @@ impl S3Section {
             .with_path_style(self.force_path_style)
             .with_allow_http(self.allow_http)
             .with_credentials(self.keys().resolve(env)?);
-        if let Some(r) = &self.region {
-            c = c.with_region(r.clone());
-        }
+        // No region written: the AWS tools' own rule (AWS_REGION, AWS_DEFAULT_REGION, the
+        // profile's region), applied when the client is built (vaultdb_s3::resolve_region).
+        c = c.with_region(self.region.clone().unwrap_or_default());
         if let Some(e) = &self.endpoint {
             c = c.with_endpoint(e.clone());
         }
@@ -162,6 +176,7 @@ impl S3Section {
             c = c.with_page_size(n);
         }
         c.strict_checksums = self.strict_checksums;
+        c.profile = self.profile.clone();
         Ok(c)
     }
 }

@@ -9,7 +9,7 @@ use vaultdb_gcs::{GcsConfig, GcsCredentials};
 use vaultdb_minio::MinioConfig;
 use vaultdb_s3::{S3Config, S3Credentials};
 
-use super::{BackendEntry, Env};
+use super::{BackendEntry, CONNECTION_STRING_ENV, Env};
 use crate::config::{Loaded, Source};
 use crate::error::CliError;
 
@@ -288,7 +288,8 @@ container = "c"
     ]);
     let c = s3(&l, 0, &env);
     assert_eq!(c.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
-    assert_eq!(c.region, "us-east-1");
+    // No region written: resolved from the environment when the client is built.
+    assert_eq!(c.region, "");
     assert!(c.force_path_style && c.allow_http && c.strict_checksums);
     assert_eq!(c.page_size, 10);
     assert!(matches!(&c.credentials, S3Credentials::Static {
@@ -465,4 +466,54 @@ fn cloud_field_errors() {
         assert!(e.message.contains(want), "{text}: {} lacks {want}", e.message);
         assert!(!e.message.contains("INLINE-SECRET"), "{}", e.message);
     }
+}
+
+#[test]
+fn azure_takes_a_connection_string_and_s3_leaves_the_region_to_the_environment() {
+    let text = "threshold = 2\n\
+                [[backends]]\nid = \"az\"\nurl = \"az://acct/c\"\n\
+                [[backends]]\nid = \"aws\"\nurl = \"s3://b\"\n\
+                [[backends]]\nid = \"aws2\"\nurl = \"s3://b?region=ap-south-1\"\n";
+    let l = parse(text).unwrap();
+    // Without a connection string: object_store's environment choice.
+    let a = azure(&l, 0, &fake_env(&[]));
+    assert!(matches!(a.credentials, AzureCredentials::Environment));
+    // With one: its key (or SAS) and its endpoint; the URL's account stays.
+    let cs = "DefaultEndpointsProtocol=https;AccountName=other;AccountKey=c2VjcmV0;\
+              BlobEndpoint=https://acct.blob.core.example/";
+    let a = azure(&l, 0, &fake_env(&[(CONNECTION_STRING_ENV, cs)]));
+    assert!(matches!(&a.credentials, AzureCredentials::AccessKey(k) if k == "c2VjcmV0"));
+    assert_eq!(a.account, "acct");
+    assert_eq!(a.endpoint.as_deref(), Some("https://acct.blob.core.example/"));
+    let a = azure(
+        &l,
+        0,
+        &fake_env(&[(CONNECTION_STRING_ENV, "AccountName=x;SharedAccessSignature=sv=1&sig=y")]),
+    );
+    assert!(matches!(&a.credentials, AzureCredentials::Sas(s) if s == "sv=1&sig=y"));
+    // One without a secret is that backend's error, naming the variable, not its value.
+    let BackendEntry::Azure(sec) = &l.config.backends[0] else { unreachable!() };
+    let e = sec
+        .to_config(&fake_env(&[(CONNECTION_STRING_ENV, "AccountName=x;Weird=secretvalue")]))
+        .unwrap_err();
+    assert!(e.contains(CONNECTION_STRING_ENV) && e.contains("AccountName, Weird"), "{e}");
+    assert!(!e.contains("secretvalue"), "{e}");
+    // S3 without a region: empty, resolved by vaultdb_s3::resolve_region when the client
+    // is built (AWS_REGION, AWS_DEFAULT_REGION, the profile's); a written one is kept.
+    assert_eq!(s3(&l, 1, &fake_env(&[])).region, "");
+    assert_eq!(s3(&l, 2, &fake_env(&[])).region, "ap-south-1");
+    // A per-backend AWS profile, for the chain and the region; not with static keys.
+    let l = parse(
+        "threshold = 2\n[[backends]]\nid = \"a\"\nurl = \"s3://b?profile=prod\"\n\
+                   [[backends]]\nid = \"b\"\nurl = \"s3://c\"\n",
+    )
+    .unwrap();
+    let c = s3(&l, 0, &fake_env(&[]));
+    assert!(c.profile.as_deref() == Some("prod") && matches!(c.credentials, S3Credentials::Chain));
+    let e = parse(
+        "threshold = 2\n[[backends]]\nid = \"a\"\nurl = \"s3://b?profile=p\"\n\
+                   access_key_id = \"AK\"\n[[backends]]\nid = \"b\"\nurl = \"s3://c\"\n",
+    )
+    .unwrap_err();
+    assert!(e.message.contains("profile goes with the credential chain"), "{}", e.message);
 }
