@@ -9,13 +9,30 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
+
+/// The most background tasks a client runs at once. Beyond it, a put removes what it
+/// superseded itself before it returns (back-pressure: a client writing faster than its
+/// cleanups finish slows down instead of piling up tasks), and optional work (settling,
+/// read-repair) is left to the next read or to scrub.
+pub(crate) const MAX_BACKGROUND: usize = 64;
 
 /// Counts the background tasks a client has started and not yet finished.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Background {
     pending: AtomicUsize,
     idle: Notify,
+    slots: Arc<Semaphore>,
+}
+
+impl Default for Background {
+    fn default() -> Self {
+        Self {
+            pending: AtomicUsize::new(0),
+            idle: Notify::new(),
+            slots: Arc::new(Semaphore::new(MAX_BACKGROUND)),
+        }
+    }
 }
 
 /// Decrements the count when a task ends, however it ends (finished, panicked, aborted).
@@ -40,6 +57,25 @@ impl Background {
             let _running = running;
             work.await;
         });
+    }
+
+    /// Starts `work` in the background if fewer than [`MAX_BACKGROUND`] tasks run;
+    /// otherwise gives it back, for the caller to run itself or to drop.
+    pub(crate) fn spawn_bounded<F>(self: &Arc<Self>, work: F) -> Option<F>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Some(work);
+        }
+        let Ok(slot) = Arc::clone(&self.slots).try_acquire_owned() else {
+            return Some(work);
+        };
+        self.spawn(async move {
+            let _slot = slot;
+            work.await;
+        });
+        None
     }
 
     /// How many tasks are still running.
@@ -89,6 +125,18 @@ mod tests {
         bg.idle().await;
         assert_eq!(done.load(Ordering::SeqCst), 3);
         assert_eq!(bg.pending(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bounded_work_beyond_the_limit_is_given_back() {
+        let bg = Arc::new(Background::default());
+        for _ in 0..MAX_BACKGROUND {
+            let left = bg.spawn_bounded(tokio::time::sleep(Duration::from_secs(1)));
+            assert!(left.is_none());
+        }
+        assert!(bg.spawn_bounded(tokio::time::sleep(Duration::from_secs(1))).is_some());
+        bg.idle().await;
+        assert!(bg.spawn_bounded(async {}).is_none(), "slots come back");
     }
 
     #[tokio::test]

@@ -198,7 +198,10 @@ impl VaultDb {
         });
         if worth_it {
             let inner = Arc::clone(&self.inner);
-            self.inner.background.spawn(async move { inner.settle(tag, kind, version).await });
+            // Optional work: when the client is busy, the next slow read tries again.
+            let _ = self.inner.background.spawn_bounded(async move {
+                inner.settle(tag, kind, version).await;
+            });
         }
     }
 }

@@ -188,7 +188,8 @@ impl VaultDb {
             tracing::debug!(%tag, why, "starting a repair");
             let db = self.clone();
             // Its report is not needed here: what it restores or removes is logged.
-            self.inner.background.spawn(async move {
+            // Optional work: when the client is busy, scrub (or the next degraded read) does it.
+            let _ = self.inner.background.spawn_bounded(async move {
                 db.inner.repair_tag(tag, None).await;
             });
         }

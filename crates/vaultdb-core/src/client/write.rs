@@ -162,11 +162,15 @@ async fn fill<R: AsyncRead + Unpin + ?Sized>(reader: &mut R, buf: &mut [u8]) -> 
 }
 
 impl VaultDb {
-    /// After a successful put of `version`, removes the versions it superseded, off the
-    /// put's critical path ([`VaultDb::flush`] waits for it).
-    fn remove_superseded_later(&self, tag: NameTag, version: Version) {
+    /// After a successful put of `version`, removes the versions it superseded: off the
+    /// put's critical path ([`VaultDb::flush`] waits for it), unless the client already
+    /// runs as many background tasks as it allows; then before returning.
+    async fn remove_superseded_later(&self, tag: NameTag, version: Version) {
         let inner = Arc::clone(&self.inner);
-        self.inner.background.spawn(async move { inner.remove_superseded(tag, version).await });
+        let work = async move { inner.remove_superseded(tag, version).await };
+        if let Some(work) = self.inner.background.spawn_bounded(work) {
+            work.await;
+        }
     }
 
     /// Stores a record: a new version, written create-only to all N backends concurrently.
@@ -215,7 +219,7 @@ impl VaultDb {
         if acks < inner.n() {
             tracing::warn!(%tag, acks, "degraded put: {}", crate::error::outcomes_text(&outcomes));
         }
-        self.remove_superseded_later(tag, version);
+        self.remove_superseded_later(tag, version).await;
         Ok(PutResult { version, acks, outcomes })
     }
 
@@ -410,7 +414,7 @@ impl VaultDb {
         if acks < n {
             tracing::warn!(%tag, acks, "degraded put: {}", crate::error::outcomes_text(&outcomes));
         }
-        self.remove_superseded_later(tag, version);
+        self.remove_superseded_later(tag, version).await;
         Ok(PutResult { version, acks, outcomes })
     }
 

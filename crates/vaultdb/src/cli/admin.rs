@@ -55,7 +55,10 @@ pub(super) async fn status(explicit: Option<&Path>, out: Output) -> Result<(), C
     let located = locate(&cfg, Create::No).await?;
     let backends = located.backends.clone();
     let db = match located.open(&cfg).await {
-        Ok(db) => db,
+        Ok(db) => {
+            super::remember(&db);
+            db
+        }
         Err(e) => {
             // The store cannot be opened: probe the backends directly, as `health` would.
             let Ok(h) = Health::probe(&backends, k, &cfg.settings()).await else {

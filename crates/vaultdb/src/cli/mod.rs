@@ -55,7 +55,12 @@ pub fn main() -> ExitCode {
             );
         }
     };
-    match rt.block_on(run(cli)) {
+    let result = rt.block_on(async {
+        let result = run(cli).await;
+        flush_opened().await;
+        result
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e, out),
     }
@@ -281,7 +286,28 @@ impl Located {
 /// # Errors
 /// `STORE_NOT_FOUND`; the store's errors.
 async fn open_store(cfg: &Loaded, create: Create) -> Result<VaultDb, CliError> {
-    locate(cfg, create).await?.open(cfg).await
+    let db = locate(cfg, create).await?.open(cfg).await?;
+    remember(&db);
+    Ok(db)
+}
+
+/// Adds `db` to the stores [`flush_opened`] waits for.
+fn remember(db: &VaultDb) {
+    OPENED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(db.clone());
+}
+
+/// Every store this process opened: before it exits, it waits for their background work
+/// (removing what puts superseded, audit checkpoints' included; read-repairs), which would
+/// otherwise be cut off by the runtime's shutdown.
+static OPENED: std::sync::Mutex<Vec<VaultDb>> = std::sync::Mutex::new(Vec::new());
+
+/// Waits for the background work of every store this process opened ([`OPENED`]).
+async fn flush_opened() {
+    let opened =
+        std::mem::take(&mut *OPENED.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    for db in opened {
+        db.flush().await;
+    }
 }
 
 impl Session {
@@ -306,6 +332,7 @@ impl Session {
             ));
         }
         let db = located.open(&cfg).await?;
+        remember(&db);
         let log = AuditLog::new(&cfg.audit_log, &db).with_fail_open(cfg.audit_fail_open);
         Ok(Self { cfg, db, log: CliAuditLog(Arc::new(log)) })
     }
