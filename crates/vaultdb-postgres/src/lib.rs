@@ -345,13 +345,7 @@ impl PostgresBackend {
 
 #[async_trait]
 impl StorageBackend for PostgresBackend {
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    fn name(&self) -> &str {
-        &self.name
-    }
+    vaultdb_core::backend_identity!();
 
     async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> BackendResult<()> {
         let pool = self.ready().await?;
