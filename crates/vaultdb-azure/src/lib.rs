@@ -428,13 +428,7 @@ impl AzureBackend {
 
 #[async_trait]
 impl StorageBackend for AzureBackend {
-    fn id(&self) -> &str {
-        self.common.id()
-    }
-
-    fn name(&self) -> &str {
-        self.common.name()
-    }
+    vaultdb_core::backend_identity!(common);
 
     async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> BackendResult<()> {
         let path = self.path(key)?;

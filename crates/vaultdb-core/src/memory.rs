@@ -116,13 +116,7 @@ impl fmt::Debug for MemoryBackend {
 
 #[async_trait]
 impl StorageBackend for MemoryBackend {
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    fn name(&self) -> &str {
-        &self.name
-    }
+    crate::backend_identity!();
 
     async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> BackendResult<()> {
         let mut objects = self.lock();

@@ -329,13 +329,7 @@ impl FsBackend {
 
 #[async_trait]
 impl StorageBackend for FsBackend {
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    fn name(&self) -> &str {
-        &self.name
-    }
+    vaultdb_core::backend_identity!();
 
     async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> BackendResult<()> {
         let path = self.object_path(key);

@@ -239,13 +239,7 @@ impl GcsBackend {
 
 #[async_trait]
 impl StorageBackend for GcsBackend {
-    fn id(&self) -> &str {
-        self.common.id()
-    }
-
-    fn name(&self) -> &str {
-        self.common.name()
-    }
+    vaultdb_core::backend_identity!(common);
 
     async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> BackendResult<()> {
         // Always a multipart upload (metadata + media in one request): fake-gcs-server

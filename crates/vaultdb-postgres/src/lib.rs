@@ -15,8 +15,10 @@ use bytes::Bytes;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Row};
 use tokio::sync::OnceCell;
-use vaultdb_core::StorageBackend;
-use vaultdb_core::{BackendError, Key, KeyPrefix, ListEntry, ListFrom, ListPage, PutMode};
+use vaultdb_core::{
+    BackendError, BackendResult, Key, KeyPrefix, ListEntry, ListFrom, ListPage, PutMode,
+    StorageBackend,
+};
 
 use crate::error::map_error;
 pub use crate::url::redact_url;
@@ -84,43 +86,16 @@ impl PostgresConfig {
             page_size: DEFAULT_PAGE_SIZE,
         }
     }
-
-    /// Sets [`password`](Self::password).
-    pub fn with_password(mut self, password: impl Into<String>) -> Self {
-        self.password = Some(password.into());
-        self
-    }
-
-    /// Sets [`table`](Self::table).
-    pub fn with_table(mut self, table: impl Into<String>) -> Self {
-        self.table = table.into();
-        self
-    }
-
-    /// Sets [`create_table`](Self::create_table).
-    pub fn with_create_table(mut self, create: bool) -> Self {
-        self.create_table = create;
-        self
-    }
-
-    /// Sets [`max_connections`](Self::max_connections).
-    pub fn with_max_connections(mut self, n: u32) -> Self {
-        self.max_connections = n;
-        self
-    }
-
-    /// Sets [`acquire_timeout`](Self::acquire_timeout).
-    pub fn with_acquire_timeout(mut self, timeout: Duration) -> Self {
-        self.acquire_timeout = timeout;
-        self
-    }
-
-    /// Sets [`page_size`](Self::page_size).
-    pub fn with_page_size(mut self, keys: usize) -> Self {
-        self.page_size = keys;
-        self
-    }
 }
+
+vaultdb_core::config_setters!(PostgresConfig {
+    with_password(password: impl Into<String>) => Some(password.into()),
+    with_table(table: impl Into<String>) => table.into(),
+    with_create_table(create_table: bool),
+    with_max_connections(max_connections: u32),
+    with_acquire_timeout(acquire_timeout: Duration),
+    with_page_size(page_size: usize),
+});
 
 impl fmt::Debug for PostgresConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -153,7 +128,7 @@ struct Statements {
 }
 
 impl Statements {
-    fn new(table: &str) -> Result<Self, BackendError> {
+    fn new(table: &str) -> BackendResult<Self> {
         let parts: Vec<&str> = table.split('.').collect();
         if parts.len() > 2 || !parts.iter().all(|p| is_identifier(p)) {
             return Err(BackendError::permanent(format!(
@@ -264,7 +239,7 @@ impl PostgresBackend {
         id: impl Into<String>,
         name: impl Into<String>,
         config: PostgresConfig,
-    ) -> Result<Self, BackendError> {
+    ) -> BackendResult<Self> {
         let scheme_ok = ["postgres://", "postgresql://"]
             .iter()
             .any(|s| config.url.get(..s.len()).is_some_and(|h| h.eq_ignore_ascii_case(s)));
@@ -334,7 +309,7 @@ impl PostgresBackend {
     }
 
     /// The pool, once the table exists (created on first use unless configured not to).
-    async fn ready(&self) -> Result<&PgPool, BackendError> {
+    async fn ready(&self) -> BackendResult<&PgPool> {
         let pool = self.pool();
         if self.config.create_table {
             self.table_ready.get_or_try_init(|| self.create_table(pool)).await?;
@@ -344,7 +319,7 @@ impl PostgresBackend {
 
     /// Creates the table unless it exists. Several processes may race to do it: the
     /// losers' "already exists" errors mean it is there.
-    async fn create_table(&self, pool: &PgPool) -> Result<(), BackendError> {
+    async fn create_table(&self, pool: &PgPool) -> BackendResult<()> {
         let what = format!("table {}", self.sql.table);
         let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
             .bind(&self.sql.table)
@@ -370,15 +345,9 @@ impl PostgresBackend {
 
 #[async_trait]
 impl StorageBackend for PostgresBackend {
-    fn id(&self) -> &str {
-        &self.id
-    }
+    vaultdb_core::backend_identity!();
 
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
+    async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> BackendResult<()> {
         let pool = self.ready().await?;
         let stmt = match mode {
             PutMode::Create => &self.sql.insert,
@@ -398,7 +367,7 @@ impl StorageBackend for PostgresBackend {
         Ok(())
     }
 
-    async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
+    async fn get(&self, key: &Key, max_len: u64) -> BackendResult<Option<Bytes>> {
         let pool = self.ready().await?;
         let limit = i64::try_from(max_len).unwrap_or(i64::MAX);
         let row = sqlx::query(AssertSqlSafe(self.sql.get.clone()))
@@ -420,7 +389,7 @@ impl StorageBackend for PostgresBackend {
         }
     }
 
-    async fn delete(&self, key: &Key) -> Result<(), BackendError> {
+    async fn delete(&self, key: &Key) -> BackendResult<()> {
         let pool = self.ready().await?;
         sqlx::query(AssertSqlSafe(self.sql.delete.clone()))
             .bind(key.as_str())
@@ -430,11 +399,7 @@ impl StorageBackend for PostgresBackend {
         Ok(())
     }
 
-    async fn list_page(
-        &self,
-        prefix: &KeyPrefix,
-        from: ListFrom,
-    ) -> Result<ListPage, BackendError> {
+    async fn list_page(&self, prefix: &KeyPrefix, from: ListFrom) -> BackendResult<ListPage> {
         // The cursor is the last key (row) of the page before: the listing resumes after it.
         let after = match from {
             ListFrom::Start => String::new(),

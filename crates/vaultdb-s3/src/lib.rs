@@ -162,13 +162,7 @@ fn declared_size(content_range: Option<&str>, content_length: Option<i64>) -> Op
 
 #[async_trait]
 impl StorageBackend for S3Backend {
-    fn id(&self) -> &str {
-        self.common.id()
-    }
-
-    fn name(&self) -> &str {
-        self.common.name()
-    }
+    vaultdb_core::backend_identity!(common);
 
     async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> BackendResult<()> {
         let len = data.len() as i64;

@@ -32,6 +32,31 @@ struct Histogram {
     sum: f64,
 }
 
+impl Histogram {
+    /// Counts one observation of `elapsed`.
+    fn observe(&mut self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        for (n, le) in self.buckets.iter_mut().zip(LATENCY_BUCKETS) {
+            if secs <= le {
+                *n += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += secs;
+    }
+
+    /// Writes the histogram's series `name` (its buckets, sum and count) with `labels`, in
+    /// the Prometheus text format.
+    fn write(&self, out: &mut String, name: &str, labels: &str) {
+        for (le, n) in LATENCY_BUCKETS.iter().zip(&self.buckets) {
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {n}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
+}
+
 #[derive(Default)]
 struct Tables {
     /// (method, route, status) -> count.
@@ -59,14 +84,7 @@ impl Metrics {
         let mut t = self.tables.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         *t.requests.entry((method.to_owned(), route.to_owned(), status)).or_default() += 1;
         let h = t.latency.entry((method.to_owned(), route.to_owned())).or_default();
-        let secs = elapsed.as_secs_f64();
-        for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
-            if secs <= *le {
-                h.buckets[i] += 1;
-            }
-        }
-        h.count += 1;
-        h.sum += secs;
+        h.observe(elapsed);
     }
 
     /// Counts an audit line that could not be written.
@@ -106,25 +124,7 @@ impl Metrics {
         );
         for ((method, route), h) in &t.latency {
             let labels = format!("method=\"{}\",route=\"{}\"", escape(method), escape(route));
-            for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "vaultdb_http_request_duration_seconds_bucket{{{labels},le=\"{le}\"}} {}",
-                    h.buckets[i]
-                );
-            }
-            let _ = writeln!(
-                out,
-                "vaultdb_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ =
-                writeln!(out, "vaultdb_http_request_duration_seconds_sum{{{labels}}} {}", h.sum);
-            let _ = writeln!(
-                out,
-                "vaultdb_http_request_duration_seconds_count{{{labels}}} {}",
-                h.count
-            );
+            h.write(&mut out, "vaultdb_http_request_duration_seconds", &labels);
         }
         drop(t);
         let counters = [
@@ -202,14 +202,7 @@ impl BackendMetrics {
     ) {
         let mut t = self.tables.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let h = t.latency.entry((backend.to_owned(), op)).or_default();
-        let secs = elapsed.as_secs_f64();
-        for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
-            if secs <= *le {
-                h.buckets[i] += 1;
-            }
-        }
-        h.count += 1;
-        h.sum += secs;
+        h.observe(elapsed);
         // A create-only put that finds its key is an answer, not an outage.
         let down = error.filter(|e| e.kind() != vaultdb_core::BackendErrorKind::AlreadyExists);
         if let Some(e) = error {
@@ -233,25 +226,7 @@ impl BackendMetrics {
         );
         for ((b, op), h) in &t.latency {
             let labels = format!("backend=\"{}\",op=\"{op}\"", escape(b));
-            for (i, le) in LATENCY_BUCKETS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "vaultdb_backend_call_duration_seconds_bucket{{{labels},le=\"{le}\"}} {}",
-                    h.buckets[i]
-                );
-            }
-            let _ = writeln!(
-                out,
-                "vaultdb_backend_call_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ =
-                writeln!(out, "vaultdb_backend_call_duration_seconds_sum{{{labels}}} {}", h.sum);
-            let _ = writeln!(
-                out,
-                "vaultdb_backend_call_duration_seconds_count{{{labels}}} {}",
-                h.count
-            );
+            h.write(out, "vaultdb_backend_call_duration_seconds", &labels);
         }
         header(
             out,
@@ -286,12 +261,7 @@ impl Measured {
 
 #[async_trait]
 impl StorageBackend for Measured {
-    fn id(&self) -> &str {
-        self.0.id()
-    }
-    fn name(&self) -> &str {
-        self.0.name()
-    }
+    vaultdb_core::backend_identity!(0);
     async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> Result<(), BackendError> {
         let start = Instant::now();
         let r = self.0.put(key, data, mode).await;

@@ -90,10 +90,24 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let out_dir = target.join("vaultdb-bench");
     let saved = out_dir.join("results.json");
     if opts.only_modes {
-        return only_modes(&opts, &target, &saved);
+        let suite = Only {
+            section: "modes",
+            block: "modes",
+            what: "the modes block",
+            measure: Box::new(|| measure::modes(&opts, &target)),
+            render: modes::render,
+        };
+        return only(&opts, &saved, suite);
     }
     if opts.only_roundtrips {
-        return only_roundtrips(&opts, &saved);
+        let suite = Only {
+            section: "roundtrips",
+            block: "table7",
+            what: "table 7",
+            measure: Box::new(|| measure::roundtrips(&opts)),
+            render: tables::table7,
+        };
+        return only(&opts, &saved, suite);
     }
     let results = if opts.render_only {
         let text = std::fs::read_to_string(&saved)
@@ -117,56 +131,37 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// `--only modes`: the modes suite into the saved run, and its block into the document.
-fn only_modes(
-    opts: &Opts,
-    target: &std::path::Path,
-    saved: &std::path::Path,
-) -> Result<(), String> {
-    let mut results = std::fs::read_to_string(saved)
-        .ok()
-        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-        .filter(Value::is_object)
-        .unwrap_or_else(|| serde_json::json!({}));
-    if !opts.render_only {
-        let (lines, started, load) = measure::modes(opts, target)?;
-        results["modes"] = Value::Array(lines);
-        results["modes_started_unix"] = serde_json::json!(started);
-        results["modes_load"] = Value::String(load);
-        results["modes_quick"] = Value::Bool(opts.quick);
-        if let Some(dir) = saved.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        }
-        let text = serde_json::to_string_pretty(&results).map_err(|e| e.to_string())?;
-        std::fs::write(saved, text).map_err(|e| format!("{}: {e}", saved.display()))?;
-    }
-    let run = results::Run { r: &results };
-    let mut verdicts = Vec::new();
-    let mut tables = std::collections::BTreeMap::new();
-    tables.insert("modes", modes::render(&run, &mut verdicts));
-    let doc = root().join("docs/PERFORMANCE.md");
-    let old = std::fs::read_to_string(&doc).map_err(|e| format!("{}: {e}", doc.display()))?;
-    std::fs::write(&doc, render::splice(&old, &tables))
-        .map_err(|e| format!("{}: {e}", doc.display()))?;
-    println!("xtask: wrote the modes block of {}", doc.display());
-    println!("{}", tables["modes"]);
-    Ok(())
+/// A suite's run: its lines, when it started (Unix seconds) and the machine's load.
+type Suite = (Vec<Value>, u64, String);
+
+/// One suite of `--only`: its section of the saved run, the block it renders and how it
+/// measures.
+struct Only<'a> {
+    /// The saved run's keys: `<section>`, `<section>_started_unix`, `_load`, `_quick`.
+    section: &'static str,
+    /// The document's block (`modes`, `table7`), and what the message calls it.
+    block: &'static str,
+    what: &'static str,
+    /// Runs the suite.
+    measure: Box<dyn FnOnce() -> Result<Suite, String> + 'a>,
+    render: fn(&results::Run<'_>, &mut Vec<verdicts::Verdict>) -> String,
 }
 
-/// `--only roundtrips`: the latency suite's `roundtrips` section into the saved run, and
-/// table 7 into the document.
-fn only_roundtrips(opts: &Opts, saved: &std::path::Path) -> Result<(), String> {
+/// `--only <suite>`: the suite into the saved run (unless `--render-only`), and its block
+/// into the document.
+fn only(opts: &Opts, saved: &std::path::Path, suite: Only<'_>) -> Result<(), String> {
     let mut results = std::fs::read_to_string(saved)
         .ok()
         .and_then(|t| serde_json::from_str::<Value>(&t).ok())
         .filter(Value::is_object)
         .unwrap_or_else(|| serde_json::json!({}));
     if !opts.render_only {
-        let (lines, started, load) = measure::roundtrips(opts)?;
-        results["roundtrips"] = Value::Array(lines);
-        results["roundtrips_started_unix"] = serde_json::json!(started);
-        results["roundtrips_load"] = Value::String(load);
-        results["roundtrips_quick"] = Value::Bool(opts.quick);
+        let (lines, started, load) = (suite.measure)()?;
+        let section = suite.section;
+        results[section] = Value::Array(lines);
+        results[format!("{section}_started_unix")] = serde_json::json!(started);
+        results[format!("{section}_load")] = Value::String(load);
+        results[format!("{section}_quick")] = Value::Bool(opts.quick);
         if let Some(dir) = saved.parent() {
             std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
@@ -176,12 +171,12 @@ fn only_roundtrips(opts: &Opts, saved: &std::path::Path) -> Result<(), String> {
     let run = results::Run { r: &results };
     let mut verdicts = Vec::new();
     let mut tables = std::collections::BTreeMap::new();
-    tables.insert("table7", tables::table7(&run, &mut verdicts));
+    tables.insert(suite.block, (suite.render)(&run, &mut verdicts));
     let doc = root().join("docs/PERFORMANCE.md");
     let old = std::fs::read_to_string(&doc).map_err(|e| format!("{}: {e}", doc.display()))?;
     std::fs::write(&doc, render::splice(&old, &tables))
         .map_err(|e| format!("{}: {e}", doc.display()))?;
-    println!("xtask: wrote table 7 of {}", doc.display());
-    println!("{}", tables["table7"]);
+    println!("xtask: wrote {} of {}", suite.what, doc.display());
+    println!("{}", tables[suite.block]);
     Ok(())
 }

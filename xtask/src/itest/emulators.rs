@@ -3,6 +3,7 @@
 //! watchdog and the control port).
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -74,6 +75,32 @@ exec 3<&-
 wait "$pid"; rc=$?
 kill "$watcher" 2>/dev/null
 exit $rc"#;
+
+/// Starts `program args` under [`WATCHDOG_SH`] (named `label` in `ps`), its stdin the pipe
+/// that stops it when xtask lets go, its output appended to `log`; `what` names it in errors.
+pub(super) fn spawn_watched(
+    label: &str,
+    what: &str,
+    program: impl AsRef<OsStr>,
+    args: impl IntoIterator<Item = impl AsRef<OsStr>>,
+    log: fs::File,
+) -> Result<Child, String> {
+    let log2 = log.try_clone().map_err(|e| e.to_string())?;
+    Command::new("sh")
+        .arg("-c")
+        .arg(WATCHDOG_SH)
+        .arg(label)
+        .arg(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(log)
+        .stderr(log2)
+        // Its own process group: the terminal's Ctrl-C goes to xtask and cargo, and the
+        // group can be stopped as a whole.
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("starting {what}: {e}"))
+}
 
 /// One emulator: how to start it, and the running process.
 struct Emulator {
@@ -183,21 +210,7 @@ impl Emulators {
             .append(true)
             .open(&log_path)
             .map_err(|e| format!("{}: {e}", log_path.display()))?;
-        let log2 = log.try_clone().map_err(|e| e.to_string())?;
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(WATCHDOG_SH)
-            .arg("vaultdb-emulator")
-            .arg(&emu.program)
-            .args(&emu.args)
-            .stdin(Stdio::piped())
-            .stdout(log)
-            .stderr(log2)
-            // Its own process group: the terminal's Ctrl-C goes to xtask and cargo, and the
-            // group can be stopped as a whole.
-            .process_group(0)
-            .spawn()
-            .map_err(|e| format!("starting {name}: {e}"))?;
+        let mut child = spawn_watched("vaultdb-emulator", name, &emu.program, &emu.args, log)?;
         let stdin = child.stdin.take();
         emu.running = Some(Running { child, stdin });
         let started = Instant::now();

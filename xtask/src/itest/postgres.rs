@@ -18,12 +18,11 @@
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::emulators::{WATCHDOG_SH, free_port};
+use super::emulators::{free_port, spawn_watched};
 use crate::tail_file;
 use crate::tools::emulators::EmulatorTools;
 
@@ -113,21 +112,13 @@ impl Postgres {
             .append(true)
             .open(&log)
             .map_err(|e| format!("{}: {e}", log.display()))?;
-        let err = out.try_clone().map_err(|e| e.to_string())?;
-        let program = postgres.get_program().to_owned();
-        let args: Vec<_> = postgres.get_args().map(ToOwned::to_owned).collect();
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(WATCHDOG_SH)
-            .arg("vaultdb-postgres")
-            .arg(program)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(out)
-            .stderr(err)
-            .process_group(0)
-            .spawn()
-            .map_err(|e| format!("starting postgres: {e}"))?;
+        let mut child = spawn_watched(
+            "vaultdb-postgres",
+            "postgres",
+            postgres.get_program(),
+            postgres.get_args(),
+            out,
+        )?;
         pg.stdin = child.stdin.take();
         pg.child = Some(child);
 

@@ -96,6 +96,62 @@ macro_rules! config_setters {
     };
 }
 
+/// Writes [`StorageBackend::id`] and [`StorageBackend::name`] inside a backend's `impl
+/// StorageBackend`: from its own `id` and `name` fields (`backend_identity!()`), or from
+/// those of a field that has `id()` and `name()` methods (`backend_identity!(common)`, a
+/// [`CloudCommon`], or `backend_identity!(0)` for a wrapper of another backend).
+///
+/// ```
+/// use async_trait::async_trait;
+/// use bytes::Bytes;
+/// use vaultdb_core::{BackendResult, Key, KeyPrefix, ListFrom, ListPage, MemoryBackend};
+/// use vaultdb_core::{PutMode, StorageBackend};
+///
+/// #[derive(Debug)]
+/// struct Wrapper(MemoryBackend);
+///
+/// #[async_trait]
+/// impl StorageBackend for Wrapper {
+///     vaultdb_core::backend_identity!(0);
+///     async fn put(&self, key: &Key, data: Bytes, mode: PutMode) -> BackendResult<()> {
+///         self.0.put(key, data, mode).await
+///     }
+///     async fn get(&self, key: &Key, max_len: u64) -> BackendResult<Option<Bytes>> {
+///         self.0.get(key, max_len).await
+///     }
+///     async fn delete(&self, key: &Key) -> BackendResult<()> {
+///         self.0.delete(key).await
+///     }
+///     async fn list_page(&self, prefix: &KeyPrefix, from: ListFrom) -> BackendResult<ListPage> {
+///         self.0.list_page(prefix, from).await
+///     }
+/// }
+///
+/// let w = Wrapper(MemoryBackend::new("m1", "first memory"));
+/// assert_eq!((w.id(), w.name()), ("m1", "first memory"));
+/// ```
+#[macro_export]
+macro_rules! backend_identity {
+    () => {
+        fn id(&self) -> &str {
+            &self.id
+        }
+
+        fn name(&self) -> &str {
+            &self.name
+        }
+    };
+    ($field:tt) => {
+        fn id(&self) -> &str {
+            self.$field.id()
+        }
+
+        fn name(&self) -> &str {
+            self.$field.name()
+        }
+    };
+}
+
 /// The most keys [`StorageBackendExt::list_all`] accepts from one listing.
 pub const MAX_LISTED_KEYS: usize = 10_000_000;
 

@@ -40,7 +40,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde::Deserialize;
-use vaultdb_core::{BackendError, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend};
+use vaultdb_core::{
+    BackendError, BackendResult, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend,
+};
 
 use crate::error::one_line;
 
@@ -145,32 +147,31 @@ pub enum BackendEntry {
     Postgres(PostgresSection),
 }
 
+/// `$e` for the section `$s` of whatever kind `$entry` is (every section has the common
+/// fields `id` and `name`).
+macro_rules! any_section {
+    ($entry:expr, $s:ident => $e:expr) => {
+        match $entry {
+            BackendEntry::Fs($s) => $e,
+            BackendEntry::Memory($s) => $e,
+            BackendEntry::S3($s) => $e,
+            BackendEntry::Minio($s) => $e,
+            BackendEntry::Gcs($s) => $e,
+            BackendEntry::Azure($s) => $e,
+            BackendEntry::Postgres($s) => $e,
+        }
+    };
+}
+
 impl BackendEntry {
     /// The backend id.
     pub fn id(&self) -> &str {
-        match self {
-            Self::Fs(s) => &s.id,
-            Self::Memory(s) => &s.id,
-            Self::S3(s) => &s.id,
-            Self::Minio(s) => &s.id,
-            Self::Gcs(s) => &s.id,
-            Self::Azure(s) => &s.id,
-            Self::Postgres(s) => &s.id,
-        }
+        any_section!(self, s => &s.id)
     }
 
     /// The display name: `name`, or the id when there is none.
     pub fn name(&self) -> &str {
-        let name = match self {
-            Self::Fs(s) => &s.name,
-            Self::Memory(s) => &s.name,
-            Self::S3(s) => &s.name,
-            Self::Minio(s) => &s.name,
-            Self::Gcs(s) => &s.name,
-            Self::Azure(s) => &s.name,
-            Self::Postgres(s) => &s.name,
-        };
-        name.as_deref().unwrap_or_else(|| self.id())
+        any_section!(self, s => &s.name).as_deref().unwrap_or_else(|| self.id())
     }
 
     /// The `kind` as written.
@@ -268,21 +269,11 @@ impl BackendEntry {
         let built: Result<Arc<dyn StorageBackend>, String> = match self {
             Self::Fs(s) => Ok(s.build(id.clone(), name.clone())),
             Self::Memory(_) => Ok(memory::build(id.clone(), name.clone())),
-            Self::S3(s) => {
-                s.to_config(env).and_then(|c| refused(self, s3::build(id.clone(), name.clone(), c)))
-            }
-            Self::Minio(s) => s
-                .to_config(env)
-                .and_then(|c| refused(self, minio::build(id.clone(), name.clone(), c))),
-            Self::Gcs(s) => s
-                .to_config(env)
-                .and_then(|c| refused(self, gcs::build(id.clone(), name.clone(), c))),
-            Self::Azure(s) => s
-                .to_config(env)
-                .and_then(|c| refused(self, azure::build(id.clone(), name.clone(), c))),
-            Self::Postgres(s) => s
-                .to_config(env)
-                .and_then(|c| refused(self, postgres::build(id.clone(), name.clone(), c))),
+            Self::S3(s) => self.build_from(s.to_config(env), s3::build),
+            Self::Minio(s) => self.build_from(s.to_config(env), minio::build),
+            Self::Gcs(s) => self.build_from(s.to_config(env), gcs::build),
+            Self::Azure(s) => self.build_from(s.to_config(env), azure::build),
+            Self::Postgres(s) => self.build_from(s.to_config(env), postgres::build),
         };
         built.unwrap_or_else(|reason| {
             tracing::warn!(
@@ -294,14 +285,17 @@ impl BackendEntry {
             Unavailable::shared(id, name, reason)
         })
     }
-}
 
-/// A crate's refusal of `entry`'s configuration, as `backend "id" (kind): <its message>`.
-fn refused(
-    entry: &BackendEntry,
-    built: Result<Arc<dyn StorageBackend>, BackendError>,
-) -> Result<Arc<dyn StorageBackend>, String> {
-    built.map_err(|e| err(entry.id(), entry.kind(), e.message()))
+    /// The backend its crate builds from `config` (the section's crate configuration, or
+    /// why there is none). A crate's refusal reads `backend "id" (kind): <its message>`.
+    fn build_from<C>(
+        &self,
+        config: Result<C, String>,
+        build: fn(String, String, C) -> BackendResult<Arc<dyn StorageBackend>>,
+    ) -> Result<Arc<dyn StorageBackend>, String> {
+        build(self.id().to_owned(), self.name().to_owned(), config?)
+            .map_err(|e| err(self.id(), self.kind(), e.message()))
+    }
 }
 
 /// A backend that cannot work as configured (a secret variable is not set, or its crate
@@ -328,12 +322,7 @@ impl Unavailable {
 
 #[async_trait]
 impl StorageBackend for Unavailable {
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn name(&self) -> &str {
-        &self.name
-    }
+    vaultdb_core::backend_identity!();
     async fn put(&self, _: &Key, _: Bytes, _: PutMode) -> Result<(), BackendError> {
         Err(self.error())
     }

@@ -4,10 +4,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use vaultdb_azure::{AzureConfig, AzureCredentials};
-use vaultdb_gcs::{GcsConfig, GcsCredentials};
-use vaultdb_minio::MinioConfig;
-use vaultdb_s3::{S3Config, S3Credentials};
+use vaultdb_azure::AzureCredentials;
+use vaultdb_gcs::GcsCredentials;
+use vaultdb_s3::S3Credentials;
 
 use super::{BackendEntry, CONNECTION_STRING_ENV, Env};
 use crate::config::{Loaded, Source};
@@ -24,36 +23,15 @@ fn fake_env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
     move |k: &str| map.get(k).cloned()
 }
 
-/// The crate configuration of backend `i`, an S3 section, with secrets from `env`.
-fn s3(l: &Loaded, i: usize, env: Env<'_>) -> S3Config {
-    match &l.config.backends[i] {
-        BackendEntry::S3(s) => s.to_config(env).unwrap(),
-        other => panic!("{other:?}"),
-    }
-}
-
-/// As [`s3`], for a MinIO section.
-fn minio(l: &Loaded, i: usize, env: Env<'_>) -> MinioConfig {
-    match &l.config.backends[i] {
-        BackendEntry::Minio(s) => s.to_config(env).unwrap(),
-        other => panic!("{other:?}"),
-    }
-}
-
-/// As [`s3`], for a GCS section.
-fn gcs(l: &Loaded, i: usize, env: Env<'_>) -> GcsConfig {
-    match &l.config.backends[i] {
-        BackendEntry::Gcs(s) => s.to_config(env).unwrap(),
-        other => panic!("{other:?}"),
-    }
-}
-
-/// As [`s3`], for an Azure section.
-fn azure(l: &Loaded, i: usize, env: Env<'_>) -> AzureConfig {
-    match &l.config.backends[i] {
-        BackendEntry::Azure(s) => s.to_config(env).unwrap(),
-        other => panic!("{other:?}"),
-    }
+/// The crate configuration of backend `$i` of `$l`, a `$kind` section, with secrets from
+/// `$env`.
+macro_rules! config {
+    ($kind:ident, $l:expr, $i:expr, $env:expr $(,)?) => {
+        match &$l.config.backends[$i] {
+            BackendEntry::$kind(s) => s.to_config($env).unwrap(),
+            other => panic!("{other:?}"),
+        }
+    };
 }
 
 /// What every call to backend `i`, built with secrets from `env`, fails with (a backend
@@ -111,7 +89,7 @@ fn multi_cloud_config_builds_three_backends() {
     ]);
     let b = &l.config.backends;
     assert_eq!((b[0].id(), b[0].name(), b[0].kind()), ("aws", "AWS S3 us-west-2", "s3"));
-    let config = s3(&l, 0, &env);
+    let config = config!(S3, &l, 0, &env);
     assert_eq!(config.bucket, "acme-vaultdb");
     assert_eq!(config.prefix, "team/vault");
     assert_eq!(config.region, "us-west-2");
@@ -127,13 +105,13 @@ fn multi_cloud_config_builds_three_backends() {
     }
     // No name: the id stands in.
     assert_eq!((b[1].id(), b[1].name(), b[1].kind()), ("gcp", "gcp", "gcs"));
-    let g = gcs(&l, 1, &env);
+    let g = config!(Gcs, &l, 1, &env);
     assert_eq!(g.bucket, "acme-vaultdb-eu");
     assert_eq!(g.endpoint, "http://127.0.0.1:4443");
     assert!(g.allow_http);
     assert!(matches!(g.credentials, GcsCredentials::Anonymous));
     assert_eq!((b[2].id(), b[2].kind()), ("azure", "azure"));
-    let a = azure(&l, 2, &env);
+    let a = config!(Azure, &l, 2, &env);
     assert_eq!(a.account, "acmevaultdb");
     assert_eq!(a.container, "vaultdb-asia");
     assert!(!a.emulator && !a.allow_http);
@@ -176,14 +154,14 @@ fn readme_multi_cloud_example_maps() {
     assert_eq!(l.describe(), "2-of-3 over aws, gcp, azure");
     // Credentials from each provider's usual sources: no variable is needed to map.
     let env = fake_env(&[]);
-    let c = s3(&l, 0, &env);
+    let c = config!(S3, &l, 0, &env);
     assert!(matches!(c.credentials, S3Credentials::Chain) && c.region == "us-west-2");
-    let g = gcs(&l, 1, &env);
+    let g = config!(Gcs, &l, 1, &env);
     assert!(
         matches!(g.credentials, GcsCredentials::Default)
             && g.endpoint == vaultdb_gcs::DEFAULT_ENDPOINT
     );
-    let a = azure(&l, 2, &env);
+    let a = config!(Azure, &l, 2, &env);
     assert!(matches!(a.credentials, AzureCredentials::ManagedIdentity { client_id: None }));
 }
 
@@ -286,7 +264,7 @@ container = "c"
         ("AZ_SAS", "sv=1&sig=x"),
         ("AZURE_CLIENT_SECRET", "az-secret"),
     ]);
-    let c = s3(&l, 0, &env);
+    let c = config!(S3, &l, 0, &env);
     assert_eq!(c.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
     // No region written: resolved from the environment when the client is built.
     assert_eq!(c.region, "");
@@ -296,7 +274,7 @@ container = "c"
         access_key_id, secret_access_key, session_token: Some(t)
     } if access_key_id == "AKID" && secret_access_key == "s3-secret" && t == "s3-token"));
 
-    let m = minio(&l, 1, &env);
+    let m = config!(Minio, &l, 1, &env);
     let m3 = m.to_s3_config().unwrap();
     assert_eq!(m3.endpoint.as_deref(), Some("https://minio.internal:9000"));
     assert_eq!((m3.bucket.as_str(), m3.prefix.as_str()), ("vault", "shares"));
@@ -307,22 +285,22 @@ container = "c"
     assert!(matches!(&m3.credentials, S3Credentials::Static {
         access_key_id, secret_access_key, session_token: None
     } if access_key_id == "minio-key" && secret_access_key == "aws-secret"));
-    let m2 = minio(&l, 2, &env);
+    let m2 = config!(Minio, &l, 2, &env);
     // No keys: the credential chain; plain http on loopback is allowed by the preset.
     let m3 = m2.to_s3_config().unwrap();
     assert!(matches!(m3.credentials, S3Credentials::Chain) && m3.allow_http);
 
-    let g = gcs(&l, 3, &env);
+    let g = config!(Gcs, &l, 3, &env);
     assert_eq!(g.page_size, 30);
     assert!(
         matches!(&g.credentials, GcsCredentials::ServiceAccountJson(j) if j.contains("service_account"))
     );
-    let g2 = gcs(&l, 4, &env);
+    let g2 = config!(Gcs, &l, 4, &env);
     // Relative key files resolve against the configuration file's directory.
     assert!(matches!(&g2.credentials, GcsCredentials::ServiceAccountFile(p)
         if p == Path::new("/etc/vaultdb/keys/sa.json")));
 
-    let az = |i: usize| azure(&l, i, &env);
+    let az = |i: usize| config!(Azure, &l, i, &env);
     let a = az(5);
     assert_eq!((a.account.as_str(), a.prefix.as_str()), ("acct", "p"));
     assert_eq!(a.endpoint.as_deref(), Some("http://127.0.0.1:10000/acct"));
@@ -476,16 +454,17 @@ fn azure_takes_a_connection_string_and_s3_leaves_the_region_to_the_environment()
                 [[backends]]\nid = \"aws2\"\nurl = \"s3://b?region=ap-south-1\"\n";
     let l = parse(text).unwrap();
     // Without a connection string: object_store's environment choice.
-    let a = azure(&l, 0, &fake_env(&[]));
+    let a = config!(Azure, &l, 0, &fake_env(&[]));
     assert!(matches!(a.credentials, AzureCredentials::Environment));
     // With one: its key (or SAS) and its endpoint; the URL's account stays.
     let cs = "DefaultEndpointsProtocol=https;AccountName=other;AccountKey=c2VjcmV0;\
               BlobEndpoint=https://acct.blob.core.example/";
-    let a = azure(&l, 0, &fake_env(&[(CONNECTION_STRING_ENV, cs)]));
+    let a = config!(Azure, &l, 0, &fake_env(&[(CONNECTION_STRING_ENV, cs)]));
     assert!(matches!(&a.credentials, AzureCredentials::AccessKey(k) if k == "c2VjcmV0"));
     assert_eq!(a.account, "acct");
     assert_eq!(a.endpoint.as_deref(), Some("https://acct.blob.core.example/"));
-    let a = azure(
+    let a = config!(
+        Azure,
         &l,
         0,
         &fake_env(&[(CONNECTION_STRING_ENV, "AccountName=x;SharedAccessSignature=sv=1&sig=y")]),
@@ -500,15 +479,15 @@ fn azure_takes_a_connection_string_and_s3_leaves_the_region_to_the_environment()
     assert!(!e.contains("secretvalue"), "{e}");
     // S3 without a region: empty, resolved by vaultdb_s3::resolve_region when the client
     // is built (AWS_REGION, AWS_DEFAULT_REGION, the profile's); a written one is kept.
-    assert_eq!(s3(&l, 1, &fake_env(&[])).region, "");
-    assert_eq!(s3(&l, 2, &fake_env(&[])).region, "ap-south-1");
+    assert_eq!(config!(S3, &l, 1, &fake_env(&[])).region, "");
+    assert_eq!(config!(S3, &l, 2, &fake_env(&[])).region, "ap-south-1");
     // A per-backend AWS profile, for the chain and the region; not with static keys.
     let l = parse(
         "threshold = 2\n[[backends]]\nid = \"a\"\nurl = \"s3://b?profile=prod\"\n\
                    [[backends]]\nid = \"b\"\nurl = \"s3://c\"\n",
     )
     .unwrap();
-    let c = s3(&l, 0, &fake_env(&[]));
+    let c = config!(S3, &l, 0, &fake_env(&[]));
     assert!(c.profile.as_deref() == Some("prod") && matches!(c.credentials, S3Credentials::Chain));
     let e = parse(
         "threshold = 2\n[[backends]]\nid = \"a\"\nurl = \"s3://b?profile=p\"\n\
