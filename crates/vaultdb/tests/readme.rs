@@ -50,6 +50,17 @@ fn block_after(text: &str, marker: &str) -> Vec<String> {
 /// Replaces every 26-character version with `V`.
 fn normalize(s: &str) -> String {
     let mut out = s.trim_end().to_owned();
+    // A list's ids come in the store's name-tag order, which depends on its random naming
+    // key: compare them as a set.
+    if let Some(i) = out.find("\"ids\":[")
+        && let Some(len) = out[i..].find(']')
+    {
+        let (start, end) = (i + "\"ids\":[".len(), i + len);
+        let mut ids: Vec<&str> = out[start..end].split(',').collect();
+        ids.sort_unstable();
+        let sorted = ids.join(",");
+        out.replace_range(start..end, &sorted);
+    }
     let key = "\"version\":\"";
     let mut from = 0;
     while let Some(i) = out[from..].find(key) {
