@@ -408,10 +408,11 @@ path = "disk"
     ];
     let run = |args: &[&str], stdin: Option<&[u8]>| vaultdb(d, &envs, args, stdin);
 
-    let status = ok(&run(&["status"], None), "status");
-    assert!(status.contains("3 of 3 backends up, margin 1"), "{status}");
+    // Read-only commands need a store: the first put creates it.
     let said = ok(&run(&["put", "note", "-"], Some(b"on premises")), "put");
     assert!(said.contains("on 3 of 3 backends"), "{said}");
+    let status = ok(&run(&["status"], None), "status");
+    assert!(status.contains("3 of 3 backends up, margin 1"), "{status}");
     assert_eq!(run(&["get", "note"], None).stdout, b"on premises");
     assert_eq!(ok(&run(&["list"], None), "list"), "note\n");
     ok(&run(&["delete", "note"], None), "delete");
