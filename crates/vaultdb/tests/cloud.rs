@@ -317,7 +317,8 @@ fn cli_over_s3_gcs_and_azure() {
     ok(&run(&["delete", "blob"]), "delete blob");
     assert_eq!(ok(&run(&["list"]), "list when empty"), "");
     // Of the records, only their tombstones are left (docs/FORMAT.md section 14): one per
-    // deleted record per cloud. (A tombstone's name is `<version>.t<mac>`: 26 + 2 + 26.)
+    // deleted record per cloud: `first`, `greeting` and `blob`. (A tombstone's name is
+    // `<version>.t<mac>`: 26 + 2 + 26.)
     let left = block_on(objects(&direct));
     let is_record = |k: &str| (k.starts_with("r/") || k.contains("/r/")) && !k.contains("sys/");
     let is_tombstone = |k: &str| {
@@ -328,7 +329,7 @@ fn cli_over_s3_gcs_and_azure() {
         left.iter().map(|(_, k, _)| k).filter(|k| is_record(k) && !is_tombstone(k)).collect();
     assert!(shares.is_empty(), "record objects left after the deletes: {shares:?}");
     let tombstones = left.iter().filter(|(_, k, _)| is_record(k) && is_tombstone(k)).count();
-    assert_eq!(tombstones, 6, "one tombstone per deleted record per cloud");
+    assert_eq!(tombstones, 9, "one tombstone per deleted record (3) per cloud (3)");
 
     // The audit log of these runs is intact.
     let said = ok(&run(&["audit", "verify"]), "audit verify");
