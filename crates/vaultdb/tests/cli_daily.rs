@@ -296,3 +296,33 @@ fn backends_from_the_environment_as_urls() {
     assert_one_line_error(&out, "INVALID_CONFIG", "a bad URL in VAULTDB_BACKENDS");
     assert!(String::from_utf8_lossy(&out.stderr).contains("VAULTDB_BACKENDS: url \"gopher://y\""));
 }
+
+#[test]
+fn an_endless_standard_input_is_cut_off_at_max_record_size() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cfg = vaultdb_fs_config(d, "max_record_size = \"1MiB\"\n");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vaultdb"))
+        .current_dir(d)
+        .args(["--config", &cfg, "put", "big", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Up to 256 MiB, 64 KiB at a time; the put must stop reading long before.
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let chunk = vec![b'x'; 64 << 10];
+        let mut written = 0usize;
+        while written < 256 << 20 && stdin.write_all(&chunk).is_ok() {
+            written += chunk.len();
+        }
+        written
+    });
+    let out = child.wait_with_output().unwrap();
+    let written = writer.join().unwrap();
+    assert_one_line_error(&out, "INVALID_INPUT", "over max_record_size");
+    assert!(written < 64 << 20, "it read {written} bytes of an input over its 1 MiB limit");
+}

@@ -121,19 +121,23 @@ fn parse_meta(entries: &[String]) -> Result<BTreeMap<String, String>, CliError> 
 /// as it is; standard input (or a pipe, a device) is copied to an anonymous temporary file
 /// first, in 1 MiB pieces, so that its length is known and memory stays bounded whatever
 /// its size. Refused when standard input is a terminal and no FILE was given.
-fn open_input(file: Option<&Path>, stop: &Interrupt) -> Result<(std::fs::File, u64), CliError> {
+fn open_input(
+    file: Option<&Path>,
+    max: u64,
+    stop: &Interrupt,
+) -> Result<(std::fs::File, u64), CliError> {
     if let Some(p) = file.filter(|p| *p != Path::new("-")) {
         let cannot =
             |e: std::io::Error| CliError::input(format!("cannot read {}: {e}", p.display()));
         let f = std::fs::File::open(p).map_err(cannot)?;
         let meta = f.metadata().map_err(cannot)?;
         if meta.is_file() {
-            return Ok((f, meta.len()));
+            return too_large(meta.len(), max).map(|()| (f, meta.len()));
         }
         if meta.is_dir() {
             return Err(CliError::input(format!("cannot read {}: it is a directory", p.display())));
         }
-        return spool(f, stop);
+        return spool(f, max, stop);
     }
     let stdin = std::io::stdin();
     if file.is_none() && stdin.is_terminal() {
@@ -141,11 +145,27 @@ fn open_input(file: Option<&Path>, stop: &Interrupt) -> Result<(std::fs::File, u
             "no data: give a FILE, or pipe the data in (use - for standard input)",
         ));
     }
-    spool(stdin.lock(), stop)
+    spool(stdin.lock(), max, stop)
 }
 
-/// Copies `from` to an anonymous temporary file (in `TMPDIR`); returns it rewound.
-fn spool(mut from: impl Read, stop: &Interrupt) -> Result<(std::fs::File, u64), CliError> {
+/// `INVALID_INPUT` for data over `max` bytes (`max_record_size`).
+fn too_large(len: u64, max: u64) -> Result<(), CliError> {
+    if len > max {
+        return Err(CliError::input(format!(
+            "the data is over the limit of {max} bytes (max_record_size)"
+        )));
+    }
+    Ok(())
+}
+
+/// Copies `from` to an anonymous temporary file (in `TMPDIR`); returns it rewound. Stops
+/// reading, with `INVALID_INPUT`, once it has more than `max` bytes: an endless input costs
+/// `max` bytes of disk, not all of it.
+fn spool(
+    mut from: impl Read,
+    max: u64,
+    stop: &Interrupt,
+) -> Result<(std::fs::File, u64), CliError> {
     let tmp_failed = |e: std::io::Error| {
         CliError::new("INTERNAL_ERROR", format!("cannot write a temporary file: {e}"))
     };
@@ -162,8 +182,9 @@ fn spool(mut from: impl Read, stop: &Interrupt) -> Result<(std::fs::File, u64), 
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(CliError::input(format!("cannot read standard input: {e}"))),
         };
-        tmp.write_all(&buf[..n]).map_err(tmp_failed)?;
         len += n as u64;
+        too_large(len, max)?;
+        tmp.write_all(&buf[..n]).map_err(tmp_failed)?;
     }
     tmp.rewind().map_err(tmp_failed)?;
     Ok((tmp, len))
@@ -195,9 +216,10 @@ pub(super) async fn put(
     let metadata = parse_meta(args.meta)?;
     let stop = Interrupt::watch();
     let file = args.file.map(Path::to_path_buf);
+    let max = cfg.settings().max_record_size as u64;
     let (mut f, len) = {
         let stop = stop.clone();
-        tokio::task::spawn_blocking(move || open_input(file.as_deref(), &stop))
+        tokio::task::spawn_blocking(move || open_input(file.as_deref(), max, &stop))
             .await
             .map_err(|e| CliError::new("INTERNAL_ERROR", e.to_string()))??
     };
@@ -208,12 +230,6 @@ pub(super) async fn put(
         f.rewind()
             .map_err(|e| CliError::new("INTERNAL_ERROR", format!("cannot reread the data: {e}")))?;
         content_type = Some(vaultdb_core::record::JSON_CONTENT_TYPE.to_owned());
-    }
-    let max = cfg.settings().max_record_size as u64;
-    if len > max {
-        return Err(CliError::input(format!(
-            "the data is {len} bytes; the limit is {max} (max_record_size)"
-        )));
     }
     let mut meta = RecordMeta::new(id);
     meta.content_type = content_type;
