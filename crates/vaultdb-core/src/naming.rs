@@ -229,6 +229,18 @@ pub enum ParsedKey {
     Keyring,
 }
 
+impl ParsedKey {
+    /// The record the key belongs to; `None` for the keyring share.
+    pub fn tag(&self) -> Option<NameTag> {
+        match self {
+            Self::Share { tag, .. } | Self::Segment { tag, .. } | Self::Tombstone { tag, .. } => {
+                Some(*tag)
+            }
+            Self::Keyring => None,
+        }
+    }
+}
+
 /// Bytes of a tombstone's MAC carried in its object name.
 pub const TOMBSTONE_NAME_MAC_LEN: usize = 16;
 

@@ -906,3 +906,144 @@ async fn list_pages_walk_every_live_record_once_at_page_cost() {
     }
     assert_eq!(db.list_page(None, 0).await.unwrap_err().code(), ErrorCode::InvalidInput);
 }
+
+/// A backend whose listing never ends: every page is empty and points to the same next
+/// page (a broken or hostile store).
+#[derive(Debug)]
+struct EndlessListing(MemoryBackend);
+
+vaultdb_testkit::forward_backend! {
+    impl StorageBackend for EndlessListing {
+        forward id, name, put, get, delete to self.0;
+
+        async fn list_page(
+            &self,
+            _prefix: &vaultdb_core::backend::KeyPrefix,
+            _from: vaultdb_core::backend::ListFrom,
+        ) -> vaultdb_core::backend::BackendResult<vaultdb_core::backend::ListPage> {
+            // Yields, as a network call would, so that a regression times out rather than
+            // spinning for ever.
+            tokio::task::yield_now().await;
+            Ok(vaultdb_core::backend::ListPage { entries: Vec::new(), next: Some("again".into()) })
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_listing_that_never_ends_fails_that_backend_not_the_page() {
+    let mut b = VaultDb::builder().threshold(2).call_policy(fast_policy()).hedge_after(None);
+    b = b.backend(EndlessListing(MemoryBackend::new("endless", "endless")));
+    for i in 1..3 {
+        b = b.backend(MemoryBackend::new(format!("b{i}"), "m"));
+    }
+    let db = b.open().await.unwrap();
+    db.put(rec("one", "x")).await.unwrap();
+    let page = tokio::time::timeout(Duration::from_secs(30), db.list_page(None, 10))
+        .await
+        .expect("the page does not wait for a listing that never ends")
+        .unwrap();
+    assert_eq!(page.ids, ["one"]);
+    assert_ne!(page.outcomes[0].status, OutcomeStatus::Ok, "the endless backend is reported");
+}
+
+/// A backend whose listing is made up by a function of the cursor it is given.
+struct Pages<F>(F);
+
+impl<F> std::fmt::Debug for Pages<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pages")
+    }
+}
+
+#[async_trait::async_trait]
+impl<F> vaultdb_core::backend::StorageBackend for Pages<F>
+where
+    F: Fn(Option<&str>) -> vaultdb_core::backend::ListPage + Send + Sync + 'static,
+{
+    fn id(&self) -> &str {
+        "pages"
+    }
+    fn name(&self) -> &str {
+        "pages"
+    }
+    async fn put(
+        &self,
+        _: &vaultdb_core::backend::Key,
+        _: bytes::Bytes,
+        _: vaultdb_core::backend::PutMode,
+    ) -> vaultdb_core::backend::BackendResult<()> {
+        Ok(())
+    }
+    async fn get(
+        &self,
+        _: &vaultdb_core::backend::Key,
+        _: u64,
+    ) -> vaultdb_core::backend::BackendResult<Option<bytes::Bytes>> {
+        Ok(None)
+    }
+    async fn delete(
+        &self,
+        _: &vaultdb_core::backend::Key,
+    ) -> vaultdb_core::backend::BackendResult<()> {
+        Ok(())
+    }
+    async fn list_page(
+        &self,
+        _: &vaultdb_core::backend::KeyPrefix,
+        from: vaultdb_core::backend::ListFrom,
+    ) -> vaultdb_core::backend::BackendResult<vaultdb_core::backend::ListPage> {
+        Ok((self.0)(match &from {
+            vaultdb_core::backend::ListFrom::Cursor(c) => Some(c.as_str()),
+            _ => None,
+        }))
+    }
+}
+
+fn page(keys: &[&str], next: Option<String>) -> vaultdb_core::backend::ListPage {
+    vaultdb_core::backend::ListPage {
+        entries: keys
+            .iter()
+            .map(|k| vaultdb_core::backend::ListEntry {
+                key: vaultdb_core::backend::Key::new(*k).unwrap(),
+                size: 1,
+            })
+            .collect(),
+        next,
+    }
+}
+
+#[tokio::test]
+async fn listings_that_never_end_are_errors_not_loops() {
+    use vaultdb_core::backend::{KeyPrefix, ListFrom, StorageBackendExt};
+    let all = KeyPrefix::new("").unwrap();
+    // Honest: three pages, then the end; `list_while` stops where it is told to.
+    let honest = Pages(|at: Option<&str>| match at {
+        None => page(&["a", "b"], Some("1".into())),
+        Some("1") => page(&["c"], Some("2".into())),
+        _ => page(&["d"], None),
+    });
+    let keys: Vec<String> =
+        honest.list_all(&all).await.unwrap().into_iter().map(|e| e.key.to_string()).collect();
+    assert_eq!(keys, ["a", "b", "c", "d"]);
+    let (taken, ended) =
+        honest.list_while(&all, ListFrom::Start, |e| e.key.as_str() < "c").await.unwrap();
+    assert_eq!((taken.len(), ended), (2, false));
+
+    // Cursors in a cycle of 5 after a run-in of 7, each page with a key: caught, not
+    // followed until the key cap.
+    let cycle = Pages(|at: Option<&str>| {
+        let n: u64 = at.map_or(0, |c| c.parse().unwrap());
+        let next = if n < 11 { n + 1 } else { 7 };
+        page(&["k"], Some(next.to_string()))
+    });
+    let err = cycle.list_all(&all).await.unwrap_err();
+    assert!(err.to_string().contains("does not end"), "{err}");
+
+    // Empty pages under ever new cursors: stopped by the page cap.
+    let endless = Pages(|at: Option<&str>| {
+        let n: u64 = at.map_or(0, |c| c.parse().unwrap());
+        page(&[], Some((n + 1).to_string()))
+    });
+    let err = endless.list_all(&all).await.unwrap_err();
+    assert!(err.to_string().contains("does not end"), "{err}");
+}

@@ -155,6 +155,10 @@ macro_rules! backend_identity {
 /// The most keys [`StorageBackendExt::list_all`] accepts from one listing.
 pub const MAX_LISTED_KEYS: usize = 10_000_000;
 
+/// The most pages [`StorageBackendExt::list_all`] follows in one listing (an honest backend
+/// returns up to 1,000 keys a page: [`MAX_LISTED_KEYS`] takes 10,000).
+pub const MAX_LISTED_PAGES: usize = 1_000_000;
+
 /// What a backend call returns: its value, or a [`BackendError`].
 pub type BackendResult<T> = Result<T, BackendError>;
 
@@ -334,32 +338,63 @@ pub trait StorageBackend: fmt::Debug + Send + Sync + 'static {
 pub trait StorageBackendExt: StorageBackend {
     /// Lists every object under `prefix`, following cursors to the end.
     ///
-    /// A backend is not trusted to end its listing: a cursor it has given before, or more
-    /// than [`MAX_LISTED_KEYS`] keys, is an error rather than an endless loop or unbounded
+    /// A backend is not trusted to end its listing: cursors that come round in a cycle,
+    /// more than [`MAX_LISTED_KEYS`] keys, or more than [`MAX_LISTED_PAGES`] pages (empty
+    /// pages under ever new cursors) are an error rather than an endless loop or unbounded
     /// memory.
     async fn list_all(&self, prefix: &KeyPrefix) -> Result<Vec<ListEntry>, BackendError> {
+        Ok(self.list_while(prefix, ListFrom::Start, |_| true).await?.0)
+    }
+
+    /// Lists the objects under `prefix` from `from`, following cursors, until `take` says
+    /// no to an entry (which is left out) or the listing ends; returns the entries taken
+    /// and whether the listing ended. The same guards as [`list_all`](Self::list_all).
+    async fn list_while<F>(
+        &self,
+        prefix: &KeyPrefix,
+        from: ListFrom,
+        mut take: F,
+    ) -> Result<(Vec<ListEntry>, bool), BackendError>
+    where
+        F: FnMut(&ListEntry) -> bool + Send,
+    {
         let mut entries = Vec::new();
-        let mut from = ListFrom::Start;
-        let mut seen = std::collections::HashSet::new();
+        let mut from = from;
+        // Cycle detection in constant memory (Brent's): compare each cursor with one saved
+        // cursor, saved again at every power of two pages. A cycle of cursors is caught
+        // within about twice its length plus its start; a listing of ever new cursors by the
+        // page cap.
+        let (mut saved, mut power, mut pages) = (None::<String>, 1usize, 0usize);
         loop {
             let page = self.list_page(prefix, from).await?;
-            entries.extend(page.entries);
-            if entries.len() > MAX_LISTED_KEYS {
+            for e in page.entries {
+                if !take(&e) {
+                    return Ok((entries, false));
+                }
+                entries.push(e);
+            }
+            pages += 1;
+            if entries.len() > MAX_LISTED_KEYS || pages > MAX_LISTED_PAGES {
                 return Err(BackendError::new(
                     BackendErrorKind::Other,
-                    format!("listing returned more than {MAX_LISTED_KEYS} keys"),
+                    format!(
+                        "listing returned more than {MAX_LISTED_KEYS} keys or \
+                         {MAX_LISTED_PAGES} pages: the backend's listing does not end"
+                    ),
                 ));
             }
-            match page.next {
-                Some(next) if !seen.insert(next.clone()) => {
-                    return Err(BackendError::new(
-                        BackendErrorKind::Other,
-                        "listing cursor repeated: the backend's listing does not end",
-                    ));
-                }
-                Some(next) => from = ListFrom::Cursor(next),
-                None => return Ok(entries),
+            let Some(next) = page.next else { return Ok((entries, true)) };
+            if saved.as_ref() == Some(&next) {
+                return Err(BackendError::new(
+                    BackendErrorKind::Other,
+                    "listing cursor repeated: the backend's listing does not end",
+                ));
             }
+            if pages == power {
+                saved = Some(next.clone());
+                power *= 2;
+            }
+            from = ListFrom::Cursor(next);
         }
     }
 }

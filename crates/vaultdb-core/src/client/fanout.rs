@@ -608,38 +608,35 @@ impl Fanout {
         tags: usize,
     ) -> Vec<Result<(Vec<(NameTag, Listed)>, Option<NameTag>), CallError>> {
         let calls = self.backends.iter().map(|b| async move {
-            let mut at = from.map_or(ListFrom::Start, |k| ListFrom::After(k.clone()));
-            let mut entries: Vec<(NameTag, Listed)> = Vec::new();
-            let mut seen: Vec<NameTag> = Vec::new();
-            let mut keys = 0usize;
-            loop {
-                let page = self.policy.run(|| b.list_page(prefix, at.clone())).await?.value;
-                keys += page.entries.len();
-                for e in page.entries {
-                    if let Some((tag, l)) = self.parse_listed(e, |_| true) {
-                        if seen.last() != Some(&tag) {
-                            if seen.len() == tags {
-                                // The (tags+1)-th record: everything before it is complete.
-                                return Ok((entries, seen.last().copied()));
-                            }
-                            seen.push(tag);
+            let at = from.map_or(ListFrom::Start, |k| ListFrom::After(k.clone()));
+            // Takes entries up to the first of the (tags+1)-th record, so everything taken
+            // is complete. The whole walk is one call under the policy: a backend whose
+            // listing does not end fails, not the page.
+            let (listed, ended) = self
+                .policy
+                .run(|| {
+                    let mut seen: Vec<NameTag> = Vec::new();
+                    b.list_while(prefix, at.clone(), move |e| {
+                        let Some(tag) = self.keyspace.parse(e.key.as_str()).and_then(|p| p.tag())
+                        else {
+                            return true;
+                        };
+                        if seen.last() == Some(&tag) {
+                            return true;
                         }
-                        entries.push((tag, l));
-                    }
-                }
-                match page.next {
-                    Some(next) if keys < crate::backend::MAX_LISTED_KEYS => {
-                        at = ListFrom::Cursor(next);
-                    }
-                    Some(_) => {
-                        return Err(CallError::Backend(BackendError::new(
-                            BackendErrorKind::Other,
-                            "listing does not end",
-                        )));
-                    }
-                    None => return Ok((entries, None)),
-                }
-            }
+                        if seen.len() == tags {
+                            return false;
+                        }
+                        seen.push(tag);
+                        true
+                    })
+                })
+                .await?
+                .value;
+            let entries: Vec<(NameTag, Listed)> =
+                listed.into_iter().filter_map(|e| self.parse_listed(e, |_| true)).collect();
+            let last = if ended { None } else { entries.last().map(|(t, _)| *t) };
+            Ok((entries, last))
         });
         futures::future::join_all(calls).await
     }
