@@ -285,14 +285,10 @@ impl Compact {
                 for shard in cipher.chunks_exact(s) {
                     encoder.add_original_shard(shard)?;
                 }
-                let result = encoder.encode()?;
-                share.extend_from_slice(result.recovery(at - k).unwrap_or_default());
-                Ok(())
+                Ok(encoder.encode()?.recovery(at - k).map(|r| share.extend_from_slice(r)))
             })
-            .map_err(failed)?;
-            if share.len() != KEY_LEN + s {
-                return Err(failed_index(x));
-            }
+            .map_err(failed)?
+            .ok_or_else(|| failed_index(x))?;
         }
         Ok(share)
     }
@@ -371,6 +367,50 @@ thread_local! {
 
 type RsResult<T> = std::result::Result<T, reed_solomon_simd::Error>;
 
+/// An encoder or a decoder of the erasure code, kept per thread by [`with_coder`].
+trait Coder: Sized + 'static {
+    fn new(k: usize, r: usize, s: usize) -> RsResult<Self>;
+    fn reset(&mut self, k: usize, r: usize, s: usize) -> RsResult<()>;
+}
+
+impl Coder for ReedSolomonEncoder {
+    fn new(k: usize, r: usize, s: usize) -> RsResult<Self> {
+        ReedSolomonEncoder::new(k, r, s)
+    }
+    fn reset(&mut self, k: usize, r: usize, s: usize) -> RsResult<()> {
+        ReedSolomonEncoder::reset(self, k, r, s)
+    }
+}
+
+impl Coder for ReedSolomonDecoder {
+    fn new(k: usize, r: usize, s: usize) -> RsResult<Self> {
+        ReedSolomonDecoder::new(k, r, s)
+    }
+    fn reset(&mut self, k: usize, r: usize, s: usize) -> RsResult<()> {
+        ReedSolomonDecoder::reset(self, k, r, s)
+    }
+}
+
+/// Runs `f` with a coder for `k` original and `r` recovery shards of `s` bytes: this
+/// thread's (in `slot`) for shards up to [`REUSE_MAX_SHARD`], a fresh one for longer ones.
+fn with_coder<C: Coder, T>(
+    slot: &'static std::thread::LocalKey<RefCell<Option<C>>>,
+    (k, r, s): (usize, usize, usize),
+    f: impl FnOnce(&mut C) -> RsResult<T>,
+) -> RsResult<T> {
+    if s > REUSE_MAX_SHARD {
+        return f(&mut C::new(k, r, s)?);
+    }
+    slot.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        match slot.as_mut() {
+            Some(c) => c.reset(k, r, s)?,
+            None => *slot = Some(C::new(k, r, s)?),
+        }
+        f(slot.as_mut().expect("set above"))
+    })
+}
+
 /// Runs `f` with an encoder for `k` original and `r` recovery shards of `s` bytes.
 fn with_encoder<T>(
     k: usize,
@@ -378,17 +418,7 @@ fn with_encoder<T>(
     s: usize,
     f: impl FnOnce(&mut ReedSolomonEncoder) -> RsResult<T>,
 ) -> RsResult<T> {
-    if s > REUSE_MAX_SHARD {
-        return f(&mut ReedSolomonEncoder::new(k, r, s)?);
-    }
-    ENCODER.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        match slot.as_mut() {
-            Some(e) => e.reset(k, r, s)?,
-            None => *slot = Some(ReedSolomonEncoder::new(k, r, s)?),
-        }
-        f(slot.as_mut().expect("set above"))
-    })
+    with_coder(&ENCODER, (k, r, s), f)
 }
 
 /// Runs `f` with a decoder for `k` original and `r` recovery shards of `s` bytes.
@@ -398,17 +428,7 @@ fn with_decoder<T>(
     s: usize,
     f: impl FnOnce(&mut ReedSolomonDecoder) -> RsResult<T>,
 ) -> RsResult<T> {
-    if s > REUSE_MAX_SHARD {
-        return f(&mut ReedSolomonDecoder::new(k, r, s)?);
-    }
-    DECODER.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        match slot.as_mut() {
-            Some(d) => d.reset(k, r, s)?,
-            None => *slot = Some(ReedSolomonDecoder::new(k, r, s)?),
-        }
-        f(slot.as_mut().expect("set above"))
-    })
+    with_coder(&DECODER, (k, r, s), f)
 }
 
 /// The key parts (the first [`KEY_LEN`] bytes) of the first K shares.

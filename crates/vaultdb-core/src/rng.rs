@@ -108,8 +108,10 @@ impl std::fmt::Debug for CsRng {
 }
 
 impl CsRng {
-    /// A generator with a fixed seed that never reseeds: for tests and known-answer vectors
-    /// only. Never use a fixed seed to protect real data.
+    /// A generator with a fixed seed that never reseeds: for tests and known-answer
+    /// vectors, and as a keystream under a key used once (compact mode encrypts each secret
+    /// under a fresh random key, docs/FORMAT.md section 16). Never use a seed twice, or one
+    /// that is not secret and random, to protect real data.
     pub fn from_seed(seed: [u8; 32]) -> Self {
         let mut seed = seed;
         let aes = Aes256::new(&seed.into());

@@ -307,7 +307,6 @@ fn the_key_parts_of_k_minus_1_shares_are_independent_of_the_key() {
     let th = t(2, 3);
     let c = Compact::new();
     let secret = pattern(40);
-    let mut reference: Option<Vec<Vec<u32>>> = None;
     let mut pairs = std::collections::HashSet::new();
     for key0 in 0..=255u8 {
         let mut hist = vec![vec![0u32; 256]; 3];
@@ -325,11 +324,8 @@ fn the_key_parts_of_k_minus_1_shares_are_independent_of_the_key() {
                 pairs.insert((shares[0][0], shares[1][0]));
             }
         }
+        // Uniform for every key byte, so the same distribution whatever the key.
         assert!(hist.iter().all(|h| h.iter().all(|&c| c == 1)), "key byte {key0}: not uniform");
-        match &reference {
-            None => reference = Some(hist),
-            Some(first) => assert!(*first == hist, "the distribution depends on the key"),
-        }
     }
     assert_eq!(pairs.len(), 256, "two shares determine the key byte");
 }
