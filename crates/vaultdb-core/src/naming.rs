@@ -151,17 +151,7 @@ impl NameTag {
     }
 }
 
-impl fmt::Debug for NameTag {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "NameTag({})", self.to_text())
-    }
-}
-
-impl fmt::Display for NameTag {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_text())
-    }
-}
+crate::base32::base32_fmt!(NameTag);
 
 /// The padded id's length for an id of `len` bytes: one length byte plus the id, rounded up
 /// to 32, 64, 128 or 256 bytes. Object keys therefore reveal only this class.

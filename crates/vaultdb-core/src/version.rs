@@ -5,7 +5,6 @@
 //! a process even if the wall clock steps back (the hybrid logical clock never goes below
 //! the last value it gave or observed).
 
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -70,17 +69,7 @@ impl Version {
     }
 }
 
-impl fmt::Debug for Version {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Version({})", self.to_text())
-    }
-}
-
-impl fmt::Display for Version {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_text())
-    }
-}
+crate::base32::base32_fmt!(Version);
 
 /// A hybrid logical clock: wall-clock microseconds, but never below what it gave or saw.
 #[derive(Debug, Default)]

@@ -19,6 +19,7 @@ use vaultdb_core::compact::{Compact, KEY_LEN, shard_len, share_len};
 use vaultdb_core::gf256;
 use vaultdb_core::rng::{CsRng, RandomSource};
 use vaultdb_core::{SharePoint, Threshold, Xorida};
+use vaultdb_testkit::Scripted;
 
 fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (31 * i + 7) as u8).collect()
@@ -283,21 +284,6 @@ proptest! {
     }
 }
 
-/// Hands out a key, then XorIDA coefficients, from scripted bytes.
-struct Scripted {
-    bytes: Vec<u8>,
-    used: usize,
-}
-
-impl RandomSource for Scripted {
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        let end = self.used + dest.len();
-        assert!(end <= self.bytes.len(), "the split drew more than the key and K-1 coefficients");
-        dest.copy_from_slice(&self.bytes[self.used..end]);
-        self.used = end;
-    }
-}
-
 /// The real compact split, 2-of-3, exhaustively over one key byte and its coefficient byte
 /// (the others fixed): for every key value the key-part byte of any single share takes each
 /// of the 256 values exactly once as the coefficient runs over its 256 values, so one share's
@@ -314,9 +300,9 @@ fn the_key_parts_of_k_minus_1_shares_are_independent_of_the_key() {
             let mut bytes = vec![0x5c; 2 * KEY_LEN];
             bytes[0] = key0;
             bytes[KEY_LEN] = r0;
-            let mut rng = Scripted { bytes, used: 0 };
+            let mut rng = Scripted::new(bytes);
             let shares = c.split(th, &secret, &mut rng).unwrap();
-            assert_eq!(rng.used, 2 * KEY_LEN, "one key and K-1 coefficients");
+            assert_eq!(rng.used(), 2 * KEY_LEN, "one key and K-1 coefficients");
             for (h, share) in hist.iter_mut().zip(&shares) {
                 h[usize::from(share[0])] += 1;
             }

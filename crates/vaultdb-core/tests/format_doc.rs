@@ -5,39 +5,73 @@
 use vaultdb_core::compact::{self, Compact};
 use vaultdb_core::envelope::{self, Header, Kind};
 use vaultdb_core::gf256::Kernel;
-use vaultdb_core::naming::{KeySpace, NamingKey, pad_id};
+use vaultdb_core::naming::{KeySpace, NameTag, NamingKey, pad_id};
 use vaultdb_core::padding::Padding;
 use vaultdb_core::rng::{CsRng, RandomSource};
 use vaultdb_core::secret::{self, Binding};
+use vaultdb_core::wipe::SecretVec;
 use vaultdb_core::{Record, Threshold, Version, Xorida};
 use vaultdb_testkit::FormatDoc;
+
+/// The worked example's record, sealed: where sections 12 and 16 both start.
+struct Sealed {
+    t: Threshold,
+    naming: NamingKey,
+    version: Version,
+    record: Record,
+    tag: NameTag,
+    payload: Vec<u8>,
+    secret: SecretVec,
+    /// Every random byte of the example comes from this stream, in this order: mac_key
+    /// (32 bytes, drawn by the seal), then what each section says.
+    rng: CsRng,
+}
+
+impl Sealed {
+    fn new() -> Self {
+        let t = Threshold::new(2, 3).unwrap();
+        let naming = NamingKey::from_bytes([0x11; 32]);
+        let version = Version::from_parts(0x0006_2d1a_2b3c_4d5e, 0x0123_4567_89ab_cdef);
+        let record = Record::new("user-42", br#"{"name":"Alice"}"#.to_vec());
+        let tag = naming.tag(&record.id);
+        let mut rng = CsRng::from_seed([0x42; 32]);
+        let mut payload = Vec::new();
+        record.encode_into(&mut payload).unwrap();
+        let binding = Binding { kind: Kind::Record, tag, version, threshold: t };
+        let secret = secret::seal(&binding, Padding::Padme, payload.len(), &mut rng, |b| {
+            b.extend_from_slice(&payload);
+            Ok(())
+        })
+        .unwrap();
+        Self { t, naming, version, record, tag, payload, secret, rng }
+    }
+}
+
+/// The envelope of the record's share 1 (x = 1), in hex; `secret_len` is the header's
+/// (the secret's length; in compact mode, the share's).
+fn envelope1(
+    t: Threshold,
+    version: Version,
+    tag: NameTag,
+    secret_len: usize,
+    share: &[u8],
+) -> String {
+    let secret_len = secret_len as u32;
+    let header = Header { kind: Kind::Record, threshold: t, x: 1, version, tag, secret_len };
+    hex::encode(envelope::encode(&header, share))
+}
 
 /// (label, value) pairs of the worked example, in document order, split on `kernel`.
 fn example(kernel: Kernel) -> Vec<(&'static str, String)> {
     let xorida = Xorida::with_kernel(kernel);
     let mut out = Vec::new();
-    let t = Threshold::new(2, 3).unwrap();
-    let naming = NamingKey::from_bytes([0x11; 32]);
-    let version = Version::from_parts(0x0006_2d1a_2b3c_4d5e, 0x0123_4567_89ab_cdef);
-    let record = Record::new("user-42", br#"{"name":"Alice"}"#.to_vec());
-    let tag = naming.tag(&record.id);
-    // Every random byte of the example comes from this stream, in this order: mac_key
-    // (32 bytes), the coefficient R_1 for the secret, then R_1 for the padded id.
-    let mut rng = CsRng::from_seed([0x42; 32]);
-
-    let mut payload = Vec::new();
-    record.encode_into(&mut payload).unwrap();
+    // After mac_key, the stream gives the coefficient R_1 for the secret, then R_1 for the
+    // padded id.
+    let Sealed { t, naming, version, record, tag, payload, secret, mut rng } = Sealed::new();
     out.push(("record", hex::encode(&payload)));
     out.push(("name_tag", hex::encode(tag.0)));
     out.push(("name_tag_text", tag.to_text()));
     out.push(("version_text", version.to_text()));
-
-    let binding = Binding { kind: Kind::Record, tag, version, threshold: t };
-    let secret = secret::seal(&binding, Padding::Padme, payload.len(), &mut rng, |b| {
-        b.extend_from_slice(&payload);
-        Ok(())
-    })
-    .unwrap();
     out.push(("secret", hex::encode(&secret[..])));
 
     // R_1 is the next secret.len() bytes of the stream: read them from a second generator
@@ -57,15 +91,7 @@ fn example(kernel: Kernel) -> Vec<(&'static str, String)> {
     for (i, s) in id_shares.iter().enumerate() {
         out.push((["key1", "key2", "key3"][i], ks.share_key(tag, version, s).to_string()));
     }
-    let header = Header {
-        kind: Kind::Record,
-        threshold: t,
-        x: 1,
-        version,
-        tag,
-        secret_len: secret.len() as u32,
-    };
-    out.push(("envelope1", hex::encode(envelope::encode(&header, &shares[0]))));
+    out.push(("envelope1", envelope1(t, version, tag, secret.len(), &shares[0])));
 
     // Section 14: the tombstone of the same record, deleted at a later version, computed
     // here from the section's formulas (HMAC-SHA256 directly), not by the client's code;
@@ -123,20 +149,7 @@ fn example(kernel: Kernel) -> Vec<(&'static str, String)> {
 /// for the key, then R_1 for the padded id.
 fn compact_example() -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
-    let t = Threshold::new(2, 3).unwrap();
-    let naming = NamingKey::from_bytes([0x11; 32]);
-    let version = Version::from_parts(0x0006_2d1a_2b3c_4d5e, 0x0123_4567_89ab_cdef);
-    let record = Record::new("user-42", br#"{"name":"Alice"}"#.to_vec());
-    let tag = naming.tag(&record.id);
-    let mut rng = CsRng::from_seed([0x42; 32]);
-    let mut payload = Vec::new();
-    record.encode_into(&mut payload).unwrap();
-    let binding = Binding { kind: Kind::Record, tag, version, threshold: t };
-    let secret = secret::seal(&binding, Padding::Padme, payload.len(), &mut rng, |b| {
-        b.extend_from_slice(&payload);
-        Ok(())
-    })
-    .unwrap();
+    let Sealed { t, version, record, tag, secret, mut rng, .. } = Sealed::new();
     // The key and its coefficient, read from a second generator past the 32 mac_key bytes.
     let mut stream = [0u8; 96];
     CsRng::from_seed([0x42; 32]).fill_bytes(&mut stream);
@@ -159,15 +172,7 @@ fn compact_example() -> Vec<(&'static str, String)> {
     let id_shares = Xorida::new().split(t, &padded, &mut rng);
     let ks = KeySpace::new("vaultdb").unwrap();
     out.push(("compact_object_key1", ks.share_key(tag, version, &id_shares[0]).to_string()));
-    let header = Header {
-        kind: Kind::Record,
-        threshold: t,
-        x: 1,
-        version,
-        tag,
-        secret_len: shares[0].len() as u32,
-    };
-    out.push(("compact_envelope1", hex::encode(envelope::encode(&header, &shares[0]))));
+    out.push(("compact_envelope1", envelope1(t, version, tag, shares[0].len(), &shares[0])));
     out
 }
 

@@ -12,7 +12,9 @@ use vaultdb_core::{
     CallPolicy, ErrorCode, MemoryBackend, Mode, OutcomeStatus, Record, RecordMeta, StorageBackend,
     VaultDb, VaultDbBuilder, VaultError,
 };
-use vaultdb_testkit::{Corrupting, CorruptingHandle, Failing, FailingHandle, Generator};
+use vaultdb_testkit::{
+    CorruptMode, CorruptingHandle, Failing, FailingHandle, Generator, MemoryStack,
+};
 
 const MODES: [Mode; 2] = [Mode::Shamir, Mode::Compact];
 
@@ -24,11 +26,9 @@ struct Node {
 }
 
 fn node(i: usize) -> Node {
-    let mem = Arc::new(MemoryBackend::new(format!("b{i}"), format!("backend {i}")));
-    let corrupting = Corrupting::new(mem.clone());
-    let corrupt = corrupting.handle();
-    corrupt.set_enabled(false);
-    let failing = Failing::new(corrupting);
+    let MemoryStack { mem, corrupt, backend, .. } =
+        MemoryStack::new(format!("b{i}"), format!("backend {i}"));
+    let failing = Failing::new(backend);
     let fail = failing.handle();
     Node { mem, fail, corrupt, backend: Arc::new(failing) }
 }
@@ -194,21 +194,26 @@ async fn a_tampered_share_is_caught_named_and_repaired_in_both_modes() {
     }
 }
 
-/// Corruption the CRC catches is named before any rebuild, in both modes.
+/// Corruption the CRC catches (every `CorruptMode`) is named before any
+/// rebuild, and the right data returned, in both modes.
 #[tokio::test]
 async fn a_corrupting_backend_is_named_in_both_modes() {
-    for mode in MODES {
+    const HOW: [CorruptMode; 4] =
+        [CorruptMode::FlipBit, CorruptMode::Rewrite, CorruptMode::Truncate, CorruptMode::Oversize];
+    for (mode, how) in MODES.into_iter().flat_map(|m| HOW.map(|h| (m, h))) {
         for bad in 0..3 {
             let (nodes, db) = cluster(mode, 3, 2).await;
             db.put(Record::new("r", b"the right data".to_vec())).await.unwrap();
+            nodes[bad].corrupt.set_mode(how);
             nodes[bad].corrupt.set_enabled(true);
+            // Repair asks every backend, so the bad one is always among those asked.
             let repaired = db.repair("r").await.unwrap();
-            assert!(repaired.problems.is_empty(), "{:?}", repaired.problems);
+            assert!(repaired.problems.is_empty(), "{mode} {how:?}: {:?}", repaired.problems);
             let g = db.get("r").await.unwrap();
             assert_eq!(g.record.data, b"the right data");
             // Unless the read did not ask it (reads ask the fastest backends first).
             if g.outcomes[bad].status != OutcomeStatus::Skipped {
-                assert_eq!(g.bad_backends, vec![format!("b{bad}")], "{mode}");
+                assert_eq!(g.bad_backends, vec![format!("b{bad}")], "{mode} {how:?}");
             }
         }
     }

@@ -8,23 +8,8 @@
 //! reordered random bytes, or drew more of them, would fail here.
 
 use vaultdb_core::gf256::Kernel;
-use vaultdb_core::rng::RandomSource;
 use vaultdb_core::{Threshold, Xorida};
-
-/// Returns exactly the bytes it was given, once, and records how many were asked for.
-struct Scripted {
-    bytes: Vec<u8>,
-    used: usize,
-}
-
-impl RandomSource for Scripted {
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        let end = self.used + dest.len();
-        assert!(end <= self.bytes.len(), "split drew more random bytes than K-1");
-        dest.copy_from_slice(&self.bytes[self.used..end]);
-        self.used = end;
-    }
-}
+use vaultdb_testkit::Scripted;
 
 /// All subsets of `0..n` of size `m`, as sorted index lists.
 fn subsets(n: usize, m: usize) -> Vec<Vec<usize>> {
@@ -46,10 +31,10 @@ fn exhaustive(k: usize, n: usize, kernel: Kernel) {
         let mut hist = vec![vec![0u32; cells]; sets.len()];
         for r in 0..cells {
             let coeffs: Vec<u8> = (0..k - 1).map(|j| (r >> (8 * j)) as u8).collect();
-            let mut rng = Scripted { bytes: coeffs, used: 0 };
+            let mut rng = Scripted::new(coeffs);
             let mut outs: Vec<&mut [u8]> = shares.iter_mut().map(|s| &mut s[..]).collect();
             x.split_into(t, &[secret], &mut rng, &mut outs);
-            assert_eq!(rng.used, k - 1, "split must draw exactly K-1 bytes per secret byte");
+            assert_eq!(rng.used(), k - 1, "split must draw exactly K-1 bytes per secret byte");
             for (h, set) in hist.iter_mut().zip(&sets) {
                 let tuple = set.iter().fold(0usize, |acc, &i| acc << 8 | usize::from(shares[i][0]));
                 h[tuple] += 1;
@@ -95,7 +80,7 @@ fn k_shares_are_not_secret() {
     let mut seen = std::collections::HashSet::new();
     for secret in 0..=255u8 {
         // With R fixed, two shares determine the secret: all 256 pairs differ.
-        let shares = x.split(t, &[secret], &mut Scripted { bytes: vec![0x42], used: 0 });
+        let shares = x.split(t, &[secret], &mut Scripted::new(vec![0x42]));
         seen.insert((shares[0][0], shares[1][0]));
     }
     assert_eq!(seen.len(), 256);

@@ -9,10 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use vaultdb_core::{
-    CallPolicy, ErrorCode, MemoryBackend, Record, RecordMeta, StorageBackend, VaultDb,
-};
-use vaultdb_testkit::{Corrupting, CorruptingHandle, Counting, CountingHandle, Generator};
+use vaultdb_core::{CallPolicy, ErrorCode, MemoryBackend, Record, RecordMeta, VaultDb};
+use vaultdb_testkit::{CorruptingHandle, CountingHandle, Generator, MemoryStack};
 
 const SEG: usize = 4096;
 
@@ -49,14 +47,9 @@ async fn cluster_with(n: usize, k: usize, fast_reads: bool) -> (Vec<Node>, Vault
             max_backoff: Duration::from_millis(1),
         });
     for i in 0..n {
-        let mem = Arc::new(MemoryBackend::new(format!("b{i}"), format!("backend {i}")));
-        let corrupting = Corrupting::new(mem.clone());
-        let corrupt = corrupting.handle();
-        corrupt.set_enabled(false);
-        let counting = Counting::new(corrupting);
-        let count = counting.handle();
-        let backend: Arc<dyn StorageBackend> = Arc::new(counting);
-        b = b.backend_arc(backend);
+        let MemoryStack { mem, count, corrupt, backend, .. } =
+            MemoryStack::new(format!("b{i}"), format!("backend {i}"));
+        b = b.backend(backend);
         nodes.push(Node { mem, count, corrupt });
     }
     (nodes, b.open().await.unwrap())

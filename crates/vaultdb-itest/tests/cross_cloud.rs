@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, MutexGuard};
 use vaultdb_core::{CallPolicy, ErrorCode, Record, StorageBackend, VaultDb, VaultDbBuilder};
 use vaultdb_fs::FsBackend;
 use vaultdb_itest::{Control, Emulators, random_tag};
@@ -37,8 +37,19 @@ fn wrap(b: impl StorageBackend) -> Wrapped {
     Wrapped { backend: Arc::new(f), down }
 }
 
-fn env() -> Option<(Emulators, Control)> {
-    Some((Emulators::from_env()?, Control::from_env()?))
+/// The emulators, their control, and the lock that runs one test at a time; `None` (the
+/// test is skipped, saying so) when `cargo xtask itest` did not set their variables.
+async fn emulators() -> Option<(Emulators, Control, MutexGuard<'static, ()>)> {
+    let Some((emus, control)) = Emulators::from_env().zip(Control::from_env()) else {
+        eprintln!("skip: emulator variables unset (run `cargo xtask itest`)");
+        return None;
+    };
+    Some((emus, control, SERIAL.lock().await))
+}
+
+/// A directory backend in `dir`.
+async fn disk(dir: &tempfile::TempDir) -> Wrapped {
+    wrap(FsBackend::open("disk", "Local disk", dir.path().join("disk")).await.expect("fs"))
 }
 
 async fn open(backends: &[&Wrapped], k: usize, w: usize, prefix: &str) -> VaultDb {
@@ -230,10 +241,7 @@ async fn scenario(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_clouds_two_of_three() {
-    let Some((emus, control)) = env() else {
-        return eprintln!("skip: emulator variables unset (run `cargo xtask itest`)");
-    };
-    let _one_at_a_time = SERIAL.lock().await;
+    let Some((emus, control, _one_at_a_time)) = emulators().await else { return };
     let prefix = format!("x3-{}", random_tag());
     let backends = vec![
         wrap(emus.s3("").expect("s3")),
@@ -246,19 +254,15 @@ async fn three_clouds_two_of_three() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn five_backends_three_of_five() {
-    let Some((emus, control)) = env() else {
-        return eprintln!("skip: emulator variables unset (run `cargo xtask itest`)");
-    };
-    let _one_at_a_time = SERIAL.lock().await;
+    let Some((emus, control, _one_at_a_time)) = emulators().await else { return };
     let dir = tempfile::tempdir().expect("tempdir");
     let prefix = format!("x5-{}", random_tag());
-    let fs = FsBackend::open("disk", "Local disk", dir.path().join("disk")).await.expect("fs");
     let backends = vec![
         wrap(emus.s3("").expect("s3")),
         wrap(emus.gcs("").expect("gcs")),
         wrap(emus.azure("").expect("azure")),
         wrap(emus.minio("").expect("minio")),
-        wrap(fs),
+        disk(&dir).await,
     ];
     // 3-of-5, W = 4; Azure goes down and comes back.
     scenario(&control, backends, 3, 4, 2, "azure", &prefix).await;
@@ -266,17 +270,13 @@ async fn five_backends_three_of_five() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_directory_and_s3_two_of_three() {
-    let Some((emus, control)) = env() else {
-        return eprintln!("skip: emulator variables unset (run `cargo xtask itest`)");
-    };
-    let _one_at_a_time = SERIAL.lock().await;
+    let Some((emus, control, _one_at_a_time)) = emulators().await else { return };
     let dir = tempfile::tempdir().expect("tempdir");
     let tag = random_tag();
     let prefix = format!("xpg-{tag}");
-    let fs = FsBackend::open("disk", "Local disk", dir.path().join("disk")).await.expect("fs");
     let backends = vec![
         wrap(emus.postgres(&format!("itest_{tag}")).expect("postgres")),
-        wrap(fs),
+        disk(&dir).await,
         wrap(emus.s3("").expect("s3")),
     ];
     // 2-of-3, W = 2; S3 goes down and comes back.

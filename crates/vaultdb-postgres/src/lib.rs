@@ -408,17 +408,13 @@ impl StorageBackend for PostgresBackend {
         };
         let pool = self.ready().await?;
         let limit = i64::try_from(self.config.page_size).unwrap_or(i64::MAX);
-        let query = match prefix_end(prefix.as_str()) {
-            None => sqlx::query(AssertSqlSafe(self.sql.list_all.clone())),
-            Some(_) => sqlx::query(AssertSqlSafe(self.sql.list_range.clone())),
+        let end = prefix_end(prefix.as_str());
+        let sql = if end.is_some() { &self.sql.list_range } else { &self.sql.list_all };
+        let mut query =
+            sqlx::query(AssertSqlSafe(sql.clone())).bind(after).bind(prefix.as_str()).bind(limit);
+        if let Some(end) = end {
+            query = query.bind(end);
         }
-        .bind(after)
-        .bind(prefix.as_str())
-        .bind(limit);
-        let query = match prefix_end(prefix.as_str()) {
-            Some(end) => query.bind(end),
-            None => query,
-        };
         let rows = query.fetch_all(pool).await.map_err(|e| map_error("list", prefix, e))?;
         // A full page may have more after it: its last row is the cursor.
         let full = rows.len() >= self.config.page_size;
@@ -501,19 +497,14 @@ mod tests {
         let pw = PostgresConfig::new("postgres://u:s3cr3t@h/db?sslmode=bogus");
         let e = PostgresBackend::new("pg", "PG", pw).unwrap_err();
         assert!(!e.to_string().contains("s3cr3t"), "{e}");
-        let e = PostgresBackend::new(
-            "pg",
-            "PG",
-            PostgresConfig::new("postgres://h/db").with_page_size(0),
-        )
-        .unwrap_err();
-        assert!(e.message().contains("page_size"), "{e}");
-        let e = PostgresBackend::new(
-            "pg",
-            "PG",
-            PostgresConfig::new("postgres://h/db").with_max_connections(0),
-        )
-        .unwrap_err();
-        assert!(e.message().contains("max_connections"), "{e}");
+        let base = PostgresConfig::new("postgres://h/db");
+        for (config, what) in [
+            (base.clone().with_page_size(0), "page_size"),
+            (base.clone().with_page_size(MAX_PAGE_SIZE + 1), "page_size"),
+            (base.with_max_connections(0), "max_connections"),
+        ] {
+            let e = PostgresBackend::new("pg", "PG", config).unwrap_err();
+            assert!(e.message().contains(what), "{e}");
+        }
     }
 }

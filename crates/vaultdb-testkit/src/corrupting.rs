@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use bytes::Bytes;
 use vaultdb_core::backend::{BackendError, Key, StorageBackend};
 
-use crate::{forward_backend, handle_debug};
+use crate::{forward_backend, handle_and_inner, handle_debug};
 
 /// How [`Corrupting`] alters the bytes `get` returns. An empty object cannot be altered in
 /// place, so in every mode it comes back as the single byte `0x01`.
@@ -107,17 +107,9 @@ impl<B: StorageBackend> Corrupting<B> {
         self.filter = Some(Arc::new(filter));
         self
     }
-
-    /// The handle that switches corruption on and off.
-    pub fn handle(&self) -> CorruptingHandle {
-        self.ctl.clone()
-    }
-
-    /// The wrapped backend.
-    pub fn inner(&self) -> &B {
-        &self.inner
-    }
 }
+
+handle_and_inner!(Corrupting, CorruptingHandle, "The handle that switches corruption on and off.");
 
 impl CorruptingHandle {
     /// Switches corruption on or off.

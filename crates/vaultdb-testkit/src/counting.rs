@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use vaultdb_core::backend::{BackendError, StorageBackend};
 
-use crate::{Ops, forward_backend};
+use crate::{Ops, forward_backend, handle_and_inner};
 
 /// A transparent wrapper that counts the calls made to each operation (every call,
 /// whether it succeeds or fails), readable through its [`CountingHandle`].
@@ -56,16 +56,6 @@ impl<B: StorageBackend> Counting<B> {
         Self { inner, ctl: CountingHandle::default() }
     }
 
-    /// The handle that reads the counters.
-    pub fn handle(&self) -> CountingHandle {
-        self.ctl.clone()
-    }
-
-    /// The wrapped backend.
-    pub fn inner(&self) -> &B {
-        &self.inner
-    }
-
     /// Counts a call to `op`; run before every forwarded call, it never fails one.
     async fn admit(&self, op: Ops) -> Result<(), BackendError> {
         let s = &self.ctl.state;
@@ -79,6 +69,8 @@ impl<B: StorageBackend> Counting<B> {
         Ok(())
     }
 }
+
+handle_and_inner!(Counting, CountingHandle, "The handle that reads the counters.");
 
 impl CountingHandle {
     /// Calls to `put` so far.

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use vaultdb_core::backend::{BackendError, Key, PutMode, StorageBackend};
 
-use crate::{forward_backend, handle_debug};
+use crate::{forward_backend, handle_and_inner, handle_debug};
 
 /// No limit: the wrapper is transparent.
 const UNLIMITED: u64 = u64::MAX;
@@ -48,21 +48,13 @@ impl<B: StorageBackend> Crashing<B> {
         Self { inner, ctl: CrashingHandle { state: Arc::new(state) } }
     }
 
-    /// The handle that re-arms or resets the crash.
-    pub fn handle(&self) -> CrashingHandle {
-        self.ctl.clone()
-    }
-
-    /// The wrapped backend.
-    pub fn inner(&self) -> &B {
-        &self.inner
-    }
-
     fn crashed_error(&self, what: &str) -> BackendError {
         self.ctl.state.refused.fetch_add(1, Ordering::SeqCst);
         BackendError::transient(format!("injected crash: {what} on {} refused", self.inner.id()))
     }
 }
+
+handle_and_inner!(Crashing, CrashingHandle, "The handle that re-arms or resets the crash.");
 
 impl CrashingHandle {
     /// Accept `puts` more puts from now on, then crash again.

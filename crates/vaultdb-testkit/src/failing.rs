@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use vaultdb_core::backend::{BackendError, BackendErrorKind, StorageBackend};
 
-use crate::{Ops, forward_backend, handle_debug, kind_from_u8, kind_to_u8};
+use crate::{Ops, forward_backend, handle_and_inner, handle_debug, kind_from_u8, kind_to_u8};
 
 /// A wrapper whose operations fail on demand, without reaching the inner backend.
 ///
@@ -54,16 +54,6 @@ impl<B: StorageBackend> Failing<B> {
         Self { inner, ctl: FailingHandle::default() }
     }
 
-    /// The handle that switches failures on and off.
-    pub fn handle(&self) -> FailingHandle {
-        self.ctl.clone()
-    }
-
-    /// The wrapped backend.
-    pub fn inner(&self) -> &B {
-        &self.inner
-    }
-
     /// Fails the call to `op` when the handle says so; run before every forwarded call.
     async fn admit(&self, op: Ops) -> Result<(), BackendError> {
         let s = &self.ctl.state;
@@ -84,6 +74,8 @@ impl<B: StorageBackend> Failing<B> {
         Ok(())
     }
 }
+
+handle_and_inner!(Failing, FailingHandle, "The handle that switches failures on and off.");
 
 impl FailingHandle {
     /// From now on, the operations in `ops` fail with errors of `kind` (replacing any earlier

@@ -1,9 +1,11 @@
-//! A deterministic data source for streaming tests and benchmarks.
+//! Deterministic data sources: [`Generator`] for streaming tests and benchmarks,
+//! [`Scripted`] random bytes for tests that enumerate a split's coefficients.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, ReadBuf};
+use vaultdb_core::rng::RandomSource;
 
 /// `len` deterministic pseudo-random bytes (xorshift64 from `seed`), produced as they are
 /// read: a test that streams a large record from a `Generator` proves it never needed the
@@ -74,5 +76,40 @@ mod tests {
         assert_eq!(got, Generator::bytes(5, 5000));
         assert_ne!(Generator::bytes(5, 64), Generator::bytes(6, 64));
         assert_eq!(g.remaining(), 0);
+    }
+}
+
+/// A [`RandomSource`] that hands out exactly the bytes it was given, in order, once: a test
+/// that enumerates the random values of a split (every coefficient byte, every key byte)
+/// scripts them here, and [`used`](Self::used) says how many the split drew. Drawing more
+/// than were scripted panics.
+#[derive(Clone, Debug)]
+pub struct Scripted {
+    bytes: Vec<u8>,
+    used: usize,
+}
+
+impl Scripted {
+    /// A source of `bytes`.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self { bytes, used: 0 }
+    }
+
+    /// How many bytes have been drawn so far.
+    pub fn used(&self) -> usize {
+        self.used
+    }
+}
+
+impl RandomSource for Scripted {
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        let end = self.used + dest.len();
+        assert!(
+            end <= self.bytes.len(),
+            "drew {end} random bytes, more than the {} scripted",
+            self.bytes.len()
+        );
+        dest.copy_from_slice(&self.bytes[self.used..end]);
+        self.used = end;
     }
 }

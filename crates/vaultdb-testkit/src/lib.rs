@@ -56,7 +56,8 @@
 //! written the same way.
 //!
 //! [`Generator`] is a deterministic `AsyncRead` for streaming tests: it produces a large
-//! record's bytes as they are read. [`FormatDoc`] reads docs/FORMAT.md's worked examples,
+//! record's bytes as they are read; [`Scripted`] is a random source that hands out given
+//! bytes, for tests that enumerate a split's coefficients. [`FormatDoc`] reads docs/FORMAT.md's worked examples,
 //! for the tests that recompute them from the code.
 
 #![deny(rustdoc::broken_intra_doc_links)]
@@ -92,7 +93,7 @@ pub use counting::{CallCounts, Counting, CountingHandle};
 pub use crashing::{Crashing, CrashingHandle};
 pub use failing::{Failing, FailingHandle};
 pub use format_doc::FormatDoc;
-pub use generator::Generator;
+pub use generator::{Generator, Scripted};
 pub use kernels::{cpu_model, report_kernels};
 pub use randomized::{Randomized, RandomizedHandle};
 pub use slow::{Slow, SlowHandle};
@@ -196,6 +197,25 @@ macro_rules! handle_debug {
     };
 }
 pub(crate) use handle_debug;
+
+/// Writes a wrapper's `handle()`, documented `$doc` (a clone of its `ctl` handle), and
+/// `inner()` (the backend in its `inner` field).
+macro_rules! handle_and_inner {
+    ($wrapper:ident, $handle:ident, $doc:literal) => {
+        impl<B> $wrapper<B> {
+            #[doc = $doc]
+            pub fn handle(&self) -> $handle {
+                self.ctl.clone()
+            }
+
+            /// The wrapped backend.
+            pub fn inner(&self) -> &B {
+                &self.inner
+            }
+        }
+    };
+}
+pub(crate) use handle_and_inner;
 
 /// Packs an error kind into a byte for an atomic.
 pub(crate) fn kind_to_u8(kind: BackendErrorKind) -> u8 {

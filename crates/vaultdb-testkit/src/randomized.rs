@@ -10,7 +10,7 @@ use vaultdb_core::backend::{
     BackendError, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend,
 };
 
-use crate::{Ops, forward_backend};
+use crate::{Ops, forward_backend, handle_and_inner};
 
 /// Failure probabilities are kept in parts per million.
 const PPM: u32 = 1_000_000;
@@ -68,16 +68,6 @@ impl<B: StorageBackend> Randomized<B> {
         Self { inner, ctl }
     }
 
-    /// The handle that tunes the randomness.
-    pub fn handle(&self) -> RandomizedHandle {
-        self.ctl.clone()
-    }
-
-    /// The wrapped backend.
-    pub fn inner(&self) -> &B {
-        &self.inner
-    }
-
     /// Sleeps, then decides the call's fate: `None` to forward it, `Some(after)` to fail it
     /// (after forwarding it, when `after`).
     async fn before(&self, op: Ops) -> Option<bool> {
@@ -110,6 +100,8 @@ impl<B: StorageBackend> Randomized<B> {
         ))
     }
 }
+
+handle_and_inner!(Randomized, RandomizedHandle, "The handle that tunes the randomness.");
 
 /// Scrambles the seed (splitmix64) so that nearby seeds give unrelated streams; xorshift
 /// must not start at zero.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use vaultdb_core::backend::{BackendError, StorageBackend};
 
-use crate::{Ops, forward_backend, handle_debug};
+use crate::{Ops, forward_backend, handle_and_inner, handle_debug};
 
 /// A wrapper that sleeps (`tokio::time::sleep`) before each call to the chosen operations
 /// (all of them by default), then forwards it. The delay can be changed at any time through
@@ -39,16 +39,6 @@ impl<B: StorageBackend> Slow<B> {
         Self { inner, ctl }
     }
 
-    /// The handle that changes the delay.
-    pub fn handle(&self) -> SlowHandle {
-        self.ctl.clone()
-    }
-
-    /// The wrapped backend.
-    pub fn inner(&self) -> &B {
-        &self.inner
-    }
-
     /// Sleeps before a call to `op` if it is delayed; run before every forwarded call, it
     /// never fails one.
     async fn admit(&self, op: Ops) -> Result<(), BackendError> {
@@ -61,6 +51,8 @@ impl<B: StorageBackend> Slow<B> {
         Ok(())
     }
 }
+
+handle_and_inner!(Slow, SlowHandle, "The handle that changes the delay.");
 
 impl SlowHandle {
     /// Sets the delay (saturating at about 584 years).

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use bytes::Bytes;
 use vaultdb_core::backend::{BackendError, Key, PutMode, StorageBackend};
 
-use crate::{forward_backend, handle_debug};
+use crate::{forward_backend, handle_and_inner, handle_debug};
 
 /// What a [`Stale`] wrapper serves for `get`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -112,16 +112,6 @@ impl<B: StorageBackend> Stale<B> {
         self
     }
 
-    /// The handle that switches the mode.
-    pub fn handle(&self) -> StaleHandle {
-        self.ctl.clone()
-    }
-
-    /// The wrapped backend.
-    pub fn inner(&self) -> &B {
-        &self.inner
-    }
-
     fn history(&self) -> MutexGuard<'_, Vec<Remembered>> {
         // Each critical section is one push, one clear or a read: a poisoned lock still
         // guards a consistent list.
@@ -151,6 +141,8 @@ impl<B: StorageBackend> Stale<B> {
         found.map(|r| r.data.clone())
     }
 }
+
+handle_and_inner!(Stale, StaleHandle, "The handle that switches the mode.");
 
 impl StaleHandle {
     /// Switches the mode.

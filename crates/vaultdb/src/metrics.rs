@@ -102,20 +102,20 @@ impl Metrics {
     pub fn render(&self, stats: StatsSnapshot) -> String {
         let mut out = String::with_capacity(4096);
         let t = self.tables.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        header(
+        family(
             &mut out,
             "vaultdb_http_requests_total",
             "counter",
             "HTTP requests by method, route and status.",
+            t.requests.iter().map(|((method, route, status), n)| {
+                let labels = format!(
+                    "method=\"{}\",route=\"{}\",status=\"{status}\"",
+                    escape(method),
+                    escape(route)
+                );
+                (labels, n)
+            }),
         );
-        for ((method, route, status), n) in &t.requests {
-            let _ = writeln!(
-                out,
-                "vaultdb_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
-                escape(method),
-                escape(route)
-            );
-        }
         header(
             &mut out,
             "vaultdb_http_request_duration_seconds",
@@ -213,11 +213,13 @@ impl BackendMetrics {
 
     fn render(&self, out: &mut String) {
         let t = self.tables.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        header(out, "vaultdb_backend_up", "gauge", "1 if the backend's last call succeeded.");
-        for (b, up) in &t.up {
-            let _ =
-                writeln!(out, "vaultdb_backend_up{{backend=\"{}\"}} {}", escape(b), u8::from(*up));
-        }
+        family(
+            out,
+            "vaultdb_backend_up",
+            "gauge",
+            "1 if the backend's last call succeeded.",
+            t.up.iter().map(|(b, up)| (format!("backend=\"{}\"", escape(b)), u8::from(*up))),
+        );
         header(
             out,
             "vaultdb_backend_call_duration_seconds",
@@ -228,19 +230,15 @@ impl BackendMetrics {
             let labels = format!("backend=\"{}\",op=\"{op}\"", escape(b));
             h.write(out, "vaultdb_backend_call_duration_seconds", &labels);
         }
-        header(
+        family(
             out,
             "vaultdb_backend_errors_total",
             "counter",
             "Failed backend calls by backend, operation and error kind.",
+            t.errors.iter().map(|((b, op, kind), n)| {
+                (format!("backend=\"{}\",op=\"{op}\",kind=\"{kind}\"", escape(b)), n)
+            }),
         );
-        for ((b, op, kind), n) in &t.errors {
-            let _ = writeln!(
-                out,
-                "vaultdb_backend_errors_total{{backend=\"{}\",op=\"{op}\",kind=\"{kind}\"}} {n}",
-                escape(b)
-            );
-        }
     }
 }
 
@@ -295,6 +293,21 @@ impl StorageBackend for Measured {
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// A family of labelled samples: its header, then a `name{labels} value` line per sample
+/// (`labels` already escaped).
+fn family<V: std::fmt::Display>(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (String, V)>,
+) {
+    header(out, name, kind, help);
+    for (labels, v) in samples {
+        let _ = writeln!(out, "{name}{{{labels}}} {v}");
+    }
 }
 
 /// Escapes a label value: backslash, double quote and newline.

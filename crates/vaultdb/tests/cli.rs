@@ -241,7 +241,13 @@ fn bad_input_fails_with_one_line_and_writes_nothing() {
     }
     let case =
         |args: &[&'static str], code, says| Case { args: args.to_vec(), env: None, code, says };
-    let mut cases = vec![
+    let with_env = |args: &[&'static str], env, code, says| Case {
+        args: args.to_vec(),
+        env: Some(env),
+        code,
+        says,
+    };
+    let cases = vec![
         case(&["put"], "USAGE_ERROR", "<ID>"),
         case(&["get"], "USAGE_ERROR", "<ID>"),
         case(&["frobnicate"], "USAGE_ERROR", "unrecognized subcommand"),
@@ -287,38 +293,18 @@ fn bad_input_fails_with_one_line_and_writes_nothing() {
             "backend \"aws\" (s3): S3 configuration: endpoint http://s3.example.invalid is \
              plain http; set allow_http",
         ),
+        with_env(&["list"], ("VAULTDB_THRESHOLD", "4"), "INVALID_CONFIG", "threshold 4"),
+        with_env(&["list"], ("VAULTDB_THRESHOLD", "two"), "INVALID_CONFIG", "VAULTDB_THRESHOLD"),
+        with_env(&["serve"], ("VAULTDB_LISTEN", "localhost"), "INVALID_CONFIG", "server.listen"),
+        // Plain HTTP beyond loopback is refused (tokens in the clear) unless allowed.
+        case(&["serve", "--listen", "0.0.0.0:0"], "INVALID_CONFIG", "allow_plain_http"),
+        with_env(
+            &["serve"],
+            ("VAULTDB_ALLOW_PLAIN_HTTP", "maybe"),
+            "INVALID_CONFIG",
+            "VAULTDB_ALLOW_PLAIN_HTTP",
+        ),
     ];
-    cases.push(Case {
-        args: vec!["list"],
-        env: Some(("VAULTDB_THRESHOLD", "4")),
-        code: "INVALID_CONFIG",
-        says: "threshold 4",
-    });
-    cases.push(Case {
-        args: vec!["list"],
-        env: Some(("VAULTDB_THRESHOLD", "two")),
-        code: "INVALID_CONFIG",
-        says: "VAULTDB_THRESHOLD",
-    });
-    cases.push(Case {
-        args: vec!["serve"],
-        env: Some(("VAULTDB_LISTEN", "localhost")),
-        code: "INVALID_CONFIG",
-        says: "server.listen",
-    });
-    // Plain HTTP beyond loopback is refused (tokens in the clear) unless allowed.
-    cases.push(Case {
-        args: vec!["serve", "--listen", "0.0.0.0:0"],
-        env: None,
-        code: "INVALID_CONFIG",
-        says: "allow_plain_http",
-    });
-    cases.push(Case {
-        args: vec!["serve"],
-        env: Some(("VAULTDB_ALLOW_PLAIN_HTTP", "maybe")),
-        code: "INVALID_CONFIG",
-        says: "VAULTDB_ALLOW_PLAIN_HTTP",
-    });
 
     for c in cases {
         let mut cmd = vaultdb(d);

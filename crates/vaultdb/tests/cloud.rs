@@ -226,6 +226,27 @@ async fn objects(backends: &[Box<dyn StorageBackend>]) -> Vec<(String, String, V
     out
 }
 
+/// A new directory holding `vaultdb.toml` with `text` in it.
+fn with_config(text: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("vaultdb.toml"), text).unwrap();
+    dir
+}
+
+/// Read-only commands need a store: the first put of record `id` (`data`) through `run`
+/// creates it, on three backends, all up; the record reads back and lists alone.
+fn first_put_reads_back<R>(run: R, id: &str, data: &[u8])
+where
+    R: Fn(&[&str], Option<&[u8]>) -> Output,
+{
+    let said = ok(&run(&["put", id, "-"], Some(data)), "put");
+    assert!(said.contains("on 3 of 3 backends"), "{said}");
+    let status = ok(&run(&["status"], None), "status");
+    assert!(status.contains("3 of 3 backends up, margin 1"), "{status}");
+    assert_eq!(run(&["get", id], None).stdout, data);
+    assert_eq!(ok(&run(&["list"], None), "list"), format!("{id}\n"));
+}
+
 #[test]
 fn cli_over_s3_gcs_and_azure() {
     let Some(clouds) = Clouds::from_env() else {
@@ -236,9 +257,8 @@ fn cli_over_s3_gcs_and_azure() {
         return;
     };
     let prefix = format!("vaultdb-cli-{}", random_tag());
-    let dir = tempfile::tempdir().unwrap();
+    let dir = with_config(&clouds.toml(&prefix, &clouds.azurite));
     let d = dir.path();
-    std::fs::write(d.join("vaultdb.toml"), clouds.toml(&prefix, &clouds.azurite)).unwrap();
     let secrets = clouds.secrets();
     let run = |args: &[&str]| vaultdb(d, &secrets, args, None);
 
@@ -374,9 +394,7 @@ fn cli_over_minio_azurite_emulator_mode_and_fs() {
         return;
     };
     let prefix = format!("vaultdb-cli-{}", random_tag());
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let toml = format!(
+    let dir = with_config(&format!(
         r#"threshold = 2
 
 [[backends]]
@@ -403,21 +421,15 @@ path = "disk"
         bucket = or("VAULTDB_TEST_MINIO_BUCKET", "vaultdb-test"),
         key = or("VAULTDB_TEST_MINIO_ACCESS_KEY", "minioadmin"),
         container = or("VAULTDB_TEST_AZURE_CONTAINER", "vaultdb-test"),
-    );
-    std::fs::write(d.join("vaultdb.toml"), toml).unwrap();
+    ));
+    let d = dir.path();
     let envs = vec![
         ("VAULTDB_TEST_MINIO_SECRET_KEY", or("VAULTDB_TEST_MINIO_SECRET_KEY", "minioadmin")),
         ("AZURITE_BLOB_STORAGE_URL", azurite),
     ];
     let run = |args: &[&str], stdin: Option<&[u8]>| vaultdb(d, &envs, args, stdin);
 
-    // Read-only commands need a store: the first put creates it.
-    let said = ok(&run(&["put", "note", "-"], Some(b"on premises")), "put");
-    assert!(said.contains("on 3 of 3 backends"), "{said}");
-    let status = ok(&run(&["status"], None), "status");
-    assert!(status.contains("3 of 3 backends up, margin 1"), "{status}");
-    assert_eq!(run(&["get", "note"], None).stdout, b"on premises");
-    assert_eq!(ok(&run(&["list"], None), "list"), "note\n");
+    first_put_reads_back(run, "note", b"on premises");
     ok(&run(&["delete", "note"], None), "delete");
     assert_eq!(ok(&run(&["list"], None), "list when empty"), "");
     fails(&run(&["get", "note"], None), "RECORD_NOT_FOUND", "get deleted");
@@ -436,9 +448,7 @@ fn cli_over_postgres_and_two_directories() {
     let (user, password) = userinfo.split_once(':').unwrap();
     let url = format!("{scheme}://{user}@{host}");
     let table = format!("cli_{}", random_tag());
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let toml = format!(
+    let dir = with_config(&format!(
         r#"threshold = 2
 
 [[backends]]
@@ -460,18 +470,12 @@ kind = "fs"
 id = "disk-2"
 path = "disk-2"
 "#
-    );
-    std::fs::write(d.join("vaultdb.toml"), toml).unwrap();
+    ));
+    let d = dir.path();
     let envs = vec![("VAULTDB_CLI_TEST_PG_PASSWORD", password.to_owned())];
     let run = |args: &[&str], stdin: Option<&[u8]>| vaultdb(d, &envs, args, stdin);
 
-    // Read-only commands need a store: the first put creates it.
-    let said = ok(&run(&["put", "row", "-"], Some(b"in a bytea column")), "put");
-    assert!(said.contains("on 3 of 3 backends"), "{said}");
-    let status = ok(&run(&["status"], None), "status");
-    assert!(status.contains("3 of 3 backends up, margin 1"), "{status}");
-    assert_eq!(run(&["get", "row"], None).stdout, b"in a bytea column");
-    assert_eq!(ok(&run(&["list"], None), "list"), "row\n");
+    first_put_reads_back(run, "row", b"in a bytea column");
     // PostgreSQL alone holds a share of it, not the record.
     let pg = vaultdb_postgres::PostgresBackend::new(
         "pg",

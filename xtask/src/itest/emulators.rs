@@ -8,7 +8,7 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -100,6 +100,35 @@ pub(super) fn spawn_watched(
         .process_group(0)
         .spawn()
         .map_err(|e| format!("starting {what}: {e}"))
+}
+
+/// Waits until `ready()` says that `what`, just started as `child` with its output in `log`,
+/// is up, polling every 100 ms; returns how long it took. Fails quoting the log's tail if
+/// `child` exits first, or after `limit` saying that it did not `do_what` ("answer on port
+/// N") in time.
+pub(super) fn wait_started(
+    what: &str,
+    child: &mut Child,
+    log: &Path,
+    limit: Duration,
+    do_what: &str,
+    mut ready: impl FnMut() -> bool,
+) -> Result<Duration, String> {
+    let started = Instant::now();
+    while !ready() {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!(
+                "{what} exited during startup ({status}); log {}:\n{}",
+                log.display(),
+                tail_file(log, 40)
+            ));
+        }
+        if started.elapsed() > limit {
+            return Err(format!("{what} did not {do_what} within {} s", limit.as_secs()));
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    Ok(started.elapsed())
 }
 
 /// One emulator: how to start it, and the running process.
@@ -212,31 +241,26 @@ impl Emulators {
             .map_err(|e| format!("{}: {e}", log_path.display()))?;
         let mut child = spawn_watched("vaultdb-emulator", name, &emu.program, &emu.args, log)?;
         let stdin = child.stdin.take();
-        emu.running = Some(Running { child, stdin });
-        let started = Instant::now();
         let (port, probe) = (emu.port, emu.probe);
-        loop {
-            if http_answers(port, probe) {
-                break;
-            }
-            let running = emu.running.as_mut().expect("just started");
-            if let Ok(Some(status)) = running.child.try_wait() {
-                emu.running = None;
-                return Err(format!(
-                    "{name} exited during startup ({status}); log {}:\n{}",
-                    log_path.display(),
-                    tail_file(&log_path, 40)
-                ));
-            }
-            if started.elapsed() > Duration::from_secs(90) {
-                return Err(format!("{name} did not answer on port {port} within 90 s"));
-            }
-            thread::sleep(Duration::from_millis(100));
-        }
-        println!(
-            "xtask: itest: {name} up on 127.0.0.1:{port} after {:.1}s",
-            started.elapsed().as_secs_f64()
+        let running = emu.running.insert(Running { child, stdin });
+        let took = wait_started(
+            name,
+            &mut running.child,
+            &log_path,
+            Duration::from_secs(90),
+            &format!("answer on port {port}"),
+            || http_answers(port, probe),
         );
+        let took = match took {
+            Ok(took) => took,
+            Err(e) => {
+                if let Ok(Some(_)) = running.child.try_wait() {
+                    emu.running = None;
+                }
+                return Err(e);
+            }
+        };
+        println!("xtask: itest: {name} up on 127.0.0.1:{port} after {:.1}s", took.as_secs_f64());
         drop(all);
         let kind = match name {
             "s3" => "s3",

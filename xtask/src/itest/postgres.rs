@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::emulators::{free_port, spawn_watched};
+use super::emulators::{free_port, spawn_watched, wait_started};
 use crate::tail_file;
 use crate::tools::emulators::EmulatorTools;
 
@@ -120,35 +120,23 @@ impl Postgres {
             out,
         )?;
         pg.stdin = child.stdin.take();
-        pg.child = Some(child);
-
-        let started = Instant::now();
-        loop {
-            let ready = Command::new(bin.join("pg_isready"))
-                .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string(), "-t", "2"])
-                .status()
-                .is_ok_and(|s| s.success());
-            if ready {
-                break;
-            }
-            if let Some(c) = pg.child.as_mut()
-                && let Ok(Some(status)) = c.try_wait()
-            {
-                return Err(format!(
-                    "postgres exited during startup ({status}); log {}:\n{}",
-                    log.display(),
-                    tail_file(&log, 40)
-                ));
-            }
-            if started.elapsed() > Duration::from_secs(60) {
-                return Err(format!("postgres did not accept connections on port {port} in 60 s"));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let took = wait_started(
+            "postgres",
+            pg.child.insert(child),
+            &log,
+            Duration::from_secs(60),
+            &format!("accept connections on port {port}"),
+            || {
+                Command::new(bin.join("pg_isready"))
+                    .args(["-q", "-h", "127.0.0.1", "-p", &port.to_string(), "-t", "2"])
+                    .status()
+                    .is_ok_and(|s| s.success())
+            },
+        )?;
         println!(
             "xtask: itest: postgres {} up on 127.0.0.1:{port} after {:.1}s",
             pg.version,
-            started.elapsed().as_secs_f64()
+            took.as_secs_f64()
         );
         pg.url = format!("postgres://{USER}:{password}@127.0.0.1:{port}/postgres?sslmode=disable");
         pg.tls_url = format!(

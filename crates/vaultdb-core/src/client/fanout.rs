@@ -28,6 +28,7 @@ use futures::FutureExt;
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use super::call::{CallError, CallPolicy, Latency};
+use super::settings::Settings;
 use super::shares::{Expect, MAX_KEYRING_SHARE_LEN, Opened, Shares};
 use super::tombstone::{Deletes, TombstoneKey};
 use crate::backend::{
@@ -297,21 +298,20 @@ pub(crate) struct Fanout {
 }
 
 impl Fanout {
-    /// Calls `backends` (ids `ids`) under `policy`, hedging reads after `hedge_after`.
+    /// Calls `backends` under the call policy of `settings`, hedging reads as it says.
     pub(crate) fn new(
         backends: Vec<Arc<dyn StorageBackend>>,
-        ids: Vec<String>,
-        policy: CallPolicy,
-        hedge_after: Option<Duration>,
+        settings: &Settings,
         keyspace: KeySpace,
         shares: Shares,
     ) -> Self {
+        let ids = backends.iter().map(|b| b.id().to_owned()).collect();
         let latency = (0..backends.len()).map(|_| Latency::default()).collect();
         Self {
             backends,
             ids,
-            policy,
-            hedge_after,
+            policy: settings.call_policy,
+            hedge_after: settings.hedge_after,
             keyspace,
             shares,
             latency,
@@ -386,18 +386,23 @@ impl Fanout {
 
     // --- Writes and deletes -------------------------------------------------------------
 
-    /// Writes one envelope create-only. An `AlreadyExists` on a retried call means an
-    /// earlier attempt landed: that counts as success when the stored bytes are ours.
-    pub(crate) async fn put_create(
+    /// Writes one object on backend `idx`: create-only (share objects, which are immutable),
+    /// or overwriting (keyring slots, marks and settled objects). An `AlreadyExists` on a
+    /// retried create means an earlier attempt landed: that counts as success when the
+    /// stored bytes are ours.
+    pub(crate) async fn put(
         &self,
         idx: usize,
         key: &Key,
         bytes: Bytes,
+        mode: PutMode,
     ) -> Result<(), CallError> {
         let b = &self.backends[idx];
-        match self.policy.run(|| b.put(key, bytes.clone(), PutMode::Create)).await {
+        match self.policy.run(|| b.put(key, bytes.clone(), mode)).await {
             Ok(_) => Ok(()),
-            Err(CallError::Backend(e)) if e.kind() == BackendErrorKind::AlreadyExists => {
+            Err(CallError::Backend(e))
+                if mode == PutMode::Create && e.kind() == BackendErrorKind::AlreadyExists =>
+            {
                 // Anything longer than our bytes is not ours: no need to read it.
                 match self.policy.run(|| b.get(key, bytes.len() as u64)).await {
                     Ok(c) if c.value.as_deref() == Some(&bytes[..]) => Ok(()),
@@ -406,18 +411,6 @@ impl Fanout {
             }
             Err(e) => Err(e),
         }
-    }
-
-    /// Overwrites one object (keyring slots, marks and settled objects: share objects are
-    /// immutable).
-    pub(crate) async fn put_overwrite(
-        &self,
-        idx: usize,
-        key: &Key,
-        bytes: Bytes,
-    ) -> Result<(), CallError> {
-        let b = &self.backends[idx];
-        self.policy.run(|| b.put(key, bytes.clone(), PutMode::Overwrite)).await.map(|_| ())
     }
 
     /// Writes one version's objects (one per backend) create-only, concurrently; a backend
@@ -438,11 +431,11 @@ impl Fanout {
                 )));
             }
             match mark {
-                None => self.put_create(idx, &key, bytes).await,
+                None => self.put(idx, &key, bytes, PutMode::Create).await,
                 Some((mkey, mbytes)) => {
                     let (share, mark) = futures::future::join(
-                        self.put_create(idx, &key, bytes),
-                        self.put_overwrite(idx, mkey, mbytes.clone()),
+                        self.put(idx, &key, bytes, PutMode::Create),
+                        self.put(idx, mkey, mbytes.clone(), PutMode::Overwrite),
                     )
                     .await;
                     share.and(mark)
@@ -552,34 +545,18 @@ impl Fanout {
         keep: impl Fn(NameTag) -> bool,
     ) -> Option<(NameTag, Listed)> {
         let ListEntry { key, size } = entry;
-        match self.keyspace.parse(key.as_str()) {
-            Some(ParsedKey::Share { tag, version, id_share }) if keep(tag) => {
-                Some((tag, Listed { version, key, size, id_share, segment: None, tombstone: None }))
-            }
-            Some(ParsedKey::Segment { tag, version, index }) if keep(tag) => {
-                let e = Listed {
-                    version,
-                    key,
-                    size,
-                    id_share: Vec::new(),
-                    segment: Some(index),
-                    tombstone: None,
-                };
-                Some((tag, e))
-            }
-            Some(ParsedKey::Tombstone { tag, version, mac }) if keep(tag) => {
-                let e = Listed {
-                    version,
-                    key,
-                    size,
-                    id_share: Vec::new(),
-                    segment: None,
-                    tombstone: Some(mac),
-                };
-                Some((tag, e))
-            }
-            _ => None,
-        }
+        let (tag, version, id_share, segment, tombstone) =
+            match self.keyspace.parse(key.as_str())? {
+                ParsedKey::Share { tag, version, id_share } => (tag, version, id_share, None, None),
+                ParsedKey::Segment { tag, version, index } => {
+                    (tag, version, Vec::new(), Some(index), None)
+                }
+                ParsedKey::Tombstone { tag, version, mac } => {
+                    (tag, version, Vec::new(), None, Some(mac))
+                }
+                _ => return None,
+            };
+        keep(tag).then_some((tag, Listed { version, key, size, id_share, segment, tombstone }))
     }
 
     /// Lists the share objects under `prefix` on every backend, parsed: per backend, the

@@ -22,7 +22,7 @@ use super::head::Head;
 use super::marks::{INLINE_MAX, MARK_LEN, MarkKind, SETTLED_MAX, Settled, Stored, digest};
 use super::shares::Expect;
 use super::{Inner, VaultDb};
-use crate::backend::Key;
+use crate::backend::{Key, PutMode};
 use crate::envelope::Kind;
 use crate::error::OutcomeStatus;
 use crate::naming::NameTag;
@@ -280,7 +280,7 @@ impl Inner {
                 };
                 let settled = Settled { kind, version, certifies: digest(&mark), stored };
                 let bytes = mk.settled(tag, &settled);
-                if let Err(e) = self.fanout.put_overwrite(idx, settled_key, bytes).await {
+                if let Err(e) = self.fanout.put(idx, settled_key, bytes, PutMode::Overwrite).await {
                     tracing::debug!(%tag, backend = %self.fanout.id(idx), error = ?e,
                         "could not write a settled object");
                 }

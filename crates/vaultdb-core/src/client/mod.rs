@@ -164,15 +164,14 @@ impl VaultDbBuilder {
     /// differs from the store's keyring; `INSUFFICIENT_SHARES` or `BACKEND_ERROR` if the
     /// keyring cannot be read or created.
     pub async fn open(self) -> Result<VaultDb> {
-        let Checked { threshold, write_quorum, ids, keyspace } = self.checked()?;
+        let Checked { threshold, write_quorum, keyspace } = self.checked()?;
         let s = &self.settings;
         // The system namespace (see `VaultDb::system`): the same backends, under
         // `<prefix>/sys/`, named with a key derived from the store's naming key.
         let sys_keyspace = KeySpace::new(&system_prefix(&s.prefix))?;
-        let system_parts = (self.backends.clone(), ids.clone());
+        let system_backends = self.backends.clone();
         let mut inner = Inner::new(
             self.backends,
-            ids,
             threshold,
             write_quorum,
             keyspace,
@@ -183,15 +182,8 @@ impl VaultDbBuilder {
             open::load_or_create_keyring(&inner, self.naming_key.as_ref()).await?;
         keyring.check_mode(s.mode)?;
         inner.fanout.set_mode(keyring.mode);
-        let mut system = Inner::new(
-            system_parts.0,
-            system_parts.1,
-            threshold,
-            write_quorum,
-            sys_keyspace,
-            self.settings,
-            None,
-        );
+        let mut system =
+            Inner::new(system_backends, threshold, write_quorum, sys_keyspace, self.settings, None);
         if let Some(wall) = self.wall {
             inner.wall = Arc::clone(&wall);
             system.wall = wall;
@@ -225,7 +217,7 @@ impl VaultDbBuilder {
         let threshold = self.settings.validate(k, &ids)?;
         let w = self.settings.write_quorum.unwrap_or(ids.len());
         let keyspace = KeySpace::new(&self.settings.prefix)?;
-        Ok(Checked { threshold, write_quorum: w, ids, keyspace })
+        Ok(Checked { threshold, write_quorum: w, keyspace })
     }
 }
 
@@ -271,7 +263,6 @@ settings_setters! {
 struct Checked {
     threshold: Threshold,
     write_quorum: usize,
-    ids: Vec<String>,
     keyspace: KeySpace,
 }
 
@@ -367,26 +358,17 @@ impl Inner {
         (self.k() + self.settings.rollback_tolerance).min(self.n())
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn new(
         backends: Vec<Arc<dyn StorageBackend>>,
-        ids: Vec<String>,
         threshold: Threshold,
         write_quorum: usize,
         keyspace: KeySpace,
         settings: Settings,
         rng: Option<Mutex<Box<dyn RandomSource>>>,
     ) -> Self {
-        let n = ids.len();
+        let n = backends.len();
         let shares = Shares::new(threshold, settings.padding);
-        let fanout = Fanout::new(
-            backends,
-            ids,
-            settings.call_policy,
-            settings.hedge_after,
-            keyspace,
-            shares,
-        );
+        let fanout = Fanout::new(backends, &settings, keyspace, shares);
         let budget =
             Budget::new(settings.max_inflight_bytes, settings.segment_size, n, settings.padding);
         Self {

@@ -28,6 +28,7 @@ use super::Inner;
 use super::call::CallError;
 use super::fanout::{Source, Verified};
 use super::shares::{Expect, MAX_KEYRING_SHARE_LEN};
+use crate::backend::PutMode;
 use crate::envelope::{self, Kind};
 use crate::error::{OutcomeStatus, Result, VaultError};
 use crate::keyring::{KEYRING_TAG, Keyring};
@@ -236,7 +237,7 @@ async fn fix_slots(inner: &Inner, slots: &[Slot], version: Version, verified: &V
         else {
             continue;
         };
-        match inner.fanout.put_overwrite(idx, &key, Bytes::from(envelope)).await {
+        match inner.fanout.put(idx, &key, Bytes::from(envelope), PutMode::Overwrite).await {
             Ok(()) => {
                 tracing::info!(backend = %inner.fanout.id(idx), "restored keyring share");
                 fixed += 1;
@@ -371,7 +372,7 @@ async fn try_create(inner: &Inner, external: Option<&NamingKey>) -> Result<Optio
     let version = inner.with_rng(|rng| inner.clock.next_version(rng));
     let envelopes = inner.with_rng(|rng| inner.shares().seal_keyring(&keyring, version, rng))?;
     let key = inner.fanout.keyspace().keyring_key();
-    match inner.fanout.put_create(0, &key, envelopes[0].clone()).await {
+    match inner.fanout.put(0, &key, envelopes[0].clone(), PutMode::Create).await {
         Ok(()) => {}
         Err(CallError::Backend(e)) if e.kind() == crate::BackendErrorKind::AlreadyExists => {
             return Ok(None);
@@ -388,7 +389,7 @@ async fn try_create(inner: &Inner, external: Option<&NamingKey>) -> Result<Optio
         .iter()
         .enumerate()
         .skip(1)
-        .map(|(idx, bytes)| inner.fanout.put_overwrite(idx, &key, bytes.clone()));
+        .map(|(idx, bytes)| inner.fanout.put(idx, &key, bytes.clone(), PutMode::Overwrite));
     let results = futures::future::join_all(writes).await;
     let written = 1 + results.iter().filter(|r| r.is_ok()).count();
     if written < inner.k() {

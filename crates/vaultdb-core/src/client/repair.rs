@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::Inner;
 use super::fanout::{Listed, TagListing, Verified, group_versions, listed_sources};
 use super::shares::Expect;
-use crate::backend::Key;
+use crate::backend::{Key, PutMode};
 use crate::envelope::Kind;
 use crate::error::OutcomeStatus;
 use crate::naming::NameTag;
@@ -273,7 +273,7 @@ impl Inner {
         }
         for idx in (0..self.n()).filter(|i| listing[*i].is_ok() && !holders.contains(i)) {
             let bytes = tk.envelope(tag, t, threshold, (idx + 1) as u8);
-            match self.fanout.put_create(idx, &key, bytes).await {
+            match self.fanout.put(idx, &key, bytes, PutMode::Create).await {
                 Ok(()) => report.restored.push(self.fanout.id(idx).to_owned()),
                 Err(e) => report.problems.push(format!(
                     "{tag}: could not write the tombstone on {}: {}",
@@ -415,7 +415,7 @@ impl Inner {
             {
                 report.removed += 1;
             }
-            match self.fanout.put_create(idx, &key, bytes.into()).await {
+            match self.fanout.put(idx, &key, bytes.into(), PutMode::Create).await {
                 Ok(()) => {
                     self.stats.shares_repaired.fetch_add(1, Ordering::Relaxed);
                     report.restored.push(self.fanout.id(idx).to_owned());

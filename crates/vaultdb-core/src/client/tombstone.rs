@@ -147,14 +147,19 @@ mod tests {
     use super::*;
     use crate::naming::ParsedKey;
 
-    #[test]
-    fn tombstones_are_keyed_and_bound_to_tag_version_and_threshold() {
+    /// The example store of docs/FORMAT.md: its naming key, tombstone key, threshold, key
+    /// space, and the tag of record `user-42`.
+    fn example() -> (NamingKey, TombstoneKey, Threshold, KeySpace, NameTag) {
         let naming = NamingKey::from_bytes([0x11; 32]);
         let tk = TombstoneKey::new(&naming);
-        let t = Threshold::new(2, 3).unwrap();
         let tag = naming.tag("user-42");
+        (naming, tk, Threshold::new(2, 3).unwrap(), KeySpace::new("vaultdb").unwrap(), tag)
+    }
+
+    #[test]
+    fn tombstones_are_keyed_and_bound_to_tag_version_and_threshold() {
+        let (naming, tk, t, ks, tag) = example();
         let v = Version::from_bytes([7; 16]);
-        let ks = KeySpace::new("vaultdb").unwrap();
         let key = tk.key(&ks, tag, v, t);
         let Some(ParsedKey::Tombstone { tag: pt, version: pv, mac }) = ks.parse(key.as_str())
         else {
@@ -181,12 +186,8 @@ mod tests {
     /// formulas (tests/format_doc.rs checks the document's values against HMAC directly).
     #[test]
     fn tombstone_known_answer() {
-        let naming = NamingKey::from_bytes([0x11; 32]);
-        let tk = TombstoneKey::new(&naming);
-        let t = Threshold::new(2, 3).unwrap();
-        let tag = naming.tag("user-42");
+        let (_, tk, t, ks, tag) = example();
         let vt = Version::from_parts(0x0006_2d1a_2b3c_5000, 0x0f0e_0d0c_0b0a_0908);
-        let ks = KeySpace::new("vaultdb").unwrap();
         assert_eq!(
             hex::encode(tk.mac(tag, vt, t)),
             "1f2aef926469300bcce93abab1ce2fa42c9d0dca2c579c9dc0f094f16d4b1c4c"

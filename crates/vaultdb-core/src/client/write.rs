@@ -23,7 +23,7 @@ use super::call::CallError;
 use super::fanout::Listed;
 use super::marks::MarkKind;
 use super::{Inner, VaultDb};
-use crate::backend::Key;
+use crate::backend::{Key, PutMode};
 use crate::envelope::Kind;
 use crate::error::{BackendOutcome, OutcomeStatus, Result, VaultError};
 use crate::manifest::{Manifest, SEGMENT_HEADER_LEN, segment_header};
@@ -551,8 +551,8 @@ impl Inner {
         let bytes = tk.envelope(tag, version, t, (idx + 1) as u8);
         let (mkey, mbytes) = self.new_mark(tag, MarkKind::Tombstone, version);
         let (tomb, mark) = futures::future::join(
-            self.fanout.put_create(idx, &key, bytes),
-            self.fanout.put_overwrite(idx, &mkey, mbytes),
+            self.fanout.put(idx, &key, bytes, PutMode::Create),
+            self.fanout.put(idx, &mkey, mbytes, PutMode::Overwrite),
         )
         .await;
         tomb.and(mark)

@@ -186,6 +186,7 @@ pub fn verify_bytes(
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
     use std::sync::Arc;
 
     use vaultdb_core::{MemoryBackend, VaultDb};
@@ -193,12 +194,18 @@ mod tests {
     use super::*;
     use crate::audit::{AuditLog, CheckpointError, Event};
 
-    async fn store() -> VaultDb {
+    /// A store, its audit key, and the path `file` in a new directory (removed when the
+    /// returned `TempDir` is dropped).
+    async fn setup(file: &str) -> (VaultDb, AuditKey, tempfile::TempDir, PathBuf) {
         let mut b = VaultDb::builder().threshold(2);
         for i in 1..=3 {
             b = b.backend(MemoryBackend::new(format!("m{i}"), "memory"));
         }
-        b.open().await.unwrap()
+        let db = b.open().await.unwrap();
+        let key = AuditKey::of(&db);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(file);
+        (db, key, dir, path)
     }
 
     fn ev(op: &str) -> Event<'_> {
@@ -211,10 +218,7 @@ mod tests {
 
     #[tokio::test]
     async fn chain_verifies_and_detects_tampering() {
-        let db = store().await;
-        let key = AuditKey::of(&db);
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub/audit.jsonl");
+        let (db, key, _dir, path) = setup("sub/audit.jsonl").await;
         let log = Arc::new(AuditLog::new(&path, &db));
         for op in ["a", "b", "c", "d"] {
             log.record(ev(op)).await.unwrap();
@@ -259,10 +263,7 @@ mod tests {
     #[tokio::test]
     async fn a_v1_log_is_continued_and_its_lines_are_pinned() {
         use sha2::{Digest, Sha256};
-        let db = store().await;
-        let key = AuditKey::of(&db);
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
+        let (db, key, _dir, path) = setup("audit.jsonl").await;
         // Two v1 lines, chained as the v1 format did.
         let mut prev = v1_genesis();
         let mut text = String::new();
@@ -305,10 +306,7 @@ mod tests {
     #[tokio::test]
     async fn appends_after_a_torn_line_start_a_new_log_and_the_tear_is_reported() {
         use std::io::Write;
-        let db = store().await;
-        let key = AuditKey::of(&db);
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
+        let (db, key, _dir, path) = setup("audit.jsonl").await;
         let log = AuditLog::new(&path, &db);
         log.append(ev("a")).unwrap();
         let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
@@ -323,9 +321,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_checkpoint_does_not_move_past_a_cut_or_a_rewrite() {
-        let db = store().await;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.jsonl");
+        let (db, key, _dir, path) = setup("audit.jsonl").await;
         let log = Arc::new(AuditLog::new(&path, &db));
         for op in ["a", "b", "c"] {
             log.record(ev(op)).await.unwrap();
@@ -343,7 +339,6 @@ mod tests {
         assert!(matches!(e, CheckpointError::Rewritten { checkpointed: 4 }), "{e}");
         assert!(e.is_tampering());
         assert!(log.unchecked() > 0, "retried later");
-        let key = AuditKey::of(&db);
         let cp = crate::audit::read_checkpoint(&db, &lines_log(&text)).await.unwrap().unwrap();
         assert_eq!(cp.seq, 4, "the stored checkpoint keeps the evidence");
         let all = std::fs::read(&path).unwrap();

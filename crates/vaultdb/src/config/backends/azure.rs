@@ -1,11 +1,9 @@
 //! `kind = "azure"`: Azure Blob Storage ([`AzureConfig`], crate vaultdb-azure).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use serde::Deserialize;
-use vaultdb_azure::{AzureBackend, AzureConfig, AzureCredentials};
-use vaultdb_core::{BackendError, StorageBackend};
+use vaultdb_azure::{AzureConfig, AzureCredentials};
 
 use super::{Env, err, nonempty, page_size, url_like};
 use crate::config::Dur;
@@ -51,48 +49,44 @@ impl AzureAuth {
     }
 }
 
-/// `kind = "azure"`: Azure Blob Storage ([`AzureConfig`]).
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AzureSection {
-    /// Backend id.
-    pub id: String,
-    /// Human-readable name.
-    pub name: Option<String>,
-    /// Storage account (required unless `emulator`).
-    pub account: Option<String>,
-    /// The container (must exist).
-    pub container: String,
-    /// Key prefix inside the container.
-    #[serde(default)]
-    pub prefix: String,
-    /// Custom blob endpoint (private endpoints, sovereign clouds, Azurite by URL).
-    pub endpoint: Option<String>,
-    /// Azurite mode: its account and well-known key, URL from `AZURITE_BLOB_STORAGE_URL`.
-    #[serde(default)]
-    pub emulator: bool,
-    /// Accept an `http://` endpoint.
-    #[serde(default)]
-    pub allow_http: bool,
-    /// Blobs per listing page (1 to 5000).
-    pub page_size: Option<usize>,
-    /// Timeout of one HTTP request.
-    pub timeout: Option<Dur>,
-    /// How requests are authorized (default `"environment"`, or the Azurite key with
-    /// `emulator = true`).
-    pub credentials: Option<AzureAuth>,
-    /// `access_key`: the variable holding the account key.
-    pub access_key_env: Option<String>,
-    /// `sas`: the variable holding the SAS token.
-    pub sas_token_env: Option<String>,
-    /// `client_secret`: the variable holding the client secret.
-    pub client_secret_env: Option<String>,
-    /// `client_secret`, `workload_identity`: the Entra ID tenant.
-    pub tenant_id: Option<String>,
-    /// `managed_identity` (user-assigned), `client_secret`, `workload_identity`: the client id.
-    pub client_id: Option<String>,
-    /// `workload_identity`: the federated token file.
-    pub token_file: Option<PathBuf>,
+section! {
+    /// `kind = "azure"`: Azure Blob Storage ([`AzureConfig`]).
+    pub struct AzureSection {
+        /// Storage account (required unless `emulator`).
+        pub account: Option<String>,
+        /// The container (must exist).
+        pub container: String,
+        /// Key prefix inside the container.
+        #[serde(default)]
+        pub prefix: String,
+        /// Custom blob endpoint (private endpoints, sovereign clouds, Azurite by URL).
+        pub endpoint: Option<String>,
+        /// Azurite mode: its account and well-known key, URL from `AZURITE_BLOB_STORAGE_URL`.
+        #[serde(default)]
+        pub emulator: bool,
+        /// Accept an `http://` endpoint.
+        #[serde(default)]
+        pub allow_http: bool,
+        /// Blobs per listing page (1 to 5000).
+        pub page_size: Option<usize>,
+        /// Timeout of one HTTP request.
+        pub timeout: Option<Dur>,
+        /// How requests are authorized (default `"environment"`, or the Azurite key with
+        /// `emulator = true`).
+        pub credentials: Option<AzureAuth>,
+        /// `access_key`: the variable holding the account key.
+        pub access_key_env: Option<String>,
+        /// `sas`: the variable holding the SAS token.
+        pub sas_token_env: Option<String>,
+        /// `client_secret`: the variable holding the client secret.
+        pub client_secret_env: Option<String>,
+        /// `client_secret`, `workload_identity`: the Entra ID tenant.
+        pub tenant_id: Option<String>,
+        /// `managed_identity` (user-assigned), `client_secret`, `workload_identity`: the client id.
+        pub client_id: Option<String>,
+        /// `workload_identity`: the federated token file.
+        pub token_file: Option<PathBuf>,
+    }
 }
 
 impl AzureSection {
@@ -299,13 +293,4 @@ fn connection_string(cs: &str, c: &mut AzureConfig) -> Result<AzureCredentials, 
         "{CONNECTION_STRING_ENV} has no AccountKey or SharedAccessSignature (it has: {})",
         keys.join(", ")
     ))
-}
-
-/// Builds an Azure backend from its configuration.
-pub(super) fn build(
-    id: String,
-    name: String,
-    config: AzureConfig,
-) -> Result<Arc<dyn StorageBackend>, BackendError> {
-    Ok(Arc::new(AzureBackend::new(id, name, config)?))
 }

@@ -3,20 +3,15 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use serde::Deserialize;
 use vaultdb_core::StorageBackend;
 use vaultdb_fs::FsBackend;
 
-/// `kind = "fs"`.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FsSection {
-    /// Backend id (unique; recorded in the keyring, so do not change it later).
-    pub id: String,
-    /// Human-readable name.
-    pub name: Option<String>,
-    /// The directory (relative paths: against `data_dir`).
-    pub path: PathBuf,
+section! {
+    /// `kind = "fs"`.
+    pub struct FsSection {
+        /// The directory (relative paths: against `data_dir`).
+        pub path: PathBuf,
+    }
 }
 
 impl FsSection {

@@ -1,11 +1,9 @@
 //! `kind = "gcs"`: Google Cloud Storage ([`GcsConfig`], crate vaultdb-gcs).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use serde::Deserialize;
-use vaultdb_core::{BackendError, StorageBackend};
-use vaultdb_gcs::{GcsBackend, GcsConfig, GcsCredentials};
+use vaultdb_gcs::{GcsConfig, GcsCredentials};
 
 use super::{Env, err, from_env, nonempty, opt_nonempty, page_size, url_like};
 
@@ -21,34 +19,30 @@ pub enum GcsAuth {
     ServiceAccount,
 }
 
-/// `kind = "gcs"`: Google Cloud Storage ([`GcsConfig`]).
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GcsSection {
-    /// Backend id.
-    pub id: String,
-    /// Human-readable name.
-    pub name: Option<String>,
-    /// The bucket (must exist).
-    pub bucket: String,
-    /// Key prefix inside the bucket.
-    #[serde(default)]
-    pub prefix: String,
-    /// JSON API endpoint (default Google's; an emulator's URL for tests).
-    pub endpoint: Option<String>,
-    /// Accept an `http://` endpoint.
-    #[serde(default)]
-    pub allow_http: bool,
-    /// Keys per listing page (1 to 1000).
-    pub page_size: Option<usize>,
-    /// `"default"` (Application Default Credentials), `"anonymous"` or
-    /// `"service_account"`; implied by the service account keys.
-    pub credentials: Option<GcsAuth>,
-    /// A service account key file (relative: against the configuration file's directory).
-    #[serde(alias = "credentials_file")]
-    pub service_account_file: Option<PathBuf>,
-    /// The variable holding a service account key's JSON.
-    pub service_account_json_env: Option<String>,
+section! {
+    /// `kind = "gcs"`: Google Cloud Storage ([`GcsConfig`]).
+    pub struct GcsSection {
+        /// The bucket (must exist).
+        pub bucket: String,
+        /// Key prefix inside the bucket.
+        #[serde(default)]
+        pub prefix: String,
+        /// JSON API endpoint (default Google's; an emulator's URL for tests).
+        pub endpoint: Option<String>,
+        /// Accept an `http://` endpoint.
+        #[serde(default)]
+        pub allow_http: bool,
+        /// Keys per listing page (1 to 1000).
+        pub page_size: Option<usize>,
+        /// `"default"` (Application Default Credentials), `"anonymous"` or
+        /// `"service_account"`; implied by the service account keys.
+        pub credentials: Option<GcsAuth>,
+        /// A service account key file (relative: against the configuration file's directory).
+        #[serde(alias = "credentials_file")]
+        pub service_account_file: Option<PathBuf>,
+        /// The variable holding a service account key's JSON.
+        pub service_account_json_env: Option<String>,
+    }
 }
 
 impl GcsSection {
@@ -125,13 +119,4 @@ impl GcsSection {
         c.allow_http = self.allow_http;
         Ok(c)
     }
-}
-
-/// Builds a GCS backend from its configuration (its credentials are loaded on first use).
-pub(super) fn build(
-    id: String,
-    name: String,
-    config: GcsConfig,
-) -> Result<Arc<dyn StorageBackend>, BackendError> {
-    Ok(Arc::new(GcsBackend::new(id, name, config)?))
 }

@@ -2,17 +2,11 @@
 
 use std::sync::Arc;
 
-use serde::Deserialize;
 use vaultdb_core::{MemoryBackend, StorageBackend};
 
-/// `kind = "memory"`: no keys besides the common ones.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MemorySection {
-    /// Backend id.
-    pub id: String,
-    /// Human-readable name.
-    pub name: Option<String>,
+section! {
+    /// `kind = "memory"`: no keys besides the common ones.
+    pub struct MemorySection {}
 }
 
 /// The backend.

@@ -1,59 +1,32 @@
 //! `kind = "minio"`: MinIO or another self-hosted S3-compatible store ([`MinioConfig`],
 //! crate vaultdb-minio, a preset over vaultdb-s3).
 
-use std::sync::Arc;
+use vaultdb_minio::MinioConfig;
 
-use serde::Deserialize;
-use vaultdb_core::{BackendError, StorageBackend};
-use vaultdb_minio::{MinioBackend, MinioConfig};
-
-use super::s3::StaticKeys;
+use super::s3::with_static_keys;
 use super::{Env, nonempty, opt_nonempty, page_size, url_like};
 
-/// `kind = "minio"`: MinIO or another self-hosted S3-compatible store ([`MinioConfig`]).
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MinioSection {
-    /// Backend id.
-    pub id: String,
-    /// Human-readable name.
-    pub name: Option<String>,
-    /// The server's URL (required).
-    pub endpoint: String,
-    /// The bucket (must exist).
-    pub bucket: String,
-    /// Key prefix inside the bucket.
-    #[serde(default)]
-    pub prefix: String,
-    /// Region requests are signed for (default `us-east-1`).
-    pub region: Option<String>,
-    /// Accept plain `http://` on hosts other than loopback.
-    #[serde(default)]
-    pub allow_http: bool,
-    /// Keys per listing page (1 to 1000).
-    pub page_size: Option<usize>,
-    /// The access key (not secret).
-    pub access_key_id: Option<String>,
-    /// The variable holding the access key.
-    pub access_key_id_env: Option<String>,
-    /// The variable holding the secret key (default `AWS_SECRET_ACCESS_KEY`).
-    pub secret_access_key_env: Option<String>,
-    /// The variable holding a session token (none by default).
-    pub session_token_env: Option<String>,
+with_static_keys! {
+    /// `kind = "minio"`: MinIO or another self-hosted S3-compatible store ([`MinioConfig`]).
+    pub struct MinioSection("minio") {
+        /// The server's URL (required).
+        pub endpoint: String,
+        /// The bucket (must exist).
+        pub bucket: String,
+        /// Key prefix inside the bucket.
+        #[serde(default)]
+        pub prefix: String,
+        /// Region requests are signed for (default `us-east-1`).
+        pub region: Option<String>,
+        /// Accept plain `http://` on hosts other than loopback.
+        #[serde(default)]
+        pub allow_http: bool,
+        /// Keys per listing page (1 to 1000).
+        pub page_size: Option<usize>,
+    }
 }
 
 impl MinioSection {
-    fn keys(&self) -> StaticKeys<'_> {
-        StaticKeys {
-            id: &self.id,
-            kind: "minio",
-            access_key_id: self.access_key_id.as_deref(),
-            access_key_id_env: self.access_key_id_env.as_deref(),
-            secret_access_key_env: self.secret_access_key_env.as_deref(),
-            session_token_env: self.session_token_env.as_deref(),
-        }
-    }
-
     /// Checks the fields (no environment, no network).
     pub fn validate(&self) -> Result<(), String> {
         let (id, kind) = (self.id.as_str(), "minio");
@@ -81,13 +54,4 @@ impl MinioSection {
         }
         Ok(c)
     }
-}
-
-/// Builds a MinIO backend from its configuration.
-pub(super) fn build(
-    id: String,
-    name: String,
-    config: MinioConfig,
-) -> Result<Arc<dyn StorageBackend>, BackendError> {
-    Ok(Arc::new(MinioBackend::new(id, name, config)?))
 }

@@ -4,10 +4,10 @@
 //! in its own module with its keys, the checks that need no network, and its mapping onto
 //! the backend crate's configuration. Every section has the same common part: `id` (unique
 //! and stable: the keyring records it) and an optional display `name`, read through
-//! [`BackendEntry::id`] and [`BackendEntry::name`]. (The two fields are declared in each
-//! section rather than in a flattened struct: serde's `flatten` does not work with
-//! `deny_unknown_fields`, so unknown keys would pass silently, and its buffering loses the
-//! line numbers of errors.)
+//! [`BackendEntry::id`] and [`BackendEntry::name`]. (The `section!` macro declares the two
+//! fields in each section's struct rather than in a flattened struct: serde's `flatten` does
+//! not work with `deny_unknown_fields`, so unknown keys would pass silently, and its
+//! buffering loses the line numbers of errors.)
 //!
 //! [`BackendEntry::build`] reads the secrets the section names, maps the section onto its
 //! crate's configuration and builds the backend: offline, and sending nothing (the crates
@@ -25,6 +25,23 @@
 //! (`audit verify`) work without it. Errors name the variable, never its value; the crates'
 //! configurations redact secrets in `Debug`, and nothing here logs a configuration.
 
+/// Declares a `[[backends]]` section: `Clone`, `Debug`, deserialized with unknown keys
+/// refused, and with the common fields `id` and `name` before its own `$fields`.
+macro_rules! section {
+    ($(#[$meta:meta])* pub struct $section:ident { $($fields:tt)* }) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct $section {
+            /// Backend id: unique, and recorded in the keyring (do not change it later).
+            pub id: String,
+            /// Human-readable name (default: the id).
+            pub name: Option<String>,
+            $($fields)*
+        }
+    };
+}
+
 mod azure;
 mod fs;
 mod gcs;
@@ -40,9 +57,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde::Deserialize;
+use vaultdb_azure::AzureBackend;
 use vaultdb_core::{
     BackendError, BackendResult, Key, KeyPrefix, ListFrom, ListPage, PutMode, StorageBackend,
 };
+use vaultdb_gcs::GcsBackend;
+use vaultdb_minio::MinioBackend;
+use vaultdb_postgres::PostgresBackend;
+use vaultdb_s3::S3Backend;
 
 use crate::error::one_line;
 
@@ -74,7 +96,7 @@ pub(crate) fn entries<'de, D: serde::Deserializer<'de>>(
 }
 
 /// The backends of `VAULTDB_BACKENDS`: URLs separated by spaces or commas, in share order,
-/// each with the id `vaultdb init --backend` would give it ([`url::default_id`]; a second
+/// each with the id `vaultdb init --backend` would give it ([`url::unique_id`]: a second
 /// backend of one place gets `-2`, ...).
 ///
 /// # Errors
@@ -82,13 +104,7 @@ pub(crate) fn entries<'de, D: serde::Deserializer<'de>>(
 pub fn from_urls(urls: &str) -> Result<Vec<BackendEntry>, String> {
     let mut out: Vec<BackendEntry> = Vec::new();
     for u in urls.split(|c: char| c == ',' || c.is_whitespace()).filter(|u| !u.is_empty()) {
-        let base = url::default_id(u)?;
-        let mut id = base.clone();
-        let mut n = 1;
-        while out.iter().any(|b| b.id() == id) {
-            n += 1;
-            id = format!("{base}-{n}");
-        }
+        let id = url::unique_id(u, |id| out.iter().any(|b| b.id() == id))?;
         let mut t = toml::Table::new();
         t.insert("id".into(), toml::Value::String(id));
         t.insert("url".into(), toml::Value::String(u.to_owned()));
@@ -269,11 +285,11 @@ impl BackendEntry {
         let built: Result<Arc<dyn StorageBackend>, String> = match self {
             Self::Fs(s) => Ok(s.build(id.clone(), name.clone())),
             Self::Memory(_) => Ok(memory::build(id.clone(), name.clone())),
-            Self::S3(s) => self.build_from(s.to_config(env), s3::build),
-            Self::Minio(s) => self.build_from(s.to_config(env), minio::build),
-            Self::Gcs(s) => self.build_from(s.to_config(env), gcs::build),
-            Self::Azure(s) => self.build_from(s.to_config(env), azure::build),
-            Self::Postgres(s) => self.build_from(s.to_config(env), postgres::build),
+            Self::S3(s) => self.build_from(s.to_config(env), S3Backend::new),
+            Self::Minio(s) => self.build_from(s.to_config(env), MinioBackend::new),
+            Self::Gcs(s) => self.build_from(s.to_config(env), GcsBackend::new),
+            Self::Azure(s) => self.build_from(s.to_config(env), AzureBackend::new),
+            Self::Postgres(s) => self.build_from(s.to_config(env), PostgresBackend::new),
         };
         built.unwrap_or_else(|reason| {
             tracing::warn!(
@@ -286,15 +302,17 @@ impl BackendEntry {
         })
     }
 
-    /// The backend its crate builds from `config` (the section's crate configuration, or
-    /// why there is none). A crate's refusal reads `backend "id" (kind): <its message>`.
-    fn build_from<C>(
+    /// The backend its crate's constructor `new` builds from `config` (the section's crate
+    /// configuration, or why there is none). A crate's refusal reads `backend "id" (kind):
+    /// <its message>`.
+    fn build_from<C, B: StorageBackend + 'static>(
         &self,
         config: Result<C, String>,
-        build: fn(String, String, C) -> BackendResult<Arc<dyn StorageBackend>>,
+        new: impl FnOnce(String, String, C) -> BackendResult<B>,
     ) -> Result<Arc<dyn StorageBackend>, String> {
-        build(self.id().to_owned(), self.name().to_owned(), config?)
-            .map_err(|e| err(self.id(), self.kind(), e.message()))
+        let backend = new(self.id().to_owned(), self.name().to_owned(), config?)
+            .map_err(|e| err(self.id(), self.kind(), e.message()))?;
+        Ok(Arc::new(backend))
     }
 }
 

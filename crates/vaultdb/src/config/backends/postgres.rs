@@ -1,34 +1,26 @@
 //! `kind = "postgres"`: a PostgreSQL table ([`PostgresConfig`], crate vaultdb-postgres).
 
-use std::sync::Arc;
-
-use serde::Deserialize;
-use vaultdb_core::{BackendError, StorageBackend};
 use vaultdb_postgres::{PostgresBackend, PostgresConfig, redact_url};
 
-use super::{Env, err, from_env, page_size};
+use super::{Env, err, from_env};
 
-/// `kind = "postgres"`: share objects as rows of a PostgreSQL table.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PostgresSection {
-    /// Backend id.
-    pub id: String,
-    /// Human-readable name.
-    pub name: Option<String>,
-    /// The connection URL, libpq's form: `postgres://user@host:port/db?sslmode=verify-full`
-    /// (without a password: see `password_env`).
-    pub url: String,
-    /// The variable holding the password (none: the URL's user needs none, or `PGPASSWORD`).
-    pub password_env: Option<String>,
-    /// The table (`name` or `schema.name`; default `vaultdb_objects`).
-    pub table: Option<String>,
-    /// Create the table on first use if missing (default true).
-    pub create_table: Option<bool>,
-    /// The connection pool's size (default 10).
-    pub max_connections: Option<u32>,
-    /// Keys per listing page (1 to 10000).
-    pub page_size: Option<usize>,
+section! {
+    /// `kind = "postgres"`: share objects as rows of a PostgreSQL table.
+    pub struct PostgresSection {
+        /// The connection URL, libpq's form: `postgres://user@host:port/db?sslmode=verify-full`
+        /// (without a password: see `password_env`).
+        pub url: String,
+        /// The variable holding the password (none: the URL's user needs none, or `PGPASSWORD`).
+        pub password_env: Option<String>,
+        /// The table (`name` or `schema.name`; default `vaultdb_objects`).
+        pub table: Option<String>,
+        /// Create the table on first use if missing (default true).
+        pub create_table: Option<bool>,
+        /// The connection pool's size (default 10).
+        pub max_connections: Option<u32>,
+        /// Keys per listing page (1 to 10000).
+        pub page_size: Option<usize>,
+    }
 }
 
 impl PostgresSection {
@@ -51,7 +43,7 @@ impl PostgresSection {
     }
 
     /// Checks the fields (no environment, no network): the crate checks the URL, the table
-    /// and the sizes offline; a password written in the URL is refused.
+    /// and the sizes (page and pool) offline; a password written in the URL is refused.
     pub fn validate(&self) -> Result<(), String> {
         let (id, kind) = (self.id.as_str(), "postgres");
         if redact_url(&self.url) != self.url {
@@ -61,7 +53,6 @@ impl PostgresSection {
                 "url must not hold a password: name the variable that does in password_env",
             ));
         }
-        page_size(id, kind, self.page_size, vaultdb_postgres::MAX_PAGE_SIZE)?;
         PostgresBackend::new(id, id, self.base()).map(drop).map_err(|e| err(id, kind, e.message()))
     }
 
@@ -76,15 +67,6 @@ impl PostgresSection {
         }
         Ok(c)
     }
-}
-
-/// Builds a PostgreSQL backend from its configuration (offline: nothing connects yet).
-pub(super) fn build(
-    id: String,
-    name: String,
-    config: PostgresConfig,
-) -> Result<Arc<dyn StorageBackend>, BackendError> {
-    Ok(Arc::new(PostgresBackend::new(id, name, config)?))
 }
 
 #[cfg(test)]

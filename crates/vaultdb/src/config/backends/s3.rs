@@ -1,58 +1,82 @@
 //! `kind = "s3"`: Amazon S3 or an S3-compatible store ([`S3Config`], crate vaultdb-s3), and
 //! the static-key fields it shares with `minio`.
 
-use std::sync::Arc;
-
-use serde::Deserialize;
-use vaultdb_core::{BackendError, StorageBackend};
-use vaultdb_s3::{S3Backend, S3Config, S3Credentials};
+use vaultdb_s3::{S3Config, S3Credentials};
 
 use super::{Env, err, from_env, nonempty, opt_nonempty, page_size, url_like};
 
 /// Where an S3 secret access key is read from when `secret_access_key_env` is not set.
 pub const DEFAULT_S3_SECRET_ENV: &str = "AWS_SECRET_ACCESS_KEY";
 
-/// `kind = "s3"`: Amazon S3 or an S3-compatible store ([`S3Config`]).
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct S3Section {
-    /// Backend id (unique; recorded in the keyring).
-    pub id: String,
-    /// Human-readable name.
-    pub name: Option<String>,
-    /// The bucket (must exist).
-    pub bucket: String,
-    /// Key prefix ("folder") inside the bucket.
-    #[serde(default)]
-    pub prefix: String,
-    /// Region requests are signed for (default: `AWS_REGION`, `AWS_DEFAULT_REGION`, the
-    /// profile's region, else `us-east-1`).
-    pub region: Option<String>,
-    /// Custom endpoint URL (S3-compatible stores, emulators, VPC endpoints).
-    pub endpoint: Option<String>,
-    /// Path-style addressing.
-    #[serde(default)]
-    pub force_path_style: bool,
-    /// Accept an `http://` endpoint.
-    #[serde(default)]
-    pub allow_http: bool,
-    /// The SDK's optional checksums on every request.
-    #[serde(default)]
-    pub strict_checksums: bool,
-    /// Keys per listing page (1 to 1000).
-    pub page_size: Option<usize>,
-    /// Static credentials: the access key id (not secret).
-    pub access_key_id: Option<String>,
-    /// Static credentials: the variable holding the access key id.
-    pub access_key_id_env: Option<String>,
-    /// Static credentials: the variable holding the secret key (default
-    /// `AWS_SECRET_ACCESS_KEY`).
-    pub secret_access_key_env: Option<String>,
-    /// Static credentials: the variable holding a session token (none by default).
-    pub session_token_env: Option<String>,
-    /// The AWS profile (of `~/.aws/config` and `~/.aws/credentials`) for the credential
-    /// chain and the region, per backend; default `AWS_PROFILE`, else `default`.
-    pub profile: Option<String>,
+/// Declares a section that takes static S3 keys (`s3`, `minio`): the `section!`, with its
+/// own fields and then `access_key_id`, `access_key_id_env`, `secret_access_key_env` and
+/// `session_token_env`, and its `keys()`, those four as `StaticKeys` of kind `$kind`.
+macro_rules! with_static_keys {
+    (
+        $(#[$meta:meta])*
+        pub struct $section:ident($kind:literal) { $($fields:tt)* }
+    ) => {
+        section! {
+            $(#[$meta])*
+            pub struct $section {
+                $($fields)*
+                /// Static credentials: the access key id (not secret).
+                pub access_key_id: Option<String>,
+                /// Static credentials: the variable holding the access key id.
+                pub access_key_id_env: Option<String>,
+                /// Static credentials: the variable holding the secret key (default
+                /// `AWS_SECRET_ACCESS_KEY`).
+                pub secret_access_key_env: Option<String>,
+                /// Static credentials: the variable holding a session token (none by
+                /// default).
+                pub session_token_env: Option<String>,
+            }
+        }
+
+        impl $section {
+            fn keys(&self) -> super::s3::StaticKeys<'_> {
+                super::s3::StaticKeys {
+                    id: &self.id,
+                    kind: $kind,
+                    access_key_id: self.access_key_id.as_deref(),
+                    access_key_id_env: self.access_key_id_env.as_deref(),
+                    secret_access_key_env: self.secret_access_key_env.as_deref(),
+                    session_token_env: self.session_token_env.as_deref(),
+                }
+            }
+        }
+    };
+}
+pub(super) use with_static_keys;
+
+with_static_keys! {
+    /// `kind = "s3"`: Amazon S3 or an S3-compatible store ([`S3Config`]).
+    pub struct S3Section("s3") {
+        /// The bucket (must exist).
+        pub bucket: String,
+        /// Key prefix ("folder") inside the bucket.
+        #[serde(default)]
+        pub prefix: String,
+        /// Region requests are signed for (default: `AWS_REGION`, `AWS_DEFAULT_REGION`, the
+        /// profile's region, else `us-east-1`).
+        pub region: Option<String>,
+        /// Custom endpoint URL (S3-compatible stores, emulators, VPC endpoints).
+        pub endpoint: Option<String>,
+        /// Path-style addressing.
+        #[serde(default)]
+        pub force_path_style: bool,
+        /// Accept an `http://` endpoint.
+        #[serde(default)]
+        pub allow_http: bool,
+        /// The SDK's optional checksums on every request.
+        #[serde(default)]
+        pub strict_checksums: bool,
+        /// Keys per listing page (1 to 1000).
+        pub page_size: Option<usize>,
+        /// The AWS profile (of `~/.aws/config` and `~/.aws/credentials`) for the credential
+        /// chain and the region, per backend; default `AWS_PROFILE`, else `default`.
+        pub profile: Option<String>,
+    }
 }
 
 /// The static-key fields shared by `s3` and `minio`.
@@ -123,17 +147,6 @@ impl StaticKeys<'_> {
 }
 
 impl S3Section {
-    fn keys(&self) -> StaticKeys<'_> {
-        StaticKeys {
-            id: &self.id,
-            kind: "s3",
-            access_key_id: self.access_key_id.as_deref(),
-            access_key_id_env: self.access_key_id_env.as_deref(),
-            secret_access_key_env: self.secret_access_key_env.as_deref(),
-            session_token_env: self.session_token_env.as_deref(),
-        }
-    }
-
     /// Checks the fields (no environment, no network).
     pub fn validate(&self) -> Result<(), String> {
         let (id, kind) = (self.id.as_str(), "s3");
@@ -179,13 +192,4 @@ impl S3Section {
         c.profile = self.profile.clone();
         Ok(c)
     }
-}
-
-/// Builds an S3 backend from its configuration.
-pub(super) fn build(
-    id: String,
-    name: String,
-    config: S3Config,
-) -> Result<Arc<dyn StorageBackend>, BackendError> {
-    Ok(Arc::new(S3Backend::new(id, name, config)?))
 }

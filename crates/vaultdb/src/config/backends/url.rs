@@ -167,44 +167,57 @@ pub fn default_id(url: &str) -> Result<String, String> {
         .collect())
 }
 
+/// [`default_id`] for `url`, made unique: when `taken` says the id is in use already, the
+/// second backend of one place gets `-2`, the third `-3`, and so on.
+///
+/// # Errors
+/// As [`expand`].
+pub fn unique_id(url: &str, taken: impl Fn(&str) -> bool) -> Result<String, String> {
+    let base = default_id(url)?;
+    let mut id = base.clone();
+    let mut n = 1;
+    while taken(&id) {
+        n += 1;
+        id = format!("{base}-{n}");
+    }
+    Ok(id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn s(t: &Table, k: &str) -> String {
-        t.get(k).and_then(Value::as_str).unwrap_or_else(|| panic!("{k} in {t:?}")).to_owned()
-    }
-
+    /// Each URL with (some of) the keys it expands to, as a TOML inline table.
     #[test]
     fn every_scheme_expands_to_its_kind() {
-        let t = expand("s3://my-bucket/vault/db?region=eu-west-1").unwrap();
-        assert_eq!(
-            (s(&t, "kind"), s(&t, "bucket"), s(&t, "prefix"), s(&t, "region")),
-            ("s3".into(), "my-bucket".into(), "vault/db".into(), "eu-west-1".into())
-        );
-        let t = expand("gs://b").unwrap();
-        assert_eq!(
-            (s(&t, "kind"), s(&t, "bucket"), s(&t, "prefix")),
-            ("gcs".into(), "b".into(), "".into())
-        );
-        let t = expand("az://acct/cont/p/q").unwrap();
-        assert_eq!(
-            (s(&t, "kind"), s(&t, "account"), s(&t, "container"), s(&t, "prefix")),
-            ("azure".into(), "acct".into(), "cont".into(), "p/q".into())
-        );
-        let t = expand("minio+http://127.0.0.1:9000/b/p?page_size=10").unwrap();
-        assert_eq!(
-            (s(&t, "kind"), s(&t, "endpoint")),
-            ("minio".into(), "http://127.0.0.1:9000".into())
-        );
-        assert_eq!(t.get("page_size"), Some(&Value::Integer(10)));
-        let t = expand("s3+http://localhost:4566/b").unwrap();
-        assert_eq!(t.get("force_path_style"), Some(&Value::Boolean(true)));
-        assert_eq!(t.get("allow_http"), Some(&Value::Boolean(true)));
-        let t = expand("file:///srv/vault%20disk").unwrap();
-        assert_eq!((s(&t, "kind"), s(&t, "path")), ("fs".into(), "/srv/vault disk".into()));
-        assert_eq!(s(&expand("file://disk-1").unwrap(), "path"), "disk-1");
-        assert_eq!(s(&expand("memory://").unwrap(), "kind"), "memory");
+        for (url, keys) in [
+            (
+                "s3://my-bucket/vault/db?region=eu-west-1",
+                r#"{ kind = "s3", bucket = "my-bucket", prefix = "vault/db", region = "eu-west-1" }"#,
+            ),
+            ("gs://b", r#"{ kind = "gcs", bucket = "b", prefix = "" }"#),
+            (
+                "az://acct/cont/p/q",
+                r#"{ kind = "azure", account = "acct", container = "cont", prefix = "p/q" }"#,
+            ),
+            (
+                "minio+http://127.0.0.1:9000/b/p?page_size=10",
+                r#"{ kind = "minio", endpoint = "http://127.0.0.1:9000", page_size = 10 }"#,
+            ),
+            (
+                "s3+http://localhost:4566/b",
+                r#"{ kind = "s3", force_path_style = true, allow_http = true }"#,
+            ),
+            ("file:///srv/vault%20disk", r#"{ kind = "fs", path = "/srv/vault disk" }"#),
+            ("file://disk-1", r#"{ kind = "fs", path = "disk-1" }"#),
+            ("memory://", r#"{ kind = "memory" }"#),
+        ] {
+            let t = expand(url).unwrap();
+            let want: Table = toml::from_str(&format!("want = {keys}")).unwrap();
+            for (k, v) in want["want"].as_table().unwrap() {
+                assert_eq!(t.get(k), Some(v), "{url}: {k} in {t:?}");
+            }
+        }
     }
 
     #[test]
@@ -238,5 +251,13 @@ mod tests {
         assert_eq!(default_id("az://a/c").unwrap(), "azure-c");
         assert_eq!(default_id("file:///srv/disk-1/").unwrap(), "fs-disk-1");
         assert_eq!(default_id("memory://").unwrap(), "memory");
+    }
+
+    #[test]
+    fn unique_ids_count_up_past_the_ones_taken() {
+        let taken = ["s3-b", "s3-b-2"];
+        assert_eq!(unique_id("s3://b", |id| taken.contains(&id)).unwrap(), "s3-b-3");
+        assert_eq!(unique_id("s3://c", |id| taken.contains(&id)).unwrap(), "s3-c");
+        assert!(unique_id("ftp://x", |_| false).is_err());
     }
 }
