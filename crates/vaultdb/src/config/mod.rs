@@ -58,6 +58,12 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
         "VAULTDB_ALLOW_PLAIN_HTTP",
         "server.allow_plain_http: true to serve plain HTTP beyond loopback (tokens in the clear)",
     ),
+    ("VAULTDB_TLS_CERT", "server.tls_cert: serve HTTPS with this certificate chain (PEM)"),
+    ("VAULTDB_TLS_KEY", "server.tls_key: the private key of the TLS certificate (PEM)"),
+    (
+        "VAULTDB_TLS_CLIENT_CA",
+        "server.tls_client_ca: require client certificates signed by these CAs (PEM)",
+    ),
     (
         "VAULTDB_AUDIT_FAIL_OPEN",
         "audit.fail_open: true to run operations even when the audit log cannot be written",
