@@ -189,3 +189,46 @@ fn https_with_a_private_ca_by_ca_cert() {
     assert_one_line_error(&out, "INTERNAL_ERROR", "another CA");
     assert!(String::from_utf8_lossy(&out.stderr).contains("certificate"), "says why");
 }
+
+#[test]
+fn a_client_certificate_for_a_server_that_requires_one() {
+    let ca = Ca::new("server CA");
+    let clients = Ca::new("client CA");
+    let s = Server::tls(Some(&clients.pem()), &ca.server("server"), "");
+    let client = tempfile::tempdir().unwrap();
+    let d = client.path();
+    let alice = clients.client("alice");
+    std::fs::write(d.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(d.join("alice.pem"), &alice.cert).unwrap();
+    std::fs::write(d.join("alice.key"), &alice.key).unwrap();
+    let base = || {
+        let mut c = remote(d, &s.base);
+        c.env("VAULTDB_CA_CERT", "ca.pem");
+        c
+    };
+
+    let out = base().args(["list"]).output().unwrap();
+    assert_one_line_error(&out, "INTERNAL_ERROR", "no client certificate");
+    let out = base()
+        .args(["--client-cert", "alice.pem", "--client-key", "alice.key", "put", "k", "ca.pem"])
+        .output()
+        .unwrap();
+    assert!(stdout(&out).contains(" on 3 of 3 backends"));
+    let out = base()
+        .env("VAULTDB_CLIENT_CERT", "alice.pem")
+        .env("VAULTDB_CLIENT_KEY", "alice.key")
+        .args(["list"])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out), "k\n");
+
+    // A certificate without its key is a usage error; a key that is not one, bad input.
+    let out = base().args(["--client-cert", "alice.pem", "list"]).output().unwrap();
+    assert_eq!(status_of(&out), 2);
+    let out = base()
+        .args(["--client-cert", "alice.pem", "--client-key", "ca.pem", "list"])
+        .output()
+        .unwrap();
+    assert_one_line_error(&out, "INVALID_INPUT", "a key file without a key");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("BEGIN"), "no file contents");
+}

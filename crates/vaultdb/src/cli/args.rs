@@ -26,6 +26,8 @@ Environment:
   VAULTDB_SERVER           run put, get, stat, delete, list, status, repair on this server
                            (same as --server URL)
   VAULTDB_CA_CERT          with --server https://...: trust this CA (PEM; same as --ca-cert)
+  VAULTDB_CLIENT_CERT      with --server https://...: the client certificate (--client-cert)
+  VAULTDB_CLIENT_KEY       and its private key (PEM; same as --client-key)
   VAULTDB_LOG_FORMAT       text (default) or json: the format of stderr logs
   RUST_LOG                 log filter for stderr (default: warn)
 
@@ -65,6 +67,27 @@ pub struct Cli {
     /// system's).
     #[arg(long, global = true, env = "VAULTDB_CA_CERT", value_name = "PEM")]
     pub ca_cert: Option<PathBuf>,
+
+    /// With --server https://...: present this client certificate (PEM; with --client-key),
+    /// for a server that requires one (server.tls_client_ca).
+    #[arg(
+        long,
+        global = true,
+        env = "VAULTDB_CLIENT_CERT",
+        value_name = "PEM",
+        requires = "client_key"
+    )]
+    pub client_cert: Option<PathBuf>,
+
+    /// The private key of --client-cert (PEM).
+    #[arg(
+        long,
+        global = true,
+        env = "VAULTDB_CLIENT_KEY",
+        value_name = "PEM",
+        requires = "client_cert"
+    )]
+    pub client_key: Option<PathBuf>,
 
     /// The format of the logs on standard error.
     #[arg(

@@ -8,7 +8,8 @@
 //! The token comes from `--token-file` or `VAULTDB_TOKEN` (never from a flag's value, which
 //! other users could read in the process list), and is never printed. Over HTTPS the
 //! server's certificate is checked against the system's CA certificates, or only those of
-//! `--ca-cert` (`VAULTDB_CA_CERT`). Record data is streamed both ways: a put sends the file
+//! `--ca-cert` (`VAULTDB_CA_CERT`); `--client-cert` and `--client-key` present a client
+//! certificate to a server that asks for one. Record data is streamed both ways: a put sends the file
 //! (or standard input) as it reads it, a get writes each chunk as it arrives.
 
 use std::io::{IsTerminal, Seek, Write};
@@ -20,6 +21,8 @@ use futures::StreamExt;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{RequestBuilder, Response};
+use rustls::pki_types::pem::{self, PemObject};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 use serde_json::json;
 use vaultdb_core::naming::validate_id;
@@ -41,6 +44,8 @@ pub(super) struct RemoteArgs<'a> {
     pub token_file: Option<&'a Path>,
     /// CA certificates to trust instead of the system's.
     pub ca_cert: Option<&'a Path>,
+    /// A client certificate and its key, for a server that asks for one.
+    pub client_cert: Option<(&'a Path, &'a Path)>,
 }
 
 /// A client of one server.
@@ -90,11 +95,21 @@ impl Remote {
         .map(|t| Zeroizing::new(t.trim().to_owned()))
         .filter(|t| !t.is_empty());
         let client = reqwest::Client::builder()
-            .use_preconfigured_tls(tls_config(args.ca_cert)?)
+            .use_preconfigured_tls(tls_config(args.ca_cert, args.client_cert)?)
             .user_agent(concat!("vaultdb/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(std::time::Duration::from_secs(30))
             .build()
             .map_err(|e| CliError::new("INTERNAL_ERROR", format!("HTTP client: {e}")))?;
+        if url.scheme() == "http"
+            && token.is_some()
+            && !url.host_str().is_some_and(|h| h == "localhost" || is_loopback(h))
+        {
+            eprintln!(
+                "warning: --server {}: plain HTTP beyond loopback, the token and the data cross \
+                 the network in the clear (use https://)",
+                args.server
+            );
+        }
         Ok(Self { client, base: args.server.trim_end_matches('/').to_owned(), token })
     }
 
@@ -563,23 +578,39 @@ async fn error_of(resp: Response) -> CliError {
     }
 }
 
-/// The TLS configuration of the client: the system's CA certificates, or `ca_cert`'s.
-fn tls_config(ca_cert: Option<&Path>) -> Result<rustls::ClientConfig, CliError> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
+/// Whether `host` (a URL's host: an IP address, IPv6 in brackets, or a name) is a loopback
+/// address.
+fn is_loopback(host: &str) -> bool {
+    let ip = host.trim_start_matches('[').trim_end_matches(']');
+    ip.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The certificates of the PEM file `p` (`flag` names it in errors).
+fn read_certs(flag: &str, p: &Path) -> Result<Vec<CertificateDer<'static>>, CliError> {
+    let bad = |e: String| CliError::input(format!("{flag} {}: {e}", p.display()));
+    let certs = CertificateDer::pem_file_iter(p)
+        .map_err(|e| bad(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad("no certificate in it".into()));
+    }
+    Ok(certs)
+}
+
+/// The TLS configuration of the client: the system's CA certificates, or `ca_cert`'s; the
+/// client certificate and key of `client`, if given.
+fn tls_config(
+    ca_cert: Option<&Path>,
+    client: Option<(&Path, &Path)>,
+) -> Result<rustls::ClientConfig, CliError> {
     let mut roots = rustls::RootCertStore::empty();
     match ca_cert {
         Some(p) => {
-            let bad = |e: String| CliError::input(format!("--ca-cert {}: {e}", p.display()));
-            let certs = CertificateDer::pem_file_iter(p)
-                .map_err(|e| bad(e.to_string()))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| bad(e.to_string()))?;
-            if certs.is_empty() {
-                return Err(bad("no certificate in it".into()));
-            }
-            for c in certs {
-                roots.add(c).map_err(|e| bad(e.to_string()))?;
+            for c in read_certs("--ca-cert", p)? {
+                roots
+                    .add(c)
+                    .map_err(|e| CliError::input(format!("--ca-cert {}: {e}", p.display())))?;
             }
         }
         None => {
@@ -588,11 +619,27 @@ fn tls_config(ca_cert: Option<&Path>) -> Result<rustls::ClientConfig, CliError> 
         }
     }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| CliError::new("INTERNAL_ERROR", format!("TLS: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let mut config = match client {
+        None => builder.with_no_client_auth(),
+        Some((cert, key)) => {
+            let certs = read_certs("--client-cert", cert)?;
+            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+                // The parser's details could quote the file: only the kind of failure.
+                let why = match e {
+                    pem::Error::Io(e) => e.to_string(),
+                    _ => "no PEM private key in it".to_owned(),
+                };
+                CliError::input(format!("--client-key {}: {why}", key.display()))
+            })?;
+            builder.with_client_auth_cert(certs, key).map_err(|e| {
+                CliError::input(format!("--client-cert {} with --client-key: {e}", cert.display()))
+            })?
+        }
+    };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }

@@ -21,7 +21,7 @@ pub const WRITE_TOKEN: &str = "write-token-0123456789";
 pub const ADMIN_TOKEN: &str = "admin-token-0123456789";
 
 /// Environment variables the binary reads; removed so the host cannot leak into tests.
-pub const VAULTDB_ENV: [&str; 17] = [
+pub const VAULTDB_ENV: [&str; 19] = [
     "VAULTDB_CONFIG",
     "VAULTDB_DATA_DIR",
     "VAULTDB_THRESHOLD",
@@ -39,6 +39,8 @@ pub const VAULTDB_ENV: [&str; 17] = [
     "VAULTDB_TLS_CLIENT_CA",
     "VAULTDB_SERVER",
     "VAULTDB_CA_CERT",
+    "VAULTDB_CLIENT_CERT",
+    "VAULTDB_CLIENT_KEY",
 ];
 
 /// The three test tokens.
