@@ -361,6 +361,36 @@ mod tests {
     }
 
     #[test]
+    fn tls_settings_resolve_and_go_together() {
+        let l = parse(&format!(
+            "{TWO_FS}[server]\ntls_cert = \"tls/cert.pem\"\ntls_key = \"/abs/key.pem\"\n\
+             tls_client_ca = \"ca.pem\"\ntls_reload_interval = \"off\"\n"
+        ))
+        .unwrap();
+        let server = &l.config.server;
+        assert_eq!(server.tls_cert.as_deref(), Some(Path::new("/etc/vaultdb/tls/cert.pem")));
+        assert_eq!(server.tls_key.as_deref(), Some(Path::new("/abs/key.pem")));
+        assert_eq!(server.tls_client_ca.as_deref(), Some(Path::new("/etc/vaultdb/ca.pem")));
+        assert_eq!(server.tls_reload_interval.0, None);
+        let l = parse(TWO_FS).unwrap();
+        assert_eq!(l.config.server.tls_cert, None);
+        assert_eq!(
+            l.config.server.tls_reload_interval.0,
+            Some(crate::server::tls::DEFAULT_RELOAD_INTERVAL)
+        );
+        for (server, says) in [
+            ("tls_cert = \"c.pem\"", "go together"),
+            ("tls_key = \"k.pem\"", "go together"),
+            ("tls_client_ca = \"ca.pem\"", "needs server.tls_cert"),
+            ("tls_cert = \"c\"\ntls_key = \"k\"\ntls_reload_interval = \"0s\"", "more than 0"),
+        ] {
+            let e = parse(&format!("{TWO_FS}[server]\n{server}\n")).unwrap_err();
+            assert_eq!(e.code, "INVALID_CONFIG");
+            assert!(e.message.contains(says), "{server}: {e}");
+        }
+    }
+
+    #[test]
     fn human_units_and_backend_urls() {
         let text = "threshold = 2\nsegment_size = \"1.5MiB\"\n\
                     [timeouts]\ncall = \"0.05s\"\ngrace_period = \"1d\"\nhedge_after = \"off\"\n\
