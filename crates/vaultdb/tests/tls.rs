@@ -57,7 +57,8 @@ async fn wait_for_cert(addr: &str, ca: &Ca, want: &CertificateDer<'static>, with
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn https_works_with_the_ca_trusted_and_plain_http_to_the_tls_port_fails() {
+async fn https_works_with_the_ca_trusted_and_plain_http_to_the_tls_port_fails_and_sigterm_stops_it()
+{
     let ca = Ca::new("test CA");
     let s = Server::tls(None, &ca.server("server one"), "");
     assert!(s.base.starts_with("https://127.0.0.1:"), "{}", s.base);
@@ -75,6 +76,10 @@ async fn https_works_with_the_ca_trusted_and_plain_http_to_the_tls_port_fails() 
     // A client that does not trust the CA refuses the server.
     let other = Ca::new("another CA");
     assert!(list_status(&https_client(&other, None), &s.base).await.is_err());
+
+    // SIGTERM stops it gracefully, as over plain HTTP.
+    let mut s = s;
+    assert!(s.terminate().success(), "stderr: {}", s.stderr());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

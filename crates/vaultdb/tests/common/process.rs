@@ -113,6 +113,20 @@ impl Server {
         self.dir.path().join(name)
     }
 
+    /// Sends SIGTERM and waits (up to 30 s) for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "stops after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn hangup(&self) {
         let pid = self.child.id().to_string();
         assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
