@@ -35,6 +35,10 @@ pub const EXIT_CODES: &[(&str, u8)] = &[
     ("SPLIT_FAILED", 11),
     (crate::service::AUDIT_UNAVAILABLE, 12),
     (AUDIT_CHAIN_BROKEN, 13),
+    // The server's answers to a missing or wrong token, or a role without the right
+    // (remote mode: `vaultdb --server URL`).
+    ("UNAUTHORIZED", 14),
+    ("FORBIDDEN", 15),
     (INTERRUPTED, 130),
     (BROKEN_PIPE, 141),
 ];

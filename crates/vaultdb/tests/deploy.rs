@@ -217,8 +217,7 @@ async fn three_replicas_over_shared_backends() {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let bases: Vec<String> = replicas.iter().map(|r| r.base.clone()).collect();
-    let client =
-        reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(60)).build().unwrap();
+    let client = common::http_client().timeout(Duration::from_secs(60)).build().unwrap();
 
     // Concurrent clients, each writing through the replicas in turn and reading every
     // acknowledged write back through the other two at once.

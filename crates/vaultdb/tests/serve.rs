@@ -57,7 +57,7 @@ async fn serve_prints_a_usable_token_and_stops_on_sigterm() {
     assert!(base.starts_with("http://127.0.0.1:"), "{base}");
     assert!(curl.unwrap().contains(&format!("{base}/v1/records")));
 
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let client = common::http_client().build().unwrap();
     let resp = client
         .put(format!("{base}/v1/records"))
         .bearer_auth(&token)

@@ -81,30 +81,41 @@ pub(super) async fn status(explicit: Option<&Path>, out: Output) -> Result<(), C
         }
     };
     let h = db.health().await;
-    let margin = h.margin;
+    let wq = db.write_quorum();
     out.emit(
-        || {
-            let verdict = match margin {
-                m if m < 0 => format!("reads FAIL: fewer than {} backends are up", h.k),
-                0 => "reads work, but one more backend failure makes records unreadable".into(),
-                m => format!("{m} more backend(s) can fail before reads fail"),
-            };
-            format!(
-                "store: {}-of-{} (write quorum {}), {} of {} backends up, margin {margin}\n{verdict}\n{}",
-                h.k,
-                h.n,
-                db.write_quorum(),
-                h.up,
-                h.n,
-                backends_table(&rows_of(&h))
-            )
-        },
-        || health_json(&h, Some(db.write_quorum())),
+        || status_text(h.k, h.n, wq, h.up, h.margin as i64, &rows_of(&h)),
+        || health_json(&h, Some(wq)),
     )?;
+    enough_up(h.k, h.n, h.up, h.margin as i64)
+}
+
+/// `status`'s text for an open store: the threshold, the margin, a verdict, the table.
+pub(super) fn status_text(
+    k: usize,
+    n: usize,
+    write_quorum: usize,
+    up: usize,
+    margin: i64,
+    rows: &[BackendRow],
+) -> String {
+    let verdict = match margin {
+        m if m < 0 => format!("reads FAIL: fewer than {k} backends are up"),
+        0 => "reads work, but one more backend failure makes records unreadable".into(),
+        m => format!("{m} more backend(s) can fail before reads fail"),
+    };
+    format!(
+        "store: {k}-of-{n} (write quorum {write_quorum}), {up} of {n} backends up, margin \
+         {margin}\n{verdict}\n{}",
+        backends_table(rows)
+    )
+}
+
+/// `status`'s verdict: `INSUFFICIENT_SHARES` when fewer than K backends are up.
+pub(super) fn enough_up(k: usize, n: usize, up: usize, margin: i64) -> Result<(), CliError> {
     if margin < 0 {
         return Err(CliError::new(
             "INSUFFICIENT_SHARES",
-            format!("only {} of {} backends are up; {} are needed", h.up, h.n, h.k),
+            format!("only {up} of {n} backends are up; {k} are needed"),
         ));
     }
     Ok(())
@@ -125,32 +136,44 @@ pub(super) async fn repair(explicit: Option<&Path>, id: &str, out: Output) -> Re
         Ok(r)
     };
     let r = s.audited(Operation::RecordRepair, Some(id), repair).await?;
+    let version = r.version.map(|v| v.to_string());
+    repair_report(out, id, version, &r.restored, r.removed, &r.problems)
+}
+
+/// Prints what `repair` did; `BACKEND_ERROR` if some problem could not be repaired.
+pub(super) fn repair_report(
+    out: Output,
+    id: &str,
+    version: Option<String>,
+    restored: &[String],
+    removed: usize,
+    problems_left: &[String],
+) -> Result<(), CliError> {
     out.emit(
         || {
-            let mut text = match r.version {
+            let mut text = match &version {
                 Some(v) => format!(
-                    "version {v}: {} share(s) restored, {} object(s) removed",
-                    r.restored.len(),
-                    r.removed
+                    "version {v}: {} share(s) restored, {removed} object(s) removed",
+                    restored.len(),
                 ),
-                None => format!("no readable version ({} object(s) removed)", r.removed),
+                None => format!("no readable version ({removed} object(s) removed)"),
             };
-            if !r.restored.is_empty() {
-                text.push_str(&format!("\nrestored on: {}", r.restored.join(", ")));
+            if !restored.is_empty() {
+                text.push_str(&format!("\nrestored on: {}", restored.join(", ")));
             }
             text
         },
         || {
             json!({
                 "id": id,
-                "version": r.version.map(|v| v.to_string()),
-                "restored": r.restored,
-                "removed": r.removed,
-                "problems": r.problems,
+                "version": version,
+                "restored": restored,
+                "removed": removed,
+                "problems": problems_left,
             })
         },
     )?;
-    problems(&r.problems)
+    problems(problems_left)
 }
 
 /// `vaultdb scrub`: repairs every record and the keyring, with a progress bar; first

@@ -17,8 +17,17 @@ Environment:
   VAULTDB_LISTEN           server address, e.g. 127.0.0.1:9000 (port 0: any free port)
   VAULTDB_AUDIT_LOG        audit log path
   VAULTDB_ALLOW_PLAIN_HTTP true: serve plain HTTP beyond loopback (tokens in the clear)
+  VAULTDB_TLS_CERT         serve HTTPS: the certificate chain (PEM; server.tls_cert)
+  VAULTDB_TLS_KEY          serve HTTPS: its private key (PEM; server.tls_key)
+  VAULTDB_TLS_CLIENT_CA    serve HTTPS: require client certificates signed by these CAs (PEM)
   VAULTDB_AUDIT_FAIL_OPEN  true: run operations even when the audit log cannot be written
-  VAULTDB_TOKEN            serve, when no [[tokens]] are configured: use this admin token
+  VAULTDB_TOKEN            serve, when no [[tokens]] are configured: use this admin token;
+                           with --server: the token sent to the server
+  VAULTDB_SERVER           run put, get, stat, delete, list, status, repair on this server
+                           (same as --server URL)
+  VAULTDB_CA_CERT          with --server https://...: trust this CA (PEM; same as --ca-cert)
+  VAULTDB_CLIENT_CERT      with --server https://...: the client certificate (--client-cert)
+  VAULTDB_CLIENT_KEY       and its private key (PEM; same as --client-key)
   VAULTDB_LOG_FORMAT       text (default) or json: the format of stderr logs
   RUST_LOG                 log filter for stderr (default: warn)
 
@@ -26,8 +35,9 @@ Errors print one line, `error: <CODE>: <message>` (with --json: {\"error\":{\"co
 on stderr), and exit with the code's status: 2 USAGE_ERROR, 3 INVALID_CONFIG, 4 \
 INVALID_INPUT, 5 RECORD_NOT_FOUND, 6 STORE_NOT_FOUND, 7 INSUFFICIENT_SHARES, 8 \
 BACKEND_ERROR, 9 HMAC_FAILED, 10 RECONSTRUCT_FAILED, 11 SPLIT_FAILED, 12 \
-AUDIT_UNAVAILABLE, 13 AUDIT_CHAIN_BROKEN, 130 INTERRUPTED (Ctrl-C), 141 when the output's \
-reader went away (`vaultdb get big | head`, silently), 1 anything else.";
+AUDIT_UNAVAILABLE, 13 AUDIT_CHAIN_BROKEN, 14 UNAUTHORIZED, 15 FORBIDDEN (--server), 130 \
+INTERRUPTED (Ctrl-C), 141 when the output's reader went away (`vaultdb get big | head`, \
+silently), 1 anything else.";
 
 /// VaultDB: records split across N storage backends; any K rebuild them, fewer learn
 /// nothing.
@@ -42,6 +52,42 @@ pub struct Cli {
     /// standard error).
     #[arg(long, global = true)]
     pub json: bool,
+
+    /// Run the command on the vaultdb server at URL (`https://host:port`), through its REST
+    /// API, instead of on the store this machine's configuration names: for put, get, stat,
+    /// delete, list, status and repair. The token is read from VAULTDB_TOKEN or --token-file.
+    #[arg(long, global = true, env = "VAULTDB_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+
+    /// With --server: a file holding the API token (instead of VAULTDB_TOKEN).
+    #[arg(long, global = true, value_name = "PATH", requires = "server")]
+    pub token_file: Option<PathBuf>,
+
+    /// With --server https://...: trust the CA certificates of this PEM file (instead of the
+    /// system's).
+    #[arg(long, global = true, env = "VAULTDB_CA_CERT", value_name = "PEM")]
+    pub ca_cert: Option<PathBuf>,
+
+    /// With --server https://...: present this client certificate (PEM; with --client-key),
+    /// for a server that requires one (server.tls_client_ca).
+    #[arg(
+        long,
+        global = true,
+        env = "VAULTDB_CLIENT_CERT",
+        value_name = "PEM",
+        requires = "client_key"
+    )]
+    pub client_cert: Option<PathBuf>,
+
+    /// The private key of --client-cert (PEM).
+    #[arg(
+        long,
+        global = true,
+        env = "VAULTDB_CLIENT_KEY",
+        value_name = "PEM",
+        requires = "client_cert"
+    )]
+    pub client_key: Option<PathBuf>,
 
     /// The format of the logs on standard error.
     #[arg(
@@ -145,6 +191,17 @@ pub enum Command {
         /// Address to listen on (overrides server.listen and VAULTDB_LISTEN).
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
+        /// Serve HTTPS with this certificate chain, PEM (overrides server.tls_cert and
+        /// VAULTDB_TLS_CERT); needs --tls-key. Reloaded on SIGHUP and when it changes.
+        #[arg(long, value_name = "PEM", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The certificate's private key, PEM (overrides server.tls_key).
+        #[arg(long, value_name = "PEM", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Require client certificates signed by these CA certificates, PEM (overrides
+        /// server.tls_client_ca).
+        #[arg(long, value_name = "PEM")]
+        tls_client_ca: Option<PathBuf>,
     },
     /// Print a shell completion script: `vaultdb completions bash > /etc/bash_completion.d/vaultdb`.
     Completions {

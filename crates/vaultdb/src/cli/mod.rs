@@ -14,6 +14,7 @@ mod args;
 mod init;
 mod output;
 mod records;
+mod remote;
 mod serve;
 
 use std::future::Future;
@@ -73,6 +74,15 @@ pub fn main() -> ExitCode {
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     let explicit = cli.config.as_deref();
     let out = if cli.json { Output::Json } else { Output::Text };
+    if let Some(server) = cli.server.as_deref() {
+        let args = remote::RemoteArgs {
+            server,
+            token_file: cli.token_file.as_deref(),
+            ca_cert: cli.ca_cert.as_deref(),
+            client_cert: cli.client_cert.as_deref().zip(cli.client_key.as_deref()),
+        };
+        return run_remote(&args, cli.command, out).await;
+    }
     match cli.command {
         Command::Init { force, mode, backends, threshold, no_create } => {
             let args =
@@ -99,7 +109,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Status => admin::status(explicit, out).await,
         Command::Repair { id } => admin::repair(explicit, &id, out).await,
         Command::Scrub => admin::scrub(explicit, out).await,
-        Command::Serve { listen } => serve::serve(explicit, listen).await,
+        Command::Serve { listen, tls_cert, tls_key, tls_client_ca } => {
+            let tls = serve::TlsFlags { cert: tls_cert, key: tls_key, client_ca: tls_client_ca };
+            serve::serve(explicit, listen, tls).await
+        }
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut out = std::io::stdout().lock();
@@ -109,6 +122,50 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Audit { command: AuditCommand::Verify { path } } => {
             admin::audit_verify(explicit, path, out).await
         }
+    }
+}
+
+/// Runs one command on a server ([`remote`]); the commands that need the store's own
+/// configuration are refused.
+async fn run_remote(
+    args: &remote::RemoteArgs<'_>,
+    command: Command,
+    out: Output,
+) -> Result<(), CliError> {
+    let refused = |what: &str| -> Result<(), CliError> {
+        Err(CliError::new(
+            USAGE_ERROR,
+            format!(
+                "`{what}` does not run with --server (VAULTDB_SERVER): run it where the \
+                 store's configuration is; remotely: put, get, stat, delete, list, status, repair"
+            ),
+        ))
+    };
+    let remote = || remote::Remote::new(args);
+    match command {
+        Command::Put { id, file, json_input, content_type, meta } => {
+            let args = records::PutArgs {
+                id: &id,
+                file: file.as_deref(),
+                json_input,
+                content_type: content_type.as_deref(),
+                meta: &meta,
+            };
+            remote()?.put(args, out).await
+        }
+        Command::Get { id, output } => remote()?.get(&id, output.as_deref()).await,
+        Command::Stat { id } => remote()?.stat(&id, out).await,
+        Command::Delete { id } => remote()?.delete(&id, out).await,
+        Command::List { limit, cursor } => {
+            remote()?.list(limit.map(|l| (l as usize, cursor.as_deref())), out).await
+        }
+        Command::Status => remote()?.status(out).await,
+        Command::Repair { id } => remote()?.repair(&id, out).await,
+        Command::Init { .. } => refused("init"),
+        Command::Scrub => refused("scrub"),
+        Command::Serve { .. } => refused("serve"),
+        Command::Audit { .. } => refused("audit"),
+        Command::Completions { .. } => refused("completions"),
     }
 }
 

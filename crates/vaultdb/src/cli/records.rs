@@ -38,9 +38,15 @@ pub(super) struct PutArgs<'a> {
 /// reader turns into an error (so a put stops and removes what it wrote); a second one
 /// exits at once with status 130.
 #[derive(Clone, Debug)]
-struct Interrupt(Arc<AtomicBool>);
+pub(super) struct Interrupt(Arc<AtomicBool>);
 
 impl Interrupt {
+    /// A flag nothing sets (remote mode: Ctrl-C ends the process, and the server drops the
+    /// unfinished put).
+    pub(super) fn never() -> Self {
+        Self(Arc::new(AtomicBool::new(false)))
+    }
+
     /// Starts listening for Ctrl-C. The handler is installed before this returns, so a
     /// signal from then on is never the default (immediate) exit.
     fn watch() -> Self {
@@ -101,7 +107,7 @@ impl<R: AsyncRead + Unpin> AsyncRead for Watched<R> {
 }
 
 /// Parses `--meta key=value` entries.
-fn parse_meta(entries: &[String]) -> Result<BTreeMap<String, String>, CliError> {
+pub(super) fn parse_meta(entries: &[String]) -> Result<BTreeMap<String, String>, CliError> {
     let mut out = BTreeMap::new();
     for e in entries {
         let Some((k, v)) = e.split_once('=') else {
@@ -121,7 +127,7 @@ fn parse_meta(entries: &[String]) -> Result<BTreeMap<String, String>, CliError> 
 /// as it is; standard input (or a pipe, a device) is copied to an anonymous temporary file
 /// first, in 1 MiB pieces, so that its length is known and memory stays bounded whatever
 /// its size. Refused when standard input is a terminal and no FILE was given.
-fn open_input(
+pub(super) fn open_input(
     file: Option<&Path>,
     max: u64,
     stop: &Interrupt,

@@ -1,21 +1,54 @@
 //! `vaultdb serve`: the REST server ([`crate::server`]) on the configured store.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{Create, open_store, prepare};
 use crate::audit::{self, AuditLog};
+use crate::config::ServerConfig;
 use crate::error::CliError;
+use crate::server::tls::{self, Reloading, TlsFiles};
 use crate::server::{AppState, Limits, app};
 use crate::service::{self, AUDIT_UNAVAILABLE, FallbackToken};
 
-/// `vaultdb serve [--listen ADDR]`: the REST server, until Ctrl-C or SIGTERM (requests in
-/// flight finish first).
+/// `serve`'s `--tls-cert`, `--tls-key` and `--tls-client-ca`: each replaces its setting.
+#[derive(Debug, Default)]
+pub(super) struct TlsFlags {
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub client_ca: Option<PathBuf>,
+}
+
+impl TlsFlags {
+    /// The TLS files to serve with: the flags over the configuration; `None` for plain HTTP.
+    fn resolve(self, server: &ServerConfig) -> Result<Option<TlsFiles>, CliError> {
+        let cert = self.cert.or_else(|| server.tls_cert.clone());
+        let key = self.key.or_else(|| server.tls_key.clone());
+        let client_ca = self.client_ca.or_else(|| server.tls_client_ca.clone());
+        match (cert, key) {
+            (Some(cert), Some(key)) => Ok(Some(TlsFiles { cert, key, client_ca })),
+            (None, None) if client_ca.is_none() => Ok(None),
+            _ => Err(CliError::config(
+                "HTTPS needs both a certificate and its key (server.tls_cert and \
+                 server.tls_key, or --tls-cert and --tls-key); a client CA needs them too",
+            )),
+        }
+    }
+}
+
+/// `vaultdb serve [--listen ADDR] [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]`: the
+/// REST server, until Ctrl-C or SIGTERM (requests in flight finish first). With a
+/// certificate it serves HTTPS, and reloads the certificate on SIGHUP and when its files
+/// change ([`crate::server::tls`]).
 ///
 /// # Errors
-/// `INVALID_CONFIG` for a bad address or one it cannot listen on; the store's errors when
-/// it cannot be opened.
-pub(super) async fn serve(explicit: Option<&Path>, listen: Option<String>) -> Result<(), CliError> {
+/// `INVALID_CONFIG` for a bad address or one it cannot listen on, or TLS files that cannot
+/// be loaded; the store's errors when it cannot be opened.
+pub(super) async fn serve(
+    explicit: Option<&Path>,
+    listen: Option<String>,
+    tls: TlsFlags,
+) -> Result<(), CliError> {
     let cfg = prepare(explicit, None)?;
     let addr: std::net::SocketAddr = match listen {
         Some(l) => l.parse().map_err(|_| {
@@ -23,11 +56,16 @@ pub(super) async fn serve(explicit: Option<&Path>, listen: Option<String>) -> Re
         })?,
         None => cfg.listen,
     };
-    if !addr.ip().is_loopback() && !cfg.config.server.allow_plain_http {
+    let tls = match tls.resolve(&cfg.config.server)? {
+        Some(files) => Some(Reloading::new(files).map_err(CliError::config)?),
+        None => None,
+    };
+    if !addr.ip().is_loopback() && tls.is_none() && !cfg.config.server.allow_plain_http {
         return Err(CliError::config(format!(
             "{addr} is beyond loopback: over plain HTTP, bearer tokens and records would cross \
-             the network in the clear; listen on loopback behind a TLS-terminating proxy, or \
-             set server.allow_plain_http = true (VAULTDB_ALLOW_PLAIN_HTTP=true) on a trusted \
+             the network in the clear; serve HTTPS (server.tls_cert and server.tls_key), \
+             listen on loopback behind a TLS-terminating proxy, or set \
+             server.allow_plain_http = true (VAULTDB_ALLOW_PLAIN_HTTP=true) on a trusted \
              network"
         )));
     }
@@ -53,7 +91,7 @@ pub(super) async fn serve(explicit: Option<&Path>, listen: Option<String>) -> Re
     let local = listener
         .local_addr()
         .map_err(|e| CliError::config(format!("cannot listen on {addr}: {e}")))?;
-    if !local.ip().is_loopback() {
+    if !local.ip().is_loopback() && tls.is_none() {
         tracing::warn!(%local, "listening beyond loopback over plain HTTP (allow_plain_http)");
     }
     let limits = Limits {
@@ -62,7 +100,7 @@ pub(super) async fn serve(explicit: Option<&Path>, listen: Option<String>) -> Re
     };
     let log = AuditLog::new(&cfg.audit_log, &db).with_fail_open(cfg.audit_fail_open);
     let state = AppState::new(db, tokens, Some(log), limits);
-    let base = format!("http://{local}");
+    let base = format!("{}://{local}", if tls.is_some() { "https" } else { "http" });
     println!("vaultdb {} serving {}", env!("CARGO_PKG_VERSION"), cfg.describe());
     println!("listening on {base}");
     println!(
@@ -92,11 +130,33 @@ pub(super) async fn serve(explicit: Option<&Path>, listen: Option<String>) -> Re
         }
         None => {}
     }
+    if let Some(tls) = &tls {
+        let f = tls.files();
+        println!(
+            "TLS: certificate {}, key {}{} (reloaded on SIGHUP and when they change)",
+            f.cert.display(),
+            f.key.display(),
+            f.client_ca
+                .as_ref()
+                .map(|ca| format!(", client certificates required (CA {})", ca.display()))
+                .unwrap_or_default()
+        );
+    }
     let _ = std::io::stdout().flush();
-    let served = axum::serve(listener, app(state.clone()))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| CliError::new("INTERNAL_ERROR", format!("server error: {e}")));
+    let routes = app(state.clone());
+    let interval = cfg.config.server.tls_reload_interval.0;
+    let served = match tls {
+        None => axum::serve(listener, routes).with_graceful_shutdown(shutdown_signal()).await,
+        Some(tls) => {
+            let watching = tokio::spawn(tls::watch(tls.clone(), interval));
+            let listener = tls::listen(listener, tls)
+                .map_err(|e| CliError::config(format!("cannot listen on {addr}: {e}")))?;
+            let r = axum::serve(listener, routes).with_graceful_shutdown(shutdown_signal()).await;
+            watching.abort();
+            r
+        }
+    };
+    let served = served.map_err(|e| CliError::new("INTERNAL_ERROR", format!("server error: {e}")));
     // The audit log's last counted requests and checkpoint.
     state.shutdown().await;
     served?;

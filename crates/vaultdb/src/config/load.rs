@@ -131,6 +131,20 @@ impl Loaded {
                 }
             };
         }
+        // TLS files: relative paths in the file against its directory; from the environment
+        // as given.
+        let tls = &mut config.server;
+        for (path, var) in [
+            (&mut tls.tls_cert, "VAULTDB_TLS_CERT"),
+            (&mut tls.tls_key, "VAULTDB_TLS_KEY"),
+            (&mut tls.tls_client_ca, "VAULTDB_TLS_CLIENT_CA"),
+        ] {
+            *path = match process_env(var) {
+                Some(v) if v.trim().is_empty() => None,
+                Some(v) => Some(PathBuf::from(v)),
+                None => path.take().map(|p| base.join(p)),
+            };
+        }
         let data_dir = match process_env("VAULTDB_DATA_DIR") {
             Some(d) => PathBuf::from(d),
             None => base.join(config.data_dir.clone().unwrap_or_else(|| "vaultdb-data".into())),
@@ -194,6 +208,18 @@ impl Loaded {
         }
         for b in &c.backends {
             b.validate()?;
+        }
+        let server = &c.server;
+        if server.tls_cert.is_some() != server.tls_key.is_some() {
+            return Err(
+                "server.tls_cert and server.tls_key go together: set both or neither".into()
+            );
+        }
+        if server.tls_client_ca.is_some() && server.tls_cert.is_none() {
+            return Err("server.tls_client_ca needs server.tls_cert and server.tls_key".into());
+        }
+        if server.tls_reload_interval.0.is_some_and(|d| d.is_zero()) {
+            return Err("server.tls_reload_interval must be more than 0, or \"off\"".into());
         }
         for (i, t) in c.tokens.iter().enumerate() {
             if t.name.trim().is_empty() {
@@ -332,6 +358,36 @@ mod tests {
         assert_eq!(paths[0], Path::new("/etc/vaultdb/vaultdb-data/a"));
         assert_eq!(paths[1], Path::new("/abs/b"));
         assert_eq!(l.audit_log, Path::new("/etc/vaultdb/vaultdb-data/audit.jsonl"));
+    }
+
+    #[test]
+    fn tls_settings_resolve_and_go_together() {
+        let l = parse(&format!(
+            "{TWO_FS}[server]\ntls_cert = \"tls/cert.pem\"\ntls_key = \"/abs/key.pem\"\n\
+             tls_client_ca = \"ca.pem\"\ntls_reload_interval = \"off\"\n"
+        ))
+        .unwrap();
+        let server = &l.config.server;
+        assert_eq!(server.tls_cert.as_deref(), Some(Path::new("/etc/vaultdb/tls/cert.pem")));
+        assert_eq!(server.tls_key.as_deref(), Some(Path::new("/abs/key.pem")));
+        assert_eq!(server.tls_client_ca.as_deref(), Some(Path::new("/etc/vaultdb/ca.pem")));
+        assert_eq!(server.tls_reload_interval.0, None);
+        let l = parse(TWO_FS).unwrap();
+        assert_eq!(l.config.server.tls_cert, None);
+        assert_eq!(
+            l.config.server.tls_reload_interval.0,
+            Some(crate::server::tls::DEFAULT_RELOAD_INTERVAL)
+        );
+        for (server, says) in [
+            ("tls_cert = \"c.pem\"", "go together"),
+            ("tls_key = \"k.pem\"", "go together"),
+            ("tls_client_ca = \"ca.pem\"", "needs server.tls_cert"),
+            ("tls_cert = \"c\"\ntls_key = \"k\"\ntls_reload_interval = \"0s\"", "more than 0"),
+        ] {
+            let e = parse(&format!("{TWO_FS}[server]\n{server}\n")).unwrap_err();
+            assert_eq!(e.code, "INVALID_CONFIG");
+            assert!(e.message.contains(says), "{server}: {e}");
+        }
     }
 
     #[test]

@@ -58,6 +58,12 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
         "VAULTDB_ALLOW_PLAIN_HTTP",
         "server.allow_plain_http: true to serve plain HTTP beyond loopback (tokens in the clear)",
     ),
+    ("VAULTDB_TLS_CERT", "server.tls_cert: serve HTTPS with this certificate chain (PEM)"),
+    ("VAULTDB_TLS_KEY", "server.tls_key: the private key of the TLS certificate (PEM)"),
+    (
+        "VAULTDB_TLS_CLIENT_CA",
+        "server.tls_client_ca: require client certificates signed by these CAs (PEM)",
+    ),
     (
         "VAULTDB_AUDIT_FAIL_OPEN",
         "audit.fail_open: true to run operations even when the audit log cannot be written",
@@ -132,11 +138,18 @@ attempts = 3
 hedge_after = "50ms"
 
 [server]
-# Loopback only by default. Put a TLS-terminating proxy in front before exposing it: an
-# address beyond loopback is refused unless allow_plain_http = true (tokens would cross the
-# network in the clear).
+# Loopback only by default. To listen beyond loopback, serve HTTPS (tls_cert and tls_key
+# below) or put a TLS-terminating proxy in front: over plain HTTP such an address is refused
+# unless allow_plain_http = true (tokens would cross the network in the clear).
 listen = "127.0.0.1:8080"
 # allow_plain_http = false
+# HTTPS: the certificate chain and its key (PEM), reloaded on SIGHUP and when they change
+# (looked at every tls_reload_interval, "off" for SIGHUP only). With tls_client_ca, clients
+# must present a certificate signed by one of its CAs (and still a token).
+# tls_cert = "tls/cert.pem"
+# tls_key = "tls/key.pem"
+# tls_client_ca = "tls/clients-ca.pem"
+# tls_reload_interval = "1s"
 # Largest JSON request body accepted ("16MiB", or bytes). Raw puts stream, up to
 # max_record_size.
 body_limit = "16MiB"

@@ -129,6 +129,19 @@ pub struct ServerConfig {
     /// clear): refused unless set.
     #[serde(default)]
     pub allow_plain_http: bool,
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs `tls_key`.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `tls_cert` (PEM).
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates signed by these CA certificates (PEM); needs `tls_cert`.
+    #[serde(default)]
+    pub tls_client_ca: Option<PathBuf>,
+    /// How often the TLS files are looked at for a change (which reloads them), or `"off"`
+    /// (SIGHUP only).
+    #[serde(default = "default_tls_reload_interval")]
+    pub tls_reload_interval: OptDur,
 }
 
 fn default_listen() -> String {
@@ -136,6 +149,9 @@ fn default_listen() -> String {
 }
 fn default_body_limit() -> ByteSize {
     ByteSize(DEFAULT_BODY_LIMIT)
+}
+fn default_tls_reload_interval() -> OptDur {
+    OptDur(Some(crate::server::tls::DEFAULT_RELOAD_INTERVAL))
 }
 fn default_request_timeout() -> Dur {
     Dur(DEFAULT_REQUEST_TIMEOUT)
@@ -149,6 +165,10 @@ impl Default for ServerConfig {
             request_timeout: default_request_timeout(),
             audit_log: None,
             allow_plain_http: false,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            tls_reload_interval: default_tls_reload_interval(),
         }
     }
 }

@@ -29,7 +29,7 @@
 //! command line. Modules: `state` ([`AppState`], [`Limits`]), `error` ([`ApiError`]),
 //! `extract` (extractors), `dto` (bodies), `records`, `raw` and `admin` (handlers),
 //! `middleware` ([`policy`]), `audit` (the audit middleware and the server's log) and
-//! `openapi` ([`openapi()`]).
+//! `openapi` ([`openapi()`]); `tls` serves it over HTTPS (with certificate reload).
 
 mod admin;
 mod audit;
@@ -41,6 +41,7 @@ mod openapi;
 mod raw;
 mod records;
 mod state;
+pub mod tls;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::{Router, middleware as mw};

@@ -12,13 +12,16 @@ use vaultdb::auth::{Role, Tokens};
 use vaultdb::server::{AppState, Limits};
 use vaultdb_core::{CallPolicy, MemoryBackend, StorageBackend, VaultDb};
 
+pub mod pki;
+pub mod process;
+
 /// Tokens of each role, as the tests present them.
 pub const READ_TOKEN: &str = "read-token-0123456789";
 pub const WRITE_TOKEN: &str = "write-token-0123456789";
 pub const ADMIN_TOKEN: &str = "admin-token-0123456789";
 
 /// Environment variables the binary reads; removed so the host cannot leak into tests.
-pub const VAULTDB_ENV: [&str; 12] = [
+pub const VAULTDB_ENV: [&str; 19] = [
     "VAULTDB_CONFIG",
     "VAULTDB_DATA_DIR",
     "VAULTDB_THRESHOLD",
@@ -31,6 +34,13 @@ pub const VAULTDB_ENV: [&str; 12] = [
     "VAULTDB_BACKENDS",
     "VAULTDB_LOG_FORMAT",
     "RUST_LOG",
+    "VAULTDB_TLS_CERT",
+    "VAULTDB_TLS_KEY",
+    "VAULTDB_TLS_CLIENT_CA",
+    "VAULTDB_SERVER",
+    "VAULTDB_CA_CERT",
+    "VAULTDB_CLIENT_CERT",
+    "VAULTDB_CLIENT_KEY",
 ];
 
 /// The three test tokens.
@@ -110,8 +120,7 @@ impl TestServer {
                 .await
                 .expect("serve");
         });
-        let client =
-            reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().unwrap();
+        let client = http_client().timeout(Duration::from_secs(30)).build().unwrap();
         Self { base: format!("http://{addr}"), client, state, stop: Some(tx), task: Some(task) }
     }
 
@@ -198,6 +207,14 @@ pub async fn error_code(resp: reqwest::Response) -> String {
     let e = &v["error"];
     assert!(e["message"].is_string(), "error has a message: {v}");
     e["code"].as_str().expect("error has a code").to_owned()
+}
+
+/// A client builder for the tests' requests (no proxy). reqwest's TLS is rustls without a
+/// built-in crypto provider (the binary gives every client its own configuration, on
+/// aws-lc-rs), so a client built without one needs the process default: aws-lc-rs.
+pub fn http_client() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    reqwest::Client::builder().no_proxy()
 }
 
 /// The `vaultdb` binary run in `dir` with none of the host's VAULTDB_* variables.
