@@ -37,17 +37,12 @@ pub(super) async fn init(
     out: Output,
 ) -> Result<(), CliError> {
     let force = args.force;
-    let mut backends = Vec::new();
+    let mut backends: Vec<(String, String)> = Vec::new();
     for url in args.backends {
-        let id = config::backends::url::default_id(url).map_err(CliError::config)?;
         // Two backends of one place get -2, -3, ...
-        let mut unique = id.clone();
-        let mut n = 1;
-        while backends.iter().any(|(i, _): &(String, String)| *i == unique) {
-            n += 1;
-            unique = format!("{id}-{n}");
-        }
-        backends.push((unique, url.clone()));
+        let id = config::backends::url::unique_id(url, |id| backends.iter().any(|(i, _)| i == id))
+            .map_err(CliError::config)?;
+        backends.push((id, url.clone()));
     }
     let path = explicit.map_or_else(|| PathBuf::from(DEFAULT_CONFIG_FILE), Path::to_path_buf);
     if path.exists() && !force {
