@@ -194,7 +194,7 @@ impl Shares {
         // block, while it is in the cache), so only the header and the tag are checksummed
         // afterwards.
         let tail_from = secret::TAG_RANGE.end;
-        let split_all = |rng: &mut dyn RandomSource| -> (Vec<Vec<u8>>, Vec<u32>) {
+        let split_all = |rng: &mut dyn RandomSource| -> (Vec<Vec<u8>>, Vec<envelope::Crc32c>) {
             let mut bufs: Vec<Vec<u8>> = (0..t.n())
                 .map(|i| {
                     Header {
@@ -208,14 +208,14 @@ impl Shares {
                     .new_buffer()
                 })
                 .collect();
-            let mut tails = vec![0u32; t.n()];
+            let mut tails = vec![envelope::Crc32c::new(); t.n()];
             let mut outs: Vec<&mut [u8]> =
                 bufs.iter_mut().map(|b| envelope::share_mut(b)).collect();
             let mut observe = |range: std::ops::Range<usize>, outs: &[&mut [u8]]| {
                 let from = range.start.max(tail_from);
                 if range.end > from {
                     for (crc, out) in tails.iter_mut().zip(outs) {
-                        *crc = crc32c::crc32c_append(*crc, &out[from..range.end]);
+                        crc.update(&out[from..range.end]);
                     }
                 }
             };
@@ -248,7 +248,7 @@ impl Shares {
             for (s, m) in share[secret::TAG_RANGE].iter_mut().zip(mac) {
                 *s ^= m;
             }
-            envelope::seal_with_tail(buf, tail_from, tail);
+            envelope::seal_with_tail(buf, tail_from, tail.value());
         }
         Ok(bufs)
     }
@@ -311,7 +311,7 @@ impl Shares {
                 bufs.iter_mut().map(|b| envelope::share_mut(b)).collect();
             compact.encrypt_into(t, secret, rng, &mut outs);
             compact.disperse(t, &mut outs)?;
-            let tails: Vec<u32> = outs.iter().map(|o| crc32c::crc32c(&o[tail_from..])).collect();
+            let tails: Vec<u32> = outs.iter().map(|o| envelope::crc32c(&o[tail_from..])).collect();
             let mac = match worker {
                 Ok(h) => {
                     h.join().map_err(|_| VaultError::SplitFailed("HMAC thread panicked".into()))?
