@@ -107,6 +107,15 @@ impl Header {
     /// part ([`share_mut`]) and then call [`seal`].
     pub fn new_buffer(&self) -> Vec<u8> {
         let mut buf = vec![0u8; self.envelope_len()];
+        self.write_to(&mut buf);
+        buf
+    }
+
+    /// Writes the header into the first [`HEADER_LEN`] bytes of `buf`.
+    ///
+    /// # Panics
+    /// If `buf` is shorter than the header.
+    pub fn write_to(&self, buf: &mut [u8]) {
         buf[..4].copy_from_slice(&MAGIC);
         buf[4] = FORMAT_VERSION;
         buf[5] = self.kind as u8;
@@ -116,7 +125,6 @@ impl Header {
         buf[9..25].copy_from_slice(&self.version.to_bytes());
         buf[25..41].copy_from_slice(&self.tag.0);
         buf[41..45].copy_from_slice(&self.secret_len.to_be_bytes());
-        buf
     }
 }
 

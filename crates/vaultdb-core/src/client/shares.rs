@@ -15,6 +15,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
+use crate::bufpool;
 use crate::compact::{self, Compact, Mode};
 use crate::envelope::{self, Header, Kind};
 use crate::error::{Result, VaultError};
@@ -197,15 +198,23 @@ impl Shares {
         let split_all = |rng: &mut dyn RandomSource| -> (Vec<Vec<u8>>, Vec<envelope::Crc32c>) {
             let mut bufs: Vec<Vec<u8>> = (0..t.n())
                 .map(|i| {
-                    Header {
+                    let header = Header {
                         kind: binding.kind,
                         threshold: t,
                         x: (i + 1) as u8,
                         version: binding.version,
                         tag: binding.tag,
                         secret_len,
+                    };
+                    // A recycled buffer is not zeroed: the split writes every share byte
+                    // and the seal the trailer.
+                    match bufpool::take(header.envelope_len()) {
+                        Some(mut buf) => {
+                            header.write_to(&mut buf);
+                            buf
+                        }
+                        None => header.new_buffer(),
                     }
-                    .new_buffer()
                 })
                 .collect();
             let mut tails = vec![envelope::Crc32c::new(); t.n()];
