@@ -7,15 +7,18 @@
 //! 1 MiB puts over memory backends (2-of-3, 2026-12-06) found 0.6-0.7x the HMAC's CPU
 //! time in page faults on the calling thread, plus 5-8% of the put in `calloc`'s memset,
 //! most of the put's cost over the HMAC. A recycled buffer has neither: its pages are
-//! mapped, and the split overwrites every share byte, so it is not zeroed first.
+//! mapped, and it was wiped when it came back (a memset, cheaper than faulting the pages in
+//! again).
 //!
 //! The pool holds at most [`MAX_POOLED`] buffers and [`MAX_POOLED_BYTES`] bytes, and
 //! only buffers of at least [`MIN_POOLED`] bytes. It holds envelopes that were stored
-//! (shares, each revealing nothing of its secret without K-1 others), never secrets.
+//! (shares, each revealing nothing of its secret without K-1 others), never secrets, and
+//! holds them wiped: it never keeps the K shares that would rebuild a recent record.
 
 use std::sync::{Mutex, PoisonError};
 
 use bytes::Bytes;
+use zeroize::Zeroize;
 
 /// Buffers smaller than this are not pooled: the allocator serves them from memory it
 /// already holds, with few page faults to save.
@@ -29,7 +32,7 @@ pub(crate) const MAX_POOLED_BYTES: usize = 32 << 20;
 
 static POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 
-/// A pooled buffer of `len` bytes (contents unspecified: the caller overwrites them all),
+/// A pooled buffer of `len` bytes, all zero (wiped when it was pooled),
 /// if the pool has one whose capacity is between `len` and an eighth more.
 pub(crate) fn take(len: usize) -> Option<Vec<u8>> {
     if len < MIN_POOLED {
@@ -64,7 +67,18 @@ impl AsRef<[u8]> for Pooled {
 
 impl Drop for Pooled {
     fn drop(&mut self) {
-        let buf = std::mem::take(&mut self.0);
+        let mut buf = std::mem::take(&mut self.0);
+        {
+            let pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
+            let held: usize = pool.iter().map(Vec::capacity).sum();
+            if pool.len() >= MAX_POOLED || held + buf.capacity() > MAX_POOLED_BYTES {
+                return;
+            }
+        }
+        // Wiped before it is pooled (outside the lock): the pool would otherwise keep the
+        // N shares of recent records, K of which rebuild them, and a byte a later put did
+        // not overwrite would carry one record's share to another record's backend.
+        buf.as_mut_slice().zeroize();
         let mut pool = POOL.lock().unwrap_or_else(PoisonError::into_inner);
         let held: usize = pool.iter().map(Vec::capacity).sum();
         if pool.len() < MAX_POOLED && held + buf.capacity() <= MAX_POOLED_BYTES {
@@ -101,6 +115,7 @@ mod tests {
         }
         let v = found.expect("the buffer came back to the pool");
         assert_eq!(v.len(), len - 100);
+        assert!(v.iter().all(|&b| b == 0), "a pooled buffer comes back wiped");
         assert!(take(MIN_POOLED - 1).is_none(), "small requests are not served");
         let small = into_bytes(vec![1u8; 10]);
         assert_eq!(&small[..], &[1u8; 10]);

@@ -206,8 +206,7 @@ impl Shares {
                         tag: binding.tag,
                         secret_len,
                     };
-                    // A recycled buffer is not zeroed: the split writes every share byte
-                    // and the seal the trailer.
+                    // A recycled buffer comes back wiped, its pages already mapped.
                     match bufpool::take(header.envelope_len()) {
                         Some(mut buf) => {
                             header.write_to(&mut buf);
