@@ -20,6 +20,7 @@
 
 pub mod backend;
 pub mod base32;
+mod bufpool;
 mod canonical;
 pub mod client;
 pub mod compact;

@@ -24,6 +24,22 @@ impl SecretVec {
     pub fn with_capacity(cap: usize) -> Self {
         Self(Vec::with_capacity(cap))
     }
+
+    /// Bytes `range` of the buffer as a plain (unwiped) vector in the same allocation: they
+    /// are moved to the front and every other byte of the capacity is wiped. This hands a
+    /// part of a secret to its reader without a copy into a fresh allocation.
+    ///
+    /// # Panics
+    /// If `range` is out of bounds.
+    pub fn into_front(mut self, range: std::ops::Range<usize>) -> Vec<u8> {
+        let mut v = std::mem::take(&mut self.0);
+        let keep = range.len();
+        v.copy_within(range, 0);
+        v.resize(v.capacity(), 0);
+        wipe(&mut v[keep..]);
+        v.truncate(keep);
+        v
+    }
 }
 
 impl From<Vec<u8>> for SecretVec {
@@ -86,5 +102,16 @@ mod tests {
         let mut b = vec![5u8; 33];
         wipe(&mut b);
         assert!(b.iter().all(|&x| x == 0));
+    }
+
+    #[test]
+    fn into_front_keeps_the_range_in_place() {
+        let mut v = SecretVec::with_capacity(100);
+        v.extend((0..90u8).map(|i| i + 1));
+        let ptr = v.as_ptr();
+        let front = v.into_front(10..50);
+        assert_eq!(front, (11..51u8).collect::<Vec<u8>>());
+        assert_eq!(front.as_ptr(), ptr, "no new allocation");
+        // (That the rest of the capacity is wiped cannot be observed without unsafe code.)
     }
 }

@@ -38,6 +38,7 @@ use crate::backend::{
 use crate::envelope::Kind;
 use crate::error::{BackendOutcome, OutcomeStatus, Result, VaultError};
 use crate::naming::{KeySpace, NameTag, ParsedKey, TOMBSTONE_NAME_MAC_LEN};
+use crate::record::Record;
 use crate::version::Version;
 use crate::wipe::SecretVec;
 
@@ -147,6 +148,12 @@ pub(crate) struct Verified {
 impl Verified {
     pub(crate) fn payload(&self) -> &[u8] {
         &self.secret[self.payload.clone()]
+    }
+
+    /// Decodes the payload as a record, in the secret's allocation
+    /// ([`Record::decode_secret`]); the secret is left empty.
+    pub(crate) fn take_record(&mut self) -> Result<Record> {
+        Record::decode_secret(std::mem::take(&mut self.secret), self.payload.clone())
     }
 
     /// Backends that served bad shares.

@@ -174,11 +174,11 @@ impl VaultDb {
     /// an invalid id, or a segmented record larger than `max_record_size`.
     #[tracing::instrument(name = "vaultdb.get", skip_all, fields(tag = tracing::field::Empty))]
     pub async fn get(&self, id: &str) -> Result<GetResult> {
-        let head = self.resolve_head(id).await?;
+        let mut head = self.resolve_head(id).await?;
         let (record, outcomes, bad_backends) = match head.verified.kind {
             Kind::Manifest => self.read_whole(id, &head).await?,
             _ => {
-                let record = Record::decode(head.verified.payload())?;
+                let record = head.verified.take_record()?;
                 if record.id != id {
                     return Err(head.wrong_id("record"));
                 }
@@ -302,7 +302,7 @@ impl VaultDb {
         if range.start > range.end {
             return Err(VaultError::invalid_input("range start is after its end"));
         }
-        let head = self.resolve_head(id).await?;
+        let mut head = self.resolve_head(id).await?;
         self.note_degraded(head.tag, &head.outcomes);
         match head.verified.kind {
             Kind::Manifest => {
@@ -312,7 +312,7 @@ impl VaultDb {
                 Ok(self.segment_stream(&head, manifest, clamped))
             }
             _ => {
-                let record = Record::decode(head.verified.payload())?;
+                let record = head.verified.take_record()?;
                 if record.id != id {
                     return Err(head.wrong_id("record"));
                 }

@@ -15,6 +15,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
+use crate::bufpool;
 use crate::compact::{self, Compact, Mode};
 use crate::envelope::{self, Header, Kind};
 use crate::error::{Result, VaultError};
@@ -188,22 +189,23 @@ impl Shares {
         }
         let t = self.threshold;
         let secret = secret::seal_untagged(self.padding, size_hint, rng, write_payload)?;
-        let bufs = self.new_envelopes(binding, secret.len())?;
+        let secret_len = envelope_share_len(secret.len())?;
         // Everything but the HMAC: allocate the N envelopes, split the untagged secret into
         // them and checksum each share past the tag block as the split writes it (block by
         // block, while it is in the cache), so only the header and the tag are checksummed
         // afterwards.
         let tail_from = secret::TAG_RANGE.end;
-        let split_all = |rng: &mut dyn RandomSource| -> (Vec<Vec<u8>>, Vec<u32>) {
-            let mut bufs = bufs;
-            let mut tails = vec![0u32; t.n()];
+        let split_all = |rng: &mut dyn RandomSource| -> (Vec<Vec<u8>>, Vec<envelope::Crc32c>) {
+            // On this thread, while the HMAC runs on the other.
+            let mut bufs = self.new_envelopes(binding, secret_len);
+            let mut tails = vec![envelope::Crc32c::new(); t.n()];
             let mut outs: Vec<&mut [u8]> =
                 bufs.iter_mut().map(|b| envelope::share_mut(b)).collect();
             let mut observe = |range: std::ops::Range<usize>, outs: &[&mut [u8]]| {
                 let from = range.start.max(tail_from);
                 if range.end > from {
                     for (crc, out) in tails.iter_mut().zip(outs) {
-                        *crc = crc32c::crc32c_append(*crc, &out[from..range.end]);
+                        crc.update(&out[from..range.end]);
                     }
                 }
             };
@@ -236,24 +238,30 @@ impl Shares {
             for (s, m) in share[secret::TAG_RANGE].iter_mut().zip(mac) {
                 *s ^= m;
             }
-            envelope::seal_with_tail(buf, tail_from, tail);
+            envelope::seal_with_tail(buf, tail_from, tail.value());
         }
         Ok(bufs)
     }
 
     /// The N envelopes of one version, headers written, with room for a share of
-    /// `share_len` bytes each.
-    fn new_envelopes(&self, binding: &Binding, share_len: usize) -> Result<Vec<Vec<u8>>> {
+    /// `share_len` bytes each (zero), from the pool of recycled buffers where it has them.
+    fn new_envelopes(&self, binding: &Binding, share_len: u32) -> Vec<Vec<u8>> {
         let t = self.threshold;
-        let secret_len = u32::try_from(share_len)
-            .map_err(|_| VaultError::SplitFailed("secret too large for one envelope".into()))?;
-        Ok((0..t.n())
+        (0..t.n())
             .map(|i| {
                 let x = (i + 1) as u8;
                 let (kind, version, tag) = (binding.kind, binding.version, binding.tag);
-                Header { kind, threshold: t, x, version, tag, secret_len }.new_buffer()
+                let header = Header { kind, threshold: t, x, version, tag, secret_len: share_len };
+                // A recycled buffer comes back wiped, its pages already mapped.
+                match bufpool::take(header.envelope_len()) {
+                    Some(mut buf) => {
+                        header.write_to(&mut buf);
+                        buf
+                    }
+                    None => header.new_buffer(),
+                }
             })
-            .collect())
+            .collect()
     }
 
     /// [`Shares::seal`] in compact mode (docs/FORMAT.md section 16). The untagged secret is
@@ -272,7 +280,7 @@ impl Shares {
         let t = self.threshold;
         let secret = secret::seal_untagged(self.padding, size_hint, rng, write_payload)?;
         let share_len = compact::share_len(t, secret.len());
-        let mut bufs = self.new_envelopes(binding, share_len)?;
+        let mut bufs = self.new_envelopes(binding, envelope_share_len(share_len)?);
         let compact = self.compact;
         if secret.len() < PARALLEL_MAC_MIN {
             let mut outs: Vec<&mut [u8]> =
@@ -300,7 +308,7 @@ impl Shares {
                 bufs.iter_mut().map(|b| envelope::share_mut(b)).collect();
             compact.encrypt_into(t, secret, rng, &mut outs);
             compact.disperse(t, &mut outs)?;
-            let tails: Vec<u32> = outs.iter().map(|o| crc32c::crc32c(&o[tail_from..])).collect();
+            let tails: Vec<u32> = outs.iter().map(|o| envelope::crc32c(&o[tail_from..])).collect();
             let mac = match worker {
                 Ok(h) => {
                     h.join().map_err(|_| VaultError::SplitFailed("HMAC thread panicked".into()))?
@@ -580,6 +588,12 @@ pub(crate) fn for_each_subset(n: usize, k: usize, f: &mut dyn FnMut(&[usize]) ->
             idx[j] = idx[j - 1] + 1;
         }
     }
+}
+
+/// A share's length as an envelope header holds it (32 bits).
+fn envelope_share_len(len: usize) -> Result<u32> {
+    u32::try_from(len)
+        .map_err(|_| VaultError::SplitFailed("secret too large for one envelope".into()))
 }
 
 #[cfg(test)]
