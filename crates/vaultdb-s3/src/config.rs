@@ -1,6 +1,7 @@
 //! [`S3Config`] and [`S3Credentials`].
 
 use std::fmt;
+use std::path::Path;
 
 use aws_sdk_s3::config::{Credentials, SharedCredentialsProvider};
 use vaultdb_core::BackendError;
@@ -221,25 +222,43 @@ impl S3Credentials {
 /// (with the `credential-chain` feature) the `region` of the shared config file's profile
 /// (`profile`, else `AWS_PROFILE`, else `default`); `us-east-1` if none says.
 pub async fn resolve_region(profile: Option<&str>) -> String {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    if let Some(r) = var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")) {
-        return r.trim().to_owned();
+    match region_from_env(|name| std::env::var(name).ok()) {
+        Some(r) => r,
+        None => profile_region(profile, None).await.unwrap_or_else(|| "us-east-1".to_owned()),
     }
-    profile_region(profile).await.unwrap_or_else(|| "us-east-1".to_owned())
 }
 
+/// `AWS_REGION`, then `AWS_DEFAULT_REGION`, as `var` reads them (blank counts as unset).
+fn region_from_env(var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let var = |name: &str| var(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION"))
+}
+
+/// The profile's region, from the shared config file (`config_file`, else where the AWS
+/// tools look for it).
 #[cfg(feature = "credential-chain")]
-async fn profile_region(profile: Option<&str>) -> Option<String> {
+async fn profile_region(profile: Option<&str>, config_file: Option<&Path>) -> Option<String> {
     use aws_config::meta::region::ProvideRegion;
     let mut b = aws_config::profile::ProfileFileRegionProvider::builder();
     if let Some(p) = profile {
         b = b.profile_name(p);
     }
+    if let Some(path) = config_file {
+        // aws-config's builder takes the files under this (deprecated) name of
+        // aws-runtime's type; aws-runtime is not a direct dependency.
+        #[allow(deprecated)]
+        let files = aws_config::profile::profile_file::ProfileFiles::builder()
+            .include_default_config_file(false)
+            .include_default_credentials_file(false)
+            .with_file(aws_config::profile::profile_file::ProfileFileKind::Config, path)
+            .build();
+        b = b.profile_files(files);
+    }
     ProvideRegion::region(&b.build()).await.map(|r| r.to_string())
 }
 
 #[cfg(not(feature = "credential-chain"))]
-async fn profile_region(_profile: Option<&str>) -> Option<String> {
+async fn profile_region(_profile: Option<&str>, _config_file: Option<&Path>) -> Option<String> {
     None
 }
 
@@ -296,6 +315,39 @@ pub(crate) fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_region_comes_from_aws_region_then_aws_default_region() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+        };
+        const BOTH: &[(&str, &str)] =
+            &[("AWS_REGION", "eu-west-3"), ("AWS_DEFAULT_REGION", "us-west-2")];
+        assert_eq!(region_from_env(env(BOTH)).as_deref(), Some("eu-west-3"));
+        const DEFAULT: &[(&str, &str)] =
+            &[("AWS_REGION", "  "), ("AWS_DEFAULT_REGION", " us-west-2\n")];
+        assert_eq!(region_from_env(env(DEFAULT)).as_deref(), Some("us-west-2"));
+        assert_eq!(region_from_env(env(&[])), None);
+    }
+
+    #[cfg(feature = "credential-chain")]
+    #[tokio::test]
+    async fn without_the_variables_the_region_is_the_profiles() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config");
+        std::fs::write(
+            &file,
+            "[default]\nregion = ap-south-1\n[profile prod]\nregion = sa-east-1\n[profile bare]\n",
+        )
+        .unwrap();
+        let region = |p: Option<&'static str>| {
+            let file = file.clone();
+            async move { profile_region(p, Some(&file)).await }
+        };
+        assert_eq!(region(Some("prod")).await.as_deref(), Some("sa-east-1"));
+        assert_eq!(region(Some("default")).await.as_deref(), Some("ap-south-1"));
+        assert_eq!(region(Some("bare")).await, None, "then us-east-1");
+    }
 
     #[test]
     fn urls_lose_their_userinfo() {
