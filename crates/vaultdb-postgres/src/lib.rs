@@ -317,24 +317,38 @@ impl PostgresBackend {
         Ok(pool)
     }
 
-    /// Creates the table unless it exists. Several processes may race to do it: the
-    /// losers' "already exists" errors mean it is there.
+    /// Creates the table unless it exists. Several processes may race to do it, and
+    /// PostgreSQL's `CREATE TABLE` is not safe against itself (two creators can both pass
+    /// the existence check and the loser fails on the catalogs: "type ... already exists",
+    /// 42710). So creators queue on a transaction-scoped advisory lock named by the table
+    /// and look again once they hold it; the "already exists" codes are still taken as
+    /// success, for a creator that does not take the lock (an older VaultDB, a DBA's script).
     async fn create_table(&self, pool: &PgPool) -> BackendResult<()> {
         let what = format!("table {}", self.sql.table);
-        let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
-            .bind(&self.sql.table)
-            .fetch_one(pool)
-            .await
-            .map_err(|e| map_error("check", &what, e))?;
-        if exists.is_some() {
+        let exists = || {
+            sqlx::query_scalar::<_, Option<String>>("SELECT to_regclass($1)::text")
+                .bind(&self.sql.table)
+        };
+        let found = exists().fetch_one(pool).await.map_err(|e| map_error("check", &what, e))?;
+        if found.is_some() {
             return Ok(());
         }
         let mut tx = pool.begin().await.map_err(|e| map_error("create", &what, e))?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(format!("vaultdb create {}", self.sql.table))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| map_error("lock", &what, e))?;
+        let found = exists().fetch_one(&mut *tx).await.map_err(|e| map_error("check", &what, e))?;
+        if found.is_some() {
+            return Ok(());
+        }
         for stmt in &self.sql.create {
             if let Err(e) = sqlx::query(AssertSqlSafe(stmt.clone())).execute(&mut *tx).await {
                 return match error::sqlstate(&e).as_deref() {
-                    // duplicate_table, unique_violation (of the catalogs): another creator won.
-                    Some("42P07" | "23505") => Ok(()),
+                    // duplicate_table, duplicate_object (the row type), unique_violation (of
+                    // the catalogs): another creator won.
+                    Some("42P07" | "42710" | "23505") => Ok(()),
                     _ => Err(map_error("create", &what, e)),
                 };
             }
