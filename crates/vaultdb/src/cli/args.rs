@@ -132,22 +132,7 @@ pub enum Command {
         no_create: bool,
     },
     /// Store a record from FILE, or from standard input if FILE is `-` or absent.
-    Put {
-        /// The record id (1 to 255 bytes, no control characters).
-        id: String,
-        /// The data file; `-` for standard input.
-        #[arg(value_name = "FILE|-")]
-        file: Option<PathBuf>,
-        /// The data is JSON: check it, and store it as application/json.
-        #[arg(long)]
-        json_input: bool,
-        /// The content type to store with the data.
-        #[arg(long, value_name = "TYPE", conflicts_with = "json_input")]
-        content_type: Option<String>,
-        /// A metadata entry stored (and protected) with the record; repeat for more.
-        #[arg(long = "meta", value_name = "KEY=VALUE")]
-        meta: Vec<String>,
-    },
+    Put(PutArgs),
     /// Write a record's data to standard output (or to --output).
     Get {
         /// The record id.
@@ -214,6 +199,25 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+}
+
+/// `put`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct PutArgs {
+    /// The record id (1 to 255 bytes, no control characters).
+    pub id: String,
+    /// The data file; `-` for standard input.
+    #[arg(value_name = "FILE|-")]
+    pub file: Option<PathBuf>,
+    /// The data is JSON: check it, and store it as application/json.
+    #[arg(long)]
+    pub json_input: bool,
+    /// The content type to store with the data.
+    #[arg(long, value_name = "TYPE", conflicts_with = "json_input")]
+    pub content_type: Option<String>,
+    /// A metadata entry stored (and protected) with the record; repeat for more.
+    #[arg(long = "meta", value_name = "KEY=VALUE")]
+    pub meta: Vec<String>,
 }
 
 /// The format of the logs on standard error (`--log-format`, `VAULTDB_LOG_FORMAT`).

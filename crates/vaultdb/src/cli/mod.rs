@@ -27,7 +27,7 @@ use clap::Parser;
 use vaultdb_core::naming::validate_id;
 use vaultdb_core::{ReadStream, StorageBackend, VaultDb};
 
-pub use args::{AuditCommand, Cli, Command, LogFormat};
+pub use args::{AuditCommand, Cli, Command, LogFormat, PutArgs};
 pub use output::Output;
 
 use crate::audit::{self, AuditLog, Event};
@@ -89,16 +89,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 init::InitArgs { force, backends: &backends, threshold, create: !no_create, mode };
             init::init(explicit, args, out).await
         }
-        Command::Put { id, file, json_input, content_type, meta } => {
-            let args = records::PutArgs {
-                id: &id,
-                file: file.as_deref(),
-                json_input,
-                content_type: content_type.as_deref(),
-                meta: &meta,
-            };
-            records::put(explicit, args, out).await
-        }
+        Command::Put(args) => records::put(explicit, &args, out).await,
         Command::Get { id, output } => records::get(explicit, &id, output.as_deref()).await,
         Command::Stat { id } => records::stat(explicit, &id, out).await,
         Command::Delete { id } => records::delete(explicit, &id, out).await,
@@ -143,16 +134,7 @@ async fn run_remote(
     };
     let remote = || remote::Remote::new(args);
     match command {
-        Command::Put { id, file, json_input, content_type, meta } => {
-            let args = records::PutArgs {
-                id: &id,
-                file: file.as_deref(),
-                json_input,
-                content_type: content_type.as_deref(),
-                meta: &meta,
-            };
-            remote()?.put(args, out).await
-        }
+        Command::Put(args) => remote()?.put(&args, out).await,
         Command::Get { id, output } => remote()?.get(&id, output.as_deref()).await,
         Command::Stat { id } => remote()?.stat(&id, out).await,
         Command::Delete { id } => remote()?.delete(&id, out).await,

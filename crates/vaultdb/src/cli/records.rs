@@ -13,26 +13,12 @@ use serde_json::json;
 use tokio::io::{AsyncRead, ReadBuf};
 use vaultdb_core::{RecordMeta, VaultError};
 
+use super::args::PutArgs;
 use super::output::{Output, progress_bar, warn_degraded, write_failed};
 use super::{Create, Session, prepare};
 use crate::audit;
 use crate::error::{CliError, INTERRUPTED};
 use crate::service::{Auditor, CLIENT_CLOSED, Operation, content_type};
-
-/// What `put` stores: where the data comes from and what goes with it.
-#[derive(Debug)]
-pub(super) struct PutArgs<'a> {
-    /// The record id.
-    pub id: &'a str,
-    /// The data file; `None` or `-` for standard input.
-    pub file: Option<&'a Path>,
-    /// Check that the data is JSON and store it as `application/json`.
-    pub json_input: bool,
-    /// The content type given.
-    pub content_type: Option<&'a str>,
-    /// `--meta key=value` entries.
-    pub meta: &'a [String],
-}
 
 /// Ctrl-C (SIGINT) while a command runs: the first one sets a flag that the command's
 /// reader turns into an error (so a put stops and removes what it wrote); a second one
@@ -208,20 +194,20 @@ fn spool(
 /// errors.
 pub(super) async fn put(
     explicit: Option<&Path>,
-    args: PutArgs<'_>,
+    args: &PutArgs,
     out: Output,
 ) -> Result<(), CliError> {
-    let id = args.id;
+    let id = args.id.as_str();
     let cfg = prepare(explicit, Some(id))?;
     // The service's content-type rule, the same as the server's for raw records.
-    let mut content_type = match args.content_type {
+    let mut content_type = match args.content_type.as_deref() {
         Some(ct) => content_type::normalize(ct.as_bytes())
             .map_err(|e| CliError::input(format!("--content-type {e}")))?,
         None => None,
     };
-    let metadata = parse_meta(args.meta)?;
+    let metadata = parse_meta(&args.meta)?;
     let stop = Interrupt::watch();
-    let file = args.file.map(Path::to_path_buf);
+    let file = args.file.clone();
     let max = cfg.settings().max_record_size as u64;
     let (mut f, len) = {
         let stop = stop.clone();

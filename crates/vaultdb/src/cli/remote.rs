@@ -29,8 +29,9 @@ use vaultdb_core::naming::validate_id;
 use zeroize::Zeroizing;
 
 use super::admin::{enough_up, repair_report, status_text};
+use super::args::PutArgs;
 use super::output::{Output, progress_bar, write_failed};
-use super::records::{Interrupt, PutArgs, open_input, parse_meta};
+use super::records::{Interrupt, open_input, parse_meta};
 use crate::error::{CliError, EXIT_CODES, USAGE_ERROR};
 use crate::server::{DEGRADED_HEADER, ERROR_CODES, MAX_PAGE, VERSION_HEADER};
 use crate::service::content_type;
@@ -164,16 +165,16 @@ impl Remote {
 
     /// `put ID [FILE|-]`: `PUT /v1/records/{id}/raw`, the data streamed (with its length
     /// when known), the content type and `--meta` entries as headers.
-    pub(super) async fn put(&self, args: PutArgs<'_>, out: Output) -> Result<(), CliError> {
-        let id = args.id;
+    pub(super) async fn put(&self, args: &PutArgs, out: Output) -> Result<(), CliError> {
+        let id = args.id.as_str();
         validate_id(id).map_err(CliError::from)?;
-        let mut ct = match args.content_type {
+        let mut ct = match args.content_type.as_deref() {
             Some(ct) => content_type::normalize(ct.as_bytes())
                 .map_err(|e| CliError::input(format!("--content-type {e}")))?,
             None => None,
         };
         let mut headers = HeaderMap::new();
-        for (k, v) in parse_meta(args.meta)? {
+        for (k, v) in parse_meta(&args.meta)? {
             let name = HeaderName::from_bytes(format!("x-vaultdb-meta-{k}").as_bytes());
             let value = HeaderValue::from_str(&v);
             let (Ok(name), Ok(value)) = (name, value) else {
@@ -184,7 +185,7 @@ impl Remote {
             };
             headers.insert(name, value);
         }
-        let stdin = args.file.is_none_or(|p| p == Path::new("-"));
+        let stdin = args.file.as_deref().is_none_or(|p| p == Path::new("-"));
         let sent = Arc::new(AtomicU64::new(0));
         let body = if stdin && !args.json_input {
             if args.file.is_none() && std::io::stdin().is_terminal() {
@@ -196,7 +197,7 @@ impl Remote {
             // enforces max_record_size.
             body_of(tokio::io::stdin(), sent.clone())
         } else {
-            let file = args.file.map(Path::to_path_buf);
+            let file = args.file.clone();
             let (mut f, len) = tokio::task::spawn_blocking(move || {
                 open_input(file.as_deref(), spool_limit(), &Interrupt::never())
             })
