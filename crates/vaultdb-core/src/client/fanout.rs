@@ -291,6 +291,17 @@ pub(crate) fn group_versions(listing: &TagListing) -> BTreeMap<Version, Vec<(usi
     by_version
 }
 
+/// How long an operation that already has what it needs (a read that has decided its
+/// version, a put with W acknowledgements, a delete with N-K+1 tombstones, a list page with
+/// K listings) waits for the other backends before it goes on without them: four times
+/// `hedge_after`, and at least one second (a healthy cloud answers well within that, so in
+/// normal operation every backend is heard). `None` (hedging off): as long as the calls
+/// take, timeouts and retries included. A hung backend so costs an operation this long
+/// instead of a whole call timeout with its retries (90 s by default).
+pub(crate) fn straggler_wait(hedge_after: Option<Duration>) -> Option<Duration> {
+    hedge_after.map(|h| h.saturating_mul(4).max(Duration::from_secs(1)))
+}
+
 /// The backends of one store, in share order, and how to call them.
 pub(crate) struct Fanout {
     backends: Vec<Arc<dyn StorageBackend>>,
@@ -391,6 +402,50 @@ impl Fanout {
         .await
     }
 
+    /// Runs `calls` (one per backend, in backend order) concurrently and returns their
+    /// answers in that order. Once `enough` of them are `done`, the others get
+    /// [`straggler_wait`] more, or as long again as the calls took until then if that is
+    /// longer (a walk of a whole large store is not cut short because one backend lists
+    /// more slowly); those still running then are dropped and answer `not_awaited()`.
+    /// Dropping a call is what a crash of this client would do to it, which every operation
+    /// already tolerates. With `enough` equal to the number of calls it waits for all.
+    pub(crate) async fn gather<T, Fut>(
+        &self,
+        calls: impl IntoIterator<Item = Fut>,
+        enough: usize,
+        done: impl Fn(&T) -> bool,
+        not_awaited: impl Fn() -> T,
+    ) -> Vec<T>
+    where
+        Fut: std::future::Future<Output = T>,
+    {
+        let mut running: FuturesUnordered<_> =
+            calls.into_iter().enumerate().map(|(i, f)| async move { (i, f.await) }).collect();
+        let mut answers: Vec<Option<T>> = (0..running.len()).map(|_| None).collect();
+        let mut ok = 0;
+        let start = tokio::time::Instant::now();
+        let mut patience: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+        loop {
+            let next = match patience.as_mut() {
+                Some(deadline) => tokio::select! {
+                    next = running.next() => next,
+                    () = deadline => break,
+                },
+                None => running.next().await,
+            };
+            let Some((i, answer)) = next else { break };
+            ok += usize::from(done(&answer));
+            answers[i] = Some(answer);
+            if ok >= enough
+                && patience.is_none()
+                && let Some(wait) = straggler_wait(self.hedge_after)
+            {
+                patience = Some(Box::pin(tokio::time::sleep(wait.max(start.elapsed()))));
+            }
+        }
+        answers.into_iter().map(|a| a.unwrap_or_else(&not_awaited)).collect()
+    }
+
     // --- Writes and deletes -------------------------------------------------------------
 
     /// Writes one object on backend `idx`: create-only (share objects, which are immutable),
@@ -423,12 +478,14 @@ impl Fanout {
     /// Writes one version's objects (one per backend) create-only, concurrently; a backend
     /// marked in `skip` is not asked and reported as failed. With a `mark` (the write of a
     /// record's version, not of a segment), each backend also overwrites the record's mark,
-    /// in the same round trip, and counts as written only if both calls succeeded.
+    /// in the same round trip, and counts as written only if both calls succeeded. Once
+    /// `enough` backends wrote, the others are waited for as [`Fanout::gather`] says.
     pub(crate) async fn write_all(
         &self,
         objects: Vec<(Key, Bytes)>,
         skip: &[bool],
         mark: Option<&(Key, Bytes)>,
+        enough: usize,
     ) -> Vec<Result<(), CallError>> {
         let writes = objects.into_iter().enumerate().map(|(idx, (key, bytes))| async move {
             if skip.get(idx).copied().unwrap_or(false) {
@@ -449,7 +506,7 @@ impl Fanout {
                 }
             }
         });
-        futures::future::join_all(writes).await
+        self.gather(writes, enough, Result::is_ok, || Err(CallError::NotAwaited)).await
     }
 
     pub(crate) async fn delete_key(&self, idx: usize, key: &Key) -> Result<(), CallError> {
@@ -567,24 +624,26 @@ impl Fanout {
     }
 
     /// Lists the share objects under `prefix` on every backend, parsed: per backend, the
-    /// (tag, entry) pairs whose tag `keep` accepts, or why the backend could not list.
+    /// (tag, entry) pairs whose tag `keep` accepts, or why the backend could not list. Once
+    /// `enough` backends listed, the others are waited for as [`Fanout::gather`] says.
     pub(crate) async fn list_shares(
         &self,
         prefix: &KeyPrefix,
         keep: impl Fn(NameTag) -> bool + Copy,
+        enough: usize,
     ) -> Listing {
         let calls = self.backends.iter().map(|b| async move {
             let entries = self.policy.run(|| b.list_all(prefix)).await?.value;
             Ok(entries.into_iter().filter_map(|e| self.parse_listed(e, keep)).collect())
         });
-        futures::future::join_all(calls).await
+        self.gather(calls, enough, Result::is_ok, || Err(CallError::NotAwaited)).await
     }
 
     /// Lists record shares on every backend from `from` (exclusive; `None`: the start) until
     /// more than `tags` distinct records were seen or the listing ends. Per backend: the
     /// entries, and the `tags`-th record, up to which the entries are complete (`None`: to
     /// the end). Each backend lists `O(tags)` keys, plus the segments and tombstones of those
-    /// records.
+    /// records. Once K backends listed, the others are waited for as [`Fanout::gather`] says.
     pub(crate) async fn list_tags_from(
         &self,
         prefix: &KeyPrefix,
@@ -622,7 +681,7 @@ impl Fanout {
             let last = if ended { None } else { entries.last().map(|(t, _)| *t) };
             Ok((entries, last))
         });
-        futures::future::join_all(calls).await
+        self.gather(calls, self.k(), Result::is_ok, || Err(CallError::NotAwaited)).await
     }
 
     /// Lists one record's shares on every backend.
@@ -665,7 +724,9 @@ impl Fanout {
     /// and no newer version could reach K with their help, the rest are `NotAwaited`. A
     /// slow or hung backend then delays no read that the others can serve. `min_ok` is
     /// what makes a tombstone visible although some of its holders were rolled back (see
-    /// `Settings::rollback_tolerance`).
+    /// `Settings::rollback_tolerance`); once everything else is decided, the read waits for
+    /// those extra listings [`straggler_wait`] at most, so that a hung backend costs each
+    /// read that long instead of a whole call timeout with its retries.
     pub(crate) async fn list_tag_for_read(&self, tag: NameTag, min_ok: usize) -> TagListing {
         let prefix = self.keyspace.record_prefix(tag);
         let prefix = &prefix;
@@ -687,24 +748,41 @@ impl Fanout {
             .collect();
         let mut listing: TagListing = (0..self.n()).map(|_| Err(CallError::NotAwaited)).collect();
         let mut waiting = self.n();
-        while let Some((i, r)) = calls.next().await {
+        // Armed while the version is decided and only the extra listings are missing.
+        let mut patience: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+        loop {
+            let next = match patience.as_mut() {
+                Some(deadline) => tokio::select! {
+                    next = calls.next() => next,
+                    () = deadline => break,
+                },
+                None => calls.next().await,
+            };
+            let Some((i, r)) = next else { break };
             listing[i] = r;
             waiting -= 1;
             if waiting == 0 || waiting >= k {
                 continue;
             }
-            if listing.iter().filter(|l| l.is_ok()).count() < min_ok {
+            let versions = group_versions(&listing);
+            // Decided: no version newer than the newest with K holders (or, without one, no
+            // version at all) could reach K with the backends still to answer.
+            let best = versions.iter().rev().find(|(_, h)| h.len() >= k).map(|(v, _)| *v);
+            let decided = !versions
+                .iter()
+                .filter(|(v, _)| best.is_none_or(|b| **v > b))
+                .any(|(_, h)| h.len() + waiting >= k);
+            if !decided {
+                patience = None;
                 continue;
             }
-            let versions = group_versions(&listing);
-            let Some(best) = versions.iter().rev().find(|(_, h)| h.len() >= k).map(|(v, _)| *v)
-            else {
-                continue;
-            };
-            let newer_could_win =
-                versions.range(best..).skip(1).any(|(_, h)| h.len() + waiting >= k);
-            if !newer_could_win {
+            if listing.iter().filter(|l| l.is_ok()).count() >= min_ok {
                 break;
+            }
+            if patience.is_none()
+                && let Some(wait) = straggler_wait(self.hedge_after)
+            {
+                patience = Some(Box::pin(tokio::time::sleep(wait)));
             }
         }
         // Answers that are already there are taken (a backend that failed fast is reported

@@ -200,10 +200,11 @@ impl Inner {
     }
 
     /// Lists every record share on every backend, with per-backend outcomes; fails unless
-    /// at least K backends answered (nothing can be rebuilt from fewer).
-    async fn list_everything(&self) -> Result<(Listing, Vec<BackendOutcome>)> {
+    /// at least K backends answered (nothing can be rebuilt from fewer). Once `enough`
+    /// backends listed, the others are waited for as `Fanout::gather` says.
+    async fn list_everything(&self, enough: usize) -> Result<(Listing, Vec<BackendOutcome>)> {
         let prefix = self.fanout.keyspace().records_prefix();
-        let listing = self.fanout.list_shares(&prefix, |_| true).await;
+        let listing = self.fanout.list_shares(&prefix, |_| true, enough).await;
         let outcomes = self.fanout.outcomes_of(&listing);
         let answered = listing.iter().filter(|l| l.is_ok()).count();
         if answered < self.k() {
@@ -222,7 +223,7 @@ impl VaultDb {
     #[tracing::instrument(name = "vaultdb.list", skip_all)]
     pub async fn list(&self) -> Result<ListResult> {
         let inner = &self.inner;
-        let (listing, outcomes) = inner.list_everything().await?;
+        let (listing, outcomes) = inner.list_everything(inner.k()).await?;
         let (found, unverified) = inner.live_ids(&listing);
         let mut ids: Vec<String> = found.into_iter().map(|(_, id)| id).collect();
         ids.sort();
@@ -324,7 +325,8 @@ impl VaultDb {
         progress: impl Fn(usize, usize),
     ) -> Result<ScrubReport> {
         let inner = &self.inner;
-        let (listing, outcomes) = inner.list_everything().await?;
+        // Scrub waits for every backend: reaching each one is its job.
+        let (listing, outcomes) = inner.list_everything(inner.n()).await?;
         let mut per_tag: BTreeMap<NameTag, TagListing> = BTreeMap::new();
         for (idx, l) in listing.iter().enumerate() {
             if let Ok(entries) = l {

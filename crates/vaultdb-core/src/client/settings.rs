@@ -63,8 +63,11 @@ pub struct Settings {
     /// delete they were down for) at once without a deleted record coming back: a read waits
     /// for the listings of at least K plus this many backends (or of every backend that
     /// answers) before it decides, so that it sees a tombstone left by the delete
-    /// (docs/SECURITY.md, "Deletes and tombstones"). Default 1; 0 lets reads decide on the
-    /// fastest K listings, as before tombstones existed.
+    /// (docs/SECURITY.md, "Durability and deletion"). With hedging on, a read that has
+    /// decided its version waits for those extra listings `max(1 s, 4 x hedge_after)` at
+    /// most, so a hung backend costs each read that long, not a call timeout: a backend that
+    /// does not answer in that time counts against this tolerance. Default 1; 0 lets reads
+    /// decide on the fastest K listings, as before tombstones existed.
     pub rollback_tolerance: usize,
     /// How long tombstones are kept. `None` (the default): forever, so no backup restored
     /// at any time can bring a deleted record back. With `Some(ttl)`, scrub removes a

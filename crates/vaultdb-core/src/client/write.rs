@@ -216,7 +216,7 @@ impl VaultDb {
         let (version, objects) = inner.encode_record(&record, tag)?;
         drop(record);
         let mark = inner.new_mark(tag, MarkKind::Data, version);
-        let results = inner.fanout.write_all(objects, &[], Some(&mark)).await;
+        let results = inner.fanout.write_all(objects, &[], Some(&mark), inner.write_quorum).await;
         let outcomes = inner.fanout.outcomes_of(&results);
         let acks = results.iter().filter(|r| r.is_ok()).count();
         if acks < inner.write_quorum {
@@ -367,7 +367,8 @@ impl VaultDb {
             let skip: Vec<bool> = failed.iter().map(Option::is_some).collect();
             issued = index + 1;
             pending.push_back(async move {
-                let results = inner.fanout.write_all(objects, &skip, None).await;
+                let results =
+                    inner.fanout.write_all(objects, &skip, None, inner.write_quorum).await;
                 drop(permit);
                 results
             });
@@ -409,7 +410,7 @@ impl VaultDb {
         })?;
         let skip: Vec<bool> = failed.iter().map(Option::is_some).collect();
         let mark = inner.new_mark(tag, MarkKind::Data, version);
-        let results = inner.fanout.write_all(head, &skip, Some(&mark)).await;
+        let results = inner.fanout.write_all(head, &skip, Some(&mark), inner.write_quorum).await;
         absorb(results, &mut failed);
         let outcomes = outcomes(&failed);
         let acks = failed.iter().filter(|f| f.is_none()).count();
@@ -452,7 +453,10 @@ impl VaultDb {
                 let mark = inner.write_tombstone(idx, tag, vt);
                 futures::future::join(list, mark).await
             });
-            let both: Vec<_> = futures::future::join_all(work).await;
+            let both_ok =
+                |(l, m): &(Result<_, CallError>, Result<_, CallError>)| l.is_ok() && m.is_ok();
+            let not_awaited = || (Err(CallError::NotAwaited), Err(CallError::NotAwaited));
+            let both = inner.fanout.gather(work, n - inner.k() + 1, both_ok, not_awaited).await;
             both.into_iter().unzip::<_, _, Vec<_>, Vec<_>>()
         };
         // A version at least as new as the tombstone (a writer whose clock is ahead) would
@@ -520,7 +524,8 @@ impl VaultDb {
                 }
             })
         });
-        let results: Vec<Result<usize, CallError>> = futures::future::join_all(work).await;
+        let results: Vec<Result<usize, CallError>> =
+            inner.fanout.gather(work, needed, Result::is_ok, || Err(CallError::NotAwaited)).await;
         let confirmed = results.iter().filter(|r| r.is_ok()).count();
         let removed = results.iter().filter_map(|r| r.as_ref().ok()).sum();
         let outcomes = inner.fanout.outcomes_of(&results);
