@@ -28,7 +28,7 @@ use futures::FutureExt;
 use futures::stream::{FuturesUnordered, StreamExt};
 
 use super::call::{CallError, CallPolicy, Latency};
-use super::settings::Settings;
+use super::settings::{Settings, straggler_wait};
 use super::shares::{Expect, MAX_KEYRING_SHARE_LEN, Opened, Shares};
 use super::tombstone::{Deletes, TombstoneKey};
 use crate::backend::{
@@ -289,17 +289,6 @@ pub(crate) fn group_versions(listing: &TagListing) -> BTreeMap<Version, Vec<(usi
         }
     }
     by_version
-}
-
-/// How long an operation that already has what it needs (a read that has decided its
-/// version, a put with W acknowledgements, a delete with N-K+1 tombstones, a list page with
-/// K listings) waits for the other backends before it goes on without them: four times
-/// `hedge_after`, and at least one second (a healthy cloud answers well within that, so in
-/// normal operation every backend is heard). `None` (hedging off): as long as the calls
-/// take, timeouts and retries included. A hung backend so costs an operation this long
-/// instead of a whole call timeout with its retries (90 s by default).
-pub(crate) fn straggler_wait(hedge_after: Option<Duration>) -> Option<Duration> {
-    hedge_after.map(|h| h.saturating_mul(4).max(Duration::from_secs(1)))
 }
 
 /// The backends of one store, in share order, and how to call them.

@@ -117,6 +117,14 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// How long an operation that already has what it needs from some backends waits for
+    /// the others ([`straggler_wait`]): `max(1 s, 4 x hedge_after)`, `None` with hedging
+    /// off. Tools built on the client (the `vaultdb` binary's store lookup and exit) use
+    /// the same bound.
+    pub fn straggler_wait(&self) -> Option<Duration> {
+        straggler_wait(self.hedge_after)
+    }
+
     /// Checks these settings for a store of threshold `k` over backends with the ids
     /// `backend_ids` (in share order) without opening anything: what
     /// [`VaultDbBuilder::open`](super::VaultDbBuilder::open) checks before it touches a backend, so configuration
@@ -188,4 +196,15 @@ impl Settings {
             self.call_policy.longest_call().saturating_mul(2).saturating_add(SETTLE_SKEW)
         })
     }
+}
+
+/// How long an operation that already has what it needs (a read that has decided its
+/// version, a put with W acknowledgements, a delete with N-K+1 tombstones, a list page with
+/// K listings) waits for the other backends before it goes on without them: four times
+/// `hedge_after`, and at least one second (a healthy cloud answers well within that, so in
+/// normal operation every backend is heard). `None` (hedging off): as long as the calls
+/// take, timeouts and retries included. A hung backend so costs an operation this long
+/// instead of a whole call timeout with its retries (90 s by default).
+pub(crate) fn straggler_wait(hedge_after: Option<Duration>) -> Option<Duration> {
+    hedge_after.map(|h| h.saturating_mul(4).max(Duration::from_secs(1)))
 }

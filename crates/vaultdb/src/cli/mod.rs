@@ -340,12 +340,29 @@ fn remember(db: &VaultDb) {
 /// otherwise be cut off by the runtime's shutdown.
 static OPENED: std::sync::Mutex<Vec<VaultDb>> = std::sync::Mutex::new(Vec::new());
 
-/// Waits for the background work of every store this process opened ([`OPENED`]).
+/// How long a command waits, before it exits, for background work that is still running
+/// (a backend that hangs can hold it up for a call timeout with its retries).
+const FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Waits for the background work of every store this process opened ([`OPENED`]), for
+/// [`FLUSH_LIMIT`] at most: what is cut off then is what a crash would leave (superseded
+/// versions, an audit checkpoint not updated), which the next operations on the record,
+/// read-repair and `scrub` handle; standard error says so.
 async fn flush_opened() {
     let opened =
         std::mem::take(&mut *OPENED.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-    for db in opened {
-        db.flush().await;
+    let all = async {
+        for db in opened {
+            db.flush().await;
+        }
+    };
+    if tokio::time::timeout(FLUSH_LIMIT, all).await.is_err() {
+        eprintln!(
+            "vaultdb: background work (removing superseded versions, audit checkpoints, \
+             repairs) was still waiting for a backend after {}s and was left for `vaultdb \
+             scrub`",
+            FLUSH_LIMIT.as_secs()
+        );
     }
 }
 

@@ -53,22 +53,41 @@ pub enum Presence {
 /// Looks for the store `cfg` describes without writing anything: one listing page under
 /// the store's prefix on every backend at once, each bounded by `timeouts.call`. Commands
 /// that must not create a store ([`Presence::Empty`]) check this before opening it, since
-/// opening an empty store creates its keyring.
+/// opening an empty store creates its keyring. The first backend that holds something
+/// decides (`Found`); once K backends answered, the others are waited for
+/// [`Settings::straggler_wait`](vaultdb_core::Settings::straggler_wait) more at most (then
+/// `Unknown`), so that a hung backend does not cost every command a call timeout.
 pub async fn presence(cfg: &Loaded, backends: &[Arc<dyn StorageBackend>]) -> Presence {
+    use futures::stream::{FuturesUnordered, StreamExt};
     let prefix = cfg.config.prefix.trim_end_matches('/');
     let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
     let Ok(prefix) = KeyPrefix::new(prefix) else { return Presence::Unknown };
     let limit = cfg.config.timeouts.call.0;
-    let pages = futures::future::join_all(
-        backends.iter().map(|b| tokio::time::timeout(limit, b.list_page(&prefix, ListFrom::Start))),
-    )
-    .await;
-    let mut answered = 0;
-    for page in pages {
+    let prefix = &prefix;
+    let mut pages: FuturesUnordered<_> = backends
+        .iter()
+        .map(|b| tokio::time::timeout(limit, b.list_page(prefix, ListFrom::Start)))
+        .collect();
+    let patience = cfg.settings().straggler_wait();
+    let (mut answered, mut heard) = (0, 0);
+    let mut deadline: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+    loop {
+        let next = match deadline.as_mut() {
+            Some(d) => tokio::select! { next = pages.next() => next, () = d => break },
+            None => pages.next().await,
+        };
+        let Some(page) = next else { break };
+        heard += 1;
         match page {
             Ok(Ok(p)) if !p.entries.is_empty() => return Presence::Found,
             Ok(Ok(_)) => answered += 1,
             _ => {}
+        }
+        if heard >= cfg.config.threshold
+            && deadline.is_none()
+            && let Some(wait) = patience
+        {
+            deadline = Some(Box::pin(tokio::time::sleep(wait)));
         }
     }
     if answered == backends.len() { Presence::Empty } else { Presence::Unknown }
