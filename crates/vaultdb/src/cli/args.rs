@@ -248,6 +248,14 @@ pub enum AuditCommand {
     },
 }
 
+/// A `--timeout`: a duration of more than 0 (`"30s"`, `"2m"`).
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    match crate::config::parse_duration(s)? {
+        d if d.is_zero() => Err("the timeout must be more than 0".into()),
+        d => Ok(d),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,13 +271,5 @@ mod tests {
     fn cli_definition_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
-    }
-}
-
-/// A `--timeout`: a duration of more than 0 (`"30s"`, `"2m"`).
-fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
-    match crate::config::parse_duration(s)? {
-        d if d.is_zero() => Err("the timeout must be more than 0".into()),
-        d => Ok(d),
     }
 }
