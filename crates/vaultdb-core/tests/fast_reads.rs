@@ -291,3 +291,85 @@ async fn a_settled_segmented_record_reads_its_manifest_from_marks_and_its_segmen
     assert!(part == data[4_000_000..4_200_000]);
     assert_eq!(lists(&nodes), 0);
 }
+
+/// Lists its share objects as `listed_size` bytes (when set), and records the largest
+/// `max_len` asked of it for one.
+#[derive(Debug)]
+struct Inflating {
+    inner: Arc<MemoryBackend>,
+    listed_size: std::sync::atomic::AtomicU64,
+    largest_ask: std::sync::atomic::AtomicU64,
+}
+
+const SHARES: &str = "vaultdb/r/";
+
+vaultdb_testkit::forward_backend! {
+    impl StorageBackend for Inflating {
+        forward id, name, put, delete to self.inner;
+
+        async fn get(&self, key: &Key, max_len: u64) -> Result<Option<Bytes>, BackendError> {
+            if key.as_str().starts_with(SHARES) {
+                self.largest_ask.fetch_max(max_len, std::sync::atomic::Ordering::SeqCst);
+            }
+            self.inner.get(key, max_len).await
+        }
+
+        async fn list_page(
+            &self,
+            prefix: &vaultdb_core::backend::KeyPrefix,
+            from: vaultdb_core::backend::ListFrom,
+        ) -> Result<vaultdb_core::backend::ListPage, BackendError> {
+            let mut page = self.inner.list_page(prefix, from).await?;
+            let size = self.listed_size.load(std::sync::atomic::Ordering::SeqCst);
+            for e in &mut page.entries {
+                if size > 0 && e.key.as_str().starts_with(SHARES) {
+                    e.size = size;
+                }
+            }
+            Ok(page)
+        }
+    }
+}
+
+/// A backend that lies about the size of its share object while a read settles the record
+/// does not get a settled object naming that size: fast reads ask it for no more than the
+/// size the other holders listed (as the listing path does), not for a terabyte.
+#[tokio::test(start_paused = true)]
+async fn a_share_size_lied_about_while_settling_is_not_asked_for_by_fast_reads() {
+    let start = tokio::time::Instant::now();
+    let wall: vaultdb_core::WallClock =
+        Arc::new(move || 1_700_000_000_000_000 + start.elapsed().as_micros() as u64);
+    let liar = Arc::new(Inflating {
+        inner: Arc::new(MemoryBackend::new("b0", "backend 0")),
+        listed_size: 0.into(),
+        largest_ask: 0.into(),
+    });
+    let mut b = VaultDb::builder()
+        .threshold(2)
+        .read_repair(false)
+        .hedge_after(None)
+        .call_policy(CallPolicy {
+            timeout: Duration::from_millis(100),
+            max_attempts: 1,
+            base_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(1),
+        })
+        .settle_after(SETTLE)
+        .wall_clock(wall)
+        .backend_arc(liar.clone() as Arc<dyn StorageBackend>);
+    for i in 1..3 {
+        b = b.backend(MemoryBackend::new(format!("b{i}"), format!("backend {i}")));
+    }
+    let db = b.open().await.unwrap();
+    // Larger than an inline share: settled objects name the share objects.
+    let data: Vec<u8> = (0..100_000).map(|i| (i * 7 % 253) as u8).collect();
+    db.put(Record::new("r", data.clone())).await.unwrap();
+    liar.listed_size.store(1 << 40, std::sync::atomic::Ordering::SeqCst);
+    settle(&db, "r").await;
+    liar.listed_size.store(0, std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..3 {
+        assert!(db.get("r").await.unwrap().record.data == data);
+    }
+    let asked = liar.largest_ask.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(asked <= 1 << 20, "a read asked the lying backend for {asked} bytes of a share");
+}

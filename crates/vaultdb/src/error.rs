@@ -95,14 +95,26 @@ impl fmt::Display for CliError {
 
 impl std::error::Error for CliError {}
 
-/// Collapses whitespace runs (newlines included) into single spaces.
+/// Collapses whitespace runs (newlines included) into single spaces, and shows other
+/// control characters (a terminal's escape sequences start with one) as `\u{fffd}`, so that
+/// no message, whoever wrote it (a backend, a server), can rewrite the user's terminal.
 pub fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    s.split_whitespace()
+        .map(|w| w.chars().map(|c| if c.is_control() { '\u{fffd}' } else { c }).collect())
+        .collect::<Vec<String>>()
+        .join(" ")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_are_one_line_without_control_characters() {
+        assert_eq!(one_line(" a\n b\t\tc "), "a b c");
+        assert_eq!(one_line("x\u{1b}]0;t\u{7}\u{9b}2J"), "x\u{fffd}]0;t\u{fffd}\u{fffd}2J");
+        assert_eq!(CliError::new("X", "\u{1b}[2J").message, "\u{fffd}[2J");
+    }
 
     #[test]
     fn every_code_has_its_own_exit_status() {

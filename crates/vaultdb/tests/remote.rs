@@ -232,3 +232,145 @@ fn a_client_certificate_for_a_server_that_requires_one() {
     assert_one_line_error(&out, "INVALID_INPUT", "a key file without a key");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("BEGIN"), "no file contents");
 }
+
+/// A hostile "server" on a free loopback port: each connection's request (its first line,
+/// e.g. `GET /v1/records?limit=1000 HTTP/1.1`) goes to `answer`, which writes what it wants
+/// (or nothing, for ever). Returns its base URL.
+fn hostile(answer: impl Fn(&str, &mut std::net::TcpStream) + Send + Sync + 'static) -> String {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let answer = std::sync::Arc::new(answer);
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { return };
+            let answer = answer.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut first = String::new();
+                let _ = reader.read_line(&mut first);
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                answer(first.trim(), &mut conn);
+            });
+        }
+    });
+    base
+}
+
+/// A complete answer with `status` and a JSON `body`.
+fn answer(status: &str, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// `vaultdb` on the hostile server at `base`, given at most `secs` seconds.
+fn against(dir: &Path, base: &str, secs: u64, args: &[&str]) -> std::process::Output {
+    let start = std::time::Instant::now();
+    let out = remote(dir, base)
+        .env("VAULTDB_TIMEOUT", "1s")
+        .timeout(std::time::Duration::from_secs(secs))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(secs),
+        "`vaultdb {}` against a hostile server still ran after {secs} s (killed)",
+        args.join(" ")
+    );
+    out
+}
+
+/// A server that accepts and never answers, or answers with a body that never ends (an
+/// error, a listing, a record), costs each command at most the timeout (`VAULTDB_TIMEOUT`)
+/// or the size cap of an answer, not a hang or all the memory.
+#[test]
+fn a_server_that_never_answers_or_never_ends_its_answer_costs_a_bounded_wait() {
+    let client = tempfile::tempdir().unwrap();
+    let d = client.path();
+    let silent = hostile(|_, _| std::thread::sleep(std::time::Duration::from_secs(3600)));
+    for args in [&["list"][..], &["get", "x"], &["status"], &["delete", "x"]] {
+        let out = against(d, &silent, 20, args);
+        assert_one_line_error(&out, "INTERNAL_ERROR", "a server that never answers");
+    }
+    // Headers, then a chunked body that never ends: as an error, as a JSON answer, as a
+    // record that stalls.
+    let endless = |status: &'static str| {
+        move |_: &str, c: &mut std::net::TcpStream| {
+            use std::io::Write;
+            let head = format!("HTTP/1.1 {status}\r\ntransfer-encoding: chunked\r\n\r\n");
+            let _ = c.write_all(head.as_bytes());
+            let chunk = format!("10000\r\n{}\r\n", "x".repeat(0x10000));
+            while c.write_all(chunk.as_bytes()).is_ok() {}
+        }
+    };
+    let base = hostile(endless("500 Internal Server Error"));
+    let out = against(d, &base, 20, &["get", "x"]);
+    assert_one_line_error(&out, "INTERNAL_ERROR", "an endless error body");
+    let base = hostile(endless("200 OK"));
+    for args in [&["list"][..], &["status"], &["repair", "x"]] {
+        let out = against(d, &base, 20, args);
+        assert_one_line_error(&out, "INTERNAL_ERROR", "an endless JSON answer");
+    }
+    let stalls = hostile(|_, c| {
+        use std::io::Write;
+        let _ = c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nhalf");
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    });
+    let out = against(d, &stalls, 20, &["get", "x"]);
+    assert!(!out.status.success());
+}
+
+/// A listing whose pages never end (the same cursor again and again) is an error, not a
+/// loop that collects ids for ever.
+#[test]
+fn a_listing_that_never_ends_is_an_error() {
+    let client = tempfile::tempdir().unwrap();
+    let base = hostile(|_, c| {
+        use std::io::Write;
+        let _ = c.write_all(&answer("200 OK", r#"{"ids":["a","b"],"next":"b"}"#));
+    });
+    let out = against(client.path(), &base, 20, &["list"]);
+    assert_one_line_error(&out, "INTERNAL_ERROR", "a listing that never ends");
+}
+
+/// Terminal escape sequences in a server's error message, listed ids or status text never
+/// reach the user's terminal: a hostile server must not retitle, clear or rewrite it.
+#[test]
+fn terminal_escapes_from_the_server_never_reach_the_terminal() {
+    let client = tempfile::tempdir().unwrap();
+    let d = client.path();
+    let evil = r"\u001b]0;pwned\u0007\u001b[2J\u001b[1Aok";
+    let base = hostile(move |req, c| {
+        use std::io::Write;
+        let body = if req.starts_with("GET /v1/records?") {
+            format!(r#"{{"ids":["a{evil}"],"next":null}}"#)
+        } else if req.starts_with("GET /v1/status") {
+            format!(
+                r#"{{"k":1,"n":1,"write_quorum":1,"up":1,"margin":0,"backends":[{{"id":"b{evil}","name":"n{evil}","up":true,"latency_ms":1.0,"error":"e{evil}"}}]}}"#
+            )
+        } else {
+            let e = format!(r#"{{"error":{{"code":"RECORD_NOT_FOUND","message":"m{evil}"}}}}"#);
+            let _ = c.write_all(&answer("404 Not Found", &e));
+            return;
+        };
+        let _ = c.write_all(&answer("200 OK", &body));
+    });
+    for args in [&["get", "x"][..], &["list"], &["status"], &["--json", "get", "x"]] {
+        let out = against(d, &base, 20, args);
+        for (what, bytes) in [("standard output", &out.stdout), ("standard error", &out.stderr)] {
+            assert!(
+                !bytes.iter().any(|b| *b == 0x1b || *b == 0x07),
+                "`vaultdb {}` wrote the server's escape sequences to {what}: {:?}",
+                args.join(" "),
+                String::from_utf8_lossy(bytes)
+            );
+        }
+    }
+}

@@ -179,3 +179,121 @@ fn a_missing_or_mismatched_certificate_is_an_invalid_config_at_start() {
     assert_eq!(code, Some(3), "{err}");
     assert!(err.contains("nowhere.pem"), "{err}");
 }
+
+/// Whether the server closes `conn` (end of stream or an error) within `within`, reading
+/// and discarding what it sends first (an answer).
+async fn closed_within<S: tokio::io::AsyncRead + Unpin>(conn: &mut S, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, conn.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Slow loris over plain HTTP: a connection that sends nothing, one that sends half a
+/// header and stops, and one that idles after a request are each closed by the server after
+/// `request_timeout`, instead of holding a connection (and a file descriptor) for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_without_a_whole_request_are_closed_after_the_request_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let s = Server::plain("request_timeout = \"2s\"");
+    let connect = || tokio::net::TcpStream::connect(s.addr());
+    let mut silent = connect().await.unwrap();
+    let mut half = connect().await.unwrap();
+    half.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ").await.unwrap();
+    let mut idle = connect().await.unwrap();
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.unwrap();
+    let start = Instant::now();
+    for (what, conn) in
+        [("sends nothing", &mut silent), ("sends half a header", &mut half), ("idles", &mut idle)]
+    {
+        assert!(
+            closed_within(conn, Duration::from_secs(10)).await,
+            "a connection that {what} is still open {:?} after it began (request_timeout 2s)",
+            start.elapsed()
+        );
+    }
+    // The server still answers.
+    let plain = common::http_client().build().unwrap();
+    assert_eq!(list_status(&plain, &s.base).await, Ok(200));
+}
+
+/// Slow read: a client that pipelines requests and never reads the answers is disconnected
+/// once the server could not write for `request_timeout`, instead of holding its connection
+/// (and, with the cap on connections, a slot) for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_its_answers_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = Server::plain("request_timeout = \"2s\"");
+    let mut conn = tokio::net::TcpStream::connect(s.addr()).await.unwrap();
+    let asks = 2000;
+    let one = b"GET /openapi.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    conn.write_all(&one.repeat(asks)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    // Now read everything: a server still there answers every request.
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), conn.read_to_end(&mut got)).await;
+    let answers = got.windows(12).filter(|w| w == b"HTTP/1.1 200").count();
+    assert!(
+        answers < asks,
+        "the server wrote all {answers} answers to a client that read nothing for 8 s \
+         (request_timeout 2s; read: {read:?})"
+    );
+}
+
+/// Over HTTPS: a connection that finished its handshake and sends no request is closed
+/// after `request_timeout`, as over plain HTTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_connection_that_sends_no_request_is_closed_after_the_request_timeout() {
+    let ca = Ca::new("test CA");
+    let s = Server::tls(None, &ca.server("server one"), "request_timeout = \"2s\"");
+    let tcp = tokio::net::TcpStream::connect(s.addr()).await.unwrap();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(&ca, None)));
+    let name = ServerName::IpAddress(Ipv4Addr::LOCALHOST.into());
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    assert!(
+        closed_within(&mut tls, Duration::from_secs(10)).await,
+        "a TLS connection without a request is still open after 10 s (request_timeout 2s)"
+    );
+}
+
+/// The sockets the process `pid` holds open (Linux: its `/proc/PID/fd` links to `socket:`).
+#[cfg(target_os = "linux")]
+fn sockets_of(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|l| l.to_string_lossy().starts_with("socket:"))
+        .count()
+}
+
+/// Thousands of connections that never finish the TLS handshake: the server holds at most
+/// `server.max_connections` of them (the rest wait in the kernel's backlog, costing the
+/// server nothing), instead of a task, buffers and a file descriptor each; and once they
+/// are gone it serves again.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_never_finish_the_handshake_are_capped() {
+    let ca = Ca::new("test CA");
+    let s = Server::tls(None, &ca.server("server one"), "");
+    let base = sockets_of(s.pid());
+    let mut held = Vec::new();
+    for _ in 0..700 {
+        held.push(tokio::net::TcpStream::connect(s.addr()).await.unwrap());
+    }
+    // Let the server accept what it will.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let open = sockets_of(s.pid()) - base;
+    assert!(open <= 512, "the server holds {open} sockets for 700 silent clients (cap 512)");
+    drop(held);
+    let start = Instant::now();
+    while list_status(&https_client(&ca, None), &s.base).await != Ok(200) {
+        assert!(start.elapsed() < Duration::from_secs(30), "the server does not serve again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -110,15 +110,7 @@ pub(crate) fn listed_sources(
     bound: u64,
 ) -> Vec<(usize, Source)> {
     let listed: Vec<(usize, Key, u64)> = listed.into_iter().collect();
-    let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
-    for (_, _, size) in &listed {
-        *counts.entry(*size).or_default() += 1;
-    }
-    let mut agreed = counts.iter().filter(|(_, n)| **n >= k).map(|(size, _)| *size);
-    let agreed = match (agreed.next(), agreed.next()) {
-        (Some(size), None) => Some(size),
-        _ => None,
-    };
+    let agreed = agreed_size(listed.iter().map(|(_, _, size)| *size), k);
     listed
         .into_iter()
         .map(|(idx, key, size)| {
@@ -129,6 +121,20 @@ pub(crate) fn listed_sources(
             (idx, Source::Fetch(key, expected))
         })
         .collect()
+}
+
+/// The one size that at least `k` of `sizes` (the listed sizes of one object's shares) give,
+/// if there is exactly one: K good shares of one object are all the same size.
+pub(crate) fn agreed_size(sizes: impl IntoIterator<Item = u64>, k: usize) -> Option<u64> {
+    let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
+    for size in sizes {
+        *counts.entry(size).or_default() += 1;
+    }
+    let mut agreed = counts.iter().filter(|(_, n)| **n >= k).map(|(size, _)| *size);
+    match (agreed.next(), agreed.next()) {
+        (Some(size), None) => Some(size),
+        _ => None,
+    }
 }
 
 /// A version rebuilt and verified.

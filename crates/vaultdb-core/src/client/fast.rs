@@ -17,7 +17,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::stream::{FuturesUnordered, StreamExt};
 
-use super::fanout::{Expected, Source, group_versions};
+use super::fanout::{Expected, Source, agreed_size, group_versions};
 use super::head::Head;
 use super::marks::{INLINE_MAX, MARK_LEN, MarkKind, SETTLED_MAX, Settled, Stored, digest};
 use super::shares::Expect;
@@ -139,13 +139,18 @@ impl VaultDb {
             return Fast::Deleted;
         }
         let prefix = ks.record_prefix(tag);
+        // A named size is what the backend listed when it was settled: never read more than
+        // the largest share the settings allow (the listing path's bound).
+        let bound =
+            inner.shares().max_share_len(Kind::Record, inner.settings.max_record_size as u64);
         let sources: Vec<(usize, Source)> = members
             .iter()
             .filter_map(|(idx, stored)| match stored {
                 Stored::Inline(b) => Some((*idx, Source::Have(b.clone()))),
                 Stored::Named { name, size } => {
                     let key = Key::new(format!("{}{name}", prefix.as_str())).ok()?;
-                    Some((*idx, Source::Fetch(key, Expected { max_len: *size, len: Some(*size) })))
+                    let expected = Expected { max_len: (*size).min(bound), len: Some(*size) };
+                    Some((*idx, Source::Fetch(key, expected)))
                 }
                 Stored::Nothing => None,
             })
@@ -254,6 +259,14 @@ impl Inner {
         }
         let settled_key = ks.settled_key(tag);
         let prefix = ks.record_prefix(tag);
+        // The size K holders of the version listed: a backend that lists another size for
+        // its share is not settled, so that no settled object names a size only it claimed
+        // (a fast read fetches exactly the size named).
+        let heads = listing.iter().flat_map(|l| l.as_deref().unwrap_or_default());
+        let size = agreed_size(
+            heads.filter(|e| e.version == version && e.is_head()).map(|e| e.size),
+            self.k(),
+        );
         let work = due.into_iter().map(|(idx, mark)| {
             let (listing, mk, settled_key, prefix) = (&listing, &mk, &settled_key, &prefix);
             async move {
@@ -261,7 +274,9 @@ impl Inner {
                     MarkKind::Tombstone => Stored::Nothing,
                     MarkKind::Data => {
                         let entries = listing[idx].as_deref().unwrap_or_default();
-                        let Some(e) = entries.iter().find(|e| e.version == version && e.is_head())
+                        let Some(e) = entries
+                            .iter()
+                            .find(|e| e.version == version && e.is_head() && Some(e.size) == size)
                         else {
                             return;
                         };

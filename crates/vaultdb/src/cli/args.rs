@@ -28,6 +28,7 @@ Environment:
   VAULTDB_CA_CERT          with --server https://...: trust this CA (PEM; same as --ca-cert)
   VAULTDB_CLIENT_CERT      with --server https://...: the client certificate (--client-cert)
   VAULTDB_CLIENT_KEY       and its private key (PEM; same as --client-key)
+  VAULTDB_TIMEOUT          with --server: give up on a server silent this long (--timeout)
   VAULTDB_LOG_FORMAT       text (default) or json: the format of stderr logs
   RUST_LOG                 log filter for stderr (default: warn)
 
@@ -88,6 +89,18 @@ pub struct Cli {
         requires = "client_cert"
     )]
     pub client_key: Option<PathBuf>,
+
+    /// With --server: give up on a server that sends nothing (and reads nothing of ours)
+    /// for this long ("30s", "2m").
+    #[arg(
+        long,
+        global = true,
+        env = "VAULTDB_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "2m",
+        value_parser = parse_timeout
+    )]
+    pub timeout: std::time::Duration,
 
     /// The format of the logs on standard error.
     #[arg(
@@ -237,6 +250,14 @@ pub enum AuditCommand {
         /// The log [default: the configured audit log].
         path: Option<PathBuf>,
     },
+}
+
+/// A `--timeout`: a duration of more than 0 (`"30s"`, `"2m"`).
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    match crate::config::parse_duration(s)? {
+        d if d.is_zero() => Err("the timeout must be more than 0".into()),
+        d => Ok(d),
+    }
 }
 
 #[cfg(test)]

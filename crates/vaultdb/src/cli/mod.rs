@@ -80,6 +80,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             token_file: cli.token_file.as_deref(),
             ca_cert: cli.ca_cert.as_deref(),
             client_cert: cli.client_cert.as_deref().zip(cli.client_key.as_deref()),
+            timeout: cli.timeout,
         };
         return run_remote(&args, cli.command, out).await;
     }

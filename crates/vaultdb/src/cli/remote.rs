@@ -11,11 +11,20 @@
 //! `--ca-cert` (`VAULTDB_CA_CERT`); `--client-cert` and `--client-key` present a client
 //! certificate to a server that asks for one. Record data is streamed both ways: a put sends the file
 //! (or standard input) as it reads it, a get writes each chunk as it arrives.
+//!
+//! The server is not trusted with the terminal or with the client's time and memory: a
+//! request fails after `--timeout` (`VAULTDB_TIMEOUT`, 2 minutes) in which the server sent
+//! nothing and took none of a put's data; an answer other than a record is read up to
+//! [`MAX_ANSWER`] bytes ([`MAX_ERROR`] for an error); listed ids must be valid ids and cursors
+//! must not repeat; and every text from it is printed without control characters (no escape
+//! sequence reaches the terminal).
 
+use std::future::Future;
 use std::io::{IsTerminal, Seek, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use futures::StreamExt;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
@@ -32,7 +41,7 @@ use super::admin::{enough_up, repair_report, status_text};
 use super::args::PutArgs;
 use super::output::{Output, progress_bar, write_failed};
 use super::records::{Interrupt, open_input, parse_meta};
-use crate::error::{CliError, EXIT_CODES, USAGE_ERROR};
+use crate::error::{CliError, EXIT_CODES, USAGE_ERROR, one_line};
 use crate::server::{DEGRADED_HEADER, ERROR_CODES, MAX_PAGE, VERSION_HEADER};
 use crate::service::content_type;
 
@@ -47,7 +56,16 @@ pub(super) struct RemoteArgs<'a> {
     pub ca_cert: Option<&'a Path>,
     /// A client certificate and its key, for a server that asks for one.
     pub client_cert: Option<(&'a Path, &'a Path)>,
+    /// How long the server may stay silent (`--timeout`).
+    pub timeout: Duration,
 }
+
+/// The largest answer read that is not a record (a JSON document): far more than a page of
+/// [`MAX_PAGE`] ids of the longest kind.
+pub(super) const MAX_ANSWER: usize = 16 << 20;
+
+/// The largest error answer read (its JSON body; the server's are a few hundred bytes).
+pub(super) const MAX_ERROR: usize = 64 << 10;
 
 /// A client of one server.
 pub(super) struct Remote {
@@ -55,6 +73,8 @@ pub(super) struct Remote {
     /// The base URL without a trailing `/`.
     base: String,
     token: Option<Zeroizing<String>>,
+    /// How long the server may stay silent.
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for Remote {
@@ -111,7 +131,12 @@ impl Remote {
                 args.server
             );
         }
-        Ok(Self { client, base: args.server.trim_end_matches('/').to_owned(), token })
+        Ok(Self {
+            client,
+            base: args.server.trim_end_matches('/').to_owned(),
+            token,
+            timeout: args.timeout,
+        })
     }
 
     /// The URL of `/v1/records/{id}` plus `rest`.
@@ -130,11 +155,131 @@ impl Remote {
 
     /// Sends `req`; an error answer becomes the error of its JSON body's code.
     async fn send(&self, req: RequestBuilder) -> Result<Response, CliError> {
-        let resp = req.send().await.map_err(|e| self.unreachable(&e))?;
+        self.send_counting(req, None).await
+    }
+
+    /// [`Self::send`] of a request whose body counts its bytes into `sent`: the server is
+    /// silent only if it neither answers nor takes more of the body for `--timeout`.
+    async fn send_counting(
+        &self,
+        req: RequestBuilder,
+        sent: Option<&AtomicU64>,
+    ) -> Result<Response, CliError> {
+        let resp = self.patient(req.send(), sent).await?.map_err(|e| self.unreachable(&e))?;
         if resp.status().is_success() {
             return Ok(resp);
         }
-        Err(error_of(resp).await)
+        Err(self.error_of(resp).await)
+    }
+
+    /// Waits for `fut` while the server shows signs of life: it fails after `--timeout`
+    /// in which `fut` did not finish and `progress` (if any) did not move.
+    async fn patient<T>(
+        &self,
+        fut: impl Future<Output = T>,
+        progress: Option<&AtomicU64>,
+    ) -> Result<T, CliError> {
+        let mut fut = std::pin::pin!(fut);
+        let mut seen = progress.map(|p| p.load(Ordering::SeqCst));
+        loop {
+            if let Ok(v) = tokio::time::timeout(self.timeout, &mut fut).await {
+                return Ok(v);
+            }
+            let now = progress.map(|p| p.load(Ordering::SeqCst));
+            if now == seen {
+                return Err(CliError::new(
+                    "INTERNAL_ERROR",
+                    format!(
+                        "the server {} sent nothing for {} (--timeout)",
+                        self.base,
+                        humantime::format_duration(self.timeout)
+                    ),
+                ));
+            }
+            seen = now;
+        }
+    }
+
+    /// The next chunk of an answer's body, within `--timeout`.
+    async fn chunk(
+        &self,
+        body: &mut (impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
+    ) -> Result<Option<reqwest::Result<bytes::Bytes>>, CliError> {
+        self.patient(body.next(), None).await
+    }
+
+    /// An answer's whole body, up to `max` bytes (`Ok(None)` beyond).
+    async fn body(&self, resp: Response, max: usize) -> Result<Option<Vec<u8>>, CliError> {
+        if resp.content_length().is_some_and(|l| l > max as u64) {
+            return Ok(None);
+        }
+        let mut body = resp.bytes_stream();
+        let mut all = Vec::new();
+        while let Some(chunk) = self.chunk(&mut body).await? {
+            let chunk = chunk.map_err(|e| self.unreachable(&e))?;
+            if all.len() + chunk.len() > max {
+                return Ok(None);
+            }
+            all.extend_from_slice(&chunk);
+        }
+        Ok(Some(all))
+    }
+
+    /// An answer's JSON body (at most [`MAX_ANSWER`] bytes).
+    async fn json<T: serde::de::DeserializeOwned>(&self, resp: Response) -> Result<T, CliError> {
+        let Some(body) = self.body(resp, MAX_ANSWER).await? else {
+            return Err(CliError::new(
+                "INTERNAL_ERROR",
+                format!("the server {} answered with over {MAX_ANSWER} bytes", self.base),
+            ));
+        };
+        serde_json::from_slice(&body).map_err(|e| {
+            CliError::new(
+                "INTERNAL_ERROR",
+                format!("the server {} answered with an unexpected document: {e}", self.base),
+            )
+        })
+    }
+
+    /// The error of an error answer: its JSON body's code (one of [`EXIT_CODES`], or of
+    /// [`ERROR_CODES`]) and message. A body too large or too small for the request is
+    /// `INVALID_INPUT`, as it is for the local command.
+    async fn error_of(&self, resp: Response) -> CliError {
+        #[derive(Deserialize)]
+        struct Body {
+            error: Detail,
+        }
+        #[derive(Deserialize)]
+        struct Detail {
+            code: String,
+            message: String,
+        }
+        let status = resp.status();
+        let body = match self.body(resp, MAX_ERROR).await {
+            Ok(b) => b.unwrap_or_default(),
+            Err(e) => return e,
+        };
+        let Ok(Body { error }) = serde_json::from_slice::<Body>(&body) else {
+            return CliError::new(
+                "INTERNAL_ERROR",
+                format!(
+                    "the server answered {status} without a vaultdb error (is it a vaultdb \
+                     server?)"
+                ),
+            );
+        };
+        let code = match error.code.as_str() {
+            "INVALID_REQUEST" | "PAYLOAD_TOO_LARGE" => Some("INVALID_INPUT"),
+            c => EXIT_CODES
+                .iter()
+                .map(|(c, _)| *c)
+                .chain(ERROR_CODES.iter().map(|(c, _)| *c))
+                .find(|known| *known == c),
+        };
+        match code {
+            Some(code) => CliError::new(code, error.message),
+            None => CliError::new("INTERNAL_ERROR", format!("{}: {}", error.code, error.message)),
+        }
     }
 
     /// A request that got no answer: the server cannot be reached, or its certificate is
@@ -159,8 +304,9 @@ impl Remote {
         struct Health {
             n: usize,
         }
-        let resp = self.client.get(format!("{}/health", self.base)).send().await.ok()?;
-        resp.json::<Health>().await.ok().map(|h| h.n)
+        let resp = self.patient(self.client.get(format!("{}/health", self.base)).send(), None);
+        let resp = resp.await.ok()?.ok()?;
+        self.json::<Health>(resp).await.ok().map(|h| h.n)
     }
 
     /// `put ID [FILE|-]`: `PUT /v1/records/{id}/raw`, the data streamed (with its length
@@ -223,14 +369,15 @@ impl Remote {
             .request(reqwest::Method::PUT, self.record_url(id, "/raw"))
             .headers(headers)
             .body(body);
-        let resp = self.send(req).await?;
+        let resp = self.send_counting(req, Some(&*sent)).await?;
         #[derive(Deserialize)]
         struct Stored {
             version: String,
             acks: usize,
             degraded: bool,
         }
-        let r: Stored = resp.json().await.map_err(|e| self.unreachable(&e))?;
+        let mut r: Stored = self.json(resp).await?;
+        r.version = one_line(&r.version);
         if r.degraded {
             eprintln!(
                 "warning: degraded write: not every backend took its share (see the server's log)"
@@ -282,7 +429,7 @@ impl Remote {
                 let tmp = tempfile::NamedTempFile::new_in(dir)
                     .map_err(|e| CliError::input(format!("cannot write {}: {e}", p.display())))?;
                 let mut f = std::io::BufWriter::new(tmp);
-                while let Some(chunk) = body.next().await {
+                while let Some(chunk) = self.chunk(&mut body).await? {
                     let chunk = chunk.map_err(broke_off)?;
                     f.write_all(&chunk).map_err(|e| write_failed(&e))?;
                     bar.inc(chunk.len() as u64);
@@ -293,7 +440,7 @@ impl Remote {
             }
             None => {
                 let mut out = std::io::stdout().lock();
-                while let Some(chunk) = body.next().await {
+                while let Some(chunk) = self.chunk(&mut body).await? {
                     let chunk = chunk.map_err(broke_off)?;
                     out.write_all(&chunk).map_err(|e| write_failed(&e))?;
                     bar.inc(chunk.len() as u64);
@@ -385,7 +532,16 @@ impl Remote {
             ids: Vec<String>,
             next: Option<String>,
         }
-        let b: Body = resp.json().await.map_err(|e| self.unreachable(&e))?;
+        let b: Body = self.json(resp).await?;
+        // Ids as the store allows them (no control characters), a cursor without any.
+        let invalid = b.ids.iter().any(|id| validate_id(id).is_err())
+            || b.next.as_deref().is_some_and(|c| c.chars().any(char::is_control));
+        if invalid {
+            return Err(CliError::new(
+                "INTERNAL_ERROR",
+                format!("the server {} listed an invalid id or cursor", self.base),
+            ));
+        }
         Ok(Page { ids: b.ids, next: b.next, degraded })
     }
 
@@ -401,12 +557,20 @@ impl Remote {
             None => (None, None),
         };
         let (mut ids, mut degraded) = (Vec::new(), false);
+        let mut seen = std::collections::HashSet::new();
         loop {
             let want = limit.map_or(MAX_PAGE as usize, |l| (l - ids.len()).min(MAX_PAGE as usize));
             let p = self.page(want as u32, cursor.as_deref()).await?;
             degraded |= p.degraded;
             ids.extend(p.ids);
             cursor = p.next;
+            // A cursor seen before would list the same pages again, for ever.
+            if cursor.as_ref().is_some_and(|c| !seen.insert(c.clone())) {
+                return Err(CliError::new(
+                    "INTERNAL_ERROR",
+                    format!("the server {} repeats a listing's cursor (it never ends)", self.base),
+                ));
+            }
             if cursor.is_none() || limit.is_some_and(|l| ids.len() >= l) {
                 break;
             }
@@ -456,14 +620,15 @@ impl Remote {
             margin: i64,
             backends: Vec<Backend>,
         }
-        let s: Status = resp.json().await.map_err(|e| self.unreachable(&e))?;
+        let s: Status = self.json(resp).await?;
+        // The server's words, printed: without control characters.
         let rows: Vec<_> = s
             .backends
             .iter()
             .map(|b| {
                 let secs = b.latency_ms / 1000.0;
                 let latency = std::time::Duration::try_from_secs_f64(secs).unwrap_or_default();
-                (b.id.clone(), b.name.clone(), b.error.clone(), latency)
+                (one_line(&b.id), one_line(&b.name), b.error.as_deref().map(one_line), latency)
             })
             .collect();
         out.emit(
@@ -508,12 +673,15 @@ impl Remote {
             removed: usize,
             problems: Vec<String>,
         }
-        let r: Repaired = resp.json().await.map_err(|e| self.unreachable(&e))?;
+        let r: Repaired = self.json(resp).await?;
+        let restored: Vec<_> = r.restored.iter().map(|b| one_line(b)).collect();
+        let problems: Vec<_> = r.problems.iter().map(|p| one_line(p)).collect();
         // No version of the record anywhere: not found, as the local command says.
         if r.version.is_none() && r.restored.is_empty() && r.problems.is_empty() {
             return Err(vaultdb_core::VaultError::RecordNotFound.into());
         }
-        repair_report(out, id, r.version, &r.restored, r.removed, &r.problems)
+        let version = r.version.as_deref().map(one_line);
+        repair_report(out, id, version, &restored, r.removed, &problems)
     }
 }
 
@@ -540,43 +708,6 @@ fn body_of(
         }
     });
     reqwest::Body::wrap_stream(stream)
-}
-
-/// The error of an error answer: its JSON body's code (one of [`EXIT_CODES`], or of
-/// [`ERROR_CODES`]) and message. A body too large or too small for the request is
-/// `INVALID_INPUT`, as it is for the local command.
-async fn error_of(resp: Response) -> CliError {
-    #[derive(Deserialize)]
-    struct Body {
-        error: Detail,
-    }
-    #[derive(Deserialize)]
-    struct Detail {
-        code: String,
-        message: String,
-    }
-    let status = resp.status();
-    let body = resp.bytes().await.unwrap_or_default();
-    let Ok(Body { error }) = serde_json::from_slice::<Body>(&body) else {
-        return CliError::new(
-            "INTERNAL_ERROR",
-            format!(
-                "the server answered {status} without a vaultdb error (is it a vaultdb server?)"
-            ),
-        );
-    };
-    let code = match error.code.as_str() {
-        "INVALID_REQUEST" | "PAYLOAD_TOO_LARGE" => Some("INVALID_INPUT"),
-        c => EXIT_CODES
-            .iter()
-            .map(|(c, _)| *c)
-            .chain(ERROR_CODES.iter().map(|(c, _)| *c))
-            .find(|known| *known == c),
-    };
-    match code {
-        Some(code) => CliError::new(code, error.message),
-        None => CliError::new("INTERNAL_ERROR", format!("{}: {}", error.code, error.message)),
-    }
 }
 
 /// Whether `host` (a URL's host: an IP address, IPv6 in brackets, or a name) is a loopback

@@ -8,7 +8,7 @@ use crate::audit::{self, AuditLog};
 use crate::config::ServerConfig;
 use crate::error::CliError;
 use crate::server::tls::{self, Reloading, TlsFiles};
-use crate::server::{AppState, Limits, app};
+use crate::server::{AppState, Connections, Limits, app};
 use crate::service::{self, AUDIT_UNAVAILABLE, FallbackToken};
 
 /// `serve`'s `--tls-cert`, `--tls-key` and `--tls-client-ca`: each replaces its setting.
@@ -144,18 +144,16 @@ pub(super) async fn serve(
     }
     let _ = std::io::stdout().flush();
     let routes = app(state.clone());
-    let interval = cfg.config.server.tls_reload_interval.0;
-    let served = match tls {
-        None => axum::serve(listener, routes).with_graceful_shutdown(shutdown_signal()).await,
-        Some(tls) => {
-            let watching = tokio::spawn(tls::watch(tls.clone(), interval));
-            let listener = tls::listen(listener, tls)
-                .map_err(|e| CliError::config(format!("cannot listen on {addr}: {e}")))?;
-            let r = axum::serve(listener, routes).with_graceful_shutdown(shutdown_signal()).await;
-            watching.abort();
-            r
-        }
+    let connections = Connections {
+        max: cfg.config.server.max_connections,
+        header_timeout: cfg.config.server.request_timeout.0,
     };
+    let interval = cfg.config.server.tls_reload_interval.0;
+    let watching = tls.clone().map(|tls| tokio::spawn(tls::watch(tls, interval)));
+    let served = crate::server::serve(listener, tls, routes, connections, shutdown_signal()).await;
+    if let Some(w) = watching {
+        w.abort();
+    }
     let served = served.map_err(|e| CliError::new("INTERNAL_ERROR", format!("server error: {e}")));
     // The audit log's last counted requests and checkpoint.
     state.shutdown().await;

@@ -206,6 +206,9 @@ impl Loaded {
         if c.server.request_timeout.0.is_zero() {
             return Err("server.request_timeout must be more than 0".into());
         }
+        if c.server.max_connections == 0 {
+            return Err("server.max_connections must be at least 1".into());
+        }
         for b in &c.backends {
             b.validate()?;
         }

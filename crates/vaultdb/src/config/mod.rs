@@ -153,8 +153,11 @@ listen = "127.0.0.1:8080"
 # Largest JSON request body accepted ("16MiB", or bytes). Raw puts stream, up to
 # max_record_size.
 body_limit = "16MiB"
-# Requests taking longer than this fail with 503 REQUEST_TIMEOUT.
+# Requests taking longer than this fail with 503 REQUEST_TIMEOUT; a connection whose next
+# request header takes longer to arrive is closed.
 request_timeout = "30s"
+# The most connections open at once (TLS handshakes included); more wait their turn.
+# max_connections = 512
 # JSON-lines audit log (name tags only, never ids or data), each line authenticated with a
 # key derived from the store's and chained to the last, its head checkpointed in the store;
 # default audit.jsonl in data_dir. Check it with `vaultdb audit verify`.

@@ -119,9 +119,12 @@ pub struct ServerConfig {
     /// Largest request body, in bytes.
     #[serde(default = "default_body_limit")]
     pub body_limit: ByteSize,
-    /// Per-request timeout.
+    /// Per-request timeout; also how long a request's header may take to arrive.
     #[serde(default = "default_request_timeout")]
     pub request_timeout: Dur,
+    /// The most connections open at once (TLS handshakes included); more wait.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
     /// The audit log; default `<data_dir>/audit.jsonl`.
     #[serde(default)]
     pub audit_log: Option<PathBuf>,
@@ -153,6 +156,9 @@ fn default_body_limit() -> ByteSize {
 fn default_tls_reload_interval() -> OptDur {
     OptDur(Some(crate::server::tls::DEFAULT_RELOAD_INTERVAL))
 }
+fn default_max_connections() -> usize {
+    crate::server::DEFAULT_MAX_CONNECTIONS
+}
 fn default_request_timeout() -> Dur {
     Dur(DEFAULT_REQUEST_TIMEOUT)
 }
@@ -163,6 +169,7 @@ impl Default for ServerConfig {
             listen: default_listen(),
             body_limit: default_body_limit(),
             request_timeout: default_request_timeout(),
+            max_connections: default_max_connections(),
             audit_log: None,
             allow_plain_http: false,
             tls_cert: None,

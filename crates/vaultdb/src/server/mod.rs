@@ -29,10 +29,12 @@
 //! command line. Modules: `state` ([`AppState`], [`Limits`]), `error` ([`ApiError`]),
 //! `extract` (extractors), `dto` (bodies), `records`, `raw` and `admin` (handlers),
 //! `middleware` ([`policy`]), `audit` (the audit middleware and the server's log) and
-//! `openapi` ([`openapi()`]); `tls` serves it over HTTPS (with certificate reload).
+//! `openapi` ([`openapi()`]); `connections` serves it ([`serve`]: the cap on connections,
+//! the header deadline), over HTTPS with `tls` (with certificate reload).
 
 mod admin;
 mod audit;
+mod connections;
 mod dto;
 mod error;
 mod extract;
@@ -49,6 +51,7 @@ use tower_http::trace::TraceLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use connections::{Connections, DEFAULT_MAX_CONNECTIONS, HANDSHAKE_TIMEOUT, serve};
 pub use dto::{
     BackendHealthResponse, HealthResponse, ListParams, ListResponse, PutRecordRequest,
     PutRecordResponse, RawData, RecordResponse, RepairResponse, StatusResponse,

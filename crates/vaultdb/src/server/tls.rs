@@ -7,12 +7,10 @@
 //! configuration in use; [`watch`] reloads it on SIGHUP and when one of the files changes
 //! (`server.tls_reload_interval`),
 //! and a reload that fails keeps the configuration in use and logs why (paths and the
-//! parser's reason, never key material). [`listen`] wraps a [`TcpListener`]: handshakes run
-//! in their own tasks (a slow client holds up no one else), each with the configuration in
-//! use when it began, and finished connections go to `axum::serve` through [`TlsListener`].
+//! parser's reason, never key material). The server's connections
+//! ([`super::connections`]) each do their handshake with the configuration in use when it
+//! began, in their own task (a slow client holds up no one else).
 
-use std::io;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
@@ -21,14 +19,7 @@ use rustls::ServerConfig;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
-
-/// How long a client has to finish its TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How often [`watch`] looks at the files for a change, by default
 /// (`server.tls_reload_interval`).
@@ -157,7 +148,8 @@ impl Reloading {
         }
     }
 
-    fn acceptor(&self) -> TlsAcceptor {
+    /// An acceptor with the configuration in use.
+    pub(super) fn acceptor(&self) -> TlsAcceptor {
         TlsAcceptor::from(self.current.read().unwrap_or_else(PoisonError::into_inner).clone())
     }
 }
@@ -199,82 +191,5 @@ pub async fn watch(tls: Arc<Reloading>, interval: Option<Duration>) {
                 }
             }
         }
-    }
-}
-
-/// Accepts TLS connections on `tcp` with `tls`'s configuration of the moment.
-///
-/// # Errors
-/// If the listener's address cannot be read.
-pub fn listen(tcp: TcpListener, tls: Arc<Reloading>) -> io::Result<TlsListener> {
-    let local = tcp.local_addr()?;
-    let (tx, rx) = mpsc::channel(64);
-    let accepting = tokio::spawn(async move {
-        loop {
-            let (sock, peer) = match tcp.accept().await {
-                Ok(c) => c,
-                Err(e) => {
-                    // As axum's own listener: per-connection errors are skipped; others
-                    // (out of file descriptors) wait a moment.
-                    if !is_connection_error(&e) {
-                        tracing::error!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                    continue;
-                }
-            };
-            let acceptor = tls.acceptor();
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(sock)).await {
-                    Ok(Ok(stream)) => {
-                        let _ = tx.send((stream, peer)).await;
-                    }
-                    Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
-                    Err(_) => tracing::debug!("TLS handshake timed out"),
-                }
-            });
-        }
-    });
-    Ok(TlsListener { rx, local, accepting })
-}
-
-fn is_connection_error(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-    )
-}
-
-/// TLS connections whose handshake finished, for `axum::serve` ([`listen`]).
-#[derive(Debug)]
-pub struct TlsListener {
-    rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-    accepting: JoinHandle<()>,
-}
-
-impl Drop for TlsListener {
-    fn drop(&mut self) {
-        self.accepting.abort();
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.rx.recv().await {
-            Some(c) => c,
-            // The accepting task ended (it does not, short of a panic): nothing more comes.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local)
     }
 }

@@ -132,6 +132,11 @@ impl Server {
         assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
