@@ -253,11 +253,45 @@ impl Compact {
     /// `RECONSTRUCT_FAILED` for fewer than K shares, shares of different or impossible
     /// lengths, or x out of range or repeated.
     pub fn rebuild(&self, t: Threshold, shares: &[SharePoint<'_>]) -> Result<SecretVec> {
+        let s = check_shares(t, shares)?;
+        if let Some(secret) = self.decrypt_originals(t, shares, s)? {
+            return Ok(secret);
+        }
         let (key, cipher) = self.key_and_ciphertext(t, shares)?;
         let mut secret = cipher;
         let mut stream = CsRng::from_seed(*key);
         apply_keystream(&mut stream, &mut secret);
         Ok(secret)
+    }
+
+    /// The secret (`K·S` bytes) from K shares that are shares `1..=K`: the key from their
+    /// key parts, and the ciphertext decrypted straight from their shards into the output
+    /// (no zeroing or copy of the ciphertext into the output first, and nothing to decode).
+    /// `None` if a share past K is among them (then the erasure code must be decoded).
+    fn decrypt_originals(
+        &self,
+        t: Threshold,
+        shares: &[SharePoint<'_>],
+        s: usize,
+    ) -> Result<Option<SecretVec>> {
+        let k = t.k();
+        let shards: Option<Vec<&[u8]>> = (1..=k)
+            .map(|x| shares[..k].iter().find(|p| usize::from(p.x) == x).map(|p| &p.y[KEY_LEN..]))
+            .collect();
+        let Some(shards) = shards else {
+            return Ok(None);
+        };
+        let key = self.key_of(t, shares)?;
+        let mut stream = CsRng::from_seed(*key);
+        // Appended to, not zeroed first: every byte is written once.
+        let mut out = SecretVec::with_capacity(k * s);
+        let mut ks = Zeroizing::new(vec![0u8; KEYSTREAM_BLOCK.min(s)]);
+        for src in shards.into_iter().flat_map(|shard| shard.chunks(KEYSTREAM_BLOCK)) {
+            let ks = &mut ks[..src.len()];
+            stream.fill_bytes(ks);
+            out.extend(src.iter().zip(ks.iter()).map(|(c, k)| c ^ k));
+        }
+        Ok(Some(out))
     }
 
     /// The share at `x` that K shares at other (or the same) positions define, without
@@ -293,33 +327,25 @@ impl Compact {
         Ok(share)
     }
 
+    /// The key, from the key parts of the first K of `shares` (checked by [`check_shares`]).
+    fn key_of(&self, t: Threshold, shares: &[SharePoint<'_>]) -> Result<Zeroizing<[u8; KEY_LEN]>> {
+        let parts = key_parts(t, shares)?;
+        let key_vec = self.xorida.rebuild(t, &parts)?;
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        key.copy_from_slice(&key_vec);
+        Ok(key)
+    }
+
     /// The key (from the key parts) and the ciphertext, `K·S` bytes (from the shards).
     fn key_and_ciphertext(
         &self,
         t: Threshold,
         shares: &[SharePoint<'_>],
     ) -> Result<(Zeroizing<[u8; KEY_LEN]>, SecretVec)> {
-        let bad = |m: &str| Err(VaultError::ReconstructFailed(m.to_owned()));
         let (k, n) = (t.k(), t.n());
-        if shares.len() < k {
-            return bad("fewer than K compact shares");
-        }
+        let s = check_shares(t, shares)?;
         let shares = &shares[..k];
-        let len = shares[0].y.len();
-        if len < KEY_LEN + 2
-            || !(len - KEY_LEN).is_multiple_of(2)
-            || shares.iter().any(|p| p.y.len() != len)
-        {
-            return bad("compact shares of different or impossible lengths");
-        }
-        if shares.iter().any(|p| p.x == 0 || usize::from(p.x) > n) {
-            return bad("compact share index out of range");
-        }
-        let parts = key_parts(t, shares)?;
-        let key_vec = self.xorida.rebuild(t, &parts)?;
-        let mut key = Zeroizing::new([0u8; KEY_LEN]);
-        key.copy_from_slice(&key_vec);
-        let s = len - KEY_LEN;
+        let key = self.key_of(t, shares)?;
         let mut cipher = SecretVec::zeroed(k * s);
         let mut missing = false;
         for i in 0..k {
@@ -349,6 +375,28 @@ impl Compact {
         }
         Ok((key, cipher))
     }
+}
+
+/// Checks that the first K of `shares` can rebuild a compact secret (same, possible
+/// lengths; x in `1..=N`) and returns their shard length `S`.
+fn check_shares(t: Threshold, shares: &[SharePoint<'_>]) -> Result<usize> {
+    let bad = |m: &str| Err(VaultError::ReconstructFailed(m.to_owned()));
+    let (k, n) = (t.k(), t.n());
+    if shares.len() < k {
+        return bad("fewer than K compact shares");
+    }
+    let shares = &shares[..k];
+    let len = shares[0].y.len();
+    if len < KEY_LEN + 2
+        || !(len - KEY_LEN).is_multiple_of(2)
+        || shares.iter().any(|p| p.y.len() != len)
+    {
+        return bad("compact shares of different or impossible lengths");
+    }
+    if shares.iter().any(|p| p.x == 0 || usize::from(p.x) > n) {
+        return bad("compact share index out of range");
+    }
+    Ok(len - KEY_LEN)
 }
 
 /// The erasure code's column width: it works on each `CHUNK`-byte column of the shards
@@ -447,12 +495,14 @@ fn failed_index(x: u8) -> VaultError {
     VaultError::ReconstructFailed(format!("no recovery shard for x = {x}"))
 }
 
+/// The keystream is drawn this many bytes at a time (it stays in the L1 cache).
+const KEYSTREAM_BLOCK: usize = 16 << 10;
+
 /// XORs the next `data.len()` bytes of `stream` into `data` (encrypts or decrypts in counter
 /// mode), a cache-sized block at a time.
 fn apply_keystream(stream: &mut CsRng, data: &mut [u8]) {
-    const BLOCK: usize = 16 << 10;
-    let mut ks = Zeroizing::new(vec![0u8; BLOCK.min(data.len())]);
-    for chunk in data.chunks_mut(BLOCK) {
+    let mut ks = Zeroizing::new(vec![0u8; KEYSTREAM_BLOCK.min(data.len())]);
+    for chunk in data.chunks_mut(KEYSTREAM_BLOCK) {
         let ks = &mut ks[..chunk.len()];
         stream.fill_bytes(ks);
         for (d, k) in chunk.iter_mut().zip(ks.iter()) {

@@ -676,13 +676,21 @@ mod tests {
         assert_eq!(shares.derive(&subset, 4, Kind::Record, version, tag).unwrap(), sealed[3]);
         let subset: Vec<(usize, &[u8])> = vec![(3, &sealed[3]), (2, &sealed[2])];
         assert_eq!(shares.derive(&subset, 1, Kind::Record, version, tag).unwrap(), sealed[0]);
-        // A flipped byte in the key part, or in the shard, is found.
-        for at in [envelope::HEADER_LEN, envelope::HEADER_LEN + 40] {
+        // A flipped byte in the key part, or in the shard (its first bytes, or its last), is
+        // found.
+        let last = sealed[3].len() - envelope::TRAILER_LEN - 1;
+        for at in [envelope::HEADER_LEN, envelope::HEADER_LEN + 40, last] {
             let mut bad = sealed[3].clone();
             bad[at] ^= 1;
             good[3].1 = Bytes::from(bad);
             assert_eq!(shares.confirm(&opened, &good).unwrap(), [true, true, true, false]);
             let bad_pair = vec![good[0].clone(), good[3].clone()];
+            assert!(shares.open(&expect, &bad_pair, 1).is_none(), "{mode} {at}");
+            // The same in shares 1..=K (in compact mode: the original shards, decrypted
+            // without decoding).
+            let mut bad = sealed[1].clone();
+            bad[at] ^= 1;
+            let bad_pair = vec![good[0].clone(), (1, Bytes::from(bad))];
             assert!(shares.open(&expect, &bad_pair, 1).is_none(), "{mode} {at}");
         }
     }
