@@ -29,12 +29,12 @@ pub trait RandomSource: Send {
     /// stream's position, the same bytes that reading on with [`RandomSource::fill_bytes`]
     /// would give there, without moving the position; returns `true`.
     ///
-    /// A K-of-N split with K > 2 uses this to draw R_1, ..., R_{K-1} (which follow each other
-    /// in the stream, docs/FORMAT.md section 2) side by side, in one pass over the shares,
-    /// and then calls [`RandomSource::advance`] past all of them. A source that can only be
-    /// read in order returns `false` and leaves `dest` as it is (the default); the split then
-    /// reads the stream in order, in one pass per coefficient. Either way the shares are the
-    /// same.
+    /// A split that is not fused ([`RandomSource::split_step_at`]) uses this to draw R_1, ...,
+    /// R_{K-1} (which follow each other in the stream, docs/FORMAT.md section 2) side by side,
+    /// in one pass over the shares, and then calls [`RandomSource::advance`] past all of them.
+    /// A source that can only be read in order returns `false` and leaves `dest` as it is (the
+    /// default); the split then reads the stream in order, in one pass per coefficient. Either
+    /// way the shares are the same.
     fn fill_bytes_at(&mut self, offset: u64, dest: &mut [u8]) -> bool {
         let _ = (offset, dest);
         false

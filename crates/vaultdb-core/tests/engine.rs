@@ -143,11 +143,16 @@ impl RandomSource for Counting {
 fn split_matches_portable_on_every_kernel_and_the_fused_path() {
     let fused = CsRng::from_seed([0; 32]).has_fused_split();
     let best = Kernel::best().isa();
-    eprintln!(
-        "engine split: kernels {:?}; fused split kernel (VAES, K <= 5, N <= 7, avx512-gfni): {}",
+    // Written to stderr directly, like `report_kernels`, so that it shows past the capture.
+    let report = |line: String| {
+        use std::io::Write;
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    };
+    report(format!(
+        "engine split: kernels {:?}; fused split kernel (VAES, K <= 5, N <= 7, avx512-gfni): {}\n",
         Kernel::available().iter().map(|k| k.isa().to_string()).collect::<Vec<_>>(),
         if fused { "available, checked" } else { "not available on this CPU" }
-    );
+    ));
     let thresholds =
         [(2, 2), (2, 3), (2, 5), (3, 3), (3, 5), (3, 8), (4, 5), (4, 7), (5, 5), (5, 9), (6, 8)];
     let lens = [0usize, 1, 15, 16, 17, 63, 64, 65, 255, 256, 257, 1000, 8191, 8192, 8193, 20_000];
@@ -181,7 +186,9 @@ fn split_matches_portable_on_every_kernel_and_the_fused_path() {
             }
         }
     }
-    eprintln!("engine split: {cases} cases (best kernel {best}), {fused_steps} fused steps");
+    report(format!(
+        "engine split: {cases} cases (best kernel {best}), {fused_steps} fused steps\n"
+    ));
 }
 
 proptest! {

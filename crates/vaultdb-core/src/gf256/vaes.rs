@@ -134,8 +134,8 @@ impl AesKeys {
                 let at: [u64; $k1] = at.try_into().expect("checked length");
                 if shifted {
                     // SAFETY: the features were detected just above; every share is as long
-                    // as the secret, there are fewer than 2^NB, and no keystream block index
-                    // overflows (all checked above).
+                    // as the secret and no keystream block index overflows (both checked
+                    // above); there are fewer than 2^NB shares (the match below).
                     unsafe { split_kernel::<$k1, $u, $nb, true>(&self.rk, at, secret, outs) }
                 } else {
                     // SAFETY: as above, and every coefficient starts on a block boundary.
@@ -467,9 +467,10 @@ macro_rules! write_shares {
 /// iteration and, if `SHIFT`, coefficients that may start inside a keystream block.
 ///
 /// # Safety
-/// The CPU must support AVX-512F/BW/VBMI, GFNI, VAES and AES-NI; there are at most 255
-/// shares, each as long as `secret`; `at[j] + secret.len() + 64` does not overflow; if not
-/// `SHIFT`, every `at[j]` is a multiple of 16.
+/// The CPU must support AVX-512F/BW/VBMI, GFNI, VAES and AES-NI; every share is as long as
+/// `secret`; `at[j] + secret.len() + 64` does not overflow; if not `SHIFT`, every `at[j]` is a
+/// multiple of 16. (There must also be fewer than `2^NB` shares, or the last ones are not
+/// written: a matter of correctness, not of memory safety.)
 #[target_feature(enable = "avx512f,avx512bw,avx512vbmi,gfni,vaes,aes")]
 unsafe fn split_kernel<const K1: usize, const U: usize, const NB: usize, const SHIFT: bool>(
     rk: &[[u8; 16]; 15],
