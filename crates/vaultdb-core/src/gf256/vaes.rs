@@ -448,6 +448,17 @@ macro_rules! write_shares {
             if i < n {
                 // One share's `U` vectors one after the other: whole cache lines in order.
                 let op = $outs[i].as_mut_ptr().add($off);
+                // The same lines 1 KiB further on prefetched (`_MM_HINT_ET0`, which compiles to
+                // PREFETCHT0 here: PREFETCHW needs the PRFCHW feature, not enabled), so that
+                // the lines are in the cache before the stores reach them instead of each
+                // store missing. 2-of-3 went from about 1.5x to 0.9-1.06x its floor with it.
+                // A prefetch never faults; past the end of a share it is wasted, and
+                // `wrapping_add` keeps the address computation defined.
+                for u in 0..$U {
+                    core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_ET0 }>(
+                        op.wrapping_add(1024 + 64 * u).cast_const().cast(),
+                    );
+                }
                 for (u, (&a, r)) in acc.iter().zip(&r).enumerate() {
                     let v = if $K1 >= 3 {
                         let t =
