@@ -29,29 +29,42 @@ pub trait RandomSource: Send {
     /// stream's position, the same bytes that reading on with [`RandomSource::fill_bytes`]
     /// would give there, without moving the position; returns `true`.
     ///
-    /// A K-of-N split with K > 2 uses this to draw R_1, ..., R_{K-1} (which follow each other
-    /// in the stream, docs/FORMAT.md section 2) side by side, in one pass over the shares,
-    /// and then calls [`RandomSource::advance`] past all of them. A source that can only be
-    /// read in order returns `false` and leaves `dest` as it is (the default); the split then
-    /// reads the stream in order, in one pass per coefficient. Either way the shares are the
-    /// same.
+    /// A split that is not fused ([`RandomSource::split_step_at`]) uses this to draw R_1, ...,
+    /// R_{K-1} (which follow each other in the stream, docs/FORMAT.md section 2) side by side,
+    /// in one pass over the shares, and then calls [`RandomSource::advance`] past all of them.
+    /// A source that can only be read in order returns `false` and leaves `dest` as it is (the
+    /// default); the split then reads the stream in order, in one pass per coefficient. Either
+    /// way the shares are the same.
     fn fill_bytes_at(&mut self, offset: u64, dest: &mut [u8]) -> bool {
         let _ = (offset, dest);
         false
     }
 
-    /// A 2-of-N split step straight from the stream: draws `secret.len()` bytes R, as
-    /// [`RandomSource::fill_bytes`] would, and writes `outs[i][p] = secret[p] ^ xs[i] * R[p]`
-    /// (GF(2^8)) without storing R anywhere, so that generating and writing the shares run in
-    /// one loop. Returns `false`, drawing nothing and writing nothing, if this source cannot
-    /// (the default); the split then draws R with `fill_bytes` and combines it itself. Either
-    /// way the shares are the same.
+    /// One step of a K-of-N split straight from the stream, without storing the random bytes
+    /// and without moving the position: with R_j the `secret.len()` bytes that lie
+    /// `offset + (j - 1) * stride` bytes ahead of the position (j = 1..K; the bytes
+    /// [`RandomSource::fill_bytes_at`] gives there), writes for every byte `p` and share `i`
+    /// (at x = i + 1) `outs[i][p] = secret[p] ^ x * R_1[p] ^ x^2 * R_2[p] ^ ...` (GF(2^8)), so
+    /// that generating and writing the shares run in one loop. The split calls it once per
+    /// step and [`RandomSource::advance`] past all K - 1 coefficients at the end.
+    ///
+    /// Returns `false`, writing nothing, if this source cannot (the default; [`CsRng`] can
+    /// for K <= 5 and N <= 7 on CPUs with VAES, AVX-512 and GFNI); the split then draws the
+    /// coefficients with `fill_bytes_at` and combines them itself. Either way the shares are
+    /// the same. A source that returns `true` must also support `fill_bytes_at`.
     ///
     /// # Panics
-    /// May panic if `xs` and `outs` differ in length or a share's length differs from the
-    /// secret's.
-    fn fill_and_split(&mut self, xs: &[u8], secret: &[u8], outs: &mut [&mut [u8]]) -> bool {
-        let _ = (xs, secret, outs);
+    /// May panic if `k < 2`, a share's length differs from the secret's, or there are more
+    /// than 255 shares.
+    fn split_step_at(
+        &mut self,
+        k: usize,
+        offset: u64,
+        stride: u64,
+        secret: &[u8],
+        outs: &mut [&mut [u8]],
+    ) -> bool {
+        let _ = (k, offset, stride, secret, outs);
         false
     }
 
@@ -92,7 +105,7 @@ const BATCH_BLOCKS: usize = 1024;
 pub struct CsRng {
     aes: Aes256,
     /// The same key expanded for the fused split kernel, where the CPU can run it (x86_64
-    /// with AVX-512, VAES and GFNI): [`RandomSource::fill_and_split`].
+    /// with AVX-512, VAES and GFNI): [`RandomSource::split_step_at`].
     #[cfg(target_arch = "x86_64")]
     fused: Option<crate::gf256::AesKeys>,
     /// The keystream position in bytes.
@@ -139,6 +152,17 @@ impl CsRng {
         seed.zeroize();
         rng.reseed = true;
         Ok(rng)
+    }
+
+    /// True if this generator computes split steps itself, in the fused kernel
+    /// ([`RandomSource::split_step_at`] for K <= 5 and N <= 7): on x86_64 CPUs with VAES, AVX-512
+    /// (F, BW, VBMI) and GFNI. Tests use it to report which path they checked.
+    pub fn has_fused_split(&self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(keys) = &self.fused {
+            return keys.can_split();
+        }
+        false
     }
 
     /// Takes a fresh OS seed if this generator reseeds and has produced [`RESEED_BYTES`].
@@ -226,36 +250,34 @@ impl RandomSource for CsRng {
         self.produced = self.produced.saturating_add(n);
     }
 
-    /// The fused kernel (`gf256::AesKeys::split2`) from the first whole keystream block on;
-    /// the bytes before it (fewer than 16, when the position is inside a block) with one
-    /// block and scalar field arithmetic.
+    /// The fused kernel (`gf256::AesKeys::split`), for K <= 5 and N <= 7; a reseed that is due happens
+    /// first, as in [`RandomSource::fill_bytes_at`].
     #[cfg(target_arch = "x86_64")]
-    fn fill_and_split(&mut self, xs: &[u8], secret: &[u8], outs: &mut [&mut [u8]]) -> bool {
-        assert_eq!(xs.len(), outs.len(), "fill_and_split: one x per share");
+    fn split_step_at(
+        &mut self,
+        k: usize,
+        offset: u64,
+        stride: u64,
+        secret: &[u8],
+        outs: &mut [&mut [u8]],
+    ) -> bool {
+        assert!(k >= 2, "split_step_at: K must be at least 2");
+        if k - 1 > crate::gf256::MAX_FUSED {
+            return false;
+        }
         self.reseed_if_due();
         let Some(keys) = &self.fused else {
             return false;
         };
-        let len = secret.len();
-        let skip = (self.pos % 16) as usize;
-        let head = if skip == 0 { 0 } else { (16 - skip).min(len) };
-        let block0 = self.pos.div_ceil(16);
-        let mut rest: Vec<&mut [u8]> = outs.iter_mut().map(|o| &mut o[head..]).collect();
-        if !keys.split2(block0, xs, &secret[head..], &mut rest) {
-            return false;
+        let mut at = [0u64; crate::gf256::MAX_FUSED];
+        for (j, a) in at.iter_mut().enumerate().take(k - 1) {
+            *a = (j as u64)
+                .checked_mul(stride)
+                .and_then(|d| d.checked_add(offset))
+                .and_then(|d| d.checked_add(self.pos))
+                .expect("keystream position overflows u64");
         }
-        if head > 0 {
-            let mut block = keys.block(self.pos / 16);
-            for (out, &x) in outs.iter_mut().zip(xs) {
-                for (p, o) in out[..head].iter_mut().enumerate() {
-                    *o = secret[p] ^ crate::gf256::mul(x, block[skip + p]);
-                }
-            }
-            block.zeroize();
-        }
-        self.pos += len as u64;
-        self.produced = self.produced.saturating_add(len as u64);
-        true
+        keys.split(&at[..k - 1], secret, outs)
     }
 }
 
@@ -288,12 +310,19 @@ impl RandomSource for ThreadRng {
         })
     }
 
-    fn fill_and_split(&mut self, xs: &[u8], secret: &[u8], outs: &mut [&mut [u8]]) -> bool {
+    fn split_step_at(
+        &mut self,
+        k: usize,
+        offset: u64,
+        stride: u64,
+        secret: &[u8],
+        outs: &mut [&mut [u8]],
+    ) -> bool {
         THREAD_RNG.with(|cell| {
             let mut slot = cell.borrow_mut();
             let rng = slot
                 .get_or_insert_with(|| CsRng::from_os().expect("OS random generator unavailable"));
-            rng.fill_and_split(xs, secret, outs)
+            rng.split_step_at(k, offset, stride, secret, outs)
         })
     }
 

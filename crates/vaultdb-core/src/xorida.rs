@@ -167,55 +167,56 @@ impl Xorida {
         if len == 0 {
             return;
         }
-        // One pass over the secret and the shares in steps of `SPLIT_STEP` bytes: the step's
-        // R_1..R_{K-1} are drawn into `coeffs` and every share's step is written once, from
-        // the secret and the K-1 coefficients. The generator order of docs/FORMAT.md section
-        // 2 (all of R_1, then all of R_2, ...) is kept by reading the stream at offsets, which
-        // the CSPRNG allows; for K = 2 the stream is read in order anyway.
-        let random_access = k1 == 1 || rng.fill_bytes_at(0, &mut coeffs[..row]);
-        if !random_access {
+        // One pass over the secret and the shares in steps of `SPLIT_STEP` bytes: every
+        // share's step is written once, from the secret and the step's R_1..R_{K-1}. The
+        // generator order of docs/FORMAT.md section 2 (all of R_1, then all of R_2, ...) is
+        // kept by reading the stream at offsets without moving its position, which the CSPRNG
+        // allows, and advancing past all K-1 coefficients at the end.
+        //
+        // On the GFNI kernel the generator writes the shares itself, from keystream it keeps
+        // in registers (`RandomSource::split_step_at`), if it can (a `CsRng` on a CPU with
+        // VAES, for K <= 5). Otherwise each step's coefficients are drawn into `coeffs`, in
+        // the L1 cache, and combined by the kernel; a source that can only be read in order
+        // takes `split_sweeps`.
+        let mut fused = self.kernel.isa() == gf256::Isa::Avx512Gfni
+            && rng.split_step_at(t.k(), 0, len as u64, &secret[..row], &mut step(outs, 0..row));
+        if !fused && !rng.fill_bytes_at(0, &mut coeffs[..row]) {
             return self.split_sweeps(t, secret, rng, outs, observe, &pows, &mut coeffs);
         }
-        let fused = k1 == 1 && self.kernel.isa() == gf256::Isa::Avx512Gfni;
         for start in (0..len).step_by(SPLIT_STEP) {
             let end = len.min(start + SPLIT_STEP);
             let n = end - start;
-            if fused {
-                // K = 2 on the GFNI kernel: the generator writes the shares itself, from
-                // keystream it keeps in registers (`gf256::AesKeys::split2`), if it can.
-                let mut step: Vec<&mut [u8]> =
-                    outs.iter_mut().map(|o| &mut o[start..end]).collect();
-                if rng.fill_and_split(&pows, &secret[start..end], &mut step) {
-                    observe(start..end, outs);
-                    continue;
-                }
+            if start > 0 && fused {
+                let (k, stride) = (t.k(), len as u64);
+                let mut outs = step(outs, start..end);
+                fused = rng.split_step_at(k, start as u64, stride, &secret[start..end], &mut outs);
             }
-            for (j, r) in coeffs.chunks_mut(row).enumerate() {
-                let r = &mut r[..n];
-                if k1 == 1 {
-                    rng.fill_bytes(r);
-                } else if start > 0 || j > 0 {
+            if !fused {
+                for (j, r) in coeffs.chunks_mut(row).enumerate() {
                     // The first row of the first step was read by the probe above.
-                    let at = (j * len + start) as u64;
-                    assert!(rng.fill_bytes_at(at, r), "random access stopped working");
+                    if start > 0 || j > 0 {
+                        let at = (j * len + start) as u64;
+                        assert!(
+                            rng.fill_bytes_at(at, &mut r[..n]),
+                            "random access stopped working"
+                        );
+                    }
                 }
-            }
-            for (out, w) in outs.iter_mut().zip(pows.chunks(k1)) {
-                combine(
-                    self.kernel,
-                    w,
-                    &coeffs,
-                    row,
-                    n,
-                    Base::Slice(&secret[start..end]),
-                    &mut out[start..end],
-                );
+                for (out, w) in outs.iter_mut().zip(pows.chunks(k1)) {
+                    combine(
+                        self.kernel,
+                        w,
+                        &coeffs,
+                        row,
+                        n,
+                        Base::Slice(&secret[start..end]),
+                        &mut out[start..end],
+                    );
+                }
             }
             observe(start..end, outs);
         }
-        if k1 > 1 {
-            rng.advance((k1 * len) as u64);
-        }
+        rng.advance((k1 * len) as u64);
     }
 
     /// The split for random sources that can only be read in order, with K > 2: one sweep
@@ -315,6 +316,11 @@ impl Xorida {
         }
         Ok(())
     }
+}
+
+/// Bytes `range` of every share.
+fn step<'a>(outs: &'a mut [&mut [u8]], range: std::ops::Range<usize>) -> Vec<&'a mut [u8]> {
+    outs.iter_mut().map(|o| &mut o[range.clone()]).collect()
 }
 
 /// `out = base ^ sum_j w[j] * R_j[..n]`, where R_j is row `j` (of `row` bytes) of `coeffs`:

@@ -9,6 +9,7 @@
 use proptest::prelude::*;
 use vaultdb_core::gf256::{Isa, Kernel};
 use vaultdb_core::rng::{CsRng, RandomSource};
+use vaultdb_core::{Threshold, Xorida};
 
 /// Lengths around the vector widths (16, 32, 64) and page size.
 const LENS: [usize; 14] = [0, 1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 4095, 4096, 100_000];
@@ -97,6 +98,97 @@ fn the_best_kernel_is_the_fastest_available() {
     if std::env::var_os("VAULTDB_FORCE_PORTABLE").is_none_or(|v| v != "1") {
         assert_eq!(Kernel::best(), avail[0]);
     }
+}
+
+/// A `CsRng` that counts the split steps its fused kernel computed.
+struct Counting {
+    rng: CsRng,
+    fused_steps: usize,
+}
+
+impl RandomSource for Counting {
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        self.rng.fill_bytes(dest)
+    }
+
+    fn fill_bytes_at(&mut self, offset: u64, dest: &mut [u8]) -> bool {
+        self.rng.fill_bytes_at(offset, dest)
+    }
+
+    fn split_step_at(
+        &mut self,
+        k: usize,
+        offset: u64,
+        stride: u64,
+        secret: &[u8],
+        outs: &mut [&mut [u8]],
+    ) -> bool {
+        let done = self.rng.split_step_at(k, offset, stride, secret, outs);
+        self.fused_steps += usize::from(done);
+        done
+    }
+
+    fn advance(&mut self, n: u64) {
+        self.rng.advance(n)
+    }
+}
+
+/// The split on every kernel, and through the fused kernel (keystream in registers, K <= 5,
+/// N <= 7)
+/// where the CPU has it, gives the portable kernel's shares and leaves the generator at the
+/// same position, for K = 2 to 6 (6 is past the fused kernel), several N, lengths around the
+/// vector, loop and step widths, and generator positions on and off 16-byte blocks (so the
+/// coefficients start at different offsets into the keystream blocks).
+#[test]
+fn split_matches_portable_on_every_kernel_and_the_fused_path() {
+    let fused = CsRng::from_seed([0; 32]).has_fused_split();
+    let best = Kernel::best().isa();
+    // Written to stderr directly, like `report_kernels`, so that it shows past the capture.
+    let report = |line: String| {
+        use std::io::Write;
+        let _ = std::io::stderr().write_all(line.as_bytes());
+    };
+    report(format!(
+        "engine split: kernels {:?}; fused split kernel (VAES, K <= 5, N <= 7, avx512-gfni): {}\n",
+        Kernel::available().iter().map(|k| k.isa().to_string()).collect::<Vec<_>>(),
+        if fused { "available, checked" } else { "not available on this CPU" }
+    ));
+    let thresholds =
+        [(2, 2), (2, 3), (2, 5), (3, 3), (3, 5), (3, 8), (4, 5), (4, 7), (5, 5), (5, 9), (6, 8)];
+    let lens = [0usize, 1, 15, 16, 17, 63, 64, 65, 255, 256, 257, 1000, 8191, 8192, 8193, 20_000];
+    let secret: Vec<u8> = (0..20_000u32).map(|i| (i * 131 + 17) as u8 ^ (i >> 9) as u8).collect();
+    let mut cases = 0;
+    let mut fused_steps = 0;
+    for (k, n) in thresholds {
+        let t = Threshold::new(k, n).unwrap();
+        for len in lens {
+            for lead in [0usize, 5, 16, 33] {
+                let start = |kernel: Kernel| {
+                    let mut rng = Counting { rng: CsRng::from_seed([0x77; 32]), fused_steps: 0 };
+                    rng.fill_bytes(&mut vec![0u8; lead]);
+                    let shares = Xorida::with_kernel(kernel).split(t, &secret[..len], &mut rng);
+                    let mut next = [0u8; 32];
+                    rng.fill_bytes(&mut next);
+                    (shares, next, rng.fused_steps)
+                };
+                let (want, want_next, _) = start(Kernel::portable());
+                for kernel in Kernel::available() {
+                    let (got, got_next, steps) = start(kernel);
+                    let case = format!("{} {t} len={len} lead={lead}", kernel.isa());
+                    assert!(got == want, "shares differ: {case}");
+                    assert_eq!(got_next, want_next, "generator position differs: {case}");
+                    let expect_fused =
+                        fused && kernel.isa() == Isa::Avx512Gfni && k <= 5 && n <= 7 && len > 0;
+                    assert_eq!(steps > 0, expect_fused, "fused path taken: {case}");
+                    fused_steps += steps;
+                    cases += 1;
+                }
+            }
+        }
+    }
+    report(format!(
+        "engine split: {cases} cases (best kernel {best}), {fused_steps} fused steps\n"
+    ));
 }
 
 proptest! {

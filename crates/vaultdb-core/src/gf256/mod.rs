@@ -270,12 +270,13 @@ pub const MAX_TERMS: usize = 4;
 #[allow(unsafe_code)]
 mod x86;
 
-// The fused split kernel: AES-256-CTR keystream (VAES) and the 2-of-N shares in one loop.
+// The fused split kernel: AES-256-CTR keystream (VAES) and the K-of-N shares (K <= 5) in one
+// loop.
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 mod vaes;
 #[cfg(target_arch = "x86_64")]
-pub(crate) use vaes::AesKeys;
+pub(crate) use vaes::{AesKeys, MAX_FUSED};
 
 // Compiled on aarch64 with NEON, and in x86_64 test builds against a scalar model of the NEON
 // intrinsics (see the module docs).

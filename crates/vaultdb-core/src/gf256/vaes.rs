@@ -1,33 +1,63 @@
-//! The fused split kernel (x86_64, AVX-512 with VAES and GFNI): a 2-of-N split step that
-//! generates its random bytes, AES-256-CTR, in registers and writes the N shares from them
-//! in the same loop, so that the AES rounds of one 256-byte block and the share stores of
-//! the previous one overlap in the out-of-order core instead of running as two passes.
+//! The fused split kernel (x86_64, AVX-512 with VAES, GFNI and VBMI): a K-of-N split step
+//! (K <= 5) that generates its random bytes, AES-256-CTR, in registers and writes the N
+//! shares from them in the same loop, so that the AES rounds of one iteration and the share
+//! stores of the previous one overlap in the out-of-order core instead of running as passes.
 //!
 //! The keystream is the generator's (`rng::CsRng`, docs/FORMAT.md section 3): AES-256 of the
-//! 128-bit big-endian counter block `index` under the seed, so the shares are exactly those of
-//! the unfused split (checked by `tests/kat.rs` on every kernel and by the tests below).
+//! 128-bit big-endian counter block `index` under the seed. Coefficient R_j is the keystream
+//! from its own byte position on (docs/FORMAT.md section 2: R_1, then R_2, ..., each L bytes),
+//! so each of the K-1 streams has its own counter and, when that position is not on a
+//! 16-byte block boundary, its own byte offset into the blocks: such a stream's 64-byte
+//! vectors are cut out of two consecutive keystream vectors with one VPERMT2B (AVX-512
+//! VBMI). The shares are exactly those of the unfused split (checked by `tests/kat.rs` on
+//! every kernel and by the tests below).
+//!
+//! Fewer multiplications: on these CPUs VAESENC and VGF2P8MULB on 512-bit vectors issue on
+//! the same execution port, so every multiplication costs as much as an AES round. Squaring
+//! is additive in characteristic 2 (`(a + b)^2 = a^2 + b^2`), so for the exponents 1, 2 and
+//! 4 the map `x -> x^e * R` is additive in `x`: the kernel computes those terms only at
+//! `x = 1, 2, 4, ...` (the "basis", `x = 1` without any multiplication) and every share as the
+//! secret plus the XOR of the basis vectors of the bits of its `x`. Only `x^3 * R_3` (K >= 4)
+//! is multiplied per share. 2-of-3 then takes one multiplication per 64 bytes instead of three,
+//! 3-of-5 four instead of ten.
 //!
 //! [`AesKeys`] holds the expanded key (AES-NI key expansion) and exists only on CPUs that can
-//! run this module; every entry point re-checks the CPU anyway and reports `false` so that the
-//! caller falls back to the unfused split.
+//! run the keystream kernel; every entry point re-checks the CPU anyway and reports `false`
+//! so that the caller falls back to the unfused split.
 
 use core::arch::x86_64::{
-    __m128i, __m512i, __mmask64, _mm_aesenc_si128, _mm_aesenclast_si128, _mm_aeskeygenassist_si128,
-    _mm_loadu_si128, _mm_shuffle_epi32, _mm_slli_si128, _mm_storeu_si128, _mm_xor_si128,
-    _mm512_add_epi64, _mm512_aesenc_epi128, _mm512_aesenclast_epi128, _mm512_broadcast_i32x4,
-    _mm512_gf2p8mul_epi8, _mm512_loadu_si512, _mm512_mask_storeu_epi8, _mm512_maskz_loadu_epi8,
+    __m128i, __m512i, __mmask64, _mm_aeskeygenassist_si128, _mm_loadu_si128, _mm_shuffle_epi32,
+    _mm_slli_si128, _mm_storeu_si128, _mm_xor_si128, _mm512_add_epi8, _mm512_add_epi64,
+    _mm512_aesenc_epi128, _mm512_aesenclast_epi128, _mm512_broadcast_i32x4, _mm512_gf2p8mul_epi8,
+    _mm512_loadu_si512, _mm512_mask_storeu_epi8, _mm512_maskz_loadu_epi8, _mm512_permutex2var_epi8,
     _mm512_set_epi64, _mm512_set1_epi8, _mm512_setzero_si512, _mm512_shuffle_epi8,
     _mm512_storeu_si512, _mm512_xor_si512,
 };
 
 use zeroize::Zeroize;
 
-/// True if this CPU can run the fused kernel: AES-NI and VAES for the keystream, AVX-512F/BW
-/// and GFNI for the field arithmetic and masked tails.
+/// True if this CPU can run the keystream kernel: AES-NI and VAES for the keystream,
+/// AVX-512F/BW (with GFNI, which every CPU with VAES on 512-bit vectors has) for the vectors
+/// and the masked tails.
 fn supported() -> bool {
     use std::arch::is_x86_feature_detected as has;
     has!("aes") && has!("vaes") && has!("avx512f") && has!("avx512bw") && has!("gfni")
 }
+
+/// True if this CPU can run the fused split kernel: the keystream kernel's features and
+/// AVX-512 VBMI (VPERMT2B, for coefficients that start inside a keystream block).
+fn split_supported() -> bool {
+    supported() && std::arch::is_x86_feature_detected!("avx512vbmi")
+}
+
+/// The most coefficients R_j (K - 1) one fused split step takes: K <= 5, the thresholds one
+/// pass of `Kernel::mul_sum` covers.
+pub(crate) const MAX_FUSED: usize = 4;
+
+/// The most shares (N) one fused split step writes: the kernel keeps one basis vector per bit
+/// of N in registers (see the module docs), three for N <= 7. Larger N takes the unfused
+/// split.
+pub(crate) const MAX_FUSED_SHARES: usize = 7;
 
 /// The 15 round keys of AES-256, wiped on drop. No `Debug`: they are the generator's key.
 pub(crate) struct AesKeys {
@@ -50,11 +80,18 @@ impl AesKeys {
         Some(Self { rk: unsafe { expand(key) } })
     }
 
-    /// Keystream block `index`: AES-256 of the big-endian counter block.
+    /// Keystream block `index`: AES-256 of the big-endian counter block (a reference for the
+    /// tests).
+    #[cfg(test)]
     pub(crate) fn block(&self, index: u64) -> [u8; 16] {
         assert!(supported(), "AesKeys exist only where the CPU has AES-NI");
         // SAFETY: AES-NI was detected just above.
         unsafe { encrypt_block(&self.rk, index) }
+    }
+
+    /// True if this CPU can run the fused split kernel ([`AesKeys::split`]).
+    pub(crate) fn can_split(&self) -> bool {
+        split_supported()
     }
 
     /// `dest` = the keystream from block `block0` on (the last block may be cut short).
@@ -68,26 +105,54 @@ impl AesKeys {
         true
     }
 
-    /// For every byte `p`: `outs[i][p] = secret[p] ^ xs[i] * KS[16 * block0 + p]`, where KS is
-    /// the keystream: one step of a 2-of-N split whose coefficient R_1 starts at keystream block
-    /// `block0`. Returns `false`, having written nothing, if the CPU cannot run the kernel.
+    /// One step of a K-of-N split with K - 1 = `at.len()` (1 to [`MAX_FUSED`]) whose
+    /// coefficient R_j starts at keystream byte `at[j - 1]`: for every byte `p` and share `i`
+    /// (at x = i + 1), `outs[i][p] = secret[p] ^ x * R_1[p] ^ x^2 * R_2[p] ^ ...`, where
+    /// `R_j[p]` is keystream byte `at[j - 1] + p`. Returns `false`, having written nothing, if
+    /// the CPU cannot run the kernel, `at` has no or more than [`MAX_FUSED`] positions, or
+    /// there are more than [`MAX_FUSED_SHARES`] shares.
     ///
     /// # Panics
-    /// If `xs` and `outs` differ in length or a share's length differs from the secret's.
-    pub(crate) fn split2(
-        &self,
-        block0: u64,
-        xs: &[u8],
-        secret: &[u8],
-        outs: &mut [&mut [u8]],
-    ) -> bool {
-        assert_eq!(xs.len(), outs.len(), "split2: one x per share");
-        assert!(outs.iter().all(|o| o.len() == secret.len()), "split2: length mismatch");
-        if !supported() {
+    /// If there are more than 255 shares, a share's length differs from the secret's, or a
+    /// coefficient would run past keystream byte `u64::MAX`.
+    pub(crate) fn split(&self, at: &[u64], secret: &[u8], outs: &mut [&mut [u8]]) -> bool {
+        assert!(outs.len() <= 255, "split: at most 255 shares");
+        assert!(outs.iter().all(|o| o.len() == secret.len()), "split: length mismatch");
+        assert!(
+            at.iter().all(|a| a.checked_add(secret.len() as u64 + 64).is_some()),
+            "split: keystream position overflows u64"
+        );
+        if at.is_empty() || at.len() > MAX_FUSED || outs.len() > MAX_FUSED_SHARES {
             return false;
         }
-        // SAFETY: the features were detected just above; the lengths were checked.
-        unsafe { split2_kernel(&self.rk, block0, xs, secret, outs) };
+        if !split_supported() {
+            return false;
+        }
+        let shifted = at.iter().any(|a| a % 16 != 0);
+        macro_rules! run {
+            ($k1:literal, $u:literal, $nb:literal) => {{
+                let at: [u64; $k1] = at.try_into().expect("checked length");
+                if shifted {
+                    // SAFETY: the features were detected just above; every share is as long
+                    // as the secret and no keystream block index overflows (both checked
+                    // above); there are fewer than 2^NB shares (the match below).
+                    unsafe { split_kernel::<$k1, $u, $nb, true>(&self.rk, at, secret, outs) }
+                } else {
+                    // SAFETY: as above, and every coefficient starts on a block boundary.
+                    unsafe { split_kernel::<$k1, $u, $nb, false>(&self.rk, at, secret, outs) }
+                }
+            }};
+        }
+        match (at.len(), outs.len() <= 3) {
+            (1, true) => run!(1, 4, 2),
+            (1, false) => run!(1, 4, 3),
+            (2, true) => run!(2, 2, 2),
+            (2, false) => run!(2, 2, 3),
+            (3, true) => run!(3, 1, 2),
+            (3, false) => run!(3, 1, 3),
+            (_, true) => run!(4, 1, 2),
+            (_, false) => run!(4, 1, 3),
+        }
         true
     }
 }
@@ -157,8 +222,10 @@ unsafe fn expand(key: &[u8; 32]) -> [[u8; 16]; 15] {
 ///
 /// # Safety
 /// The CPU must support AES-NI.
+#[cfg(test)]
 #[target_feature(enable = "aes")]
 unsafe fn encrypt_block(rk: &[[u8; 16]; 15], index: u64) -> [u8; 16] {
+    use core::arch::x86_64::{_mm_aesenc_si128, _mm_aesenclast_si128};
     let block = u128::from(index).to_be_bytes();
     let mut out = [0u8; 16];
     // SAFETY: every round key and `block` hold 16 bytes, `out` 16 writable bytes; the loads
@@ -182,22 +249,32 @@ unsafe fn load(k: &[u8; 16]) -> __m128i {
     unsafe { _mm_loadu_si128(k.as_ptr().cast()) }
 }
 
-/// Four counter vectors (16 blocks) through AES-256, rounds interleaved so that the four
+/// `K1 x U` counter vectors (4 blocks each) through AES-256, rounds interleaved so that the
 /// independent chains hide the VAESENC latency.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,gfni,vaes,aes")]
-fn encrypt16(c: [__m512i; 4], k: &[__m512i; 15], bswap: __m512i) -> [__m512i; 4] {
+fn encrypt<const K1: usize, const U: usize>(
+    c: [[__m512i; U]; K1],
+    k: &[__m512i; 15],
+    bswap: __m512i,
+) -> [[__m512i; U]; K1] {
     let mut x = c;
-    for v in &mut x {
-        *v = _mm512_xor_si512(_mm512_shuffle_epi8(*v, bswap), k[0]);
-    }
-    for r in &k[1..14] {
-        for v in &mut x {
-            *v = _mm512_aesenc_epi128(*v, *r);
+    for x in &mut x {
+        for v in x {
+            *v = _mm512_xor_si512(_mm512_shuffle_epi8(*v, bswap), k[0]);
         }
     }
-    for v in &mut x {
-        *v = _mm512_aesenclast_epi128(*v, k[14]);
+    for r in &k[1..14] {
+        for x in &mut x {
+            for v in x {
+                *v = _mm512_aesenc_epi128(*v, *r);
+            }
+        }
+    }
+    for x in &mut x {
+        for v in x {
+            *v = _mm512_aesenclast_epi128(*v, k[14]);
+        }
     }
     x
 }
@@ -226,10 +303,17 @@ fn setup(rk: &[[u8; 16]; 15], block0: u64) -> ([__m512i; 15], __m512i, __m512i, 
         0x0809_0a0b_0c0d_0e0f,
         0x0001_0203_0405_0607,
     );
-    let b = block0 as i64;
-    let ctr = _mm512_set_epi64(b + 3, 0, b + 2, 0, b + 1, 0, b, 0);
     let four = _mm512_set_epi64(4, 0, 4, 0, 4, 0, 4, 0);
-    (k, bswap, ctr, four)
+    (k, bswap, counters(block0), four)
+}
+
+/// The counter vector of blocks `block0` to `block0 + 3`, one per 128-bit lane, as (0, index)
+/// 64-bit lanes (byte-swapped into big-endian blocks by `encrypt`).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,gfni,vaes,aes")]
+fn counters(block0: u64) -> __m512i {
+    let b = block0 as i64;
+    _mm512_set_epi64(b + 3, 0, b + 2, 0, b + 1, 0, b, 0)
 }
 
 /// The next 16 keystream blocks (256 bytes) from the counter vector `ctr` on, as four
@@ -242,7 +326,8 @@ fn next16(ctr: &mut __m512i, k: &[__m512i; 15], bswap: __m512i, four: __m512i) -
     let c2 = _mm512_add_epi64(c1, four);
     let c3 = _mm512_add_epi64(c2, four);
     *ctr = _mm512_add_epi64(c3, four);
-    encrypt16([c0, c1, c2, c3], k, bswap)
+    let [x] = encrypt([[c0, c1, c2, c3]], k, bswap);
+    x
 }
 
 /// The next 4 keystream blocks (64 bytes) from the counter vector `ctr` on; `ctr` moves past
@@ -250,7 +335,7 @@ fn next16(ctr: &mut __m512i, k: &[__m512i; 15], bswap: __m512i, four: __m512i) -
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,gfni,vaes,aes")]
 fn next4(ctr: &mut __m512i, k: &[__m512i; 15], bswap: __m512i, four: __m512i) -> __m512i {
-    let [ks, _, _, _] = encrypt16([*ctr; 4], k, bswap);
+    let [[ks]] = encrypt([[*ctr]], k, bswap);
     *ctr = _mm512_add_epi64(*ctr, four);
     ks
 }
@@ -291,58 +376,206 @@ unsafe fn keystream_kernel(rk: &[[u8; 16]; 15], block0: u64, dest: &mut [u8]) {
     }
 }
 
-/// The kernel behind [`AesKeys::split2`].
+/// True if exponent `j + 1` of coefficient R_{j+1} is a power of two, so that
+/// `x -> x^(j+1) * R` is additive in `x` (a power of the Frobenius map `a -> a^2`).
+const fn additive(j: usize) -> bool {
+    (j + 1).is_power_of_two()
+}
+
+/// The public constants of a split step: `basis[b][j] = (2^b)^(j+1)` broadcast, for the
+/// additive exponents (the basis vector at `x = 2^b` is `sum_j basis[b][j] * R_j`, at `x = 1`
+/// the plain sum), and `cube[i] = x^3` broadcast for share `i` (at x = i + 1), the weight of
+/// R_3 when K >= 4.
+struct Consts<const K1: usize, const NB: usize> {
+    basis: [[__m512i; K1]; NB],
+    cube: Vec<__m512i>,
+}
+
+impl<const K1: usize, const NB: usize> Consts<K1, NB> {
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,gfni,vaes,aes")]
+    fn new(n: usize) -> Self {
+        let mut basis = [[_mm512_setzero_si512(); K1]; NB];
+        for (b, row) in basis.iter_mut().enumerate() {
+            for (j, c) in row.iter_mut().enumerate() {
+                *c = _mm512_set1_epi8(super::pow(1 << b, j as u32 + 1) as i8);
+            }
+        }
+        let cube = if K1 >= 3 {
+            (1..=n).map(|x| _mm512_set1_epi8(super::pow(x as u8, 3) as i8)).collect()
+        } else {
+            Vec::new()
+        };
+        Self { basis, cube }
+    }
+}
+
+/// Writes every share's 64 bytes at `$off` from the secret's vector `$s` and the
+/// coefficients' vectors `$r` (`[__m512i; K1]`): `secret ^ sum_j x^(j+1) * R_{j+1}`, with
+/// `$store(pointer, vector)`. Needs an `unsafe` block: `$store` writes 64 bytes (or a masked
+/// part of them) at `$off` of every share.
+///
+/// The additive part is built from the `NB` basis vectors (see the module docs) in the order
+/// of the binary reflected Gray code of 1..2^NB: consecutive codes differ in one bit, so each
+/// share's additive part is the previous one's XOR one basis vector. `NB` is a constant, so
+/// the loops unroll and the basis stays in registers; codes above N are computed and not
+/// stored. A macro rather than a function so that it is always inlined into the kernel's
+/// loops (as a function, LLVM called it out of line and passed the vectors on the stack).
+macro_rules! write_shares {
+    ($K1:ident, $NB:ident, $U:expr, $r:expr, $s:expr, $consts:expr, $outs:expr, $off:expr, $store:expr) => {{
+        let r: [[__m512i; $K1]; $U] = $r;
+        let consts: &Consts<$K1, $NB> = $consts;
+        let mut basis = [[_mm512_setzero_si512(); $U]; $NB];
+        for (b, (v, c)) in basis.iter_mut().zip(&consts.basis).enumerate() {
+            for (v, r) in v.iter_mut().zip(&r) {
+                for j in 0..$K1 {
+                    if additive(j) {
+                        let t = if b == 0 { r[j] } else { _mm512_gf2p8mul_epi8(r[j], c[j]) };
+                        *v = _mm512_xor_si512(*v, t);
+                    }
+                }
+            }
+        }
+        let n = $outs.len();
+        let mut acc: [__m512i; $U] = $s;
+        for g in 1..1usize << $NB {
+            let (code, before) = (g ^ g >> 1, (g - 1) ^ (g - 1) >> 1);
+            let flip = &basis[(code ^ before).trailing_zeros() as usize];
+            for (a, f) in acc.iter_mut().zip(flip) {
+                *a = _mm512_xor_si512(*a, *f);
+            }
+            let i = code - 1;
+            if i < n {
+                // One share's `U` vectors one after the other: whole cache lines in order.
+                let op = $outs[i].as_mut_ptr().add($off);
+                // The same lines 1 KiB further on prefetched (`_MM_HINT_ET0`, which compiles to
+                // PREFETCHT0 here: PREFETCHW needs the PRFCHW feature, not enabled), so that
+                // the lines are in the cache before the stores reach them instead of each
+                // store missing. 2-of-3 went from about 1.5x to 0.9-1.06x its floor with it.
+                // A prefetch never faults; past the end of a share it is wasted, and
+                // `wrapping_add` keeps the address computation defined.
+                for u in 0..$U {
+                    core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_ET0 }>(
+                        op.wrapping_add(1024 + 64 * u).cast_const().cast(),
+                    );
+                }
+                for (u, (&a, r)) in acc.iter().zip(&r).enumerate() {
+                    let v = if $K1 >= 3 {
+                        let t =
+                            if i == 0 { r[2] } else { _mm512_gf2p8mul_epi8(r[2], consts.cube[i]) };
+                        _mm512_xor_si512(a, t)
+                    } else {
+                        a
+                    };
+                    $store(op.add(64 * u), v);
+                }
+            }
+        }
+    }};
+}
+
+/// The kernel behind [`AesKeys::split`], for `K1` coefficients, `U` vectors of each per
+/// iteration and, if `SHIFT`, coefficients that may start inside a keystream block.
 ///
 /// # Safety
-/// The CPU must support AVX-512F/BW, GFNI, VAES and AES-NI; every share is as long as
-/// `secret` and `xs.len() == outs.len()`.
-#[target_feature(enable = "avx512f,avx512bw,gfni,vaes,aes")]
-unsafe fn split2_kernel(
+/// The CPU must support AVX-512F/BW/VBMI, GFNI, VAES and AES-NI; every share is as long as
+/// `secret`; `at[j] + secret.len() + 64` does not overflow; if not `SHIFT`, every `at[j]` is a
+/// multiple of 16. (There must also be fewer than `2^NB` shares, or the last ones are not
+/// written: a matter of correctness, not of memory safety.)
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi,gfni,vaes,aes")]
+unsafe fn split_kernel<const K1: usize, const U: usize, const NB: usize, const SHIFT: bool>(
     rk: &[[u8; 16]; 15],
-    block0: u64,
-    xs: &[u8],
+    at: [u64; K1],
     secret: &[u8],
     outs: &mut [&mut [u8]],
 ) {
     let len = secret.len();
-    let (k, bswap, mut ctr, four) = setup(rk, block0);
+    let (k, bswap, _, four) = setup(rk, 0);
+    debug_assert!(outs.len() < 1 << NB);
+    let consts = Consts::<K1, NB>::new(outs.len());
+    let mut ctr = at.map(|a| counters(a / 16));
+    // Byte `i` of a coefficient's vector is byte `skip + i` of the two keystream vectors
+    // from its block on: VPERMT2B indices `skip..skip + 64` (below 128).
+    let iota = _mm512_set_epi64(
+        0x3f3e_3d3c_3b3a_3938,
+        0x3736_3534_3332_3130,
+        0x2f2e_2d2c_2b2a_2928,
+        0x2726_2524_2322_2120,
+        0x1f1e_1d1c_1b1a_1918,
+        0x1716_1514_1312_1110,
+        0x0f0e_0d0c_0b0a_0908,
+        0x0706_0504_0302_0100,
+    );
+    let idx = at.map(|a| _mm512_add_epi8(iota, _mm512_set1_epi8((a % 16) as i8)));
+    // With `SHIFT`, the keystream vector the next coefficient vector starts in.
+    let mut prev = [_mm512_setzero_si512(); K1];
+    if SHIFT {
+        for (p, c) in prev.iter_mut().zip(&mut ctr) {
+            *p = next4(c, &k, bswap, four);
+        }
+    }
     let sp = secret.as_ptr();
     let mut off = 0;
-    // 256 bytes (16 blocks) per iteration.
-    while off + 256 <= len {
-        let ks = next16(&mut ctr, &k, bswap, four);
-        // SAFETY: `off + 256 <= len` and the secret and every share are `len` bytes long, so
-        // each 64-byte access at `off + 64 * j` (j < 4) stays inside them; the forms are
-        // unaligned. The features are enabled here and guaranteed by the caller.
-        unsafe {
-            let mut s = [_mm512_setzero_si512(); 4];
-            for (j, s) in s.iter_mut().enumerate() {
-                *s = _mm512_loadu_si512(sp.add(off + 64 * j).cast());
-            }
-            for (o, &x) in outs.iter_mut().zip(xs) {
-                let xv = _mm512_set1_epi8(x as i8);
-                let op = o.as_mut_ptr().add(off);
-                for (j, (s, ks)) in s.iter().zip(&ks).enumerate() {
-                    let v = _mm512_xor_si512(*s, _mm512_gf2p8mul_epi8(*ks, xv));
-                    _mm512_storeu_si512(op.add(64 * j).cast(), v);
-                }
+    while off + 64 * U <= len {
+        let mut c = [[_mm512_setzero_si512(); U]; K1];
+        for (c, ctr) in c.iter_mut().zip(&mut ctr) {
+            for c in c.iter_mut() {
+                *c = *ctr;
+                *ctr = _mm512_add_epi64(*ctr, four);
             }
         }
-        off += 256;
+        // The secret's vectors are loaded before any share of this iteration is stored:
+        // a load issued after a store to an address equal modulo 4096 waits for it (4K
+        // aliasing), and the secret and the shares are usually such neighbours.
+        let mut sv = [_mm512_setzero_si512(); U];
+        for (u, v) in sv.iter_mut().enumerate() {
+            // SAFETY: `off + 64 * (u + 1) <= len`: the 64-byte load stays inside the secret;
+            // unaligned form.
+            *v = unsafe { _mm512_loadu_si512(sp.add(off + 64 * u).cast()) };
+        }
+        let ks = encrypt(c, &k, bswap);
+        let r: [[__m512i; K1]; U] = core::array::from_fn(|u| {
+            core::array::from_fn(|j| {
+                if SHIFT {
+                    let before = if u == 0 { prev[j] } else { ks[j][u - 1] };
+                    _mm512_permutex2var_epi8(before, idx[j], ks[j][u])
+                } else {
+                    ks[j][u]
+                }
+            })
+        });
+        // SAFETY: `off + 64 * U <= len`: the stores stay inside every share (each `len` bytes
+        // long); unaligned form.
+        unsafe {
+            let store = |p: *mut u8, v| _mm512_storeu_si512(p.cast(), v);
+            write_shares!(K1, NB, U, r, sv, &consts, outs, off, store);
+        }
+        if SHIFT {
+            prev = ks.map(|v| v[U - 1]);
+        }
+        off += 64 * U;
     }
-    // The rest, one counter vector (64 bytes) at a time, the last one masked.
+    // The rest, one vector of each coefficient at a time, the last one masked.
     while off < len {
         let rem = (len - off).min(64);
-        let m = first_bytes(rem);
-        let ks = next4(&mut ctr, &k, bswap, four);
+        let mut r = [_mm512_setzero_si512(); K1];
+        for (j, (r, ctr)) in r.iter_mut().zip(&mut ctr).enumerate() {
+            let ks = next4(ctr, &k, bswap, four);
+            *r = if SHIFT {
+                let v = _mm512_permutex2var_epi8(prev[j], idx[j], ks);
+                prev[j] = ks;
+                v
+            } else {
+                ks
+            };
+        }
         // SAFETY: the mask selects the first `rem` bytes at `off`, which the secret and every
         // share hold (`off + rem <= len`); masked-off bytes are not accessed.
         unsafe {
+            let m = first_bytes(rem);
             let s = _mm512_maskz_loadu_epi8(m, sp.add(off).cast());
-            for (o, &x) in outs.iter_mut().zip(xs) {
-                let v = _mm512_xor_si512(s, _mm512_gf2p8mul_epi8(ks, _mm512_set1_epi8(x as i8)));
-                _mm512_mask_storeu_epi8(o.as_mut_ptr().add(off).cast(), m, v);
-            }
+            let store = |p: *mut u8, v| _mm512_mask_storeu_epi8(p.cast(), m, v);
+            write_shares!(K1, NB, 1, [r], [s], &consts, outs, off, store);
         }
         off += rem;
     }
@@ -375,24 +608,76 @@ mod tests {
                 assert_eq!(b, keys.block(7 + (p / 16) as u64)[p % 16], "keystream len={len} p={p}");
             }
         }
-        let secret: Vec<u8> = (0..1000u32).map(|i| (i * 31 + 7) as u8).collect();
-        for n in [1usize, 2, 3, 5] {
-            let xs: Vec<u8> = (1..=n as u8).collect();
-            for len in [0usize, 1, 63, 64, 65, 255, 256, 257, 511, 640, 1000] {
-                for block0 in [0u64, 3, 1 << 40] {
-                    let mut shares = vec![vec![0xa5u8; len]; n];
-                    let mut outs: Vec<&mut [u8]> =
-                        shares.iter_mut().map(Vec::as_mut_slice).collect();
-                    assert!(keys.split2(block0, &xs, &secret[..len], &mut outs));
-                    for (i, share) in shares.iter().enumerate() {
-                        for (p, &got) in share.iter().enumerate() {
-                            let ks = keys.block(block0 + (p / 16) as u64)[p % 16];
-                            let want = secret[p] ^ crate::gf256::mul(xs[i], ks);
-                            assert_eq!(got, want, "n={n} len={len} block0={block0} i={i} p={p}");
+    }
+
+    /// The keystream byte at position `q`, from single blocks.
+    fn ks_byte(keys: &AesKeys, q: u64) -> u8 {
+        keys.block(q / 16)[(q % 16) as usize]
+    }
+
+    /// The fused split step equals the split's formula over the keystream, byte by byte, for
+    /// K - 1 = 1 to 4 coefficients, share counts around the powers of two (the basis; more
+    /// than [`MAX_FUSED_SHARES`] are refused), lengths
+    /// around the vector and loop widths, and coefficient positions on and off block
+    /// boundaries (each coefficient with its own offset).
+    #[test]
+    fn fused_split_matches_the_formula() {
+        let key: [u8; 32] = core::array::from_fn(|i| (i * 11 + 3) as u8);
+        let Some(keys) = AesKeys::new(&key) else {
+            return; // The CPU lacks the features: nothing here can run (detection is tested in gf256).
+        };
+        let fused = split_supported();
+        let secret: Vec<u8> = (0..1100u32).map(|i| (i * 31 + 7) as u8).collect();
+        let lens = [0usize, 1, 15, 63, 64, 65, 127, 128, 129, 255, 256, 257, 320, 511, 1037];
+        let starts: [&[u64]; 6] = [
+            &[0, 1 << 40, 4096, 32],
+            &[3, 19, 1 << 33, 77],
+            &[16, 5, 48, 15],
+            &[1, 2, 3, 4],
+            &[(1 << 50) + 9, 160, 8, 31],
+            &[0, 1037, 2074, 3111],
+        ];
+        let mut runs = 0;
+        for k1 in 1..=MAX_FUSED {
+            for at in starts {
+                let at = &at[..k1];
+                for len in lens {
+                    // R_j, byte by byte from single blocks.
+                    let r: Vec<Vec<u8>> = at
+                        .iter()
+                        .map(|&a| (0..len as u64).map(|p| ks_byte(&keys, a + p)).collect())
+                        .collect();
+                    for n in [1usize, 2, 3, 4, 5, 7, 8, 9, 17] {
+                        let mut shares = vec![vec![0xa5u8; len]; n];
+                        let mut outs: Vec<&mut [u8]> =
+                            shares.iter_mut().map(Vec::as_mut_slice).collect();
+                        let ran = keys.split(at, &secret[..len], &mut outs);
+                        assert_eq!(ran, fused && n <= MAX_FUSED_SHARES, "k1={k1} n={n}");
+                        if !ran {
+                            continue;
+                        }
+                        runs += 1;
+                        for (i, share) in shares.iter().enumerate() {
+                            let x = i as u8 + 1;
+                            for (p, &got) in share.iter().enumerate() {
+                                let mut want = secret[p];
+                                for (j, r) in r.iter().enumerate() {
+                                    let c = crate::gf256::pow(x, j as u32 + 1);
+                                    want ^= crate::gf256::mul(c, r[p]);
+                                }
+                                let case = format!("k1={k1} n={n} len={len} at={at:?} x={x} p={p}");
+                                assert_eq!(got, want, "{case}");
+                            }
                         }
                     }
                 }
             }
         }
+        println!("fused split kernel: {runs} cases checked (fused kernel available: {fused})");
+        // More coefficients than the kernel takes: refused, nothing written.
+        let mut share = [7u8; 3];
+        assert!(!keys.split(&[0; MAX_FUSED + 1], &secret[..3], &mut [&mut share[..]]));
+        assert!(!keys.split(&[], &secret[..3], &mut [&mut share[..]]));
+        assert_eq!(share, [7; 3]);
     }
 }
