@@ -15,6 +15,18 @@ use aes::Aes256;
 use aes::cipher::{BlockCipherEncrypt, KeyInit};
 use zeroize::Zeroize;
 
+/// Where one step of a fused split ([`RandomSource::split_step_at`]) reads its K - 1
+/// coefficients: R_j lies `offset + (j - 1) * stride` bytes ahead of the generator's position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SplitStep {
+    /// The threshold K (at least 2).
+    pub k: usize,
+    /// Where R_1 starts, in bytes ahead of the position.
+    pub offset: u64,
+    /// The distance between R_j and R_{j+1}, in bytes.
+    pub stride: u64,
+}
+
 /// A source of uniformly random bytes: a stream, read in order by [`fill_bytes`], and
 /// optionally readable ahead of its position ([`fill_bytes_at`], then [`advance`]).
 ///
@@ -41,7 +53,8 @@ pub trait RandomSource: Send {
     }
 
     /// One step of a K-of-N split straight from the stream, without storing the random bytes
-    /// and without moving the position: with R_j the `secret.len()` bytes that lie
+    /// and without moving the position: with `step` = `SplitStep { k, offset, stride }` and
+    /// R_j the `secret.len()` bytes that lie
     /// `offset + (j - 1) * stride` bytes ahead of the position (j = 1..K; the bytes
     /// [`RandomSource::fill_bytes_at`] gives there), writes for every byte `p` and share `i`
     /// (at x = i + 1) `outs[i][p] = secret[p] ^ x * R_1[p] ^ x^2 * R_2[p] ^ ...` (GF(2^8)), so
@@ -56,15 +69,8 @@ pub trait RandomSource: Send {
     /// # Panics
     /// May panic if `k < 2`, a share's length differs from the secret's, or there are more
     /// than 255 shares.
-    fn split_step_at(
-        &mut self,
-        k: usize,
-        offset: u64,
-        stride: u64,
-        secret: &[u8],
-        outs: &mut [&mut [u8]],
-    ) -> bool {
-        let _ = (k, offset, stride, secret, outs);
+    fn split_step_at(&mut self, step: SplitStep, secret: &[u8], outs: &mut [&mut [u8]]) -> bool {
+        let _ = (step, secret, outs);
         false
     }
 
@@ -253,14 +259,8 @@ impl RandomSource for CsRng {
     /// The fused kernel (`gf256::AesKeys::split`), for K <= 5 and N <= 7; a reseed that is due happens
     /// first, as in [`RandomSource::fill_bytes_at`].
     #[cfg(target_arch = "x86_64")]
-    fn split_step_at(
-        &mut self,
-        k: usize,
-        offset: u64,
-        stride: u64,
-        secret: &[u8],
-        outs: &mut [&mut [u8]],
-    ) -> bool {
+    fn split_step_at(&mut self, step: SplitStep, secret: &[u8], outs: &mut [&mut [u8]]) -> bool {
+        let SplitStep { k, offset, stride } = step;
         assert!(k >= 2, "split_step_at: K must be at least 2");
         if k - 1 > crate::gf256::MAX_FUSED {
             return false;
@@ -289,41 +289,30 @@ thread_local! {
     static THREAD_RNG: RefCell<Option<CsRng>> = const { RefCell::new(None) };
 }
 
+/// Runs `f` on this thread's generator, seeding it from the OS on first use.
+///
+/// # Panics
+/// If the OS random generator fails on first use in this thread.
+fn with_thread_rng<T>(f: impl FnOnce(&mut CsRng) -> T) -> T {
+    THREAD_RNG.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        f(slot.get_or_insert_with(|| CsRng::from_os().expect("OS random generator unavailable")))
+    })
+}
+
 impl RandomSource for ThreadRng {
     /// # Panics
     /// If the OS random generator fails on first use in this thread.
     fn fill_bytes(&mut self, dest: &mut [u8]) {
-        THREAD_RNG.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            let rng = slot
-                .get_or_insert_with(|| CsRng::from_os().expect("OS random generator unavailable"));
-            rng.fill_bytes(dest);
-        })
+        with_thread_rng(|rng| rng.fill_bytes(dest));
     }
 
     fn fill_bytes_at(&mut self, offset: u64, dest: &mut [u8]) -> bool {
-        THREAD_RNG.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            let rng = slot
-                .get_or_insert_with(|| CsRng::from_os().expect("OS random generator unavailable"));
-            rng.fill_bytes_at(offset, dest)
-        })
+        with_thread_rng(|rng| rng.fill_bytes_at(offset, dest))
     }
 
-    fn split_step_at(
-        &mut self,
-        k: usize,
-        offset: u64,
-        stride: u64,
-        secret: &[u8],
-        outs: &mut [&mut [u8]],
-    ) -> bool {
-        THREAD_RNG.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            let rng = slot
-                .get_or_insert_with(|| CsRng::from_os().expect("OS random generator unavailable"));
-            rng.split_step_at(k, offset, stride, secret, outs)
-        })
+    fn split_step_at(&mut self, step: SplitStep, secret: &[u8], outs: &mut [&mut [u8]]) -> bool {
+        with_thread_rng(|rng| rng.split_step_at(step, secret, outs))
     }
 
     fn advance(&mut self, n: u64) {

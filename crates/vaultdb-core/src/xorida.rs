@@ -19,7 +19,7 @@
 
 use crate::error::{Result, VaultError};
 use crate::gf256::{self, Base, Kernel, MAX_TERMS};
-use crate::rng::RandomSource;
+use crate::rng::{RandomSource, SplitStep};
 use crate::wipe::SecretVec;
 
 /// Bytes per step of [`Xorida::interpolate`]: small enough for the working set of a step to
@@ -179,7 +179,11 @@ impl Xorida {
         // the L1 cache, and combined by the kernel; a source that can only be read in order
         // takes `split_sweeps`.
         let mut fused = self.kernel.isa() == gf256::Isa::Avx512Gfni
-            && rng.split_step_at(t.k(), 0, len as u64, &secret[..row], &mut step(outs, 0..row));
+            && rng.split_step_at(
+                SplitStep { k: t.k(), offset: 0, stride: len as u64 },
+                &secret[..row],
+                &mut step(outs, 0..row),
+            );
         if !fused && !rng.fill_bytes_at(0, &mut coeffs[..row]) {
             return self.split_sweeps(t, secret, rng, outs, observe, &pows, &mut coeffs);
         }
@@ -187,9 +191,9 @@ impl Xorida {
             let end = len.min(start + SPLIT_STEP);
             let n = end - start;
             if start > 0 && fused {
-                let (k, stride) = (t.k(), len as u64);
+                let at = SplitStep { k: t.k(), offset: start as u64, stride: len as u64 };
                 let mut outs = step(outs, start..end);
-                fused = rng.split_step_at(k, start as u64, stride, &secret[start..end], &mut outs);
+                fused = rng.split_step_at(at, &secret[start..end], &mut outs);
             }
             if !fused {
                 for (j, r) in coeffs.chunks_mut(row).enumerate() {

@@ -8,7 +8,7 @@
 
 use proptest::prelude::*;
 use vaultdb_core::gf256::{Isa, Kernel};
-use vaultdb_core::rng::{CsRng, RandomSource};
+use vaultdb_core::rng::{CsRng, RandomSource, SplitStep};
 use vaultdb_core::{Threshold, Xorida};
 
 /// Lengths around the vector widths (16, 32, 64) and page size.
@@ -115,15 +115,8 @@ impl RandomSource for Counting {
         self.rng.fill_bytes_at(offset, dest)
     }
 
-    fn split_step_at(
-        &mut self,
-        k: usize,
-        offset: u64,
-        stride: u64,
-        secret: &[u8],
-        outs: &mut [&mut [u8]],
-    ) -> bool {
-        let done = self.rng.split_step_at(k, offset, stride, secret, outs);
+    fn split_step_at(&mut self, step: SplitStep, secret: &[u8], outs: &mut [&mut [u8]]) -> bool {
+        let done = self.rng.split_step_at(step, secret, outs);
         self.fused_steps += usize::from(done);
         done
     }

@@ -23,11 +23,10 @@ struct Node {
 
 const SETTLE: Duration = Duration::from_millis(300);
 
-async fn cluster() -> (Vec<Node>, VaultDb) {
-    let start = tokio::time::Instant::now();
-    let wall: vaultdb_core::WallClock =
-        Arc::new(move || 1_700_000_000_000_000 + start.elapsed().as_micros() as u64);
-    let mut b = VaultDb::builder()
+/// A 2-of-3 builder on virtual time: no read-repair, no hedging, short calls, settling
+/// after [`SETTLE`], marks stamped by `wall`.
+fn builder(wall: vaultdb_core::WallClock) -> vaultdb_core::VaultDbBuilder {
+    VaultDb::builder()
         .threshold(2)
         .read_repair(false)
         .hedge_after(None)
@@ -38,7 +37,14 @@ async fn cluster() -> (Vec<Node>, VaultDb) {
             max_backoff: Duration::from_millis(1),
         })
         .settle_after(SETTLE)
-        .wall_clock(wall);
+        .wall_clock(wall)
+}
+
+async fn cluster() -> (Vec<Node>, VaultDb) {
+    let start = tokio::time::Instant::now();
+    let wall: vaultdb_core::WallClock =
+        Arc::new(move || 1_700_000_000_000_000 + start.elapsed().as_micros() as u64);
+    let mut b = builder(wall);
     let mut nodes = Vec::new();
     for i in 0..3 {
         let mem = Arc::new(MemoryBackend::new(format!("b{i}"), format!("backend {i}")));
@@ -344,19 +350,7 @@ async fn a_share_size_lied_about_while_settling_is_not_asked_for_by_fast_reads()
         listed_size: 0.into(),
         largest_ask: 0.into(),
     });
-    let mut b = VaultDb::builder()
-        .threshold(2)
-        .read_repair(false)
-        .hedge_after(None)
-        .call_policy(CallPolicy {
-            timeout: Duration::from_millis(100),
-            max_attempts: 1,
-            base_backoff: Duration::from_millis(1),
-            max_backoff: Duration::from_millis(1),
-        })
-        .settle_after(SETTLE)
-        .wall_clock(wall)
-        .backend_arc(liar.clone() as Arc<dyn StorageBackend>);
+    let mut b = builder(wall).backend_arc(liar.clone() as Arc<dyn StorageBackend>);
     for i in 1..3 {
         b = b.backend(MemoryBackend::new(format!("b{i}"), format!("backend {i}")));
     }
