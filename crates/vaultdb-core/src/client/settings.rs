@@ -117,10 +117,12 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// How long an operation that already has what it needs from some backends waits for
-    /// the others ([`straggler_wait`]): `max(1 s, 4 x hedge_after)`, `None` with hedging
-    /// off. Tools built on the client (the `vaultdb` binary's store lookup and exit) use
-    /// the same bound.
+    /// How long an operation that already has what it needs from some backends (a read
+    /// that decided its version, a put with W acknowledgements, a delete with N-K+1
+    /// tombstones, a list with K listings) waits for the others before it goes on without
+    /// them: `max(1 s, 4 x hedge_after)`, `None` with hedging off (as long as the calls
+    /// take). Tools built on the client (the `vaultdb` binary's store lookup) use the same
+    /// bound.
     pub fn straggler_wait(&self) -> Option<Duration> {
         straggler_wait(self.hedge_after)
     }

@@ -8,7 +8,7 @@
 //! (`server.tls_reload_interval`),
 //! and a reload that fails keeps the configuration in use and logs why (paths and the
 //! parser's reason, never key material). The server's connections
-//! ([`super::connections`]) each do their handshake with the configuration in use when it
+//! (`connections.rs`) each do their handshake with the configuration in use when it
 //! began, in their own task (a slow client holds up no one else).
 
 use std::path::{Path, PathBuf};

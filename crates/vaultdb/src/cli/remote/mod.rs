@@ -30,13 +30,14 @@ use futures::StreamExt;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{RequestBuilder, Response};
-use rustls::pki_types::pem::{self, PemObject};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::Deserialize;
 use serde_json::json;
 use vaultdb_core::naming::validate_id;
 use zeroize::Zeroizing;
 
+mod transport;
+
+use self::transport::{body_of, is_loopback, tls_config};
 use super::admin::{enough_up, repair_report, status_text};
 use super::args::PutArgs;
 use super::output::{Output, progress_bar, write_failed};
@@ -695,83 +696,4 @@ struct Page {
 /// Whether an answer says the operation ran with a backend missing or failing.
 fn is_degraded(h: &HeaderMap) -> bool {
     h.get(DEGRADED_HEADER).is_some_and(|v| v.as_bytes() == b"true")
-}
-
-/// A request body streamed from `reader` in 1 MiB reads, counting the bytes into `sent`.
-fn body_of(
-    reader: impl tokio::io::AsyncRead + Send + 'static,
-    sent: Arc<AtomicU64>,
-) -> reqwest::Body {
-    let stream = tokio_util::io::ReaderStream::with_capacity(reader, 1 << 20).inspect(move |c| {
-        if let Ok(c) = c {
-            sent.fetch_add(c.len() as u64, Ordering::SeqCst);
-        }
-    });
-    reqwest::Body::wrap_stream(stream)
-}
-
-/// Whether `host` (a URL's host: an IP address, IPv6 in brackets, or a name) is a loopback
-/// address.
-fn is_loopback(host: &str) -> bool {
-    let ip = host.trim_start_matches('[').trim_end_matches(']');
-    ip.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-/// The certificates of the PEM file `p` (`flag` names it in errors).
-fn read_certs(flag: &str, p: &Path) -> Result<Vec<CertificateDer<'static>>, CliError> {
-    let bad = |e: String| CliError::input(format!("{flag} {}: {e}", p.display()));
-    let certs = CertificateDer::pem_file_iter(p)
-        .map_err(|e| bad(e.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(bad("no certificate in it".into()));
-    }
-    Ok(certs)
-}
-
-/// The TLS configuration of the client: the system's CA certificates, or `ca_cert`'s; the
-/// client certificate and key of `client`, if given.
-fn tls_config(
-    ca_cert: Option<&Path>,
-    client: Option<(&Path, &Path)>,
-) -> Result<rustls::ClientConfig, CliError> {
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_cert {
-        Some(p) => {
-            for c in read_certs("--ca-cert", p)? {
-                roots
-                    .add(c)
-                    .map_err(|e| CliError::input(format!("--ca-cert {}: {e}", p.display())))?;
-            }
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            roots.add_parsable_certificates(found.certs);
-        }
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| CliError::new("INTERNAL_ERROR", format!("TLS: {e}")))?
-        .with_root_certificates(roots);
-    let mut config = match client {
-        None => builder.with_no_client_auth(),
-        Some((cert, key)) => {
-            let certs = read_certs("--client-cert", cert)?;
-            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| {
-                // The parser's details could quote the file: only the kind of failure.
-                let why = match e {
-                    pem::Error::Io(e) => e.to_string(),
-                    _ => "no PEM private key in it".to_owned(),
-                };
-                CliError::input(format!("--client-key {}: {why}", key.display()))
-            })?;
-            builder.with_client_auth_cert(certs, key).map_err(|e| {
-                CliError::input(format!("--client-cert {} with --client-key: {e}", cert.display()))
-            })?
-        }
-    };
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
 }
