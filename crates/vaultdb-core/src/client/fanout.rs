@@ -297,6 +297,24 @@ pub(crate) fn group_versions(listing: &TagListing) -> BTreeMap<Version, Vec<(usi
     by_version
 }
 
+/// A deadline that, once armed, ends a wait for more answers.
+type Patience = Option<std::pin::Pin<Box<tokio::time::Sleep>>>;
+
+/// The next of `running`'s answers, or `None` when there are none left or `patience` is armed
+/// and runs out first.
+async fn next_within<S: futures::Stream + Unpin>(
+    running: &mut S,
+    patience: &mut Patience,
+) -> Option<S::Item> {
+    match patience.as_mut() {
+        Some(deadline) => tokio::select! {
+            next = running.next() => next,
+            () = deadline => None,
+        },
+        None => running.next().await,
+    }
+}
+
 /// The backends of one store, in share order, and how to call them.
 pub(crate) struct Fanout {
     backends: Vec<Arc<dyn StorageBackend>>,
@@ -419,16 +437,8 @@ impl Fanout {
         let mut answers: Vec<Option<T>> = (0..running.len()).map(|_| None).collect();
         let mut ok = 0;
         let start = tokio::time::Instant::now();
-        let mut patience: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
-        loop {
-            let next = match patience.as_mut() {
-                Some(deadline) => tokio::select! {
-                    next = running.next() => next,
-                    () = deadline => break,
-                },
-                None => running.next().await,
-            };
-            let Some((i, answer)) = next else { break };
+        let mut patience: Patience = None;
+        while let Some((i, answer)) = next_within(&mut running, &mut patience).await {
             ok += usize::from(done(&answer));
             answers[i] = Some(answer);
             if ok >= enough
@@ -744,16 +754,8 @@ impl Fanout {
         let mut listing: TagListing = (0..self.n()).map(|_| Err(CallError::NotAwaited)).collect();
         let mut waiting = self.n();
         // Armed while the version is decided and only the extra listings are missing.
-        let mut patience: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
-        loop {
-            let next = match patience.as_mut() {
-                Some(deadline) => tokio::select! {
-                    next = calls.next() => next,
-                    () = deadline => break,
-                },
-                None => calls.next().await,
-            };
-            let Some((i, r)) = next else { break };
+        let mut patience: Patience = None;
+        while let Some((i, r)) = next_within(&mut calls, &mut patience).await {
             listing[i] = r;
             waiting -= 1;
             if waiting == 0 || waiting >= k {
