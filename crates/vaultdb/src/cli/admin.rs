@@ -13,30 +13,60 @@ use crate::config::Loaded;
 use crate::error::{AUDIT_CHAIN_BROKEN, CliError};
 use crate::service::Operation;
 
-/// `status --json`: the health report as one document.
-fn health_json(h: &Health, write_quorum: Option<usize>) -> serde_json::Value {
-    let backends: Vec<serde_json::Value> = h
-        .backends
-        .iter()
-        .map(|b| {
-            json!({
-                "id": b.id,
-                "name": b.name,
-                "up": b.up,
-                "latency_ms": b.latency.as_secs_f64() * 1000.0,
-                "error": b.error,
+/// `status --json`: the health report as one document. The remote `status` reads the
+/// server's in the same shape and prints it again.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(super) struct StatusDoc {
+    pub k: usize,
+    pub n: usize,
+    /// `None` when the store could not be opened.
+    pub write_quorum: Option<usize>,
+    pub up: usize,
+    pub margin: i64,
+    #[serde(default)]
+    pub opened: bool,
+    pub backends: Vec<BackendDoc>,
+}
+
+/// One backend of a [`StatusDoc`].
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(super) struct BackendDoc {
+    pub id: String,
+    pub name: String,
+    pub up: bool,
+    pub latency_ms: f64,
+    pub error: Option<String>,
+}
+
+impl StatusDoc {
+    /// The document of a health report (`write_quorum`: `None` if the store did not open).
+    fn of(h: &Health, write_quorum: Option<usize>) -> Self {
+        let backends = h
+            .backends
+            .iter()
+            .map(|b| BackendDoc {
+                id: b.id.clone(),
+                name: b.name.clone(),
+                up: b.up,
+                latency_ms: b.latency.as_secs_f64() * 1000.0,
+                error: b.error.clone(),
             })
-        })
-        .collect();
-    json!({
-        "k": h.k,
-        "n": h.n,
-        "write_quorum": write_quorum,
-        "up": h.up,
-        "margin": h.margin,
-        "opened": write_quorum.is_some(),
-        "backends": backends,
-    })
+            .collect();
+        Self {
+            k: h.k,
+            n: h.n,
+            write_quorum,
+            up: h.up,
+            margin: h.margin as i64,
+            opened: write_quorum.is_some(),
+            backends,
+        }
+    }
+
+    /// As JSON.
+    pub(super) fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
 }
 
 /// The rows `status` prints for a health report.
@@ -75,7 +105,7 @@ pub(super) async fn status(explicit: Option<&Path>, out: Output) -> Result<(), C
                         backends_table(&rows_of(&h))
                     )
                 },
-                || health_json(&h, None),
+                || StatusDoc::of(&h, None).to_json(),
             )?;
             return Err(e);
         }
@@ -84,7 +114,7 @@ pub(super) async fn status(explicit: Option<&Path>, out: Output) -> Result<(), C
     let wq = db.write_quorum();
     out.emit(
         || status_text(h.k, h.n, wq, h.up, h.margin as i64, &rows_of(&h)),
-        || health_json(&h, Some(wq)),
+        || StatusDoc::of(&h, Some(wq)).to_json(),
     )?;
     enough_up(h.k, h.n, h.up, h.margin as i64)
 }

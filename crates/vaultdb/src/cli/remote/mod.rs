@@ -38,7 +38,7 @@ use zeroize::Zeroizing;
 mod transport;
 
 use self::transport::{body_of, is_loopback, tls_config};
-use super::admin::{enough_up, repair_report, status_text};
+use super::admin::{StatusDoc, enough_up, repair_report, status_text};
 use super::args::PutArgs;
 use super::output::{Output, progress_bar, write_failed};
 use super::records::{Interrupt, open_input, parse_meta};
@@ -604,24 +604,10 @@ impl Remote {
     pub(super) async fn status(&self, out: Output) -> Result<(), CliError> {
         let url = format!("{}/v1/status", self.base);
         let resp = self.send(self.request(reqwest::Method::GET, url)).await?;
-        #[derive(Deserialize)]
-        struct Backend {
-            id: String,
-            name: String,
-            up: bool,
-            latency_ms: f64,
-            error: Option<String>,
-        }
-        #[derive(Deserialize)]
-        struct Status {
-            k: usize,
-            n: usize,
-            write_quorum: usize,
-            up: usize,
-            margin: i64,
-            backends: Vec<Backend>,
-        }
-        let s: Status = self.json(resp).await?;
+        let mut s: StatusDoc = self.json(resp).await?;
+        // The server answers about the store it opened.
+        s.opened = true;
+        let write_quorum = s.write_quorum.unwrap_or(s.n);
         // The server's words, printed: without control characters.
         let rows: Vec<_> = s
             .backends
@@ -632,33 +618,7 @@ impl Remote {
                 (one_line(&b.id), one_line(&b.name), b.error.as_deref().map(one_line), latency)
             })
             .collect();
-        out.emit(
-            || status_text(s.k, s.n, s.write_quorum, s.up, s.margin, &rows),
-            || {
-                let backends: Vec<_> = s
-                    .backends
-                    .iter()
-                    .map(|b| {
-                        json!({
-                            "id": b.id,
-                            "name": b.name,
-                            "up": b.up,
-                            "latency_ms": b.latency_ms,
-                            "error": b.error,
-                        })
-                    })
-                    .collect();
-                json!({
-                    "k": s.k,
-                    "n": s.n,
-                    "write_quorum": s.write_quorum,
-                    "up": s.up,
-                    "margin": s.margin,
-                    "opened": true,
-                    "backends": backends,
-                })
-            },
-        )?;
+        out.emit(|| status_text(s.k, s.n, write_quorum, s.up, s.margin, &rows), || s.to_json())?;
         enough_up(s.k, s.n, s.up, s.margin)
     }
 
