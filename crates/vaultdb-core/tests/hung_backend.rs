@@ -113,3 +113,28 @@ async fn with_write_quorum_n_a_put_fails_when_a_backend_hangs() {
     assert_eq!(e.code(), ErrorCode::BackendError);
     assert!(e.to_string().contains("b2: timed out"), "{e}");
 }
+
+/// A health check (`vaultdb status`, the server's `/health`, which Kubernetes' readiness
+/// probe and Docker's health check call with a 5 s limit) must answer promptly while K
+/// backends do, calling the hung one down. Before, it waited out the hung backend's read
+/// check and then its write check: 60 s, so one hung cloud failed every replica's readiness
+/// probe at once and took a 2-of-3 deployment out of its load balancer.
+#[tokio::test(start_paused = true)]
+async fn health_reports_a_hung_backend_down_within_seconds() {
+    let (db, hang) = store(3).await;
+    hang.set_delay(HUNG);
+    for round in 0..2 {
+        let (h, took) = timed(db.health()).await;
+        assert!(took < PROMPT, "round {round}: health took {took:?}");
+        assert_eq!((h.up, h.margin), (2, 0), "round {round}");
+        let hung = &h.backends[2];
+        assert!(!hung.up && !hung.readable, "round {round}: {hung:?}");
+        assert!(hung.error.as_deref().is_some_and(|e| e.contains("no answer")), "{hung:?}");
+        assert!(h.backends[..2].iter().all(|b| b.up && b.error.is_none()), "{h:?}");
+    }
+
+    // The same without an open store (status of a store that cannot be opened).
+    let (h, took) = timed(vaultdb_core::Health::probe(db.backends(), 2, db.settings())).await;
+    assert!(took < PROMPT, "Health::probe took {took:?}");
+    assert_eq!(h.unwrap().up, 2);
+}

@@ -243,14 +243,22 @@ fn call_error_text(e: CallError) -> String {
 /// directory is gone, whose credentials only allow reading, or that is full is down for
 /// writes; one that hangs is down. Needs no open store (for `status` when the store cannot
 /// be opened). The probe object holds no data of the store.
+///
+/// Once `enough` backends passed both checks, the others get `straggler_wait` more (as the
+/// data path gives them, [`Fanout::gather`]) and are then down with "no answer": one hung
+/// backend costs a health check that long, not a call timeout, so that the server's
+/// `/health` answers within the readiness probe's limit while K backends do. A backend
+/// whose read check timed out is not asked to write (that would time out as well).
 pub(crate) async fn probe(
     backends: &[Arc<dyn StorageBackend>],
     keyring_key: &Key,
     probe_key: &Key,
     policy: &CallPolicy,
+    (enough, straggler_wait): (usize, Option<Duration>),
 ) -> Vec<Probed> {
     let once = CallPolicy { max_attempts: 1, ..*policy };
     let once = &once;
+    let start = tokio::time::Instant::now();
     let calls = backends.iter().map(|b| async move {
         let start = std::time::Instant::now();
         let slot_prefix = keyring_key.as_prefix();
@@ -259,14 +267,18 @@ pub(crate) async fn probe(
             Err(e) => Err(e),
         };
         let latency = start.elapsed();
-        let write = match once
-            .run(|| {
-                b.put(probe_key, bytes::Bytes::from_static(b"vaultdb probe"), PutMode::Overwrite)
-            })
-            .await
-        {
-            Ok(_) => once.run(|| b.delete(probe_key)).await.map(|_| ()),
-            Err(e) => Err(e),
+        let write = match &read {
+            Err(CallError::TimedOut) => Err(CallError::TimedOut),
+            _ => match once
+                .run(|| {
+                    let probe = bytes::Bytes::from_static(b"vaultdb probe");
+                    b.put(probe_key, probe, PutMode::Overwrite)
+                })
+                .await
+            {
+                Ok(_) => once.run(|| b.delete(probe_key)).await.map(|_| ()),
+                Err(e) => Err(e),
+            },
         };
         let (readable, writable) = (read.is_ok(), write.is_ok());
         let error = match (read, write) {
@@ -276,7 +288,16 @@ pub(crate) async fn probe(
         };
         Probed { latency, readable, writable, error }
     });
-    futures::future::join_all(calls).await
+    let not_awaited = || Probed {
+        latency: start.elapsed(),
+        readable: false,
+        writable: false,
+        error: Some(format!(
+            "no answer within {:.1} s (after {enough} other backends passed)",
+            start.elapsed().as_secs_f64()
+        )),
+    };
+    gather(calls, enough, |p: &Probed| p.readable && p.writable, not_awaited, straggler_wait).await
 }
 
 /// Versions seen in a listing, newest last, each with the backends holding a share of its
@@ -295,6 +316,36 @@ pub(crate) fn group_versions(listing: &TagListing) -> BTreeMap<Version, Vec<(usi
         }
     }
     by_version
+}
+
+/// [`Fanout::gather`] with the wait for stragglers given: `None` waits for every call.
+async fn gather<T, Fut>(
+    calls: impl IntoIterator<Item = Fut>,
+    enough: usize,
+    done: impl Fn(&T) -> bool,
+    not_awaited: impl Fn() -> T,
+    straggler_wait: Option<Duration>,
+) -> Vec<T>
+where
+    Fut: std::future::Future<Output = T>,
+{
+    let mut running: FuturesUnordered<_> =
+        calls.into_iter().enumerate().map(|(i, f)| async move { (i, f.await) }).collect();
+    let mut answers: Vec<Option<T>> = (0..running.len()).map(|_| None).collect();
+    let mut ok = 0;
+    let start = tokio::time::Instant::now();
+    let mut patience: Patience = None;
+    while let Some((i, answer)) = next_within(&mut running, &mut patience).await {
+        ok += usize::from(done(&answer));
+        answers[i] = Some(answer);
+        if ok >= enough
+            && patience.is_none()
+            && let Some(wait) = straggler_wait
+        {
+            patience = Some(Box::pin(tokio::time::sleep(wait.max(start.elapsed()))));
+        }
+    }
+    answers.into_iter().map(|a| a.unwrap_or_else(&not_awaited)).collect()
 }
 
 /// A deadline that, once armed, ends a wait for more answers.
@@ -411,6 +462,7 @@ impl Fanout {
             &self.keyspace.keyring_key(),
             &self.keyspace.probe_key(),
             &self.policy,
+            (self.k(), straggler_wait(self.hedge_after)),
         )
         .await
     }
@@ -432,23 +484,7 @@ impl Fanout {
     where
         Fut: std::future::Future<Output = T>,
     {
-        let mut running: FuturesUnordered<_> =
-            calls.into_iter().enumerate().map(|(i, f)| async move { (i, f.await) }).collect();
-        let mut answers: Vec<Option<T>> = (0..running.len()).map(|_| None).collect();
-        let mut ok = 0;
-        let start = tokio::time::Instant::now();
-        let mut patience: Patience = None;
-        while let Some((i, answer)) = next_within(&mut running, &mut patience).await {
-            ok += usize::from(done(&answer));
-            answers[i] = Some(answer);
-            if ok >= enough
-                && patience.is_none()
-                && let Some(wait) = straggler_wait(self.hedge_after)
-            {
-                patience = Some(Box::pin(tokio::time::sleep(wait.max(start.elapsed()))));
-            }
-        }
-        answers.into_iter().map(|a| a.unwrap_or_else(&not_awaited)).collect()
+        gather(calls, enough, done, not_awaited, straggler_wait(self.hedge_after)).await
     }
 
     // --- Writes and deletes -------------------------------------------------------------

@@ -99,10 +99,10 @@ pub struct Health {
 
 impl Health {
     /// Probes `backends` directly, without opening the store (for reporting on a store that
-    /// cannot be opened): each is asked, concurrently, for one page of the listing of its
-    /// keyring slot under `settings.prefix`, one attempt bounded by the call policy's
-    /// timeout. [`VaultDb::health`] asks the same of an open store's backends. `threshold`
-    /// is K, for the margin.
+    /// cannot be opened): each is checked, concurrently, as [`VaultDb::health`] checks an
+    /// open store's backends (its keyring slot under `settings.prefix` read, a probe
+    /// written; once `threshold` passed, the others get [`Settings::straggler_wait`] more).
+    /// `threshold` is K, for the margin.
     ///
     /// # Errors
     /// `INVALID_CONFIG` if `settings.prefix` is not a valid key prefix.
@@ -112,9 +112,10 @@ impl Health {
         settings: &Settings,
     ) -> Result<Health> {
         let ks = KeySpace::new(&settings.prefix)?;
+        let (keyring, probe) = (ks.keyring_key(), ks.probe_key());
+        let patience = (threshold, settings.straggler_wait());
         let probed =
-            fanout::probe(backends, &ks.keyring_key(), &ks.probe_key(), &settings.call_policy)
-                .await;
+            fanout::probe(backends, &keyring, &probe, &settings.call_policy, patience).await;
         Ok(Health::of(threshold, backends, probed))
     }
 
@@ -358,9 +359,11 @@ impl VaultDb {
         Ok(report)
     }
 
-    /// Asks every backend for a cheap listing (one attempt, bounded by the call policy's
-    /// timeout) and reports who is up. See [`Health::probe`] for a store that cannot be
-    /// opened.
+    /// Checks every backend (a read of its keyring slot and a probe write, one attempt each,
+    /// bounded by the call policy's timeout) and reports who is up. Once K backends passed,
+    /// the others get [`Settings::straggler_wait`] more and are then down ("no answer"), so
+    /// a hung backend costs a health check about a second, not a call timeout. See
+    /// [`Health::probe`] for a store that cannot be opened.
     pub async fn health(&self) -> Health {
         let inner = &self.inner;
         let probed = inner.fanout.probe().await;
