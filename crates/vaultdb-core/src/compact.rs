@@ -193,17 +193,26 @@ impl Compact {
         let s = outs[0].len() - KEY_LEN;
         let failed = |e: reed_solomon_simd::Error| VaultError::SplitFailed(e.to_string());
         let (originals, recoveries) = outs.split_at_mut(k);
-        with_encoder(k, n - k, s, |encoder| {
-            for out in originals.iter() {
-                encoder.add_original_shard(&out[KEY_LEN..])?;
-            }
-            let result = encoder.encode()?;
-            for (out, recovery) in recoveries.iter_mut().zip(result.recovery_iter()) {
-                out[KEY_LEN..].copy_from_slice(recovery);
-            }
-            Ok(())
-        })
-        .map_err(failed)
+        // Column by column (the code works on each CHUNK-byte column on its own, so this
+        // gives the same bytes as one pass over whole shards), so that the encoder's work
+        // buffer and the columns it reads and writes stay in the cache.
+        let mut from = KEY_LEN;
+        while from < KEY_LEN + s {
+            let to = (from + DISPERSE_COLUMNS).min(KEY_LEN + s);
+            with_encoder(k, n - k, to - from, |encoder| {
+                for out in originals.iter() {
+                    encoder.add_original_shard(&out[from..to])?;
+                }
+                let result = encoder.encode()?;
+                for (out, recovery) in recoveries.iter_mut().zip(result.recovery_iter()) {
+                    out[from..to].copy_from_slice(recovery);
+                }
+                Ok(())
+            })
+            .map_err(failed)?;
+            from = to;
+        }
+        Ok(())
     }
 
     /// Changes the first [`CHUNK`] ciphertext bytes of shard 1 by XOR-ing `delta` into them,
@@ -402,6 +411,10 @@ fn check_shares(t: Threshold, shares: &[SharePoint<'_>]) -> Result<usize> {
 /// The erasure code's column width: it works on each `CHUNK`-byte column of the shards
 /// (32 symbols of 16 bits) on its own.
 pub const CHUNK: usize = 64;
+
+/// How many bytes of each shard [`Compact::disperse`] codes at a time: a multiple of
+/// [`CHUNK`], small enough that K + N - K columns and the encoder's work stay in the cache.
+const DISPERSE_COLUMNS: usize = 256 * CHUNK;
 
 /// Shards up to this long are coded with a per-thread encoder and decoder whose work
 /// buffers are kept between calls (they hold ciphertext only); longer ones with fresh ones,
