@@ -89,7 +89,9 @@ impl Clock {
         &GLOBAL
     }
 
-    fn wall_micros() -> u64 {
+    /// This machine's wall clock, in microseconds since the Unix epoch: what versions are
+    /// stamped with (before `max` with the last one).
+    pub(crate) fn wall_micros() -> u64 {
         SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
     }
 

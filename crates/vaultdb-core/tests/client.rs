@@ -695,6 +695,36 @@ async fn a_cleanup_that_can_finish_at_once_is_done_when_put_returns() {
     }
 }
 
+/// Microseconds since the Unix epoch, now.
+fn now_micros() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64
+}
+
+/// One backend lists a share of a record under a far-future version (a name it made up:
+/// names carry no MAC). A delete must not take that version as a concurrent writer's and
+/// write its own tombstone past it, nor move the client's clock there: both made every
+/// later put of the id acknowledged and then unreadable (hidden by a tombstone a century
+/// ahead), and every later version of the process a century ahead.
+#[tokio::test]
+async fn a_far_future_version_listed_by_one_backend_does_not_poison_deletes_or_the_clock() {
+    let (nodes, db) = cluster(3, 2, 3).await;
+    db.put(rec("acct", "v1")).await.unwrap();
+    let century = 100 * 365 * 24 * 3600 * 1_000_000u64;
+    let future = vaultdb_core::Version::from_parts(now_micros() + century, 7).to_text();
+    let (key, bytes) =
+        nodes[0].mem.snapshot().into_iter().find(|(k, _)| k.contains("/r/")).expect("a share");
+    let (dir, name) = key.rsplit_once('/').unwrap();
+    let forged = format!("{dir}/{future}{}", &name[future.len()..]);
+    nodes[0].mem.raw_put(forged, bytes);
+
+    db.delete("acct").await.unwrap();
+    let put = db.put(rec("acct", "v2")).await.unwrap();
+    assert!(put.version.micros() < now_micros() + 3_600_000_000, "the clock moved ahead");
+    assert_eq!(data_of(&db, "acct").await.unwrap(), "v2", "an acknowledged put was lost");
+    let other = db.put(rec("other", "x")).await.unwrap();
+    assert!(other.version.micros() < now_micros() + 3_600_000_000, "the clock moved ahead");
+}
+
 #[tokio::test]
 async fn bad_ids_are_rejected_and_nothing_is_written() {
     let (nodes, db) = cluster(3, 2, 3).await;

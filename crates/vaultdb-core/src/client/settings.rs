@@ -198,6 +198,13 @@ impl Settings {
             self.call_policy.longest_call().saturating_mul(2).saturating_add(SETTLE_SKEW)
         })
     }
+
+    /// The clock skew between clients these settings assume (docs/SECURITY.md, A2): the
+    /// settle delay less twice the longest call, 30 s by default. A version stamped further
+    /// ahead of this client's wall clock than that was written by no client.
+    pub(crate) fn max_clock_skew(&self) -> Duration {
+        self.settle_delay().saturating_sub(self.call_policy.longest_call().saturating_mul(2))
+    }
 }
 
 /// How long an operation that already has what it needs (a read that has decided its

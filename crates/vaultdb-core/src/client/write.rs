@@ -12,6 +12,7 @@
 //!
 //! [`Settings::segment_size`]: super::Settings::segment_size
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -20,7 +21,7 @@ use futures::stream::{FuturesOrdered, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::call::CallError;
-use super::fanout::Listed;
+use super::fanout::{Listed, TagListing};
 use super::marks::MarkKind;
 use super::{Inner, VaultDb};
 use crate::backend::{Key, PutMode};
@@ -118,6 +119,35 @@ impl Inner {
             let key = self.fanout.keyspace().segment_key(tag, version, i);
             self.fanout.delete_everywhere(&key).await;
         }
+    }
+
+    /// The newest version (tombstones aside) in a record's listing that some client can
+    /// have written: one that K backends list, or one stamped no further ahead of this
+    /// machine's clock (which versions are stamped with) than the clock skew the settings
+    /// allow. Names carry no MAC, so
+    /// one backend can list any version; taken as a writer's, a made-up version a century
+    /// ahead made a delete write its tombstone past it (every later put of the id then
+    /// acknowledged and unreadable) and moved this process's clock there. Versions passed
+    /// over are logged with the backends that listed them.
+    fn newest_credible(&self, listing: &TagListing) -> Option<Version> {
+        let mut holders: BTreeMap<Version, Vec<usize>> = BTreeMap::new();
+        for (idx, l) in listing.iter().enumerate() {
+            for e in l.as_deref().unwrap_or_default().iter().filter(|e| e.tombstone.is_none()) {
+                let h = holders.entry(e.version).or_default();
+                if !h.contains(&idx) {
+                    h.push(idx);
+                }
+            }
+        }
+        let skew = u64::try_from(self.settings.max_clock_skew().as_micros()).unwrap_or(u64::MAX);
+        let horizon = crate::version::Clock::wall_micros().saturating_add(skew);
+        let (credible, made_up): (Vec<_>, Vec<_>) =
+            holders.into_iter().partition(|(v, h)| h.len() >= self.k() || v.micros() <= horizon);
+        for (v, h) in made_up {
+            let backends: Vec<&str> = h.iter().map(|&i| self.fanout.id(i)).collect();
+            tracing::warn!(%v, ?backends, "a version listed ahead of every client's clock; ignored");
+        }
+        credible.into_iter().map(|(v, _)| v).max()
     }
 
     /// After a successful put of `version`: on every backend, delete versions older than it,
@@ -473,13 +503,7 @@ impl VaultDb {
         };
         // A version at least as new as the tombstone (a writer whose clock is ahead) would
         // survive it: write a newer tombstone (a third round trip, in that case only).
-        let newest_listed = listing
-            .iter()
-            .filter_map(|l| l.as_ref().ok())
-            .flatten()
-            .filter(|e| e.tombstone.is_none())
-            .map(|e| e.version)
-            .max();
+        let newest_listed = inner.newest_credible(&listing);
         if let Some(v) = newest_listed
             && v >= vt
         {
