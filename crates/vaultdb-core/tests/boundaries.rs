@@ -347,3 +347,74 @@ async fn an_oversized_keyring_slot_is_a_bad_slot_not_an_outage() {
     let slot = limits[2].gets_of("keyring");
     assert!(slot.iter().any(|(max, refused)| *refused && *max == 64 << 10), "{slot:?}");
 }
+
+/// A backend that answers every listing of a record's prefix with pages of 1,000 new,
+/// well-formed share names of that record (segments of ever newer versions, 100-byte long
+/// keys) under ever new cursors: a listing that never ends, in the client's own format.
+#[derive(Debug)]
+struct Flood {
+    inner: Arc<MemoryBackend>,
+    pages: std::sync::atomic::AtomicUsize,
+}
+
+vaultdb_testkit::forward_backend! {
+    impl StorageBackend for Flood {
+        forward id, name, put, delete, get to self.inner;
+
+        async fn list_page(
+            &self,
+            prefix: &KeyPrefix,
+            from: ListFrom,
+        ) -> Result<ListPage, BackendError> {
+            // A record's prefix is `<p>/r/<26-character tag>/`.
+            let record = prefix.as_str().rsplit('/').nth(1).is_some_and(|t| t.len() == 26);
+            if !record {
+                return self.inner.list_page(prefix, from).await;
+            }
+            let page = self.pages.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let entries = (0..1000u64)
+                .map(|i| {
+                    let v = vaultdb_core::Version::from_parts(1, (page as u64) << 10 | i);
+                    let key = Key::new(format!("{prefix}{}-{:08x}", v.to_text(), i)).unwrap();
+                    ListEntry { key, size: 1 }
+                })
+                .collect();
+            Ok(ListPage { entries, next: Some(format!("c{page}")) })
+        }
+    }
+}
+
+/// One backend flooding a record's listing costs the put's cleanup, repair, scrub, get and
+/// delete a bounded listing (the record cap: 64 versions of the largest record's segments,
+/// and 4,096 more), not the 10 million keys a whole-store listing may hold: before, the
+/// cleanup after a put held over 4 GiB within 15 s, repair and scrub alike.
+#[tokio::test]
+async fn a_backend_flooding_a_record_listing_costs_a_bounded_listing() {
+    let mems: Vec<Arc<MemoryBackend>> =
+        (0..3).map(|i| Arc::new(MemoryBackend::new(format!("b{i}"), format!("b{i}")))).collect();
+    let flood = Arc::new(Flood { inner: mems[2].clone(), pages: Default::default() });
+    let mut b = VaultDb::builder().threshold(2).call_policy(policy()).hedge_after(None);
+    for m in &mems[..2] {
+        b = b.backend_arc(m.clone());
+    }
+    let db = b.backend_arc(flood.clone()).write_quorum(2).open().await.unwrap();
+    // Defaults: 256 MiB records in 4 MiB segments, so (64 + 1) x 64 + 4096 = 8256 entries.
+    let cap_pages = 8256 / 1000 + 1;
+    let pages = || flood.pages.swap(0, std::sync::atomic::Ordering::Relaxed);
+
+    db.put(Record::new("r", b"data".to_vec())).await.unwrap();
+    db.flush().await;
+    let put_pages = pages();
+    assert_eq!(db.get("r").await.unwrap().record.data, b"data");
+    let report = db.repair("r").await.unwrap();
+    assert!(!report.problems.is_empty(), "the flooding backend is reported: {report:?}");
+    let repair_pages = pages();
+    db.delete("r").await.unwrap();
+    let delete_pages = pages();
+    for (what, n) in [("put", put_pages), ("repair", repair_pages), ("delete", delete_pages)] {
+        // Each listing of the record stops at the cap (repair lists twice: before and
+        // after it rewrites).
+        let most = 2 * cap_pages * policy().max_attempts as usize;
+        assert!((1..=most).contains(&n), "{what}: {n} pages listed (at most {most})");
+    }
+}

@@ -358,44 +358,77 @@ pub trait StorageBackendExt: StorageBackend {
     where
         F: FnMut(&ListEntry) -> bool + Send,
     {
-        let mut entries = Vec::new();
-        let mut from = from;
-        // Cycle detection in constant memory (Brent's): compare each cursor with one saved
-        // cursor, saved again at every power of two pages. A cycle of cursors is caught
-        // within about twice its length plus its start; a listing of ever new cursors by the
-        // page cap.
-        let (mut saved, mut power, mut pages) = (None::<String>, 1usize, 0usize);
-        loop {
-            let page = self.list_page(prefix, from).await?;
-            for e in page.entries {
-                if !take(&e) {
-                    return Ok((entries, false));
-                }
-                entries.push(e);
+        let caps = (MAX_LISTED_KEYS, MAX_LISTED_PAGES);
+        let visit = |e: ListEntry| if take(&e) { Visit::Keep(e) } else { Visit::Stop };
+        list_with(self, prefix, from, caps, visit).await
+    }
+}
+
+/// What [`list_with`] does with one listed entry.
+pub(crate) enum Visit<T> {
+    /// Keep this (counts toward the cap on kept entries).
+    Keep(T),
+    /// Leave the entry out and go on (it costs no memory).
+    Skip,
+    /// Leave the entry out and end the listing there.
+    Stop,
+}
+
+/// Lists the objects under `prefix` from `from`, following cursors, and hands each entry
+/// to `visit` as it arrives; returns what it kept and whether the listing ended. A backend
+/// is not trusted to end its listing: cursors that come round in a cycle, more than
+/// `max_kept` kept entries or more than `max_pages` pages (empty pages under ever new
+/// cursors) are an error rather than an endless loop or unbounded memory. Entries the caller
+/// skips are not kept, so keys it has no use for (foreign, malformed, another record's)
+/// cost a page each, never memory.
+pub(crate) async fn list_with<B, T, F>(
+    backend: &B,
+    prefix: &KeyPrefix,
+    from: ListFrom,
+    (max_kept, max_pages): (usize, usize),
+    mut visit: F,
+) -> Result<(Vec<T>, bool), BackendError>
+where
+    B: StorageBackend + ?Sized,
+    F: FnMut(ListEntry) -> Visit<T>,
+{
+    let mut kept = Vec::new();
+    let mut from = from;
+    // Cycle detection in constant memory (Brent's): compare each cursor with one saved
+    // cursor, saved again at every power of two pages. A cycle of cursors is caught within
+    // about twice its length plus its start; a listing of ever new cursors by the page cap.
+    let (mut saved, mut power, mut pages) = (None::<String>, 1usize, 0usize);
+    loop {
+        let page = backend.list_page(prefix, from).await?;
+        for e in page.entries {
+            match visit(e) {
+                Visit::Keep(t) => kept.push(t),
+                Visit::Skip => {}
+                Visit::Stop => return Ok((kept, false)),
             }
-            pages += 1;
-            if entries.len() > MAX_LISTED_KEYS || pages > MAX_LISTED_PAGES {
-                return Err(BackendError::new(
-                    BackendErrorKind::Other,
-                    format!(
-                        "listing returned more than {MAX_LISTED_KEYS} keys or \
-                         {MAX_LISTED_PAGES} pages: the backend's listing does not end"
-                    ),
-                ));
-            }
-            let Some(next) = page.next else { return Ok((entries, true)) };
-            if saved.as_ref() == Some(&next) {
-                return Err(BackendError::new(
-                    BackendErrorKind::Other,
-                    "listing cursor repeated: the backend's listing does not end",
-                ));
-            }
-            if pages == power {
-                saved = Some(next.clone());
-                power *= 2;
-            }
-            from = ListFrom::Cursor(next);
         }
+        pages += 1;
+        if kept.len() > max_kept || pages > max_pages {
+            return Err(BackendError::new(
+                BackendErrorKind::Other,
+                format!(
+                    "listing returned more than {max_kept} keys or {max_pages} pages: \
+                     the backend's listing does not end"
+                ),
+            ));
+        }
+        let Some(next) = page.next else { return Ok((kept, true)) };
+        if saved.as_ref() == Some(&next) {
+            return Err(BackendError::new(
+                BackendErrorKind::Other,
+                "listing cursor repeated: the backend's listing does not end",
+            ));
+        }
+        if pages == power {
+            saved = Some(next.clone());
+            power *= 2;
+        }
+        from = ListFrom::Cursor(next);
     }
 }
 

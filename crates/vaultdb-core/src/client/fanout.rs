@@ -32,8 +32,8 @@ use super::settings::{Settings, straggler_wait};
 use super::shares::{Expect, MAX_KEYRING_SHARE_LEN, Opened, Shares};
 use super::tombstone::{Deletes, TombstoneKey};
 use crate::backend::{
-    BackendError, BackendErrorKind, Key, KeyPrefix, ListEntry, ListFrom, PutMode, StorageBackend,
-    StorageBackendExt,
+    BackendError, BackendErrorKind, Key, KeyPrefix, ListEntry, ListFrom, MAX_LISTED_KEYS,
+    MAX_LISTED_PAGES, PutMode, StorageBackend, StorageBackendExt, Visit, list_with,
 };
 use crate::envelope::Kind;
 use crate::error::{BackendOutcome, OutcomeStatus, Result, VaultError};
@@ -377,6 +377,18 @@ pub(crate) struct Fanout {
     latency: Vec<Latency>,
     /// Shares found bad (CRC, format, binding or polynomial check).
     bad_shares: AtomicU64,
+    /// The most objects one record's listing may hold ([`record_listing_cap`]).
+    record_cap: usize,
+}
+
+/// The most objects one backend may list for one record: 64 versions of the largest record
+/// the settings allow (each its segments and its head) and 4,096 more (tombstones,
+/// abandoned writes). An honest listing is far smaller (the versions kept, writes in flight,
+/// leftovers of crashed ones); one that is larger comes from a backend flooding it, and is
+/// that backend's error instead of gigabytes held by every put's cleanup, repair and scrub.
+fn record_listing_cap(settings: &Settings) -> usize {
+    let segments = settings.max_record_size.div_ceil(settings.segment_size.max(1));
+    segments.saturating_add(1).saturating_mul(64).saturating_add(4096).min(MAX_LISTED_KEYS)
 }
 
 impl Fanout {
@@ -398,6 +410,7 @@ impl Fanout {
             shares,
             latency,
             bad_shares: AtomicU64::new(0),
+            record_cap: record_listing_cap(settings),
         }
     }
 
@@ -673,9 +686,13 @@ impl Fanout {
         keep: impl Fn(NameTag) -> bool + Copy,
         enough: usize,
     ) -> Listing {
+        // Parsed as the pages arrive: keys that are not share objects cost no memory.
         let calls = self.backends.iter().map(|b| async move {
-            let entries = self.policy.run(|| b.list_all(prefix)).await?.value;
-            Ok(entries.into_iter().filter_map(|e| self.parse_listed(e, keep)).collect())
+            let caps = (MAX_LISTED_KEYS, MAX_LISTED_PAGES);
+            let parse = |e| self.parse_listed(e, keep).map_or(Visit::Skip, Visit::Keep);
+            let listed =
+                self.policy.run(|| list_with(b.as_ref(), prefix, ListFrom::Start, caps, parse));
+            Ok(listed.await?.value.0)
         });
         self.gather(calls, enough, Result::is_ok, || Err(CallError::NotAwaited)).await
     }
@@ -739,12 +756,14 @@ impl Fanout {
     ) -> Result<Vec<Listed>, CallError> {
         let prefix = self.keyspace.record_prefix(tag);
         let b = &self.backends[idx];
-        let keys = self.policy.run(|| b.list_all(&prefix)).await?.value;
-        Ok(keys
-            .into_iter()
-            .filter_map(|k| self.parse_listed(k, |t| t == tag))
-            .map(|(_, e)| e)
-            .collect())
+        // Parsed as the pages arrive, at most `record_cap` of them: a backend that floods
+        // one record's listing fails it, and keys that are not this record's cost nothing.
+        let caps = (self.record_cap, self.record_cap);
+        let parse =
+            |e| self.parse_listed(e, |t| t == tag).map_or(Visit::Skip, |(_, l)| Visit::Keep(l));
+        let listed =
+            self.policy.run(|| list_with(b.as_ref(), &prefix, ListFrom::Start, caps, parse));
+        Ok(listed.await?.value.0)
     }
 
     /// The tombstones in one record's listing, checked against the store's tombstone key.
