@@ -281,6 +281,15 @@ fn json_output_for_every_command() {
     let v = json(&["stat", "a"], None);
     assert_eq!(v["version"], version.as_str());
     assert_eq!(v["metadata"], serde_json::json!({"owner": "ops", "tier": "gold"}));
+    // get: the record, its data in standard base64; with -o, the file's path instead.
+    let v = json(&["get", "a"], None);
+    assert_eq!((v["version"].as_str(), v["size"].as_u64()), (Some(version.as_str()), Some(5)));
+    assert_eq!(v["metadata"], serde_json::json!({"owner": "ops", "tier": "gold"}));
+    let b64 = v["data_base64"].as_str().unwrap().as_bytes();
+    assert_eq!(data_encoding::BASE64.decode(b64).unwrap(), b"hello");
+    let v = json(&["get", "a", "-o", "a.out"], None);
+    assert_eq!((v["path"].as_str(), v.get("data_base64")), (Some("a.out"), None));
+    assert_eq!(std::fs::read(d.join("a.out")).unwrap(), b"hello");
     let v = json(&["put", "b", "--json-input"], Some("{\"x\":1}"));
     assert_eq!(v["id"], "b");
     assert_eq!(json(&["stat", "b"], None)["content_type"], "application/json");

@@ -69,6 +69,16 @@ fn record_commands_run_through_the_server_with_the_local_output() {
     }
     let v = json(&run(&["--json", "stat", "big"]));
     assert_eq!(v["size"], big.len());
+    // get --json: the record and its data in standard base64, as locally.
+    let v = json(&run(&["--json", "get", "rec-1"]));
+    assert_eq!((v["id"].as_str(), v["size"].as_u64()), (Some("rec-1"), Some(19)));
+    assert_eq!(v["content_type"], "text/plain");
+    assert_eq!(v["metadata"], serde_json::json!({"owner": "ops"}));
+    let b64 = v["data_base64"].as_str().unwrap().as_bytes();
+    assert_eq!(data_encoding::BASE64.decode(b64).unwrap(), b"hello over the wire");
+    let v = json(&run(&["--json", "get", "big"]));
+    let b64 = v["data_base64"].as_str().unwrap().as_bytes();
+    assert!(data_encoding::BASE64.decode(b64).unwrap() == big);
 
     assert_eq!(stdout(&run(&["list"])), "big\nrec-1\n");
     let v = json(&run(&["--json", "list", "--limit", "1"]));
