@@ -160,6 +160,17 @@ fn errors_have_the_codes_and_exit_statuses_of_local_mode() {
         assert_eq!(status_of(&out), 2);
     }
 
+    // A token over plain HTTP beyond loopback (0.0.0.0 reaches this host, but is not a
+    // loopback address) is refused before anything is sent, unless explicitly allowed.
+    let beyond = s.base.replace("127.0.0.1", "0.0.0.0");
+    let out = remote(d, &beyond).args(["list"]).output().unwrap();
+    assert_one_line_error(&out, "INVALID_CONFIG", "a token over plain HTTP beyond loopback");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("VAULTDB_ALLOW_PLAIN_HTTP=true"));
+    let out = remote(d, &beyond).env("VAULTDB_ALLOW_PLAIN_HTTP", "true").arg("list").output();
+    let out = out.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("warning: "), "still warned");
+
     // No server there: an error, not a hang.
     let out = remote(d, "http://127.0.0.1:9").args(["list"]).output().unwrap();
     assert_one_line_error(&out, "INTERNAL_ERROR", "no server");

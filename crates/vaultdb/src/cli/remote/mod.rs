@@ -38,7 +38,7 @@ use zeroize::Zeroizing;
 
 mod transport;
 
-use self::transport::{body_of, is_loopback, tls_config};
+use self::transport::{body_of, check_plain_http, tls_config};
 use super::admin::{StatusDoc, enough_up, repair_report, status_text};
 use super::args::PutArgs;
 use super::output::{DataOut, Output, progress_bar, write_failed};
@@ -97,7 +97,8 @@ impl Remote {
     ///
     /// # Errors
     /// `USAGE_ERROR` for a URL that is not `http://` or `https://`; `INVALID_INPUT` for a
-    /// token file or CA file that cannot be read.
+    /// token file or CA file that cannot be read; `INVALID_CONFIG` for a token over plain
+    /// HTTP beyond loopback without `VAULTDB_ALLOW_PLAIN_HTTP=true`.
     pub(super) fn new(args: &RemoteArgs<'_>) -> Result<Self, CliError> {
         let url = reqwest::Url::parse(args.server).map_err(|e| {
             CliError::new(USAGE_ERROR, format!("--server {:?} is not a URL: {e}", args.server))
@@ -123,15 +124,8 @@ impl Remote {
             .connect_timeout(std::time::Duration::from_secs(30))
             .build()
             .map_err(|e| CliError::new("INTERNAL_ERROR", format!("HTTP client: {e}")))?;
-        if url.scheme() == "http"
-            && token.is_some()
-            && !url.host_str().is_some_and(|h| h == "localhost" || is_loopback(h))
-        {
-            eprintln!(
-                "warning: --server {}: plain HTTP beyond loopback, the token and the data cross \
-                 the network in the clear (use https://)",
-                args.server
-            );
+        if token.is_some() {
+            check_plain_http(args.server, &url)?;
         }
         Ok(Self {
             client,
