@@ -360,6 +360,7 @@ async fn abandoned_segments_are_removed_by_scrub() {
     assert_eq!(db.get("gone").await.unwrap_err().code(), ErrorCode::RecordNotFound);
     let report = db.scrub().await.unwrap();
     assert_eq!(report.removed, 9, "{report:?}");
+    assert_eq!((report.pending, report.pending_until), (0, None), "nothing left pending");
     for n in &nodes {
         assert_eq!(segment_keys(&n.mem), 0);
     }

@@ -128,4 +128,40 @@ mod tests {
         }
         assert_eq!(exit_code("SOMETHING_ELSE"), 1);
     }
+
+    #[test]
+    fn the_readme_documents_each_codes_exit_status() {
+        let readme = include_str!("../README.md");
+        let table = &readme[readme.find("### Exit codes").unwrap()..];
+        let table = &table[..table.find("\n## ").unwrap()];
+        let rows: Vec<(u8, &str)> = table
+            .lines()
+            .filter_map(|l| {
+                let mut cells = l.strip_prefix('|')?.split('|');
+                let status = cells.next()?.trim().parse().ok()?;
+                Some((status, cells.next()?.trim().trim_matches('`')))
+            })
+            .collect();
+        for (code, status) in EXIT_CODES {
+            let code = if *status == 141 { "" } else { *code };
+            assert!(rows.contains(&(*status, code)), "README: {status} {code:?} in {rows:?}");
+        }
+        assert_eq!(rows.len(), EXIT_CODES.len() + 1, "and success: {rows:?}");
+        // Elsewhere, "`CODE` ... exit N" says the table's status.
+        let mut mentions = 0;
+        for (at, _) in readme.match_indices("exit ") {
+            let Ok(n) = readme[at + 5..].split([')', ',', ';']).next().unwrap().parse::<u8>()
+            else {
+                continue;
+            };
+            let near = &readme.as_bytes()[at.saturating_sub(30)..at];
+            for (c, status) in EXIT_CODES {
+                if near.windows(c.len()).any(|w| w == c.as_bytes()) {
+                    mentions += 1;
+                    assert_eq!(n, *status, "README says {c} exits {n}");
+                }
+            }
+        }
+        assert!(mentions >= 3, "{mentions}");
+    }
 }

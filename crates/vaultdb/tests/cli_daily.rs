@@ -1,7 +1,7 @@
 //! The command line as a daily tool (issue 14), end to end through the binary: a store is
 //! created only on purpose, an exit status per error code, a closed pipe, Ctrl-C during a
-//! put, `init --backend URL`, `--json` on every command, completions and JSON logs,
-//! backends from `VAULTDB_BACKENDS`.
+//! put, what a killed put leaves to scrub, `init --backend URL`, `--json` on every command,
+//! completions and JSON logs, backends from `VAULTDB_BACKENDS`.
 
 mod common;
 
@@ -154,6 +154,71 @@ fn ctrl_c_during_put_removes_what_it_wrote_and_is_audited() {
     assert_prints(d, &["--config", &cfg, "audit", "verify"], &["chain intact"]);
 }
 
+#[cfg(unix)]
+#[test]
+fn scrub_reports_what_a_killed_put_left_and_removes_it_after_the_grace_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let grace = std::time::Duration::from_secs(5);
+    let cfg = vaultdb_fs_config(
+        d,
+        "segment_size = \"64KiB\"\nmax_inflight = \"256KiB\"\n[timeouts]\ngrace_period = \"5s\"\n",
+    );
+    vaultdb(d).args(["--config", &cfg, "put", "kept", "-"]).write_stdin("k").assert().success();
+    std::fs::write(d.join("big.bin"), vec![7u8; 64 << 20]).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vaultdb"))
+        .current_dir(d)
+        .args(["--config", &cfg, "put", "big", "big.bin"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let segments = || walk(&d.join("data")).into_iter().filter(|p| p.contains("-000")).count();
+    let start = std::time::Instant::now();
+    while segments() < 6 {
+        assert!(start.elapsed() < std::time::Duration::from_secs(60), "no segment written");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // Killed outright (or a second Ctrl-C): nothing cleans up after the put.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed_at = std::time::SystemTime::now();
+    let left = segments();
+    assert!(left >= 6, "{left}");
+
+    // Within the grace period scrub keeps them, and says so: how many and until when.
+    let scrub = |json: bool| {
+        let mut cmd = vaultdb(d);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.args(["--config", &cfg, "scrub"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let v: serde_json::Value = serde_json::from_str(&scrub(true)).unwrap();
+    assert_eq!(v["removed"], 0, "{v}");
+    let pending = v["pending"].as_u64().unwrap();
+    assert!(pending as usize >= left, "{v}: {left} segment objects on disk");
+    let until = humantime::parse_rfc3339(v["pending_until"].as_str().unwrap()).unwrap();
+    assert!(until > killed_at && until <= killed_at + grace, "{v}");
+    let text = scrub(false);
+    assert!(
+        text.contains(&format!("{pending} object(s) of unfinished writes kept until")),
+        "{text}"
+    );
+    vaultdb(d).args(["--config", &cfg, "list"]).assert().success().stdout("kept\n");
+
+    // After it, scrub removes them and nothing is pending.
+    let wait = until.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+    std::thread::sleep(wait + std::time::Duration::from_millis(100));
+    let v: serde_json::Value = serde_json::from_str(&scrub(true)).unwrap();
+    assert!(v["removed"].as_u64().unwrap() >= pending, "{v}");
+    assert_eq!((v["pending"].as_u64(), v["pending_until"].as_str()), (Some(0), None), "{v}");
+    assert_eq!(segments(), 0);
+    vaultdb(d).args(["--config", &cfg, "get", "kept"]).assert().success().stdout("k");
+}
+
 #[test]
 fn init_with_backend_urls_writes_a_working_config() {
     let dir = tempfile::tempdir().unwrap();
@@ -216,6 +281,15 @@ fn json_output_for_every_command() {
     let v = json(&["stat", "a"], None);
     assert_eq!(v["version"], version.as_str());
     assert_eq!(v["metadata"], serde_json::json!({"owner": "ops", "tier": "gold"}));
+    // get: the record, its data in standard base64; with -o, the file's path instead.
+    let v = json(&["get", "a"], None);
+    assert_eq!((v["version"].as_str(), v["size"].as_u64()), (Some(version.as_str()), Some(5)));
+    assert_eq!(v["metadata"], serde_json::json!({"owner": "ops", "tier": "gold"}));
+    let b64 = v["data_base64"].as_str().unwrap().as_bytes();
+    assert_eq!(data_encoding::BASE64.decode(b64).unwrap(), b"hello");
+    let v = json(&["get", "a", "-o", "a.out"], None);
+    assert_eq!((v["path"].as_str(), v.get("data_base64")), (Some("a.out"), None));
+    assert_eq!(std::fs::read(d.join("a.out")).unwrap(), b"hello");
     let v = json(&["put", "b", "--json-input"], Some("{\"x\":1}"));
     assert_eq!(v["id"], "b");
     assert_eq!(json(&["stat", "b"], None)["content_type"], "application/json");
@@ -325,4 +399,43 @@ fn an_endless_standard_input_is_cut_off_at_max_record_size() {
     let written = writer.join().unwrap();
     assert_one_line_error(&out, "INVALID_INPUT", "over max_record_size");
     assert!(written < 64 << 20, "it read {written} bytes of an input over its 1 MiB limit");
+}
+
+/// Runs `vaultdb ARGS` in `d` on a pseudo-terminal (util-linux's `script`), returning what
+/// the terminal showed; `None` without `script`.
+#[cfg(target_os = "linux")]
+fn on_a_terminal(d: &std::path::Path, args: &str) -> Option<String> {
+    let bin = env!("CARGO_BIN_EXE_vaultdb");
+    let out = std::process::Command::new("script")
+        .current_dir(d)
+        .args(["-qec", &format!("'{bin}' {args}"), "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    assert!(out.status.success(), "{args}: {}", String::from_utf8_lossy(&out.stdout));
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn put_and_get_of_large_data_show_a_progress_bar_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data: Vec<u8> = (0..48u32 << 20).map(|i| (i % 251) as u8).collect();
+    std::fs::write(d.join("big.bin"), &data).unwrap();
+    std::fs::write(d.join("small.bin"), b"small").unwrap();
+    let Some(put) = on_a_terminal(d, "put big big.bin") else {
+        eprintln!("skip: no `script` to give the command a terminal");
+        return;
+    };
+    assert!(put.contains("put [") && put.contains("MiB"), "a put bar: {put:?}");
+    let get = on_a_terminal(d, "get big -o copy.bin").unwrap();
+    assert!(get.contains("get [") && get.contains("MiB"), "a get bar: {get:?}");
+    assert!(std::fs::read(d.join("copy.bin")).unwrap() == data);
+    // Small data gets none.
+    let small = on_a_terminal(d, "put small small.bin").unwrap();
+    assert!(!small.contains("put ["), "{small:?}");
+    // Nor does output that is not a terminal (standard error captured).
+    let out = vaultdb(d).args(["get", "big", "-o", "again.bin"]).output().unwrap();
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
 }

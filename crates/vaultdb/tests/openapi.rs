@@ -153,13 +153,48 @@ async fn served_document_matches_and_every_route_exists() {
     s.stop().await;
 }
 
+/// The `src` and `href` values of an HTML page.
+fn references(page: &str) -> Vec<String> {
+    let mut refs = Vec::new();
+    for attr in ["src=\"", "href=\""] {
+        for (at, _) in page.match_indices(attr) {
+            let rest = &page[at + attr.len()..];
+            refs.push(rest[..rest.find('"').unwrap()].to_owned());
+        }
+    }
+    refs
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_api_reference_page_renders_the_served_document() {
+async fn the_api_reference_page_is_served_whole_by_the_server() {
     let s = TestServer::start(AppState::new(memory_store().await, tokens(), None, limits())).await;
     let resp = s.client.get(s.url("/docs")).send().await.unwrap();
     assert_eq!(resp.status(), reqwest::StatusCode::OK);
     assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let base = resp.url().clone();
     let page = resp.text().await.unwrap();
-    assert!(page.contains("data-url=\"/openapi.json\"") && page.contains("@scalar/api-reference"));
+    // Everything the page loads comes from the server itself: no network at run time.
+    let refs = references(&page);
+    assert!(refs.len() >= 3, "{page}");
+    let mut scripts = String::new();
+    for r in &refs {
+        let url = base.join(r).unwrap();
+        assert_eq!(url.origin(), base.origin(), "{r} is loaded from elsewhere");
+        let resp = s.client.get(url.clone()).send().await.unwrap();
+        assert_eq!(resp.status(), reqwest::StatusCode::OK, "{url}");
+        let body = resp.text().await.unwrap();
+        assert!(!body.is_empty(), "{url}");
+        if r.ends_with(".js") {
+            scripts.push_str(&body);
+        }
+    }
+    // Swagger UI, pointed at the served document.
+    assert!(scripts.contains("SwaggerUIBundle"), "the page loads Swagger UI");
+    assert!(scripts.contains("\"url\": \"/openapi.json\""), "it renders /openapi.json");
+    // Other paths under /docs are 404s in the API's error shape.
+    let resp = s.client.get(s.url("/docs/no-such-file.js")).send().await.unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::NOT_FOUND);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "NOT_FOUND");
     s.stop().await;
 }

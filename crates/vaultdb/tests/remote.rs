@@ -69,6 +69,16 @@ fn record_commands_run_through_the_server_with_the_local_output() {
     }
     let v = json(&run(&["--json", "stat", "big"]));
     assert_eq!(v["size"], big.len());
+    // get --json: the record and its data in standard base64, as locally.
+    let v = json(&run(&["--json", "get", "rec-1"]));
+    assert_eq!((v["id"].as_str(), v["size"].as_u64()), (Some("rec-1"), Some(19)));
+    assert_eq!(v["content_type"], "text/plain");
+    assert_eq!(v["metadata"], serde_json::json!({"owner": "ops"}));
+    let b64 = v["data_base64"].as_str().unwrap().as_bytes();
+    assert_eq!(data_encoding::BASE64.decode(b64).unwrap(), b"hello over the wire");
+    let v = json(&run(&["--json", "get", "big"]));
+    let b64 = v["data_base64"].as_str().unwrap().as_bytes();
+    assert!(data_encoding::BASE64.decode(b64).unwrap() == big);
 
     assert_eq!(stdout(&run(&["list"])), "big\nrec-1\n");
     let v = json(&run(&["--json", "list", "--limit", "1"]));
@@ -149,6 +159,17 @@ fn errors_have_the_codes_and_exit_statuses_of_local_mode() {
         assert_one_line_error(&out, "USAGE_ERROR", "a local-only command");
         assert_eq!(status_of(&out), 2);
     }
+
+    // A token over plain HTTP beyond loopback (0.0.0.0 reaches this host, but is not a
+    // loopback address) is refused before anything is sent, unless explicitly allowed.
+    let beyond = s.base.replace("127.0.0.1", "0.0.0.0");
+    let out = remote(d, &beyond).args(["list"]).output().unwrap();
+    assert_one_line_error(&out, "INVALID_CONFIG", "a token over plain HTTP beyond loopback");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("VAULTDB_ALLOW_PLAIN_HTTP=true"));
+    let out = remote(d, &beyond).env("VAULTDB_ALLOW_PLAIN_HTTP", "true").arg("list").output();
+    let out = out.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("warning: "), "still warned");
 
     // No server there: an error, not a hang.
     let out = remote(d, "http://127.0.0.1:9").args(["list"]).output().unwrap();

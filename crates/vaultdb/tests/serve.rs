@@ -1,5 +1,5 @@
 //! `vaultdb serve` as a process: the generated token and how to use it, a request with it,
-//! and a graceful stop on SIGTERM.
+//! and a graceful stop on SIGTERM; the same with `--json`.
 
 mod common;
 
@@ -97,4 +97,33 @@ async fn serve_prints_a_usable_token_and_stops_on_sigterm() {
     let audit = std::fs::read_to_string(dir.path().join("vaultdb-data/audit.jsonl")).unwrap();
     assert!(!audit.contains(&token) && !audit.contains("user-42") && !audit.contains("Alice"));
     assert!(audit.contains("\"actor\":\"admin\""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_json_prints_one_document_with_the_address_and_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vaultdb"));
+    cmd.current_dir(dir.path()).args(["--json", "serve"]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+    for v in VAULTDB_ENV {
+        cmd.env_remove(v);
+    }
+    cmd.env("VAULTDB_LISTEN", "127.0.0.1:0");
+    let mut child = Child(cmd.spawn().unwrap());
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("a line").unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&first).unwrap_or_else(|e| panic!("{e}: {first}"));
+    let base = v["listen"].as_str().unwrap().to_owned();
+    let token = v["token"].as_str().unwrap().to_owned();
+    assert!(base.starts_with("http://127.0.0.1:") && token.starts_with("vdb_"), "{v}");
+    assert_eq!((v["tls"].is_null(), v["audit_fail_open"].as_bool()), (true, Some(false)));
+    let client = common::http_client().build().unwrap();
+    let resp = client.get(format!("{base}/v1/records")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::OK);
+    let pid = child.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert_eq!(rest, ["{\"stopped\":true}"], "only JSON lines on standard output");
+    assert!(child.0.wait().unwrap().success());
 }

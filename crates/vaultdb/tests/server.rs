@@ -658,11 +658,21 @@ async fn raw_puts_stream_past_the_body_limit_up_to_max_record_size() {
 async fn metrics_show_each_backend() {
     use vaultdb::config::{Loaded, Source};
     // A store opened as `serve` opens it: its backends are measured.
-    let text = "threshold = 2\n[[backends]]\nid = \"metrics-m1\"\nurl = \"memory://\"\n\
-                [[backends]]\nid = \"metrics-m2\"\nurl = \"memory://\"\n\
-                [[backends]]\nid = \"metrics-m3\"\nurl = \"memory://\"\n";
-    let cfg = Loaded::from_text(text, Source::Embedded).unwrap();
+    // The fourth, a directory, is replaced by a file once the store is made: its calls fail.
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("d4");
+    let text = format!(
+        "threshold = 2\nwrite_quorum = 3\n\
+         [[backends]]\nid = \"metrics-m1\"\nurl = \"memory://\"\n\
+         [[backends]]\nid = \"metrics-m2\"\nurl = \"memory://\"\n\
+         [[backends]]\nid = \"metrics-m3\"\nurl = \"memory://\"\n\
+         [[backends]]\nid = \"metrics-bad\"\nkind = \"fs\"\npath = {:?}\n",
+        broken.to_str().unwrap()
+    );
+    let cfg = Loaded::from_text(&text, Source::Embedded).unwrap();
     let db = vaultdb::service::open(&cfg).await.unwrap();
+    std::fs::remove_dir_all(&broken).unwrap();
+    std::fs::write(&broken, "not a directory").unwrap();
     let s = TestServer::start(AppState::new(db, tokens(), None, limits())).await;
     assert_eq!(s.put_json("m", json!(1), WRITE_TOKEN).await.status(), StatusCode::CREATED);
     let text = s.get("/metrics", Some(READ_TOKEN)).await.text().await.unwrap();
@@ -675,5 +685,15 @@ async fn metrics_show_each_backend() {
             "{b}: put latency"
         );
     }
+    // The failing backend's errors, counted by operation and kind (whether it is up follows
+    // its last call, which may be a listing that finds nothing and succeeds).
+    let errors = text
+        .lines()
+        .find(|l| {
+            l.starts_with("vaultdb_backend_errors_total{backend=\"metrics-bad\",op=\"put\",kind=")
+        })
+        .unwrap_or_else(|| panic!("no put errors of metrics-bad: {text}"));
+    assert!(errors.rsplit(' ').next().unwrap().parse::<u64>().unwrap() >= 1, "{errors}");
+    assert!(!text.contains("vaultdb_backend_errors_total{backend=\"metrics-m1\""), "{text}");
     s.stop().await;
 }

@@ -56,6 +56,11 @@ pub struct ScrubReport {
     pub removed: usize,
     /// What could not be repaired, and why (by name tag, never by id).
     pub problems: Vec<String>,
+    /// Objects of unfinished writes kept until they pass the grace period (see
+    /// [`RepairReport::pending`]).
+    pub pending: usize,
+    /// When the last of them passes it.
+    pub pending_until: Option<std::time::SystemTime>,
     /// What each backend's listing did.
     pub outcomes: Vec<BackendOutcome>,
 }
@@ -348,6 +353,8 @@ impl VaultDb {
         while let Some(r) = stream.next().await {
             report.restored += r.restored.len();
             report.removed += r.removed;
+            report.pending += r.pending;
+            report.pending_until = report.pending_until.max(r.pending_until);
             report.problems.extend(r.problems);
             done += 1;
             progress(done, total);

@@ -207,7 +207,8 @@ pub(super) fn repair_report(
 }
 
 /// `vaultdb scrub`: repairs every record and the keyring, with a progress bar; first
-/// removes the temporary files interrupted writes left in fs backends.
+/// removes the temporary files interrupted writes left in fs backends. Reports the objects
+/// of unfinished writes it keeps until they pass the grace period, and until when.
 ///
 /// # Errors
 /// The store's errors; `BACKEND_ERROR` if some problem could not be repaired.
@@ -239,15 +240,24 @@ pub(super) async fn scrub(explicit: Option<&Path>, out: Output) -> Result<(), Cl
     };
     let r = s.audited(Operation::StoreScrub, None, scrub).await?;
     warn_degraded("scrub listing", &r.outcomes);
+    let pending_until = r.pending_until.map(|t| humantime::format_rfc3339_millis(t).to_string());
     out.emit(
         || {
-            format!(
+            let mut text = format!(
                 "scrubbed {} record(s): {} share(s) restored, {} object(s) removed, {} problem(s)",
                 r.records,
                 r.restored,
                 r.removed,
                 r.problems.len()
-            )
+            );
+            if let Some(until) = &pending_until {
+                text.push_str(&format!(
+                    "\n{} object(s) of unfinished writes kept until {until} (the grace period: \
+                     a put may still be writing them); a scrub after that removes them",
+                    r.pending
+                ));
+            }
+            text
         },
         || {
             json!({
@@ -255,6 +265,8 @@ pub(super) async fn scrub(explicit: Option<&Path>, out: Output) -> Result<(), Cl
                 "restored": r.restored,
                 "removed": r.removed,
                 "temporary_files_removed": stray,
+                "pending": r.pending,
+                "pending_until": pending_until,
                 "problems": r.problems,
             })
         },

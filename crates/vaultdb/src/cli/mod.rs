@@ -91,7 +91,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             init::init(explicit, args, out).await
         }
         Command::Put(args) => records::put(explicit, &args, out).await,
-        Command::Get { id, output } => records::get(explicit, &id, output.as_deref()).await,
+        Command::Get { id, output } => records::get(explicit, &id, output.as_deref(), out).await,
         Command::Stat { id } => records::stat(explicit, &id, out).await,
         Command::Delete { id } => records::delete(explicit, &id, out).await,
         Command::List { limit, cursor } => {
@@ -103,7 +103,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Scrub => admin::scrub(explicit, out).await,
         Command::Serve { listen, tls_cert, tls_key, tls_client_ca } => {
             let tls = serve::TlsFlags { cert: tls_cert, key: tls_key, client_ca: tls_client_ca };
-            serve::serve(explicit, listen, tls).await
+            serve::serve(explicit, listen, tls, out).await
         }
         Command::Completions { shell } => {
             use clap::CommandFactory;
@@ -136,7 +136,7 @@ async fn run_remote(
     let remote = || remote::Remote::new(args);
     match command {
         Command::Put(args) => remote()?.put(&args, out).await,
-        Command::Get { id, output } => remote()?.get(&id, output.as_deref()).await,
+        Command::Get { id, output } => remote()?.get(&id, output.as_deref(), out).await,
         Command::Stat { id } => remote()?.stat(&id, out).await,
         Command::Delete { id } => remote()?.delete(&id, out).await,
         Command::List { limit, cursor } => {

@@ -119,3 +119,89 @@ pub(super) fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
     );
     bar
 }
+
+/// Where `get` writes a record's bytes as they arrive: as they are, or with `--json`
+/// inside one JSON document, `head`'s members then `"data_base64"` (standard base64 with
+/// padding, as the server's JSON view has it), encoded as the chunks come so that memory
+/// stays bounded.
+pub(super) struct DataOut<W: Write> {
+    out: W,
+    /// `Some` with `--json`: the bytes of a chunk that did not fill a base64 group (at most 2).
+    carry: Option<Vec<u8>>,
+}
+
+impl<W: Write> DataOut<W> {
+    /// Starts writing to `out`: with `head` (a JSON object), a JSON document.
+    pub(super) fn new(mut out: W, head: Option<serde_json::Value>) -> std::io::Result<Self> {
+        let carry = match head {
+            None => None,
+            Some(head) => {
+                let mut text = head.to_string();
+                text.pop(); // the closing brace
+                if text.len() > 1 {
+                    text.push(',');
+                }
+                text.push_str("\"data_base64\":\"");
+                out.write_all(text.as_bytes())?;
+                Some(Vec::with_capacity(2))
+            }
+        };
+        Ok(Self { out, carry })
+    }
+
+    /// Writes one chunk of the record.
+    pub(super) fn write(&mut self, mut data: &[u8]) -> std::io::Result<()> {
+        let Some(carry) = &mut self.carry else {
+            return self.out.write_all(data);
+        };
+        if !carry.is_empty() {
+            let take = (3 - carry.len()).min(data.len());
+            carry.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if carry.len() < 3 {
+                return Ok(());
+            }
+            self.out.write_all(data_encoding::BASE64.encode(carry).as_bytes())?;
+            carry.clear();
+        }
+        let whole = data.len() / 3 * 3;
+        self.out.write_all(data_encoding::BASE64.encode(&data[..whole]).as_bytes())?;
+        carry.extend_from_slice(&data[whole..]);
+        Ok(())
+    }
+
+    /// Ends the output (the JSON document and its line) and flushes it.
+    pub(super) fn finish(mut self) -> std::io::Result<()> {
+        if let Some(carry) = &self.carry {
+            self.out.write_all(data_encoding::BASE64.encode(carry).as_bytes())?;
+            self.out.write_all(b"\"}\n")?;
+        }
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DataOut;
+
+    #[test]
+    fn data_out_encodes_base64_across_any_chunking() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+        for chunk in [1, 2, 3, 4, 5, 7, 64, 1000] {
+            let mut buf = Vec::new();
+            let mut out = DataOut::new(&mut buf, Some(serde_json::json!({"id": "a"}))).unwrap();
+            data.chunks(chunk).for_each(|c| out.write(c).unwrap());
+            out.finish().unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&buf).unwrap();
+            assert_eq!(v["id"], "a");
+            let b64 = v["data_base64"].as_str().unwrap();
+            assert_eq!(data_encoding::BASE64.decode(b64.as_bytes()).unwrap(), data, "{chunk}");
+            assert!(buf.ends_with(b"\"}\n"), "one line");
+        }
+        let mut raw = Vec::new();
+        let mut out = DataOut::new(&mut raw, None).unwrap();
+        data.chunks(7).for_each(|c| out.write(c).unwrap());
+        out.finish().unwrap();
+        assert_eq!(raw, data);
+    }
+}

@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 use vaultdb_core::{RecordMeta, VaultError};
 
 use super::args::PutArgs;
-use super::output::{Output, progress_bar, warn_degraded, write_failed};
+use super::output::{DataOut, Output, progress_bar, warn_degraded, write_failed};
 use super::{Create, Session, prepare};
 use crate::audit;
 use crate::error::{CliError, INTERRUPTED};
@@ -275,7 +275,9 @@ pub(super) async fn put(
 
 /// `vaultdb get ID [-o FILE]`: streamed, each segment verified before it is written; FILE
 /// appears only once every byte verified. A reader that goes away (`| head`) stops it
-/// quietly with status 141, as it would stop `cat`.
+/// quietly with status 141, as it would stop `cat`. With `--json`, one document: the
+/// record's id, version, size, content type and metadata, and its data as `data_base64`
+/// (or, with FILE, its `path`).
 ///
 /// # Errors
 /// The store's errors (`RECORD_NOT_FOUND`, ...); `INVALID_INPUT` if FILE cannot be
@@ -284,6 +286,7 @@ pub(super) async fn get(
     explicit: Option<&Path>,
     id: &str,
     output: Option<&Path>,
+    out: Output,
 ) -> Result<(), CliError> {
     let s = Session::open(prepare(explicit, Some(id))?).await?;
     // Streamed: each segment is verified before it is written out, and memory stays
@@ -291,6 +294,16 @@ pub(super) async fn get(
     // before its last chunk is released.
     let mut stream = s.audited_stream(Operation::RecordGet, id, s.db.get_stream(id)).await?;
     let bar = progress_bar(stream.get_ref().total_len(), "get");
+    let head = (out == Output::Json).then(|| {
+        let (read, meta) = (stream.get_ref(), stream.get_ref().meta());
+        json!({
+            "id": meta.id,
+            "version": read.version().to_string(),
+            "size": read.total_len(),
+            "content_type": meta.content_type,
+            "metadata": meta.metadata,
+        })
+    });
     match output {
         Some(p) => {
             // Into a temporary file beside the target, renamed only once every byte has
@@ -310,20 +323,31 @@ pub(super) async fn get(
             let tmp = f.into_inner().map_err(|e| write_failed(e.error()))?;
             tmp.persist(p)
                 .map_err(|e| CliError::input(format!("cannot write {}: {e}", p.display())))?;
+            bar.finish_and_clear();
+            if let Some(mut head) = head {
+                head["path"] = json!(p);
+                out.emit(String::new, || head)?;
+            }
         }
         None => {
             // Standard output gets each verified chunk as it comes; a failure part way
             // is reported on standard error with a non-zero exit code.
-            let mut out = std::io::stdout().lock();
+            let mut data = match DataOut::new(std::io::stdout().lock(), head) {
+                Ok(data) => data,
+                Err(e) => {
+                    stream.finish(CLIENT_CLOSED).await?;
+                    return Err(write_failed(&e));
+                }
+            };
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk?;
-                if let Err(e) = out.write_all(&chunk) {
+                if let Err(e) = data.write(&chunk) {
                     stream.finish(CLIENT_CLOSED).await?;
                     return Err(write_failed(&e));
                 }
                 bar.inc(chunk.len() as u64);
             }
-            out.flush().map_err(|e| write_failed(&e))?;
+            data.finish().map_err(|e| write_failed(&e))?;
         }
     }
     bar.finish_and_clear();

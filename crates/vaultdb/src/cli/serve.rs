@@ -1,8 +1,10 @@
 //! `vaultdb serve`: the REST server ([`crate::server`]) on the configured store.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use serde_json::json;
+
+use super::output::Output;
 use super::{Create, open_store, prepare};
 use crate::audit::{self, AuditLog};
 use crate::config::ServerConfig;
@@ -39,7 +41,8 @@ impl TlsFlags {
 /// `vaultdb serve [--listen ADDR] [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]`: the
 /// REST server, until Ctrl-C or SIGTERM (requests in flight finish first). With a
 /// certificate it serves HTTPS, and reloads the certificate on SIGHUP and when its files
-/// change ([`crate::server::tls`]).
+/// change ([`crate::server::tls`]). With `--json` it prints what it serves (address, token,
+/// audit log, TLS files) as one JSON line, and `{"stopped":true}` when it stops.
 ///
 /// # Errors
 /// `INVALID_CONFIG` for a bad address or one it cannot listen on, or TLS files that cannot
@@ -48,6 +51,7 @@ pub(super) async fn serve(
     explicit: Option<&Path>,
     listen: Option<String>,
     tls: TlsFlags,
+    out: Output,
 ) -> Result<(), CliError> {
     let cfg = prepare(explicit, None)?;
     let addr: std::net::SocketAddr = match listen {
@@ -101,48 +105,60 @@ pub(super) async fn serve(
     let log = AuditLog::new(&cfg.audit_log, &db).with_fail_open(cfg.audit_fail_open);
     let state = AppState::new(db, tokens, Some(log), limits);
     let base = format!("{}://{local}", if tls.is_some() { "https" } else { "http" });
-    println!("vaultdb {} serving {}", env!("CARGO_PKG_VERSION"), cfg.describe());
-    println!("listening on {base}");
-    println!(
-        "audit log: {}{}",
-        cfg.audit_log.display(),
-        if cfg.audit_fail_open {
-            " (fails open: requests run even when it cannot be written)"
-        } else {
-            ""
-        }
+    let fails_open = if cfg.audit_fail_open {
+        " (fails open: requests run even when it cannot be written)"
+    } else {
+        ""
+    };
+    let mut text = format!(
+        "vaultdb {} serving {}\nlistening on {base}\naudit log: {}{fails_open}",
+        env!("CARGO_PKG_VERSION"),
+        cfg.describe(),
+        cfg.audit_log.display()
     );
+    let curl = format!("  curl -H \"Authorization: Bearer $VAULTDB_TOKEN\" {base}/v1/records");
     match &fallback {
-        Some(FallbackToken::Generated(token)) => {
-            println!();
-            println!(
-                "No API token is configured, so this run generated an admin token (only its hash is kept)."
-            );
-            println!("Use it like this:");
-            println!();
-            println!("  export VAULTDB_TOKEN={token}");
-            println!("  curl -H \"Authorization: Bearer $VAULTDB_TOKEN\" {base}/v1/records");
-            println!();
-        }
-        Some(FallbackToken::FromEnv) => {
-            println!("No API token is configured; accepting the admin token in VAULTDB_TOKEN:");
-            println!("  curl -H \"Authorization: Bearer $VAULTDB_TOKEN\" {base}/v1/records");
-        }
+        Some(FallbackToken::Generated(token)) => text.push_str(&format!(
+            "\n\nNo API token is configured, so this run generated an admin token (only its \
+             hash is kept).\nUse it like this:\n\n  export VAULTDB_TOKEN={token}\n{curl}\n"
+        )),
+        Some(FallbackToken::FromEnv) => text.push_str(&format!(
+            "\nNo API token is configured; accepting the admin token in VAULTDB_TOKEN:\n{curl}"
+        )),
         None => {}
     }
-    if let Some(tls) = &tls {
-        let f = tls.files();
-        println!(
-            "TLS: certificate {}, key {}{} (reloaded on SIGHUP and when they change)",
+    let files = tls.as_ref().map(|t| t.files());
+    if let Some(f) = &files {
+        text.push_str(&format!(
+            "\nTLS: certificate {}, key {}{} (reloaded on SIGHUP and when they change)",
             f.cert.display(),
             f.key.display(),
             f.client_ca
                 .as_ref()
                 .map(|ca| format!(", client certificates required (CA {})", ca.display()))
                 .unwrap_or_default()
-        );
+        ));
     }
-    let _ = std::io::stdout().flush();
+    out.emit(
+        || text,
+        || {
+            json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "store": cfg.describe(),
+                "listen": base,
+                "audit_log": cfg.audit_log,
+                "audit_fail_open": cfg.audit_fail_open,
+                "token": match &fallback {
+                    Some(FallbackToken::Generated(token)) => Some(token.as_str()),
+                    _ => None,
+                },
+                "token_from_env": matches!(fallback, Some(FallbackToken::FromEnv)),
+                "tls": files.map(|f| json!({
+                    "cert": f.cert, "key": f.key, "client_ca": f.client_ca,
+                })),
+            })
+        },
+    )?;
     let routes = app(state.clone());
     let connections = Connections {
         max: cfg.config.server.max_connections,
@@ -158,8 +174,7 @@ pub(super) async fn serve(
     // The audit log's last counted requests and checkpoint.
     state.shutdown().await;
     served?;
-    println!("vaultdb stopped");
-    Ok(())
+    out.emit(|| "vaultdb stopped".to_owned(), || json!({"stopped": true}))
 }
 
 async fn shutdown_signal() {

@@ -1,7 +1,10 @@
 //! The admin and service routes: `POST /v1/records/{id}/repair`, `GET /v1/status`,
-//! `GET /health`, `GET /metrics`, `GET /openapi.json`.
+//! `GET /health`, `GET /metrics`, `GET /openapi.json`, `GET /docs` (with its files).
 
-use axum::extract::State;
+use std::sync::{Arc, LazyLock};
+
+use axum::body::Body;
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -105,20 +108,43 @@ pub(super) async fn openapi_json(State(st): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], st.openapi_json().to_owned()).into_response()
 }
 
-/// The API reference page: the OpenAPI document rendered by Scalar (its script is loaded
-/// from the jsDelivr CDN by the browser; offline, read `/openapi.json` itself).
+/// The API reference page: the OpenAPI document rendered by Swagger UI, whose files are
+/// compiled into the binary and served under `/docs/` ([`api_reference_file`]), so that
+/// neither the server nor the browser needs the internet.
 #[utoipa::path(get, path = "/docs", tag = "service", operation_id = "apiReference",
     responses((status = 200, description = "An HTML page rendering the OpenAPI document",
                content_type = "text/html")))]
 pub(super) async fn api_reference() -> Response {
-    const PAGE: &str = "<!doctype html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n\
+    const PAGE: &str = "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-        <title>VaultDB API reference</title>\n</head>\n<body>\n\
-        <script id=\"api-reference\" data-url=\"/openapi.json\"></script>\n\
-        <script src=\"https://cdn.jsdelivr.net/npm/@scalar/api-reference\"></script>\n\
+        <title>VaultDB API reference</title>\n\
+        <link rel=\"stylesheet\" type=\"text/css\" href=\"/docs/swagger-ui.css\">\n\
+        <link rel=\"stylesheet\" type=\"text/css\" href=\"/docs/index.css\">\n\
+        <link rel=\"icon\" type=\"image/png\" href=\"/docs/favicon-32x32.png\" sizes=\"32x32\">\n\
+        </head>\n<body>\n<div id=\"swagger-ui\"></div>\n\
+        <script src=\"/docs/swagger-ui-bundle.js\" charset=\"utf-8\"></script>\n\
+        <script src=\"/docs/swagger-ui-standalone-preset.js\" charset=\"utf-8\"></script>\n\
+        <script src=\"/docs/swagger-initializer.js\" charset=\"utf-8\"></script>\n\
         <noscript>The API reference needs JavaScript; the OpenAPI document itself is at \
         <a href=\"/openapi.json\">/openapi.json</a>.</noscript>\n</body>\n</html>\n";
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], PAGE).into_response()
+}
+
+/// One of Swagger UI's files for [`api_reference`] (`GET /docs/{file}`; not an API route,
+/// so not in the OpenAPI document). Its `swagger-initializer.js` points at `/openapi.json`.
+pub(super) async fn api_reference_file(Path(file): Path<String>) -> Response {
+    static CONFIG: LazyLock<Arc<utoipa_swagger_ui::Config<'static>>> =
+        LazyLock::new(|| Arc::new(utoipa_swagger_ui::Config::from("/openapi.json")));
+    match utoipa_swagger_ui::serve(&file, CONFIG.clone()) {
+        Ok(Some(f)) => {
+            ([(header::CONTENT_TYPE, f.content_type)], Body::from(f.bytes)).into_response()
+        }
+        Ok(None) => ApiError::no_route().into_response(),
+        Err(e) => {
+            tracing::error!("swagger-initializer.js could not be written: {e}");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
 
 /// The fallback for paths that match no route.

@@ -13,7 +13,7 @@
 //! | `GET /metrics` | read | Prometheus text |
 //! | `GET /health` | none | `ok`, `degraded` or `unavailable` |
 //! | `GET /openapi.json` | none | this API as OpenAPI 3.1 |
-//! | `GET /docs` | none | the API reference page (Scalar over `/openapi.json`) |
+//! | `GET /docs` | none | the API reference page (Swagger UI, served from the binary, over `/openapi.json`) |
 //!
 //! Every answer of a protected or `/v1/` route is audited (module `audit`): one line with
 //! its outcome, refused requests without a valid token counted once a second; a request is
@@ -98,6 +98,7 @@ pub fn app(state: AppState) -> Router {
     let (routes, _) = router().split_for_parts();
     let body_limit = state.limits().body_limit;
     routes
+        .route("/docs/{file}", axum::routing::get(admin::api_reference_file))
         .route_layer(mw::from_fn(middleware::authorize))
         .fallback(admin::not_found)
         .method_not_allowed_fallback(admin::method_not_allowed)

@@ -19,6 +19,7 @@
 //! must not repeat; and every text from it is printed without control characters (no escape
 //! sequence reaches the terminal).
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::io::{IsTerminal, Seek, Write};
 use std::path::Path;
@@ -37,10 +38,10 @@ use zeroize::Zeroizing;
 
 mod transport;
 
-use self::transport::{body_of, is_loopback, tls_config};
+use self::transport::{body_of, check_plain_http, tls_config};
 use super::admin::{StatusDoc, enough_up, repair_report, status_text};
 use super::args::PutArgs;
-use super::output::{Output, progress_bar, write_failed};
+use super::output::{DataOut, Output, progress_bar, write_failed};
 use super::records::{Interrupt, open_input, parse_meta};
 use crate::error::{CliError, EXIT_CODES, USAGE_ERROR, one_line};
 use crate::server::{DEGRADED_HEADER, ERROR_CODES, MAX_PAGE, VERSION_HEADER};
@@ -96,7 +97,8 @@ impl Remote {
     ///
     /// # Errors
     /// `USAGE_ERROR` for a URL that is not `http://` or `https://`; `INVALID_INPUT` for a
-    /// token file or CA file that cannot be read.
+    /// token file or CA file that cannot be read; `INVALID_CONFIG` for a token over plain
+    /// HTTP beyond loopback without `VAULTDB_ALLOW_PLAIN_HTTP=true`.
     pub(super) fn new(args: &RemoteArgs<'_>) -> Result<Self, CliError> {
         let url = reqwest::Url::parse(args.server).map_err(|e| {
             CliError::new(USAGE_ERROR, format!("--server {:?} is not a URL: {e}", args.server))
@@ -122,15 +124,8 @@ impl Remote {
             .connect_timeout(std::time::Duration::from_secs(30))
             .build()
             .map_err(|e| CliError::new("INTERNAL_ERROR", format!("HTTP client: {e}")))?;
-        if url.scheme() == "http"
-            && token.is_some()
-            && !url.host_str().is_some_and(|h| h == "localhost" || is_loopback(h))
-        {
-            eprintln!(
-                "warning: --server {}: plain HTTP beyond loopback, the token and the data cross \
-                 the network in the clear (use https://)",
-                args.server
-            );
+        if token.is_some() {
+            check_plain_http(args.server, &url)?;
         }
         Ok(Self {
             client,
@@ -406,12 +401,27 @@ impl Remote {
 
     /// `get ID [-o FILE]`: `GET /v1/records/{id}/raw`, each chunk written as it arrives;
     /// FILE appears only once the whole answer arrived.
-    pub(super) async fn get(&self, id: &str, output: Option<&Path>) -> Result<(), CliError> {
+    pub(super) async fn get(
+        &self,
+        id: &str,
+        output: Option<&Path>,
+        out: Output,
+    ) -> Result<(), CliError> {
         validate_id(id).map_err(CliError::from)?;
         let req = self.request(reqwest::Method::GET, self.record_url(id, "/raw"));
         let resp = self.send(req).await?;
         let degraded = is_degraded(resp.headers());
         let bar = progress_bar(resp.content_length().unwrap_or(0), "get");
+        let head = (out == Output::Json).then(|| {
+            let (version, content_type, metadata) = record_head(resp.headers());
+            json!({
+                "id": id,
+                "version": version,
+                "size": resp.content_length(),
+                "content_type": content_type,
+                "metadata": metadata,
+            })
+        });
         let mut body = resp.bytes_stream();
         let broke_off = |e: reqwest::Error| {
             CliError::new(
@@ -438,15 +448,20 @@ impl Remote {
                 let tmp = f.into_inner().map_err(|e| write_failed(e.error()))?;
                 tmp.persist(p)
                     .map_err(|e| CliError::input(format!("cannot write {}: {e}", p.display())))?;
+                if let Some(mut head) = head {
+                    head["path"] = json!(p);
+                    out.emit(String::new, || head)?;
+                }
             }
             None => {
-                let mut out = std::io::stdout().lock();
+                let stdout = std::io::stdout().lock();
+                let mut data = DataOut::new(stdout, head).map_err(|e| write_failed(&e))?;
                 while let Some(chunk) = self.chunk(&mut body).await? {
                     let chunk = chunk.map_err(broke_off)?;
-                    out.write_all(&chunk).map_err(|e| write_failed(&e))?;
+                    data.write(&chunk).map_err(|e| write_failed(&e))?;
                     bar.inc(chunk.len() as u64);
                 }
-                out.flush().map_err(|e| write_failed(&e))?;
+                data.finish().map_err(|e| write_failed(&e))?;
             }
         }
         bar.finish_and_clear();
@@ -465,22 +480,12 @@ impl Remote {
             .request(reqwest::Method::GET, self.record_url(id, "/raw"))
             .header(header::RANGE, "bytes=0-0");
         let resp = self.send(req).await?;
-        let h = resp.headers();
-        let text = |name: &str| h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let version = text(VERSION_HEADER).unwrap_or_default();
         // 206: `bytes 0-0/TOTAL`; 200 (an empty record): its length.
-        let size = text(header::CONTENT_RANGE.as_str())
+        let size = header_text(resp.headers(), header::CONTENT_RANGE.as_str())
             .and_then(|r| r.rsplit_once('/').and_then(|(_, t)| t.parse::<u64>().ok()))
             .or_else(|| resp.content_length())
             .unwrap_or(0);
-        let content_type = text(header::CONTENT_TYPE.as_str());
-        let metadata: std::collections::BTreeMap<String, String> = h
-            .iter()
-            .filter_map(|(k, v)| {
-                let key = k.as_str().strip_prefix("x-vaultdb-meta-")?;
-                Some((key.to_owned(), v.to_str().ok()?.to_owned()))
-            })
-            .collect();
+        let (version, content_type, metadata) = record_head(resp.headers());
         out.emit(
             || {
                 let mut text = format!(
@@ -656,4 +661,22 @@ struct Page {
 /// Whether an answer says the operation ran with a backend missing or failing.
 fn is_degraded(h: &HeaderMap) -> bool {
     h.get(DEGRADED_HEADER).is_some_and(|v| v.as_bytes() == b"true")
+}
+
+/// A header's value, if it is text.
+fn header_text(h: &HeaderMap, name: &str) -> Option<String> {
+    h.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+/// A raw read's version, content type and metadata (`X-Vaultdb-Meta-*`), from its headers.
+fn record_head(h: &HeaderMap) -> (String, Option<String>, BTreeMap<String, String>) {
+    let metadata = h
+        .iter()
+        .filter_map(|(k, v)| {
+            let key = k.as_str().strip_prefix("x-vaultdb-meta-")?;
+            Some((key.to_owned(), v.to_str().ok()?.to_owned()))
+        })
+        .collect();
+    let version = header_text(h, VERSION_HEADER).unwrap_or_default();
+    (version, header_text(h, header::CONTENT_TYPE.as_str()), metadata)
 }

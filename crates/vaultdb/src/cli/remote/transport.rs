@@ -1,6 +1,6 @@
 //! How remote mode reaches its server: the TLS configuration (the system's CA certificates
 //! or `--ca-cert`'s, a client certificate), whether a host is a loopback address (where plain
-//! HTTP is accepted), and request bodies streamed from a reader.
+//! HTTP is accepted; elsewhere only when allowed), and request bodies streamed from a reader.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -27,9 +27,34 @@ pub(super) fn body_of(
 
 /// Whether `host` (a URL's host: an IP address, IPv6 in brackets, or a name) is a loopback
 /// address.
-pub(super) fn is_loopback(host: &str) -> bool {
+fn is_loopback(host: &str) -> bool {
     let ip = host.trim_start_matches('[').trim_end_matches(']');
     ip.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Refuses to send a token over plain HTTP beyond loopback, where it and the data would cross
+/// the network in the clear, unless `VAULTDB_ALLOW_PLAIN_HTTP` is `true` (or `1`), as `serve`
+/// refuses to listen there; warns when it is allowed.
+///
+/// # Errors
+/// `INVALID_CONFIG` when refused.
+pub(super) fn check_plain_http(server: &str, url: &reqwest::Url) -> Result<(), CliError> {
+    if url.scheme() != "http" || url.host_str().is_some_and(|h| h == "localhost" || is_loopback(h))
+    {
+        return Ok(());
+    }
+    let allowed = std::env::var("VAULTDB_ALLOW_PLAIN_HTTP");
+    if !matches!(allowed.as_deref().map(str::trim), Ok("true" | "1")) {
+        return Err(CliError::config(format!(
+            "--server {server}: plain HTTP beyond loopback would send the token and the data \
+             in the clear: use https://, or set VAULTDB_ALLOW_PLAIN_HTTP=true on a trusted network"
+        )));
+    }
+    eprintln!(
+        "warning: --server {server}: plain HTTP beyond loopback, the token and the data cross \
+         the network in the clear (use https://)"
+    );
+    Ok(())
 }
 
 /// The certificates of the PEM file `p` (`flag` names it in errors).
