@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use vaultdb_core::backend::{BackendError, Key, KeyPrefix, ListEntry, ListFrom, ListPage};
+use vaultdb_core::naming::NameTag;
 use vaultdb_core::{
     BackendErrorKind, CallPolicy, ErrorCode, MemoryBackend, Record, RecordMeta, VaultDb,
 };
@@ -417,4 +418,77 @@ async fn a_backend_flooding_a_record_listing_costs_a_bounded_listing() {
         let most = 2 * cap_pages * policy().max_attempts as usize;
         assert!((1..=most).contains(&n), "{what}: {n} pages listed (at most {most})");
     }
+}
+
+/// A backend that answers every listing of the records from a point with 200 made-up
+/// records just after that point (well-formed share names under tags nobody else holds):
+/// each page ends where its listing does, so a page walk saw nothing but them.
+#[derive(Debug)]
+struct Decoys {
+    inner: Arc<MemoryBackend>,
+    on: std::sync::atomic::AtomicBool,
+}
+
+vaultdb_testkit::forward_backend! {
+    impl StorageBackend for Decoys {
+        forward id, name, put, delete, get to self.inner;
+
+        async fn list_page(
+            &self,
+            prefix: &KeyPrefix,
+            from: ListFrom,
+        ) -> Result<ListPage, BackendError> {
+            let on = self.on.load(std::sync::atomic::Ordering::Relaxed);
+            if !on || !prefix.as_str().ends_with("/r/") {
+                return self.inner.list_page(prefix, from).await;
+            }
+            // The tag the walk resumes after (`<p>/r/<tag>/~`), or zero at the start.
+            let after = match &from {
+                ListFrom::After(k) => k.as_str().rsplit('/').nth(1).and_then(NameTag::from_text),
+                _ => None,
+            };
+            let base = u128::from_be_bytes(after.map_or([0; 16], |t| t.0));
+            let entries = (1..=200u128)
+                .map(|i| {
+                    let tag = NameTag((base + i).to_be_bytes()).to_text();
+                    let v = vaultdb_core::Version::from_parts(1, 1).to_text();
+                    let key = Key::new(format!("{prefix}{tag}/{v}-00000000")).unwrap();
+                    ListEntry { key, size: 1 }
+                })
+                .collect();
+            Ok(ListPage { entries, next: Some("more".into()) })
+        }
+    }
+}
+
+/// One backend listing decoys (records of its own making, just after wherever a page
+/// starts) does not starve a page walk: the walk still returns every record. Before, every
+/// page ended at the decoys, held no id, and the walk never reached a real record.
+#[tokio::test]
+async fn a_backend_listing_decoys_does_not_starve_a_page_walk() {
+    let mems: Vec<Arc<MemoryBackend>> =
+        (0..3).map(|i| Arc::new(MemoryBackend::new(format!("b{i}"), format!("b{i}")))).collect();
+    let decoys = Arc::new(Decoys { inner: mems[0].clone(), on: Default::default() });
+    let b = VaultDb::builder().threshold(2).call_policy(policy()).hedge_after(None);
+    let db = b.backend_arc(decoys.clone()).backend_arc(mems[1].clone());
+    let db = db.backend_arc(mems[2].clone()).open().await.unwrap();
+    let want: Vec<String> = (0..30).map(|i| format!("rec-{i}")).collect();
+    for id in &want {
+        db.put(Record::new(id.clone(), b"x".to_vec())).await.unwrap();
+    }
+    decoys.on.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut got = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..100 {
+        let page = db.list_page(cursor.as_deref(), 10).await.unwrap();
+        got.extend(page.ids);
+        cursor = page.next;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    got.sort();
+    let mut want = want;
+    want.sort();
+    assert_eq!(got, want, "a walk of 100 pages");
 }

@@ -1,14 +1,14 @@
 //! Maintenance operations: `list`, `repair`, `scrub` and `health` (and [`Health::probe`],
 //! which needs no open store).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::StreamExt;
 
 use super::call::CallError;
-use super::fanout::{self, Listing, Probed, TagListing};
+use super::fanout::{self, Listed, Listing, Probed, TagListing};
 use super::repair::RepairReport;
 use super::{Inner, Settings, VaultDb};
 use crate::backend::StorageBackend;
@@ -141,6 +141,45 @@ impl Health {
         let up = backends.iter().filter(|b| b.up).count();
         Health { k, n: backends.len(), up, margin: up as isize - k as isize, backends }
     }
+}
+
+/// The backends whose page of the listing is mostly decoys: of the records they listed,
+/// fewer than half are listed by any other backend, while at least K others answered. An
+/// honest backend lists the records every backend holds (all but leftovers of crashed
+/// writes); one that lists `limit` records of its own making just after wherever a page
+/// starts would otherwise end every page there, with no id in it, and a page walk would
+/// never reach a real record. Left out of the page's end, such a backend counts as one not
+/// heard beyond its own end, as a hung one does.
+fn decoy_listers(
+    listing: &[Result<(Vec<(NameTag, Listed)>, Option<NameTag>), CallError>],
+    k: usize,
+) -> Vec<usize> {
+    let tags_of = |entries: &[(NameTag, Listed)]| -> BTreeSet<NameTag> {
+        entries.iter().map(|(t, _)| *t).collect()
+    };
+    let per_backend: Vec<Option<BTreeSet<NameTag>>> =
+        listing.iter().map(|l| l.as_ref().ok().map(|(e, _)| tags_of(e))).collect();
+    let answered = per_backend.iter().filter(|t| t.is_some()).count();
+    let mut holders: BTreeMap<NameTag, usize> = BTreeMap::new();
+    for tags in per_backend.iter().flatten() {
+        for t in tags {
+            *holders.entry(*t).or_default() += 1;
+        }
+    }
+    let decoys: Vec<usize> = per_backend
+        .iter()
+        .enumerate()
+        .filter_map(|(idx, tags)| {
+            let tags = tags.as_ref()?;
+            let shared = tags.iter().filter(|t| holders[*t] > 1).count();
+            let bounded = matches!(&listing[idx], Ok((_, Some(_))));
+            (bounded && 2 * shared < tags.len()).then_some(idx)
+        })
+        .collect();
+    if answered - decoys.len() < k {
+        return Vec::new(); // too few others to go on without them
+    }
+    decoys
 }
 
 /// What list cursors start with (a format tag, so that other strings are refused).
@@ -276,9 +315,22 @@ impl VaultDb {
             });
         }
         // Each backend's listing is complete up to its `limit`-th tag (or to the end): the
-        // page covers tags up to the smallest of those.
-        let bound: Option<NameTag> =
-            listing.iter().filter_map(|l| l.as_ref().ok()).filter_map(|(_, b)| *b).min();
+        // page covers tags up to the smallest of those, leaving out backends that listed
+        // mostly decoys (see `decoy_listers`), which count as not heard beyond their end.
+        let decoys = decoy_listers(&listing, inner.k());
+        for &idx in &decoys {
+            tracing::warn!(
+                backend = %inner.fanout.id(idx),
+                "a listing page of records no other backend lists; not waited for"
+            );
+        }
+        let bound: Option<NameTag> = listing
+            .iter()
+            .enumerate()
+            .filter(|(idx, _)| !decoys.contains(idx))
+            .filter_map(|(_, l)| l.as_ref().ok())
+            .filter_map(|(_, b)| *b)
+            .min();
         let listing: Listing = listing
             .into_iter()
             .map(|l| {
