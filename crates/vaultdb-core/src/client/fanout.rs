@@ -70,6 +70,10 @@ impl Listed {
 /// Per backend: the shares it listed for a tag, or why it could not list.
 pub(crate) type TagListing = Vec<Result<Vec<Listed>, CallError>>;
 
+/// One backend's answer to [`Fanout::list_tags_from`]: the entries, and the last record up
+/// to which they are complete (`None`: to the end).
+pub(crate) type TagsFrom = (Vec<(NameTag, Listed)>, Option<NameTag>);
+
 /// Per backend: the (tag, share) pairs it listed, or why it could not list.
 pub(crate) type Listing = Vec<Result<Vec<(NameTag, Listed)>, CallError>>;
 
@@ -707,7 +711,7 @@ impl Fanout {
         prefix: &KeyPrefix,
         from: Option<&Key>,
         tags: usize,
-    ) -> Vec<Result<(Vec<(NameTag, Listed)>, Option<NameTag>), CallError>> {
+    ) -> Vec<Result<TagsFrom, CallError>> {
         let calls = self.backends.iter().map(|b| async move {
             let at = from.map_or(ListFrom::Start, |k| ListFrom::After(k.clone()));
             // Takes entries up to the first of the (tags+1)-th record, so everything taken

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::stream::StreamExt;
 
 use super::call::CallError;
-use super::fanout::{self, Listed, Listing, Probed, TagListing};
+use super::fanout::{self, Listed, Listing, Probed, TagListing, TagsFrom};
 use super::repair::RepairReport;
 use super::{Inner, Settings, VaultDb};
 use crate::backend::StorageBackend;
@@ -150,10 +150,7 @@ impl Health {
 /// starts would otherwise end every page there, with no id in it, and a page walk would
 /// never reach a real record. Left out of the page's end, such a backend counts as one not
 /// heard beyond its own end, as a hung one does.
-fn decoy_listers(
-    listing: &[Result<(Vec<(NameTag, Listed)>, Option<NameTag>), CallError>],
-    k: usize,
-) -> Vec<usize> {
+fn decoy_listers(listing: &[Result<TagsFrom, CallError>], k: usize) -> Vec<usize> {
     let tags_of = |entries: &[(NameTag, Listed)]| -> BTreeSet<NameTag> {
         entries.iter().map(|(t, _)| *t).collect()
     };
