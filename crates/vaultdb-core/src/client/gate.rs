@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 use super::call::CallError;
 use super::fanout::Fanout;
-use super::notice::{Migration, Moved, NOTICE_MAX, NoticeKey, Phase};
+use super::notice::{Migration, Moved, NOTICE_MAX, NoticeKey, ResharePhase};
 use super::{Inner, VaultDb};
 use crate::backend::Key;
 use crate::error::{Result, VaultError};
@@ -142,7 +142,8 @@ impl Gate {
         if renewed && state.checked.is_none_or(|c| c < fetched.started) {
             state.checked = Some(fetched.started);
         }
-        let floor = state.migration.as_ref().filter(|m| m.phase >= Phase::Copying).map(|m| m.floor);
+        let floor =
+            state.migration.as_ref().filter(|m| m.phase >= ResharePhase::Copying).map(|m| m.floor);
         (floor, renewed)
     }
 
@@ -159,7 +160,7 @@ impl Gate {
     /// Whether a re-share into this store is unfinished (or not started) as far as this
     /// client knows: a migrating client then reads through to the old store.
     pub(crate) fn migrating(&self) -> bool {
-        self.state().migration.as_ref().is_none_or(|m| m.phase < Phase::Done)
+        self.state().migration.as_ref().is_none_or(|m| m.phase < ResharePhase::Done)
     }
 
     /// The verdict on an operation, from what was last read.
@@ -173,7 +174,7 @@ impl Gate {
             )));
         }
         match (&state.migration, migrating_client, access) {
-            (Some(m), false, _) if m.phase < Phase::Done => {
+            (Some(m), false, _) if m.phase < ResharePhase::Done => {
                 Err(VaultError::invalid_config(format!(
                     "this store is being filled by a re-share from {} (not done yet): open it \
                      with the old store as `migrating_from`, or wait until the re-share is done",
@@ -185,7 +186,7 @@ impl Gate {
                  the old store and recorded the version floor"
                     .to_owned(),
             )),
-            (Some(m), true, Access::Write) if m.phase < Phase::Copying => {
+            (Some(m), true, Access::Write) if m.phase < ResharePhase::Copying => {
                 Err(VaultError::invalid_config(
                     "the re-share into this store is still fencing the old store: writes wait \
                      until it has recorded the version floor"
@@ -209,7 +210,10 @@ impl Inner {
         if renewed {
             Ok(())
         } else {
-            Err(VaultError::Backend { operation: "check the store's re-share notices", outcomes })
+            Err(VaultError::Backend {
+                operation: "the check of the store's re-share notices",
+                outcomes,
+            })
         }
     }
 }
@@ -278,7 +282,7 @@ impl VaultDb {
 impl VaultDb {
     /// The phase of the re-share into this store, as this client last read it (`None`: no
     /// re-share into it seen).
-    pub fn reshare_phase(&self) -> Option<Phase> {
+    pub fn reshare_phase(&self) -> Option<ResharePhase> {
         self.inner.gate.migration().map(|m| m.phase)
     }
 

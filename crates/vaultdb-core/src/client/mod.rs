@@ -67,7 +67,7 @@ use std::time::Duration;
 
 pub use call::CallPolicy;
 pub use maintain::{BackendHealth, Health, ListResult, RecordPage, ScrubReport};
-pub use notice::Phase;
+pub use notice::ResharePhase;
 pub use read::{GetResult, ReadStream};
 pub use repair::RepairReport;
 pub use reshare::{ReshareOptions, ReshareProgress, ReshareReport};

@@ -34,7 +34,7 @@ pub(crate) const NOTICE_MAX: u64 = (65 + MAX_DESCRIPTION + MAC_LEN) as u64;
 
 /// The phase of a re-share, as the new store's migration state records it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Phase {
+pub enum ResharePhase {
     /// The old store is fenced; clients of the new store wait (no floor yet).
     Fencing = 1,
     /// Records are being copied; clients of the new store write above the floor and read
@@ -44,7 +44,7 @@ pub enum Phase {
     Done = 3,
 }
 
-impl Phase {
+impl ResharePhase {
     fn from_byte(b: u8) -> Option<Self> {
         match b {
             1 => Some(Self::Fencing),
@@ -70,7 +70,7 @@ pub(crate) enum Cursor {
 /// A verified migration state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Migration {
-    pub(crate) phase: Phase,
+    pub(crate) phase: ResharePhase,
     /// Every version of the old store is older than this (zero while fencing).
     pub(crate) floor: Version,
     pub(crate) cursor: Cursor,
@@ -178,7 +178,7 @@ impl NoticeKey {
         let u64_at = |at: usize| -> Option<u64> {
             Some(u64::from_be_bytes(body.get(at..at + 8)?.try_into().ok()?))
         };
-        let phase = Phase::from_byte(*body.get(5)?)?;
+        let phase = ResharePhase::from_byte(*body.get(5)?)?;
         let floor = Version::from_bytes(body.get(6..22)?.try_into().ok()?);
         let tag = NameTag(body.get(23..39)?.try_into().ok()?);
         let cursor = match body.get(22)? {
@@ -234,7 +234,7 @@ mod tests {
         assert_eq!(k.open_moved(&bad), None);
 
         let m = Migration {
-            phase: Phase::Copying,
+            phase: ResharePhase::Copying,
             floor: Version::from_parts(7, 9),
             cursor: Cursor::Records(NameTag([3; 16])),
             copied: 5,

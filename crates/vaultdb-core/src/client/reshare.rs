@@ -27,7 +27,7 @@ use futures::TryStreamExt;
 use tokio_util::io::StreamReader;
 
 use super::fanout::group_versions;
-use super::notice::{Cursor, Migration, Moved, NOTICE_MAX, NoticeKey, Phase};
+use super::notice::{Cursor, Migration, Moved, NOTICE_MAX, NoticeKey, ResharePhase};
 use super::{Inner, VaultDb};
 use crate::backend::{Key, PutMode};
 use crate::error::{Result, VaultError};
@@ -58,7 +58,7 @@ impl Default for ReshareOptions {
 #[non_exhaustive]
 pub struct ReshareProgress {
     /// The phase being worked on.
-    pub phase: Phase,
+    pub phase: ResharePhase,
     /// Records written to the new store (this run and the runs before it).
     pub copied: u64,
     /// Records the new store already had (or had deleted), or that were gone.
@@ -136,7 +136,7 @@ impl VaultDb {
                     )));
                 }
                 let state = Migration {
-                    phase: Phase::Fencing,
+                    phase: ResharePhase::Fencing,
                     floor: Version::from_parts(0, 0),
                     cursor: Cursor::Start,
                     copied: 0,
@@ -149,16 +149,17 @@ impl VaultDb {
             }
         };
         let mut run = Run { old, new, state, options, progress, failed: 0, total: 0 };
-        if run.state.phase == Phase::Fencing {
+        if run.state.phase == ResharePhase::Fencing {
             report.waited = run.fence().await?;
         }
-        if run.state.phase == Phase::Copying {
+        if run.state.phase == ResharePhase::Copying {
             run.new.inner.clock.observe(run.state.floor.micros());
+            run.report();
             let (old_sys, new_sys) = (run.old.system(), run.new.system());
             run.copy_namespace(&old_sys, &new_sys, true).await?;
             let (old_db, new_db) = (run.old.clone(), run.new.clone());
             run.copy_namespace(&old_db, &new_db, false).await?;
-            run.state.phase = Phase::Done;
+            run.state.phase = ResharePhase::Done;
             run.state.at = (run.new.inner.wall)();
             write_state(&run.new.inner, &run.state).await?;
             run.report();
@@ -190,7 +191,7 @@ impl<P: FnMut(&ReshareProgress)> Run<'_, P> {
         let key = NoticeKey::new(&old.naming);
         let bytes = key.moved(&Moved { at: (old.wall)(), to: describe(&self.new) });
         let (moved_key, _) = old.gate.keys();
-        write_everywhere(old, moved_key, bytes, "write the moved notice").await?;
+        write_everywhere(old, moved_key, bytes, "the write of the moved notice").await?;
         // This process's own clients of the old store stop at once.
         let _ = old.check_notices().await;
         let wait = old.settings.fence_wait();
@@ -198,7 +199,7 @@ impl<P: FnMut(&ReshareProgress)> Run<'_, P> {
         tokio::time::sleep(wait).await;
         let floor = old_floor(old).await?;
         self.new.inner.clock.observe(floor.micros());
-        self.state.phase = Phase::Copying;
+        self.state.phase = ResharePhase::Copying;
         self.state.floor = floor;
         self.state.at = (self.new.inner.wall)();
         write_state(&self.new.inner, &self.state).await?;
@@ -340,7 +341,7 @@ async fn copy_one(old: &VaultDb, new: &VaultDb, id: &str) -> Result<bool> {
     for (idx, keys) in leftovers.collect::<Vec<_>>() {
         if let (_, Some(e)) = inner.fanout.delete_keys(idx, keys).await {
             return Err(VaultError::Backend {
-                operation: "re-share: remove an interrupted copy",
+                operation: "the removal of an interrupted copy",
                 outcomes: vec![inner.fanout.outcome(idx, e.status())],
             });
         }
@@ -422,7 +423,7 @@ async fn write_everywhere(
 async fn write_state(inner: &Inner, state: &Migration) -> Result<()> {
     let bytes = NoticeKey::new(&inner.naming).migration(state);
     let (_, key) = inner.gate.keys();
-    write_everywhere(inner, key, bytes, "write the migration state").await?;
+    write_everywhere(inner, key, bytes, "the write of the migration state").await?;
     let _ = inner.check_notices().await;
     Ok(())
 }
@@ -434,7 +435,7 @@ async fn read_state(inner: &Inner) -> Result<Option<Migration>> {
     let answered = answers.iter().filter(|a| a.is_ok()).count();
     if answered < inner.k() {
         return Err(VaultError::Backend {
-            operation: "read the migration state",
+            operation: "the read of the migration state",
             outcomes: inner.fanout.outcomes_of(&answers),
         });
     }
