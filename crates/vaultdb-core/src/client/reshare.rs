@@ -110,6 +110,29 @@ impl VaultDb {
     /// resumes where the new store's migration state says. `progress` is called after each
     /// record copied and at each phase.
     ///
+    /// ```no_run
+    /// # async fn demo(old: vaultdb_core::VaultDb) -> vaultdb_core::Result<()> {
+    /// use vaultdb_core::{MemoryBackend, ReshareOptions, VaultDb};
+    ///
+    /// // The new configuration: 3-of-5 over the old backends (another prefix) and two more.
+    /// let mut new = VaultDb::builder().threshold(3).prefix("v2").migrating_from(old.clone());
+    /// for b in old.backends().iter().cloned() {
+    ///     new = new.backend_arc(b);
+    /// }
+    /// let new = new
+    ///     .backend(MemoryBackend::new("d", "D"))
+    ///     .backend(MemoryBackend::new("e", "E"))
+    ///     .open()
+    ///     .await?;
+    /// let report = old
+    ///     .reshare(&new, &ReshareOptions::default(), |p| {
+    ///         eprintln!("{:?}: {} copied, {} skipped", p.phase, p.copied, p.skipped)
+    ///     })
+    ///     .await?;
+    /// assert!(report.problems.is_empty());
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     /// `INVALID_CONFIG` if the two stores share a backend id with nested (or equal) prefixes,
     /// share their naming key, or `new` holds records of its own; the error of the first
