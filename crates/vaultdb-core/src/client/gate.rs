@@ -199,21 +199,26 @@ impl Gate {
 }
 
 impl Inner {
-    /// Reads the notices now and takes them in; fails if fewer than K backends answered.
-    pub(crate) async fn check_notices(&self) -> Result<()> {
+    /// Reads the notices now and takes them in; fails if fewer than K backends answered:
+    /// for a read with `INSUFFICIENT_SHARES`, as a read that hears fewer than K backends
+    /// does; for a write with `BACKEND_ERROR`, as a write does.
+    pub(crate) async fn check_notices(&self, access: Access) -> Result<()> {
         let fetched = self.gate.fetch(&self.fanout).await;
         let outcomes = self.fanout.outcomes_of(&fetched.answers);
+        let answered = fetched.answers.iter().filter(|a| a.is_ok()).count();
         let (floor, renewed) = self.gate.absorb(fetched, self.k());
         if let Some(floor) = floor {
             self.clock.observe(floor.micros());
         }
-        if renewed {
-            Ok(())
-        } else {
-            Err(VaultError::Backend {
+        match (renewed, access) {
+            (true, _) => Ok(()),
+            (false, Access::Read) => {
+                Err(VaultError::InsufficientShares { need: self.k(), got: answered, outcomes })
+            }
+            (false, Access::Write) => Err(VaultError::Backend {
                 operation: "the check of the store's re-share notices",
                 outcomes,
-            })
+            }),
         }
     }
 }
@@ -228,7 +233,7 @@ impl VaultDb {
             match age {
                 Some(age) if age < every => {}
                 Some(age) if age < every.saturating_mul(2) => self.check_in_background(),
-                _ => self.inner.check_notices().await?,
+                _ => self.inner.check_notices(access).await?,
             }
         }
         gate.verdict(access, self.inner.migrating_from.is_some())
@@ -242,7 +247,7 @@ impl VaultDb {
         }
         let inner = Arc::clone(&self.inner);
         self.inner.background.spawn(async move {
-            if let Err(e) = inner.check_notices().await {
+            if let Err(e) = inner.check_notices(Access::Read).await {
                 tracing::debug!(error = %e, "background check of the re-share notices");
             }
             inner.gate.refreshing.store(false, Ordering::Release);
@@ -290,5 +295,82 @@ impl VaultDb {
     /// operations then fail with `INVALID_CONFIG`.
     pub fn has_moved(&self) -> bool {
         self.inner.gate.moved()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::notice::Cursor;
+    use crate::naming::NamingKey;
+    use crate::version::Version;
+
+    fn gate(naming: &NamingKey) -> Gate {
+        let g = Gate::new(&KeySpace::new("p").unwrap(), Some(Duration::from_secs(10)));
+        g.set_key(NoticeKey::new(naming));
+        g
+    }
+
+    fn state(phase: ResharePhase, floor: u64) -> Migration {
+        Migration {
+            phase,
+            floor: Version::from_parts(floor, 0),
+            cursor: Cursor::Start,
+            copied: 0,
+            skipped: 0,
+            at: 0,
+            from: "old".into(),
+        }
+    }
+
+    fn fetched(answers: Vec<Answer>) -> Fetched {
+        Fetched { started: Instant::now(), answers }
+    }
+
+    #[test]
+    fn a_check_renews_the_lease_only_with_k_answers_and_keeps_the_newest_phase() {
+        let naming = NamingKey::from_bytes([7; 32]);
+        let key = NoticeKey::new(&naming);
+        let g = gate(&naming);
+        let fencing = key.migration(&state(ResharePhase::Fencing, 0));
+        let copying = key.migration(&state(ResharePhase::Copying, 42));
+        let down = || Err(CallError::NotAwaited);
+
+        // One answer of three, K = 2: no lease, but what it said is kept.
+        let (floor, renewed) =
+            g.absorb(fetched(vec![Ok((None, Some(fencing.clone()))), down(), down()]), 2);
+        assert_eq!((floor, renewed), (None, false));
+        assert_eq!(g.migration().map(|m| m.phase), Some(ResharePhase::Fencing));
+        assert!(g.verdict(Access::Write, true).is_err(), "no floor yet: writes wait");
+        assert!(g.verdict(Access::Read, true).is_ok());
+        assert!(g.verdict(Access::Read, false).is_err(), "only migrating clients");
+
+        // Two answers, one newer: the floor is given to observe, the lease renewed.
+        let (floor, renewed) = g.absorb(
+            fetched(vec![Ok((None, Some(copying))), Ok((None, Some(fencing.clone()))), down()]),
+            2,
+        );
+        assert_eq!((floor, renewed), (Some(Version::from_parts(42, 0)), true));
+        assert!(g.verdict(Access::Write, true).is_ok());
+        // An older state read later (a rolled-back backend) does not take the phase back.
+        g.absorb(fetched(vec![Ok((None, Some(fencing))), Ok((None, None)), down()]), 2);
+        assert_eq!(g.migration().map(|m| m.phase), Some(ResharePhase::Copying));
+    }
+
+    #[test]
+    fn one_valid_moved_notice_is_enough_and_a_forged_one_is_ignored() {
+        let naming = NamingKey::from_bytes([7; 32]);
+        let g = gate(&naming);
+        let forged = NoticeKey::new(&NamingKey::from_bytes([8; 32]))
+            .moved(&Moved { at: 1, to: "elsewhere".into() });
+        g.absorb(fetched(vec![Ok((Some(forged), None)), Ok((None, None))]), 2);
+        assert!(!g.moved());
+        assert!(g.verdict(Access::Write, false).is_ok());
+        let real = NoticeKey::new(&naming).moved(&Moved { at: 1, to: "3-of-5".into() });
+        g.absorb(fetched(vec![Ok((None, None)), Ok((Some(real), None)), Ok((None, None))]), 2);
+        assert!(g.moved());
+        let err = g.verdict(Access::Read, false).unwrap_err();
+        assert_eq!(err.code(), crate::error::ErrorCode::InvalidConfig);
+        assert!(err.to_string().contains("3-of-5"), "{err}");
     }
 }

@@ -216,7 +216,7 @@ impl<P: FnMut(&ReshareProgress)> Run<'_, P> {
         let (moved_key, _) = old.gate.keys();
         write_everywhere(old, moved_key, bytes, "the write of the moved notice").await?;
         // This process's own clients of the old store stop at once.
-        let _ = old.check_notices().await;
+        let _ = old.check_notices(super::gate::Access::Read).await;
         let wait = old.settings.fence_wait();
         tracing::info!(?wait, "old store fenced; waiting for its clients' leases to run out");
         tokio::time::sleep(wait).await;
@@ -447,7 +447,7 @@ async fn write_state(inner: &Inner, state: &Migration) -> Result<()> {
     let bytes = NoticeKey::new(&inner.naming).migration(state);
     let (_, key) = inner.gate.keys();
     write_everywhere(inner, key, bytes, "the write of the migration state").await?;
-    let _ = inner.check_notices().await;
+    let _ = inner.check_notices(super::gate::Access::Read).await;
     Ok(())
 }
 
