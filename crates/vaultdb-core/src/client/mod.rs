@@ -35,7 +35,10 @@
 //!   settled objects; `background`, work that outlives the operation that started it.
 //!
 //! The operations also use `fast` (one-round-trip reads from marks and settled objects;
-//! the settler) and `tombstone`.
+//! the settler), `tombstone`, and `gate`, which every operation passes first (the store's
+//! re-share notices, encoded by `notice` in the base layer, read on a lease; a migrating
+//! client's read-through to the old store). `reshare` ([`VaultDb::reshare`]) moves a store to
+//! a new configuration with the operations of both.
 //!
 //! Within the operations, `read` uses `head`, `head` uses `repair` (read-repair), and
 //! `maintain` uses `repair` and `open`; `write` uses only the layers below. No two modules
