@@ -252,6 +252,51 @@ mod tests {
         }
     }
 
+    /// The hex block after `name:` in docs/FORMAT.md section 18.
+    fn doc_hex(name: &str) -> Vec<u8> {
+        let doc = include_str!("../../../../docs/FORMAT.md");
+        let section = &doc[doc.find("## 18.").expect("section 18")..];
+        let at = section.find(&format!("\n{name}:")).expect(name) + name.len() + 2;
+        let hex: String = section[at..]
+            .lines()
+            .skip_while(|l| l.trim().is_empty())
+            .take_while(|l| !l.trim().is_empty() && !l.contains(':') && !l.starts_with("```"))
+            .collect::<String>()
+            .split_whitespace()
+            .collect();
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+
+    #[test]
+    fn the_worked_example_of_format_section_18_is_what_the_code_writes() {
+        let naming = NamingKey::from_bytes([0x11; 32]);
+        let k = NoticeKey::new(&naming);
+        assert_eq!(naming.derive(PURPOSE).as_bytes().to_vec(), doc_hex("notice_key"));
+        let moved = Moved {
+            at: 0x0006_2d1a_2b3c_5000,
+            to: r#"3-of-5 shamir over a, b, c, d, e under prefix "v2""#.to_owned(),
+        };
+        assert_eq!(k.moved(&moved).to_vec(), doc_hex("moved_notice"));
+        let m = Migration {
+            phase: ResharePhase::Copying,
+            floor: Version::from_parts(0x0006_2d1a_2b3c_4d5e, 0x0123_4567_89ab_cdef),
+            cursor: Cursor::Records(NameTag([
+                0x82, 0xa1, 0x21, 0xea, 0x22, 0x14, 0xee, 0xd7, 0x46, 0xba, 0x01, 0x05, 0x19, 0xf5,
+                0x8f, 0x44,
+            ])),
+            copied: 12,
+            skipped: 1,
+            at: 0x0006_2d1a_2b3c_5000,
+            from: r#"2-of-3 shamir over a, b, c under prefix "v1""#.to_owned(),
+        };
+        let bytes = doc_hex("migration_state");
+        assert_eq!(k.migration(&m).to_vec(), bytes);
+        assert_eq!(k.open_migration(&bytes), Some(m));
+    }
+
     #[test]
     fn descriptions_are_clipped_at_a_char_boundary() {
         let long = "é".repeat(MAX_DESCRIPTION);
