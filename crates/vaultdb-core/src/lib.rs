@@ -45,7 +45,8 @@ pub use backend::{
 };
 pub use client::{
     CallPolicy, DeleteResult, GetResult, Health, ListResult, PutResult, ReadStream, RecordMeta,
-    RecordPage, RepairReport, ScrubReport, Settings, VaultDb, VaultDbBuilder, WallClock,
+    RecordPage, RepairReport, ReshareOptions, ResharePhase, ReshareProgress, ReshareReport,
+    ScrubReport, Settings, VaultDb, VaultDbBuilder, WallClock,
 };
 pub use compact::Mode;
 pub use error::{BackendOutcome, ErrorCode, OutcomeStatus, Result, VaultError};

@@ -265,6 +265,11 @@ impl KeySpace {
     // 129 bytes, then segments of base32hex and hex digits (at most 26 + 1 + 26 + 1 + 410
     // bytes for a share key), well below MAX_KEY_LEN.
 
+    /// The prefix every object of the store has (empty for the bucket root).
+    pub fn root_prefix(&self) -> KeyPrefix {
+        KeyPrefix::from_valid(self.root.clone())
+    }
+
     /// The prefix all record shares share.
     pub fn records_prefix(&self) -> KeyPrefix {
         KeyPrefix::from_valid(format!("{}r/", self.root))
@@ -337,6 +342,18 @@ impl KeySpace {
     /// holds nothing of the store.
     pub fn probe_key(&self) -> Key {
         Key::from_valid(format!("{}probe", self.root))
+    }
+
+    /// The key of a backend's copy of the moved notice a re-share leaves in the store it
+    /// leaves (docs/FORMAT.md section 18): `<prefix>/moved`.
+    pub fn moved_key(&self) -> Key {
+        Key::from_valid(format!("{}moved", self.root))
+    }
+
+    /// The key of a backend's copy of the migration state a re-share keeps in the store it
+    /// fills (docs/FORMAT.md section 18): `<prefix>/migration`.
+    pub fn migration_key(&self) -> Key {
+        Key::from_valid(format!("{}migration", self.root))
     }
 
     /// The key of a backend's keyring share.

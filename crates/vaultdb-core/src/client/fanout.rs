@@ -746,6 +746,16 @@ impl Fanout {
         self.gather(calls, self.k(), Result::is_ok, || Err(CallError::NotAwaited)).await
     }
 
+    /// Lists every object under `prefix` on backend `idx`, unparsed.
+    pub(crate) async fn list_raw(
+        &self,
+        idx: usize,
+        prefix: &KeyPrefix,
+    ) -> Result<Vec<ListEntry>, CallError> {
+        let b = &self.backends[idx];
+        Ok(self.policy.run(|| b.list_all(prefix)).await?.value)
+    }
+
     /// Lists one record's shares on every backend.
     pub(crate) async fn list_tag(&self, tag: NameTag) -> TagListing {
         let calls = (0..self.n()).map(|idx| self.list_tag_at(idx, tag));

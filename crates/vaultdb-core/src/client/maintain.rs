@@ -9,6 +9,7 @@ use futures::stream::StreamExt;
 
 use super::call::CallError;
 use super::fanout::{self, Listed, Listing, Probed, TagListing, TagsFrom};
+use super::gate::Access;
 use super::repair::RepairReport;
 use super::{Inner, Settings, VaultDb};
 use crate::backend::StorageBackend;
@@ -263,7 +264,30 @@ impl VaultDb {
     /// # Errors
     /// `INSUFFICIENT_SHARES` if fewer than K backends can list.
     #[tracing::instrument(name = "vaultdb.list", skip_all)]
+    ///
+    /// A client opened with [`VaultDbBuilder::migrating_from`](super::VaultDbBuilder::migrating_from)
+    /// lists both stores while the re-share is not done, and returns each id once: an id only
+    /// the old store holds costs one more listing of that record here (to leave out those
+    /// deleted here), so such a list costs a listing of both stores plus one per record not
+    /// yet copied.
     pub async fn list(&self) -> Result<ListResult> {
+        self.admit(Access::Read).await?;
+        let mut here = self.list_here().await?;
+        let Some(old) = self.read_through() else { return Ok(here) };
+        let there = old.list_here().await?;
+        let known: std::collections::BTreeSet<String> = here.ids.iter().cloned().collect();
+        for id in there.ids.into_iter().filter(|id| !known.contains(id)) {
+            if self.read_through_for(&id).await?.is_some() {
+                here.ids.push(id);
+            }
+        }
+        here.ids.sort();
+        here.unverified += there.unverified;
+        Ok(here)
+    }
+
+    /// [`VaultDb::list`] of this store only.
+    async fn list_here(&self) -> Result<ListResult> {
         let inner = &self.inner;
         let (listing, outcomes) = inner.list_everything(inner.k()).await?;
         let (found, unverified) = inner.live_ids(&listing);
@@ -284,7 +308,20 @@ impl VaultDb {
     /// `INVALID_INPUT` for a cursor this store did not hand out, or a `limit` of 0;
     /// `INSUFFICIENT_SHARES` if fewer than K backends can list.
     #[tracing::instrument(name = "vaultdb.list_page", skip_all)]
+    ///
+    /// Not while a re-share into this store is unfinished (a client opened with
+    /// [`VaultDbBuilder::migrating_from`](super::VaultDbBuilder::migrating_from)): pages of
+    /// two stores in name-tag order cannot be merged (each has its own naming key), so it
+    /// then fails with `INVALID_CONFIG`; use [`VaultDb::list`].
     pub async fn list_page(&self, cursor: Option<&str>, limit: usize) -> Result<RecordPage> {
+        self.admit(Access::Read).await?;
+        if self.read_through().is_some() {
+            return Err(VaultError::invalid_config(
+                "list_page is not available while a re-share into this store is unfinished; \
+                 use list"
+                    .to_owned(),
+            ));
+        }
         let inner = &self.inner;
         if limit == 0 {
             return Err(VaultError::invalid_input("a page holds at least one id".to_owned()));
@@ -358,6 +395,7 @@ impl VaultDb {
     /// `INVALID_INPUT` for an invalid id. Problems repairing are in the report.
     pub async fn repair(&self, id: &str) -> Result<RepairReport> {
         validate_id(id)?;
+        self.admit(Access::Read).await?;
         Ok(self.inner.repair_tag(self.inner.naming.tag(id), None).await)
     }
 
@@ -379,6 +417,7 @@ impl VaultDb {
         &self,
         progress: impl Fn(usize, usize),
     ) -> Result<ScrubReport> {
+        self.admit(Access::Read).await?;
         let inner = &self.inner;
         // Scrub waits for every backend: reaching each one is its job.
         let (listing, outcomes) = inner.list_everything(inner.n()).await?;

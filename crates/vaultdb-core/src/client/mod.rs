@@ -35,7 +35,10 @@
 //!   settled objects; `background`, work that outlives the operation that started it.
 //!
 //! The operations also use `fast` (one-round-trip reads from marks and settled objects;
-//! the settler) and `tombstone`.
+//! the settler), `tombstone`, and `gate`, which every operation passes first (the store's
+//! re-share notices, encoded by `notice` in the base layer, read on a lease; a migrating
+//! client's read-through to the old store). `reshare` ([`VaultDb::reshare`]) moves a store to
+//! a new configuration with the operations of both.
 //!
 //! Within the operations, `read` uses `head`, `head` uses `repair` (read-repair), and
 //! `maintain` uses `repair` and `open`; `write` uses only the layers below. No two modules
@@ -46,12 +49,15 @@ mod budget;
 mod call;
 mod fanout;
 mod fast;
+mod gate;
 mod head;
 mod maintain;
 mod marks;
+mod notice;
 mod open;
 mod read;
 mod repair;
+mod reshare;
 mod settings;
 mod shares;
 mod tombstone;
@@ -64,8 +70,10 @@ use std::time::Duration;
 
 pub use call::CallPolicy;
 pub use maintain::{BackendHealth, Health, ListResult, RecordPage, ScrubReport};
+pub use notice::ResharePhase;
 pub use read::{GetResult, ReadStream};
 pub use repair::RepairReport;
+pub use reshare::{ReshareOptions, ReshareProgress, ReshareReport};
 pub use settings::{DEFAULT_MAX_INFLIGHT_BYTES, DEFAULT_MAX_RECORD_SIZE, DEFAULT_PREFIX, Settings};
 pub use write::{DeleteResult, PutResult};
 
@@ -95,6 +103,7 @@ pub struct VaultDbBuilder {
     naming_key: Option<NamingKey>,
     rng: Option<Box<dyn RandomSource>>,
     wall: Option<WallClock>,
+    migrating_from: Option<VaultDb>,
 }
 
 impl fmt::Debug for VaultDbBuilder {
@@ -156,6 +165,16 @@ impl VaultDbBuilder {
         self
     }
 
+    /// Opens this store as the target of a re-share from `old` (docs/SECURITY.md
+    /// "Re-sharing"): until the re-share is done, a read that finds nothing at all here
+    /// (no version and no tombstone) reads `old`, and `list` returns both stores' records.
+    /// Writes and deletes go here only, and wait until the re-share has recorded its
+    /// version floor. Once the re-share is done the client stands alone.
+    pub fn migrating_from(mut self, old: VaultDb) -> Self {
+        self.migrating_from = Some(VaultDb { fenced: false, ..old });
+        self
+    }
+
     /// Checks the configuration, reads (or on an empty store, creates) the keyring, and
     /// returns the client.
     ///
@@ -170,6 +189,7 @@ impl VaultDbBuilder {
         // `<prefix>/sys/`, named with a key derived from the store's naming key.
         let sys_keyspace = KeySpace::new(&system_prefix(&s.prefix))?;
         let system_backends = self.backends.clone();
+        let gate = Arc::new(gate::Gate::new(&keyspace, s.fence_check));
         let mut inner = Inner::new(
             self.backends,
             threshold,
@@ -177,22 +197,42 @@ impl VaultDbBuilder {
             keyspace,
             self.settings.clone(),
             self.rng.map(Mutex::new),
+            Arc::clone(&gate),
         );
-        let (keyring, all_slots_good) =
-            open::load_or_create_keyring(&inner, self.naming_key.as_ref()).await?;
+        // The re-share notices are read in the keyring's round trip, and checked once the
+        // keyring gives their key.
+        let (keyring, notices) = futures::future::join(
+            open::load_or_create_keyring(&inner, self.naming_key.as_ref()),
+            gate.fetch(&inner.fanout),
+        )
+        .await;
+        let (keyring, all_slots_good) = keyring?;
         keyring.check_mode(s.mode)?;
         inner.fanout.set_mode(keyring.mode);
-        let mut system =
-            Inner::new(system_backends, threshold, write_quorum, sys_keyspace, self.settings, None);
+        let mut system = Inner::new(
+            system_backends,
+            threshold,
+            write_quorum,
+            sys_keyspace,
+            self.settings,
+            None,
+            Arc::clone(&gate),
+        );
         if let Some(wall) = self.wall {
             inner.wall = Arc::clone(&wall);
             system.wall = wall;
         }
         system.fanout.set_mode(keyring.mode);
         system.naming = keyring.naming_key.derive(SYSTEM_NAMING_PURPOSE);
+        gate.set_key(notice::NoticeKey::new(&keyring.naming_key));
+        if let (Some(floor), _) = gate.absorb(notices, inner.k()) {
+            inner.clock.observe(floor.micros());
+        }
+        system.migrating_from = self.migrating_from.as_ref().map(VaultDb::system);
+        inner.migrating_from = self.migrating_from;
         inner.naming = keyring.naming_key;
         inner.system = Some(Arc::new(system));
-        let db = VaultDb { inner: Arc::new(inner) };
+        let db = VaultDb { inner: Arc::new(inner), fenced: true };
         // The open stopped reading at K good keyring shares: check (and rewrite) the other
         // slots in the background, as a degraded read repairs its record, so that a lost or
         // swapped keyring share does not wait for a scrub.
@@ -257,6 +297,7 @@ settings_setters! {
     fast_reads(bool) => fast_reads,
     settle_after(Duration) => settle_after in Some,
     mode(Mode) => mode in Some,
+    fence_check(Option<Duration>) => fence_check,
 }
 
 /// What [`VaultDbBuilder::checked`] derives from a valid configuration.
@@ -314,6 +355,12 @@ pub(crate) struct Inner {
     pub(crate) background: Arc<background::Background>,
     /// The system namespace's client ([`VaultDb::system`]); `None` in that client itself.
     system: Option<Arc<Inner>>,
+    /// The store's re-share notices as last read (`gate.rs`), shared with the system
+    /// namespace's client.
+    pub(crate) gate: Arc<gate::Gate>,
+    /// The store a re-share fills this one from, read through while it is not done
+    /// ([`VaultDbBuilder::migrating_from`]).
+    pub(crate) migrating_from: Option<VaultDb>,
 }
 
 /// A source of wall-clock time in microseconds since the epoch.
@@ -365,6 +412,7 @@ impl Inner {
         keyspace: KeySpace,
         settings: Settings,
         rng: Option<Mutex<Box<dyn RandomSource>>>,
+        gate: Arc<gate::Gate>,
     ) -> Self {
         let n = backends.len();
         let shares = Shares::new(threshold, settings.padding);
@@ -383,6 +431,8 @@ impl Inner {
             background: Arc::default(),
             wall: Arc::new(wall_micros),
             system: None,
+            gate,
+            migrating_from: None,
         }
     }
 }
@@ -442,6 +492,10 @@ pub(crate) fn degraded(outcomes: &[BackendOutcome]) -> bool {
 #[derive(Clone)]
 pub struct VaultDb {
     pub(crate) inner: Arc<Inner>,
+    /// Whether operations pass the gate (`gate.rs`); off only in the handles a re-share
+    /// uses on the stores it moves between, and in a migrating client's handle of the old
+    /// store.
+    pub(crate) fenced: bool,
 }
 
 impl fmt::Debug for VaultDb {
@@ -479,6 +533,7 @@ impl VaultDb {
             naming_key: None,
             rng: None,
             wall: None,
+            migrating_from: None,
         }
     }
 
@@ -525,7 +580,7 @@ impl VaultDb {
     /// `system()` is itself.)
     pub fn system(&self) -> VaultDb {
         match &self.inner.system {
-            Some(system) => VaultDb { inner: Arc::clone(system) },
+            Some(system) => VaultDb { inner: Arc::clone(system), fenced: self.fenced },
             None => self.clone(),
         }
     }

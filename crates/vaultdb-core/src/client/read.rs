@@ -17,6 +17,7 @@ use futures::stream::{BoxStream, Stream, StreamExt};
 
 use super::VaultDb;
 use super::fanout::{Expected, Source};
+use super::gate::Access;
 use super::head::Head;
 use super::shares::Expect;
 use crate::envelope::Kind;
@@ -174,6 +175,18 @@ impl VaultDb {
     /// an invalid id, or a segmented record larger than `max_record_size`.
     #[tracing::instrument(name = "vaultdb.get", skip_all, fields(tag = tracing::field::Empty))]
     pub async fn get(&self, id: &str) -> Result<GetResult> {
+        self.admit(Access::Read).await?;
+        match self.get_here(id).await {
+            Err(VaultError::RecordNotFound) => match self.read_through_for(id).await? {
+                Some(old) => old.get_here(id).await,
+                None => Err(VaultError::RecordNotFound),
+            },
+            r => r,
+        }
+    }
+
+    /// [`VaultDb::get`] in this store only.
+    async fn get_here(&self, id: &str) -> Result<GetResult> {
         let mut head = self.resolve_head(id).await?;
         let (record, outcomes, bad_backends) = match head.verified.kind {
             Kind::Manifest => self.read_whole(id, &head).await?,
@@ -302,6 +315,18 @@ impl VaultDb {
         if range.start > range.end {
             return Err(VaultError::invalid_input("range start is after its end"));
         }
+        self.admit(Access::Read).await?;
+        match self.get_range_here(id, range.clone()).await {
+            Err(VaultError::RecordNotFound) => match self.read_through_for(id).await? {
+                Some(old) => old.get_range_here(id, range).await,
+                None => Err(VaultError::RecordNotFound),
+            },
+            r => r,
+        }
+    }
+
+    /// [`VaultDb::get_range`] in this store only.
+    async fn get_range_here(&self, id: &str, range: Range<u64>) -> Result<ReadStream> {
         let mut head = self.resolve_head(id).await?;
         self.note_degraded(head.tag, &head.outcomes);
         match head.verified.kind {

@@ -88,6 +88,14 @@ pub struct Settings {
     /// new one as [`Mode::Shamir`]. `Some(mode)`: create a new store in `mode`, and refuse
     /// (`INVALID_CONFIG`) to open a store in another mode.
     pub mode: Option<Mode>,
+    /// How often a client re-reads its store's re-share notices (docs/SECURITY.md
+    /// "Re-sharing"), in the background while it is busy. An operation starts only while the
+    /// last check that heard K backends began less than twice this long ago (the lease);
+    /// otherwise it checks first. A re-share waits out the lease of its old configuration
+    /// ([`Settings::fence_wait`]), so every client of a store must use the same value, or a
+    /// smaller one. `None` turns the checks off: such a client never notices a re-share, so
+    /// a store with such clients must not be re-shared while they run. Default 10 s.
+    pub fence_check: Option<Duration>,
 }
 
 /// The clock skew between clients the default settle delay allows for.
@@ -112,6 +120,7 @@ impl Default for Settings {
             fast_reads: true,
             settle_after: None,
             mode: None,
+            fence_check: Some(Duration::from_secs(10)),
         }
     }
 }
@@ -188,8 +197,25 @@ impl Settings {
                 "settle_after ({d:?}) must be at least twice the longest a backend call can                  take with its retries ({floor:?}), plus the clock skew between clients"
             ));
         }
+        if self.fence_check.is_some_and(|d| d.is_zero()) {
+            return invalid("fence_check must be longer than zero (or off)".to_owned());
+        }
         KeySpace::new(&self.prefix)?;
         Threshold::new(k, n)
+    }
+
+    /// How long a re-share waits after fencing a store of these settings before it reads
+    /// the store for the last time: the lease (twice [`Settings::fence_check`]), during which
+    /// a client may still start operations, plus four times the longest call (the longest
+    /// operation a client starts: a delete's three round trips, a put's one, each call with
+    /// its retries; a segmented put checks the lease again before its manifest). Zero with
+    /// the checks off.
+    pub fn fence_wait(&self) -> Duration {
+        self.fence_check.map_or(Duration::ZERO, |every| {
+            every
+                .saturating_mul(2)
+                .saturating_add(self.call_policy.longest_call().saturating_mul(4))
+        })
     }
 
     /// The settle delay in effect (see [`Settings::settle_after`]).

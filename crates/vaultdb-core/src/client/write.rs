@@ -22,6 +22,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::call::CallError;
 use super::fanout::{Listed, TagListing};
+use super::gate::Access;
 use super::marks::MarkKind;
 use super::{Inner, VaultDb};
 use crate::backend::{Key, PutMode};
@@ -99,8 +100,13 @@ impl Inner {
     }
 
     /// Builds the N envelopes and N object keys of one version of an inline record.
-    fn encode_record(&self, record: &Record, tag: NameTag) -> Result<(Version, Vec<(Key, Bytes)>)> {
-        let version = self.with_rng(|rng| self.clock.next_version(rng));
+    fn encode_record(
+        &self,
+        record: &Record,
+        tag: NameTag,
+        version: Option<Version>,
+    ) -> Result<(Version, Vec<(Key, Bytes)>)> {
+        let version = version.unwrap_or_else(|| self.with_rng(|rng| self.clock.next_version(rng)));
         let objects = self.encode_head(
             Kind::Record,
             &record.id,
@@ -215,6 +221,9 @@ impl VaultDb {
         let inner = Arc::clone(&self.inner);
         let mut work = Box::pin(async move { inner.remove_superseded(tag, version).await });
         if futures::poll!(work.as_mut()).is_ready() {
+            // Still a yield point, as every put was before: a loop of puts on backends that
+            // answer at once (memory) must not starve the other tasks of its runtime.
+            tokio::task::yield_now().await;
             return;
         }
         match self.inner.background.spawn_bounded(work) {
@@ -234,6 +243,17 @@ impl VaultDb {
     #[tracing::instrument(name = "vaultdb.put", skip_all, fields(tag = tracing::field::Empty))]
     pub async fn put(&self, record: Record) -> Result<PutResult> {
         validate_id(&record.id)?;
+        self.admit(Access::Write).await?;
+        self.put_at(record, None).await
+    }
+
+    /// [`VaultDb::put`] past the gate, at `version` if given (a re-share's copy keeps the
+    /// old store's version), else at a new one.
+    pub(crate) async fn put_at(
+        &self,
+        record: Record,
+        version: Option<Version>,
+    ) -> Result<PutResult> {
         let inner = &self.inner;
         if record.data.len() > inner.settings.max_record_size {
             return Err(VaultError::invalid_input(format!(
@@ -252,10 +272,10 @@ impl VaultDb {
                 metadata: record.metadata,
             };
             let data = SecretVec::from(record.data);
-            return self.put_segmented(meta, tag, len, &mut &data[..]).await;
+            return self.put_segmented(meta, tag, len, &mut &data[..], version).await;
         }
         let _permit = inner.budget.admit(inner.budget.inline_cost(record.encoded_len_hint())).await;
-        let (version, objects) = inner.encode_record(&record, tag)?;
+        let (version, objects) = inner.encode_record(&record, tag, version)?;
         drop(record);
         let mark = inner.new_mark(tag, MarkKind::Data, version);
         let results = inner.fanout.write_all(objects, &[], Some(&mark), inner.write_quorum).await;
@@ -294,6 +314,7 @@ impl VaultDb {
         mut reader: R,
     ) -> Result<PutResult> {
         validate_id(&meta.id)?;
+        self.admit(Access::Write).await?;
         let inner = &self.inner;
         let tag = inner.naming.tag(&meta.id);
         tracing::Span::current().record("tag", tracing::field::display(tag));
@@ -316,9 +337,9 @@ impl VaultDb {
                 content_type: meta.content_type,
                 metadata: meta.metadata,
             };
-            return self.put(record).await;
+            return self.put_at(record, None).await;
         }
-        self.put_segmented(meta, tag, len, &mut reader).await
+        self.put_segmented(meta, tag, len, &mut reader, None).await
     }
 
     /// Writes a segmented record (see [`VaultDb::put_stream`]).
@@ -328,6 +349,7 @@ impl VaultDb {
         tag: NameTag,
         len: u64,
         reader: &mut R,
+        version: Option<Version>,
     ) -> Result<PutResult> {
         let inner = &self.inner;
         let n = inner.n();
@@ -339,7 +361,8 @@ impl VaultDb {
             inner.settings.segment_size,
         )?;
         let count = manifest.segment_count;
-        let version = inner.with_rng(|rng| inner.clock.next_version(rng));
+        let version =
+            version.unwrap_or_else(|| inner.with_rng(|rng| inner.clock.next_version(rng)));
         let binding = Binding { kind: Kind::Segment, tag, version, threshold: inner.threshold() };
         // Per backend: the first failure of this write there (that backend is then skipped).
         let mut failed: Vec<Option<CallError>> = (0..n).map(|_| None).collect();
@@ -442,6 +465,12 @@ impl VaultDb {
             return Err(err);
         }
 
+        // A long stream may have outlived the lease on the store's notices: the manifest,
+        // which makes the version visible, is written only under a valid one.
+        if let Err(err) = self.admit(Access::Write).await {
+            inner.remove_segments(tag, version, issued).await;
+            return Err(err);
+        }
         // Every segment is on at least W backends: now the manifest, where they all are.
         let mut hint = 0;
         let head = inner.encode_head(Kind::Manifest, &manifest.id, tag, version, 256, |buf| {
@@ -483,6 +512,7 @@ impl VaultDb {
     #[tracing::instrument(name = "vaultdb.delete", skip_all, fields(tag = tracing::field::Empty))]
     pub async fn delete(&self, id: &str) -> Result<DeleteResult> {
         validate_id(id)?;
+        self.admit(Access::Write).await?;
         let inner = &self.inner;
         let tag = inner.naming.tag(id);
         tracing::Span::current().record("tag", tracing::field::display(tag));
@@ -569,6 +599,15 @@ impl VaultDb {
             tracing::warn!(%tag, confirmed, needed, "delete failed: {}",
                 crate::error::outcomes_text(&outcomes));
             return Err(VaultError::Backend { operation: "delete", outcomes });
+        }
+        if !found && let Some(old) = self.read_through() {
+            // Nothing here, but the store a re-share fills this one from may hold the record:
+            // then the tombstone stays and hides the copy (older than it, by the floor).
+            match old.resolve_head(id).await {
+                Ok(_) => return Ok(DeleteResult { removed, outcomes }),
+                Err(VaultError::RecordNotFound) => {}
+                Err(e) => return Err(e),
+            }
         }
         if !found {
             // Nothing to delete. When every backend answered, the tombstone protects

@@ -1,0 +1,604 @@
+//! Re-sharing a live store (`VaultDb::reshare`, docs/SECURITY.md "Re-sharing"): every record
+//! stays readable and equal (data, content type, metadata, version) before, during and after;
+//! clients of the old configuration are told to reload; writes and deletes made in the new
+//! store during the copy win; a re-share interrupted at any point finishes when run again;
+//! a lost backend is replaced; the old store's objects are removed; the mode can change.
+//!
+//! Runs on virtual time (the fence's wait passes at once).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use std::cell::Cell;
+use vaultdb_core::{
+    CallPolicy, ErrorCode, MemoryBackend, Mode, Record, RecordMeta, ReshareOptions, ResharePhase,
+    StorageBackend, VaultDb, Version,
+};
+
+use vaultdb_core::BackendError;
+use vaultdb_testkit::{Counting, CountingHandle, Failing, FailingHandle, Ops, forward_backend};
+
+/// One backend: its memory, and switches to fail it and count its calls.
+#[derive(Clone)]
+struct Node {
+    id: String,
+    mem: Arc<MemoryBackend>,
+    fail: FailingHandle,
+    count: CountingHandle,
+    backend: Arc<dyn StorageBackend>,
+}
+
+fn node(id: &str) -> Node {
+    let mem = Arc::new(MemoryBackend::new(id, format!("backend {id}")));
+    let counting = Counting::new(mem.clone());
+    let count = counting.handle();
+    let failing = Failing::new(counting);
+    let fail = failing.handle();
+    let backend = Arc::new(Budgeted(failing));
+    Node { id: id.to_owned(), mem, fail, count, backend }
+}
+
+thread_local! {
+    /// Calls the backends may still take, all together, before the process "crashes": from
+    /// then on every call hangs, and the test drops the operation (negative: no limit). Per
+    /// thread: each test runs on its own current-thread runtime.
+    static CALLS_LEFT: Cell<i64> = const { Cell::new(-1) };
+    /// Calls the backends took (counted with no crash armed too).
+    static CALLS_MADE: Cell<i64> = const { Cell::new(0) };
+}
+
+/// Hangs every call once [`CALLS_LEFT`] reaches zero (counting it down when positive).
+#[derive(Debug)]
+struct Budgeted<B>(B);
+
+impl<B> Budgeted<B> {
+    async fn admit(&self, _op: Ops) -> Result<(), BackendError> {
+        CALLS_MADE.set(CALLS_MADE.get() + 1);
+        match CALLS_LEFT.get() {
+            0 => std::future::pending::<()>().await,
+            left if left > 0 => CALLS_LEFT.set(left - 1),
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+forward_backend! {
+    impl<B: StorageBackend> StorageBackend for Budgeted<B> {
+        forward id, name, put, get, delete, list_page to self.0 after self.admit;
+    }
+}
+
+fn nodes(ids: &[&str]) -> Vec<Node> {
+    ids.iter().map(|id| node(id)).collect()
+}
+
+/// A store's configuration: backends, K, prefix, mode.
+#[derive(Clone)]
+struct Config {
+    nodes: Vec<Node>,
+    k: usize,
+    prefix: &'static str,
+    mode: Option<Mode>,
+}
+
+fn builder(c: &Config) -> vaultdb_core::VaultDbBuilder {
+    let mut b = VaultDb::builder()
+        .threshold(c.k)
+        .prefix(c.prefix)
+        .segment_size(1024)
+        .hedge_after(None)
+        .read_repair(false)
+        .call_policy(CallPolicy {
+            timeout: Duration::from_millis(200),
+            max_attempts: 1,
+            base_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(1),
+        });
+    if let Some(mode) = c.mode {
+        b = b.mode(mode);
+    }
+    for n in &c.nodes {
+        b = b.backend_arc(n.backend.clone());
+    }
+    b
+}
+
+async fn open(c: &Config) -> VaultDb {
+    builder(c).open().await.unwrap()
+}
+
+async fn open_migrating(c: &Config, old: &VaultDb) -> VaultDb {
+    builder(c).migrating_from(old.clone()).open().await.unwrap()
+}
+
+/// What a read returns, for comparing stores: data, content type, metadata, version.
+#[derive(Clone, PartialEq, Eq)]
+struct Seen {
+    data: Vec<u8>,
+    content_type: Option<String>,
+    metadata: BTreeMap<String, String>,
+    version: Version,
+}
+
+impl std::fmt::Debug for Seen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Seen")
+            .field(
+                "data",
+                &format!(
+                    "{} bytes, {:?}...",
+                    self.data.len(),
+                    &self.data[..self.data.len().min(8)]
+                ),
+            )
+            .field("content_type", &self.content_type)
+            .field("metadata", &self.metadata)
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+async fn seen(db: &VaultDb, id: &str) -> Result<Seen, ErrorCode> {
+    let g = db.get(id).await.map_err(|e| e.code())?;
+    Ok(Seen {
+        data: g.record.data,
+        content_type: g.record.content_type,
+        metadata: g.record.metadata,
+        version: g.version,
+    })
+}
+
+/// Fills a store: inline records with content types and metadata, two segmented ones (one
+/// streamed), a record deleted (its tombstone must survive), a record in the system
+/// namespace. Returns what every id reads as.
+async fn fill(db: &VaultDb, count: usize) -> BTreeMap<String, Result<Seen, ErrorCode>> {
+    let mut ids = Vec::new();
+    for i in 0..count {
+        let id = format!("rec-{i}");
+        let r = Record::new(&id, format!("value {i}").repeat(i % 7 + 1))
+            .with_content_type(format!("text/x-{i}"))
+            .with_metadata("n", i.to_string());
+        db.put(r).await.unwrap();
+        ids.push(id);
+    }
+    let big: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
+    db.put(Record::new("big", big.clone()).with_metadata("kind", "segmented")).await.unwrap();
+    let meta = RecordMeta::new("streamed").with_content_type("application/octet-stream");
+    db.put_stream(meta, 3000, &big[..3000]).await.unwrap();
+    db.put(Record::new("gone", "deleted before the re-share")).await.unwrap();
+    db.delete("gone").await.unwrap();
+    db.system().put(Record::new("checkpoint", "a system record")).await.unwrap();
+    ids.extend(["big", "streamed", "gone"].map(String::from));
+    let mut out = BTreeMap::new();
+    for id in ids {
+        out.insert(id.clone(), seen(db, &id).await);
+    }
+    out
+}
+
+async fn check_all(db: &VaultDb, want: &BTreeMap<String, Result<Seen, ErrorCode>>, when: &str) {
+    for (id, w) in want {
+        assert_eq!(&seen(db, id).await, w, "{id} {when}");
+    }
+}
+
+/// Keys under `prefix/` in a backend.
+fn keys_under(n: &Node, prefix: &str) -> Vec<String> {
+    n.mem.keys().into_iter().filter(|k| k.starts_with(&format!("{prefix}/"))).collect()
+}
+
+static DEFAULTS: std::sync::LazyLock<ReshareOptions> =
+    std::sync::LazyLock::new(ReshareOptions::default);
+
+/// Options that save the progress cursor every two records.
+fn every_two() -> ReshareOptions {
+    let mut o = ReshareOptions::default();
+    o.checkpoint_every = 2;
+    o
+}
+
+fn two_of_three() -> Config {
+    Config { nodes: nodes(&["a", "b", "c"]), k: 2, prefix: "v1", mode: None }
+}
+
+/// A 3-of-5 store over the old store's three backends (under another prefix) and two more.
+fn three_of_five(old: &Config) -> Config {
+    let mut ns = old.nodes.clone();
+    ns.extend(nodes(&["d", "e"]));
+    Config { nodes: ns, k: 3, prefix: "v2", mode: None }
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_of_three_to_three_of_five_keeps_every_record_readable_and_equal() {
+    let old_cfg = two_of_three();
+    let old = open(&old_cfg).await;
+    let want = fill(&old, 12).await;
+    let new_cfg = three_of_five(&old_cfg);
+    let new = open_migrating(&new_cfg, &old).await;
+    check_all(&new, &want, "before the re-share (read through)").await;
+
+    // Readers keep reading through the new client while the re-share runs: while it
+    // fences (virtual time passes), and between the records it copies (it yields after each).
+    let (tx, mut rx) = tokio::sync::watch::channel(None);
+    let mut phases = Vec::new();
+    let reading = async {
+        let mut rounds = BTreeMap::new();
+        loop {
+            let phase = *rx.borrow_and_update();
+            if phase == Some(ResharePhase::Done) {
+                break rounds;
+            }
+            check_all(&new, &want, &format!("during the re-share ({phase:?})")).await;
+            *rounds.entry(format!("{phase:?}")).or_insert(0) += 1;
+            // A few rounds between records (the copy yields after each); then wait for
+            // the next phase, so that the runtime's virtual time can move on.
+            match phase {
+                Some(ResharePhase::Copying) if rounds["Some(Copying)"] < 5 => {
+                    tokio::task::yield_now().await;
+                }
+                _ => tokio::select! {
+                    () = tokio::time::sleep(Duration::from_millis(700)) => {}
+                    _ = rx.changed() => {}
+                },
+            }
+        }
+    };
+    let resharing = old.reshare(&new, &DEFAULTS, |p| {
+        phases.push(p.phase);
+        tx.send_replace(Some(p.phase));
+    });
+    let (report, rounds) = tokio::join!(resharing, reading);
+    let report = report.unwrap();
+    assert!(rounds.get("Some(Fencing)").is_some_and(|r| *r > 3), "{rounds:?}");
+    assert!(rounds.get("Some(Copying)").is_some_and(|r| *r > 3), "{rounds:?}");
+    assert!(phases.contains(&ResharePhase::Fencing) && phases.contains(&ResharePhase::Copying));
+    assert_eq!(phases.last(), Some(&ResharePhase::Done));
+    // 14 live records and one system record copied; "gone" is not listed.
+    assert_eq!((report.copied, report.skipped), (15, 0), "{report:?}");
+    assert!(report.waited >= Duration::from_secs(20));
+    assert!(report.problems.is_empty(), "{report:?}");
+
+    check_all(&new, &want, "after the re-share").await;
+    let fresh = open(&new_cfg).await;
+    assert_eq!(new.threshold().k(), 3);
+    check_all(&fresh, &want, "from a client of the new configuration alone").await;
+    let listed = fresh.list().await.unwrap().ids;
+    let live: Vec<&String> = want.iter().filter(|(_, w)| w.is_ok()).map(|(id, _)| id).collect();
+    assert_eq!(listed.iter().collect::<Vec<_>>(), live);
+    assert_eq!(
+        fresh.system().get("checkpoint").await.unwrap().record.data,
+        b"a system record".to_vec()
+    );
+    // Every version is newer than the floor only if written after the re-share.
+    let floor = report.floor.unwrap();
+    assert!(want.values().flatten().all(|s| s.version <= floor));
+    let put = fresh.put(Record::new("rec-0", "after")).await.unwrap();
+    assert!(put.version > floor);
+
+    // The old store: only its keyring and moved notice remain on each backend.
+    for n in &old_cfg.nodes {
+        let mut left = keys_under(n, "v1");
+        left.sort();
+        assert_eq!(left, ["v1/keyring", "v1/moved"], "backend {}", n.id);
+    }
+    assert_eq!(report.kept, 6);
+    assert!(report.removed.iter().all(|(_, removed)| *removed > 10), "{report:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn old_clients_are_told_to_reload_and_writes_within_the_lease_are_kept() {
+    let old_cfg = two_of_three();
+    let old = open(&old_cfg).await;
+    let other = open(&old_cfg).await; // another process on the old configuration
+    let mut want = fill(&old, 3).await;
+    let new = open_migrating(&three_of_five(&old_cfg), &old).await;
+
+    let late_write = async {
+        // Within the other client's lease (checked when it opened): accepted, and copied.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        other.put(Record::new("late", "written during the fence's wait")).await.unwrap();
+    };
+    let (report, ()) = tokio::join!(old.reshare(&new, &DEFAULTS, |_| {}), late_write);
+    report.unwrap();
+    want.insert("late".into(), seen(&new, "late").await);
+    assert_eq!(new.get("late").await.unwrap().record.data, b"written during the fence's wait");
+
+    for db in [&old, &other] {
+        let err = db.put(Record::new("rec-1", "too late")).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidConfig);
+        assert!(err.to_string().contains("reload the configuration"), "{err}");
+        assert_eq!(db.get("rec-1").await.unwrap_err().code(), ErrorCode::InvalidConfig);
+        assert_eq!(db.delete("rec-1").await.unwrap_err().code(), ErrorCode::InvalidConfig);
+        assert_eq!(db.list().await.unwrap_err().code(), ErrorCode::InvalidConfig);
+        assert_eq!(
+            db.system().get("checkpoint").await.unwrap_err().code(),
+            ErrorCode::InvalidConfig
+        );
+        assert!(db.has_moved());
+    }
+    // A process started later with the old configuration is told too, at its first
+    // operation (the keyring and the moved notice stay for that).
+    let later = open(&old_cfg).await;
+    let err = later.get("rec-0").await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidConfig, "{err}");
+    assert!(err.to_string().contains("3-of-5"), "{err}");
+    check_all(&new, &want, "after").await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_old_client_that_cannot_check_stops_within_its_lease() {
+    let old_cfg = two_of_three();
+    let old = open(&old_cfg).await;
+    old.put(Record::new("x", "1")).await.unwrap();
+    // Two of three backends stop answering GETs of anything: the notices cannot be read
+    // from K backends any more.
+    for n in &old_cfg.nodes[..2] {
+        n.fail.fail(vaultdb_testkit::Ops::GET, vaultdb_core::BackendErrorKind::Transient);
+    }
+    tokio::time::sleep(Duration::from_secs(21)).await;
+    let err = old.put(Record::new("x", "2")).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::BackendError, "{err}");
+    assert!(err.to_string().contains("re-share notices"), "{err}");
+    for n in &old_cfg.nodes {
+        n.fail.heal();
+    }
+    old.put(Record::new("x", "3")).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_checks_add_no_call_to_operations_within_the_lease() {
+    async fn calls(fence: Option<Duration>) -> (u64, u64) {
+        let cfg = two_of_three();
+        let db = builder(&cfg).fence_check(fence).open().await.unwrap();
+        cfg.nodes.iter().for_each(|n| n.count.reset());
+        for i in 0..5 {
+            db.put(Record::new("r", format!("{i}"))).await.unwrap();
+            db.get("r").await.unwrap();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        db.flush().await;
+        let within: u64 = cfg.nodes.iter().map(|n| n.count.counts().total()).sum();
+        // Idle for longer than the lease: the next operation checks first (one round trip
+        // of two GETs per backend).
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        cfg.nodes.iter().for_each(|n| n.count.reset());
+        db.get("r").await.unwrap();
+        let after_idle: u64 = cfg.nodes.iter().map(|n| n.count.gets()).sum();
+        (within, after_idle)
+    }
+    let (on, on_idle) = calls(Some(Duration::from_secs(10))).await;
+    let (off, off_idle) = calls(None).await;
+    assert_eq!(on, off, "operations within the lease make no extra call");
+    assert_eq!(on_idle, off_idle + 6, "after the lease ran out, one check: 2 GETs x 3");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_backend_does_not_hold_up_the_check() {
+    let cfg = two_of_three();
+    let db = builder(&cfg).write_quorum(2).open().await.unwrap();
+    db.put(Record::new("r", "1")).await.unwrap();
+    cfg.nodes[2].fail.set_down(true);
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    // The check hears two of three: the lease is renewed, the operation goes on.
+    db.get("r").await.unwrap();
+    db.put(Record::new("r", "2")).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn new_writes_and_deletes_during_the_copy_win_over_the_copy() {
+    let old_cfg = two_of_three();
+    let old = open(&old_cfg).await;
+    let mut want = fill(&old, 40).await;
+    let new = open_migrating(&three_of_five(&old_cfg), &old).await;
+    // Before the floor is recorded, the new store takes no writes.
+    let err = new.put(Record::new("rec-0", "too early")).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidConfig, "{err}");
+
+    let (tx, mut rx) = tokio::sync::watch::channel(None);
+    let writing = async {
+        rx.wait_for(|p| *p == Some(ResharePhase::Copying)).await.unwrap();
+        assert_eq!(new.reshare_phase(), Some(ResharePhase::Copying));
+        let mut wrote = BTreeMap::new();
+        for i in (0..40).step_by(3) {
+            let id = format!("rec-{i}");
+            if i % 2 == 0 {
+                new.put(Record::new(&id, "newer")).await.unwrap();
+                wrote.insert(id, Some(b"newer".to_vec()));
+            } else {
+                new.delete(&id).await.unwrap();
+                wrote.insert(id, None);
+            }
+            tokio::task::yield_now().await;
+        }
+        wrote
+    };
+    let resharing = old.reshare(&new, &DEFAULTS, |p| {
+        tx.send_replace(Some(p.phase));
+    });
+    let (report, wrote) = tokio::join!(resharing, writing);
+    let report = report.unwrap();
+    assert!(
+        report.skipped > 0 && report.copied > 0,
+        "writes interleaved with the copy: {report:?}"
+    );
+    for (id, w) in &wrote {
+        match w {
+            Some(data) => assert_eq!(&new.get(id).await.unwrap().record.data, data, "{id}"),
+            None => assert_eq!(new.get(id).await.unwrap_err().code(), ErrorCode::RecordNotFound),
+        }
+        want.remove(id);
+    }
+    check_all(&new, &want, "records not written during the copy").await;
+    let fresh = open(&three_of_five(&old_cfg)).await;
+    for (id, w) in &wrote {
+        assert_eq!(fresh.get(id).await.ok().map(|g| g.record.data), w.clone(), "{id}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn deletes_of_records_only_the_old_store_holds_are_kept() {
+    let old_cfg = two_of_three();
+    let old = open(&old_cfg).await;
+    let ids: Vec<String> = (0..20).map(|i| format!("only-old-{i}")).collect();
+    for id in &ids {
+        old.put(Record::new(id, "x")).await.unwrap();
+    }
+    let new_cfg = three_of_five(&old_cfg);
+    let new = open_migrating(&new_cfg, &old).await;
+    // Fence and record the floor, and stop (a crash) once the copy has begun.
+    let (tx, mut rx) = tokio::sync::watch::channel(None);
+    tokio::select! {
+        _ = old.reshare(&new, &DEFAULTS, |p| {
+            tx.send_replace(Some(p.phase));
+        }) => panic!("finished"),
+        _ = rx.wait_for(|p| *p == Some(ResharePhase::Copying)) => {}
+    }
+    for id in &ids {
+        assert_eq!(new.get(id).await.unwrap().record.data, b"x");
+        new.delete(id).await.unwrap();
+        assert_eq!(new.get(id).await.unwrap_err().code(), ErrorCode::RecordNotFound);
+    }
+    assert!(new.list().await.unwrap().ids.is_empty());
+    let report = old.reshare(&new, &DEFAULTS, |_| {}).await.unwrap();
+    assert!(report.copied <= 2, "the crash came early in the copy: {report:?}");
+    assert_eq!(report.copied + report.skipped, 20, "{report:?}");
+    let fresh = open(&new_cfg).await;
+    for id in &ids {
+        assert_eq!(fresh.get(id).await.unwrap_err().code(), ErrorCode::RecordNotFound);
+    }
+    assert!(fresh.list().await.unwrap().ids.is_empty());
+}
+
+/// Runs `fut` until the backends have taken `calls` calls (then every call hangs), and
+/// drops it there, as a crash of its process would. `None` if it was dropped.
+async fn crash_after<F: Future>(calls: i64, fut: F) -> Option<F::Output> {
+    CALLS_LEFT.set(calls);
+    let mut fut = std::pin::pin!(fut);
+    let out = std::future::poll_fn(|cx| match fut.as_mut().poll(cx) {
+        Poll::Ready(v) => Poll::Ready(Some(v)),
+        Poll::Pending if CALLS_LEFT.get() == 0 => Poll::Ready(None),
+        Poll::Pending => Poll::Pending,
+    })
+    .await;
+    CALLS_LEFT.set(-1);
+    out
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_re_share_interrupted_anywhere_finishes_when_run_again() {
+    let options = every_two();
+    // How many calls a whole run makes.
+    let total = {
+        let old_cfg = two_of_three();
+        let old = open(&old_cfg).await;
+        fill(&old, 6).await;
+        let new = open_migrating(&three_of_five(&old_cfg), &old).await;
+        let before = CALLS_MADE.get();
+        old.reshare(&new, &options, |_| {}).await.unwrap();
+        CALLS_MADE.get() - before
+    };
+    assert!(total > 200, "{total} calls");
+    let mut points: Vec<i64> = (1..total).step_by((total as usize / 60).max(1)).collect();
+    points.extend([2, 3, 5, 8, total - 3, total - 1]);
+    let mut crashed = 0;
+    for calls in points {
+        let old_cfg = two_of_three();
+        let old = open(&old_cfg).await;
+        let want = fill(&old, 6).await;
+        let new_cfg = three_of_five(&old_cfg);
+        let new = open_migrating(&new_cfg, &old).await;
+        if crash_after(calls, old.reshare(&new, &options, |_| {})).await.is_none() {
+            crashed += 1;
+        }
+        // The restarted process: new clients of both configurations.
+        let old2 = open(&old_cfg).await;
+        let new2 = open_migrating(&new_cfg, &old2).await;
+        check_all(&new2, &want, &format!("after a crash at call {calls}")).await;
+        let report = old2.reshare(&new2, &options, |_| {}).await.unwrap();
+        assert!(report.problems.is_empty(), "{report:?}");
+        let fresh = open(&new_cfg).await;
+        check_all(&fresh, &want, &format!("after resuming from call {calls}")).await;
+        for n in &old_cfg.nodes {
+            let mut left = keys_under(n, "v1");
+            left.sort();
+            assert_eq!(left, ["v1/keyring", "v1/moved"], "call {calls}, backend {}", n.id);
+        }
+        let scrub = fresh.scrub().await.unwrap();
+        assert!(scrub.problems.is_empty(), "call {calls}: {scrub:?}");
+    }
+    assert!(crashed > 50, "{crashed} crashes");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_backend_is_replaced() {
+    let old_cfg = two_of_three();
+    let old = open(&old_cfg).await;
+    let want = fill(&old, 8).await;
+    // Backend c is gone for good.
+    old_cfg.nodes[2].fail.set_down(true);
+    let old = open(&old_cfg).await;
+    let mut ns = old_cfg.nodes[..2].to_vec();
+    ns.push(node("d"));
+    let new_cfg = Config { nodes: ns, k: 2, prefix: "v2", mode: None };
+    let new = open_migrating(&new_cfg, &old).await;
+    let report = old.reshare(&new, &DEFAULTS, |_| {}).await.unwrap();
+    assert_eq!(report.problems.len(), 1, "{report:?}");
+    assert!(report.problems[0].starts_with("c:"), "{report:?}");
+    let fresh = open(&new_cfg).await;
+    check_all(&fresh, &want, "after replacing c by d").await;
+    assert!(!old_cfg.nodes[2].mem.keys().iter().any(|k| k.starts_with("v2/")));
+    for n in &old_cfg.nodes[..2] {
+        let mut left = keys_under(n, "v1");
+        left.sort();
+        assert_eq!(left, ["v1/keyring", "v1/moved"], "backend {}", n.id);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn shamir_to_compact_and_the_fence_removed_too() {
+    let old_cfg = two_of_three();
+    let old = open(&old_cfg).await;
+    let want = fill(&old, 5).await;
+    let new_cfg = Config {
+        nodes: nodes(&["p", "q", "r", "s"]),
+        k: 3,
+        prefix: "v1",
+        mode: Some(Mode::Compact),
+    };
+    let new = open_migrating(&new_cfg, &old).await;
+    let mut options = ReshareOptions::default();
+    options.remove_fence = true;
+    old.reshare(&new, &options, |_| {}).await.unwrap();
+    let fresh = open(&new_cfg).await;
+    assert_eq!(fresh.mode(), Mode::Compact);
+    check_all(&fresh, &want, "in compact mode").await;
+    for n in &old_cfg.nodes {
+        assert!(n.mem.keys().is_empty(), "backend {}: {:?}", n.id, n.mem.keys());
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn unsafe_re_shares_are_refused() {
+    let old_cfg = two_of_three();
+    let old = open(&old_cfg).await;
+    old.put(Record::new("x", "1")).await.unwrap();
+    // The same backends under a prefix inside the old one.
+    let inside = Config { nodes: old_cfg.nodes.clone(), k: 2, prefix: "v1/next", mode: None };
+    let new = open(&inside).await;
+    let err = old.reshare(&new, &DEFAULTS, |_| {}).await.unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidConfig);
+    assert!(err.to_string().contains("one inside the other"), "{err}");
+    // A new store that already holds records.
+    let busy_cfg = Config { nodes: nodes(&["x", "y", "z"]), k: 2, prefix: "v1", mode: None };
+    let busy = open(&busy_cfg).await;
+    busy.put(Record::new("mine", "1")).await.unwrap();
+    let err = old.reshare(&busy, &DEFAULTS, |_| {}).await.unwrap_err();
+    assert!(err.to_string().contains("not empty"), "{err}");
+    // Nothing was fenced: the old store goes on.
+    old.put(Record::new("x", "2")).await.unwrap();
+    assert!(!old.has_moved());
+}
