@@ -349,17 +349,65 @@ async fn an_oversized_keyring_slot_is_a_bad_slot_not_an_outage() {
     assert!(slot.iter().any(|(max, refused)| *refused && *max == 64 << 10), "{slot:?}");
 }
 
-/// A backend that answers every listing of a record's prefix with pages of 1,000 new,
-/// well-formed share names of that record (segments of ever newer versions, 100-byte long
-/// keys) under ever new cursors: a listing that never ends, in the client's own format.
+/// A backend that lies in its listings, one of two ways:
+/// - `Flood`: every listing of a record's prefix is pages of 1,000 new, well-formed share
+///   names of that record (segments of ever newer versions) under ever new cursors: a
+///   listing that never ends, in the client's own format;
+/// - `Decoys` (once `on`): every listing of the records from a point is 200 made-up records
+///   just after that point (well-formed share names under tags nobody else holds), so each
+///   page ends where its listing does.
 #[derive(Debug)]
-struct Flood {
+struct Liar {
     inner: Arc<MemoryBackend>,
+    lie: Lie,
     pages: std::sync::atomic::AtomicUsize,
+    on: std::sync::atomic::AtomicBool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Lie {
+    Flood,
+    Decoys,
+}
+
+impl Liar {
+    fn new(inner: Arc<MemoryBackend>, lie: Lie) -> Self {
+        Liar { inner, lie, pages: Default::default(), on: Default::default() }
+    }
+
+    fn flood(&self, prefix: &KeyPrefix) -> ListPage {
+        let page = self.pages.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let entries = (0..1000u64)
+            .map(|i| {
+                let v = vaultdb_core::Version::from_parts(1, (page as u64) << 10 | i);
+                let key = Key::new(format!("{prefix}{}-{:08x}", v.to_text(), i)).unwrap();
+                ListEntry { key, size: 1 }
+            })
+            .collect();
+        ListPage { entries, next: Some(format!("c{page}")) }
+    }
+
+    fn decoys(prefix: &KeyPrefix, from: &ListFrom) -> ListPage {
+        // The tag the walk resumes after (`<p>/r/<tag>/~`), or zero at the start.
+        let after = match from {
+            ListFrom::After(k) => k.as_str().rsplit('/').nth(1).and_then(NameTag::from_text),
+            _ => None,
+        };
+        let base = u128::from_be_bytes(after.map_or([0; 16], |t| t.0));
+        let entries = (1..=200u128)
+            .map(|i| {
+                let tag = NameTag((base + i).to_be_bytes()).to_text();
+                let v = vaultdb_core::Version::from_parts(1, 1).to_text();
+                let key = Key::new(format!("{prefix}{tag}/{v}-00000000")).unwrap();
+                ListEntry { key, size: 1 }
+            })
+            .collect();
+        ListPage { entries, next: Some("more".into()) }
+    }
 }
 
 vaultdb_testkit::forward_backend! {
-    impl StorageBackend for Flood {
+    impl StorageBackend for Liar {
         forward id, name, put, delete, get to self.inner;
 
         async fn list_page(
@@ -367,20 +415,15 @@ vaultdb_testkit::forward_backend! {
             prefix: &KeyPrefix,
             from: ListFrom,
         ) -> Result<ListPage, BackendError> {
-            // A record's prefix is `<p>/r/<26-character tag>/`.
+            // A record's prefix is `<p>/r/<26-character tag>/`; the records' is `<p>/r/`.
             let record = prefix.as_str().rsplit('/').nth(1).is_some_and(|t| t.len() == 26);
-            if !record {
-                return self.inner.list_page(prefix, from).await;
+            let records = prefix.as_str().ends_with("/r/");
+            let on = self.on.load(std::sync::atomic::Ordering::Relaxed);
+            match self.lie {
+                Lie::Flood if record => Ok(self.flood(prefix)),
+                Lie::Decoys if on && records => Ok(Self::decoys(prefix, &from)),
+                _ => self.inner.list_page(prefix, from).await,
             }
-            let page = self.pages.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let entries = (0..1000u64)
-                .map(|i| {
-                    let v = vaultdb_core::Version::from_parts(1, (page as u64) << 10 | i);
-                    let key = Key::new(format!("{prefix}{}-{:08x}", v.to_text(), i)).unwrap();
-                    ListEntry { key, size: 1 }
-                })
-                .collect();
-            Ok(ListPage { entries, next: Some(format!("c{page}")) })
         }
     }
 }
@@ -393,7 +436,7 @@ vaultdb_testkit::forward_backend! {
 async fn a_backend_flooding_a_record_listing_costs_a_bounded_listing() {
     let mems: Vec<Arc<MemoryBackend>> =
         (0..3).map(|i| Arc::new(MemoryBackend::new(format!("b{i}"), format!("b{i}")))).collect();
-    let flood = Arc::new(Flood { inner: mems[2].clone(), pages: Default::default() });
+    let flood = Arc::new(Liar::new(mems[2].clone(), Lie::Flood));
     let mut b = VaultDb::builder().threshold(2).call_policy(policy()).hedge_after(None);
     for m in &mems[..2] {
         b = b.backend_arc(m.clone());
@@ -420,47 +463,6 @@ async fn a_backend_flooding_a_record_listing_costs_a_bounded_listing() {
     }
 }
 
-/// A backend that answers every listing of the records from a point with 200 made-up
-/// records just after that point (well-formed share names under tags nobody else holds):
-/// each page ends where its listing does, so a page walk saw nothing but them.
-#[derive(Debug)]
-struct Decoys {
-    inner: Arc<MemoryBackend>,
-    on: std::sync::atomic::AtomicBool,
-}
-
-vaultdb_testkit::forward_backend! {
-    impl StorageBackend for Decoys {
-        forward id, name, put, delete, get to self.inner;
-
-        async fn list_page(
-            &self,
-            prefix: &KeyPrefix,
-            from: ListFrom,
-        ) -> Result<ListPage, BackendError> {
-            let on = self.on.load(std::sync::atomic::Ordering::Relaxed);
-            if !on || !prefix.as_str().ends_with("/r/") {
-                return self.inner.list_page(prefix, from).await;
-            }
-            // The tag the walk resumes after (`<p>/r/<tag>/~`), or zero at the start.
-            let after = match &from {
-                ListFrom::After(k) => k.as_str().rsplit('/').nth(1).and_then(NameTag::from_text),
-                _ => None,
-            };
-            let base = u128::from_be_bytes(after.map_or([0; 16], |t| t.0));
-            let entries = (1..=200u128)
-                .map(|i| {
-                    let tag = NameTag((base + i).to_be_bytes()).to_text();
-                    let v = vaultdb_core::Version::from_parts(1, 1).to_text();
-                    let key = Key::new(format!("{prefix}{tag}/{v}-00000000")).unwrap();
-                    ListEntry { key, size: 1 }
-                })
-                .collect();
-            Ok(ListPage { entries, next: Some("more".into()) })
-        }
-    }
-}
-
 /// One backend listing decoys (records of its own making, just after wherever a page
 /// starts) does not starve a page walk: the walk still returns every record. Before, every
 /// page ended at the decoys, held no id, and the walk never reached a real record.
@@ -468,7 +470,7 @@ vaultdb_testkit::forward_backend! {
 async fn a_backend_listing_decoys_does_not_starve_a_page_walk() {
     let mems: Vec<Arc<MemoryBackend>> =
         (0..3).map(|i| Arc::new(MemoryBackend::new(format!("b{i}"), format!("b{i}")))).collect();
-    let decoys = Arc::new(Decoys { inner: mems[0].clone(), on: Default::default() });
+    let decoys = Arc::new(Liar::new(mems[0].clone(), Lie::Decoys));
     let b = VaultDb::builder().threshold(2).call_policy(policy()).hedge_after(None);
     let db = b.backend_arc(decoys.clone()).backend_arc(mems[1].clone());
     let db = db.backend_arc(mems[2].clone()).open().await.unwrap();

@@ -270,15 +270,7 @@ impl VaultDb {
         let Some(old) = self.read_through() else { return Ok(None) };
         let inner = &self.inner;
         let tag = inner.naming.tag(id);
-        let listing = inner.fanout.list_tag(tag).await;
-        let answered = listing.iter().filter(|l| l.is_ok()).count();
-        if answered < inner.k() {
-            return Err(VaultError::InsufficientShares {
-                need: inner.k(),
-                got: answered,
-                outcomes: inner.fanout.outcomes_of(&listing),
-            });
-        }
+        let listing = inner.list_tag_from_k(tag).await?;
         let deletes = inner.fanout.deletes(tag, &inner.tombstone_key(), &listing);
         Ok(deletes.newest().is_none().then_some(old))
     }

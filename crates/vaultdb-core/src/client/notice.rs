@@ -128,12 +128,9 @@ impl NoticeKey {
     /// Encodes a moved notice.
     pub(crate) fn moved(&self, notice: &Moved) -> Bytes {
         let to = clip(&notice.to);
-        let mut b = BytesMut::with_capacity(15 + to.len() + MAC_LEN);
-        b.put_slice(MOVED_MAGIC);
-        b.put_u8(FORMAT);
+        let mut b = begin(MOVED_MAGIC, 15 + to.len());
         b.put_u64(notice.at);
-        b.put_u16(to.len() as u16);
-        b.put_slice(to.as_bytes());
+        put_text(&mut b, to);
         self.seal(MOVED_LABEL, b)
     }
 
@@ -152,9 +149,7 @@ impl NoticeKey {
     /// Encodes a migration state.
     pub(crate) fn migration(&self, m: &Migration) -> Bytes {
         let from = clip(&m.from);
-        let mut b = BytesMut::with_capacity(65 + from.len() + MAC_LEN);
-        b.put_slice(MIGRATION_MAGIC);
-        b.put_u8(FORMAT);
+        let mut b = begin(MIGRATION_MAGIC, 65 + from.len());
         b.put_u8(m.phase as u8);
         b.put_slice(&m.floor.to_bytes());
         let (ns, tag) = match m.cursor {
@@ -167,8 +162,7 @@ impl NoticeKey {
         b.put_u64(m.copied);
         b.put_u64(m.skipped);
         b.put_u64(m.at);
-        b.put_u16(from.len() as u16);
-        b.put_slice(from.as_bytes());
+        put_text(&mut b, from);
         self.seal(MIGRATION_LABEL, b)
     }
 
@@ -211,6 +205,20 @@ fn clip(s: &str) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+/// A notice's buffer with room for `len` bytes and its MAC, its magic and format written.
+fn begin(magic: &[u8], len: usize) -> BytesMut {
+    let mut b = BytesMut::with_capacity(len + MAC_LEN);
+    b.put_slice(magic);
+    b.put_u8(FORMAT);
+    b
+}
+
+/// Appends `text` with its length (u16, big-endian) first.
+fn put_text(b: &mut BytesMut, text: &str) {
+    b.put_u16(text.len() as u16);
+    b.put_slice(text.as_bytes());
 }
 
 #[cfg(test)]

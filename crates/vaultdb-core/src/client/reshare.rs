@@ -332,15 +332,7 @@ async fn copy_one(old: &VaultDb, new: &VaultDb, id: &str) -> Result<bool> {
     let version = stream.version();
     let inner = &new.inner;
     let tag = inner.naming.tag(id);
-    let listing = inner.fanout.list_tag(tag).await;
-    let answered = listing.iter().filter(|l| l.is_ok()).count();
-    if answered < inner.k() {
-        return Err(VaultError::InsufficientShares {
-            need: inner.k(),
-            got: answered,
-            outcomes: inner.fanout.outcomes_of(&listing),
-        });
-    }
+    let listing = inner.list_tag_from_k(tag).await?;
     // A tombstone here is a delete made here, newer than every old version (the floor).
     if inner.fanout.deletes(tag, &inner.tombstone_key(), &listing).newest().is_some() {
         return Ok(false);

@@ -127,6 +127,20 @@ impl Inner {
         }
     }
 
+    /// Lists one record on every backend; `INSUFFICIENT_SHARES` if fewer than K answered.
+    pub(crate) async fn list_tag_from_k(&self, tag: NameTag) -> Result<TagListing> {
+        let listing = self.fanout.list_tag(tag).await;
+        let answered = listing.iter().filter(|l| l.is_ok()).count();
+        if answered < self.k() {
+            return Err(VaultError::InsufficientShares {
+                need: self.k(),
+                got: answered,
+                outcomes: self.fanout.outcomes_of(&listing),
+            });
+        }
+        Ok(listing)
+    }
+
     /// The newest version (tombstones aside) in a record's listing that some client can
     /// have written: one that K backends list, or one stamped no further ahead of this
     /// machine's clock (which versions are stamped with) than the clock skew the settings
