@@ -229,6 +229,52 @@ async fn open_creates_nothing_while_a_backend_is_unreachable() {
     builder(&nodes, 2).open().await.unwrap();
 }
 
+/// One backend that lists record objects on an otherwise empty store (planted, replayed from
+/// another store, or a stale copy) must not stop the store from being created: fewer than K
+/// holders cannot hold a readable record, so a new keyring orphans nothing. K holders still
+/// stop it (a lost keyring, docs/SECURITY.md "A lost keyring").
+#[tokio::test]
+async fn record_objects_on_fewer_than_k_backends_do_not_block_a_new_store() {
+    let donor: Vec<Node> = (0..3).map(node).collect();
+    let db = builder(&donor, 2).open().await.unwrap();
+    db.put(rec("planted", "v")).await.unwrap();
+    db.flush().await;
+    let records = |n: &Node| -> Vec<(String, Bytes)> {
+        n.mem
+            .keys()
+            .into_iter()
+            .filter(|k| k != "vaultdb/keyring")
+            .map(|k| {
+                let v = n.mem.raw_get(&k).unwrap();
+                (k, v)
+            })
+            .collect()
+    };
+    let planted = records(&donor[0]);
+    assert!(!planted.is_empty());
+
+    // One holder of three: the store opens, and works.
+    let nodes: Vec<Node> = (0..3).map(node).collect();
+    for (k, v) in &planted {
+        nodes[0].mem.raw_put(k.clone(), v.clone());
+    }
+    let db = builder(&nodes, 2).open().await.expect("one lying backend cannot block creation");
+    db.put(rec("x", "v")).await.unwrap();
+    assert_eq!(data_of(&db, "x").await.unwrap(), "v");
+
+    // K holders of three: a lost keyring, refused.
+    let nodes: Vec<Node> = (0..3).map(node).collect();
+    for (i, n) in nodes.iter().enumerate().take(2) {
+        for (k, v) in records(&donor[i]) {
+            n.mem.raw_put(k, v);
+        }
+    }
+    let e = builder(&nodes, 2).open().await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InsufficientShares, "{e}");
+    assert!(e.to_string().contains("holds data"), "{e}");
+    assert!(nodes.iter().all(|n| n.mem.raw_get("vaultdb/keyring").is_none()), "no keyring made");
+}
+
 // ---------------------------------------------------------------------------------------
 // 1. Availability.
 

@@ -622,10 +622,16 @@ impl Fanout {
 
     // --- Listings -----------------------------------------------------------------------
 
-    /// Whether any backend holds record objects (shares, segments or tombstones) of any of
-    /// `keyspaces` (first listing page of each): what was found, for an error message, or
-    /// `None`. Keys that are not VaultDB's objects do not count.
-    pub(crate) async fn holds_objects(&self, keyspaces: &[KeySpace]) -> Option<String> {
+    /// Whether at least `enough` backends hold record objects (shares, segments or
+    /// tombstones) of any of `keyspaces` (first listing page of each): what was found, for an
+    /// error message, or `None`. Keys that are not VaultDB's objects do not count. Fewer than
+    /// K holders cannot hold a readable record, so with `enough` = K one backend listing
+    /// planted or stale objects cannot make an empty store look full.
+    pub(crate) async fn holds_objects(
+        &self,
+        keyspaces: &[KeySpace],
+        enough: usize,
+    ) -> Option<String> {
         let calls = self.backends.iter().enumerate().map(|(idx, b)| async move {
             for ks in keyspaces {
                 let prefix = ks.records_prefix();
@@ -657,7 +663,18 @@ impl Fanout {
             }
             None
         });
-        futures::future::join_all(calls).await.into_iter().flatten().next()
+        let found: Vec<String> =
+            futures::future::join_all(calls).await.into_iter().flatten().collect();
+        if found.len() < enough.max(1) {
+            if !found.is_empty() {
+                tracing::warn!(
+                    holders = %found.join("; "),
+                    "fewer backends than the threshold hold record objects: they cannot hold a readable record, and are ignored"
+                );
+            }
+            return None;
+        }
+        Some(found.join("; "))
     }
 
     /// Parses one listed object: the (tag, share) it names if `keep` accepts its tag.

@@ -306,7 +306,8 @@ pub(crate) async fn load_or_create_keyring(
         let empty = slots.iter().all(|s| matches!(s, Slot::Empty));
         let reachable = slots.iter().all(|s| !matches!(s, Slot::Unreachable(_)));
         if empty && reachable {
-            if let Some(what) = inner.fanout.holds_objects(&inner.data_keyspaces()).await {
+            if let Some(what) = inner.fanout.holds_objects(&inner.data_keyspaces(), inner.k()).await
+            {
                 return Err(VaultError::KeyringUnavailable {
                     reason: format!(
                         "the store holds data ({what}) but no backend holds a keyring share: a \
@@ -341,7 +342,12 @@ pub(crate) async fn load_or_create_keyring(
                 reason: format!(
                     "fewer than {} keyring shares verify{}",
                     inner.k(),
-                    if inner.fanout.holds_objects(&inner.data_keyspaces()).await.is_some() {
+                    if inner
+                        .fanout
+                        .holds_objects(&inner.data_keyspaces(), inner.k())
+                        .await
+                        .is_some()
+                    {
                         " and the store holds data: restore the keyring objects from a backup \
                          (docs/SECURITY.md, \"A lost keyring\")"
                     } else {

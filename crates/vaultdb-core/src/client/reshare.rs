@@ -152,7 +152,7 @@ impl VaultDb {
             Some(state) => state,
             None => {
                 if let Some(found) =
-                    new.inner.fanout.holds_objects(&new.inner.data_keyspaces()).await
+                    new.inner.fanout.holds_objects(&new.inner.data_keyspaces(), new.inner.k()).await
                 {
                     return Err(VaultError::invalid_config(format!(
                         "the new store is not empty ({found}); a re-share fills an empty store"
