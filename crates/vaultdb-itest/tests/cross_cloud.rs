@@ -1,6 +1,7 @@
 //! One VaultDb across real (emulated) clouds: S3 (moto), GCS (fake-gcs-server) and Azure
 //! (Azurite) at 2-of-3; those plus MinIO (s3s-fs) and a local directory at 3-of-5; and
-//! PostgreSQL (a real server, over verified TLS), a local directory and S3 at 2-of-3.
+//! PostgreSQL (a real server, over verified TLS), a local directory and S3 at 2-of-3; and the
+//! five at 3-of-5 again in the compact storage mode.
 //!
 //! Each test: put / get / list / delete; reads settled and then answered in one round trip
 //! from marks and settled objects, and a paged listing; stop one emulator mid-run (through itest's control
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{Mutex, MutexGuard};
-use vaultdb_core::{CallPolicy, ErrorCode, Record, StorageBackend, VaultDb, VaultDbBuilder};
+use vaultdb_core::{CallPolicy, ErrorCode, Mode, Record, StorageBackend, VaultDb, VaultDbBuilder};
 use vaultdb_fs::FsBackend;
 use vaultdb_itest::{Control, Emulators, random_tag};
 use vaultdb_testkit::{Failing, FailingHandle};
@@ -266,6 +267,34 @@ async fn five_backends_three_of_five() {
     ];
     // 3-of-5, W = 4; Azure goes down and comes back.
     scenario(&control, backends, 3, 4, 2, "azure", &prefix).await;
+}
+
+/// The same five backends in the compact storage mode (docs/FORMAT.md section 16): the
+/// store is created compact, and every later client takes the mode from its keyring.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_backends_three_of_five_compact() {
+    let Some((emus, control, _one_at_a_time)) = emulators().await else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let prefix = format!("x5c-{}", random_tag());
+    let backends = vec![
+        wrap(emus.s3("").expect("s3")),
+        wrap(emus.gcs("").expect("gcs")),
+        wrap(emus.azure("").expect("azure")),
+        wrap(emus.minio("").expect("minio")),
+        disk(&dir).await,
+    ];
+    let refs: Vec<&Wrapped> = backends.iter().collect();
+    let created = open_with(&refs, 3, 4, &prefix, |b| b.mode(Mode::Compact)).await;
+    assert_eq!(created.mode(), Mode::Compact);
+    let handles: Vec<Arc<dyn StorageBackend>> =
+        backends.iter().map(|w| Arc::clone(&w.backend)).collect();
+    // 3-of-5, W = 4, compact; MinIO goes down and comes back.
+    scenario(&control, backends, 3, 4, 3, "minio", &prefix).await;
+    let mut b = VaultDb::builder().threshold(3).prefix(&prefix);
+    for h in handles {
+        b = b.backend_arc(h);
+    }
+    assert_eq!(b.open().await.expect("reopen").mode(), Mode::Compact, "still compact");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
