@@ -47,9 +47,11 @@ impl ProfileChain {
             return Err(err);
         }
         match sso_profile(self.profile.as_deref(), None).await {
-            Some((profile, sso_profile)) => Err(CredentialsError::provider_error(
-                SsoLoginNeeded { profile, sso_profile, source: err },
-            )),
+            Some((profile, sso_profile)) => Err(CredentialsError::provider_error(SsoLoginNeeded {
+                profile,
+                sso_profile,
+                source: err,
+            })),
             None => Err(err),
         }
     }
@@ -132,7 +134,10 @@ pub(crate) struct SsoLoginNeeded {
 impl fmt::Display for SsoLoginNeeded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let Self { profile, sso_profile, .. } = self;
-        write!(f, "the credentials of AWS profile `{profile}` could not be loaded from AWS IAM Identity Center (SSO)")?;
+        write!(
+            f,
+            "the credentials of AWS profile `{profile}` could not be loaded from AWS IAM Identity Center (SSO)"
+        )?;
         if profile != sso_profile {
             write!(f, " through its source profile `{sso_profile}`")?;
         }
@@ -161,7 +166,7 @@ pub(crate) fn login_message(err: &(dyn Error + 'static)) -> Option<String> {
 
 /// `err` and its chain of sources.
 fn causes<'a>(err: &'a (dyn Error + 'static)) -> impl Iterator<Item = &'a (dyn Error + 'static)> {
-    std::iter::successors(Some(err), |e| e.source())
+    std::iter::successors(Some(err), |&e| e.source())
 }
 
 #[cfg(test)]
@@ -224,7 +229,9 @@ sso_region = eu-west-1
         assert!(message.contains("through its source profile `dev`"), "{message}");
         assert!(message.contains("`aws sso login --profile dev`"), "{message}");
         assert!(
-            message.ends_with(": an error occurred while loading credentials: the SSO token has expired"),
+            message.ends_with(
+                ": an error occurred while loading credentials: the SSO token has expired"
+            ),
             "one line per distinct cause: {message}"
         );
         let plain = CredentialsError::provider_error("no SSO here");

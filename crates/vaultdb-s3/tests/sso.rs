@@ -15,13 +15,14 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use aws_config::default_provider::credentials::DefaultCredentialsChain;
 use aws_sdk_s3::config::ProvideCredentials;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use vaultdb_core::{BackendErrorKind, Key};
+use vaultdb_core::{BackendErrorKind, Key, StorageBackend};
 use vaultdb_s3::{S3Backend, S3Config};
 
 /// Set in the child process: the fake server's URL.
@@ -212,6 +213,7 @@ async fn run_child(name: &str, home: &Path, url: &str) {
     let out = cmd.output().await.unwrap();
     let (stdout, stderr) =
         (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    print!("{stdout}");
     assert!(out.status.success(), "the child failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("1 passed"), "the child ran no test:\n{stdout}");
 }
@@ -226,30 +228,42 @@ fn backend(url: &str, profile: &str) -> S3Backend {
 
 /// The requests the portal received.
 fn portal_requests(log: &Log) -> Vec<Seen> {
-    log.lock().unwrap().iter().filter(|s| s.uri.path() == "/federation/credentials").cloned().collect()
+    log.lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.uri.path() == "/federation/credentials")
+        .cloned()
+        .collect()
 }
 
 #[tokio::test]
 async fn an_sso_session_profile_signs_requests_with_the_portals_role_credentials() {
     if let Ok(url) = std::env::var(CHILD) {
+        // The backend signs with what the portal returned (the parent checks the request),
+        // in the profile's region; the fake S3 has no object.
         let b = backend(&url, "vault");
         let client = b.client().await.unwrap();
         assert_eq!(client.config().region().map(|r| r.as_ref()), Some("eu-west-3"));
-        let provider = client.config().credentials_provider().unwrap();
-        let credentials = provider.provide_credentials().await.unwrap();
+        assert_eq!(b.get(&Key::new("k").unwrap(), 10).await.unwrap(), None);
+        // The secret key never leaves in a request, and the SDK client does not hand out
+        // its provider: the whole credentials, from the same chain the backend builds.
+        let chain = DefaultCredentialsChain::builder().profile_name("vault").build().await;
+        let credentials = chain.provide_credentials().await.unwrap();
         assert_eq!(credentials.access_key_id(), ACCESS_KEY);
         assert_eq!(credentials.secret_access_key(), SECRET_KEY);
         assert_eq!(credentials.session_token(), Some(SESSION_TOKEN));
         let expiry = SystemTime::UNIX_EPOCH + Duration::from_millis(EXPIRATION_MS);
         assert_eq!(credentials.expiry(), Some(expiry));
-        // A request signed with them: the fake S3 has no object.
-        assert_eq!(b.get(&Key::new("k").unwrap(), 10).await.unwrap(), None);
         return;
     }
     let (url, log) = fake_server().await;
     let home = home(&url);
-    run_child("an_sso_session_profile_signs_requests_with_the_portals_role_credentials", home.path(), &url)
-        .await;
+    run_child(
+        "an_sso_session_profile_signs_requests_with_the_portals_role_credentials",
+        home.path(),
+        &url,
+    )
+    .await;
     let portal = portal_requests(&log);
     assert!(!portal.is_empty(), "the portal was not asked");
     for r in &portal {
@@ -262,8 +276,14 @@ async fn an_sso_session_profile_signs_requests_with_the_portals_role_credentials
     let log = log.lock().unwrap();
     let get = log.iter().find(|s| s.uri.path() == "/vault-bucket/k").expect("the S3 request");
     let authorization = get.header("authorization");
-    assert!(authorization.starts_with(&format!("AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/")), "{authorization}");
-    assert!(authorization.contains("/eu-west-3/s3/aws4_request"), "the profile's region: {authorization}");
+    assert!(
+        authorization.starts_with(&format!("AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/")),
+        "{authorization}"
+    );
+    assert!(
+        authorization.contains("/eu-west-3/s3/aws4_request"),
+        "the profile's region: {authorization}"
+    );
     assert_eq!(get.header("x-amz-security-token"), SESSION_TOKEN);
 }
 
@@ -273,10 +293,7 @@ async fn a_legacy_sso_profile_reads_the_token_cached_under_its_start_url() {
         let b = backend(&url, "legacy");
         let client = b.client().await.unwrap();
         assert_eq!(client.config().region().map(|r| r.as_ref()), Some("ap-south-1"));
-        let provider = client.config().credentials_provider().unwrap();
-        let credentials = provider.provide_credentials().await.unwrap();
-        assert_eq!(credentials.access_key_id(), ACCESS_KEY);
-        assert_eq!(credentials.session_token(), Some(SESSION_TOKEN));
+        assert_eq!(b.get(&Key::new("k").unwrap(), 10).await.unwrap(), None);
         return;
     }
     let (url, log) = fake_server().await;
@@ -288,6 +305,12 @@ async fn a_legacy_sso_profile_reads_the_token_cached_under_its_start_url() {
     for r in &portal {
         assert_eq!(r.header("x-amz-sso_bearer_token"), LEGACY_TOKEN);
     }
+    let log = log.lock().unwrap();
+    let get = log.iter().find(|s| s.uri.path() == "/vault-bucket/k").expect("the S3 request");
+    let authorization = get.header("authorization");
+    assert!(authorization.contains(&format!("Credential={ACCESS_KEY}/")), "{authorization}");
+    assert!(authorization.contains("/ap-south-1/s3/aws4_request"), "{authorization}");
+    assert_eq!(get.header("x-amz-security-token"), SESSION_TOKEN);
 }
 
 #[tokio::test]
@@ -298,7 +321,10 @@ async fn a_missing_expired_or_refused_sso_token_asks_for_aws_sso_login() {
             assert_eq!(e.kind(), BackendErrorKind::Permanent, "{e}");
             let message = e.to_string();
             assert!(message.contains(&format!("`aws sso login --profile {profile}`")), "{message}");
-            assert!(!message.contains("a-token-signed-out-since"), "no token in messages: {message}");
+            assert!(
+                !message.contains("a-token-signed-out-since"),
+                "no token in messages: {message}"
+            );
             println!("{profile}: {message}");
         }
         return;
@@ -309,8 +335,10 @@ async fn a_missing_expired_or_refused_sso_token_asks_for_aws_sso_login() {
         .await;
     // Neither the missing token nor the expired one was sent; the refused one was, and
     // nothing reached S3 without credentials.
-    let tokens: Vec<String> =
-        portal_requests(&log).iter().map(|r| r.header("x-amz-sso_bearer_token").to_owned()).collect();
+    let tokens: Vec<String> = portal_requests(&log)
+        .iter()
+        .map(|r| r.header("x-amz-sso_bearer_token").to_owned())
+        .collect();
     assert!(!tokens.is_empty(), "the portal was not asked");
     assert!(tokens.iter().all(|t| t == "a-token-signed-out-since"), "{tokens:?}");
     assert!(log.lock().unwrap().iter().all(|s| s.uri.path() == "/federation/credentials"));
