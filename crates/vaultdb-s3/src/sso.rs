@@ -41,8 +41,8 @@ impl ProfileChain {
             Ok(credentials) => return Ok(credentials),
             Err(err) => err,
         };
-        // A provider that failed (not one that found nothing to load, nor a configuration the
-        // SDK refused), and not because a server was out of reach: retrying may help then.
+        // Only a provider that failed is explained (not "nothing to load", nor a configuration
+        // the SDK refused), and not when a server was out of reach: that stays Transient.
         if !matches!(err, CredentialsError::ProviderError(_)) || out_of_reach(&err) {
             return Err(err);
         }
@@ -136,7 +136,8 @@ impl fmt::Display for SsoLoginNeeded {
         let Self { profile, sso_profile, .. } = self;
         write!(
             f,
-            "the credentials of AWS profile `{profile}` could not be loaded from AWS IAM Identity Center (SSO)"
+            "the credentials of AWS profile `{profile}` could not be loaded from AWS IAM \
+             Identity Center (SSO)"
         )?;
         if profile != sso_profile {
             write!(f, " through its source profile `{sso_profile}`")?;
@@ -232,7 +233,7 @@ sso_region = eu-west-1
             message.ends_with(
                 ": an error occurred while loading credentials: the SSO token has expired"
             ),
-            "one line per distinct cause: {message}"
+            "each distinct cause once: {message}"
         );
         let plain = CredentialsError::provider_error("no SSO here");
         assert_eq!(login_message(&plain), None);

@@ -226,6 +226,59 @@ fn backend(url: &str, profile: &str) -> S3Backend {
     S3Backend::new(profile, profile, config).unwrap()
 }
 
+/// Whether `request` (received at `url`) is signed for S3 in `region` with the access key,
+/// session token and secret key `secret` the portal hands out, by recomputing its SigV4
+/// signature with S3's settings.
+fn signed_with(request: &Seen, url: &str, region: &str, secret: &str) -> bool {
+    use aws_sdk_s3::config::Credentials;
+    use aws_sdk_s3::primitives::{DateTime, DateTimeFormat};
+    use aws_sigv4::http_request::{
+        PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
+        UriPathNormalizationMode, sign,
+    };
+    use aws_sigv4::sign::v4;
+
+    let authorization = request.header("authorization");
+    let field = |name: &str| {
+        let start = authorization.find(name).expect(name) + name.len();
+        authorization[start..].split([',', ' ']).next().unwrap_or("")
+    };
+    let (signed_headers, signature) = (field("SignedHeaders="), field("Signature="));
+    let headers = signed_headers.split(';').map(|name| (name, request.header(name)));
+    // x-amz-date is `20261206T211253Z`.
+    let d = request.header("x-amz-date");
+    assert_eq!(d.len(), 16, "x-amz-date {d:?}");
+    let rfc3339 = format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &d[..4],
+        &d[4..6],
+        &d[6..8],
+        &d[9..11],
+        &d[11..13],
+        &d[13..15]
+    );
+    let time = DateTime::from_str(&rfc3339, DateTimeFormat::DateTime).unwrap();
+    let identity =
+        Credentials::new(ACCESS_KEY, secret, Some(SESSION_TOKEN.into()), None, "expected").into();
+    let mut settings = SigningSettings::default();
+    settings.percent_encoding_mode = PercentEncodingMode::Single;
+    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name("s3")
+        .time(time.try_into().unwrap())
+        .settings(settings)
+        .build()
+        .unwrap()
+        .into();
+    let body = SignableBody::Precomputed(request.header("x-amz-content-sha256").to_owned());
+    let uri = format!("{url}{}", request.uri);
+    let signable = SignableRequest::new(request.method.as_str(), uri, headers, body).unwrap();
+    sign(signable, &params).unwrap().signature() == signature
+}
+
 /// The requests the portal received.
 fn portal_requests(log: &Log) -> Vec<Seen> {
     log.lock()
@@ -245,8 +298,8 @@ async fn an_sso_session_profile_signs_requests_with_the_portals_role_credentials
         let client = b.client().await.unwrap();
         assert_eq!(client.config().region().map(|r| r.as_ref()), Some("eu-west-3"));
         assert_eq!(b.get(&Key::new("k").unwrap(), 10).await.unwrap(), None);
-        // The secret key never leaves in a request, and the SDK client does not hand out
-        // its provider: the whole credentials, from the same chain the backend builds.
+        // The expiry shows in no request, and the SDK client does not hand out its
+        // provider: the whole credentials, from the chain the backend wraps.
         let chain = DefaultCredentialsChain::builder().profile_name("vault").build().await;
         let credentials = chain.provide_credentials().await.unwrap();
         assert_eq!(credentials.access_key_id(), ACCESS_KEY);
@@ -285,6 +338,9 @@ async fn an_sso_session_profile_signs_requests_with_the_portals_role_credentials
         "the profile's region: {authorization}"
     );
     assert_eq!(get.header("x-amz-security-token"), SESSION_TOKEN);
+    // And the secret key: the signature is the one it makes, not another key's.
+    assert!(signed_with(get, &url, "eu-west-3", SECRET_KEY), "{authorization}");
+    assert!(!signed_with(get, &url, "eu-west-3", "another-secret-key"));
 }
 
 #[tokio::test]
@@ -311,6 +367,7 @@ async fn a_legacy_sso_profile_reads_the_token_cached_under_its_start_url() {
     assert!(authorization.contains(&format!("Credential={ACCESS_KEY}/")), "{authorization}");
     assert!(authorization.contains("/ap-south-1/s3/aws4_request"), "{authorization}");
     assert_eq!(get.header("x-amz-security-token"), SESSION_TOKEN);
+    assert!(signed_with(get, &url, "ap-south-1", SECRET_KEY), "{authorization}");
 }
 
 #[tokio::test]
