@@ -211,11 +211,16 @@ async fn run_child(name: &str, home: &Path, url: &str) {
         }
     }
     let out = cmd.output().await.unwrap();
-    let (stdout, stderr) =
-        (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let ran = stdout.contains("test result: ok. 1 passed");
+    // Its lines marked, so that nothing counting `test result:` lines counts the child's.
+    let marked = |text: &[u8]| {
+        String::from_utf8_lossy(text).lines().map(|l| format!("  child| {l}\n")).collect::<String>()
+    };
+    let (stdout, stderr) = (marked(&out.stdout), marked(&out.stderr));
     print!("{stdout}");
-    assert!(out.status.success(), "the child failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("1 passed"), "the child ran no test:\n{stdout}");
+    assert!(out.status.success(), "the child failed:\n{stdout}{stderr}");
+    assert!(ran, "the child ran no test:\n{stdout}");
 }
 
 /// A backend on the fake S3 endpoint with the AWS profile `profile`, its region unset (so
