@@ -60,8 +60,8 @@ pub struct S3Config {
     /// Keys per listing page, 1 to 1000 ([`DEFAULT_PAGE_SIZE`]).
     pub page_size: usize,
     /// The shared config and credentials files' profile for the credential chain and the
-    /// region (as `AWS_PROFILE` sets it for the AWS CLI); `None`: `AWS_PROFILE`, else
-    /// `default`.
+    /// region (as `AWS_PROFILE` sets it for the AWS CLI), IAM Identity Center (SSO) profiles
+    /// included; `None`: `AWS_PROFILE`, else `default`.
     pub profile: Option<String>,
 }
 
@@ -154,9 +154,10 @@ impl fmt::Debug for S3Config {
 #[non_exhaustive]
 pub enum S3Credentials {
     /// The standard AWS credential chain: environment variables (`AWS_ACCESS_KEY_ID`,
-    /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), shared profile files (`AWS_PROFILE`),
-    /// web identity tokens, ECS task roles and EC2 instance metadata, in that order.
-    /// Without the `credential-chain` feature, only the environment variables are read.
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), shared profile files (`AWS_PROFILE`:
+    /// static keys, assumed roles, IAM Identity Center (SSO) profiles), web identity tokens,
+    /// ECS task roles and EC2 instance metadata, in that order. Without the
+    /// `credential-chain` feature, only the environment variables are read.
     #[default]
     Chain,
     /// A fixed key pair, with an optional session token.
@@ -274,7 +275,8 @@ async fn chain(
     if let Some(p) = profile {
         b = b.profile_name(p);
     }
-    Ok(Some(SharedCredentialsProvider::new(b.build().await)))
+    let chain = crate::sso::ProfileChain::new(b.build().await, profile);
+    Ok(Some(SharedCredentialsProvider::new(chain)))
 }
 
 #[cfg(not(feature = "credential-chain"))]

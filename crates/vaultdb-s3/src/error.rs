@@ -41,6 +41,12 @@ where
         }
         SdkError::TimeoutError(_) => (BackendErrorKind::Transient, "timed out".to_owned()),
         SdkError::DispatchFailure(d) => {
+            // Credentials that could not be loaded end here too. Those of an SSO profile
+            // (token missing or expired) stay so until someone signs in again: Permanent.
+            if let Some(login) = sso_login(&err) {
+                let kind = BackendErrorKind::Permanent;
+                return Mapped::Error(http::error(backend, op, &key, kind, &login));
+            }
             let kind =
                 if d.is_user() { BackendErrorKind::Permanent } else { BackendErrorKind::Transient };
             (kind, "the request could not be sent".to_owned())
@@ -60,6 +66,17 @@ where
     };
     let detail = format!("{detail}; {}", DisplayErrorContext(&err));
     Mapped::Error(http::error(backend, op, &key, kind, &detail))
+}
+
+/// The message of an SSO sign-in that is needed, if that is why `err` happened.
+#[cfg(feature = "credential-chain")]
+fn sso_login(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    crate::sso::login_message(err)
+}
+
+#[cfg(not(feature = "credential-chain"))]
+fn sso_login(_err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    None
 }
 
 /// The HTTP status of a raw response (a seam so the mapping can be tested without the SDK's

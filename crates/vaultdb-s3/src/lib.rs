@@ -4,6 +4,8 @@
 
 mod config;
 mod error;
+#[cfg(feature = "credential-chain")]
+mod sso;
 
 use std::fmt;
 

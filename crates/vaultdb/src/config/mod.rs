@@ -210,6 +210,7 @@ pub const BACKEND_EXAMPLES: &str = r#"
 # [[backends]]                # Amazon S3. Region: ?region=, else AWS_REGION, AWS_DEFAULT_REGION
 # id = "aws"                  # or the profile's. Credentials: the AWS chain (environment,
 # url = "s3://my-bucket/vaultdb?region=eu-west-1"  # profile, web identity, ECS, EC2)
+# profile = "vault"           # an AWS profile of this backend's own (SSO: aws sso login)
 #
 # [[backends]]                # Google Cloud Storage; Application Default Credentials
 # id = "gcp"                  # (GOOGLE_APPLICATION_CREDENTIALS, gcloud auth, metadata server)

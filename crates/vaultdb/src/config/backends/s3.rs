@@ -74,7 +74,8 @@ with_static_keys! {
         /// Keys per listing page (1 to 1000).
         pub page_size: Option<usize>,
         /// The AWS profile (of `~/.aws/config` and `~/.aws/credentials`) for the credential
-        /// chain and the region, per backend; default `AWS_PROFILE`, else `default`.
+        /// chain and the region, per backend, SSO profiles included (after `aws sso login`);
+        /// default `AWS_PROFILE`, else `default`.
         pub profile: Option<String>,
     }
 }
