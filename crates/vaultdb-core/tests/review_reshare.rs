@@ -196,14 +196,19 @@ async fn clients_of_the_new_store_with_the_fence_check_off_obey_the_migration_st
         old.put(Record::new(format!("r-{i}"), "x")).await.unwrap();
     }
     let new_cfg = cfg(&["d", "e", "f"], 2, "v2");
-    let migrating = builder(&new_cfg).fence_check(None).migrating_from(old.clone()).open();
-    let migrating = migrating.await.unwrap();
-    let early = migrating.put(Record::new("r-0", "before any floor")).await;
-    assert_eq!(
-        early.as_ref().map_err(|e| e.code()).err(),
-        Some(ErrorCode::InvalidConfig),
-        "a write before the re-share recorded its floor: {early:?}"
-    );
+    // Refusing such a migrating client at open is fine too.
+    match builder(&new_cfg).fence_check(None).migrating_from(old.clone()).open().await {
+        Err(e) => assert_eq!(e.code(), ErrorCode::InvalidConfig, "{e}"),
+        Ok(migrating) => {
+            let early = migrating.put(Record::new("r-0", "before any floor")).await;
+            assert_eq!(
+                early.as_ref().map_err(|e| e.code()).err(),
+                Some(ErrorCode::InvalidConfig),
+                "a write before the re-share recorded its floor: {early:?}"
+            );
+        }
+    }
+    let migrating = open_migrating(&new_cfg, &old).await;
 
     // Fence and record the floor, and stop once the copy has begun.
     let (tx, mut rx) = tokio::sync::watch::channel(None);
