@@ -368,3 +368,80 @@ async fn k_minus_one_backends_hiding_their_records_do_not_get_a_lost_keyring_rep
          records that the other two hold ({made} keyring objects written)"
     );
 }
+
+/// Lists nothing while `hide` is on (a hostile backend hiding what it holds: an empty
+/// listing cannot be told from an honest one); everything else passes through.
+#[derive(Debug)]
+struct Hiding<B> {
+    inner: B,
+    hide: Arc<std::sync::atomic::AtomicBool>,
+}
+
+vaultdb_testkit::forward_backend! {
+    impl<B: StorageBackend> StorageBackend for Hiding<B> {
+        forward id, name, put, get, delete to self.inner;
+
+        async fn list_page(
+            &self,
+            prefix: &vaultdb_core::KeyPrefix,
+            from: vaultdb_core::ListFrom,
+        ) -> Result<vaultdb_core::ListPage, vaultdb_core::BackendError> {
+            if self.hide.load(std::sync::atomic::Ordering::SeqCst) {
+                return Ok(vaultdb_core::ListPage::default());
+            }
+            self.inner.list_page(prefix, from).await
+        }
+    }
+}
+
+/// Under the threat model (K-1 = 1 hostile backend of 3), with every record on all three
+/// backends (W = N): backend a hides its listings, backend c is honest but slow to list
+/// (3 s, well within its call timeout). The copy lists the old store from the first K
+/// backends (a and b) plus stragglers for a bounded time, rebuilds no id for the records
+/// (one id share each), copies nothing, says `done` and removes every record. A read in that
+/// state waits for c, or fails loudly; the re-share destroys the data.
+#[tokio::test(start_paused = true)]
+async fn a_hiding_backend_and_a_slow_one_do_not_get_records_removed_uncopied() {
+    let hide = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mk = |id: &str| MemoryBackend::new(id, format!("backend {id}"));
+    let mem_b = Arc::new(mk("b"));
+    let mem_c = Arc::new(mk("c"));
+    let slow_c = vaultdb_testkit::Slow::new(mem_c.clone(), Duration::ZERO);
+    let slow = slow_c.handle();
+    let backends: Vec<Arc<dyn StorageBackend>> = vec![
+        Arc::new(Hiding { inner: mk("a"), hide: hide.clone() }),
+        mem_b.clone(),
+        Arc::new(slow_c),
+    ];
+    let open_old = || {
+        let mut b = VaultDb::builder().threshold(2).prefix("v1").call_policy(CallPolicy {
+            timeout: Duration::from_secs(10),
+            max_attempts: 1,
+            base_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(1),
+        });
+        for backend in &backends {
+            b = b.backend_arc(backend.clone());
+        }
+        b.open()
+    };
+    let old = open_old().await.unwrap();
+    for i in 0..5 {
+        old.put(Record::new(format!("r-{i}"), "on all three")).await.unwrap();
+    }
+    old.flush().await;
+    hide.store(true, std::sync::atomic::Ordering::SeqCst);
+    slow.set_ops(Ops::LIST);
+    slow.set_delay(Duration::from_secs(3));
+    let new_cfg = cfg(&["d", "e", "f"], 2, "v2");
+    let new = open_migrating(&new_cfg, &old).await;
+    let report = old.reshare(&new, &DEFAULTS, |_| {}).await;
+    let fresh = open(&new_cfg).await;
+    let in_new = data(&fresh, "r-0").await;
+    let left_on_b = mem_b.keys().iter().filter(|k| k.starts_with("v1/r/")).count();
+    assert!(
+        in_new.is_ok() || report.is_err() && left_on_b > 0,
+        "records neither copied nor kept: {report:?}; r-0 in the new store: {in_new:?}; \
+         record objects left on b: {left_on_b}"
+    );
+}
