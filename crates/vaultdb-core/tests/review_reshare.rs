@@ -445,3 +445,51 @@ async fn a_hiding_backend_and_a_slow_one_do_not_get_records_removed_uncopied() {
          record objects left on b: {left_on_b}"
     );
 }
+
+/// A store still being filled by a re-share (A into B, interrupted during the copy) is
+/// itself re-shared (B into C) before that finishes, then the first re-share is resumed:
+/// every record of A must end up in C (or the second re-share must be refused until the
+/// first is done).
+#[tokio::test(start_paused = true)]
+async fn re_sharing_a_store_still_being_filled_loses_nothing() {
+    let a_cfg = cfg(&["a1", "a2", "a3"], 2, "a");
+    let a = open(&a_cfg).await;
+    for i in 0..20 {
+        a.put(Record::new(format!("r-{i}"), format!("value {i}"))).await.unwrap();
+    }
+    let b_cfg = cfg(&["b1", "b2", "b3"], 2, "b");
+    let b = open_migrating(&b_cfg, &a).await;
+    // A into B: fenced, floor recorded, the copy begun, then the process stops.
+    let (tx, mut rx) = tokio::sync::watch::channel(None);
+    tokio::select! {
+        _ = a.reshare(&b, &DEFAULTS, |p| {
+            tx.send_replace(Some(p.phase));
+        }) => panic!("finished"),
+        _ = rx.wait_for(|p| *p == Some(ResharePhase::Copying)) => {}
+    }
+    // B into C, while A into B is unfinished.
+    let c_cfg = cfg(&["c1", "c2", "c3"], 2, "c");
+    let c = open_migrating(&c_cfg, &b).await;
+    let second = b.reshare(&c, &DEFAULTS, |_| {}).await;
+    // The first re-share is resumed.
+    let a2 = open(&a_cfg).await;
+    let b2 = open_migrating(&b_cfg, &a2).await;
+    let first = a2.reshare(&b2, &DEFAULTS, |_| {}).await;
+    if second.is_err() {
+        // Refused while A into B ran: now it may go.
+        let b3 = open(&b_cfg).await;
+        let c2 = open_migrating(&c_cfg, &b3).await;
+        b3.reshare(&c2, &DEFAULTS, |_| {}).await.unwrap();
+    }
+    let fresh = open(&c_cfg).await;
+    let mut missing = Vec::new();
+    for i in 0..20 {
+        if data(&fresh, &format!("r-{i}")).await != Ok(format!("value {i}").into_bytes()) {
+            missing.push(i);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "records of A not in C: {missing:?}; B into C: {second:?}; A into B resumed: {first:?}"
+    );
+}
