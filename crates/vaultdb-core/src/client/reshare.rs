@@ -254,8 +254,10 @@ impl<P: FnMut(&ReshareProgress)> Run<'_, P> {
     /// cursor on.
     async fn copy_namespace(&mut self, old: &VaultDb, new: &VaultDb, system: bool) -> Result<()> {
         let cursor_of = |tag| if system { Cursor::System(tag) } else { Cursor::Records(tag) };
+        // Every old backend's listing, as long as it takes: an id left out here is never
+        // copied, and is removed with the old store.
         let mut todo: Vec<(NameTag, String)> = old
-            .list()
+            .list_waiting(true)
             .await?
             .ids
             .into_iter()
