@@ -623,10 +623,11 @@ impl Fanout {
     // --- Listings -----------------------------------------------------------------------
 
     /// Whether at least `enough` backends hold record objects (shares, segments or
-    /// tombstones) of any of `keyspaces` (first listing page of each): what was found, for an
-    /// error message, or `None`. Keys that are not VaultDB's objects do not count. Fewer than
-    /// K holders cannot hold a readable record, so with `enough` = K one backend listing
-    /// planted or stale objects cannot make an empty store look full.
+    /// tombstones) of any of `keyspaces` (first listing page of each), or could not list
+    /// (they may hold them): what was found, for an error message, or `None`. Keys that are
+    /// not VaultDB's objects do not count. Fewer than K holders cannot hold a readable record,
+    /// so with `enough` = K one backend listing planted or stale objects cannot make an empty
+    /// store look full.
     pub(crate) async fn holds_objects(
         &self,
         keyspaces: &[KeySpace],
@@ -635,8 +636,10 @@ impl Fanout {
         let calls = self.backends.iter().enumerate().map(|(idx, b)| async move {
             for ks in keyspaces {
                 let prefix = ks.records_prefix();
+                // A backend that cannot list may hold anything: it counts as a holder (else
+                // one failing listing could get a store that lost its keyring a new one).
                 let Ok(c) = self.policy.run(|| b.list_page(&prefix, ListFrom::Start)).await else {
-                    continue;
+                    return Some(format!("{} could not list {prefix}", self.ids[idx]));
                 };
                 let ours = c
                     .value

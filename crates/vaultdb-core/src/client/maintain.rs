@@ -271,10 +271,17 @@ impl VaultDb {
     /// deleted here), so such a list costs a listing of both stores plus one per record not
     /// yet copied.
     pub async fn list(&self) -> Result<ListResult> {
+        self.list_waiting(false).await
+    }
+
+    /// [`VaultDb::list`], waiting for every backend's listing (as long as its calls take)
+    /// when `every` is set, instead of K and stragglers for a bounded time: for a re-share's
+    /// copy, where an id left out is removed with the old store.
+    pub(crate) async fn list_waiting(&self, every: bool) -> Result<ListResult> {
         self.admit(Access::Read).await?;
-        let mut here = self.list_here().await?;
+        let mut here = self.list_here(every).await?;
         let Some(old) = self.read_through() else { return Ok(here) };
-        let there = old.list_here().await?;
+        let there = old.list_here(every).await?;
         let known: std::collections::BTreeSet<String> = here.ids.iter().cloned().collect();
         for id in there.ids.into_iter().filter(|id| !known.contains(id)) {
             if self.read_through_for(&id).await?.is_some() {
@@ -287,9 +294,10 @@ impl VaultDb {
     }
 
     /// [`VaultDb::list`] of this store only.
-    async fn list_here(&self) -> Result<ListResult> {
+    async fn list_here(&self, every: bool) -> Result<ListResult> {
         let inner = &self.inner;
-        let (listing, outcomes) = inner.list_everything(inner.k()).await?;
+        let (listing, outcomes) =
+            inner.list_everything(if every { inner.n() } else { inner.k() }).await?;
         let (found, unverified) = inner.live_ids(&listing);
         let mut ids: Vec<String> = found.into_iter().map(|(_, id)| id).collect();
         ids.sort();

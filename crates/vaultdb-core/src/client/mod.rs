@@ -185,6 +185,14 @@ impl VaultDbBuilder {
     pub async fn open(self) -> Result<VaultDb> {
         let Checked { threshold, write_quorum, keyspace } = self.checked()?;
         let s = &self.settings;
+        if self.migrating_from.is_some() && s.fence_check.is_none() {
+            // It would never learn that the floor was recorded, nor that the re-share is done.
+            return Err(VaultError::invalid_config(
+                "a client opened with migrating_from needs the re-share checks on \
+                 (fence_check)"
+                    .to_owned(),
+            ));
+        }
         // The system namespace (see `VaultDb::system`): the same backends, under
         // `<prefix>/sys/`, named with a key derived from the store's naming key.
         let sys_keyspace = KeySpace::new(&system_prefix(&s.prefix))?;

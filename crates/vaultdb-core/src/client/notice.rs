@@ -199,7 +199,7 @@ impl NoticeKey {
 }
 
 /// `s` cut to at most [`MAX_DESCRIPTION`] bytes, at a character boundary.
-fn clip(s: &str) -> &str {
+pub(crate) fn clip(s: &str) -> &str {
     let mut end = s.len().min(MAX_DESCRIPTION);
     while !s.is_char_boundary(end) {
         end -= 1;

@@ -21,13 +21,14 @@
 //!
 //! [`Settings::fence_wait`]: super::Settings::fence_wait
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::TryStreamExt;
 use tokio_util::io::StreamReader;
 
 use super::fanout::group_versions;
-use super::notice::{Cursor, Migration, Moved, NOTICE_MAX, NoticeKey, ResharePhase};
+use super::notice::{Cursor, Migration, Moved, NOTICE_MAX, NoticeKey, ResharePhase, clip};
 use super::{Inner, VaultDb};
 use crate::backend::{Key, PutMode};
 use crate::error::{Result, VaultError};
@@ -135,7 +136,9 @@ impl VaultDb {
     ///
     /// # Errors
     /// `INVALID_CONFIG` if the two stores share a backend id with nested (or equal) prefixes,
-    /// share their naming key, or `new` holds records of its own; the error of the first
+    /// share their naming key, or `new` holds records of its own or the migration state of a
+    /// re-share from another store, or if this handle has the re-share checks off
+    /// (`fence_check = None`: there would be no lease to wait out); the error of the first
     /// record that could not be copied (its progress is saved: run again); a backend error
     /// if fewer than N-K+1 backends of a store took a notice, or fewer than K answered.
     pub async fn reshare(
@@ -147,8 +150,26 @@ impl VaultDb {
         let old = VaultDb { inner: self.inner.clone(), fenced: false };
         let new = VaultDb { inner: new.inner.clone(), fenced: false };
         check_distinct(&old, &new)?;
+        if old.settings().fence_check.is_none() {
+            // The wait is the lease of the old store's clients, as this process's settings
+            // say: with the checks off here it would be zero, while they write on.
+            return Err(VaultError::invalid_config(
+                "the old store is opened with the re-share checks off (fence_check = None): \
+                 open it with the fence_check its clients use, so that the re-share waits out \
+                 their lease"
+                    .to_owned(),
+            ));
+        }
         let mut report = ReshareReport::default();
         let state = match read_state(&new.inner).await? {
+            // Only the re-share that started it may resume it (or, done, finish its removal):
+            // another store's run would skip its own fence and copy and remove its records.
+            Some(state) if state.from != clip(&describe(&old)) => {
+                return Err(VaultError::invalid_config(format!(
+                    "the new store is being filled, or was filled, by a re-share from another                      store ({}); a re-share fills an empty store",
+                    state.from
+                )));
+            }
             Some(state) => state,
             None => {
                 if let Some(found) =
@@ -233,8 +254,10 @@ impl<P: FnMut(&ReshareProgress)> Run<'_, P> {
     /// cursor on.
     async fn copy_namespace(&mut self, old: &VaultDb, new: &VaultDb, system: bool) -> Result<()> {
         let cursor_of = |tag| if system { Cursor::System(tag) } else { Cursor::Records(tag) };
+        // Every old backend's listing, as long as it takes: an id left out here is never
+        // copied, and is removed with the old store.
         let mut todo: Vec<(NameTag, String)> = old
-            .list()
+            .list_waiting(true)
             .await?
             .ids
             .into_iter()
@@ -400,11 +423,17 @@ fn check_distinct(old: &VaultDb, new: &VaultDb) -> Result<()> {
     Ok(())
 }
 
-/// A store's configuration in words (for the notices; no secrets).
+/// A store's configuration in words (for the notices; no secrets), and its fingerprint: 8
+/// bytes of a key derived from its naming key, so that two stores described alike (the same
+/// backend ids and prefix, other locations) are told apart when a re-share resumes.
 fn describe(db: &VaultDb) -> String {
     let t = db.threshold();
+    let fingerprint: String = db.inner.naming.derive(FINGERPRINT).as_bytes()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     format!(
-        "{}-of-{} {} over {} under prefix {:?}",
+        "{}-of-{} {} over {} under prefix {:?}, store {fingerprint}",
         t.k(),
         t.n(),
         db.mode(),
@@ -412,6 +441,9 @@ fn describe(db: &VaultDb) -> String {
         db.settings().prefix
     )
 }
+
+/// What a store's fingerprint is derived for (see [`describe`]).
+const FINGERPRINT: &str = "reshare/fingerprint";
 
 /// Writes a notice on every backend of a store; needs N-K+1 of them (so that any K that a
 /// check hears include one).
@@ -479,8 +511,33 @@ async fn old_floor(inner: &Inner) -> Result<Version> {
                 outcomes: ns.fanout.outcomes_of(&listing),
             });
         }
-        let newest = listing.iter().flatten().flatten().map(|(_, e)| e.version).max();
-        floor = floor.max(newest.unwrap_or(floor));
+        // Names carry no MAC: one backend can list any version. One stamped further ahead of
+        // this machine's clock than the allowed skew counts only if K backends list it (as
+        // for a delete, `VaultDb::newest_credible`): every client of the new store observes
+        // the floor, and one at the end of time would leave their versions ordered by their
+        // random half alone.
+        let mut holders: BTreeMap<(NameTag, Version), Vec<usize>> = BTreeMap::new();
+        for (idx, l) in listing.iter().enumerate() {
+            for (tag, e) in l.as_deref().unwrap_or_default() {
+                let h = holders.entry((*tag, e.version)).or_default();
+                if !h.contains(&idx) {
+                    h.push(idx);
+                }
+            }
+        }
+        let skew = u64::try_from(ns.settings.max_clock_skew().as_micros()).unwrap_or(u64::MAX);
+        let horizon = crate::version::Clock::wall_micros().saturating_add(skew);
+        for ((_, version), h) in holders {
+            if version.micros() <= horizon || h.len() >= ns.k() {
+                floor = floor.max(version);
+            } else {
+                let backends: Vec<&str> = h.iter().map(|&i| ns.fanout.id(i)).collect();
+                tracing::warn!(
+                    %version, ?backends,
+                    "re-share: a version listed ahead of every client's clock; not a floor"
+                );
+            }
+        }
     }
     Ok(floor)
 }

@@ -93,8 +93,13 @@ pub struct Settings {
     /// last check that heard K backends began less than twice this long ago (the lease);
     /// otherwise it checks first. A re-share waits out the lease of its old configuration
     /// ([`Settings::fence_wait`]), so every client of a store must use the same value, or a
-    /// smaller one. `None` turns the checks off: such a client never notices a re-share, so
-    /// a store with such clients must not be re-shared while they run. Default 10 s.
+    /// smaller one. `None` turns the checks off: such a client never notices a re-share
+    /// after it opened (it obeys the notices it read then), so a store with such clients
+    /// must not be re-shared while they run; a re-share refuses to run from a handle of the
+    /// old store with the checks off, and [`VaultDbBuilder::migrating_from`] needs them on.
+    /// Default 10 s.
+    ///
+    /// [`VaultDbBuilder::migrating_from`]: super::VaultDbBuilder::migrating_from
     pub fence_check: Option<Duration>,
 }
 
