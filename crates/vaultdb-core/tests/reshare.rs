@@ -545,7 +545,18 @@ async fn a_lost_backend_is_replaced() {
     ns.push(node("d"));
     let new_cfg = Config { nodes: ns, k: 2, prefix: "v2", mode: None };
     let new = open_migrating(&new_cfg, &old).await;
-    let report = old.reshare(&new, &DEFAULTS, |_| {}).await.unwrap();
+    // Not declared lost, c stops the copy (it may hold shares no K others hold) ...
+    let e = old.reshare(&new, &DEFAULTS, |_| {}).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::BackendError, "{e}");
+    assert!(e.to_string().contains("declare it lost"), "{e}");
+    // ... and declared lost, it does not.
+    let mut lost = ReshareOptions::default();
+    lost.lost = vec!["c".to_owned()];
+    let mut unknown = ReshareOptions::default();
+    unknown.lost = vec!["zz".to_owned()];
+    let e = old.reshare(&new, &unknown, |_| {}).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidConfig, "{e}");
+    let report = old.reshare(&new, &lost, |_| {}).await.unwrap();
     assert_eq!(report.problems.len(), 1, "{report:?}");
     assert!(report.problems[0].starts_with("c:"), "{report:?}");
     let fresh = open(&new_cfg).await;

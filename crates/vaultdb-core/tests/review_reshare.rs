@@ -229,37 +229,6 @@ async fn clients_of_the_new_store_with_the_fence_check_off_obey_the_migration_st
     );
 }
 
-/// Every record gets fresh shares and the new store a fresh naming key, but each copy keeps
-/// its version, and the version (a timestamp and 64 random bits) is in every object's name:
-/// whoever sees the old store's names (a backup of an old backend, or an old backend before
-/// the removal) and the new store's names pairs every old record with its new name tag.
-#[tokio::test(start_paused = true)]
-async fn old_and_new_objects_cannot_be_paired_by_their_names() {
-    let old_cfg = cfg(&["a", "b", "c"], 2, "v1");
-    let old = open(&old_cfg).await;
-    for i in 0..10 {
-        old.put(Record::new(format!("r-{i}"), "x")).await.unwrap();
-    }
-    old.flush().await;
-    let versions = |n: &Node, prefix: &str| -> std::collections::BTreeSet<String> {
-        n.mem
-            .keys()
-            .into_iter()
-            .filter(|k| k.starts_with(&format!("{prefix}/r/")))
-            .filter_map(|k| Some(k.rsplit_once('/')?.1.split('.').next()?.to_owned()))
-            .collect()
-    };
-    // A backup of old backend a, taken before the re-share.
-    let before = versions(&old_cfg.nodes[0], "v1");
-    assert_eq!(before.len(), 10);
-    let new_cfg = Config { nodes: old_cfg.nodes.clone(), k: 2, prefix: "v2" };
-    let new = open_migrating(&new_cfg, &old).await;
-    old.reshare(&new, &DEFAULTS, |_| {}).await.unwrap();
-    let after = versions(&old_cfg.nodes[0], "v2");
-    let paired: Vec<&String> = before.intersection(&after).collect();
-    assert!(paired.is_empty(), "{} of 10 records paired by version: {paired:?}", paired.len());
-}
-
 /// Two re-shares of the same store into the same new store at once (an operator retrying
 /// while the first still runs): every record ends up readable, the state says done.
 #[tokio::test(start_paused = true)]

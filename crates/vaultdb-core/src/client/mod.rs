@@ -473,6 +473,16 @@ impl Inner {
         self.fanout.k()
     }
 
+    /// How many backends must list record objects for a store without a keyring to count
+    /// as holding data (a lost keyring, never replaced; docs/SECURITY.md "A lost keyring"):
+    /// min(K, W-K+1). A record written with W acknowledgements is on W backends, so with
+    /// fewer than K of them hiding it at least W-K+1 still list it; and with W >= K+1, one
+    /// backend planting objects cannot make an empty store look full.
+    pub(crate) fn data_holders(&self) -> usize {
+        let (k, w) = (self.k(), self.write_quorum);
+        k.min(w.saturating_sub(k) + 1).max(1)
+    }
+
     pub(crate) fn outcome(&self, idx: usize, status: OutcomeStatus) -> BackendOutcome {
         self.fanout.outcome(idx, status)
     }

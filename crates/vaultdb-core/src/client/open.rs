@@ -306,7 +306,8 @@ pub(crate) async fn load_or_create_keyring(
         let empty = slots.iter().all(|s| matches!(s, Slot::Empty));
         let reachable = slots.iter().all(|s| !matches!(s, Slot::Unreachable(_)));
         if empty && reachable {
-            if let Some(what) = inner.fanout.holds_objects(&inner.data_keyspaces(), inner.k()).await
+            if let Some(what) =
+                inner.fanout.holds_objects(&inner.data_keyspaces(), inner.data_holders()).await
             {
                 return Err(VaultError::KeyringUnavailable {
                     reason: format!(
@@ -344,7 +345,7 @@ pub(crate) async fn load_or_create_keyring(
                     inner.k(),
                     if inner
                         .fanout
-                        .holds_objects(&inner.data_keyspaces(), inner.k())
+                        .holds_objects(&inner.data_keyspaces(), inner.data_holders())
                         .await
                         .is_some()
                     {

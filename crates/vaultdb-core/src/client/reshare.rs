@@ -31,7 +31,7 @@ use super::fanout::group_versions;
 use super::notice::{Cursor, Migration, Moved, NOTICE_MAX, NoticeKey, ResharePhase, clip};
 use super::{Inner, VaultDb};
 use crate::backend::{Key, PutMode};
-use crate::error::{Result, VaultError};
+use crate::error::{BackendOutcome, OutcomeStatus, Result, VaultError};
 use crate::naming::{KeySpace, NameTag};
 use crate::record::{Record, RecordMeta};
 use crate::version::Version;
@@ -46,11 +46,17 @@ pub struct ReshareOptions {
     /// stay, a few hundred bytes per backend and no record data, so that a client started
     /// later with the old configuration is told the store moved).
     pub remove_fence: bool,
+    /// Ids of old backends declared lost for good (default none). The copy needs every
+    /// other old backend's listing: a record held by exactly K backends (written with a
+    /// write quorum below N, or repaired on fewer) would otherwise be left out while one of
+    /// them cannot list, and removed with the old store. A lost backend's listing is not
+    /// waited for; what it alone could have completed is gone with it.
+    pub lost: Vec<String>,
 }
 
 impl Default for ReshareOptions {
     fn default() -> Self {
-        Self { checkpoint_every: 64, remove_fence: false }
+        Self { checkpoint_every: 64, remove_fence: false, lost: Vec::new() }
     }
 }
 
@@ -150,6 +156,11 @@ impl VaultDb {
         let old = VaultDb { inner: self.inner.clone(), fenced: false };
         let new = VaultDb { inner: new.inner.clone(), fenced: false };
         check_distinct(&old, &new)?;
+        if let Some(unknown) = options.lost.iter().find(|id| !old.backend_ids().contains(id)) {
+            return Err(VaultError::invalid_config(format!(
+                "backend {unknown:?} declared lost is not a backend of the old store"
+            )));
+        }
         if old.settings().fence_check.is_none() {
             // The wait is the lease of the old store's clients, as this process's settings
             // say: with the checks off here it would be zero, while they write on.
@@ -172,8 +183,11 @@ impl VaultDb {
             }
             Some(state) => state,
             None => {
-                if let Some(found) =
-                    new.inner.fanout.holds_objects(&new.inner.data_keyspaces(), new.inner.k()).await
+                if let Some(found) = new
+                    .inner
+                    .fanout
+                    .holds_objects(&new.inner.data_keyspaces(), new.inner.data_holders())
+                    .await
                 {
                     return Err(VaultError::invalid_config(format!(
                         "the new store is not empty ({found}); a re-share fills an empty store"
@@ -255,10 +269,25 @@ impl<P: FnMut(&ReshareProgress)> Run<'_, P> {
     async fn copy_namespace(&mut self, old: &VaultDb, new: &VaultDb, system: bool) -> Result<()> {
         let cursor_of = |tag| if system { Cursor::System(tag) } else { Cursor::Records(tag) };
         // Every old backend's listing, as long as it takes: an id left out here is never
-        // copied, and is removed with the old store.
-        let mut todo: Vec<(NameTag, String)> = old
-            .list_waiting(true)
-            .await?
+        // copied, and is removed with the old store. A backend that cannot list (and is not
+        // declared lost) stops the run: it may hold a record's K-th share.
+        let listed = old.list_waiting(true).await?;
+        let silent: Vec<BackendOutcome> = listed
+            .outcomes
+            .iter()
+            .filter(|o| !matches!(o.status, OutcomeStatus::Ok | OutcomeStatus::Missing))
+            .filter(|o| !self.options.lost.contains(&o.backend))
+            .cloned()
+            .collect();
+        if !silent.is_empty() {
+            return Err(VaultError::Backend {
+                operation: "the re-share's listing of every old backend (one that cannot list \
+                            may hold shares no K others hold: run again when it answers, or \
+                            declare it lost)",
+                outcomes: silent,
+            });
+        }
+        let mut todo: Vec<(NameTag, String)> = listed
             .ids
             .into_iter()
             .map(|id| (old.inner.naming.tag(&id), id))
