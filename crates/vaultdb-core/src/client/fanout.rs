@@ -622,17 +622,12 @@ impl Fanout {
 
     // --- Listings -----------------------------------------------------------------------
 
-    /// Whether at least `enough` backends hold record objects (shares, segments or
-    /// tombstones) of any of `keyspaces` (first listing page of each), or could not list
-    /// (they may hold them): what was found, for an error message, or `None`. Keys that are
-    /// not VaultDB's objects do not count. Fewer than K holders cannot hold a readable record,
-    /// so with `enough` = K one backend listing planted or stale objects cannot make an empty
-    /// store look full.
-    pub(crate) async fn holds_objects(
-        &self,
-        keyspaces: &[KeySpace],
-        enough: usize,
-    ) -> Option<String> {
+    /// The backends that hold record objects (shares, segments or tombstones) of any of
+    /// `keyspaces` (first listing page of each), or could not list (they may hold them),
+    /// each described for a message. Keys that are not VaultDB's objects do not count.
+    /// [`Inner::data_holders`](super::Inner::data_holders) says how many make a store hold
+    /// data.
+    pub(crate) async fn record_holders(&self, keyspaces: &[KeySpace]) -> Vec<String> {
         let calls = self.backends.iter().enumerate().map(|(idx, b)| async move {
             for ks in keyspaces {
                 let prefix = ks.records_prefix();
@@ -666,18 +661,7 @@ impl Fanout {
             }
             None
         });
-        let found: Vec<String> =
-            futures::future::join_all(calls).await.into_iter().flatten().collect();
-        if found.len() < enough.max(1) {
-            if !found.is_empty() {
-                tracing::warn!(
-                    holders = %found.join("; "),
-                    "fewer backends than the threshold hold record objects: they cannot hold a readable record, and are ignored"
-                );
-            }
-            return None;
-        }
-        Some(found.join("; "))
+        futures::future::join_all(calls).await.into_iter().flatten().collect()
     }
 
     /// Parses one listed object: the (tag, share) it names if `keep` accepts its tag.

@@ -483,6 +483,24 @@ impl Inner {
         k.min(w.saturating_sub(k) + 1).max(1)
     }
 
+    /// Whether this store holds record objects on [`Inner::data_holders`] backends: what was
+    /// found (for an error message), or `None`. Fewer holders are logged and ignored when
+    /// `creating` (a store is about to be made over them).
+    pub(crate) async fn holds_data(&self, creating: bool) -> Option<String> {
+        let found = self.fanout.record_holders(&self.data_keyspaces()).await;
+        if found.len() >= self.data_holders() {
+            return Some(found.join("; "));
+        }
+        if creating && !found.is_empty() {
+            tracing::warn!(
+                holders = %found.join("; "),
+                "too few backends list record objects to hold a record; a new store is made \
+                 over them (docs/SECURITY.md, \"A lost keyring\")"
+            );
+        }
+        None
+    }
+
     pub(crate) fn outcome(&self, idx: usize, status: OutcomeStatus) -> BackendOutcome {
         self.fanout.outcome(idx, status)
     }

@@ -306,9 +306,7 @@ pub(crate) async fn load_or_create_keyring(
         let empty = slots.iter().all(|s| matches!(s, Slot::Empty));
         let reachable = slots.iter().all(|s| !matches!(s, Slot::Unreachable(_)));
         if empty && reachable {
-            if let Some(what) =
-                inner.fanout.holds_objects(&inner.data_keyspaces(), inner.data_holders()).await
-            {
+            if let Some(what) = inner.holds_data(true).await {
                 return Err(VaultError::KeyringUnavailable {
                     reason: format!(
                         "the store holds data ({what}) but no backend holds a keyring share: a \
@@ -343,12 +341,7 @@ pub(crate) async fn load_or_create_keyring(
                 reason: format!(
                     "fewer than {} keyring shares verify{}",
                     inner.k(),
-                    if inner
-                        .fanout
-                        .holds_objects(&inner.data_keyspaces(), inner.data_holders())
-                        .await
-                        .is_some()
-                    {
+                    if inner.holds_data(false).await.is_some() {
                         " and the store holds data: restore the keyring objects from a backup \
                          (docs/SECURITY.md, \"A lost keyring\")"
                     } else {

@@ -183,12 +183,7 @@ impl VaultDb {
             }
             Some(state) => state,
             None => {
-                if let Some(found) = new
-                    .inner
-                    .fanout
-                    .holds_objects(&new.inner.data_keyspaces(), new.inner.data_holders())
-                    .await
-                {
+                if let Some(found) = new.inner.holds_data(true).await {
                     return Err(VaultError::invalid_config(format!(
                         "the new store is not empty ({found}); a re-share fills an empty store"
                     )));
