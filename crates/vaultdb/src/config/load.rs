@@ -11,7 +11,7 @@ use vaultdb_fs::FsBackend;
 
 use super::backends::{BackendEntry, Env, process_env};
 use super::model::Config;
-use super::units::ByteSize;
+use super::units::{ByteSize, Dur};
 use super::{DEFAULT_CONFIG, DEFAULT_CONFIG_FILE};
 use crate::error::{CliError, one_line};
 
@@ -113,6 +113,21 @@ impl Loaded {
                 CliError::config(format!("VAULTDB_WRITE_QUORUM={v:?} is not a number"))
             })?);
         }
+        let duration = |var: &str| -> Result<Option<Dur>, CliError> {
+            process_env(var)
+                .map(|v| {
+                    super::parse_duration(&v)
+                        .map(Dur)
+                        .map_err(|e| CliError::config(format!("{var}={v:?}: {e}")))
+                })
+                .transpose()
+        };
+        if let Some(d) = duration("VAULTDB_CALL_TIMEOUT")? {
+            config.timeouts.call = d;
+        }
+        if let Some(d) = duration("VAULTDB_FENCE_CHECK")? {
+            config.timeouts.fence_check = Some(d);
+        }
         if let Some(v) = process_env("VAULTDB_LISTEN") {
             config.server.listen = v;
         }
@@ -189,6 +204,9 @@ impl Loaded {
     /// [`VaultDbBuilder::open`]: vaultdb_core::client::VaultDbBuilder::open
     fn validate(&self) -> Result<(), String> {
         let c = &self.config;
+        if c.timeouts.fence_check.is_some_and(|d| d.0.is_zero()) {
+            return Err("timeouts.fence_check must be more than 0".into());
+        }
         let ids: Vec<&str> = c.backends.iter().map(BackendEntry::id).collect();
         self.settings().validate(c.threshold, &ids).map_err(|e| match e {
             VaultError::InvalidConfig(m) => m,
@@ -268,6 +286,9 @@ impl Loaded {
         s.call_policy.max_attempts = c.timeouts.attempts;
         if let Some(g) = c.timeouts.grace_period {
             s.grace_period = g.0;
+        }
+        if let Some(f) = c.timeouts.fence_check {
+            s.fence_check = Some(f.0);
         }
         s
     }
