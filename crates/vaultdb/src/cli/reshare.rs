@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use vaultdb_core::{ReshareOptions, ReshareProgress, ResharePhase, ReshareReport, VaultDb};
+use vaultdb_core::{ReshareOptions, ResharePhase, ReshareProgress, ReshareReport, VaultDb};
 
 use super::output::Output;
 use super::{CliAuditLog, Create, Session, locate, prepare, remember};
@@ -241,9 +241,7 @@ async fn log_line(log: &CliAuditLog, db: &VaultDb, outcome: &str) -> Result<(), 
     }
     match log.0.append(event) {
         Ok(_) => Ok(()),
-        Err(e) => log
-            .unavailable(&e, "the re-share ran but is not logged")
-            .map_err(CliError::from),
+        Err(e) => log.unavailable(&e, "the re-share ran but is not logged").map_err(CliError::from),
     }
 }
 
