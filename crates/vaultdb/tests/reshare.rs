@@ -513,7 +513,7 @@ fn an_interrupted_reshare_resumes_where_it_stopped() {
         progress.lines().find_map(|l| serde_json::from_str(l).ok()).expect("a progress line");
     assert_eq!(resumed["phase"], "copying", "{progress}");
     let before = resumed["copied"].as_u64().unwrap();
-    assert!(before >= 20 && before < 400, "resumed after {before} records: {progress}");
+    assert!((20..400).contains(&before), "resumed after {before} records: {progress}");
     // It went through the records after the saved cursor only.
     let totals = progress.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok());
     let most = totals.filter_map(|v| v["total"].as_u64()).max().unwrap();
