@@ -348,6 +348,10 @@ fn readme_two_of_three_to_three_of_five_while_the_server_runs() {
     assert_eq!(out.status.code(), Some(3), "INVALID_CONFIG");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("has moved") && err.contains("--config NEW.toml"), "{err}");
+    let out = sh.command(BIN).args(["--config", "v1/vaultdb.toml", "status"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "status on the old configuration: {err}");
+    assert!(err.contains("has moved to a new configuration"), "{err}");
     // A server started on the old configuration does not start.
     let out = sh
         .command(BIN)

@@ -61,6 +61,10 @@ pub(super) async fn reshare(
     let new_cfg = Loaded::load(Some(&args.to))?;
     check_pair(&old_cfg, &new_cfg)?;
     let new_path = args.to.display().to_string();
+    let again = match explicit {
+        Some(p) => format!("vaultdb --config {} reshare --to {new_path}", p.display()),
+        None => format!("vaultdb reshare --to {new_path}"),
+    };
 
     // The old store must exist; the new one is created if it is not there yet.
     let old = Session::open(old_cfg).await?;
@@ -127,20 +131,15 @@ pub(super) async fn reshare(
             // anything else happened on the way, and the next run resumes.
             let mut e = CliError::from(e);
             if e.code != "INVALID_CONFIG" {
-                e.message.push_str(&format!(
-                    " (the progress is saved: run `vaultdb reshare --to {new_path}` again to \
-                     resume)"
-                ));
+                e.message
+                    .push_str(&format!(" (the progress is saved: run `{again}` again to resume)"));
             }
             return Err(e);
         }
         None => {
             return Err(CliError::new(
                 INTERRUPTED,
-                format!(
-                    "interrupted; the progress is saved: run `vaultdb reshare --to {new_path}` \
-                     again to resume"
-                ),
+                format!("interrupted; the progress is saved: run `{again}` again to resume"),
             ));
         }
     };
