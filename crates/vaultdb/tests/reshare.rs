@@ -263,6 +263,9 @@ fn readme_two_of_three_to_three_of_five_while_the_server_runs() {
             assert_eq!(status, 400, "{body}");
             assert!(body.contains("\"INVALID_CONFIG\""), "{body}");
             assert!(body.contains("restart `vaultdb serve` with the new configuration"), "{body}");
+            let (status, body) = http(&old.addr, "GET", "/v1/status", &tokens[0], b"");
+            assert_eq!(status, 400, "{body}");
+            assert!(body.contains("restart `vaultdb serve` with the new configuration"), "{body}");
             let (status, body) = http(&old.addr, "GET", "/health", "", b"");
             assert_eq!((status, body.contains("\"status\":\"moved\"")), (503, true), "{body}");
             drop(old);

@@ -1,8 +1,8 @@
 //! The `vaultdb` command line: [`main`] parses the arguments ([`Cli`], module `args`) and
 //! runs one command: `init` (module `init`), the record commands `put`, `get`, `delete`,
 //! `list` (`records`), the admin commands `status`, `repair`, `scrub`, `audit verify`
-//! (`admin`), `reshare` (`reshare`), or `serve` (`serve`). Output helpers are in `output`. Errors print as one
-//! line, `error: <CODE>: <message>` ([`CliError`]).
+//! (`admin`), `reshare` (`reshare`), or `serve` (`serve`). Output helpers are in `output`.
+//! Errors print as one line, `error: <CODE>: <message>` ([`CliError`]).
 //!
 //! Record commands open the store through the [`crate::service`] layer and run
 //! each store operation through its audited runner, as the server does (actor `cli`); they

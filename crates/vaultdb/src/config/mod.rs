@@ -51,12 +51,12 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
          \"s3://b1 gs://b2 az://account/c3\"",
     ),
     ("VAULTDB_THRESHOLD", "threshold K"),
+    ("VAULTDB_WRITE_QUORUM", "write_quorum W"),
     ("VAULTDB_CALL_TIMEOUT", "timeouts.call: the upper bound on one backend call, e.g. 5s"),
     (
         "VAULTDB_FENCE_CHECK",
         "timeouts.fence_check: how often clients look for a re-share's notices (default 10s)",
     ),
-    ("VAULTDB_WRITE_QUORUM", "write_quorum W"),
     ("VAULTDB_LISTEN", "server.listen, e.g. 127.0.0.1:9000 (port 0 picks a free port)"),
     ("VAULTDB_AUDIT_LOG", "server.audit_log path"),
     (

@@ -37,6 +37,10 @@ pub(super) async fn repair_record(
     responses((status = 200, description = "The store's health", body = StatusResponse)),
     security(("bearer" = [])))]
 pub(super) async fn status(State(st): State<AppState>) -> Response {
+    if st.db().has_moved() {
+        // Its backends answer, but the store refuses every operation.
+        return ApiError::moved().into_response();
+    }
     let h = st.db().health().await;
     JsonLine(StatusResponse {
         k: h.k,
