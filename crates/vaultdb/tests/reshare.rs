@@ -512,8 +512,9 @@ fn an_interrupted_reshare_resumes_where_it_stopped() {
     let out = sh.command(BIN).args(["--config", "old/vaultdb.toml", "get", "rec-0001"]).output();
     assert_eq!(out.unwrap().status.code(), Some(3), "INVALID_CONFIG");
 
-    // The second run starts from the saved progress, waits no more, and finishes.
-    let out = reshare(&sh).output().unwrap();
+    // The second run starts from the saved progress, waits no more, and finishes; it removes
+    // the fence too.
+    let out = reshare(&sh).arg("--remove-fence").output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let progress = String::from_utf8_lossy(&out.stderr);
     let resumed: serde_json::Value =
@@ -532,6 +533,14 @@ fn an_interrupted_reshare_resumes_where_it_stopped() {
     assert!(through >= 400, "{report}");
     assert!(report["problems"].as_array().unwrap().is_empty(), "{report}");
     check_records(&sh, "new/vaultdb.toml", &want);
+    // Nothing of the old store is left, so there is nothing to re-share any more.
+    assert_eq!(report["fence_removed"], true, "{report}");
+    for b in ["a", "b", "c"] {
+        let left = keys_in(&d.join("old/vaultdb-data/disks").join(b), "v1");
+        assert!(left.is_empty(), "old backend {b}: {left:?}");
+    }
+    let again = reshare(&sh).output().unwrap();
+    assert_eq!(again.status.code(), Some(6), "{}", String::from_utf8_lossy(&again.stderr));
 }
 
 #[test]
