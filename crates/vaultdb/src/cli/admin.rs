@@ -110,6 +110,14 @@ pub(super) async fn status(explicit: Option<&Path>, out: Output) -> Result<(), C
             return Err(e);
         }
     };
+    if db.has_moved() {
+        // Its backends answer, but the store refuses every operation.
+        return Err(CliError::config(format!(
+            "the store {} has moved to a new configuration (`vaultdb reshare`); it refuses \
+             every operation: run the command with --config NEW.toml",
+            cfg.describe()
+        )));
+    }
     let h = db.health().await;
     let wq = db.write_quorum();
     out.emit(

@@ -14,6 +14,8 @@ Environment:
   VAULTDB_BACKENDS         backends as URLs, replacing the file's: \"s3://b1 gs://b2 az://acct/c3\"
   VAULTDB_THRESHOLD        threshold K
   VAULTDB_WRITE_QUORUM     write quorum W
+  VAULTDB_CALL_TIMEOUT     timeouts.call: the upper bound on one backend call (\"5s\")
+  VAULTDB_FENCE_CHECK      timeouts.fence_check: how often clients look for a re-share
   VAULTDB_LISTEN           server address, e.g. 127.0.0.1:9000 (port 0: any free port)
   VAULTDB_AUDIT_LOG        audit log path
   VAULTDB_ALLOW_PLAIN_HTTP true: serve plain HTTP beyond loopback (tokens in the clear)
@@ -139,6 +141,10 @@ pub enum Command {
         /// K: shares needed to rebuild a record [default: 2].
         #[arg(long, value_name = "K")]
         threshold: Option<usize>,
+        /// The key prefix inside every backend [default: vaultdb]: a new store over the
+        /// backends of another (the target of `vaultdb reshare`) needs its own.
+        #[arg(long, value_name = "PREFIX")]
+        prefix: Option<String>,
         /// Only write the file: the first `put` or `serve` creates the store (for a machine
         /// without the backends' credentials).
         #[arg(long)]
@@ -184,6 +190,9 @@ pub enum Command {
     },
     /// Repair every record (with a progress bar).
     Scrub,
+    /// Move the store to the configuration of NEW.toml while it runs: fence it, copy every
+    /// record with fresh shares, remove the old objects. Run it again to resume.
+    Reshare(ReshareArgs),
     /// Run the REST server.
     Serve {
         /// Address to listen on (overrides server.listen and VAULTDB_LISTEN).
@@ -231,6 +240,30 @@ pub struct PutArgs {
     /// A metadata entry stored (and protected) with the record; repeat for more.
     #[arg(long = "meta", value_name = "KEY=VALUE")]
     pub meta: Vec<String>,
+}
+
+/// `reshare`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct ReshareArgs {
+    /// The new store's configuration file (its backends, threshold, prefix, mode, audit
+    /// log); the store to move is the one --config names, as for every command.
+    #[arg(long, value_name = "NEW.toml")]
+    pub to: PathBuf,
+    /// At the end, also remove the old store's keyring and moved notice (a few hundred bytes
+    /// per backend, no record data). Without them a client started later on the old
+    /// configuration is not told the store moved, and `put` or `serve` there would create a
+    /// new, empty store.
+    #[arg(long)]
+    pub remove_fence: bool,
+    /// An old backend gone for good (its id in the old configuration; repeat for more): the
+    /// copy does not wait for its listing. Without it, an old backend that cannot list stops
+    /// the re-share, since it may hold a record's K-th share.
+    #[arg(long, value_name = "ID")]
+    pub lost: Vec<String>,
+    /// Records copied between two saves of the progress (what a resumed run skips).
+    #[arg(long, value_name = "N", default_value_t = 64,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub checkpoint_every: u32,
 }
 
 /// The format of the logs on standard error (`--log-format`, `VAULTDB_LOG_FORMAT`).

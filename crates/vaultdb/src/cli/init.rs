@@ -23,6 +23,8 @@ pub(super) struct InitArgs<'a> {
     pub create: bool,
     /// `--mode`: the storage mode written to the file (unset: the default, shamir).
     pub mode: Option<vaultdb_core::Mode>,
+    /// `--prefix`: the key prefix written to the file (unset: the default, `vaultdb`).
+    pub prefix: Option<&'a str>,
 }
 
 /// `vaultdb init`: writes the default configuration with a new admin token's hash, prints
@@ -60,6 +62,9 @@ pub(super) async fn init(
     );
     if let Some(mode) = args.mode {
         text = config::with_mode(&text, mode);
+    }
+    if let Some(prefix) = args.prefix {
+        text = config::with_prefix(&text, prefix);
     }
     // Check what we are about to write parses, with the file's own path.
     let loaded = Loaded::from_text(&text, config::Source::File(path.clone()))?;

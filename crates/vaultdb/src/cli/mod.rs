@@ -1,8 +1,8 @@
 //! The `vaultdb` command line: [`main`] parses the arguments ([`Cli`], module `args`) and
 //! runs one command: `init` (module `init`), the record commands `put`, `get`, `delete`,
 //! `list` (`records`), the admin commands `status`, `repair`, `scrub`, `audit verify`
-//! (`admin`), or `serve` (`serve`). Output helpers are in `output`. Errors print as one
-//! line, `error: <CODE>: <message>` ([`CliError`]).
+//! (`admin`), `reshare` (`reshare`), or `serve` (`serve`). Output helpers are in `output`.
+//! Errors print as one line, `error: <CODE>: <message>` ([`CliError`]).
 //!
 //! Record commands open the store through the [`crate::service`] layer and run
 //! each store operation through its audited runner, as the server does (actor `cli`); they
@@ -15,6 +15,7 @@ mod init;
 mod output;
 mod records;
 mod remote;
+mod reshare;
 mod serve;
 
 use std::future::Future;
@@ -27,7 +28,7 @@ use clap::Parser;
 use vaultdb_core::naming::validate_id;
 use vaultdb_core::{ReadStream, StorageBackend, VaultDb};
 
-pub use args::{AuditCommand, Cli, Command, LogFormat, PutArgs};
+pub use args::{AuditCommand, Cli, Command, LogFormat, PutArgs, ReshareArgs};
 pub use output::Output;
 
 use crate::audit::{self, AuditLog, Event};
@@ -85,9 +86,15 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         return run_remote(&args, cli.command, out).await;
     }
     match cli.command {
-        Command::Init { force, mode, backends, threshold, no_create } => {
-            let args =
-                init::InitArgs { force, backends: &backends, threshold, create: !no_create, mode };
+        Command::Init { force, mode, backends, threshold, prefix, no_create } => {
+            let args = init::InitArgs {
+                force,
+                backends: &backends,
+                threshold,
+                create: !no_create,
+                mode,
+                prefix: prefix.as_deref(),
+            };
             init::init(explicit, args, out).await
         }
         Command::Put(args) => records::put(explicit, &args, out).await,
@@ -101,6 +108,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Status => admin::status(explicit, out).await,
         Command::Repair { id } => admin::repair(explicit, &id, out).await,
         Command::Scrub => admin::scrub(explicit, out).await,
+        Command::Reshare(args) => reshare::reshare(explicit, &args, out).await,
         Command::Serve { listen, tls_cert, tls_key, tls_client_ca } => {
             let tls = serve::TlsFlags { cert: tls_cert, key: tls_key, client_ca: tls_client_ca };
             serve::serve(explicit, listen, tls, out).await
@@ -146,6 +154,7 @@ async fn run_remote(
         Command::Repair { id } => remote()?.repair(&id, out).await,
         Command::Init { .. } => refused("init"),
         Command::Scrub => refused("scrub"),
+        Command::Reshare(_) => refused("reshare"),
         Command::Serve { .. } => refused("serve"),
         Command::Audit { .. } => refused("audit"),
         Command::Completions { .. } => refused("completions"),
@@ -402,7 +411,18 @@ impl Session {
         operation: impl Future<Output = vaultdb_core::Result<T>>,
     ) -> Result<T, CliError> {
         let r = Auditor::new(&self.db, &self.log).run(audit::CLI_ACTOR, op, id, operation).await;
-        r.map_err(CliError::from)
+        r.map_err(|e| self.error(e.into()))
+    }
+
+    /// `e`, saying what to do when it is the refusal of a store that moved.
+    fn error(&self, mut e: CliError) -> CliError {
+        if e.code == "INVALID_CONFIG" && self.db.has_moved() {
+            e.message.push_str(
+                " (it was re-shared with `vaultdb reshare --to NEW.toml`: run the command with \
+                 --config NEW.toml)",
+            );
+        }
+        e
     }
 
     /// Opens a read stream as the actor `cli`: its line is written when the stream ends
@@ -416,6 +436,6 @@ impl Session {
         let r = Auditor::new(&self.db, &self.log)
             .open_stream(audit::CLI_ACTOR, op, Some(id), open)
             .await;
-        r.map_err(CliError::from)
+        r.map_err(|e| self.error(e.into()))
     }
 }

@@ -252,7 +252,7 @@ pub(super) async fn put(
             "interrupted: nothing was stored, and what this put had written was removed",
         ));
     }
-    let r = r?;
+    let r = r.map_err(|e| s.error(e.into()))?;
     // Remove the versions this put superseded (in the background in the library) before the
     // process exits.
     s.db.flush().await;

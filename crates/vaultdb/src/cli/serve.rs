@@ -88,6 +88,14 @@ pub(super) async fn serve(
     }
     // The quick start's first command: on an empty store this creates it, and says so.
     let db = open_store(&cfg, Create::Announce).await?;
+    if db.has_moved() {
+        return Err(CliError::config(format!(
+            "the store {} has moved to a new configuration (`vaultdb reshare`); it refuses \
+             every request: start `vaultdb serve` with the new configuration file (--config \
+             NEW.toml)",
+            cfg.describe()
+        )));
+    }
     cfg.clean_fs_temp().await;
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -11,7 +11,7 @@ use vaultdb_fs::FsBackend;
 
 use super::backends::{BackendEntry, Env, process_env};
 use super::model::Config;
-use super::units::ByteSize;
+use super::units::{ByteSize, Dur};
 use super::{DEFAULT_CONFIG, DEFAULT_CONFIG_FILE};
 use crate::error::{CliError, one_line};
 
@@ -113,6 +113,21 @@ impl Loaded {
                 CliError::config(format!("VAULTDB_WRITE_QUORUM={v:?} is not a number"))
             })?);
         }
+        let duration = |var: &str| -> Result<Option<Dur>, CliError> {
+            process_env(var)
+                .map(|v| {
+                    super::parse_duration(&v)
+                        .map(Dur)
+                        .map_err(|e| CliError::config(format!("{var}={v:?}: {e}")))
+                })
+                .transpose()
+        };
+        if let Some(d) = duration("VAULTDB_CALL_TIMEOUT")? {
+            config.timeouts.call = d;
+        }
+        if let Some(d) = duration("VAULTDB_FENCE_CHECK")? {
+            config.timeouts.fence_check = Some(d);
+        }
         if let Some(v) = process_env("VAULTDB_LISTEN") {
             config.server.listen = v;
         }
@@ -189,6 +204,9 @@ impl Loaded {
     /// [`VaultDbBuilder::open`]: vaultdb_core::client::VaultDbBuilder::open
     fn validate(&self) -> Result<(), String> {
         let c = &self.config;
+        if c.timeouts.fence_check.is_some_and(|d| d.0.is_zero()) {
+            return Err("timeouts.fence_check must be more than 0".into());
+        }
         let ids: Vec<&str> = c.backends.iter().map(BackendEntry::id).collect();
         self.settings().validate(c.threshold, &ids).map_err(|e| match e {
             VaultError::InvalidConfig(m) => m,
@@ -269,6 +287,9 @@ impl Loaded {
         if let Some(g) = c.timeouts.grace_period {
             s.grace_period = g.0;
         }
+        if let Some(f) = c.timeouts.fence_check {
+            s.fence_check = Some(f.0);
+        }
         s
     }
 
@@ -342,6 +363,9 @@ mod tests {
         assert!(compact.contains("\nmode = \"compact\"\n"));
         let l = parse(&compact).unwrap();
         assert_eq!(l.settings().mode, Some(vaultdb_core::Mode::Compact));
+        let v2 = crate::config::with_prefix(&text, "v2");
+        assert_eq!(parse(&v2).unwrap().settings().prefix, "v2");
+        assert_eq!(l.settings().prefix, "vaultdb");
         let bad = compact.replace("mode = \"compact\"", "mode = \"short\"");
         assert!(parse(&bad).unwrap_err().to_string().contains("invalid mode"));
     }
@@ -397,6 +421,7 @@ mod tests {
     fn human_units_and_backend_urls() {
         let text = "threshold = 2\nsegment_size = \"1.5MiB\"\n\
                     [timeouts]\ncall = \"0.05s\"\ngrace_period = \"1d\"\nhedge_after = \"off\"\n\
+                    fence_check = \"2s\"\n\
                     [server]\nbody_limit = \"1GB\"\nrequest_timeout = \"1h 30m\"\n\
                     [[backends]]\nid = \"a\"\nurl = \"file://a\"\n\
                     [[backends]]\nid = \"s3\"\nurl = \"s3://bkt/pre/fix?region=eu-west-1\"\n\
@@ -406,6 +431,8 @@ mod tests {
         assert_eq!(c.segment_size, Some(ByteSize(1536 << 10)));
         assert_eq!(c.timeouts.call.0, std::time::Duration::from_millis(50));
         assert_eq!(c.timeouts.grace_period.unwrap().0, std::time::Duration::from_secs(86_400));
+        assert_eq!(l.settings().fence_check, Some(std::time::Duration::from_secs(2)));
+        assert_eq!(parse(TWO_FS).unwrap().settings().fence_check, Settings::default().fence_check);
         assert_eq!(c.server.body_limit, ByteSize(1_000_000_000));
         assert_eq!(c.server.request_timeout.0, std::time::Duration::from_secs(5_400));
         let kinds: Vec<&str> = c.backends.iter().map(BackendEntry::kind).collect();
@@ -465,6 +492,10 @@ mod tests {
             (&TWO_FS.replacen("id = \"b\"", "id = \" \"", 1), "backend #2 has an empty id"),
             // The file's own checks.
             (&TWO_FS.replacen("\n", "\n[timeouts]\nattempts = 0\n", 1), "timeouts.attempts"),
+            (
+                &TWO_FS.replacen("\n", "\n[timeouts]\nfence_check = \"0s\"\n", 1),
+                "timeouts.fence_check must be more than 0",
+            ),
             (&TWO_FS.replacen("path = \"a\"", "path = \"\"", 1), "path must not be empty"),
             (
                 &format!(

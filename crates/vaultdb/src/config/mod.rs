@@ -52,6 +52,11 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
     ),
     ("VAULTDB_THRESHOLD", "threshold K"),
     ("VAULTDB_WRITE_QUORUM", "write_quorum W"),
+    ("VAULTDB_CALL_TIMEOUT", "timeouts.call: the upper bound on one backend call, e.g. 5s"),
+    (
+        "VAULTDB_FENCE_CHECK",
+        "timeouts.fence_check: how often clients look for a re-share's notices (default 10s)",
+    ),
     ("VAULTDB_LISTEN", "server.listen, e.g. 127.0.0.1:9000 (port 0 picks a free port)"),
     ("VAULTDB_AUDIT_LOG", "server.audit_log path"),
     (
@@ -136,6 +141,9 @@ attempts = 3
 # A read asks one more backend when K shares have not arrived after this long ("off" to
 # disable).
 hedge_after = "50ms"
+# How often a client looks for the notices of a re-share (`vaultdb reshare`), which waits
+# twice this plus four of the longest calls: every client of the store must use one value.
+# fence_check = "10s"
 
 [server]
 # Loopback only by default. To listen beyond loopback, serve HTTPS (tls_cert and tls_key
@@ -194,6 +202,12 @@ path = "disk-3"
 /// `text` (the embedded default or [`init_file`]'s) with the storage mode set to `mode`.
 pub fn with_mode(text: &str, mode: vaultdb_core::Mode) -> String {
     text.replacen("# mode = \"shamir\"", &format!("mode = \"{mode}\""), 1)
+}
+
+/// `text` (the embedded default or [`init_file`]'s) with the key prefix set to `prefix`.
+pub fn with_prefix(text: &str, prefix: &str) -> String {
+    let line = format!("prefix = {}", toml::Value::String(prefix.to_owned()));
+    text.replacen("\nprefix = \"vaultdb\"\n", &format!("\n{line}\n"), 1)
 }
 
 /// Commented examples of a `[[backends]]` entry of every kind, in the file `vaultdb init`

@@ -86,6 +86,10 @@ pub struct Timeouts {
     /// Grace period before scrub removes abandoned partial writes.
     #[serde(default)]
     pub grace_period: Option<Dur>,
+    /// How often a client re-reads its store's re-share notices (default 10 s); every client
+    /// of a store must use the same value (`vaultdb reshare` waits out twice it).
+    #[serde(default)]
+    pub fence_check: Option<Dur>,
 }
 
 fn default_call() -> Dur {
@@ -105,6 +109,7 @@ impl Default for Timeouts {
             attempts: default_attempts(),
             hedge_after: default_hedge(),
             grace_period: None,
+            fence_check: None,
         }
     }
 }

@@ -37,6 +37,10 @@ pub(super) async fn repair_record(
     responses((status = 200, description = "The store's health", body = StatusResponse)),
     security(("bearer" = [])))]
 pub(super) async fn status(State(st): State<AppState>) -> Response {
+    if st.db().has_moved() {
+        // Its backends answer, but the store refuses every operation.
+        return ApiError::moved().into_response();
+    }
     let h = st.db().health().await;
     JsonLine(StatusResponse {
         k: h.k,
@@ -60,15 +64,18 @@ pub(super) async fn status(State(st): State<AppState>) -> Response {
 }
 
 /// Liveness and readiness: 200 while at least K backends answer and the audit log can be
-/// written (or fails open), else 503.
+/// written (or fails open), else 503; 503 `moved` once the server has seen that its store
+/// moved to a new configuration (restart it on that one).
 #[utoipa::path(get, path = "/health", tag = "service", operation_id = "health",
     responses((status = 200, description = "At least K backends answer, and the audit log can be written or fails open", body = HealthResponse),
-              (status = 503, description = "Fewer than K backends answer, or the audit log cannot be written and fails closed", body = HealthResponse)))]
+              (status = 503, description = "Fewer than K backends answer, the audit log cannot be written and fails closed, or the store moved to a new configuration", body = HealthResponse)))]
 pub(super) async fn health(State(st): State<AppState>) -> Response {
     let h = st.db().health().await;
     let audit = st.audit_health().await;
     let audit_down = matches!(audit, Some((false, _)));
-    let (code, status) = if h.up < h.k || matches!(audit, Some((false, false))) {
+    let (code, status) = if st.db().has_moved() {
+        (StatusCode::SERVICE_UNAVAILABLE, "moved")
+    } else if h.up < h.k || matches!(audit, Some((false, false))) {
         (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
     } else if h.up < h.n || audit_down {
         (StatusCode::OK, "degraded")

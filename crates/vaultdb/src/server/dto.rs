@@ -117,8 +117,10 @@ pub struct ListParams {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HealthResponse {
     /// `ok` (all backends up, the audit log writable), `degraded` (at least K up, or the
-    /// audit log failing open) or `unavailable` (fewer than K up, or the audit log not
-    /// writable and failing closed: requests are refused).
+    /// audit log failing open), `unavailable` (fewer than K up, or the audit log not
+    /// writable and failing closed: requests are refused) or `moved` (a re-share moved the
+    /// store to a new configuration: requests are refused until the server is restarted on
+    /// it).
     pub status: String,
     /// The threshold K.
     pub k: usize,

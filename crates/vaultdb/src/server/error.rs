@@ -146,6 +146,18 @@ impl ApiError {
         )
     }
 
+    /// 400 `INVALID_CONFIG` for every request once the store has moved (a re-share to a new
+    /// configuration fenced it): the server must be restarted on the new configuration.
+    pub fn moved() -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "INVALID_CONFIG",
+            "this store has moved to a new configuration (`vaultdb reshare`); this server still \
+             runs on the old one and refuses every request: restart `vaultdb serve` with the \
+             new configuration file (--config NEW.toml)",
+        )
+    }
+
     /// 503 `AUDIT_UNAVAILABLE`: the audit log cannot be written (and fails closed).
     pub fn audit_unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, crate::service::AUDIT_UNAVAILABLE, message)
@@ -279,6 +291,7 @@ mod tests {
             ApiError::range_not_satisfiable(9, 8),
             ApiError::timed_out(Duration::from_secs(1)),
             ApiError::audit_unavailable("m"),
+            ApiError::moved(),
         ];
         for code in ErrorCode::ALL {
             made.push(ApiError::new(ApiError::status_of(code), code.as_str(), "m"));

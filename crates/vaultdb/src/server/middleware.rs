@@ -9,7 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use super::error::ApiError;
+use super::error::{ApiError, Outcome};
 use super::extract::BodyLimit;
 use crate::auth::{Actor, Role};
 use crate::metrics::UNMATCHED;
@@ -70,6 +70,15 @@ pub(super) async fn limit_and_time(
         Ok(resp) => resp,
         Err(_) => ApiError::timed_out(limits.request_timeout).into_response(),
     }
+}
+
+/// Once the store has moved (a re-share fenced it), its `INVALID_CONFIG` answers say what
+/// the operator must do: restart the server on the new configuration ([`ApiError::moved`]).
+pub(super) async fn moved(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let invalid_config =
+        resp.extensions().get::<Outcome>().is_some_and(|o| o.0 == "INVALID_CONFIG");
+    if invalid_config && st.db().has_moved() { ApiError::moved().into_response() } else { resp }
 }
 
 /// Counts each request by method, route template and status, with its latency.

@@ -11,7 +11,7 @@
 //! | `POST /v1/records/{id}/repair` | admin | regenerate missing or bad shares |
 //! | `GET /v1/status` | admin | per-backend health and threshold margin |
 //! | `GET /metrics` | read | Prometheus text |
-//! | `GET /health` | none | `ok`, `degraded` or `unavailable` |
+//! | `GET /health` | none | `ok`, `degraded`, `unavailable` or `moved` |
 //! | `GET /openapi.json` | none | this API as OpenAPI 3.1 |
 //! | `GET /docs` | none | the API reference page (Swagger UI, served from the binary, over `/openapi.json`) |
 //!
@@ -104,6 +104,7 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(admin::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(mw::from_fn_with_state(state.clone(), middleware::limit_and_time))
+        .layer(mw::from_fn_with_state(state.clone(), middleware::moved))
         // Outside the timeout, so that timed-out requests are logged too.
         .layer(mw::from_fn_with_state(state.clone(), audit::audit))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {

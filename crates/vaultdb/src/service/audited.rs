@@ -52,6 +52,9 @@ pub enum Operation {
     StoreStatus,
     /// `store.scrub`: every record repaired.
     StoreScrub,
+    /// `store.reshare`: the store moved to a new configuration (`vaultdb reshare`), written
+    /// to the audit logs of both.
+    StoreReshare,
     /// `metrics`: the server's metrics read.
     Metrics,
     /// `http.unrouted`: a request under `/v1/` that no route or method serves.
@@ -60,7 +63,7 @@ pub enum Operation {
 
 impl Operation {
     /// Every operation.
-    pub const ALL: [Operation; 11] = [
+    pub const ALL: [Operation; 12] = [
         Self::RecordPut,
         Self::RecordPutRaw,
         Self::RecordGet,
@@ -70,6 +73,7 @@ impl Operation {
         Self::RecordRepair,
         Self::StoreStatus,
         Self::StoreScrub,
+        Self::StoreReshare,
         Self::Metrics,
         Self::Unrouted,
     ];
@@ -86,6 +90,7 @@ impl Operation {
             Self::RecordRepair => "record.repair",
             Self::StoreStatus => "store.status",
             Self::StoreScrub => "store.scrub",
+            Self::StoreReshare => "store.reshare",
             Self::Metrics => "metrics",
             Self::Unrouted => "http.unrouted",
         }

@@ -18,6 +18,6 @@ pub use audited::{
     Operation, StreamLine, Tally,
 };
 pub use open::{
-    FallbackToken, Presence, STORE_NOT_FOUND, open, open_with, presence, serve_tokens,
-    store_not_found, tokens,
+    FallbackToken, Presence, STORE_NOT_FOUND, open, open_migrating, open_with, presence,
+    serve_tokens, store_not_found, tokens,
 };

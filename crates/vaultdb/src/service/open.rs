@@ -29,12 +29,31 @@ pub async fn open_with(
     cfg: &Loaded,
     backends: Vec<Arc<dyn StorageBackend>>,
 ) -> Result<VaultDb, CliError> {
+    builder(cfg, backends).open().await.map_err(CliError::from)
+}
+
+/// [`open_with`] for the target of a re-share from `old`
+/// ([`VaultDbBuilder::migrating_from`](vaultdb_core::VaultDbBuilder::migrating_from)):
+/// while the re-share is not done, it reads through to `old`.
+///
+/// # Errors
+/// As [`open`].
+pub async fn open_migrating(
+    cfg: &Loaded,
+    backends: Vec<Arc<dyn StorageBackend>>,
+    old: &VaultDb,
+) -> Result<VaultDb, CliError> {
+    builder(cfg, backends).migrating_from(old.clone()).open().await.map_err(CliError::from)
+}
+
+/// The builder of the store `cfg` describes, over `backends`.
+fn builder(cfg: &Loaded, backends: Vec<Arc<dyn StorageBackend>>) -> vaultdb_core::VaultDbBuilder {
     let mut b = VaultDb::builder_with(cfg.settings()).threshold(cfg.config.threshold);
     for backend in backends {
         // Each call counted per backend in the server's /metrics.
         b = b.backend_arc(crate::metrics::Measured::wrap(backend));
     }
-    b.open().await.map_err(CliError::from)
+    b
 }
 
 /// Whether a store is there, as far as its backends say ([`presence`]).

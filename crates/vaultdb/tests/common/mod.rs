@@ -21,7 +21,7 @@ pub const WRITE_TOKEN: &str = "write-token-0123456789";
 pub const ADMIN_TOKEN: &str = "admin-token-0123456789";
 
 /// Environment variables the binary reads; removed so the host cannot leak into tests.
-pub const VAULTDB_ENV: [&str; 20] = [
+pub const VAULTDB_ENV: [&str; 22] = [
     "VAULTDB_CONFIG",
     "VAULTDB_DATA_DIR",
     "VAULTDB_THRESHOLD",
@@ -42,6 +42,8 @@ pub const VAULTDB_ENV: [&str; 20] = [
     "VAULTDB_CLIENT_CERT",
     "VAULTDB_CLIENT_KEY",
     "VAULTDB_TIMEOUT",
+    "VAULTDB_CALL_TIMEOUT",
+    "VAULTDB_FENCE_CHECK",
 ];
 
 /// The three test tokens.
