@@ -473,6 +473,60 @@ async fn deletes_of_records_only_the_old_store_holds_are_kept() {
     assert!(fresh.list().await.unwrap().ids.is_empty());
 }
 
+/// Found by the fault-schedule checker (docs/FAULTS.md, "Re-sharing"): a migrating client's
+/// delete of a record the new store does not hold looks the record up in the old store; when
+/// that lookup fails, the delete answered with the lookup's read error (`INSUFFICIENT_SHARES`,
+/// `HMAC_FAILED`), which a delete never does. Its tombstone is written and stays, so whether
+/// there was anything to delete is unknown: `BACKEND_ERROR`, and the record is gone.
+#[tokio::test(start_paused = true)]
+async fn a_delete_that_cannot_read_the_old_store_fails_with_backend_error_and_keeps_its_tombstone()
+{
+    let old_cfg = two_of_three();
+    let old = open(&old_cfg).await;
+    let ids: Vec<String> = (0..20).map(|i| format!("only-old-{i}")).collect();
+    for id in &ids {
+        old.put(Record::new(id, "x")).await.unwrap();
+    }
+    // The new store on backends of its own, so that failing the old ones spares it.
+    let new_cfg = Config { nodes: nodes(&["p", "q", "r"]), k: 2, prefix: "v2", mode: None };
+    let new = open_migrating(&new_cfg, &old).await;
+    // Fence and record the floor, and stop (a crash) once the copy has begun.
+    let (tx, mut rx) = tokio::sync::watch::channel(None);
+    tokio::select! {
+        _ = old.reshare(&new, &DEFAULTS, |p| {
+            tx.send_replace(Some(p.phase));
+        }) => panic!("finished"),
+        _ = rx.wait_for(|p| *p == Some(ResharePhase::Copying)) => {}
+    }
+    // Two of the old store's three backends answer no GET: it cannot be read.
+    for n in &old_cfg.nodes[..2] {
+        n.fail.fail(Ops::GET, vaultdb_core::BackendErrorKind::Permanent);
+    }
+    let mut unknown = 0;
+    for id in &ids {
+        match new.delete(id).await {
+            Ok(_) => {}
+            Err(e) => {
+                assert_eq!(e.code(), ErrorCode::BackendError, "{id}: {e}");
+                unknown += 1;
+            }
+        }
+    }
+    assert!(unknown > 10, "most records were not copied yet: {unknown}");
+    for n in &old_cfg.nodes {
+        n.fail.heal();
+    }
+    // Every delete's tombstone stayed: the records are gone, now and after the re-share.
+    for id in &ids {
+        assert_eq!(new.get(id).await.unwrap_err().code(), ErrorCode::RecordNotFound, "{id}");
+    }
+    old.reshare(&new, &DEFAULTS, |_| {}).await.unwrap();
+    let fresh = open(&new_cfg).await;
+    for id in &ids {
+        assert_eq!(fresh.get(id).await.unwrap_err().code(), ErrorCode::RecordNotFound, "{id}");
+    }
+}
+
 /// Runs `fut` until the backends have taken `calls` calls (then every call hangs), and
 /// drops it there, as a crash of its process would. `None` if it was dropped.
 async fn crash_after<F: Future>(calls: i64, fut: F) -> Option<F::Output> {
