@@ -408,8 +408,7 @@ fn shrink() {
         let mut changed = false;
         for r in (0..best.rounds.len()).rev() {
             if best.rounds.len() > 1 && r < best.rounds.len() {
-                let mut p = best.clone();
-                p.rounds.remove(r);
+                let p = best.without_round(r);
                 changed |= attempt(&mut best, p);
             }
         }

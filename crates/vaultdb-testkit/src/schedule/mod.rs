@@ -52,9 +52,9 @@ mod summary;
 use std::time::Duration;
 
 pub use checker::check;
-pub use cluster::{FinalState, RunOptions, RunResult, Wrap, run};
-pub use history::{OpRecord, OpResult};
-pub use plan::{Fault, OpSpec, Plan, Round, RoundKind, Step, content_type_of, value_of};
+pub use cluster::{FinalState, ReshareLog, ReshareRun, RunOptions, RunResult, Wrap, run};
+pub use history::{OpRecord, OpResult, Store};
+pub use plan::{Fault, OpSpec, Plan, Reshare, Round, RoundKind, Step, content_type_of, value_of};
 pub use report::{Invariant, Report, Violation};
 pub use summary::Summary;
 
@@ -78,6 +78,11 @@ pub const CONFIGS: [(usize, usize, usize); 4] = [(2, 3, 3), (3, 5, 5), (3, 5, 4)
 
 /// Record ids of a run (a few, so that clients contend for them).
 const IDS: [&str; 5] = ["rec-0", "rec-1", "user/42", "notes.txt", "r-4"];
+
+/// How often clients check their store's re-share notices in a plan with a re-share
+/// (`Settings::fence_check`; 10 s otherwise): a lease of 6 s, so a re-share's fence waits
+/// 14 s (two or three rounds) instead of 28 s.
+pub const FENCE_CHECK: Duration = Duration::from_secs(3);
 
 /// The longest an operation may take, in virtual time (invariant 7, docs/FAULTS.md): a call
 /// is cut at [`CALL_TIMEOUT`] and retried once, and an operation makes a few rounds of calls
