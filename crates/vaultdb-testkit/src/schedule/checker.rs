@@ -57,11 +57,13 @@ impl Model<'_> {
     /// `x`'s value (when nothing newer hides it): `x` is acknowledged, and K of the backends
     /// that hold it are healthy in the store `g` reads it from (docs/FAULTS.md
     /// "Re-sharing"). A put in the old store, read through a client of the new one: before
-    /// the re-share is done, the new store may hold nothing of it (the read goes through to
-    /// the old store) or a copy in progress, so K healthy acknowledgers in the old store and
-    /// no faulty backend in the new one; once it is done, the copy is on W backends of the
-    /// new store, so at most `W - K` of them faulty. A put in the new store is never read by
-    /// a client of the old one.
+    /// the copy began, the new store holds nothing of it and the read goes through to the
+    /// old store, so K healthy acknowledgers there, and at most `K' - 1` (and `N' - K'`)
+    /// faulty backends in the new store; from then until the re-share is done, the new store
+    /// may hold a copy in progress, so K healthy acknowledgers in the old store and no
+    /// faulty backend in the new one; once it is done, the copy is on W backends of the new
+    /// store, so at most `W - K` of them faulty. A put in the new store is never read by a
+    /// client of the old one.
     fn available(&self, g: &OpRecord, x: &OpRecord, faulty: &BTreeSet<usize>) -> bool {
         let Some((_, acks)) = x.acked_put() else { return false };
         let healthy = acks.iter().filter(|i| !faulty.contains(i)).count();
@@ -73,8 +75,13 @@ impl Model<'_> {
                 let new_faulty = rs.nodes.iter().filter(|i| faulty.contains(i)).count();
                 if log.done.is_some_and(|d| g.inv >= d) {
                     new_faulty <= rs.budget()
-                } else {
+                } else if log.copying.is_some_and(|c| g.res > c) {
                     healthy >= self.plan.k && new_faulty == 0
+                } else {
+                    // Nothing copied yet, and nothing written to the new store (writes wait
+                    // for the floor): it must answer "not found" (fewer than K' backends
+                    // unanswered) and its notices must be read (K' answers).
+                    healthy >= self.plan.k && new_faulty < rs.k && new_faulty <= rs.n() - rs.k
                 }
             }
         }

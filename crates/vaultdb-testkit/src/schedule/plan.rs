@@ -319,6 +319,9 @@ pub struct Plan {
     pub reshare: Option<Reshare>,
 }
 
+/// The id that a re-share plan only reads from the re-share's round on ([`IDS`]'s last).
+const ARCHIVED: usize = IDS.len() - 1;
+
 /// A re-share of the plan's store (the *old* configuration: backends `0..n`, prefix
 /// `vaultdb`) to a new configuration ([`VaultDb::reshare`](vaultdb_core::VaultDb::reshare)),
 /// run concurrently with the clients of its round and the rounds after it.
@@ -380,7 +383,8 @@ impl Reshare {
     /// Draws the re-share of a plan whose rounds are generated, and changes those rounds
     /// from its round on: the new store's own backends get faults and latencies, the lost
     /// backend is down, and the faults that undo a backend's past (rollbacks, keyring
-    /// damage) are replaced by others, outside the re-share's model (docs/FAULTS.md).
+    /// damage) are replaced by others, outside the re-share's model (docs/FAULTS.md), and
+    /// the writes of the last id become reads.
     fn generate(rng: &mut Prng, plan: &mut Plan) -> Reshare {
         let (n, rounds) = (plan.n, plan.rounds.len());
         let round = rng.below((rounds * 2 / 3).max(1));
@@ -411,6 +415,14 @@ impl Reshare {
             rd.jitter.resize(total, Duration::ZERO);
             if r < round {
                 continue;
+            }
+            // The last id is archived by the move: written before it, only read from the
+            // re-share's round on, so that its reads and the final read-back judge a value
+            // that crossed the move (the other ids are soon overwritten by new clients).
+            for step in rd.clients.iter_mut().flatten() {
+                if step.spec.is_write() && step.spec.id() == ARCHIVED {
+                    step.spec = OpSpec::Get { id: ARCHIVED };
+                }
             }
             for (_, f) in &mut rd.faults {
                 if matches!(f, Fault::Rollback | Fault::KeyringLost | Fault::KeyringSwapped) {
@@ -772,6 +784,8 @@ mod tests {
                 if let Some(l) = rs.lost {
                     assert!(r.faults.contains(&(l, Fault::Down)), "{p}");
                 }
+                let archived = r.clients.iter().flatten().filter(|s| s.spec.id() == ARCHIVED);
+                assert!(archived.clone().all(|s| s.spec.is_read()));
                 assert!(r.faults.iter().all(|(_, f)| !matches!(
                     f,
                     Fault::Rollback | Fault::KeyringLost | Fault::KeyringSwapped
