@@ -534,8 +534,7 @@ async fn drive_reshare(
         let wrap = |b: Arc<dyn StorageBackend>| -> Arc<dyn StorageBackend> {
             Arc::new(Budgeted { inner: b, left: Arc::clone(&left) })
         };
-        let (old_cfg, new_cfg) =
-            (old.clone().with_backends(&wrap), new.clone().with_backends(&wrap));
+        let (old_cfg, new_cfg) = (old.clone().with_backends(wrap), new.clone().with_backends(wrap));
         let start = ctx.now();
         let handle = 500 + 2 * attempt;
         let crash = rs.crashes.get(attempt).copied();
