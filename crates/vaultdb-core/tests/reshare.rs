@@ -612,6 +612,38 @@ async fn a_lost_backend_is_replaced() {
     }
 }
 
+/// Found by the fault-schedule checker (docs/FAULTS.md, "Re-sharing"): with W = K, a record
+/// may be on K backends only; while one of them cannot be reached, the old store's listing
+/// cannot rebuild its id, so the copy did not see it, the re-share finished and removed the
+/// old store, and the record was gone for good once the backend came back. A re-share must
+/// not finish while a record may be live on backends that did not answer.
+#[tokio::test(start_paused = true)]
+async fn a_record_whose_shares_are_partly_on_an_unreachable_backend_is_not_left_behind() {
+    let old_cfg = two_of_three();
+    let old = builder(&old_cfg).write_quorum(2).open().await.unwrap();
+    old.put(Record::new("everywhere", "on a, b and c")).await.unwrap();
+    // Written while a is down: on b and c only.
+    old_cfg.nodes[0].fail.set_down(true);
+    old.put(Record::new("x", "on b and c")).await.unwrap();
+    old_cfg.nodes[0].fail.set_down(false);
+    // c is unreachable during the re-share (to a, b and a new backend d).
+    old_cfg.nodes[2].fail.set_down(true);
+    let mut ns = old_cfg.nodes[..2].to_vec();
+    ns.push(node("d"));
+    let new_cfg = Config { nodes: ns, k: 2, prefix: "v2", mode: None };
+    let new = open_migrating(&new_cfg, &old).await;
+    let err = old.reshare(&new, &DEFAULTS, |_| {}).await.unwrap_err();
+    assert!(err.to_string().contains("did not answer"), "{err}");
+    assert_eq!(new.reshare_phase(), Some(ResharePhase::Copying));
+    // c is back: the next run copies x, and finishes.
+    old_cfg.nodes[2].fail.set_down(false);
+    let report = old.reshare(&new, &DEFAULTS, |_| {}).await.unwrap();
+    assert!(report.problems.is_empty(), "{report:?}");
+    let fresh = open(&new_cfg).await;
+    assert_eq!(fresh.get("x").await.unwrap().record.data, b"on b and c");
+    assert_eq!(fresh.get("everywhere").await.unwrap().record.data, b"on a, b and c");
+}
+
 #[tokio::test(start_paused = true)]
 async fn shamir_to_compact_and_the_fence_removed_too() {
     let old_cfg = two_of_three();

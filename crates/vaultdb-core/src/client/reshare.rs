@@ -233,21 +233,29 @@ impl<P: FnMut(&ReshareProgress)> Run<'_, P> {
     /// cursor on.
     async fn copy_namespace(&mut self, old: &VaultDb, new: &VaultDb, system: bool) -> Result<()> {
         let cursor_of = |tag| if system { Cursor::System(tag) } else { Cursor::Records(tag) };
-        let mut todo: Vec<(NameTag, String)> = old
-            .list()
-            .await?
-            .ids
-            .into_iter()
-            .map(|id| (old.inner.naming.tag(&id), id))
-            .filter(|(tag, _)| cursor_of(*tag) > self.state.cursor)
-            .collect();
+        // Every backend is heard (or fails): a record whose shares are partly on backends
+        // that did not answer has no id here, and counts as a record that failed to copy,
+        // so the cursor stops before it and the re-share does not finish without it.
+        let (listing, outcomes) = old.inner.list_everything(old.inner.n()).await?;
+        let live = old.inner.live_ids(&listing).0.into_iter().map(|(tag, id)| (tag, Some(id)));
+        let uncertain = old.inner.uncertain_tags(&listing).into_iter().map(|tag| (tag, None));
+        let mut todo: Vec<(NameTag, Option<String>)> =
+            live.chain(uncertain).filter(|(tag, _)| cursor_of(*tag) > self.state.cursor).collect();
         todo.sort();
         self.total = todo.len() as u64;
         self.failed = 0;
         let mut first_err = None;
         let mut since_save = 0;
         for (tag, id) in todo {
-            match copy_one(old, new, &id).await {
+            let copied = match &id {
+                Some(id) => copy_one(old, new, id).await,
+                None => Err(VaultError::Backend {
+                    operation: "the copy of a record that may have shares on old backends \
+                                that did not answer",
+                    outcomes: outcomes.clone(),
+                }),
+            };
+            match copied {
                 Ok(true) => self.state.copied += 1,
                 Ok(false) => self.state.skipped += 1,
                 Err(e) => {
