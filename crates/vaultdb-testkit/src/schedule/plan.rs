@@ -456,9 +456,23 @@ impl Reshare {
 }
 
 impl Plan {
-    /// The plan of `seed`, with at least `ops` operations. A pure function of its
-    /// arguments.
+    /// The plan of `seed`, with at least `ops` operations, and a re-share in about half the
+    /// seeds. A pure function of its arguments.
     pub fn generate(seed: u64, ops: usize) -> Plan {
+        let mut plan = Plan::generate_plain(seed, ops);
+        // The re-share is drawn from a stream of its own: a seed without one has the plan
+        // it had before re-sharing was part of the checker.
+        let mut rs = Prng::new(seed ^ 0x2E5A_4AE0_0000_0002);
+        if rs.percent(50) {
+            plan.reshare = Some(Reshare::generate(&mut rs, &mut plan));
+        }
+        plan
+    }
+
+    /// The plan of `seed` without a re-share, whether or not the seed draws one: the plan
+    /// every seed had before re-sharing was part of the checker (the regressions found
+    /// then replay it).
+    pub fn generate_plain(seed: u64, ops: usize) -> Plan {
         let mut rng = Prng::new(seed);
         // Rollbacks and keyring damage replace some faults, drawn from their own stream.
         let mut damage = Prng::new(seed ^ 0xDA3A_6E00_0000_0001);
@@ -517,7 +531,7 @@ impl Plan {
             rounds.push(Round { kind, faults, latency, jitter, clients: steps });
         }
         let mode = Mode::Shamir;
-        let mut plan = Plan {
+        Plan {
             seed,
             k,
             n,
@@ -530,14 +544,7 @@ impl Plan {
             mode,
             rounds,
             reshare: None,
-        };
-        // The re-share is drawn from a stream of its own: a seed without one has the plan
-        // it had before re-sharing was part of the checker.
-        let mut rs = Prng::new(seed ^ 0x2E5A_4AE0_0000_0002);
-        if rs.percent(50) {
-            plan.reshare = Some(Reshare::generate(&mut rs, &mut plan));
         }
-        plan
     }
 
     /// Every backend of the run, of both stores when there is a re-share.
@@ -772,12 +779,22 @@ mod tests {
         let with: Vec<Plan> =
             (1..=200).map(|s| Plan::generate(s, 100)).filter(|p| p.reshare.is_some()).collect();
         assert!((70..=130).contains(&with.len()), "{} of 200", with.len());
+        for seed in (1..=200).filter(|s| with.iter().all(|p| p.seed != *s)) {
+            let (a, b) = (Plan::generate(seed, 100), Plan::generate_plain(seed, 100));
+            assert_eq!(a.to_string(), b.to_string());
+        }
         for p in &with {
             let rs = p.reshare.as_ref().unwrap();
             assert!(rs.round < p.rounds.len());
             assert_eq!(rs.n(), rs.nodes.len());
             assert!(rs.nodes.iter().all(|b| Some(*b) != rs.lost && *b < p.backends()));
             assert!(rs.switch.iter().any(Option::is_some));
+            // Before its round, the plan is the plain plan of the seed.
+            let plain = Plan::generate_plain(p.seed, 100);
+            assert_eq!(plain.rounds.len(), p.rounds.len());
+            for (a, b) in plain.rounds[..rs.round].iter().zip(&p.rounds) {
+                assert_eq!((&a.faults, &a.clients), (&b.faults, &b.clients));
+            }
             // The lost backend is down in every round from the re-share on, and no round
             // from then on rolls a backend back or damages a keyring.
             for r in &p.rounds[rs.round..] {

@@ -89,6 +89,17 @@ impl Report {
         let plan = &run.plan;
         let mut s = String::new();
         let _ = writeln!(s, "{}", plan.headline());
+        if let Some(log) = &run.reshare {
+            let _ = writeln!(
+                s,
+                "re-share: began at time {}, copy from {:?}, done at {:?}; runs:",
+                log.started, log.copying, log.done
+            );
+            for r in &log.runs {
+                let round = r.round.map_or("healed".to_owned(), |r| format!("round {r}"));
+                let _ = writeln!(s, "  [{:>5}..{:>5}] {round}: {}", r.start, r.end, r.detail);
+            }
+        }
         for v in &self.violations {
             let _ = writeln!(
                 s,
