@@ -644,6 +644,40 @@ async fn a_record_whose_shares_are_partly_on_an_unreachable_backend_is_not_left_
     assert_eq!(fresh.get("everywhere").await.unwrap().record.data, b"on a, b and c");
 }
 
+/// Found by the fault-schedule checker (docs/FAULTS.md, "Re-sharing"; seed 259): a copy
+/// keeps the record's version, so shares of an earlier, interrupted copy of it are removed
+/// before it is written again (they were split with other randomness). A backend that did
+/// not answer that listing kept its old share, the new copy put a second one beside it, and
+/// reads that fetched it mixed two splits (`HMAC_FAILED` with no backend serving bad data).
+/// The copy now waits for a listing that every backend answers.
+#[tokio::test(start_paused = true)]
+async fn a_copy_never_leaves_two_splits_of_one_version() {
+    let old_cfg = two_of_three();
+    let old = open(&old_cfg).await;
+    old.put(Record::new("x", "the only record")).await.unwrap();
+    let new_cfg = Config { nodes: nodes(&["p", "q", "r"]), k: 2, prefix: "v2", mode: None };
+    let new = open_migrating(&new_cfg, &old).await;
+    // The first run's copy of x reaches p and q, not r (W = 3): it fails, shares left.
+    new_cfg.nodes[2].fail.fail(Ops::PUT, vaultdb_core::BackendErrorKind::Permanent);
+    let mut o = ReshareOptions::default();
+    o.checkpoint_every = 1;
+    old.reshare(&new, &o, |_| {}).await.unwrap_err();
+    new_cfg.nodes[2].fail.heal();
+    // The next run cannot list q.
+    new_cfg.nodes[1].fail.fail(Ops::LIST, vaultdb_core::BackendErrorKind::Permanent);
+    let _ = old.reshare(&new, &o, |_| {}).await;
+    new_cfg.nodes[1].fail.heal();
+    old.reshare(&new, &o, |_| {}).await.unwrap();
+    for n in &new_cfg.nodes {
+        let heads = keys_under(n, "v2").into_iter().filter(|k| k.contains("/r/")).count();
+        assert_eq!(heads, 1, "backend {}: {:?}", n.id, keys_under(n, "v2"));
+    }
+    let fresh = open(&new_cfg).await;
+    for _ in 0..5 {
+        assert_eq!(fresh.get("x").await.unwrap().record.data, b"the only record");
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn shamir_to_compact_and_the_fence_removed_too() {
     let old_cfg = two_of_three();

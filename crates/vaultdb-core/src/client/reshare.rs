@@ -346,11 +346,24 @@ async fn copy_one(old: &VaultDb, new: &VaultDb, id: &str) -> Result<bool> {
         return Ok(false);
     }
     let versions = group_versions(&listing);
-    if versions.iter().any(|(v, holders)| *v >= version && holders.len() >= inner.k()) {
+    let (k, w) = (inner.k(), inner.write_quorum);
+    if versions
+        .iter()
+        .any(|(v, h)| (*v > version && h.len() >= k) || (*v == version && h.len() >= w))
+    {
         return Ok(false);
     }
-    // Objects of this very version are an earlier, interrupted copy: remove them first (they
-    // were split with other randomness, and segment keys would collide).
+    // Objects of this very version are an earlier, interrupted copy (fewer than W shares):
+    // remove them first (they were split with other randomness, and segment keys would
+    // collide). A backend that did not answer may hold some, and a new share beside an old
+    // one mixes two splits: the copy waits for a run whose listing every backend answers.
+    if listing.iter().any(Result::is_err) {
+        return Err(VaultError::Backend {
+            operation: "the copy (a backend that did not answer its listing may hold shares of \
+                        an interrupted copy of the record)",
+            outcomes: inner.fanout.outcomes_of(&listing),
+        });
+    }
     let leftovers = listing.iter().enumerate().filter_map(|(idx, l)| {
         let keys: Vec<Key> = l
             .as_deref()
