@@ -61,8 +61,9 @@ impl Model<'_> {
     /// old store, so K healthy acknowledgers there, and at most `K' - 1` (and `N' - K'`)
     /// faulty backends in the new store; from then until the re-share is done, the new store
     /// may hold a copy in progress, so K healthy acknowledgers in the old store and no
-    /// faulty backend in the new one; once it is done, the copy is on W backends of the new
-    /// store, so at most `W - K` of them faulty. A put in the new store is never read by a
+    /// faulty backend in the new one; once it is done, if K old backends held it (after
+    /// rollbacks) the copy is on W backends of the new store, so at most `W - K` of them
+    /// faulty. A put in the new store is never read by a
     /// client of the old one.
     fn available(&self, g: &OpRecord, x: &OpRecord, faulty: &BTreeSet<usize>) -> bool {
         let Some((_, acks)) = x.acked_put() else { return false };
@@ -74,7 +75,9 @@ impl Model<'_> {
                 let (Some(rs), Some(log)) = (&self.plan.reshare, self.log) else { return false };
                 let new_faulty = rs.nodes.iter().filter(|i| faulty.contains(i)).count();
                 if log.done.is_some_and(|d| g.inv >= d) {
-                    new_faulty <= rs.budget()
+                    // The copy read the old store (until it could): the put was there if K
+                    // backends still held it (a rollback may have taken some away).
+                    acks.len() >= self.plan.k && new_faulty <= rs.budget()
                 } else if log.copying.is_some_and(|c| g.res > c) {
                     healthy >= self.plan.k && new_faulty == 0
                 } else {
