@@ -52,6 +52,15 @@ const REGRESSIONS: &[(u64, usize, &[u32], &str)] = &[
     (50, 250, &[], KI_SLOW_DELETE),
 ];
 
+/// Regressions of re-sharing (docs/FAULTS.md, "Re-sharing"): (seed, operations per seed,
+/// the issue), each a whole plan with its re-share (`Plan::generate`), replayed with the
+/// others.
+const RESHARE_REGRESSIONS: &[(u64, usize, &str)] = &[
+    (7, 400, "RS-1 a migrating delete answers the old store's read error"),
+    (69, 500, "RS-2 a re-share finishes without a record on an unreachable old backend"),
+    (259, 500, "RS-3 a resumed copy leaves two splits of one version"),
+];
+
 fn env_u64(name: &str) -> Option<u64> {
     let v = std::env::var(name).ok()?;
     let v = v.trim();
@@ -492,10 +501,21 @@ fn regression_plan(seed: u64, ops: usize, kept: &[u32]) -> Plan {
 
 /// Every violation the checker ever found, replayed once (its shrunk history, or its whole
 /// seed): none may come back.
+/// Every regression's plan, with its issue, seed and operations per seed.
+fn regression_plans() -> Vec<(Plan, &'static str, u64, usize)> {
+    let plain = REGRESSIONS
+        .iter()
+        .map(|&(seed, ops, kept, issue)| (regression_plan(seed, ops, kept), issue, seed, ops));
+    let resharing = RESHARE_REGRESSIONS
+        .iter()
+        .map(|&(seed, ops, issue)| (plan_of(seed, ops), issue, seed, ops));
+    plain.chain(resharing).collect()
+}
+
 #[test]
 fn fixed_issues_stay_fixed() {
-    for &(seed, ops, kept, issue) in REGRESSIONS {
-        let (result, report) = run_plan(&regression_plan(seed, ops, kept), &RunOptions::default());
+    for (plan, issue, seed, ops) in regression_plans() {
+        let (result, report) = run_plan(&plan, &RunOptions::default());
         assert!(
             report.violations.is_empty(),
             "{issue} is back (seed {seed}):\n{}\nreproduce: {}",
@@ -511,8 +531,7 @@ fn fixed_issues_stay_fixed() {
 #[ignore = "tool: cargo test -p vaultdb-core --test fault_schedule -- regressions_repeated --ignored --nocapture"]
 fn regressions_repeated() {
     let mut back = Vec::new();
-    for &(seed, ops, kept, issue) in REGRESSIONS {
-        let plan = regression_plan(seed, ops, kept);
+    for (plan, issue, seed, _) in regression_plans() {
         let mut shown = 0;
         for _ in 0..3 {
             let (result, report) = run_plan(&plan, &RunOptions::default());
