@@ -59,6 +59,7 @@ const RESHARE_REGRESSIONS: &[(u64, usize, &str)] = &[
     (7, 400, "RS-1 a migrating delete answers the old store's read error"),
     (69, 500, "RS-2 a re-share finishes without a record on an unreachable old backend"),
     (259, 500, "RS-3 a resumed copy leaves two splits of one version"),
+    (765, 500, "RS-4 the re-share's own background work is left in the old store"),
 ];
 
 fn env_u64(name: &str) -> Option<u64> {

@@ -678,6 +678,44 @@ async fn a_copy_never_leaves_two_splits_of_one_version() {
     }
 }
 
+/// Found by the fault-schedule checker (docs/FAULTS.md, "Re-sharing"; seed 765): the copy's
+/// reads of the old store settle records in the background (writing settled objects there);
+/// one that landed after the old store was removed was left behind under the old prefix.
+#[tokio::test(start_paused = true)]
+async fn the_re_shares_own_background_work_leaves_nothing_in_the_old_store() {
+    let mut old_cfg = two_of_three();
+    // c takes 150 ms per PUT (within the 200 ms call timeout).
+    let mem = Arc::new(MemoryBackend::new("c", "backend c"));
+    let counting = Counting::new(mem.clone());
+    let count = counting.handle();
+    let slow = vaultdb_testkit::Slow::new(counting, Duration::from_millis(150));
+    slow.handle().set_ops(Ops::PUT);
+    let failing = Failing::new(slow);
+    let fail = failing.handle();
+    let backend = Arc::new(Budgeted(failing));
+    old_cfg.nodes[2] = Node { id: "c".to_owned(), mem, fail, count, backend };
+    // A wall clock that follows virtual time, so that records age while the test sleeps.
+    let started = tokio::time::Instant::now();
+    let wall: vaultdb_core::WallClock =
+        Arc::new(move || 1_700_000_000_000_000 + started.elapsed().as_micros() as u64);
+    let old = builder(&old_cfg).wall_clock(wall).open().await.unwrap();
+    for i in 0..3 {
+        old.put(Record::new(format!("r{i}"), "x")).await.unwrap();
+    }
+    // Old enough that a read settles them: the copy's reads will.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let new_cfg = Config { nodes: nodes(&["p", "q", "r"]), k: 2, prefix: "v2", mode: None };
+    let new = open_migrating(&new_cfg, &old).await;
+    let report = old.reshare(&new, &DEFAULTS, |_| {}).await.unwrap();
+    assert_eq!(report.copied, 3, "{report:?}");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for n in &old_cfg.nodes {
+        let mut left = keys_under(n, "v1");
+        left.sort();
+        assert_eq!(left, ["v1/keyring", "v1/moved"], "backend {}", n.id);
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn shamir_to_compact_and_the_fence_removed_too() {
     let old_cfg = two_of_three();

@@ -190,6 +190,10 @@ impl VaultDb {
         report.floor = Some(run.state.floor);
         report.copied = run.state.copied;
         report.skipped = run.state.skipped;
+        // The copy's reads of the old store may have left background work on it (settling a
+        // record writes objects there): it ends before the old store is removed, or what it
+        // writes would be left behind.
+        run.old.flush().await;
         run.remove_old(&mut report).await;
         Ok(report)
     }
