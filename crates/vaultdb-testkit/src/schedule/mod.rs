@@ -11,9 +11,12 @@
 //! [`run`] executes a plan against N [`MemoryBackend`](vaultdb_core::MemoryBackend)s
 //! wrapped in the [fault injectors](crate) of this crate, recording each operation's
 //! invocation and response on one logical clock; at the end it heals every backend, scrubs,
-//! and reads every id back. [`check`] judges that history against the consistency model of
-//! DESIGN.md section 5 and returns the [`Violation`]s; [`Summary`] adds runs up.
-//! docs/FAULTS.md describes the model and the fault budget.
+//! and reads every id back. About half the plans also re-share the store to a new
+//! configuration while the clients run ([`Reshare`]: crashed and resumed, under the
+//! faults, clients switching to the new configuration). [`check`] judges that history
+//! against the consistency model of DESIGN.md section 5 (one register per id across both
+//! stores) and returns the [`Violation`]s; [`Summary`] adds runs up. docs/FAULTS.md
+//! describes the model and the fault budget.
 //!
 //! Rounds are separated by barriers: a round's faults are fixed while its clients run
 //! (except for the faults that act by themselves: a crash after `m` puts, random
