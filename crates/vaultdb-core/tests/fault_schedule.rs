@@ -1,3 +1,5 @@
+// This file is long because it holds the short runs and every regression seed with what it
+// found.
 //! Randomized, seeded fault schedules against the client (docs/FAULTS.md).
 //!
 //! Every run is a pure function of one seed: the store's configuration, every client's
@@ -50,6 +52,16 @@ const REGRESSIONS: &[(u64, usize, &[u32], &str)] = &[
     (359, 500, &[], KI_FLAKY_REPAIR),
     (469, 500, &[], KI_FLAKY_REPAIR),
     (50, 250, &[], KI_SLOW_DELETE),
+];
+
+/// Regressions of re-sharing (docs/FAULTS.md, "Re-sharing"): (seed, operations per seed,
+/// the issue), each a whole plan with its re-share (`Plan::generate`), replayed with the
+/// others.
+const RESHARE_REGRESSIONS: &[(u64, usize, &str)] = &[
+    (7, 400, "RS-1 a migrating delete answers the old store's read error"),
+    (69, 500, "RS-2 a re-share finishes without a record on an unreachable old backend"),
+    (259, 500, "RS-3 a resumed copy leaves two splits of one version"),
+    (765, 500, "RS-4 the re-share's own background work is left in the old store"),
 ];
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -111,7 +123,11 @@ fn env_mode() -> Mode {
 /// VAULTDB_FAULT_HEDGE_MS (0: no hedging), for narrowing down a failure, in the storage mode
 /// of VAULTDB_FAULT_MODE.
 fn plan_of(seed: u64, ops: usize) -> Plan {
-    let mut plan = Plan::generate(seed, ops);
+    with_overrides(Plan::generate(seed, ops))
+}
+
+/// `plan` with the overrides of [`plan_of`].
+fn with_overrides(mut plan: Plan) -> Plan {
     plan.mode = env_mode();
     if let Some(on) = env_u64("VAULTDB_FAULT_READ_REPAIR") {
         plan.read_repair = on != 0;
@@ -408,8 +424,7 @@ fn shrink() {
         let mut changed = false;
         for r in (0..best.rounds.len()).rev() {
             if best.rounds.len() > 1 && r < best.rounds.len() {
-                let mut p = best.clone();
-                p.rounds.remove(r);
+                let p = best.without_round(r);
                 changed |= attempt(&mut best, p);
             }
         }
@@ -480,17 +495,30 @@ fn shrink() {
     println!("{}", report.explain(&result));
 }
 
-/// The plan a regression replays: its shrunk history, or its whole seed.
+/// The plan a regression replays: its shrunk history, or its whole seed, as it was found
+/// (without the re-share some of these seeds draw now: `Plan::generate_plain`).
 fn regression_plan(seed: u64, ops: usize, kept: &[u32]) -> Plan {
-    if kept.is_empty() { plan_of(seed, ops) } else { plan_of(seed, ops).restrict(kept) }
+    let plan = with_overrides(Plan::generate_plain(seed, ops));
+    if kept.is_empty() { plan } else { plan.restrict(kept) }
 }
 
 /// Every violation the checker ever found, replayed once (its shrunk history, or its whole
 /// seed): none may come back.
+/// Every regression's plan, with its issue, seed and operations per seed.
+fn regression_plans() -> Vec<(Plan, &'static str, u64, usize)> {
+    let plain = REGRESSIONS
+        .iter()
+        .map(|&(seed, ops, kept, issue)| (regression_plan(seed, ops, kept), issue, seed, ops));
+    let resharing = RESHARE_REGRESSIONS
+        .iter()
+        .map(|&(seed, ops, issue)| (plan_of(seed, ops), issue, seed, ops));
+    plain.chain(resharing).collect()
+}
+
 #[test]
 fn fixed_issues_stay_fixed() {
-    for &(seed, ops, kept, issue) in REGRESSIONS {
-        let (result, report) = run_plan(&regression_plan(seed, ops, kept), &RunOptions::default());
+    for (plan, issue, seed, ops) in regression_plans() {
+        let (result, report) = run_plan(&plan, &RunOptions::default());
         assert!(
             report.violations.is_empty(),
             "{issue} is back (seed {seed}):\n{}\nreproduce: {}",
@@ -506,8 +534,7 @@ fn fixed_issues_stay_fixed() {
 #[ignore = "tool: cargo test -p vaultdb-core --test fault_schedule -- regressions_repeated --ignored --nocapture"]
 fn regressions_repeated() {
     let mut back = Vec::new();
-    for &(seed, ops, kept, issue) in REGRESSIONS {
-        let plan = regression_plan(seed, ops, kept);
+    for (plan, issue, seed, _) in regression_plans() {
         let mut shown = 0;
         for _ in 0..3 {
             let (result, report) = run_plan(&plan, &RunOptions::default());

@@ -1,3 +1,5 @@
+// This file is long because it holds one test per promise of docs/SECURITY.md "Re-sharing",
+// each building both stores and their fault handles.
 //! Re-sharing a live store (`VaultDb::reshare`, docs/SECURITY.md "Re-sharing"): every record
 //! stays readable and equal (data, content type, metadata, version) before, during and after;
 //! clients of the old configuration are told to reload; writes and deletes made in the new
@@ -473,6 +475,60 @@ async fn deletes_of_records_only_the_old_store_holds_are_kept() {
     assert!(fresh.list().await.unwrap().ids.is_empty());
 }
 
+/// Found by the fault-schedule checker (docs/FAULTS.md, "Re-sharing"): a migrating client's
+/// delete of a record the new store does not hold looks the record up in the old store; when
+/// that lookup fails, the delete answered with the lookup's read error (`INSUFFICIENT_SHARES`,
+/// `HMAC_FAILED`), which a delete never does. Its tombstone is written and stays, so whether
+/// there was anything to delete is unknown: `BACKEND_ERROR`, and the record is gone.
+#[tokio::test(start_paused = true)]
+async fn a_delete_that_cannot_read_the_old_store_fails_with_backend_error_and_keeps_its_tombstone()
+{
+    let old_cfg = two_of_three();
+    let old = open(&old_cfg).await;
+    let ids: Vec<String> = (0..20).map(|i| format!("only-old-{i}")).collect();
+    for id in &ids {
+        old.put(Record::new(id, "x")).await.unwrap();
+    }
+    // The new store on backends of its own, so that failing the old ones spares it.
+    let new_cfg = Config { nodes: nodes(&["p", "q", "r"]), k: 2, prefix: "v2", mode: None };
+    let new = open_migrating(&new_cfg, &old).await;
+    // Fence and record the floor, and stop (a crash) once the copy has begun.
+    let (tx, mut rx) = tokio::sync::watch::channel(None);
+    tokio::select! {
+        _ = old.reshare(&new, &DEFAULTS, |p| {
+            tx.send_replace(Some(p.phase));
+        }) => panic!("finished"),
+        _ = rx.wait_for(|p| *p == Some(ResharePhase::Copying)) => {}
+    }
+    // Two of the old store's three backends answer no GET: it cannot be read.
+    for n in &old_cfg.nodes[..2] {
+        n.fail.fail(Ops::GET, vaultdb_core::BackendErrorKind::Permanent);
+    }
+    let mut unknown = 0;
+    for id in &ids {
+        match new.delete(id).await {
+            Ok(_) => {}
+            Err(e) => {
+                assert_eq!(e.code(), ErrorCode::BackendError, "{id}: {e}");
+                unknown += 1;
+            }
+        }
+    }
+    assert!(unknown > 10, "most records were not copied yet: {unknown}");
+    for n in &old_cfg.nodes {
+        n.fail.heal();
+    }
+    // Every delete's tombstone stayed: the records are gone, now and after the re-share.
+    for id in &ids {
+        assert_eq!(new.get(id).await.unwrap_err().code(), ErrorCode::RecordNotFound, "{id}");
+    }
+    old.reshare(&new, &DEFAULTS, |_| {}).await.unwrap();
+    let fresh = open(&new_cfg).await;
+    for id in &ids {
+        assert_eq!(fresh.get(id).await.unwrap_err().code(), ErrorCode::RecordNotFound, "{id}");
+    }
+}
+
 /// Runs `fut` until the backends have taken `calls` calls (then every call hangs), and
 /// drops it there, as a crash of its process would. `None` if it was dropped.
 async fn crash_after<F: Future>(calls: i64, fut: F) -> Option<F::Output> {
@@ -563,6 +619,110 @@ async fn a_lost_backend_is_replaced() {
     check_all(&fresh, &want, "after replacing c by d").await;
     assert!(!old_cfg.nodes[2].mem.keys().iter().any(|k| k.starts_with("v2/")));
     for n in &old_cfg.nodes[..2] {
+        let mut left = keys_under(n, "v1");
+        left.sort();
+        assert_eq!(left, ["v1/keyring", "v1/moved"], "backend {}", n.id);
+    }
+}
+
+/// Found by the fault-schedule checker (docs/FAULTS.md, "Re-sharing"): with W = K, a record
+/// may be on K backends only; while one of them cannot be reached, the old store's listing
+/// cannot rebuild its id, so the copy did not see it, the re-share finished and removed the
+/// old store, and the record was gone for good once the backend came back. A re-share must
+/// not finish while a record may be live on backends that did not answer.
+#[tokio::test(start_paused = true)]
+async fn a_record_whose_shares_are_partly_on_an_unreachable_backend_is_not_left_behind() {
+    let old_cfg = two_of_three();
+    let old = builder(&old_cfg).write_quorum(2).open().await.unwrap();
+    old.put(Record::new("everywhere", "on a, b and c")).await.unwrap();
+    // Written while a is down: on b and c only.
+    old_cfg.nodes[0].fail.set_down(true);
+    old.put(Record::new("x", "on b and c")).await.unwrap();
+    old_cfg.nodes[0].fail.set_down(false);
+    // c is unreachable during the re-share (to a, b and a new backend d).
+    old_cfg.nodes[2].fail.set_down(true);
+    let mut ns = old_cfg.nodes[..2].to_vec();
+    ns.push(node("d"));
+    let new_cfg = Config { nodes: ns, k: 2, prefix: "v2", mode: None };
+    let new = open_migrating(&new_cfg, &old).await;
+    let err = old.reshare(&new, &DEFAULTS, |_| {}).await.unwrap_err();
+    assert!(err.to_string().contains("declare it lost"), "{err}");
+    assert_eq!(new.reshare_phase(), Some(ResharePhase::Copying));
+    // c is back: the next run copies x, and finishes.
+    old_cfg.nodes[2].fail.set_down(false);
+    let report = old.reshare(&new, &DEFAULTS, |_| {}).await.unwrap();
+    assert!(report.problems.is_empty(), "{report:?}");
+    let fresh = open(&new_cfg).await;
+    assert_eq!(fresh.get("x").await.unwrap().record.data, b"on b and c");
+    assert_eq!(fresh.get("everywhere").await.unwrap().record.data, b"on a, b and c");
+}
+
+/// Found by the fault-schedule checker (docs/FAULTS.md, "Re-sharing"; seed 259): a copy
+/// keeps the record's version, so shares of an earlier, interrupted copy of it are removed
+/// before it is written again (they were split with other randomness). A backend that did
+/// not answer that listing kept its old share, the new copy put a second one beside it, and
+/// reads that fetched it mixed two splits (`HMAC_FAILED` with no backend serving bad data).
+/// The copy now waits for a listing that every backend answers.
+#[tokio::test(start_paused = true)]
+async fn a_copy_never_leaves_two_splits_of_one_version() {
+    let old_cfg = two_of_three();
+    let old = open(&old_cfg).await;
+    old.put(Record::new("x", "the only record")).await.unwrap();
+    let new_cfg = Config { nodes: nodes(&["p", "q", "r"]), k: 2, prefix: "v2", mode: None };
+    let new = open_migrating(&new_cfg, &old).await;
+    // The first run's copy of x reaches p and q, not r (W = 3): it fails, shares left.
+    new_cfg.nodes[2].fail.fail(Ops::PUT, vaultdb_core::BackendErrorKind::Permanent);
+    let mut o = ReshareOptions::default();
+    o.checkpoint_every = 1;
+    old.reshare(&new, &o, |_| {}).await.unwrap_err();
+    new_cfg.nodes[2].fail.heal();
+    // The next run cannot list q.
+    new_cfg.nodes[1].fail.fail(Ops::LIST, vaultdb_core::BackendErrorKind::Permanent);
+    let _ = old.reshare(&new, &o, |_| {}).await;
+    new_cfg.nodes[1].fail.heal();
+    old.reshare(&new, &o, |_| {}).await.unwrap();
+    for n in &new_cfg.nodes {
+        let heads = keys_under(n, "v2").into_iter().filter(|k| k.contains("/r/")).count();
+        assert_eq!(heads, 1, "backend {}: {:?}", n.id, keys_under(n, "v2"));
+    }
+    let fresh = open(&new_cfg).await;
+    for _ in 0..5 {
+        assert_eq!(fresh.get("x").await.unwrap().record.data, b"the only record");
+    }
+}
+
+/// Found by the fault-schedule checker (docs/FAULTS.md, "Re-sharing"; seed 765): the copy's
+/// reads of the old store settle records in the background (writing settled objects there);
+/// one that landed after the old store was removed was left behind under the old prefix.
+#[tokio::test(start_paused = true)]
+async fn the_re_shares_own_background_work_leaves_nothing_in_the_old_store() {
+    let mut old_cfg = two_of_three();
+    // c takes 150 ms per PUT (within the 200 ms call timeout).
+    let mem = Arc::new(MemoryBackend::new("c", "backend c"));
+    let counting = Counting::new(mem.clone());
+    let count = counting.handle();
+    let slow = vaultdb_testkit::Slow::new(counting, Duration::from_millis(150));
+    slow.handle().set_ops(Ops::PUT);
+    let failing = Failing::new(slow);
+    let fail = failing.handle();
+    let backend = Arc::new(Budgeted(failing));
+    old_cfg.nodes[2] = Node { id: "c".to_owned(), mem, fail, count, backend };
+    // A wall clock that follows virtual time, so that records age while the test sleeps.
+    let started = tokio::time::Instant::now();
+    let wall: vaultdb_core::WallClock =
+        Arc::new(move || 1_700_000_000_000_000 + started.elapsed().as_micros() as u64);
+    let old = builder(&old_cfg).wall_clock(wall).open().await.unwrap();
+    for i in 0..3 {
+        old.put(Record::new(format!("r{i}"), "x")).await.unwrap();
+    }
+    // Old enough that a read settles them: the copy's reads will.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let new_cfg = Config { nodes: nodes(&["p", "q", "r"]), k: 2, prefix: "v2", mode: None };
+    let new = open_migrating(&new_cfg, &old).await;
+    let report = old.reshare(&new, &DEFAULTS, |_| {}).await.unwrap();
+    assert_eq!(report.copied, 3, "{report:?}");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for n in &old_cfg.nodes {
         let mut left = keys_under(n, "v1");
         left.sort();
         assert_eq!(left, ["v1/keyring", "v1/moved"], "backend {}", n.id);

@@ -187,7 +187,7 @@ impl Inner {
     /// The live records in a listing, in name-tag order, with their ids (a version with at
     /// least K shares, not deleted by a newer tombstone, whose id checks against its tag),
     /// and how many records had K listed shares but no id that verifies.
-    fn live_ids(&self, listing: &Listing) -> (Vec<(NameTag, String)>, usize) {
+    pub(super) fn live_ids(&self, listing: &Listing) -> (Vec<(NameTag, String)>, usize) {
         // tag -> version -> (backend, id share)
         type IdShares<'a> = BTreeMap<Version, Vec<(usize, &'a [u8])>>;
         let mut by_tag: BTreeMap<NameTag, IdShares<'_>> = BTreeMap::new();
@@ -242,10 +242,60 @@ impl Inner {
         (ids, unverified)
     }
 
+    /// The records of a listing that may be live with the shares of backends that did not
+    /// answer: a version listed by fewer than K backends but by K with those, newer than
+    /// the record's newest complete version and not deleted by a tombstone. [`live_ids`]
+    /// leaves them out (an id is rebuilt from K id shares), so whoever must see every
+    /// record (a re-share, before it removes the old store) cannot finish without them.
+    ///
+    /// [`live_ids`]: Inner::live_ids
+    pub(super) fn uncertain_tags(&self, listing: &Listing) -> Vec<NameTag> {
+        let unanswered = listing.iter().filter(|l| l.is_err()).count();
+        if unanswered == 0 {
+            return Vec::new();
+        }
+        let k = self.k();
+        let mut by_tag: BTreeMap<NameTag, BTreeMap<Version, Vec<usize>>> = BTreeMap::new();
+        type Tombs<'a> = Vec<(usize, Version, &'a [u8; crate::naming::TOMBSTONE_NAME_MAC_LEN])>;
+        let mut tombs: BTreeMap<NameTag, Tombs<'_>> = BTreeMap::new();
+        for (idx, l) in listing.iter().enumerate() {
+            for (tag, e) in l.as_ref().map(Vec::as_slice).unwrap_or_default() {
+                if let Some(mac) = &e.tombstone {
+                    tombs.entry(*tag).or_default().push((idx, e.version, mac));
+                }
+                if e.is_head() {
+                    let holders = by_tag.entry(*tag).or_default().entry(e.version).or_default();
+                    if !holders.contains(&idx) {
+                        holders.push(idx);
+                    }
+                }
+            }
+        }
+        let tk = self.tombstone_key();
+        by_tag
+            .into_iter()
+            .filter(|(tag, versions)| {
+                let deletes =
+                    tk.sort(*tag, self.threshold(), tombs.remove(tag).unwrap_or_default());
+                let complete = versions.iter().rev().find(|(_, h)| h.len() >= k).map(|(v, _)| *v);
+                versions.iter().any(|(v, h)| {
+                    h.len() < k
+                        && h.len() + unanswered >= k
+                        && complete.is_none_or(|c| *v > c)
+                        && !deletes.deletes(*v)
+                })
+            })
+            .map(|(tag, _)| tag)
+            .collect()
+    }
+
     /// Lists every record share on every backend, with per-backend outcomes; fails unless
     /// at least K backends answered (nothing can be rebuilt from fewer). Once `enough`
     /// backends listed, the others are waited for as `Fanout::gather` says.
-    async fn list_everything(&self, enough: usize) -> Result<(Listing, Vec<BackendOutcome>)> {
+    pub(super) async fn list_everything(
+        &self,
+        enough: usize,
+    ) -> Result<(Listing, Vec<BackendOutcome>)> {
         let prefix = self.fanout.keyspace().records_prefix();
         let listing = self.fanout.list_shares(&prefix, |_| true, enough).await;
         let outcomes = self.fanout.outcomes_of(&listing);

@@ -220,6 +220,10 @@ impl VaultDb {
         report.floor = Some(run.state.floor);
         report.copied = run.state.copied;
         report.skipped = run.state.skipped;
+        // The copy's reads of the old store may have left background work on it (settling a
+        // record writes objects there): it ends before the old store is removed, or what it
+        // writes would be left behind.
+        run.old.flush().await;
         run.remove_old(&mut report).await;
         Ok(report)
     }
@@ -263,38 +267,47 @@ impl<P: FnMut(&ReshareProgress)> Run<'_, P> {
     /// cursor on.
     async fn copy_namespace(&mut self, old: &VaultDb, new: &VaultDb, system: bool) -> Result<()> {
         let cursor_of = |tag| if system { Cursor::System(tag) } else { Cursor::Records(tag) };
-        // Every old backend's listing, as long as it takes: an id left out here is never
-        // copied, and is removed with the old store. A backend that cannot list (and is not
-        // declared lost) stops the run: it may hold a record's K-th share.
-        let listed = old.list_waiting(true).await?;
-        let silent: Vec<BackendOutcome> = listed
-            .outcomes
+        // Every backend is heard (or fails). A backend that cannot list (and is not declared
+        // lost) may hold a record's K-th share, or every share a hiding backend does not
+        // list: the copy goes on with what it sees, but the cursor stays and the run ends
+        // with that backend's error, so the re-share never finishes (and never removes the
+        // old store) without it. Records whose shares are partly on such backends count as
+        // failed too.
+        let (listing, outcomes) = old.inner.list_everything(old.inner.n()).await?;
+        let silent: Vec<BackendOutcome> = outcomes
             .iter()
             .filter(|o| !matches!(o.status, OutcomeStatus::Ok | OutcomeStatus::Missing))
             .filter(|o| !self.options.lost.contains(&o.backend))
             .cloned()
             .collect();
-        if !silent.is_empty() {
-            return Err(VaultError::Backend {
-                operation: "the re-share's listing of every old backend (one that cannot list \
-                            may hold shares no K others hold: run again when it answers, or \
-                            declare it lost)",
-                outcomes: silent,
-            });
-        }
-        let mut todo: Vec<(NameTag, String)> = listed
-            .ids
-            .into_iter()
-            .map(|id| (old.inner.naming.tag(&id), id))
-            .filter(|(tag, _)| cursor_of(*tag) > self.state.cursor)
-            .collect();
+        let live = old.inner.live_ids(&listing).0.into_iter().map(|(tag, id)| (tag, Some(id)));
+        let uncertain = match silent.is_empty() {
+            true => Vec::new(),
+            false => old.inner.uncertain_tags(&listing),
+        };
+        let uncertain = uncertain.into_iter().map(|tag| (tag, None));
+        let mut todo: Vec<(NameTag, Option<String>)> =
+            live.chain(uncertain).filter(|(tag, _)| cursor_of(*tag) > self.state.cursor).collect();
         todo.sort();
         self.total = todo.len() as u64;
         self.failed = 0;
-        let mut first_err = None;
+        let mut first_err = (!silent.is_empty()).then(|| VaultError::Backend {
+            operation: "the re-share's listing of every old backend (one that cannot list may \
+                        hold shares no K others hold: run again when it answers, or declare \
+                        it lost)",
+            outcomes: silent.clone(),
+        });
         let mut since_save = 0;
         for (tag, id) in todo {
-            match copy_one(old, new, &id).await {
+            let copied = match &id {
+                Some(id) => copy_one(old, new, id).await,
+                None => Err(VaultError::Backend {
+                    operation: "the copy of a record that may have shares on old backends \
+                                that did not answer",
+                    outcomes: silent.clone(),
+                }),
+            };
+            match copied {
                 Ok(true) => self.state.copied += 1,
                 Ok(false) => self.state.skipped += 1,
                 Err(e) => {
@@ -385,11 +398,24 @@ async fn copy_one(old: &VaultDb, new: &VaultDb, id: &str) -> Result<bool> {
         return Ok(false);
     }
     let versions = group_versions(&listing);
-    if versions.iter().any(|(v, holders)| *v >= version && holders.len() >= inner.k()) {
+    let (k, w) = (inner.k(), inner.write_quorum);
+    if versions
+        .iter()
+        .any(|(v, h)| (*v > version && h.len() >= k) || (*v == version && h.len() >= w))
+    {
         return Ok(false);
     }
-    // Objects of this very version are an earlier, interrupted copy: remove them first (they
-    // were split with other randomness, and segment keys would collide).
+    // Objects of this very version are an earlier, interrupted copy (fewer than W shares):
+    // remove them first (they were split with other randomness, and segment keys would
+    // collide). A backend that did not answer may hold some, and a new share beside an old
+    // one mixes two splits: the copy waits for a run whose listing every backend answers.
+    if listing.iter().any(Result::is_err) {
+        return Err(VaultError::Backend {
+            operation: "the copy (a backend that did not answer its listing may hold shares of \
+                        an interrupted copy of the record)",
+            outcomes: inner.fanout.outcomes_of(&listing),
+        });
+    }
     let leftovers = listing.iter().enumerate().filter_map(|(idx, l)| {
         let keys: Vec<Key> = l
             .as_deref()

@@ -617,10 +617,18 @@ impl VaultDb {
         if !found && let Some(old) = self.read_through() {
             // Nothing here, but the store a re-share fills this one from may hold the record:
             // then the tombstone stays and hides the copy (older than it, by the floor).
+            // If the old store cannot be read, whether there was anything to delete is
+            // unknown: the tombstone stays (it hides the copy, if there is one) and the
+            // delete fails as a delete does, naming the old store's backends.
             match old.resolve_head(id).await {
                 Ok(_) => return Ok(DeleteResult { removed, outcomes }),
                 Err(VaultError::RecordNotFound) => {}
-                Err(e) => return Err(e),
+                Err(e) => {
+                    return Err(VaultError::Backend {
+                        operation: "delete (the lookup in the store being re-shared from)",
+                        outcomes: e.outcomes().to_vec(),
+                    });
+                }
             }
         }
         if !found {

@@ -1,11 +1,13 @@
+// This file is long because every invariant of docs/FAULTS.md is judged here against one
+// shared view of the history (the register of each id across both stores).
 //! The checker: judges a run's history against the consistency model (docs/FAULTS.md).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use vaultdb_core::ErrorCode;
 
-use super::cluster::RunResult;
-use super::history::{OpRecord, OpResult};
+use super::cluster::{ReshareLog, RunResult};
+use super::history::{OpRecord, OpResult, Store};
 use super::plan::{OpSpec, Plan, content_type_of};
 use super::report::{Invariant, Report, Violation};
 use super::{OP_TIME_LIMIT, SEGMENT_SIZE};
@@ -21,6 +23,101 @@ const READ_ERRORS: [ErrorCode; 4] = [
     ErrorCode::RecordNotFound,
     ErrorCode::BackendError,
 ];
+
+/// The run as the checker sees it: the plan, and the re-share's log if there is one.
+struct Model<'a> {
+    plan: &'a Plan,
+    log: Option<&'a ReshareLog>,
+}
+
+impl Model<'_> {
+    /// K of a store.
+    fn k(&self, store: Store) -> usize {
+        match (store, &self.plan.reshare) {
+            (Store::New, Some(rs)) => rs.k,
+            _ => self.plan.k,
+        }
+    }
+
+    /// N of a store.
+    fn n(&self, store: Store) -> usize {
+        match (store, &self.plan.reshare) {
+            (Store::New, Some(rs)) => rs.n(),
+            _ => self.plan.n,
+        }
+    }
+
+    /// W of a store.
+    fn w(&self, store: Store) -> usize {
+        match (store, &self.plan.reshare) {
+            (Store::New, Some(rs)) => rs.w,
+            _ => self.plan.w,
+        }
+    }
+
+    /// Whether read `g`, under the faults `faulty` of its round, must be able to read put
+    /// `x`'s value (when nothing newer hides it): `x` is acknowledged, and K of the backends
+    /// that hold it are healthy in the store `g` reads it from (docs/FAULTS.md
+    /// "Re-sharing"). A put in the old store, read through a client of the new one: before
+    /// the copy began, the new store holds nothing of it and the read goes through to the
+    /// old store, so K healthy acknowledgers there, and at most `K' - 1` (and `N' - K'`)
+    /// faulty backends in the new store; from then until the re-share is done, the new store
+    /// may hold a copy in progress, so K healthy acknowledgers in the old store and no
+    /// faulty backend in the new one; once it is done, if K old backends held it (after
+    /// rollbacks) the copy is on W backends of the new store, so at most `W - K` of them
+    /// faulty. A put in the new store is never read by a
+    /// client of the old one.
+    fn available(&self, g: &OpRecord, x: &OpRecord, faulty: &BTreeSet<usize>) -> bool {
+        let Some((_, acks)) = x.acked_put() else { return false };
+        let healthy = acks.iter().filter(|i| !faulty.contains(i)).count();
+        match (x.store, g.store) {
+            (Store::Old, Store::Old) | (Store::New, Store::New) => healthy >= self.k(x.store),
+            (Store::New, Store::Old) => false,
+            (Store::Old, Store::New) => {
+                let (Some(rs), Some(log)) = (&self.plan.reshare, self.log) else { return false };
+                let new_faulty = rs.nodes.iter().filter(|i| faulty.contains(i)).count();
+                if log.done.is_some_and(|d| g.inv >= d) {
+                    // The copy read the old store (until it could): the put was there if K
+                    // backends still held it (a rollback may have taken some away).
+                    acks.len() >= self.plan.k && new_faulty <= rs.budget()
+                } else if log.copying.is_some_and(|c| g.res > c) {
+                    healthy >= self.plan.k && new_faulty == 0
+                } else {
+                    // Nothing copied yet, and nothing written to the new store (writes wait
+                    // for the floor): it must answer "not found" (fewer than K' backends
+                    // unanswered) and its notices must be read (K' answers).
+                    healthy >= self.plan.k && new_faulty < rs.k && new_faulty <= rs.n() - rs.k
+                }
+            }
+        }
+    }
+
+    /// Whether an operation's `INVALID_CONFIG` is the re-share's fence (docs/FAULTS.md
+    /// "Re-sharing"): a client of the old configuration once the re-share has begun (it
+    /// answers "reload the configuration"), or a write of a migrating client before the
+    /// re-share recorded its floor, as far as that client knows (up to one lease, two rounds,
+    /// after the re-share was done).
+    fn refused(&self, o: &OpRecord) -> bool {
+        let OpResult::Failed { code: ErrorCode::InvalidConfig, message, .. } = &o.result else {
+            return false;
+        };
+        let Some(log) = self.log else { return false };
+        match o.store {
+            Store::Old => o.res > log.started && message.contains("reload the configuration"),
+            Store::New => {
+                let done_round = log
+                    .runs
+                    .iter()
+                    .find(|r| r.outcome == "done")
+                    .map_or(usize::MAX, |r| r.round.unwrap_or(usize::MAX));
+                o.spec.is_write()
+                    && message.contains("re-share")
+                    && (log.done.is_none_or(|d| o.inv < d)
+                        || o.round <= done_round.saturating_add(2))
+            }
+        }
+    }
+}
 
 /// Judges a run against the model (docs/FAULTS.md):
 ///
@@ -42,11 +139,13 @@ const READ_ERRORS: [ErrorCode; 4] = [
 /// deleted ids), holding for each id a value allowed by the history.
 pub fn check(run: &RunResult) -> Report {
     let plan = &run.plan;
+    let model = Model { plan, log: run.reshare.as_ref() };
     let mut report = Report::default();
     for o in &run.history {
-        check_write_result(plan, o, &mut report);
+        check_write_result(&model, o, &mut report);
     }
-    let history = undo_rollbacks(run);
+    check_reshare(run, &model, &mut report);
+    let history = undo_rollbacks(run, &model);
     let mut by_id: Vec<Vec<&OpRecord>> = vec![Vec::new(); plan.ids.len()];
     for o in &history {
         by_id[o.spec.id()].push(o);
@@ -54,7 +153,12 @@ pub fn check(run: &RunResult) -> Report {
     for open in &run.opens {
         bump(&mut report.checks, Invariant::OpenFailed.name());
         if let Err(e) = &open.result
-            && open.good_slots >= plan.k
+            && open.good_slots
+                >= plan
+                    .reshare
+                    .as_ref()
+                    .filter(|rs| open.round >= rs.round)
+                    .map_or(plan.k, |rs| rs.k)
         {
             report.violations.push(Violation {
                 invariant: Invariant::OpenFailed,
@@ -72,12 +176,13 @@ pub fn check(run: &RunResult) -> Report {
     for (id, ops) in by_id.iter().enumerate() {
         let writes: Vec<&OpRecord> = ops.iter().copied().filter(|o| o.spec.is_write()).collect();
         let puts: Vec<&OpRecord> = writes.iter().copied().filter(|o| o.spec.is_put()).collect();
-        for g in ops.iter().filter(|o| o.spec.is_read()) {
+        // A read refused by the fence observed nothing.
+        for g in ops.iter().filter(|o| o.spec.is_read() && !model.refused(o)) {
             let round = &plan.rounds[g.round];
             let cond = Conditions { faulty: round.faulty(), bad_data: round.serves_bad_data() };
-            check_read(plan, id, g, &writes, &puts, &cond, &mut report);
+            check_read(&model, id, g, &writes, &puts, &cond, &mut report);
         }
-        check_final(run, id, &writes, &puts, &mut report);
+        check_final(run, &model, id, &writes, &puts, &mut report);
     }
     let fin = &run.final_state;
     if !fin.bad_keyrings.is_empty() {
@@ -130,8 +235,7 @@ pub fn check(run: &RunResult) -> Report {
 /// confirmations a delete needs is judged like a failed one (it may or may not have
 /// happened), and so is a delete that found nothing in a round with a rollback (what it
 /// found absent may come back with the rolled-back backends).
-fn undo_rollbacks(run: &RunResult) -> Vec<OpRecord> {
-    let plan = &run.plan;
+fn undo_rollbacks(run: &RunResult, model: &Model<'_>) -> Vec<OpRecord> {
     let mut history = run.history.clone();
     if run.rollbacks.is_empty() {
         return history;
@@ -143,7 +247,8 @@ fn undo_rollbacks(run: &RunResult) -> Vec<OpRecord> {
             OpResult::Deleted { found: true, confirmed } => {
                 let before = confirmed.len();
                 confirmed.retain(|i| !forgot(i));
-                if confirmed.len() < before && confirmed.len() < plan.n - plan.k + 1 {
+                let needed = model.n(o.store) - model.k(o.store) + 1;
+                if confirmed.len() < before && confirmed.len() < needed {
                     o.result = OpResult::Failed {
                         code: ErrorCode::BackendError,
                         message: "rolled back".to_owned(),
@@ -166,7 +271,7 @@ fn undo_rollbacks(run: &RunResult) -> Vec<OpRecord> {
     history
 }
 
-fn check_write_result(plan: &Plan, o: &OpRecord, report: &mut Report) {
+fn check_write_result(model: &Model<'_>, o: &OpRecord, report: &mut Report) {
     if o.took > OP_TIME_LIMIT {
         report.violations.push(Violation {
             invariant: Invariant::Unbounded,
@@ -189,9 +294,16 @@ fn check_write_result(plan: &Plan, o: &OpRecord, report: &mut Report) {
             related: None,
         })
     };
+    let w = model.w(o.store);
+    if let OpResult::Failed { code: ErrorCode::InvalidConfig, message, .. } = &o.result {
+        if !model.refused(o) {
+            bad(format!("{} failed with INVALID_CONFIG: {message}", o.spec.kind()));
+        }
+        return;
+    }
     match (&o.spec, &o.result) {
-        (s, OpResult::Put { acks, .. }) if s.is_put() && acks.len() < plan.w => {
-            bad(format!("put acknowledged by {} backends, W is {}", acks.len(), plan.w))
+        (s, OpResult::Put { acks, .. }) if s.is_put() && acks.len() < w => {
+            bad(format!("put acknowledged by {} backends, W is {w}", acks.len()))
         }
         (s, OpResult::Failed { code, .. }) if s.is_put() && *code != ErrorCode::BackendError => {
             bad(format!("put failed with {}", code.as_str()))
@@ -216,7 +328,9 @@ fn matching_puts<'a>(g: &OpRecord, puts: &[&'a OpRecord]) -> Vec<&'a OpRecord> {
     puts.iter()
         .copied()
         .filter(|p| {
-            p.inv < g.res
+            // A client of the old configuration reads the old store only.
+            (g.store == Store::New || p.store == Store::Old)
+                && p.inv < g.res
                 && p.value.len() as u64 == *total
                 && *content_type == Some(content_type_of(p.op))
                 && range.end <= *total
@@ -232,7 +346,7 @@ struct Conditions {
 }
 
 fn check_read(
-    plan: &Plan,
+    model: &Model<'_>,
     id: usize,
     g: &OpRecord,
     writes: &[&OpRecord],
@@ -241,13 +355,12 @@ fn check_read(
     report: &mut Report,
 ) {
     let faulty = &cond.faulty;
-    let k = plan.k;
     // Writes invoked before the read returned: the only ones it can see.
     let writes: Vec<&OpRecord> = writes.iter().copied().filter(|x| x.inv < g.res).collect();
     let healthy_acks = |x: &OpRecord| {
         x.acked_put().map_or(0, |(_, acks)| acks.iter().filter(|i| !faulty.contains(i)).count())
     };
-    let visible = |x: &OpRecord| x.acked_put().is_some() && healthy_acks(x) >= k;
+    let visible = |x: &OpRecord| model.available(g, x, faulty);
     // A put whose value (or a newer one) every read must see: acknowledged on K healthy
     // backends, and every write invoked after it started is such a put too.
     let protected = |x: &OpRecord| {
@@ -257,10 +370,7 @@ fn check_read(
     };
     // (2): the last write, isolated and acknowledged on K healthy backends.
     let last = writes.iter().copied().max_by_key(|x| x.inv).filter(|l| {
-        l.acked_put().is_some()
-            && l.res < g.inv
-            && healthy_acks(l) >= k
-            && writes.iter().all(|y| std::ptr::eq(*y, *l) || y.res < l.inv)
+        visible(l) && l.res < g.inv && writes.iter().all(|y| std::ptr::eq(*y, *l) || y.res < l.inv)
     });
     // (3): an acknowledged delete after which no put was invoked (every put finished
     // before it started).
@@ -273,6 +383,13 @@ fn check_read(
         writes.iter().copied().filter(|x| x.spec.is_put() && protected(x)).collect();
     if last.is_some() {
         bump(&mut report.checks, Invariant::LostWrite.name());
+    }
+    let across = |x: &OpRecord| x.store == Store::Old && g.store == Store::New;
+    if last.is_some_and(across) || protected_puts.iter().any(|x| across(x)) {
+        bump(
+            &mut report.checks,
+            "(2)/(4) across the re-share: an old store's write, a new client's read",
+        );
     }
     if deleted_by.is_some() {
         bump(&mut report.checks, Invariant::Resurrected.name());
@@ -459,6 +576,63 @@ fn check_read(
     }
 }
 
+/// The re-share itself (docs/FAULTS.md "Re-sharing"): it finished once the store was healed
+/// (it may take many runs before), and left nothing of the old store but its keyring and
+/// moved notice; and the fence held: no client of the old configuration had a write
+/// acknowledged that it began after the re-share recorded its floor (such a write would
+/// not be copied), unless a backend of the old store served bad data in its round or the
+/// one before (such a backend can hide the moved notice from the client's last check).
+fn check_reshare(run: &RunResult, model: &Model<'_>, report: &mut Report) {
+    let plan = model.plan;
+    let Some(rs) = &plan.reshare else { return };
+    let Some(log) = model.log else {
+        report.violations.push(final_state(None, "the re-share never ran".to_owned()));
+        return;
+    };
+    if !log.finished {
+        let last = log.runs.last().map_or("no run".to_owned(), |r| r.detail.clone());
+        report.violations.push(final_state(
+            None,
+            format!(
+                "the re-share did not finish in {} runs, the last after healing: {last}",
+                log.runs.len()
+            ),
+        ));
+    }
+    if !run.final_state.old_left.is_empty() {
+        let n = run.final_state.old_left.len();
+        let (b, key) = &run.final_state.old_left[0];
+        report.violations.push(final_state(
+            None,
+            format!("the finished re-share left {n} objects of the old store, e.g. b{b}: {key}"),
+        ));
+    }
+    let Some(floor) = log.copying else { return };
+    let lying =
+        |r: usize| plan.rounds[r].faults.iter().any(|(b, f)| *b < plan.n && f.serves_bad_data());
+    for o in &run.history {
+        if o.store != Store::Old || !o.spec.is_write() || o.inv < floor {
+            continue;
+        }
+        bump(&mut report.checks, Invariant::Fenced.name());
+        if o.succeeded_write() && !lying(o.round) && !(o.round > 0 && lying(o.round - 1)) {
+            report.violations.push(Violation {
+                invariant: Invariant::Fenced,
+                op: Some(o.op),
+                id: Some(o.spec.id()),
+                detail: format!(
+                    "a client of the old configuration wrote after the re-share recorded its \
+                     floor (the re-share began in round {}, new configuration {}-of-{})",
+                    rs.round,
+                    rs.k,
+                    rs.n()
+                ),
+                related: None,
+            });
+        }
+    }
+}
+
 /// A broken [`Invariant::FinalState`]: of record `id`, or of the whole store (`None`).
 fn final_state(id: Option<usize>, detail: String) -> Violation {
     Violation { invariant: Invariant::FinalState, op: None, id, detail, related: None }
@@ -466,12 +640,12 @@ fn final_state(id: Option<usize>, detail: String) -> Violation {
 
 fn check_final(
     run: &RunResult,
+    model: &Model<'_>,
     id: usize,
     writes: &[&OpRecord],
     puts: &[&OpRecord],
     report: &mut Report,
 ) {
-    let plan = &run.plan;
     let fin = &run.final_state;
     let mut violate = |detail: String| report.violations.push(final_state(Some(id), detail));
     let (first, second) = &fin.reads[id];
@@ -485,6 +659,7 @@ fn check_final(
         client: usize::MAX,
         round: usize::MAX,
         spec: OpSpec::Get { id },
+        store: if run.reshare.is_some() { Store::New } else { Store::Old },
         inv: u64::MAX - 1,
         res: u64::MAX,
         value: Vec::new(),
@@ -493,7 +668,7 @@ fn check_final(
     };
     let healthy = Conditions { faulty: BTreeSet::new(), bad_data: false };
     let before = report.violations.len();
-    check_read(plan, id, &probe, writes, puts, &healthy, report);
+    check_read(model, id, &probe, writes, puts, &healthy, report);
     for v in &mut report.violations[before..] {
         v.op = None;
         v.detail = format!("reading the healed store: {}", v.detail);

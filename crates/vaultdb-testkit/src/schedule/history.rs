@@ -51,7 +51,8 @@ pub enum OpResult {
         code: ErrorCode,
         /// The error's text.
         message: String,
-        /// For a failed put: the backends that acknowledged it anyway.
+        /// For a failed put: the backends that acknowledged it anyway (backend numbers, as
+        /// everywhere in a history: see [`Reshare`](super::Reshare)).
         acks: Vec<usize>,
     },
 }
@@ -70,6 +71,16 @@ impl OpResult {
     }
 }
 
+/// The configuration a client used for an operation (docs/FAULTS.md "Re-sharing").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Store {
+    /// The store the run starts with (the only one without a re-share).
+    Old,
+    /// The store a re-share fills, through a client opened with `migrating_from` the old
+    /// one (or, after the run, on its own).
+    New,
+}
+
 /// One operation of a run: what was asked, when, and what came back.
 #[derive(Clone, Debug)]
 pub struct OpRecord {
@@ -81,6 +92,8 @@ pub struct OpRecord {
     pub round: usize,
     /// What was asked.
     pub spec: OpSpec,
+    /// Through a client of which configuration.
+    pub store: Store,
     /// Logical time of the invocation.
     pub inv: u64,
     /// Logical time of the response (after `inv`; one clock for the whole run).
@@ -140,11 +153,12 @@ impl OpRecord {
             }
         };
         format!(
-            "[{:>5}..{:>5}] r{} c{} #{} {} -> {result}",
+            "[{:>5}..{:>5}] r{} c{}{} #{} {} -> {result}",
             self.inv,
             self.res,
             self.round,
             self.client,
+            if self.store == Store::New { " (new config)" } else { "" },
             self.op,
             spec_text(&self.spec, ids)
         )

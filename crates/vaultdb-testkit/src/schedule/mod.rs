@@ -11,9 +11,12 @@
 //! [`run`] executes a plan against N [`MemoryBackend`](vaultdb_core::MemoryBackend)s
 //! wrapped in the [fault injectors](crate) of this crate, recording each operation's
 //! invocation and response on one logical clock; at the end it heals every backend, scrubs,
-//! and reads every id back. [`check`] judges that history against the consistency model of
-//! DESIGN.md section 5 and returns the [`Violation`]s; [`Summary`] adds runs up.
-//! docs/FAULTS.md describes the model and the fault budget.
+//! and reads every id back. About half the plans also re-share the store to a new
+//! configuration while the clients run ([`Reshare`]: crashed and resumed, under the
+//! faults, clients switching to the new configuration). [`check`] judges that history
+//! against the consistency model of DESIGN.md section 5 (one register per id across both
+//! stores) and returns the [`Violation`]s; [`Summary`] adds runs up. docs/FAULTS.md
+//! describes the model and the fault budget.
 //!
 //! Rounds are separated by barriers: a round's faults are fixed while its clients run
 //! (except for the faults that act by themselves: a crash after `m` puts, random
@@ -52,9 +55,9 @@ mod summary;
 use std::time::Duration;
 
 pub use checker::check;
-pub use cluster::{FinalState, RunOptions, RunResult, Wrap, run};
-pub use history::{OpRecord, OpResult};
-pub use plan::{Fault, OpSpec, Plan, Round, RoundKind, Step, content_type_of, value_of};
+pub use cluster::{FinalState, ReshareLog, ReshareRun, RunOptions, RunResult, Wrap, run};
+pub use history::{OpRecord, OpResult, Store};
+pub use plan::{Fault, OpSpec, Plan, Reshare, Round, RoundKind, Step, content_type_of, value_of};
 pub use report::{Invariant, Report, Violation};
 pub use summary::Summary;
 
@@ -78,6 +81,11 @@ pub const CONFIGS: [(usize, usize, usize); 4] = [(2, 3, 3), (3, 5, 5), (3, 5, 4)
 
 /// Record ids of a run (a few, so that clients contend for them).
 const IDS: [&str; 5] = ["rec-0", "rec-1", "user/42", "notes.txt", "r-4"];
+
+/// How often clients check their store's re-share notices in a plan with a re-share
+/// (`Settings::fence_check`; 10 s otherwise): a lease of 6 s, so a re-share's fence waits
+/// 14 s (two or three rounds) instead of 28 s.
+pub const FENCE_CHECK: Duration = Duration::from_secs(3);
 
 /// The longest an operation may take, in virtual time (invariant 7, docs/FAULTS.md): a call
 /// is cut at [`CALL_TIMEOUT`] and retried once, and an operation makes a few rounds of calls

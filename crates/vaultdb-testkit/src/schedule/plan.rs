@@ -1,3 +1,5 @@
+// This file is long because a plan is one pure function of the seed: every choice, the
+// re-share's included, is drawn in a fixed order from seeded streams defined here.
 //! The plan: everything a run does, derived from one seed.
 
 use std::collections::BTreeSet;
@@ -314,12 +316,165 @@ pub struct Plan {
     pub mode: Mode,
     /// The rounds.
     pub rounds: Vec<Round>,
+    /// A re-share of the store to a new configuration, if the seed drew one (about half
+    /// the seeds; docs/FAULTS.md "Re-sharing").
+    pub reshare: Option<Reshare>,
+}
+
+/// The id that a re-share plan only reads from the re-share's round on ([`IDS`]'s last).
+const ARCHIVED: usize = IDS.len() - 1;
+
+/// A re-share of the plan's store (the *old* configuration: backends `0..n`, prefix
+/// `vaultdb`) to a new configuration ([`VaultDb::reshare`](vaultdb_core::VaultDb::reshare)),
+/// run concurrently with the clients of its round and the rounds after it.
+///
+/// Backends are numbered across both stores: `0..n` are the old store's; the new store
+/// uses some of them (under the prefix `v2`, on the same fault stack) and backends of its
+/// own, numbered from `n` on. Every round's faults name backends by that number, so a
+/// fault on a backend both stores use hits both.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reshare {
+    /// The round whose start begins the first run (concurrently with its clients).
+    pub round: usize,
+    /// The new threshold K.
+    pub k: usize,
+    /// The new write quorum W.
+    pub w: usize,
+    /// The new store's backends, by number (its N is their count).
+    pub nodes: Vec<usize>,
+    /// The new store is in the other storage mode than the old one.
+    pub flip_mode: bool,
+    /// An old backend that goes down when the re-share starts and stays down until the
+    /// store is healed after the last round (the new store does without it).
+    pub lost: Option<usize>,
+    /// The runs that crash: run `i` (from 0) is cut after `crashes[i]` backend calls, as if
+    /// its process died; later runs go on until the re-share is done.
+    pub crashes: Vec<u64>,
+    /// Records copied between two saves of the progress cursor.
+    pub checkpoint_every: usize,
+    /// Per client: the round from which it uses a client of the new configuration (opened
+    /// with `migrating_from` the old one), or `None`: it keeps the old configuration.
+    pub switch: Vec<Option<usize>>,
+}
+
+impl Reshare {
+    /// The new store's N.
+    pub fn n(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The new store's fault budget, `W - K`.
+    pub fn budget(&self) -> usize {
+        self.w - self.k
+    }
+
+    /// The new store's mode, when the old store is in `old`.
+    pub fn mode(&self, old: Mode) -> Mode {
+        match (self.flip_mode, old) {
+            (false, m) => m,
+            (true, Mode::Shamir) => Mode::Compact,
+            (true, _) => Mode::Shamir,
+        }
+    }
+
+    /// Whether client `c` uses the new configuration in round `r`.
+    pub fn switched(&self, c: usize, r: usize) -> bool {
+        self.switch.get(c).copied().flatten().is_some_and(|s| r >= s)
+    }
+
+    /// Draws the re-share of a plan whose rounds are generated, and changes those rounds
+    /// from its round on: the new store's own backends get faults and latencies, the lost
+    /// backend is down, and the faults that undo a backend's past (rollbacks, keyring
+    /// damage) are replaced by others, outside the re-share's model (docs/FAULTS.md), and
+    /// the writes of the last id become reads.
+    fn generate(rng: &mut Prng, plan: &mut Plan) -> Reshare {
+        let (n, rounds) = (plan.n, plan.rounds.len());
+        let round = rng.below((rounds * 2 / 3).max(1));
+        let (k, n2, w) = CONFIGS[rng.below(CONFIGS.len())];
+        let lost = rng.percent(50).then(|| rng.below(n));
+        let mut old: Vec<usize> = (0..n).filter(|i| Some(*i) != lost).collect();
+        let most = n2.min(old.len());
+        let keep = rng.between(most.saturating_sub(2), most);
+        let mut nodes = Vec::new();
+        for _ in 0..keep {
+            nodes.push(old.remove(rng.below(old.len())));
+        }
+        nodes.sort_unstable();
+        nodes.extend(n..n + (n2 - keep));
+        let flip_mode = rng.percent(30);
+        let crashes =
+            (0..[0, 1, 1, 2, 3][rng.below(5)]).map(|_| rng.between(1, 400) as u64).collect();
+        let checkpoint_every = rng.between(1, 3);
+        let mut switch: Vec<Option<usize>> =
+            (0..plan.clients).map(|_| rng.percent(70).then(|| round + rng.below(4))).collect();
+        if switch.iter().all(Option::is_none) {
+            switch[0] = Some(round);
+        }
+        let total = n + (n2 - keep);
+        let budget = w - k;
+        for (r, rd) in plan.rounds.iter_mut().enumerate() {
+            rd.latency.resize(total, Duration::ZERO);
+            rd.jitter.resize(total, Duration::ZERO);
+            if r < round {
+                continue;
+            }
+            // The last id is archived by the move: written before it, only read from the
+            // re-share's round on, so that its reads and the final read-back judge a value
+            // that crossed the move (the other ids are soon overwritten by new clients).
+            for step in rd.clients.iter_mut().flatten() {
+                if step.spec.is_write() && step.spec.id() == ARCHIVED {
+                    step.spec = OpSpec::Get { id: ARCHIVED };
+                }
+            }
+            for (_, f) in &mut rd.faults {
+                if matches!(f, Fault::Rollback | Fault::KeyringLost | Fault::KeyringSwapped) {
+                    *f = Fault::generate(rng);
+                }
+            }
+            for b in n..total {
+                if rng.percent(20) {
+                    rd.faults.push((b, Fault::generate(rng)));
+                }
+                if rng.percent(50) {
+                    rd.latency[b] = rng.millis(1, 40);
+                }
+                rd.jitter[b] = rng.millis(0, 5);
+            }
+            if let Some(l) = lost {
+                rd.faults.retain(|(b, _)| *b != l);
+                rd.faults.push((l, Fault::Down));
+            }
+            rd.faults.sort_by_key(|(b, _)| *b);
+            // From the re-share on, a round's kind counts the new store's backends.
+            let faulty = nodes.iter().filter(|b| rd.faults.iter().any(|(f, _)| f == *b)).count();
+            rd.kind = match faulty {
+                0 => RoundKind::Healthy,
+                f if f <= budget => RoundKind::Budget,
+                _ => RoundKind::Chaos,
+            };
+        }
+        Reshare { round, k, w, nodes, flip_mode, lost, crashes, checkpoint_every, switch }
+    }
 }
 
 impl Plan {
-    /// The plan of `seed`, with at least `ops` operations. A pure function of its
-    /// arguments.
+    /// The plan of `seed`, with at least `ops` operations, and a re-share in about half the
+    /// seeds. A pure function of its arguments.
     pub fn generate(seed: u64, ops: usize) -> Plan {
+        let mut plan = Plan::generate_plain(seed, ops);
+        // The re-share is drawn from a stream of its own: a seed without one has the plan
+        // it had before re-sharing was part of the checker.
+        let mut rs = Prng::new(seed ^ 0x2E5A_4AE0_0000_0002);
+        if rs.percent(50) {
+            plan.reshare = Some(Reshare::generate(&mut rs, &mut plan));
+        }
+        plan
+    }
+
+    /// The plan of `seed` without a re-share, whether or not the seed draws one: the plan
+    /// every seed had before re-sharing was part of the checker (the regressions found
+    /// then replay it).
+    pub fn generate_plain(seed: u64, ops: usize) -> Plan {
         let mut rng = Prng::new(seed);
         // Rollbacks and keyring damage replace some faults, drawn from their own stream.
         let mut damage = Prng::new(seed ^ 0xDA3A_6E00_0000_0001);
@@ -378,7 +533,44 @@ impl Plan {
             rounds.push(Round { kind, faults, latency, jitter, clients: steps });
         }
         let mode = Mode::Shamir;
-        Plan { seed, k, n, w, clients, handles, ids, hedge_after, read_repair, mode, rounds }
+        Plan {
+            seed,
+            k,
+            n,
+            w,
+            clients,
+            handles,
+            ids,
+            hedge_after,
+            read_repair,
+            mode,
+            rounds,
+            reshare: None,
+        }
+    }
+
+    /// Every backend of the run, of both stores when there is a re-share.
+    pub fn backends(&self) -> usize {
+        self.rounds.first().map_or(self.n, |r| r.latency.len()).max(self.n)
+    }
+
+    /// The same plan without round `r` (the re-share's rounds follow).
+    pub fn without_round(&self, r: usize) -> Plan {
+        let mut plan = self.clone();
+        plan.rounds.remove(r);
+        if let Some(rs) = &mut plan.reshare {
+            let shift = |x: &mut usize| {
+                if *x > r {
+                    *x -= 1;
+                }
+            };
+            shift(&mut rs.round);
+            rs.round = rs.round.min(plan.rounds.len().saturating_sub(1));
+            for s in rs.switch.iter_mut().flatten() {
+                shift(s);
+            }
+        }
+        plan
     }
 
     fn op(rng: &mut Prng, ids: usize) -> OpSpec {
@@ -419,7 +611,12 @@ impl Plan {
                 steps.retain(|s| ops.contains(&s.op));
             }
         }
-        plan.rounds.retain(|r| r.ops() > 0);
+        let start = plan.reshare.as_ref().map(|rs| rs.round);
+        for r in (0..plan.rounds.len()).rev() {
+            if plan.rounds[r].ops() == 0 && Some(r) != start {
+                plan = plan.without_round(r);
+            }
+        }
         plan
     }
 
@@ -438,7 +635,7 @@ impl Plan {
     pub fn headline(&self) -> String {
         format!(
             "seed {} ({:#x}): {}-of-{} {} W={} clients={} handles={} hedge={} read_repair={} \
-             rounds={} ops={}",
+             rounds={} ops={}{}",
             self.seed,
             self.seed,
             self.k,
@@ -450,7 +647,15 @@ impl Plan {
             self.hedge_after.map_or("off".to_owned(), |d| format!("{}ms", d.as_millis())),
             self.read_repair,
             self.rounds.len(),
-            self.ops()
+            self.ops(),
+            self.reshare.as_ref().map_or(String::new(), |rs| format!(
+                " reshare=round {} to {}-of-{} {} W={}",
+                rs.round,
+                rs.k,
+                rs.n(),
+                rs.mode(self.mode),
+                rs.w
+            ))
         )
     }
 }
@@ -458,6 +663,32 @@ impl Plan {
 impl fmt::Display for Plan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{}", self.headline())?;
+        if let Some(rs) = &self.reshare {
+            let switch: Vec<String> = rs
+                .switch
+                .iter()
+                .enumerate()
+                .map(|(c, s)| match s {
+                    Some(r) => format!("c{c} from round {r}"),
+                    None => format!("c{c} stays"),
+                })
+                .collect();
+            writeln!(
+                f,
+                "re-share at round {} to {}-of-{} {} W={} over backends {:?}{}; runs crash after \
+                 {:?} calls; checkpoint every {}; new configuration: {}",
+                rs.round,
+                rs.k,
+                rs.n(),
+                rs.mode(self.mode),
+                rs.w,
+                rs.nodes,
+                rs.lost.map_or(String::new(), |l| format!(" (b{l} lost)")),
+                rs.crashes,
+                rs.checkpoint_every,
+                switch.join(", ")
+            )?;
+        }
         for (r, round) in self.rounds.iter().enumerate() {
             writeln!(f, "round {r} [{}] {}", round.kind.name(), round_faults(round))?;
             for (c, steps) in round.clients.iter().enumerate() {
@@ -525,12 +756,59 @@ mod tests {
         assert_eq!(a.to_string(), b.to_string());
         assert_ne!(a.to_string(), Plan::generate(8, 200).to_string());
         assert!(a.ops() >= 200);
-        for r in &a.rounds {
-            let faulty = r.faulty().len();
-            match r.kind {
-                RoundKind::Healthy => assert_eq!(faulty, 0),
-                RoundKind::Budget => assert!(faulty >= 1 && faulty <= a.budget()),
-                RoundKind::Chaos => assert!(faulty > a.budget()),
+        for seed in 1..40 {
+            let p = Plan::generate(seed, 200);
+            for (i, r) in p.rounds.iter().enumerate() {
+                // From a re-share on, a round's kind counts the new store's backends.
+                let (faulty, budget) = match &p.reshare {
+                    Some(rs) if i >= rs.round => {
+                        (rs.nodes.iter().filter(|b| r.faulty().contains(b)).count(), rs.budget())
+                    }
+                    _ => (r.faulty().len(), p.budget()),
+                };
+                match r.kind {
+                    RoundKind::Healthy => assert_eq!(faulty, 0),
+                    RoundKind::Budget => assert!(faulty >= 1 && faulty <= budget),
+                    RoundKind::Chaos => assert!(faulty > budget),
+                }
+                assert_eq!(r.latency.len(), p.backends());
+            }
+        }
+    }
+
+    #[test]
+    fn about_half_the_seeds_re_share_and_the_others_keep_their_plans() {
+        let with: Vec<Plan> =
+            (1..=200).map(|s| Plan::generate(s, 100)).filter(|p| p.reshare.is_some()).collect();
+        assert!((70..=130).contains(&with.len()), "{} of 200", with.len());
+        for seed in (1..=200).filter(|s| with.iter().all(|p| p.seed != *s)) {
+            let (a, b) = (Plan::generate(seed, 100), Plan::generate_plain(seed, 100));
+            assert_eq!(a.to_string(), b.to_string());
+        }
+        for p in &with {
+            let rs = p.reshare.as_ref().unwrap();
+            assert!(rs.round < p.rounds.len());
+            assert_eq!(rs.n(), rs.nodes.len());
+            assert!(rs.nodes.iter().all(|b| Some(*b) != rs.lost && *b < p.backends()));
+            assert!(rs.switch.iter().any(Option::is_some));
+            // Before its round, the plan is the plain plan of the seed.
+            let plain = Plan::generate_plain(p.seed, 100);
+            assert_eq!(plain.rounds.len(), p.rounds.len());
+            for (a, b) in plain.rounds[..rs.round].iter().zip(&p.rounds) {
+                assert_eq!((&a.faults, &a.clients), (&b.faults, &b.clients));
+            }
+            // The lost backend is down in every round from the re-share on, and no round
+            // from then on rolls a backend back or damages a keyring.
+            for r in &p.rounds[rs.round..] {
+                if let Some(l) = rs.lost {
+                    assert!(r.faults.contains(&(l, Fault::Down)), "{p}");
+                }
+                let archived = r.clients.iter().flatten().filter(|s| s.spec.id() == ARCHIVED);
+                assert!(archived.clone().all(|s| s.spec.is_read()));
+                assert!(r.faults.iter().all(|(_, f)| !matches!(
+                    f,
+                    Fault::Rollback | Fault::KeyringLost | Fault::KeyringSwapped
+                )));
             }
         }
     }

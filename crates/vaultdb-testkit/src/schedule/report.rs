@@ -30,6 +30,9 @@ pub enum Invariant {
     /// (6) A client could not open the store although K backends were healthy and held
     /// their keyring share.
     OpenFailed,
+    /// (8) A client of the old configuration had a write acknowledged that it began after
+    /// a re-share had recorded its floor (the fence did not hold).
+    Fenced,
     /// (7) An operation took longer than [`OP_TIME_LIMIT`](super::OP_TIME_LIMIT) (virtual
     /// time): a hang, or retries without end.
     Unbounded,
@@ -47,6 +50,7 @@ impl Invariant {
             Invariant::FinalState => "final state",
             Invariant::OpenFailed => "(6) open failed with K good keyring shares",
             Invariant::Unbounded => "(7) operation took too long",
+            Invariant::Fenced => "(8) old client wrote after the re-share's floor",
         }
     }
 }
@@ -85,6 +89,17 @@ impl Report {
         let plan = &run.plan;
         let mut s = String::new();
         let _ = writeln!(s, "{}", plan.headline());
+        if let Some(log) = &run.reshare {
+            let _ = writeln!(
+                s,
+                "re-share: began at time {}, copy from {:?}, done at {:?}; runs:",
+                log.started, log.copying, log.done
+            );
+            for r in &log.runs {
+                let round = r.round.map_or("healed".to_owned(), |r| format!("round {r}"));
+                let _ = writeln!(s, "  [{:>5}..{:>5}] {round}: {}", r.start, r.end, r.detail);
+            }
+        }
         for v in &self.violations {
             let _ = writeln!(
                 s,

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use super::cluster::RunResult;
+use super::history::Store;
 use super::report::Report;
 
 /// Totals over runs, for the test's output and `cargo xtask faults`.
@@ -36,6 +37,12 @@ pub struct Summary {
     /// Failing seeds by what made their violations go away when the seed was run again
     /// with a client feature switched off (filled in by the caller, see docs/FAULTS.md).
     pub triage: BTreeMap<String, Vec<u64>>,
+    /// Re-shares (docs/FAULTS.md "Re-sharing"): seeds with one, their runs by outcome,
+    /// the new configurations.
+    pub reshare: BTreeMap<String, u64>,
+    /// In seeds with a re-share: operations by the configuration of their client, then by
+    /// outcome.
+    pub by_store: BTreeMap<String, BTreeMap<String, u64>>,
     /// Virtual time, in seconds.
     pub virtual_secs: f64,
     /// The longest operation, in seconds of virtual time.
@@ -79,6 +86,35 @@ impl Summary {
         if !report.violations.is_empty() {
             self.failing_seeds.push(plan.seed);
         }
+        if let (Some(rs), Some(log)) = (&plan.reshare, &run.reshare) {
+            let mut count = |k: String| *self.reshare.entry(k).or_insert(0) += 1;
+            count("seeds".to_owned());
+            count(format!("to {}-of-{} W={}", rs.k, rs.n(), rs.w));
+            if rs.flip_mode {
+                count("mode changed".to_owned());
+            }
+            if rs.lost.is_some() {
+                count("a backend lost".to_owned());
+            }
+            for r in &log.runs {
+                count(format!("runs {}", r.outcome));
+            }
+            if log.runs.iter().any(|r| r.outcome == "done" && r.round.is_some()) {
+                count("done before the last round".to_owned());
+            }
+            for o in &run.history {
+                let store = match o.store {
+                    Store::Old => "old configuration",
+                    Store::New => "new configuration",
+                };
+                *self
+                    .by_store
+                    .entry(store.to_owned())
+                    .or_default()
+                    .entry(o.result.outcome().to_owned())
+                    .or_insert(0) += 1;
+            }
+        }
         self.virtual_secs += run.elapsed.as_secs_f64();
         for o in &run.history {
             self.longest_op_secs = self.longest_op_secs.max(o.took.as_secs_f64());
@@ -103,6 +139,10 @@ impl Summary {
         self.failing_seeds.extend(&other.failing_seeds);
         for (k, seeds) in &other.triage {
             self.triage.entry(k.clone()).or_default().extend(seeds);
+        }
+        add_all(&mut self.reshare, &other.reshare);
+        for (k, m) in &other.by_store {
+            add_all(self.by_store.entry(k.clone()).or_default(), m);
         }
         self.virtual_secs += other.virtual_secs;
         self.longest_op_secs = self.longest_op_secs.max(other.longest_op_secs);
@@ -129,6 +169,8 @@ impl Summary {
             "violations": self.violations,
             "failing_seeds": self.failing_seeds,
             "triage": self.triage,
+            "reshare": self.reshare,
+            "by_store": self.by_store,
             "virtual_secs": self.virtual_secs,
             "longest_op_secs": self.longest_op_secs,
         })
@@ -155,6 +197,14 @@ impl fmt::Display for Summary {
         writeln!(f, "rounds: {}", line(&self.rounds))?;
         writeln!(f, "faults switched on (backend x round): {}", line(&self.faults))?;
         writeln!(f, "faults injected into calls: {}", line(&self.injected))?;
+        if !self.reshare.is_empty() {
+            writeln!(f, "re-shares: {}", line(&self.reshare))?;
+            writeln!(f, "operations of re-share seeds by configuration and outcome:")?;
+            for (store, outcomes) in &self.by_store {
+                let total: u64 = outcomes.values().sum();
+                writeln!(f, "  {store:<22} {total:>6}  ({})", line(outcomes))?;
+            }
+        }
         writeln!(f, "reads checked per invariant: {}", line(&self.checks))?;
         if !self.notes.is_empty() {
             writeln!(f, "allowed but noted: {}", line(&self.notes))?;
