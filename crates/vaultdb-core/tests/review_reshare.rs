@@ -5,78 +5,17 @@
 //!
 //! Runs on virtual time (the fence's wait passes at once).
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use support::*;
 use vaultdb_core::{
-    BackendErrorKind, CallPolicy, ErrorCode, MemoryBackend, Record, ReshareOptions, ResharePhase,
-    StorageBackend, VaultDb,
+    BackendErrorKind, CallPolicy, ErrorCode, MemoryBackend, Record, ResharePhase, StorageBackend,
+    VaultDb,
 };
-use vaultdb_testkit::{Failing, FailingHandle, Ops};
-
-/// One backend: its memory, and a switch to fail its calls.
-#[derive(Clone)]
-struct Node {
-    mem: Arc<MemoryBackend>,
-    fail: FailingHandle,
-    backend: Arc<dyn StorageBackend>,
-}
-
-fn node(id: &str) -> Node {
-    let mem = Arc::new(MemoryBackend::new(id, format!("backend {id}")));
-    let failing = Failing::new(mem.clone());
-    let fail = failing.handle();
-    Node { mem, fail, backend: Arc::new(failing) }
-}
-
-fn nodes(ids: &[&str]) -> Vec<Node> {
-    ids.iter().map(|id| node(id)).collect()
-}
-
-#[derive(Clone)]
-struct Config {
-    nodes: Vec<Node>,
-    k: usize,
-    prefix: &'static str,
-}
-
-fn builder(c: &Config) -> vaultdb_core::VaultDbBuilder {
-    let mut b = VaultDb::builder()
-        .threshold(c.k)
-        .prefix(c.prefix)
-        .segment_size(1024)
-        .hedge_after(None)
-        .read_repair(false)
-        .call_policy(CallPolicy {
-            timeout: Duration::from_millis(200),
-            max_attempts: 1,
-            base_backoff: Duration::from_millis(1),
-            max_backoff: Duration::from_millis(1),
-        });
-    for n in &c.nodes {
-        b = b.backend_arc(n.backend.clone());
-    }
-    b
-}
-
-async fn open(c: &Config) -> VaultDb {
-    builder(c).open().await.unwrap()
-}
-
-async fn open_migrating(c: &Config, old: &VaultDb) -> VaultDb {
-    builder(c).migrating_from(old.clone()).open().await.unwrap()
-}
-
-fn cfg(ids: &[&str], k: usize, prefix: &'static str) -> Config {
-    Config { nodes: nodes(ids), k, prefix }
-}
-
-async fn data(db: &VaultDb, id: &str) -> Result<Vec<u8>, ErrorCode> {
-    db.get(id).await.map(|g| g.record.data).map_err(|e| e.code())
-}
-
-static DEFAULTS: std::sync::LazyLock<ReshareOptions> =
-    std::sync::LazyLock::new(ReshareOptions::default);
+use vaultdb_testkit::Ops;
 
 /// A second re-share into a store that an earlier re-share filled (its migration state says
 /// `done`) must be refused: that store holds records of its own. It must never remove the

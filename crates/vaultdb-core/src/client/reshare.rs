@@ -156,6 +156,24 @@ impl VaultDb {
         let old = VaultDb { inner: self.inner.clone(), fenced: false };
         let new = VaultDb { inner: new.inner.clone(), fenced: false };
         check_distinct(&old, &new)?;
+        // Chains are run one link at a time: a store still being filled by a re-share is not
+        // re-shared on (its copy would go on into a store that moved away, and be lost), and
+        // nothing is copied into a store that has itself moved on.
+        let _ = old.inner.check_notices(super::gate::Access::Read).await;
+        if let Some(state) = old.inner.gate.migration().filter(|m| m.phase != ResharePhase::Done) {
+            return Err(VaultError::invalid_config(format!(
+                "this store is still being filled by a re-share from {}; run that re-share to \
+                 the end first",
+                state.from
+            )));
+        }
+        let _ = new.inner.check_notices(super::gate::Access::Read).await;
+        if new.inner.gate.moved() {
+            return Err(VaultError::invalid_config(
+                "the new store has itself moved to another configuration; re-share into that one"
+                    .to_owned(),
+            ));
+        }
         if let Some(unknown) = options.lost.iter().find(|id| !old.backend_ids().contains(id)) {
             return Err(VaultError::invalid_config(format!(
                 "backend {unknown:?} declared lost is not a backend of the old store"
@@ -267,12 +285,10 @@ impl<P: FnMut(&ReshareProgress)> Run<'_, P> {
     /// cursor on.
     async fn copy_namespace(&mut self, old: &VaultDb, new: &VaultDb, system: bool) -> Result<()> {
         let cursor_of = |tag| if system { Cursor::System(tag) } else { Cursor::Records(tag) };
-        // Every backend is heard (or fails). A backend that cannot list (and is not declared
-        // lost) may hold a record's K-th share, or every share a hiding backend does not
-        // list: the copy goes on with what it sees, but the cursor stays and the run ends
-        // with that backend's error, so the re-share never finishes (and never removes the
-        // old store) without it. Records whose shares are partly on such backends count as
-        // failed too.
+        // Every backend is heard (or fails): a record whose shares are partly on backends
+        // that did not answer (and are not declared lost) has no id here, and counts as a
+        // record that failed to copy, so the cursor stops before it and the re-share does
+        // not finish without it.
         let (listing, outcomes) = old.inner.list_everything(old.inner.n()).await?;
         let silent: Vec<BackendOutcome> = outcomes
             .iter()
@@ -291,19 +307,15 @@ impl<P: FnMut(&ReshareProgress)> Run<'_, P> {
         todo.sort();
         self.total = todo.len() as u64;
         self.failed = 0;
-        let mut first_err = (!silent.is_empty()).then(|| VaultError::Backend {
-            operation: "the re-share's listing of every old backend (one that cannot list may \
-                        hold shares no K others hold: run again when it answers, or declare \
-                        it lost)",
-            outcomes: silent.clone(),
-        });
+        let mut first_err = None;
         let mut since_save = 0;
         for (tag, id) in todo {
             let copied = match &id {
                 Some(id) => copy_one(old, new, id).await,
                 None => Err(VaultError::Backend {
                     operation: "the copy of a record that may have shares on old backends \
-                                that did not answer",
+                                that did not answer (run again when they answer, or declare \
+                                them lost)",
                     outcomes: silent.clone(),
                 }),
             };
