@@ -356,13 +356,7 @@ async fn deletes_of_records_only_the_old_store_holds_are_kept() {
     let new_cfg = three_of_five(&old_cfg);
     let new = open_migrating(&new_cfg, &old).await;
     // Fence and record the floor, and stop (a crash) once the copy has begun.
-    let (tx, mut rx) = tokio::sync::watch::channel(None);
-    tokio::select! {
-        _ = old.reshare(&new, &DEFAULTS, |p| {
-            tx.send_replace(Some(p.phase));
-        }) => panic!("finished"),
-        _ = rx.wait_for(|p| *p == Some(ResharePhase::Copying)) => {}
-    }
+    stop_once_copying(&old, &new).await;
     for id in &ids {
         assert_eq!(new.get(id).await.unwrap().record.data, b"x");
         new.delete(id).await.unwrap();
@@ -397,13 +391,7 @@ async fn a_delete_that_cannot_read_the_old_store_fails_with_backend_error_and_ke
     let new_cfg = Config { nodes: nodes(&["p", "q", "r"]), k: 2, prefix: "v2", mode: None };
     let new = open_migrating(&new_cfg, &old).await;
     // Fence and record the floor, and stop (a crash) once the copy has begun.
-    let (tx, mut rx) = tokio::sync::watch::channel(None);
-    tokio::select! {
-        _ = old.reshare(&new, &DEFAULTS, |p| {
-            tx.send_replace(Some(p.phase));
-        }) => panic!("finished"),
-        _ = rx.wait_for(|p| *p == Some(ResharePhase::Copying)) => {}
-    }
+    stop_once_copying(&old, &new).await;
     // Two of the old store's three backends answer no GET: it cannot be read.
     for n in &old_cfg.nodes[..2] {
         n.fail.fail(Ops::GET, vaultdb_core::BackendErrorKind::Permanent);

@@ -150,13 +150,7 @@ async fn clients_of_the_new_store_with_the_fence_check_off_obey_the_migration_st
     let migrating = open_migrating(&new_cfg, &old).await;
 
     // Fence and record the floor, and stop once the copy has begun.
-    let (tx, mut rx) = tokio::sync::watch::channel(None);
-    tokio::select! {
-        _ = old.reshare(&migrating, &DEFAULTS, |p| {
-            tx.send_replace(Some(p.phase));
-        }) => panic!("finished"),
-        _ = rx.wait_for(|p| *p == Some(ResharePhase::Copying)) => {}
-    }
+    stop_once_copying(&old, &migrating).await;
     let plain = builder(&new_cfg).fence_check(None).open().await.unwrap();
     let mut answers = Vec::new();
     for i in 0..20 {
@@ -368,13 +362,7 @@ async fn re_sharing_a_store_still_being_filled_loses_nothing() {
     let b_cfg = cfg(&["b1", "b2", "b3"], 2, "b");
     let b = open_migrating(&b_cfg, &a).await;
     // A into B: fenced, floor recorded, the copy begun, then the process stops.
-    let (tx, mut rx) = tokio::sync::watch::channel(None);
-    tokio::select! {
-        _ = a.reshare(&b, &DEFAULTS, |p| {
-            tx.send_replace(Some(p.phase));
-        }) => panic!("finished"),
-        _ = rx.wait_for(|p| *p == Some(ResharePhase::Copying)) => {}
-    }
+    stop_once_copying(&a, &b).await;
     // B into C, while A into B is unfinished.
     let c_cfg = cfg(&["c1", "c2", "c3"], 2, "c");
     let c = open_migrating(&c_cfg, &b).await;

@@ -82,6 +82,17 @@ async fn open_with(
     b.open().await.expect("open")
 }
 
+/// S3, GCS, Azure, MinIO and a directory under `dir`.
+async fn five(emus: &Emulators, dir: &tempfile::TempDir) -> Vec<Wrapped> {
+    vec![
+        wrap(emus.s3("").expect("s3")),
+        wrap(emus.gcs("").expect("gcs")),
+        wrap(emus.azure("").expect("azure")),
+        wrap(emus.minio("").expect("minio")),
+        disk(dir).await,
+    ]
+}
+
 /// Records of a few shapes: empty, small, JSON, 300 KiB.
 fn records(tag: &str) -> Vec<Record> {
     vec![
@@ -258,13 +269,7 @@ async fn five_backends_three_of_five() {
     let Some((emus, control, _one_at_a_time)) = emulators().await else { return };
     let dir = tempfile::tempdir().expect("tempdir");
     let prefix = format!("x5-{}", random_tag());
-    let backends = vec![
-        wrap(emus.s3("").expect("s3")),
-        wrap(emus.gcs("").expect("gcs")),
-        wrap(emus.azure("").expect("azure")),
-        wrap(emus.minio("").expect("minio")),
-        disk(&dir).await,
-    ];
+    let backends = five(&emus, &dir).await;
     // 3-of-5, W = 4; Azure goes down and comes back.
     scenario(&control, backends, 3, 4, 2, "azure", &prefix).await;
 }
@@ -276,13 +281,7 @@ async fn five_backends_three_of_five_compact() {
     let Some((emus, control, _one_at_a_time)) = emulators().await else { return };
     let dir = tempfile::tempdir().expect("tempdir");
     let prefix = format!("x5c-{}", random_tag());
-    let backends = vec![
-        wrap(emus.s3("").expect("s3")),
-        wrap(emus.gcs("").expect("gcs")),
-        wrap(emus.azure("").expect("azure")),
-        wrap(emus.minio("").expect("minio")),
-        disk(&dir).await,
-    ];
+    let backends = five(&emus, &dir).await;
     let refs: Vec<&Wrapped> = backends.iter().collect();
     let created = open_with(&refs, 3, 4, &prefix, |b| b.mode(Mode::Compact)).await;
     assert_eq!(created.mode(), Mode::Compact);

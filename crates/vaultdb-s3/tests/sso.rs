@@ -225,6 +225,15 @@ async fn run_child(name: &str, home: &Path, url: &str) {
 
 /// A backend on the fake S3 endpoint with the AWS profile `profile`, its region unset (so
 /// the profile's).
+/// In the child: the backend of `profile` makes its client in `region` and reads one key
+/// (the fake S3 has none), signing with whatever the profile's credentials are.
+async fn signs_in(url: &str, profile: &str, region: &str) {
+    let b = backend(url, profile);
+    let client = b.client().await.unwrap();
+    assert_eq!(client.config().region().map(|r| r.as_ref()), Some(region));
+    assert_eq!(b.get(&Key::new("k").unwrap(), 10).await.unwrap(), None);
+}
+
 fn backend(url: &str, profile: &str) -> S3Backend {
     let mut config = S3Config::emulator(url, "vault-bucket").with_region("");
     config.profile = Some(profile.to_owned());
@@ -299,10 +308,7 @@ async fn an_sso_session_profile_signs_requests_with_the_portals_role_credentials
     if let Ok(url) = std::env::var(CHILD) {
         // The backend signs with what the portal returned (the parent checks the request),
         // in the profile's region; the fake S3 has no object.
-        let b = backend(&url, "vault");
-        let client = b.client().await.unwrap();
-        assert_eq!(client.config().region().map(|r| r.as_ref()), Some("eu-west-3"));
-        assert_eq!(b.get(&Key::new("k").unwrap(), 10).await.unwrap(), None);
+        signs_in(&url, "vault", "eu-west-3").await;
         // The expiry shows in no request, and the SDK client does not hand out its
         // provider: the whole credentials, from the chain the backend wraps.
         let chain = DefaultCredentialsChain::builder().profile_name("vault").build().await;
@@ -351,10 +357,7 @@ async fn an_sso_session_profile_signs_requests_with_the_portals_role_credentials
 #[tokio::test]
 async fn a_legacy_sso_profile_reads_the_token_cached_under_its_start_url() {
     if let Ok(url) = std::env::var(CHILD) {
-        let b = backend(&url, "legacy");
-        let client = b.client().await.unwrap();
-        assert_eq!(client.config().region().map(|r| r.as_ref()), Some("ap-south-1"));
-        assert_eq!(b.get(&Key::new("k").unwrap(), 10).await.unwrap(), None);
+        signs_in(&url, "legacy", "ap-south-1").await;
         return;
     }
     let (url, log) = fake_server().await;

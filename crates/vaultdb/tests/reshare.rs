@@ -464,6 +464,18 @@ fn fs_config(prefix: &str, disks: &[&str]) -> String {
     text
 }
 
+/// A directory with `old/vaultdb.toml` (`old`) and `new/vaultdb.toml` (a 2-of-3 fs store
+/// over x, y, z under prefix v2).
+fn two_stores(old: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("old")).unwrap();
+    std::fs::create_dir_all(d.join("new")).unwrap();
+    std::fs::write(d.join("old/vaultdb.toml"), old).unwrap();
+    std::fs::write(d.join("new/vaultdb.toml"), fs_config("v2", &["x", "y", "z"])).unwrap();
+    dir
+}
+
 /// An old backend that cannot list (here its directory is replaced by a link to itself: every
 /// call fails with "too many levels of symbolic links") may hold the K-th share of a record
 /// written while another backend was down (write quorum 2 of 3): the re-share copies the
@@ -471,13 +483,8 @@ fn fs_config(prefix: &str, disks: &[&str]) -> String {
 /// `--lost`, it no longer stops it: what only it could complete is gone with it.
 #[test]
 fn an_unreachable_old_backend_stops_the_reshare_until_declared_lost() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = two_stores(&format!("write_quorum = 2\n{}", fs_config("v1", &["a", "b", "c"])));
     let d = dir.path();
-    std::fs::create_dir_all(d.join("old")).unwrap();
-    std::fs::create_dir_all(d.join("new")).unwrap();
-    let old_toml = format!("write_quorum = 2\n{}", fs_config("v1", &["a", "b", "c"]));
-    std::fs::write(d.join("old/vaultdb.toml"), old_toml).unwrap();
-    std::fs::write(d.join("new/vaultdb.toml"), fs_config("v2", &["x", "y", "z"])).unwrap();
     let disks = d.join("old/vaultdb-data/disks");
     let want = fill(&d.join("old/vaultdb.toml"), 12);
     // Written while b is away: on a and c only.
@@ -523,12 +530,8 @@ fn an_unreachable_old_backend_stops_the_reshare_until_declared_lost() {
 
 #[test]
 fn an_interrupted_reshare_resumes_where_it_stopped() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = two_stores(&fs_config("v1", &["a", "b", "c"]));
     let d = dir.path();
-    std::fs::create_dir_all(d.join("old")).unwrap();
-    std::fs::create_dir_all(d.join("new")).unwrap();
-    std::fs::write(d.join("old/vaultdb.toml"), fs_config("v1", &["a", "b", "c"])).unwrap();
-    std::fs::write(d.join("new/vaultdb.toml"), fs_config("v2", &["x", "y", "z"])).unwrap();
     let want = fill(&d.join("old/vaultdb.toml"), 400);
     let sh = {
         let mut sh = Shell::new(d);

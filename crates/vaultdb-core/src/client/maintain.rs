@@ -183,29 +183,37 @@ fn decoy_listers(listing: &[Result<TagsFrom, CallError>], k: usize) -> Vec<usize
 /// What list cursors start with (a format tag, so that other strings are refused).
 const CURSOR_PREFIX: &str = "c1.";
 
+/// A listing's head shares by record and version (each backend once, with its id share),
+/// and its tombstones by record.
+type Heads<'a> = BTreeMap<NameTag, BTreeMap<Version, Vec<(usize, &'a [u8])>>>;
+type Tombs<'a> =
+    BTreeMap<NameTag, Vec<(usize, Version, &'a [u8; crate::naming::TOMBSTONE_NAME_MAC_LEN])>>;
+
+fn group_listing(listing: &Listing) -> (Heads<'_>, Tombs<'_>) {
+    let mut by_tag: Heads<'_> = BTreeMap::new();
+    let mut tombs: Tombs<'_> = BTreeMap::new();
+    for (idx, l) in listing.iter().enumerate() {
+        for (tag, e) in l.as_ref().map(Vec::as_slice).unwrap_or_default() {
+            if let Some(mac) = &e.tombstone {
+                tombs.entry(*tag).or_default().push((idx, e.version, mac));
+            }
+            if e.is_head() {
+                let holders = by_tag.entry(*tag).or_default().entry(e.version).or_default();
+                if !holders.iter().any(|(i, _)| *i == idx) {
+                    holders.push((idx, e.id_share.as_slice()));
+                }
+            }
+        }
+    }
+    (by_tag, tombs)
+}
+
 impl Inner {
     /// The live records in a listing, in name-tag order, with their ids (a version with at
     /// least K shares, not deleted by a newer tombstone, whose id checks against its tag),
     /// and how many records had K listed shares but no id that verifies.
     pub(super) fn live_ids(&self, listing: &Listing) -> (Vec<(NameTag, String)>, usize) {
-        // tag -> version -> (backend, id share)
-        type IdShares<'a> = BTreeMap<Version, Vec<(usize, &'a [u8])>>;
-        let mut by_tag: BTreeMap<NameTag, IdShares<'_>> = BTreeMap::new();
-        type Tombs<'a> = Vec<(usize, Version, &'a [u8; crate::naming::TOMBSTONE_NAME_MAC_LEN])>;
-        let mut tombs: BTreeMap<NameTag, Tombs<'_>> = BTreeMap::new();
-        for (idx, l) in listing.iter().enumerate() {
-            for (tag, e) in l.as_ref().map(Vec::as_slice).unwrap_or_default() {
-                if let Some(mac) = &e.tombstone {
-                    tombs.entry(*tag).or_default().push((idx, e.version, mac));
-                }
-                if e.is_head() {
-                    let holders = by_tag.entry(*tag).or_default().entry(e.version).or_default();
-                    if !holders.iter().any(|(i, _)| *i == idx) {
-                        holders.push((idx, e.id_share.as_slice()));
-                    }
-                }
-            }
-        }
+        let (by_tag, mut tombs) = group_listing(listing);
         let mut ids = Vec::new();
         let mut unverified = 0;
         let tk = self.tombstone_key();
@@ -255,22 +263,7 @@ impl Inner {
             return Vec::new();
         }
         let k = self.k();
-        let mut by_tag: BTreeMap<NameTag, BTreeMap<Version, Vec<usize>>> = BTreeMap::new();
-        type Tombs<'a> = Vec<(usize, Version, &'a [u8; crate::naming::TOMBSTONE_NAME_MAC_LEN])>;
-        let mut tombs: BTreeMap<NameTag, Tombs<'_>> = BTreeMap::new();
-        for (idx, l) in listing.iter().enumerate() {
-            for (tag, e) in l.as_ref().map(Vec::as_slice).unwrap_or_default() {
-                if let Some(mac) = &e.tombstone {
-                    tombs.entry(*tag).or_default().push((idx, e.version, mac));
-                }
-                if e.is_head() {
-                    let holders = by_tag.entry(*tag).or_default().entry(e.version).or_default();
-                    if !holders.contains(&idx) {
-                        holders.push(idx);
-                    }
-                }
-            }
-        }
+        let (by_tag, mut tombs) = group_listing(listing);
         let tk = self.tombstone_key();
         by_tag
             .into_iter()

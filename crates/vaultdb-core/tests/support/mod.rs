@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use vaultdb_core::{
-    BackendError, CallPolicy, ErrorCode, MemoryBackend, Mode, ReshareOptions, StorageBackend,
-    VaultDb,
+    BackendError, CallPolicy, ErrorCode, MemoryBackend, Mode, ReshareOptions, ResharePhase,
+    StorageBackend, VaultDb,
 };
 use vaultdb_testkit::{Counting, CountingHandle, Failing, FailingHandle, Ops, forward_backend};
 
@@ -119,3 +119,15 @@ pub(crate) async fn data(db: &VaultDb, id: &str) -> Result<Vec<u8>, ErrorCode> {
 
 pub(crate) static DEFAULTS: std::sync::LazyLock<ReshareOptions> =
     std::sync::LazyLock::new(ReshareOptions::default);
+
+/// Runs a re-share of `old` into `new` until it has fenced the old store, recorded its floor
+/// and begun the copy, then drops it there (a crash of its process).
+pub(crate) async fn stop_once_copying(old: &VaultDb, new: &VaultDb) {
+    let (tx, mut rx) = tokio::sync::watch::channel(None);
+    tokio::select! {
+        _ = old.reshare(new, &DEFAULTS, |p| {
+            tx.send_replace(Some(p.phase));
+        }) => panic!("finished"),
+        _ = rx.wait_for(|p| *p == Some(ResharePhase::Copying)) => {}
+    }
+}
