@@ -373,6 +373,47 @@ async fn deletes_of_records_only_the_old_store_holds_are_kept() {
     assert!(fresh.list().await.unwrap().ids.is_empty());
 }
 
+/// A migrating client deletes a record, then deletes it again while the old store cannot be
+/// read for it (one old backend hides it, another is down). The second delete finds nothing
+/// here, and its second round trip removes the first one's tombstone: its own must then stay
+/// (the old lookup fails, so it answers `BACKEND_ERROR`), or reads fall through to the old
+/// store's copy once the old store answers again, and the acknowledged delete is undone.
+/// (The lead of docs/FAULTS.md "Results": a lookup that answers "not found" instead is not
+/// reached with one hiding backend and one down.)
+#[tokio::test(start_paused = true)]
+async fn a_second_delete_during_a_re_share_keeps_the_first_ones_tombstone() {
+    let old_cfg = two_of_three();
+    let old = open(&old_cfg).await;
+    old.put(Record::new("r", "old value")).await.unwrap();
+    old.flush().await;
+    let new_cfg = Config { nodes: nodes(&["p", "q", "s"]), k: 2, prefix: "v2", mode: None };
+    let new = open_migrating(&new_cfg, &old).await;
+    stop_once_copying(&old, &new).await;
+    new.delete("r").await.unwrap();
+    assert_eq!(new.get("r").await.unwrap_err().code(), ErrorCode::RecordNotFound);
+    // Backend a hides the old store's objects of r; c is down.
+    let a = &old_cfg.nodes[0].mem;
+    let hidden: Vec<(String, bytes::Bytes)> =
+        a.snapshot().into_iter().filter(|(k, _)| k.starts_with("v1/r/")).collect();
+    assert!(!hidden.is_empty());
+    for (k, _) in &hidden {
+        a.raw_delete(k);
+    }
+    old_cfg.nodes[2].fail.set_down(true);
+    let second = new.delete("r").await.map(|_| ()).map_err(|e| e.code());
+    assert_eq!(second, Err(ErrorCode::BackendError));
+    for (k, v) in hidden {
+        a.raw_put(k, v);
+    }
+    old_cfg.nodes[2].fail.heal();
+    let read = new.get("r").await.map(|g| g.record.data).map_err(|e| e.code());
+    assert_eq!(
+        read,
+        Err(ErrorCode::RecordNotFound),
+        "deleted, then read back (second delete: {second:?})"
+    );
+}
+
 /// Found by the fault-schedule checker (docs/FAULTS.md, "Re-sharing"): a migrating client's
 /// delete of a record the new store does not hold looks the record up in the old store; when
 /// that lookup fails, the delete answered with the lookup's read error (`INSUFFICIENT_SHARES`,
