@@ -373,6 +373,27 @@ async fn deletes_of_records_only_the_old_store_holds_are_kept() {
     assert!(fresh.list().await.unwrap().ids.is_empty());
 }
 
+/// A store that has moved on (re-shared into another) looks empty but for its keyring and
+/// moved notice: a re-share into it is refused, since what it copied there would be read by
+/// no client (every one of them is told to reload) and lost.
+#[tokio::test(start_paused = true)]
+async fn nothing_is_re_shared_into_a_store_that_moved_on() {
+    let b_cfg = Config { nodes: nodes(&["b1", "b2", "b3"]), k: 2, prefix: "b", mode: None };
+    let b = open(&b_cfg).await;
+    b.put(Record::new("in-b", "b")).await.unwrap();
+    let c_cfg = Config { nodes: nodes(&["c1", "c2", "c3"]), k: 2, prefix: "c", mode: None };
+    let c = open_migrating(&c_cfg, &b).await;
+    b.reshare(&c, &DEFAULTS, |_| {}).await.unwrap();
+    let a_cfg = two_of_three();
+    let a = open(&a_cfg).await;
+    a.put(Record::new("in-a", "a")).await.unwrap();
+    // B's handle was opened before the move; a migrating client of it cannot be opened now.
+    let e = a.reshare(&b, &DEFAULTS, |_| {}).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidConfig, "{e}");
+    assert!(e.to_string().contains("has itself moved"), "{e}");
+    assert_eq!(data(&a, "in-a").await, Ok(b"a".to_vec()), "the old store is untouched");
+}
+
 /// A migrating client deletes a record, then deletes it again while the old store cannot be
 /// read for it (one old backend hides it, another is down). The second delete finds nothing
 /// here, and its second round trip removes the first one's tombstone: its own must then stay

@@ -144,7 +144,10 @@ impl VaultDb {
     /// `INVALID_CONFIG` if the two stores share a backend id with nested (or equal) prefixes,
     /// share their naming key, or `new` holds records of its own or the migration state of a
     /// re-share from another store, or if this handle has the re-share checks off
-    /// (`fence_check = None`: there would be no lease to wait out); the error of the first
+    /// (`fence_check = None`: there would be no lease to wait out), if this store is itself
+    /// still being filled by an unfinished re-share, if `new` has moved on to another
+    /// configuration, or if `options.lost` names a backend this store does not have; the
+    /// error of the first
     /// record that could not be copied (its progress is saved: run again); a backend error
     /// if fewer than N-K+1 backends of a store took a notice, or fewer than K answered.
     pub async fn reshare(
