@@ -38,7 +38,7 @@ const SHARED_ENV: [&str; 5] = [
     "VAULTDB_AUDIT_LOG",
 ];
 
-/// `vaultdb reshare --to NEW.toml [--remove-fence] [--checkpoint-every N]`.
+/// `vaultdb reshare --to NEW.toml [--lost ID]... [--remove-fence] [--checkpoint-every N]`.
 ///
 /// # Errors
 /// `INVALID_CONFIG` for configurations that cannot be re-shared into each other (see the
@@ -61,10 +61,13 @@ pub(super) async fn reshare(
     let new_cfg = Loaded::load(Some(&args.to))?;
     check_pair(&old_cfg, &new_cfg)?;
     let new_path = args.to.display().to_string();
-    let again = match explicit {
+    let mut again = match explicit {
         Some(p) => format!("vaultdb --config {} reshare --to {new_path}", p.display()),
         None => format!("vaultdb reshare --to {new_path}"),
     };
+    for id in &args.lost {
+        again.push_str(&format!(" --lost {id}"));
+    }
 
     // The old store must exist; the new one is created if it is not there yet.
     let old = Session::open(old_cfg).await?;
