@@ -406,6 +406,9 @@ async fn a_second_delete_during_a_re_share_keeps_the_first_ones_tombstone() {
     let old_cfg = two_of_three();
     let old = open(&old_cfg).await;
     old.put(Record::new("r", "old value")).await.unwrap();
+    // More records, as in the other tests that stop a copy: one record alone can be copied
+    // within a single poll, and the re-share would finish before it is stopped.
+    fill(&old, 20).await;
     old.flush().await;
     let new_cfg = Config { nodes: nodes(&["p", "q", "s"]), k: 2, prefix: "v2", mode: None };
     let new = open_migrating(&new_cfg, &old).await;
