@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use vaultdb_core::{CallPolicy, ErrorCode, MemoryBackend, Record, RecordMeta, VaultDb};
-use vaultdb_testkit::{CorruptingHandle, CountingHandle, Generator, MemoryStack};
+use vaultdb_testkit::{CorruptingHandle, CountingHandle, Generator, MemoryStack, Slow};
 
 const SEG: usize = 4096;
 
@@ -28,10 +28,17 @@ async fn put_generated(db: &VaultDb, id: &str, seed: u64, len: usize) -> Vec<u8>
 }
 
 async fn cluster(n: usize, k: usize) -> (Vec<Node>, VaultDb) {
-    cluster_with(n, k, true).await
+    cluster_with(n, k, true, None).await
 }
 
-async fn cluster_with(n: usize, k: usize, fast_reads: bool) -> (Vec<Node>, VaultDb) {
+/// A cluster; `slow` names a backend that answers every call 20 ms late, so that reads ask
+/// the others first (reads go to the fastest K backends, by measured latency).
+async fn cluster_with(
+    n: usize,
+    k: usize,
+    fast_reads: bool,
+    slow: Option<usize>,
+) -> (Vec<Node>, VaultDb) {
     let mut nodes = Vec::new();
     let mut b = VaultDb::builder()
         .threshold(k)
@@ -49,7 +56,11 @@ async fn cluster_with(n: usize, k: usize, fast_reads: bool) -> (Vec<Node>, Vault
     for i in 0..n {
         let MemoryStack { mem, count, corrupt, backend, .. } =
             MemoryStack::new(format!("b{i}"), format!("backend {i}"));
-        b = b.backend(backend);
+        b = if slow == Some(i) {
+            b.backend(Slow::new(backend, Duration::from_millis(20)))
+        } else {
+            b.backend(backend)
+        };
         nodes.push(Node { mem, count, corrupt });
     }
     (nodes, b.open().await.unwrap())
@@ -155,7 +166,7 @@ async fn put_segments_large_records_and_small_ones_stay_inline() {
 #[tokio::test]
 async fn range_reads_fetch_only_the_segments_they_need() {
     // Counted without the fast path's reads of marks (tests/fast_reads.rs counts those).
-    let (nodes, db) = cluster_with(3, 2, false).await;
+    let (nodes, db) = cluster_with(3, 2, false, None).await;
     let len = SEG * 8 + 100;
     let data = put_generated(&db, "r", 11, len).await;
     let l = len as u64;
@@ -211,7 +222,9 @@ fn corrupt_segment(nodes: &[Node], which: &[usize], index: u32) {
 
 #[tokio::test]
 async fn a_corrupted_segment_is_hmac_failed_naming_the_segment() {
-    let (nodes, db) = cluster(3, 2).await;
+    // b0 is slow, so every read asks b1 and b2 first and meets b1's bad share (with three
+    // equally fast backends a read may take b0 and b2 and never see it: CI run 24).
+    let (nodes, db) = cluster_with(3, 2, true, Some(0)).await;
     let len = SEG * 6;
     let data = put_generated(&db, "c", 5, len).await;
 
