@@ -43,6 +43,29 @@ struct RecordRef<'a> {
     metadata: &'a BTreeMap<String, String>,
 }
 
+/// A postcard output that appends to a `Vec` with `extend_from_slice` (one `memcpy` for the
+/// data), where `postcard::to_extend` pushes slices byte by byte through `Extend`: about
+/// 2.5x the time of a copy for a 1 MiB record (`perf`, 2026-12-06).
+struct AppendVec<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for AppendVec<'_> {
+    type Output = ();
+
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.0.push(byte);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
 /// The wire form, borrowing from the payload on decode.
 #[derive(Deserialize)]
 struct RecordWire<'a> {
@@ -101,10 +124,8 @@ impl Record {
             content_type: self.content_type.as_deref(),
             metadata: &self.metadata,
         };
-        let taken = std::mem::take(out);
-        *out = postcard::to_extend(&wire, taken)
-            .map_err(|e| VaultError::SplitFailed(format!("record serialization: {e}")))?;
-        Ok(())
+        postcard::serialize_with_flavor(&wire, AppendVec(out))
+            .map_err(|e| VaultError::SplitFailed(format!("record serialization: {e}")))
     }
 
     /// Decodes a serialized record; all bytes must be consumed, and the encoding must be

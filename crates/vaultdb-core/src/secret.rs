@@ -56,14 +56,20 @@ impl Binding {
     }
 
     fn mac(&self, mac_key: &[u8], payload: &[u8]) -> Hmac<Sha256> {
+        let mut mac = self.mac_before_payload(mac_key, payload.len());
+        mac.update(payload);
+        mac
+    }
+
+    /// The MAC over everything before a payload of `payload_len` bytes.
+    fn mac_before_payload(&self, mac_key: &[u8], payload_len: usize) -> Hmac<Sha256> {
         let mut mac =
             <Hmac<Sha256> as Mac>::new_from_slice(mac_key).expect("HMAC accepts any key length");
         mac.update(self.label());
         mac.update(&self.tag.0);
         mac.update(&self.version.to_bytes());
         mac.update(&[self.threshold.k() as u8, self.threshold.n() as u8]);
-        mac.update(&(payload.len() as u64).to_be_bytes());
-        mac.update(payload);
+        mac.update(&(payload_len as u64).to_be_bytes());
         mac
     }
 }
@@ -155,6 +161,56 @@ pub fn open<'a>(binding: &Binding, secret: &'a [u8]) -> Result<&'a [u8]> {
     Ok(payload)
 }
 
+/// [`open`] of a secret of `total` bytes that arrives as consecutive chunks, the first
+/// holding the whole header (a rebuild hands them over as it finishes them): the same checks
+/// in the same order, with the same errors. Returns the payload's length.
+///
+/// # Errors
+/// As [`open`]; also `HMAC_FAILED` if the chunks end before `total` bytes or the first is
+/// shorter than the header.
+pub fn open_chunks<'a>(
+    binding: &Binding,
+    total: usize,
+    mut chunks: impl Iterator<Item = &'a [u8]>,
+) -> Result<usize> {
+    let fail = VaultError::hmac_failed;
+    let first = chunks.next().unwrap_or_default();
+    if first.len() < SECRET_HEADER_LEN || total < first.len() {
+        return Err(fail("secret shorter than its header"));
+    }
+    let mut len = [0u8; 8];
+    len.copy_from_slice(&first[64..72]);
+    let Some(payload_len) =
+        usize::try_from(u64::from_be_bytes(len)).ok().filter(|&n| n <= total - SECRET_HEADER_LEN)
+    else {
+        return Err(fail("payload length field out of range"));
+    };
+    let payload = SECRET_HEADER_LEN..SECRET_HEADER_LEN + payload_len;
+    let mut mac = binding.mac_before_payload(&first[..32], payload_len);
+    let mut padding = 0u8;
+    let mut at = 0;
+    for chunk in std::iter::once(first).chain(chunks) {
+        let (from, to) = (at, at + chunk.len());
+        let (start, end) = (from.max(payload.start), to.min(payload.end));
+        if start < end {
+            mac.update(&chunk[start - from..end - from]);
+        }
+        let pad = from.max(payload.end);
+        if pad < to {
+            padding |= chunk[pad - from..].iter().fold(0u8, |acc, &b| acc | b);
+        }
+        at = to;
+    }
+    if at != total {
+        return Err(fail("secret shorter than its length"));
+    }
+    mac.verify_slice(&first[32..64]).map_err(|_| fail("HMAC-SHA256 tag mismatch"))?;
+    if padding != 0 {
+        return Err(fail("non-zero padding"));
+    }
+    Ok(payload_len)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,5 +272,42 @@ mod tests {
         assert!(open(&other, &s).is_err());
         assert!(open(&binding(), &s[..10]).is_err());
         assert!(open(&binding(), &[]).is_err());
+    }
+
+    /// What a check answered: the payload's length or the error's text.
+    fn verdict(r: Result<usize>) -> std::result::Result<usize, String> {
+        r.map_err(|e| {
+            assert_eq!(e.code(), crate::ErrorCode::HmacFailed);
+            e.to_string()
+        })
+    }
+
+    proptest::proptest! {
+        /// Checking a secret chunk by chunk answers what checking it whole answers, for
+        /// intact secrets and for ones with a flipped bit or a forged length field.
+        #[test]
+        fn chunked_open_answers_as_open_does(
+            n in 0usize..3000,
+            chunk in SECRET_HEADER_LEN..700,
+            flip in proptest::option::of(0usize..1 << 20),
+            length in proptest::option::of(0u64..4000),
+        ) {
+            let payload: Vec<u8> = (0..n).map(|i| (i * 31) as u8).collect();
+            let mut s = sealed(&payload).to_vec();
+            if let Some(bit) = flip {
+                let bit = bit % (s.len() * 8);
+                s[bit / 8] ^= 1 << (bit % 8);
+            }
+            if let Some(len) = length {
+                s[64..72].copy_from_slice(&len.to_be_bytes());
+            }
+            let whole = verdict(open(&binding(), &s).map(<[u8]>::len));
+            let chunked = verdict(open_chunks(&binding(), s.len(), s.chunks(chunk)));
+            proptest::prop_assert_eq!(&chunked, &whole);
+            // Chunks that stop short never pass.
+            let short = s.len() - chunk.min(s.len() - SECRET_HEADER_LEN).max(1);
+            let cut = open_chunks(&binding(), s.len(), s[..short].chunks(chunk));
+            proptest::prop_assert!(cut.is_err());
+        }
     }
 }

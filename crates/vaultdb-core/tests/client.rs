@@ -15,7 +15,7 @@ use vaultdb_core::{
 };
 use vaultdb_testkit::{
     CorruptingHandle, Counting, CountingHandle, Failing, FailingHandle, MemoryStack, Randomized,
-    StaleHandle, StaleMode,
+    Slow, StaleHandle, StaleMode,
 };
 
 /// One backend and the handles that steer its faults. Stack (outside in):
@@ -331,11 +331,15 @@ fn tamper_with_valid_crc(mem: &MemoryBackend) {
 #[tokio::test]
 async fn a_tampered_share_with_a_valid_crc_is_caught_by_the_mac_and_named() {
     for bad in 0..3 {
-        let (nodes, db) = cluster(3, 2, 3).await;
+        // b2 answers 20 ms late, so reads ask b0 and b1 first whatever a loaded machine does
+        // to the measured latencies of three memory backends.
+        let mut nodes: Vec<Node> = (0..3).map(node).collect();
+        nodes[2].backend = Arc::new(Slow::new(nodes[2].backend.clone(), Duration::from_millis(20)));
+        let db = builder(&nodes, 2).write_quorum(3).open().await.unwrap();
         db.put(rec("r", "the right data")).await.unwrap();
         tamper_with_valid_crc(&nodes[bad].mem);
-        // The bad backend answers first (all latencies equal: index order), or its share is
-        // checked against the polynomial rebuilt from the other two.
+        // The bad backend answers first (b0 or b1), or its share is checked against the
+        // polynomial rebuilt from the other two.
         let g = db.get("r").await.unwrap();
         assert_eq!(g.record.data, b"the right data");
         if bad < 2 {
@@ -353,6 +357,51 @@ async fn a_tampered_share_with_a_valid_crc_is_caught_by_the_mac_and_named() {
             assert_eq!(data_of(&db, "r").await.unwrap(), "the right data");
             nodes[third].fail.set_down(false);
         }
+    }
+}
+
+/// A large record is rebuilt chunk by chunk while a second thread checks its MAC: a flipped
+/// byte in the key, the tag, the length field, either side of a chunk boundary, the last
+/// payload byte or the padding, on two of three backends (so every pair holds one), fails
+/// the read with HMAC_FAILED; one bad share is read around, and named where it is read.
+#[tokio::test]
+async fn a_large_records_flipped_byte_anywhere_fails_the_mac() {
+    const LEN: usize = 300_000;
+    let data: Vec<u8> = (0..LEN).map(|i| (i * 31 % 251) as u8).collect();
+    let (nodes, db) = cluster(3, 2, 3).await;
+    db.put(Record::new("r", data.clone())).await.unwrap();
+    let pristine: Vec<_> = nodes.iter().map(|n| n.mem.snapshot()).collect();
+    let share_len = {
+        let (_, b) = pristine[0].iter().find(|(k, _)| k.contains("/r/")).unwrap();
+        b.len() - envelope::HEADER_LEN - envelope::TRAILER_LEN
+    };
+    // The secret's header is 72 bytes (key, tag, length); then the payload (the record's
+    // encoding, a few bytes of fields before the data), then zero padding.
+    let payload_end = 72 + LEN + 10;
+    assert!(share_len > payload_end + 100, "Padmé pads 300 kB: {share_len}");
+    let chunk = 64 << 10;
+    for at in
+        [0, 31, 32, 63, 64, 71, 72, chunk - 1, chunk, 2 * chunk + 5, payload_end - 8, share_len - 1]
+    {
+        for (bad, n) in nodes.iter().enumerate() {
+            for (key, bytes) in &pristine[bad] {
+                let mut b = bytes.to_vec();
+                if bad < 2 && key.contains("/r/") {
+                    b[envelope::HEADER_LEN + at] ^= 0x08;
+                    envelope::seal(&mut b);
+                }
+                n.mem.raw_put(key.clone(), b);
+            }
+        }
+        let e = db.get("r").await.unwrap_err();
+        assert_eq!(e.code(), ErrorCode::HmacFailed, "byte {at}: {e}");
+        // Only b1 bad: the read goes around it.
+        for (key, bytes) in &pristine[0] {
+            nodes[0].mem.raw_put(key.clone(), bytes.to_vec());
+        }
+        let g = db.get("r").await.unwrap();
+        assert!(g.record.data == data, "byte {at}");
+        assert!(g.bad_backends.is_empty() || g.bad_backends == ["b1"], "{:?}", g.bad_backends);
     }
 }
 

@@ -141,9 +141,11 @@ pub(super) fn table2(run: &Run<'_>, verdicts: &mut Vec<Verdict>) -> String {
          row's time (throughput as a share of HMAC-SHA256 alone), against the HMAC measured in \
          the *same suite*. \"x memcpy floor\" is the row's time over one 1 MiB source copied to \
          3 destinations (the least work that produces three 1 MiB shares). put and get are the \
-         whole client call over three `MemoryBackend`s, 2-of-3, W = 3: put includes cloning the \
-         record's data, listing, writing three shares and deleting the superseded version; get \
-         lists, fetches two shares, rebuilds and verifies.\n\n",
+         whole client call over three `MemoryBackend`s, 2-of-3, W = 3, the same id overwritten: \
+         put includes cloning the record's data (hot in cache, as from a caller that just made \
+         it), sealing, splitting and writing three shares and removing the superseded \
+         version; get fetches two shares (the fast path), rebuilds and verifies, the MAC check running \
+         on a second thread over the chunks already rebuilt.\n\n",
     );
     s.push_str(
         "| stage (suite) | time | GB/s | % of HMAC | x memcpy floor |\n|---|---:|---:|---:|---:|\n",

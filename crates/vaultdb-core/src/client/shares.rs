@@ -35,6 +35,11 @@ const DECODE_COST_US: u64 = 1000;
 /// Secrets at least this large compute their HMAC on a second thread while they are split.
 const PARALLEL_MAC_MIN: usize = 128 << 10;
 
+/// Bytes of a large secret rebuilt before its MAC check is handed them
+/// ([`Shares::rebuild_and_open`]): a multiple of the rebuild's cache step, small enough for
+/// the check to start early, large enough that handing chunks over costs nothing measurable.
+const OPEN_CHUNK: usize = 64 << 10;
+
 /// The largest keyring share object a read accepts (and a keyring this client writes may
 /// produce): the keyring holds a naming key, the threshold and the backend ids, a few hundred
 /// bytes for any sensible configuration.
@@ -441,23 +446,69 @@ impl Shares {
             if kinds.iter().any(|k| *k != Some(kind)) {
                 return true;
             }
-            let Ok(secret) = self.rebuild(kind, &pts) else {
-                return true;
-            };
             let binding = Binding {
                 kind,
                 tag: expect.tag,
                 version: expect.version,
                 threshold: self.threshold,
             };
-            if let Ok(payload) = secret::open(&binding, &secret) {
-                let payload = SECRET_HEADER_LEN..SECRET_HEADER_LEN + payload.len();
+            if let Ok((secret, len)) = self.rebuild_and_open(kind, &pts, &binding) {
+                let payload = SECRET_HEADER_LEN..SECRET_HEADER_LEN + len;
                 found = Some(Opened { kind, secret, payload, subset: pos });
                 return false;
             }
             true
         });
         found
+    }
+
+    /// Rebuilds the secret `pts` define and checks it ([`secret::open`]); returns it and its
+    /// payload's length.
+    ///
+    /// A large secret in the default mode is rebuilt [`OPEN_CHUNK`] bytes at a time while a
+    /// second thread checks its MAC over the chunks already rebuilt
+    /// ([`secret::open_chunks`]), so that a get costs about the HMAC pass rather than the
+    /// rebuild and then the HMAC pass.
+    ///
+    /// # Errors
+    /// As [`Xorida::rebuild`] and [`secret::open`].
+    fn rebuild_and_open(
+        &self,
+        kind: Kind,
+        pts: &[SharePoint<'_>],
+        binding: &Binding,
+    ) -> Result<(SecretVec, usize)> {
+        let len = pts.first().map_or(0, |p| p.y.len());
+        let sequential = || -> Result<(SecretVec, usize)> {
+            let secret = self.rebuild(kind, pts)?;
+            let payload_len = secret::open(binding, &secret)?.len();
+            Ok((secret, payload_len))
+        };
+        if self.is_compact(kind) || len < PARALLEL_MAC_MIN {
+            return sequential();
+        }
+        let mut secret = SecretVec::zeroed(len);
+        let out: &mut [u8] = &mut secret;
+        let (tx, rx) = std::sync::mpsc::channel::<&[u8]>();
+        let checked = std::thread::scope(move |scope| {
+            let worker = std::thread::Builder::new()
+                .spawn_scoped(scope, move || secret::open_chunks(binding, len, rx.into_iter()))
+                .ok()?;
+            let rebuilt = self.xorida.rebuild_chunked(self.threshold, pts, out, OPEN_CHUNK, |c| {
+                // A send fails only if the checker has already failed; it says why.
+                let _ = tx.send(c);
+            });
+            drop(tx);
+            let opened = worker.join().unwrap_or_else(|_| {
+                Err(VaultError::ReconstructFailed("HMAC thread panicked".into()))
+            });
+            Some(rebuilt.and(opened))
+        });
+        match checked {
+            Some(payload_len) => Ok((secret, payload_len?)),
+            // No second thread to be had: one after the other.
+            None => sequential(),
+        }
     }
 
     /// Checks every envelope of `good` outside the opened subset against the polynomial the
