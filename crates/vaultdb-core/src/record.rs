@@ -66,6 +66,51 @@ impl postcard::ser_flavors::Flavor for AppendVec<'_> {
     }
 }
 
+/// A postcard output that appends everything but one slice, the record's data, and notes
+/// where that slice would have gone.
+struct SkipData<'a, 'd> {
+    out: &'a mut Vec<u8>,
+    data: &'d [u8],
+    at: Option<usize>,
+}
+
+impl postcard::ser_flavors::Flavor for &mut SkipData<'_, '_> {
+    type Output = ();
+
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.out.push(byte);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        if self.at.is_none() && !bytes.is_empty() && std::ptr::eq(bytes, self.data) {
+            self.at = Some(self.out.len());
+        } else {
+            self.out.extend_from_slice(bytes);
+        }
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
+/// A serialized record in three parts ([`Record::encoded_parts`]).
+pub(crate) struct EncodedParts<'d> {
+    fields: Vec<u8>,
+    at: usize,
+    data: &'d [u8],
+}
+
+impl EncodedParts<'_> {
+    /// The parts, in order.
+    pub(crate) fn parts(&self) -> [&[u8]; 3] {
+        let (before, after) = self.fields.split_at(self.at);
+        [before, self.data, after]
+    }
+}
+
 /// The wire form, borrowing from the payload on decode.
 #[derive(Deserialize)]
 struct RecordWire<'a> {
@@ -126,6 +171,33 @@ impl Record {
         };
         postcard::serialize_with_flavor(&wire, AppendVec(out))
             .map_err(|e| VaultError::SplitFailed(format!("record serialization: {e}")))
+    }
+
+    /// The serialized record ([`Record::encode_into`]) in three parts, whose concatenation
+    /// it is: the fields before the data's bytes, the data itself (borrowed, not copied),
+    /// and the fields after. A put computes the record's MAC from these parts while it
+    /// copies them into the secret.
+    ///
+    /// # Errors
+    /// `SPLIT_FAILED` if serialization fails.
+    pub(crate) fn encoded_parts(&self) -> Result<EncodedParts<'_>> {
+        let wire = RecordRef {
+            id: &self.id,
+            data: &self.data,
+            content_type: self.content_type.as_deref(),
+            metadata: &self.metadata,
+        };
+        let mut fields = Vec::with_capacity(self.encoded_len_hint() - self.data.len());
+        let mut skip = SkipData { out: &mut fields, data: &self.data, at: None };
+        postcard::serialize_with_flavor(&wire, &mut skip)
+            .map_err(|e| VaultError::SplitFailed(format!("record serialization: {e}")))?;
+        // Where the data was left out; if it never came as one slice (or is empty), it was
+        // written into the fields like everything else.
+        let (at, data) = match skip.at {
+            Some(at) => (at, &self.data[..]),
+            None => (fields.len(), &[][..]),
+        };
+        Ok(EncodedParts { fields, at, data })
     }
 
     /// Decodes a serialized record; all bytes must be consumed, and the encoding must be
@@ -264,6 +336,31 @@ impl fmt::Debug for RecordMeta {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The three parts concatenate to what `encode_into` writes, the data borrowed (never
+    /// copied) whenever it is not empty.
+    #[test]
+    fn encoded_parts_concatenate_to_the_encoding() {
+        for (len, ct, meta) in
+            [(0usize, false, 0usize), (1, true, 0), (300, false, 3), (70_000, true, 2)]
+        {
+            let mut r = Record::new("an-id", (0..len).map(|i| i as u8).collect::<Vec<u8>>());
+            if ct {
+                r = r.with_content_type("text/plain");
+            }
+            for m in 0..meta {
+                r = r.with_metadata(format!("k{m}"), "v".repeat(m * 200));
+            }
+            let mut whole = Vec::new();
+            r.encode_into(&mut whole).unwrap();
+            let enc = r.encoded_parts().unwrap();
+            let parts = enc.parts();
+            assert_eq!(parts.concat(), whole, "{len} {ct} {meta}");
+            if len > 0 {
+                assert!(std::ptr::eq(parts[1], &r.data[..]), "the data is borrowed");
+            }
+        }
+    }
 
     #[test]
     fn round_trip() {

@@ -27,6 +27,7 @@ use crate::secret::{self, Binding, SECRET_HEADER_LEN};
 use crate::version::Version;
 use crate::wipe::SecretVec;
 use crate::xorida::{SharePoint, Threshold, Xorida};
+use zeroize::Zeroizing;
 
 /// What a read counts for decoding the erasure code, in compact mode (see
 /// [`Shares::read_cost_us`]).
@@ -180,29 +181,39 @@ impl Shares {
         secret.saturating_add((envelope::HEADER_LEN + envelope::TRAILER_LEN) as u64)
     }
 
-    /// Seals a secret around the payload `write_payload` appends, splits it and returns the
-    /// N sealed envelopes (share x = i + 1 at position i).
+    /// Seals a secret around the payload `parts` (concatenated), splits it and returns the N
+    /// sealed envelopes (share x = i + 1 at position i).
+    ///
+    /// The secret's MAC key is drawn first (the generator's next 32 bytes, then the split's
+    /// random bytes: the order docs/FORMAT.md fixes). For a large secret the MAC is then
+    /// computed on a second thread from the parts themselves, from the start, while this
+    /// thread copies them into the secret, splits it and checksums the shares; the tag is
+    /// added (XOR) into every share afterwards: splitting is linear, so this equals
+    /// splitting the tagged secret. The put then costs about the HMAC pass plus the serial
+    /// work after it.
     pub(crate) fn seal(
         &self,
         binding: &Binding,
-        size_hint: usize,
+        parts: &[&[u8]],
         rng: &mut dyn RandomSource,
-        write_payload: impl FnOnce(&mut Vec<u8>) -> Result<()>,
     ) -> Result<Vec<Vec<u8>>> {
+        let mut mac_key = Zeroizing::new([0u8; 32]);
+        rng.fill_bytes(&mut *mac_key);
+        let payload_len: usize = parts.iter().map(|p| p.len()).sum();
+        let secret_len = self.padding.padded_len(SECRET_HEADER_LEN.saturating_add(payload_len));
         if self.is_compact(binding.kind) {
-            return self.seal_compact(binding, size_hint, rng, write_payload);
+            return self.seal_compact(binding, &mac_key, parts, secret_len, rng);
         }
         let t = self.threshold;
-        let secret = secret::seal_untagged(self.padding, size_hint, rng, write_payload)?;
-        let secret_len = envelope_share_len(secret.len())?;
-        // Everything but the HMAC: allocate the N envelopes, split the untagged secret into
-        // them and checksum each share past the tag block as the split writes it (block by
-        // block, while it is in the cache), so only the header and the tag are checksummed
-        // afterwards.
+        let share_len = envelope_share_len(secret_len)?;
+        // Everything but the HMAC: build the untagged secret, allocate the N envelopes, split
+        // the secret into them and checksum each share past the tag block as the split
+        // writes it (block by block, while it is in the cache), so only the header and the
+        // tag are checksummed afterwards. The secret is wiped as it is dropped, here.
         let tail_from = secret::TAG_RANGE.end;
         let split_all = |rng: &mut dyn RandomSource| -> (Vec<Vec<u8>>, Vec<envelope::Crc32c>) {
-            // On this thread, while the HMAC runs on the other.
-            let mut bufs = self.new_envelopes(binding, secret_len);
+            let secret = secret::untagged_from_parts(self.padding, &mac_key, parts);
+            let mut bufs = self.new_envelopes(binding, share_len);
             let mut tails = vec![envelope::Crc32c::new(); t.n()];
             let mut outs: Vec<&mut [u8]> =
                 bufs.iter_mut().map(|b| envelope::share_mut(b)).collect();
@@ -217,26 +228,21 @@ impl Shares {
             self.xorida.split_into_observed(t, &secret, rng, &mut outs, &mut observe);
             (bufs, tails)
         };
-        // For large secrets the HMAC runs on a second thread, started first, while this one
-        // does all of the above: the put then costs about the HMAC pass plus the serial work
-        // before and after it. The untagged secret is split and the tag is added to every
-        // share afterwards: splitting is linear, so this equals splitting the tagged secret.
-        let ((mut bufs, tails), mac) = if secret.len() >= PARALLEL_MAC_MIN {
+        let tag = || secret::tag_of_parts(binding, &mac_key, parts);
+        let ((mut bufs, tails), mac) = if secret_len >= PARALLEL_MAC_MIN {
             std::thread::scope(|scope| {
-                let secret = &secret;
-                let worker = std::thread::Builder::new()
-                    .spawn_scoped(scope, || secret::tag_of(binding, secret));
+                let worker = std::thread::Builder::new().spawn_scoped(scope, tag);
                 let split = split_all(rng);
                 let mac = match worker {
                     Ok(h) => {
                         h.join().map_err(|_| VaultError::SplitFailed("HMAC thread panicked".into()))
                     }
-                    Err(_) => Ok(secret::tag_of(binding, secret)),
+                    Err(_) => Ok(tag()),
                 };
                 mac.map(|mac| (split, mac))
             })?
         } else {
-            (split_all(rng), secret::tag_of(binding, &secret))
+            (split_all(rng), tag())
         };
         for (buf, tail) in bufs.iter_mut().zip(tails) {
             let share = envelope::share_mut(buf);
@@ -269,29 +275,32 @@ impl Shares {
             .collect()
     }
 
-    /// [`Shares::seal`] in compact mode (docs/FORMAT.md section 16). The untagged secret is
-    /// encrypted into the envelopes and the MAC XOR-ed into the ciphertext afterwards
-    /// (counter mode: the untagged secret's tag block is zero, so its ciphertext is the
-    /// keystream). For large secrets the MAC is computed on a second thread while this one
-    /// encrypts, disperses and checksums, and is added to the dispersed shares through the
-    /// code's linearity ([`Compact::add_to_first_chunk`]).
+    /// [`Shares::seal`] in compact mode (docs/FORMAT.md section 16), the MAC key drawn. The
+    /// untagged secret is encrypted into the envelopes and the MAC XOR-ed into the
+    /// ciphertext afterwards (counter mode: the untagged secret's tag block is zero, so its
+    /// ciphertext is the keystream). For large secrets the MAC is computed from the parts on
+    /// a second thread while this one builds the secret, encrypts, disperses and checksums,
+    /// and is added to the dispersed shares through the code's linearity
+    /// ([`Compact::add_to_first_chunk`]).
     fn seal_compact(
         &self,
         binding: &Binding,
-        size_hint: usize,
+        mac_key: &[u8; 32],
+        parts: &[&[u8]],
+        secret_len: usize,
         rng: &mut dyn RandomSource,
-        write_payload: impl FnOnce(&mut Vec<u8>) -> Result<()>,
     ) -> Result<Vec<Vec<u8>>> {
         let t = self.threshold;
-        let secret = secret::seal_untagged(self.padding, size_hint, rng, write_payload)?;
-        let share_len = compact::share_len(t, secret.len());
+        let share_len = compact::share_len(t, secret_len);
         let mut bufs = self.new_envelopes(binding, envelope_share_len(share_len)?);
         let compact = self.compact;
-        if secret.len() < PARALLEL_MAC_MIN {
+        let tag = || secret::tag_of_parts(binding, mac_key, parts);
+        if secret_len < PARALLEL_MAC_MIN {
+            let secret = secret::untagged_from_parts(self.padding, mac_key, parts);
             let mut outs: Vec<&mut [u8]> =
                 bufs.iter_mut().map(|b| envelope::share_mut(b)).collect();
             compact.encrypt_into(t, &secret, rng, &mut outs);
-            let mac = secret::tag_of(binding, &secret);
+            let mac = tag();
             let shard = share_len - compact::KEY_LEN;
             for (p, m) in secret::TAG_RANGE.zip(mac) {
                 outs[p / shard][compact::KEY_LEN + p % shard] ^= m;
@@ -306,19 +315,19 @@ impl Shares {
         // finished from there.
         let tail_from = compact::KEY_LEN + compact::CHUNK;
         let (tails, mac) = std::thread::scope(|scope| {
-            let secret = &secret;
-            let worker =
-                std::thread::Builder::new().spawn_scoped(scope, || secret::tag_of(binding, secret));
+            let worker = std::thread::Builder::new().spawn_scoped(scope, tag);
+            let secret = secret::untagged_from_parts(self.padding, mac_key, parts);
             let mut outs: Vec<&mut [u8]> =
                 bufs.iter_mut().map(|b| envelope::share_mut(b)).collect();
-            compact.encrypt_into(t, secret, rng, &mut outs);
+            compact.encrypt_into(t, &secret, rng, &mut outs);
+            drop(secret);
             compact.disperse(t, &mut outs)?;
             let tails: Vec<u32> = outs.iter().map(|o| envelope::crc32c(&o[tail_from..])).collect();
             let mac = match worker {
                 Ok(h) => {
                     h.join().map_err(|_| VaultError::SplitFailed("HMAC thread panicked".into()))?
                 }
-                Err(_) => secret::tag_of(binding, secret),
+                Err(_) => tag(),
             };
             Ok::<_, VaultError>((tails, mac))
         })?;
@@ -688,6 +697,34 @@ mod tests {
         }
     }
 
+    /// The shares of a seal are, byte for byte, the tagged secret (`secret::seal`) split
+    /// with the same generator: drawing the MAC key first, computing the MAC from the parts
+    /// (on a second thread for the large secret) and adding it afterwards change nothing.
+    #[test]
+    fn sealed_shares_are_the_tagged_secret_split() {
+        let t = Threshold::new(3, 5).unwrap();
+        let shares = Shares::new(t, Padding::Padme);
+        let tag = NamingKey::from_bytes([1; 32]).tag("r");
+        let binding =
+            Binding { kind: Kind::Record, tag, version: Version::from_parts(7, 9), threshold: t };
+        for len in [5usize, 200_000] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+            let (a, b) = data.split_at(len / 3);
+            let sealed = shares.seal(&binding, &[a, b], &mut CsRng::from_seed([9; 32])).unwrap();
+            let mut rng = CsRng::from_seed([9; 32]);
+            let secret = secret::seal(&binding, Padding::Padme, len, &mut rng, |buf| {
+                buf.extend_from_slice(&data);
+                Ok(())
+            })
+            .unwrap();
+            let want =
+                Xorida::with_kernel(crate::gf256::Kernel::portable()).split(t, &secret, &mut rng);
+            for (env, want) in sealed.iter().zip(&want) {
+                assert!(share_of(env) == &want[..], "{len}");
+            }
+        }
+    }
+
     fn open_confirm_derive(mode: Mode, len: usize) {
         let t = Threshold::new(2, 4).unwrap();
         let shares = Shares::new(t, Padding::Padme).with_mode(mode);
@@ -696,12 +733,7 @@ mod tests {
         let tag = NamingKey::from_bytes([1; 32]).tag("r");
         let version = Version::from_parts(7, 9);
         let binding = Binding { kind: Kind::Record, tag, version, threshold: t };
-        let sealed = shares
-            .seal(&binding, len, &mut rng, |buf| {
-                buf.extend_from_slice(&data);
-                Ok(())
-            })
-            .unwrap();
+        let sealed = shares.seal(&binding, &[&data], &mut rng).unwrap();
         let secret_len = Padding::Padme.padded_len(SECRET_HEADER_LEN + len);
         let want_len = match mode {
             Mode::Shamir => secret_len,
@@ -764,12 +796,8 @@ mod tests {
             let shares = Shares::new(t, padding).with_mode(mode);
             for data_len in [0u64, 1, 1000, 70_000] {
                 let payload = data_len as usize + crate::manifest::SEGMENT_HEADER_LEN;
-                let sealed = shares
-                    .seal(&binding(Kind::Segment), payload, &mut rng, |buf| {
-                        buf.resize(buf.len() + payload, 7);
-                        Ok(())
-                    })
-                    .unwrap();
+                let sealed =
+                    shares.seal(&binding(Kind::Segment), &[&vec![7; payload]], &mut rng).unwrap();
                 let bound = shares.max_share_len(Kind::Segment, data_len);
                 assert!(sealed[0].len() as u64 <= bound, "{padding:?} {data_len}");
                 if padding == Padding::None {

@@ -29,7 +29,7 @@ use crate::backend::{Key, PutMode};
 use crate::bufpool;
 use crate::envelope::Kind;
 use crate::error::{BackendOutcome, OutcomeStatus, Result, VaultError};
-use crate::manifest::{Manifest, SEGMENT_HEADER_LEN, segment_header};
+use crate::manifest::{Manifest, segment_header};
 use crate::naming::{NameTag, validate_id};
 use crate::record::{Record, RecordMeta};
 use crate::secret::Binding;
@@ -73,21 +73,21 @@ impl DeleteResult {
 }
 
 impl Inner {
-    /// Splits a head secret (a record or a manifest) of a new version and names its N
-    /// objects, each key carrying that backend's share of the padded id.
+    /// Splits a head secret (a record or a manifest) of a new version, its payload `parts`
+    /// concatenated, and names its N objects, each key carrying that backend's share of the
+    /// padded id.
     fn encode_head(
         &self,
         kind: Kind,
         id: &str,
         tag: NameTag,
         version: Version,
-        size_hint: usize,
-        write_payload: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+        parts: &[&[u8]],
     ) -> Result<Vec<(Key, Bytes)>> {
         let binding = Binding { kind, tag, version, threshold: self.threshold() };
         let keyspace = self.fanout.keyspace();
         self.with_rng(|rng| {
-            let bufs = self.shares().seal(&binding, size_hint, rng, write_payload)?;
+            let bufs = self.shares().seal(&binding, parts, rng)?;
             let id_shares = self.shares().split_id(id, rng)?;
             Ok(bufs
                 .into_iter()
@@ -107,14 +107,8 @@ impl Inner {
         version: Option<Version>,
     ) -> Result<(Version, Vec<(Key, Bytes)>)> {
         let version = version.unwrap_or_else(|| self.with_rng(|rng| self.clock.next_version(rng)));
-        let objects = self.encode_head(
-            Kind::Record,
-            &record.id,
-            tag,
-            version,
-            record.encoded_len_hint(),
-            |buf| record.encode_into(buf),
-        )?;
+        let encoded = record.encoded_parts()?;
+        let objects = self.encode_head(Kind::Record, &record.id, tag, version, &encoded.parts())?;
         Ok((version, objects))
     }
 
@@ -426,11 +420,7 @@ impl VaultDb {
                 break;
             }
             let envelopes = inner.with_rng(|rng| {
-                inner.shares().seal(&binding, SEGMENT_HEADER_LEN + want, rng, |buf| {
-                    buf.extend_from_slice(&segment_header(index, count));
-                    buf.extend_from_slice(&chunk);
-                    Ok(())
-                })
+                inner.shares().seal(&binding, &[&segment_header(index, count), &chunk], rng)
             });
             drop(chunk);
             let envelopes = match envelopes {
@@ -486,13 +476,9 @@ impl VaultDb {
             return Err(err);
         }
         // Every segment is on at least W backends: now the manifest, where they all are.
-        let mut hint = 0;
-        let head = inner.encode_head(Kind::Manifest, &manifest.id, tag, version, 256, |buf| {
-            let start = buf.len();
-            manifest.encode_into(buf)?;
-            hint = buf.len() - start;
-            Ok(())
-        })?;
+        let mut encoded = Vec::with_capacity(256);
+        manifest.encode_into(&mut encoded)?;
+        let head = inner.encode_head(Kind::Manifest, &manifest.id, tag, version, &[&encoded])?;
         let skip: Vec<bool> = failed.iter().map(Option::is_some).collect();
         let mark = inner.new_mark(tag, MarkKind::Data, version);
         let results = inner.fanout.write_all(head, &skip, Some(&mark), inner.write_quorum).await;
