@@ -11,7 +11,9 @@
 //! and rebuilds record ids from the id shares in object names. The fan-out layer above
 //! fetches the bytes and reports what this layer finds.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
+use std::sync::{Mutex, PoisonError};
 
 use bytes::Bytes;
 
@@ -33,7 +35,8 @@ use zeroize::Zeroizing;
 /// [`Shares::read_cost_us`]).
 const DECODE_COST_US: u64 = 1000;
 
-/// Secrets at least this large compute their HMAC on a second thread while they are split.
+/// Secrets at least this large are split on a second thread while this one computes their
+/// HMAC (and rebuilt on two while this one checks it).
 const PARALLEL_MAC_MIN: usize = 128 << 10;
 
 /// Bytes of a large secret rebuilt before its MAC check is handed them
@@ -230,16 +233,21 @@ impl Shares {
         };
         let tag = || secret::tag_of_parts(binding, &mac_key, parts);
         let ((mut bufs, tails), mac) = if secret_len >= PARALLEL_MAC_MIN {
+            // The HMAC, the longer task, on this thread at once; the split on a second one,
+            // which may take 0.1-0.3 ms to start (an idle core of the VMs measured wakes that
+            // slowly) but has about half as much to do.
+            let rng = Mutex::new(rng);
+            let split = || split_all(*rng.lock().unwrap_or_else(PoisonError::into_inner));
             std::thread::scope(|scope| {
-                let worker = std::thread::Builder::new().spawn_scoped(scope, tag);
-                let split = split_all(rng);
-                let mac = match worker {
-                    Ok(h) => {
-                        h.join().map_err(|_| VaultError::SplitFailed("HMAC thread panicked".into()))
-                    }
-                    Err(_) => Ok(tag()),
+                let worker = std::thread::Builder::new().spawn_scoped(scope, split);
+                let mac = tag();
+                let split = match worker {
+                    Ok(h) => h
+                        .join()
+                        .map_err(|_| VaultError::SplitFailed("split thread panicked".into()))?,
+                    Err(_) => split(),
                 };
-                mac.map(|mac| (split, mac))
+                Ok::<_, VaultError>((split, mac))
             })?
         } else {
             (split_all(rng), tag())
@@ -474,10 +482,13 @@ impl Shares {
     /// Rebuilds the secret `pts` define and checks it ([`secret::open`]); returns it and its
     /// payload's length.
     ///
-    /// A large secret in the default mode is rebuilt [`OPEN_CHUNK`] bytes at a time while a
-    /// second thread checks its MAC over the chunks already rebuilt
-    /// ([`secret::open_chunks`]), so that a get costs about the HMAC pass rather than the
-    /// rebuild and then the HMAC pass.
+    /// A large secret in the default mode is rebuilt in [`OPEN_CHUNK`]-byte chunks, claimed
+    /// in order by this thread and a second one, while this thread checks the MAC over the
+    /// chunks done, in order ([`secret::open_chunks`]), rebuilding a chunk itself whenever
+    /// the next one is not ready. The MAC check, the longer task, so starts at once: a
+    /// second thread takes 0.1-0.3 ms to start running on the idle two-core VMs measured
+    /// (docs/PERFORMANCE.md), longer than the whole rebuild of a megabyte. A get then costs
+    /// about the HMAC pass rather than the rebuild and then the HMAC pass.
     ///
     /// # Errors
     /// As [`Xorida::rebuild`] and [`secret::open`].
@@ -488,36 +499,56 @@ impl Shares {
         binding: &Binding,
     ) -> Result<(SecretVec, usize)> {
         let len = pts.first().map_or(0, |p| p.y.len());
-        let sequential = || -> Result<(SecretVec, usize)> {
+        if self.is_compact(kind) || len < PARALLEL_MAC_MIN {
             let secret = self.rebuild(kind, pts)?;
             let payload_len = secret::open(binding, &secret)?.len();
-            Ok((secret, payload_len))
-        };
-        if self.is_compact(kind) || len < PARALLEL_MAC_MIN {
-            return sequential();
+            return Ok((secret, payload_len));
         }
+        let t = self.threshold;
         let mut secret = SecretVec::zeroed(len);
-        let out: &mut [u8] = &mut secret;
-        let (tx, rx) = std::sync::mpsc::channel::<&[u8]>();
-        let checked = std::thread::scope(move |scope| {
-            let worker = std::thread::Builder::new()
-                .spawn_scoped(scope, move || secret::open_chunks(binding, len, rx.into_iter()))
-                .ok()?;
-            let rebuilt = self.xorida.rebuild_chunked(self.threshold, pts, out, OPEN_CHUNK, |c| {
-                // A send fails only if the checker has already failed; it says why.
-                let _ = tx.send(c);
+        // Chunks are claimed in order, by whichever thread is free.
+        let chunks = Mutex::new(secret.chunks_mut(OPEN_CHUNK).enumerate());
+        let claim = || chunks.lock().unwrap_or_else(PoisonError::into_inner).next();
+        let rebuild = |chunk| rebuild_chunk(&self.xorida, t, pts, chunk);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let payload_len = std::thread::scope(|scope| {
+            // If no thread can be had, this one rebuilds every chunk.
+            let _helper = std::thread::Builder::new().spawn_scoped(scope, move || {
+                while let Some(chunk) = claim() {
+                    if tx.send(rebuild(chunk)).is_err() {
+                        break;
+                    }
+                }
             });
-            drop(tx);
-            let opened = worker.join().unwrap_or_else(|_| {
-                Err(VaultError::ReconstructFailed("HMAC thread panicked".into()))
+            // The chunks done, by index, until their turn comes.
+            let mut done: BTreeMap<usize, &[u8]> = BTreeMap::new();
+            let mut next = 0;
+            let in_order = std::iter::from_fn(|| {
+                loop {
+                    if let Some(chunk) = done.remove(&next) {
+                        next += 1;
+                        return Some(chunk);
+                    }
+                    let got = match rx.try_recv() {
+                        Ok(got) => got,
+                        // Nothing ready: rebuild the next unclaimed chunk here, or, with all
+                        // claimed, wait for the other thread.
+                        Err(_) => match claim() {
+                            Some(chunk) => rebuild(chunk),
+                            None => rx.recv().ok()?,
+                        },
+                    };
+                    // A chunk that cannot be rebuilt ends the secret short: the check fails.
+                    let (n, chunk) = got.ok()?;
+                    done.insert(n, chunk);
+                }
             });
-            Some(rebuilt.and(opened))
-        });
-        match checked {
-            Some(payload_len) => Ok((secret, payload_len?)),
-            // No second thread to be had: one after the other.
-            None => sequential(),
-        }
+            let checked = secret::open_chunks(binding, len, in_order);
+            // The other thread stops at its next send, if the check ended early.
+            drop(rx);
+            checked
+        })?;
+        Ok((secret, payload_len))
     }
 
     /// Checks every envelope of `good` outside the opened subset against the polynomial the
@@ -617,6 +648,18 @@ impl Shares {
         });
         found
     }
+}
+
+/// Chunk `n` (of [`OPEN_CHUNK`] bytes) of the secret `pts` define, rebuilt into `out`.
+fn rebuild_chunk<'o>(
+    xorida: &Xorida,
+    t: Threshold,
+    pts: &[SharePoint<'_>],
+    (n, out): (usize, &'o mut [u8]),
+) -> Result<(usize, &'o [u8])> {
+    let from = n * OPEN_CHUNK;
+    xorida.rebuild_range(t, pts, from..from + out.len(), out)?;
+    Ok((n, out))
 }
 
 /// Calls `f` with every k-subset of 0..n (as sorted positions) until it returns false.
