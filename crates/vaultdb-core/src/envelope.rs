@@ -284,10 +284,39 @@ pub struct Envelope<'a> {
 /// # Errors
 /// A [`DecodeError`] for anything but a well-formed envelope with a matching CRC.
 pub fn decode(bytes: &[u8]) -> Result<Envelope<'_>, DecodeError> {
+    let env = decode_unchecked(bytes)?;
+    verify_checksum(bytes)?;
+    Ok(env)
+}
+
+/// Checks an envelope's CRC (its last four bytes, over all the others).
+///
+/// # Errors
+/// [`DecodeError::Truncated`] if it is shorter than a trailer, [`DecodeError::Checksum`] if
+/// the CRC does not match.
+pub fn verify_checksum(bytes: &[u8]) -> Result<(), DecodeError> {
     let Some(body_len) = bytes.len().checked_sub(TRAILER_LEN) else {
         return Err(DecodeError::Truncated);
     };
     let (body, crc) = bytes.split_at(body_len);
+    let mut want = [0u8; 4];
+    want.copy_from_slice(crc);
+    if crc32c(body) != u32::from_be_bytes(want) {
+        return Err(DecodeError::Checksum);
+    }
+    Ok(())
+}
+
+/// [`decode`] without the CRC check, for a reader that checks it later
+/// ([`verify_checksum`]) and uses nothing of the envelope before.
+///
+/// # Errors
+/// A [`DecodeError`] for anything but a well-formed envelope (its CRC not looked at).
+pub fn decode_unchecked(bytes: &[u8]) -> Result<Envelope<'_>, DecodeError> {
+    let Some(body_len) = bytes.len().checked_sub(TRAILER_LEN) else {
+        return Err(DecodeError::Truncated);
+    };
+    let body = &bytes[..body_len];
     let Some((head, share)) = body.split_at_checked(HEADER_LEN) else {
         return Err(DecodeError::Truncated);
     };
@@ -315,11 +344,6 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope<'_>, DecodeError> {
     let secret_len = u32::from_be_bytes(len);
     if secret_len as usize != share.len() {
         return Err(DecodeError::Length);
-    }
-    let mut want = [0u8; 4];
-    want.copy_from_slice(crc);
-    if crc32c(body) != u32::from_be_bytes(want) {
-        return Err(DecodeError::Checksum);
     }
     Ok(Envelope {
         header: Header {

@@ -405,6 +405,40 @@ async fn a_large_records_flipped_byte_anywhere_fails_the_mac() {
     }
 }
 
+/// A large record's CRCs are checked beside its rebuild, not on arrival: an envelope whose
+/// CRC fails, whether a share byte rotted (the MAC would fail too) or only its trailer (the
+/// MAC would pass), is still never used, and its backend is named with the checksum reason.
+#[tokio::test]
+async fn a_large_records_bad_checksum_is_named_and_never_used() {
+    const LEN: usize = 300_000;
+    let data: Vec<u8> = (0..LEN).map(|i| (i * 17 % 251) as u8).collect();
+    let mut nodes: Vec<Node> = (0..3).map(node).collect();
+    // b2 answers 20 ms late: reads take b0 and b1 first.
+    nodes[2].backend = Arc::new(Slow::new(nodes[2].backend.clone(), Duration::from_millis(20)));
+    let db = builder(&nodes, 2).write_quorum(3).open().await.unwrap();
+    db.put(Record::new("r", data.clone())).await.unwrap();
+    let pristine = nodes[0].mem.snapshot();
+    for (what, from_end) in [("a share byte", 100usize), ("the CRC trailer", 1)] {
+        for (key, bytes) in &pristine {
+            let mut b = bytes.to_vec();
+            if key.contains("/r/") {
+                let at = b.len() - from_end;
+                b[at] ^= 0x10;
+            }
+            nodes[0].mem.raw_put(key.clone(), b);
+        }
+        let g = db.get("r").await.unwrap();
+        assert!(g.record.data == data, "{what}");
+        assert_eq!(g.bad_backends, ["b0"], "{what}");
+        let b0 = g.outcomes.iter().find(|o| o.backend == "b0").unwrap();
+        assert!(
+            matches!(&b0.status, OutcomeStatus::Corrupt { reason } if reason.contains("checksum")),
+            "{what}: {:?}",
+            b0.status
+        );
+    }
+}
+
 #[tokio::test]
 async fn exactly_k_reachable_with_one_corrupt_is_hmac_failed_never_wrong_data() {
     for (bad, down) in [(0, 2), (1, 0), (2, 1)] {

@@ -888,6 +888,8 @@ impl Fanout {
         let mut queue: VecDeque<(usize, Source)> =
             order.into_iter().filter_map(|i| by_idx.remove(&i).map(|s| (i, s))).collect();
         let mut good: Vec<(usize, Bytes)> = Vec::new();
+        // Positions in `good` whose CRC is still to be checked (by the first `open`).
+        let mut unchecked: Vec<usize> = Vec::new();
         let mut inflight = FuturesUnordered::new();
         // When each backend's fetch started, until it answers (for abandoned fetches).
         let mut pending: Vec<Option<Instant>> = vec![None; self.n()];
@@ -940,7 +942,8 @@ impl Fanout {
                 break;
             };
             pending[idx] = None;
-            let ok = self.absorb(idx, res, elapsed, &expect, &mut status, &mut good);
+            let defer = (!want_all).then_some(&mut unchecked);
+            let ok = self.absorb(idx, res, elapsed, &expect, &mut status, &mut good, defer);
             if !ok
                 && !want_all
                 && let Some((i, s)) = queue.pop_front()
@@ -949,9 +952,20 @@ impl Fanout {
                 inflight.push(fetch(i, s));
             }
         }
-        if good.len() >= k
-            && let Some(opened) = self.shares.open(&expect, &good, 1)
-        {
+        // The first K (their CRCs checked beside the rebuild where that is deferred), or, if
+        // too few arrived good, just the deferred CRCs: after this every share in `good` has
+        // passed its CRC, and those that failed are named as they would have been on arrival.
+        let (opened, bad_sums) = if good.len() >= k {
+            self.shares.open(&expect, &good, 1, &unchecked)
+        } else {
+            self.shares.open(&expect, &good, 0, &unchecked)
+        };
+        for (p, reason) in bad_sums.into_iter().rev() {
+            let (idx, _) = good.remove(p);
+            self.note_bad(idx, &reason);
+            status[idx] = Some(OutcomeStatus::Corrupt { reason });
+        }
+        if let Some(opened) = opened {
             // Hedged fetches still in flight are not needed: dropping cancels them. Their
             // backends were slower than the time waited, which is what their latency learns.
             drop(inflight);
@@ -968,7 +982,7 @@ impl Fanout {
             inflight.push(fetch(i, s));
         }
         while let Some((idx, res, elapsed)) = inflight.next().await {
-            self.absorb(idx, res, elapsed, &expect, &mut status, &mut good);
+            self.absorb(idx, res, elapsed, &expect, &mut status, &mut good, None);
         }
         let outcomes = |status: &[Option<OutcomeStatus>]| -> Vec<BackendOutcome> {
             status
@@ -997,7 +1011,7 @@ impl Fanout {
                 outcomes: outcomes(&status),
             });
         }
-        match self.shares.open(&expect, &good, MAX_SUBSETS) {
+        match self.shares.open(&expect, &good, MAX_SUBSETS, &[]).0 {
             Some(opened) => self.finish(opened, good, status),
             None => {
                 tracing::warn!(tag = %expect.tag, "no {k} shares verify: possible tampering");
@@ -1013,7 +1027,10 @@ impl Fanout {
         }
     }
 
-    /// Files one fetch result; true if it yielded a good share.
+    /// Files one fetch result; true if it yielded a good share. With `defer`, a large
+    /// envelope's CRC is left to [`Shares::open`] ([`Shares::defers_checksum`]) and its
+    /// position in `good` noted there.
+    #[allow(clippy::too_many_arguments)]
     fn absorb(
         &self,
         idx: usize,
@@ -1022,12 +1039,21 @@ impl Fanout {
         expect: &Expect,
         status: &mut [Option<OutcomeStatus>],
         good: &mut Vec<(usize, Bytes)>,
+        defer: Option<&mut Vec<usize>>,
     ) -> bool {
         match res {
             Ok(Fetched::Bytes(bytes)) => {
                 self.latency[idx].record(elapsed);
-                match self.shares.check(idx, &bytes, expect) {
+                let defer = defer.filter(|_| self.shares.defers_checksum(bytes.len()));
+                let checked = match defer {
+                    Some(_) => self.shares.check_header(idx, &bytes, expect),
+                    None => self.shares.check(idx, &bytes, expect),
+                };
+                match checked {
                     Ok(()) => {
+                        if let Some(unchecked) = defer {
+                            unchecked.push(good.len());
+                        }
                         status[idx] = Some(OutcomeStatus::Ok);
                         good.push((idx, bytes));
                         true

@@ -397,7 +397,26 @@ impl Shares {
     /// Checks an envelope fetched from backend `idx` against what the read expects; the
     /// error says which check failed.
     pub(crate) fn check(&self, idx: usize, bytes: &[u8], expect: &Expect) -> Result<(), String> {
-        let env = envelope::decode(bytes).map_err(|e| e.to_string())?;
+        self.check_header(idx, bytes, expect)?;
+        envelope::verify_checksum(bytes).map_err(|e| e.to_string())
+    }
+
+    /// True if a read may check the CRC of an envelope of `len` bytes while it rebuilds and
+    /// verifies ([`Shares::open`] with it unchecked) instead of when it arrives: a large
+    /// envelope in the default mode, whose CRC then runs on the second thread of
+    /// [`Shares::rebuild_and_open`] beside the MAC check.
+    pub(crate) fn defers_checksum(&self, len: usize) -> bool {
+        self.mode == Mode::Shamir && len >= PARALLEL_MAC_MIN
+    }
+
+    /// [`Shares::check`] but for the CRC (see [`Shares::defers_checksum`]).
+    pub(crate) fn check_header(
+        &self,
+        idx: usize,
+        bytes: &[u8],
+        expect: &Expect,
+    ) -> Result<(), String> {
+        let env = envelope::decode_unchecked(bytes).map_err(|e| e.to_string())?;
         let h = env.header;
         // A record read accepts either an inline record or a segmented record's manifest;
         // the MAC binds the kind, so a backend cannot turn one into the other.
@@ -420,16 +439,24 @@ impl Shares {
     }
 
     /// Tries K-subsets of `good` (backend index, envelope; each accepted by
-    /// [`Shares::check`]), at most `limit` of them, and returns the first whose rebuilt
-    /// secret verifies.
+    /// [`Shares::check`], or, at the positions `unchecked`, by [`Shares::check_header`]), at
+    /// most `limit` of them, and returns the first whose rebuilt secret verifies.
+    ///
+    /// The CRCs of the `unchecked` envelopes are checked once, beside the first subset's
+    /// rebuild where it runs on two threads; the positions whose CRC fails come back with
+    /// the reason, and then no secret does (even one that verified: such an envelope is
+    /// not used, as if it had failed on arrival).
     pub(crate) fn open(
         &self,
         expect: &Expect,
         good: &[(usize, Bytes)],
         limit: usize,
-    ) -> Option<Opened> {
+        unchecked: &[usize],
+    ) -> (Option<Opened>, Vec<(usize, String)>) {
         let mut tried = 0;
         let mut found = None;
+        let mut checksums: Option<Vec<Result<(), String>>> = None;
+        let to_check: Vec<&[u8]> = unchecked.iter().map(|&p| &good[p].1[..]).collect();
         // In compact mode, subsets are tried in the order of the backends, so that the first
         // holds the lowest positions: with shares 1..=K (the original shards) nothing is
         // decoded. Otherwise in the order the envelopes came.
@@ -469,40 +496,54 @@ impl Shares {
                 version: expect.version,
                 threshold: self.threshold,
             };
-            if let Ok((secret, len)) = self.rebuild_and_open(kind, &pts, &binding) {
+            let check_now = if checksums.is_none() { &to_check[..] } else { &[] };
+            let (opened, sums) = self.rebuild_and_open(kind, &pts, &binding, check_now);
+            if checksums.is_none() {
+                checksums = Some(sums);
+            }
+            if let Ok((secret, len)) = opened {
                 let payload = SECRET_HEADER_LEN..SECRET_HEADER_LEN + len;
                 found = Some(Opened { kind, secret, payload, subset: pos });
                 return false;
             }
             true
         });
-        found
+        let sums = checksums.unwrap_or_else(|| to_check.iter().map(|b| checksum(b)).collect());
+        let bad: Vec<(usize, String)> = unchecked
+            .iter()
+            .zip(sums)
+            .filter_map(|(&p, sum)| sum.err().map(|reason| (p, reason)))
+            .collect();
+        if bad.is_empty() { (found, bad) } else { (None, bad) }
     }
 
-    /// Rebuilds the secret `pts` define and checks it ([`secret::open`]); returns it and its
-    /// payload's length.
+    /// Rebuilds the secret `pts` define and checks it ([`secret::open`]): returns it and its
+    /// payload's length, and the CRC check ([`envelope::verify_checksum`]) of each of
+    /// `envelopes`.
     ///
     /// A large secret in the default mode is rebuilt in [`OPEN_CHUNK`]-byte chunks, claimed
     /// in order by this thread and a second one, while this thread checks the MAC over the
     /// chunks done, in order ([`secret::open_chunks`]), rebuilding a chunk itself whenever
-    /// the next one is not ready. The MAC check, the longer task, so starts at once: a
-    /// second thread takes 0.1-0.3 ms to start running on the idle two-core VMs measured
-    /// (docs/PERFORMANCE.md), longer than the whole rebuild of a megabyte. A get then costs
-    /// about the HMAC pass rather than the rebuild and then the HMAC pass.
-    ///
-    /// # Errors
-    /// As [`Xorida::rebuild`] and [`secret::open`].
+    /// the next one is not ready; the second thread then checks the CRCs. The MAC check,
+    /// the longer task, so starts at once: a second thread takes 0.1-0.3 ms to start running
+    /// on the idle two-core VMs measured (docs/PERFORMANCE.md), longer than the whole
+    /// rebuild of a megabyte. A get then costs about the HMAC pass rather than the CRCs,
+    /// the rebuild and the HMAC pass one after the other.
     fn rebuild_and_open(
         &self,
         kind: Kind,
         pts: &[SharePoint<'_>],
         binding: &Binding,
-    ) -> Result<(SecretVec, usize)> {
+        envelopes: &[&[u8]],
+    ) -> (Result<(SecretVec, usize)>, Vec<Result<(), String>>) {
+        let checksums = || envelopes.iter().map(|b| checksum(b)).collect::<Vec<_>>();
         let len = pts.first().map_or(0, |p| p.y.len());
         if self.is_compact(kind) || len < PARALLEL_MAC_MIN {
-            let secret = self.rebuild(kind, pts)?;
-            let payload_len = secret::open(binding, &secret)?.len();
-            return Ok((secret, payload_len));
+            let opened = self.rebuild(kind, pts).and_then(|secret| {
+                let payload_len = secret::open(binding, &secret)?.len();
+                Ok((secret, payload_len))
+            });
+            return (opened, checksums());
         }
         let t = self.threshold;
         let mut secret = SecretVec::zeroed(len);
@@ -511,15 +552,17 @@ impl Shares {
         let claim = || chunks.lock().unwrap_or_else(PoisonError::into_inner).next();
         let rebuild = |chunk| rebuild_chunk(&self.xorida, t, pts, chunk);
         let (tx, rx) = std::sync::mpsc::channel();
-        let payload_len = std::thread::scope(|scope| {
-            // If no thread can be had, this one rebuilds every chunk.
-            let _helper = std::thread::Builder::new().spawn_scoped(scope, move || {
+        let (checked, sums) = std::thread::scope(|scope| {
+            let helper = std::thread::Builder::new().spawn_scoped(scope, move || {
                 while let Some(chunk) = claim() {
                     if tx.send(rebuild(chunk)).is_err() {
                         break;
                     }
                 }
+                drop(tx);
+                checksums()
             });
+            // If no thread can be had, this one rebuilds every chunk.
             // The chunks done, by index, until their turn comes.
             let mut done: BTreeMap<usize, &[u8]> = BTreeMap::new();
             let mut next = 0;
@@ -546,9 +589,13 @@ impl Shares {
             let checked = secret::open_chunks(binding, len, in_order);
             // The other thread stops at its next send, if the check ended early.
             drop(rx);
-            checked
-        })?;
-        Ok((secret, payload_len))
+            let sums = match helper {
+                Ok(h) => h.join().unwrap_or_else(|_| checksums()),
+                Err(_) => checksums(),
+            };
+            (checked, sums)
+        });
+        (checked.map(|payload_len| (secret, payload_len)), sums)
     }
 
     /// Checks every envelope of `good` outside the opened subset against the polynomial the
@@ -648,6 +695,11 @@ impl Shares {
         });
         found
     }
+}
+
+/// An envelope's CRC check, failing with the reason [`Shares::check`] gives.
+fn checksum(envelope: &[u8]) -> Result<(), String> {
+    envelope::verify_checksum(envelope).map_err(|e| e.to_string())
 }
 
 /// Chunk `n` (of [`OPEN_CHUNK`] bytes) of the secret `pts` define, rebuilt into `out`.
@@ -790,13 +842,13 @@ mod tests {
         assert!(shares.check(1, &sealed[0], &expect).unwrap_err().contains("x = 1"));
         let mut good: Vec<(usize, Bytes)> =
             sealed.iter().cloned().map(Bytes::from).enumerate().collect();
-        let opened = shares.open(&expect, &good, 1).unwrap();
+        let opened = shares.open(&expect, &good, 1, &[]).0.unwrap();
         assert_eq!(&opened.secret[opened.payload.clone()], &data[..]);
         assert_eq!(opened.subset, [0, 1]);
         assert_eq!(shares.confirm(&opened, &good).unwrap(), [true; 4]);
         // Any two rebuild (in compact mode: with a recovery shard, or two).
         let pair: Vec<(usize, Bytes)> = vec![good[2].clone(), good[3].clone()];
-        let other = shares.open(&expect, &pair, 1).unwrap();
+        let other = shares.open(&expect, &pair, 1, &[]).0.unwrap();
         assert_eq!(&other.secret[other.payload.clone()], &data[..]);
         let subset: Vec<(usize, &[u8])> = vec![(0, &sealed[0]), (1, &sealed[1])];
         assert_eq!(shares.derive(&subset, 4, Kind::Record, version, tag).unwrap(), sealed[3]);
@@ -811,13 +863,13 @@ mod tests {
             good[3].1 = Bytes::from(bad);
             assert_eq!(shares.confirm(&opened, &good).unwrap(), [true, true, true, false]);
             let bad_pair = vec![good[0].clone(), good[3].clone()];
-            assert!(shares.open(&expect, &bad_pair, 1).is_none(), "{mode} {at}");
+            assert!(shares.open(&expect, &bad_pair, 1, &[]).0.is_none(), "{mode} {at}");
             // The same in shares 1..=K (in compact mode: the original shards, decrypted
             // without decoding).
             let mut bad = sealed[1].clone();
             bad[at] ^= 1;
             let bad_pair = vec![good[0].clone(), (1, Bytes::from(bad))];
-            assert!(shares.open(&expect, &bad_pair, 1).is_none(), "{mode} {at}");
+            assert!(shares.open(&expect, &bad_pair, 1, &[]).0.is_none(), "{mode} {at}");
         }
     }
 
