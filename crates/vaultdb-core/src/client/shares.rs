@@ -455,7 +455,7 @@ impl Shares {
     ) -> (Option<Opened>, Vec<(usize, String)>) {
         let mut tried = 0;
         let mut found = None;
-        let mut checksums: Option<Vec<Result<(), String>>> = None;
+        let mut checksums: Option<Vec<Checksum>> = None;
         let to_check: Vec<&[u8]> = unchecked.iter().map(|&p| &good[p].1[..]).collect();
         // In compact mode, subsets are tried in the order of the backends, so that the first
         // holds the lowest positions: with shares 1..=K (the original shards) nothing is
@@ -535,7 +535,7 @@ impl Shares {
         pts: &[SharePoint<'_>],
         binding: &Binding,
         envelopes: &[&[u8]],
-    ) -> (Result<(SecretVec, usize)>, Vec<Result<(), String>>) {
+    ) -> (Result<(SecretVec, usize)>, Vec<Checksum>) {
         let checksums = || envelopes.iter().map(|b| checksum(b)).collect::<Vec<_>>();
         let len = pts.first().map_or(0, |p| p.y.len());
         if self.is_compact(kind) || len < PARALLEL_MAC_MIN {
@@ -697,8 +697,11 @@ impl Shares {
     }
 }
 
+/// An envelope's CRC check: the reason [`Shares::check`] gives if it fails.
+type Checksum = Result<(), String>;
+
 /// An envelope's CRC check, failing with the reason [`Shares::check`] gives.
-fn checksum(envelope: &[u8]) -> Result<(), String> {
+fn checksum(envelope: &[u8]) -> Checksum {
     envelope::verify_checksum(envelope).map_err(|e| e.to_string())
 }
 
