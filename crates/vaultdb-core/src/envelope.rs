@@ -295,13 +295,22 @@ pub fn decode(bytes: &[u8]) -> Result<Envelope<'_>, DecodeError> {
 /// [`DecodeError::Truncated`] if it is shorter than a trailer, [`DecodeError::Checksum`] if
 /// the CRC does not match.
 pub fn verify_checksum(bytes: &[u8]) -> Result<(), DecodeError> {
+    let body = bytes.len().checked_sub(TRAILER_LEN).ok_or(DecodeError::Truncated)?;
+    verify_checksum_of(bytes, crc32c(&bytes[..body]))
+}
+
+/// [`verify_checksum`] with the CRC-32C of every byte but the trailer already computed
+/// (`body_crc`), in pieces perhaps ([`crc32c_combine`]).
+///
+/// # Errors
+/// As [`verify_checksum`].
+pub fn verify_checksum_of(bytes: &[u8], body_crc: u32) -> Result<(), DecodeError> {
     let Some(body_len) = bytes.len().checked_sub(TRAILER_LEN) else {
         return Err(DecodeError::Truncated);
     };
-    let (body, crc) = bytes.split_at(body_len);
     let mut want = [0u8; 4];
-    want.copy_from_slice(crc);
-    if crc32c(body) != u32::from_be_bytes(want) {
+    want.copy_from_slice(&bytes[body_len..]);
+    if body_crc != u32::from_be_bytes(want) {
         return Err(DecodeError::Checksum);
     }
     Ok(())

@@ -322,20 +322,30 @@ impl Shares {
         // chunk (ciphertext bytes 32..64, in shard 1) of every share, and the checksums are
         // finished from there.
         let tail_from = compact::KEY_LEN + compact::CHUNK;
-        let (tails, mac) = std::thread::scope(|scope| {
-            let worker = std::thread::Builder::new().spawn_scoped(scope, tag);
+        // As in the default mode, the HMAC on this thread at once and the rest on a second.
+        let encrypt = |bufs: &mut [Vec<u8>], rng: &mut dyn RandomSource| -> Result<Vec<u32>> {
             let secret = secret::untagged_from_parts(self.padding, mac_key, parts);
             let mut outs: Vec<&mut [u8]> =
                 bufs.iter_mut().map(|b| envelope::share_mut(b)).collect();
             compact.encrypt_into(t, &secret, rng, &mut outs);
             drop(secret);
             compact.disperse(t, &mut outs)?;
-            let tails: Vec<u32> = outs.iter().map(|o| envelope::crc32c(&o[tail_from..])).collect();
-            let mac = match worker {
-                Ok(h) => {
-                    h.join().map_err(|_| VaultError::SplitFailed("HMAC thread panicked".into()))?
-                }
-                Err(_) => tag(),
+            Ok(outs.iter().map(|o| envelope::crc32c(&o[tail_from..])).collect())
+        };
+        let rng = Mutex::new(rng);
+        let bufs_slot = Mutex::new(&mut bufs);
+        let encrypted = || {
+            let mut bufs = bufs_slot.lock().unwrap_or_else(PoisonError::into_inner);
+            encrypt(&mut bufs, *rng.lock().unwrap_or_else(PoisonError::into_inner))
+        };
+        let (tails, mac) = std::thread::scope(|scope| {
+            let worker = std::thread::Builder::new().spawn_scoped(scope, encrypted);
+            let mac = tag();
+            let tails = match worker {
+                Ok(h) => h
+                    .join()
+                    .map_err(|_| VaultError::SplitFailed("encryption thread panicked".into()))??,
+                Err(_) => encrypted()?,
             };
             Ok::<_, VaultError>((tails, mac))
         })?;
@@ -551,18 +561,20 @@ impl Shares {
         let chunks = Mutex::new(secret.chunks_mut(OPEN_CHUNK).enumerate());
         let claim = || chunks.lock().unwrap_or_else(PoisonError::into_inner).next();
         let rebuild = |chunk| rebuild_chunk(&self.xorida, t, pts, chunk);
+        // The CRCs in pieces, claimed by whichever thread is free once the chunks are done.
+        let crcs = PieceCrcs::new(envelopes);
         let (tx, rx) = std::sync::mpsc::channel();
-        let (checked, sums) = std::thread::scope(|scope| {
-            let helper = std::thread::Builder::new().spawn_scoped(scope, move || {
+        let checked = std::thread::scope(|scope| {
+            // If no thread can be had, this one does everything.
+            let helper = std::thread::Builder::new().spawn_scoped(scope, || {
                 while let Some(chunk) = claim() {
                     if tx.send(rebuild(chunk)).is_err() {
                         break;
                     }
                 }
                 drop(tx);
-                checksums()
+                crcs.work();
             });
-            // If no thread can be had, this one rebuilds every chunk.
             // The chunks done, by index, until their turn comes.
             let mut done: BTreeMap<usize, &[u8]> = BTreeMap::new();
             let mut next = 0;
@@ -589,12 +601,12 @@ impl Shares {
             let checked = secret::open_chunks(binding, len, in_order);
             // The other thread stops at its next send, if the check ended early.
             drop(rx);
-            let sums = match helper {
-                Ok(h) => h.join().unwrap_or_else(|_| checksums()),
-                Err(_) => checksums(),
-            };
-            (checked, sums)
+            crcs.work();
+            // A panic there leaves pieces unchecked, which `verdicts` checks again.
+            drop(helper.map(std::thread::ScopedJoinHandle::join));
+            checked
         });
+        let sums = crcs.verdicts();
         (checked.map(|payload_len| (secret, payload_len)), sums)
     }
 
@@ -697,6 +709,71 @@ impl Shares {
     }
 }
 
+/// Bytes of an envelope per piece of its CRC-32C ([`PieceCrcs`]).
+const CRC_PIECE: usize = 256 << 10;
+
+/// The CRC-32C of some envelopes, computed in pieces that two threads claim in turn and
+/// then combined ([`envelope::crc32c_combine`]).
+struct PieceCrcs<'e> {
+    envelopes: &'e [&'e [u8]],
+    /// (envelope, bytes of its body) per piece, in order.
+    pieces: Vec<(usize, Range<usize>)>,
+    done: Vec<std::sync::OnceLock<u32>>,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl<'e> PieceCrcs<'e> {
+    fn new(envelopes: &'e [&'e [u8]]) -> Self {
+        let pieces: Vec<(usize, Range<usize>)> = envelopes
+            .iter()
+            .enumerate()
+            .flat_map(|(e, b)| {
+                let body = b.len().saturating_sub(envelope::TRAILER_LEN);
+                (0..body).step_by(CRC_PIECE).map(move |at| (e, at..(at + CRC_PIECE).min(body)))
+            })
+            .collect();
+        let done = pieces.iter().map(|_| std::sync::OnceLock::new()).collect();
+        Self { envelopes, pieces, done, next: std::sync::atomic::AtomicUsize::new(0) }
+    }
+
+    /// Computes pieces until none is left unclaimed.
+    fn work(&self) {
+        loop {
+            let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some((e, range)) = self.pieces.get(i) else {
+                return;
+            };
+            let _ = self.done[i].set(envelope::crc32c(&self.envelopes[*e][range.clone()]));
+        }
+    }
+
+    /// Each envelope's CRC check, from its pieces (checked whole again if a piece is
+    /// missing).
+    fn verdicts(&self) -> Vec<Checksum> {
+        let mut crc: Vec<Option<u32>> = vec![None; self.envelopes.len()];
+        let mut whole = vec![false; self.envelopes.len()];
+        for ((e, range), done) in self.pieces.iter().zip(&self.done) {
+            match (done.get(), crc[*e]) {
+                (None, _) => whole[*e] = true,
+                (Some(&c), None) => crc[*e] = Some(c),
+                (Some(&c), Some(a)) => {
+                    crc[*e] = Some(envelope::crc32c_combine(a, c, range.len() as u64));
+                }
+            }
+        }
+        self.envelopes
+            .iter()
+            .zip(crc.into_iter().zip(whole))
+            .map(|(b, (crc, whole))| match (crc, whole) {
+                (Some(crc), false) => {
+                    envelope::verify_checksum_of(b, crc).map_err(|e| e.to_string())
+                }
+                _ => checksum(b),
+            })
+            .collect()
+    }
+}
+
 /// An envelope's CRC check: the reason [`Shares::check`] gives if it fails.
 type Checksum = Result<(), String>;
 
@@ -792,6 +869,37 @@ mod tests {
             for len in [5, 200_000] {
                 open_confirm_derive(mode, len);
             }
+        }
+    }
+
+    /// CRCs computed in pieces (on two threads, on one, or not at all) and combined give the
+    /// verdict of checking each envelope whole, for envelopes around the piece size, intact
+    /// or with a flipped byte in the body or the trailer.
+    #[test]
+    fn piece_crcs_answer_as_whole_checks_do() {
+        let mut envs: Vec<Vec<u8>> = Vec::new();
+        for len in [60usize, CRC_PIECE - 1, CRC_PIECE + 4, 2 * CRC_PIECE + 7, 3 * CRC_PIECE + 100] {
+            let mut b: Vec<u8> = (0..len).map(|i| (i * 13) as u8).collect();
+            envelope::seal(&mut b);
+            for flip in [None, Some(len / 2), Some(len - 1)] {
+                let mut c = b.clone();
+                if let Some(at) = flip {
+                    c[at] ^= 4;
+                }
+                envs.push(c);
+            }
+        }
+        let refs: Vec<&[u8]> = envs.iter().map(Vec::as_slice).collect();
+        let whole: Vec<Checksum> = refs.iter().map(|b| checksum(b)).collect();
+        assert_eq!(whole.iter().filter(|v| v.is_ok()).count(), 5, "the intact ones");
+        for threads in [0, 1, 2] {
+            let crcs = PieceCrcs::new(&refs);
+            std::thread::scope(|scope| {
+                for _ in 0..threads {
+                    scope.spawn(|| crcs.work());
+                }
+            });
+            assert_eq!(crcs.verdicts(), whole, "{threads} threads");
         }
     }
 
