@@ -125,7 +125,20 @@ pub fn seal_untagged(
 /// the parts themselves ([`tag_of_parts`]) while this copies them.
 pub fn untagged_from_parts(padding: Padding, mac_key: &[u8; 32], parts: &[&[u8]]) -> SecretVec {
     let payload_len: usize = parts.iter().map(|p| p.len()).sum();
-    let mut buf = SecretVec::with_capacity(padding.padded_len(SECRET_HEADER_LEN + payload_len));
+    let buf = SecretVec::with_capacity(padding.padded_len(SECRET_HEADER_LEN + payload_len));
+    untagged_from_parts_in(buf, padding, mac_key, parts)
+}
+
+/// [`untagged_from_parts`] in `buf` (emptied first; with room for the whole secret, it is
+/// not reallocated): a caller may allocate on one thread and fill on another.
+pub fn untagged_from_parts_in(
+    mut buf: SecretVec,
+    padding: Padding,
+    mac_key: &[u8; 32],
+    parts: &[&[u8]],
+) -> SecretVec {
+    let payload_len: usize = parts.iter().map(|p| p.len()).sum();
+    buf.clear();
     buf.extend_from_slice(mac_key);
     buf.resize(64, 0);
     buf.extend_from_slice(&(payload_len as u64).to_be_bytes());

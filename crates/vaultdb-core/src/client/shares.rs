@@ -214,9 +214,22 @@ impl Shares {
         // writes it (block by block, while it is in the cache), so only the header and the
         // tag are checksummed afterwards. The secret is wiped as it is dropped, here.
         let tail_from = secret::TAG_RANGE.end;
+        // Their memory is allocated here, on the calling thread, though the second thread
+        // fills it: memory a short-lived thread allocates comes from another allocator arena
+        // and, freed later elsewhere, grew a streamed put's peak RSS from 71 to 176 MiB
+        // (docs/PERFORMANCE.md, table 5).
+        let memory = Mutex::new(Some((
+            self.envelope_memory(share_len),
+            SecretVec::with_capacity(secret_len),
+        )));
         let split_all = |rng: &mut dyn RandomSource| -> (Vec<Vec<u8>>, Vec<envelope::Crc32c>) {
-            let secret = secret::untagged_from_parts(self.padding, &mac_key, parts);
-            let mut bufs = self.new_envelopes(binding, share_len);
+            let (mut bufs, secret) = memory
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+                .unwrap_or_else(|| (Vec::new(), SecretVec::default()));
+            let secret = secret::untagged_from_parts_in(secret, self.padding, &mac_key, parts);
+            self.init_envelopes(binding, share_len, &mut bufs);
             let mut tails = vec![envelope::Crc32c::new(); t.n()];
             let mut outs: Vec<&mut [u8]> =
                 bufs.iter_mut().map(|b| envelope::share_mut(b)).collect();
@@ -265,22 +278,32 @@ impl Shares {
     /// The N envelopes of one version, headers written, with room for a share of
     /// `share_len` bytes each (zero), from the pool of recycled buffers where it has them.
     fn new_envelopes(&self, binding: &Binding, share_len: u32) -> Vec<Vec<u8>> {
-        let t = self.threshold;
-        (0..t.n())
-            .map(|i| {
-                let x = (i + 1) as u8;
-                let (kind, version, tag) = (binding.kind, binding.version, binding.tag);
-                let header = Header { kind, threshold: t, x, version, tag, secret_len: share_len };
-                // A recycled buffer comes back wiped, its pages already mapped.
-                match bufpool::take(header.envelope_len()) {
-                    Some(mut buf) => {
-                        header.write_to(&mut buf);
-                        buf
-                    }
-                    None => header.new_buffer(),
-                }
-            })
+        let mut bufs = self.envelope_memory(share_len);
+        self.init_envelopes(binding, share_len, &mut bufs);
+        bufs
+    }
+
+    /// Memory for N envelopes with a share of `share_len` bytes each: recycled buffers
+    /// (zero, their pages mapped) where the pool has them, else empty ones with room.
+    fn envelope_memory(&self, share_len: u32) -> Vec<Vec<u8>> {
+        let len = envelope::HEADER_LEN + share_len as usize + envelope::TRAILER_LEN;
+        (0..self.threshold.n())
+            .map(|_| bufpool::take(len).unwrap_or_else(|| Vec::with_capacity(len)))
             .collect()
+    }
+
+    /// Makes `bufs` ([`Shares::envelope_memory`]; any missing are allocated) the N envelopes
+    /// of one version: each its length, zero past what it held, its header written.
+    fn init_envelopes(&self, binding: &Binding, share_len: u32, bufs: &mut Vec<Vec<u8>>) {
+        let t = self.threshold;
+        bufs.resize_with(t.n(), Vec::new);
+        for (i, buf) in bufs.iter_mut().enumerate() {
+            let x = (i + 1) as u8;
+            let (kind, version, tag) = (binding.kind, binding.version, binding.tag);
+            let header = Header { kind, threshold: t, x, version, tag, secret_len: share_len };
+            buf.resize(header.envelope_len(), 0);
+            header.write_to(buf);
+        }
     }
 
     /// [`Shares::seal`] in compact mode (docs/FORMAT.md section 16), the MAC key drawn. The
@@ -323,8 +346,15 @@ impl Shares {
         // finished from there.
         let tail_from = compact::KEY_LEN + compact::CHUNK;
         // As in the default mode, the HMAC on this thread at once and the rest on a second.
+        let memory = Mutex::new(Some(SecretVec::with_capacity(secret_len)));
         let encrypt = |bufs: &mut [Vec<u8>], rng: &mut dyn RandomSource| -> Result<Vec<u32>> {
-            let secret = secret::untagged_from_parts(self.padding, mac_key, parts);
+            let memory = memory.lock().unwrap_or_else(PoisonError::into_inner).take();
+            let secret = secret::untagged_from_parts_in(
+                memory.unwrap_or_default(),
+                self.padding,
+                mac_key,
+                parts,
+            );
             let mut outs: Vec<&mut [u8]> =
                 bufs.iter_mut().map(|b| envelope::share_mut(b)).collect();
             compact.encrypt_into(t, &secret, rng, &mut outs);
