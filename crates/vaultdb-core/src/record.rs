@@ -9,6 +9,7 @@ use std::fmt;
 use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 use crate::error::{Result, VaultError};
 use crate::wipe::SecretVec;
@@ -98,7 +99,7 @@ impl postcard::ser_flavors::Flavor for &mut SkipData<'_, '_> {
 
 /// A serialized record in three parts ([`Record::encoded_parts`]).
 pub(crate) struct EncodedParts<'d> {
-    fields: Vec<u8>,
+    fields: Zeroizing<Vec<u8>>,
     at: usize,
     data: &'d [u8],
 }
@@ -187,7 +188,9 @@ impl Record {
             content_type: self.content_type.as_deref(),
             metadata: &self.metadata,
         };
-        let mut fields = Vec::with_capacity(self.encoded_len_hint() - self.data.len());
+        // The fields are as sensitive as the data: wiped when the parts are dropped.
+        let mut fields =
+            Zeroizing::new(Vec::with_capacity(self.encoded_len_hint() - self.data.len()));
         let mut skip = SkipData { out: &mut fields, data: &self.data, at: None };
         postcard::serialize_with_flavor(&wire, &mut skip)
             .map_err(|e| VaultError::SplitFailed(format!("record serialization: {e}")))?;

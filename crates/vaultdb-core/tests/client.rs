@@ -439,6 +439,35 @@ async fn a_large_records_bad_checksum_is_named_and_never_used() {
     }
 }
 
+/// A large envelope that fails its CRC (checked beside the rebuild) is replaced as one that
+/// failed on arrival is: one more backend is asked, not every backend left.
+#[tokio::test]
+async fn a_large_envelope_failing_its_crc_costs_one_more_fetch() {
+    let data: Vec<u8> = (0..300_000).map(|i| (i * 7 % 251) as u8).collect();
+    let mut nodes: Vec<Node> = (0..4).map(node).collect();
+    // b2 and b3 answer late (b3 later): reads take b0 and b1 first, then b2.
+    for (i, ms) in [(2, 20), (3, 40)] {
+        nodes[i].backend = Arc::new(Slow::new(nodes[i].backend.clone(), Duration::from_millis(ms)));
+    }
+    let db = builder(&nodes, 2).write_quorum(4).open().await.unwrap();
+    db.put(Record::new("r", data.clone())).await.unwrap();
+    db.flush().await;
+    for (key, bytes) in nodes[0].mem.snapshot() {
+        if key.contains("/r/") {
+            let mut b = bytes.to_vec();
+            let last = b.len() - 1;
+            b[last] ^= 1;
+            nodes[0].mem.raw_put(key, b);
+        }
+    }
+    nodes.iter().for_each(|n| n.count.reset());
+    let g = db.get("r").await.unwrap();
+    assert!(g.record.data == data);
+    assert_eq!(g.bad_backends, ["b0"]);
+    let gets: Vec<u64> = nodes.iter().map(|n| n.count.gets()).collect();
+    assert!(gets[2] >= 1 && gets[3] == 0, "b2 in b0's place, b3 never asked: {gets:?}");
+}
+
 #[tokio::test]
 async fn exactly_k_reachable_with_one_corrupt_is_hmac_failed_never_wrong_data() {
     for (bad, down) in [(0, 2), (1, 0), (2, 1)] {

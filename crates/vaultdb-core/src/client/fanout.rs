@@ -921,60 +921,75 @@ impl Fanout {
         }
         // Phase 1: K good shares (or all), asking one more backend on each failure and
         // whenever the hedging delay passes without enough answers.
-        while want_all || good.len() < k {
-            let next = match (self.hedge_after, want_all) {
-                (Some(d), false) if !queue.is_empty() => {
-                    match tokio::time::timeout(d, inflight.next()).await {
-                        Ok(n) => n,
-                        Err(_) => {
-                            if let Some((i, s)) = queue.pop_front() {
-                                tracing::debug!(backend = %self.ids[i], "hedging read");
-                                pending[i] = Some(Instant::now());
-                                inflight.push(fetch(i, s));
+        loop {
+            while want_all || good.len() < k {
+                let next = match (self.hedge_after, want_all) {
+                    (Some(d), false) if !queue.is_empty() => {
+                        match tokio::time::timeout(d, inflight.next()).await {
+                            Ok(n) => n,
+                            Err(_) => {
+                                if let Some((i, s)) = queue.pop_front() {
+                                    tracing::debug!(backend = %self.ids[i], "hedging read");
+                                    pending[i] = Some(Instant::now());
+                                    inflight.push(fetch(i, s));
+                                }
+                                continue;
                             }
-                            continue;
                         }
                     }
+                    _ => inflight.next().await,
+                };
+                let Some((idx, res, elapsed)) = next else {
+                    break;
+                };
+                pending[idx] = None;
+                let defer = (!want_all).then_some(&mut unchecked);
+                let ok = self.absorb(idx, res, elapsed, &expect, &mut status, &mut good, defer);
+                if !ok
+                    && !want_all
+                    && let Some((i, s)) = queue.pop_front()
+                {
+                    pending[i] = Some(Instant::now());
+                    inflight.push(fetch(i, s));
                 }
-                _ => inflight.next().await,
+            }
+            // The first K (their CRCs checked beside the rebuild where that is deferred), or, if
+            // too few arrived good, just the deferred CRCs: after this every share in `good` has
+            // passed its CRC, and those that failed are named as they would have been on arrival.
+            let (opened, bad_sums) = if good.len() >= k {
+                self.shares.open(&expect, &good, 1, &unchecked)
+            } else {
+                self.shares.open(&expect, &good, 0, &unchecked)
             };
-            let Some((idx, res, elapsed)) = next else {
+            let rejected = bad_sums.len();
+            for (p, reason) in bad_sums.into_iter().rev() {
+                let (idx, _) = good.remove(p);
+                self.note_bad(idx, &reason);
+                status[idx] = Some(OutcomeStatus::Corrupt { reason });
+            }
+            unchecked.clear();
+            if let Some(opened) = opened {
+                // Hedged fetches still in flight are not needed: dropping cancels them. Their
+                // backends were slower than the time waited, which is what their latency learns.
+                drop(inflight);
+                for (idx, started) in pending.iter().enumerate() {
+                    if let Some(t) = started {
+                        self.latency[idx].record_at_least(t.elapsed());
+                    }
+                }
+                return self.finish(opened, good, status);
+            }
+            // An envelope that failed its CRC is replaced as on arrival: one more backend asked
+            // per failure, and phase 1 again.
+            if rejected == 0 || queue.is_empty() {
                 break;
-            };
-            pending[idx] = None;
-            let defer = (!want_all).then_some(&mut unchecked);
-            let ok = self.absorb(idx, res, elapsed, &expect, &mut status, &mut good, defer);
-            if !ok
-                && !want_all
-                && let Some((i, s)) = queue.pop_front()
-            {
-                pending[i] = Some(Instant::now());
-                inflight.push(fetch(i, s));
             }
-        }
-        // The first K (their CRCs checked beside the rebuild where that is deferred), or, if
-        // too few arrived good, just the deferred CRCs: after this every share in `good` has
-        // passed its CRC, and those that failed are named as they would have been on arrival.
-        let (opened, bad_sums) = if good.len() >= k {
-            self.shares.open(&expect, &good, 1, &unchecked)
-        } else {
-            self.shares.open(&expect, &good, 0, &unchecked)
-        };
-        for (p, reason) in bad_sums.into_iter().rev() {
-            let (idx, _) = good.remove(p);
-            self.note_bad(idx, &reason);
-            status[idx] = Some(OutcomeStatus::Corrupt { reason });
-        }
-        if let Some(opened) = opened {
-            // Hedged fetches still in flight are not needed: dropping cancels them. Their
-            // backends were slower than the time waited, which is what their latency learns.
-            drop(inflight);
-            for (idx, started) in pending.iter().enumerate() {
-                if let Some(t) = started {
-                    self.latency[idx].record_at_least(t.elapsed());
+            for _ in 0..rejected {
+                if let Some((i, s)) = queue.pop_front() {
+                    pending[i] = Some(Instant::now());
+                    inflight.push(fetch(i, s));
                 }
             }
-            return self.finish(opened, good, status);
         }
         // Phase 2: the first K did not verify (or too few were good): hear out the fetches
         // still in flight (a hedged one may hold the good share) and ask everyone left.

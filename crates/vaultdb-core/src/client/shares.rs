@@ -275,14 +275,6 @@ impl Shares {
         Ok(bufs)
     }
 
-    /// The N envelopes of one version, headers written, with room for a share of
-    /// `share_len` bytes each (zero), from the pool of recycled buffers where it has them.
-    fn new_envelopes(&self, binding: &Binding, share_len: u32) -> Vec<Vec<u8>> {
-        let mut bufs = self.envelope_memory(share_len);
-        self.init_envelopes(binding, share_len, &mut bufs);
-        bufs
-    }
-
     /// Memory for N envelopes with a share of `share_len` bytes each: recycled buffers
     /// (zero, their pages mapped) where the pool has them, else empty ones with room.
     fn envelope_memory(&self, share_len: u32) -> Vec<Vec<u8>> {
@@ -323,10 +315,14 @@ impl Shares {
     ) -> Result<Vec<Vec<u8>>> {
         let t = self.threshold;
         let share_len = compact::share_len(t, secret_len);
-        let mut bufs = self.new_envelopes(binding, envelope_share_len(share_len)?);
+        let env_share_len = envelope_share_len(share_len)?;
+        // Allocated here; zeroed and headed where they are filled (on the second thread for
+        // a large secret).
+        let mut bufs = self.envelope_memory(env_share_len);
         let compact = self.compact;
         let tag = || secret::tag_of_parts(binding, mac_key, parts);
         if secret_len < PARALLEL_MAC_MIN {
+            self.init_envelopes(binding, env_share_len, &mut bufs);
             let secret = secret::untagged_from_parts(self.padding, mac_key, parts);
             let mut outs: Vec<&mut [u8]> =
                 bufs.iter_mut().map(|b| envelope::share_mut(b)).collect();
@@ -347,7 +343,8 @@ impl Shares {
         let tail_from = compact::KEY_LEN + compact::CHUNK;
         // As in the default mode, the HMAC on this thread at once and the rest on a second.
         let memory = Mutex::new(Some(SecretVec::with_capacity(secret_len)));
-        let encrypt = |bufs: &mut [Vec<u8>], rng: &mut dyn RandomSource| -> Result<Vec<u32>> {
+        let encrypt = |bufs: &mut Vec<Vec<u8>>, rng: &mut dyn RandomSource| -> Result<Vec<u32>> {
+            self.init_envelopes(binding, env_share_len, bufs);
             let memory = memory.lock().unwrap_or_else(PoisonError::into_inner).take();
             let secret = secret::untagged_from_parts_in(
                 memory.unwrap_or_default(),

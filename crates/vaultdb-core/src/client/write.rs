@@ -476,7 +476,8 @@ impl VaultDb {
             return Err(err);
         }
         // Every segment is on at least W backends: now the manifest, where they all are.
-        let mut encoded = Vec::with_capacity(256);
+        // The manifest holds the id and metadata: wiped when dropped.
+        let mut encoded = zeroize::Zeroizing::new(Vec::with_capacity(256));
         manifest.encode_into(&mut encoded)?;
         let head = inner.encode_head(Kind::Manifest, &manifest.id, tag, version, &[&encoded])?;
         let skip: Vec<bool> = failed.iter().map(Option::is_some).collect();
