@@ -16,6 +16,7 @@
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use zeroize::Zeroizing;
 
 use crate::envelope::Kind;
 use crate::error::{Result, VaultError};
@@ -112,12 +113,21 @@ pub fn seal_untagged(
         SecretVec::with_capacity(padding.padded_len(SECRET_HEADER_LEN.saturating_add(size_hint)));
     buf.resize(SECRET_HEADER_LEN, 0);
     write_payload(&mut buf)?;
+    let mut mac_key = Zeroizing::new([0u8; 32]);
+    rng.fill_bytes(&mut *mac_key);
+    finish_untagged(&mut buf, padding, &mac_key);
+    Ok(buf)
+}
+
+/// Completes an untagged secret whose payload follows [`SECRET_HEADER_LEN`] bytes of room in
+/// `buf`: writes the MAC key and the payload's length into the header (the tag stays zero)
+/// and pads.
+fn finish_untagged(buf: &mut SecretVec, padding: Padding, mac_key: &[u8; 32]) {
     let payload_len = buf.len() - SECRET_HEADER_LEN;
-    rng.fill_bytes(&mut buf[..32]);
+    buf[..32].copy_from_slice(mac_key);
     buf[64..72].copy_from_slice(&(payload_len as u64).to_be_bytes());
     let padded = padding.padded_len(buf.len());
     buf.resize(padded, 0);
-    Ok(buf)
 }
 
 /// The untagged secret ([`seal_untagged`]) whose payload is `parts`, concatenated, with
@@ -137,16 +147,12 @@ pub fn untagged_from_parts_in(
     mac_key: &[u8; 32],
     parts: &[&[u8]],
 ) -> SecretVec {
-    let payload_len: usize = parts.iter().map(|p| p.len()).sum();
     buf.clear();
-    buf.extend_from_slice(mac_key);
-    buf.resize(64, 0);
-    buf.extend_from_slice(&(payload_len as u64).to_be_bytes());
+    buf.resize(SECRET_HEADER_LEN, 0);
     for part in parts {
         buf.extend_from_slice(part);
     }
-    let padded = padding.padded_len(buf.len());
-    buf.resize(padded, 0);
+    finish_untagged(&mut buf, padding, mac_key);
     buf
 }
 
@@ -161,7 +167,8 @@ pub fn tag_of_parts(binding: &Binding, mac_key: &[u8; 32], parts: &[&[u8]]) -> [
     mac.finalize().into_bytes().into()
 }
 
-/// The tag of a secret built by [`seal_untagged`] (its tag bytes are ignored).
+/// The tag of a secret built by [`seal_untagged`] or [`untagged_from_parts`] (its tag bytes
+/// are ignored).
 ///
 /// # Panics
 /// If `secret` was not built by [`seal_untagged`] (shorter than its header or its length

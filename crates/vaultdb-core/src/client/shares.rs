@@ -16,6 +16,7 @@ use std::ops::Range;
 use std::sync::{Mutex, PoisonError};
 
 use bytes::Bytes;
+use zeroize::Zeroizing;
 
 use crate::bufpool;
 use crate::compact::{self, Compact, Mode};
@@ -29,7 +30,6 @@ use crate::secret::{self, Binding, SECRET_HEADER_LEN};
 use crate::version::Version;
 use crate::wipe::SecretVec;
 use crate::xorida::{SharePoint, Threshold, Xorida};
-use zeroize::Zeroizing;
 
 /// What a read counts for decoding the erasure code, in compact mode (see
 /// [`Shares::read_cost_us`]).
@@ -188,12 +188,11 @@ impl Shares {
     /// sealed envelopes (share x = i + 1 at position i).
     ///
     /// The secret's MAC key is drawn first (the generator's next 32 bytes, then the split's
-    /// random bytes: the order docs/FORMAT.md fixes). For a large secret the MAC is then
-    /// computed on a second thread from the parts themselves, from the start, while this
-    /// thread copies them into the secret, splits it and checksums the shares; the tag is
-    /// added (XOR) into every share afterwards: splitting is linear, so this equals
-    /// splitting the tagged secret. The put then costs about the HMAC pass plus the serial
-    /// work after it.
+    /// random bytes: the order docs/FORMAT.md fixes). For a large secret this thread then
+    /// computes the MAC from the parts themselves, at once, while a second thread copies them
+    /// into the secret, splits it and checksums the shares; the tag is added (XOR) into every
+    /// share afterwards: splitting is linear, so this equals splitting the tagged secret. The
+    /// put then costs about the HMAC pass plus the serial work after it.
     pub(crate) fn seal(
         &self,
         binding: &Binding,
@@ -301,9 +300,9 @@ impl Shares {
     /// [`Shares::seal`] in compact mode (docs/FORMAT.md section 16), the MAC key drawn. The
     /// untagged secret is encrypted into the envelopes and the MAC XOR-ed into the
     /// ciphertext afterwards (counter mode: the untagged secret's tag block is zero, so its
-    /// ciphertext is the keystream). For large secrets the MAC is computed from the parts on
-    /// a second thread while this one builds the secret, encrypts, disperses and checksums,
-    /// and is added to the dispersed shares through the code's linearity
+    /// ciphertext is the keystream). For large secrets this thread computes the MAC from the
+    /// parts while a second one builds the secret, encrypts, disperses and checksums, and
+    /// the MAC is added to the dispersed shares through the code's linearity
     /// ([`Compact::add_to_first_chunk`]).
     fn seal_compact(
         &self,
@@ -336,45 +335,42 @@ impl Shares {
             bufs.iter_mut().for_each(|b| envelope::seal(b));
             return Ok(bufs);
         }
-        // A large secret: its MAC on a second thread while this one encrypts, disperses and
+        // A large secret: its MAC on this thread while a second one encrypts, disperses and
         // checksums the shares past their first chunk; then the MAC goes into the first
         // chunk (ciphertext bytes 32..64, in shard 1) of every share, and the checksums are
         // finished from there.
         let tail_from = compact::KEY_LEN + compact::CHUNK;
-        // As in the default mode, the HMAC on this thread at once and the rest on a second.
-        let memory = Mutex::new(Some(SecretVec::with_capacity(secret_len)));
-        let encrypt = |bufs: &mut Vec<Vec<u8>>, rng: &mut dyn RandomSource| -> Result<Vec<u32>> {
-            self.init_envelopes(binding, env_share_len, bufs);
-            let memory = memory.lock().unwrap_or_else(PoisonError::into_inner).take();
-            let secret = secret::untagged_from_parts_in(
-                memory.unwrap_or_default(),
-                self.padding,
-                mac_key,
-                parts,
-            );
+        // As in the default mode, the HMAC on this thread at once and the rest on a second,
+        // in memory allocated here.
+        let memory = Mutex::new(Some((bufs, SecretVec::with_capacity(secret_len))));
+        let rng = Mutex::new(rng);
+        let encrypted = || -> Result<(Vec<Vec<u8>>, Vec<u32>)> {
+            let (mut bufs, secret) = memory
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+                .unwrap_or_else(|| (Vec::new(), SecretVec::default()));
+            self.init_envelopes(binding, env_share_len, &mut bufs);
+            let secret = secret::untagged_from_parts_in(secret, self.padding, mac_key, parts);
             let mut outs: Vec<&mut [u8]> =
                 bufs.iter_mut().map(|b| envelope::share_mut(b)).collect();
+            let rng = &mut **rng.lock().unwrap_or_else(PoisonError::into_inner);
             compact.encrypt_into(t, &secret, rng, &mut outs);
             drop(secret);
             compact.disperse(t, &mut outs)?;
-            Ok(outs.iter().map(|o| envelope::crc32c(&o[tail_from..])).collect())
+            let tails = outs.iter().map(|o| envelope::crc32c(&o[tail_from..])).collect();
+            Ok((bufs, tails))
         };
-        let rng = Mutex::new(rng);
-        let bufs_slot = Mutex::new(&mut bufs);
-        let encrypted = || {
-            let mut bufs = bufs_slot.lock().unwrap_or_else(PoisonError::into_inner);
-            encrypt(&mut bufs, *rng.lock().unwrap_or_else(PoisonError::into_inner))
-        };
-        let (tails, mac) = std::thread::scope(|scope| {
+        let ((mut bufs, tails), mac) = std::thread::scope(|scope| {
             let worker = std::thread::Builder::new().spawn_scoped(scope, encrypted);
             let mac = tag();
-            let tails = match worker {
+            let encrypted = match worker {
                 Ok(h) => h
                     .join()
                     .map_err(|_| VaultError::SplitFailed("encryption thread panicked".into()))??,
                 Err(_) => encrypted()?,
             };
-            Ok::<_, VaultError>((tails, mac))
+            Ok::<_, VaultError>((encrypted, mac))
         })?;
         let mut delta = [0u8; compact::CHUNK];
         delta[secret::TAG_RANGE].copy_from_slice(&mac);
