@@ -727,3 +727,67 @@ async fn unsafe_re_shares_are_refused() {
     old.put(Record::new("x", "2")).await.unwrap();
     assert!(!old.has_moved());
 }
+
+/// Every id of a page walk from `cursor` on, checking that no id comes twice.
+async fn walk(db: &VaultDb, mut cursor: Option<String>, limit: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    loop {
+        let page = db.list_page(cursor.as_deref(), limit).await.unwrap();
+        assert!(page.ids.len() <= limit);
+        ids.extend(page.ids);
+        cursor = page.next;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    let set: std::collections::BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(set.len(), ids.len(), "an id listed twice: {ids:?}");
+    ids
+}
+
+fn sorted(mut ids: Vec<String>) -> Vec<String> {
+    ids.sort();
+    ids
+}
+
+#[tokio::test(start_paused = true)]
+async fn list_pages_during_a_re_share_list_both_stores_and_their_cursors_outlive_it() {
+    let old_cfg = two_of_three();
+    let old = open(&old_cfg).await;
+    let want = fill(&old, 30).await;
+    let live: Vec<String> =
+        want.iter().filter(|(_, w)| w.is_ok()).map(|(id, _)| id.clone()).collect();
+    let new_cfg = three_of_five(&old_cfg);
+    let new = open_migrating(&new_cfg, &old).await;
+    assert_eq!(sorted(walk(&new, None, 7).await), live, "before the re-share (read through)");
+
+    let (tx, mut rx) = tokio::sync::watch::channel(None);
+    let paging = async {
+        rx.wait_for(|p| *p == Some(ResharePhase::Copying)).await.unwrap();
+        new.put(Record::new("fresh", "written during the copy")).await.unwrap();
+        new.delete("rec-3").await.unwrap();
+        let during = walk(&new, None, 7).await;
+        let first = new.list_page(None, 7).await.unwrap();
+        let still_copying = new.reshare_phase() == Some(ResharePhase::Copying);
+        (during, first, still_copying)
+    };
+    let resharing = old.reshare(&new, &DEFAULTS, |p| {
+        tx.send_replace(Some(p.phase));
+    });
+    let (report, (during, first, still_copying)) = tokio::join!(resharing, paging);
+    report.unwrap();
+    assert!(still_copying, "the first page was taken while the copy ran");
+    let mut expected: Vec<String> =
+        live.iter().filter(|id| *id != "rec-3").cloned().chain(["fresh".to_owned()]).collect();
+    expected.sort();
+    assert_eq!(sorted(during.clone()), expected, "during the copy");
+    assert_eq!(first.ids, during[..7], "pages are cut in one order");
+
+    // A cursor handed out during the copy goes on, after it, where the page ended.
+    assert!(matches!(new.reshare_phase(), None | Some(ResharePhase::Done)));
+    let fresh = open(&new_cfg).await;
+    for db in [&new, &fresh] {
+        let rest = walk(db, first.next.clone(), 7).await;
+        assert_eq!(rest, during[7..], "the walk after the re-share continues in the same order");
+    }
+}

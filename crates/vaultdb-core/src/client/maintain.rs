@@ -358,22 +358,15 @@ impl VaultDb {
     /// # Errors
     /// `INVALID_INPUT` for a cursor this store did not hand out, or a `limit` of 0;
     /// `INSUFFICIENT_SHARES` if fewer than K backends can list.
-    #[tracing::instrument(name = "vaultdb.list_page", skip_all)]
     ///
-    /// Not while a re-share into this store is unfinished (a client opened with
-    /// [`VaultDbBuilder::migrating_from`](super::VaultDbBuilder::migrating_from)): pages of
-    /// two stores in name-tag order cannot be merged (each has its own naming key), so it
-    /// then fails with `INVALID_CONFIG`; use [`VaultDb::list`].
+    /// While a re-share into this store is unfinished (a client opened with
+    /// [`VaultDbBuilder::migrating_from`](super::VaultDbBuilder::migrating_from)), the old
+    /// store's records are listed too: each page is then cut from [`VaultDb::list`] (the
+    /// union of both stores, one whole listing of each per page, not `O(limit)`), in this
+    /// store's name-tag order, so its cursors stay valid after the re-share is done.
+    #[tracing::instrument(name = "vaultdb.list_page", skip_all)]
     pub async fn list_page(&self, cursor: Option<&str>, limit: usize) -> Result<RecordPage> {
         self.admit(Access::Read).await?;
-        if self.read_through().is_some() {
-            return Err(VaultError::invalid_config(
-                "list_page is not available while a re-share into this store is unfinished; \
-                 use list"
-                    .to_owned(),
-            ));
-        }
-        let inner = &self.inner;
         if limit == 0 {
             return Err(VaultError::invalid_input("a page holds at least one id".to_owned()));
         }
@@ -385,6 +378,10 @@ impl VaultDb {
                     .ok_or_else(|| VaultError::invalid_input("not a list cursor".to_owned()))?,
             ),
         };
+        if self.read_through().is_some() {
+            return self.list_page_migrating(after, limit).await;
+        }
+        let inner = &self.inner;
         let ks = inner.fanout.keyspace();
         let prefix = ks.records_prefix();
         // Start after every key of the cursor's tag: `r/<tag>/~` sorts after all of them.
@@ -435,6 +432,33 @@ impl VaultDb {
             next: next.map(|t| format!("{CURSOR_PREFIX}{}", t.to_text())),
             outcomes,
             unverified,
+        })
+    }
+
+    /// [`VaultDb::list_page`] while a re-share into this store is unfinished: the page is
+    /// cut from the union of both stores' ids ([`VaultDb::list`]), ordered by this store's
+    /// name tags, so a cursor means the same before and after the re-share is done.
+    async fn list_page_migrating(
+        &self,
+        after: Option<NameTag>,
+        limit: usize,
+    ) -> Result<RecordPage> {
+        let all = self.list().await?;
+        let naming = &self.inner.naming;
+        let mut tagged: Vec<(NameTag, String)> = all
+            .ids
+            .into_iter()
+            .map(|id| (naming.tag(&id), id))
+            .filter(|(t, _)| after.is_none_or(|a| *t > a))
+            .collect();
+        tagged.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let next = (tagged.len() > limit).then(|| tagged[limit - 1].0);
+        tagged.truncate(limit);
+        Ok(RecordPage {
+            ids: tagged.into_iter().map(|(_, id)| id).collect(),
+            next: next.map(|t| format!("{CURSOR_PREFIX}{}", t.to_text())),
+            outcomes: all.outcomes,
+            unverified: all.unverified,
         })
     }
 
