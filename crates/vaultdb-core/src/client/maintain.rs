@@ -451,7 +451,7 @@ impl VaultDb {
             .map(|id| (naming.tag(&id), id))
             .filter(|(t, _)| after.is_none_or(|a| *t > a))
             .collect();
-        tagged.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        tagged.sort_unstable_by_key(|a| a.0);
         let next = (tagged.len() > limit).then(|| tagged[limit - 1].0);
         tagged.truncate(limit);
         Ok(RecordPage {
