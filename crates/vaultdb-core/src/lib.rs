@@ -32,6 +32,7 @@ pub mod manifest;
 pub mod memory;
 pub mod naming;
 pub mod padding;
+mod pair;
 pub mod record;
 pub mod rng;
 pub mod secret;

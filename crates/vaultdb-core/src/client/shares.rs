@@ -245,22 +245,13 @@ impl Shares {
         };
         let tag = || secret::tag_of_parts(binding, &mac_key, parts);
         let ((mut bufs, tails), mac) = if secret_len >= PARALLEL_MAC_MIN {
-            // The HMAC, the longer task, on this thread at once; the split on a second one,
-            // which may take 0.1-0.3 ms to start (an idle core of the VMs measured wakes that
-            // slowly) but has about half as much to do.
+            // The HMAC, the longer task, on this thread at once; the split on a pooled
+            // thread ([`crate::pair`]), which may be slow to wake but has about half as much
+            // to do.
             let rng = Mutex::new(rng);
             let split = || split_all(*rng.lock().unwrap_or_else(PoisonError::into_inner));
-            std::thread::scope(|scope| {
-                let worker = std::thread::Builder::new().spawn_scoped(scope, split);
-                let mac = tag();
-                let split = match worker {
-                    Ok(h) => h
-                        .join()
-                        .map_err(|_| VaultError::SplitFailed("split thread panicked".into()))?,
-                    Err(_) => split(),
-                };
-                Ok::<_, VaultError>((split, mac))
-            })?
+            let (mac, split) = crate::pair::beside(tag, split);
+            (split.ok_or_else(|| VaultError::SplitFailed("split thread panicked".into()))?, mac)
         } else {
             (split_all(rng), tag())
         };
@@ -361,17 +352,9 @@ impl Shares {
             let tails = outs.iter().map(|o| envelope::crc32c(&o[tail_from..])).collect();
             Ok((bufs, tails))
         };
-        let ((mut bufs, tails), mac) = std::thread::scope(|scope| {
-            let worker = std::thread::Builder::new().spawn_scoped(scope, encrypted);
-            let mac = tag();
-            let encrypted = match worker {
-                Ok(h) => h
-                    .join()
-                    .map_err(|_| VaultError::SplitFailed("encryption thread panicked".into()))??,
-                Err(_) => encrypted()?,
-            };
-            Ok::<_, VaultError>((encrypted, mac))
-        })?;
+        let (mac, encrypted) = crate::pair::beside(tag, encrypted);
+        let (mut bufs, tails) = encrypted
+            .ok_or_else(|| VaultError::SplitFailed("encryption thread panicked".into()))??;
         let mut delta = [0u8; compact::CHUNK];
         delta[secret::TAG_RANGE].copy_from_slice(&mac);
         let mut outs: Vec<&mut [u8]> = bufs.iter_mut().map(|b| envelope::share_mut(b)).collect();
@@ -557,11 +540,12 @@ impl Shares {
     /// A large secret in the default mode is rebuilt in [`OPEN_CHUNK`]-byte chunks, claimed
     /// in order by this thread and a second one, while this thread checks the MAC over the
     /// chunks done, in order ([`secret::open_chunks`]), rebuilding a chunk itself whenever
-    /// the next one is not ready; the second thread then checks the CRCs. The MAC check,
-    /// the longer task, so starts at once: a second thread takes 0.1-0.3 ms to start running
-    /// on the idle two-core VMs measured (docs/PERFORMANCE.md), longer than the whole
-    /// rebuild of a megabyte. A get then costs about the HMAC pass rather than the CRCs,
-    /// the rebuild and the HMAC pass one after the other.
+    /// the next one is not ready; the second thread (a pooled one: [`crate::pair`]) then
+    /// checks the CRCs. The MAC check, the longer task, so starts at once, whenever the
+    /// second thread wakes (a thread started per get took 0.1-0.3 ms to run on the idle
+    /// two-core VMs measured, longer than the whole rebuild of a megabyte). A get then
+    /// costs about the HMAC pass rather than the CRCs, the rebuild and the HMAC pass one
+    /// after the other.
     fn rebuild_and_open(
         &self,
         kind: Kind,
@@ -587,17 +571,16 @@ impl Shares {
         // The CRCs in pieces, claimed by whichever thread is free once the chunks are done.
         let crcs = PieceCrcs::new(envelopes);
         let (tx, rx) = std::sync::mpsc::channel();
-        let checked = std::thread::scope(|scope| {
-            // If no thread can be had, this one does everything.
-            let helper = std::thread::Builder::new().spawn_scoped(scope, || {
-                while let Some(chunk) = claim() {
-                    if tx.send(rebuild(chunk)).is_err() {
-                        break;
-                    }
+        let beside = || {
+            while let Some(chunk) = claim() {
+                if tx.send(rebuild(chunk)).is_err() {
+                    break;
                 }
-                drop(tx);
-                crcs.work();
-            });
+            }
+            drop(tx);
+            crcs.work();
+        };
+        let here = || {
             // The chunks done, by index, until their turn comes.
             let mut done: BTreeMap<usize, &[u8]> = BTreeMap::new();
             let mut next = 0;
@@ -625,10 +608,10 @@ impl Shares {
             // The other thread stops at its next send, if the check ended early.
             drop(rx);
             crcs.work();
-            // A panic there leaves pieces unchecked, which `verdicts` checks again.
-            drop(helper.map(std::thread::ScopedJoinHandle::join));
             checked
-        });
+        };
+        // A panic beside leaves pieces unchecked, which `verdicts` checks again.
+        let (checked, _) = crate::pair::beside(here, beside);
         let sums = crcs.verdicts();
         (checked.map(|payload_len| (secret, payload_len)), sums)
     }
