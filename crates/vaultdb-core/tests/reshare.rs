@@ -927,3 +927,33 @@ async fn a_new_store_with_the_old_naming_key_is_refused() {
     assert!(!old.has_moved());
     assert_eq!(data(&old, "x").await.unwrap(), b"2");
 }
+
+/// A finished re-share leaves, of the old store, only each old backend's keyring share and
+/// moved notice; running it again with `remove_fence` (once no old client remains) removes
+/// them too.
+#[tokio::test(start_paused = true)]
+async fn the_fence_left_by_a_finished_re_share_is_removed_by_a_second_run() {
+    let old_cfg = two_of_three();
+    let old = open(&old_cfg).await;
+    fill(&old, 3).await;
+    let new_cfg = three_of_five(&old_cfg);
+    let new = open_migrating(&new_cfg, &old).await;
+    let first = old.reshare(&new, &DEFAULTS, |_| {}).await.unwrap();
+    for n in &old_cfg.nodes {
+        let mut left = keys_under(n, "v1");
+        left.sort();
+        assert_eq!(left, ["v1/keyring", "v1/moved"], "backend {}", n.id);
+    }
+    let mut options = ReshareOptions::default();
+    options.remove_fence = true;
+    let report = old.reshare(&new, &options, |_| {}).await.unwrap();
+    assert_eq!(report.copied, first.copied, "nothing copied twice: {report:?}");
+    assert_eq!((report.kept, first.kept), (0, 6));
+    for n in &old_cfg.nodes {
+        assert!(keys_under(n, "v1").is_empty(), "backend {}: {:?}", n.id, keys_under(n, "v1"));
+    }
+    assert_eq!(
+        data(&open(&new_cfg).await, "rec-1").await.unwrap(),
+        data(&new, "rec-1").await.unwrap()
+    );
+}
