@@ -367,3 +367,52 @@ async fn a_share_size_lied_about_while_settling_is_not_asked_for_by_fast_reads()
     let asked = liar.largest_ask.load(std::sync::atomic::Ordering::SeqCst);
     assert!(asked <= 1 << 20, "a read asked the lying backend for {asked} bytes of a share");
 }
+
+/// The round trips docs/DESIGN.md promises, on three backends that each answer after
+/// [`DELAY`]: a put (new id or over an existing one) and the read of a settled record take
+/// one, the read without listing; a delete takes two.
+#[tokio::test(start_paused = true)]
+async fn a_put_and_a_settled_read_take_one_round_trip_and_a_delete_two() {
+    const DELAY: Duration = Duration::from_millis(20);
+    let start = tokio::time::Instant::now();
+    let wall: vaultdb_core::WallClock =
+        Arc::new(move || 1_700_000_000_000_000 + start.elapsed().as_micros() as u64);
+    let mut b = builder(wall);
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        let mem = Arc::new(MemoryBackend::new(format!("b{i}"), format!("backend {i}")));
+        let counting = Counting::new(mem.clone());
+        let count = counting.handle();
+        let slow = vaultdb_testkit::Slow::new(counting, DELAY);
+        b = b.backend_arc(Arc::new(slow) as Arc<dyn StorageBackend>);
+        nodes.push(Node { mem, count });
+    }
+    let db = b.open().await.unwrap();
+    // Virtual time taken by one operation, in round trips of DELAY.
+    async fn trips<T>(op: impl std::future::Future<Output = T>) -> (T, f64) {
+        let t = tokio::time::Instant::now();
+        let out = op.await;
+        (out, t.elapsed().as_secs_f64() / DELAY.as_secs_f64())
+    }
+
+    let (r, n) = trips(db.put(Record::new("r", b"one".to_vec()))).await;
+    r.unwrap();
+    assert!(n < 1.5, "a put of a new id took {n} round trips");
+    db.flush().await;
+    let (r, n) = trips(db.put(Record::new("r", b"two".to_vec()))).await;
+    r.unwrap();
+    assert!(n < 1.5, "a put over an existing id took {n} round trips");
+    db.flush().await;
+
+    settle(&db, "r").await;
+    reset(&nodes);
+    let (r, n) = trips(value(&db, "r")).await;
+    assert_eq!(r.unwrap(), b"two");
+    assert!(n < 1.5, "a settled read took {n} round trips");
+    assert_eq!(lists(&nodes), 0, "a settled read lists nothing");
+
+    let (r, n) = trips(db.delete("r")).await;
+    r.unwrap();
+    assert!(n < 2.5, "a delete took {n} round trips");
+    assert_eq!(value(&db, "r").await.unwrap_err(), ErrorCode::RecordNotFound);
+}

@@ -530,7 +530,7 @@ pub(super) fn table7(run: &Run<'_>, verdicts: &mut Vec<Verdict>) -> String {
          backend call, the background work the operation starts included (removing superseded \
          versions, settling), which `VaultDb::flush` waits for before the counts are read. \
          \"settled\" reads a record read before, past the settle delay (docs/FORMAT.md section \
-         16); \"unsettled\" one written within it. The list rows read one page of 100 ids from a \
+         17); \"unsettled\" one written within it. The list rows read one page of 100 ids from a \
          store of {records} records. Cost: USD per million operations at list prices (S3 and GCS \
          standard, Azure hot; DELETE is free on all three). \"One call per backend\" is the \
          design where each operation makes exactly one call to each backend.\n\n",

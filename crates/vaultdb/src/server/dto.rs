@@ -84,10 +84,11 @@ pub struct RawData(pub Vec<u8>);
 /// A page of ids.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ListResponse {
-    /// Record ids, sorted.
+    /// Record ids, in name-tag order (an order that reveals nothing about the ids, stable
+    /// while the store changes), not sorted by id.
     pub ids: Vec<String>,
-    /// Pass as `cursor` to get the next page (it is the last id of this page); `null` on the
-    /// last page.
+    /// Pass as `cursor` to get the next page (an opaque token, not an id); `null` on the
+    /// last page. A page may hold fewer than `limit` ids while `next` is not `null`.
     pub next: Option<String>,
 }
 

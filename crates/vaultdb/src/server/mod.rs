@@ -3,7 +3,7 @@
 //! | route | role | what |
 //! |---|---|---|
 //! | `PUT`/`POST /v1/records` | write | store `{id, data}` (data: any JSON value) |
-//! | `GET /v1/records?limit=&cursor=` | read | ids, sorted, a page at a time |
+//! | `GET /v1/records?limit=&cursor=` | read | ids a page at a time, in name-tag order, opaque cursor |
 //! | `GET /v1/records/{id}` | read | `{id, version, content_type, data}` |
 //! | `DELETE /v1/records/{id}` | write | delete every version everywhere |
 //! | `PUT /v1/records/{id}/raw` | write | store the body as-is, with its `Content-Type` |
