@@ -56,13 +56,14 @@ pub(super) fn binary_rss(run: &Run<'_>, verdicts: &mut Vec<Verdict>) -> String {
          on). Command line: `vaultdb put big -` with the bytes on its standard input (which it \
          copies to a temporary file in `TMPDIR`, the same directory, then streams with \
          `put_stream`) and `vaultdb get big` with standard output to /dev/null; peak RSS is \
-         the process's VmHWM, sampled from /proc every 10 ms until it exits, and \"RSS at \
-         start\" its first sample. REST: one `vaultdb serve` on 127.0.0.1, `PUT \
-         /v1/records/big/raw` with `Content-Length` (the body streams into `put_stream`) and \
-         with `Transfer-Encoding: chunked` (no length: the body is first copied to an \
-         anonymous temporary file), and `GET` of the same record, read and discarded; peak \
-         RSS is the server's VmHWM, reset to its current RSS (`/proc/PID/clear_refs`) just \
-         before each request, and \"RSS at start\" the server's RSS then. Time: the command \
+         the process's VmHWM, sampled from /proc every 10 ms until it exits. REST: \
+         `vaultdb serve` on 127.0.0.1, started afresh for each request (as each command is a \
+         fresh process), `PUT /v1/records/big/raw` with `Content-Length` (the body streams \
+         into `put_stream`) and with `Transfer-Encoding: chunked` (no length: the body is \
+         first copied to an anonymous temporary file), and `GET` of the same record, read \
+         and discarded; peak RSS is the server's VmHWM, reset to its current RSS \
+         (`/proc/PID/clear_refs`) just before the request, and \"RSS at start\" the idle \
+         server's RSS then. Time: the command \
          from start to exit, or the request from its first byte sent to the answer's last \
          byte read; MB/s = bytes / time (10^6 bytes). The bench process writes and reads \
          the bytes on the same cores.\n\n",
@@ -164,9 +165,11 @@ pub(super) fn rest_list(run: &Run<'_>, _verdicts: &mut Vec<Verdict>) -> String {
     );
     let _ = writeln!(
         s,
-        "| first page | {} | 1 | {} | {} | {}{note} |",
+        "| first page (the first request after the fill; median of 9 more) | {} | 1 | {} ({}) \
+         | {} | {}{note} |",
         u("first_page_ids").unwrap_or(0),
         dur_us(f("first_page_secs").map(|t| t * 1e6)),
+        dur_us(f("first_page_median_secs").map(|t| t * 1e6)),
         mib(u("rss_filled_kib")),
         mib(u("first_page_peak_kib")),
     );
