@@ -14,8 +14,8 @@
 //!   licenses, sources); with `--advisories` also the RustSec advisories of both workspaces
 //!   (the main one and `fuzz/`), fetched from GitHub, or, with `--advisory-db DIR`, read
 //!   offline from DIR, a git clone of <https://github.com/rustsec/advisory-db>; see `deny.rs`.
-//! - `cargo xtask bench [--quick] [--render-only]`: runs the benchmark suites and regenerates
-//!   the tables of docs/PERFORMANCE.md; see `bench/`.
+//! - `cargo xtask bench [--quick] [--render-only] [--only SUITE]`: runs the benchmark suites
+//!   (or one of them) and regenerates the tables of docs/PERFORMANCE.md; see `bench/`.
 //! - `cargo xtask itest`: the cloud backends against local emulators (moto, s3s-fs,
 //!   fake-gcs-server, Azurite), installed on first use; see `itest/`.
 //! - `cargo xtask fuzz [--time N] [--target T]`: the cargo-fuzz targets of `fuzz/` on
@@ -91,7 +91,8 @@ fn print_help() {
          deny   cargo deny check bans licenses sources (--advisories: also the RustSec\n         \
                 advisories, fetched from GitHub; --advisory-db DIR: from a local clone)\n  \
          bench  run the benchmarks, regenerate docs/PERFORMANCE.md (--quick: smoke run;\n         \
-                --render-only: re-render the last saved results)\n  \
+                --render-only: re-render the last saved results; --only modes|roundtrips|\n         \
+                rest-list|binary-rss: one suite and its block)\n  \
          itest  cloud backends against local emulators (installed into a cache on first use)\n  \
          load   the REST server under wrk load for --duration SECS (default 300; --quick: 20),\n         \
                 regenerates docs/LOAD.md\n  \

@@ -9,7 +9,8 @@
 //!   memory backends, median of many runs (as the e2e suite measures them);
 //! - `{"kind":"codec", ...}`: the codecs alone on 1 MiB: the XorIDA split and rebuild, the
 //!   compact split and rebuild, and their parts (the AES-256-CTR keystream, the erasure
-//!   code's encode and decode), which is the measurement behind the choice of erasure code.
+//!   code's encode and decode), and the same encode and decode with `reed-solomon-erasure`
+//!   (`rse_encode`, `rse_decode`), which is the measurement behind the choice of erasure code.
 //!
 //! `VAULTDB_BENCH_QUICK=1` takes fewer samples (a smoke test). Run without `--bench` (as
 //! `cargo test --all-targets` does), every case runs once, as a test.
@@ -181,6 +182,42 @@ fn codecs(k: usize, n: usize) {
             ));
         }),
     );
+    // The same shards through reed-solomon-erasure (GF(2^8), its default pure-Rust build):
+    // encode into freshly allocated recovery shards, as reed_solomon_simd::encode does, and
+    // decode the same missing originals from its own recovery shards.
+    let rse = reed_solomon_erasure::galois_8::ReedSolomon::new(k, n - k).unwrap();
+    codec_line(
+        "rse_encode",
+        k,
+        n,
+        median(samples, || {
+            let mut parity = vec![vec![0u8; s]; n - k];
+            rse.encode_sep(&originals, &mut parity).unwrap();
+            drop(black_box(parity));
+        }),
+    );
+    let mut parity = vec![vec![0u8; s]; n - k];
+    rse.encode_sep(&originals, &mut parity).unwrap();
+    let mut all: Vec<Vec<u8>> = originals.iter().map(|o| o.to_vec()).collect();
+    all.extend(parity);
+    all[..lost].iter_mut().for_each(|b| b.fill(0));
+    codec_line(
+        "rse_decode",
+        k,
+        n,
+        median(samples, || {
+            // Originals 0..lost missing (their buffers are overwritten), recovery shards past
+            // the first `lost` missing too: the same K shares as rs_decode's.
+            let mut shards: Vec<(&mut [u8], bool)> = all
+                .iter_mut()
+                .enumerate()
+                .map(|(i, b)| (b.as_mut_slice(), (lost..k + lost).contains(&i)))
+                .collect();
+            rse.reconstruct_data(&mut shards).unwrap();
+            black_box(&shards);
+        }),
+    );
+    assert_eq!(all[..k].concat(), padded, "reed-solomon-erasure rebuilt the originals");
 }
 
 fn main() {

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use crate::root;
 
 /// Crates whose exact versions the report names (all versions in Cargo.lock are listed).
-pub(super) const VERSIONED: [&str; 11] = [
+pub(super) const VERSIONED: [&str; 13] = [
     "vsss-rs",
     "blahaj",
     "sharks",
@@ -22,6 +22,8 @@ pub(super) const VERSIONED: [&str; 11] = [
     "hmac",
     "sha2",
     "crc32c",
+    "reed-solomon-simd",
+    "reed-solomon-erasure",
 ];
 
 pub(super) fn load_average() -> String {

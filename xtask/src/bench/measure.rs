@@ -7,8 +7,8 @@ use std::time::{Instant, SystemTime};
 
 use serde_json::{Map, Value, json};
 
-use super::Opts;
 use super::machine::{git_describe, load_average, machine, unix, versions};
+use super::{Opts, Suite};
 use crate::{cargo, root, step};
 
 /// The environment variable every suite reads for short runs.
@@ -45,6 +45,7 @@ pub(super) fn measure(opts: &Opts, target: &Path) -> Result<Value, String> {
         b.args(["build", "--release", "-p", "vaultdb-fs", "--example", "stream_rss"]);
         step("build stream_rss example", b)?;
     }
+    let bin = super::binary::build()?;
 
     // 2. Run the suites.
     let measuring = Instant::now();
@@ -100,10 +101,26 @@ pub(super) fn measure(opts: &Opts, target: &Path) -> Result<Value, String> {
     } else {
         json!({"ran": false, "note": format!("not run: {RSS_EXAMPLE} does not exist yet")})
     };
+    let mut binary_suites = Map::new();
+    for section in ["rest-list", "binary-rss"] {
+        let t = Instant::now();
+        match run_binary_suite(opts, &bin, section) {
+            Ok(lines) => {
+                binary_suites.insert(section.into(), Value::Array(lines));
+            }
+            // As for stream_rss: a failed suite is reported in its block, not fatal.
+            Err(e) => {
+                println!("xtask: {section} failed: {e}");
+                binary_suites.insert(section.into(), json!([]));
+                binary_suites.insert(format!("{section}_note"), json!(format!("Failed: {e}.")));
+            }
+        }
+        suites.insert(section.into(), json!({"secs": t.elapsed().as_secs_f64()}));
+    }
     let measured_secs = measuring.elapsed().as_secs_f64();
     println!("xtask: measurements took {measured_secs:.0}s (builds excluded)");
 
-    Ok(json!({
+    let mut all = json!({
         "schema": 1,
         "quick": opts.quick,
         "started_unix": unix(started),
@@ -117,7 +134,26 @@ pub(super) fn measure(opts: &Opts, target: &Path) -> Result<Value, String> {
         "latency": latency,
         "modes": modes,
         "rss": rss,
-    }))
+    });
+    for (k, v) in binary_suites {
+        all[k] = v;
+    }
+    Ok(all)
+}
+
+/// `--only rest-list|binary-rss`: builds the release binary and runs that suite alone; its
+/// JSON lines, when it started, and the load average then.
+pub(super) fn binary_suite(opts: &Opts, section: &str) -> Result<Suite, String> {
+    let bin = super::binary::build()?;
+    let (started, load) = (unix(SystemTime::now()), load_average());
+    Ok((run_binary_suite(opts, &bin, section)?, started, load))
+}
+
+fn run_binary_suite(opts: &Opts, bin: &Path, section: &str) -> Result<Vec<Value>, String> {
+    match section {
+        "rest-list" => super::binary::rest_list(bin, opts.quick),
+        _ => super::binary::binary_rss(bin, opts.quick),
+    }
 }
 
 /// `--only modes`: builds and runs the modes suite alone; its JSON lines, when it started

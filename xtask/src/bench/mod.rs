@@ -1,8 +1,9 @@
-//! `cargo xtask bench [--quick] [--render-only] [--only modes|roundtrips]`: runs the benchmark suites
-//! and regenerates the tables of docs/PERFORMANCE.md.
+//! `cargo xtask bench [--quick] [--render-only] [--only modes|roundtrips|rest-list|binary-rss]`:
+//! runs the benchmark suites and regenerates the tables of docs/PERFORMANCE.md.
 //!
-//! 1. **Build** every benchmark binary first (and the `stream_rss` example of vaultdb-fs, if
-//!    its source exists), so that compiling is not part of the measured time.
+//! 1. **Build** every benchmark binary first (the `stream_rss` example of vaultdb-fs, if its
+//!    source exists, and the release `vaultdb` binary), so that compiling is not part of the
+//!    measured time.
 //! 2. **Run**, in this order, on the machine as it is:
 //!    - `cargo bench -p vaultdb-core --bench sharing` (criterion: split, rebuild, the
 //!      generator, HMAC-SHA256, memcpy, record encode/decode, the four peer crates);
@@ -15,7 +16,13 @@
 //!    - `cargo run --release -p vaultdb-fs --example stream_rss` when
 //!      `crates/vaultdb-fs/examples/stream_rss.rs` exists (peak RSS of a 1 GiB streamed put
 //!      and get; JSON lines such as `{"op":"put","bytes":..,"segment_size":..,
-//!      "peak_rss_kib":..,"secs":..}`).
+//!      "peak_rss_kib":..,"secs":..}`);
+//!    - `binary.rs`'s suites, which run the release `vaultdb` binary as separate processes:
+//!      `rest-list` (a 100,000-record store listed through `vaultdb serve`: the first page,
+//!      the whole walk, the server's peak RSS) and `binary-rss` (1 GiB through `vaultdb put
+//!      -` / `vaultdb get` and through REST `PUT`/`GET /raw`, each process's peak RSS).
+//!      `--quick` shrinks them (10,000 records, 128 MiB); `VAULTDB_BENCH_LIST_RECORDS` and
+//!      `VAULTDB_BENCH_STREAM_MIB` set the sizes.
 //!
 //!    Criterion results are read from `<target>/criterion/**/new/{benchmark,estimates}.json`
 //!    right after each criterion suite (both suites have an `hmac_sha256` group, so each
@@ -32,14 +39,21 @@
 //! `--only modes` builds and runs the modes suite alone, replaces its results in the saved
 //! run (if there is one) and renders and splices its block (`modes`) alone. `--only
 //! roundtrips` does the same for the latency suite's `roundtrips` section (table 7: round
-//! trips and request cost on slow backends).
+//! trips and request cost on slow backends), `--only rest-list` and `--only binary-rss` for
+//! the binary's suites (blocks `rest-list` and `binary-rss`), building the release binary
+//! first.
 //!
 //! The code, by concern: `measure.rs` builds and runs the suites and collects their
 //! results (steps 1 and 2); `machine.rs` describes the machine and the crate versions;
 //! `results.rs` reads a saved run; `verdicts.rs` holds the targets and judges a measurement
 //! against one; `format.rs` formats numbers, sizes and dates; `tables.rs` renders tables
-//! 1-6, `modes.rs` the storage modes block, `floor.rs` the floor table (each operation against the cost it cannot go below), and `render.rs` the other blocks and splices them all into the document (step 4).
+//! 1-6, `modes.rs` the storage modes block, `floor.rs` the floor table (each operation
+//! against the cost it cannot go below), `binary.rs` runs the release binary's suites and
+//! `binary_tables.rs` renders their blocks, and `render.rs` the other blocks and splices them
+//! all into the document (step 4).
 
+mod binary;
+mod binary_tables;
 mod floor;
 mod format;
 mod machine;
@@ -57,31 +71,42 @@ use crate::root;
 struct Opts {
     quick: bool,
     render_only: bool,
-    only_modes: bool,
-    only_roundtrips: bool,
+    /// `--only <suite>`: `modes`, `roundtrips`, `rest-list` or `binary-rss`.
+    only: Option<String>,
 }
 
+/// The suites `--only` takes.
+const ONLY: [&str; 4] = ["modes", "roundtrips", "rest-list", "binary-rss"];
+
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
-    let mut opts =
-        Opts { quick: false, render_only: false, only_modes: false, only_roundtrips: false };
+    let mut opts = Opts { quick: false, render_only: false, only: None };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--quick" => opts.quick = true,
             "--render-only" => opts.render_only = true,
             "--only" => match it.next().map(String::as_str) {
-                Some("modes") => opts.only_modes = true,
-                Some("roundtrips") => opts.only_roundtrips = true,
+                Some(o) if ONLY.contains(&o) => opts.only = Some(o.to_owned()),
                 other => {
                     return Err(format!(
-                        "bench: --only takes `modes` or `roundtrips`, not {other:?}"
+                        "bench: --only takes one of {}, not {other:?}",
+                        ONLY.join(", ")
                     ));
                 }
             },
+            "--help" | "-h" => {
+                println!(
+                    "cargo xtask bench [--quick] [--render-only] [--only {}]\n\
+                     (see the module docs of xtask/src/bench/mod.rs and docs/PERFORMANCE.md)",
+                    ONLY.join("|")
+                );
+                return Ok(());
+            }
             other => {
                 return Err(format!(
                     "bench: unknown argument {other:?} (use --quick, --render-only, --only \
-                     modes; to run one suite by hand see docs/PERFORMANCE.md, Reproducing)"
+                     {}; to run one suite by hand see docs/PERFORMANCE.md, Reproducing)",
+                    ONLY.join("|")
                 ));
             }
         }
@@ -89,23 +114,36 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     let target = crate::target_dir()?;
     let out_dir = target.join("vaultdb-bench");
     let saved = out_dir.join("results.json");
-    if opts.only_modes {
-        let suite = Only {
-            section: "modes",
-            block: "modes",
-            what: "the modes block",
-            measure: Box::new(|| measure::modes(&opts, &target)),
-            render: modes::render,
-        };
-        return only(&opts, &saved, suite);
-    }
-    if opts.only_roundtrips {
-        let suite = Only {
-            section: "roundtrips",
-            block: "table7",
-            what: "table 7",
-            measure: Box::new(|| measure::roundtrips(&opts)),
-            render: tables::table7,
+    if let Some(only_suite) = opts.only.as_deref() {
+        let suite = match only_suite {
+            "modes" => Only {
+                section: "modes",
+                block: "modes",
+                what: "the modes block",
+                measure: Box::new(|| measure::modes(&opts, &target)),
+                render: modes::render,
+            },
+            "roundtrips" => Only {
+                section: "roundtrips",
+                block: "table7",
+                what: "table 7",
+                measure: Box::new(|| measure::roundtrips(&opts)),
+                render: tables::table7,
+            },
+            "rest-list" => Only {
+                section: "rest-list",
+                block: "rest-list",
+                what: "the REST listing block (section 8b)",
+                measure: Box::new(|| measure::binary_suite(&opts, "rest-list")),
+                render: binary_tables::rest_list,
+            },
+            _ => Only {
+                section: "binary-rss",
+                block: "binary-rss",
+                what: "the binary's peak RSS block (section 5b)",
+                measure: Box::new(|| measure::binary_suite(&opts, "binary-rss")),
+                render: binary_tables::binary_rss,
+            },
         };
         return only(&opts, &saved, suite);
     }
@@ -162,6 +200,15 @@ fn only(opts: &Opts, saved: &std::path::Path, suite: Only<'_>) -> Result<(), Str
         results[format!("{section}_started_unix")] = serde_json::json!(started);
         results[format!("{section}_load")] = Value::String(load);
         results[format!("{section}_quick")] = Value::Bool(opts.quick);
+        // The versions of crates the saved run does not name yet (from Cargo.lock as it is
+        // now); those it names stay those of its own run.
+        if let Value::Object(now) = machine::versions()? {
+            for (k, v) in now {
+                if results["versions"].get(&k).is_none() {
+                    results["versions"][k] = v;
+                }
+            }
+        }
         if let Some(dir) = saved.parent() {
             std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }

@@ -85,14 +85,25 @@ pub(super) fn render(run: &Run<'_>, verdicts: &mut Vec<Verdict>) -> String {
         }
     }
     if !codec.is_empty() {
-        s.push_str(
+        let (simd, rse) = (run.version("reed-solomon-simd"), run.version("reed-solomon-erasure"));
+        let _ = write!(
+            s,
             "\nThe codecs alone on a 1 MiB secret (GB/s): the XorIDA split and rebuild, the \
              compact split and rebuild (rebuilt from the last K shares, so with the erasure \
              code's decoding), and the compact mode's parts: the AES-256-CTR keystream and \
-             `reed-solomon-simd`'s encode and decode (decode with as many original shards \
-             missing as there are recovery shards, the worst case):\n\n\
+             the erasure code's encode and decode, by `reed-solomon-simd` {simd} (`rs_`, the \
+             one compact uses: Leopard-RS over GF(2^16), SIMD kernels chosen at run time) and, \
+             on the same shards, by `reed-solomon-erasure` {rse} (`rse_`: GF(2^8), its default \
+             pure-Rust build, without the C `simd-accel` feature). Encode allocates the \
+             recovery shards in both; decode rebuilds as many missing original shards as \
+             there are recovery shards (the worst case for a read), into new buffers \
+             (`reed-solomon-simd`) or buffers given (`reed-solomon-erasure`):\n\n\
              | codec | 2-of-3 | 3-of-5 |\n|---|---|---|\n",
         );
+        let cell = |what: &str, k: u64, n: u64| {
+            find(&codec, |l| l["what"] == what && l["k"] == k && l["n"] == n)
+                .and_then(|l| l["gbps"].as_f64())
+        };
         for what in [
             "xorida_split",
             "compact_split",
@@ -100,15 +111,29 @@ pub(super) fn render(run: &Run<'_>, verdicts: &mut Vec<Verdict>) -> String {
             "compact_rebuild",
             "aes256_ctr",
             "rs_encode",
+            "rse_encode",
             "rs_decode",
+            "rse_decode",
         ] {
-            let cell = |k: u64, n: u64| {
-                gbps(
-                    find(&codec, |l| l["what"] == what && l["k"] == k && l["n"] == n)
-                        .and_then(|l| l["gbps"].as_f64()),
-                )
+            let _ = writeln!(
+                s,
+                "| `{what}` | {} | {} |",
+                gbps(cell(what, 2, 3)),
+                gbps(cell(what, 3, 5))
+            );
+        }
+        for op in ["encode", "decode"] {
+            let rel = |k: u64, n: u64| {
+                cell(&format!("rs_{op}"), k, n)
+                    .zip(cell(&format!("rse_{op}"), k, n))
+                    .map_or("n/a".into(), |(a, b)| ratio(a / b))
             };
-            let _ = writeln!(s, "| `{what}` | {} | {} |", cell(2, 3), cell(3, 5));
+            let _ = writeln!(
+                s,
+                "| {op}: `reed-solomon-simd` / `reed-solomon-erasure` | {} | {} |",
+                rel(2, 3),
+                rel(3, 5)
+            );
         }
     }
     for size in [100 << 10, 1 << 20] {

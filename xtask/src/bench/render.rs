@@ -25,7 +25,9 @@ pub(super) fn render(results: &Value) -> BTreeMap<&'static str, String> {
     t.insert("table4", table4(&run, &mut verdicts));
     t.insert("table5", table5(&run, &mut verdicts));
     t.insert("table6", table6(&run, &mut verdicts));
+    t.insert("binary-rss", super::binary_tables::binary_rss(&run, &mut verdicts));
     t.insert("table7", table7(&run, &mut verdicts));
+    t.insert("rest-list", super::binary_tables::rest_list(&run, &mut verdicts));
     t.insert("sharing-all", sharing_all(&run));
     t.insert("modes", super::modes::render(&run, &mut verdicts));
     let caption = run.caption("`cargo bench -p vaultdb-core --bench sharing` and the e2e suite");
