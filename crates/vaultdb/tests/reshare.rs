@@ -757,6 +757,32 @@ fn a_server_on_the_new_configuration_serves_throughout_a_reshare() {
     want.remove("text-1");
     // Commands on the new configuration read through too.
     check_records(&sh, "new/vaultdb.toml", &want);
+    // They find the old configuration where the re-share recorded it, or in
+    // VAULTDB_RESHARE_FROM; without either, or with another store's, they say what to do.
+    let record = d.join("new/vaultdb-data/reshare-from");
+    let recorded = std::fs::read_to_string(&record).unwrap();
+    assert!(recorded.trim_end().ends_with("old/vaultdb.toml"), "{recorded}");
+    std::fs::remove_file(&record).unwrap();
+    let get = |from: Option<&str>| {
+        let mut cmd = sh.command(BIN);
+        cmd.args(["--config", "new/vaultdb.toml", "get", "text-2"]);
+        if let Some(f) = from {
+            cmd.env("VAULTDB_RESHARE_FROM", f);
+        }
+        cmd.output().unwrap()
+    };
+    let out = get(None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("not done") && err.contains("set VAULTDB_RESHARE_FROM"), "{err}");
+    let out = get(Some("new/vaultdb.toml"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("is not that store"), "{err}");
+    let out = get(Some("old/vaultdb.toml"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout, b"old text 2");
+    std::fs::write(&record, recorded).unwrap();
     // The old server tells its clients to use the new configuration.
     let (status, body) = http(&old_server.addr, "GET", "/v1/records/text-2", token, b"");
     assert_eq!(status, 400, "{body}");
@@ -770,6 +796,7 @@ fn a_server_on_the_new_configuration_serves_throughout_a_reshare() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     check_records(&sh, "new/vaultdb.toml", &want);
+    assert!(!record.exists(), "the record of the old configuration is removed at the end");
     let gone = sh.command(BIN).args(["--config", "new/vaultdb.toml", "get", "text-1"]).output();
     assert_eq!(gone.unwrap().status.code(), Some(5), "the delete made during it stays");
     // The server goes on, alone.

@@ -8,7 +8,10 @@
 //! the new one under the same (or a nested) prefix. Environment overrides that would apply
 //! to both files (`VAULTDB_BACKENDS`, `VAULTDB_THRESHOLD`, ...) are refused. The new store is
 //! opened as a migrating client of the old one (and created if it is not there yet, as
-//! `init` or a first `put` would). Progress is saved in the new store: running the same
+//! `init` or a first `put` would), and the old configuration file's path is recorded in the
+//! new one's data_dir ([`service::RESHARE_FROM_FILE`], removed at the end) for servers and
+//! commands on the new file to read through to the old store
+//! ([`service::follow_reshare`]). Progress is saved in the new store: running the same
 //! command again, after Ctrl-C, a crash or an error, resumes. Each run writes a
 //! `store.reshare` line to the old store's audit log; a finished one also to the new one's.
 

@@ -112,7 +112,9 @@ pub async fn follow_reshare(cfg: &Loaded, db: &VaultDb) -> Result<(), CliError> 
         None => match std::fs::read_to_string(&record) {
             Ok(text) if !text.trim().is_empty() => std::path::PathBuf::from(text.trim()),
             _ => {
-                return Err(unfollowable("this process does not know the old configuration".into()));
+                return Err(unfollowable(
+                    "this process does not know the old configuration".into(),
+                ));
             }
         },
     };
