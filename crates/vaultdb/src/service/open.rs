@@ -92,7 +92,7 @@ const SHARED_ENV: [&str; 4] =
 /// opened.
 pub async fn follow_reshare(cfg: &Loaded, db: &VaultDb) -> Result<(), CliError> {
     use vaultdb_core::ResharePhase;
-    if db.is_migrating_client() || !db.reshare_phase().is_some_and(|p| p < ResharePhase::Done) {
+    if db.is_migrating_client() || db.reshare_phase().is_none_or(|p| p >= ResharePhase::Done) {
         return Ok(());
     }
     let from = db.reshare_from().unwrap_or_default();
