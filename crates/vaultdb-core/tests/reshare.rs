@@ -957,3 +957,49 @@ async fn the_fence_left_by_a_finished_re_share_is_removed_by_a_second_run() {
         data(&new, "rec-1").await.unwrap()
     );
 }
+
+/// A client of the new configuration opened before the re-share (without `migrating_from`)
+/// is refused while the re-share is not done, until it is told the old store with
+/// `follow_reshare` (another store is refused): it then reads through and writes as a
+/// migrating client, and what it wrote is there after the re-share.
+#[tokio::test(start_paused = true)]
+async fn a_client_opened_alone_follows_a_re_share_that_started_later() {
+    let old_cfg = two_of_three();
+    let old = open(&old_cfg).await;
+    let want = fill(&old, 20).await;
+    let new_cfg = three_of_five(&old_cfg);
+    let alone = open(&new_cfg).await;
+    let err = alone.follow_reshare(&old).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidConfig, "nothing to follow yet: {err}");
+    assert!(!alone.is_migrating_client());
+    let target = open_migrating(&new_cfg, &old).await;
+    let other =
+        open(&Config { nodes: nodes(&["x", "y", "z"]), k: 2, prefix: "v9", mode: None }).await;
+    let (tx, mut rx) = tokio::sync::watch::channel(None);
+    let following = async {
+        rx.wait_for(|p| *p == Some(ResharePhase::Copying)).await.unwrap();
+        alone.refresh_notices().await.unwrap();
+        assert_eq!(alone.reshare_phase(), Some(ResharePhase::Copying));
+        assert!(alone.reshare_from().unwrap().contains("under prefix \"v1\""));
+        let first = want.keys().next().unwrap();
+        let err = alone.get(first).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidConfig, "not following yet: {err}");
+        let err = alone.follow_reshare(&other).unwrap_err();
+        assert!(err.to_string().contains("not from"), "{err}");
+        assert!(!alone.is_migrating_client());
+        alone.follow_reshare(&old).unwrap();
+        alone.follow_reshare(&old).unwrap();
+        assert!(alone.is_migrating_client());
+        check_all(&alone, &want, "read through while copying").await;
+        alone.put(Record::new("during", "written by the follower")).await.unwrap();
+    };
+    let resharing = old.reshare(&target, &DEFAULTS, |p| {
+        tx.send_replace(Some(p.phase));
+    });
+    let (report, ()) = tokio::join!(resharing, following);
+    report.unwrap();
+    let fresh = open(&new_cfg).await;
+    check_all(&fresh, &want, "after the re-share").await;
+    let during = fresh.get("during").await.unwrap().record.data;
+    assert_eq!(&during[..], b"written by the follower");
+}

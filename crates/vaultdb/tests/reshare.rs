@@ -1,7 +1,9 @@
 //! `vaultdb reshare`: the two blocks of the repository README's "Re-sharing a running store"
-//! run as written (a running 2-of-3 store to 3-of-5, its server answering during the
-//! re-share; a lost backend replaced), each line in order in an empty directory with the
-//! built binary on `PATH`; and a re-share killed part way through its copy, resumed.
+//! run as written (a running 2-of-3 store to 3-of-5, the old and the new configuration's
+//! servers answering during the re-share; a lost backend replaced), each line in order in an
+//! empty directory with the built binary on `PATH`; a re-share killed part way through its
+//! copy, resumed; and a server on the new configuration serving through a re-share stopped
+//! part way.
 //!
 //! Lines the test runs itself: `export` lines set the environment of the lines after them;
 //! `vaultdb ... serve &` starts a server the test keeps (on a free port instead of 8080);
@@ -287,23 +289,52 @@ fn readme_two_of_three_to_three_of_five_while_the_server_runs() {
             std::fs::write(dir.path().join("big.bin"), &big).unwrap();
             sh.run("vaultdb --config v1/vaultdb.toml put big big.bin");
             want.insert("big".into(), big);
-            // The old server is asked all along the re-share.
+            // Both servers are asked all along the re-share.
+            let new = servers.get(1).expect("the new server runs during the re-share");
             let stop = Arc::new(AtomicBool::new(false));
-            let (addr, token, flag) = (old.addr.clone(), tokens[0].clone(), stop.clone());
-            let asking = std::thread::spawn(move || {
-                let mut answers = Vec::new();
-                while !flag.load(Ordering::Acquire) {
-                    answers.push(http(&addr, "GET", "/v1/records/user-42", &token, b""));
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                answers
-            });
+            // The new server is asked once the re-share has written its first notice there
+            // (before, requests would put audit checkpoints in the new store, which the
+            // re-share must find empty).
+            let notice = dir.path().join("disks/a");
+            let ask = |addr: &str, token: &str, after_notice: bool| {
+                let (addr, token, flag) = (addr.to_owned(), token.to_owned(), stop.clone());
+                let notice = notice.clone();
+                std::thread::spawn(move || {
+                    let start = Instant::now();
+                    while after_notice
+                        && !keys_in(&notice, "v2").iter().any(|k| k == "v2/migration")
+                    {
+                        assert!(start.elapsed() < Duration::from_secs(60), "no re-share");
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    let mut answers = Vec::new();
+                    while !flag.load(Ordering::Acquire) {
+                        answers.push(http(&addr, "GET", "/v1/records/user-42", &token, b""));
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    answers
+                })
+            };
+            let asking = ask(&old.addr, &tokens[0], false);
+            let asking_new = ask(&new.addr, &tokens[1], true);
             let out = sh.run(line);
             stop.store(true, Ordering::Release);
             let answers = asking.join().unwrap();
+            let new_answers = asking_new.join().unwrap();
+            // The new server (on a store without records, it reads the notices before each
+            // request) found the record all along once the notice was on K of its backends
+            // (in the old store, then in its own), and never refused.
+            let found = new_answers.iter().position(|a| a.0 == 200);
+            let found = found.unwrap_or_else(|| panic!("never found: {new_answers:?}"));
+            assert!(found <= 10, "noticed late: {new_answers:?}");
+            assert!(new_answers[..found].iter().all(|a| a.0 == 404), "{new_answers:?}");
+            for (status, body) in &new_answers[found..] {
+                assert_eq!(*status, 200, "the new server during the re-share: {body}");
+                assert!(body.contains("Alice"), "{body}");
+            }
             let said = String::from_utf8_lossy(&out.stdout);
             assert!(copied(&said) >= want.len() as u64, "{said}");
-            assert!(said.contains("restart `vaultdb serve`"), "{said}");
+            assert!(said.contains("must move to --config v2/vaultdb.toml"), "{said}");
             // Every answer was the record or the reload error, and it ends with the error.
             for (status, body) in &answers {
                 match status {
@@ -328,7 +359,7 @@ fn readme_two_of_three_to_three_of_five_while_the_server_runs() {
             assert_eq!(String::from_utf8_lossy(&out.stdout), "{\"name\": \"Alice\"}\n");
         }
     }
-    assert!(reshared && servers.len() == 1, "the block re-shares and restarts the server");
+    assert!(reshared && servers.len() == 1, "the block re-shares and keeps the new server");
 
     // Every record, with equal bytes, through the new configuration and its server.
     check_records(&sh, "v2/vaultdb.toml", &want);
@@ -654,4 +685,127 @@ fn mistaken_reshares_are_refused_and_change_nothing() {
     assert!(get.unwrap().status.success());
     assert_eq!(count_files(&d.join("empty/vaultdb-data/disks")), 0);
     assert!(keys_in(&d.join("old/vaultdb-data/disks/a"), "v1").iter().all(|k| k != "v1/moved"));
+}
+
+/// A server started on the new configuration before the re-share (and commands run on it)
+/// keep serving through it: while the re-share is stopped part way through its copy (killed),
+/// reads find the records only the old store holds, and writes and deletes go to the new
+/// store; once the re-share is run to its end, a fresh client of the new configuration reads
+/// what was written during it, and the server goes on alone. The old configuration's server
+/// answers with the reload error all along.
+#[test]
+fn a_server_on_the_new_configuration_serves_throughout_a_reshare() {
+    let dir = two_stores(&fs_config("v1", &["a", "b", "c"]));
+    let d = dir.path();
+    let mut want = fill(&d.join("old/vaultdb.toml"), 300);
+    let mut sh = Shell::new(d);
+    sh.env.push(("VAULTDB_CALL_TIMEOUT".into(), "1s".into()));
+    sh.env.push(("VAULTDB_FENCE_CHECK".into(), "1s".into()));
+    sh.env.push(("VAULTDB_TOKEN".into(), "the-token".into()));
+    let token = "the-token";
+    let old_server = sh.serve("vaultdb --config old/vaultdb.toml serve &");
+    // Records in words, through the old server (so that the server's reads can be compared).
+    for i in 0..5 {
+        let (id, text) = (format!("text-{i}"), format!("old text {i}"));
+        let (status, body) =
+            http(&old_server.addr, "PUT", &format!("/v1/records/{id}/raw"), token, text.as_bytes());
+        assert_eq!(status, 201, "{body}");
+        want.insert(id, text.into_bytes());
+    }
+    // The new store's server starts before the re-share (it creates the empty store).
+    let server = sh.serve("vaultdb --config new/vaultdb.toml serve &");
+
+    // The re-share is killed once its copy has begun (a few objects in one new backend).
+    let mut first = sh
+        .command(BIN)
+        .args(["--config", "old/vaultdb.toml", "--json", "reshare", "--to", "new/vaultdb.toml"])
+        .args(["--checkpoint-every", "5"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let x = d.join("new/vaultdb-data/disks/x");
+    let before = count_files(&x);
+    let start = Instant::now();
+    while count_files(&x) < before + 20 {
+        assert!(first.try_wait().unwrap().is_none(), "the first run ended before the kill");
+        assert!(start.elapsed() < Duration::from_secs(120), "the copy did not start");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    // The new server reads records still in the old store only, and takes writes.
+    for i in 0..5 {
+        let (status, body) =
+            http(&server.addr, "GET", &format!("/v1/records/text-{i}/raw"), token, b"");
+        assert_eq!((status, body.as_str()), (200, format!("old text {i}").as_str()));
+    }
+    for i in 0..5 {
+        let (id, text) = (format!("during-{i}"), format!("written during the re-share {i}"));
+        let (status, body) =
+            http(&server.addr, "PUT", &format!("/v1/records/{id}/raw"), token, text.as_bytes());
+        assert_eq!(status, 201, "{body}");
+        want.insert(id, text.into_bytes());
+    }
+    let (status, body) =
+        http(&server.addr, "PUT", "/v1/records/text-0/raw", token, b"rewritten during");
+    assert_eq!(status, 201, "{body}");
+    want.insert("text-0".into(), b"rewritten during".to_vec());
+    let (status, body) = http(&server.addr, "DELETE", "/v1/records/text-1", token, b"");
+    assert_eq!(status / 100, 2, "{body}");
+    want.remove("text-1");
+    // Commands on the new configuration read through too.
+    check_records(&sh, "new/vaultdb.toml", &want);
+    // They find the old configuration where the re-share recorded it, or in
+    // VAULTDB_RESHARE_FROM; without either, or with another store's, they say what to do.
+    let record = d.join("new/vaultdb-data/reshare-from");
+    let recorded = std::fs::read_to_string(&record).unwrap();
+    assert!(recorded.trim_end().ends_with("old/vaultdb.toml"), "{recorded}");
+    std::fs::remove_file(&record).unwrap();
+    let get = |from: Option<&str>| {
+        let mut cmd = sh.command(BIN);
+        cmd.args(["--config", "new/vaultdb.toml", "get", "text-2"]);
+        if let Some(f) = from {
+            cmd.env("VAULTDB_RESHARE_FROM", f);
+        }
+        cmd.output().unwrap()
+    };
+    let out = get(None);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("not done") && err.contains("set VAULTDB_RESHARE_FROM"), "{err}");
+    let out = get(Some("new/vaultdb.toml"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("is not that store"), "{err}");
+    let out = get(Some("old/vaultdb.toml"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout, b"old text 2");
+    std::fs::write(&record, recorded).unwrap();
+    // The old server tells its clients to use the new configuration.
+    let (status, body) = http(&old_server.addr, "GET", "/v1/records/text-2", token, b"");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("restart `vaultdb serve` with the new configuration"), "{body}");
+
+    // The re-share run again finishes; a fresh client of the new configuration reads it all.
+    let out = sh
+        .command(BIN)
+        .args(["--config", "old/vaultdb.toml", "reshare", "--to", "new/vaultdb.toml"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    check_records(&sh, "new/vaultdb.toml", &want);
+    assert!(!record.exists(), "the record of the old configuration is removed at the end");
+    let gone = sh.command(BIN).args(["--config", "new/vaultdb.toml", "get", "text-1"]).output();
+    assert_eq!(gone.unwrap().status.code(), Some(5), "the delete made during it stays");
+    // The server goes on, alone.
+    for id in ["during-0", "text-0", "text-2"] {
+        let (status, body) =
+            http(&server.addr, "GET", &format!("/v1/records/{id}/raw"), token, b"");
+        assert_eq!(status, 200, "{id}: {body}");
+        assert_eq!(body.as_bytes(), want[id].as_slice());
+    }
+    let (status, body) = http(&server.addr, "PUT", "/v1/records/after/raw", token, b"after");
+    assert_eq!(status, 201, "{body}");
 }

@@ -232,7 +232,7 @@ impl VaultDb {
         }
         // With the checks off, the notices read when the client opened still count.
         let Some(every) = gate.every else {
-            return gate.verdict(access, self.inner.migrating_from.is_some());
+            return gate.verdict(access, self.inner.migrating_from.get().is_some());
         };
         if gate.state().moved.is_none() {
             let age = gate.state().checked.map(|c| c.elapsed());
@@ -242,7 +242,7 @@ impl VaultDb {
                 _ => self.inner.check_notices(access).await?,
             }
         }
-        gate.verdict(access, self.inner.migrating_from.is_some())
+        gate.verdict(access, self.inner.migrating_from.get().is_some())
     }
 
     /// Starts a check of the notices in the background, unless one is running.
@@ -262,7 +262,7 @@ impl VaultDb {
 
     /// The old store a migrating client reads through to, while the re-share is not done.
     pub(crate) fn read_through(&self) -> Option<&VaultDb> {
-        let old = self.inner.migrating_from.as_ref()?;
+        let old = self.inner.migrating_from.get()?;
         self.inner.gate.migrating().then_some(old)
     }
 }
@@ -293,6 +293,79 @@ impl VaultDb {
     /// operations then fail with `INVALID_CONFIG`.
     pub fn has_moved(&self) -> bool {
         self.inner.gate.moved()
+    }
+
+    /// The old store of the re-share into this store, in words (the migration state's
+    /// description: K, N, mode, backend ids, prefix and fingerprint; docs/FORMAT.md section
+    /// 18), as this client last read it; `None`: no re-share into it seen.
+    pub fn reshare_from(&self) -> Option<String> {
+        self.inner.gate.migration().map(|m| m.from)
+    }
+
+    /// Whether this client reads through to an old store while a re-share into its store
+    /// is not done (opened with
+    /// [`migrating_from`](super::VaultDbBuilder::migrating_from), or told so later with
+    /// [`VaultDb::follow_reshare`]).
+    pub fn is_migrating_client(&self) -> bool {
+        self.inner.migrating_from.get().is_some()
+    }
+
+    /// Reads the store's re-share notices now (the check a client otherwise makes once a
+    /// `fence_check` on its operations): afterwards [`VaultDb::reshare_phase`] and
+    /// [`VaultDb::has_moved`] say what the backends hold. A no-op with the checks off.
+    ///
+    /// # Errors
+    /// `INSUFFICIENT_SHARES` when fewer than K backends answered.
+    pub async fn refresh_notices(&self) -> Result<()> {
+        if self.inner.gate.every.is_none() {
+            return Ok(());
+        }
+        self.inner.check_notices(Access::Read).await
+    }
+
+    /// Makes this client, opened alone, a migrating client of `old` (as if opened with
+    /// [`migrating_from`](super::VaultDbBuilder::migrating_from)): for a re-share into this
+    /// store that started after the client opened. From then on, until the re-share is
+    /// done, reads that find nothing here read `old`, `list` returns both stores' records,
+    /// and writes go here once the floor is recorded. Calling it again with the same old
+    /// store does nothing.
+    ///
+    /// # Errors
+    /// `INVALID_CONFIG` if this client has the re-share checks off, has seen no re-share
+    /// into its store, if `old` is not the store that re-share comes from (its description
+    /// and fingerprint differ from the migration state's), or if the client already follows
+    /// another store.
+    pub fn follow_reshare(&self, old: &VaultDb) -> Result<()> {
+        if self.inner.gate.every.is_none() {
+            return Err(VaultError::invalid_config(
+                "a migrating client needs the re-share checks on (fence_check)".to_owned(),
+            ));
+        }
+        let Some(from) = self.reshare_from() else {
+            return Err(VaultError::invalid_config(
+                "no re-share into this store has been seen: nothing to follow".to_owned(),
+            ));
+        };
+        let named = super::reshare::describe_clipped(old);
+        if named != from {
+            return Err(VaultError::invalid_config(format!(
+                "the re-share into this store comes from {from}, not from {named}"
+            )));
+        }
+        if let Some(set) = self.inner.migrating_from.get() {
+            return match super::reshare::describe_clipped(set) == from {
+                true => Ok(()),
+                false => Err(VaultError::invalid_config(
+                    "this client already reads through to another store".to_owned(),
+                )),
+            };
+        }
+        let old = VaultDb { fenced: false, ..old.clone() };
+        if let Some(system) = &self.inner.system {
+            let _ = system.migrating_from.set(old.system());
+        }
+        let _ = self.inner.migrating_from.set(old);
+        Ok(())
     }
 }
 

@@ -65,7 +65,7 @@ mod write;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 pub use call::CallPolicy;
@@ -236,8 +236,10 @@ impl VaultDbBuilder {
         if let (Some(floor), _) = gate.absorb(notices, inner.k()) {
             inner.clock.observe(floor.micros());
         }
-        system.migrating_from = self.migrating_from.as_ref().map(VaultDb::system);
-        inner.migrating_from = self.migrating_from;
+        if let Some(old) = self.migrating_from {
+            let _ = system.migrating_from.set(old.system());
+            let _ = inner.migrating_from.set(old);
+        }
         inner.naming = keyring.naming_key;
         inner.system = Some(Arc::new(system));
         let db = VaultDb { inner: Arc::new(inner), fenced: true };
@@ -367,8 +369,8 @@ pub(crate) struct Inner {
     /// namespace's client.
     pub(crate) gate: Arc<gate::Gate>,
     /// The store a re-share fills this one from, read through while it is not done
-    /// ([`VaultDbBuilder::migrating_from`]).
-    pub(crate) migrating_from: Option<VaultDb>,
+    /// ([`VaultDbBuilder::migrating_from`], or later [`VaultDb::follow_reshare`]).
+    pub(crate) migrating_from: OnceLock<VaultDb>,
 }
 
 /// A source of wall-clock time in microseconds since the epoch.
@@ -440,7 +442,7 @@ impl Inner {
             wall: Arc::new(wall_micros),
             system: None,
             gate,
-            migrating_from: None,
+            migrating_from: OnceLock::new(),
         }
     }
 }

@@ -507,6 +507,11 @@ fn describe(db: &VaultDb) -> String {
     )
 }
 
+/// [`describe`], clipped as the notices carry it.
+pub(crate) fn describe_clipped(db: &VaultDb) -> String {
+    clip(&describe(db)).to_owned()
+}
+
 /// What a store's fingerprint is derived for (see [`describe`]).
 const FINGERPRINT: &str = "reshare/fingerprint";
 

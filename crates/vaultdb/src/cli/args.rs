@@ -23,6 +23,8 @@ Environment:
   VAULTDB_TLS_KEY          serve HTTPS: its private key (PEM; server.tls_key)
   VAULTDB_TLS_CLIENT_CA    serve HTTPS: require client certificates signed by these CAs (PEM)
   VAULTDB_AUDIT_FAIL_OPEN  true: run operations even when the audit log cannot be written
+  VAULTDB_RESHARE_FROM     the old configuration of an unfinished re-share into this store
+                           (default: the one `vaultdb reshare` recorded in data_dir)
   VAULTDB_TOKEN            serve, when no [[tokens]] are configured: use this admin token;
                            with --server: the token sent to the server
   VAULTDB_SERVER           run put, get, stat, delete, list, status, repair on this server

@@ -320,8 +320,11 @@ struct Located {
 
 impl Located {
     /// Opens the store; if it was empty (so opening created it), says so on standard error.
+    /// A store being filled by an unfinished re-share reads through to the old store
+    /// ([`service::follow_reshare`]).
     async fn open(self, cfg: &Loaded) -> Result<VaultDb, CliError> {
         let db = service::open_with(cfg, self.backends).await?;
+        service::follow_reshare(cfg, &db).await?;
         if self.presence == Presence::Empty {
             let places: Vec<String> = cfg.config.backends.iter().map(|b| b.location()).collect();
             eprintln!("vaultdb: created a new store, {}: {}", cfg.describe(), places.join(", "));

@@ -8,7 +8,10 @@
 //! the new one under the same (or a nested) prefix. Environment overrides that would apply
 //! to both files (`VAULTDB_BACKENDS`, `VAULTDB_THRESHOLD`, ...) are refused. The new store is
 //! opened as a migrating client of the old one (and created if it is not there yet, as
-//! `init` or a first `put` would). Progress is saved in the new store: running the same
+//! `init` or a first `put` would), and the old configuration file's path is recorded in the
+//! new one's data_dir ([`service::RESHARE_FROM_FILE`], removed at the end) for servers and
+//! commands on the new file to read through to the old store
+//! ([`service::follow_reshare`]). Progress is saved in the new store: running the same
 //! command again, after Ctrl-C, a crash or an error, resumes. Each run writes a
 //! `store.reshare` line to the old store's audit log; a finished one also to the new one's.
 
@@ -98,6 +101,16 @@ pub(super) async fn reshare(
     }
     let new = service::open_migrating(&new_cfg, located.backends, &old.db).await?;
     remember(&new);
+    // Commands and servers on the new configuration read through to the old store while
+    // the re-share is not done: they find the old configuration here.
+    if let Err(e) = service::record_reshare_source(&new_cfg, &old.cfg) {
+        eprintln!(
+            "warning: cannot record the old configuration in {}: {e}; processes on {new_path} \
+             need {} set to it until the re-share is done",
+            new_cfg.data_dir.join(service::RESHARE_FROM_FILE).display(),
+            service::RESHARE_FROM_ENV
+        );
+    }
     if created {
         let places: Vec<String> = new_cfg.config.backends.iter().map(|b| b.location()).collect();
         eprintln!("vaultdb: created the new store, {}: {}", new_cfg.describe(), places.join(", "));
@@ -129,7 +142,10 @@ pub(super) async fn reshare(
         log_line(&CliAuditLog(Arc::new(log)), &new, outcome).await?;
     }
     let report = match result {
-        Some(Ok(report)) => report,
+        Some(Ok(report)) => {
+            service::forget_reshare_source(&new_cfg);
+            report
+        }
         Some(Err(e)) => {
             // Refusals (the two stores cannot be re-shared into each other) change nothing;
             // anything else happened on the way, and the next run resumes.
@@ -353,9 +369,10 @@ fn phase_name(p: ResharePhase) -> &'static str {
 fn phase_text(p: ResharePhase, wait: Duration) -> String {
     match p {
         ResharePhase::Fencing => format!(
-            "fencing: clients of the old configuration now stop (a server answers \
-             INVALID_CONFIG until it is restarted on the new one); waiting {} for the last of \
-             them (twice timeouts.fence_check plus four of the longest backend calls)",
+            "fencing: clients of the old configuration now stop (a server on it answers \
+             INVALID_CONFIG: move clients to the new one, whose servers read through to the \
+             old store); waiting {} for the last of them (twice timeouts.fence_check plus four \
+             of the longest backend calls); writes on the new configuration wait for it",
             humantime::format_duration(wait)
         ),
         ResharePhase::Copying => "copying every record with fresh shares".to_owned(),
@@ -396,7 +413,8 @@ fn print_report(
                 ));
             }
             text.push_str(&format!(
-                "\nnow restart `vaultdb serve` and every client with --config {new_path}"
+                "\nclients of the old configuration must move to --config {new_path} (servers \
+                 and commands on it need nothing more: they now use the new store alone)"
             ));
             text
         },

@@ -112,6 +112,18 @@ pub(super) async fn serve(
     };
     let log = AuditLog::new(&cfg.audit_log, &db).with_fail_open(cfg.audit_fail_open);
     let state = AppState::new(db, tokens, Some(log), limits);
+    // A re-share into this store that starts while it runs is followed: reads through to
+    // the old store, writes here (see the README, "Re-sharing a running store").
+    let fresh = match state.db().list_page(None, 1).await {
+        Ok(page) => page.ids.is_empty() && page.next.is_none(),
+        Err(_) => true,
+    };
+    state.follow_reshares(cfg.clone(), fresh);
+    let every = cfg.settings().fence_check.map(|f| f / 2);
+    let following = every.map(|every| {
+        let state = state.clone();
+        tokio::spawn(async move { state.watch_reshares(every).await })
+    });
     let base = format!("{}://{local}", if tls.is_some() { "https" } else { "http" });
     let fails_open = if cfg.audit_fail_open {
         " (fails open: requests run even when it cannot be written)"
@@ -177,6 +189,9 @@ pub(super) async fn serve(
     let served = crate::server::serve(listener, tls, routes, connections, shutdown_signal()).await;
     if let Some(w) = watching {
         w.abort();
+    }
+    if let Some(f) = following {
+        f.abort();
     }
     let served = served.map_err(|e| CliError::new("INTERNAL_ERROR", format!("server error: {e}")));
     // The audit log's last counted requests and checkpoint.

@@ -74,6 +74,11 @@ pub const ENV_OVERRIDES: &[(&str, &str)] = &[
         "audit.fail_open: true to run operations even when the audit log cannot be written",
     ),
     (
+        "VAULTDB_RESHARE_FROM",
+        "the old configuration file of an unfinished re-share into this store (default: the one \
+         `vaultdb reshare` recorded in data_dir/reshare-from)",
+    ),
+    (
         "VAULTDB_TOKEN",
         "serve only, when no [[tokens]] are configured: accept this admin token instead of \
          generating one",

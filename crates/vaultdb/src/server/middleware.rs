@@ -74,8 +74,15 @@ pub(super) async fn limit_and_time(
 
 /// Once the store has moved (a re-share fenced it), its `INVALID_CONFIG` answers say what
 /// the operator must do: restart the server on the new configuration ([`ApiError::moved`]).
+/// Before a request, a store found to be filled by a re-share that started after the server
+/// did is made to read through to the old store ([`AppState::keep_up_with_reshare`]).
 pub(super) async fn moved(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    st.keep_up_with_reshare().await;
+    let write = !matches!(*req.method(), Method::GET | Method::HEAD);
     let resp = next.run(req).await;
+    if write && resp.status().is_success() {
+        st.written();
+    }
     let invalid_config =
         resp.extensions().get::<Outcome>().is_some_and(|o| o.0 == "INVALID_CONFIG");
     if invalid_config && st.db().has_moved() { ApiError::moved().into_response() } else { resp }

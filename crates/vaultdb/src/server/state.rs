@@ -1,7 +1,7 @@
 //! The server's shared state ([`AppState`]) and limits ([`Limits`]), and the audit sink the
 //! server writes to.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use vaultdb_core::VaultDb;
@@ -43,6 +43,22 @@ struct Inner {
     metrics: Metrics,
     limits: Limits,
     openapi_json: String,
+    follower: OnceLock<Follower>,
+}
+
+/// What lets the server's store read through to the old store of a re-share into it that
+/// started after the server opened it ([`AppState::follow_reshares`]).
+struct Follower {
+    cfg: crate::config::Loaded,
+    /// One attempt at a time.
+    busy: tokio::sync::Mutex<()>,
+    /// The last failure logged (each is logged once).
+    failed: Mutex<Option<String>>,
+    /// The store held no records when the server started and no write has succeeded since:
+    /// it may be the empty target of a re-share about to start, so every request first
+    /// reads the notices (until one is seen, or a write succeeds: a re-share fills only an
+    /// empty store).
+    fresh: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for AppState {
@@ -72,6 +88,7 @@ impl AppState {
                 metrics: Metrics::default(),
                 limits,
                 openapi_json,
+                follower: OnceLock::new(),
             }),
         };
         if state.inner.audit.is_some()
@@ -97,6 +114,89 @@ impl AppState {
     /// The store.
     pub fn db(&self) -> &VaultDb {
         &self.inner.db
+    }
+
+    /// Lets the store follow a re-share into it that starts while the server runs: once the
+    /// store's notices say such a re-share is not done, the next request (or
+    /// [`AppState::watch_reshares`]) makes it read through to the old store, whose file
+    /// `cfg`'s data_dir records ([`crate::service::follow_reshare`]). With `fresh` (the
+    /// store holds no records), every request reads the notices first, until a re-share is
+    /// seen or a write succeeds, so that a client sent here as soon as the re-share began
+    /// never misses a record still in the old store. Set once.
+    pub fn follow_reshares(&self, cfg: crate::config::Loaded, fresh: bool) {
+        let _ = self.inner.follower.set(Follower {
+            cfg,
+            busy: tokio::sync::Mutex::new(()),
+            failed: Mutex::new(None),
+            fresh: std::sync::atomic::AtomicBool::new(fresh),
+        });
+    }
+
+    /// A write succeeded: the store holds a record, so no re-share into it can start.
+    pub(super) fn written(&self) {
+        if let Some(f) = self.inner.follower.get() {
+            f.fresh.store(false, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// Whether the store is being filled by a re-share it does not read through yet.
+    fn behind_a_reshare(&self) -> bool {
+        let db = &self.inner.db;
+        !db.is_migrating_client()
+            && db.reshare_phase().is_some_and(|p| p < vaultdb_core::ResharePhase::Done)
+    }
+
+    /// Makes the store read through to the old store of an unfinished re-share into it, if
+    /// it does not yet ([`AppState::follow_reshares`]); a failure is logged once, and the
+    /// store's requests keep failing with `INVALID_CONFIG` until it is fixed.
+    pub(super) async fn keep_up_with_reshare(&self) {
+        let Some(f) = self.inner.follower.get() else { return };
+        let db = &self.inner.db;
+        if f.fresh.load(std::sync::atomic::Ordering::Acquire) {
+            if db.reshare_phase().is_none()
+                && let Err(e) = db.refresh_notices().await
+            {
+                tracing::debug!(error = %e, "the check of the re-share notices");
+            }
+            if db.reshare_phase().is_some() {
+                f.fresh.store(false, std::sync::atomic::Ordering::Release);
+            }
+        }
+        if !self.behind_a_reshare() {
+            return;
+        }
+        let _one = f.busy.lock().await;
+        if !self.behind_a_reshare() {
+            return;
+        }
+        let r = crate::service::follow_reshare(&f.cfg, &self.inner.db).await;
+        let mut failed = f.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match r {
+            Ok(()) => tracing::info!("reading through to the old store during the re-share"),
+            Err(e) if failed.as_deref() != Some(e.message.as_str()) => {
+                tracing::error!(code = e.code, "{}", e.message);
+                *failed = Some(e.message);
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Until the store reads through to the old store of a re-share into it (or has moved),
+    /// reads its re-share notices every `every` and follows a re-share that started
+    /// ([`AppState::keep_up_with_reshare`]), so that it does so before the re-share's fence
+    /// ends, busy or idle. Returns at once without [`AppState::follow_reshares`].
+    pub async fn watch_reshares(&self, every: Duration) {
+        if self.inner.follower.get().is_none() {
+            return;
+        }
+        let db = &self.inner.db;
+        while !db.is_migrating_client() && !db.has_moved() {
+            tokio::time::sleep(every).await;
+            if let Err(e) = db.refresh_notices().await {
+                tracing::debug!(error = %e, "the check of the re-share notices");
+            }
+            self.keep_up_with_reshare().await;
+        }
     }
 
     /// The request metrics.

@@ -18,6 +18,7 @@ pub use audited::{
     Operation, StreamLine, Tally,
 };
 pub use open::{
-    FallbackToken, Presence, STORE_NOT_FOUND, open, open_migrating, open_with, presence,
+    FallbackToken, Presence, RESHARE_FROM_ENV, RESHARE_FROM_FILE, STORE_NOT_FOUND, follow_reshare,
+    forget_reshare_source, open, open_migrating, open_with, presence, record_reshare_source,
     serve_tokens, store_not_found, tokens,
 };

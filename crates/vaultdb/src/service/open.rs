@@ -46,6 +46,101 @@ pub async fn open_migrating(
     builder(cfg, backends).migrating_from(old.clone()).open().await.map_err(CliError::from)
 }
 
+/// The file in the new configuration's `data_dir` where `vaultdb reshare --to NEW.toml`
+/// records the old configuration file (its absolute path, one line) while the re-share is
+/// not done, so that commands and servers run on NEW.toml on that machine can read through
+/// to the old store ([`follow_reshare`]).
+pub const RESHARE_FROM_FILE: &str = "reshare-from";
+
+/// The variable naming the old configuration file of an unfinished re-share into the store,
+/// for processes on a machine without the record `vaultdb reshare` writes
+/// ([`RESHARE_FROM_FILE`]); it takes precedence over that record.
+pub const RESHARE_FROM_ENV: &str = "VAULTDB_RESHARE_FROM";
+
+/// Records, in `new`'s data_dir, the file of `old` ([`RESHARE_FROM_FILE`]); nothing for a
+/// configuration that is not a file (the embedded default).
+///
+/// # Errors
+/// The file system's, when the record cannot be written.
+pub fn record_reshare_source(new: &Loaded, old: &Loaded) -> std::io::Result<()> {
+    let crate::config::Source::File(path) = &old.source else { return Ok(()) };
+    let path = std::path::absolute(path)?;
+    std::fs::create_dir_all(&new.data_dir)?;
+    std::fs::write(new.data_dir.join(RESHARE_FROM_FILE), format!("{}\n", path.display()))
+}
+
+/// Removes the record of [`record_reshare_source`] (once the re-share is done).
+pub fn forget_reshare_source(new: &Loaded) {
+    let _ = std::fs::remove_file(new.data_dir.join(RESHARE_FROM_FILE));
+}
+
+/// Environment overrides that would apply to the old configuration as well as to this one.
+const SHARED_ENV: [&str; 4] =
+    ["VAULTDB_BACKENDS", "VAULTDB_THRESHOLD", "VAULTDB_WRITE_QUORUM", "VAULTDB_DATA_DIR"];
+
+/// If `db` (the store `cfg` describes) is being filled by a re-share that is not done, as
+/// far as `db` last read its notices, makes it read through to the old store
+/// ([`VaultDb::follow_reshare`]): the old configuration file is the one
+/// [`RESHARE_FROM_ENV`] names, else the one `vaultdb reshare` recorded
+/// ([`RESHARE_FROM_FILE`]). Nothing to do (`Ok`) without an unfinished re-share, or when
+/// `db` already reads through.
+///
+/// # Errors
+/// `INVALID_CONFIG` when the old configuration is not known here, cannot be loaded, is not
+/// the store the re-share comes from, or environment overrides would apply to it too;
+/// `STORE_NOT_FOUND` when it names an empty store; the store's errors when it cannot be
+/// opened.
+pub async fn follow_reshare(cfg: &Loaded, db: &VaultDb) -> Result<(), CliError> {
+    use vaultdb_core::ResharePhase;
+    if db.is_migrating_client() || db.reshare_phase().is_none_or(|p| p >= ResharePhase::Done) {
+        return Ok(());
+    }
+    let from = db.reshare_from().unwrap_or_default();
+    let record = cfg.data_dir.join(RESHARE_FROM_FILE);
+    let unfollowable = |why: String| {
+        CliError::config(format!(
+            "the store {} is being filled by a re-share from {from} that is not done, and \
+             {why}: `vaultdb reshare` records the old configuration file in {} on the machine \
+             it runs on; set {RESHARE_FROM_ENV} to the old configuration file (the one given \
+             to `vaultdb --config OLD.toml reshare`), or wait until the re-share is done",
+            cfg.describe(),
+            record.display()
+        ))
+    };
+    let path = match crate::config::process_env(RESHARE_FROM_ENV) {
+        Some(p) => std::path::PathBuf::from(p),
+        None => match std::fs::read_to_string(&record) {
+            Ok(text) if !text.trim().is_empty() => std::path::PathBuf::from(text.trim()),
+            _ => {
+                return Err(unfollowable(
+                    "this process does not know the old configuration".into(),
+                ));
+            }
+        },
+    };
+    if let Some(var) = SHARED_ENV.iter().find(|v| crate::config::process_env(v).is_some()) {
+        return Err(unfollowable(format!(
+            "{var} is set: it would override the old configuration too"
+        )));
+    }
+    let old_cfg = Loaded::load(Some(&path)).map_err(|e| {
+        unfollowable(format!(
+            "its configuration {} cannot be loaded ({})",
+            path.display(),
+            e.message
+        ))
+    })?;
+    let backends = old_cfg.backends();
+    if presence(&old_cfg, &backends).await == Presence::Empty {
+        return Err(store_not_found(&old_cfg));
+    }
+    let old = builder(&old_cfg, backends).open().await.map_err(CliError::from)?;
+    db.follow_reshare(&old)
+        .map_err(|e| unfollowable(format!("{} is not that store ({e})", path.display())))?;
+    tracing::info!(from = %path.display(), "reading through to the old store of an unfinished re-share");
+    Ok(())
+}
+
 /// The builder of the store `cfg` describes, over `backends`.
 fn builder(cfg: &Loaded, backends: Vec<Arc<dyn StorageBackend>>) -> vaultdb_core::VaultDbBuilder {
     let mut b = VaultDb::builder_with(cfg.settings()).threshold(cfg.config.threshold);

@@ -21,8 +21,9 @@ pub const WRITE_TOKEN: &str = "write-token-0123456789";
 pub const ADMIN_TOKEN: &str = "admin-token-0123456789";
 
 /// Environment variables the binary reads; removed so the host cannot leak into tests.
-pub const VAULTDB_ENV: [&str; 22] = [
+pub const VAULTDB_ENV: [&str; 23] = [
     "VAULTDB_CONFIG",
+    "VAULTDB_RESHARE_FROM",
     "VAULTDB_DATA_DIR",
     "VAULTDB_THRESHOLD",
     "VAULTDB_WRITE_QUORUM",
