@@ -18,6 +18,7 @@ use super::output::{DataOut, Output, progress_bar, warn_degraded, write_failed};
 use super::{Create, Session, prepare};
 use crate::audit;
 use crate::error::{CliError, INTERRUPTED};
+use crate::service::spool::{Spool, SpoolError};
 use crate::service::{Auditor, CLIENT_CLOSED, Operation, content_type};
 
 /// Ctrl-C (SIGINT) while a command runs: the first one sets a flag that the command's
@@ -109,22 +110,62 @@ pub(super) fn parse_meta(entries: &[String]) -> Result<BTreeMap<String, String>,
     Ok(out)
 }
 
-/// The data to store: an open file at its start, and its length. A regular FILE is used
-/// as it is; standard input (or a pipe, a device) is copied to an anonymous temporary file
-/// first, in 1 MiB pieces, so that its length is known and memory stays bounded whatever
-/// its size. Refused when standard input is a terminal and no FILE was given.
+/// The data to store, at its start: a regular FILE as it is, or a spooled copy of
+/// standard input (or a pipe, a device), encrypted on disk ([`Spool`]).
+#[derive(Debug)]
+pub(super) enum Input {
+    /// A regular file, read in place.
+    File(std::fs::File),
+    /// A copy in an anonymous temporary file, encrypted under a key held in memory.
+    Spooled(Spool),
+}
+
+impl Input {
+    /// Back to the data's start.
+    pub(super) fn rewind(&mut self) -> std::io::Result<()> {
+        match self {
+            Self::File(f) => f.rewind(),
+            Self::Spooled(s) => s.rewind(),
+        }
+    }
+
+    /// The data read through tokio, from where it is.
+    pub(super) fn into_async(
+        self,
+    ) -> tokio_util::either::Either<tokio::fs::File, Spool<tokio::fs::File>> {
+        use tokio_util::either::Either;
+        match self {
+            Self::File(f) => Either::Left(tokio::fs::File::from_std(f)),
+            Self::Spooled(s) => Either::Right(s.into_async()),
+        }
+    }
+}
+
+impl Read for Input {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Self::File(f) => f.read(buf),
+            Self::Spooled(s) => s.read(buf),
+        }
+    }
+}
+
+/// The data to store, at its start, and its length. A regular FILE is used as it is;
+/// standard input (or a pipe, a device) is copied to an anonymous temporary file first,
+/// encrypted, in 64 KiB pieces, so that its length is known and memory stays bounded
+/// whatever its size. Refused when standard input is a terminal and no FILE was given.
 pub(super) fn open_input(
     file: Option<&Path>,
     max: u64,
     stop: &Interrupt,
-) -> Result<(std::fs::File, u64), CliError> {
+) -> Result<(Input, u64), CliError> {
     if let Some(p) = file.filter(|p| *p != Path::new("-")) {
         let cannot =
             |e: std::io::Error| CliError::input(format!("cannot read {}: {e}", p.display()));
         let f = std::fs::File::open(p).map_err(cannot)?;
         let meta = f.metadata().map_err(cannot)?;
         if meta.is_file() {
-            return too_large(meta.len(), max).map(|()| (f, meta.len()));
+            return too_large(meta.len(), max).map(|()| (Input::File(f), meta.len()));
         }
         if meta.is_dir() {
             return Err(CliError::input(format!("cannot read {}: it is a directory", p.display())));
@@ -143,43 +184,36 @@ pub(super) fn open_input(
 /// `INVALID_INPUT` for data over `max` bytes (`max_record_size`).
 fn too_large(len: u64, max: u64) -> Result<(), CliError> {
     if len > max {
-        return Err(CliError::input(format!(
-            "the data is over the limit of {max} bytes (max_record_size)"
-        )));
+        return Err(over_limit(max));
     }
     Ok(())
 }
 
-/// Copies `from` to an anonymous temporary file (in `TMPDIR`); returns it rewound. Stops
-/// reading, with `INVALID_INPUT`, once it has more than `max` bytes: an endless input costs
-/// `max` bytes of disk, not all of it.
-fn spool(
-    mut from: impl Read,
-    max: u64,
-    stop: &Interrupt,
-) -> Result<(std::fs::File, u64), CliError> {
-    let tmp_failed = |e: std::io::Error| {
-        CliError::new("INTERNAL_ERROR", format!("cannot write a temporary file: {e}"))
-    };
-    let mut tmp = tempfile::tempfile().map_err(tmp_failed)?;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut len = 0u64;
-    loop {
-        if stop.is_set() {
-            return Err(CliError::new(INTERRUPTED, "interrupted before anything was stored"));
+/// The error for data over `max` bytes.
+fn over_limit(max: u64) -> CliError {
+    CliError::input(format!("the data is over the limit of {max} bytes (max_record_size)"))
+}
+
+/// Copies `from` to an encrypted anonymous temporary file (in `TMPDIR`, [`Spool`]); returns
+/// it rewound. Stops reading, with `INVALID_INPUT`, once it has more than `max` bytes: an
+/// endless input costs `max` bytes of disk, not all of it.
+fn spool(from: impl Read, max: u64, stop: &Interrupt) -> Result<(Input, u64), CliError> {
+    match Spool::copy(from, max, || stop.is_set()) {
+        Ok(s) => {
+            let len = s.len();
+            Ok((Input::Spooled(s), len))
         }
-        let n = match from.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(CliError::input(format!("cannot read standard input: {e}"))),
-        };
-        len += n as u64;
-        too_large(len, max)?;
-        tmp.write_all(&buf[..n]).map_err(tmp_failed)?;
+        Err(SpoolError::Stopped) => {
+            Err(CliError::new(INTERRUPTED, "interrupted before anything was stored"))
+        }
+        Err(SpoolError::TooLarge) => Err(over_limit(max)),
+        Err(SpoolError::Read(e)) => {
+            Err(CliError::input(format!("cannot read standard input: {e}")))
+        }
+        Err(SpoolError::Temp(e)) => {
+            Err(CliError::new("INTERNAL_ERROR", format!("cannot write a temporary file: {e}")))
+        }
     }
-    tmp.rewind().map_err(tmp_failed)?;
-    Ok((tmp, len))
 }
 
 /// `vaultdb put ID [FILE|-] [--json-input | --content-type TYPE] [--meta K=V]...`: the data
@@ -229,7 +263,7 @@ pub(super) async fn put(
     let s = Session::open_or(cfg, Create::Announce).await?;
     let bar = progress_bar(len, "put");
     let reader = Watched {
-        inner: tokio::io::BufReader::with_capacity(1 << 20, tokio::fs::File::from_std(f)),
+        inner: tokio::io::BufReader::with_capacity(1 << 20, f.into_async()),
         stop: stop.clone(),
         bar: bar.clone(),
     };
@@ -467,4 +501,47 @@ pub(super) async fn list(
 /// A repair that found no version of the record: `RECORD_NOT_FOUND`, like `get`.
 pub(super) fn not_found() -> VaultError {
     VaultError::RecordNotFound
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A recognizable 1 MiB: numbered lines of text.
+    fn pattern() -> Vec<u8> {
+        let mut v = Vec::with_capacity(1 << 20);
+        let mut i = 0u64;
+        while v.len() < 1 << 20 {
+            v.extend_from_slice(format!("plaintext record line {i:010}\n").as_bytes());
+            i += 1;
+        }
+        v.truncate(1 << 20);
+        v
+    }
+
+    /// Whether any 64-byte window of `plain` lies in `raw` (any run of 127 bytes or more of
+    /// it holds a 64-aligned window of `raw`).
+    fn leaks(plain: &[u8], raw: &[u8]) -> bool {
+        let windows: std::collections::HashSet<&[u8]> = plain.windows(64).collect();
+        raw.chunks_exact(64).any(|c| windows.contains(c))
+    }
+
+    #[test]
+    fn stdin_spool_holds_no_plaintext_on_disk() {
+        let plain = pattern();
+        let (f, len) =
+            spool(std::io::Cursor::new(plain.clone()), 2 << 20, &Interrupt::never()).unwrap();
+        assert_eq!(len, plain.len() as u64);
+        let Input::Spooled(mut f) = f else { panic!("standard input is spooled") };
+        let mut raw = Vec::new();
+        f.raw_file().rewind().unwrap();
+        f.raw_file().read_to_end(&mut raw).unwrap();
+        assert_eq!(raw.len(), plain.len());
+        assert!(!leaks(&plain, &raw), "the temporary file holds the plaintext");
+        // Read back through the spool: the exact input.
+        f.rewind().unwrap();
+        let mut back = Vec::new();
+        f.read_to_end(&mut back).unwrap();
+        assert!(back == plain, "read back differs");
+    }
 }

@@ -16,6 +16,7 @@ use super::error::{ApiError, ErrorResponse};
 use super::extract::IdPath;
 use super::records::{stored, with_headers};
 use crate::auth::Actor;
+use crate::service::spool::{Spool, SpoolError};
 use crate::service::{AuditedStream, Auditor, Operation, StreamLine, content_type};
 
 /// Stores the request body as-is, keeping its `Content-Type`, streamed: segments are
@@ -68,34 +69,32 @@ pub(super) async fn put_raw(
     Ok(stored(id, &r))
 }
 
-/// Copies a body of unknown length to an anonymous temporary file, refusing more than `max`
-/// bytes; returns the file rewound, and the length.
+/// Copies a body of unknown length to an encrypted anonymous temporary file ([`Spool`]),
+/// refusing more than `max` bytes; returns it rewound, and the length.
 async fn spool(
     reader: &mut (impl tokio::io::AsyncRead + Unpin),
     max: usize,
-) -> Result<(tokio::fs::File, u64), ApiError> {
-    use tokio::io::{AsyncSeekExt, AsyncWriteExt};
-    let internal = |e: std::io::Error| {
-        tracing::error!("cannot spool a request body: {e}");
-        ApiError::from(vaultdb_core::VaultError::SplitFailed(format!(
-            "cannot keep the body in a temporary file: {e}"
-        )))
-    };
-    let tmp = tokio::task::spawn_blocking(tempfile::tempfile)
-        .await
-        .map_err(|e| internal(std::io::Error::other(e)))?
-        .map_err(internal)?;
-    let mut file = tokio::fs::File::from_std(tmp);
-    let mut limited = tokio::io::AsyncReadExt::take(reader, max as u64 + 1);
-    let len = tokio::io::copy(&mut limited, &mut file)
-        .await
-        .map_err(|e| ApiError::invalid_request(format!("cannot read the request body: {e}")))?;
-    if len > max as u64 {
-        return Err(ApiError::too_large(max));
+) -> Result<(Spool<tokio::fs::File>, u64), ApiError> {
+    match Spool::copy_async(reader, max as u64).await {
+        Ok(s) => {
+            let len = s.len();
+            Ok((s, len))
+        }
+        Err(SpoolError::TooLarge) => Err(ApiError::too_large(max)),
+        Err(SpoolError::Read(e)) => {
+            Err(ApiError::invalid_request(format!("cannot read the request body: {e}")))
+        }
+        Err(SpoolError::Temp(e)) => Err(internal(e)),
+        Err(SpoolError::Stopped) => Err(internal(std::io::Error::other("stopped"))),
     }
-    file.flush().await.map_err(internal)?;
-    file.rewind().await.map_err(internal)?;
-    Ok((file, len))
+}
+
+/// A temporary file that cannot be made, written or rewound.
+fn internal(e: std::io::Error) -> ApiError {
+    tracing::error!("cannot spool a request body: {e}");
+    ApiError::from(vaultdb_core::VaultError::SplitFailed(format!(
+        "cannot keep the body in a temporary file: {e}"
+    )))
 }
 
 /// The prefix of the headers that carry a record's metadata entries on the raw routes
@@ -293,5 +292,28 @@ mod tests {
             assert_eq!(r(bad), None, "{bad}");
         }
         assert_eq!(parse_range(&HeaderMap::new()), None);
+    }
+
+    #[tokio::test]
+    async fn chunked_body_spool_holds_no_plaintext_on_disk() {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let plain: Vec<u8> =
+            (0..40_000u32).flat_map(|i| format!("body line {i:016}\n").into_bytes()).collect();
+        let (mut f, len) = spool(&mut &plain[..], 2 << 20).await.unwrap();
+        assert_eq!(len, plain.len() as u64);
+        let mut raw = Vec::new();
+        f.raw_file().rewind().await.unwrap();
+        f.raw_file().read_to_end(&mut raw).await.unwrap();
+        assert_eq!(raw.len(), plain.len());
+        let windows: std::collections::HashSet<&[u8]> = plain.windows(64).collect();
+        assert!(
+            !raw.chunks_exact(64).any(|c| windows.contains(c)),
+            "the temporary file holds the plaintext"
+        );
+        // Read back through the spool: the exact input.
+        f.raw_file().rewind().await.unwrap();
+        let mut back = Vec::new();
+        f.read_to_end(&mut back).await.unwrap();
+        assert!(back == plain, "read back differs");
     }
 }

@@ -6,12 +6,15 @@
 //!   [`Operation`], writes one audit line with its outcome, and is refused when its line
 //!   cannot be written (unless the log fails open);
 //! - [`content_type`]: which content types may be stored with a record;
-//! - [`degraded`]: which backend outcomes make a successful operation degraded.
+//! - [`degraded`]: which backend outcomes make a successful operation degraded;
+//! - [`spool`]: data of unknown length kept, encrypted, in a temporary file until its
+//!   length is known (a put from standard input, a chunked raw REST put).
 
 pub mod audited;
 pub mod content_type;
 pub mod degraded;
 pub mod open;
+pub mod spool;
 
 pub use audited::{
     AUDIT_UNAVAILABLE, AuditSink, AuditUnavailable, Audited, AuditedStream, Auditor, CLIENT_CLOSED,

@@ -21,7 +21,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::io::{IsTerminal, Seek, Write};
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -356,7 +356,7 @@ impl Remote {
                 ct = Some(vaultdb_core::record::JSON_CONTENT_TYPE.to_owned());
             }
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-            body_of(tokio::fs::File::from_std(f), sent.clone())
+            body_of(f.into_async(), sent.clone())
         };
         if let Some(ct) = ct.and_then(|c| HeaderValue::from_str(&c).ok()) {
             headers.insert(header::CONTENT_TYPE, ct);
