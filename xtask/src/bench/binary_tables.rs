@@ -54,13 +54,13 @@ pub(super) fn binary_rss(run: &Run<'_>, verdicts: &mut Vec<Verdict>) -> String {
          process as it goes, never held whole) through three `fs` backends (2-of-3, default \
          settings, `max_record_size` raised) in a temporary directory under `{}` ({}, fsync \
          on). Command line: `vaultdb put big -` with the bytes on its standard input (which it \
-         copies to a temporary file in `TMPDIR`, the same directory, then streams with \
-         `put_stream`) and `vaultdb get big` with standard output to /dev/null; peak RSS is \
+         copies, encrypted under a key held only in memory, to a temporary file in `TMPDIR`, \
+         the same directory, then streams with `put_stream`) and `vaultdb get big` with standard output to /dev/null; peak RSS is \
          the process's VmHWM, sampled from /proc every 10 ms until it exits. REST: \
          `vaultdb serve` on 127.0.0.1, started afresh for each request (as each command is a \
          fresh process), `PUT /v1/records/big/raw` with `Content-Length` (the body streams \
          into `put_stream`) and with `Transfer-Encoding: chunked` (no length: the body is \
-         first copied to an anonymous temporary file), and `GET` of the same record, read \
+         first copied, encrypted, to an anonymous temporary file), and `GET` of the same record, read \
          and discarded; peak RSS is the server's VmHWM, reset to its current RSS \
          (`/proc/PID/clear_refs`) just before the request, and \"RSS at start\" the idle \
          server's RSS then. Time: the command \
@@ -80,7 +80,7 @@ pub(super) fn binary_rss(run: &Run<'_>, verdicts: &mut Vec<Verdict>) -> String {
         (
             "cli_put_stdin",
             "`vaultdb put big -`",
-            "standard input, copied to a temporary file, then `put_stream`",
+            "standard input, copied encrypted to a temporary file, then `put_stream`",
         ),
         ("cli_get_stdout", "`vaultdb get big > /dev/null`", "streamed get to standard output"),
         (
@@ -92,7 +92,7 @@ pub(super) fn binary_rss(run: &Run<'_>, verdicts: &mut Vec<Verdict>) -> String {
         (
             "rest_put_chunked",
             "REST `PUT .../raw`, chunked",
-            "no length: the body goes to a temporary file first",
+            "no length: the body goes encrypted to a temporary file first",
         ),
     ];
     for (path, label, how) in rows {
