@@ -41,6 +41,11 @@ fn builder(wall: vaultdb_core::WallClock) -> vaultdb_core::VaultDbBuilder {
 }
 
 async fn cluster() -> (Vec<Node>, VaultDb) {
+    cluster_answering_after(None).await
+}
+
+/// [`cluster`] whose backends each answer after `delay` (`testkit::Slow`), if given.
+async fn cluster_answering_after(delay: Option<Duration>) -> (Vec<Node>, VaultDb) {
     let start = tokio::time::Instant::now();
     let wall: vaultdb_core::WallClock =
         Arc::new(move || 1_700_000_000_000_000 + start.elapsed().as_micros() as u64);
@@ -50,7 +55,11 @@ async fn cluster() -> (Vec<Node>, VaultDb) {
         let mem = Arc::new(MemoryBackend::new(format!("b{i}"), format!("backend {i}")));
         let counting = Counting::new(mem.clone());
         let count = counting.handle();
-        b = b.backend_arc(Arc::new(counting) as Arc<dyn StorageBackend>);
+        let backend: Arc<dyn StorageBackend> = match delay {
+            Some(d) => Arc::new(vaultdb_testkit::Slow::new(counting, d)),
+            None => Arc::new(counting),
+        };
+        b = b.backend_arc(backend);
         nodes.push(Node { mem, count });
     }
     (nodes, b.open().await.unwrap())
@@ -374,20 +383,7 @@ async fn a_share_size_lied_about_while_settling_is_not_asked_for_by_fast_reads()
 #[tokio::test(start_paused = true)]
 async fn a_put_and_a_settled_read_take_one_round_trip_and_a_delete_two() {
     const DELAY: Duration = Duration::from_millis(20);
-    let start = tokio::time::Instant::now();
-    let wall: vaultdb_core::WallClock =
-        Arc::new(move || 1_700_000_000_000_000 + start.elapsed().as_micros() as u64);
-    let mut b = builder(wall);
-    let mut nodes = Vec::new();
-    for i in 0..3 {
-        let mem = Arc::new(MemoryBackend::new(format!("b{i}"), format!("backend {i}")));
-        let counting = Counting::new(mem.clone());
-        let count = counting.handle();
-        let slow = vaultdb_testkit::Slow::new(counting, DELAY);
-        b = b.backend_arc(Arc::new(slow) as Arc<dyn StorageBackend>);
-        nodes.push(Node { mem, count });
-    }
-    let db = b.open().await.unwrap();
+    let (nodes, db) = cluster_answering_after(Some(DELAY)).await;
     // Virtual time taken by one operation, in round trips of DELAY.
     async fn trips<T>(op: impl std::future::Future<Output = T>) -> (T, f64) {
         let t = tokio::time::Instant::now();
