@@ -1,3 +1,6 @@
+// This file is long because it runs the README's two re-sharing blocks line by line (with
+// the servers they start) and two end-to-end re-shares interrupted part way, each through the
+// real binary, sharing one harness.
 //! `vaultdb reshare`: the two blocks of the repository README's "Re-sharing a running store"
 //! run as written (a running 2-of-3 store to 3-of-5, the old and the new configuration's
 //! servers answering during the re-share; a lost backend replaced), each line in order in an
