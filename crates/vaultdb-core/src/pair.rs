@@ -28,17 +28,34 @@ fn pool() -> Option<&'static rayon_core::ThreadPool> {
     .as_ref()
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Tests: act as if the pool could not be started, on this thread.
+    pub(crate) static NO_POOL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn pool_here() -> Option<&'static rayon_core::ThreadPool> {
+    #[cfg(test)]
+    if NO_POOL.with(std::cell::Cell::get) {
+        return None;
+    }
+    pool()
+}
+
 /// Runs `here` on this thread while `there` runs on a pooled thread, and returns both
 /// results once both are done; `None` for `there` if it panicked (the caller decides what
 /// that means: its work may be left undone, never half-reported).
+///
+/// Without a pool both run here, `there` first: `here` may wait for what `there` produces
+/// (a get's caller waits for the chunks the other side claimed), never the other way round.
 pub(crate) fn beside<A, B: Send>(
     here: impl FnOnce() -> A,
     there: impl FnOnce() -> B + Send,
 ) -> (A, Option<B>) {
     let there = || catch_unwind(AssertUnwindSafe(there)).ok();
-    let Some(pool) = pool() else {
-        let a = here();
-        return (a, there());
+    let Some(pool) = pool_here() else {
+        let b = there();
+        return (here(), b);
     };
     let mut b = None;
     let a = pool.in_place_scope(|scope| {

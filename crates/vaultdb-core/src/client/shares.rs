@@ -878,6 +878,23 @@ mod tests {
         }
     }
 
+    /// Without the pool of second threads (it could not be started), large secrets are
+    /// sealed and opened on the calling thread alone, and a get does not wait for chunks no
+    /// one will rebuild (it hung there once: run in a thread with a time limit).
+    #[test]
+    fn without_the_pool_large_secrets_seal_and_open_on_one_thread() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            crate::pair::NO_POOL.with(|p| p.set(true));
+            for mode in [Mode::Shamir, Mode::Compact] {
+                open_confirm_derive(mode, 4 * PARALLEL_MAC_MIN);
+            }
+            tx.send(()).unwrap();
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(60))
+            .expect("a large seal and open without the pool finish");
+    }
+
     /// CRCs computed in pieces (on two threads, on one, or not at all) and combined give the
     /// verdict of checking each envelope whole, for envelopes around the piece size, intact
     /// or with a flipped byte in the body or the trailer.
