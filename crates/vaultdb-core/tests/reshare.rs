@@ -1003,3 +1003,29 @@ async fn a_client_opened_alone_follows_a_re_share_that_started_later() {
     let during = fresh.get("during").await.unwrap().record.data;
     assert_eq!(&during[..], b"written by the follower");
 }
+
+/// The notices carry at most 1,024 bytes of the old store's description, whose last part
+/// was its fingerprint: with long backend ids the fingerprint was cut off, and a store with
+/// the same backend ids and prefix but other backends (a look-alike someone configured) was
+/// followed as if it were the old store. The fingerprint is kept whatever the ids' length.
+#[tokio::test(start_paused = true)]
+async fn a_look_alike_old_store_is_not_followed_even_with_long_backend_ids() {
+    let ids: Vec<String> =
+        ["a", "b", "c", "d"].iter().map(|c| format!("{c}{}", "x".repeat(300))).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let old_cfg = Config { nodes: nodes(&ids), k: 2, prefix: "v1", mode: None };
+    let old = open(&old_cfg).await;
+    fill(&old, 5).await;
+    let new_cfg = Config { nodes: nodes(&["p", "q", "s"]), k: 2, prefix: "v2", mode: None };
+    let alone = open(&new_cfg).await;
+    let target = open_migrating(&new_cfg, &old).await;
+    let twin = open(&Config { nodes: nodes(&ids), k: 2, prefix: "v1", mode: None }).await;
+    stop_once_copying(&old, &target).await;
+    alone.refresh_notices().await.unwrap();
+    assert!(alone.reshare_phase().is_some());
+    let err = alone.follow_reshare(&twin).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::InvalidConfig, "{err}");
+    assert!(!alone.is_migrating_client());
+    alone.follow_reshare(&old).unwrap();
+    assert!(alone.is_migrating_client());
+}

@@ -28,7 +28,7 @@ use futures::TryStreamExt;
 use tokio_util::io::StreamReader;
 
 use super::fanout::group_versions;
-use super::notice::{Cursor, Migration, Moved, NOTICE_MAX, NoticeKey, ResharePhase, clip};
+use super::notice::{self, Cursor, Migration, Moved, NOTICE_MAX, NoticeKey, ResharePhase, clip};
 use super::{Inner, VaultDb};
 use crate::backend::{Key, PutMode};
 use crate::error::{BackendOutcome, OutcomeStatus, Result, VaultError};
@@ -198,7 +198,7 @@ impl VaultDb {
             // another store's run would skip its own fence and copy and remove its records.
             Some(state) if state.from != clip(&describe(&old)) => {
                 return Err(VaultError::invalid_config(format!(
-                    "the new store is being filled, or was filled, by a re-share from another                      store ({}); a re-share fills an empty store",
+                    "the new store is being filled, or was filled, by a re-share from another store ({}); a re-share fills an empty store",
                     state.from
                 )));
             }
@@ -491,20 +491,31 @@ fn check_distinct(old: &VaultDb, new: &VaultDb) -> Result<()> {
 /// A store's configuration in words (for the notices; no secrets), and its fingerprint: 8
 /// bytes of a key derived from its naming key, so that two stores described alike (the same
 /// backend ids and prefix, other locations) are told apart when a re-share resumes.
+///
+/// A description longer than the notices carry ([`notice::MAX_DESCRIPTION`]: long backend
+/// ids or prefix) starts with the fingerprint instead of ending with it, so that clipping
+/// never cuts it off: a look-alike store (the same ids and prefix) must not pass for the
+/// old one when a client follows the re-share ([`VaultDb::follow_reshare`]).
 fn describe(db: &VaultDb) -> String {
     let t = db.threshold();
     let fingerprint: String = db.inner.naming.derive(FINGERPRINT).as_bytes()[..8]
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    format!(
-        "{}-of-{} {} over {} under prefix {:?}, store {fingerprint}",
+    let what = format!(
+        "{}-of-{} {} over {} under prefix {:?}",
         t.k(),
         t.n(),
         db.mode(),
         db.backend_ids().join(", "),
         db.settings().prefix
-    )
+    );
+    let described = format!("{what}, store {fingerprint}");
+    if described.len() <= notice::MAX_DESCRIPTION {
+        described
+    } else {
+        format!("store {fingerprint}: {what}")
+    }
 }
 
 /// [`describe`], clipped as the notices carry it.
