@@ -828,3 +828,44 @@ async fn f7_a_raw_read_that_fails_part_way_is_logged_as_failed() {
         "a read that failed part way is logged with its failure, not {outcome}"
     );
 }
+
+/// A server on an empty store reads the re-share notices before each request (it may be the
+/// target of a re-share about to start). Requests without a valid token, and requests to no
+/// route, must not cost any backend call: before, every one of them read the notices from
+/// every backend, so anyone could make the server hammer its clouds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f13_unauthenticated_requests_cost_a_fresh_server_no_backend_call() {
+    use common::{READ_TOKEN, TestServer, limits, tokens};
+    use reqwest::{Method, StatusCode};
+    use vaultdb::config::{DEFAULT_CONFIG, Loaded, Source};
+    use vaultdb::server::AppState;
+    use vaultdb_core::MemoryBackend;
+    use vaultdb_testkit::Counting;
+
+    let mut b = VaultDb::builder().threshold(2);
+    let mut counts = Vec::new();
+    for i in 0..3 {
+        let c = Counting::new(MemoryBackend::new(format!("m{i}"), format!("memory {i}")));
+        counts.push(c.handle());
+        b = b.backend(c);
+    }
+    let db = b.open().await.unwrap();
+    let state = AppState::new(db, tokens(), None, limits());
+    state.follow_reshares(Loaded::from_text(DEFAULT_CONFIG, Source::Embedded).unwrap(), true);
+    let s = TestServer::start(state).await;
+    let calls = || counts.iter().map(|c| c.total()).sum::<u64>();
+    let before = calls();
+    for i in 0..100 {
+        let token = (i % 2 == 0).then_some("not-a-token");
+        let req = s.request(Method::GET, "/v1/records/someone", token);
+        assert_eq!(s.send(req).await.status(), StatusCode::UNAUTHORIZED);
+        let req = s.request(Method::GET, "/no-such-route", None);
+        assert_eq!(s.send(req).await.status(), StatusCode::NOT_FOUND);
+    }
+    assert_eq!(calls() - before, 0, "200 refused requests made backend calls");
+    // An authorized request still reads them first.
+    let req = s.request(Method::GET, "/v1/records/someone", Some(READ_TOKEN));
+    assert_eq!(s.send(req).await.status(), StatusCode::NOT_FOUND);
+    assert!(calls() > before);
+    s.stop().await;
+}

@@ -72,12 +72,18 @@ pub(super) async fn limit_and_time(
     }
 }
 
+/// Before an authorized request to a route, a store found to be filled by a re-share that
+/// started after the server did is made to read through to the old store
+/// ([`AppState::keep_up_with_reshare`]). A route layer inside [`authorize`]: a request
+/// without a valid token, or to no route, costs no backend call.
+pub(super) async fn follow(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    st.keep_up_with_reshare().await;
+    next.run(req).await
+}
+
 /// Once the store has moved (a re-share fenced it), its `INVALID_CONFIG` answers say what
 /// the operator must do: restart the server on the new configuration ([`ApiError::moved`]).
-/// Before a request, a store found to be filled by a re-share that started after the server
-/// did is made to read through to the old store ([`AppState::keep_up_with_reshare`]).
 pub(super) async fn moved(State(st): State<AppState>, req: Request, next: Next) -> Response {
-    st.keep_up_with_reshare().await;
     let write = !matches!(*req.method(), Method::GET | Method::HEAD);
     let resp = next.run(req).await;
     if write && resp.status().is_success() {

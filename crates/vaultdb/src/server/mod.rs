@@ -99,6 +99,8 @@ pub fn app(state: AppState) -> Router {
     let body_limit = state.limits().body_limit;
     routes
         .route("/docs/{file}", axum::routing::get(admin::api_reference_file))
+        // Inside `authorize` (route layers added later run first).
+        .route_layer(mw::from_fn_with_state(state.clone(), middleware::follow))
         .route_layer(mw::from_fn(middleware::authorize))
         .fallback(admin::not_found)
         .method_not_allowed_fallback(admin::method_not_allowed)

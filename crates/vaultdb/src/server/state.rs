@@ -46,6 +46,9 @@ struct Inner {
     follower: OnceLock<Follower>,
 }
 
+/// How long a failed attempt to follow a re-share keeps requests from making another.
+const RETRY_FOLLOW_AFTER: Duration = Duration::from_secs(1);
+
 /// What lets the server's store read through to the old store of a re-share into it that
 /// started after the server opened it ([`AppState::follow_reshares`]).
 struct Follower {
@@ -54,6 +57,8 @@ struct Follower {
     busy: tokio::sync::Mutex<()>,
     /// The last failure logged (each is logged once).
     failed: Mutex<Option<String>>,
+    /// When the last attempt failed: the next waits [`RETRY_FOLLOW_AFTER`].
+    failed_at: Mutex<Option<tokio::time::Instant>>,
     /// The store held no records when the server started and no write has succeeded since:
     /// it may be the empty target of a re-share about to start, so every request first
     /// reads the notices (until one is seen, or a write succeeds: a re-share fills only an
@@ -128,6 +133,7 @@ impl AppState {
             cfg,
             busy: tokio::sync::Mutex::new(()),
             failed: Mutex::new(None),
+            failed_at: Mutex::new(None),
             fresh: std::sync::atomic::AtomicBool::new(fresh),
         });
     }
@@ -165,12 +171,22 @@ impl AppState {
         if !self.behind_a_reshare() {
             return;
         }
+        // One attempt at a time (the others wait for it), and after a failure none for a
+        // second: requests then go on at once (and fail with `INVALID_CONFIG` while the
+        // store does not follow) instead of each reloading the old configuration and
+        // opening it again.
         let _one = f.busy.lock().await;
         if !self.behind_a_reshare() {
             return;
         }
+        let failed_at = *f.failed_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if failed_at.is_some_and(|t| t.elapsed() < RETRY_FOLLOW_AFTER) {
+            return;
+        }
         let r = crate::service::follow_reshare(&f.cfg, &self.inner.db).await;
         let mut failed = f.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *f.failed_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            r.is_err().then(tokio::time::Instant::now);
         match r {
             Ok(()) => tracing::info!("reading through to the old store during the re-share"),
             Err(e) if failed.as_deref() != Some(e.message.as_str()) => {
@@ -183,7 +199,7 @@ impl AppState {
 
     /// Until the store reads through to the old store of a re-share into it (or has moved),
     /// reads its re-share notices every `every` and follows a re-share that started
-    /// ([`AppState::keep_up_with_reshare`]), so that it does so before the re-share's fence
+    /// (as each request does first), so that it does so before the re-share's fence
     /// ends, busy or idle. Returns at once without [`AppState::follow_reshares`].
     pub async fn watch_reshares(&self, every: Duration) {
         if self.inner.follower.get().is_none() {
