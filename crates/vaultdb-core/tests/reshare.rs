@@ -1029,3 +1029,45 @@ async fn a_look_alike_old_store_is_not_followed_even_with_long_backend_ids() {
     alone.follow_reshare(&old).unwrap();
     assert!(alone.is_migrating_client());
 }
+
+/// During a re-share a page is cut from both stores' whole listing. A walk of many pages
+/// must not list everything again for each page (a reader could make a server being
+/// re-shared into do that as fast as it asks): the listing serves the pages asked for
+/// within a second.
+#[tokio::test(start_paused = true)]
+async fn a_walk_of_pages_during_a_re_share_lists_both_stores_about_once() {
+    let old_cfg = two_of_three();
+    let old = open(&old_cfg).await;
+    fill(&old, 30).await;
+    let new_cfg = three_of_five(&old_cfg);
+    let new = open_migrating(&new_cfg, &old).await;
+    stop_once_copying(&old, &new).await;
+    let calls = || -> u64 {
+        old_cfg.nodes.iter().chain(&new_cfg.nodes).map(|n| n.count.list_pages()).sum()
+    };
+    let before = calls();
+    let first = new.list_page(None, 3).await.unwrap();
+    let one_page = calls() - before;
+    assert!(one_page > 0);
+    let mut ids = first.ids;
+    let mut cursor = first.next;
+    let mut pages = 1;
+    while let Some(c) = cursor {
+        let page = new.list_page(Some(&c), 3).await.unwrap();
+        ids.extend(page.ids);
+        cursor = page.next;
+        pages += 1;
+    }
+    assert!(pages >= 10, "{pages} pages");
+    let walk = calls() - before;
+    assert!(walk < 2 * one_page, "{pages} pages listed {walk} times, one page {one_page}");
+    let mut sorted_ids = ids.clone();
+    sorted_ids.sort();
+    sorted_ids.dedup();
+    assert_eq!(sorted_ids.len(), ids.len(), "no id twice");
+    // A second later the pages are listed afresh.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let again = calls();
+    new.list_page(None, 3).await.unwrap();
+    assert!(calls() > again, "listed again after a second");
+}

@@ -183,6 +183,23 @@ fn decoy_listers(listing: &[Result<TagsFrom, CallError>], k: usize) -> Vec<usize
 /// What list cursors start with (a format tag, so that other strings are refused).
 const CURSOR_PREFIX: &str = "c1.";
 
+/// How long the ids listed for `list_page` during a re-share serve later pages.
+const UNION_FOR: Duration = Duration::from_secs(1);
+
+/// Both stores' live ids during a re-share, sorted by this store's name tags, with what the
+/// listing that found them did ([`VaultDb::list_page`]).
+pub(crate) struct MigratingUnion {
+    tagged: Vec<(NameTag, String)>,
+    outcomes: Vec<BackendOutcome>,
+    unverified: usize,
+}
+
+/// The last [`MigratingUnion`] listed, and when.
+#[derive(Default)]
+pub(crate) struct UnionCache(
+    tokio::sync::Mutex<Option<(tokio::time::Instant, Arc<MigratingUnion>)>>,
+);
+
 /// A listing's head shares by record and version (each backend once, with its id share),
 /// and its tombstones by record.
 type Heads<'a> = BTreeMap<NameTag, BTreeMap<Version, Vec<(usize, &'a [u8])>>>;
@@ -362,7 +379,7 @@ impl VaultDb {
     /// While a re-share into this store is unfinished (a client opened with
     /// [`VaultDbBuilder::migrating_from`](super::VaultDbBuilder::migrating_from)), the old
     /// store's records are listed too: each page is then cut from [`VaultDb::list`] (the
-    /// union of both stores, one whole listing of each per page, not `O(limit)`), in this
+    /// union of both stores: a whole listing of each, made at most once a second for all pages), in this
     /// store's name-tag order, so its cursors stay valid after the re-share is done.
     #[tracing::instrument(name = "vaultdb.list_page", skip_all)]
     pub async fn list_page(&self, cursor: Option<&str>, limit: usize) -> Result<RecordPage> {
@@ -438,27 +455,46 @@ impl VaultDb {
     /// [`VaultDb::list_page`] while a re-share into this store is unfinished: the page is
     /// cut from the union of both stores' ids ([`VaultDb::list`]), ordered by this store's
     /// name tags, so a cursor means the same before and after the re-share is done.
+    ///
+    /// The union costs a whole listing of both stores (and a listing per record not copied
+    /// yet), so it is listed at most once per [`UNION_FOR`] for all of this client's pages
+    /// (one listing at a time, the others wait for it): a walk costs about one listing per
+    /// second, however many pages are asked for, and a page may miss what was written in
+    /// the last second.
     async fn list_page_migrating(
         &self,
         after: Option<NameTag>,
         limit: usize,
     ) -> Result<RecordPage> {
-        let all = self.list().await?;
-        let naming = &self.inner.naming;
-        let mut tagged: Vec<(NameTag, String)> = all
-            .ids
-            .into_iter()
-            .map(|id| (naming.tag(&id), id))
-            .filter(|(t, _)| after.is_none_or(|a| *t > a))
-            .collect();
-        tagged.sort_unstable_by_key(|a| a.0);
-        let next = (tagged.len() > limit).then(|| tagged[limit - 1].0);
-        tagged.truncate(limit);
+        let union = {
+            let mut cached = self.inner.migrating_union.0.lock().await;
+            match &*cached {
+                Some((at, union)) if at.elapsed() < UNION_FOR => Arc::clone(union),
+                _ => {
+                    let all = self.list().await?;
+                    let naming = &self.inner.naming;
+                    let mut tagged: Vec<(NameTag, String)> =
+                        all.ids.into_iter().map(|id| (naming.tag(&id), id)).collect();
+                    tagged.sort_unstable_by_key(|a| a.0);
+                    let union = Arc::new(MigratingUnion {
+                        tagged,
+                        outcomes: all.outcomes,
+                        unverified: all.unverified,
+                    });
+                    *cached = Some((tokio::time::Instant::now(), Arc::clone(&union)));
+                    union
+                }
+            }
+        };
+        let from = after.map_or(0, |a| union.tagged.partition_point(|(t, _)| *t <= a));
+        let rest = &union.tagged[from..];
+        let page = &rest[..rest.len().min(limit)];
+        let next = (rest.len() > limit).then(|| page[limit - 1].0);
         Ok(RecordPage {
-            ids: tagged.into_iter().map(|(_, id)| id).collect(),
+            ids: page.iter().map(|(_, id)| id.clone()).collect(),
             next: next.map(|t| format!("{CURSOR_PREFIX}{}", t.to_text())),
-            outcomes: all.outcomes,
-            unverified: all.unverified,
+            outcomes: union.outcomes.clone(),
+            unverified: union.unverified,
         })
     }
 

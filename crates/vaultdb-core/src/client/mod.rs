@@ -371,6 +371,9 @@ pub(crate) struct Inner {
     /// The store a re-share fills this one from, read through while it is not done
     /// ([`VaultDbBuilder::migrating_from`], or later [`VaultDb::follow_reshare`]).
     pub(crate) migrating_from: OnceLock<VaultDb>,
+    /// The ids `list_page` cuts its pages from during a re-share, and when they were listed
+    /// (`maintain.rs`, [`maintain::MigratingUnion`]).
+    pub(crate) migrating_union: maintain::UnionCache,
 }
 
 /// A source of wall-clock time in microseconds since the epoch.
@@ -443,6 +446,7 @@ impl Inner {
             system: None,
             gate,
             migrating_from: OnceLock::new(),
+            migrating_union: maintain::UnionCache::default(),
         }
     }
 }
