@@ -71,6 +71,23 @@ impl Keystream {
     }
 }
 
+/// One chunk read into a spool: counted against `max` (refused past it, before anything of
+/// it is written) and encrypted in place, ready to be written. Both copies (from a blocking
+/// reader and from a request body) go through here.
+fn seal_chunk(
+    ks: &mut Keystream,
+    chunk: &mut [u8],
+    len: &mut u64,
+    max: u64,
+) -> Result<(), SpoolError> {
+    *len += chunk.len() as u64;
+    if *len > max {
+        return Err(SpoolError::TooLarge);
+    }
+    ks.apply(chunk);
+    Ok(())
+}
+
 /// A spooled copy of some data: an anonymous temporary file holding it encrypted, read
 /// back (decrypted) from its start with [`Read`] or [`AsyncRead`]. `F` is the file:
 /// `std::fs::File`, or `tokio::fs::File` ([`Spool::into_async`]).
@@ -132,11 +149,7 @@ impl Spool<std::fs::File> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(SpoolError::Read(e)),
             };
-            len += n as u64;
-            if len > max {
-                return Err(SpoolError::TooLarge);
-            }
-            ks.apply(&mut buf[..n]);
+            seal_chunk(&mut ks, &mut buf[..n], &mut len, max)?;
             file.write_all(&buf[..n]).map_err(SpoolError::Temp)?;
         }
         file.rewind().map_err(SpoolError::Temp)?;
@@ -185,11 +198,7 @@ impl Spool<tokio::fs::File> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(SpoolError::Read(e)),
             };
-            len += n as u64;
-            if len > max {
-                return Err(SpoolError::TooLarge);
-            }
-            ks.apply(&mut buf[..n]);
+            seal_chunk(&mut ks, &mut buf[..n], &mut len, max)?;
             file.write_all(&buf[..n]).await.map_err(SpoolError::Temp)?;
         }
         file.flush().await.map_err(SpoolError::Temp)?;
