@@ -19,7 +19,7 @@
 //! `x = 1, 2, 4, ...` (the "basis", `x = 1` without any multiplication) and every share as the
 //! secret plus the XOR of the basis vectors of the bits of its `x`. Only `x^3 * R_3` (K >= 4)
 //! is multiplied per share. 2-of-3 then takes one multiplication per 64 bytes instead of three,
-//! 3-of-5 four instead of ten.
+//! 3-of-5 three instead of ten (the basis shares one product, `basis_of`).
 //!
 //! [`AesKeys`] holds the expanded key (AES-NI key expansion) and exists only on CPUs that can
 //! run the keystream kernel; every entry point re-checks the CPU anyway and reports `false`
@@ -410,6 +410,42 @@ impl<const K1: usize, const NB: usize> Consts<K1, NB> {
     }
 }
 
+/// The `NB` basis vectors of one 64-byte column from its coefficient vectors `r` (see the
+/// module docs): `basis[b] = sum_j (2^b)^(j+1) * R_{j+1}` over the additive exponents.
+///
+/// With R_1 and R_2 the only additive coefficients (K - 1 = 2 or 3; R_3 is not additive and
+/// `write_shares` adds x^3 R_3 per share), `4 * R_2` is shared: `basis[1] = 2 R_1 + 4 R_2`
+/// and `basis[2] = 4 (R_1 + 4 R_2)`, three VGF2P8MULB where the sum takes four. Every
+/// VGF2P8MULB waits for the port the AES rounds keep busy, so 3-of-5 went from 32 to 31
+/// port-0 instructions per 64 bytes (measured in docs/PERFORMANCE.md). Other thresholds take
+/// the sum.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,gfni,vaes,aes")]
+fn basis_of<const K1: usize, const NB: usize>(
+    r: &[__m512i; K1],
+    consts: &Consts<K1, NB>,
+) -> [__m512i; NB] {
+    let mut basis = [_mm512_setzero_si512(); NB];
+    if let ([r1, r2] | [r1, r2, _], [b0, b1, b2]) = (r.as_slice(), basis.as_mut_slice()) {
+        // consts.basis[1] = (2, 4, ..), consts.basis[2] = (4, 16, ..).
+        let (two, four) = (consts.basis[1][0], consts.basis[2][0]);
+        let q = _mm512_gf2p8mul_epi8(*r2, four);
+        *b0 = _mm512_xor_si512(*r1, *r2);
+        *b1 = _mm512_xor_si512(_mm512_gf2p8mul_epi8(*r1, two), q);
+        *b2 = _mm512_gf2p8mul_epi8(_mm512_xor_si512(*r1, q), four);
+        return basis;
+    }
+    for (b, (v, c)) in basis.iter_mut().zip(&consts.basis).enumerate() {
+        for j in 0..K1 {
+            if additive(j) {
+                let t = if b == 0 { r[j] } else { _mm512_gf2p8mul_epi8(r[j], c[j]) };
+                *v = _mm512_xor_si512(*v, t);
+            }
+        }
+    }
+    basis
+}
+
 /// Writes every share's 64 bytes at `$off` from the secret's vector `$s` and the
 /// coefficients' vectors `$r` (`[__m512i; K1]`): `secret ^ sum_j x^(j+1) * R_{j+1}`, with
 /// `$store(pointer, vector)`. Needs an `unsafe` block: `$store` writes 64 bytes (or a masked
@@ -426,14 +462,9 @@ macro_rules! write_shares {
         let r: [[__m512i; $K1]; $U] = $r;
         let consts: &Consts<$K1, $NB> = $consts;
         let mut basis = [[_mm512_setzero_si512(); $U]; $NB];
-        for (b, (v, c)) in basis.iter_mut().zip(&consts.basis).enumerate() {
-            for (v, r) in v.iter_mut().zip(&r) {
-                for j in 0..$K1 {
-                    if additive(j) {
-                        let t = if b == 0 { r[j] } else { _mm512_gf2p8mul_epi8(r[j], c[j]) };
-                        *v = _mm512_xor_si512(*v, t);
-                    }
-                }
+        for (u, r) in r.iter().enumerate() {
+            for (b, v) in basis_of(r, consts).into_iter().enumerate() {
+                basis[b][u] = v;
             }
         }
         let n = $outs.len();
