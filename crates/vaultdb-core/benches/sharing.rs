@@ -8,10 +8,11 @@
 //! allocation and page faults are not measured, except in `rebuild_alloc`, which calls the
 //! public `Xorida::rebuild` (allocates the result, zeroizes it on drop).
 //!
-//! The `floor_*` groups measure the least work each operation must do, in the same run
-//! (docs/PERFORMANCE.md, "Floors"): the generator alone for the (K-1)·L random bytes of a
-//! split, reading the secret and writing N buffers (`copy_from_slice`), and reading K buffers
-//! and writing one (their XOR, through the best kernel with every weight 1). The
+//! The `floor` group measures the least work each operation must do beside the operation, case
+//! by case (docs/PERFORMANCE.md, "Floors"): the generator alone for the (K-1)·L random bytes
+//! of a split, reading the secret and writing N buffers (`copy_from_slice`), and reading K
+//! buffers and writing one (their XOR, through the best kernel with every weight 1), with a
+//! chain of multiplies that estimates the clock. The
 //! `split_kernels` and `rebuild_kernels` groups run every SIMD kernel this CPU has at 1 MiB,
 //! and `split_before` the split as it was before the GFNI kernels and the VAES generator
 //! (16 KiB steps, AES-NI `aes` 0.8 CTR over a zero-filled buffer, the AVX2 kernel).
@@ -197,52 +198,94 @@ fn bench_baselines(c: &mut Criterion) {
 /// The sizes the floor table of docs/PERFORMANCE.md compares at.
 const FLOOR_SIZES: [usize; 2] = [64 * KIB, MIB];
 
-/// The floors: generator alone, copy 1 -> N, XOR K -> 1 (see the module docs).
+/// The floors and the operations they bound, case by case: for each threshold and size of
+/// [`FLOOR_SIZES`], one after the other within seconds, `floor/<t>/<size>/<what>` for
+/// - `clock`: 10^6 dependent 64-bit multiplies ([`clock_chain`]), from which the table
+///   estimates the core clock during the case;
+/// - `rng`: the generator alone for the split's (K-1)·L random bytes;
+/// - `copy`: the secret copied into N buffers (`copy_from_slice`);
+/// - `split`: the split on the best kernel, as in the `split` group;
+/// - `xor`: K buffers XOR-ed into one (the best kernel, every weight 1);
+/// - `rebuild`: the rebuild on the best kernel, as in the `rebuild` group.
+///
+/// Measured side by side because the clock of these machines moves by about 10% over
+/// minutes (3.93 and 3.59 GHz, 20 minutes apart, on 2026-12-07), and it moves the split
+/// (bound by the AES rounds) but not the copy (bound by memory): an operation and its floor
+/// measured minutes apart, in different groups, can differ by that much for no reason in
+/// the code (docs/PERFORMANCE.md, "Floors").
 fn bench_floors(c: &mut Criterion) {
-    let mut g = c.benchmark_group("floor_rng");
+    let mut g = c.benchmark_group("floor");
+    let best = Kernel::best();
+    let x = Xorida::with_kernel(best);
     for (t, name) in thresholds() {
         for size in FLOOR_SIZES {
             configure(&mut g, size);
+            let case = format!("{name}/{}", label(size));
+            let s = secret(size);
+            g.bench_function(BenchmarkId::new(&case, "clock"), |b| {
+                b.iter(|| clock_chain(black_box(3)))
+            });
+
             let mut rng = CsRng::from_seed([3; 32]);
             let mut buf = vec![0u8; (t.k() - 1) * size];
-            g.bench_function(BenchmarkId::new(name, label(size)), |b| {
+            g.bench_function(BenchmarkId::new(&case, "rng"), |b| {
                 b.iter(|| rng.fill_bytes(black_box(&mut buf)))
             });
-        }
-    }
-    g.finish();
 
-    let mut g = c.benchmark_group("floor_copy");
-    for (t, _) in thresholds() {
-        for size in FLOOR_SIZES {
-            configure(&mut g, size);
-            let s = secret(size);
-            let mut outs = vec![vec![0u8; size]; t.n()];
-            g.bench_function(BenchmarkId::new(format!("1to{}", t.n()), label(size)), |b| {
+            let mut shares = vec![vec![0u8; size]; t.n()];
+            g.bench_function(BenchmarkId::new(&case, "copy"), |b| {
                 b.iter(|| {
-                    for o in &mut outs {
+                    for o in &mut shares {
                         o.copy_from_slice(black_box(&s));
                     }
                 })
             });
-        }
-    }
-    g.finish();
 
-    let mut g = c.benchmark_group("floor_xor");
-    let best = Kernel::best();
-    for (t, _) in thresholds() {
-        for size in FLOOR_SIZES {
-            configure(&mut g, size);
+            let mut rng = CsRng::from_seed([1; 32]);
+            g.bench_function(BenchmarkId::new(&case, "split"), |b| {
+                b.iter(|| {
+                    let mut outs: Vec<&mut [u8]> =
+                        shares.iter_mut().map(Vec::as_mut_slice).collect();
+                    x.split_into(t, black_box(&s), &mut rng, &mut outs);
+                })
+            });
+
             let ins: Vec<Vec<u8>> = (0..t.k()).map(|i| secret(size + i)[i..].to_vec()).collect();
             let terms: Vec<(u8, &[u8])> = ins.iter().map(|v| (1, v.as_slice())).collect();
             let mut out = vec![0u8; size];
-            g.bench_function(BenchmarkId::new(format!("{}to1", t.k()), label(size)), |b| {
+            g.bench_function(BenchmarkId::new(&case, "xor"), |b| {
                 b.iter(|| best.mul_sum(black_box(&terms), Base::Zero, &mut out))
+            });
+
+            // As `rebuild_group`: a subset that is not the first K shares, checked once.
+            let shares = x.split(t, &s, &mut CsRng::from_seed([2; 32]));
+            let pts: Vec<SharePoint<'_>> = (0..t.k())
+                .map(|i| SharePoint { x: (t.n() - i) as u8, y: &shares[t.n() - 1 - i] })
+                .collect();
+            x.interpolate(&pts, 0, &mut out).unwrap();
+            assert_eq!(out, s);
+            g.bench_function(BenchmarkId::new(&case, "rebuild"), |b| {
+                b.iter(|| x.interpolate(black_box(&pts), 0, &mut out).unwrap())
             });
         }
     }
     g.finish();
+}
+
+/// Multiplies done by [`clock_chain`]: at 3 cycles each (the latency of a 64-bit integer
+/// multiply on the x86-64 cores of the last decade, Intel and AMD), a chain of them takes
+/// 3·10^6 cycles, so its time in microseconds gives the clock: GHz = 3000 / time.
+const CLOCK_CHAIN: u64 = 1_000_000;
+
+/// `CLOCK_CHAIN` squarings, each waiting for the one before (nothing else in the chain: the
+/// loop counter runs beside it). The value soon settles at 1; a multiply's latency does not
+/// depend on its operands.
+fn clock_chain(seed: u64) -> u64 {
+    let mut x = seed;
+    for _ in 0..CLOCK_CHAIN {
+        x = x.wrapping_mul(x);
+    }
+    x
 }
 
 /// Every SIMD kernel this CPU has, at 1 MiB, split and rebuild; and the split as it was

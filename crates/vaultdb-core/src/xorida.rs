@@ -216,7 +216,7 @@ impl Xorida {
                     combine(
                         self.kernel,
                         w,
-                        &coeffs,
+                        coeffs,
                         row,
                         n,
                         Base::Slice(&secret[start..end]),
