@@ -1,3 +1,6 @@
+// This file is long because it is one kernel: the key expansion, the keystream and the fused
+// split share the AES setup and the unsafe intrinsics, and its tests check all three against
+// the `aes` crate and the split's formula byte by byte.
 //! The fused split kernel (x86_64, AVX-512 with VAES, GFNI and VBMI): a K-of-N split step
 //! (K <= 5) that generates its random bytes, AES-256-CTR, in registers and writes the N
 //! shares from them in the same loop, so that the AES rounds of one iteration and the share
