@@ -11,7 +11,9 @@
 //! after idle gaps of 0-500 us (side by side) and 706 us after 1,000 and 2,000 us (one after
 //! the other). A C version that also printed each thread's CPU (not in the repository) saw
 //! the helper on the caller's core in 282 of 300 rounds after 1,000 us gaps. The get of the
-//! bench suite leaves its helper idle for about 500-800 us between gets.
+//! bench suite leaves its helper idle for about 500-800 us between gets, but keeping the
+//! helper awake between gets did not make them faster (docs/PERFORMANCE.md): this is a
+//! property of the machine worth knowing, not the explanation of the get's times.
 //!
 //! Run: `cargo run --release -p vaultdb-core --example wake_placement`.
 
