@@ -105,32 +105,52 @@ fn kernel_cases(
 /// `split_into` preallocated shares, in group `group`, for each threshold and each
 /// `(kernel, secret size)` of `cases`.
 fn split_group(c: &mut Criterion, group: &str, cases: &[(Kernel, usize)]) {
-    kernel_cases(c, group, cases, |g, t, x, s, id| {
-        let mut shares = vec![vec![0u8; s.len()]; t.n()];
-        let mut rng = CsRng::from_seed([1; 32]);
-        g.bench_function(id, |b| {
-            b.iter(|| {
-                let mut outs: Vec<&mut [u8]> = shares.iter_mut().map(Vec::as_mut_slice).collect();
-                x.split_into(t, black_box(s), &mut rng, &mut outs);
-            })
-        });
+    kernel_cases(c, group, cases, |g, t, x, s, id| bench_split_into(g, id, t, x, s));
+}
+
+/// One case of `split_into` the secret `s` into preallocated shares (`split_group` and the
+/// `floor` group).
+fn bench_split_into(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    id: BenchmarkId,
+    t: Threshold,
+    x: &Xorida,
+    s: &[u8],
+) {
+    let mut shares = vec![vec![0u8; s.len()]; t.n()];
+    let mut rng = CsRng::from_seed([1; 32]);
+    g.bench_function(id, |b| {
+        b.iter(|| {
+            let mut outs: Vec<&mut [u8]> = shares.iter_mut().map(Vec::as_mut_slice).collect();
+            x.split_into(t, black_box(s), &mut rng, &mut outs);
+        })
     });
 }
 
 /// `interpolate` into a preallocated buffer, in group `group`, for each threshold and each
 /// `(kernel, secret size)` of `cases` (the result is checked once before it is timed).
 fn rebuild_group(c: &mut Criterion, group: &str, cases: &[(Kernel, usize)]) {
-    kernel_cases(c, group, cases, |g, t, x, s, id| {
-        let shares = x.split(t, s, &mut CsRng::from_seed([2; 32]));
-        // A subset that is not the first K shares, so no weight is trivially 1.
-        let pts: Vec<SharePoint<'_>> = (0..t.k())
-            .map(|i| SharePoint { x: (t.n() - i) as u8, y: &shares[t.n() - 1 - i] })
-            .collect();
-        let mut out = vec![0u8; s.len()];
-        x.interpolate(&pts, 0, &mut out).unwrap();
-        assert_eq!(out, s);
-        g.bench_function(id, |b| b.iter(|| x.interpolate(black_box(&pts), 0, &mut out).unwrap()));
-    });
+    kernel_cases(c, group, cases, |g, t, x, s, id| bench_interpolate(g, id, t, x, s));
+}
+
+/// One case of `interpolate` from the last K shares of `s` into a preallocated buffer,
+/// checked once before it is timed (`rebuild_group` and the `floor` group).
+fn bench_interpolate(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    id: BenchmarkId,
+    t: Threshold,
+    x: &Xorida,
+    s: &[u8],
+) {
+    let shares = x.split(t, s, &mut CsRng::from_seed([2; 32]));
+    // A subset that is not the first K shares, so no weight is trivially 1.
+    let pts: Vec<SharePoint<'_>> = (0..t.k())
+        .map(|i| SharePoint { x: (t.n() - i) as u8, y: &shares[t.n() - 1 - i] })
+        .collect();
+    let mut out = vec![0u8; s.len()];
+    x.interpolate(&pts, 0, &mut out).unwrap();
+    assert_eq!(out, s);
+    g.bench_function(id, |b| b.iter(|| x.interpolate(black_box(&pts), 0, &mut out).unwrap()));
 }
 
 fn bench_split(c: &mut Criterion) {
@@ -241,14 +261,7 @@ fn bench_floors(c: &mut Criterion) {
                 })
             });
 
-            let mut rng = CsRng::from_seed([1; 32]);
-            g.bench_function(BenchmarkId::new(&case, "split"), |b| {
-                b.iter(|| {
-                    let mut outs: Vec<&mut [u8]> =
-                        shares.iter_mut().map(Vec::as_mut_slice).collect();
-                    x.split_into(t, black_box(&s), &mut rng, &mut outs);
-                })
-            });
+            bench_split_into(&mut g, BenchmarkId::new(&case, "split"), t, &x, &s);
 
             let ins: Vec<Vec<u8>> = (0..t.k()).map(|i| secret(size + i)[i..].to_vec()).collect();
             let terms: Vec<(u8, &[u8])> = ins.iter().map(|v| (1, v.as_slice())).collect();
@@ -257,16 +270,7 @@ fn bench_floors(c: &mut Criterion) {
                 b.iter(|| best.mul_sum(black_box(&terms), Base::Zero, &mut out))
             });
 
-            // As `rebuild_group`: a subset that is not the first K shares, checked once.
-            let shares = x.split(t, &s, &mut CsRng::from_seed([2; 32]));
-            let pts: Vec<SharePoint<'_>> = (0..t.k())
-                .map(|i| SharePoint { x: (t.n() - i) as u8, y: &shares[t.n() - 1 - i] })
-                .collect();
-            x.interpolate(&pts, 0, &mut out).unwrap();
-            assert_eq!(out, s);
-            g.bench_function(BenchmarkId::new(&case, "rebuild"), |b| {
-                b.iter(|| x.interpolate(black_box(&pts), 0, &mut out).unwrap())
-            });
+            bench_interpolate(&mut g, BenchmarkId::new(&case, "rebuild"), t, &x, &s);
         }
     }
     g.finish();

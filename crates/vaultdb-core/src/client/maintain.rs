@@ -379,8 +379,9 @@ impl VaultDb {
     /// While a re-share into this store is unfinished (a client opened with
     /// [`VaultDbBuilder::migrating_from`](super::VaultDbBuilder::migrating_from)), the old
     /// store's records are listed too: each page is then cut from [`VaultDb::list`] (the
-    /// union of both stores: a whole listing of each, made at most once a second for all pages), in this
-    /// store's name-tag order, so its cursors stay valid after the re-share is done.
+    /// union of both stores: a whole listing of each, made at most once a second for all
+    /// pages), in this store's name-tag order, so its cursors stay valid after the re-share
+    /// is done.
     #[tracing::instrument(name = "vaultdb.list_page", skip_all)]
     pub async fn list_page(&self, cursor: Option<&str>, limit: usize) -> Result<RecordPage> {
         self.admit(Access::Read).await?;
