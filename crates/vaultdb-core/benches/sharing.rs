@@ -16,6 +16,8 @@
 //! `split_kernels` and `rebuild_kernels` groups run every SIMD kernel this CPU has at 1 MiB,
 //! and `split_before` the split as it was before the GFNI kernels and the VAES generator
 //! (16 KiB steps, AES-NI `aes` 0.8 CTR over a zero-filled buffer, the AVX2 kernel).
+//! `handover` times SHA-256 over a megabyte another thread has just written, with and
+//! without that thread handing its lines to the shared cache (`gf256::demote`).
 //!
 //! Run: `cargo bench -p vaultdb-core --bench sharing` (about 6 minutes on 2 cores), or
 //! `cargo xtask bench`, which runs it with the other suites and writes the tables of
@@ -500,6 +502,54 @@ fn bench_record(c: &mut Criterion) {
     g.finish();
 }
 
+/// SHA-256 over 1 MiB just written: by this thread (`same`), by another thread (`other`),
+/// and by another thread that then handed its lines to the shared cache with
+/// `gf256::demote` (`demoted`). A large get hashes chunks the other thread rebuilt
+/// (docs/PERFORMANCE.md, "The get's hand-over"). Only the hash is timed. This thread spins
+/// while the other one writes, so the writer runs on another core.
+fn bench_handover(c: &mut Criterion) {
+    let src = secret(MIB);
+    let mut g = c.benchmark_group("handover");
+    configure(&mut g, MIB);
+    println!("handover: CLDEMOTE on this CPU: {}", vaultdb_core::gf256::demote(&[]));
+    for case in ["same", "other", "demoted"] {
+        let fill = |buf: &mut [u8], round: u64| {
+            buf.copy_from_slice(&src);
+            buf[..8].copy_from_slice(&round.to_le_bytes());
+            if case == "demoted" {
+                vaultdb_core::gf256::demote(buf);
+            }
+        };
+        g.bench_function(case, |b| {
+            b.iter_custom(|iters| {
+                let mut buf = vec![0u8; MIB];
+                let mut hashing = Duration::ZERO;
+                for round in 0..iters {
+                    if case == "same" {
+                        fill(&mut buf, round);
+                    } else {
+                        let done = std::sync::atomic::AtomicBool::new(false);
+                        std::thread::scope(|s| {
+                            s.spawn(|| {
+                                fill(&mut buf, round);
+                                done.store(true, std::sync::atomic::Ordering::Release);
+                            });
+                            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                                std::hint::spin_loop();
+                            }
+                        });
+                    }
+                    let start = std::time::Instant::now();
+                    black_box(<Sha256 as sha2::Digest>::digest(&buf));
+                    hashing += start.elapsed();
+                }
+                hashing
+            });
+        });
+    }
+    g.finish();
+}
+
 criterion::criterion_group!(
     benches,
     bench_split,
@@ -508,6 +558,7 @@ criterion::criterion_group!(
     bench_record,
     bench_floors,
     bench_kernels,
-    bench_peers
+    bench_peers,
+    bench_handover
 );
 criterion::criterion_main!(benches);

@@ -546,6 +546,13 @@ impl Shares {
     /// two-core VMs measured, longer than the whole rebuild of a megabyte). A get then
     /// costs about the HMAC pass rather than the CRCs, the rebuild and the HMAC pass one
     /// after the other.
+    ///
+    /// The second thread hands each chunk it rebuilds to the shared cache
+    /// ([`crate::gf256::demote`]) before this thread hashes it: hashing lines another core
+    /// has just written costs a fetch from that core per line, and on the Xeon measured a
+    /// 1 MiB get took 630-650 us with the hand-over against 710-735 us without it
+    /// (docs/PERFORMANCE.md, "The get's hand-over"). Rebuilding every chunk on this thread
+    /// instead measured no faster than without the hand-over.
     fn rebuild_and_open(
         &self,
         kind: Kind,
@@ -573,7 +580,12 @@ impl Shares {
         let (tx, rx) = std::sync::mpsc::channel();
         let beside = || {
             while let Some(chunk) = claim() {
-                if tx.send(rebuild(chunk)).is_err() {
+                let rebuilt = rebuild(chunk);
+                // Into the shared cache: the other thread hashes it next.
+                if let Ok((_, chunk)) = &rebuilt {
+                    crate::gf256::demote(chunk);
+                }
+                if tx.send(rebuilt).is_err() {
                     break;
                 }
             }

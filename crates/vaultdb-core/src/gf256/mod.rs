@@ -264,6 +264,14 @@ pub enum Base<'a> {
 /// and rebuild up to K = 4 write each output once.
 pub const MAX_TERMS: usize = 4;
 
+/// Hands the cache lines of `buf`, just written here, from this core's caches to the one
+/// the cores share (x86 `CLDEMOTE`), for another thread that reads them next
+/// (docs/PERFORMANCE.md, "The get's hand-over"). No byte changes. Returns whether the CPU
+/// has the instruction; without it this does nothing.
+pub fn demote(buf: &[u8]) -> bool {
+    simd::demote(buf)
+}
+
 // The SIMD kernels. Each ISA's file holds `#[target_feature] unsafe fn`s; `simd` below is the
 // only caller, and it checks the CPU before every call.
 #[cfg(target_arch = "x86_64")]
@@ -322,6 +330,15 @@ mod simd {
         pub(super) fn ssse3() -> bool {
             has!("ssse3")
         }
+        /// CLDEMOTE: CPUID leaf 7, ECX bit 25 (which the standard library does not detect).
+        pub(super) fn cldemote() -> bool {
+            static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+            !cfg!(miri)
+                && *HAS.get_or_init(|| {
+                    use core::arch::x86_64::{__cpuid, __cpuid_count};
+                    __cpuid(0).eax >= 7 && __cpuid_count(7, 0).ecx & (1 << 25) != 0
+                })
+        }
     }
 
     /// NEON is part of every standard aarch64 target, so it is a compile-time property here;
@@ -344,6 +361,17 @@ mod simd {
             Isa::Neon => HAS_NEON,
             _ => false,
         }
+    }
+
+    /// [`super::demote`].
+    pub(super) fn demote(buf: &[u8]) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if cpu::cldemote() {
+            x86::demote(buf);
+            return true;
+        }
+        let _ = buf;
+        false
     }
 
     /// [`super::Kernel::mul_sum`] for one group of 1 to [`super::MAX_TERMS`] terms, on `isa`

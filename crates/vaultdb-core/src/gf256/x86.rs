@@ -25,6 +25,9 @@
 //! library's CPUID check). Loads and stores are unaligned and stay inside the slices they
 //! come from. A tail shorter than one vector is done with masked loads and stores on AVX-512
 //! (masked-off bytes are not accessed) and on the portable kernel elsewhere.
+//!
+//! Beside the kernels, [`demote`] issues the `CLDEMOTE` cache hint over a buffer one thread
+//! hands to another (`gf256::demote`).
 
 use super::Base;
 
@@ -411,4 +414,45 @@ pub(super) mod ssse3 {
 
     portable_tail!();
     region_kernel!("ssse3");
+}
+
+/// `CLDEMOTE` on every cache line of `buf`: a hint that moves the lines from this core's
+/// private caches to the cache all cores share, so that another core reading them next
+/// does not have to fetch them from this one's. No byte changes. The caller checks that
+/// the CPU has the instruction (`gf256::simd::cpu::cldemote`).
+pub(super) fn demote(buf: &[u8]) {
+    let aligned = buf.as_ptr().align_offset(64).min(buf.len());
+    // The line holding byte 0, then every line that starts inside `buf`.
+    let starts = (aligned != 0).then_some(0).into_iter().chain((aligned..buf.len()).step_by(64));
+    for at in starts {
+        // SAFETY: CLDEMOTE is a hint. It writes no register, flag or memory the program can
+        // see and raises no exception but #UD for a LOCK prefix (Intel SDM vol. 2A,
+        // "CLDEMOTE"); its encoding, 0F 1C /0, is a hint NOP on processors without it. The
+        // address is that of a byte of `buf`.
+        unsafe {
+            core::arch::asm!(
+                "cldemote [{0}]",
+                in(reg) buf[at..].as_ptr(),
+                options(nostack, preserves_flags, readonly)
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn demote_changes_no_byte() {
+        let bytes: Vec<u8> =
+            (0..70_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        println!("CLDEMOTE executed: {}", crate::gf256::demote(&bytes));
+        // Lengths around a cache line, starts on and off a line boundary.
+        for len in [0, 1, 63, 64, 65, 127, 4096, 65_537] {
+            for start in [0, 1, 31, 63, 64] {
+                let buf = bytes.clone();
+                crate::gf256::demote(&buf[start..start + len]);
+                assert!(buf == bytes, "{len} bytes at {start}");
+            }
+        }
+    }
 }
