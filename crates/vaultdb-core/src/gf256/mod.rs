@@ -266,8 +266,9 @@ pub const MAX_TERMS: usize = 4;
 
 /// Hands the cache lines of `buf`, just written here, from this core's caches to the one
 /// the cores share (x86 `CLDEMOTE`), for another thread that reads them next
-/// (docs/PERFORMANCE.md, "The get's hand-over"). No byte changes. Returns whether the CPU
-/// has the instruction; without it this does nothing.
+/// (docs/PERFORMANCE.md, "The get's hand-over"). No byte changes, and the lines touched
+/// depend on where `buf` is, never on its bytes. Returns whether the CPU has the
+/// instruction; without it this does nothing.
 pub fn demote(buf: &[u8]) -> bool {
     simd::demote(buf)
 }
