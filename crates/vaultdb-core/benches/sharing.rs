@@ -132,17 +132,22 @@ fn bench_split_into(
 /// `interpolate` into a preallocated buffer, in group `group`, for each threshold and each
 /// `(kernel, secret size)` of `cases` (the result is checked once before it is timed).
 fn rebuild_group(c: &mut Criterion, group: &str, cases: &[(Kernel, usize)]) {
-    kernel_cases(c, group, cases, |g, t, x, s, id| bench_interpolate(g, id, t, x, s));
+    kernel_cases(c, group, cases, |g, t, x, s, id| bench_interpolate(g, id, t, x, s, None));
 }
 
 /// One case of `interpolate` from the last K shares of `s` into a preallocated buffer,
-/// checked once before it is timed (`rebuild_group` and the `floor` group).
+/// checked once before it is timed (`rebuild_group` and the `floor` group). With `floor`
+/// (the `floor` group), first the rebuild's floor on the same buffers: the K shares XOR-ed
+/// into the same output through `kernel`, every weight 1. The same buffers because where
+/// they lie matters: stores to the output 4 KiB apart (modulo) from loads of the inputs
+/// stall them (docs/PERFORMANCE.md, "Floors").
 fn bench_interpolate(
     g: &mut BenchmarkGroup<'_, WallTime>,
     id: BenchmarkId,
     t: Threshold,
     x: &Xorida,
     s: &[u8],
+    floor: Option<(BenchmarkId, Kernel)>,
 ) {
     let shares = x.split(t, s, &mut CsRng::from_seed([2; 32]));
     // A subset that is not the first K shares, so no weight is trivially 1.
@@ -152,6 +157,12 @@ fn bench_interpolate(
     let mut out = vec![0u8; s.len()];
     x.interpolate(&pts, 0, &mut out).unwrap();
     assert_eq!(out, s);
+    if let Some((xor_id, kernel)) = floor {
+        let terms: Vec<(u8, &[u8])> = pts.iter().map(|p| (1, p.y)).collect();
+        g.bench_function(xor_id, |b| {
+            b.iter(|| kernel.mul_sum(black_box(&terms), Base::Zero, &mut out))
+        });
+    }
     g.bench_function(id, |b| b.iter(|| x.interpolate(black_box(&pts), 0, &mut out).unwrap()));
 }
 
@@ -227,7 +238,8 @@ const FLOOR_SIZES: [usize; 2] = [64 * KIB, MIB];
 /// - `rng`: the generator alone for the split's (K-1)·L random bytes;
 /// - `copy`: the secret copied into N buffers (`copy_from_slice`);
 /// - `split`: the split on the best kernel, as in the `split` group;
-/// - `xor`: K buffers XOR-ed into one (the best kernel, every weight 1);
+/// - `xor`: K buffers XOR-ed into one (the best kernel, every weight 1): the very shares and
+///   output buffer the rebuild then uses;
 /// - `rebuild`: the rebuild on the best kernel, as in the `rebuild` group.
 ///
 /// Measured side by side because the clock of these machines moves by about 10% over
@@ -265,14 +277,15 @@ fn bench_floors(c: &mut Criterion) {
 
             bench_split_into(&mut g, BenchmarkId::new(&case, "split"), t, &x, &s);
 
-            let ins: Vec<Vec<u8>> = (0..t.k()).map(|i| secret(size + i)[i..].to_vec()).collect();
-            let terms: Vec<(u8, &[u8])> = ins.iter().map(|v| (1, v.as_slice())).collect();
-            let mut out = vec![0u8; size];
-            g.bench_function(BenchmarkId::new(&case, "xor"), |b| {
-                b.iter(|| best.mul_sum(black_box(&terms), Base::Zero, &mut out))
-            });
-
-            bench_interpolate(&mut g, BenchmarkId::new(&case, "rebuild"), t, &x, &s);
+            let xor = BenchmarkId::new(&case, "xor");
+            bench_interpolate(
+                &mut g,
+                BenchmarkId::new(&case, "rebuild"),
+                t,
+                &x,
+                &s,
+                Some((xor, best)),
+            );
         }
     }
     g.finish();

@@ -50,7 +50,8 @@ pub(super) fn render(results: &Value, caption: &str) -> (String, Vec<FloorVerdic
          the least work the operation must do). Split's floor is the larger of the \
          generator's time for its (K-1)·L random bytes and the time to read the secret and \
          write N buffers (N `copy_from_slice`); rebuild's is reading K buffers and writing \
-         one (their XOR, through the same kernel with every weight 1); put's and get's is \
+         one (the same K shares XOR-ed into the same output buffer, through the same kernel with \
+         every weight 1); put's and get's is \
          HMAC-SHA256 alone over the same 1 MiB in the same suite. Each split and rebuild is \
          measured in the seconds around its floors (criterion group `floor`), not minutes \
          away in its own group: the clock moves, and it moves the split (bound by the AES \
